@@ -1,0 +1,68 @@
+/* Shared glue for the Lua bindings: the tensor userdata, argument checks and errors.
+ * Bindings never do math: they check arguments, convert (1-based Lua indices to the
+ * runtime's 0-based ones), call runtime/, and push results. */
+#ifndef RECUR_BIND_H
+#define RECUR_BIND_H
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "../runtime/autograd.h"
+#include "../runtime/tensor.h"
+
+#define RECUR_TENSOR_MT "recur.Tensor"
+
+/* The userdata: one reference to a runtime tensor; NULL once closed. */
+typedef struct {
+  rc_tensor *t;
+} rb_tensor;
+
+/* Per-Lua-state data (stored in the registry): the runtime context. */
+rc_ctx *rb_ctx(lua_State *L);
+
+/* Pushes t as a new userdata; takes over the caller's reference. If t is NULL, raises the
+ * runtime's error message (so `return rb_push(L, rc_op(...))` is the usual idiom). */
+int rb_push(lua_State *L, rc_tensor *t);
+/* Raises ctx->err as a Lua error. */
+int rb_raise(lua_State *L);
+
+/* Argument checks; each raises "fn: argument #i ..." on failure. */
+rc_tensor *rb_check(lua_State *L, int idx);            /* a live tensor */
+rc_tensor *rb_test(lua_State *L, int idx);             /* tensor or NULL (no error) */
+int rb_is_tensor(lua_State *L, int idx);
+/* Tensor argument, or a number turned into a 0-d tensor (new ref in *owned). */
+rc_tensor *rb_check_tensor_or_number(lua_State *L, int idx, rc_tensor **owned);
+/* A Lua dimension (1-based, or negative from the end) checked against ndim; returns 0-based. */
+int rb_check_dim(lua_State *L, int idx, int ndim);
+int rb_opt_dim(lua_State *L, int idx, int ndim, int def);
+/* A size/index argument that must be an integer (floats with integral values allowed). */
+int64_t rb_check_int(lua_State *L, int idx);
+/* Reads a shape given either as varargs of integers starting at idx or as one table at idx.
+ * Returns ndim. */
+int rb_check_shape(lua_State *L, int idx, int64_t *size);
+/* Name of the running C function, for messages ("add", "matmul"). */
+const char *rb_fname(lua_State *L);
+
+/* Optional boolean field of a table at idx (or default). */
+int rb_opt_bool_field(lua_State *L, int idx, const char *k, int def);
+
+/* Registration: each bindings file exposes its methods (tensor:method) and functions
+ * (recur.fn); module.c installs every list. A name may appear in both. */
+void rb_register(lua_State *L, int methods_idx, int module_idx, const luaL_Reg *methods,
+                 const luaL_Reg *functions);
+
+/* Creates the per-state runtime context (idempotent). */
+void rb_state_init(lua_State *L);
+
+/* Every bindings file's entry point. */
+void rb_open_tensor(lua_State *L, int methods, int module);
+void rb_open_elementwise(lua_State *L, int methods, int module);
+void rb_open_view(lua_State *L, int methods, int module);
+void rb_open_reduce(lua_State *L, int methods, int module);
+void rb_open_linalg(lua_State *L, int methods, int module);
+void rb_open_index(lua_State *L, int methods, int module);
+void rb_open_autograd(lua_State *L, int methods, int module);
+void rb_open_random(lua_State *L, int methods, int module);
+void rb_open_system(lua_State *L, int methods, int module);
+
+#endif

@@ -1,0 +1,8 @@
+/* Lua bindings: elementwise ops (placeholder until implemented). */
+#include "bind.h"
+
+void rb_open_elementwise(lua_State *L, int methods, int module) {
+  (void)L;
+  (void)methods;
+  (void)module;
+}

@@ -1,0 +1,8 @@
+/* Lua bindings: system ops (placeholder until implemented). */
+#include "bind.h"
+
+void rb_open_system(lua_State *L, int methods, int module) {
+  (void)L;
+  (void)methods;
+  (void)module;
+}

@@ -1,0 +1,413 @@
+#include "autograd.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int rc_needs_grad(rc_ctx *c, rc_tensor *const *inputs, int n) {
+  if (!c->grad_enabled) return 0;
+  for (int i = 0; i < n; i++)
+    if (inputs[i] && rc_tensor_needs_grad(inputs[i])) return 1;
+  return 0;
+}
+
+static int accumulate_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin);
+
+/* The edge to whatever produced t: its grad_fn, or a leaf's AccumulateGrad node. */
+static int edge_of(rc_tensor *t, rc_edge *e) {
+  e->fn = NULL;
+  e->nr = 0;
+  if (!t) return 0;
+  if (t->grad_fn) {
+    e->fn = t->grad_fn;
+    e->nr = t->output_nr;
+  } else if (t->requires_grad) {
+    if (!t->accum) {
+      rc_node *a = calloc(1, sizeof *a);
+      if (!a) return rc_error(t->ctx, "out of memory recording autograd");
+      a->refcount = 1;
+      a->name = "AccumulateGrad";
+      a->ctx = t->ctx;
+      a->backward = accumulate_backward;
+      a->n_out = 1;
+      a->out_shape = calloc(1, sizeof(rc_shape));
+      if (!a->out_shape) {
+        free(a);
+        return rc_error(t->ctx, "out of memory recording autograd");
+      }
+      a->out_shape[0] = rc_shape_of(t);
+      a->leaf = t;
+      t->accum = a;
+    }
+    e->fn = t->accum;
+  } else {
+    return 0;
+  }
+  rc_node_retain(e->fn);
+  return 0;
+}
+
+rc_node *rc_node_new(rc_ctx *c, const char *name, rc_backward_fn bw, rc_tensor *const *inputs,
+                     int n_in, int n_out) {
+  rc_node *n = calloc(1, sizeof *n);
+  if (!n) return rc_error_null(c, "out of memory recording autograd");
+  n->refcount = 1;
+  n->name = name;
+  n->ctx = c;
+  n->backward = bw;
+  n->n_in = n_in;
+  n->n_out = n_out;
+  n->next = calloc((size_t)(n_in ? n_in : 1), sizeof(rc_edge));
+  n->in_shape = calloc((size_t)(n_in ? n_in : 1), sizeof(rc_shape));
+  n->out_shape = calloc((size_t)(n_out ? n_out : 1), sizeof(rc_shape));
+  if (!n->next || !n->in_shape || !n->out_shape) {
+    rc_node_release(n);
+    return rc_error_null(c, "out of memory recording autograd");
+  }
+  for (int i = 0; i < n_in; i++) {
+    if (!inputs[i]) continue;
+    n->in_shape[i] = rc_shape_of(inputs[i]);
+    if (edge_of(inputs[i], &n->next[i])) {
+      rc_node_release(n);
+      return NULL;
+    }
+  }
+  return n;
+}
+
+void rc_node_retain(rc_node *n) {
+  if (n) n->refcount++;
+}
+
+static void node_free_saved(rc_node *n) {
+  for (int k = 0; k < RC_NODE_SAVED; k++) {
+    rc_release(n->saved[k]);
+    n->saved[k] = NULL;
+  }
+  for (int k = 0; k < n->n_extra; k++) rc_release(n->extra[k]);
+  free(n->extra);
+  n->extra = NULL;
+  n->n_extra = 0;
+  if (n->ext_free && n->ext) n->ext_free(n->ext);
+  n->ext = NULL;
+}
+
+/* Releasing a long chain (an RNN unrolled over thousands of steps) must not recurse
+ * once per node: nodes whose count drops to zero go on an explicit worklist. */
+void rc_node_release(rc_node *n) {
+  rc_node *work = NULL; /* singly linked through gbuf (unused outside backward) */
+  if (!n || --n->refcount > 0) return;
+  n->gbuf = NULL;
+  work = n;
+  while (work) {
+    rc_node *cur = work;
+    work = (rc_node *)cur->gbuf;
+    node_free_saved(cur);
+    for (int i = 0; i < cur->n_in; i++) {
+      rc_node *p = cur->next[i].fn;
+      if (p && --p->refcount == 0) {
+        p->gbuf = (rc_tensor **)work;
+        work = p;
+      }
+    }
+    if (cur->leaf) cur->leaf->accum = NULL;
+    free(cur->next);
+    free(cur->in_shape);
+    free(cur->out_shape);
+    free(cur);
+  }
+}
+
+/* Saved tensors are plain aliases of the data (no history), so saving an op's own
+ * output does not make a reference cycle through grad_fn. */
+void rc_node_save(rc_node *n, int k, rc_tensor *t) {
+  rc_tensor *alias = rc_raw_view(t, t->ndim, t->size, t->stride, t->offset);
+  if (alias) alias->is_view = 0;
+  rc_release(n->saved[k]);
+  n->saved[k] = alias;
+  n->saved_version[k] = t->storage->version;
+  if (k >= n->n_saved) n->n_saved = k + 1;
+}
+
+rc_tensor *rc_node_saved(rc_node *n, int k) {
+  if (n->released || !n->saved[k])
+    return rc_error_null(n->ctx,
+                         "backward: %s was already run and its saved tensors freed; "
+                         "call backward with retain_graph = true to run it twice",
+                         n->name);
+  if (n->saved[k]->storage->version != n->saved_version[k])
+    return rc_error_null(n->ctx,
+                         "backward: a tensor that %s needs was modified by an in-place "
+                         "operation after it was used; clone() it before modifying",
+                         n->name);
+  return n->saved[k];
+}
+
+void rc_node_set_output(rc_node *n, int nr, rc_tensor *out) {
+  n->out_shape[nr] = rc_shape_of(out);
+  if (out->grad_fn) rc_node_release(out->grad_fn);
+  rc_node_retain(n);
+  out->grad_fn = n;
+  out->output_nr = nr;
+}
+
+rc_node *rc_record(rc_ctx *c, const char *name, rc_backward_fn bw, rc_tensor *const *inputs,
+                   int n_in, rc_tensor *out, int *err) {
+  *err = 0;
+  if (!rc_needs_grad(c, inputs, n_in)) return NULL;
+  rc_node *n = rc_node_new(c, name, bw, inputs, n_in, 1);
+  if (!n) {
+    *err = -1;
+    return NULL;
+  }
+  rc_node_set_output(n, 0, out);
+  rc_node_release(n); /* out owns it now */
+  return n;
+}
+
+static int accumulate_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
+  (void)gin;
+  rc_tensor *leaf = n->leaf;
+  if (!leaf) return 0;
+  if (!leaf->grad) {
+    leaf->grad = rc_copy_contiguous(gout[0]);
+    if (!leaf->grad) return -1;
+  } else {
+    rc_add_into(leaf->grad, gout[0]);
+    rc_bump_version(leaf->grad);
+  }
+  return 0;
+}
+
+rc_tensor *rc_sum_to_shape(rc_tensor *g, const rc_shape *s) {
+  rc_shape gs = rc_shape_of(g);
+  if (rc_shape_eq(&gs, s)) {
+    rc_retain(g);
+    return g;
+  }
+  rc_tensor *r = rc_zeros(g->ctx, s->ndim, s->size);
+  if (!r) return NULL;
+  rc_sum_into(r, g);
+  return r;
+}
+
+int rc_set_requires_grad(rc_tensor *t, int flag) {
+  if (t->grad_fn && !flag)
+    return rc_error(t->ctx, "requires_grad: a tensor computed from others always requires grad; "
+                            "use detach() to cut it from the graph");
+  if (!t->grad_fn) t->requires_grad = flag ? 1 : 0;
+  return 0;
+}
+
+void rc_zero_grad(rc_tensor *t) {
+  rc_release(t->grad);
+  t->grad = NULL;
+}
+
+rc_tensor *rc_detach(rc_tensor *t) {
+  rc_tensor *d = rc_raw_view(t, t->ndim, t->size, t->stride, t->offset);
+  if (d) d->is_view = 0;
+  return d;
+}
+
+int rc_check_inplace(rc_tensor *t, const char *fn) {
+  if (!t->ctx->grad_enabled) return 0;
+  if (t->requires_grad && !t->grad_fn)
+    return rc_error(t->ctx,
+                    "%s: in-place operation on a leaf tensor that requires grad; "
+                    "wrap it in recur.no_grad or use the out-of-place form",
+                    fn);
+  return 0;
+}
+
+/* ---- the engine ---- */
+
+typedef struct {
+  rc_node **v;
+  size_t n, cap;
+} node_vec;
+
+static int vec_push(node_vec *s, rc_node *n) {
+  if (s->n == s->cap) {
+    size_t cap = s->cap ? s->cap * 2 : 64;
+    rc_node **v = realloc(s->v, cap * sizeof *v);
+    if (!v) return -1;
+    s->v = v;
+    s->cap = cap;
+  }
+  s->v[s->n++] = n;
+  return 0;
+}
+
+static void cleanup(node_vec *all) {
+  for (size_t i = 0; i < all->n; i++) {
+    rc_node *n = all->v[i];
+    if (n->gbuf) {
+      for (int k = 0; k < n->n_out; k++) rc_release(n->gbuf[k]);
+      free(n->gbuf);
+      n->gbuf = NULL;
+    }
+    n->deps = 0;
+    n->visited = 0;
+  }
+}
+
+/* Adds g into node n's buffer for output nr (out of place: buffers may be shared). */
+static int buffer_add(rc_node *n, int nr, rc_tensor *g) {
+  rc_tensor *cur = n->gbuf[nr];
+  if (!cur) {
+    rc_retain(g);
+    n->gbuf[nr] = g;
+    return 0;
+  }
+  rc_tensor *sum = rc_copy_contiguous(cur);
+  if (!sum) return -1;
+  rc_add_into(sum, g);
+  rc_release(cur);
+  n->gbuf[nr] = sum;
+  return 0;
+}
+
+int rc_backward(rc_ctx *c, rc_tensor **roots, rc_tensor **grads, int n_roots, int retain) {
+  char sa[128], sb[128];
+  for (int r = 0; r < n_roots; r++) {
+    rc_tensor *t = roots[r];
+    if (!rc_tensor_needs_grad(t))
+      return rc_error(c, "backward: tensor %d does not require grad and has no history "
+                         "(call requires_grad(true) on the inputs first)",
+                      r + 1);
+    if (!grads[r] && rc_numel(t) != 1)
+      return rc_error(c,
+                      "backward: the root has shape %s; a gradient of that shape must be "
+                      "given for a non-scalar",
+                      rc_shape_str(t, sa, sizeof sa));
+    if (grads[r] && !rc_same_shape(grads[r], t))
+      return rc_error(c, "backward: gradient shape %s does not match the root's shape %s",
+                      rc_shape_str(grads[r], sa, sizeof sa), rc_shape_str(t, sb, sizeof sb));
+  }
+  node_vec all = {0}, stack = {0}, ready = {0};
+  int rc = -1;
+  int saved_grad_mode = c->grad_enabled;
+  c->grad_enabled = 0;
+  rc_tensor *one = NULL;
+  /* discover the graph and count, for each node, the edges that point at it */
+  for (int r = 0; r < n_roots; r++) {
+    rc_edge e;
+    if (edge_of(roots[r], &e)) goto done;
+    rc_node_release(e.fn); /* the tensor still holds it */
+    if (!e.fn->visited) {
+      e.fn->visited = 1;
+      if (vec_push(&all, e.fn) || vec_push(&stack, e.fn)) goto oom;
+    }
+  }
+  while (stack.n) {
+    rc_node *n = stack.v[--stack.n];
+    for (int i = 0; i < n->n_in; i++) {
+      rc_node *p = n->next[i].fn;
+      if (!p) continue;
+      p->deps++;
+      if (!p->visited) {
+        p->visited = 1;
+        if (vec_push(&all, p) || vec_push(&stack, p)) goto oom;
+      }
+    }
+  }
+  for (size_t i = 0; i < all.n; i++) {
+    rc_node *n = all.v[i];
+    n->gbuf = calloc((size_t)n->n_out, sizeof(rc_tensor *));
+    if (!n->gbuf) goto oom;
+  }
+  for (int r = 0; r < n_roots; r++) {
+    rc_node *fn = roots[r]->grad_fn ? roots[r]->grad_fn : roots[r]->accum;
+    int nr = roots[r]->grad_fn ? roots[r]->output_nr : 0;
+    rc_tensor *g = grads[r];
+    if (!g) {
+      one = rc_full(c, roots[r]->ndim, roots[r]->size, 1.0f);
+      if (!one) goto done;
+      g = one;
+    }
+    if (buffer_add(fn, nr, g)) goto oom;
+    rc_release(one);
+    one = NULL;
+  }
+  for (size_t i = 0; i < all.n; i++)
+    if (all.v[i]->deps == 0 && vec_push(&ready, all.v[i])) goto oom;
+
+  while (ready.n) {
+    rc_node *n = ready.v[--ready.n];
+    rc_tensor *gout_stack[4], *gin_stack[4];
+    rc_tensor **gout = n->n_out <= 4 ? gout_stack : calloc((size_t)n->n_out, sizeof *gout);
+    rc_tensor **gin = n->n_in <= 4 ? gin_stack : calloc((size_t)n->n_in, sizeof *gin);
+    if (!gout || !gin) {
+      if (gout != gout_stack) free(gout);
+      if (gin != gin_stack) free(gin);
+      goto oom;
+    }
+    int fail = 0;
+    for (int k = 0; k < n->n_out; k++) {
+      gout[k] = n->gbuf[k];
+      n->gbuf[k] = NULL;
+      if (!gout[k]) {
+        gout[k] = rc_zeros(c, n->out_shape[k].ndim, n->out_shape[k].size);
+        if (!gout[k]) fail = 1;
+      }
+    }
+    for (int k = 0; k < n->n_in; k++) gin[k] = NULL;
+    if (!fail && n->released && n->backward != accumulate_backward) {
+      rc_error(c, "backward: %s was already run and its saved tensors freed; call backward "
+                  "with retain_graph = true to run it twice",
+               n->name);
+      fail = 1;
+    }
+    if (!fail && n->backward(n, gout, gin)) fail = 1;
+    for (int k = 0; k < n->n_in && !fail; k++) {
+      rc_node *p = n->next[k].fn;
+      if (!p) continue;
+      if (gin[k]) {
+        rc_shape gs = rc_shape_of(gin[k]);
+        if (!rc_shape_eq(&gs, &n->in_shape[k])) {
+          rc_error(c, "backward: %s produced a gradient of shape %s for input %d of shape %s",
+                   n->name, rc_shape_str2(&gs, sa, sizeof sa), k + 1,
+                   rc_shape_str2(&n->in_shape[k], sb, sizeof sb));
+          fail = 1;
+          break;
+        }
+        if (buffer_add(p, n->next[k].nr, gin[k])) {
+          rc_error(c, "backward: out of memory");
+          fail = 1;
+          break;
+        }
+      }
+    }
+    if (!fail) {
+      for (int k = 0; k < n->n_in; k++) {
+        rc_node *p = n->next[k].fn;
+        if (p && --p->deps == 0 && vec_push(&ready, p)) fail = 1;
+      }
+    }
+    for (int k = 0; k < n->n_out; k++) rc_release(gout[k]);
+    for (int k = 0; k < n->n_in; k++) rc_release(gin[k]);
+    if (gout != gout_stack) free(gout);
+    if (gin != gin_stack) free(gin);
+    if (fail) goto done;
+  }
+  if (!retain)
+    for (size_t i = 0; i < all.n; i++) {
+      rc_node *n = all.v[i];
+      if (n->backward == accumulate_backward) continue;
+      node_free_saved(n);
+      n->released = 1;
+    }
+  rc = 0;
+  goto done;
+oom:
+  rc_error(c, "backward: out of memory");
+done:
+  rc_release(one);
+  cleanup(&all);
+  free(all.v);
+  free(stack.v);
+  free(ready.v);
+  c->grad_enabled = saved_grad_mode;
+  return rc;
+}

@@ -1,0 +1,100 @@
+/* Define-by-run automatic differentiation.
+ *
+ * Every differentiable op that runs with grad enabled and at least one input that needs
+ * grad records an rc_node. A node knows, for each input, the edge to the node that
+ * produced it (or the AccumulateGrad node of a leaf), the shapes of its inputs and
+ * outputs, and the tensors its backward needs (with their storage versions, so an
+ * in-place write between forward and backward is caught). rc_backward walks the graph
+ * once in reverse topological order; by default it then frees every saved tensor. */
+#ifndef RECUR_AUTOGRAD_H
+#define RECUR_AUTOGRAD_H
+
+#include "tensor.h"
+
+#define RC_NODE_SAVED 6
+#define RC_NODE_PARAMS 24
+
+typedef struct rc_edge {
+  rc_node *fn; /* NULL: this input needs no gradient */
+  int nr;      /* which output of fn */
+} rc_edge;
+
+/* gout[n_out]: gradient of each output (zeros where nothing flowed back).
+ * gin[n_in]: to fill, as new references, for every input whose edge has a fn
+ * (others may be left NULL). Shapes must equal in_shape[i]. Returns 0 or -1. */
+typedef int (*rc_backward_fn)(rc_node *n, rc_tensor **gout, rc_tensor **gin);
+
+struct rc_node {
+  int refcount;
+  const char *name; /* "MulBackward" */
+  rc_ctx *ctx;
+  rc_backward_fn backward;
+  int n_in, n_out;
+  rc_edge *next;      /* n_in */
+  rc_shape *in_shape; /* n_in */
+  rc_shape *out_shape; /* n_out */
+  rc_tensor *saved[RC_NODE_SAVED];
+  uint32_t saved_version[RC_NODE_SAVED];
+  int n_saved;
+  int released;       /* saved tensors freed by an earlier backward */
+  double d[4];        /* op parameters */
+  int64_t i[RC_NODE_PARAMS];
+  rc_tensor **extra;  /* for ops that save a variable number of tensors */
+  int n_extra;
+  /* For Lua-defined ops and other hosts: opaque state with a destructor. */
+  void *ext;
+  void (*ext_free)(void *ext);
+  /* AccumulateGrad: the leaf (weak pointer, cleared when the leaf dies). */
+  rc_tensor *leaf;
+  /* scratch for the engine */
+  rc_tensor **gbuf;
+  int deps;
+  int visited;
+};
+
+/* 1 when an op with these inputs must record a node. */
+int rc_needs_grad(rc_ctx *c, rc_tensor *const *inputs, int n);
+static inline int rc_tensor_needs_grad(const rc_tensor *t) {
+  return t->requires_grad || t->grad_fn != NULL;
+}
+
+/* Creates a node for inputs[0..n_in) producing n_out outputs (shapes filled later by
+ * rc_node_set_output). Returns NULL on allocation failure (message in ctx). */
+rc_node *rc_node_new(rc_ctx *c, const char *name, rc_backward_fn bw, rc_tensor *const *inputs,
+                     int n_in, int n_out);
+void rc_node_retain(rc_node *n);
+void rc_node_release(rc_node *n);
+/* Saves t (retained) in slot k with its current storage version. */
+void rc_node_save(rc_node *n, int k, rc_tensor *t);
+/* Saved tensor k, or NULL with an error if it was freed or modified in place. */
+rc_tensor *rc_node_saved(rc_node *n, int k);
+/* Makes out the output nr of n (out takes a reference to n) and records its shape. */
+void rc_node_set_output(rc_node *n, int nr, rc_tensor *out);
+
+/* Convenience for the common one-output case: if grad is needed, creates the node,
+ * sets out as its output 0 and returns it (borrowed; owned by out); else NULL.
+ * *err is set to -1 on allocation failure. */
+rc_node *rc_record(rc_ctx *c, const char *name, rc_backward_fn bw, rc_tensor *const *inputs,
+                   int n_in, rc_tensor *out, int *err);
+
+/* Runs backward from roots[k] with gradients grads[k] (NULL allowed only for a
+ * one-element root: gradient 1). retain: keep saved tensors for another backward. */
+int rc_backward(rc_ctx *c, rc_tensor **roots, rc_tensor **grads, int n_roots, int retain);
+
+/* Leaf helpers. */
+int rc_set_requires_grad(rc_tensor *t, int flag);
+void rc_zero_grad(rc_tensor *t); /* drops t->grad */
+/* A new tensor sharing storage with t but cut from its history. */
+rc_tensor *rc_detach(rc_tensor *t);
+
+/* Sums g over broadcast dimensions so that it has shape s (used by every binary op).
+ * Returns a new reference (g itself retained when the shapes already match). */
+rc_tensor *rc_sum_to_shape(rc_tensor *g, const rc_shape *s);
+
+/* Checks that an in-place write to t is allowed under autograd; -1 with message if not. */
+int rc_check_inplace(rc_tensor *t, const char *fn);
+/* After an in-place op on t computed its new value, records the node that makes t's
+ * history continue (t becomes output 0 of a node whose inputs are old-t and others).
+ * Not used by ops that forbid in-place under grad. */
+
+#endif

@@ -1,0 +1,66 @@
+#define _POSIX_C_SOURCE 200809L
+#include "context.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+rc_ctx *rc_ctx_new(void) {
+  rc_ctx *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->refcount = 1;
+  c->grad_enabled = 1;
+  rc_rng_seed(&c->rng, 0x5eed);
+  return c;
+}
+
+void rc_ctx_retain(rc_ctx *c) { c->refcount++; }
+
+void rc_ctx_release(rc_ctx *c) {
+  if (c && --c->refcount == 0) free(c);
+}
+
+int rc_error(rc_ctx *c, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(c->err, sizeof c->err, fmt, ap);
+  va_end(ap);
+  return -1;
+}
+
+void *rc_error_null(rc_ctx *c, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(c->err, sizeof c->err, fmt, ap);
+  va_end(ap);
+  return NULL;
+}
+
+void *rc_alloc_bytes(rc_ctx *c, size_t bytes) {
+  if (c->limit_bytes && bytes > c->limit_bytes - (c->live_bytes < c->limit_bytes
+                                                        ? c->live_bytes
+                                                        : c->limit_bytes)) {
+    rc_error(c, "memory limit exceeded (%zu bytes requested, %zu of %zu in use)", bytes,
+             c->live_bytes, c->limit_bytes);
+    return NULL;
+  }
+  size_t rounded = (bytes + 63) / 64 * 64;
+  if (rounded == 0) rounded = 64;
+  void *p = NULL;
+  if (posix_memalign(&p, 64, rounded) != 0 || !p) {
+    rc_error(c, "out of memory allocating %zu bytes", bytes);
+    return NULL;
+  }
+  c->live_bytes += bytes;
+  c->pending_bytes += bytes;
+  c->alloc_count++;
+  if (c->live_bytes > c->peak_bytes) c->peak_bytes = c->live_bytes;
+  return p;
+}
+
+void rc_free_bytes(rc_ctx *c, void *p, size_t bytes) {
+  if (!p) return;
+  free(p);
+  c->live_bytes -= bytes;
+}

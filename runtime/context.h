@@ -1,0 +1,40 @@
+/* The runtime context: everything that would otherwise be a C global.
+ * One context per Lua state (or per host runtime); two contexts never share anything. */
+#ifndef RECUR_CONTEXT_H
+#define RECUR_CONTEXT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rng.h"
+
+#define RC_ERR_MAX 1024
+
+typedef struct rc_ctx {
+  int refcount;            /* the owner holds one; every live storage holds one */
+  size_t live_bytes;       /* tensor storage now allocated */
+  size_t peak_bytes;       /* high-water mark of live_bytes */
+  size_t limit_bytes;      /* 0 = unlimited; else allocations past it fail */
+  size_t pending_bytes;    /* allocated since the owner last told its collector */
+  uint64_t alloc_count;    /* storages allocated, ever */
+  int grad_enabled;        /* 0 inside no_grad */
+  int check_numerics;      /* 1: NaN/Inf in backward's root is an error */
+  rc_rng rng;
+  char err[RC_ERR_MAX];    /* message of the last failure */
+} rc_ctx;
+
+rc_ctx *rc_ctx_new(void);
+void rc_ctx_retain(rc_ctx *c);
+void rc_ctx_release(rc_ctx *c);
+
+/* Records a formatted error message in c->err; always returns -1 so callers can
+ * write `return rc_error(c, ...)`. */
+int rc_error(rc_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Same, for functions that return a pointer. */
+void *rc_error_null(rc_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Aligned, accounted allocation for tensor storage (64-byte alignment). */
+void *rc_alloc_bytes(rc_ctx *c, size_t bytes);
+void rc_free_bytes(rc_ctx *c, void *p, size_t bytes);
+
+#endif

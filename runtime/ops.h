@@ -1,0 +1,109 @@
+/* Differentiable tensor operations. Each returns a new reference (or NULL with a message in
+ * ctx->err naming the op, the argument and the shapes), records an autograd node when grad is
+ * enabled and an input needs grad, and validates everything before it allocates.
+ * Dimensions and indices are 0-based here; negative dims count from the end. */
+#ifndef RECUR_OPS_H
+#define RECUR_OPS_H
+
+#include "autograd.h"
+#include "tensor.h"
+
+/* ---- elementwise (ops_elementwise.c) ---- */
+typedef enum {
+  RC_ADD, RC_SUB, RC_MUL, RC_DIV, RC_POW, RC_MAXIMUM, RC_MINIMUM,
+  RC_EQ, RC_NE, RC_LT, RC_LE, RC_GT, RC_GE, /* comparisons: 0/1 results, no gradient */
+  RC_BINOP_COUNT
+} rc_binop;
+
+typedef enum {
+  RC_NEG, RC_EXP, RC_LOG, RC_SQRT, RC_ABS, RC_TANH, RC_SIGMOID, RC_RELU, RC_SIGN, RC_FLOOR,
+  RC_ROUND, RC_CEIL, RC_SIN, RC_COS, RC_RSQRT, RC_RECIPROCAL, RC_SQUARE, RC_LOG1P, RC_EXPM1,
+  RC_SOFTPLUS, RC_UNOP_COUNT
+} rc_unop;
+
+extern const char *const rc_binop_name[RC_BINOP_COUNT];
+extern const char *const rc_unop_name[RC_UNOP_COUNT];
+
+/* NumPy broadcasting between a and b. */
+rc_tensor *rc_binary(rc_binop op, rc_tensor *a, rc_tensor *b);
+/* a op s (or s op a when scalar_first). */
+rc_tensor *rc_binary_scalar(rc_binop op, rc_tensor *a, float s, int scalar_first);
+rc_tensor *rc_unary(rc_unop op, rc_tensor *a);
+rc_tensor *rc_clamp(rc_tensor *a, float lo, float hi); /* NAN bound = none */
+rc_tensor *rc_where(rc_tensor *cond, rc_tensor *a, rc_tensor *b);
+rc_tensor *rc_leaky_relu(rc_tensor *a, float slope);
+
+/* In place (a is modified, version bumped; grad rules in rc_check_inplace).
+ * b is broadcast to a's shape. Returns 0 or -1. */
+int rc_binary_(rc_binop op, rc_tensor *a, rc_tensor *b);
+int rc_binary_scalar_(rc_binop op, rc_tensor *a, float s);
+int rc_unary_(rc_unop op, rc_tensor *a);
+int rc_clamp_(rc_tensor *a, float lo, float hi);
+int rc_fill_(rc_tensor *a, float v);
+int rc_copy_(rc_tensor *dst, rc_tensor *src); /* src broadcast to dst */
+/* a += alpha * b (the optimizer workhorse) */
+int rc_axpy_(rc_tensor *a, float alpha, rc_tensor *b);
+
+/* ---- views and shape (ops_view.c): O(1), share storage ---- */
+rc_tensor *rc_view(rc_tensor *a, int ndim, const int64_t *size);    /* -1 infers one size */
+rc_tensor *rc_reshape(rc_tensor *a, int ndim, const int64_t *size); /* copies if it must */
+rc_tensor *rc_transpose(rc_tensor *a, int d0, int d1);
+rc_tensor *rc_permute(rc_tensor *a, const int *perm);
+rc_tensor *rc_narrow(rc_tensor *a, int dim, int64_t start, int64_t length);
+rc_tensor *rc_select(rc_tensor *a, int dim, int64_t index);
+rc_tensor *rc_expand(rc_tensor *a, int ndim, const int64_t *size); /* -1 keeps a size */
+rc_tensor *rc_squeeze(rc_tensor *a, int dim);                      /* dim -100: all */
+rc_tensor *rc_unsqueeze(rc_tensor *a, int dim);
+rc_tensor *rc_contiguous(rc_tensor *a); /* a itself (retained) when already contiguous */
+rc_tensor *rc_clone(rc_tensor *a);      /* always a copy, differentiable */
+rc_tensor *rc_flatten(rc_tensor *a, int start, int end);
+
+/* ---- reductions (ops_reduce.c) ---- */
+typedef enum { RC_SUM, RC_MEAN, RC_MAX, RC_MIN, RC_PROD, RC_REDOP_COUNT } rc_redop;
+/* dim < 0 after wrapping means "over all elements" (pass RC_ALL). */
+#define RC_ALL (-1000)
+rc_tensor *rc_reduce(rc_redop op, rc_tensor *a, int dim, int keepdim);
+/* max/min along dim with 0-based argument indices (as float values) */
+int rc_max_dim(rc_tensor *a, int dim, int keepdim, int is_min, rc_tensor **values,
+               rc_tensor **indices);
+rc_tensor *rc_argmax(rc_tensor *a, int dim, int keepdim, int is_min); /* RC_ALL: flat index */
+rc_tensor *rc_var(rc_tensor *a, int dim, int keepdim, int unbiased);
+rc_tensor *rc_std(rc_tensor *a, int dim, int keepdim, int unbiased);
+rc_tensor *rc_logsumexp(rc_tensor *a, int dim, int keepdim);
+rc_tensor *rc_norm(rc_tensor *a, float p, int dim, int keepdim);
+rc_tensor *rc_softmax(rc_tensor *a, int dim);
+rc_tensor *rc_log_softmax(rc_tensor *a, int dim);
+rc_tensor *rc_cumsum(rc_tensor *a, int dim);
+
+/* ---- linear algebra (ops_linalg.c) ---- */
+/* 1-D, 2-D and batched 3-D (with broadcasting of a 2-D operand), through cblas_sgemm with
+ * strided views mapped onto BLAS transposes. */
+rc_tensor *rc_matmul(rc_tensor *a, rc_tensor *b);
+/* out = beta*out + alpha*op(a) op(b) for 2-D tensors, no autograd, no allocation. */
+int rc_gemm_into(rc_tensor *out, rc_tensor *a, int ta, rc_tensor *b, int tb, float alpha,
+                 float beta);
+rc_tensor *rc_outer(rc_tensor *a, rc_tensor *b);
+rc_tensor *rc_dot(rc_tensor *a, rc_tensor *b);
+
+/* ---- joining, splitting, indexing (ops_index.c). Indices are float tensors holding
+ * 0-based integer values (the bindings convert from/to 1-based). ---- */
+rc_tensor *rc_cat(rc_tensor *const *ts, int n, int dim);
+rc_tensor *rc_stack(rc_tensor *const *ts, int n, int dim);
+/* split into pieces of `size` along dim (last may be smaller); *out is malloc'ed */
+int rc_split(rc_tensor *a, int64_t size, int dim, rc_tensor ***out, int *n);
+int rc_chunk(rc_tensor *a, int chunks, int dim, rc_tensor ***out, int *n);
+rc_tensor *rc_gather(rc_tensor *a, int dim, rc_tensor *index);
+rc_tensor *rc_index_select(rc_tensor *a, int dim, rc_tensor *index);
+rc_tensor *rc_scatter_add(rc_tensor *a, int dim, rc_tensor *index, rc_tensor *src);
+rc_tensor *rc_masked_fill(rc_tensor *a, rc_tensor *mask, float v);
+rc_tensor *rc_one_hot(rc_tensor *index, int64_t classes);
+
+/* ---- random (ops_random.c): draw from ctx->rng ---- */
+rc_tensor *rc_rand(rc_ctx *c, int ndim, const int64_t *size, float lo, float hi);
+rc_tensor *rc_randn(rc_ctx *c, int ndim, const int64_t *size, float mean, float std);
+rc_tensor *rc_truncated_normal(rc_ctx *c, int ndim, const int64_t *size, float mean, float std);
+rc_tensor *rc_bernoulli(rc_tensor *p);                    /* p in [0,1], same shape */
+rc_tensor *rc_multinomial(rc_tensor *probs, int64_t n, int replacement); /* 0-based */
+rc_tensor *rc_randperm(rc_ctx *c, int64_t n);                            /* 0-based */
+
+#endif

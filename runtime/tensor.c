@@ -1,0 +1,308 @@
+#include "tensor.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "autograd.h"
+
+static rc_storage *storage_new(rc_ctx *c, int64_t n) {
+  rc_storage *s = malloc(sizeof *s);
+  if (!s) return rc_error_null(c, "out of memory allocating a storage header");
+  size_t bytes = (size_t)n * sizeof(float);
+  s->data = rc_alloc_bytes(c, bytes);
+  if (!s->data) {
+    free(s);
+    return NULL;
+  }
+  s->n = n;
+  s->refcount = 1;
+  s->version = 0;
+  s->ctx = c;
+  rc_ctx_retain(c);
+  return s;
+}
+
+static void storage_release(rc_storage *s) {
+  if (!s || --s->refcount > 0) return;
+  rc_ctx *c = s->ctx;
+  rc_free_bytes(c, s->data, (size_t)s->n * sizeof(float));
+  free(s);
+  rc_ctx_release(c);
+}
+
+int64_t rc_numel(const rc_tensor *t) {
+  int64_t n = 1;
+  for (int i = 0; i < t->ndim; i++) n *= t->size[i];
+  return n;
+}
+
+int rc_check_shape(rc_ctx *c, const char *fn, int ndim, const int64_t *size) {
+  if (ndim < 0 || ndim > RC_MAX_DIM)
+    return rc_error(c, "%s: %d dimensions requested, at most %d are supported", fn, ndim,
+                    RC_MAX_DIM);
+  int64_t n = 1;
+  for (int i = 0; i < ndim; i++) {
+    if (size[i] < 0)
+      return rc_error(c, "%s: size %lld of dimension %d is negative", fn, (long long)size[i],
+                      i + 1);
+    if (size[i] > RC_MAX_NUMEL || (size[i] > 0 && n > RC_MAX_NUMEL / size[i]))
+      return rc_error(c, "%s: shape is too large (more than 2^40 elements)", fn);
+    n *= size[i];
+  }
+  return 0;
+}
+
+static rc_tensor *tensor_wrap(rc_ctx *c, rc_storage *s, int ndim, const int64_t *size) {
+  rc_tensor *t = calloc(1, sizeof *t);
+  if (!t) return rc_error_null(c, "out of memory allocating a tensor header");
+  t->refcount = 1;
+  t->ndim = ndim;
+  t->storage = s;
+  t->ctx = c;
+  int64_t st = 1;
+  for (int i = ndim - 1; i >= 0; i--) {
+    t->size[i] = size[i];
+    t->stride[i] = st;
+    st *= size[i];
+  }
+  return t;
+}
+
+rc_tensor *rc_empty(rc_ctx *c, int ndim, const int64_t *size) {
+  if (rc_check_shape(c, "empty", ndim, size)) return NULL;
+  int64_t n = 1;
+  for (int i = 0; i < ndim; i++) n *= size[i];
+  rc_storage *s = storage_new(c, n);
+  if (!s) return NULL;
+  rc_tensor *t = tensor_wrap(c, s, ndim, size);
+  if (!t) storage_release(s);
+  return t;
+}
+
+rc_tensor *rc_zeros(rc_ctx *c, int ndim, const int64_t *size) {
+  rc_tensor *t = rc_empty(c, ndim, size);
+  if (t) memset(t->storage->data, 0, (size_t)t->storage->n * sizeof(float));
+  return t;
+}
+
+rc_tensor *rc_full(rc_ctx *c, int ndim, const int64_t *size, float v) {
+  rc_tensor *t = rc_empty(c, ndim, size);
+  if (!t) return NULL;
+  float *d = t->storage->data;
+  for (int64_t i = 0; i < t->storage->n; i++) d[i] = v;
+  return t;
+}
+
+rc_tensor *rc_empty_like(rc_tensor *t) { return rc_empty(t->ctx, t->ndim, t->size); }
+rc_tensor *rc_zeros_like(rc_tensor *t) { return rc_zeros(t->ctx, t->ndim, t->size); }
+rc_tensor *rc_scalar(rc_ctx *c, float v) { return rc_full(c, 0, NULL, v); }
+
+rc_tensor *rc_from_data(rc_ctx *c, int ndim, const int64_t *size, const float *data) {
+  rc_tensor *t = rc_empty(c, ndim, size);
+  if (t && t->storage->n) memcpy(t->storage->data, data, (size_t)t->storage->n * sizeof(float));
+  return t;
+}
+
+void rc_retain(rc_tensor *t) {
+  if (t) t->refcount++;
+}
+
+void rc_release(rc_tensor *t) {
+  if (!t || --t->refcount > 0) return;
+  if (t->accum) {
+    t->accum->leaf = NULL;
+    rc_node_release(t->accum);
+  }
+  if (t->grad_fn) rc_node_release(t->grad_fn);
+  rc_release(t->grad);
+  storage_release(t->storage);
+  free(t);
+}
+
+int rc_is_contiguous(const rc_tensor *t) {
+  int64_t st = 1;
+  for (int i = t->ndim - 1; i >= 0; i--) {
+    if (t->size[i] != 1 && t->stride[i] != st) return 0;
+    st *= t->size[i];
+  }
+  return 1;
+}
+
+int rc_same_shape(const rc_tensor *a, const rc_tensor *b) {
+  if (a->ndim != b->ndim) return 0;
+  for (int i = 0; i < a->ndim; i++)
+    if (a->size[i] != b->size[i]) return 0;
+  return 1;
+}
+
+rc_shape rc_shape_of(const rc_tensor *t) {
+  rc_shape s;
+  memset(&s, 0, sizeof s);
+  s.ndim = t->ndim;
+  for (int i = 0; i < t->ndim; i++) s.size[i] = t->size[i];
+  return s;
+}
+
+int rc_shape_eq(const rc_shape *a, const rc_shape *b) {
+  if (a->ndim != b->ndim) return 0;
+  for (int i = 0; i < a->ndim; i++)
+    if (a->size[i] != b->size[i]) return 0;
+  return 1;
+}
+
+char *rc_shape_str2(const rc_shape *s, char *buf, size_t len) {
+  size_t k = 0;
+  k += (size_t)snprintf(buf + k, len - k, "[");
+  for (int i = 0; i < s->ndim && k < len; i++)
+    k += (size_t)snprintf(buf + k, len - k, i ? ", %lld" : "%lld", (long long)s->size[i]);
+  if (k < len) snprintf(buf + k, len - k, "]");
+  return buf;
+}
+
+char *rc_shape_str(const rc_tensor *t, char *buf, size_t len) {
+  rc_shape s = rc_shape_of(t);
+  return rc_shape_str2(&s, buf, len);
+}
+
+int rc_broadcast_shape(rc_ctx *c, const char *fn, const rc_shape *a, const rc_shape *b,
+                       rc_shape *out) {
+  int n = a->ndim > b->ndim ? a->ndim : b->ndim;
+  rc_shape r;
+  memset(&r, 0, sizeof r);
+  r.ndim = n;
+  for (int i = 0; i < n; i++) {
+    int ia = a->ndim - n + i, ib = b->ndim - n + i;
+    int64_t sa = ia >= 0 ? a->size[ia] : 1, sb = ib >= 0 ? b->size[ib] : 1;
+    if (sa != sb && sa != 1 && sb != 1) {
+      char s1[128], s2[128];
+      return rc_error(c, "%s: shapes %s and %s cannot be broadcast (dimension %d: %lld vs %lld)",
+                      fn, rc_shape_str2(a, s1, sizeof s1), rc_shape_str2(b, s2, sizeof s2),
+                      i + 1, (long long)sa, (long long)sb);
+    }
+    r.size[i] = sa == 1 ? sb : sa;
+  }
+  *out = r;
+  return 0;
+}
+
+int rc_wrap_dim(rc_ctx *c, const char *fn, int64_t dim, int ndim, int *out) {
+  int64_t d = dim < 0 ? dim + ndim : dim;
+  if (d < 0 || d >= (ndim ? ndim : 1))
+    return rc_error(c, "%s: dimension %lld is out of range for a tensor with %d dimensions", fn,
+                    (long long)(dim < 0 ? dim : dim + 1), ndim);
+  *out = (int)d;
+  return 0;
+}
+
+float *rc_ptr(const rc_tensor *t, const int64_t *idx) {
+  int64_t off = t->offset;
+  for (int i = 0; i < t->ndim; i++) off += idx[i] * t->stride[i];
+  return t->storage->data + off;
+}
+
+/* The one strided two-operand loop: walks `shape`, with a at strides ast and b at
+ * strides bst (0 on broadcast dims); mode 0: a = b, mode 1: a += b. */
+static void pair_loop(int n, const int64_t *shape, float *ad, int64_t aoff, const int64_t *ast,
+                      const float *bd, int64_t boff, const int64_t *bst, int mode) {
+  int64_t numel = 1;
+  for (int i = 0; i < n; i++) numel *= shape[i];
+  if (numel == 0) return;
+  int64_t idx[RC_MAX_DIM] = {0};
+  int64_t inner = n ? shape[n - 1] : 1;
+  int64_t astep = n ? ast[n - 1] : 0, bstep = n ? bst[n - 1] : 0;
+  for (int64_t done = 0; done < numel; done += inner) {
+    float *ap = ad + aoff;
+    const float *bp = bd + boff;
+    if (mode == 0)
+      for (int64_t k = 0; k < inner; k++) ap[k * astep] = bp[k * bstep];
+    else
+      for (int64_t k = 0; k < inner; k++) ap[k * astep] += bp[k * bstep];
+    for (int d = n - 2; d >= 0; d--) {
+      idx[d]++;
+      aoff += ast[d];
+      boff += bst[d];
+      if (idx[d] < shape[d]) break;
+      aoff -= ast[d] * shape[d];
+      boff -= bst[d] * shape[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+/* Strides of t seen as a tensor of `n` dims (t aligned right), 0 where t broadcasts. */
+static void broadcast_strides(const rc_tensor *t, int n, const int64_t *shape, int64_t *out) {
+  for (int i = 0; i < n; i++) {
+    int it = t->ndim - n + i;
+    out[i] = (it >= 0 && t->size[it] == shape[i]) ? t->stride[it] : 0;
+  }
+}
+
+int rc_copy_into(rc_tensor *dst, rc_tensor *src) {
+  int64_t numel = rc_numel(dst);
+  if (numel == 0) return 0;
+  if (rc_is_contiguous(dst) && rc_is_contiguous(src) && rc_same_shape(dst, src)) {
+    memmove(rc_data(dst), rc_data(src), (size_t)numel * sizeof(float));
+    return 0;
+  }
+  int64_t sst[RC_MAX_DIM];
+  broadcast_strides(src, dst->ndim, dst->size, sst);
+  pair_loop(dst->ndim, dst->size, dst->storage->data, dst->offset, dst->stride,
+            src->storage->data, src->offset, sst, 0);
+  return 0;
+}
+
+void rc_add_into(rc_tensor *dst, rc_tensor *src) {
+  int64_t sst[RC_MAX_DIM];
+  broadcast_strides(src, dst->ndim, dst->size, sst);
+  pair_loop(dst->ndim, dst->size, dst->storage->data, dst->offset, dst->stride,
+            src->storage->data, src->offset, sst, 1);
+}
+
+void rc_sum_into(rc_tensor *dst, rc_tensor *src) {
+  int64_t dst_st[RC_MAX_DIM];
+  broadcast_strides(dst, src->ndim, src->size, dst_st);
+  pair_loop(src->ndim, src->size, dst->storage->data, dst->offset, dst_st, src->storage->data,
+            src->offset, src->stride, 1);
+}
+
+rc_tensor *rc_copy_contiguous(rc_tensor *t) {
+  rc_tensor *r = rc_empty(t->ctx, t->ndim, t->size);
+  if (!r) return NULL;
+  rc_copy_into(r, t);
+  return r;
+}
+
+void rc_read_floats(const rc_tensor *t, float *out) {
+  int64_t numel = rc_numel(t);
+  if (rc_is_contiguous(t)) {
+    memcpy(out, rc_data(t), (size_t)numel * sizeof(float));
+    return;
+  }
+  int64_t idx[RC_MAX_DIM] = {0};
+  for (int64_t k = 0; k < numel; k++) {
+    out[k] = *rc_ptr(t, idx);
+    for (int d = t->ndim - 1; d >= 0; d--) {
+      if (++idx[d] < t->size[d]) break;
+      idx[d] = 0;
+    }
+  }
+}
+
+rc_tensor *rc_raw_view(rc_tensor *t, int ndim, const int64_t *size, const int64_t *stride,
+                       int64_t offset) {
+  rc_tensor *v = calloc(1, sizeof *v);
+  if (!v) return rc_error_null(t->ctx, "out of memory allocating a tensor header");
+  v->refcount = 1;
+  v->ndim = ndim;
+  for (int i = 0; i < ndim; i++) {
+    v->size[i] = size[i];
+    v->stride[i] = stride[i];
+  }
+  v->offset = offset;
+  v->storage = t->storage;
+  t->storage->refcount++;
+  v->ctx = t->ctx;
+  v->is_view = 1;
+  return v;
+}
