@@ -1,8 +1,230 @@
-/* Lua bindings: elementwise ops (placeholder until implemented). */
+/* Lua bindings: elementwise math, operators, comparisons, where, in-place forms. */
+#include <math.h>
+
+#include "../runtime/ops.h"
 #include "bind.h"
 
-void rb_open_elementwise(lua_State *L, int methods, int module) {
-  (void)L;
-  (void)methods;
-  (void)module;
+/* a op b where either side may be a number; at least one is a tensor. */
+static int binary(lua_State *L, rc_binop op) {
+  int ta = rb_is_tensor(L, 1), tb = rb_is_tensor(L, 2);
+  if (ta && tb) return rb_push(L, rc_binary(op, rb_check(L, 1), rb_check(L, 2)));
+  if (ta && lua_type(L, 2) == LUA_TNUMBER)
+    return rb_push(L, rc_binary_scalar(op, rb_check(L, 1), (float)lua_tonumber(L, 2), 0));
+  if (tb && lua_type(L, 1) == LUA_TNUMBER)
+    return rb_push(L, rc_binary_scalar(op, rb_check(L, 2), (float)lua_tonumber(L, 1), 1));
+  return luaL_error(L, "%s: operands must be tensors or numbers, got %s and %s",
+                    rc_binop_name[op], luaL_typename(L, 1), luaL_typename(L, 2));
+}
+
+#define BIN(NAME, OP)                                                                         \
+  static int NAME(lua_State *L) { return binary(L, OP); }
+BIN(b_add, RC_ADD)
+BIN(b_sub, RC_SUB)
+BIN(b_mul, RC_MUL)
+BIN(b_div, RC_DIV)
+BIN(b_pow, RC_POW)
+BIN(b_maximum, RC_MAXIMUM)
+BIN(b_minimum, RC_MINIMUM)
+BIN(b_eq, RC_EQ)
+BIN(b_ne, RC_NE)
+BIN(b_lt, RC_LT)
+BIN(b_le, RC_LE)
+BIN(b_gt, RC_GT)
+BIN(b_ge, RC_GE)
+
+/* t:add(b, alpha) = t + alpha * b, like torch.add */
+static int m_add(lua_State *L) {
+  if (!lua_isnoneornil(L, 3)) {
+    rc_tensor *a = rb_check(L, 1);
+    float alpha = (float)luaL_checknumber(L, 3);
+    rc_tensor *owned;
+    rc_tensor *b = rb_check_tensor_or_number(L, 2, &owned);
+    rc_tensor *sb = rc_binary_scalar(RC_MUL, b, alpha, 0);
+    rc_release(owned);
+    if (!sb) return rb_raise(L);
+    rc_tensor *r = rc_binary(RC_ADD, a, sb);
+    rc_release(sb);
+    return rb_push(L, r);
+  }
+  return binary(L, RC_ADD);
+}
+
+static int u_unm(lua_State *L) { return rb_push(L, rc_unary(RC_NEG, rb_check(L, 1))); }
+
+static int unary(lua_State *L, rc_unop op) {
+  if (!rb_is_tensor(L, 1))
+    return luaL_error(L, "%s: argument #1 must be a tensor, got %s", rc_unop_name[op],
+                      luaL_typename(L, 1));
+  return rb_push(L, rc_unary(op, rb_check(L, 1)));
+}
+static int unary_(lua_State *L, rc_unop op) {
+  if (rc_unary_(op, rb_check(L, 1))) return rb_raise(L);
+  lua_settop(L, 1);
+  return 1;
+}
+
+#define UN(NAME, OP)                                                                          \
+  static int u_##NAME(lua_State *L) { return unary(L, OP); }                                   \
+  static int u_##NAME##_(lua_State *L) { return unary_(L, OP); }
+UN(neg, RC_NEG)
+UN(exp, RC_EXP)
+UN(log, RC_LOG)
+UN(sqrt, RC_SQRT)
+UN(abs, RC_ABS)
+UN(tanh, RC_TANH)
+UN(sigmoid, RC_SIGMOID)
+UN(relu, RC_RELU)
+UN(sign, RC_SIGN)
+UN(floor, RC_FLOOR)
+UN(round, RC_ROUND)
+UN(ceil, RC_CEIL)
+UN(sin, RC_SIN)
+UN(cos, RC_COS)
+UN(rsqrt, RC_RSQRT)
+UN(reciprocal, RC_RECIPROCAL)
+UN(square, RC_SQUARE)
+UN(log1p, RC_LOG1P)
+UN(expm1, RC_EXPM1)
+UN(softplus, RC_SOFTPLUS)
+
+/* clamp(t, min, max): either bound may be nil; also {min=, max=} */
+static void clamp_bounds(lua_State *L, float *lo, float *hi) {
+  *lo = NAN;
+  *hi = NAN;
+  if (lua_istable(L, 2)) {
+    lua_getfield(L, 2, "min");
+    if (!lua_isnil(L, -1)) *lo = (float)luaL_checknumber(L, -1);
+    lua_getfield(L, 2, "max");
+    if (!lua_isnil(L, -1)) *hi = (float)luaL_checknumber(L, -1);
+    lua_pop(L, 2);
+    return;
+  }
+  if (!lua_isnoneornil(L, 2)) *lo = (float)luaL_checknumber(L, 2);
+  if (!lua_isnoneornil(L, 3)) *hi = (float)luaL_checknumber(L, 3);
+  if (isnan(*lo) && isnan(*hi) && (lua_type(L, 2) == LUA_TNUMBER || lua_type(L, 3) == LUA_TNUMBER))
+    luaL_error(L, "clamp: bounds must not be NaN");
+}
+
+static int m_clamp(lua_State *L) {
+  rc_tensor *t = rb_check(L, 1);
+  float lo, hi;
+  clamp_bounds(L, &lo, &hi);
+  return rb_push(L, rc_clamp(t, lo, hi));
+}
+
+static int m_clamp_(lua_State *L) {
+  rc_tensor *t = rb_check(L, 1);
+  float lo, hi;
+  clamp_bounds(L, &lo, &hi);
+  if (rc_clamp_(t, lo, hi)) return rb_raise(L);
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* recur.where(cond, a, b): a and b may be numbers */
+static int f_where(lua_State *L) {
+  rc_tensor *cond = rb_check(L, 1);
+  rc_tensor *oa, *ob;
+  rc_tensor *a = rb_check_tensor_or_number(L, 2, &oa);
+  rc_tensor *b = rb_check_tensor_or_number(L, 3, &ob);
+  rc_tensor *r = rc_where(cond, a, b);
+  rc_release(oa);
+  rc_release(ob);
+  return rb_push(L, r);
+}
+
+static int inplace_binary(lua_State *L, rc_binop op) {
+  rc_tensor *a = rb_check(L, 1);
+  int rc;
+  if (lua_type(L, 2) == LUA_TNUMBER) {
+    rc = rc_binary_scalar_(op, a, (float)lua_tonumber(L, 2));
+  } else {
+    rc_tensor *b = rb_check(L, 2);
+    rc = rc_binary_(op, a, b);
+  }
+  if (rc) return rb_raise(L);
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* t:add_(b) or t:add_(b, alpha) (t += alpha * b) */
+static int m_add_(lua_State *L) {
+  if (!lua_isnoneornil(L, 3)) {
+    rc_tensor *a = rb_check(L, 1);
+    rc_tensor *b = rb_check(L, 2);
+    if (rc_axpy_(a, (float)luaL_checknumber(L, 3), b)) return rb_raise(L);
+    lua_settop(L, 1);
+    return 1;
+  }
+  return inplace_binary(L, RC_ADD);
+}
+static int m_sub_(lua_State *L) { return inplace_binary(L, RC_SUB); }
+static int m_mul_(lua_State *L) { return inplace_binary(L, RC_MUL); }
+static int m_div_(lua_State *L) { return inplace_binary(L, RC_DIV); }
+static int m_pow_(lua_State *L) { return inplace_binary(L, RC_POW); }
+
+static int m_fill_(lua_State *L) {
+  rc_tensor *t = rb_check(L, 1);
+  if (rc_fill_(t, (float)luaL_checknumber(L, 2))) return rb_raise(L);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int m_zero_(lua_State *L) {
+  if (rc_fill_(rb_check(L, 1), 0.0f)) return rb_raise(L);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int m_copy_(lua_State *L) {
+  rc_tensor *t = rb_check(L, 1);
+  rc_tensor *owned;
+  rc_tensor *s = rb_check_tensor_or_number(L, 2, &owned);
+  int rc = rc_copy_(t, s);
+  rc_release(owned);
+  if (rc) return rb_raise(L);
+  lua_settop(L, 1);
+  return 1;
+}
+
+#define U(NAME) {#NAME, u_##NAME}, {#NAME "_", u_##NAME##_}
+static const luaL_Reg methods[] = {
+    {"add", m_add},        {"sub", b_sub},         {"mul", b_mul},
+    {"div", b_div},        {"pow", b_pow},         {"maximum", b_maximum},
+    {"minimum", b_minimum}, {"eq", b_eq},          {"ne", b_ne},
+    {"lt", b_lt},          {"le", b_le},           {"gt", b_gt},
+    {"ge", b_ge},          U(neg),                 U(exp),
+    U(log),                U(sqrt),                U(abs),
+    U(tanh),               U(sigmoid),             U(relu),
+    U(sign),               U(floor),               U(round),
+    U(ceil),               U(sin),                 U(cos),
+    U(rsqrt),              U(reciprocal),          U(square),
+    U(log1p),              U(expm1),               U(softplus),
+    {"clamp", m_clamp},    {"clamp_", m_clamp_},   {"add_", m_add_},
+    {"sub_", m_sub_},      {"mul_", m_mul_},       {"div_", m_div_},
+    {"pow_", m_pow_},      {"fill_", m_fill_},     {"zero_", m_zero_},
+    {"copy_", m_copy_},    {NULL, NULL}};
+
+static const luaL_Reg functions[] = {
+    {"add", m_add},        {"sub", b_sub},         {"mul", b_mul},
+    {"div", b_div},        {"pow", b_pow},         {"maximum", b_maximum},
+    {"minimum", b_minimum}, {"eq", b_eq},          {"ne", b_ne},
+    {"lt", b_lt},          {"le", b_le},           {"gt", b_gt},
+    {"ge", b_ge},          {"neg", u_neg},         {"exp", u_exp},
+    {"log", u_log},        {"sqrt", u_sqrt},       {"abs", u_abs},
+    {"tanh", u_tanh},      {"sigmoid", u_sigmoid}, {"relu", u_relu},
+    {"sign", u_sign},      {"floor", u_floor},     {"round", u_round},
+    {"ceil", u_ceil},      {"sin", u_sin},         {"cos", u_cos},
+    {"rsqrt", u_rsqrt},    {"reciprocal", u_reciprocal}, {"square", u_square},
+    {"log1p", u_log1p},    {"expm1", u_expm1},     {"softplus", u_softplus},
+    {"clamp", m_clamp},    {"where", f_where},     {NULL, NULL}};
+
+void rb_open_elementwise(lua_State *L, int methods_idx, int module_idx) {
+  rb_register(L, methods_idx, module_idx, methods, functions);
+  luaL_getmetatable(L, RECUR_TENSOR_MT);
+  static const luaL_Reg meta[] = {{"__add", b_add}, {"__sub", b_sub}, {"__mul", b_mul},
+                                  {"__div", b_div}, {"__pow", b_pow}, {"__unm", u_unm},
+                                  {NULL, NULL}};
+  luaL_setfuncs(L, meta, 0);
+  lua_pop(L, 1);
 }

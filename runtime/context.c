@@ -18,7 +18,10 @@ rc_ctx *rc_ctx_new(void) {
 void rc_ctx_retain(rc_ctx *c) { c->refcount++; }
 
 void rc_ctx_release(rc_ctx *c) {
-  if (c && --c->refcount == 0) free(c);
+  if (c && --c->refcount == 0) {
+    free(c->deferred);
+    free(c);
+  }
 }
 
 int rc_error(rc_ctx *c, const char *fmt, ...) {
@@ -63,4 +66,16 @@ void rc_free_bytes(rc_ctx *c, void *p, size_t bytes) {
   if (!p) return;
   free(p);
   c->live_bytes -= bytes;
+}
+
+int rc_defer_release(rc_ctx *c, int handle) {
+  if (c->n_deferred == c->cap_deferred) {
+    size_t cap = c->cap_deferred ? c->cap_deferred * 2 : 16;
+    int *d = realloc(c->deferred, cap * sizeof *d);
+    if (!d) return -1;
+    c->deferred = d;
+    c->cap_deferred = cap;
+  }
+  c->deferred[c->n_deferred++] = handle;
+  return 0;
 }

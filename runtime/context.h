@@ -21,6 +21,13 @@ typedef struct rc_ctx {
   int check_numerics;      /* 1: NaN/Inf in backward's root is an error */
   rc_rng rng;
   char err[RC_ERR_MAX];    /* message of the last failure */
+  /* Set by a host language before it runs backward, so that ops defined in that language
+   * can reach their interpreter (the Lua bindings store the calling lua_State). */
+  void *host;
+  /* Host handles that autograd let go of and the host must release when it next can
+   * (the Lua bindings: registry references of Lua-defined ops). */
+  int *deferred;
+  size_t n_deferred, cap_deferred;
 } rc_ctx;
 
 rc_ctx *rc_ctx_new(void);
@@ -32,6 +39,9 @@ void rc_ctx_release(rc_ctx *c);
 int rc_error(rc_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Same, for functions that return a pointer. */
 void *rc_error_null(rc_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Queues a host handle for release (see deferred); -1 on allocation failure. */
+int rc_defer_release(rc_ctx *c, int handle);
 
 /* Aligned, accounted allocation for tensor storage (64-byte alignment). */
 void *rc_alloc_bytes(rc_ctx *c, size_t bytes);

@@ -31,7 +31,6 @@ rc_tensor *rc_binary_scalar(rc_binop op, rc_tensor *a, float s, int scalar_first
 rc_tensor *rc_unary(rc_unop op, rc_tensor *a);
 rc_tensor *rc_clamp(rc_tensor *a, float lo, float hi); /* NAN bound = none */
 rc_tensor *rc_where(rc_tensor *cond, rc_tensor *a, rc_tensor *b);
-rc_tensor *rc_leaky_relu(rc_tensor *a, float slope);
 
 /* In place (a is modified, version bumped; grad rules in rc_check_inplace).
  * b is broadcast to a's shape. Returns 0 or -1. */

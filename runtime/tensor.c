@@ -231,7 +231,7 @@ static void pair_loop(int n, const int64_t *shape, float *ad, int64_t aoff, cons
 }
 
 /* Strides of t seen as a tensor of `n` dims (t aligned right), 0 where t broadcasts. */
-static void broadcast_strides(const rc_tensor *t, int n, const int64_t *shape, int64_t *out) {
+void rc_broadcast_strides(const rc_tensor *t, int n, const int64_t *shape, int64_t *out) {
   for (int i = 0; i < n; i++) {
     int it = t->ndim - n + i;
     out[i] = (it >= 0 && t->size[it] == shape[i]) ? t->stride[it] : 0;
@@ -246,7 +246,7 @@ int rc_copy_into(rc_tensor *dst, rc_tensor *src) {
     return 0;
   }
   int64_t sst[RC_MAX_DIM];
-  broadcast_strides(src, dst->ndim, dst->size, sst);
+  rc_broadcast_strides(src, dst->ndim, dst->size, sst);
   pair_loop(dst->ndim, dst->size, dst->storage->data, dst->offset, dst->stride,
             src->storage->data, src->offset, sst, 0);
   return 0;
@@ -254,14 +254,14 @@ int rc_copy_into(rc_tensor *dst, rc_tensor *src) {
 
 void rc_add_into(rc_tensor *dst, rc_tensor *src) {
   int64_t sst[RC_MAX_DIM];
-  broadcast_strides(src, dst->ndim, dst->size, sst);
+  rc_broadcast_strides(src, dst->ndim, dst->size, sst);
   pair_loop(dst->ndim, dst->size, dst->storage->data, dst->offset, dst->stride,
             src->storage->data, src->offset, sst, 1);
 }
 
 void rc_sum_into(rc_tensor *dst, rc_tensor *src) {
   int64_t dst_st[RC_MAX_DIM];
-  broadcast_strides(dst, src->ndim, src->size, dst_st);
+  rc_broadcast_strides(dst, src->ndim, src->size, dst_st);
   pair_loop(src->ndim, src->size, dst->storage->data, dst->offset, dst_st, src->storage->data,
             src->offset, src->stride, 1);
 }
@@ -305,4 +305,12 @@ rc_tensor *rc_raw_view(rc_tensor *t, int ndim, const int64_t *size, const int64_
   v->ctx = t->ctx;
   v->is_view = 1;
   return v;
+}
+
+rc_tensor *rc_raw_contiguous(rc_tensor *t) {
+  if (rc_is_contiguous(t)) {
+    rc_retain(t);
+    return t;
+  }
+  return rc_copy_contiguous(t);
 }

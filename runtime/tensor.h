@@ -75,6 +75,12 @@ int rc_broadcast_shape(rc_ctx *c, const char *fn, const rc_shape *a, const rc_sh
 /* Normalizes a 0-based dim that may be negative (-1 = last); -1 on error. */
 int rc_wrap_dim(rc_ctx *c, const char *fn, int64_t dim, int ndim, int *out);
 
+/* Strides of t seen with `n` dims of sizes `shape` (t aligned right), 0 where t is
+ * broadcast. */
+void rc_broadcast_strides(const rc_tensor *t, int n, const int64_t *shape, int64_t *out);
+/* A contiguous version of t without autograd: t retained if already contiguous. */
+rc_tensor *rc_raw_contiguous(rc_tensor *t);
+
 /* Element pointer for a 0-based multi-index. */
 float *rc_ptr(const rc_tensor *t, const int64_t *idx);
 static inline float *rc_data(const rc_tensor *t) { return t->storage->data + t->offset; }

@@ -1,4 +1,19 @@
 -- The Lua half of recur: runs once when the module loads, with the C module table.
+-- Everything here is 1-based, like Lua: dimensions, indices and positions.
 local recur = ...
+
 recur._VERSION = "recur 0.1.0"
+
+-- recur.Function support: the ctx object handed to forward and backward.
+local ctx_methods = {}
+function ctx_methods:save_for_backward(...)
+  self.saved_tensors = table.pack(...)
+end
+recur._function_ctx_mt = { __index = ctx_methods }
+function recur._function_call(apply)
+  return function(_, ...) return apply(...) end
+end
+
+recur.gradcheck = require("recur.gradcheck")
+
 return recur

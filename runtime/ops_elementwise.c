@@ -1,0 +1,662 @@
+/* Elementwise ops with NumPy broadcasting, their backward passes, and in-place forms. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops.h"
+
+const char *const rc_binop_name[RC_BINOP_COUNT] = {
+    "add", "sub", "mul", "div", "pow", "maximum", "minimum",
+    "eq",  "ne",  "lt",  "le",  "gt",  "ge"};
+const char *const rc_unop_name[RC_UNOP_COUNT] = {
+    "neg",  "exp",   "log",   "sqrt", "abs", "tanh",  "sigmoid",    "relu",   "sign",  "floor",
+    "round", "ceil", "sin",   "cos",  "rsqrt", "reciprocal", "square", "log1p", "expm1",
+    "softplus"};
+
+static inline float sigmoidf(float x) {
+  return x >= 0 ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x));
+}
+
+static inline float binop_apply(rc_binop op, float x, float y) {
+  switch (op) {
+  case RC_ADD: return x + y;
+  case RC_SUB: return x - y;
+  case RC_MUL: return x * y;
+  case RC_DIV: return x / y;
+  case RC_POW: return powf(x, y);
+  case RC_MAXIMUM: return (x >= y || isnan(x)) ? x : y;
+  case RC_MINIMUM: return (x <= y || isnan(x)) ? x : y;
+  case RC_EQ: return x == y;
+  case RC_NE: return x != y;
+  case RC_LT: return x < y;
+  case RC_LE: return x <= y;
+  case RC_GT: return x > y;
+  case RC_GE: return x >= y;
+  default: return 0;
+  }
+}
+
+static inline float unop_apply(rc_unop op, float x) {
+  switch (op) {
+  case RC_NEG: return -x;
+  case RC_EXP: return expf(x);
+  case RC_LOG: return logf(x);
+  case RC_SQRT: return sqrtf(x);
+  case RC_ABS: return fabsf(x);
+  case RC_TANH: return tanhf(x);
+  case RC_SIGMOID: return sigmoidf(x);
+  case RC_RELU: return x > 0 ? x : 0.0f;
+  case RC_SIGN: return (float)((x > 0) - (x < 0));
+  case RC_FLOOR: return floorf(x);
+  case RC_ROUND: return nearbyintf(x); /* half to even, as PyTorch */
+  case RC_CEIL: return ceilf(x);
+  case RC_SIN: return sinf(x);
+  case RC_COS: return cosf(x);
+  case RC_RSQRT: return 1.0f / sqrtf(x);
+  case RC_RECIPROCAL: return 1.0f / x;
+  case RC_SQUARE: return x * x;
+  case RC_LOG1P: return log1pf(x);
+  case RC_EXPM1: return expm1f(x);
+  case RC_SOFTPLUS: return x > 20.0f ? x : log1pf(expf(x));
+  default: return 0;
+  }
+}
+
+/* The loops. out has the result shape; a and b are read through broadcast strides.
+ * out may alias a (in-place ops): each element is read before it is written. */
+#define SPECIALIZE_BIN(OPC, EXPR)                                                             \
+  case OPC:                                                                                   \
+    for (int64_t k = 0; k < n; k++) {                                                         \
+      float x = ap[k * as], y = bp[k * bs];                                                   \
+      op_[k * os] = (EXPR);                                                                   \
+    }                                                                                         \
+    break;
+
+static void bin_row(rc_binop op, float *op_, int64_t os, const float *ap, int64_t as,
+                    const float *bp, int64_t bs, int64_t n) {
+  switch (op) {
+    SPECIALIZE_BIN(RC_ADD, x + y)
+    SPECIALIZE_BIN(RC_SUB, x - y)
+    SPECIALIZE_BIN(RC_MUL, x * y)
+    SPECIALIZE_BIN(RC_DIV, x / y)
+  default:
+    for (int64_t k = 0; k < n; k++) op_[k * os] = binop_apply(op, ap[k * as], bp[k * bs]);
+  }
+}
+
+static void bin_kernel(rc_binop op, rc_tensor *out, rc_tensor *a, rc_tensor *b) {
+  int n = out->ndim;
+  int64_t numel = rc_numel(out);
+  if (numel == 0) return;
+  float *od = out->storage->data;
+  const float *ad = a->storage->data, *bd = b->storage->data;
+  if (rc_is_contiguous(out) && rc_is_contiguous(a) && rc_same_shape(a, out)) {
+    if (rc_is_contiguous(b) && rc_same_shape(b, out)) {
+      bin_row(op, od + out->offset, 1, ad + a->offset, 1, bd + b->offset, 1, numel);
+      return;
+    }
+    if (rc_numel(b) == 1) {
+      bin_row(op, od + out->offset, 1, ad + a->offset, 1, bd + b->offset, 0, numel);
+      return;
+    }
+  }
+  int64_t ast[RC_MAX_DIM], bst[RC_MAX_DIM];
+  rc_broadcast_strides(a, n, out->size, ast);
+  rc_broadcast_strides(b, n, out->size, bst);
+  int64_t idx[RC_MAX_DIM] = {0};
+  int64_t inner = n ? out->size[n - 1] : 1;
+  int64_t oo = out->offset, ao = a->offset, bo = b->offset;
+  for (int64_t done = 0; done < numel; done += inner) {
+    bin_row(op, od + oo, n ? out->stride[n - 1] : 1, ad + ao, n ? ast[n - 1] : 0, bd + bo,
+            n ? bst[n - 1] : 0, inner);
+    for (int d = n - 2; d >= 0; d--) {
+      idx[d]++;
+      oo += out->stride[d];
+      ao += ast[d];
+      bo += bst[d];
+      if (idx[d] < out->size[d]) break;
+      oo -= out->stride[d] * out->size[d];
+      ao -= ast[d] * out->size[d];
+      bo -= bst[d] * out->size[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+static void un_kernel(rc_unop op, rc_tensor *out, rc_tensor *a) {
+  int64_t numel = rc_numel(out);
+  if (numel == 0) return;
+  if (rc_is_contiguous(out) && rc_is_contiguous(a)) {
+    float *o = rc_data(out);
+    const float *x = rc_data(a);
+    switch (op) {
+    case RC_NEG:
+      for (int64_t k = 0; k < numel; k++) o[k] = -x[k];
+      break;
+    case RC_TANH:
+      for (int64_t k = 0; k < numel; k++) o[k] = tanhf(x[k]);
+      break;
+    case RC_SIGMOID:
+      for (int64_t k = 0; k < numel; k++) o[k] = sigmoidf(x[k]);
+      break;
+    case RC_RELU:
+      for (int64_t k = 0; k < numel; k++) o[k] = x[k] > 0 ? x[k] : 0.0f;
+      break;
+    default:
+      for (int64_t k = 0; k < numel; k++) o[k] = unop_apply(op, x[k]);
+    }
+    return;
+  }
+  int64_t idx[RC_MAX_DIM] = {0};
+  for (int64_t k = 0; k < numel; k++) {
+    *rc_ptr(out, idx) = unop_apply(op, *rc_ptr(a, idx));
+    for (int d = out->ndim - 1; d >= 0; d--) {
+      if (++idx[d] < out->size[d]) break;
+      idx[d] = 0;
+    }
+  }
+}
+
+/* ---- backward ---- */
+
+static int binary_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
+  rc_binop op = (rc_binop)n->i[0];
+  rc_tensor *g = gout[0];
+  rc_tensor *ga = NULL, *gb = NULL; /* full-shape gradients, reduced below */
+  int need_a = n->next[0].fn != NULL, need_b = n->next[1].fn != NULL;
+  rc_tensor *a = NULL, *b = NULL, *out = NULL;
+  if (op != RC_ADD && op != RC_SUB) {
+    a = rc_node_saved(n, 0);
+    b = rc_node_saved(n, 1);
+    if (!a || !b) return -1;
+  }
+  switch (op) {
+  case RC_ADD:
+    if (need_a) { ga = g; rc_retain(g); }
+    if (need_b) { gb = g; rc_retain(g); }
+    break;
+  case RC_SUB:
+    if (need_a) { ga = g; rc_retain(g); }
+    if (need_b) gb = rc_unary(RC_NEG, g);
+    break;
+  case RC_MUL:
+    if (need_a) ga = rc_binary(RC_MUL, g, b);
+    if (need_b) gb = rc_binary(RC_MUL, g, a);
+    break;
+  case RC_DIV:
+    if (need_a) ga = rc_binary(RC_DIV, g, b);
+    if (need_b) { /* -g * a / b^2 */
+      rc_tensor *t1 = rc_binary(RC_MUL, g, a);
+      rc_tensor *b2 = rc_binary(RC_MUL, b, b);
+      rc_tensor *t2 = t1 && b2 ? rc_binary(RC_DIV, t1, b2) : NULL;
+      gb = t2 ? rc_unary(RC_NEG, t2) : NULL;
+      rc_release(t1); rc_release(b2); rc_release(t2);
+    }
+    break;
+  case RC_POW:
+    out = rc_node_saved(n, 2);
+    if (!out) return -1;
+    if (need_a) { /* g * b * a^(b-1) */
+      rc_tensor *bm1 = rc_binary_scalar(RC_SUB, b, 1.0f, 0);
+      rc_tensor *p = bm1 ? rc_binary(RC_POW, a, bm1) : NULL;
+      rc_tensor *t = p ? rc_binary(RC_MUL, p, b) : NULL;
+      ga = t ? rc_binary(RC_MUL, g, t) : NULL;
+      rc_release(bm1); rc_release(p); rc_release(t);
+    }
+    if (need_b) { /* g * out * log(a) */
+      rc_tensor *la = rc_unary(RC_LOG, a);
+      rc_tensor *t = la ? rc_binary(RC_MUL, out, la) : NULL;
+      gb = t ? rc_binary(RC_MUL, g, t) : NULL;
+      rc_release(la); rc_release(t);
+    }
+    break;
+  case RC_MAXIMUM:
+  case RC_MINIMUM: {
+    rc_tensor *mask = rc_binary(op == RC_MAXIMUM ? RC_GE : RC_LE, a, b);
+    if (!mask) return -1;
+    if (need_a) ga = rc_binary(RC_MUL, g, mask);
+    if (need_b) {
+      rc_tensor *inv = rc_binary_scalar(RC_SUB, mask, 1.0f, 1);
+      gb = inv ? rc_binary(RC_MUL, g, inv) : NULL;
+      rc_release(inv);
+    }
+    rc_release(mask);
+    break;
+  }
+  default:
+    break;
+  }
+  int rc = 0;
+  if (need_a) {
+    if (!ga) rc = -1;
+    else gin[0] = rc_sum_to_shape(ga, &n->in_shape[0]);
+    if (ga && !gin[0]) rc = -1;
+  }
+  if (need_b) {
+    if (!gb) rc = -1;
+    else gin[1] = rc_sum_to_shape(gb, &n->in_shape[1]);
+    if (gb && !gin[1]) rc = -1;
+  }
+  rc_release(ga);
+  rc_release(gb);
+  return rc;
+}
+
+rc_tensor *rc_binary(rc_binop op, rc_tensor *a, rc_tensor *b) {
+  rc_ctx *c = a->ctx;
+  if ((unsigned)op >= RC_BINOP_COUNT) return rc_error_null(c, "binary: unknown op %d", (int)op);
+  rc_shape sa = rc_shape_of(a), sb = rc_shape_of(b), so;
+  if (rc_broadcast_shape(c, rc_binop_name[op], &sa, &sb, &so)) return NULL;
+  rc_tensor *out = rc_empty(c, so.ndim, so.size);
+  if (!out) return NULL;
+  bin_kernel(op, out, a, b);
+  if (op >= RC_EQ) return out; /* comparisons are not differentiable */
+  rc_tensor *ins[2] = {a, b};
+  int err;
+  rc_node *n = rc_record(c, "BinaryBackward", binary_backward, ins, 2, out, &err);
+  if (err) {
+    rc_release(out);
+    return NULL;
+  }
+  if (n) {
+    static const char *names[] = {"AddBackward", "SubBackward", "MulBackward", "DivBackward",
+                                  "PowBackward", "MaximumBackward", "MinimumBackward"};
+    n->name = names[op];
+    n->i[0] = op;
+    if (op != RC_ADD && op != RC_SUB) {
+      rc_node_save(n, 0, a);
+      rc_node_save(n, 1, b);
+    }
+    if (op == RC_POW) rc_node_save(n, 2, out);
+  }
+  return out;
+}
+
+rc_tensor *rc_binary_scalar(rc_binop op, rc_tensor *a, float s, int scalar_first) {
+  rc_tensor *st = rc_scalar(a->ctx, s);
+  if (!st) return NULL;
+  rc_tensor *r = scalar_first ? rc_binary(op, st, a) : rc_binary(op, a, st);
+  rc_release(st);
+  return r;
+}
+
+/* g * f'(x) in one pass; x is the input, y the output. */
+static rc_tensor *unary_grad(rc_unop op, rc_tensor *g, rc_tensor *x, rc_tensor *y) {
+  rc_tensor *gc = rc_raw_contiguous(g);
+  rc_tensor *xc = x ? rc_raw_contiguous(x) : NULL;
+  rc_tensor *yc = y ? rc_raw_contiguous(y) : NULL;
+  rc_tensor *r = gc ? rc_empty_like(gc) : NULL;
+  if (!r || (x && !xc) || (y && !yc)) {
+    rc_release(gc); rc_release(xc); rc_release(yc); rc_release(r);
+    return NULL;
+  }
+  int64_t n = rc_numel(r);
+  float *o = rc_data(r);
+  const float *gp = rc_data(gc), *xp = xc ? rc_data(xc) : NULL, *yp = yc ? rc_data(yc) : NULL;
+  for (int64_t k = 0; k < n; k++) {
+    float d;
+    switch (op) {
+    case RC_NEG: d = -1.0f; break;
+    case RC_EXP: d = yp[k]; break;
+    case RC_LOG: d = 1.0f / xp[k]; break;
+    case RC_SQRT: d = 0.5f / yp[k]; break;
+    case RC_ABS: d = (float)((xp[k] > 0) - (xp[k] < 0)); break;
+    case RC_TANH: d = 1.0f - yp[k] * yp[k]; break;
+    case RC_SIGMOID: d = yp[k] * (1.0f - yp[k]); break;
+    case RC_RELU: d = xp[k] > 0 ? 1.0f : 0.0f; break;
+    case RC_SIN: d = cosf(xp[k]); break;
+    case RC_COS: d = -sinf(xp[k]); break;
+    case RC_RSQRT: d = -0.5f * yp[k] * yp[k] * yp[k]; break;
+    case RC_RECIPROCAL: d = -yp[k] * yp[k]; break;
+    case RC_SQUARE: d = 2.0f * xp[k]; break;
+    case RC_LOG1P: d = 1.0f / (1.0f + xp[k]); break;
+    case RC_EXPM1: d = yp[k] + 1.0f; break;
+    case RC_SOFTPLUS: d = sigmoidf(xp[k]); break;
+    default: d = 0.0f; /* sign, floor, round, ceil: zero almost everywhere */
+    }
+    o[k] = gp[k] * d;
+  }
+  rc_release(gc); rc_release(xc); rc_release(yc);
+  return r;
+}
+
+/* which ops' backward needs the input (x) or the output (y) */
+static int needs_x(rc_unop op) {
+  return op == RC_LOG || op == RC_ABS || op == RC_RELU || op == RC_SIN || op == RC_COS ||
+         op == RC_SQUARE || op == RC_LOG1P || op == RC_SOFTPLUS;
+}
+static int needs_y(rc_unop op) {
+  return op == RC_EXP || op == RC_SQRT || op == RC_TANH || op == RC_SIGMOID || op == RC_RSQRT ||
+         op == RC_RECIPROCAL || op == RC_EXPM1;
+}
+
+static int unary_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
+  rc_unop op = (rc_unop)n->i[0];
+  rc_tensor *x = NULL, *y = NULL;
+  if (needs_x(op) && !(x = rc_node_saved(n, 0))) return -1;
+  if (needs_y(op) && !(y = rc_node_saved(n, 1))) return -1;
+  gin[0] = unary_grad(op, gout[0], x, y);
+  return gin[0] ? 0 : -1;
+}
+
+rc_tensor *rc_unary(rc_unop op, rc_tensor *a) {
+  rc_ctx *c = a->ctx;
+  if ((unsigned)op >= RC_UNOP_COUNT) return rc_error_null(c, "unary: unknown op %d", (int)op);
+  rc_tensor *out = rc_empty_like(a);
+  if (!out) return NULL;
+  un_kernel(op, out, a);
+  int err;
+  rc_node *n = rc_record(c, "UnaryBackward", unary_backward, &a, 1, out, &err);
+  if (err) {
+    rc_release(out);
+    return NULL;
+  }
+  if (n) {
+    static const char *names[RC_UNOP_COUNT] = {
+        "NegBackward",   "ExpBackward",   "LogBackward",      "SqrtBackward",   "AbsBackward",
+        "TanhBackward",  "SigmoidBackward", "ReluBackward",   "SignBackward",   "FloorBackward",
+        "RoundBackward", "CeilBackward",  "SinBackward",      "CosBackward",    "RsqrtBackward",
+        "ReciprocalBackward", "SquareBackward", "Log1pBackward", "Expm1Backward",
+        "SoftplusBackward"};
+    n->name = names[op];
+    n->i[0] = op;
+    if (needs_x(op)) rc_node_save(n, 0, a);
+    if (needs_y(op)) rc_node_save(n, 1, out);
+  }
+  return out;
+}
+
+/* ---- clamp and where ---- */
+
+static int clamp_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
+  rc_tensor *x = rc_node_saved(n, 0);
+  if (!x) return -1;
+  rc_tensor *gc = rc_raw_contiguous(gout[0]), *xc = rc_raw_contiguous(x);
+  rc_tensor *r = gc ? rc_empty_like(gc) : NULL;
+  if (!r || !xc) {
+    rc_release(gc); rc_release(xc); rc_release(r);
+    return -1;
+  }
+  float lo = (float)n->d[0], hi = (float)n->d[1];
+  const float *g = rc_data(gc), *xp = rc_data(xc);
+  float *o = rc_data(r);
+  for (int64_t k = 0, m = rc_numel(r); k < m; k++)
+    o[k] = ((isnan(lo) || xp[k] >= lo) && (isnan(hi) || xp[k] <= hi)) ? g[k] : 0.0f;
+  rc_release(gc); rc_release(xc);
+  gin[0] = r;
+  return 0;
+}
+
+static void clamp_kernel(rc_tensor *out, rc_tensor *a, float lo, float hi) {
+  int64_t numel = rc_numel(out);
+  int64_t idx[RC_MAX_DIM] = {0};
+  for (int64_t k = 0; k < numel; k++) {
+    float v = *rc_ptr(a, idx);
+    if (!isnan(lo) && v < lo) v = lo;
+    if (!isnan(hi) && v > hi) v = hi;
+    *rc_ptr(out, idx) = v;
+    for (int d = out->ndim - 1; d >= 0; d--) {
+      if (++idx[d] < out->size[d]) break;
+      idx[d] = 0;
+    }
+  }
+}
+
+rc_tensor *rc_clamp(rc_tensor *a, float lo, float hi) {
+  rc_ctx *c = a->ctx;
+  if (!isnan(lo) && !isnan(hi) && lo > hi)
+    return rc_error_null(c, "clamp: min %g is greater than max %g", (double)lo, (double)hi);
+  rc_tensor *out = rc_empty_like(a);
+  if (!out) return NULL;
+  clamp_kernel(out, a, lo, hi);
+  int err;
+  rc_node *n = rc_record(c, "ClampBackward", clamp_backward, &a, 1, out, &err);
+  if (err) {
+    rc_release(out);
+    return NULL;
+  }
+  if (n) {
+    n->d[0] = lo;
+    n->d[1] = hi;
+    rc_node_save(n, 0, a);
+  }
+  return out;
+}
+
+static int where_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
+  rc_tensor *cond = rc_node_saved(n, 0);
+  if (!cond) return -1;
+  rc_tensor *zero = rc_scalar(n->ctx, 0.0f);
+  if (!zero) return -1;
+  int rc = 0;
+  for (int k = 1; k <= 2 && !rc; k++) {
+    if (!n->next[k].fn) continue;
+    rc_tensor *full = k == 1 ? rc_where(cond, gout[0], zero) : rc_where(cond, zero, gout[0]);
+    gin[k] = full ? rc_sum_to_shape(full, &n->in_shape[k]) : NULL;
+    if (!gin[k]) rc = -1;
+    rc_release(full);
+  }
+  rc_release(zero);
+  return rc;
+}
+
+rc_tensor *rc_where(rc_tensor *cond, rc_tensor *a, rc_tensor *b) {
+  rc_ctx *c = a->ctx;
+  rc_shape sc = rc_shape_of(cond), sa = rc_shape_of(a), sb = rc_shape_of(b), s1, so;
+  if (rc_broadcast_shape(c, "where", &sa, &sb, &s1) ||
+      rc_broadcast_shape(c, "where", &sc, &s1, &so))
+    return NULL;
+  rc_tensor *out = rc_empty(c, so.ndim, so.size);
+  if (!out) return NULL;
+  int64_t cst[RC_MAX_DIM], ast[RC_MAX_DIM], bst[RC_MAX_DIM];
+  rc_broadcast_strides(cond, so.ndim, so.size, cst);
+  rc_broadcast_strides(a, so.ndim, so.size, ast);
+  rc_broadcast_strides(b, so.ndim, so.size, bst);
+  int64_t numel = rc_numel(out), idx[RC_MAX_DIM] = {0};
+  float *o = rc_data(out);
+  for (int64_t k = 0; k < numel; k++) {
+    int64_t co = cond->offset, ao = a->offset, bo = b->offset;
+    for (int d = 0; d < so.ndim; d++) {
+      co += idx[d] * cst[d];
+      ao += idx[d] * ast[d];
+      bo += idx[d] * bst[d];
+    }
+    o[k] = cond->storage->data[co] != 0.0f ? a->storage->data[ao] : b->storage->data[bo];
+    for (int d = so.ndim - 1; d >= 0; d--) {
+      if (++idx[d] < so.size[d]) break;
+      idx[d] = 0;
+    }
+  }
+  rc_tensor *ins[3] = {NULL, a, b}; /* the condition never gets a gradient */
+  int err;
+  rc_node *n = rc_record(c, "WhereBackward", where_backward, ins, 3, out, &err);
+  if (err) {
+    rc_release(out);
+    return NULL;
+  }
+  if (n) rc_node_save(n, 0, cond);
+  return out;
+}
+
+/* ---- in place ---- */
+
+/* Checks that the in-place op may run; returns 1 if it must go through autograd. */
+static int inplace_mode(rc_tensor *a, rc_tensor *b, const char *fn) {
+  rc_ctx *c = a->ctx;
+  if (!c->grad_enabled) return 0;
+  int need = rc_tensor_needs_grad(a) || (b && rc_tensor_needs_grad(b));
+  if (!need) return 0;
+  if (rc_check_inplace(a, fn)) return -1;
+  if (a->is_view)
+    return rc_error(c, "%s: in-place operation on a view of a tensor while recording "
+                       "gradients; clone() the view first or use recur.no_grad",
+                    fn);
+  return 1;
+}
+
+/* Moves r's value and history into a (the in-place result computed out of place). */
+static int adopt(rc_tensor *a, rc_tensor *r) {
+  rc_copy_into(a, r);
+  rc_bump_version(a);
+  if (r->grad_fn) {
+    rc_node_retain(r->grad_fn);
+    if (a->grad_fn) rc_node_release(a->grad_fn);
+    a->grad_fn = r->grad_fn;
+    a->output_nr = r->output_nr;
+    /* the node's output shape is a's shape already (checked by the callers) */
+  }
+  rc_release(r);
+  return 0;
+}
+
+static int check_inplace_shape(rc_tensor *a, rc_tensor *b, const char *fn) {
+  rc_shape sa = rc_shape_of(a), sb = rc_shape_of(b), so;
+  if (rc_broadcast_shape(a->ctx, fn, &sa, &sb, &so)) return -1;
+  if (!rc_shape_eq(&so, &sa)) {
+    char s1[128], s2[128];
+    return rc_error(a->ctx, "%s: in-place result would have shape %s, not the target's %s", fn,
+                    rc_shape_str2(&so, s1, sizeof s1), rc_shape_str2(&sa, s2, sizeof s2));
+  }
+  return 0;
+}
+
+int rc_binary_(rc_binop op, rc_tensor *a, rc_tensor *b) {
+  const char *fn = rc_binop_name[op];
+  if (check_inplace_shape(a, b, fn)) return -1;
+  int mode = inplace_mode(a, b, fn);
+  if (mode < 0) return -1;
+  if (mode == 1) {
+    rc_tensor *r = rc_binary(op, a, b);
+    return r ? adopt(a, r) : -1;
+  }
+  /* b may share memory with a in a different layout: read it from a copy */
+  rc_tensor *bb = b;
+  if (b->storage == a->storage && !(b->offset == a->offset && rc_same_shape(a, b) &&
+                                    memcmp(a->stride, b->stride, sizeof(int64_t) * a->ndim) == 0)) {
+    bb = rc_copy_contiguous(b);
+    if (!bb) return -1;
+  } else {
+    rc_retain(bb);
+  }
+  bin_kernel(op, a, a, bb);
+  rc_release(bb);
+  rc_bump_version(a);
+  return 0;
+}
+
+int rc_binary_scalar_(rc_binop op, rc_tensor *a, float s) {
+  rc_tensor *st = rc_scalar(a->ctx, s);
+  if (!st) return -1;
+  int r = rc_binary_(op, a, st);
+  rc_release(st);
+  return r;
+}
+
+int rc_unary_(rc_unop op, rc_tensor *a) {
+  int mode = inplace_mode(a, NULL, rc_unop_name[op]);
+  if (mode < 0) return -1;
+  if (mode == 1) {
+    rc_tensor *r = rc_unary(op, a);
+    return r ? adopt(a, r) : -1;
+  }
+  un_kernel(op, a, a);
+  rc_bump_version(a);
+  return 0;
+}
+
+int rc_clamp_(rc_tensor *a, float lo, float hi) {
+  int mode = inplace_mode(a, NULL, "clamp_");
+  if (mode < 0) return -1;
+  if (mode == 1) {
+    rc_tensor *r = rc_clamp(a, lo, hi);
+    return r ? adopt(a, r) : -1;
+  }
+  if (!isnan(lo) && !isnan(hi) && lo > hi)
+    return rc_error(a->ctx, "clamp_: min %g is greater than max %g", (double)lo, (double)hi);
+  clamp_kernel(a, a, lo, hi);
+  rc_bump_version(a);
+  return 0;
+}
+
+int rc_fill_(rc_tensor *a, float v) {
+  int mode = inplace_mode(a, NULL, "fill_");
+  if (mode < 0) return -1;
+  rc_tensor *s = rc_scalar(a->ctx, v);
+  if (!s) return -1;
+  rc_copy_into(a, s);
+  rc_release(s);
+  rc_bump_version(a);
+  if (mode == 1 && a->grad_fn) { /* a no longer depends on its history */
+    rc_node_release(a->grad_fn);
+    a->grad_fn = NULL;
+  }
+  return 0;
+}
+
+static int copy_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
+  if (n->next[1].fn) {
+    gin[1] = rc_sum_to_shape(gout[0], &n->in_shape[1]);
+    if (!gin[1]) return -1;
+  }
+  return 0;
+}
+
+int rc_copy_(rc_tensor *dst, rc_tensor *src) {
+  if (check_inplace_shape(dst, src, "copy_")) return -1;
+  int mode = inplace_mode(dst, src, "copy_");
+  if (mode < 0) return -1;
+  rc_tensor *s = src;
+  if (src->storage == dst->storage) {
+    s = rc_copy_contiguous(src);
+    if (!s) return -1;
+  } else {
+    rc_retain(s);
+  }
+  rc_copy_into(dst, s);
+  rc_release(s);
+  rc_bump_version(dst);
+  if (mode == 1) {
+    /* dst's new history: only src matters (dst's old value was overwritten) */
+    rc_node *old = dst->grad_fn;
+    int rq = dst->requires_grad;
+    dst->grad_fn = NULL;
+    dst->requires_grad = 0;
+    rc_tensor *ins[2] = {dst, src};
+    rc_node *n = rc_node_new(dst->ctx, "CopyBackward", copy_backward, ins, 2, 1);
+    dst->requires_grad = rq;
+    if (!n) {
+      dst->grad_fn = old;
+      return -1;
+    }
+    if (old) rc_node_release(old);
+    rc_node_set_output(n, 0, dst);
+    rc_node_release(n);
+  }
+  return 0;
+}
+
+int rc_axpy_(rc_tensor *a, float alpha, rc_tensor *b) {
+  if (check_inplace_shape(a, b, "axpy_")) return -1;
+  int mode = inplace_mode(a, b, "axpy_");
+  if (mode < 0) return -1;
+  if (mode == 1) {
+    rc_tensor *sb = rc_binary_scalar(RC_MUL, b, alpha, 0);
+    if (!sb) return -1;
+    rc_tensor *r = rc_binary(RC_ADD, a, sb);
+    rc_release(sb);
+    return r ? adopt(a, r) : -1;
+  }
+  if (rc_is_contiguous(a) && rc_is_contiguous(b) && rc_same_shape(a, b) &&
+      a->storage != b->storage) {
+    float *x = rc_data(a);
+    const float *y = rc_data(b);
+    for (int64_t k = 0, n = rc_numel(a); k < n; k++) x[k] += alpha * y[k];
+  } else {
+    rc_tensor *sb = rc_binary_scalar(RC_MUL, b, alpha, 0);
+    if (!sb) return -1;
+    rc_add_into(a, sb);
+    rc_release(sb);
+  }
+  rc_bump_version(a);
+  return 0;
+}
