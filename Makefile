@@ -27,7 +27,8 @@ all: $(BUILD)/librecur.a $(BUILD)/recur.so $(BUILD)/recur $(CTEST_BIN)
 
 $(BUILD)/%.o: %.c $(wildcard runtime/*.h bindings/*.h include/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	@echo "CC $<"
+	@$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(BUILD)/librecur.a: $(RUNTIME_OBJ)
 	@rm -f $@
@@ -38,7 +39,8 @@ $(BUILD)/embedded_lua.c: $(LUA_SRC) tools/embed_lua.sh
 	sh tools/embed_lua.sh $@ bindings/lua
 
 $(BUILD)/embedded_lua.o: $(BUILD)/embedded_lua.c
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	@echo "CC $<"
+	@$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 # The Lua module for a stock lua5.4: Lua's symbols come from the host interpreter.
 $(BUILD)/recur.so: $(BINDINGS_OBJ) $(BUILD)/librecur.a

@@ -56,7 +56,7 @@ static int m_backward(lua_State *L) {
   } else if (lua_istable(L, 2)) {
     opts = 2;
   } else if (!lua_isnoneornil(L, 2)) {
-    return luaL_error(L, "backward: argument #2 must be a gradient tensor or an options table, "
+    return rb_error(L, "backward: argument #2 must be a gradient tensor or an options table, "
                          "got %s",
                       luaL_typename(L, 2));
   }
@@ -75,7 +75,7 @@ static int m_backward(lua_State *L) {
 static int f_backward_many(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   int n = (int)luaL_len(L, 1);
-  if (n < 1 || n > 64) return luaL_error(L, "backward: between 1 and 64 roots, got %d", n);
+  if (n < 1 || n > 64) return rb_error(L, "backward: between 1 and 64 roots, got %d", n);
   rc_tensor *roots[64], *grads[64];
   for (int i = 0; i < n; i++) {
     lua_geti(L, 1, i + 1);
@@ -165,7 +165,7 @@ static int fn_backward_call(lua_State *L) {
   lua_getfield(L, rec, "def");
   lua_getfield(L, -1, "backward");
   if (!lua_isfunction(L, -1))
-    return luaL_error(L, "recur.Function: the definition has no backward function");
+    return rb_error(L, "recur.Function: the definition has no backward function");
   lua_getfield(L, rec, "ctx");
   for (int k = 0; k < n->n_out; k++) {
     rc_retain(bc->gout[k]);
@@ -187,7 +187,7 @@ static int fn_backward_call(lua_State *L) {
     if (lua_isnil(L, idx)) continue;
     rc_tensor *g = rb_test(L, idx);
     if (!g)
-      return luaL_error(L, "recur.Function backward: result %d must be a tensor or nil, got %s",
+      return rb_error(L, "recur.Function backward: result %d must be a tensor or nil, got %s",
                         p, luaL_typename(L, idx));
     rc_retain(g);
     bc->gin[k] = g;
@@ -238,7 +238,7 @@ static int fn_apply(lua_State *L) {
   lua_setfield(L, ctxi, "needs_input_grad");
   /* forward with recording off */
   lua_getfield(L, def, "forward");
-  if (!lua_isfunction(L, -1)) return luaL_error(L, "recur.Function: definition has no forward");
+  if (!lua_isfunction(L, -1)) return rb_error(L, "recur.Function: definition has no forward");
   lua_pushvalue(L, ctxi);
   for (int i = 1; i <= nargs; i++) lua_pushvalue(L, i);
   int prev = c->grad_enabled;
@@ -247,10 +247,10 @@ static int fn_apply(lua_State *L) {
   c->grad_enabled = prev;
   if (rc != LUA_OK) return lua_error(L);
   int first = ctxi + 1, nout = lua_gettop(L) - ctxi;
-  if (nout < 1) return luaL_error(L, "recur.Function: forward returned nothing");
+  if (nout < 1) return rb_error(L, "recur.Function: forward returned nothing");
   for (int k = 0; k < nout; k++)
     if (!rb_test(L, first + k))
-      return luaL_error(L, "recur.Function: forward result %d must be a tensor, got %s", k + 1,
+      return rb_error(L, "recur.Function: forward result %d must be a tensor, got %s", k + 1,
                         luaL_typename(L, first + k));
   /* tensor inputs */
   rc_tensor *ins[64];
@@ -258,7 +258,7 @@ static int fn_apply(lua_State *L) {
   for (int i = 1; i <= nargs; i++) {
     rc_tensor *t = rb_test(L, i);
     if (!t) continue;
-    if (nin == 64) return luaL_error(L, "recur.Function: at most 64 tensor arguments");
+    if (nin == 64) return rb_error(L, "recur.Function: at most 64 tensor arguments");
     ins[nin] = t;
     pos[nin++] = i;
   }
@@ -279,7 +279,7 @@ static int fn_apply(lua_State *L) {
   fn_ext *e = malloc(sizeof *e);
   if (!e) {
     rc_node_release(n);
-    return luaL_error(L, "recur.Function: out of memory");
+    return rb_error(L, "recur.Function: out of memory");
   }
   /* record = {def, ctx, pos, nargs} */
   lua_createtable(L, 0, 4);
@@ -314,7 +314,7 @@ static int f_function(lua_State *L) {
   lua_getfield(L, 1, "forward");
   lua_getfield(L, 1, "backward");
   if (!lua_isfunction(L, -2) || !lua_isfunction(L, -1))
-    return luaL_error(L, "Function: the definition needs forward and backward functions");
+    return rb_error(L, "Function: the definition needs forward and backward functions");
   lua_pop(L, 2);
   lua_newtable(L); /* the definition we keep (a copy, so later edits do not matter) */
   int def = lua_gettop(L);

@@ -23,6 +23,9 @@ rc_ctx *rb_ctx(lua_State *L);
 /* Pushes t as a new userdata; takes over the caller's reference. If t is NULL, raises the
  * runtime's error message (so `return rb_push(L, rc_op(...))` is the usual idiom). */
 int rb_push(lua_State *L, rc_tensor *t);
+/* Like luaL_error but formatted with the C library's vsnprintf (so %lld, %zu, %g work;
+ * lua_pushfstring does not support them). Never returns. */
+int rb_error(lua_State *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Raises ctx->err as a Lua error. */
 int rb_raise(lua_State *L);
 
@@ -51,6 +54,8 @@ int rb_opt_bool_field(lua_State *L, int idx, const char *k, int def);
 void rb_register(lua_State *L, int methods_idx, int module_idx, const luaL_Reg *methods,
                  const luaL_Reg *functions);
 
+/* Remembers the method and module tables (to name functions in error messages). */
+void rb_set_tables(lua_State *L, int methods, int module);
 /* Creates the per-state runtime context (idempotent). */
 void rb_state_init(lua_State *L);
 

@@ -12,7 +12,7 @@ static int binary(lua_State *L, rc_binop op) {
     return rb_push(L, rc_binary_scalar(op, rb_check(L, 1), (float)lua_tonumber(L, 2), 0));
   if (tb && lua_type(L, 1) == LUA_TNUMBER)
     return rb_push(L, rc_binary_scalar(op, rb_check(L, 2), (float)lua_tonumber(L, 1), 1));
-  return luaL_error(L, "%s: operands must be tensors or numbers, got %s and %s",
+  return rb_error(L, "%s: operands must be tensors or numbers, got %s and %s",
                     rc_binop_name[op], luaL_typename(L, 1), luaL_typename(L, 2));
 }
 
@@ -53,7 +53,7 @@ static int u_unm(lua_State *L) { return rb_push(L, rc_unary(RC_NEG, rb_check(L, 
 
 static int unary(lua_State *L, rc_unop op) {
   if (!rb_is_tensor(L, 1))
-    return luaL_error(L, "%s: argument #1 must be a tensor, got %s", rc_unop_name[op],
+    return rb_error(L, "%s: argument #1 must be a tensor, got %s", rc_unop_name[op],
                       luaL_typename(L, 1));
   return rb_push(L, rc_unary(op, rb_check(L, 1)));
 }
@@ -102,7 +102,7 @@ static void clamp_bounds(lua_State *L, float *lo, float *hi) {
   if (!lua_isnoneornil(L, 2)) *lo = (float)luaL_checknumber(L, 2);
   if (!lua_isnoneornil(L, 3)) *hi = (float)luaL_checknumber(L, 3);
   if (isnan(*lo) && isnan(*hi) && (lua_type(L, 2) == LUA_TNUMBER || lua_type(L, 3) == LUA_TNUMBER))
-    luaL_error(L, "clamp: bounds must not be NaN");
+    rb_error(L, "clamp: bounds must not be NaN");
 }
 
 static int m_clamp(lua_State *L) {

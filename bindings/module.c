@@ -61,6 +61,7 @@ int luaopen_recur(lua_State *L) {
   int methods = lua_gettop(L);
   lua_newtable(L); /* module */
   int module = lua_gettop(L);
+  rb_set_tables(L, methods, module);
   rb_open_tensor(L, methods, module);
   rb_open_elementwise(L, methods, module);
   rb_open_view(L, methods, module);

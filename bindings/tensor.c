@@ -1,5 +1,6 @@
 /* The tensor userdata: lifetime, argument checks, constructors, introspection, printing. */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,13 +44,25 @@ void rb_state_init(lua_State *L) {
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, -2);
   s->ctx = rc_ctx_new();
-  if (!s->ctx) luaL_error(L, "recur: out of memory creating the runtime context");
+  if (!s->ctx) rb_error(L, "recur: out of memory creating the runtime context");
   lua_rawsetp(L, LUA_REGISTRYINDEX, &CTX_KEY);
+}
+
+int rb_error(lua_State *L, const char *fmt, ...) {
+  char buf[RC_ERR_MAX];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  luaL_where(L, 1);
+  lua_pushstring(L, buf);
+  lua_concat(L, 2);
+  return lua_error(L);
 }
 
 int rb_raise(lua_State *L) {
   rc_ctx *c = rb_ctx(L);
-  return luaL_error(L, "%s", c->err[0] ? c->err : "recur: unknown error");
+  return rb_error(L, "%s", c->err[0] ? c->err : "recur: unknown error");
 }
 
 /* Tells Lua's collector about tensor bytes: an incremental step in proportion to what
@@ -81,13 +94,49 @@ int rb_push(lua_State *L, rc_tensor *t) {
   return 1;
 }
 
+static const char MODULE_KEY = 'm', METHODS_KEY = 't';
+
+void rb_set_tables(lua_State *L, int methods, int module) {
+  lua_pushvalue(L, methods);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &METHODS_KEY);
+  lua_pushvalue(L, module);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &MODULE_KEY);
+}
+
+/* Finds the key under which table `key`'s value holds the function at the top. */
+static const char *find_in(lua_State *L, const void *key) {
+  const char *found = NULL;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, key) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    if (lua_rawequal(L, -1, -4) && lua_type(L, -2) == LUA_TSTRING) {
+      found = lua_tostring(L, -2); /* interned: stays valid while the table holds it */
+      lua_pop(L, 2);
+      break;
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return found;
+}
+
+/* The name of the running C function: from the call site when Lua knows it, else by
+ * looking the function up in the method and module tables (calls through pcall). */
 const char *rb_fname(lua_State *L) {
   lua_Debug ar;
-  if (lua_getstack(L, 0, &ar)) {
-    lua_getinfo(L, "n", &ar);
-    if (ar.name) return ar.name;
+  if (!lua_getstack(L, 0, &ar)) return "?";
+  lua_getinfo(L, "nf", &ar);
+  if (ar.name) {
+    lua_pop(L, 1);
+    return ar.name;
   }
-  return "?";
+  const char *n = find_in(L, &METHODS_KEY);
+  if (!n) n = find_in(L, &MODULE_KEY);
+  lua_pop(L, 1);
+  return n ? n : "?";
 }
 
 int rb_is_tensor(lua_State *L, int idx) { return luaL_testudata(L, idx, RECUR_TENSOR_MT) != NULL; }
@@ -100,11 +149,11 @@ rc_tensor *rb_test(lua_State *L, int idx) {
 rc_tensor *rb_check(lua_State *L, int idx) {
   rb_tensor *u = luaL_testudata(L, idx, RECUR_TENSOR_MT);
   if (!u)
-    return (rc_tensor *)(luaL_error(L, "%s: argument #%d must be a tensor, got %s", rb_fname(L),
+    return (rc_tensor *)(rb_error(L, "%s: argument #%d must be a tensor, got %s", rb_fname(L),
                                     idx, luaL_typename(L, idx)),
                          NULL);
   if (!u->t)
-    return (rc_tensor *)(luaL_error(L, "%s: argument #%d is a closed tensor", rb_fname(L), idx),
+    return (rc_tensor *)(rb_error(L, "%s: argument #%d is a closed tensor", rb_fname(L), idx),
                          NULL);
   return u->t;
 }
@@ -117,7 +166,7 @@ rc_tensor *rb_check_tensor_or_number(lua_State *L, int idx, rc_tensor **owned) {
     return *owned;
   }
   if (!rb_is_tensor(L, idx))
-    luaL_error(L, "%s: argument #%d must be a tensor or a number, got %s", rb_fname(L), idx,
+    rb_error(L, "%s: argument #%d must be a tensor or a number, got %s", rb_fname(L), idx,
                luaL_typename(L, idx));
   return rb_check(L, idx);
 }
@@ -127,9 +176,9 @@ int64_t rb_check_int(lua_State *L, int idx) {
   lua_Integer v = lua_tointegerx(L, idx, &isnum);
   if (!isnum) {
     if (lua_type(L, idx) == LUA_TNUMBER)
-      luaL_error(L, "%s: argument #%d must be an integer, got %s", rb_fname(L), idx,
+      rb_error(L, "%s: argument #%d must be an integer, got %s", rb_fname(L), idx,
                  lua_tostring(L, idx));
-    luaL_error(L, "%s: argument #%d must be an integer, got %s", rb_fname(L), idx,
+    rb_error(L, "%s: argument #%d must be an integer, got %s", rb_fname(L), idx,
                luaL_typename(L, idx));
   }
   return (int64_t)v;
@@ -139,7 +188,7 @@ int rb_check_dim(lua_State *L, int idx, int ndim) {
   int64_t d = rb_check_int(L, idx);
   int n = ndim ? ndim : 1;
   if (d == 0 || d > n || d < -n)
-    luaL_error(L, "%s: dimension %lld is out of range for a tensor with %d dimensions "
+    rb_error(L, "%s: dimension %lld is out of range for a tensor with %d dimensions "
                   "(dimensions are 1-based; -1 is the last)",
                rb_fname(L), (long long)d, ndim);
   return (int)(d > 0 ? d - 1 : d + n);
@@ -155,14 +204,14 @@ int rb_check_shape(lua_State *L, int idx, int64_t *size) {
   if (lua_type(L, idx) == LUA_TTABLE) {
     lua_Integer len = luaL_len(L, idx);
     if (len > RC_MAX_DIM)
-      luaL_error(L, "%s: %d dimensions requested, at most %d are supported", rb_fname(L),
+      rb_error(L, "%s: %d dimensions requested, at most %d are supported", rb_fname(L),
                  (int)len, RC_MAX_DIM);
     for (lua_Integer i = 1; i <= len; i++) {
       lua_geti(L, idx, i);
       int isnum = 0;
       lua_Integer v = lua_tointegerx(L, -1, &isnum);
       if (!isnum)
-        luaL_error(L, "%s: shape entry %d must be an integer, got %s", rb_fname(L), (int)i,
+        rb_error(L, "%s: shape entry %d must be an integer, got %s", rb_fname(L), (int)i,
                    luaL_typename(L, -1));
       lua_pop(L, 1);
       size[n++] = v;
@@ -172,16 +221,16 @@ int rb_check_shape(lua_State *L, int idx, int64_t *size) {
     for (int i = idx; i <= top; i++) {
       if (lua_type(L, i) != LUA_TNUMBER) break;
       if (n == RC_MAX_DIM)
-        luaL_error(L, "%s: more than %d dimensions requested", rb_fname(L), RC_MAX_DIM);
+        rb_error(L, "%s: more than %d dimensions requested", rb_fname(L), RC_MAX_DIM);
       size[n++] = rb_check_int(L, i);
     }
   }
   for (int i = 0; i < n; i++) {
     if (size[i] < 0)
-      luaL_error(L, "%s: size %lld of dimension %d is negative", rb_fname(L),
+      rb_error(L, "%s: size %lld of dimension %d is negative", rb_fname(L),
                  (long long)size[i], i + 1);
     if (size[i] > RC_MAX_NUMEL)
-      luaL_error(L, "%s: size %lld of dimension %d is too large", rb_fname(L),
+      rb_error(L, "%s: size %lld of dimension %d is too large", rb_fname(L),
                  (long long)size[i], i + 1);
   }
   return n;
@@ -234,6 +283,7 @@ static int new_filled(lua_State *L, int idx, int kind, float v) {
   int64_t size[RC_MAX_DIM];
   int n = rb_check_shape(L, idx, size);
   rc_ctx *c = rb_ctx(L);
+  if (rc_check_shape(c, rb_fname(L), n, size)) return rb_raise(L);
   if (kind == 0) return rb_push(L, rc_empty(c, n, size));
   if (kind == 1) return rb_push(L, rc_zeros(c, n, size));
   return rb_push(L, rc_full(c, n, size, v));
@@ -246,9 +296,10 @@ static int f_ones(lua_State *L) { return new_filled(L, 1, 2, 1.0f); }
 static int f_full(lua_State *L) {
   int64_t size[RC_MAX_DIM];
   if (lua_type(L, 1) != LUA_TTABLE)
-    return luaL_error(L, "full: argument #1 must be a shape table, got %s", luaL_typename(L, 1));
+    return rb_error(L, "full: argument #1 must be a shape table, got %s", luaL_typename(L, 1));
   int n = rb_check_shape(L, 1, size);
   float v = (float)luaL_checknumber(L, 2);
+  if (rc_check_shape(rb_ctx(L), "full", n, size)) return rb_raise(L);
   return rb_push(L, rc_full(rb_ctx(L), n, size, v));
 }
 
@@ -273,12 +324,12 @@ static int f_arange(lua_State *L) {
     step = luaL_optnumber(L, 3, 1);
   }
   if (step == 0 || isnan(step) || isnan(start) || isnan(stop) || isinf(start) || isinf(stop))
-    return luaL_error(L, "arange: step must be non-zero and bounds finite (got %g, %g, %g)",
+    return rb_error(L, "arange: step must be non-zero and bounds finite (got %g, %g, %g)",
                       start, stop, step);
   double cnt = ceil((stop - start) / step);
   if (cnt < 0) cnt = 0;
   if (cnt > (double)RC_MAX_NUMEL)
-    return luaL_error(L, "arange: %g elements is too many", cnt);
+    return rb_error(L, "arange: %g elements is too many", cnt);
   int64_t n = (int64_t)cnt;
   rc_tensor *t = rc_empty(rb_ctx(L), 1, &n);
   if (!t) return rb_raise(L);
@@ -303,7 +354,7 @@ static int f_eye(lua_State *L) {
 static void nested_shape(lua_State *L, int idx, int depth, int64_t *size, int *ndim) {
   if (lua_type(L, idx) != LUA_TTABLE) return;
   if (depth >= RC_MAX_DIM)
-    luaL_error(L, "tensor: nesting deeper than %d levels", RC_MAX_DIM);
+    rb_error(L, "tensor: nesting deeper than %d levels", RC_MAX_DIM);
   size[depth] = (int64_t)luaL_len(L, idx);
   *ndim = depth + 1;
   if (size[depth] > 0) {
@@ -322,7 +373,7 @@ static void nested_fill(lua_State *L, int idx, int depth, int ndim, const int64_
       if (lua_isboolean(L, idx)) {
         v = lua_toboolean(L, idx);
       } else {
-        luaL_error(L, "tensor: element %lld is %s, not a number", (long long)(*pos + 1),
+        rb_error(L, "tensor: element %lld is %s, not a number", (long long)(*pos + 1),
                    luaL_typename(L, idx));
       }
     }
@@ -330,7 +381,7 @@ static void nested_fill(lua_State *L, int idx, int depth, int ndim, const int64_
     return;
   }
   if (lua_type(L, idx) != LUA_TTABLE || (int64_t)luaL_len(L, idx) != size[depth])
-    luaL_error(L, "tensor: ragged nested table (level %d should have %lld entries)", depth + 1,
+    rb_error(L, "tensor: ragged nested table (level %d should have %lld entries)", depth + 1,
                (long long)size[depth]);
   for (int64_t i = 1; i <= size[depth]; i++) {
     lua_geti(L, idx, i);
@@ -343,7 +394,7 @@ static int f_tensor(lua_State *L) {
   if (lua_type(L, 1) == LUA_TNUMBER) return rb_push(L, rc_scalar(rb_ctx(L), (float)lua_tonumber(L, 1)));
   if (rb_is_tensor(L, 1)) return rb_push(L, rc_copy_contiguous(rb_check(L, 1)));
   if (lua_type(L, 1) != LUA_TTABLE)
-    return luaL_error(L, "tensor: argument #1 must be a (nested) table of numbers, got %s",
+    return rb_error(L, "tensor: argument #1 must be a (nested) table of numbers, got %s",
                       luaL_typename(L, 1));
   int64_t size[RC_MAX_DIM] = {0};
   int ndim = 0;
@@ -411,7 +462,7 @@ static int m_item(lua_State *L) {
   rc_tensor *t = rb_check(L, 1);
   if (rc_numel(t) != 1) {
     char s[128];
-    return luaL_error(L, "item: tensor of shape %s has %lld elements, not one",
+    return rb_error(L, "item: tensor of shape %s has %lld elements, not one",
                       rc_shape_str(t, s, sizeof s), (long long)rc_numel(t));
   }
   int64_t idx[RC_MAX_DIM] = {0};
@@ -442,14 +493,14 @@ static int m_totable(lua_State *L) {
 static int64_t check_index(lua_State *L, rc_tensor *t, int from, const char *fn) {
   int given = lua_gettop(L) - from + 1;
   if (given != t->ndim)
-    luaL_error(L, "%s: a tensor with %d dimensions needs %d indices, got %d", fn, t->ndim,
+    rb_error(L, "%s: a tensor with %d dimensions needs %d indices, got %d", fn, t->ndim,
                t->ndim, given < 0 ? 0 : given);
   int64_t off = t->offset;
   for (int i = 0; i < t->ndim; i++) {
     int64_t k = rb_check_int(L, from + i);
     if (k < 0) k += t->size[i] + 1;
     if (k < 1 || k > t->size[i])
-      luaL_error(L, "%s: index %lld is out of range for dimension %d of size %lld (1-based)", fn,
+      rb_error(L, "%s: index %lld is out of range for dimension %d of size %lld (1-based)", fn,
                  (long long)rb_check_int(L, from + i), i + 1, (long long)t->size[i]);
     off += (k - 1) * t->stride[i];
   }
@@ -468,7 +519,7 @@ static int m_set(lua_State *L) {
   int64_t off = check_index(L, t, 3, "set");
   if (rc_check_inplace(t, "set")) return rb_raise(L);
   if (t->grad_fn && t->ctx->grad_enabled)
-    return luaL_error(L, "set: in-place write to a tensor with autograd history; "
+    return rb_error(L, "set: in-place write to a tensor with autograd history; "
                          "use recur.no_grad or clone() first");
   t->storage->data[off] = v;
   rc_bump_version(t);
@@ -640,7 +691,7 @@ static int m_newindex(lua_State *L) {
     rc_tensor *g = rb_check(L, 3);
     if (!rc_same_shape(g, t)) {
       char s1[128], s2[128];
-      return luaL_error(L, "grad: shape %s does not match the tensor's shape %s",
+      return rb_error(L, "grad: shape %s does not match the tensor's shape %s",
                         rc_shape_str(g, s1, sizeof s1), rc_shape_str(t, s2, sizeof s2));
     }
     rc_retain(g);
@@ -648,7 +699,7 @@ static int m_newindex(lua_State *L) {
     t->grad = g;
     return 0;
   }
-  return luaL_error(L, "tensor: cannot set field '%s' (tensors have no user fields)",
+  return rb_error(L, "tensor: cannot set field '%s' (tensors have no user fields)",
                     k ? k : luaL_typename(L, 2));
 }
 
