@@ -221,7 +221,7 @@ int rb_check_shape(lua_State *L, int idx, int64_t *size) {
     for (int i = idx; i <= top; i++) {
       if (lua_type(L, i) != LUA_TNUMBER) break;
       if (n == RC_MAX_DIM)
-        rb_error(L, "%s: more than %d dimensions requested", rb_fname(L), RC_MAX_DIM);
+        rb_error(L, "%s: more than %d dimensions requested, at most %d are supported", rb_fname(L), RC_MAX_DIM, RC_MAX_DIM);
       size[n++] = rb_check_int(L, i);
     }
   }
