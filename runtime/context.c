@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 rc_ctx *rc_ctx_new(void) {
@@ -48,13 +49,20 @@ void *rc_alloc_bytes(rc_ctx *c, size_t bytes) {
              c->live_bytes, c->limit_bytes);
     return NULL;
   }
-  size_t rounded = (bytes + 63) / 64 * 64;
-  if (rounded == 0) rounded = 64;
-  void *p = NULL;
-  if (posix_memalign(&p, 64, rounded) != 0 || !p) {
+  /* malloc plus manual alignment: glibc's posix_memalign fragments the heap badly for
+   * large sizes (a loop of 1 MB tensors grew RSS by gigabytes), plain malloc reuses it. */
+  if (bytes > SIZE_MAX - 64 - sizeof(void *)) {
     rc_error(c, "out of memory allocating %zu bytes", bytes);
     return NULL;
   }
+  char *raw = malloc(bytes + 64 + sizeof(void *));
+  if (!raw) {
+    rc_error(c, "out of memory allocating %zu bytes", bytes);
+    return NULL;
+  }
+  uintptr_t a = ((uintptr_t)raw + sizeof(void *) + 63) & ~(uintptr_t)63;
+  void *p = (void *)a;
+  ((void **)p)[-1] = raw;
   c->live_bytes += bytes;
   c->pending_bytes += bytes;
   c->alloc_count++;
@@ -64,7 +72,7 @@ void *rc_alloc_bytes(rc_ctx *c, size_t bytes) {
 
 void rc_free_bytes(rc_ctx *c, void *p, size_t bytes) {
   if (!p) return;
-  free(p);
+  free(((void **)p)[-1]);
   c->live_bytes -= bytes;
 }
 
