@@ -63,7 +63,7 @@ test: deps
 
 asan: deps
 	$(MAKE) all BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
-	ASAN=1 sh tools/run_tests.sh build-asan
+	ASAN=1 RECUR_SANITIZED=1 sh tools/run_tests.sh build-asan
 
 bench: all
 	sh bench/run.sh $(BUILD)

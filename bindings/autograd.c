@@ -26,6 +26,15 @@ static void drain_deferred(lua_State *L) {
   lua_pop(L, 1);
 }
 
+/* t:requires_grad() asks; t:requires_grad(flag) sets and returns t;
+ * t:requires_grad_([flag]) sets (default true) and returns t, like PyTorch. */
+static int m_requires_grad_(lua_State *L) {
+  rc_tensor *t = rb_check(L, 1);
+  if (rc_set_requires_grad(t, lua_isnoneornil(L, 2) ? 1 : lua_toboolean(L, 2))) return rb_raise(L);
+  lua_settop(L, 1);
+  return 1;
+}
+
 static int m_requires_grad(lua_State *L) {
   rc_tensor *t = rb_check(L, 1);
   if (lua_gettop(L) == 1) {
@@ -344,7 +353,7 @@ static int f_function(lua_State *L) {
 }
 
 static const luaL_Reg methods[] = {{"requires_grad", m_requires_grad},
-                                   {"requires_grad_", m_requires_grad},
+                                   {"requires_grad_", m_requires_grad_},
                                    {"zero_grad", m_zero_grad},
                                    {"detach", m_detach},
                                    {"backward", m_backward},

@@ -49,6 +49,9 @@ const char *rb_fname(lua_State *L);
 /* Optional boolean field of a table at idx (or default). */
 int rb_opt_bool_field(lua_State *L, int idx, const char *k, int def);
 
+/* luaL_setfuncs into the table at the top, each function carrying the per-state data as
+ * upvalue 1 (so finding the runtime context costs no registry lookup). */
+void rb_setfuncs(lua_State *L, const luaL_Reg *l);
 /* Registration: each bindings file exposes its methods (tensor:method) and functions
  * (recur.fn); module.c installs every list. A name may appear in both. */
 void rb_register(lua_State *L, int methods_idx, int module_idx, const luaL_Reg *methods,

@@ -7,7 +7,11 @@
 /* a op b where either side may be a number; at least one is a tensor. */
 static int binary(lua_State *L, rc_binop op) {
   int ta = rb_is_tensor(L, 1), tb = rb_is_tensor(L, 2);
-  if (ta && tb) return rb_push(L, rc_binary(op, rb_check(L, 1), rb_check(L, 2)));
+  if (ta && tb) {
+    rc_tensor *a = rb_test(L, 1), *b = rb_test(L, 2);
+    if (a && b) return rb_push(L, rc_binary(op, a, b));
+    return rb_push(L, rc_binary(op, rb_check(L, 1), rb_check(L, 2))); /* names the closed one */
+  }
   if (ta && lua_type(L, 2) == LUA_TNUMBER)
     return rb_push(L, rc_binary_scalar(op, rb_check(L, 1), (float)lua_tonumber(L, 2), 0));
   if (tb && lua_type(L, 1) == LUA_TNUMBER)
@@ -225,6 +229,6 @@ void rb_open_elementwise(lua_State *L, int methods_idx, int module_idx) {
   static const luaL_Reg meta[] = {{"__add", b_add}, {"__sub", b_sub}, {"__mul", b_mul},
                                   {"__div", b_div}, {"__pow", b_pow}, {"__unm", u_unm},
                                   {NULL, NULL}};
-  luaL_setfuncs(L, meta, 0);
+  rb_setfuncs(L, meta);
   lua_pop(L, 1);
 }

@@ -10,8 +10,10 @@
 static const char CTX_KEY = 'c'; /* registry key: address of this byte */
 
 typedef struct {
+  unsigned magic;
   rc_ctx *ctx;
   size_t live_after_full; /* live bytes right after the last full collection we forced */
+  const void *mt;         /* the tensor metatable: identity check without a string lookup */
 } rb_state;
 
 static int state_gc(lua_State *L) {
@@ -21,7 +23,16 @@ static int state_gc(lua_State *L) {
   return 0;
 }
 
+#define RB_STATE_MAGIC 0x72656375u /* "recu" */
+
+/* The per-state data: every function registered through rb_register carries it as upvalue 1
+ * (fast path); anything else finds it in the registry. */
 static rb_state *state(lua_State *L) {
+  if (lua_type(L, lua_upvalueindex(1)) == LUA_TUSERDATA &&
+      lua_rawlen(L, lua_upvalueindex(1)) == sizeof(rb_state)) {
+    rb_state *s = lua_touserdata(L, lua_upvalueindex(1));
+    if (s->magic == RB_STATE_MAGIC) return s;
+  }
   lua_rawgetp(L, LUA_REGISTRYINDEX, &CTX_KEY);
   rb_state *s = lua_touserdata(L, -1);
   lua_pop(L, 1);
@@ -39,13 +50,26 @@ void rb_state_init(lua_State *L) {
   rb_state *s = lua_newuserdatauv(L, sizeof *s, 0);
   s->ctx = NULL;
   s->live_after_full = 0;
+  s->mt = NULL;
+  s->magic = RB_STATE_MAGIC;
   lua_newtable(L);
   lua_pushcfunction(L, state_gc);
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, -2);
   s->ctx = rc_ctx_new();
   if (!s->ctx) rb_error(L, "recur: out of memory creating the runtime context");
+  luaL_getmetatable(L, RECUR_TENSOR_MT);
+  s->mt = lua_topointer(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, s->mt);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &CTX_KEY);
+}
+
+/* The userdata at idx if it is a tensor (closed or not), else NULL. */
+static rb_tensor *to_tensor(lua_State *L, int idx) {
+  if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx)) return NULL;
+  const void *mt = lua_topointer(L, -1);
+  lua_pop(L, 1);
+  return mt == state(L)->mt ? (rb_tensor *)lua_touserdata(L, idx) : NULL;
 }
 
 int rb_error(lua_State *L, const char *fmt, ...) {
@@ -86,11 +110,13 @@ static void report_memory(lua_State *L, rb_state *s) {
 
 int rb_push(lua_State *L, rc_tensor *t) {
   if (!t) return rb_raise(L);
+  rb_state *s = state(L);
   rb_tensor *u = lua_newuserdatauv(L, sizeof *u, 0);
   u->t = NULL; /* safe state before anything can fail */
-  luaL_setmetatable(L, RECUR_TENSOR_MT);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, s->mt); /* the metatable, keyed by its own address */
+  lua_setmetatable(L, -2);
   u->t = t;
-  report_memory(L, state(L));
+  report_memory(L, s);
   return 1;
 }
 
@@ -139,15 +165,15 @@ const char *rb_fname(lua_State *L) {
   return n ? n : "?";
 }
 
-int rb_is_tensor(lua_State *L, int idx) { return luaL_testudata(L, idx, RECUR_TENSOR_MT) != NULL; }
+int rb_is_tensor(lua_State *L, int idx) { return to_tensor(L, idx) != NULL; }
 
 rc_tensor *rb_test(lua_State *L, int idx) {
-  rb_tensor *u = luaL_testudata(L, idx, RECUR_TENSOR_MT);
+  rb_tensor *u = to_tensor(L, idx);
   return u ? u->t : NULL;
 }
 
 rc_tensor *rb_check(lua_State *L, int idx) {
-  rb_tensor *u = luaL_testudata(L, idx, RECUR_TENSOR_MT);
+  rb_tensor *u = to_tensor(L, idx);
   if (!u)
     return (rc_tensor *)(rb_error(L, "%s: argument #%d must be a tensor, got %s", rb_fname(L),
                                     idx, luaL_typename(L, idx)),
@@ -244,16 +270,21 @@ int rb_opt_bool_field(lua_State *L, int idx, const char *k, int def) {
   return r;
 }
 
+void rb_setfuncs(lua_State *L, const luaL_Reg *l) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &CTX_KEY);
+  luaL_setfuncs(L, l, 1);
+}
+
 void rb_register(lua_State *L, int methods_idx, int module_idx, const luaL_Reg *methods,
                  const luaL_Reg *functions) {
   if (methods) {
     lua_pushvalue(L, methods_idx);
-    luaL_setfuncs(L, methods, 0);
+    rb_setfuncs(L, methods);
     lua_pop(L, 1);
   }
   if (functions) {
     lua_pushvalue(L, module_idx);
-    luaL_setfuncs(L, functions, 0);
+    rb_setfuncs(L, functions);
     lua_pop(L, 1);
   }
 }
@@ -262,7 +293,7 @@ void rb_register(lua_State *L, int methods_idx, int module_idx, const luaL_Reg *
 
 /* __gc and __close: one idempotent release that never raises. */
 static int t_release(lua_State *L) {
-  rb_tensor *u = luaL_testudata(L, 1, RECUR_TENSOR_MT);
+  rb_tensor *u = to_tensor(L, 1);
   if (u && u->t) {
     rc_tensor *t = u->t;
     u->t = NULL;
@@ -272,7 +303,7 @@ static int t_release(lua_State *L) {
 }
 
 static int t_is_closed(lua_State *L) {
-  rb_tensor *u = luaL_checkudata(L, 1, RECUR_TENSOR_MT);
+  rb_tensor *u = to_tensor(L, 1);
   lua_pushboolean(L, u->t == NULL);
   return 1;
 }
@@ -583,7 +614,7 @@ static void print_rec(fmt_t *f, rc_tensor *t, int depth, int64_t off, int summar
 }
 
 static int m_tostring(lua_State *L) {
-  rb_tensor *u = luaL_checkudata(L, 1, RECUR_TENSOR_MT);
+  rb_tensor *u = to_tensor(L, 1);
   if (!u->t) {
     lua_pushstring(L, "tensor(closed)");
     return 1;
@@ -648,7 +679,7 @@ static int m_tostring(lua_State *L) {
 /* t.grad and other properties come through __index after the method table. */
 static int m_index(lua_State *L) {
   lua_pushvalue(L, 2);
-  lua_rawget(L, lua_upvalueindex(1));
+  lua_rawget(L, lua_upvalueindex(2));
   if (!lua_isnil(L, -1)) return 1;
   const char *k = lua_tostring(L, 2);
   if (k && lua_type(L, 2) == LUA_TSTRING) {
@@ -705,8 +736,8 @@ static int m_newindex(lua_State *L) {
 
 /* a == b compares identity of the underlying tensor (use eq for values). */
 static int m_eqmeta(lua_State *L) {
-  rb_tensor *a = luaL_testudata(L, 1, RECUR_TENSOR_MT);
-  rb_tensor *b = luaL_testudata(L, 2, RECUR_TENSOR_MT);
+  rb_tensor *a = to_tensor(L, 1);
+  rb_tensor *b = to_tensor(L, 2);
   lua_pushboolean(L, a && b && a->t == b->t);
   return 1;
 }
@@ -740,20 +771,17 @@ void rb_open_tensor(lua_State *L, int methods_idx, int module_idx) {
   rb_register(L, methods_idx, module_idx, methods, functions);
   /* metatable: __gc/__close present before any userdata gets it */
   luaL_getmetatable(L, RECUR_TENSOR_MT);
-  lua_pushcfunction(L, t_release);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, t_release);
-  lua_setfield(L, -2, "__close");
-  lua_pushcfunction(L, m_tostring);
-  lua_setfield(L, -2, "__tostring");
+  static const luaL_Reg meta[] = {{"__gc", t_release},       {"__close", t_release},
+                                  {"__tostring", m_tostring}, {"__newindex", m_newindex},
+                                  {"__eq", m_eqmeta},         {"__len", m_len},
+                                  {NULL, NULL}};
+  rb_setfuncs(L, meta);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &CTX_KEY);
   lua_pushvalue(L, methods_idx);
-  lua_pushcclosure(L, m_index, 1);
+  lua_pushcclosure(L, m_index, 2);
   lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, m_newindex);
-  lua_setfield(L, -2, "__newindex");
-  lua_pushcfunction(L, m_eqmeta);
-  lua_setfield(L, -2, "__eq");
-  lua_pushcfunction(L, m_len);
-  lua_setfield(L, -2, "__len");
+  /* scripts cannot reach the metatable (and its __gc) through getmetatable */
+  lua_pushliteral(L, RECUR_TENSOR_MT);
+  lua_setfield(L, -2, "__metatable");
   lua_pop(L, 1);
 }

@@ -87,3 +87,18 @@ int rc_defer_release(rc_ctx *c, int handle) {
   c->deferred[c->n_deferred++] = handle;
   return 0;
 }
+
+int rc_account_alloc(rc_ctx *c, size_t bytes) {
+  if (c->limit_bytes && bytes > c->limit_bytes - (c->live_bytes < c->limit_bytes
+                                                        ? c->live_bytes
+                                                        : c->limit_bytes))
+    return rc_error(c, "memory limit exceeded (%zu bytes requested, %zu of %zu in use)", bytes,
+                    c->live_bytes, c->limit_bytes);
+  c->live_bytes += bytes;
+  c->pending_bytes += bytes;
+  c->alloc_count++;
+  if (c->live_bytes > c->peak_bytes) c->peak_bytes = c->live_bytes;
+  return 0;
+}
+
+void rc_account_free(rc_ctx *c, size_t bytes) { c->live_bytes -= bytes; }

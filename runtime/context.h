@@ -43,6 +43,11 @@ void *rc_error_null(rc_ctx *c, const char *fmt, ...) __attribute__((format(print
 /* Queues a host handle for release (see deferred); -1 on allocation failure. */
 int rc_defer_release(rc_ctx *c, int handle);
 
+/* Accounting alone (for allocators that place headers next to the data): -1 with a message
+ * when the memory limit would be exceeded. */
+int rc_account_alloc(rc_ctx *c, size_t bytes);
+void rc_account_free(rc_ctx *c, size_t bytes);
+
 /* Aligned, accounted allocation for tensor storage (64-byte alignment). */
 void *rc_alloc_bytes(rc_ctx *c, size_t bytes);
 void rc_free_bytes(rc_ctx *c, void *p, size_t bytes);

@@ -245,9 +245,14 @@ static int binary_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
 rc_tensor *rc_binary(rc_binop op, rc_tensor *a, rc_tensor *b) {
   rc_ctx *c = a->ctx;
   if ((unsigned)op >= RC_BINOP_COUNT) return rc_error_null(c, "binary: unknown op %d", (int)op);
-  rc_shape sa = rc_shape_of(a), sb = rc_shape_of(b), so;
-  if (rc_broadcast_shape(c, rc_binop_name[op], &sa, &sb, &so)) return NULL;
-  rc_tensor *out = rc_empty(c, so.ndim, so.size);
+  rc_tensor *out;
+  if (rc_same_shape(a, b)) {
+    out = rc_empty(c, a->ndim, a->size);
+  } else {
+    rc_shape sa = rc_shape_of(a), sb = rc_shape_of(b), so;
+    if (rc_broadcast_shape(c, rc_binop_name[op], &sa, &sb, &so)) return NULL;
+    out = rc_empty(c, so.ndim, so.size);
+  }
   if (!out) return NULL;
   bin_kernel(op, out, a, b);
   if (op >= RC_EQ) return out; /* comparisons are not differentiable */
