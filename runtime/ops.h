@@ -104,5 +104,14 @@ rc_tensor *rc_truncated_normal(rc_ctx *c, int ndim, const int64_t *size, float m
 rc_tensor *rc_bernoulli(rc_tensor *p);                    /* p in [0,1], same shape */
 rc_tensor *rc_multinomial(rc_tensor *probs, int64_t n, int replacement); /* 0-based */
 rc_tensor *rc_randperm(rc_ctx *c, int64_t n);                            /* 0-based */
+/* Integers lo..hi inclusive (|lo|, |hi| <= 2^24 so that float32 holds them exactly). */
+rc_tensor *rc_randint(rc_ctx *c, int ndim, const int64_t *size, int64_t lo, int64_t hi);
+/* Generator state as RC_RNG_STATE_BYTES portable bytes (header "rng1", the 4 xoshiro words
+ * and the Box-Muller spare's bits little-endian, the spare flag, zero padding). set validates
+ * everything (length, header, flag, padding, non-zero state, finite spare) before it changes
+ * anything; -1 with a message naming set_rng_state otherwise. */
+#define RC_RNG_STATE_BYTES 48
+void rc_rng_state_get(rc_ctx *c, unsigned char out[RC_RNG_STATE_BYTES]);
+int rc_rng_state_set(rc_ctx *c, const unsigned char *in, size_t len);
 
 #endif
