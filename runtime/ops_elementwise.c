@@ -496,6 +496,10 @@ static int inplace_mode(rc_tensor *a, rc_tensor *b, const char *fn) {
     return rc_error(c, "%s: in-place operation on a view of a tensor while recording "
                        "gradients; clone() the view first or use recur.no_grad",
                     fn);
+  if (a->storage->grad_views)
+    return rc_error(c, "%s: in-place operation on a tensor whose views take part in autograd "
+                       "(their history would go stale); clone() it first or use recur.no_grad",
+                    fn);
   return 1;
 }
 

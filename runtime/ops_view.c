@@ -35,6 +35,9 @@ static rc_tensor *record(rc_tensor *a, rc_tensor *out, const char *name, rc_back
     return NULL;
   }
   if (node) *node = n;
+  /* A view with history shares memory with its base: an in-place write to the base under
+   * autograd would leave the view's history stale, so ops_elementwise.c refuses it. */
+  if (n && out->storage == a->storage) out->storage->grad_views = 1;
   return out;
 }
 

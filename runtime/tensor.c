@@ -28,6 +28,7 @@ static rc_storage *storage_new(rc_ctx *c, int64_t n) {
   s->n = n;
   s->refcount = 1;
   s->version = 0;
+  s->grad_views = 0;
   s->ctx = c;
   rc_ctx_retain(c);
   return s;

@@ -21,6 +21,7 @@ typedef struct rc_storage {
   int64_t n;          /* elements */
   int refcount;
   uint32_t version;   /* bumped by every in-place write; saved tensors check it */
+  int grad_views;     /* 1 once a view with autograd history was taken of this memory */
   rc_ctx *ctx;
 } rc_storage;
 
