@@ -86,6 +86,8 @@ rc_tensor *rc_dot(rc_tensor *a, rc_tensor *b);
 
 /* ---- joining, splitting, indexing (ops_index.c). Indices are float tensors holding
  * 0-based integer values (the bindings convert from/to 1-based). ---- */
+/* cat/stack need n >= 1 (with n < 1 there is no context to put a message in: NULL, ctx->err
+ * untouched; callers check first). */
 rc_tensor *rc_cat(rc_tensor *const *ts, int n, int dim);
 rc_tensor *rc_stack(rc_tensor *const *ts, int n, int dim);
 /* split into pieces of `size` along dim (last may be smaller); *out is malloc'ed */
@@ -95,7 +97,12 @@ rc_tensor *rc_gather(rc_tensor *a, int dim, rc_tensor *index);
 rc_tensor *rc_index_select(rc_tensor *a, int dim, rc_tensor *index);
 rc_tensor *rc_scatter_add(rc_tensor *a, int dim, rc_tensor *index, rc_tensor *src);
 rc_tensor *rc_masked_fill(rc_tensor *a, rc_tensor *mask, float v);
-rc_tensor *rc_one_hot(rc_tensor *index, int64_t classes);
+rc_tensor *rc_one_hot(rc_tensor *index, int64_t classes); /* classes < 0: max index + 1 */
+/* A host's index tensor holding `base`-based integers (Lua: 1) -> a new contiguous 0-based
+ * copy, after checking every value is an integer in [base, base + n) (n < 0: no upper
+ * bound). Messages name fn and the range `what` ("dimension 2 of size 3") in base terms. */
+rc_tensor *rc_index_rebase(rc_tensor *index, int64_t base, int64_t n, const char *fn,
+                           const char *what);
 
 /* ---- random (ops_random.c): draw from ctx->rng ---- */
 rc_tensor *rc_rand(rc_ctx *c, int ndim, const int64_t *size, float lo, float hi);
