@@ -1,0 +1,1025 @@
+/* Reductions (sum, mean, max, min, prod, var, std, logsumexp, norm), max/argmax with
+ * indices, softmax, log_softmax and cumsum, with their backward passes.
+ *
+ * Every op works on a contiguous copy of its input (the input itself when it is already
+ * contiguous) seen as [outer, n, inner]: n is the size of the reduced dimension (or the
+ * element count for RC_ALL), outer the product of the sizes before it, inner of those
+ * after it. inner == 1 walks contiguous rows; inner > 1 walks whole rows of `inner`
+ * elements at once into per-column accumulators, so the innermost loop is always over
+ * contiguous memory. Sums, means, products and variances accumulate in double.
+ *
+ * Gradient conventions for ties:
+ *   - rc_reduce(RC_MAX / RC_MIN) (all elements or along a dim, like torch.amax/amin and
+ *     torch.max(t)): the gradient is split evenly among all elements equal to the result.
+ *   - rc_max_dim (values + indices): the whole gradient goes to the selected index, which
+ *     is the first occurrence of the extreme value.
+ *   - rc_norm with p = +-inf: split evenly among the elements whose |x| equals the norm.
+ * NaN propagates through max/min (the first NaN is selected). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops.h"
+
+static const char *const redop_name[RC_REDOP_COUNT] = {"sum", "mean", "max", "min", "prod"};
+
+typedef struct {
+  int dim; /* 0-based reduced dimension, or -1: all elements */
+  int keepdim;
+  int64_t outer, n, inner;
+  rc_shape out; /* the reduced shape */
+} plan_t;
+
+/* Validates dim against shape s and computes the plan. For a 0-d tensor a dim of 0 or -1 is
+ * accepted (as in PyTorch) and means all elements. */
+static int make_plan(rc_ctx *c, const char *fn, const rc_shape *s, int dim, int keepdim,
+                     plan_t *p) {
+  memset(p, 0, sizeof *p);
+  p->keepdim = keepdim ? 1 : 0;
+  int d = -1;
+  if (dim != RC_ALL) {
+    if (rc_wrap_dim(c, fn, dim, s->ndim, &d)) return -1;
+    if (s->ndim == 0) d = -1;
+  }
+  p->dim = d;
+  p->outer = 1;
+  p->inner = 1;
+  p->n = 1;
+  if (d < 0) {
+    for (int i = 0; i < s->ndim; i++) p->n *= s->size[i];
+    p->out.ndim = keepdim ? s->ndim : 0;
+    for (int i = 0; i < p->out.ndim; i++) p->out.size[i] = 1;
+    return 0;
+  }
+  for (int i = 0; i < d; i++) p->outer *= s->size[i];
+  p->n = s->size[d];
+  for (int i = d + 1; i < s->ndim; i++) p->inner *= s->size[i];
+  int k = 0;
+  for (int i = 0; i < s->ndim; i++) {
+    if (i == d) {
+      if (keepdim) p->out.size[k++] = 1;
+    } else {
+      p->out.size[k++] = s->size[i];
+    }
+  }
+  p->out.ndim = k;
+  return 0;
+}
+
+/* The plan a backward pass needs: recomputed from the node's input shape and parameters
+ * i[1] (dim, or -1 for all) and i[2] (keepdim). */
+static int node_plan(rc_node *nd, plan_t *p) {
+  int dim = nd->i[1] < 0 ? RC_ALL : (int)nd->i[1];
+  return make_plan(nd->ctx, nd->name, &nd->in_shape[0], dim, (int)nd->i[2], p);
+}
+
+static void node_set_plan(rc_node *nd, const plan_t *p) {
+  nd->i[1] = p->dim;
+  nd->i[2] = p->keepdim;
+}
+
+static int empty_error(rc_ctx *c, const char *fn, const rc_shape *s, const plan_t *p) {
+  char buf[128];
+  rc_shape_str2(s, buf, sizeof buf);
+  if (p->dim < 0)
+    return rc_error(c,
+                    "%s: cannot reduce an empty tensor of shape %s (the operation has no "
+                    "identity)",
+                    fn, buf);
+  return rc_error(c,
+                  "%s: cannot reduce dimension %d of shape %s, which has size 0 (the "
+                  "operation has no identity)",
+                  fn, p->dim + 1, buf);
+}
+
+static void *oom_null(rc_ctx *c, const char *fn) {
+  return rc_error_null(c, "%s: out of memory for a work buffer", fn);
+}
+
+/* malloc of count elements of sz bytes; never asks for 0 bytes (count may be 0). */
+static void *work_alloc(int64_t count, size_t sz) {
+  return malloc((size_t)(count > 0 ? count : 1) * sz);
+}
+
+/* Allocates a tensor of shape s (a new reference) or NULL. */
+static rc_tensor *empty_shape(rc_ctx *c, const rc_shape *s) {
+  return rc_empty(c, s->ndim, s->size);
+}
+
+/* Index of the element at slice (o, j), position k. */
+#define AT(p, o, k, j) ((((o) * (p)->n) + (k)) * (p)->inner + (j))
+
+/* ---- forward kernels (x contiguous, outputs contiguous with outer * inner elements) ---- */
+
+/* sum (scale 1), mean (scale 1/n) or product */
+static int sum_kernel(rc_ctx *c, const char *fn, const float *x, float *out, const plan_t *p,
+                      int prod, int mean) {
+  const int64_t n = p->n, inner = p->inner;
+  double scale = 1.0;
+  if (mean) scale = n ? 1.0 / (double)n : NAN; /* mean of nothing: NaN, as PyTorch */
+  if (inner == 1) {
+    for (int64_t o = 0; o < p->outer; o++) {
+      const float *r = x + o * n;
+      if (prod) {
+        double a = 1.0;
+        for (int64_t k = 0; k < n; k++) a *= r[k];
+        out[o] = (float)a;
+      } else {
+        double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        int64_t k = 0;
+        for (; k + 4 <= n; k += 4) {
+          a0 += r[k];
+          a1 += r[k + 1];
+          a2 += r[k + 2];
+          a3 += r[k + 3];
+        }
+        for (; k < n; k++) a0 += r[k];
+        double s = (a0 + a1) + (a2 + a3);
+        out[o] = (float)(scale == 1.0 ? s : s * scale);
+      }
+    }
+    return 0;
+  }
+  double *acc = work_alloc(inner, sizeof(double));
+  if (!acc) return oom_null(c, fn), -1;
+  for (int64_t o = 0; o < p->outer; o++) {
+    for (int64_t j = 0; j < inner; j++) acc[j] = prod ? 1.0 : 0.0;
+    for (int64_t k = 0; k < n; k++) {
+      const float *r = x + AT(p, o, k, 0);
+      if (prod)
+        for (int64_t j = 0; j < inner; j++) acc[j] *= r[j];
+      else
+        for (int64_t j = 0; j < inner; j++) acc[j] += r[j];
+    }
+    float *dst = out + o * inner;
+    for (int64_t j = 0; j < inner; j++) dst[j] = (float)(acc[j] * scale);
+  }
+  free(acc);
+  return 0;
+}
+
+/* v beats best for max (is_min = 0) or min; a NaN beats everything but an earlier NaN. */
+static inline int beats(float v, float best, int is_min) {
+  if (isnan(v)) return !isnan(best);
+  return is_min ? v < best : v > best;
+}
+
+/* max or min per slice into vals, with 0-based first indices into idx (may be NULL). n > 0. */
+static void minmax_kernel(const float *x, float *vals, float *idx, const plan_t *p, int is_min) {
+  const int64_t n = p->n, inner = p->inner;
+  if (inner == 1) {
+    for (int64_t o = 0; o < p->outer; o++) {
+      const float *r = x + o * n;
+      float best = r[0];
+      int64_t bi = 0;
+      if (is_min) {
+        for (int64_t k = 1; k < n; k++)
+          if (r[k] < best || (isnan(r[k]) && !isnan(best))) best = r[k], bi = k;
+      } else {
+        for (int64_t k = 1; k < n; k++)
+          if (r[k] > best || (isnan(r[k]) && !isnan(best))) best = r[k], bi = k;
+      }
+      vals[o] = best;
+      if (idx) idx[o] = (float)bi;
+    }
+    return;
+  }
+  for (int64_t o = 0; o < p->outer; o++) {
+    float *bv = vals + o * inner;
+    float *bi = idx ? idx + o * inner : NULL;
+    memcpy(bv, x + AT(p, o, 0, 0), (size_t)inner * sizeof(float));
+    if (bi)
+      for (int64_t j = 0; j < inner; j++) bi[j] = 0.0f;
+    for (int64_t k = 1; k < n; k++) {
+      const float *r = x + AT(p, o, k, 0);
+      for (int64_t j = 0; j < inner; j++) {
+        if (beats(r[j], bv[j], is_min)) {
+          bv[j] = r[j];
+          if (bi) bi[j] = (float)k;
+        }
+      }
+    }
+  }
+}
+
+/* ---- rc_reduce ---- */
+
+static int reduce_backward(rc_node *nd, rc_tensor **gout, rc_tensor **gin) {
+  rc_redop op = (rc_redop)nd->i[0];
+  rc_ctx *c = nd->ctx;
+  plan_t p;
+  if (node_plan(nd, &p)) return -1;
+  rc_tensor *x = NULL, *y = NULL;
+  if (op == RC_PROD || op == RC_MAX || op == RC_MIN) {
+    rc_tensor *xs = rc_node_saved(nd, 0);
+    if (!xs) return -1;
+    if (!(x = rc_raw_contiguous(xs))) return -1;
+  }
+  if (op == RC_MAX || op == RC_MIN) {
+    rc_tensor *ys = rc_node_saved(nd, 1);
+    if (!ys || !(y = rc_raw_contiguous(ys))) {
+      rc_release(x);
+      return -1;
+    }
+  }
+  rc_tensor *gc = rc_raw_contiguous(gout[0]);
+  rc_tensor *r = gc ? empty_shape(c, &nd->in_shape[0]) : NULL;
+  double *buf = NULL;
+  int rc = -1;
+  if (!r) goto done;
+  const float *g = rc_data(gc);
+  float *o_ = rc_data(r);
+  const int64_t n = p.n, inner = p.inner;
+  switch (op) {
+  case RC_SUM:
+  case RC_MEAN: {
+    float scale = op == RC_MEAN ? (float)(1.0 / (double)(n ? n : 1)) : 1.0f;
+    for (int64_t o = 0; o < p.outer; o++)
+      for (int64_t k = 0; k < n; k++) {
+        float *dst = o_ + AT(&p, o, k, 0);
+        const float *src = g + o * inner;
+        for (int64_t j = 0; j < inner; j++) dst[j] = src[j] * scale;
+      }
+    break;
+  }
+  case RC_PROD: {
+    /* d/dx_k = product of the others: prefix * suffix products, exact with zeros */
+    const float *xp = rc_data(x);
+    buf = work_alloc(n, sizeof(double));
+    if (!buf) {
+      oom_null(c, nd->name);
+      goto done;
+    }
+    for (int64_t o = 0; o < p.outer; o++)
+      for (int64_t j = 0; j < inner; j++) {
+        double pre = 1.0, suf = 1.0, gv = g[o * inner + j];
+        for (int64_t k = 0; k < n; k++) {
+          buf[k] = pre;
+          pre *= xp[AT(&p, o, k, j)];
+        }
+        for (int64_t k = n - 1; k >= 0; k--) {
+          o_[AT(&p, o, k, j)] = (float)(gv * buf[k] * suf);
+          suf *= xp[AT(&p, o, k, j)];
+        }
+      }
+    break;
+  }
+  case RC_MAX:
+  case RC_MIN: {
+    /* split evenly among the elements equal to the result */
+    const float *xp = rc_data(x), *yp = rc_data(y);
+    buf = work_alloc(inner, sizeof(double));
+    if (!buf) {
+      oom_null(c, nd->name);
+      goto done;
+    }
+    for (int64_t o = 0; o < p.outer; o++) {
+      const float *yo = yp + o * inner;
+      for (int64_t j = 0; j < inner; j++) buf[j] = 0;
+      for (int64_t k = 0; k < n; k++) {
+        const float *xr = xp + AT(&p, o, k, 0);
+        for (int64_t j = 0; j < inner; j++)
+          buf[j] += (xr[j] == yo[j] || (isnan(xr[j]) && isnan(yo[j])));
+      }
+      for (int64_t k = 0; k < n; k++) {
+        const float *xr = xp + AT(&p, o, k, 0);
+        float *dst = o_ + AT(&p, o, k, 0);
+        for (int64_t j = 0; j < inner; j++)
+          dst[j] = (xr[j] == yo[j] || (isnan(xr[j]) && isnan(yo[j])))
+                       ? (float)(g[o * inner + j] / buf[j])
+                       : 0.0f;
+      }
+    }
+    break;
+  }
+  default:
+    break;
+  }
+  gin[0] = r;
+  r = NULL;
+  rc = 0;
+done:
+  free(buf);
+  rc_release(r);
+  rc_release(gc);
+  rc_release(x);
+  rc_release(y);
+  return rc;
+}
+
+rc_tensor *rc_reduce(rc_redop op, rc_tensor *a, int dim, int keepdim) {
+  rc_ctx *c = a->ctx;
+  if ((unsigned)op >= RC_REDOP_COUNT) return rc_error_null(c, "reduce: unknown op %d", (int)op);
+  const char *fn = redop_name[op];
+  rc_shape s = rc_shape_of(a);
+  plan_t p;
+  if (make_plan(c, fn, &s, dim, keepdim, &p)) return NULL;
+  if ((op == RC_MAX || op == RC_MIN) && p.n == 0) return empty_error(c, fn, &s, &p), NULL;
+  rc_tensor *x = rc_raw_contiguous(a);
+  if (!x) return NULL;
+  rc_tensor *out = empty_shape(c, &p.out);
+  if (!out) {
+    rc_release(x);
+    return NULL;
+  }
+  int krc = 0;
+  if (op == RC_MAX || op == RC_MIN) {
+    if (p.outer * p.inner > 0) minmax_kernel(rc_data(x), rc_data(out), NULL, &p, op == RC_MIN);
+  } else {
+    krc = sum_kernel(c, fn, rc_data(x), rc_data(out), &p, op == RC_PROD, op == RC_MEAN);
+  }
+  rc_release(x);
+  if (krc) {
+    rc_release(out);
+    return NULL;
+  }
+  static const char *names[RC_REDOP_COUNT] = {"SumBackward", "MeanBackward", "MaxBackward",
+                                              "MinBackward", "ProdBackward"};
+  int err;
+  rc_node *nd = rc_record(c, names[op], reduce_backward, &a, 1, out, &err);
+  if (err) {
+    rc_release(out);
+    return NULL;
+  }
+  if (nd) {
+    nd->i[0] = op;
+    node_set_plan(nd, &p);
+    if (op == RC_PROD || op == RC_MAX || op == RC_MIN) rc_node_save(nd, 0, a);
+    if (op == RC_MAX || op == RC_MIN) rc_node_save(nd, 1, out);
+  }
+  return out;
+}
+
+/* ---- max / min with indices, argmax ---- */
+
+static int max_dim_backward(rc_node *nd, rc_tensor **gout, rc_tensor **gin) {
+  plan_t p;
+  if (node_plan(nd, &p)) return -1;
+  rc_tensor *is = rc_node_saved(nd, 0);
+  if (!is) return -1;
+  rc_tensor *ic = rc_raw_contiguous(is);
+  rc_tensor *gc = ic ? rc_raw_contiguous(gout[0]) : NULL;
+  rc_tensor *r = gc ? rc_zeros(nd->ctx, nd->in_shape[0].ndim, nd->in_shape[0].size) : NULL;
+  if (!r) {
+    rc_release(ic);
+    rc_release(gc);
+    return -1;
+  }
+  const float *ip = rc_data(ic), *g = rc_data(gc);
+  float *o_ = rc_data(r);
+  for (int64_t o = 0; o < p.outer; o++)
+    for (int64_t j = 0; j < p.inner; j++) {
+      float kf = ip[o * p.inner + j];
+      if (!(kf >= 0 && kf < (float)p.n)) continue; /* cannot happen: saved indices are checked */
+      o_[AT(&p, o, (int64_t)kf, j)] = g[o * p.inner + j];
+    }
+  rc_release(ic);
+  rc_release(gc);
+  gin[0] = r;
+  return 0;
+}
+
+/* values and indices of max/min along dim (RC_ALL: flat index). *values may be NULL-requested
+ * by passing values == NULL (argmax). */
+static int max_dim_impl(rc_tensor *a, int dim, int keepdim, int is_min, rc_tensor **values,
+                        rc_tensor **indices, const char *fn) {
+  rc_ctx *c = a->ctx;
+  rc_shape s = rc_shape_of(a);
+  plan_t p;
+  if (values) *values = NULL;
+  *indices = NULL;
+  if (make_plan(c, fn, &s, dim, keepdim, &p)) return -1;
+  if (p.n == 0) return empty_error(c, fn, &s, &p);
+  rc_tensor *x = rc_raw_contiguous(a);
+  if (!x) return -1;
+  rc_tensor *v = empty_shape(c, &p.out);
+  rc_tensor *ix = v ? empty_shape(c, &p.out) : NULL;
+  if (!ix) {
+    rc_release(x);
+    rc_release(v);
+    return -1;
+  }
+  if (p.outer * p.inner > 0) minmax_kernel(rc_data(x), rc_data(v), rc_data(ix), &p, is_min);
+  rc_release(x);
+  if (values) {
+    int err;
+    rc_node *nd = rc_record(c, is_min ? "MinDimBackward" : "MaxDimBackward", max_dim_backward, &a,
+                            1, v, &err);
+    if (err) {
+      rc_release(v);
+      rc_release(ix);
+      return -1;
+    }
+    if (nd) {
+      node_set_plan(nd, &p);
+      rc_node_save(nd, 0, ix);
+    }
+    *values = v;
+  } else {
+    rc_release(v);
+  }
+  *indices = ix;
+  return 0;
+}
+
+int rc_max_dim(rc_tensor *a, int dim, int keepdim, int is_min, rc_tensor **values,
+               rc_tensor **indices) {
+  return max_dim_impl(a, dim, keepdim, is_min, values, indices, is_min ? "min" : "max");
+}
+
+rc_tensor *rc_argmax(rc_tensor *a, int dim, int keepdim, int is_min) {
+  rc_tensor *ix;
+  if (max_dim_impl(a, dim, keepdim, is_min, NULL, &ix, is_min ? "argmin" : "argmax")) return NULL;
+  return ix;
+}
+
+/* ---- var and std ---- */
+
+/* Per-slice means (double) of contiguous x into mean[outer * inner] and, when m2 is not
+ * NULL, the sums of squared deviations from them (two passes: exact for large means). */
+static void moments_kernel(const float *x, double *restrict mean, double *restrict m2,
+                           const plan_t *p) {
+  const int64_t n = p->n, inner = p->inner;
+  if (inner == 1) {
+    for (int64_t o = 0; o < p->outer; o++) {
+      const float *r = x + o * n;
+      double a0 = 0, a1 = 0;
+      int64_t k = 0;
+      for (; k + 2 <= n; k += 2) a0 += r[k], a1 += r[k + 1];
+      if (k < n) a0 += r[k];
+      double mu = n ? (a0 + a1) / (double)n : 0.0;
+      mean[o] = mu;
+      if (!m2) continue;
+      a0 = a1 = 0;
+      for (k = 0; k + 2 <= n; k += 2) {
+        double d0 = r[k] - mu, d1 = r[k + 1] - mu;
+        a0 += d0 * d0;
+        a1 += d1 * d1;
+      }
+      if (k < n) a0 += (r[k] - mu) * (r[k] - mu);
+      m2[o] = a0 + a1;
+    }
+    return;
+  }
+  for (int64_t o = 0; o < p->outer; o++) {
+    double *restrict m = mean + o * inner;
+    for (int64_t j = 0; j < inner; j++) m[j] = 0;
+    for (int64_t k = 0; k < n; k++) {
+      const float *r = x + AT(p, o, k, 0);
+      for (int64_t j = 0; j < inner; j++) m[j] += r[j];
+    }
+    if (n)
+      for (int64_t j = 0; j < inner; j++) m[j] /= (double)n;
+    if (!m2) continue;
+    double *restrict so = m2 + o * inner;
+    for (int64_t j = 0; j < inner; j++) so[j] = 0;
+    for (int64_t k = 0; k < n; k++) {
+      const float *r = x + AT(p, o, k, 0);
+      for (int64_t j = 0; j < inner; j++) {
+        double d = (double)r[j] - m[j];
+        so[j] += d * d;
+      }
+    }
+  }
+}
+
+static int var_backward(rc_node *nd, rc_tensor **gout, rc_tensor **gin) {
+  plan_t p;
+  if (node_plan(nd, &p)) return -1;
+  int is_std = (int)nd->i[3];
+  double denom = (double)p.n - (double)nd->i[4];
+  rc_tensor *xs = rc_node_saved(nd, 0), *ys = is_std ? rc_node_saved(nd, 1) : NULL;
+  if (!xs || (is_std && !ys)) return -1;
+  rc_tensor *x = rc_raw_contiguous(xs);
+  rc_tensor *y = x && is_std ? rc_raw_contiguous(ys) : NULL;
+  rc_tensor *gc = x && (y || !is_std) ? rc_raw_contiguous(gout[0]) : NULL;
+  rc_tensor *r = gc ? empty_shape(nd->ctx, &nd->in_shape[0]) : NULL;
+  double *mean = r ? work_alloc(p.outer * p.inner, sizeof(double)) : NULL;
+  int rc = -1;
+  if (!mean) {
+    if (r) oom_null(nd->ctx, nd->name);
+    goto done;
+  }
+  const float *xp = rc_data(x), *g = rc_data(gc), *yp = is_std ? rc_data(y) : NULL;
+  float *o_ = rc_data(r);
+  moments_kernel(xp, mean, NULL, &p);
+  for (int64_t o = 0; o < p.outer; o++)
+    for (int64_t k = 0; k < p.n; k++) {
+      const float *xr = xp + AT(&p, o, k, 0);
+      float *dst = o_ + AT(&p, o, k, 0);
+      for (int64_t j = 0; j < p.inner; j++) {
+        int64_t s = o * p.inner + j;
+        double d = (double)xr[j] - mean[s];
+        if (is_std) /* d std = d var / (2 std); 0 where std == 0, like PyTorch */
+          dst[j] = yp[s] == 0.0f ? 0.0f : (float)(g[s] * d / (denom * yp[s]));
+        else
+          dst[j] = (float)(g[s] * 2.0 * d / denom);
+      }
+    }
+  gin[0] = r;
+  r = NULL;
+  rc = 0;
+done:
+  free(mean);
+  rc_release(r);
+  rc_release(gc);
+  rc_release(x);
+  rc_release(y);
+  return rc;
+}
+
+static rc_tensor *var_impl(rc_tensor *a, int dim, int keepdim, int unbiased, int is_std) {
+  rc_ctx *c = a->ctx;
+  const char *fn = is_std ? "std" : "var";
+  rc_shape s = rc_shape_of(a);
+  plan_t p;
+  if (make_plan(c, fn, &s, dim, keepdim, &p)) return NULL;
+  int64_t m = p.outer * p.inner;
+  double *mean = work_alloc(2 * m, sizeof(double));
+  if (!mean) return oom_null(c, fn);
+  double *m2 = mean + m;
+  rc_tensor *x = rc_raw_contiguous(a);
+  rc_tensor *out = x ? empty_shape(c, &p.out) : NULL;
+  if (!out) {
+    free(mean);
+    rc_release(x);
+    return NULL;
+  }
+  const float *xp = rc_data(x);
+  float *o_ = rc_data(out);
+  double denom = (double)p.n - (unbiased ? 1.0 : 0.0);
+  moments_kernel(xp, mean, m2, &p);
+  for (int64_t k = 0; k < m; k++) {
+    double v = denom > 0 ? m2[k] / denom : NAN; /* n <= ddof: NaN, like PyTorch */
+    o_[k] = (float)(is_std ? sqrt(v) : v);
+  }
+  free(mean);
+  rc_release(x);
+  int err;
+  rc_node *nd =
+      rc_record(c, is_std ? "StdBackward" : "VarBackward", var_backward, &a, 1, out, &err);
+  if (err) {
+    rc_release(out);
+    return NULL;
+  }
+  if (nd) {
+    node_set_plan(nd, &p);
+    nd->i[3] = is_std;
+    nd->i[4] = unbiased ? 1 : 0;
+    rc_node_save(nd, 0, a);
+    if (is_std) rc_node_save(nd, 1, out);
+  }
+  return out;
+}
+
+rc_tensor *rc_var(rc_tensor *a, int dim, int keepdim, int unbiased) {
+  return var_impl(a, dim, keepdim, unbiased, 0);
+}
+
+rc_tensor *rc_std(rc_tensor *a, int dim, int keepdim, int unbiased) {
+  return var_impl(a, dim, keepdim, unbiased, 1);
+}
+
+/* ---- logsumexp ---- */
+
+/* y = logsumexp over each slice of x (contiguous), with work buffers for inner > 1. */
+static int lse_kernel(rc_ctx *c, const char *fn, const float *x, float *y, const plan_t *p) {
+  const int64_t n = p->n, inner = p->inner;
+  float *mx = work_alloc(inner, sizeof(float));
+  double *acc = work_alloc(inner, sizeof(double));
+  if (!mx || !acc) {
+    free(mx);
+    free(acc);
+    return oom_null(c, fn), -1;
+  }
+  for (int64_t o = 0; o < p->outer; o++) {
+    for (int64_t j = 0; j < inner; j++) mx[j] = -INFINITY, acc[j] = 0;
+    for (int64_t k = 0; k < n; k++) {
+      const float *r = x + AT(p, o, k, 0);
+      for (int64_t j = 0; j < inner; j++)
+        if (beats(r[j], mx[j], 0)) mx[j] = r[j];
+    }
+    for (int64_t k = 0; k < n; k++) {
+      const float *r = x + AT(p, o, k, 0);
+      for (int64_t j = 0; j < inner; j++)
+        if (isfinite(mx[j])) acc[j] += exp((double)(r[j] - mx[j]));
+    }
+    float *dst = y + o * inner;
+    for (int64_t j = 0; j < inner; j++)
+      dst[j] = isfinite(mx[j]) ? (float)((double)mx[j] + log(acc[j])) : mx[j];
+  }
+  free(mx);
+  free(acc);
+  return 0;
+}
+
+static int lse_backward(rc_node *nd, rc_tensor **gout, rc_tensor **gin) {
+  plan_t p;
+  if (node_plan(nd, &p)) return -1;
+  rc_tensor *xs = rc_node_saved(nd, 0), *ys = rc_node_saved(nd, 1);
+  if (!xs || !ys) return -1;
+  rc_tensor *x = rc_raw_contiguous(xs);
+  rc_tensor *y = x ? rc_raw_contiguous(ys) : NULL;
+  rc_tensor *gc = y ? rc_raw_contiguous(gout[0]) : NULL;
+  rc_tensor *r = gc ? empty_shape(nd->ctx, &nd->in_shape[0]) : NULL;
+  if (r) {
+    const float *xp = rc_data(x), *yp = rc_data(y), *g = rc_data(gc);
+    float *o_ = rc_data(r);
+    for (int64_t o = 0; o < p.outer; o++)
+      for (int64_t k = 0; k < p.n; k++) {
+        const float *xr = xp + AT(&p, o, k, 0);
+        float *dst = o_ + AT(&p, o, k, 0);
+        for (int64_t j = 0; j < p.inner; j++) {
+          int64_t s = o * p.inner + j;
+          dst[j] = xr[j] == -INFINITY ? 0.0f : g[s] * expf(xr[j] - yp[s]);
+        }
+      }
+  }
+  rc_release(x);
+  rc_release(y);
+  rc_release(gc);
+  gin[0] = r;
+  return r ? 0 : -1;
+}
+
+rc_tensor *rc_logsumexp(rc_tensor *a, int dim, int keepdim) {
+  rc_ctx *c = a->ctx;
+  rc_shape s = rc_shape_of(a);
+  plan_t p;
+  if (make_plan(c, "logsumexp", &s, dim, keepdim, &p)) return NULL;
+  rc_tensor *x = rc_raw_contiguous(a);
+  rc_tensor *out = x ? empty_shape(c, &p.out) : NULL;
+  if (!out || lse_kernel(c, "logsumexp", rc_data(x), rc_data(out), &p)) {
+    rc_release(x);
+    rc_release(out);
+    return NULL;
+  }
+  rc_release(x);
+  int err;
+  rc_node *nd = rc_record(c, "LogsumexpBackward", lse_backward, &a, 1, out, &err);
+  if (err) {
+    rc_release(out);
+    return NULL;
+  }
+  if (nd) {
+    node_set_plan(nd, &p);
+    rc_node_save(nd, 0, a);
+    rc_node_save(nd, 1, out);
+  }
+  return out;
+}
+
+/* ---- norm ---- */
+
+static int norm_backward(rc_node *nd, rc_tensor **gout, rc_tensor **gin) {
+  plan_t p;
+  if (node_plan(nd, &p)) return -1;
+  double pv = nd->d[0];
+  rc_tensor *xs = rc_node_saved(nd, 0), *ys = rc_node_saved(nd, 1);
+  if (!xs || !ys) return -1;
+  rc_tensor *x = rc_raw_contiguous(xs);
+  rc_tensor *y = x ? rc_raw_contiguous(ys) : NULL;
+  rc_tensor *gc = y ? rc_raw_contiguous(gout[0]) : NULL;
+  rc_tensor *r = gc ? empty_shape(nd->ctx, &nd->in_shape[0]) : NULL;
+  int64_t m = p.outer * p.inner;
+  double *cnt = r && isinf(pv) ? work_alloc(m, sizeof(double)) : NULL;
+  int rc = -1;
+  if (!r || (isinf(pv) && !cnt)) {
+    if (r) oom_null(nd->ctx, nd->name);
+    goto done;
+  }
+  const float *xp = rc_data(x), *yp = rc_data(y), *g = rc_data(gc);
+  float *o_ = rc_data(r);
+  if (cnt) {
+    for (int64_t k = 0; k < m; k++) cnt[k] = 0;
+    for (int64_t o = 0; o < p.outer; o++)
+      for (int64_t k = 0; k < p.n; k++)
+        for (int64_t j = 0; j < p.inner; j++)
+          cnt[o * p.inner + j] += fabsf(xp[AT(&p, o, k, j)]) == yp[o * p.inner + j];
+  }
+  for (int64_t o = 0; o < p.outer; o++)
+    for (int64_t k = 0; k < p.n; k++) {
+      const float *xr = xp + AT(&p, o, k, 0);
+      float *dst = o_ + AT(&p, o, k, 0);
+      for (int64_t j = 0; j < p.inner; j++) {
+        int64_t s = o * p.inner + j;
+        double v = xr[j], sg = (v > 0) - (v < 0), nv = yp[s], d;
+        if (pv == 0.0 || v == 0.0)
+          d = 0.0;
+        else if (pv == 1.0)
+          d = sg;
+        else if (isinf(pv))
+          d = fabs(v) == nv ? sg / cnt[s] : 0.0;
+        else if (nv == 0.0)
+          d = 0.0;
+        else if (pv == 2.0)
+          d = v / nv;
+        else
+          d = sg * pow(fabs(v) / nv, pv - 1.0);
+        dst[j] = (float)(g[s] * d);
+      }
+    }
+  gin[0] = r;
+  r = NULL;
+  rc = 0;
+done:
+  free(cnt);
+  rc_release(r);
+  rc_release(x);
+  rc_release(y);
+  rc_release(gc);
+  return rc;
+}
+
+rc_tensor *rc_norm(rc_tensor *a, float pf, int dim, int keepdim) {
+  rc_ctx *c = a->ctx;
+  double pv = pf;
+  if (isnan(pv)) return rc_error_null(c, "norm: p must be a number, got nan");
+  rc_shape s = rc_shape_of(a);
+  plan_t p;
+  if (make_plan(c, "norm", &s, dim, keepdim, &p)) return NULL;
+  if (isinf(pv) && p.n == 0) return empty_error(c, "norm", &s, &p), NULL;
+  int64_t m = p.outer * p.inner;
+  double *acc = work_alloc(m, sizeof(double));
+  if (!acc) return oom_null(c, "norm");
+  rc_tensor *x = rc_raw_contiguous(a);
+  rc_tensor *out = x ? empty_shape(c, &p.out) : NULL;
+  if (!out) {
+    free(acc);
+    rc_release(x);
+    return NULL;
+  }
+  const float *xp = rc_data(x);
+  float *o_ = rc_data(out);
+  double init = pv == INFINITY ? 0.0 : pv == -INFINITY ? INFINITY : 0.0;
+  for (int64_t k = 0; k < m; k++) acc[k] = init;
+  for (int64_t o = 0; o < p.outer; o++)
+    for (int64_t k = 0; k < p.n; k++) {
+      const float *r = xp + AT(&p, o, k, 0);
+      double *ac = acc + o * p.inner;
+      if (pv == 2.0) {
+        for (int64_t j = 0; j < p.inner; j++) ac[j] += (double)r[j] * r[j];
+      } else if (pv == 1.0) {
+        for (int64_t j = 0; j < p.inner; j++) ac[j] += fabsf(r[j]);
+      } else if (pv == INFINITY) {
+        for (int64_t j = 0; j < p.inner; j++)
+          if (fabsf(r[j]) > ac[j] || isnan(r[j])) ac[j] = isnan(ac[j]) ? ac[j] : fabsf(r[j]);
+      } else if (pv == -INFINITY) {
+        for (int64_t j = 0; j < p.inner; j++)
+          if (fabsf(r[j]) < ac[j] || isnan(r[j])) ac[j] = isnan(ac[j]) ? ac[j] : fabsf(r[j]);
+      } else if (pv == 0.0) {
+        for (int64_t j = 0; j < p.inner; j++) ac[j] += r[j] != 0.0f;
+      } else {
+        for (int64_t j = 0; j < p.inner; j++)
+          if (r[j] != 0.0f || pv > 0)
+            ac[j] += pow(fabs((double)r[j]), pv);
+          else
+            ac[j] = INFINITY; /* 0^p with p < 0 */
+      }
+    }
+  for (int64_t k = 0; k < m; k++) {
+    double v = acc[k];
+    if (pv == 2.0)
+      v = sqrt(v);
+    else if (!(pv == 1.0 || isinf(pv) || pv == 0.0))
+      v = pow(v, 1.0 / pv);
+    o_[k] = (float)v;
+  }
+  free(acc);
+  rc_release(x);
+  int err;
+  rc_node *nd = rc_record(c, "NormBackward", norm_backward, &a, 1, out, &err);
+  if (err) {
+    rc_release(out);
+    return NULL;
+  }
+  if (nd) {
+    node_set_plan(nd, &p);
+    nd->d[0] = pv;
+    rc_node_save(nd, 0, a);
+    rc_node_save(nd, 1, out);
+  }
+  return out;
+}
+
+/* ---- softmax and log_softmax ---- */
+
+/* y = softmax (or log_softmax) of x along the plan's dim; both contiguous, same shape. */
+static int softmax_kernel(rc_ctx *c, const char *fn, const float *x, float *y, const plan_t *p,
+                          int logsm) {
+  const int64_t n = p->n, inner = p->inner;
+  if (n == 0) return 0;
+  if (inner == 1) {
+    for (int64_t o = 0; o < p->outer; o++) {
+      const float *r = x + o * n;
+      float *d = y + o * n;
+      float mx = r[0];
+      for (int64_t k = 1; k < n; k++)
+        if (beats(r[k], mx, 0)) mx = r[k];
+      if (isinf(mx) && mx < 0) mx = 0; /* all -inf: NaN results, as exp(-inf - -inf) */
+      double sum = 0;
+      if (logsm) {
+        for (int64_t k = 0; k < n; k++) sum += expf(r[k] - mx);
+        float lse = (float)log(sum);
+        for (int64_t k = 0; k < n; k++) d[k] = r[k] - mx - lse;
+      } else {
+        for (int64_t k = 0; k < n; k++) {
+          d[k] = expf(r[k] - mx);
+          sum += d[k];
+        }
+        float inv = (float)(1.0 / sum);
+        for (int64_t k = 0; k < n; k++) d[k] *= inv;
+      }
+    }
+    return 0;
+  }
+  float *mx = work_alloc(inner, sizeof(float));
+  double *acc = work_alloc(inner, sizeof(double));
+  if (!mx || !acc) {
+    free(mx);
+    free(acc);
+    return oom_null(c, fn), -1;
+  }
+  for (int64_t o = 0; o < p->outer; o++) {
+    memcpy(mx, x + AT(p, o, 0, 0), (size_t)inner * sizeof(float));
+    for (int64_t k = 1; k < n; k++) {
+      const float *r = x + AT(p, o, k, 0);
+      for (int64_t j = 0; j < inner; j++)
+        if (beats(r[j], mx[j], 0)) mx[j] = r[j];
+    }
+    for (int64_t j = 0; j < inner; j++) {
+      if (isinf(mx[j]) && mx[j] < 0) mx[j] = 0;
+      acc[j] = 0;
+    }
+    for (int64_t k = 0; k < n; k++) {
+      const float *r = x + AT(p, o, k, 0);
+      float *d = y + AT(p, o, k, 0);
+      for (int64_t j = 0; j < inner; j++) {
+        float e = expf(r[j] - mx[j]);
+        if (!logsm) d[j] = e;
+        acc[j] += e;
+      }
+    }
+    if (logsm)
+      for (int64_t j = 0; j < inner; j++) mx[j] += (float)log(acc[j]);
+    else
+      for (int64_t j = 0; j < inner; j++) acc[j] = 1.0 / acc[j];
+    for (int64_t k = 0; k < n; k++) {
+      const float *r = x + AT(p, o, k, 0);
+      float *d = y + AT(p, o, k, 0);
+      if (logsm)
+        for (int64_t j = 0; j < inner; j++) d[j] = r[j] - mx[j];
+      else
+        for (int64_t j = 0; j < inner; j++) d[j] = (float)(d[j] * acc[j]);
+    }
+  }
+  free(mx);
+  free(acc);
+  return 0;
+}
+
+/* softmax: gx = y * (g - sum_k g_k y_k); log_softmax: gx = g - exp(y) * sum_k g_k */
+static int softmax_backward(rc_node *nd, rc_tensor **gout, rc_tensor **gin) {
+  plan_t p;
+  if (node_plan(nd, &p)) return -1;
+  int logsm = (int)nd->i[3];
+  rc_tensor *ys = rc_node_saved(nd, 0);
+  if (!ys) return -1;
+  rc_tensor *y = rc_raw_contiguous(ys);
+  rc_tensor *gc = y ? rc_raw_contiguous(gout[0]) : NULL;
+  rc_tensor *r = gc ? empty_shape(nd->ctx, &nd->in_shape[0]) : NULL;
+  double *acc = r ? work_alloc(p.inner, sizeof(double)) : NULL;
+  int rc = -1;
+  if (!acc) {
+    if (r) oom_null(nd->ctx, nd->name);
+    goto done;
+  }
+  const float *yp = rc_data(y), *g = rc_data(gc);
+  float *o_ = rc_data(r);
+  for (int64_t o = 0; o < p.outer; o++) {
+    for (int64_t j = 0; j < p.inner; j++) acc[j] = 0;
+    for (int64_t k = 0; k < p.n; k++) {
+      const float *gr = g + AT(&p, o, k, 0), *yr = yp + AT(&p, o, k, 0);
+      if (logsm)
+        for (int64_t j = 0; j < p.inner; j++) acc[j] += gr[j];
+      else
+        for (int64_t j = 0; j < p.inner; j++) acc[j] += (double)gr[j] * yr[j];
+    }
+    for (int64_t k = 0; k < p.n; k++) {
+      const float *gr = g + AT(&p, o, k, 0), *yr = yp + AT(&p, o, k, 0);
+      float *d = o_ + AT(&p, o, k, 0);
+      if (logsm)
+        for (int64_t j = 0; j < p.inner; j++) d[j] = gr[j] - expf(yr[j]) * (float)acc[j];
+      else
+        for (int64_t j = 0; j < p.inner; j++) d[j] = yr[j] * (gr[j] - (float)acc[j]);
+    }
+  }
+  gin[0] = r;
+  r = NULL;
+  rc = 0;
+done:
+  free(acc);
+  rc_release(r);
+  rc_release(y);
+  rc_release(gc);
+  return rc;
+}
+
+static rc_tensor *softmax_impl(rc_tensor *a, int dim, int logsm) {
+  rc_ctx *c = a->ctx;
+  const char *fn = logsm ? "log_softmax" : "softmax";
+  if (dim == RC_ALL) return rc_error_null(c, "%s: a dimension is required", fn);
+  rc_shape s = rc_shape_of(a);
+  plan_t p;
+  if (make_plan(c, fn, &s, dim, 1, &p)) return NULL;
+  rc_tensor *x = rc_raw_contiguous(a);
+  rc_tensor *out = x ? rc_empty_like(a) : NULL;
+  if (!out || softmax_kernel(c, fn, rc_data(x), rc_data(out), &p, logsm)) {
+    rc_release(x);
+    rc_release(out);
+    return NULL;
+  }
+  rc_release(x);
+  int err;
+  rc_node *nd = rc_record(c, logsm ? "LogSoftmaxBackward" : "SoftmaxBackward", softmax_backward, &a,
+                          1, out, &err);
+  if (err) {
+    rc_release(out);
+    return NULL;
+  }
+  if (nd) {
+    node_set_plan(nd, &p);
+    nd->i[3] = logsm;
+    rc_node_save(nd, 0, out);
+  }
+  return out;
+}
+
+rc_tensor *rc_softmax(rc_tensor *a, int dim) {
+  return softmax_impl(a, dim, 0);
+}
+rc_tensor *rc_log_softmax(rc_tensor *a, int dim) {
+  return softmax_impl(a, dim, 1);
+}
+
+/* ---- cumsum ---- */
+
+/* Running sums (double) along the plan's dim; reverse: from the end (the backward). */
+static int cumsum_kernel(rc_ctx *c, const float *x, float *y, const plan_t *p, int reverse) {
+  const int64_t n = p->n, inner = p->inner;
+  double *acc = work_alloc(inner, sizeof(double));
+  if (!acc) return oom_null(c, "cumsum"), -1;
+  for (int64_t o = 0; o < p->outer; o++) {
+    for (int64_t j = 0; j < inner; j++) acc[j] = 0;
+    for (int64_t kk = 0; kk < n; kk++) {
+      int64_t k = reverse ? n - 1 - kk : kk;
+      const float *r = x + AT(p, o, k, 0);
+      float *d = y + AT(p, o, k, 0);
+      for (int64_t j = 0; j < inner; j++) {
+        acc[j] += r[j];
+        d[j] = (float)acc[j];
+      }
+    }
+  }
+  free(acc);
+  return 0;
+}
+
+static int cumsum_backward(rc_node *nd, rc_tensor **gout, rc_tensor **gin) {
+  plan_t p;
+  if (node_plan(nd, &p)) return -1;
+  rc_tensor *gc = rc_raw_contiguous(gout[0]);
+  rc_tensor *r = gc ? empty_shape(nd->ctx, &nd->in_shape[0]) : NULL;
+  if (!r || cumsum_kernel(nd->ctx, rc_data(gc), rc_data(r), &p, 1)) {
+    rc_release(gc);
+    rc_release(r);
+    return -1;
+  }
+  rc_release(gc);
+  gin[0] = r;
+  return 0;
+}
+
+rc_tensor *rc_cumsum(rc_tensor *a, int dim) {
+  rc_ctx *c = a->ctx;
+  if (dim == RC_ALL) return rc_error_null(c, "cumsum: a dimension is required");
+  rc_shape s = rc_shape_of(a);
+  plan_t p;
+  if (make_plan(c, "cumsum", &s, dim, 1, &p)) return NULL;
+  rc_tensor *x = rc_raw_contiguous(a);
+  rc_tensor *out = x ? rc_empty_like(a) : NULL;
+  if (!out || cumsum_kernel(c, rc_data(x), rc_data(out), &p, 0)) {
+    rc_release(x);
+    rc_release(out);
+    return NULL;
+  }
+  rc_release(x);
+  int err;
+  rc_node *nd = rc_record(c, "CumsumBackward", cumsum_backward, &a, 1, out, &err);
+  if (err) {
+    rc_release(out);
+    return NULL;
+  }
+  if (nd) node_set_plan(nd, &p);
+  return out;
+}
