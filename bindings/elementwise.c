@@ -6,12 +6,10 @@
 
 /* a op b where either side may be a number; at least one is a tensor. */
 static int binary(lua_State *L, rc_binop op) {
+  rc_tensor *a = rb_test(L, 1), *b = rb_test(L, 2);
+  if (a && b) return rb_push(L, rc_binary(op, a, b)); /* the hot path: one check per operand */
   int ta = rb_is_tensor(L, 1), tb = rb_is_tensor(L, 2);
-  if (ta && tb) {
-    rc_tensor *a = rb_test(L, 1), *b = rb_test(L, 2);
-    if (a && b) return rb_push(L, rc_binary(op, a, b));
-    return rb_push(L, rc_binary(op, rb_check(L, 1), rb_check(L, 2))); /* names the closed one */
-  }
+  if (ta && tb) return rb_push(L, rc_binary(op, rb_check(L, 1), rb_check(L, 2))); /* closed */
   if (ta && lua_type(L, 2) == LUA_TNUMBER)
     return rb_push(L, rc_binary_scalar(op, rb_check(L, 1), (float)lua_tonumber(L, 2), 0));
   if (tb && lua_type(L, 1) == LUA_TNUMBER)

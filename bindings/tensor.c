@@ -28,11 +28,9 @@ static int state_gc(lua_State *L) {
 /* The per-state data: every function registered through rb_register carries it as upvalue 1
  * (fast path); anything else finds it in the registry. */
 static rb_state *state(lua_State *L) {
-  if (lua_type(L, lua_upvalueindex(1)) == LUA_TUSERDATA &&
-      lua_rawlen(L, lua_upvalueindex(1)) == sizeof(rb_state)) {
-    rb_state *s = lua_touserdata(L, lua_upvalueindex(1));
-    if (s->magic == RB_STATE_MAGIC) return s;
-  }
+  rb_state *u = lua_touserdata(L, lua_upvalueindex(1));
+  if (u && lua_rawlen(L, lua_upvalueindex(1)) == sizeof(rb_state) && u->magic == RB_STATE_MAGIC)
+    return u;
   lua_rawgetp(L, LUA_REGISTRYINDEX, &CTX_KEY);
   rb_state *s = lua_touserdata(L, -1);
   lua_pop(L, 1);

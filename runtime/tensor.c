@@ -7,38 +7,42 @@
 
 #include "autograd.h"
 
-/* One block holds the storage header and the 64-byte-aligned data after it (one malloc per
- * tensor instead of two: small ops are dominated by allocation). Plain malloc, not
- * posix_memalign, which fragmented the heap for large sizes. */
+/* One block holds the storage header and the 64-byte-aligned data after it; a fresh tensor
+ * (rc_empty) also puts its own header in front, so making a tensor costs one malloc (small
+ * ops are dominated by allocation). Plain malloc, not posix_memalign, which fragmented the
+ * heap for large sizes. */
 #define STORAGE_PAD 64
-static rc_storage *storage_new(rc_ctx *c, int64_t n) {
+static rc_storage *storage_new_with(rc_ctx *c, int64_t n, size_t prefix, void **prefix_out) {
   size_t bytes = (size_t)n * sizeof(float);
-  if (bytes > SIZE_MAX - sizeof(rc_storage) - STORAGE_PAD)
+  if (bytes > SIZE_MAX - prefix - sizeof(rc_storage) - STORAGE_PAD)
     return rc_error_null(c, "out of memory allocating %zu bytes", bytes);
   if (rc_account_alloc(c, bytes)) return NULL;
-  char *raw = malloc(sizeof(rc_storage) + STORAGE_PAD + bytes);
+  char *raw = malloc(prefix + sizeof(rc_storage) + STORAGE_PAD + bytes);
   if (!raw) {
     rc_account_free(c, bytes);
     return rc_error_null(c, "out of memory allocating %zu bytes", bytes);
   }
-  rc_storage *s = (rc_storage *)raw;
-  uintptr_t a = ((uintptr_t)(raw + sizeof(rc_storage)) + STORAGE_PAD - 1) &
-                ~(uintptr_t)(STORAGE_PAD - 1);
+  rc_storage *s = (rc_storage *)(raw + prefix);
+  uintptr_t a = ((uintptr_t)(s + 1) + STORAGE_PAD - 1) & ~(uintptr_t)(STORAGE_PAD - 1);
   s->data = (float *)a;
   s->n = n;
   s->refcount = 1;
   s->version = 0;
   s->grad_views = 0;
+  s->block = raw;
   s->ctx = c;
   rc_ctx_retain(c);
+  if (prefix_out) *prefix_out = raw;
   return s;
 }
 
+/* Frees the block when the last reference goes; an embedded tensor header in the block
+ * has released its reference by then, so nothing else points into it. */
 static void storage_release(rc_storage *s) {
   if (!s || --s->refcount > 0) return;
   rc_ctx *c = s->ctx;
   rc_account_free(c, (size_t)s->n * sizeof(float));
-  free(s);
+  free(s->block);
   rc_ctx_release(c);
 }
 
@@ -64,30 +68,27 @@ int rc_check_shape(rc_ctx *c, const char *fn, int ndim, const int64_t *size) {
   return 0;
 }
 
-static rc_tensor *tensor_wrap(rc_ctx *c, rc_storage *s, int ndim, const int64_t *size) {
-  rc_tensor *t = calloc(1, sizeof *t);
-  if (!t) return rc_error_null(c, "out of memory allocating a tensor header");
+rc_tensor *rc_empty(rc_ctx *c, int ndim, const int64_t *size) {
+  if (rc_check_shape(c, "empty", ndim, size)) return NULL;
+  int64_t n = 1;
+  for (int i = 0; i < ndim; i++) n *= size[i];
+  /* header first, rounded so the storage header after it stays aligned */
+  size_t hsize = (sizeof(rc_tensor) + 15) & ~(size_t)15;
+  rc_storage *s = storage_new_with(c, n, hsize, NULL);
+  if (!s) return NULL;
+  rc_tensor *t = (rc_tensor *)s->block;
+  memset(t, 0, sizeof *t);
   t->refcount = 1;
   t->ndim = ndim;
   t->storage = s;
   t->ctx = c;
+  t->embedded = 1;
   int64_t st = 1;
   for (int i = ndim - 1; i >= 0; i--) {
     t->size[i] = size[i];
     t->stride[i] = st;
     st *= size[i];
   }
-  return t;
-}
-
-rc_tensor *rc_empty(rc_ctx *c, int ndim, const int64_t *size) {
-  if (rc_check_shape(c, "empty", ndim, size)) return NULL;
-  int64_t n = 1;
-  for (int i = 0; i < ndim; i++) n *= size[i];
-  rc_storage *s = storage_new(c, n);
-  if (!s) return NULL;
-  rc_tensor *t = tensor_wrap(c, s, ndim, size);
-  if (!t) storage_release(s);
   return t;
 }
 
@@ -127,8 +128,9 @@ void rc_release(rc_tensor *t) {
   }
   if (t->grad_fn) rc_node_release(t->grad_fn);
   rc_release(t->grad);
-  storage_release(t->storage);
-  free(t);
+  int embedded = t->embedded;
+  storage_release(t->storage); /* may free t itself when embedded */
+  if (!embedded) free(t);
 }
 
 int rc_is_contiguous(const rc_tensor *t) {

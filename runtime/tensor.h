@@ -22,6 +22,7 @@ typedef struct rc_storage {
   int refcount;
   uint32_t version;   /* bumped by every in-place write; saved tensors check it */
   int grad_views;     /* 1 once a view with autograd history was taken of this memory */
+  void *block;        /* what to free: this header, or the tensor header sharing the block */
   rc_ctx *ctx;
 } rc_storage;
 
@@ -41,6 +42,7 @@ typedef struct rc_tensor {
   /* autograd */
   int requires_grad;   /* set by the user on leaves; derived tensors have grad_fn */
   int is_view;         /* shares storage with a tensor that has its own history */
+  int embedded;        /* header lives in its storage's block (freed with the storage) */
   rc_node *grad_fn;    /* node that produced this tensor (owned reference) */
   int output_nr;       /* which output of grad_fn */
   rc_node *accum;      /* AccumulateGrad node of a leaf (owned reference, lazy) */
