@@ -78,7 +78,13 @@ rc_tensor *rc_cumsum(rc_tensor *a, int dim);
 /* 1-D, 2-D and batched 3-D (with broadcasting of a 2-D operand), through cblas_sgemm with
  * strided views mapped onto BLAS transposes. */
 rc_tensor *rc_matmul(rc_tensor *a, rc_tensor *b);
-/* out = beta*out + alpha*op(a) op(b) for 2-D tensors, no autograd, no allocation. */
+/* Strict forms of matmul: mm 2-D x 2-D, bmm 3-D x 3-D (equal batch), mv 2-D x 1-D. */
+rc_tensor *rc_mm(rc_tensor *a, rc_tensor *b);
+rc_tensor *rc_bmm(rc_tensor *a, rc_tensor *b);
+rc_tensor *rc_mv(rc_tensor *a, rc_tensor *b);
+/* out = beta*out + alpha*op(a) op(b) for 2-D tensors (op = transpose when ta / tb), no
+ * autograd, no allocation (except a copy of an operand whose strides BLAS cannot read).
+ * out must be row-major (column stride 1) and must not overlap a or b. */
 int rc_gemm_into(rc_tensor *out, rc_tensor *a, int ta, rc_tensor *b, int tb, float alpha,
                  float beta);
 rc_tensor *rc_outer(rc_tensor *a, rc_tensor *b);

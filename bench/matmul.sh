@@ -1,0 +1,8 @@
+#!/bin/sh
+# Times rc_matmul against cblas_sgemm called directly (see bench/matmul.c).
+# Run from the repository root after `make`.
+set -e
+cc -std=c11 -O2 -D_POSIX_C_SOURCE=200809L -Wall -Wextra \
+  -I/usr/include/x86_64-linux-gnu/openblas-pthread \
+  bench/matmul.c build/librecur.a -lopenblas -lz -lm -lpthread -o build/bench_matmul
+build/bench_matmul
