@@ -182,16 +182,20 @@ rc_tensor *rb_check(lua_State *L, int idx) {
   return u->t;
 }
 
+/* A number argument becomes a 0-d tensor userdata that replaces it on the stack, so Lua owns
+ * it and a later argument error cannot leak it (*owned is always NULL: nothing to release). */
 rc_tensor *rb_check_tensor_or_number(lua_State *L, int idx, rc_tensor **owned) {
   *owned = NULL;
+  idx = lua_absindex(L, idx);
   if (lua_type(L, idx) == LUA_TNUMBER) {
-    *owned = rc_scalar(rb_ctx(L), (float)lua_tonumber(L, idx));
-    if (!*owned) rb_raise(L);
-    return *owned;
+    rc_tensor *t = rc_scalar(rb_ctx(L), (float)lua_tonumber(L, idx));
+    rb_push(L, t);
+    lua_replace(L, idx);
+    return t;
   }
   if (!rb_is_tensor(L, idx))
     rb_error(L, "%s: argument #%d must be a tensor or a number, got %s", rb_fname(L), idx,
-               luaL_typename(L, idx));
+             luaL_typename(L, idx));
   return rb_check(L, idx);
 }
 

@@ -284,6 +284,19 @@ int rc_backward(rc_ctx *c, rc_tensor **roots, rc_tensor **grads, int n_roots, in
     if (grads[r] && !rc_same_shape(grads[r], t))
       return rc_error(c, "backward: gradient shape %s does not match the root's shape %s",
                       rc_shape_str(grads[r], sa, sizeof sa), rc_shape_str(t, sb, sizeof sb));
+    if (c->check_numerics && rc_numel(t) > 0) {
+      rc_tensor *v = rc_raw_contiguous(t);
+      if (!v) return -1;
+      const float *d = rc_data(v);
+      int64_t bad = -1;
+      for (int64_t k = 0, n = rc_numel(v); k < n && bad < 0; k++)
+        if (!isfinite(d[k])) bad = k;
+      float val = bad >= 0 ? d[bad] : 0.0f;
+      rc_release(v);
+      if (bad >= 0)
+        return rc_error(c, "backward: the root holds %s at element %lld (check_numerics is on)",
+                        isnan(val) ? "NaN" : "Inf", (long long)bad + 1);
+    }
   }
   node_vec all = {0}, stack = {0}, ready = {0};
   int rc = -1;

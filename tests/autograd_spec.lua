@@ -178,3 +178,16 @@ describe("recur.Function", function()
     assert.is_near(2, w:item(), 0.2)
   end)
 end)
+
+describe("check_numerics", function()
+  it("makes a NaN or Inf loss an error in backward", function()
+    local x = recur.tensor{1, -1}:requires_grad(true)
+    local loss = x:log():sum()   -- log(-1) = NaN
+    recur.check_numerics(true)
+    local ok, e = pcall(function() loss:backward({retain_graph = true}) end)
+    recur.check_numerics(false)
+    assert.is_false(ok)
+    assert.truthy(tostring(e):find("backward: the root holds NaN at element 1 %(check_numerics is on%)"), e)
+    loss:backward() -- off again: runs
+  end)
+end)
