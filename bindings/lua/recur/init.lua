@@ -16,4 +16,19 @@ end
 
 recur.gradcheck = require("recur.gradcheck")
 
+-- Submodules of the Lua half (bindings/lua/recur/NAME.lua, compiled in) load on first use:
+-- recur.nn, recur.optim, recur.data, ... A C part may register the same name first.
+setmetatable(recur, {
+  __index = function(t, k)
+    if type(k) ~= "string" then return nil end
+    local name = "recur." .. k
+    if package and package.preload and package.preload[name] then
+      local m = require(name)
+      rawset(t, k, m)
+      return m
+    end
+    return nil
+  end,
+})
+
 return recur
