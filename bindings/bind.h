@@ -50,7 +50,8 @@ const char *rb_fname(lua_State *L);
 int rb_opt_bool_field(lua_State *L, int idx, const char *k, int def);
 
 /* luaL_setfuncs into the table at the top, each function carrying the per-state data as
- * upvalue 1 (so finding the runtime context costs no registry lookup). */
+ * upvalue 1 and the tensor metatable as upvalue 2 (so finding the runtime context and
+ * checking a tensor cost no registry lookup). */
 void rb_setfuncs(lua_State *L, const luaL_Reg *l);
 /* Registration: each bindings file exposes its methods (tensor:method) and functions
  * (recur.fn); module.c installs every list. A name may appear in both. */

@@ -62,12 +62,14 @@ void rb_state_init(lua_State *L) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, &CTX_KEY);
 }
 
-/* The userdata at idx if it is a tensor (closed or not), else NULL. */
+/* The userdata at idx if it is a tensor (closed or not), else NULL. Functions registered by
+ * rb_setfuncs carry the tensor metatable as upvalue 2, so the check is one raw comparison. */
 static rb_tensor *to_tensor(lua_State *L, int idx) {
-  if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx)) return NULL;
-  const void *mt = lua_topointer(L, -1);
+  if (!lua_getmetatable(L, idx)) return NULL;
+  int ok = lua_rawequal(L, -1, lua_upvalueindex(2));
+  if (!ok) ok = lua_topointer(L, -1) == state(L)->mt; /* functions without the upvalue */
   lua_pop(L, 1);
-  return mt == state(L)->mt ? (rb_tensor *)lua_touserdata(L, idx) : NULL;
+  return ok && lua_type(L, idx) == LUA_TUSERDATA ? (rb_tensor *)lua_touserdata(L, idx) : NULL;
 }
 
 int rb_error(lua_State *L, const char *fmt, ...) {
@@ -274,7 +276,8 @@ int rb_opt_bool_field(lua_State *L, int idx, const char *k, int def) {
 
 void rb_setfuncs(lua_State *L, const luaL_Reg *l) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &CTX_KEY);
-  luaL_setfuncs(L, l, 1);
+  luaL_getmetatable(L, RECUR_TENSOR_MT);
+  luaL_setfuncs(L, l, 2);
 }
 
 void rb_register(lua_State *L, int methods_idx, int module_idx, const luaL_Reg *methods,
