@@ -461,6 +461,22 @@ static int m_size(lua_State *L) {
     lua_pushinteger(L, t->size[i]);
     lua_rawseti(L, -2, i + 1);
   }
+  luaL_setmetatable(L, "recur.Size"); /* a plain list that prints as [2, 3] */
+  return 1;
+}
+
+static int size_tostring(lua_State *L) {
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  luaL_addchar(&b, '[');
+  lua_Integer n = luaL_len(L, 1);
+  for (lua_Integer i = 1; i <= n; i++) {
+    if (i > 1) luaL_addstring(&b, ", ");
+    lua_geti(L, 1, i);
+    luaL_addvalue(&b);
+  }
+  luaL_addchar(&b, ']');
+  luaL_pushresult(&b);
   return 1;
 }
 
@@ -773,6 +789,10 @@ static const luaL_Reg functions[] = {
 
 void rb_open_tensor(lua_State *L, int methods_idx, int module_idx) {
   rb_state_init(L);
+  luaL_newmetatable(L, "recur.Size");
+  lua_pushcfunction(L, size_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
   rb_register(L, methods_idx, module_idx, methods, functions);
   /* metatable: __gc/__close present before any userdata gets it */
   luaL_getmetatable(L, RECUR_TENSOR_MT);
