@@ -2,11 +2,7 @@
 local recur = require "recur"
 local T = recur.tensor
 
-local function err_of(f, ...)
-  local ok, e = pcall(f, ...)
-  assert.is_false(ok, "expected an error")
-  return tostring(e)
-end
+local err_of = require("tests.helpers").err_of
 
 describe("backward", function()
   it("computes the gradient of a scalar", function()

@@ -2,25 +2,9 @@
 local recur = require "recur"
 local T = recur.tensor
 
-local function err_of(f, ...)
-  local ok, e = pcall(f, ...)
-  assert.is_false(ok, "expected an error")
-  return tostring(e)
-end
+local err_of = require("tests.helpers").err_of
 
-local function near(expected, actual, tol)
-  tol = tol or 1e-5
-  local function walk(e, a, path)
-    if type(e) == "number" then
-      assert(math.abs(e - a) <= tol * math.max(1, math.abs(e)),
-        string.format("at %s: expected %.7g, got %.7g", path, e, a))
-    else
-      assert.equal(#e, #a, "length at " .. path)
-      for i = 1, #e do walk(e[i], a[i], path .. "[" .. i .. "]") end
-    end
-  end
-  walk(expected, recur.is_tensor(actual) and actual:totable() or actual, "")
-end
+local near = require("tests.helpers").near
 
 describe("binary ops", function()
   local a = T{{1, 2, 3}, {4, 5, 6}}

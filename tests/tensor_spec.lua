@@ -1,11 +1,7 @@
 -- Constructors, introspection, element access, printing and lifetime of tensors.
 local recur = require "recur"
 
-local function err_of(f, ...)
-  local ok, e = pcall(f, ...)
-  assert.is_false(ok, "expected an error")
-  return tostring(e)
-end
+local err_of = require("tests.helpers").err_of
 
 describe("constructors", function()
   it("builds from nested tables with the right shape and values", function()
