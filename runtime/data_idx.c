@@ -133,8 +133,9 @@ static rc_tensor *read_idx(rc_ctx *c, const char *fn, const char *name, src_t *s
                            long long total, long long comp_size, int scale) {
   unsigned char hdr[4 + 4 * 255];
   const char *why = NULL;
+  const char *what = s->gz ? "corrupt or truncated gzip data" : "read error";
   long long got = src_read(s, hdr, 4, &why);
-  if (got < 0) return rc_error_null(c, "%s: '%s': read error: %s", fn, name, why);
+  if (got < 0) return rc_error_null(c, "%s: '%s': %s: %s", fn, name, what, why);
   if (got == 0) return rc_error_null(c, "%s: '%s' is empty (0 bytes): not an IDX file", fn, name);
   if (got < 4)
     return rc_error_null(c, "%s: '%s' is truncated: %lld bytes, shorter than the 4-byte IDX magic",
@@ -159,7 +160,7 @@ static rc_tensor *read_idx(rc_ctx *c, const char *fn, const char *name, src_t *s
                          fn, name, ndim, hdr[0], hdr[1], hdr[2], hdr[3], RC_MAX_DIM);
   long long hbytes = 4 + 4LL * ndim;
   got = src_read(s, hdr + 4, (size_t)(4 * ndim), &why);
-  if (got < 0) return rc_error_null(c, "%s: '%s': read error: %s", fn, name, why);
+  if (got < 0) return rc_error_null(c, "%s: '%s': %s: %s", fn, name, what, why);
   if (got < 4 * ndim)
     return rc_error_null(c,
                          "%s: '%s' is truncated inside the header: %lld bytes, a %d-dimension "
