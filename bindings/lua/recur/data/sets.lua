@@ -226,7 +226,7 @@ local function brown_parse(fn, dir)
   for i, g in ipairs(names) do gid[g] = i end
   local splits = { train = {}, val = {}, test = {} }
   -- the loop inlines M._brown_normalize (kept for tests) for speed
-  local lower, match, find = string.lower, string.match, string.find
+  local lower, gmatch, find = string.lower, string.gmatch, string.find
   for _, f in ipairs(files) do
     local g = genre_of[f]
     local k = (seen_in_genre[g] or 0) + 1
@@ -237,11 +237,13 @@ local function brown_parse(fn, dir)
     if not exists(path) then
       error(string.format("%s: %s not found (the brown dataset is incomplete); run: data/fetch brown", fn, path), 3)
     end
-    for line in io.lines(path) do
+    local fh = io.open(path, "rb")
+    local text = fh:read("a")
+    fh:close()
+    for line in gmatch(lower(text), "[^\n]+") do
       local words, n = nil, 0
-      for tok in line:gmatch("%S+") do
-        local w = match(tok, "^(.*)/[^/]*$") or tok
-        w = lower(w)
+      -- word/tag: the greedy capture ends at the last slash ("and/or/cc" -> "and/or")
+      for w in gmatch(line, "(%S+)/%S+") do
         if find(w, "%d") and find(w, "^[%d%.,:/%-]+$") then w = "<#>" end
         n = n + 1
         if n == 1 then words = {} end
