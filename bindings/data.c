@@ -22,8 +22,7 @@ static int check_mode(lua_State *L, int idx, const char *fn) {
                   m ? m : luaL_typename(L, idx));
 }
 
-static const char *check_str(lua_State *L, int idx, const char *fn, const char *what,
-                             size_t *len) {
+static const char *check_str(lua_State *L, int idx, const char *fn, const char *what, size_t *len) {
   if (lua_type(L, idx) != LUA_TSTRING)
     rb_error(L, "%s: argument #%d (%s) must be a string, got %s", fn, idx, what,
              luaL_typename(L, idx));
@@ -49,8 +48,7 @@ static int f_parse_idx(lua_State *L) {
   const char *s = check_str(L, 1, "parse_idx", "bytes", &n);
   const char *name = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "(string)";
   int scale = opt_scale(L, 3, "parse_idx");
-  return rb_push(L, rc_parse_idx(rb_ctx(L), "parse_idx", name, (const unsigned char *)s, n,
-                                 scale));
+  return rb_push(L, rc_parse_idx(rb_ctx(L), "parse_idx", name, (const unsigned char *)s, n, scale));
 }
 
 static int f_text_symbols(lua_State *L) {
@@ -67,7 +65,7 @@ static int f_text_encode(lua_State *L) {
   int mode = check_mode(L, 2, fn);
   rc_tensor *codes = rb_check(L, 3);
   const char *u = lua_type(L, 4) == LUA_TSTRING ? lua_tostring(L, 4) : "";
-  int unknown = strcmp(u, "error") == 0    ? RC_UNKNOWN_ERROR
+  int unknown = strcmp(u, "error") == 0     ? RC_UNKNOWN_ERROR
                 : strcmp(u, "skip") == 0    ? RC_UNKNOWN_SKIP
                 : strcmp(u, "replace") == 0 ? RC_UNKNOWN_REPLACE
                                             : -1;
@@ -75,8 +73,8 @@ static int f_text_encode(lua_State *L) {
     return rb_error(L, "%s: unknown must be \"error\", \"skip\" or \"replace\", got %s", fn,
                     lua_type(L, 4) == LUA_TSTRING ? u : luaL_typename(L, 4));
   int64_t rep = unknown == RC_UNKNOWN_REPLACE ? rb_check_int(L, 5) : 0;
-  return rb_push(L, rc_text_encode(rb_ctx(L), fn, (const unsigned char *)s, n, mode, codes,
-                                   unknown, rep, 1));
+  return rb_push(
+      L, rc_text_encode(rb_ctx(L), fn, (const unsigned char *)s, n, mode, codes, unknown, rep, 1));
 }
 
 static int f_text_decode(lua_State *L) {

@@ -129,8 +129,8 @@ static void convert(const idx_type *t, const unsigned char *in, size_t k, float 
 
 /* total: the source's full length in bytes when known (plain files, memory), else -1 (gzip:
  * then comp_size is the compressed length, for the sanity bound). */
-static rc_tensor *read_idx(rc_ctx *c, const char *fn, const char *name, src_t *s,
-                           long long total, long long comp_size, int scale) {
+static rc_tensor *read_idx(rc_ctx *c, const char *fn, const char *name, src_t *s, long long total,
+                           long long comp_size, int scale) {
   unsigned char hdr[4 + 4 * 255];
   const char *why = NULL;
   const char *what = s->gz ? "corrupt or truncated gzip data" : "read error";
@@ -155,7 +155,8 @@ static rc_tensor *read_idx(rc_ctx *c, const char *fn, const char *name, src_t *s
                          fn, name, hdr[2], hdr[0], hdr[1], hdr[2], hdr[3]);
   int ndim = hdr[3];
   if (ndim < 1 || ndim > RC_MAX_DIM)
-    return rc_error_null(c, "%s: '%s' declares %d dimensions (magic %02x %02x %02x %02x); "
+    return rc_error_null(c,
+                         "%s: '%s' declares %d dimensions (magic %02x %02x %02x %02x); "
                          "1 to %d are supported",
                          fn, name, ndim, hdr[0], hdr[1], hdr[2], hdr[3], RC_MAX_DIM);
   long long hbytes = 4 + 4LL * ndim;
@@ -194,8 +195,8 @@ static rc_tensor *read_idx(rc_ctx *c, const char *fn, const char *name, src_t *s
                          "%s: '%s': the header says %s %s = %lld bytes of data, more than a "
                          "%lld-byte gzip file can hold: the file is corrupt",
                          fn, name, ds, t->name, dbytes, comp_size);
-  int do_scale = scale == RC_IDX_SCALE_255 || (scale == RC_IDX_SCALE_AUTO && t->code == 0x08 &&
-                                               ndim >= 2);
+  int do_scale =
+      scale == RC_IDX_SCALE_255 || (scale == RC_IDX_SCALE_AUTO && t->code == 0x08 && ndim >= 2);
   float mul = do_scale ? 1.0f / 255.0f : 1.0f;
   float lut[256];
   for (int i = 0; i < 256; i++) lut[i] = do_scale ? (float)i / 255.0f : (float)i;
@@ -237,7 +238,8 @@ static rc_tensor *read_idx(rc_ctx *c, const char *fn, const char *name, src_t *s
     if (got < 0 && !extra) {
       free(buf);
       rc_release(out);
-      return rc_error_null(c, "%s: '%s': corrupt or truncated gzip data after the %lld data "
+      return rc_error_null(c,
+                           "%s: '%s': corrupt or truncated gzip data after the %lld data "
                            "bytes: %s",
                            fn, name, dbytes, why);
     }

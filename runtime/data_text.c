@@ -21,7 +21,7 @@ int rc_utf8_decode(const unsigned char *s, size_t n, size_t i, uint32_t *cp, con
   } else if (b >= 0xF0 && b <= 0xF4) {
     len = 4, v = b & 0x07, min = 0x10000;
   } else {
-    *why = b >= 0x80 && b <= 0xBF ? "a continuation byte with no lead byte"
+    *why = b >= 0x80 && b <= 0xBF   ? "a continuation byte with no lead byte"
            : b == 0xC0 || b == 0xC1 ? "an overlong lead byte"
                                     : "a byte that never occurs in UTF-8";
     return 0;
@@ -91,8 +91,7 @@ static void *invalid_utf8(rc_ctx *c, const char *fn, const unsigned char *s, siz
 
 #define NCODES 0x110000
 
-rc_tensor *rc_text_symbols(rc_ctx *c, const char *fn, const unsigned char *s, size_t n,
-                           int mode) {
+rc_tensor *rc_text_symbols(rc_ctx *c, const char *fn, const unsigned char *s, size_t n, int mode) {
   size_t range = mode == RC_TEXT_UTF8 ? NCODES : 256;
   unsigned char *seen = calloc(range, 1);
   if (!seen) return rc_error_null(c, "%s: out of memory", fn);
@@ -149,8 +148,7 @@ static uint32_t *read_codes(rc_ctx *c, const char *fn, rc_tensor *codes, int mod
     if (!(v >= 0 && v <= hi && v == floor(v)) || (k && v <= out[k - 1])) {
       free(tmp);
       free(out);
-      return rc_error_null(c,
-                           "%s: the vocabulary's code %zu (%g) is not a %s in increasing order",
+      return rc_error_null(c, "%s: the vocabulary's code %zu (%g) is not a %s in increasing order",
                            fn, k + 1, v, mode == RC_TEXT_UTF8 ? "code point" : "byte");
     }
     out[k] = (uint32_t)v;
@@ -173,8 +171,7 @@ static int64_t find_code(const uint32_t *codes, size_t m, uint32_t cp) {
   return lo < m && codes[lo] == cp ? (int64_t)lo : -1;
 }
 
-static void *unknown_symbol(rc_ctx *c, const char *fn, int mode, uint32_t cp, size_t i,
-                            size_t m) {
+static void *unknown_symbol(rc_ctx *c, const char *fn, int mode, uint32_t cp, size_t i, size_t m) {
   char sym[48];
   if (mode == RC_TEXT_UTF8) {
     if (cp >= 0x20 && cp < 0x7F)
@@ -360,8 +357,8 @@ rc_tensor *rc_pad_batch(rc_ctx *c, const char *fn, rc_tensor *tokens, rc_tensor 
   for (int64_t k = 0; k < b; k++) {
     double x = idx[k];
     if (!(x >= (double)base && x < (double)(base + nseq) && x == floor(x))) {
-      rc_error(c, "%s: index %g at position %lld is not a sequence of the set (%lld..%lld)", fn,
-               x, (long long)(k + 1), (long long)base, (long long)(base + nseq - 1));
+      rc_error(c, "%s: index %g at position %lld is not a sequence of the set (%lld..%lld)", fn, x,
+               (long long)(k + 1), (long long)base, (long long)(base + nseq - 1));
       goto done;
     }
     int64_t r = (int64_t)x - base;

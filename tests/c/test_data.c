@@ -17,7 +17,9 @@ static size_t put_hdr(unsigned char *b, int type, int ndim, const uint32_t *dims
   return 4 + 4 * (size_t)ndim;
 }
 
-static int has(const rc_ctx *c, const char *s) { return strstr(c->err, s) != NULL; }
+static int has(const rc_ctx *c, const char *s) {
+  return strstr(c->err, s) != NULL;
+}
 
 static void test_idx(void) {
   rc_ctx *c = rc_ctx_new();
@@ -46,7 +48,8 @@ static void test_idx(void) {
   CHECK(!rc_parse_idx(c, "idx", "m", b, h + 3, RC_IDX_SCALE_AUTO) && has(c, "truncated"));
   CHECK(!rc_parse_idx(c, "idx", "m", b, h + 5, RC_IDX_SCALE_AUTO) && has(c, "1 bytes past"));
   b[2] = 0x0A;
-  CHECK(!rc_parse_idx(c, "idx", "m", b, h + 4, RC_IDX_SCALE_AUTO) && has(c, "unknown IDX data type"));
+  CHECK(!rc_parse_idx(c, "idx", "m", b, h + 4, RC_IDX_SCALE_AUTO) &&
+        has(c, "unknown IDX data type"));
   b[0] = 1;
   CHECK(!rc_parse_idx(c, "idx", "m", b, h + 4, RC_IDX_SCALE_AUTO) && has(c, "not an IDX file"));
   uint32_t big[3] = {0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu};
@@ -78,7 +81,8 @@ static void test_utf8(void) {
 
 static void test_text(void) {
   rc_ctx *c = rc_ctx_new();
-  const char *s = "b\xc3\xa9" "ab";
+  const char *s = "b\xc3\xa9"
+                  "ab";
   rc_tensor *codes = rc_text_symbols(c, "sym", (const unsigned char *)s, strlen(s), RC_TEXT_UTF8);
   CHECK(codes && codes->size[0] == 3);
   if (codes) {
