@@ -216,13 +216,13 @@ local function brown_parse(fn, dir)
     if f then files[#files + 1] = f; genre_of[f] = g end
   end
   if #files == 0 then fail("%s: %s/cats.txt lists no files; run: data/fetch brown", fn, dir) end
-  table.sort(files)
+  table.sort(files, Vocab.bytes_lt)
   local names, gid, seen_in_genre = {}, {}, {}
   for _, f in ipairs(files) do
     local g = genre_of[f]
     if not gid[g] then gid[g] = true; names[#names + 1] = g end
   end
-  table.sort(names)
+  table.sort(names, Vocab.bytes_lt)
   for i, g in ipairs(names) do gid[g] = i end
   local splits = { train = {}, val = {}, test = {} }
   -- the loop inlines M._brown_normalize (kept for tests) for speed
@@ -347,7 +347,7 @@ function M.names(opts)
   end
   if #pairs_ == 0 then fail("%s: %s holds no names; run: data/fetch names", fn, dir) end
   table.sort(pairs_, function(a, b)
-    if a[1] ~= b[1] then return a[1] < b[1] end
+    if a[1] ~= b[1] then return Vocab.bytes_lt(a[1], b[1]) end
     return a[2] < b[2]
   end)
   local all = {}

@@ -94,6 +94,19 @@ local function new_word(words, unk, unknown, counts)
   return self
 end
 
+-- Byte-wise string order (Lua's < follows the C library's locale collation, which a host
+-- program may have changed; ids and fixed splits must not depend on it).
+local byte = string.byte
+function Vocab.bytes_lt(a, b)
+  if a == b then return false end
+  local n = #a < #b and #a or #b
+  for i = 1, n do
+    local x, y = byte(a, i), byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+
 -- Splits a string on whitespace into a list of words.
 local function split_words(s)
   local out = {}
@@ -173,10 +186,11 @@ function Vocab.build(corpus, opts)
     if c >= min_count and w ~= unk then list[#list + 1] = w end
   end
   if #list == 0 then fail("%s: the corpus has no words", fn) end
+  local bytes_lt = Vocab.bytes_lt
   table.sort(list, function(a, b)
     local ca, cb = counts[a], counts[b]
     if ca ~= cb then return ca > cb end
-    return a < b
+    return bytes_lt(a, b)
   end)
   local words = {}
   if unk then words[1] = unk end
