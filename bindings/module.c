@@ -1,5 +1,6 @@
 /* luaopen_recur: builds the module table from every bindings file, then runs the Lua
  * half of the library (bindings/lua/recur/init.lua, compiled into the binary). */
+#include <stdio.h>
 #include <string.h>
 
 #include "bind.h"
@@ -17,11 +18,16 @@ static const rb_embedded *find_embedded(const char *name) {
   return NULL;
 }
 
+/* Chunk names point at the source file: "recur.data.sets" -> bindings/lua/recur/data/sets.lua
+ * (and "recur" -> bindings/lua/recur/init.lua), so error positions name a real file. */
 static int load_embedded(lua_State *L, const rb_embedded *e) {
   char chunk[256];
-  snprintf(chunk, sizeof chunk, "@recur/%s.lua", e->name);
-  for (char *p = chunk + 7; *p; p++)
-    if (*p == '.' && strcmp(p, ".lua") != 0) *p = '/';
+  int k = snprintf(chunk, sizeof chunk, "@bindings/lua/%s", e->name);
+  if (k < 0 || (size_t)k >= sizeof chunk - 12) k = (int)strlen(chunk);
+  for (char *p = chunk + 14; *p; p++)
+    if (*p == '.') *p = '/';
+  snprintf(chunk + k, sizeof chunk - (size_t)k, "%s",
+           strcmp(e->name, "recur") == 0 ? "/init.lua" : ".lua");
   return luaL_loadbufferx(L, (const char *)e->src, e->len, chunk, "t");
 }
 

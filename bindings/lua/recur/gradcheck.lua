@@ -85,6 +85,15 @@ local function shaped(vals, size)
 end
 
 return function(fn, inputs, opts)
+  if type(fn) ~= "function" and not (getmetatable(fn) or {}).__call then
+    error("gradcheck: argument #1 must be a function, got " .. type(fn), 2)
+  end
+  if type(inputs) ~= "table" then
+    error("gradcheck: argument #2 must be a list of inputs, got " .. type(inputs), 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("gradcheck: argument #3 must be an options table, got " .. type(opts), 2)
+  end
   opts = opts or {}
   local eps = opts.eps or 1e-2
   local atol = opts.atol or 1e-2
