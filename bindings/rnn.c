@@ -7,9 +7,11 @@
  *   cell.kind, cell.input, cell.hidden, cell.reset_after, cell.state_names, cell.n_states
  *   cell:flops(T, B) -> GEMM FLOPs of one forward + backward
  * lengths: nil, a list of integers or a 1-D tensor of B integers, each in 0..T.
- * The methods table is recur._rnn_cell_methods: the Lua half adds methods to it. */
+ * The methods table is recur._rnn_cell_methods: the Lua half adds methods to it.
+ *   recur.clock() -> monotonic wall-clock seconds (for benches and progress lines) */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../runtime/rnn.h"
 #include "bind.h"
@@ -239,6 +241,13 @@ static int m_newindex(lua_State *L) {
                   k ? k : luaL_typename(L, 2));
 }
 
+static int f_clock(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9);
+  return 1;
+}
+
 void rb_open_rnn(lua_State *L, int methods_idx, int module_idx) {
   (void)methods_idx;
   static const luaL_Reg cell_methods[] = {{"_forward", m_forward},
@@ -246,7 +255,7 @@ void rb_open_rnn(lua_State *L, int methods_idx, int module_idx) {
                                           {"parameters", m_parameters},
                                           {"flops", m_flops},
                                           {NULL, NULL}};
-  static const luaL_Reg functions[] = {{"_rnn_cell", f_rnn_cell}, {NULL, NULL}};
+  static const luaL_Reg functions[] = {{"_rnn_cell", f_rnn_cell}, {"clock", f_clock}, {NULL, NULL}};
   rb_register(L, methods_idx, module_idx, NULL, functions);
   luaL_newmetatable(L, RNN_CELL_MT);
   int mt = lua_gettop(L);

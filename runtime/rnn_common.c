@@ -499,11 +499,3 @@ double rc_cell_flops(const rc_cell *cell, int64_t T, int64_t B) {
   double P = (double)cell->ops->gates * (double)cell->hidden;
   return 6.0 * (double)T * (double)B * ((double)cell->input + (double)cell->hidden) * P;
 }
-
-void rn_sigmoid(float *x, int64_t n) {
-  for (int64_t i = 0; i < n; i++) x[i] = 1.0f / (1.0f + expf(-x[i]));
-}
-
-void rn_tanh(float *x, int64_t n) {
-  for (int64_t i = 0; i < n; i++) x[i] = tanhf(x[i]);
-}
