@@ -363,6 +363,56 @@ function RNN:step(x, state)
   return self:_drop(out), finals
 end
 
+-- Loads PyTorch weights (torch.nn.LSTM, RNN with tanh, GRU) into a layer of the same cell
+-- type and shape. sd maps PyTorch's names (weight_ih_l0, weight_hh_l0, bias_ih_l0,
+-- bias_hh_l0, ...) to tensors (or nested lists) in PyTorch's layout:
+--   W_x = weight_ih^T, W_h = weight_hh^T (same gate order: i f g o for LSTM, r z n for GRU)
+--   lstm, rnn: b = bias_ih + bias_hh
+--   gru (reset_after = true): b = bias_ih + [bias_hh_r, bias_hh_z, 0], b_hn = bias_hh_n
+function rnn.from_torch(layer, sd)
+  local kind = layer.cell_type
+  if kind ~= "lstm" and kind ~= "rnn" and kind ~= "gru" then
+    error("rnn.from_torch: only lstm, rnn and gru layers have PyTorch twins, got "
+      .. tostring(kind), 2)
+  end
+  if kind == "gru" and not layer.cells[1].reset_after then
+    error("rnn.from_torch: PyTorch's GRU is the reset_after form; build the layer with "
+      .. "reset_after = true", 2)
+  end
+  local function get(name, shape)
+    local v = sd[name]
+    if v == nil then error("rnn.from_torch: " .. name .. " is missing", 3) end
+    if not recur.is_tensor(v) then v = recur.tensor(v) end
+    local got = v:size()
+    local ok = #got == #shape
+    for k = 1, #shape do ok = ok and got[k] == shape[k] end
+    if not ok then
+      error(string.format("rnn.from_torch: %s has shape [%s], expected [%s]", name,
+        table.concat(got, ", "), table.concat(shape, ", ")), 3)
+    end
+    return v
+  end
+  local H = layer.hidden
+  local G = kind == "lstm" and 4 or kind == "gru" and 3 or 1
+  recur.no_grad(function()
+    for l, cell in ipairs(layer.cells) do
+      local sfx = "_l" .. (l - 1)
+      local p = {}
+      for _, np in ipairs(cell:parameters()) do p[np[1]] = np[2] end
+      p.W_x:copy_(get("weight_ih" .. sfx, { G * H, cell.input }):t())
+      p.W_h:copy_(get("weight_hh" .. sfx, { G * H, H }):t())
+      local bi, bh = get("bias_ih" .. sfx, { G * H }), get("bias_hh" .. sfx, { G * H })
+      if kind == "gru" then
+        p.b:copy_(bi + recur.cat({ bh:narrow(1, 1, 2 * H), recur.zeros(H) }, 1))
+        p.b_hn:copy_(bh:narrow(1, 2 * H + 1, H))
+      else
+        p.b:copy_(bi + bh)
+      end
+    end
+  end)
+  return layer
+end
+
 -- Each sequence's output at its last step: outputs [T, B, H] (or [B, T, H] with
 -- batch_first) -> [B, H]. Every length must be at least 1.
 function rnn.last(outputs, lengths, opts)
