@@ -44,8 +44,9 @@ static int f_rnn_cell(lua_State *L) {
   const char *kind = luaL_checkstring(L, 1);
   int k = rc_cell_kind_of(kind);
   if (k < 0)
-    return rb_error(L, "rnn cell: unknown cell type '%s' (rnn, gru, lstm, lstm_peephole, "
-                       "pseudo_lstm, normalized_prototype, ln_lstm)",
+    return rb_error(L,
+                    "rnn cell: unknown cell type '%s' (rnn, gru, lstm, lstm_peephole, "
+                    "pseudo_lstm, normalized_prototype, ln_lstm)",
                     kind);
   int64_t input = rb_check_int(L, 2), hidden = rb_check_int(L, 3);
   int reset_after = lua_toboolean(L, 4);
@@ -236,8 +237,9 @@ static int m_index(lua_State *L) {
 
 static int m_newindex(lua_State *L) {
   const char *k = lua_tostring(L, 2);
-  return rb_error(L, "rnn cell: cannot set field '%s' (cells have no user fields; copy new "
-                     "values into the tensors of cell:parameters() instead)",
+  return rb_error(L,
+                  "rnn cell: cannot set field '%s' (cells have no user fields; copy new "
+                  "values into the tensors of cell:parameters() instead)",
                   k ? k : luaL_typename(L, 2));
 }
 

@@ -22,9 +22,9 @@
 #include "tensor.h"
 
 typedef enum {
-  RC_CELL_RNN,         /* h' = tanh(x W_x + h W_h + b) */
-  RC_CELL_GRU,         /* r, z, n (TF/R2RT form; reset_after: PyTorch/cuDNN form) */
-  RC_CELL_LSTM,        /* i, f, g, o */
+  RC_CELL_RNN,  /* h' = tanh(x W_x + h W_h + b) */
+  RC_CELL_GRU,  /* r, z, n (TF/R2RT form; reset_after: PyTorch/cuDNN form) */
+  RC_CELL_LSTM, /* i, f, g, o */
   RC_CELL_LSTM_PEEPHOLE,
   RC_CELL_PSEUDO_LSTM, /* i, f, o, g; state s, output tanh(s) */
   RC_CELL_NORM_PROTO,  /* i, f, o, g; state s renormalised s / sqrt(var(s) + 1) */
@@ -47,8 +47,7 @@ const char *rc_cell_kind_name(rc_cell_kind k);
  * lstm_peephole, pseudo_lstm, normalized_prototype) and the r and z biases (gru), which start
  * at 1.0; peepholes 0; layer-norm scales 1 and shifts 0. Parameters are leaf tensors with
  * requires_grad set. reset_after only applies to gru. */
-rc_cell *rc_cell_new(rc_ctx *c, rc_cell_kind kind, int64_t input, int64_t hidden,
-                     int reset_after);
+rc_cell *rc_cell_new(rc_ctx *c, rc_cell_kind kind, int64_t input, int64_t hidden, int reset_after);
 void rc_cell_retain(rc_cell *cell);
 void rc_cell_release(rc_cell *cell);
 
@@ -66,8 +65,8 @@ rc_tensor *rc_cell_param(const rc_cell *cell, int k); /* borrowed */
  * with lengths (B integers in [0, T]; NULL = all T). On success *y is [T, B, H] and
  * state_out[k] ([B, H]) the final states, new references; an autograd node is recorded when
  * grad is enabled and x, a state or a parameter needs grad. -1 with a message otherwise. */
-int rc_cell_forward(rc_cell *cell, rc_tensor *x, rc_tensor *const *state0,
-                    const int64_t *lengths, rc_tensor **y, rc_tensor **state_out);
+int rc_cell_forward(rc_cell *cell, rc_tensor *x, rc_tensor *const *state0, const int64_t *lengths,
+                    rc_tensor **y, rc_tensor **state_out);
 
 /* One step: x [B, I], state[k] [B, H] (NULL = zeros) -> *y [B, H], state_out[k]. Without
  * grad it reuses the cell's workspace (no allocation besides the results) and uses

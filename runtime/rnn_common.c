@@ -23,22 +23,29 @@ const char *rc_cell_kind_name(rc_cell_kind k) {
 
 static const rn_ops *ops_of(rc_cell_kind kind, int reset_after) {
   switch (kind) {
-  case RC_CELL_RNN: return &rn_ops_rnn;
-  case RC_CELL_GRU: return reset_after ? &rn_ops_gru_after : &rn_ops_gru;
-  case RC_CELL_LSTM: return &rn_ops_lstm;
-  case RC_CELL_LSTM_PEEPHOLE: return &rn_ops_peephole;
-  case RC_CELL_PSEUDO_LSTM: return &rn_ops_pseudo;
-  case RC_CELL_NORM_PROTO: return &rn_ops_proto;
-  case RC_CELL_LN_LSTM: return &rn_ops_ln_lstm;
-  default: return NULL;
+  case RC_CELL_RNN:
+    return &rn_ops_rnn;
+  case RC_CELL_GRU:
+    return reset_after ? &rn_ops_gru_after : &rn_ops_gru;
+  case RC_CELL_LSTM:
+    return &rn_ops_lstm;
+  case RC_CELL_LSTM_PEEPHOLE:
+    return &rn_ops_peephole;
+  case RC_CELL_PSEUDO_LSTM:
+    return &rn_ops_pseudo;
+  case RC_CELL_NORM_PROTO:
+    return &rn_ops_proto;
+  case RC_CELL_LN_LSTM:
+    return &rn_ops_ln_lstm;
+  default:
+    return NULL;
   }
 }
 
 /* ---- kernels ---- */
 
-void rn_gemm(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int ta,
-             const float *B, int64_t ldb, int tb, float *C, int64_t ldc, float alpha,
-             float beta) {
+void rn_gemm(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int ta, const float *B,
+             int64_t ldb, int tb, float *C, int64_t ldc, float alpha, float beta) {
   if (M <= 0 || N <= 0) return;
   if (beta == 0.0f)
     for (int64_t i = 0; i < M; i++) memset(C + i * ldc, 0, (size_t)N * sizeof(float));
@@ -93,17 +100,17 @@ static int param_shape(const rc_cell *cell, int k, int64_t *size) {
   return o->param_shape(k, cell->hidden, size);
 }
 
-rc_cell *rc_cell_new(rc_ctx *c, rc_cell_kind kind, int64_t input, int64_t hidden,
-                     int reset_after) {
+rc_cell *rc_cell_new(rc_ctx *c, rc_cell_kind kind, int64_t input, int64_t hidden, int reset_after) {
   const rn_ops *o = ops_of(kind, reset_after);
   if (!o) return rc_error_null(c, "rnn cell: unknown cell kind %d", (int)kind);
   if (input < 1 || hidden < 1)
-    return rc_error_null(c, "rnn cell: input and hidden must be >= 1, got input = %lld, "
-                            "hidden = %lld",
+    return rc_error_null(c,
+                         "rnn cell: input and hidden must be >= 1, got input = %lld, "
+                         "hidden = %lld",
                          (long long)input, (long long)hidden);
   if (input > INT_MAX / 8 || hidden > INT_MAX / 8 / o->gates)
-    return rc_error_null(c, "rnn cell: input = %lld, hidden = %lld is too large",
-                         (long long)input, (long long)hidden);
+    return rc_error_null(c, "rnn cell: input = %lld, hidden = %lld is too large", (long long)input,
+                         (long long)hidden);
   rc_cell *cell = calloc(1, sizeof *cell);
   if (!cell) return rc_error_null(c, "rnn cell: out of memory");
   cell->refcount = 1;
@@ -143,15 +150,27 @@ void rc_cell_release(rc_cell *cell) {
   rc_ctx_release(c);
 }
 
-rc_cell_kind rc_cell_kind_get(const rc_cell *cell) { return cell->kind; }
-int64_t rc_cell_input(const rc_cell *cell) { return cell->input; }
-int64_t rc_cell_hidden(const rc_cell *cell) { return cell->hidden; }
-int rc_cell_reset_after(const rc_cell *cell) { return cell->reset_after; }
-int rc_cell_n_states(const rc_cell *cell) { return cell->ops->n_states; }
+rc_cell_kind rc_cell_kind_get(const rc_cell *cell) {
+  return cell->kind;
+}
+int64_t rc_cell_input(const rc_cell *cell) {
+  return cell->input;
+}
+int64_t rc_cell_hidden(const rc_cell *cell) {
+  return cell->hidden;
+}
+int rc_cell_reset_after(const rc_cell *cell) {
+  return cell->reset_after;
+}
+int rc_cell_n_states(const rc_cell *cell) {
+  return cell->ops->n_states;
+}
 const char *rc_cell_state_name(const rc_cell *cell, int k) {
   return k >= 0 && k < cell->ops->n_states ? cell->ops->state_names[k] : NULL;
 }
-int rc_cell_n_params(const rc_cell *cell) { return cell->ops->n_params; }
+int rc_cell_n_params(const rc_cell *cell) {
+  return cell->ops->n_params;
+}
 const char *rc_cell_param_name(const rc_cell *cell, int k) {
   return k >= 0 && k < cell->ops->n_params ? cell->ops->param_names[k] : NULL;
 }
@@ -207,7 +226,9 @@ static void seq_free(rc_seq *s) {
   free(s);
 }
 
-static void seq_free_ext(void *p) { seq_free(p); }
+static void seq_free_ext(void *p) {
+  seq_free(p);
+}
 
 /* Checks shapes and lengths; fills T and B. */
 static int check_args(rc_cell *cell, const char *fn, rc_tensor *x, int xdim,
@@ -263,8 +284,8 @@ static void load_state(rc_seq *s, int k, rc_tensor *h) {
 
 static int seq_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin);
 
-int rc_cell_forward(rc_cell *cell, rc_tensor *x, rc_tensor *const *state0,
-                    const int64_t *lengths, rc_tensor **y, rc_tensor **state_out) {
+int rc_cell_forward(rc_cell *cell, rc_tensor *x, rc_tensor *const *state0, const int64_t *lengths,
+                    rc_tensor **y, rc_tensor **state_out) {
   rc_ctx *c = cell->ctx;
   const rn_ops *o = cell->ops;
   int64_t T, B;
@@ -359,19 +380,22 @@ static int seq_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
   rc_seq *s = n->ext;
   rc_ctx *c = n->ctx;
   if (!s)
-    return rc_error(c, "backward: %s was already run and its saved tensors freed; call "
-                       "backward with retain_graph = true to run it twice",
+    return rc_error(c,
+                    "backward: %s was already run and its saved tensors freed; call "
+                    "backward with retain_graph = true to run it twice",
                     n->name);
   rc_cell *cell = s->cell;
   const rn_ops *o = cell->ops;
   if (s->xsave->storage->version != s->xver)
-    return rc_error(c, "backward: the input of %s was modified by an in-place operation after "
-                       "the forward; clone() it before modifying",
+    return rc_error(c,
+                    "backward: the input of %s was modified by an in-place operation after "
+                    "the forward; clone() it before modifying",
                     n->name);
   for (int p = 0; p < o->n_params; p++)
     if (s->w[p]->storage->version != s->wver[p])
-      return rc_error(c, "backward: parameter %s of %s was modified in place after the "
-                         "forward (an optimizer step between forward and backward?)",
+      return rc_error(c,
+                      "backward: parameter %s of %s was modified in place after the "
+                      "forward (an optimizer step between forward and backward?)",
                       o->param_names[p], n->name);
   int64_t T = s->T, B = s->B, H = s->H, P = s->P, I = s->I, TB = T * B;
   int need_x = n->next[0].fn != NULL;

@@ -150,8 +150,12 @@ static int64_t bws(int64_t T, int64_t B, int64_t H) {
   (void)T;
   return rn_r16(B * H);
 }
-static int64_t bws_after(int64_t T, int64_t B, int64_t H) { return rn_r16(T * B * 3 * H); }
-static int64_t fws_after(int64_t B, int64_t H) { return rn_r16(B * 3 * H); }
+static int64_t bws_after(int64_t T, int64_t B, int64_t H) {
+  return rn_r16(T * B * 3 * H);
+}
+static int64_t fws_after(int64_t B, int64_t H) {
+  return rn_r16(B * 3 * H);
+}
 
 static void init(rc_cell *cell) { /* r and z biases 1.0 */
   float *b = rc_data(cell->param[2]);

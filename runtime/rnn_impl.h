@@ -26,23 +26,23 @@ typedef struct rc_seq {
   uint32_t xver;
   rc_tensor *w[RC_CELL_MAX_PARAMS]; /* owned aliases of the parameters */
   uint32_t wver[RC_CELL_MAX_PARAMS];
-  const float *x;                 /* [T*B, I] */
-  float *pre;                     /* [T*B, P]: x W_x + b, then the cell's saved gate values */
-  float *st[RC_CELL_MAX_STATES];  /* [(T+1)*B, H]: state histories, row 0 = initial state */
-  float *aux[RN_MAX_AUX];         /* cell-specific, sizes from the ops table */
-  float *fws;                     /* forward scratch (cell workspace): fws_floats(B) floats */
-  float *y;                       /* [T*B, H] outputs (forward only) */
+  const float *x;                /* [T*B, I] */
+  float *pre;                    /* [T*B, P]: x W_x + b, then the cell's saved gate values */
+  float *st[RC_CELL_MAX_STATES]; /* [(T+1)*B, H]: state histories, row 0 = initial state */
+  float *aux[RN_MAX_AUX];        /* cell-specific, sizes from the ops table */
+  float *fws;                    /* forward scratch (cell workspace): fws_floats(B) floats */
+  float *y;                      /* [T*B, H] outputs (forward only) */
 } rc_seq;
 
 /* What backward hands to a cell. Running state gradients d[k] ([B, H]) hold the gradient of
  * the final state on entry and must hold the initial state's gradient on exit. */
 typedef struct {
-  const float *dy;                 /* [T*B, H] */
-  float *d[RC_CELL_MAX_STATES];    /* [B, H] running state gradients */
-  float *dG;                       /* [T*B, P]: the gradient of x W_x + b (cell fills it all) */
-  float *dp[RC_CELL_MAX_PARAMS];   /* parameter gradients (zeroed) or NULL when not needed;
-                                      the cell fills every one except W_x and b */
-  float *ws;                       /* scratch: bws_floats(T, B) floats */
+  const float *dy;               /* [T*B, H] */
+  float *d[RC_CELL_MAX_STATES];  /* [B, H] running state gradients */
+  float *dG;                     /* [T*B, P]: the gradient of x W_x + b (cell fills it all) */
+  float *dp[RC_CELL_MAX_PARAMS]; /* parameter gradients (zeroed) or NULL when not needed;
+                                    the cell fills every one except W_x and b */
+  float *ws;                     /* scratch: bws_floats(T, B) floats */
 } rc_bw;
 
 /* Buffer sizes: (T + extra_steps) * B * (h_mult * H + plus) floats. */
@@ -61,7 +61,7 @@ typedef struct {
   const char *param_names[RC_CELL_MAX_PARAMS];
   int n_aux;
   rn_size aux[RN_MAX_AUX];
-  int64_t (*fws_floats)(int64_t B, int64_t H);         /* forward scratch */
+  int64_t (*fws_floats)(int64_t B, int64_t H);            /* forward scratch */
   int64_t (*bws_floats)(int64_t T, int64_t B, int64_t H); /* backward scratch */
   /* shapes of parameters 2.. (0 = W_x [I, P], 1 = W_h [H, P]); returns ndim */
   int (*param_shape)(int k, int64_t H, int64_t *size);
@@ -85,7 +85,9 @@ extern const rn_ops rn_ops_rnn, rn_ops_gru, rn_ops_gru_after, rn_ops_lstm, rn_op
     rn_ops_pseudo, rn_ops_proto, rn_ops_ln_lstm;
 
 /* n rounded up to a multiple of 16 floats (64 bytes). */
-static inline int64_t rn_r16(int64_t n) { return (n + 15) & ~(int64_t)15; }
+static inline int64_t rn_r16(int64_t n) {
+  return (n + 15) & ~(int64_t)15;
+}
 
 /* Is sequence b still running at step t? */
 static inline int rn_active(const rc_seq *s, int64_t t, int64_t b) {
@@ -95,13 +97,15 @@ static inline int rn_active(const rc_seq *s, int64_t t, int64_t b) {
 /* C [M, N] (row stride ldc) = alpha op(A) op(B) + beta C, where op(A) is [M, K] (A stored
  * [M, K] with row stride lda, or [K, M] when ta) and op(B) is [K, N] (B stored [K, N], or
  * [N, K] when tb). M = 1 goes to cblas_sgemv. beta = 0 overwrites C (even NaN). */
-void rn_gemm(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int ta,
-             const float *B, int64_t ldb, int tb, float *C, int64_t ldc, float alpha, float beta);
+void rn_gemm(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int ta, const float *B,
+             int64_t ldb, int tb, float *C, int64_t ldc, float alpha, float beta);
 
 /* Elementwise kernels on n floats (vectorisable; accurate to a few float ulps). */
 void rn_sigmoid(float *x, int64_t n);
 void rn_tanh(float *x, int64_t n);
-static inline float rn_sig1(float x) { return 1.0f / (1.0f + expf(-x)); }
+static inline float rn_sig1(float x) {
+  return 1.0f / (1.0f + expf(-x));
+}
 
 /* Column sums of a [rows, cols] row-major matrix (row stride ld) added into out. */
 void rn_colsum_add(const float *a, int64_t rows, int64_t cols, int64_t ld, float *out);

@@ -98,10 +98,18 @@ static void bwd_common(rc_seq *s, rc_bw *w, int peep) {
   if (w->dp[1]) rn_gemm(H, P, T * B, s->st[0], H, 1, w->dG, P, 0, w->dp[1], P, 1.0f, 0.0f);
 }
 
-static void fwd_lstm(rc_seq *s) { fwd_common(s, 0); }
-static void bwd_lstm(rc_seq *s, rc_bw *w) { bwd_common(s, w, 0); }
-static void fwd_peep(rc_seq *s) { fwd_common(s, 1); }
-static void bwd_peep(rc_seq *s, rc_bw *w) { bwd_common(s, w, 1); }
+static void fwd_lstm(rc_seq *s) {
+  fwd_common(s, 0);
+}
+static void bwd_lstm(rc_seq *s, rc_bw *w) {
+  bwd_common(s, w, 0);
+}
+static void fwd_peep(rc_seq *s) {
+  fwd_common(s, 1);
+}
+static void bwd_peep(rc_seq *s, rc_bw *w) {
+  bwd_common(s, w, 1);
+}
 
 static int64_t bws(int64_t T, int64_t B, int64_t H) {
   (void)T;
