@@ -24,7 +24,8 @@ typedef struct {
 
 static rc_cell *check_cell(lua_State *L, int idx) {
   rb_cell *u = luaL_testudata(L, idx, RNN_CELL_MT);
-  if (!u || !u->cell)
+  if (u && !u->cell) rb_error(L, "%s: argument #%d is a closed rnn cell", rb_fname(L), idx);
+  if (!u)
     rb_error(L, "%s: argument #%d must be an rnn cell, got %s", rb_fname(L), idx,
              luaL_typename(L, idx));
   return u->cell;

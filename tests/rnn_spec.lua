@@ -511,6 +511,10 @@ describe("errors", function()
     err(function() rnn.RNN { cell = 5, input = 2, hidden = 2 } end,
       "rnn.RNN: cell must be a cell type")
     err(function() cell.kind = "x" end, "rnn cell: cannot set field 'kind'")
+    err(function() cell._forward(5) end, "_forward: argument #1 must be an rnn cell, got number")
+    local closed = make("rnn", 1, 1)
+    getmetatable(closed).__close(closed)
+    err(function() closed:forward(recur.zeros(1, 1, 1)) end, "argument #1 is a closed rnn cell")
   end)
 
   it("backward refuses parameters modified in place after the forward", function()
