@@ -274,6 +274,29 @@ describe("variable lengths", function()
   end
 end)
 
+describe("initial states", function()
+  it("a trained state broadcast over the batch gets the summed gradient", function()
+    recur.seed(8)
+    local cell = make("lstm", 2, 3)
+    local x = recur.randn(4, 5, 2)
+    local ph = recur.randn(3):requires_grad(true)
+    local pc = recur.randn(3):requires_grad(true)
+    local y, st = cell:forward(x, { state = { ph:view(1, 3):expand(5, 3),
+      pc:view(1, 3):expand(5, 3) }, lengths = { 4, 3, 0, 1, 2 } })
+    local loss = y:sum() + (st[2] * st[2]):sum()
+    loss:backward()
+    local h0 = ph:detach():view(1, 3):expand(5, 3):contiguous():requires_grad(true)
+    local c0 = pc:detach():view(1, 3):expand(5, 3):contiguous():requires_grad(true)
+    local y2, st2 = cell:forward(x, { state = { h0, c0 }, lengths = { 4, 3, 0, 1, 2 } })
+    local loss2 = y2:sum() + (st2[2] * st2[2]):sum()
+    loss2:backward()
+    U.close(ph.grad, h0.grad:sum(1), 1e-6)
+    U.close(pc.grad, c0.grad:sum(1), 1e-6)
+    -- the sequence of length 0 passes its initial c straight to the final state
+    U.close(c0.grad:select(1, 3), st2[2]:select(1, 3) * 2, 1e-6)
+  end)
+end)
+
 describe("step", function()
   for _, name in ipairs(VARIANTS) do
     it(name .. ": steps equal the sequence forward at batch 1 and 3", function()
