@@ -74,5 +74,6 @@ void rb_open_autograd(lua_State *L, int methods, int module);
 void rb_open_random(lua_State *L, int methods, int module);
 void rb_open_system(lua_State *L, int methods, int module);
 void rb_open_data(lua_State *L, int methods, int module);
+void rb_open_rnn(lua_State *L, int methods, int module);
 
 #endif

@@ -1,0 +1,110 @@
+-- Forward + backward time of every fused cell over a whole sequence, with GFLOP/s (GEMM
+-- FLOPs only) beside the sgemm rate measured in the same run.
+-- usage: lua5.4 bench/rnn_cells.lua [--hidden 128,512] [--T 50] [--B 32] [--input H]
+--                                   [--threads N] [--reps N] [--cells lstm,gru,...]
+local recur = require("recur")
+
+local function usage()
+  print([[usage: rnn_cells.lua [options]
+  --hidden LIST   hidden sizes, comma separated (default 128,512)
+  --T N           sequence length (default 50)
+  --B N           batch size (default 32)
+  --input N       input size (default: the hidden size)
+  --threads N     BLAS threads (default: 1)
+  --reps N        timed repetitions per case, best is reported (default 5)
+  --cells LIST    cells to run (default: all, gru in both forms)
+  --help          this text]])
+end
+
+local opts = { hidden = "128,512", T = 50, B = 32, threads = 1, reps = 5 }
+local i = 1
+while arg and i <= #arg do
+  local a = arg[i]
+  if a == "--help" or a == "-h" then
+    usage()
+    os.exit(0)
+  end
+  local k = a:match("^%-%-(%w+)$")
+  if not k or opts[k] == nil and k ~= "input" and k ~= "cells" then
+    io.stderr:write("rnn_cells: unknown option " .. a .. " (see --help)\n")
+    os.exit(2)
+  end
+  local v = arg[i + 1]
+  if v == nil then
+    io.stderr:write("rnn_cells: option " .. a .. " needs a value\n")
+    os.exit(2)
+  end
+  opts[k] = v
+  i = i + 2
+end
+local function posint(v, name)
+  local n = tonumber(v)
+  if not n or n < 1 or n ~= math.floor(n) then
+    io.stderr:write(string.format("rnn_cells: --%s must be a positive integer, got %s\n", name,
+      tostring(v)))
+    os.exit(2)
+  end
+  return math.tointeger(n)
+end
+local T, B = posint(opts.T, "T"), posint(opts.B, "B")
+local reps = posint(opts.reps, "reps")
+recur.threads(posint(opts.threads, "threads"))
+local hiddens = {}
+for h in tostring(opts.hidden):gmatch("[^,]+") do hiddens[#hiddens + 1] = posint(h, "hidden") end
+local cells = {}
+if opts.cells then
+  for c in opts.cells:gmatch("[^,]+") do cells[#cells + 1] = c end
+else
+  cells = { "rnn", "gru", "gru_after", "lstm", "lstm_peephole", "pseudo_lstm",
+    "normalized_prototype", "ln_lstm" }
+end
+
+local clock = recur.clock
+
+-- sgemm peak on a GEMM shaped like the input projection of the largest case
+local function sgemm_rate(H)
+  local a, b = recur.randn(T * B, H), recur.randn(H, 4 * H)
+  local best = math.huge
+  for _ = 1, 5 do
+    local t0 = clock()
+    local c = recur.mm(a, b)
+    local dt = clock() - t0
+    c = nil
+    if dt < best then best = dt end
+  end
+  return 2 * T * B * H * 4 * H / best / 1e9
+end
+
+local c = recur.config()
+print(string.format("%s, BLAS %s %s, %d thread(s); T = %d, B = %d; best of %d",
+  c.version, c.blas.vendor, c.blas.version, recur.threads(), T, B, reps))
+for _, H in ipairs(hiddens) do
+  local I = opts.input and posint(opts.input, "input") or H
+  print(string.format("hidden %d, input %d: sgemm [%d x %d] x [%d x %d] %.1f GFLOP/s", H, I,
+    T * B, H, H, 4 * H, sgemm_rate(H)))
+  for _, name in ipairs(cells) do
+    local kind = name == "gru_after" and "gru" or name
+    local cell = recur.rnn.Cell { cell = kind, input = I, hidden = H,
+      reset_after = name == "gru_after" }
+    local x = recur.randn(T, B, I):requires_grad(true)
+    local gy = recur.randn(T, B, H)
+    local function run()
+      local y = cell:forward(x)
+      y:backward(gy)
+    end
+    run()
+    local fwd, tot = math.huge, math.huge
+    for _ = 1, reps do
+      local t0 = clock()
+      local y = cell:forward(x)
+      local t1 = clock()
+      y:backward(gy)
+      local t2 = clock()
+      if t1 - t0 < fwd then fwd = t1 - t0 end
+      if t2 - t0 < tot then tot = t2 - t0 end
+    end
+    local flops = cell:flops(T, B)
+    print(string.format("  %-22s forward %8.2f ms   forward+backward %8.2f ms   %6.1f GFLOP/s",
+      name, fwd * 1e3, tot * 1e3, flops / tot / 1e9))
+  end
+end

@@ -1,0 +1,437 @@
+-- recur.rnn: recurrent cells and layers (docs/rnn.md).
+--
+--   recur.rnn.Cell{cell = "lstm", input = I, hidden = H, reset_after = false}
+--       a fused cell (C): cell:forward(x, {state =, lengths =}), cell:step(x_t, state),
+--       cell:parameters(), cell:zero_state(B)
+--   recur.rnn.LuaCell(def, {input = I, hidden = H, params = ...})
+--       a cell written in Lua from tensor ops (docs/custom-cells.md), same methods
+--   recur.rnn.RNN{cell = "lstm", input = I, hidden = H, layers = L, dropout = p,
+--                 batch_first = false, reset_after = false}
+--       a stack of cells with dropout on the non-recurrent connections
+--   recur.rnn.unroll(cell, x, {state =, lengths =})   runs any cell's :step over x
+--   recur.rnn.last(outputs, lengths, {batch_first =}) each sequence's last relevant output
+--
+-- Shapes: x [T, B, I] (time first; batch_first layers take [B, T, I]); a cell's state is a
+-- list of [B, H] tensors ({h}, {h, c} or {s}); outputs [T, B, H]. lengths is a list of B
+-- integers (or a 1-D tensor) in 0..T: past its length a sequence's state stays as it was
+-- and its outputs are zero.
+local recur = require("recur")
+
+local rnn = {}
+
+rnn.cell_types = { "rnn", "gru", "lstm", "lstm_peephole", "pseudo_lstm",
+  "normalized_prototype", "ln_lstm" }
+local is_fused_type = {}
+for _, k in ipairs(rnn.cell_types) do is_fused_type[k] = true end
+
+local function check_int(v, what, fn, min)
+  if math.type(v) ~= "integer" and not (type(v) == "number" and v == math.floor(v)) then
+    error(string.format("%s: %s must be an integer, got %s", fn, what,
+      type(v) == "number" and tostring(v) or type(v)), 3)
+  end
+  v = math.tointeger(v)
+  if min and v < min then
+    error(string.format("%s: %s must be >= %d, got %d", fn, what, min, v), 3)
+  end
+  return v
+end
+
+local function check_opts(opts, fn)
+  if type(opts) ~= "table" then
+    error(string.format("%s: expected an options table, got %s", fn, type(opts)), 3)
+  end
+end
+
+-- lengths (nil, list or tensor) as a Lua list, checked against T and B
+local function lengths_list(lengths, T, B, fn)
+  if lengths == nil then return nil end
+  local list
+  if recur.is_tensor(lengths) then
+    if lengths:dim() ~= 1 then
+      error(string.format("%s: lengths must be a 1-D tensor, got %d dimensions", fn,
+        lengths:dim()), 3)
+    end
+    list = lengths:totable()
+  elseif type(lengths) == "table" then
+    list = lengths
+  else
+    error(string.format("%s: lengths must be a list of integers or a tensor, got %s", fn,
+      type(lengths)), 3)
+  end
+  if #list ~= B then
+    error(string.format("%s: lengths has %d entries, expected %d (one per sequence)", fn,
+      #list, B), 3)
+  end
+  local out = {}
+  for b = 1, B do
+    local v = list[b]
+    if type(v) ~= "number" or v ~= math.floor(v) or v < 0 or v > T then
+      error(string.format("%s: lengths[%d] = %s is not an integer in [0, %d]", fn, b,
+        tostring(v), T), 3)
+    end
+    out[b] = math.tointeger(v)
+  end
+  return out
+end
+rnn._lengths_list = lengths_list
+
+local function zeros_state(n, B, H)
+  local s = {}
+  for k = 1, n do s[k] = recur.zeros(B, H) end
+  return s
+end
+
+-- ---------------------------------------------------------------------------------------
+-- Fused cells
+
+local fused = recur._rnn_cell_methods
+
+function rnn.Cell(opts)
+  check_opts(opts, "rnn.Cell")
+  local kind = opts.cell or opts.type
+  if type(kind) ~= "string" or not is_fused_type[kind] then
+    error(string.format("rnn.Cell: cell must be one of %s, got %s",
+      table.concat(rnn.cell_types, ", "), tostring(kind)), 2)
+  end
+  local input = check_int(opts.input, "input", "rnn.Cell", 1)
+  local hidden = check_int(opts.hidden, "hidden", "rnn.Cell", 1)
+  if opts.reset_after and kind ~= "gru" then
+    error("rnn.Cell: reset_after applies to gru cells only", 2)
+  end
+  return recur._rnn_cell(kind, input, hidden, opts.reset_after and true or false)
+end
+
+local function state_args(self, state, fn)
+  if state == nil then return nil, nil end
+  if recur.is_tensor(state) then
+    if self.n_states ~= 1 then
+      error(string.format("%s: a %s cell's state is a list {%s}, got a single tensor", fn,
+        self.kind, table.concat(self.state_names, ", ")), 3)
+    end
+    return state, nil
+  end
+  if type(state) ~= "table" then
+    error(string.format("%s: state must be a list of tensors {%s}, got %s", fn,
+      table.concat(self.state_names, ", "), type(state)), 3)
+  end
+  return state[1], state[2]
+end
+
+-- cell:forward(x [T, B, I], {state = {h, c}, lengths = lens}) -> y [T, B, H], {h, c}
+function fused:forward(x, opts)
+  opts = opts or {}
+  check_opts(opts, "rnn forward")
+  local s1, s2 = state_args(self, opts.state, "rnn forward")
+  local y, a, b = self:_forward(x, s1, s2, opts.lengths)
+  return y, { a, b }
+end
+
+-- cell:step(x_t [B, I], state) -> y_t [B, H], new state
+function fused:step(x, state)
+  local s1, s2 = state_args(self, state, "rnn step")
+  local y, a, b = self:_step(x, s1, s2)
+  return y, { a, b }
+end
+
+function fused:zero_state(B)
+  return zeros_state(self.n_states, check_int(B, "B", "zero_state", 0), self.hidden)
+end
+
+-- ---------------------------------------------------------------------------------------
+-- Cells written in Lua
+
+local LuaCell = {}
+LuaCell.__index = LuaCell
+
+-- def: { name =, state_names = {...}, param_names = {...},
+--        new_params = function(input, hidden, opts) -> {name = tensor},  (optional if
+--                     opts.params is given)
+--        step = function(p, x_t, state, opts) -> out, new_state }
+-- opts: input, hidden, params (name -> tensor, to share tensors), and the def's own options.
+function rnn.LuaCell(def, opts)
+  check_opts(opts, "rnn.LuaCell")
+  if type(def) ~= "table" or type(def.step) ~= "function" or type(def.state_names) ~= "table"
+      or type(def.param_names) ~= "table" then
+    error("rnn.LuaCell: the definition needs step, state_names and param_names", 2)
+  end
+  local self = setmetatable({}, LuaCell)
+  self.def = def
+  self.kind = def.name or "lua"
+  self.input = check_int(opts.input, "input", "rnn.LuaCell", 1)
+  self.hidden = check_int(opts.hidden, "hidden", "rnn.LuaCell", 1)
+  self.state_names = def.state_names
+  self.n_states = #def.state_names
+  self.fused = false
+  self.opts = opts
+  if opts.params then
+    self.p = opts.params
+  elseif def.new_params then
+    self.p = def.new_params(self.input, self.hidden, opts)
+  else
+    error("rnn.LuaCell: give params or a definition with new_params", 2)
+  end
+  for _, name in ipairs(def.param_names) do
+    if not recur.is_tensor(self.p[name]) then
+      error(string.format("rnn.LuaCell: parameter %s is missing", name), 2)
+    end
+  end
+  return self
+end
+
+function LuaCell:parameters()
+  local out = {}
+  for i, name in ipairs(self.def.param_names) do out[i] = { name, self.p[name] } end
+  return out
+end
+
+function LuaCell:zero_state(B)
+  return zeros_state(self.n_states, check_int(B, "B", "zero_state", 0), self.hidden)
+end
+
+function LuaCell:step(x, state)
+  if x:dim() ~= 2 or x:size(2) ~= self.input then
+    error(string.format("rnn step: x must have shape [B, %d], got [%s]", self.input,
+      table.concat(x:size(), ", ")), 2)
+  end
+  if state == nil then state = self:zero_state(x:size(1)) end
+  if recur.is_tensor(state) then state = { state } end
+  return self.def.step(self.p, x, state, self.opts)
+end
+
+function LuaCell:forward(x, opts)
+  return rnn.unroll(self, x, opts)
+end
+
+-- Runs cell:step over x [T, B, I], masking finished sequences (differentiable).
+function rnn.unroll(cell, x, opts)
+  opts = opts or {}
+  check_opts(opts, "rnn.unroll")
+  if not recur.is_tensor(x) or x:dim() ~= 3 then
+    error("rnn.unroll: x must be a [T, B, I] tensor", 2)
+  end
+  local T, B = x:size(1), x:size(2)
+  local lens = lengths_list(opts.lengths, T, B, "rnn.unroll")
+  local state = opts.state
+  if recur.is_tensor(state) then state = { state } end
+  if state == nil then state = {} end
+  local full = {}
+  for k = 1, cell.n_states do full[k] = state[k] or recur.zeros(B, cell.hidden) end
+  state = full
+  local ys = {}
+  for t = 1, T do
+    local out, new = cell:step(x:select(1, t), state)
+    if lens then
+      local m = {}
+      for b = 1, B do m[b] = { lens[b] >= t and 1 or 0 } end
+      local mask = recur.tensor(m)
+      local kept = {}
+      for k = 1, cell.n_states do kept[k] = recur.where(mask, new[k], state[k]) end
+      new = kept
+      out = out * mask
+    end
+    state = new
+    ys[t] = out
+  end
+  local y
+  if T == 0 then y = recur.zeros(0, B, cell.hidden) else y = recur.stack(ys, 1) end
+  return y, state
+end
+
+-- ---------------------------------------------------------------------------------------
+-- Layers
+
+local RNN = {}
+RNN.__index = RNN
+
+local function make_cell(spec, input, hidden, opts)
+  if type(spec) == "string" then
+    return rnn.Cell { cell = spec, input = input, hidden = hidden, reset_after = opts.reset_after }
+  elseif type(spec) == "table" and spec.step then
+    local o = {}
+    for k, v in pairs(opts.cell_opts or {}) do o[k] = v end
+    o.input, o.hidden = input, hidden
+    return rnn.LuaCell(spec, o)
+  elseif type(spec) == "function" then
+    return spec(input, hidden, opts)
+  end
+  error(string.format("rnn.RNN: cell must be a cell type (%s), a Lua cell definition or a "
+    .. "constructor function, got %s", table.concat(rnn.cell_types, ", "), type(spec)), 3)
+end
+
+function rnn.RNN(opts)
+  check_opts(opts, "rnn.RNN")
+  local self = setmetatable({}, RNN)
+  self.cell_type = opts.cell or "lstm"
+  self.input = check_int(opts.input, "input", "rnn.RNN", 1)
+  self.hidden = check_int(opts.hidden, "hidden", "rnn.RNN", 1)
+  self.layers = check_int(opts.layers or 1, "layers", "rnn.RNN", 1)
+  local p = opts.dropout or 0
+  if type(p) ~= "number" or not (p >= 0 and p < 1) then
+    error(string.format("rnn.RNN: dropout must be a number in [0, 1), got %s", tostring(p)), 2)
+  end
+  self.dropout = p
+  self.batch_first = opts.batch_first and true or false
+  self.training = true
+  self.cells = {}
+  for l = 1, self.layers do
+    self.cells[l] = make_cell(self.cell_type, l == 1 and self.input or self.hidden, self.hidden,
+      opts)
+  end
+  self.n_states = self.cells[1].n_states
+  self.state_names = self.cells[1].state_names
+  return self
+end
+
+-- ordered list of {name, tensor}: "layer1.W_x", "layer1.W_h", ...
+function RNN:parameters()
+  local out = {}
+  for l, cell in ipairs(self.cells) do
+    for _, np in ipairs(cell:parameters()) do
+      out[#out + 1] = { "layer" .. l .. "." .. np[1], np[2] }
+    end
+  end
+  return out
+end
+
+function RNN:train(flag)
+  self.training = flag ~= false
+  return self
+end
+
+function RNN:eval()
+  self.training = false
+  return self
+end
+
+function RNN:zero_state(B)
+  local s = {}
+  for l, cell in ipairs(self.cells) do s[l] = cell:zero_state(B) end
+  return s
+end
+
+-- inverted dropout on a non-recurrent connection (training only)
+function RNN:_drop(x)
+  if not self.training or self.dropout == 0 then return x end
+  local keep = 1 - self.dropout
+  return x * (recur.bernoulli(x:size(), keep) / keep)
+end
+
+local function check_layer_state(self, state, fn)
+  if state == nil then return end
+  if type(state) ~= "table" then
+    error(string.format("%s: state must be a list with one entry per layer, got %s", fn,
+      type(state)), 3)
+  end
+  if #state > self.layers then
+    error(string.format("%s: state has %d entries for %d layers", fn, #state, self.layers), 3)
+  end
+end
+
+-- layer:forward(x, {state = {{h, c}, ...}, lengths = lens}) -> outputs, {{h, c}, ...}
+function RNN:forward(x, opts)
+  opts = opts or {}
+  check_opts(opts, "RNN forward")
+  if not recur.is_tensor(x) or x:dim() ~= 3 then
+    error(string.format("RNN forward: x must be a 3-D tensor ([%s, %d]), got %s",
+      self.batch_first and "B, T" or "T, B", self.input,
+      recur.is_tensor(x) and ("[" .. table.concat(x:size(), ", ") .. "]") or type(x)), 2)
+  end
+  if self.batch_first then x = x:transpose(1, 2) end
+  check_layer_state(self, opts.state, "RNN forward")
+  local out, finals = x, {}
+  for l, cell in ipairs(self.cells) do
+    out = self:_drop(out)
+    local y, st = cell:forward(out, { state = opts.state and opts.state[l],
+      lengths = opts.lengths })
+    out, finals[l] = y, st
+  end
+  out = self:_drop(out)
+  if self.batch_first then out = out:transpose(1, 2) end
+  return out, finals
+end
+RNN.__call = RNN.forward
+
+-- layer:step(x_t [B, I], state) -> out [B, H], new state (same numbers as forward)
+function RNN:step(x, state)
+  check_layer_state(self, state, "RNN step")
+  local out, finals = x, {}
+  for l, cell in ipairs(self.cells) do
+    out = self:_drop(out)
+    local y, st = cell:step(out, state and state[l])
+    out, finals[l] = y, st
+  end
+  return self:_drop(out), finals
+end
+
+-- Loads PyTorch weights (torch.nn.LSTM, RNN with tanh, GRU) into a layer of the same cell
+-- type and shape. sd maps PyTorch's names (weight_ih_l0, weight_hh_l0, bias_ih_l0,
+-- bias_hh_l0, ...) to tensors (or nested lists) in PyTorch's layout:
+--   W_x = weight_ih^T, W_h = weight_hh^T (same gate order: i f g o for LSTM, r z n for GRU)
+--   lstm, rnn: b = bias_ih + bias_hh
+--   gru (reset_after = true): b = bias_ih + [bias_hh_r, bias_hh_z, 0], b_hn = bias_hh_n
+function rnn.from_torch(layer, sd)
+  local kind = layer.cell_type
+  if kind ~= "lstm" and kind ~= "rnn" and kind ~= "gru" then
+    error("rnn.from_torch: only lstm, rnn and gru layers have PyTorch twins, got "
+      .. tostring(kind), 2)
+  end
+  if kind == "gru" and not layer.cells[1].reset_after then
+    error("rnn.from_torch: PyTorch's GRU is the reset_after form; build the layer with "
+      .. "reset_after = true", 2)
+  end
+  local function get(name, shape)
+    local v = sd[name]
+    if v == nil then error("rnn.from_torch: " .. name .. " is missing", 3) end
+    if not recur.is_tensor(v) then v = recur.tensor(v) end
+    local got = v:size()
+    local ok = #got == #shape
+    for k = 1, #shape do ok = ok and got[k] == shape[k] end
+    if not ok then
+      error(string.format("rnn.from_torch: %s has shape [%s], expected [%s]", name,
+        table.concat(got, ", "), table.concat(shape, ", ")), 3)
+    end
+    return v
+  end
+  local H = layer.hidden
+  local G = kind == "lstm" and 4 or kind == "gru" and 3 or 1
+  recur.no_grad(function()
+    for l, cell in ipairs(layer.cells) do
+      local sfx = "_l" .. (l - 1)
+      local p = {}
+      for _, np in ipairs(cell:parameters()) do p[np[1]] = np[2] end
+      p.W_x:copy_(get("weight_ih" .. sfx, { G * H, cell.input }):t())
+      p.W_h:copy_(get("weight_hh" .. sfx, { G * H, H }):t())
+      local bi, bh = get("bias_ih" .. sfx, { G * H }), get("bias_hh" .. sfx, { G * H })
+      if kind == "gru" then
+        p.b:copy_(bi + recur.cat({ bh:narrow(1, 1, 2 * H), recur.zeros(H) }, 1))
+        p.b_hn:copy_(bh:narrow(1, 2 * H + 1, H))
+      else
+        p.b:copy_(bi + bh)
+      end
+    end
+  end)
+  return layer
+end
+
+-- Each sequence's output at its last step: outputs [T, B, H] (or [B, T, H] with
+-- batch_first) -> [B, H]. Every length must be at least 1.
+function rnn.last(outputs, lengths, opts)
+  opts = opts or {}
+  if not recur.is_tensor(outputs) or outputs:dim() ~= 3 then
+    error("rnn.last: outputs must be a 3-D tensor", 2)
+  end
+  if opts.batch_first then outputs = outputs:transpose(1, 2) end
+  local T, B, H = outputs:size(1), outputs:size(2), outputs:size(3)
+  local lens = lengths_list(lengths, T, B, "rnn.last")
+  if not lens then error("rnn.last: lengths are required", 2) end
+  for b = 1, B do
+    if lens[b] < 1 then
+      error(string.format("rnn.last: lengths[%d] is 0: that sequence has no output", b), 2)
+    end
+  end
+  if B == 0 then return recur.zeros(0, H) end
+  local idx = recur.tensor(lens):view(1, B, 1):expand(1, B, H)
+  return outputs:gather(1, idx):squeeze(1)
+end
+
+return rnn

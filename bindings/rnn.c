@@ -1,0 +1,280 @@
+/* Lua bindings for the fused recurrent cells (runtime/rnn.h): the cell userdata.
+ *
+ *   recur._rnn_cell(kind, input, hidden, reset_after) -> cell   (recur.rnn.Cell wraps it)
+ *   cell:_forward(x, s1, s2, lengths) -> y, s1', [s2']         (recur.rnn adds :forward)
+ *   cell:_step(x, s1, s2) -> y, s1', [s2']
+ *   cell:parameters() -> { {name, tensor}, ... } in a fixed order, the same tensors every call
+ *   cell.kind, cell.input, cell.hidden, cell.reset_after, cell.state_names, cell.n_states
+ *   cell:flops(T, B) -> GEMM FLOPs of one forward + backward
+ * lengths: nil, a list of integers or a 1-D tensor of B integers, each in 0..T.
+ * The methods table is recur._rnn_cell_methods: the Lua half adds methods to it.
+ *   recur.clock() -> monotonic wall-clock seconds (for benches and progress lines) */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../runtime/rnn.h"
+#include "bind.h"
+
+#define RNN_CELL_MT "recur.RNNCell"
+
+typedef struct {
+  rc_cell *cell;
+} rb_cell;
+
+static rc_cell *check_cell(lua_State *L, int idx) {
+  rb_cell *u = luaL_testudata(L, idx, RNN_CELL_MT);
+  if (u && !u->cell) rb_error(L, "%s: argument #%d is a closed rnn cell", rb_fname(L), idx);
+  if (!u)
+    rb_error(L, "%s: argument #%d must be an rnn cell, got %s", rb_fname(L), idx,
+             luaL_typename(L, idx));
+  return u->cell;
+}
+
+static int cell_gc(lua_State *L) {
+  rb_cell *u = luaL_testudata(L, 1, RNN_CELL_MT);
+  if (u && u->cell) {
+    rc_cell_release(u->cell);
+    u->cell = NULL;
+  }
+  return 0;
+}
+
+/* recur._rnn_cell(kind, input, hidden, reset_after) */
+static int f_rnn_cell(lua_State *L) {
+  const char *kind = luaL_checkstring(L, 1);
+  int k = rc_cell_kind_of(kind);
+  if (k < 0)
+    return rb_error(L,
+                    "rnn cell: unknown cell type '%s' (rnn, gru, lstm, lstm_peephole, "
+                    "pseudo_lstm, normalized_prototype, ln_lstm)",
+                    kind);
+  int64_t input = rb_check_int(L, 2), hidden = rb_check_int(L, 3);
+  int reset_after = lua_toboolean(L, 4);
+  rb_cell *u = lua_newuserdatauv(L, sizeof *u, 1);
+  u->cell = NULL;
+  luaL_setmetatable(L, RNN_CELL_MT);
+  int ud = lua_gettop(L);
+  u->cell = rc_cell_new(rb_ctx(L), (rc_cell_kind)k, input, hidden, reset_after);
+  if (!u->cell) return rb_raise(L);
+  /* the parameters' userdata, made once so they keep their identity */
+  int np = rc_cell_n_params(u->cell);
+  lua_createtable(L, np, 0);
+  for (int p = 0; p < np; p++) {
+    rc_tensor *t = rc_cell_param(u->cell, p);
+    rc_retain(t);
+    rb_push(L, t);
+    lua_rawseti(L, -2, p + 1);
+  }
+  lua_setiuservalue(L, ud, 1);
+  lua_settop(L, ud);
+  return 1;
+}
+
+/* Reads optional state arguments at idx, idx+1 (nil or tensors). */
+static void check_states(lua_State *L, rc_cell *cell, int idx, rc_tensor **st) {
+  int ns = rc_cell_n_states(cell);
+  st[0] = st[1] = NULL;
+  for (int k = 0; k < 2; k++) {
+    if (lua_isnoneornil(L, idx + k)) continue;
+    if (k >= ns)
+      rb_error(L, "%s: a %s cell has one state, but a second one was given", rb_fname(L),
+               rc_cell_kind_name(rc_cell_kind_get(cell)));
+    if (!rb_is_tensor(L, idx + k))
+      rb_error(L, "%s: initial state %d (%s) must be a tensor or nil, got %s", rb_fname(L), k + 1,
+               rc_cell_state_name(cell, k), luaL_typename(L, idx + k));
+    st[k] = rb_check(L, idx + k);
+  }
+}
+
+/* lengths at idx: nil, a list or a tensor. Returns NULL for nil; otherwise B values in a
+ * Lua-owned buffer (left on the stack). */
+static const int64_t *check_lengths(lua_State *L, int idx, int64_t B) {
+  if (lua_isnoneornil(L, idx)) return NULL;
+  int64_t *len = lua_newuserdatauv(L, (size_t)(B ? B : 1) * sizeof(int64_t), 0);
+  if (rb_is_tensor(L, idx)) {
+    rc_tensor *t = rb_check(L, idx);
+    char s[128];
+    if (t->ndim != 1 || t->size[0] != B)
+      rb_error(L, "%s: lengths must be a 1-D tensor of %lld values (one per sequence), got %s",
+               rb_fname(L), (long long)B, rc_shape_str(t, s, sizeof s));
+    for (int64_t b = 0; b < B; b++) {
+      float v = *rc_ptr(t, &b);
+      if (v != (float)(int64_t)v)
+        rb_error(L, "%s: lengths[%lld] = %g is not an integer", rb_fname(L), (long long)b + 1,
+                 (double)v);
+      len[b] = (int64_t)v;
+    }
+    return len;
+  }
+  if (!lua_istable(L, idx))
+    rb_error(L, "%s: lengths must be a list of integers or a tensor, got %s", rb_fname(L),
+             luaL_typename(L, idx));
+  lua_Integer n = luaL_len(L, idx);
+  if (n != B)
+    rb_error(L, "%s: lengths has %lld entries, expected %lld (one per sequence)", rb_fname(L),
+             (long long)n, (long long)B);
+  for (int64_t b = 0; b < B; b++) {
+    lua_geti(L, idx, b + 1);
+    int isint = 0;
+    lua_Integer v = lua_tointegerx(L, -1, &isint);
+    if (!isint)
+      rb_error(L, "%s: lengths[%lld] must be an integer, got %s", rb_fname(L), (long long)b + 1,
+               lua_type(L, -1) == LUA_TNUMBER ? lua_tostring(L, -1) : luaL_typename(L, -1));
+    lua_pop(L, 1);
+    len[b] = (int64_t)v;
+  }
+  return len;
+}
+
+static int push_results(lua_State *L, rc_cell *cell, rc_tensor *y, rc_tensor **st) {
+  int ns = rc_cell_n_states(cell);
+  /* push every result before anything can raise: Lua owns them all */
+  rb_push(L, y);
+  for (int k = 0; k < ns; k++) rb_push(L, st[k]);
+  return 1 + ns;
+}
+
+/* cell:_forward(x, s1, s2, lengths) */
+static int m_forward(lua_State *L) {
+  rc_cell *cell = check_cell(L, 1);
+  rc_tensor *x = rb_check(L, 2);
+  rc_tensor *st[2];
+  check_states(L, cell, 3, st);
+  int64_t B = x->ndim == 3 ? x->size[1] : 0;
+  if (x->ndim != 3) {
+    char s[128];
+    return rb_error(L, "rnn forward: x must have shape [T, B, %lld], got %s",
+                    (long long)rc_cell_input(cell), rc_shape_str(x, s, sizeof s));
+  }
+  const int64_t *len = check_lengths(L, 5, B);
+  rc_tensor *y, *out[2];
+  if (rc_cell_forward(cell, x, st, len, &y, out)) return rb_raise(L);
+  return push_results(L, cell, y, out);
+}
+
+/* cell:_step(x, s1, s2) */
+static int m_step(lua_State *L) {
+  rc_cell *cell = check_cell(L, 1);
+  rc_tensor *x = rb_check(L, 2);
+  rc_tensor *st[2];
+  check_states(L, cell, 3, st);
+  rc_tensor *y, *out[2];
+  if (rc_cell_step(cell, x, st, &y, out)) return rb_raise(L);
+  return push_results(L, cell, y, out);
+}
+
+/* cell:parameters() */
+static int m_parameters(lua_State *L) {
+  rc_cell *cell = check_cell(L, 1);
+  int np = rc_cell_n_params(cell);
+  lua_getiuservalue(L, 1, 1);
+  int ps = lua_gettop(L);
+  lua_createtable(L, np, 0);
+  for (int p = 0; p < np; p++) {
+    lua_createtable(L, 2, 0);
+    lua_pushstring(L, rc_cell_param_name(cell, p));
+    lua_rawseti(L, -2, 1);
+    lua_rawgeti(L, ps, p + 1);
+    lua_rawseti(L, -2, 2);
+    lua_rawseti(L, -2, p + 1);
+  }
+  return 1;
+}
+
+static int m_flops(lua_State *L) {
+  rc_cell *cell = check_cell(L, 1);
+  lua_pushnumber(L, rc_cell_flops(cell, rb_check_int(L, 2), rb_check_int(L, 3)));
+  return 1;
+}
+
+static int m_tostring(lua_State *L) {
+  rb_cell *u = luaL_checkudata(L, 1, RNN_CELL_MT);
+  if (!u->cell) {
+    lua_pushliteral(L, "rnn cell (released)");
+    return 1;
+  }
+  char buf[160];
+  snprintf(buf, sizeof buf, "rnn cell %s%s (input %lld, hidden %lld)",
+           rc_cell_kind_name(rc_cell_kind_get(u->cell)),
+           rc_cell_reset_after(u->cell) ? " reset_after" : "", (long long)rc_cell_input(u->cell),
+           (long long)rc_cell_hidden(u->cell));
+  lua_pushstring(L, buf);
+  return 1;
+}
+
+/* __index: methods first (upvalue 1), then the read-only fields. */
+static int m_index(lua_State *L) {
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
+  lua_pop(L, 1);
+  rc_cell *cell = check_cell(L, 1);
+  const char *k = lua_tostring(L, 2);
+  if (!k || lua_type(L, 2) != LUA_TSTRING) return 0;
+  if (strcmp(k, "kind") == 0) {
+    lua_pushstring(L, rc_cell_kind_name(rc_cell_kind_get(cell)));
+  } else if (strcmp(k, "input") == 0) {
+    lua_pushinteger(L, rc_cell_input(cell));
+  } else if (strcmp(k, "hidden") == 0) {
+    lua_pushinteger(L, rc_cell_hidden(cell));
+  } else if (strcmp(k, "reset_after") == 0) {
+    lua_pushboolean(L, rc_cell_reset_after(cell));
+  } else if (strcmp(k, "n_states") == 0) {
+    lua_pushinteger(L, rc_cell_n_states(cell));
+  } else if (strcmp(k, "fused") == 0) {
+    lua_pushboolean(L, 1);
+  } else if (strcmp(k, "state_names") == 0) {
+    int ns = rc_cell_n_states(cell);
+    lua_createtable(L, ns, 0);
+    for (int s = 0; s < ns; s++) {
+      lua_pushstring(L, rc_cell_state_name(cell, s));
+      lua_rawseti(L, -2, s + 1);
+    }
+  } else {
+    lua_pushnil(L);
+  }
+  return 1;
+}
+
+static int m_newindex(lua_State *L) {
+  const char *k = lua_tostring(L, 2);
+  return rb_error(L,
+                  "rnn cell: cannot set field '%s' (cells have no user fields; copy new "
+                  "values into the tensors of cell:parameters() instead)",
+                  k ? k : luaL_typename(L, 2));
+}
+
+static int f_clock(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9);
+  return 1;
+}
+
+void rb_open_rnn(lua_State *L, int methods_idx, int module_idx) {
+  (void)methods_idx;
+  static const luaL_Reg cell_methods[] = {{"_forward", m_forward},
+                                          {"_step", m_step},
+                                          {"parameters", m_parameters},
+                                          {"flops", m_flops},
+                                          {NULL, NULL}};
+  static const luaL_Reg functions[] = {{"_rnn_cell", f_rnn_cell}, {"clock", f_clock}, {NULL, NULL}};
+  rb_register(L, methods_idx, module_idx, NULL, functions);
+  luaL_newmetatable(L, RNN_CELL_MT);
+  int mt = lua_gettop(L);
+  lua_newtable(L); /* methods */
+  rb_setfuncs(L, cell_methods);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, module_idx, "_rnn_cell_methods");
+  lua_pushcclosure(L, m_index, 1);
+  lua_setfield(L, mt, "__index");
+  static const luaL_Reg meta[] = {{"__gc", cell_gc},
+                                  {"__close", cell_gc},
+                                  {"__tostring", m_tostring},
+                                  {"__newindex", m_newindex},
+                                  {NULL, NULL}};
+  luaL_setfuncs(L, meta, 0);
+  lua_pushliteral(L, "rnn cell");
+  lua_setfield(L, mt, "__name");
+  lua_settop(L, mt - 1);
+}

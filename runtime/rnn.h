@@ -1,0 +1,81 @@
+/* Fused recurrent cells: each runs a whole sequence x [T, B, I] as one autograd node with a
+ * hand-written backward.
+ *
+ * Performance plan (Appleyard et al. 2016): one GEMM for the input projection of all steps
+ * (x [T*B, I] @ W_x [I, G*H]), one GEMM per step for the recurrence (two for the cells whose
+ * candidate reads a gated state: gru, pseudo_lstm, normalized_prototype), one fused pass per
+ * step over the gates and the state update, and in backward one GEMM per weight gradient over
+ * all steps (dW_x = X^T dG, dW_h = H_prev^T dG, dx = dG W_x^T). Everything one call saves for
+ * backward lives in one arena allocated per call; backward's scratch lives in workspaces owned
+ * by the cell and reused across calls; nothing is allocated per step. At batch 1 the GEMMs are
+ * matrix-vector products (cblas_sgemv).
+ *
+ * Weight layout (every cell): W_x [I, G*H] (x @ W_x), W_h [H, G*H] (h @ W_h), gate blocks of
+ * H columns in the order the cell documents (see rc_cell_param_names and docs/rnn.md).
+ *
+ * Variable lengths: with lengths[b] = L_b, steps t >= L_b leave sequence b's state unchanged
+ * and write zero outputs; the final state is the state after step L_b. */
+#ifndef RECUR_RNN_H
+#define RECUR_RNN_H
+
+#include "autograd.h"
+#include "tensor.h"
+
+typedef enum {
+  RC_CELL_RNN,  /* h' = tanh(x W_x + h W_h + b) */
+  RC_CELL_GRU,  /* r, z, n (TF/R2RT form; reset_after: PyTorch/cuDNN form) */
+  RC_CELL_LSTM, /* i, f, g, o */
+  RC_CELL_LSTM_PEEPHOLE,
+  RC_CELL_PSEUDO_LSTM, /* i, f, o, g; state s, output tanh(s) */
+  RC_CELL_NORM_PROTO,  /* i, f, o, g; state s renormalised s / sqrt(var(s) + 1) */
+  RC_CELL_LN_LSTM,     /* i, f, g(j), o; layer norm on each gate and on c */
+  RC_CELL_KIND_COUNT
+} rc_cell_kind;
+
+#define RC_CELL_MAX_PARAMS 6
+#define RC_CELL_MAX_STATES 2
+
+typedef struct rc_cell rc_cell;
+
+/* Name <-> kind ("rnn", "gru", "lstm", "lstm_peephole", "pseudo_lstm",
+ * "normalized_prototype", "ln_lstm"); -1 for an unknown name. */
+int rc_cell_kind_of(const char *name);
+const char *rc_cell_kind_name(rc_cell_kind k);
+
+/* A new cell with freshly initialised parameters (drawn from c->rng): every weight uniform in
+ * [-1/sqrt(H), 1/sqrt(H)] (PyTorch's default), biases 0 except the forget-gate bias (lstm,
+ * lstm_peephole, pseudo_lstm, normalized_prototype) and the r and z biases (gru), which start
+ * at 1.0; peepholes 0; layer-norm scales 1 and shifts 0. Parameters are leaf tensors with
+ * requires_grad set. reset_after only applies to gru. */
+rc_cell *rc_cell_new(rc_ctx *c, rc_cell_kind kind, int64_t input, int64_t hidden, int reset_after);
+void rc_cell_retain(rc_cell *cell);
+void rc_cell_release(rc_cell *cell);
+
+rc_cell_kind rc_cell_kind_get(const rc_cell *cell);
+int64_t rc_cell_input(const rc_cell *cell);
+int64_t rc_cell_hidden(const rc_cell *cell);
+int rc_cell_reset_after(const rc_cell *cell);
+int rc_cell_n_states(const rc_cell *cell);
+const char *rc_cell_state_name(const rc_cell *cell, int k);
+int rc_cell_n_params(const rc_cell *cell);
+const char *rc_cell_param_name(const rc_cell *cell, int k);
+rc_tensor *rc_cell_param(const rc_cell *cell, int k); /* borrowed */
+
+/* Runs x [T, B, I] (any strides) from state0[k] ([B, H] each, any strides; NULL = zeros)
+ * with lengths (B integers in [0, T]; NULL = all T). On success *y is [T, B, H] and
+ * state_out[k] ([B, H]) the final states, new references; an autograd node is recorded when
+ * grad is enabled and x, a state or a parameter needs grad. -1 with a message otherwise. */
+int rc_cell_forward(rc_cell *cell, rc_tensor *x, rc_tensor *const *state0, const int64_t *lengths,
+                    rc_tensor **y, rc_tensor **state_out);
+
+/* One step: x [B, I], state[k] [B, H] (NULL = zeros) -> *y [B, H], state_out[k]. Without
+ * grad it reuses the cell's workspace (no allocation besides the results) and uses
+ * matrix-vector kernels at B = 1; when grad is needed it records a node like a forward of
+ * length 1. Gives the same numbers as rc_cell_forward. */
+int rc_cell_step(rc_cell *cell, rc_tensor *x, rc_tensor *const *state, rc_tensor **y,
+                 rc_tensor **state_out);
+
+/* FLOPs of one forward + backward over [T, B] (GEMMs only: 2 per multiply-add), for benches. */
+double rc_cell_flops(const rc_cell *cell, int64_t T, int64_t B);
+
+#endif

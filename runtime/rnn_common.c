@@ -1,0 +1,525 @@
+/* Fused recurrent cells: the cell object, parameters, workspaces, and the sequence driver
+ * shared by every cell (input projection, autograd node, weight gradients of W_x and b).
+ * The per-cell recurrences live in rnn_vanilla.c, rnn_gru.c, rnn_lstm.c, rnn_pseudo.c,
+ * rnn_proto.c and rnn_ln_lstm.c. */
+#include <limits.h>
+#include <stdlib.h>
+
+#include "ops.h"
+#include "rnn_impl.h"
+
+static const char *const kind_names[RC_CELL_KIND_COUNT] = {
+    "rnn", "gru", "lstm", "lstm_peephole", "pseudo_lstm", "normalized_prototype", "ln_lstm"};
+
+int rc_cell_kind_of(const char *name) {
+  for (int k = 0; k < RC_CELL_KIND_COUNT; k++)
+    if (strcmp(name, kind_names[k]) == 0) return k;
+  return -1;
+}
+
+const char *rc_cell_kind_name(rc_cell_kind k) {
+  return k >= 0 && k < RC_CELL_KIND_COUNT ? kind_names[k] : "?";
+}
+
+static const rn_ops *ops_of(rc_cell_kind kind, int reset_after) {
+  switch (kind) {
+  case RC_CELL_RNN:
+    return &rn_ops_rnn;
+  case RC_CELL_GRU:
+    return reset_after ? &rn_ops_gru_after : &rn_ops_gru;
+  case RC_CELL_LSTM:
+    return &rn_ops_lstm;
+  case RC_CELL_LSTM_PEEPHOLE:
+    return &rn_ops_peephole;
+  case RC_CELL_PSEUDO_LSTM:
+    return &rn_ops_pseudo;
+  case RC_CELL_NORM_PROTO:
+    return &rn_ops_proto;
+  case RC_CELL_LN_LSTM:
+    return &rn_ops_ln_lstm;
+  default:
+    return NULL;
+  }
+}
+
+/* ---- kernels ---- */
+
+void rn_gemm(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int ta, const float *B,
+             int64_t ldb, int tb, float *C, int64_t ldc, float alpha, float beta) {
+  if (M <= 0 || N <= 0) return;
+  if (beta == 0.0f)
+    for (int64_t i = 0; i < M; i++) memset(C + i * ldc, 0, (size_t)N * sizeof(float));
+  if (K <= 0) {
+    if (beta != 0.0f && beta != 1.0f)
+      for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) C[i * ldc + j] *= beta;
+    return;
+  }
+  if (M == 1) {
+    /* c = alpha op(B)^T a + beta c, a = row 0 of op(A) (stride lda when A is stored [K, 1]) */
+    blasint inca = ta ? (blasint)lda : 1;
+    if (!tb) /* B [K, N]: c = B^T a */
+      cblas_sgemv(CblasRowMajor, CblasTrans, (blasint)K, (blasint)N, alpha, B, (blasint)ldb, A,
+                  inca, beta, C, 1);
+    else /* B [N, K]: c = B a */
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, (blasint)N, (blasint)K, alpha, B, (blasint)ldb, A,
+                  inca, beta, C, 1);
+    return;
+  }
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+              (blasint)M, (blasint)N, (blasint)K, alpha, A, (blasint)lda, B, (blasint)ldb, beta, C,
+              (blasint)ldc);
+}
+
+void rn_colsum_add(const float *a, int64_t rows, int64_t cols, int64_t ld, float *out) {
+  for (int64_t i = 0; i < rows; i++) {
+    const float *r = a + i * ld;
+    for (int64_t j = 0; j < cols; j++) out[j] += r[j];
+  }
+}
+
+/* ---- the cell object ---- */
+
+static int param_shape(const rc_cell *cell, int k, int64_t *size) {
+  const rn_ops *o = cell->ops;
+  int64_t P = (int64_t)o->gates * cell->hidden;
+  if (k == 0) {
+    size[0] = cell->input;
+    size[1] = P;
+    return 2;
+  }
+  if (k == 1) {
+    size[0] = cell->hidden;
+    size[1] = P;
+    return 2;
+  }
+  if (k == 2 && o->has_bias) {
+    size[0] = P;
+    return 1;
+  }
+  return o->param_shape(k, cell->hidden, size);
+}
+
+rc_cell *rc_cell_new(rc_ctx *c, rc_cell_kind kind, int64_t input, int64_t hidden, int reset_after) {
+  const rn_ops *o = ops_of(kind, reset_after);
+  if (!o) return rc_error_null(c, "rnn cell: unknown cell kind %d", (int)kind);
+  if (input < 1 || hidden < 1)
+    return rc_error_null(c,
+                         "rnn cell: input and hidden must be >= 1, got input = %lld, "
+                         "hidden = %lld",
+                         (long long)input, (long long)hidden);
+  if (input > INT_MAX / 8 || hidden > INT_MAX / 8 / o->gates)
+    return rc_error_null(c, "rnn cell: input = %lld, hidden = %lld is too large", (long long)input,
+                         (long long)hidden);
+  rc_cell *cell = calloc(1, sizeof *cell);
+  if (!cell) return rc_error_null(c, "rnn cell: out of memory");
+  cell->refcount = 1;
+  cell->ctx = c;
+  rc_ctx_retain(c);
+  cell->kind = kind;
+  cell->reset_after = kind == RC_CELL_GRU && reset_after;
+  cell->input = input;
+  cell->hidden = hidden;
+  cell->ops = o;
+  float k = 1.0f / sqrtf((float)hidden);
+  for (int p = 0; p < o->n_params; p++) {
+    int64_t size[2];
+    int nd = param_shape(cell, p, size);
+    cell->param[p] = rc_rand(c, nd, size, -k, k);
+    if (!cell->param[p]) {
+      rc_cell_release(cell);
+      return NULL;
+    }
+    cell->param[p]->requires_grad = 1;
+  }
+  if (o->has_bias) memset(rc_data(cell->param[2]), 0, (size_t)rc_numel(cell->param[2]) * 4);
+  if (o->init) o->init(cell);
+  return cell;
+}
+
+void rc_cell_retain(rc_cell *cell) {
+  if (cell) cell->refcount++;
+}
+
+void rc_cell_release(rc_cell *cell) {
+  if (!cell || --cell->refcount > 0) return;
+  for (int p = 0; p < RC_CELL_MAX_PARAMS; p++) rc_release(cell->param[p]);
+  for (int w = 0; w < 3; w++) rc_release(cell->ws[w]);
+  rc_ctx *c = cell->ctx;
+  free(cell);
+  rc_ctx_release(c);
+}
+
+rc_cell_kind rc_cell_kind_get(const rc_cell *cell) {
+  return cell->kind;
+}
+int64_t rc_cell_input(const rc_cell *cell) {
+  return cell->input;
+}
+int64_t rc_cell_hidden(const rc_cell *cell) {
+  return cell->hidden;
+}
+int rc_cell_reset_after(const rc_cell *cell) {
+  return cell->reset_after;
+}
+int rc_cell_n_states(const rc_cell *cell) {
+  return cell->ops->n_states;
+}
+const char *rc_cell_state_name(const rc_cell *cell, int k) {
+  return k >= 0 && k < cell->ops->n_states ? cell->ops->state_names[k] : NULL;
+}
+int rc_cell_n_params(const rc_cell *cell) {
+  return cell->ops->n_params;
+}
+const char *rc_cell_param_name(const rc_cell *cell, int k) {
+  return k >= 0 && k < cell->ops->n_params ? cell->ops->param_names[k] : NULL;
+}
+rc_tensor *rc_cell_param(const rc_cell *cell, int k) {
+  return k >= 0 && k < cell->ops->n_params ? cell->param[k] : NULL;
+}
+
+/* Workspace w with room for n floats (grown, never shrunk); NULL on failure. */
+static float *workspace(rc_cell *cell, int w, int64_t n) {
+  if (n < 1) n = 1;
+  if (!cell->ws[w] || cell->ws[w]->storage->n < n) {
+    rc_release(cell->ws[w]);
+    cell->ws[w] = NULL;
+    int64_t size[1] = {n};
+    cell->ws[w] = rc_empty(cell->ctx, 1, size);
+    if (!cell->ws[w]) return NULL;
+  }
+  return rc_data(cell->ws[w]);
+}
+
+/* ---- sequences ---- */
+
+#define round16 rn_r16
+
+static int64_t buf_floats(const rn_size *z, int64_t T, int64_t B, int64_t H) {
+  return round16((T + z->extra_steps) * B * (z->h_mult * H + z->plus));
+}
+
+/* Floats of the arena for [T, B] and the carving of it into s's buffers (when base). */
+static int64_t carve(rc_seq *s, float *base) {
+  const rn_ops *o = s->cell->ops;
+  int64_t off = 0;
+  if (base) s->pre = base + off;
+  off += round16(s->T * s->B * s->P);
+  for (int k = 0; k < o->n_states; k++) {
+    if (base) s->st[k] = base + off;
+    off += round16((s->T + 1) * s->B * s->H);
+  }
+  for (int a = 0; a < o->n_aux; a++) {
+    if (base) s->aux[a] = base + off;
+    off += buf_floats(&o->aux[a], s->T, s->B, s->H);
+  }
+  return off;
+}
+
+static void seq_free(rc_seq *s) {
+  if (!s) return;
+  rc_release(s->arena);
+  rc_release(s->xsave);
+  for (int k = 0; k < RC_CELL_MAX_PARAMS; k++) rc_release(s->w[k]);
+  free(s->len);
+  rc_cell_release(s->cell);
+  free(s);
+}
+
+static void seq_free_ext(void *p) {
+  seq_free(p);
+}
+
+/* Checks shapes and lengths; fills T and B. */
+static int check_args(rc_cell *cell, const char *fn, rc_tensor *x, int xdim,
+                      rc_tensor *const *state0, const int64_t *lengths, int64_t *T, int64_t *B) {
+  rc_ctx *c = cell->ctx;
+  char s1[128];
+  const rn_ops *o = cell->ops;
+  if (x->ndim != xdim || x->size[xdim - 1] != cell->input)
+    return rc_error(c, "%s: x must have shape [%s%s, %lld], got %s", fn, xdim == 3 ? "T, " : "",
+                    "B", (long long)cell->input, rc_shape_str(x, s1, sizeof s1));
+  *T = xdim == 3 ? x->size[0] : 1;
+  *B = x->size[xdim - 2];
+  if (*T > INT_MAX / 2 || *B > INT_MAX / 2 || *T * *B > INT_MAX / 2 ||
+      (*T + 1) * *B * (int64_t)o->gates * cell->hidden > RC_MAX_NUMEL)
+    return rc_error(c, "%s: x of shape %s is too large", fn, rc_shape_str(x, s1, sizeof s1));
+  for (int k = 0; k < o->n_states; k++) {
+    rc_tensor *h = state0 ? state0[k] : NULL;
+    if (h && (h->ndim != 2 || h->size[0] != *B || h->size[1] != cell->hidden))
+      return rc_error(c, "%s: initial state %d (%s) must have shape [%lld, %lld], got %s", fn,
+                      k + 1, o->state_names[k], (long long)*B, (long long)cell->hidden,
+                      rc_shape_str(h, s1, sizeof s1));
+  }
+  if (lengths)
+    for (int64_t b = 0; b < *B; b++)
+      if (lengths[b] < 0 || lengths[b] > *T)
+        return rc_error(c, "%s: lengths[%lld] = %lld is outside [0, %lld] (T = %lld)", fn,
+                        (long long)b + 1, (long long)lengths[b], (long long)*T, (long long)*T);
+  return 0;
+}
+
+/* pre = x W_x + b over all T*B rows: one GEMM. */
+static void input_projection(rc_seq *s) {
+  const rn_ops *o = s->cell->ops;
+  int64_t rows = s->T * s->B;
+  const float *Wx = rc_data(s->cell->param[0]);
+  if (o->has_bias) {
+    const float *b = rc_data(s->cell->param[2]);
+    for (int64_t r = 0; r < rows; r++) memcpy(s->pre + r * s->P, b, (size_t)s->P * sizeof(float));
+  }
+  rn_gemm(rows, s->P, s->I, s->x, s->I, 0, Wx, s->P, 0, s->pre, s->P, 1.0f,
+          o->has_bias ? 1.0f : 0.0f);
+}
+
+/* Copies state k's initial value (zeros for NULL) into its history row 0. */
+static void load_state(rc_seq *s, int k, rc_tensor *h) {
+  float *dst = s->st[k];
+  if (!h) {
+    memset(dst, 0, (size_t)(s->B * s->H) * sizeof(float));
+    return;
+  }
+  rc_read_floats(h, dst);
+}
+
+static int seq_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin);
+
+int rc_cell_forward(rc_cell *cell, rc_tensor *x, rc_tensor *const *state0, const int64_t *lengths,
+                    rc_tensor **y, rc_tensor **state_out) {
+  rc_ctx *c = cell->ctx;
+  const rn_ops *o = cell->ops;
+  int64_t T, B;
+  *y = NULL;
+  for (int k = 0; k < RC_CELL_MAX_STATES; k++) state_out[k] = NULL;
+  if (check_args(cell, "rnn forward", x, 3, state0, lengths, &T, &B)) return -1;
+  rc_tensor *ins[1 + RC_CELL_MAX_STATES + RC_CELL_MAX_PARAMS] = {0};
+  int n_in = 1 + RC_CELL_MAX_STATES + o->n_params;
+  ins[0] = x;
+  for (int k = 0; k < o->n_states; k++) ins[1 + k] = state0 ? state0[k] : NULL;
+  for (int p = 0; p < o->n_params; p++) ins[1 + RC_CELL_MAX_STATES + p] = cell->param[p];
+  int record = rc_needs_grad(c, ins, n_in);
+
+  rc_seq *s = calloc(1, sizeof *s);
+  if (!s) return rc_error(c, "rnn forward: out of memory");
+  s->cell = cell;
+  rc_cell_retain(cell);
+  s->T = T;
+  s->B = B;
+  s->I = cell->input;
+  s->H = cell->hidden;
+  s->P = (int64_t)o->gates * cell->hidden;
+  if (lengths) {
+    s->len = malloc((size_t)(B ? B : 1) * sizeof(int64_t));
+    if (!s->len) goto oom;
+    memcpy(s->len, lengths, (size_t)B * sizeof(int64_t));
+  }
+  int64_t size[3] = {carve(s, NULL)};
+  s->arena = rc_empty(c, 1, size);
+  if (!s->arena) goto fail;
+  carve(s, rc_data(s->arena));
+  if (o->fws_floats) {
+    s->fws = workspace(cell, 0, o->fws_floats(B, s->H));
+    if (!s->fws) goto fail;
+  }
+  s->xsave = rc_raw_contiguous(x);
+  if (!s->xsave) goto fail;
+  s->xver = s->xsave->storage->version;
+  s->x = rc_data(s->xsave);
+  for (int p = 0; p < o->n_params; p++) {
+    s->w[p] = rc_detach(cell->param[p]);
+    if (!s->w[p]) goto fail;
+    s->wver[p] = cell->param[p]->storage->version;
+  }
+  size[0] = T;
+  size[1] = B;
+  size[2] = s->H;
+  *y = rc_empty(c, 3, size);
+  if (!*y) goto fail;
+  for (int k = 0; k < o->n_states; k++) {
+    state_out[k] = rc_empty(c, 2, size + 1);
+    if (!state_out[k]) goto fail;
+  }
+  for (int k = 0; k < o->n_states; k++) load_state(s, k, state0 ? state0[k] : NULL);
+  input_projection(s);
+  s->y = rc_data(*y);
+  o->forward(s);
+  s->y = NULL;
+  s->fws = NULL;
+  for (int k = 0; k < o->n_states; k++)
+    memcpy(rc_data(state_out[k]), s->st[k] + T * B * s->H, (size_t)(B * s->H) * sizeof(float));
+  if (!record) {
+    seq_free(s);
+    return 0;
+  }
+  rc_node *n = rc_node_new(c, "RNNBackward", seq_backward, ins, n_in, 1 + o->n_states);
+  if (!n) goto fail;
+  n->name = o->bw_name;
+  n->ext = s;
+  n->ext_free = seq_free_ext;
+  rc_node_set_output(n, 0, *y);
+  for (int k = 0; k < o->n_states; k++) rc_node_set_output(n, 1 + k, state_out[k]);
+  rc_node_release(n);
+  return 0;
+
+oom:
+  rc_error(c, "rnn forward: out of memory");
+fail:
+  seq_free(s);
+  rc_release(*y);
+  *y = NULL;
+  for (int k = 0; k < RC_CELL_MAX_STATES; k++) {
+    rc_release(state_out[k]);
+    state_out[k] = NULL;
+  }
+  return -1;
+}
+
+/* One node for the whole sequence: the cell's recurrence backward fills dG (the gradient of
+ * x W_x + b) and the gradients of W_h and its own parameters; the rest is three GEMMs. */
+static int seq_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
+  rc_seq *s = n->ext;
+  rc_ctx *c = n->ctx;
+  if (!s)
+    return rc_error(c,
+                    "backward: %s was already run and its saved tensors freed; call "
+                    "backward with retain_graph = true to run it twice",
+                    n->name);
+  rc_cell *cell = s->cell;
+  const rn_ops *o = cell->ops;
+  if (s->xsave->storage->version != s->xver)
+    return rc_error(c,
+                    "backward: the input of %s was modified by an in-place operation after "
+                    "the forward; clone() it before modifying",
+                    n->name);
+  for (int p = 0; p < o->n_params; p++)
+    if (s->w[p]->storage->version != s->wver[p])
+      return rc_error(c,
+                      "backward: parameter %s of %s was modified in place after the "
+                      "forward (an optimizer step between forward and backward?)",
+                      o->param_names[p], n->name);
+  int64_t T = s->T, B = s->B, H = s->H, P = s->P, I = s->I, TB = T * B;
+  int need_x = n->next[0].fn != NULL;
+  int need_st[RC_CELL_MAX_STATES] = {0}, need_p[RC_CELL_MAX_PARAMS] = {0};
+  for (int k = 0; k < o->n_states; k++) need_st[k] = n->next[1 + k].fn != NULL;
+  for (int p = 0; p < o->n_params; p++) need_p[p] = n->next[1 + RC_CELL_MAX_STATES + p].fn != NULL;
+
+  int rc = -1;
+  rc_tensor *dy = NULL, *dst[RC_CELL_MAX_STATES] = {0};
+  dy = rc_raw_contiguous(gout[0]);
+  if (!dy) goto done;
+  for (int k = 0; k < o->n_states; k++)
+    if (!(dst[k] = rc_raw_contiguous(gout[1 + k]))) goto done;
+  if (need_x && !(gin[0] = rc_empty(c, n->in_shape[0].ndim, n->in_shape[0].size))) goto done;
+  for (int k = 0; k < o->n_states; k++)
+    if (need_st[k] && !(gin[1 + k] = rc_empty(c, n->in_shape[1 + k].ndim, n->in_shape[1 + k].size)))
+      goto done;
+  rc_bw b;
+  memset(&b, 0, sizeof b);
+  for (int p = 0; p < o->n_params; p++) {
+    int q = 1 + RC_CELL_MAX_STATES + p;
+    if (!need_p[p]) continue;
+    if (!(gin[q] = rc_zeros(c, n->in_shape[q].ndim, n->in_shape[q].size))) goto done;
+    b.dp[p] = rc_data(gin[q]);
+  }
+  int64_t off_run = round16(TB * P), run = round16(B * H);
+  int64_t extra = o->bws_floats ? o->bws_floats(T, B, H) : 0;
+  float *ws = workspace(cell, 1, off_run + RC_CELL_MAX_STATES * run + extra);
+  if (!ws) goto done;
+  b.dy = rc_data(dy);
+  b.dG = ws;
+  for (int k = 0; k < o->n_states; k++) {
+    b.d[k] = ws + off_run + k * run;
+    memcpy(b.d[k], rc_data(dst[k]), (size_t)(B * H) * sizeof(float));
+  }
+  b.ws = ws + off_run + RC_CELL_MAX_STATES * run;
+  o->backward(s, &b);
+  for (int k = 0; k < o->n_states; k++)
+    if (need_st[k]) memcpy(rc_data(gin[1 + k]), b.d[k], (size_t)(B * H) * sizeof(float));
+  if (need_p[0]) /* dW_x = X^T dG */
+    rn_gemm(I, P, TB, s->x, I, 1, b.dG, P, 0, b.dp[0], P, 1.0f, 0.0f);
+  if (o->has_bias && need_p[2]) rn_colsum_add(b.dG, TB, P, P, b.dp[2]);
+  if (need_x) /* dx = dG W_x^T */
+    rn_gemm(TB, I, P, b.dG, P, 0, rc_data(s->w[0]), P, 1, rc_data(gin[0]), I, 1.0f, 0.0f);
+  rc = 0;
+done:
+  rc_release(dy);
+  for (int k = 0; k < RC_CELL_MAX_STATES; k++) rc_release(dst[k]);
+  if (rc)
+    for (int k = 0; k < n->n_in; k++) {
+      rc_release(gin[k]);
+      gin[k] = NULL;
+    }
+  return rc;
+}
+
+int rc_cell_step(rc_cell *cell, rc_tensor *x, rc_tensor *const *state, rc_tensor **y,
+                 rc_tensor **state_out) {
+  rc_ctx *c = cell->ctx;
+  const rn_ops *o = cell->ops;
+  int64_t T, B;
+  *y = NULL;
+  for (int k = 0; k < RC_CELL_MAX_STATES; k++) state_out[k] = NULL;
+  if (check_args(cell, "rnn step", x, 2, state, NULL, &T, &B)) return -1;
+  rc_tensor *ins[1 + RC_CELL_MAX_STATES + RC_CELL_MAX_PARAMS] = {0};
+  int n_in = 1 + RC_CELL_MAX_STATES + o->n_params;
+  ins[0] = x;
+  for (int k = 0; k < o->n_states; k++) ins[1 + k] = state ? state[k] : NULL;
+  for (int p = 0; p < o->n_params; p++) ins[1 + RC_CELL_MAX_STATES + p] = cell->param[p];
+  if (rc_needs_grad(c, ins, n_in)) { /* a recorded forward of length 1 */
+    rc_tensor *x1 = rc_unsqueeze(x, 0), *y1 = NULL;
+    if (!x1) return -1;
+    int rc = rc_cell_forward(cell, x1, state, NULL, &y1, state_out);
+    rc_release(x1);
+    if (rc) return -1;
+    *y = rc_select(y1, 0, 0);
+    rc_release(y1);
+    if (*y) return 0;
+    for (int k = 0; k < RC_CELL_MAX_STATES; k++) {
+      rc_release(state_out[k]);
+      state_out[k] = NULL;
+    }
+    return -1;
+  }
+  rc_seq s;
+  memset(&s, 0, sizeof s);
+  s.cell = cell;
+  s.T = 1;
+  s.B = B;
+  s.I = cell->input;
+  s.H = cell->hidden;
+  s.P = (int64_t)o->gates * cell->hidden;
+  float *arena = workspace(cell, 2, carve(&s, NULL));
+  if (!arena) return -1;
+  carve(&s, arena);
+  if (o->fws_floats && !(s.fws = workspace(cell, 0, o->fws_floats(B, s.H)))) return -1;
+  int64_t size[2] = {B, s.H};
+  rc_tensor *xc = rc_raw_contiguous(x);
+  if (!xc) return -1;
+  s.x = rc_data(xc);
+  *y = rc_empty(c, 2, size);
+  int ok = *y != NULL;
+  for (int k = 0; k < o->n_states && ok; k++) ok = (state_out[k] = rc_empty(c, 2, size)) != NULL;
+  if (!ok) {
+    rc_release(xc);
+    rc_release(*y);
+    *y = NULL;
+    for (int k = 0; k < RC_CELL_MAX_STATES; k++) {
+      rc_release(state_out[k]);
+      state_out[k] = NULL;
+    }
+    return -1;
+  }
+  for (int k = 0; k < o->n_states; k++) load_state(&s, k, state ? state[k] : NULL);
+  input_projection(&s);
+  s.y = rc_data(*y);
+  o->forward(&s);
+  for (int k = 0; k < o->n_states; k++)
+    memcpy(rc_data(state_out[k]), s.st[k] + B * s.H, (size_t)(B * s.H) * sizeof(float));
+  rc_release(xc);
+  return 0;
+}
+
+double rc_cell_flops(const rc_cell *cell, int64_t T, int64_t B) {
+  double P = (double)cell->ops->gates * (double)cell->hidden;
+  return 6.0 * (double)T * (double)B * ((double)cell->input + (double)cell->hidden) * P;
+}

@@ -1,0 +1,206 @@
+/* GRU. Gate blocks in W_x, W_h and b: r, z, n (PyTorch's order).
+ *   TF / R2RT form:   r = s(.), z = s(.), n = tanh(x W_n + (r h) W_hn + b_n)
+ *   reset_after form: n = tanh(x W_n + b_n + r (h W_hn + b_hn))      (PyTorch, cuDNN)
+ *   both:             h' = z h + (1 - z) n
+ * The TF form needs r before its candidate's recurrent product, so each step has two GEMMs
+ * (h W_h[:, r z] and (r h) W_h[:, n]); the reset_after form has one. */
+#include "rnn_impl.h"
+
+static void fwd(rc_seq *s) {
+  int64_t T = s->T, B = s->B, H = s->H, P = s->P;
+  const float *Wh = rc_data(s->cell->param[1]);
+  for (int64_t t = 0; t < T; t++) {
+    float *pre = s->pre + t * B * P, *y = s->y + t * B * H, *rh = s->aux[0] + t * B * H;
+    const float *hp = s->st[0] + t * B * H;
+    float *hn = s->st[0] + (t + 1) * B * H;
+    rn_gemm(B, 2 * H, H, hp, H, 0, Wh, P, 0, pre, P, 1.0f, 1.0f);
+    for (int64_t b = 0; b < B; b++) {
+      float *r = pre + b * P;
+      rn_sigmoid(r, 2 * H);
+      for (int64_t j = 0; j < H; j++) rh[b * H + j] = r[j] * hp[b * H + j];
+    }
+    rn_gemm(B, H, H, rh, H, 0, Wh + 2 * H, P, 0, pre + 2 * H, P, 1.0f, 1.0f);
+    for (int64_t b = 0; b < B; b++) {
+      float *z = pre + b * P + H, *n = pre + b * P + 2 * H;
+      const float *hpb = hp + b * H;
+      float *hnb = hn + b * H, *yb = y + b * H;
+      rn_tanh(n, H);
+      if (rn_active(s, t, b)) {
+        for (int64_t j = 0; j < H; j++) hnb[j] = yb[j] = z[j] * hpb[j] + (1.0f - z[j]) * n[j];
+      } else {
+        memcpy(hnb, hpb, (size_t)H * sizeof(float));
+        memset(yb, 0, (size_t)H * sizeof(float));
+      }
+    }
+  }
+}
+
+static void bwd(rc_seq *s, rc_bw *w) {
+  int64_t T = s->T, B = s->B, H = s->H, P = s->P;
+  const float *Wh = rc_data(s->w[1]);
+  float *dh = w->d[0], *drh = w->ws;
+  for (int64_t t = T - 1; t >= 0; t--) {
+    const float *g3 = s->pre + t * B * P, *dy = w->dy + t * B * H, *hp = s->st[0] + t * B * H;
+    float *dG = w->dG + t * B * P;
+    /* pass 1: dh <- dh + dy (the total gradient of h'), dz and dn */
+    for (int64_t b = 0; b < B; b++) {
+      float *d3 = dG + b * P;
+      if (!rn_active(s, t, b)) {
+        memset(d3, 0, (size_t)P * sizeof(float));
+        continue;
+      }
+      const float *z = g3 + b * P + H, *n = g3 + b * P + 2 * H, *hpb = hp + b * H;
+      const float *dyb = dy + b * H;
+      float *dhb = dh + b * H;
+      for (int64_t j = 0; j < H; j++) {
+        float gh = dhb[j] + dyb[j];
+        dhb[j] = gh;
+        d3[H + j] = gh * (hpb[j] - n[j]) * z[j] * (1.0f - z[j]);
+        d3[2 * H + j] = gh * (1.0f - z[j]) * (1.0f - n[j] * n[j]);
+      }
+    }
+    /* d(r h) = dn_pre W_hn^T */
+    rn_gemm(B, H, H, dG + 2 * H, P, 0, Wh + 2 * H, P, 1, drh, H, 1.0f, 0.0f);
+    for (int64_t b = 0; b < B; b++) {
+      if (!rn_active(s, t, b)) continue;
+      const float *r = g3 + b * P, *z = g3 + b * P + H, *hpb = hp + b * H, *drb = drh + b * H;
+      float *dhb = dh + b * H, *d3 = dG + b * P;
+      for (int64_t j = 0; j < H; j++) {
+        d3[j] = drb[j] * hpb[j] * r[j] * (1.0f - r[j]);
+        dhb[j] = dhb[j] * z[j] + drb[j] * r[j];
+      }
+    }
+    rn_gemm(B, H, 2 * H, dG, P, 0, Wh, P, 1, dh, H, 1.0f, 1.0f);
+  }
+  if (w->dp[1]) {
+    rn_gemm(H, 2 * H, T * B, s->st[0], H, 1, w->dG, P, 0, w->dp[1], P, 1.0f, 0.0f);
+    rn_gemm(H, H, T * B, s->aux[0], H, 1, w->dG + 2 * H, P, 0, w->dp[1] + 2 * H, P, 1.0f, 0.0f);
+  }
+}
+
+/* reset_after: aux 0 holds h W_hn + b_hn per step; forward scratch holds h W_h. */
+static void fwd_after(rc_seq *s) {
+  int64_t T = s->T, B = s->B, H = s->H, P = s->P;
+  const float *Wh = rc_data(s->cell->param[1]), *bhn = rc_data(s->cell->param[3]);
+  float *hu = s->fws;
+  for (int64_t t = 0; t < T; t++) {
+    float *pre = s->pre + t * B * P, *y = s->y + t * B * H, *hns = s->aux[0] + t * B * H;
+    const float *hp = s->st[0] + t * B * H;
+    float *hn = s->st[0] + (t + 1) * B * H;
+    rn_gemm(B, P, H, hp, H, 0, Wh, P, 0, hu, P, 1.0f, 0.0f);
+    for (int64_t b = 0; b < B; b++) {
+      float *r = pre + b * P, *z = r + H, *n = r + 2 * H, *u = hu + b * P, *hnsb = hns + b * H;
+      const float *hpb = hp + b * H;
+      float *hnb = hn + b * H, *yb = y + b * H;
+      for (int64_t j = 0; j < 2 * H; j++) r[j] += u[j];
+      rn_sigmoid(r, 2 * H);
+      for (int64_t j = 0; j < H; j++) {
+        hnsb[j] = u[2 * H + j] + bhn[j];
+        n[j] += r[j] * hnsb[j];
+      }
+      rn_tanh(n, H);
+      if (rn_active(s, t, b)) {
+        for (int64_t j = 0; j < H; j++) hnb[j] = yb[j] = z[j] * hpb[j] + (1.0f - z[j]) * n[j];
+      } else {
+        memcpy(hnb, hpb, (size_t)H * sizeof(float));
+        memset(yb, 0, (size_t)H * sizeof(float));
+      }
+    }
+  }
+}
+
+/* dG: gradient of the x side [dr, dz, dn]; dHU (scratch, all steps): of h W_h [dr, dz, dn r]. */
+static void bwd_after(rc_seq *s, rc_bw *w) {
+  int64_t T = s->T, B = s->B, H = s->H, P = s->P;
+  const float *Wh = rc_data(s->w[1]);
+  float *dh = w->d[0], *dHU = w->ws, *dbhn = w->dp[3];
+  for (int64_t t = T - 1; t >= 0; t--) {
+    const float *g3 = s->pre + t * B * P, *dy = w->dy + t * B * H, *hp = s->st[0] + t * B * H;
+    const float *hns = s->aux[0] + t * B * H;
+    float *dG = w->dG + t * B * P, *dU = dHU + t * B * P;
+    for (int64_t b = 0; b < B; b++) {
+      float *d3 = dG + b * P, *u3 = dU + b * P;
+      if (!rn_active(s, t, b)) {
+        memset(d3, 0, (size_t)P * sizeof(float));
+        memset(u3, 0, (size_t)P * sizeof(float));
+        continue;
+      }
+      const float *r = g3 + b * P, *z = r + H, *n = r + 2 * H, *hpb = hp + b * H;
+      const float *hnb = hns + b * H, *dyb = dy + b * H;
+      float *dhb = dh + b * H;
+      for (int64_t j = 0; j < H; j++) {
+        float gh = dhb[j] + dyb[j];
+        float dn = gh * (1.0f - z[j]) * (1.0f - n[j] * n[j]);
+        float dz = gh * (hpb[j] - n[j]) * z[j] * (1.0f - z[j]);
+        float dr = dn * hnb[j] * r[j] * (1.0f - r[j]);
+        d3[j] = u3[j] = dr;
+        d3[H + j] = u3[H + j] = dz;
+        d3[2 * H + j] = dn;
+        u3[2 * H + j] = dn * r[j];
+        if (dbhn) dbhn[j] += dn * r[j];
+        dhb[j] = gh * z[j];
+      }
+    }
+    rn_gemm(B, H, P, dU, P, 0, Wh, P, 1, dh, H, 1.0f, 1.0f);
+  }
+  if (w->dp[1]) rn_gemm(H, P, T * B, s->st[0], H, 1, dHU, P, 0, w->dp[1], P, 1.0f, 0.0f);
+}
+
+static int64_t bws(int64_t T, int64_t B, int64_t H) {
+  (void)T;
+  return rn_r16(B * H);
+}
+static int64_t bws_after(int64_t T, int64_t B, int64_t H) {
+  return rn_r16(T * B * 3 * H);
+}
+static int64_t fws_after(int64_t B, int64_t H) {
+  return rn_r16(B * 3 * H);
+}
+
+static void init(rc_cell *cell) { /* r and z biases 1.0 */
+  float *b = rc_data(cell->param[2]);
+  for (int64_t j = 0; j < 2 * cell->hidden; j++) b[j] = 1.0f;
+  if (cell->reset_after) memset(rc_data(cell->param[3]), 0, (size_t)cell->hidden * sizeof(float));
+}
+
+static int bhn_shape(int k, int64_t H, int64_t *size) {
+  (void)k;
+  size[0] = H;
+  return 1;
+}
+
+const rn_ops rn_ops_gru = {
+    .name = "gru",
+    .bw_name = "GRUBackward",
+    .gates = 3,
+    .n_states = 1,
+    .has_bias = 1,
+    .state_names = {"h"},
+    .n_params = 3,
+    .param_names = {"W_x", "W_h", "b"},
+    .n_aux = 1,
+    .aux = {{0, 1, 0}},
+    .bws_floats = bws,
+    .init = init,
+    .forward = fwd,
+    .backward = bwd,
+};
+
+const rn_ops rn_ops_gru_after = {
+    .name = "gru",
+    .bw_name = "GRUBackward",
+    .gates = 3,
+    .n_states = 1,
+    .has_bias = 1,
+    .state_names = {"h"},
+    .n_params = 4,
+    .param_names = {"W_x", "W_h", "b", "b_hn"},
+    .n_aux = 1,
+    .aux = {{0, 1, 0}},
+    .fws_floats = fws_after,
+    .bws_floats = bws_after,
+    .param_shape = bhn_shape,
+    .init = init,
+    .forward = fwd_after,
+    .backward = bwd_after,
+};

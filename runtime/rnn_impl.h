@@ -1,0 +1,113 @@
+/* Internals shared by the fused cells (runtime/rnn_*.c). Not a public header. */
+#ifndef RECUR_RNN_IMPL_H
+#define RECUR_RNN_IMPL_H
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#include "rnn.h"
+
+/* OpenBLAS's cblas.h pulls in <complex.h>, whose I macro we do not want. */
+#ifdef I
+#undef I
+#endif
+
+#define RN_MAX_AUX 5
+
+/* One forward call: its sizes, the saved buffers (all float arrays carved from one arena),
+ * and aliases of the tensors backward reads, with their versions. */
+typedef struct rc_seq {
+  rc_cell *cell;
+  int64_t T, B, I, H, P; /* P = gates * H */
+  int64_t *len;          /* NULL or B lengths */
+  rc_tensor *arena;      /* owned (NULL in step mode: the cell's step workspace) */
+  rc_tensor *xsave;      /* owned: contiguous x as [T*B, I] (an alias when x was contiguous) */
+  uint32_t xver;
+  rc_tensor *w[RC_CELL_MAX_PARAMS]; /* owned aliases of the parameters */
+  uint32_t wver[RC_CELL_MAX_PARAMS];
+  const float *x;                /* [T*B, I] */
+  float *pre;                    /* [T*B, P]: x W_x + b, then the cell's saved gate values */
+  float *st[RC_CELL_MAX_STATES]; /* [(T+1)*B, H]: state histories, row 0 = initial state */
+  float *aux[RN_MAX_AUX];        /* cell-specific, sizes from the ops table */
+  float *fws;                    /* forward scratch (cell workspace): fws_floats(B) floats */
+  float *y;                      /* [T*B, H] outputs (forward only) */
+} rc_seq;
+
+/* What backward hands to a cell. Running state gradients d[k] ([B, H]) hold the gradient of
+ * the final state on entry and must hold the initial state's gradient on exit. */
+typedef struct {
+  const float *dy;               /* [T*B, H] */
+  float *d[RC_CELL_MAX_STATES];  /* [B, H] running state gradients */
+  float *dG;                     /* [T*B, P]: the gradient of x W_x + b (cell fills it all) */
+  float *dp[RC_CELL_MAX_PARAMS]; /* parameter gradients (zeroed) or NULL when not needed;
+                                    the cell fills every one except W_x and b */
+  float *ws;                     /* scratch: bws_floats(T, B) floats */
+} rc_bw;
+
+/* Buffer sizes: (T + extra_steps) * B * (h_mult * H + plus) floats. */
+typedef struct {
+  int extra_steps;
+  int h_mult;
+  int plus;
+} rn_size;
+
+typedef struct {
+  const char *name;
+  const char *bw_name; /* the autograd node's name, "LSTMBackward" */
+  int gates, n_states, has_bias;
+  const char *state_names[RC_CELL_MAX_STATES];
+  int n_params;
+  const char *param_names[RC_CELL_MAX_PARAMS];
+  int n_aux;
+  rn_size aux[RN_MAX_AUX];
+  int64_t (*fws_floats)(int64_t B, int64_t H);            /* forward scratch */
+  int64_t (*bws_floats)(int64_t T, int64_t B, int64_t H); /* backward scratch */
+  /* shapes of parameters 2.. (0 = W_x [I, P], 1 = W_h [H, P]); returns ndim */
+  int (*param_shape)(int k, int64_t H, int64_t *size);
+  void (*init)(rc_cell *cell); /* after the generic uniform init: biases, scales */
+  void (*forward)(rc_seq *s);  /* pre = x W_x + b and st[k][0] set; fills the rest */
+  void (*backward)(rc_seq *s, rc_bw *b);
+} rn_ops;
+
+struct rc_cell {
+  int refcount;
+  rc_ctx *ctx;
+  rc_cell_kind kind;
+  int reset_after;
+  int64_t input, hidden;
+  const rn_ops *ops;
+  rc_tensor *param[RC_CELL_MAX_PARAMS];
+  rc_tensor *ws[3]; /* workspaces: forward scratch, backward scratch, step arena */
+};
+
+extern const rn_ops rn_ops_rnn, rn_ops_gru, rn_ops_gru_after, rn_ops_lstm, rn_ops_peephole,
+    rn_ops_pseudo, rn_ops_proto, rn_ops_ln_lstm;
+
+/* n rounded up to a multiple of 16 floats (64 bytes). */
+static inline int64_t rn_r16(int64_t n) {
+  return (n + 15) & ~(int64_t)15;
+}
+
+/* Is sequence b still running at step t? */
+static inline int rn_active(const rc_seq *s, int64_t t, int64_t b) {
+  return !s->len || t < s->len[b];
+}
+
+/* C [M, N] (row stride ldc) = alpha op(A) op(B) + beta C, where op(A) is [M, K] (A stored
+ * [M, K] with row stride lda, or [K, M] when ta) and op(B) is [K, N] (B stored [K, N], or
+ * [N, K] when tb). M = 1 goes to cblas_sgemv. beta = 0 overwrites C (even NaN). */
+void rn_gemm(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int ta, const float *B,
+             int64_t ldb, int tb, float *C, int64_t ldc, float alpha, float beta);
+
+/* Elementwise kernels on n floats (vectorisable; accurate to a few float ulps). */
+void rn_sigmoid(float *x, int64_t n);
+void rn_tanh(float *x, int64_t n);
+static inline float rn_sig1(float x) {
+  return 1.0f / (1.0f + expf(-x));
+}
+
+/* Column sums of a [rows, cols] row-major matrix (row stride ld) added into out. */
+void rn_colsum_add(const float *a, int64_t rows, int64_t cols, int64_t ld, float *out);
+
+#endif

@@ -1,0 +1,163 @@
+/* LSTM and LSTM with diagonal peepholes. Gate blocks in W_x, W_h and b: i, f, g, o
+ * (PyTorch's order; g is the candidate, TF's j).
+ *   lstm:      i = s(.), f = s(.), g = tanh(.), o = s(.), c' = f c + i g, h' = o tanh(c')
+ *   peephole:  i = s(. + p_i c), f = s(. + p_f c), o = s(. + p_o c') (Gers & Schmidhuber)
+ * Saved per step: the gate values (in pre), c and h histories, tanh(c') (aux 0). */
+#include "rnn_impl.h"
+
+static void fwd_common(rc_seq *s, int peep) {
+  int64_t T = s->T, B = s->B, H = s->H, P = s->P;
+  const float *Wh = rc_data(s->cell->param[1]);
+  const float *pi = peep ? rc_data(s->cell->param[3]) : NULL;
+  const float *pf = peep ? rc_data(s->cell->param[4]) : NULL;
+  const float *po = peep ? rc_data(s->cell->param[5]) : NULL;
+  for (int64_t t = 0; t < T; t++) {
+    float *pre = s->pre + t * B * P, *y = s->y + t * B * H, *tcs = s->aux[0] + t * B * H;
+    const float *hp = s->st[0] + t * B * H, *cp = s->st[1] + t * B * H;
+    float *hn = s->st[0] + (t + 1) * B * H, *cn = s->st[1] + (t + 1) * B * H;
+    rn_gemm(B, P, H, hp, H, 0, Wh, P, 0, pre, P, 1.0f, 1.0f);
+    for (int64_t b = 0; b < B; b++) {
+      float *g4 = pre + b * P, *ig = g4, *fg = g4 + H, *gg = g4 + 2 * H, *og = g4 + 3 * H;
+      const float *cpb = cp + b * H, *hpb = hp + b * H;
+      float *tc = tcs + b * H, *cnb = cn + b * H, *hnb = hn + b * H, *yb = y + b * H;
+      if (peep)
+        for (int64_t j = 0; j < H; j++) {
+          ig[j] += pi[j] * cpb[j];
+          fg[j] += pf[j] * cpb[j];
+        }
+      rn_sigmoid(ig, 2 * H);
+      rn_tanh(gg, H);
+      /* c' into cn (fixed below for a finished sequence) */
+      for (int64_t j = 0; j < H; j++) cnb[j] = fg[j] * cpb[j] + ig[j] * gg[j];
+      if (peep)
+        for (int64_t j = 0; j < H; j++) og[j] += po[j] * cnb[j];
+      rn_sigmoid(og, H);
+      memcpy(tc, cnb, (size_t)H * sizeof(float));
+      rn_tanh(tc, H);
+      if (rn_active(s, t, b)) {
+        for (int64_t j = 0; j < H; j++) hnb[j] = yb[j] = og[j] * tc[j];
+      } else {
+        memcpy(cnb, cpb, (size_t)H * sizeof(float));
+        memcpy(hnb, hpb, (size_t)H * sizeof(float));
+        memset(yb, 0, (size_t)H * sizeof(float));
+      }
+    }
+  }
+}
+
+static void bwd_common(rc_seq *s, rc_bw *w, int peep) {
+  int64_t T = s->T, B = s->B, H = s->H, P = s->P;
+  const float *Wh = rc_data(s->w[1]);
+  const float *pi = peep ? rc_data(s->w[3]) : NULL;
+  const float *pf = peep ? rc_data(s->w[4]) : NULL;
+  const float *po = peep ? rc_data(s->w[5]) : NULL;
+  float *dpi = peep ? w->dp[3] : NULL, *dpf = peep ? w->dp[4] : NULL;
+  float *dpo = peep ? w->dp[5] : NULL;
+  float *dh = w->d[0], *dc = w->d[1], *tmp = w->ws;
+  for (int64_t t = T - 1; t >= 0; t--) {
+    const float *g4all = s->pre + t * B * P, *dy = w->dy + t * B * H;
+    const float *tcs = s->aux[0] + t * B * H, *cp = s->st[1] + t * B * H;
+    const float *cn = s->st[1] + (t + 1) * B * H;
+    float *dG = w->dG + t * B * P;
+    for (int64_t b = 0; b < B; b++) {
+      float *d4 = dG + b * P;
+      if (!rn_active(s, t, b)) {
+        memset(d4, 0, (size_t)P * sizeof(float));
+        continue;
+      }
+      const float *g4 = g4all + b * P, *ig = g4, *fg = g4 + H, *gg = g4 + 2 * H, *og = g4 + 3 * H;
+      const float *tc = tcs + b * H, *cpb = cp + b * H, *cnb = cn + b * H, *dyb = dy + b * H;
+      float *dhb = dh + b * H, *dcb = dc + b * H;
+      float *di = d4, *df = d4 + H, *dg = d4 + 2 * H, *dO = d4 + 3 * H;
+      for (int64_t j = 0; j < H; j++) {
+        float gh = dhb[j] + dyb[j];
+        float o = og[j], i = ig[j], f = fg[j], g = gg[j], tcj = tc[j];
+        float dpo_ = gh * tcj * o * (1.0f - o);
+        float dct = dcb[j] + gh * o * (1.0f - tcj * tcj);
+        if (peep) dct += dpo_ * po[j];
+        float dpi_ = dct * g * i * (1.0f - i);
+        float dpf_ = dct * cpb[j] * f * (1.0f - f);
+        di[j] = dpi_;
+        df[j] = dpf_;
+        dg[j] = dct * i * (1.0f - g * g);
+        dO[j] = dpo_;
+        float dcp = dct * f;
+        if (peep) {
+          dcp += dpi_ * pi[j] + dpf_ * pf[j];
+          if (dpi) dpi[j] += dpi_ * cpb[j];
+          if (dpf) dpf[j] += dpf_ * cpb[j];
+          if (dpo) dpo[j] += dpo_ * cnb[j];
+        }
+        dcb[j] = dcp;
+      }
+    }
+    rn_gemm(B, H, P, dG, P, 0, Wh, P, 1, tmp, H, 1.0f, 0.0f);
+    for (int64_t b = 0; b < B; b++)
+      if (rn_active(s, t, b)) memcpy(dh + b * H, tmp + b * H, (size_t)H * sizeof(float));
+  }
+  if (w->dp[1]) rn_gemm(H, P, T * B, s->st[0], H, 1, w->dG, P, 0, w->dp[1], P, 1.0f, 0.0f);
+}
+
+static void fwd_lstm(rc_seq *s) {
+  fwd_common(s, 0);
+}
+static void bwd_lstm(rc_seq *s, rc_bw *w) {
+  bwd_common(s, w, 0);
+}
+static void fwd_peep(rc_seq *s) {
+  fwd_common(s, 1);
+}
+static void bwd_peep(rc_seq *s, rc_bw *w) {
+  bwd_common(s, w, 1);
+}
+
+static int64_t bws(int64_t T, int64_t B, int64_t H) {
+  (void)T;
+  return rn_r16(B * H);
+}
+
+static void init(rc_cell *cell) { /* forget-gate bias 1.0 */
+  float *b = rc_data(cell->param[2]);
+  for (int64_t j = 0; j < cell->hidden; j++) b[cell->hidden + j] = 1.0f;
+}
+
+static int peep_shape(int k, int64_t H, int64_t *size) {
+  (void)k;
+  size[0] = H;
+  return 1;
+}
+
+const rn_ops rn_ops_lstm = {
+    .name = "lstm",
+    .bw_name = "LSTMBackward",
+    .gates = 4,
+    .n_states = 2,
+    .has_bias = 1,
+    .state_names = {"h", "c"},
+    .n_params = 3,
+    .param_names = {"W_x", "W_h", "b"},
+    .n_aux = 1,
+    .aux = {{0, 1, 0}},
+    .bws_floats = bws,
+    .init = init,
+    .forward = fwd_lstm,
+    .backward = bwd_lstm,
+};
+
+const rn_ops rn_ops_peephole = {
+    .name = "lstm_peephole",
+    .bw_name = "LSTMPeepholeBackward",
+    .gates = 4,
+    .n_states = 2,
+    .has_bias = 1,
+    .state_names = {"h", "c"},
+    .n_params = 6,
+    .param_names = {"W_x", "W_h", "b", "p_i", "p_f", "p_o"},
+    .n_aux = 1,
+    .aux = {{0, 1, 0}},
+    .bws_floats = bws,
+    .param_shape = peep_shape,
+    .init = init,
+    .forward = fwd_peep,
+    .backward = bwd_peep,
+};

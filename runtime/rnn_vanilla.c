@@ -1,0 +1,66 @@
+/* The vanilla tanh RNN: h' = tanh(x W_x + h W_h + b). One gate block (G = 1). */
+#include "rnn_impl.h"
+
+static void fwd(rc_seq *s) {
+  int64_t T = s->T, B = s->B, H = s->H;
+  const float *Wh = rc_data(s->cell->param[1]);
+  for (int64_t t = 0; t < T; t++) {
+    float *pre = s->pre + t * B * H, *y = s->y + t * B * H;
+    const float *hp = s->st[0] + t * B * H;
+    float *hn = s->st[0] + (t + 1) * B * H;
+    rn_gemm(B, H, H, hp, H, 0, Wh, H, 0, pre, H, 1.0f, 1.0f);
+    rn_tanh(pre, B * H);
+    for (int64_t b = 0; b < B; b++) {
+      size_t row = (size_t)H * sizeof(float);
+      if (rn_active(s, t, b)) {
+        memcpy(hn + b * H, pre + b * H, row);
+        memcpy(y + b * H, pre + b * H, row);
+      } else {
+        memcpy(hn + b * H, hp + b * H, row);
+        memset(y + b * H, 0, row);
+      }
+    }
+  }
+}
+
+static void bwd(rc_seq *s, rc_bw *w) {
+  int64_t T = s->T, B = s->B, H = s->H;
+  const float *Wh = rc_data(s->w[1]);
+  float *dh = w->d[0], *tmp = w->ws;
+  for (int64_t t = T - 1; t >= 0; t--) {
+    const float *a = s->pre + t * B * H, *dy = w->dy + t * B * H;
+    float *dG = w->dG + t * B * H;
+    for (int64_t b = 0; b < B; b++) {
+      float *g = dG + b * H;
+      if (!rn_active(s, t, b)) {
+        memset(g, 0, (size_t)H * sizeof(float));
+        continue;
+      }
+      const float *ab = a + b * H, *dyb = dy + b * H, *dhb = dh + b * H;
+      for (int64_t j = 0; j < H; j++) g[j] = (dhb[j] + dyb[j]) * (1.0f - ab[j] * ab[j]);
+    }
+    rn_gemm(B, H, H, dG, H, 0, Wh, H, 1, tmp, H, 1.0f, 0.0f);
+    for (int64_t b = 0; b < B; b++)
+      if (rn_active(s, t, b)) memcpy(dh + b * H, tmp + b * H, (size_t)H * sizeof(float));
+  }
+  if (w->dp[1]) rn_gemm(H, H, T * B, s->st[0], H, 1, w->dG, H, 0, w->dp[1], H, 1.0f, 0.0f);
+}
+
+static int64_t bws(int64_t T, int64_t B, int64_t H) {
+  (void)T;
+  return rn_r16(B * H);
+}
+
+const rn_ops rn_ops_rnn = {
+    .name = "rnn",
+    .bw_name = "RNNBackward",
+    .gates = 1,
+    .n_states = 1,
+    .has_bias = 1,
+    .state_names = {"h"},
+    .n_params = 3,
+    .param_names = {"W_x", "W_h", "b"},
+    .bws_floats = bws,
+    .forward = fwd,
+    .backward = bwd,
+};
