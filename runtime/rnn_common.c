@@ -144,7 +144,7 @@ void rc_cell_retain(rc_cell *cell) {
 void rc_cell_release(rc_cell *cell) {
   if (!cell || --cell->refcount > 0) return;
   for (int p = 0; p < RC_CELL_MAX_PARAMS; p++) rc_release(cell->param[p]);
-  for (int w = 0; w < 3; w++) rc_release(cell->ws[w]);
+  for (int w = 0; w < 3 + RN_PACK_SLOTS; w++) rc_release(cell->ws[w]);
   rc_ctx *c = cell->ctx;
   free(cell);
   rc_ctx_release(c);
@@ -189,6 +189,13 @@ static float *workspace(rc_cell *cell, int w, int64_t n) {
     if (!cell->ws[w]) return NULL;
   }
   return rc_data(cell->ws[w]);
+}
+
+void rn_prepare(rc_cell *cell, int slot, rn_pmat *m, const float *W, int64_t ldw, int trans,
+                int64_t K, int64_t N, int64_t M, int64_t uses) {
+  float *dst = NULL;
+  if (rn_pack_wanted(M, uses)) dst = workspace(cell, 3 + slot, rn_pack_floats(K, N));
+  rn_pack(m, dst, W, ldw, trans, K, N);
 }
 
 /* ---- sequences ---- */
