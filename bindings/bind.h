@@ -75,5 +75,6 @@ void rb_open_random(lua_State *L, int methods, int module);
 void rb_open_system(lua_State *L, int methods, int module);
 void rb_open_data(lua_State *L, int methods, int module);
 void rb_open_rnn(lua_State *L, int methods, int module);
+void rb_open_sample(lua_State *L, int methods, int module);
 
 #endif
