@@ -25,8 +25,10 @@ local spec = {
   epilog = "Checkpoints are written atomically after every epoch, every --save-every steps and\n"
     .. "at the end; --resume FILE continues a run exactly where it stopped (same weights,\n"
     .. "optimizer state, random numbers, carried state and position in the data). When\n"
-    .. "resuming, the model and data options come from the checkpoint; --epochs,\n"
-    .. "--checkpoint, --time-limit, --max-steps, --save-every and --threads may be changed.",
+    .. "resuming, the model, data and training options come from the checkpoint; --epochs,\n"
+    .. "--checkpoint and --data may be given again to change them, and --time-limit,\n"
+    .. "--max-steps, --save-every, --print-every, --val-batches and --threads apply to this\n"
+    .. "run only (default: none).",
   { "data", "file", nil, "the text to train on (UTF-8, or any bytes with --mode byte)" },
   { "mode", { "utf8", "byte" }, "utf8", "what a character is: a UTF-8 code point or a byte" },
   { "cell", recur.rnn.cell_types, "lstm", "recurrent cell" },
@@ -70,15 +72,17 @@ if a.resume then
   if type(m) ~= "table" or m.kind ~= "charrnn" then
     die("cannot resume: " .. a.resume .. " is not a char-RNN checkpoint")
   end
-  -- the run's own options come from the checkpoint; a few may change
-  local keep = { epochs = true, checkpoint = true, time_limit = true, max_steps = true,
-    save_every = true, threads = true, print_every = true, val_batches = true, resume = true,
-    data = true }
+  -- the run's options come from the checkpoint, except: options of this invocation only
+  -- (limits, printing, threads: the command line or their defaults) and a few that may be
+  -- changed when given (epochs, checkpoint, data)
+  local this_run = { time_limit = true, max_steps = true, save_every = true, threads = true,
+    print_every = true, val_batches = true, resume = true }
+  local changeable = { epochs = true, checkpoint = true, data = true }
   for k, v in pairs(m.args) do
-    if not keep[k] or not a.given[k] then a[k] = v end
+    if not this_run[k] and not (changeable[k] and a.given[k]) then a[k] = v end
   end
   for k in pairs(a.given) do
-    if not keep[k] and k ~= "given" then
+    if not this_run[k] and not changeable[k] then
       io.stderr:write(string.format("note: --%s is taken from the checkpoint (%s) when resuming\n",
         k:gsub("_", "-"), tostring(m.args[k])))
     end
