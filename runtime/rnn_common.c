@@ -72,9 +72,10 @@ void rn_gemm(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int t
 }
 
 void rn_colsum_add(const float *a, int64_t rows, int64_t cols, int64_t ld, float *out) {
+  float *restrict o = out;
   for (int64_t i = 0; i < rows; i++) {
-    const float *r = a + i * ld;
-    for (int64_t j = 0; j < cols; j++) out[j] += r[j];
+    const float *restrict r = a + i * ld;
+    for (int64_t j = 0; j < cols; j++) o[j] += r[j];
   }
 }
 
@@ -425,7 +426,10 @@ static int seq_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
   for (int p = 0; p < o->n_params; p++) {
     int q = 1 + RC_CELL_MAX_STATES + p;
     if (!need_p[p]) continue;
-    if (!(gin[q] = rc_zeros(c, n->in_shape[q].ndim, n->in_shape[q].size))) goto done;
+    /* W_x and W_h are overwritten by their gradient GEMMs (beta 0); the rest accumulate */
+    gin[q] = p <= 1 ? rc_empty(c, n->in_shape[q].ndim, n->in_shape[q].size)
+                    : rc_zeros(c, n->in_shape[q].ndim, n->in_shape[q].size);
+    if (!gin[q]) goto done;
     b.dp[p] = rc_data(gin[q]);
   }
   int64_t off_run = round16(TB * P), run = round16(B * H);

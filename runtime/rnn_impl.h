@@ -41,8 +41,10 @@ typedef struct {
   const float *dy;               /* [T*B, H] */
   float *d[RC_CELL_MAX_STATES];  /* [B, H] running state gradients */
   float *dG;                     /* [T*B, P]: the gradient of x W_x + b (cell fills it all) */
-  float *dp[RC_CELL_MAX_PARAMS]; /* parameter gradients (zeroed) or NULL when not needed;
-                                    the cell fills every one except W_x and b */
+  float *dp[RC_CELL_MAX_PARAMS]; /* parameter gradients or NULL when not needed: W_x's and
+                                    W_h's uninitialised (the cell overwrites W_h's with
+                                    beta-0 GEMMs), the others zeroed; the cell fills every
+                                    one except W_x and b */
   float *ws;                     /* scratch: bws_floats(T, B) floats */
 } rc_bw;
 
