@@ -73,6 +73,10 @@ int rc_params_pack(rc_ctx *c, rc_tensor **p, int n, rc_tensor **flat, rc_tensor 
  * R's diagonal folded in (Saxe et al.; what TensorFlow and PyTorch do). No autograd. */
 int rc_orthogonal_(rc_tensor *t, float gain);
 
+/* Fills t with zeros in place (a memset when contiguous), bumping its version; for gradients
+ * (refuses a tensor that requires grad while recording, like any in-place write). */
+int rc_zero_fill(rc_tensor *t);
+
 /* Global L2 norm over the gradients of p[0..n) (params without a gradient count as zero),
  * accumulated in double. */
 double rc_grad_norm(rc_tensor **p, int n);

@@ -21,5 +21,6 @@ void rc_k_adam(float *p, const float *g, float *m, float *v, int64_t n, float lr
 double rc_k_sumsq(const float *g, int64_t n);
 void rc_k_scale(float *g, int64_t n, float s);
 void rc_k_clamp(float *g, int64_t n, float lo, float hi);
+void rc_k_add(float *a, const float *b, int64_t n);
 
 #endif

@@ -15,10 +15,21 @@
 #include "nn.h"
 #include "nn_internal.h"
 
+/* Wider SIMD where the CPU has it: GCC builds an AVX-512, an AVX2 and a baseline version of
+ * each hot kernel and picks one at load time. With -std=c11 GCC contracts nothing into FMA and
+ * every operation here is correctly rounded IEEE, so all versions give identical bits. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
+    !defined(RECUR_NO_CLONES)
+#define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CLONES
+#endif
+
 /* exp(x) by Cody-Waite range reduction x = n ln2 + r, |r| <= ln2 / 2, a degree-6 polynomial
  * for e^r (Cephes' expf coefficients) and 2^n built in the exponent bits. x is clamped to
  * [-87, 88] so 2^n stays a normal float; NaN stays NaN. */
 static inline float exp_approx(float x) {
+  float x0 = x;
   x = x < -87.0f ? -87.0f : x;
   x = x > 88.0f ? 88.0f : x;
   float n = x * 1.44269504088896341f + 12582912.0f; /* 1.5 * 2^23: rounds to an integer */
@@ -36,7 +47,9 @@ static inline float exp_approx(float x) {
   int32_t e = ((int32_t)nn + 127) << 23;
   float scale;
   memcpy(&scale, &e, sizeof scale);
-  return p * scale;
+  float r0 = p * scale;
+  r0 = x0 < -87.5f ? 0.0f : r0;        /* below the smallest normal: flush to zero */
+  return x0 > 88.72284f ? INFINITY : r0; /* above FLT_MAX: overflow */
 }
 
 /* tanh: an odd polynomial below 0.625 (Cephes' tanhf), 1 - 2 / (e^{2|x|} + 1) above. */
@@ -57,24 +70,24 @@ static inline float tanh_approx(float x) {
 
 static inline float sigmoid_approx(float x) { return 1.0f / (1.0f + exp_approx(-x)); }
 
-void rc_exp_kernel(const float *x, float *y, int64_t n) {
+CLONES void rc_exp_kernel(const float *x, float *y, int64_t n) {
   for (int64_t i = 0; i < n; i++) y[i] = exp_approx(x[i]);
 }
 
-void rc_tanh_kernel(const float *x, float *y, int64_t n) {
+CLONES void rc_tanh_kernel(const float *x, float *y, int64_t n) {
   for (int64_t i = 0; i < n; i++) y[i] = tanh_approx(x[i]);
 }
 
-void rc_sigmoid_kernel(const float *x, float *y, int64_t n) {
+CLONES void rc_sigmoid_kernel(const float *x, float *y, int64_t n) {
   for (int64_t i = 0; i < n; i++) y[i] = sigmoid_approx(x[i]);
 }
 
-void rc_relu_kernel(const float *x, float *y, int64_t n) {
+CLONES void rc_relu_kernel(const float *x, float *y, int64_t n) {
   for (int64_t i = 0; i < n; i++) y[i] = x[i] < 0.0f ? 0.0f : x[i];
 }
 
 /* g * f'(x) written in terms of the output y. */
-void rc_act_backward_kernel(rc_act act, const float *y, const float *g, float *out, int64_t n) {
+CLONES void rc_act_backward_kernel(rc_act act, const float *y, const float *g, float *out, int64_t n) {
   switch (act) {
   case RC_ACT_TANH:
     for (int64_t i = 0; i < n; i++) out[i] = g[i] * (1.0f - y[i] * y[i]);
@@ -95,7 +108,7 @@ void rc_act_backward_kernel(rc_act act, const float *y, const float *g, float *o
 }
 
 /* out[j] += sum_i g[i * cols + j] (bias gradients) */
-void rc_colsum_add(const float *g, int64_t rows, int64_t cols, float *out) {
+CLONES void rc_colsum_add(const float *g, int64_t rows, int64_t cols, float *out) {
   for (int64_t i = 0; i < rows; i++) {
     const float *r = g + i * cols;
     for (int64_t j = 0; j < cols; j++) out[j] += r[j];
@@ -104,7 +117,7 @@ void rc_colsum_add(const float *g, int64_t rows, int64_t cols, float *out) {
 
 /* ---- optimizer updates: one call per parameter, all arrays of length n ---- */
 
-void rc_k_sgd(float *p, const float *g, float *buf, int64_t n, float lr, float momentum,
+CLONES void rc_k_sgd(float *p, const float *g, float *buf, int64_t n, float lr, float momentum,
               float dampening, float wd, int nesterov, int first) {
   if (momentum == 0.0f) {
     if (wd == 0.0f) {
@@ -129,7 +142,7 @@ void rc_k_sgd(float *p, const float *g, float *buf, int64_t n, float lr, float m
 
 /* eps_in_sqrt = 0: p -= lr g / (sqrt(acc) + eps) (PyTorch); 1: p -= lr g / sqrt(acc + eps)
  * (TensorFlow, where eps = 0 and the accumulator starts at 0.1). */
-void rc_k_adagrad(float *p, const float *g, float *acc, int64_t n, float clr, float wd,
+CLONES void rc_k_adagrad(float *p, const float *g, float *acc, int64_t n, float clr, float wd,
                   float eps, int eps_in_sqrt) {
   if (eps_in_sqrt) {
     for (int64_t i = 0; i < n; i++) {
@@ -170,7 +183,7 @@ void rc_k_adagrad(float *p, const float *g, float *acc, int64_t n, float clr, fl
     }                                                                                          \
   }
 
-void rc_k_rmsprop(float *p, const float *g, float *sq, float *mom, float *gavg, int64_t n,
+CLONES void rc_k_rmsprop(float *p, const float *g, float *sq, float *mom, float *gavg, int64_t n,
                   float lr, float alpha, float eps, float wd, float momentum, int eps_in_sqrt) {
   float one_m = 1.0f - alpha;
   int variant = (gavg ? 4 : 0) | (mom ? 2 : 0) | (eps_in_sqrt ? 1 : 0);
@@ -190,7 +203,7 @@ void rc_k_rmsprop(float *p, const float *g, float *sq, float *mom, float *gavg, 
 /* Adam (decoupled = 0: weight decay added to the gradient) and AdamW (decoupled = 1:
  * p *= 1 - lr wd first). PyTorch's formula: p -= step * m / (sqrt(v) / sbc2 + eps) with
  * step = lr / (1 - beta1^t), sbc2 = sqrt(1 - beta2^t) (computed by the caller in double). */
-void rc_k_adam(float *p, const float *g, float *m, float *v, int64_t n, float lr, float beta1,
+CLONES void rc_k_adam(float *p, const float *g, float *m, float *v, int64_t n, float lr, float beta1,
                float beta2, float eps, float wd, int decoupled, float step, float sbc2) {
   float decay = decoupled ? 1.0f - lr * wd : 1.0f;
   float cwd = decoupled ? 0.0f : wd;
@@ -205,7 +218,7 @@ void rc_k_adam(float *p, const float *g, float *m, float *v, int64_t n, float lr
   }
 }
 
-double rc_k_sumsq(const float *g, int64_t n) {
+CLONES double rc_k_sumsq(const float *g, int64_t n) {
   /* 16 float lanes (vectorized) over blocks of 1024 elements, blocks added in double:
    * deterministic, fast and accurate enough for a norm */
   double total = 0;
@@ -222,13 +235,17 @@ double rc_k_sumsq(const float *g, int64_t n) {
   return total;
 }
 
-void rc_k_scale(float *g, int64_t n, float s) {
+CLONES void rc_k_scale(float *g, int64_t n, float s) {
   for (int64_t i = 0; i < n; i++) g[i] *= s;
 }
 
-void rc_k_clamp(float *g, int64_t n, float lo, float hi) {
+CLONES void rc_k_clamp(float *g, int64_t n, float lo, float hi) {
   for (int64_t i = 0; i < n; i++) {
     float v = g[i] < lo ? lo : g[i];
     g[i] = v > hi ? hi : v;
   }
+}
+
+CLONES void rc_k_add(float *a, const float *b, int64_t n) {
+  for (int64_t i = 0; i < n; i++) a[i] += b[i];
 }

@@ -208,6 +208,15 @@ int rc_orthogonal_(rc_tensor *t, float gain) {
   return 0;
 }
 
+int rc_zero_fill(rc_tensor *t) {
+  if (!rc_is_contiguous(t)) return rc_fill_(t, 0.0f);
+  if (rc_check_inplace(t, "zero_")) return -1;
+  int64_t n = rc_numel(t);
+  if (n) memset(rc_data(t), 0, (size_t)n * sizeof(float));
+  rc_bump_version(t);
+  return 0;
+}
+
 /* ---- gradient clipping ---- */
 
 static double sumsq_of(rc_tensor *g) {

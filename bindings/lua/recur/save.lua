@@ -1,0 +1,2 @@
+-- recur.save(path, {model =, optimizer =, meta =, tensors =, rng =}): see checkpoint.lua
+return require("recur.checkpoint").save
