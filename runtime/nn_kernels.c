@@ -7,7 +7,7 @@
  * changes a result (no reassociation, no fast-math: IEEE semantics are kept).
  *
  * Accuracy (checked in tests/c/test_nn.c against double precision over a dense grid):
- * exp within 2 ulp on [-87, 88]; tanh and sigmoid within a relative error of 3e-7. */
+ * exp within a relative error of 1e-7 on [-87.5, 88.72]; tanh and sigmoid within 3e-7. */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -26,12 +26,13 @@
 #endif
 
 /* exp(x) by Cody-Waite range reduction x = n ln2 + r, |r| <= ln2 / 2, a degree-6 polynomial
- * for e^r (Cephes' expf coefficients) and 2^n built in the exponent bits. x is clamped to
- * [-87, 88] so 2^n stays a normal float; NaN stays NaN. */
+ * for e^r (Cephes' expf coefficients) and 2^n built in the exponent bits (n = 128, the top of
+ * the range, as 2^127 * 2). Above 88.7228 the result is inf, below -87.5 it is flushed to 0
+ * (true values there are below 1e-38); NaN stays NaN. */
 static inline float exp_approx(float x) {
   float x0 = x;
-  x = x < -87.0f ? -87.0f : x;
-  x = x > 88.0f ? 88.0f : x;
+  x = x < -87.5f ? -87.5f : x;
+  x = x > 88.72283f ? 88.72283f : x;
   float n = x * 1.44269504088896341f + 12582912.0f; /* 1.5 * 2^23: rounds to an integer */
   n -= 12582912.0f;
   float r = x - n * 0.693359375f;
@@ -44,12 +45,14 @@ static inline float exp_approx(float x) {
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
   float nn = n == n ? n : 0.0f; /* NaN input: keep the conversion defined */
+  nn = nn > 127.0f ? 127.0f : nn;
   int32_t e = ((int32_t)nn + 127) << 23;
   float scale;
   memcpy(&scale, &e, sizeof scale);
   float r0 = p * scale;
-  r0 = x0 < -87.5f ? 0.0f : r0;        /* below the smallest normal: flush to zero */
-  return x0 > 88.72284f ? INFINITY : r0; /* above FLT_MAX: overflow */
+  r0 = n > 127.0f ? r0 * 2.0f : r0;
+  r0 = x0 < -87.5f ? 0.0f : r0;
+  return x0 > 88.72284f ? INFINITY : r0;
 }
 
 /* tanh: an odd polynomial below 0.625 (Cephes' tanhf), 1 - 2 / (e^{2|x|} + 1) above. */
@@ -118,7 +121,7 @@ CLONES void rc_colsum_add(const float *g, int64_t rows, int64_t cols, float *out
 /* ---- optimizer updates: one call per parameter, all arrays of length n ---- */
 
 CLONES void rc_k_sgd(float *p, const float *g, float *buf, int64_t n, float lr, float momentum,
-              float dampening, float wd, int nesterov, int first) {
+              float keep, float wd, int nesterov, int first) {
   if (momentum == 0.0f) {
     if (wd == 0.0f) {
       for (int64_t i = 0; i < n; i++) p[i] -= lr * g[i];
@@ -127,7 +130,6 @@ CLONES void rc_k_sgd(float *p, const float *g, float *buf, int64_t n, float lr, 
     }
     return;
   }
-  float keep = 1.0f - dampening;
   if (first) {
     for (int64_t i = 0; i < n; i++) buf[i] = g[i] + wd * p[i];
   } else {
@@ -184,8 +186,8 @@ CLONES void rc_k_adagrad(float *p, const float *g, float *acc, int64_t n, float 
   }
 
 CLONES void rc_k_rmsprop(float *p, const float *g, float *sq, float *mom, float *gavg, int64_t n,
-                  float lr, float alpha, float eps, float wd, float momentum, int eps_in_sqrt) {
-  float one_m = 1.0f - alpha;
+                  float lr, float alpha, float one_m, float eps, float wd, float momentum,
+                  int eps_in_sqrt) {
   int variant = (gavg ? 4 : 0) | (mom ? 2 : 0) | (eps_in_sqrt ? 1 : 0);
   switch (variant) {
   case 0: RMSPROP_LOOP(0, 0, 0) break;
@@ -201,17 +203,19 @@ CLONES void rc_k_rmsprop(float *p, const float *g, float *sq, float *mom, float 
 #undef RMSPROP_LOOP
 
 /* Adam (decoupled = 0: weight decay added to the gradient) and AdamW (decoupled = 1:
- * p *= 1 - lr wd first). PyTorch's formula: p -= step * m / (sqrt(v) / sbc2 + eps) with
- * step = lr / (1 - beta1^t), sbc2 = sqrt(1 - beta2^t) (computed by the caller in double). */
-CLONES void rc_k_adam(float *p, const float *g, float *m, float *v, int64_t n, float lr, float beta1,
-               float beta2, float eps, float wd, int decoupled, float step, float sbc2) {
-  float decay = decoupled ? 1.0f - lr * wd : 1.0f;
+ * p *= decay = 1 - lr wd first). PyTorch's formula: p -= step * m / (sqrt(v) / sbc2 + eps)
+ * with step = lr / (1 - beta1^t), sbc2 = sqrt(1 - beta2^t). The caller computes the scalars
+ * (and 1 - beta) in double, as PyTorch does in Python, so that the float32 results agree. */
+CLONES void rc_k_adam(float *p, const float *g, float *m, float *v, int64_t n, float beta1,
+                      float one_m_b1, float beta2, float one_m_b2, float eps, float wd,
+                      int decoupled, float decay, float step, float sbc2) {
   float cwd = decoupled ? 0.0f : wd;
+  if (!decoupled) decay = 1.0f;
   for (int64_t i = 0; i < n; i++) {
     float pi = p[i] * decay;
     float d = g[i] + cwd * p[i];
-    float mi = beta1 * m[i] + (1.0f - beta1) * d;
-    float vi = beta2 * v[i] + (1.0f - beta2) * d * d;
+    float mi = beta1 * m[i] + one_m_b1 * d;
+    float vi = beta2 * v[i] + one_m_b2 * d * d;
     m[i] = mi;
     v[i] = vi;
     p[i] = pi - step * mi / (sqrtf(vi) / sbc2 + eps);

@@ -61,18 +61,69 @@ int rc_params_pack(rc_ctx *c, rc_tensor **p, int n, rc_tensor **flat, rc_tensor 
                         k + 1, i + 1);
     total += rc_numel(t);
   }
-  /* is the layout already right? */
-  int data_ok = 1, grad_ok = 1, same_storage = 1;
+  /* is the layout already right? The values: consecutive in one storage. The gradients: each
+   * one in its slot of one gradient arena (slots of dropped gradients are refilled) */
+  int data_ok = 1, grad_ok = 1, same_storage = 1, missing = 0;
   int64_t off = 0;
+  rc_storage *gs = NULL;
+  int64_t gbase = 0;
   for (int i = 0; i < n; i++) {
-    rc_tensor *t = p[i], *g = t->grad;
+    rc_tensor *t = p[i];
     if (t->storage != p[0]->storage) same_storage = 0;
     if (!rc_is_contiguous(t) || t->storage != p[0]->storage || t->offset != p[0]->offset + off)
       data_ok = 0;
-    if (!g || !p[0]->grad || !rc_is_contiguous(g) || !rc_same_shape(g, t) ||
-        g->storage != p[0]->grad->storage || g->offset != p[0]->grad->offset + off)
-      grad_ok = 0;
+    if (t->grad && !gs) {
+      gs = t->grad->storage;
+      gbase = t->grad->offset - off;
+    }
     off += rc_numel(t);
+  }
+  if (!gs || gbase < 0 || gbase + total > gs->n) grad_ok = 0;
+  off = 0;
+  for (int i = 0; i < n && grad_ok; i++) {
+    rc_tensor *g = p[i]->grad;
+    if (!g) missing++;
+    else if (!rc_is_contiguous(g) || !rc_same_shape(g, p[i]) || g->storage != gs ||
+             g->offset != gbase + off)
+      grad_ok = 0;
+    off += rc_numel(p[i]);
+  }
+  if (grad_ok && missing) {
+    /* refill the empty slots of the existing gradient arena (so a flat gradient buffer held
+     * by the caller stays the one backward writes into) */
+    rc_tensor **v = calloc((size_t)n, sizeof *v);
+    if (!v) return rc_error(c, "pack_parameters: out of memory");
+    rc_tensor *holder = NULL;
+    for (int i = 0; i < n && !holder; i++)
+      if (p[i]->grad) holder = p[i]->grad;
+    off = 0;
+    int fail = 0;
+    for (int i = 0; i < n && !fail; i++) {
+      if (!p[i]->grad) {
+        int64_t st[RC_MAX_DIM], s = 1;
+        for (int d = p[i]->ndim - 1; d >= 0; d--) {
+          st[d] = s;
+          s *= p[i]->size[d];
+        }
+        v[i] = rc_raw_view(holder, p[i]->ndim, p[i]->size, st, gbase + off);
+        if (!v[i]) fail = 1;
+        else v[i]->is_view = 0;
+      }
+      off += rc_numel(p[i]);
+    }
+    if (fail) {
+      for (int i = 0; i < n; i++) rc_release(v[i]);
+      free(v);
+      return -1;
+    }
+    for (int i = 0; i < n; i++)
+      if (v[i]) {
+        int64_t k = rc_numel(v[i]);
+        if (k) memset(rc_data(v[i]), 0, (size_t)k * sizeof(float));
+        rc_bump_version(v[i]);
+        p[i]->grad = v[i];
+      }
+    free(v);
   }
   if (n == 0) {
     rc_tensor *e = rc_empty(c, 1, &total);
@@ -113,8 +164,8 @@ int rc_params_pack(rc_ctx *c, rc_tensor **p, int n, rc_tensor **flat, rc_tensor 
   }
   {
     rc_tensor *fb = F ? F : p[0];
-    rc_tensor *gb = G ? G : p[0]->grad;
-    int64_t f0 = F ? 0 : p[0]->offset, g0 = G ? 0 : p[0]->grad->offset;
+    rc_tensor *gb = G ? G : p[0]->grad; /* every gradient is in its slot when G is NULL */
+    int64_t f0 = F ? 0 : p[0]->offset, g0 = G ? 0 : gbase;
     if (!(*flat = flat_view(fb, f0, total))) goto fail;
     if (!(*flat_grad = flat_view(gb, g0, total))) goto fail;
   }

@@ -179,7 +179,7 @@ int rc_optim_step(rc_optim *opt) {
     float *s2p = opt->slot[2] ? rc_data(opt->slot[2][i]) : NULL;
     switch (opt->kind) {
     case RC_SGD:
-      rc_k_sgd(pd, gd, s0, n, (float)o->lr, (float)o->momentum, (float)o->dampening,
+      rc_k_sgd(pd, gd, s0, n, (float)o->lr, (float)o->momentum, (float)(1.0 - o->dampening),
                (float)o->weight_decay, o->nesterov, t == 1);
       break;
     case RC_ADAGRAD: {
@@ -189,15 +189,17 @@ int rc_optim_step(rc_optim *opt) {
       break;
     }
     case RC_RMSPROP:
-      rc_k_rmsprop(pd, gd, s0, s1p, s2p, n, (float)o->lr, (float)o->alpha, (float)o->eps,
-                   (float)o->weight_decay, (float)o->momentum, o->eps_in_sqrt);
+      rc_k_rmsprop(pd, gd, s0, s1p, s2p, n, (float)o->lr, (float)o->alpha,
+                   (float)(1.0 - o->alpha), (float)o->eps, (float)o->weight_decay,
+                   (float)o->momentum, o->eps_in_sqrt);
       break;
     case RC_ADAM:
     case RC_ADAMW: {
       double bc1 = 1.0 - pow(o->beta1, (double)t), bc2 = 1.0 - pow(o->beta2, (double)t);
-      rc_k_adam(pd, gd, s0, s1p, n, (float)o->lr, (float)o->beta1, (float)o->beta2,
-                (float)o->eps, (float)o->weight_decay, opt->kind == RC_ADAMW, (float)(o->lr / bc1),
-                (float)sqrt(bc2));
+      rc_k_adam(pd, gd, s0, s1p, n, (float)o->beta1, (float)(1.0 - o->beta1), (float)o->beta2,
+                (float)(1.0 - o->beta2), (float)o->eps, (float)o->weight_decay,
+                opt->kind == RC_ADAMW, (float)(1.0 - o->lr * o->weight_decay),
+                (float)(o->lr / bc1), (float)sqrt(bc2));
       break;
     }
     default:
