@@ -669,9 +669,14 @@ rc_st_file *rc_st_read(rc_ctx *c, const char *path) {
     int64_t numel = 1;
     for (int d = 0; d < e->ndim; d++) numel *= e->size[d];
     uint64_t bytes = (uint64_t)numel * (uint64_t)DTYPES[e->dtype].size;
-    if (e->begin > e->end || e->end > dsize) {
-      rc_error(c, "load: %s: data_offsets [%llu, %llu] of tensor \"%.100s\" are out of range (the "
-                  "data section has %llu bytes)",
+    if (e->begin > e->end) {
+      rc_error(c, "load: %s: data_offsets [%llu, %llu] of tensor \"%.100s\" are reversed", path,
+               (unsigned long long)e->begin, (unsigned long long)e->end, e->name);
+      goto done;
+    }
+    if (e->end > dsize) {
+      rc_error(c, "load: %s: data_offsets [%llu, %llu] of tensor \"%.100s\" are out of range: the "
+                  "data section has %llu bytes (a truncated file?)",
                path, (unsigned long long)e->begin, (unsigned long long)e->end, e->name,
                (unsigned long long)dsize);
       goto done;

@@ -42,6 +42,14 @@ local function unhex(h)
   return (h:gsub("..", function(x) return string.char(tonumber(x, 16)) end))
 end
 
+-- calls a C function; its error is raised again at the caller's level, without the position
+-- inside this file
+local function call(level, f, ...)
+  local r = table.pack(pcall(f, ...))
+  if not r[1] then error((tostring(r[2]):gsub("^[^\n]-%.lua:%d+: ", "")), level + 1) end
+  return table.unpack(r, 2, r.n)
+end
+
 local function check_keys(t, allowed, who)
   for k in pairs(t) do
     if not allowed[k] then error(who .. ": unknown option '" .. tostring(k) .. "'", 3) end
@@ -93,7 +101,7 @@ function M.save(path, spec)
     if type(spec.tensors) ~= "table" then error("save: tensors must be a table name -> tensor", 2) end
     local keys = {}
     for k, v in pairs(spec.tensors) do
-      if type(k) ~= "string" then error("save: tensors keys must be strings", 2) end
+      if type(k) ~= "string" or k == "" then error("save: the keys of tensors must be non-empty strings", 2) end
       if not recur.is_tensor(v) then error("save: tensors." .. k .. " is not a tensor", 2) end
       keys[#keys + 1] = k
     end
@@ -106,7 +114,7 @@ function M.save(path, spec)
     meta["recur.meta"] = s
   end
   if spec.rng ~= false then meta["recur.rng_state"] = hex(recur.rng_state()) end
-  ST.write(path, names, tensors, meta)
+  call(2, ST.write, path, names, tensors, meta)
 end
 
 local function decode_meta(path, metadata, key)
@@ -147,7 +155,7 @@ function M.load(path, targets)
   if targets ~= nil and type(targets) ~= "table" then error("load: argument #2 must be a table {model =, optimizer =}", 2) end
   targets = targets or {}
   check_keys(targets, { model = true, optimizer = true, rng = true, strict = true }, "load")
-  local names, all, metadata, dtypes = ST.read(path)
+  local names, all, metadata, dtypes = call(2, ST.read, path)
   local ck = { model = {}, tensors = {}, metadata = metadata, names = names, dtypes = dtypes }
   local opt_tensors = {}
   for _, n in ipairs(names) do
