@@ -2,6 +2,7 @@
  * surface (recur.nn, recur.nn.functional) is the Lua half, bindings/lua/recur/nn.lua. */
 #include <math.h>
 #include <string.h>
+#include <time.h>
 
 #include "../runtime/nn.h"
 #include "bind.h"
@@ -179,6 +180,15 @@ static int f_zero_grads(lua_State *L) {
   return 0;
 }
 
+/* recur.now(): seconds of a monotonic wall clock (for rates and ETAs; os.clock is CPU time,
+ * which counts every BLAS thread) */
+static int f_now(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9);
+  return 1;
+}
+
 void rb_open_nn(lua_State *L, int methods, int module) {
   (void)methods;
   static const luaL_Reg fns[] = {{"linear", f_linear},
@@ -198,4 +208,6 @@ void rb_open_nn(lua_State *L, int methods, int module) {
   lua_newtable(L);
   rb_setfuncs(L, fns);
   lua_setfield(L, module, "_nn");
+  lua_pushcfunction(L, f_now);
+  lua_setfield(L, module, "now");
 }
