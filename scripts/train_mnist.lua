@@ -35,7 +35,8 @@ options:
   --data DIR          MNIST directory (default data/mnist)
   --checkpoint FILE   save model, optimizer, RNG and history after every epoch (atomic)
   --resume FILE       continue from a checkpoint written with --checkpoint
-  --plot FILE         learning-curve PNG (default mnist_curve.png; "none" to skip)
+  --plot FILE         learning-curve PNG (default build/mnist_curve.png, or mnist_curve.png
+                      when there is no build/ directory; "none" to skip)
   --quiet             no progress line
   --help              this text
 ]]
@@ -48,7 +49,9 @@ end
 -- ---- options ----
 local opts = {
   epochs = 10, optim = "adam", batch = 100, hidden = "256,256", activation = "relu",
-  dropout = 0, seed = 1, threads = 1, split = "55k", data = "data/mnist", plot = "mnist_curve.png",
+  dropout = 0, seed = 1, threads = 1, split = "55k", data = "data/mnist",
+  -- inside build/ (ignored by git) when there is one
+  plot = os.execute("test -d build") == true and "build/mnist_curve.png" or "mnist_curve.png",
 }
 local numeric = { epochs = "int", lr = "num", batch = "int", dropout = "num", seed = "int", threads = "int" }
 local known = { epochs = 1, lr = 1, optim = 1, batch = 1, hidden = 1, activation = 1, dropout = 1,
@@ -206,9 +209,9 @@ if opts.resume then
   print(string.format("resumed from %s after epoch %d", opts.resume, start_epoch))
 end
 
-print(string.format("MNIST: %d train, %d %s, %d test images (loaded in %.2f s); %s, lr %g, batch %d, seed %d, %d thread%s",
-  n_train, val.x:size(1), val_name, data.test.x:size(1), t_load, opts.optim, opts.lr, opts.batch, opts.seed,
-  opts.threads, opts.threads > 1 and "s" or ""))
+print(string.format("MNIST: %d train, %s%d test images (loaded in %.2f s); %s, lr %g, batch %d, seed %d, %d thread%s",
+  n_train, data.val and string.format("%d validation, ", data.val.x:size(1)) or "", data.test.x:size(1), t_load,
+  opts.optim, opts.lr, opts.batch, opts.seed, opts.threads, opts.threads > 1 and "s" or ""))
 model:summary({ 784 })
 
 -- ---- evaluation ----

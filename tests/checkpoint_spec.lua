@@ -123,8 +123,8 @@ describe("save and load", function()
   end)
 
   it("is read by numpy and PyTorch", function()
-    if not io.open(PY, "r") then
-      pending("no " .. PY)
+    if not io.open(PY, "r") or not os.execute(PY .. " -c 'import numpy' 2>/dev/null") then
+      pending("no " .. PY .. " with numpy (apt-get install python3-numpy)")
       return
     end
     recur.seed(7)
