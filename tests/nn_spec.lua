@@ -250,6 +250,9 @@ describe("layers", function()
     near({ 1 - 1.5 * s, 1 - 2 * 0.5 * s, 1 + 3 * 0.5 * s, 1 + 4 * 1.5 * s }, ln(T { { 1, 2, 3, 4 } }))
     -- constant rows: var 0, eps keeps it finite
     near({ 0, 0 }, F.layer_norm(T { { 3, 3 } }))
+    local ln2 = nn.LayerNorm(2, { weight_init = 2, bias_init = nn.init.constant(-1), eps = 0.5 })
+    near({ -1 - 2 / math.sqrt(1.5), -1 + 2 / math.sqrt(1.5) }, ln2(T { { 0, 2 } }))
+    assert.same({}, names_of(nn.LayerNorm(3, { affine = false })))
     has(err_of(function() ln(recur.ones(2, 3)) end), "layer_norm: weight shape [4] does not match input shape [2, 3]")
   end)
 
@@ -429,6 +432,8 @@ describe("gradients (finite differences)", function()
     assert.is_true(gc(F.softmax, { x }))
     assert.is_true(gc(F.log_softmax, { x }))
     assert.is_true(gc(function(a) return nn.Softmax(1)(a) end, { x }))
+    assert.is_true(gc(function(a) return nn.Identity()(a) * 1 end, { x }))
+    assert.is_true(gc(function(a) return nn.LogSoftmax(1)(nn.Tanh()(a)) end, { x }))
   end)
 
   it("Dropout (same mask each call), Embedding, LayerNorm", function()

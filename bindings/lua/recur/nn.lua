@@ -304,7 +304,8 @@ function Module:named_modules(prefix, out, seen)
   return out
 end
 
--- list of {name, tensor}, without packing; duplicates (tied parameters) kept once
+-- list of {name, tensor}, without packing; duplicates (tied parameters: a module used twice,
+-- or one tensor registered in two places) kept once, at their first position
 local function collect(self, what)
   local out, seen = {}, {}
   for _, pm in ipairs(self:named_modules()) do
@@ -312,12 +313,7 @@ local function collect(self, what)
     for _, n in ipairs(rawget(m, what)) do
       local t = rawget(m, n)
       if t ~= nil and not seen[t] then
-        -- identity of the underlying tensor: userdata compare with == (same C tensor)
-        local dup = false
-        for _, q in ipairs(out) do
-          if q[2] == t then dup = true break end
-        end
-        if not dup then out[#out + 1] = { prefix == "" and n or (prefix .. "." .. n), t } end
+        out[#out + 1] = { prefix == "" and n or (prefix .. "." .. n), t }
         seen[t] = true
       end
     end
@@ -608,17 +604,18 @@ function Dropout:forward(x)
 end
 function Dropout:extra_repr() return string.format("Dropout(p = %g)", self.p) end
 
--- LayerNorm(dim, {eps = 1e-5, affine = true}): over the last dimension, learnable scale
--- ("weight", ones) and shift ("bias", zeros).
+-- LayerNorm(dim, {eps = 1e-5, affine = true, weight_init = ones, bias_init = zeros}): over the
+-- last dimension, learnable scale ("weight") and shift ("bias").
 local LayerNorm = Module:extend("LayerNorm")
 nn.LayerNorm = LayerNorm
 function LayerNorm:init(dim, o)
-  o = check_opts(o, "LayerNorm", { eps = true, affine = true })
+  o = check_opts(o, "LayerNorm", { eps = true, affine = true, weight_init = true, bias_init = true })
   self.dim = check_int(dim, "LayerNorm", "the dimension")
   self.eps = o.eps or 1e-5
+  if type(self.eps) ~= "number" or not (self.eps >= 0) then fail("LayerNorm: eps must be a number >= 0", 3) end
   if o.affine ~= false then
-    self:parameter("weight", { self.dim }, init.ones)
-    self:parameter("bias", { self.dim }, init.zeros)
+    self:parameter("weight", { self.dim }, as_init(o.weight_init, init.ones, "LayerNorm"))
+    self:parameter("bias", { self.dim }, as_init(o.bias_init, init.zeros, "LayerNorm"))
   end
 end
 function LayerNorm:forward(x) return C.layer_norm(x, rawget(self, "weight"), rawget(self, "bias"), self.eps) end
