@@ -84,10 +84,10 @@ static int f_read(lua_State *L) {
   rc_st_file *f = rc_st_read(c, path);
   if (!f) return rb_raise(L);
   *h = f;
-  lua_createtable(L, f->n, 0);  /* names */
-  lua_createtable(L, 0, f->n);  /* tensors */
+  lua_createtable(L, f->n, 0); /* names */
+  lua_createtable(L, 0, f->n); /* tensors */
   lua_createtable(L, 0, f->n_meta);
-  lua_createtable(L, 0, f->n);  /* dtypes */
+  lua_createtable(L, 0, f->n); /* dtypes */
   int names = lua_gettop(L) - 3;
   for (int i = 0; i < f->n; i++) {
     lua_pushstring(L, f->names[i]);

@@ -20,7 +20,8 @@ rc_tensor **rb_tensor_list(lua_State *L, int idx, int *n, const char *fn, const 
     lua_geti(L, idx, i);
     rc_tensor *t = rb_test(L, -1);
     if (!t) {
-      if (rb_is_tensor(L, -1)) rb_error(L, "%s: entry %d of %s is a closed tensor", fn, (int)i, what);
+      if (rb_is_tensor(L, -1))
+        rb_error(L, "%s: entry %d of %s is a closed tensor", fn, (int)i, what);
       rb_error(L, "%s: entry %d of %s must be a tensor, got %s", fn, (int)i, what,
                luaL_typename(L, -1));
     }

@@ -76,8 +76,7 @@ static const opt_field *find_field(rc_optim_kind kind, const char *name) {
   return NULL;
 }
 
-static void set_field(rc_optim_opts *o, const opt_field *f, lua_State *L, int idx,
-                      const char *fn) {
+static void set_field(rc_optim_opts *o, const opt_field *f, lua_State *L, int idx, const char *fn) {
   char *base = (char *)o;
   if (f->is_bool) {
     if (lua_type(L, idx) != LUA_TBOOLEAN)
@@ -92,8 +91,10 @@ static void set_field(rc_optim_opts *o, const opt_field *f, lua_State *L, int id
 
 static void push_field(lua_State *L, const rc_optim_opts *o, const opt_field *f) {
   const char *base = (const char *)o;
-  if (f->is_bool) lua_pushboolean(L, *(const int *)(base + f->off));
-  else lua_pushnumber(L, *(const double *)(base + f->off));
+  if (f->is_bool)
+    lua_pushboolean(L, *(const int *)(base + f->off));
+  else
+    lua_pushnumber(L, *(const double *)(base + f->off));
 }
 
 static int kind_of(const char *s) {
@@ -114,16 +115,17 @@ static void run_schedule(lua_State *L, int idx, rb_optim *u, const char *fn) {
   int isnum = lua_type(L, -1) == LUA_TNUMBER;
   double lr = lua_tonumber(L, -1);
   if (!isnum || !(lr >= 0) || isinf(lr))
-    rb_error(L, "%s: the learning-rate schedule returned %s for step %lld; it must return a "
-                "finite number >= 0",
-             fn, isnum ? lua_tostring(L, -1) : luaL_typename(L, -1),
-             (long long)(u->o->step + 1));
+    rb_error(L,
+             "%s: the learning-rate schedule returned %s for step %lld; it must return a "
+             "finite number >= 0",
+             fn, isnum ? lua_tostring(L, -1) : luaL_typename(L, -1), (long long)(u->o->step + 1));
   lua_pop(L, 1);
   u->o->o.lr = lr;
 }
 
 static void check_clip(lua_State *L, double v, const char *fn, const char *what) {
-  if (!(v >= 0) || isinf(v)) rb_error(L, "%s: %s must be a finite number >= 0, got %g", fn, what, v);
+  if (!(v >= 0) || isinf(v))
+    rb_error(L, "%s: %s must be a finite number >= 0, got %g", fn, what, v);
 }
 
 /* new(kind, params, opts) */
@@ -166,8 +168,10 @@ static int f_new(lua_State *L) {
         return rb_error(L, "%s: option %s must be a number, got %s", fn, k, luaL_typename(L, -1));
       double v = lua_tonumber(L, -1);
       check_clip(L, v, fn, k);
-      if (k[5] == 'n') clip_norm = v;
-      else clip_value = v;
+      if (k[5] == 'n')
+        clip_norm = v;
+      else
+        clip_value = v;
     } else if (f) {
       set_field(&o, f, L, lua_gettop(L), fn);
     } else {
@@ -175,8 +179,10 @@ static int f_new(lua_State *L) {
     }
     lua_settop(L, list_idx + 1); /* keep the key */
   }
-  if (has_schedule) o.lr = 0; /* set before every step */
-  else if (isnan(o.lr)) return rb_error(L, "%s: option lr is required", fn);
+  if (has_schedule)
+    o.lr = 0; /* set before every step */
+  else if (isnan(o.lr))
+    return rb_error(L, "%s: option lr is required", fn);
   rb_optim *u = lua_newuserdatauv(L, sizeof *u, 1);
   u->o = NULL;
   u->epoch = 0;
@@ -265,8 +271,10 @@ static int m_set(lua_State *L) {
       return rb_error(L, "set: option %s must be a number, got %s", k, luaL_typename(L, 3));
     double v = lua_tonumber(L, 3);
     check_clip(L, v, "set", k);
-    if (k[5] == 'n') u->clip_norm = v;
-    else u->clip_value = v;
+    if (k[5] == 'n')
+      u->clip_norm = v;
+    else
+      u->clip_value = v;
     return 0;
   }
   const opt_field *f = find_field(u->o->kind, k);

@@ -18,7 +18,7 @@
 /* Wider SIMD where the CPU has it: GCC builds an AVX-512, an AVX2 and a baseline version of
  * each hot kernel and picks one at load time. With -std=c11 GCC contracts nothing into FMA and
  * every operation here is correctly rounded IEEE, so all versions give identical bits. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) &&       \
     !defined(RECUR_NO_CLONES)
 #define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
@@ -71,7 +71,9 @@ static inline float tanh_approx(float x) {
   return a < 0.625f ? ps : pl;
 }
 
-static inline float sigmoid_approx(float x) { return 1.0f / (1.0f + exp_approx(-x)); }
+static inline float sigmoid_approx(float x) {
+  return 1.0f / (1.0f + exp_approx(-x));
+}
 
 CLONES void rc_exp_kernel(const float *x, float *y, int64_t n) {
   for (int64_t i = 0; i < n; i++) y[i] = exp_approx(x[i]);
@@ -90,7 +92,8 @@ CLONES void rc_relu_kernel(const float *x, float *y, int64_t n) {
 }
 
 /* g * f'(x) written in terms of the output y. */
-CLONES void rc_act_backward_kernel(rc_act act, const float *y, const float *g, float *out, int64_t n) {
+CLONES void rc_act_backward_kernel(rc_act act, const float *y, const float *g, float *out,
+                                   int64_t n) {
   switch (act) {
   case RC_ACT_TANH:
     for (int64_t i = 0; i < n; i++) out[i] = g[i] * (1.0f - y[i] * y[i]);
@@ -121,7 +124,7 @@ CLONES void rc_colsum_add(const float *g, int64_t rows, int64_t cols, float *out
 /* ---- optimizer updates: one call per parameter, all arrays of length n ---- */
 
 CLONES void rc_k_sgd(float *p, const float *g, float *buf, int64_t n, float lr, float momentum,
-              float keep, float wd, int nesterov, int first) {
+                     float keep, float wd, int nesterov, int first) {
   if (momentum == 0.0f) {
     if (wd == 0.0f) {
       for (int64_t i = 0; i < n; i++) p[i] -= lr * g[i];
@@ -145,7 +148,7 @@ CLONES void rc_k_sgd(float *p, const float *g, float *buf, int64_t n, float lr, 
 /* eps_in_sqrt = 0: p -= lr g / (sqrt(acc) + eps) (PyTorch); 1: p -= lr g / sqrt(acc + eps)
  * (TensorFlow, where eps = 0 and the accumulator starts at 0.1). */
 CLONES void rc_k_adagrad(float *p, const float *g, float *acc, int64_t n, float clr, float wd,
-                  float eps, int eps_in_sqrt) {
+                         float eps, int eps_in_sqrt) {
   if (eps_in_sqrt) {
     for (int64_t i = 0; i < n; i++) {
       float d = g[i] + wd * p[i];
@@ -164,40 +167,48 @@ CLONES void rc_k_adagrad(float *p, const float *g, float *acc, int64_t n, float 
 }
 
 /* one loop per combination of options, so that each one vectorizes */
-#define RMSPROP_LOOP(CENTERED, MOMENTUM, IN_SQRT)                                              \
-  for (int64_t i = 0; i < n; i++) {                                                            \
-    float d = g[i] + wd * p[i];                                                                \
-    float s = alpha * sq[i] + one_m * d * d;                                                   \
-    sq[i] = s;                                                                                 \
-    float v = s;                                                                               \
-    if (CENTERED) {                                                                            \
-      float ga = alpha * gavg[i] + one_m * d;                                                  \
-      gavg[i] = ga;                                                                            \
-      v = s - ga * ga;                                                                         \
-    }                                                                                          \
-    float den = IN_SQRT ? sqrtf(v + eps) : sqrtf(v) + eps;                                     \
-    if (MOMENTUM) {                                                                            \
-      float b = momentum * mom[i] + d / den;                                                   \
-      mom[i] = b;                                                                              \
-      p[i] -= lr * b;                                                                          \
-    } else {                                                                                   \
-      p[i] -= lr * d / den;                                                                    \
-    }                                                                                          \
+#define RMSPROP_LOOP(CENTERED, MOMENTUM, IN_SQRT)                                                  \
+  for (int64_t i = 0; i < n; i++) {                                                                \
+    float d = g[i] + wd * p[i];                                                                    \
+    float s = alpha * sq[i] + one_m * d * d;                                                       \
+    sq[i] = s;                                                                                     \
+    float v = s;                                                                                   \
+    if (CENTERED) {                                                                                \
+      float ga = alpha * gavg[i] + one_m * d;                                                      \
+      gavg[i] = ga;                                                                                \
+      v = s - ga * ga;                                                                             \
+    }                                                                                              \
+    float den = IN_SQRT ? sqrtf(v + eps) : sqrtf(v) + eps;                                         \
+    if (MOMENTUM) {                                                                                \
+      float b = momentum * mom[i] + d / den;                                                       \
+      mom[i] = b;                                                                                  \
+      p[i] -= lr * b;                                                                              \
+    } else {                                                                                       \
+      p[i] -= lr * d / den;                                                                        \
+    }                                                                                              \
   }
 
 CLONES void rc_k_rmsprop(float *p, const float *g, float *sq, float *mom, float *gavg, int64_t n,
-                  float lr, float alpha, float one_m, float eps, float wd, float momentum,
-                  int eps_in_sqrt) {
+                         float lr, float alpha, float one_m, float eps, float wd, float momentum,
+                         int eps_in_sqrt) {
   int variant = (gavg ? 4 : 0) | (mom ? 2 : 0) | (eps_in_sqrt ? 1 : 0);
   switch (variant) {
-  case 0: RMSPROP_LOOP(0, 0, 0) break;
-  case 1: RMSPROP_LOOP(0, 0, 1) break;
-  case 2: RMSPROP_LOOP(0, 1, 0) break;
-  case 3: RMSPROP_LOOP(0, 1, 1) break;
-  case 4: RMSPROP_LOOP(1, 0, 0) break;
-  case 5: RMSPROP_LOOP(1, 0, 1) break;
-  case 6: RMSPROP_LOOP(1, 1, 0) break;
-  default: RMSPROP_LOOP(1, 1, 1) break;
+  case 0:
+    RMSPROP_LOOP(0, 0, 0) break;
+  case 1:
+    RMSPROP_LOOP(0, 0, 1) break;
+  case 2:
+    RMSPROP_LOOP(0, 1, 0) break;
+  case 3:
+    RMSPROP_LOOP(0, 1, 1) break;
+  case 4:
+    RMSPROP_LOOP(1, 0, 0) break;
+  case 5:
+    RMSPROP_LOOP(1, 0, 1) break;
+  case 6:
+    RMSPROP_LOOP(1, 1, 0) break;
+  default:
+    RMSPROP_LOOP(1, 1, 1) break;
   }
 }
 #undef RMSPROP_LOOP

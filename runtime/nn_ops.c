@@ -93,9 +93,9 @@ rc_tensor *rc_linear(rc_tensor *x, rc_tensor *w, rc_tensor *b) {
                          rc_shape_str(x, s1, sizeof s1), rc_shape_str(w, s2, sizeof s2),
                          (long long)x->size[x->ndim - 1], (long long)in);
   if (b && (b->ndim != 1 || b->size[0] != out))
-    return rc_error_null(c, "linear: bias shape %s does not match weight shape %s (expected [%lld])",
-                         rc_shape_str(b, s3, sizeof s3), rc_shape_str(w, s2, sizeof s2),
-                         (long long)out);
+    return rc_error_null(
+        c, "linear: bias shape %s does not match weight shape %s (expected [%lld])",
+        rc_shape_str(b, s3, sizeof s3), rc_shape_str(w, s2, sizeof s2), (long long)out);
   int64_t rows = leading(x);
   if (rows > INT_MAX || in > INT_MAX || out > INT_MAX)
     return rc_error_null(c, "linear: input shape %s with weight %s is too large for BLAS",
@@ -120,9 +120,8 @@ rc_tensor *rc_linear(rc_tensor *x, rc_tensor *w, rc_tensor *b) {
   }
   if (rows > 0 && out > 0) {
     if (in > 0)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)rows, (blasint)out,
-                  (blasint)in, 1.0f, rc_data(x2), (blasint)in, rc_data(w2), (blasint)in, beta, yd,
-                  (blasint)out);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)rows, (blasint)out, (blasint)in,
+                  1.0f, rc_data(x2), (blasint)in, rc_data(w2), (blasint)in, beta, yd, (blasint)out);
     else if (!b)
       memset(yd, 0, (size_t)(rows * out) * sizeof(float));
   }
@@ -178,9 +177,12 @@ rc_tensor *rc_activation(rc_tensor *x, rc_act act) {
     return NULL;
   }
   int64_t n = rc_numel(x);
-  if (act == RC_ACT_TANH) rc_tanh_kernel(rc_data(xc), rc_data(y), n);
-  else if (act == RC_ACT_SIGMOID) rc_sigmoid_kernel(rc_data(xc), rc_data(y), n);
-  else rc_relu_kernel(rc_data(xc), rc_data(y), n);
+  if (act == RC_ACT_TANH)
+    rc_tanh_kernel(rc_data(xc), rc_data(y), n);
+  else if (act == RC_ACT_SIGMOID)
+    rc_sigmoid_kernel(rc_data(xc), rc_data(y), n);
+  else
+    rc_relu_kernel(rc_data(xc), rc_data(y), n);
   rc_release(xc);
   int err;
   rc_node *node = rc_record(c, act_node_name[act], act_backward, &x, 1, y, &err);
@@ -318,9 +320,9 @@ rc_tensor *rc_layer_norm(rc_tensor *x, rc_tensor *gamma, rc_tensor *beta, float 
   const char *aname[2] = {"weight", "bias"};
   for (int k = 0; k < 2; k++)
     if (aff[k] && (aff[k]->ndim != 1 || aff[k]->size[0] != D))
-      return rc_error_null(c, "layer_norm: %s shape %s does not match input shape %s (expected [%lld])",
-                           aname[k], rc_shape_str(aff[k], s1, sizeof s1),
-                           rc_shape_str(x, s2, sizeof s2), (long long)D);
+      return rc_error_null(
+          c, "layer_norm: %s shape %s does not match input shape %s (expected [%lld])", aname[k],
+          rc_shape_str(aff[k], s1, sizeof s1), rc_shape_str(x, s2, sizeof s2), (long long)D);
   if (!(eps >= 0.0f) || isinf(eps))
     return rc_error_null(c, "layer_norm: eps must be a finite number >= 0, got %g", (double)eps);
   int64_t R = leading(x);
@@ -487,8 +489,8 @@ rc_tensor *rc_cross_entropy(rc_tensor *input, rc_tensor *target, int64_t base, r
         rc_error(c,
                  "%s: target %g at position %lld is not a class index in [%lld, %lld] (the "
                  "input has %lld classes)",
-                 fn, (double)v, (long long)(r + base), (long long)base,
-                 (long long)(base + C - 1), (long long)C);
+                 fn, (double)v, (long long)(r + base), (long long)base, (long long)(base + C - 1),
+                 (long long)C);
         goto fail;
       }
     }

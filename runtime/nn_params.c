@@ -57,8 +57,8 @@ int rc_params_pack(rc_ctx *c, rc_tensor **p, int n, rc_tensor **flat, rc_tensor 
                       i + 1);
     for (int k = 0; k < i; k++)
       if (p[k] == t)
-        return rc_error(c, "pack_parameters: parameter %d appears twice (%d and %d)", i + 1,
-                        k + 1, i + 1);
+        return rc_error(c, "pack_parameters: parameter %d appears twice (%d and %d)", i + 1, k + 1,
+                        i + 1);
     total += rc_numel(t);
   }
   /* is the layout already right? The values: consecutive in one storage. The gradients: each
@@ -82,7 +82,8 @@ int rc_params_pack(rc_ctx *c, rc_tensor **p, int n, rc_tensor **flat, rc_tensor 
   off = 0;
   for (int i = 0; i < n && grad_ok; i++) {
     rc_tensor *g = p[i]->grad;
-    if (!g) missing++;
+    if (!g)
+      missing++;
     else if (!rc_is_contiguous(g) || !rc_same_shape(g, p[i]) || g->storage != gs ||
              g->offset != gbase + off)
       grad_ok = 0;
@@ -106,8 +107,10 @@ int rc_params_pack(rc_ctx *c, rc_tensor **p, int n, rc_tensor **flat, rc_tensor 
           s *= p[i]->size[d];
         }
         v[i] = rc_raw_view(holder, p[i]->ndim, p[i]->size, st, gbase + off);
-        if (!v[i]) fail = 1;
-        else v[i]->is_view = 0;
+        if (!v[i])
+          fail = 1;
+        else
+          v[i]->is_view = 0;
       }
       off += rc_numel(p[i]);
     }
@@ -295,14 +298,18 @@ double rc_grad_norm(rc_tensor **p, int n) {
 /* applies f to every element of g (strided or not) */
 static void each(rc_tensor *g, int scale_mode, float a, float b) {
   if (rc_is_contiguous(g)) {
-    if (scale_mode) rc_k_scale(rc_data(g), rc_numel(g), a);
-    else rc_k_clamp(rc_data(g), rc_numel(g), a, b);
+    if (scale_mode)
+      rc_k_scale(rc_data(g), rc_numel(g), a);
+    else
+      rc_k_clamp(rc_data(g), rc_numel(g), a, b);
   } else {
     int64_t idx[RC_MAX_DIM] = {0};
     for (int64_t e = 0, n = rc_numel(g); e < n; e++) {
       float *v = rc_ptr(g, idx);
-      if (scale_mode) *v *= a;
-      else *v = *v < a ? a : (*v > b ? b : *v);
+      if (scale_mode)
+        *v *= a;
+      else
+        *v = *v < a ? a : (*v > b ? b : *v);
       for (int d = g->ndim - 1; d >= 0; d--) {
         if (++idx[d] < g->size[d]) break;
         idx[d] = 0;
@@ -313,7 +320,7 @@ static void each(rc_tensor *g, int scale_mode, float a, float b) {
 }
 
 int rc_clip_grad_norm(rc_tensor **p, int n, double max_norm, double *norm) {
-  if (n > 0 && !(max_norm > 0) )
+  if (n > 0 && !(max_norm > 0))
     return rc_error(p[0]->ctx, "clip_grad_norm: max_norm must be > 0, got %g", max_norm);
   double t = rc_grad_norm(p, n);
   *norm = t;
@@ -325,7 +332,7 @@ int rc_clip_grad_norm(rc_tensor **p, int n, double max_norm, double *norm) {
 }
 
 int rc_clip_grad_value(rc_tensor **p, int n, double clip, double *norm) {
-  if (n > 0 && !(clip >= 0) )
+  if (n > 0 && !(clip >= 0))
     return rc_error(p[0]->ctx, "clip_grad_value: clip must be >= 0, got %g", clip);
   *norm = rc_grad_norm(p, n);
   for (int i = 0; i < n; i++)

@@ -56,8 +56,9 @@ int rc_optim_check(rc_ctx *c, const char *fn, rc_optim_kind kind, const rc_optim
   if (!(o->dampening >= 0 && o->dampening <= 1))
     return bad(c, fn, "dampening", o->dampening, "in [0, 1]");
   if (kind == RC_SGD && o->nesterov && (o->momentum <= 0 || o->dampening != 0))
-    return rc_error(c, "%s: nesterov needs momentum > 0 and dampening 0 (got momentum %g, "
-                       "dampening %g)",
+    return rc_error(c,
+                    "%s: nesterov needs momentum > 0 and dampening 0 (got momentum %g, "
+                    "dampening %g)",
                     fn, o->momentum, o->dampening);
   if (!(o->lr_decay >= 0) || isinf(o->lr_decay))
     return bad(c, fn, "lr_decay", o->lr_decay, "a finite number >= 0");
@@ -98,13 +99,15 @@ rc_optim *rc_optim_new(rc_ctx *c, rc_optim_kind kind, const rc_optim_opts *o, rc
   for (int i = 0; i < n; i++) {
     rc_tensor *p = params[i];
     if (p->grad_fn)
-      return rc_error_null(c, "%s: parameter %d is not a leaf (it was computed from other "
-                              "tensors); optimize the leaves it came from",
+      return rc_error_null(c,
+                           "%s: parameter %d is not a leaf (it was computed from other "
+                           "tensors); optimize the leaves it came from",
                            fn, i + 1);
     if (!rc_is_contiguous(p))
       return rc_error_null(c, "%s: parameter %d (shape %s) is not contiguous", fn, i + 1,
                            rc_shape_str(p, s, sizeof s));
-    if (p->ctx != c) return rc_error_null(c, "%s: parameter %d belongs to another runtime", fn, i + 1);
+    if (p->ctx != c)
+      return rc_error_null(c, "%s: parameter %d belongs to another runtime", fn, i + 1);
     for (int k = 0; k < i; k++)
       if (params[k] == p)
         return rc_error_null(c, "%s: parameter %d is the same tensor as parameter %d", fn, i + 1,
@@ -189,17 +192,16 @@ int rc_optim_step(rc_optim *opt) {
       break;
     }
     case RC_RMSPROP:
-      rc_k_rmsprop(pd, gd, s0, s1p, s2p, n, (float)o->lr, (float)o->alpha,
-                   (float)(1.0 - o->alpha), (float)o->eps, (float)o->weight_decay,
-                   (float)o->momentum, o->eps_in_sqrt);
+      rc_k_rmsprop(pd, gd, s0, s1p, s2p, n, (float)o->lr, (float)o->alpha, (float)(1.0 - o->alpha),
+                   (float)o->eps, (float)o->weight_decay, (float)o->momentum, o->eps_in_sqrt);
       break;
     case RC_ADAM:
     case RC_ADAMW: {
       double bc1 = 1.0 - pow(o->beta1, (double)t), bc2 = 1.0 - pow(o->beta2, (double)t);
       rc_k_adam(pd, gd, s0, s1p, n, (float)o->beta1, (float)(1.0 - o->beta1), (float)o->beta2,
                 (float)(1.0 - o->beta2), (float)o->eps, (float)o->weight_decay,
-                opt->kind == RC_ADAMW, (float)(1.0 - o->lr * o->weight_decay),
-                (float)(o->lr / bc1), (float)sqrt(bc2));
+                opt->kind == RC_ADAMW, (float)(1.0 - o->lr * o->weight_decay), (float)(o->lr / bc1),
+                (float)sqrt(bc2));
       break;
     }
     default:

@@ -26,14 +26,14 @@ extern const char *const rc_optim_name[RC_OPTIM_COUNT];
 
 typedef struct {
   double lr, weight_decay;
-  double momentum, dampening;             /* SGD, RMSProp (momentum) */
-  int nesterov;                           /* SGD */
-  double lr_decay, initial_accumulator;   /* Adagrad */
-  double alpha, initial_square_avg;       /* RMSProp */
-  int centered;                           /* RMSProp */
-  double beta1, beta2;                    /* Adam(W) */
-  double eps;                             /* Adagrad, RMSProp, Adam(W) */
-  int eps_in_sqrt;                        /* Adagrad, RMSProp: TensorFlow's placement */
+  double momentum, dampening;           /* SGD, RMSProp (momentum) */
+  int nesterov;                         /* SGD */
+  double lr_decay, initial_accumulator; /* Adagrad */
+  double alpha, initial_square_avg;     /* RMSProp */
+  int centered;                         /* RMSProp */
+  double beta1, beta2;                  /* Adam(W) */
+  double eps;                           /* Adagrad, RMSProp, Adam(W) */
+  int eps_in_sqrt;                      /* Adagrad, RMSProp: TensorFlow's placement */
 } rc_optim_opts;
 
 /* Up to three state tensors per parameter ("slots"), named per kind:
@@ -46,10 +46,10 @@ typedef struct rc_optim {
   rc_optim_kind kind;
   rc_optim_opts o;
   int n;
-  rc_tensor **params;                /* retained */
-  rc_tensor **slot[RC_OPTIM_SLOTS];  /* n each, NULL arrays for unused slots */
-  int64_t *steps;                    /* per parameter */
-  int64_t step;                      /* calls to rc_optim_step */
+  rc_tensor **params;               /* retained */
+  rc_tensor **slot[RC_OPTIM_SLOTS]; /* n each, NULL arrays for unused slots */
+  int64_t *steps;                   /* per parameter */
+  int64_t step;                     /* calls to rc_optim_step */
 } rc_optim;
 
 /* Defaults for a kind (PyTorch's): lr as given by the caller (no default). */

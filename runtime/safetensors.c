@@ -37,17 +37,24 @@ static void sb_add(sbuf *b, const char *s, size_t n) {
   b->p[b->n] = 0;
 }
 
-static void sb_str(sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
+static void sb_str(sbuf *b, const char *s) {
+  sb_add(b, s, strlen(s));
+}
 
 static void sb_json_string(sbuf *b, const char *s) {
   sb_add(b, "\"", 1);
   for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
     char esc[8];
-    if (*p == '"') sb_add(b, "\\\"", 2);
-    else if (*p == '\\') sb_add(b, "\\\\", 2);
-    else if (*p == '\n') sb_add(b, "\\n", 2);
-    else if (*p == '\t') sb_add(b, "\\t", 2);
-    else if (*p == '\r') sb_add(b, "\\r", 2);
+    if (*p == '"')
+      sb_add(b, "\\\"", 2);
+    else if (*p == '\\')
+      sb_add(b, "\\\\", 2);
+    else if (*p == '\n')
+      sb_add(b, "\\n", 2);
+    else if (*p == '\t')
+      sb_add(b, "\\t", 2);
+    else if (*p == '\r')
+      sb_add(b, "\\r", 2);
     else if (*p < 0x20) {
       snprintf(esc, sizeof esc, "\\u%04x", *p);
       sb_add(b, esc, 6);
@@ -69,10 +76,14 @@ static int utf8_valid(const unsigned char *s, size_t n) {
     }
     int len;
     unsigned cp;
-    if ((c & 0xE0) == 0xC0) len = 2, cp = c & 0x1F;
-    else if ((c & 0xF0) == 0xE0) len = 3, cp = c & 0x0F;
-    else if ((c & 0xF8) == 0xF0) len = 4, cp = c & 0x07;
-    else return 0;
+    if ((c & 0xE0) == 0xC0)
+      len = 2, cp = c & 0x1F;
+    else if ((c & 0xF0) == 0xE0)
+      len = 3, cp = c & 0x0F;
+    else if ((c & 0xF8) == 0xF0)
+      len = 4, cp = c & 0x07;
+    else
+      return 0;
     if (i + (size_t)len > n) return 0;
     for (int k = 1; k < len; k++) {
       if ((s[i + k] & 0xC0) != 0x80) return 0;
@@ -93,8 +104,8 @@ typedef struct {
   int size;
 } dtype_info;
 
-static const dtype_info DTYPES[] = {{"F32", 4}, {"F64", 8}, {"F16", 2}, {"BF16", 2},
-                                    {"I64", 8}, {"I32", 4}, {"I16", 2}, {"I8", 1},
+static const dtype_info DTYPES[] = {{"F32", 4}, {"F64", 8},  {"F16", 2}, {"BF16", 2},
+                                    {"I64", 8}, {"I32", 4},  {"I16", 2}, {"I8", 1},
                                     {"U8", 1},  {"BOOL", 1}, {NULL, 0}};
 
 static int dtype_index(const char *s) {
@@ -112,9 +123,12 @@ static uint64_t le(const unsigned char *p, int n) {
 static float half_to_float(uint16_t h) {
   int s = h >> 15, e = (h >> 10) & 0x1F, m = h & 0x3FF;
   float v;
-  if (e == 0) v = ldexpf((float)m, -24);
-  else if (e == 31) v = m ? NAN : INFINITY;
-  else v = ldexpf((float)(m | 0x400), e - 25);
+  if (e == 0)
+    v = ldexpf((float)m, -24);
+  else if (e == 31)
+    v = m ? NAN : INFINITY;
+  else
+    v = ldexpf((float)(m | 0x400), e - 25);
   return s ? -v : v;
 }
 
@@ -138,18 +152,32 @@ static void convert(int d, const unsigned char *src, float *out, int64_t n) {
       v = (float)x;
       break;
     }
-    case D_F16: v = half_to_float((uint16_t)u); break;
+    case D_F16:
+      v = half_to_float((uint16_t)u);
+      break;
     case D_BF16: {
       uint32_t w = (uint32_t)u << 16;
       memcpy(&v, &w, 4);
       break;
     }
-    case D_I64: v = (float)(int64_t)u; break;
-    case D_I32: v = (float)(int32_t)(uint32_t)u; break;
-    case D_I16: v = (float)(int16_t)(uint16_t)u; break;
-    case D_I8: v = (float)(int8_t)(uint8_t)u; break;
-    case D_BOOL: v = u ? 1.0f : 0.0f; break;
-    default: v = (float)u; break; /* U8 */
+    case D_I64:
+      v = (float)(int64_t)u;
+      break;
+    case D_I32:
+      v = (float)(int32_t)(uint32_t)u;
+      break;
+    case D_I16:
+      v = (float)(int16_t)(uint16_t)u;
+      break;
+    case D_I8:
+      v = (float)(int8_t)(uint8_t)u;
+      break;
+    case D_BOOL:
+      v = u ? 1.0f : 0.0f;
+      break;
+    default:
+      v = (float)u;
+      break; /* U8 */
     }
     out[i] = v;
   }
@@ -166,7 +194,7 @@ static int is_little_endian(void) {
 
 typedef struct {
   char *name;
-  int dtype;  /* index into DTYPES, or -1 before it is read */
+  int dtype; /* index into DTYPES, or -1 before it is read */
   char *dtype_name;
   int ndim;
   int64_t size[RC_MAX_DIM];
@@ -190,8 +218,8 @@ static int perr(parser *p, const char *what) {
 }
 
 static void ws(parser *p) {
-  while (p->i < p->n && (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n' ||
-                         p->s[p->i] == '\r'))
+  while (p->i < p->n &&
+         (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n' || p->s[p->i] == '\r'))
     p->i++;
 }
 
@@ -290,14 +318,30 @@ static char *parse_string(parser *p) {
     ch = p->s[p->i++];
     const char *map = NULL;
     switch (ch) {
-    case '"': map = "\""; break;
-    case '\\': map = "\\"; break;
-    case '/': map = "/"; break;
-    case 'b': map = "\b"; break;
-    case 'f': map = "\f"; break;
-    case 'n': map = "\n"; break;
-    case 'r': map = "\r"; break;
-    case 't': map = "\t"; break;
+    case '"':
+      map = "\"";
+      break;
+    case '\\':
+      map = "\\";
+      break;
+    case '/':
+      map = "/";
+      break;
+    case 'b':
+      map = "\b";
+      break;
+    case 'f':
+      map = "\f";
+      break;
+    case 'n':
+      map = "\n";
+      break;
+    case 'r':
+      map = "\r";
+      break;
+    case 't':
+      map = "\t";
+      break;
     case 'u': {
       unsigned cp;
       if (read_u4(p, &cp)) goto fail;
@@ -418,8 +462,8 @@ static int parse_entry(parser *p, entry *e) {
         }
       } else {
         char msg[200];
-        int dup = strcmp(k, "dtype") == 0 || strcmp(k, "shape") == 0 ||
-                  strcmp(k, "data_offsets") == 0;
+        int dup =
+            strcmp(k, "dtype") == 0 || strcmp(k, "shape") == 0 || strcmp(k, "data_offsets") == 0;
         snprintf(msg, sizeof msg, "%s field \"%.100s\" in the entry of \"%.60s\"",
                  dup ? "duplicate" : "unexpected", k, e->name);
         free(k);
@@ -436,7 +480,9 @@ static int parse_entry(parser *p, entry *e) {
   }
   if (!e->has_dtype || !e->has_shape || !e->has_offsets) {
     rc_error(p->c, "load: %s: the entry of tensor \"%.100s\" lacks %s", p->path, e->name,
-             !e->has_dtype ? "\"dtype\"" : !e->has_shape ? "\"shape\"" : "\"data_offsets\"");
+             !e->has_dtype   ? "\"dtype\""
+             : !e->has_shape ? "\"shape\""
+                             : "\"data_offsets\"");
     p->failed = 1;
     return -1;
   }
@@ -659,10 +705,11 @@ rc_st_file *rc_st_read(rc_ctx *c, const char *path) {
   for (int i = 0; i < h.n; i++) {
     entry *e = &h.e[i];
     if (e->dtype < 0) {
-      rc_error(c,
-               "load: %s: tensor \"%.100s\" has unknown dtype \"%.40s\" (recur reads F32, F64, F16, "
-               "BF16, I64, I32, I16, I8, U8 and BOOL)",
-               path, e->name, e->dtype_name);
+      rc_error(
+          c,
+          "load: %s: tensor \"%.100s\" has unknown dtype \"%.40s\" (recur reads F32, F64, F16, "
+          "BF16, I64, I32, I16, I8, U8 and BOOL)",
+          path, e->name, e->dtype_name);
       goto done;
     }
     if (rc_check_shape(c, "load", e->ndim, e->size)) goto done;
@@ -675,15 +722,17 @@ rc_st_file *rc_st_read(rc_ctx *c, const char *path) {
       goto done;
     }
     if (e->end > dsize) {
-      rc_error(c, "load: %s: data_offsets [%llu, %llu] of tensor \"%.100s\" are out of range: the "
-                  "data section has %llu bytes (a truncated file?)",
+      rc_error(c,
+               "load: %s: data_offsets [%llu, %llu] of tensor \"%.100s\" are out of range: the "
+               "data section has %llu bytes (a truncated file?)",
                path, (unsigned long long)e->begin, (unsigned long long)e->end, e->name,
                (unsigned long long)dsize);
       goto done;
     }
     if (e->end - e->begin != bytes) {
-      rc_error(c, "load: %s: tensor \"%.100s\" of dtype %s and %lld elements needs %llu bytes but "
-                  "its data_offsets [%llu, %llu] span %llu",
+      rc_error(c,
+               "load: %s: tensor \"%.100s\" of dtype %s and %lld elements needs %llu bytes but "
+               "its data_offsets [%llu, %llu] span %llu",
                path, e->name, DTYPES[e->dtype].name, (long long)numel, (unsigned long long)bytes,
                (unsigned long long)e->begin, (unsigned long long)e->end,
                (unsigned long long)(e->end - e->begin));
@@ -703,8 +752,7 @@ rc_st_file *rc_st_read(rc_ctx *c, const char *path) {
     entry *e = order[i];
     if (e->begin < pos) {
       rc_error(c, "load: %s: tensors \"%.100s\" and \"%.100s\" overlap (bytes %llu to %llu)", path,
-               order[i - 1]->name, e->name, (unsigned long long)e->begin,
-               (unsigned long long)pos);
+               order[i - 1]->name, e->name, (unsigned long long)e->begin, (unsigned long long)pos);
       goto done;
     }
     if (e->begin > pos) {
@@ -889,9 +937,12 @@ int rc_st_write(rc_ctx *c, const char *path, int n, const char *const *names, rc
   snprintf(tmp, plen + 16, "%s.tmp-XXXXXX", path);
   memcpy(dir, path, plen + 1);
   char *slash = strrchr(dir, '/');
-  if (slash == dir) dir[1] = 0;
-  else if (slash) *slash = 0;
-  else strcpy(dir, ".");
+  if (slash == dir)
+    dir[1] = 0;
+  else if (slash)
+    *slash = 0;
+  else
+    strcpy(dir, ".");
   int rc = -1;
   int fd = mkstemp(tmp);
   if (fd < 0) {

@@ -26,11 +26,11 @@
 
 typedef struct {
   int n;
-  char **names;         /* in the order of their data offsets */
-  char **dtypes;        /* as written in the file */
-  rc_tensor **tensors;  /* float32 */
+  char **names;        /* in the order of their data offsets */
+  char **dtypes;       /* as written in the file */
+  rc_tensor **tensors; /* float32 */
   int n_meta;
-  char **meta_keys;     /* in file order */
+  char **meta_keys; /* in file order */
   char **meta_values;
 } rc_st_file;
 

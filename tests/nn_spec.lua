@@ -516,4 +516,31 @@ describe("bad input", function()
     end
     assert.is_true(calls > 1000)
   end)
+
+  it("optimizer methods", function()
+    local p = recur.ones(3):requires_grad(true)
+    local calls = 0
+    for _, kind in ipairs { "SGD", "Adagrad", "RMSProp", "Adam", "AdamW" } do
+      local opt = recur.optim[kind]({ p }, { lr = 0.1 })
+      local methods = getmetatable(opt).__index
+      for name, f in pairs(methods) do
+        local vals = values()
+        for i = 1, #vals + 1 do
+          for j = 1, #vals + 1, 5 do
+            calls = calls + 1
+            local ok, e = pcall(f, opt, vals[i], vals[j])
+            if not ok then
+              assert(type(e) == "string" and (e:find("^[^\n]*: ") or e:find("bad argument")),
+                kind .. ":" .. name .. " raised an unhelpful error: " .. tostring(e))
+            end
+          end
+        end
+        -- and called on something that is not an optimizer
+        local ok, e = pcall(f, "x")
+        assert.is_false(ok)
+        assert.truthy(tostring(e):find("must be an optimizer", 1, true) or tostring(e):find("bad argument"), e)
+      end
+    end
+    assert.is_true(calls > 1000)
+  end)
 end)
