@@ -237,12 +237,28 @@ rc_tensor *rc_dropout(rc_tensor *x, float p) {
   float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
   const float *xd = rc_data(xc);
   float *yd = rc_data(y), *md = rc_data(m);
+  /* xoshiro256** inlined on a local copy of the state (the same stream as rc_rng_next, which
+   * as a call per element cost more than the rest of the layer) */
+  uint64_t s0 = c->rng.s[0], s1 = c->rng.s[1], s2 = c->rng.s[2], s3 = c->rng.s[3];
+  double threshold = (double)p * 16777216.0; /* u = k 2^-24 >= p  <=>  k >= p 2^24 */
   for (int64_t i = 0, n = rc_numel(x); i < n; i++) {
-    double u = (double)(rc_rng_next(&c->rng) >> 40) * 0x1.0p-24; /* [0, 1) on a 2^-24 grid */
-    float k = u >= (double)p ? scale : 0.0f;
+    uint64_t r = s1 * 5;
+    r = ((r << 7) | (r >> 57)) * 9;
+    uint64_t t = s1 << 17;
+    s2 ^= s0;
+    s3 ^= s1;
+    s1 ^= s2;
+    s0 ^= s3;
+    s2 ^= t;
+    s3 = (s3 << 45) | (s3 >> 19);
+    float k = (double)(r >> 40) >= threshold ? scale : 0.0f; /* [0, 1) on a 2^-24 grid */
     md[i] = k;
     yd[i] = xd[i] * k;
   }
+  c->rng.s[0] = s0;
+  c->rng.s[1] = s1;
+  c->rng.s[2] = s2;
+  c->rng.s[3] = s3;
   rc_release(xc);
   int err;
   rc_node *node = rc_record(c, "DropoutBackward", mul_saved_backward, &x, 1, y, &err);

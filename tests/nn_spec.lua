@@ -235,6 +235,13 @@ describe("layers", function()
     local a = F.dropout(recur.ones(8), 0.5):totable()
     recur.seed(5)
     assert.same(a, F.dropout(recur.ones(8), 0.5):totable())
+    -- element i is kept when the i-th uniform draw of recur.rand is >= p (one stream)
+    recur.seed(6)
+    local mask = F.dropout(recur.ones(500), 0.4):totable()
+    recur.seed(6)
+    local u = recur.rand(500):totable()
+    for i = 1, 500 do assert.equal(u[i] >= 0.4, mask[i] ~= 0) end
+    assert.same(recur.rand(3):totable(), (function() recur.seed(6) F.dropout(recur.ones(500), 0.4) return recur.rand(3):totable() end)())
   end)
 
   it("LayerNorm normalizes the last dimension with eps 1e-5, scale and shift", function()
