@@ -8,32 +8,10 @@ local dir = arg and arg[2] or "data/mnist"
 recur.threads(threads)
 recur.seed(1)
 
--- the images as a float tensor in [0, 1] and 1-based labels: recur.data when it is built in,
--- else the IDX files read through the safetensors reader (a U8 tensor over the bytes)
+-- the 55,000 training images as a float tensor in [0, 1] and 1-based labels
 local function load()
-  local ok, d = pcall(function() return recur.data end)
-  if ok and type(d) == "table" and d.mnist then
-    local s = d.mnist { dir = dir, split = "55k" }
-    return s.train.x, s.train.y
-  end
-  local function idx(path, hl, shape)
-    local f = assert(io.open(path, "rb"), path .. " is missing: run data/fetch mnist")
-    local s = f:read("a")
-    f:close()
-    local n = #s - hl
-    local h = string.format('{"x":{"dtype":"U8","shape":[%s],"data_offsets":[0,%d]}}', shape, n)
-    h = h .. string.rep(" ", (8 - #h % 8) % 8)
-    local tmp = os.tmpname()
-    local o = assert(io.open(tmp, "wb"))
-    o:write(string.pack("<I8", #h), h, s:sub(hl + 1))
-    o:close()
-    local t = recur.load(tmp).tensors.x
-    os.remove(tmp)
-    return t
-  end
-  local x = idx(dir .. "/train-images-idx3-ubyte", 16, "60000,784") / 255
-  local y = idx(dir .. "/train-labels-idx1-ubyte", 8, "60000") + 1
-  return x:narrow(1, 5001, 55000):contiguous(), y:narrow(1, 5001, 55000):contiguous()
+  local s = recur.data.mnist { dir = dir, split = "55k" }
+  return s.train.x, s.train.y
 end
 
 local X, Y = load()
