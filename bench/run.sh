@@ -19,6 +19,7 @@ else
   echo "pytorch: not installed (apt-get install python3-torch) - ratio skipped"
 fi
 if [ -f bench/matmul.sh ]; then sh bench/matmul.sh "$build"; fi
+if [ -f bench/nn.sh ]; then sh bench/nn.sh "$build"; fi
 for f in bench/*.lua; do
   case "$f" in bench/small_op.lua) continue ;; esac
   lua5.4 "$f"

@@ -63,6 +63,10 @@ void rb_set_tables(lua_State *L, int methods, int module);
 /* Creates the per-state runtime context (idempotent). */
 void rb_state_init(lua_State *L);
 
+/* A Lua list of tensors at idx as a C array in Lua-owned memory (pushed on the stack: an
+ * error later leaks nothing); messages name fn and what the list is (bindings/nn.c). */
+rc_tensor **rb_tensor_list(lua_State *L, int idx, int *n, const char *fn, const char *what);
+
 /* Every bindings file's entry point. */
 void rb_open_tensor(lua_State *L, int methods, int module);
 void rb_open_elementwise(lua_State *L, int methods, int module);
@@ -76,5 +80,8 @@ void rb_open_system(lua_State *L, int methods, int module);
 void rb_open_data(lua_State *L, int methods, int module);
 void rb_open_rnn(lua_State *L, int methods, int module);
 void rb_open_sample(lua_State *L, int methods, int module);
+void rb_open_nn(lua_State *L, int methods, int module);
+void rb_open_optim(lua_State *L, int methods, int module);
+void rb_open_checkpoint(lua_State *L, int methods, int module);
 
 #endif

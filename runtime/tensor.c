@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "autograd.h"
+#include "nn_internal.h"
 
 /* One block holds the storage header and the 64-byte-aligned data after it; a fresh tensor
  * (rc_empty) also puts its own header in front, so making a tensor costs one malloc (small
@@ -266,6 +267,11 @@ int rc_copy_into(rc_tensor *dst, rc_tensor *src) {
 }
 
 void rc_add_into(rc_tensor *dst, rc_tensor *src) {
+  /* the common case (gradient accumulation): one vectorized loop (nn_kernels.c) */
+  if (rc_is_contiguous(dst) && rc_is_contiguous(src) && rc_same_shape(dst, src)) {
+    rc_k_add(rc_data(dst), rc_data(src), rc_numel(dst));
+    return;
+  }
   int64_t sst[RC_MAX_DIM];
   rc_broadcast_strides(src, dst->ndim, dst->size, sst);
   pair_loop(dst->ndim, dst->size, dst->storage->data, dst->offset, dst->stride,

@@ -23,6 +23,7 @@ end
 local skip = {
   no_grad = false, enable_grad = false, Function = false, gradcheck = true,
   _function_call = true, threads = true, seed = false,
+  save = true, -- writes files; its argument errors are covered by checkpoint_spec
 }
 
 -- The message must name the function (or the op it forwards to, as view_as -> view): it

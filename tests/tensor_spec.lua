@@ -92,24 +92,29 @@ describe("printing", function()
 end)
 
 describe("lifetime", function()
+  -- the collector is stopped so that only the tensor under test changes live bytes
+  before_each(function() collectgarbage(); collectgarbage("stop") end)
+  after_each(function() collectgarbage("restart") end)
   it("close and free release storage once, and use after close is an error", function()
-    local before = recur.memory and recur.memory().live
+    local before = recur.memory().live
     local t = recur.zeros(1000)
+    assert.equal(before + 4000, recur.memory().live)
     t:close()
+    assert.equal(before, recur.memory().live)
     t:close() -- idempotent
     assert.is_true(t:is_closed())
     assert.truthy(err_of(function() return t + 1 end):find("closed tensor"))
     assert.truthy(err_of(t.size, t):find("closed tensor"))
     assert.equal("tensor(closed)", tostring(t))
-    if before then assert.equal(before, recur.memory().live) end
+    assert.equal(before, recur.memory().live)
   end)
   it("<close> variables free at scope end", function()
-    local m0 = recur.memory and recur.memory().live
+    local m0 = recur.memory().live
     do
       local t <close> = recur.zeros(4096)
-      assert.equal(4096, t:numel())
+      assert.equal(m0 + 4 * 4096, recur.memory().live)
     end
-    if m0 then assert.equal(m0, recur.memory().live) end
+    assert.equal(m0, recur.memory().live)
   end)
   it("views keep the storage alive after the base is closed", function()
     local base = recur.tensor{1, 2, 3}

@@ -1,0 +1,35 @@
+"""PyTorch's side of bench/nn/fcb_step.lua: the same step, the same way of timing.
+usage: /usr/bin/python3 bench/nn/fcb_step_torch.py [steps]
+Threads: torch.set_num_threads(1) always (intra-op threads only slow these small ops down);
+OPENBLAS_NUM_THREADS in the environment sets the BLAS threads (bench/nn.sh: 1 or 2)."""
+import sys
+import time
+
+import torch
+
+n = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
+torch.set_num_threads(1)
+torch.manual_seed(1)
+m = torch.nn.Sequential(torch.nn.Linear(784, 100), torch.nn.Tanh(), torch.nn.Linear(100, 100),
+                        torch.nn.Tanh(), torch.nn.Linear(100, 100), torch.nn.Tanh(),
+                        torch.nn.Linear(100, 10))
+opt = torch.optim.SGD(m.parameters(), lr=0.01)
+x = torch.rand(50, 784)
+y = torch.randint(0, 10, (50,))
+
+
+def step():
+    opt.zero_grad()
+    torch.nn.functional.cross_entropy(m(x), y, reduction="sum").backward()
+    opt.step()
+
+
+for _ in range(300):
+    step()
+best = float("inf")
+for _ in range(5):
+    t = time.perf_counter()
+    for _ in range(n):
+        step()
+    best = min(best, (time.perf_counter() - t) / n)
+print("pytorch %s fcb step: %.4f ms" % (torch.__version__, best * 1e3))

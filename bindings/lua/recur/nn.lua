@@ -1,0 +1,766 @@
+-- recur.nn: modules, initializers, losses and their functional forms.
+--
+-- Modules
+--   local Net = nn.Module:extend("Net")
+--   function Net:init(hidden)             -- the constructor: Net(hidden) calls it
+--     self.fc1 = nn.Linear(784, hidden)   -- assigning a module registers it (in this order)
+--     self.fc2 = nn.Linear(hidden, 10)
+--     self.scale = self:parameter("scale", {1}, nn.init.constant(1))
+--   end
+--   function Net:forward(x) return self.fc2(self.fc1(x):tanh()) * self.scale end
+--
+-- Parameters are ordered: a module's own parameters (in the order they were created), then its
+-- children's, depth first (PyTorch's order). Names are dotted paths: "fc1.weight"; children of
+-- a Sequential are numbered from 1 ("1.weight").
+--
+-- One flat buffer. Every parameter is created by Module:parameter as a tensor whose memory
+-- can move. The first time a module is asked for its parameters (parameters(),
+-- named_parameters(), flat_parameters(), zero_grad(), state_dict(), an optimizer built from
+-- it, recur.save) all of its parameters are packed, in order, into one flat value buffer, and
+-- their gradients into one flat gradient buffer (runtime/nn_params.c). The tensors keep their
+-- identity: references held anywhere (an optimizer, a list) stay valid, only the memory they
+-- point to moves. Composition keeps the property: when a packed module becomes part of a
+-- bigger one and the bigger one is asked, everything is packed again into the bigger module's
+-- buffers, and the smaller module's flat buffers are then slices of the bigger one's (nothing
+-- moves again while the order holds). So `local p, g = model:flat_parameters()` gives two
+-- 1-D tensors over every value and every gradient: one call clips, averages or all-reduces
+-- them all. backward() accumulates straight into the flat gradient buffer; zero_grad() fills
+-- it with zeros (it never drops the gradients, which would detach them from the buffer).
+-- Views of a parameter taken before it is packed keep pointing at the old memory: build the
+-- model (or call model:parameters()) before taking views of its parameters. Parameters tied
+-- between two modules (the same tensor in both) are kept once, in the first position; the
+-- second module then has no contiguous flat buffer of its own (flat_parameters() returns nil).
+--
+-- Layers: Linear, Embedding, Dropout, LayerNorm, Sequential, Tanh, Sigmoid, ReLU, Softmax,
+-- LogSoftmax, Identity; functional forms in nn.functional (also nn.F).
+-- Initializers: nn.init.glorot_uniform (the default for weights, as TensorFlow's
+-- get_variable), glorot_normal, truncated_normal{std=, mean=}, normal{std=, mean=},
+-- uniform{lo, hi}, constant(v), zeros, ones, orthogonal{gain=}. Biases start at zero.
+-- Losses: nn.cross_entropy, nll, mse, l1, binary_cross_entropy_with_logits.
+local recur = require "recur"
+local C = recur._nn
+
+local nn = {}
+
+local function fail(msg, level) error(msg, (level or 1) + 1) end
+
+local function is_module(v)
+  return type(v) == "table" and rawget(v, "_is_module") == true
+end
+nn.is_module = is_module
+
+local function shape_str(s)
+  local t = {}
+  for i, v in ipairs(s) do t[i] = tostring(v) end
+  return "[" .. table.concat(t, ", ") .. "]"
+end
+
+-- ---------------------------------------------------------------------------
+-- initializers: functions (t, fan_in, fan_out) that fill t in place (or return a tensor of
+-- t's shape, which is copied in). They run under no_grad.
+
+local init = {}
+nn.init = init
+
+-- fans of a weight in recur's layout ([out, in, ...] as PyTorch; 1-D: the size twice)
+function init.fans(shape)
+  if #shape == 0 then return 1, 1 end
+  if #shape == 1 then return shape[1], shape[1] end
+  local rf = 1
+  for i = 3, #shape do rf = rf * shape[i] end
+  return shape[2] * rf, shape[1] * rf
+end
+
+local function opt_number(o, k, default, who)
+  local v = o[k]
+  if v == nil then return default end
+  if type(v) ~= "number" then fail(who .. ": " .. k .. " must be a number, got " .. type(v), 3) end
+  return v
+end
+
+function init.glorot_uniform(o)
+  o = o or {}
+  local gain = opt_number(o, "gain", 1, "glorot_uniform")
+  return function(t, fan_in, fan_out)
+    local a = gain * math.sqrt(6 / (fan_in + fan_out))
+    return recur.uniform(t:size(), -a, a)
+  end
+end
+init.xavier_uniform = init.glorot_uniform
+
+function init.glorot_normal(o)
+  o = o or {}
+  local gain = opt_number(o, "gain", 1, "glorot_normal")
+  return function(t, fan_in, fan_out)
+    return recur.normal(t:size(), 0, gain * math.sqrt(2 / (fan_in + fan_out)))
+  end
+end
+
+-- TensorFlow's truncated normal: draws beyond 2 std are re-drawn
+function init.truncated_normal(o)
+  o = o or {}
+  local std = opt_number(o, "std", o[1] or 1, "truncated_normal")
+  local mean = opt_number(o, "mean", 0, "truncated_normal")
+  return function(t) return recur.truncated_normal(t:size(), mean, std) end
+end
+
+function init.normal(o)
+  o = o or {}
+  local std = opt_number(o, "std", o[1] or 1, "normal")
+  local mean = opt_number(o, "mean", 0, "normal")
+  return function(t) return recur.normal(t:size(), mean, std) end
+end
+
+function init.uniform(o, hi)
+  local lo
+  if type(o) == "number" then
+    lo = o
+  else
+    o = o or {}
+    lo = opt_number(o, "lo", o[1] or -0.05, "uniform")
+    hi = opt_number(o, "hi", o[2] or 0.05, "uniform")
+  end
+  if type(hi) ~= "number" or not (lo <= hi) then
+    fail("uniform: needs lo <= hi, got " .. tostring(lo) .. " and " .. tostring(hi), 2)
+  end
+  return function(t) return recur.uniform(t:size(), lo, hi) end
+end
+
+function init.constant(v)
+  if type(v) == "table" then v = v.value or v[1] end
+  if type(v) ~= "number" then fail("constant: the value must be a number, got " .. type(v), 2) end
+  return function(t) t:fill_(v) end
+end
+
+init.zeros = init.constant(0)
+init.ones = init.constant(1)
+
+function init.orthogonal(o)
+  o = o or {}
+  local gain = opt_number(o, "gain", 1, "orthogonal")
+  return function(t) C.orthogonal_(t, gain) end
+end
+
+-- An initializer argument: nil (default), a number (constant), a function, or a table from
+-- one of the constructors above.
+local function as_init(v, default, who)
+  if v == nil then return default end
+  if type(v) == "number" then return init.constant(v) end
+  if type(v) == "function" then return v end
+  fail(who .. ": an initializer must be a function (nn.init.*), a number or nil, got " .. type(v), 3)
+end
+nn._as_init = as_init
+
+-- ---------------------------------------------------------------------------
+-- Module
+
+local Module = { _class_name = "Module" }
+Module.__index = Module
+setmetatable(Module, { __call = function(c, ...) return c:new(...) end })
+nn.Module = Module
+
+local instance_meta = { "__call", "__tostring", "__newindex", "__len" }
+
+-- Creates a subclass; its instances are built by calling it: Class(...) runs Class.init.
+function Module:extend(name)
+  if type(name) ~= "string" then fail("Module:extend: the class needs a name (a string)", 2) end
+  local cls = { _class_name = name }
+  cls.__index = cls
+  for _, k in ipairs(instance_meta) do cls[k] = self[k] end
+  return setmetatable(cls, { __index = self, __call = function(c, ...) return c:new(...) end })
+end
+
+function Module:new(...)
+  local obj = {
+    _is_module = true,
+    _modules = {},    -- child names in order
+    _params = {},     -- own parameter names in order
+    _buffers = {},    -- own buffer names in order
+    training = true,
+  }
+  setmetatable(obj, self)
+  obj:init(...)
+  return obj
+end
+
+function Module:init() end
+
+function Module:forward()
+  fail(self._class_name .. ":forward is not implemented", 2)
+end
+
+-- calling a module runs forward (and the summary hook, when one is set)
+Module.__call = function(self, ...)
+  local hook = rawget(self, "_hook")
+  if not hook then return self:forward(...) end
+  local out = table.pack(self:forward(...))
+  hook(self, table.pack(...), out)
+  return table.unpack(out, 1, out.n)
+end
+
+-- assigning a module to a new field registers it as a child
+Module.__newindex = function(self, k, v)
+  if is_module(v) then
+    if type(k) ~= "string" and math.type(k) ~= "integer" then
+      fail("Module: a child module needs a string or integer name", 2)
+    end
+    local mods = rawget(self, "_modules")
+    mods[#mods + 1] = k
+  end
+  rawset(self, k, v)
+end
+
+Module.__len = function(self) return #rawget(self, "_modules") end
+
+function Module:__tostring()
+  local lines = {}
+  local function walk(m, name, depth)
+    local pad = string.rep("  ", depth)
+    lines[#lines + 1] = pad .. (name and (tostring(name) .. ": ") or "") .. m:extra_repr()
+    for _, n in ipairs(m._modules) do
+      local c = rawget(m, n)
+      if is_module(c) then walk(c, n, depth + 1) end
+    end
+  end
+  walk(self, nil, 0)
+  return table.concat(lines, "\n")
+end
+
+-- one line describing this module (layers override it)
+function Module:extra_repr() return self._class_name end
+
+-- Registers a child explicitly (what assignment does), returns it.
+function Module:add_module(name, m)
+  if not is_module(m) then fail("add_module: argument #2 must be a module, got " .. type(m), 2) end
+  if rawget(self, name) ~= nil then fail("add_module: '" .. tostring(name) .. "' is already taken", 2) end
+  self[name] = m
+  return m
+end
+
+-- Creates, initializes and registers a parameter. shape: a table of sizes (or a tensor whose
+-- values are copied in). initializer: see as_init; default glorot_uniform for 2-D and more,
+-- zeros for 1-D. opts.fan_in / opts.fan_out override the fans the initializer sees.
+function Module:parameter(name, shape, initializer, opts)
+  if type(name) ~= "string" or name == "" or name:find("%.") then
+    fail("parameter: the name must be a non-empty string without dots, got " .. tostring(name), 2)
+  end
+  if rawget(self, name) ~= nil then fail("parameter: '" .. name .. "' is already taken", 2) end
+  local src
+  if recur.is_tensor(shape) then
+    src = shape
+    shape = src:size()
+  elseif type(shape) ~= "table" then
+    fail("parameter: the shape of '" .. name .. "' must be a table of sizes or a tensor, got " .. type(shape), 2)
+  end
+  local p = C.param(shape)
+  local fi, fo = init.fans(shape)
+  if opts then fi, fo = opts.fan_in or fi, opts.fan_out or fo end
+  local fn
+  if not src then fn = as_init(initializer, #shape >= 2 and init.glorot_uniform() or init.zeros, "parameter") end
+  recur.no_grad(function()
+    if src then
+      p:copy_(src)
+    else
+      local v = fn(p, fi, fo)
+      if recur.is_tensor(v) then p:copy_(v) end
+    end
+  end)
+  local ps = rawget(self, "_params")
+  ps[#ps + 1] = name
+  rawset(self, name, p)
+  return p
+end
+
+-- Registers a tensor that is state but not trained (saved by state_dict).
+function Module:buffer(name, t)
+  if type(name) ~= "string" or name:find("%.") then fail("buffer: the name must be a string without dots", 2) end
+  if not recur.is_tensor(t) then fail("buffer: argument #2 must be a tensor, got " .. type(t), 2) end
+  local bs = rawget(self, "_buffers")
+  if rawget(self, name) == nil then bs[#bs + 1] = name end
+  rawset(self, name, t)
+  return t
+end
+
+-- children in order: list of {name, module}
+function Module:children()
+  local out = {}
+  for _, n in ipairs(self._modules) do
+    local c = rawget(self, n)
+    if is_module(c) then out[#out + 1] = { n, c } end
+  end
+  return out
+end
+
+-- every module depth first, this one included: list of {path, module}
+function Module:named_modules(prefix, out, seen)
+  out, seen = out or {}, seen or {}
+  if seen[self] then return out end
+  seen[self] = true
+  out[#out + 1] = { prefix or "", self }
+  for _, nc in ipairs(self:children()) do
+    local p = prefix and prefix ~= "" and (prefix .. "." .. tostring(nc[1])) or tostring(nc[1])
+    nc[2]:named_modules(p, out, seen)
+  end
+  return out
+end
+
+-- list of {name, tensor}, without packing; duplicates (tied parameters: a module used twice,
+-- or one tensor registered in two places) kept once, at their first position
+local function collect(self, what)
+  local out, seen = {}, {}
+  for _, pm in ipairs(self:named_modules()) do
+    local prefix, m = pm[1], pm[2]
+    for _, n in ipairs(rawget(m, what)) do
+      local t = rawget(m, n)
+      if t ~= nil and not seen[t] then
+        out[#out + 1] = { prefix == "" and n or (prefix .. "." .. n), t }
+        seen[t] = true
+      end
+    end
+  end
+  return out
+end
+
+-- Packs the parameters into one flat buffer (see the top of this file); returns flat values
+-- and flat gradients (nil, nil when tied parameters prevent a contiguous slice).
+function Module:flat_parameters()
+  local list = {}
+  for i, np in ipairs(collect(self, "_params")) do list[i] = np[2] end
+  return C.pack(list)
+end
+Module.flatten = Module.flat_parameters
+
+function Module:named_parameters()
+  local named = collect(self, "_params")
+  local list = {}
+  for i, np in ipairs(named) do list[i] = np[2] end
+  C.pack(list)
+  return named
+end
+
+function Module:parameters()
+  local out = {}
+  for i, np in ipairs(self:named_parameters()) do out[i] = np[2] end
+  return out
+end
+
+function Module:named_buffers() return collect(self, "_buffers") end
+
+function Module:num_parameters()
+  local n = 0
+  for _, np in ipairs(collect(self, "_params")) do n = n + np[2]:numel() end
+  return n
+end
+
+function Module:train(mode)
+  if mode == nil then mode = true end
+  for _, pm in ipairs(self:named_modules()) do rawset(pm[2], "training", mode and true or false) end
+  return self
+end
+
+function Module:eval() return self:train(false) end
+
+-- Zeros every gradient in place (in the flat gradient buffer: gradients are never dropped).
+function Module:zero_grad()
+  local flat, grad = self:flat_parameters()
+  if grad then
+    C.zero_(grad)
+  else
+    C.zero_grads(self:parameters())
+  end
+  return self
+end
+
+-- Parameters and buffers: list of {name, tensor} in order.
+function Module:named_state()
+  local out = self:named_parameters()
+  for _, nb in ipairs(self:named_buffers()) do out[#out + 1] = nb end
+  return out
+end
+
+-- name -> tensor (sharing memory with the module)
+function Module:state_dict()
+  local d = {}
+  for _, nt in ipairs(self:named_state()) do d[nt[1]] = nt[2] end
+  return d
+end
+
+-- Checks sd against the module: nil when it fits, else a message. strict: every name of the
+-- module must be in sd and nothing else.
+function Module:check_state_dict(sd, strict)
+  if type(sd) ~= "table" then return "load_state_dict: expected a table of tensors, got " .. type(sd) end
+  if strict == nil then strict = true end
+  local mine = {}
+  for _, nt in ipairs(self:named_state()) do
+    local name, t = nt[1], nt[2]
+    mine[name] = true
+    local v = sd[name]
+    if v == nil then
+      if strict then return "load_state_dict: missing '" .. name .. "' (shape " .. shape_str(t:size()) .. ")" end
+    elseif not recur.is_tensor(v) then
+      return "load_state_dict: '" .. name .. "' must be a tensor, got " .. type(v)
+    elseif shape_str(v:size()) ~= shape_str(t:size()) then
+      return "load_state_dict: '" .. name .. "' has shape " .. shape_str(v:size()) ..
+        " in the state but " .. shape_str(t:size()) .. " in the model"
+    end
+  end
+  if strict then
+    local extra = {}
+    for k in pairs(sd) do
+      if not mine[k] then extra[#extra + 1] = tostring(k) end
+    end
+    if #extra > 0 then
+      table.sort(extra)
+      return "load_state_dict: unexpected '" .. table.concat(extra, "', '") .. "'"
+    end
+  end
+  return nil
+end
+
+-- Copies the values in (validated first: on any error nothing changes).
+function Module:load_state_dict(sd, opts)
+  local strict = not (opts and opts.strict == false)
+  local err = self:check_state_dict(sd, strict)
+  if err then fail(err, 2) end
+  recur.no_grad(function()
+    for _, nt in ipairs(self:named_state()) do
+      local v = sd[nt[1]]
+      if v ~= nil and v ~= nt[2] then nt[2]:copy_(v) end
+    end
+  end)
+  return self
+end
+
+-- multiply-adds of one call (layers override); inputs/outputs as packed tables
+function Module:macs() return 0 end
+
+local function commas(n)
+  local s = string.format("%d", n)
+  local out = s:reverse():gsub("(%d%d%d)", "%1,"):reverse()
+  return (out:gsub("^,", ""))
+end
+
+local function shape_of(v)
+  if recur.is_tensor(v) then return shape_str(v:size()) end
+  if type(v) == "table" then
+    local parts = {}
+    for i, x in ipairs(v) do parts[i] = shape_of(x) end
+    return "{" .. table.concat(parts, ", ") .. "}"
+  end
+  return type(v)
+end
+
+-- Prints (and returns) every module with its output shape, its own parameter count and its
+-- multiply-adds per example, then the totals. input: a shape without the batch dimension
+-- ({784}), a tensor (its first dimension is the batch), or nil (no forward: shapes and
+-- multiply-adds are not shown). opts.print = false only returns the text.
+function Module:summary(input, opts)
+  opts = opts or {}
+  local rows, order = {}, {}
+  local mods = self:named_modules()
+  for _, pm in ipairs(mods) do
+    local m = pm[2]
+    local own = 0
+    for _, n in ipairs(m._params) do
+      local t = rawget(m, n)
+      if t then own = own + t:numel() end
+    end
+    rows[m] = { name = pm[1] == "" and "(model)" or pm[1], kind = m:extra_repr(), params = own, macs = nil, shape = nil, depth = select(2, pm[1]:gsub("%.", "")) + (pm[1] == "" and 0 or 1) }
+    order[#order + 1] = m
+  end
+  local batch = 1
+  if input ~= nil then
+    local x
+    if recur.is_tensor(input) then
+      x = input
+      batch = input:dim() > 0 and input:size(1) or 1
+    elseif type(input) == "table" then
+      local shp = { 1 }
+      for _, s in ipairs(input) do shp[#shp + 1] = s end
+      x = recur.zeros(shp)
+    else
+      fail("summary: input must be a shape table (without the batch dimension) or a tensor", 2)
+    end
+    for _, m in ipairs(order) do
+      rawset(m, "_hook", function(mod, ins, outs)
+        local r = rows[mod]
+        r.shape = outs.n == 1 and shape_of(outs[1]) or shape_of({ table.unpack(outs, 1, outs.n) })
+        r.macs = (r.macs or 0) + mod:macs(ins, outs)
+      end)
+    end
+    local was = self.training
+    self:eval()
+    local ok, err = pcall(recur.no_grad, function() return self(x) end)
+    self:train(was)
+    for _, m in ipairs(order) do rawset(m, "_hook", nil) end
+    if not ok then fail("summary: the forward pass failed: " .. tostring(err), 2) end
+  end
+  local lines = {}
+  local w1 = 28
+  for _, m in ipairs(order) do
+    local r = rows[m]
+    local label = string.rep("  ", r.depth) .. r.name .. " " .. r.kind
+    if #label > w1 then w1 = #label end
+  end
+  local fmt = "%-" .. w1 .. "s  %-18s %12s %14s"
+  lines[#lines + 1] = string.format(fmt, "layer", "output shape", "params", "mult-adds")
+  lines[#lines + 1] = string.rep("-", w1 + 48)
+  local tp, tm = 0, 0
+  for _, m in ipairs(order) do
+    local r = rows[m]
+    tp = tp + r.params
+    local macs = r.macs and math.floor(r.macs / batch + 0.5)
+    -- containers show the sum of their children; count only leaves in the total
+    if macs and #m._modules == 0 then tm = tm + macs end
+    lines[#lines + 1] = string.format(fmt, string.rep("  ", r.depth) .. r.name .. " " .. r.kind,
+      r.shape or (input and "-" or "?"), commas(r.params),
+      #m._modules > 0 and "" or (macs and commas(macs) or "?"))
+  end
+  lines[#lines + 1] = string.rep("-", w1 + 48)
+  local named = self:named_parameters()
+  lines[#lines + 1] = string.format("total parameters: %s in %d tensors (%s bytes of float32%s)",
+    commas(tp), #named, commas(tp * 4), select(1, self:flat_parameters()) and ", one flat buffer" or "")
+  if input ~= nil then
+    lines[#lines + 1] = "multiply-adds per example: " .. commas(tm) ..
+      " (matrix products; elementwise work not counted)"
+  end
+  local text = table.concat(lines, "\n")
+  if opts.print ~= false then print(text) end
+  return text
+end
+
+-- ---------------------------------------------------------------------------
+-- layers
+
+local function check_int(v, who, what)
+  local i = type(v) == "number" and math.tointeger(v)
+  if not i or i < 0 then fail(who .. ": " .. what .. " must be an integer >= 0, got " .. tostring(v), 3) end
+  return i
+end
+
+local function check_opts(o, who, allowed)
+  if o == nil then return {} end
+  if type(o) ~= "table" then fail(who .. ": options must be a table, got " .. type(o), 3) end
+  for k in pairs(o) do
+    if not allowed[k] then fail(who .. ": unknown option '" .. tostring(k) .. "'", 3) end
+  end
+  return o
+end
+
+-- Linear(in, out, {bias = true, weight_init = glorot_uniform, bias_init = zeros})
+-- y = x W^T + b, W: [out, in] (PyTorch's layout), x: [..., in]
+local Linear = Module:extend("Linear")
+nn.Linear = Linear
+function Linear:init(n_in, n_out, o)
+  o = check_opts(o, "Linear", { bias = true, weight_init = true, bias_init = true })
+  self.in_features = check_int(n_in, "Linear", "in")
+  self.out_features = check_int(n_out, "Linear", "out")
+  self:parameter("weight", { self.out_features, self.in_features }, as_init(o.weight_init, init.glorot_uniform(), "Linear"))
+  if o.bias ~= false then self:parameter("bias", { self.out_features }, as_init(o.bias_init, init.zeros, "Linear")) end
+end
+function Linear:forward(x) return C.linear(x, self.weight, rawget(self, "bias")) end
+function Linear:extra_repr()
+  return string.format("Linear(%d -> %d%s)", self.in_features, self.out_features, rawget(self, "bias") and "" or ", no bias")
+end
+function Linear:macs(ins)
+  local x = ins[1]
+  return recur.is_tensor(x) and (x:numel() // math.max(1, self.in_features)) * self.in_features * self.out_features or 0
+end
+
+-- Embedding(n, dim, {init = glorot_uniform}): rows of a [n, dim] table by 1-based index;
+-- indices of any shape S give [S..., dim].
+local Embedding = Module:extend("Embedding")
+nn.Embedding = Embedding
+function Embedding:init(n, dim, o)
+  o = check_opts(o, "Embedding", { init = true })
+  self.num_embeddings = check_int(n, "Embedding", "the number of embeddings")
+  self.embedding_dim = check_int(dim, "Embedding", "the dimension")
+  -- TensorFlow's fans for an embedding matrix [n, dim]
+  self:parameter("weight", { self.num_embeddings, self.embedding_dim }, as_init(o.init, init.glorot_uniform(), "Embedding"),
+    { fan_in = self.num_embeddings, fan_out = self.embedding_dim })
+end
+local function embedding(idx, weight)
+  if not recur.is_tensor(idx) then fail("embedding: the indices must be a tensor, got " .. type(idx), 3) end
+  local shp = idx:size()
+  local flat = idx:dim() == 1 and idx or idx:reshape(idx:numel())
+  local rows = weight:index_select(1, flat)
+  shp[#shp + 1] = weight:size(2)
+  return rows:reshape(shp)
+end
+function Embedding:forward(idx) return embedding(idx, self.weight) end
+function Embedding:extra_repr() return string.format("Embedding(%d, %d)", self.num_embeddings, self.embedding_dim) end
+
+-- Dropout(p): inverted dropout (kept values scaled by 1 / (1 - p)), only in training mode.
+local Dropout = Module:extend("Dropout")
+nn.Dropout = Dropout
+function Dropout:init(p)
+  p = p or 0.5
+  if type(p) ~= "number" or not (p >= 0 and p <= 1) then fail("Dropout: p must be in [0, 1], got " .. tostring(p), 3) end
+  self.p = p
+end
+function Dropout:forward(x)
+  if self.training and self.p > 0 then return C.dropout(x, self.p) end
+  return x
+end
+function Dropout:extra_repr() return string.format("Dropout(p = %g)", self.p) end
+
+-- LayerNorm(dim, {eps = 1e-5, affine = true, weight_init = ones, bias_init = zeros}): over the
+-- last dimension, learnable scale ("weight") and shift ("bias").
+local LayerNorm = Module:extend("LayerNorm")
+nn.LayerNorm = LayerNorm
+function LayerNorm:init(dim, o)
+  o = check_opts(o, "LayerNorm", { eps = true, affine = true, weight_init = true, bias_init = true })
+  self.dim = check_int(dim, "LayerNorm", "the dimension")
+  self.eps = o.eps or 1e-5
+  if type(self.eps) ~= "number" or not (self.eps >= 0) then fail("LayerNorm: eps must be a number >= 0", 3) end
+  if o.affine ~= false then
+    self:parameter("weight", { self.dim }, as_init(o.weight_init, init.ones, "LayerNorm"))
+    self:parameter("bias", { self.dim }, as_init(o.bias_init, init.zeros, "LayerNorm"))
+  end
+end
+function LayerNorm:forward(x) return C.layer_norm(x, rawget(self, "weight"), rawget(self, "bias"), self.eps) end
+function LayerNorm:extra_repr() return string.format("LayerNorm(%d, eps = %g)", self.dim, self.eps) end
+
+-- Sequential{m1, m2, ...}: children named 1, 2, ...; forward chains them.
+local Sequential = Module:extend("Sequential")
+nn.Sequential = Sequential
+function Sequential:init(list)
+  list = list or {}
+  if type(list) ~= "table" or is_module(list) then fail("Sequential: expects a list of modules, e.g. Sequential{m1, m2}", 3) end
+  for i, m in ipairs(list) do
+    if not is_module(m) then fail("Sequential: entry " .. i .. " is not a module (" .. type(m) .. ")", 3) end
+    self[i] = m
+  end
+  self:flat_parameters()
+end
+function Sequential:add(m)
+  if not is_module(m) then fail("Sequential:add: expects a module, got " .. type(m), 2) end
+  self[#self._modules + 1] = m
+  return self
+end
+function Sequential:forward(x)
+  for _, n in ipairs(self._modules) do x = rawget(self, n)(x) end
+  return x
+end
+
+local function simple(name, fwd)
+  local cls = Module:extend(name)
+  cls.forward = function(_, x) return fwd(x) end
+  nn[name] = cls
+  return cls
+end
+
+local F = {}
+nn.functional = F
+nn.F = F
+
+function F.tanh(x) return C.activation(x, "tanh") end
+function F.sigmoid(x) return C.activation(x, "sigmoid") end
+function F.relu(x) return C.activation(x, "relu") end
+function F.identity(x) return x end
+function F.softmax(x, dim) return x:softmax(dim or -1) end
+function F.log_softmax(x, dim) return x:log_softmax(dim or -1) end
+F.linear = C.linear
+-- dropout(x, p, training = true)
+function F.dropout(x, p, training)
+  if training == false or p == 0 then return x end
+  return C.dropout(x, p)
+end
+function F.layer_norm(x, weight, bias, eps) return C.layer_norm(x, weight, bias, eps or 1e-5) end
+F.embedding = function(idx, weight) return embedding(idx, weight) end
+
+simple("Tanh", F.tanh)
+simple("Sigmoid", F.sigmoid)
+simple("ReLU", F.relu)
+simple("Identity", F.identity)
+local Softmax = Module:extend("Softmax")
+nn.Softmax = Softmax
+function Softmax:init(dim) self.dim = dim or -1 end
+function Softmax:forward(x) return x:softmax(self.dim) end
+local LogSoftmax = Module:extend("LogSoftmax")
+nn.LogSoftmax = LogSoftmax
+function LogSoftmax:init(dim) self.dim = dim or -1 end
+function LogSoftmax:forward(x) return x:log_softmax(self.dim) end
+
+-- ---------------------------------------------------------------------------
+-- losses: loss(input, target, {reduction = "mean" | "sum" | "none", mask = tensor})
+-- "none" gives the per-element (per-example) losses, the mask zeroes positions and "mean"
+-- then divides by the mask's sum (how many positions count).
+
+local loss_opts = { reduction = true, mask = true }
+
+local function reduce(el, o, who)
+  local mask = o.mask
+  if mask ~= nil then
+    if not recur.is_tensor(mask) then fail(who .. ": mask must be a tensor, got " .. type(mask), 3) end
+    el = el * mask
+  end
+  local r = o.reduction or "mean"
+  if r == "none" then return el end
+  if r == "sum" then return el:sum() end
+  if r ~= "mean" then fail(who .. ': reduction must be "mean", "sum" or "none", got ' .. tostring(r), 3) end
+  if mask ~= nil then
+    -- each mask element stands for numel(el) / numel(mask) loss elements (broadcasting)
+    local denom = mask:sum():item() * (el:numel() / math.max(1, mask:numel()))
+    return el:sum() / denom
+  end
+  return el:mean()
+end
+
+local function check_pair(input, target, who)
+  if not recur.is_tensor(input) then fail(who .. ": input must be a tensor, got " .. type(input), 3) end
+  if not recur.is_tensor(target) then fail(who .. ": target must be a tensor, got " .. type(target), 3) end
+end
+
+-- Cross-entropy from logits [..., C] (classes on the last dimension) against 1-based class
+-- indices [...] or probabilities [..., C]; numerically stable (log-sum-exp), one fused op.
+function nn.cross_entropy(input, target, o)
+  o = check_opts(o, "cross_entropy", loss_opts)
+  return C.cross_entropy(input, target, o.mask, o.reduction, false)
+end
+
+-- Negative log-likelihood of log-probabilities [..., C] (e.g. log_softmax output).
+function nn.nll(input, target, o)
+  o = check_opts(o, "nll", loss_opts)
+  return C.cross_entropy(input, target, o.mask, o.reduction, true)
+end
+
+function nn.mse(input, target, o)
+  o = check_opts(o, "mse", loss_opts)
+  check_pair(input, target, "mse")
+  local d = input - target
+  return reduce(d * d, o, "mse")
+end
+
+function nn.l1(input, target, o)
+  o = check_opts(o, "l1", loss_opts)
+  check_pair(input, target, "l1")
+  return reduce((input - target):abs(), o, "l1")
+end
+
+-- -(y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))) = relu(x) - x y + log(1 + exp(-|x|))
+function nn.binary_cross_entropy_with_logits(input, target, o)
+  o = check_opts(o, "binary_cross_entropy_with_logits", loss_opts)
+  check_pair(input, target, "binary_cross_entropy_with_logits")
+  local el = input:relu() - input * target + (-input:abs()):softplus()
+  return reduce(el, o, "binary_cross_entropy_with_logits")
+end
+
+for _, k in ipairs { "cross_entropy", "nll", "mse", "l1", "binary_cross_entropy_with_logits" } do F[k] = nn[k] end
+
+-- ---------------------------------------------------------------------------
+-- gradient clipping over a module or a list of parameters; both return the global L2 norm
+-- of the gradients before clipping
+
+local function params_of(x, who)
+  if is_module(x) then return x:parameters() end
+  if type(x) == "table" then return x end
+  fail(who .. ": expects a module or a list of parameters, got " .. type(x), 3)
+end
+
+function nn.clip_grad_norm(x, max_norm) return C.clip_grad_norm(params_of(x, "clip_grad_norm"), max_norm) end
+function nn.clip_grad_value(x, clip) return C.clip_grad_value(params_of(x, "clip_grad_value"), clip) end
+function nn.grad_norm(x) return C.grad_norm(params_of(x, "grad_norm")) end
+nn._params_of = params_of
+
+return nn

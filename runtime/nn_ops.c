@@ -1,0 +1,596 @@
+/* Fused layer ops: linear, activations, dropout, layer norm, cross-entropy / nll. Each is one
+ * tape node with a hand-written backward (the Lua compositions of primitive ops give the same
+ * numbers; the specs check both against finite differences). */
+#include <cblas.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn.h"
+#include "nn_internal.h"
+
+const char *const rc_act_name[RC_ACT_COUNT] = {"identity", "tanh", "sigmoid", "relu"};
+
+/* A contiguous [rows, cols] view of t's elements (a copy when t is not contiguous). */
+static rc_tensor *as_matrix(rc_tensor *t, int64_t rows, int64_t cols) {
+  rc_tensor *c = rc_raw_contiguous(t);
+  if (!c) return NULL;
+  int64_t size[2] = {rows, cols}, stride[2] = {cols, 1};
+  rc_tensor *v = rc_raw_view(c, 2, size, stride, c->offset);
+  rc_release(c);
+  return v;
+}
+
+static int64_t leading(const rc_tensor *t) {
+  int64_t r = 1;
+  for (int i = 0; i + 1 < t->ndim; i++) r *= t->size[i];
+  return r;
+}
+
+/* ---- linear ---- */
+
+static int linear_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
+  rc_ctx *c = n->ctx;
+  rc_tensor *x = rc_node_saved(n, 0), *w = rc_node_saved(n, 1);
+  if (!x || !w) return -1;
+  int64_t rows = x->size[0], in = x->size[1], out = w->size[0];
+  rc_tensor *g = as_matrix(gout[0], rows, out);
+  if (!g) return -1;
+  const float *gd = rc_data(g);
+  int rc = -1;
+  if (n->next[0].fn) {
+    rc_tensor *gx = rc_empty(c, n->in_shape[0].ndim, n->in_shape[0].size);
+    if (!gx) goto done;
+    gin[0] = gx;
+    if (rows > 0 && in > 0) {
+      if (out > 0)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)rows, (blasint)in,
+                    (blasint)out, 1.0f, gd, (blasint)out, rc_data(w), (blasint)in, 0.0f,
+                    rc_data(gx), (blasint)in);
+      else
+        memset(rc_data(gx), 0, (size_t)(rows * in) * sizeof(float));
+    }
+  }
+  if (n->next[1].fn) {
+    rc_tensor *gw = rc_empty(c, 2, n->in_shape[1].size);
+    if (!gw) goto done;
+    gin[1] = gw;
+    if (out > 0 && in > 0) {
+      if (rows > 0)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)out, (blasint)in,
+                    (blasint)rows, 1.0f, gd, (blasint)out, rc_data(x), (blasint)in, 0.0f,
+                    rc_data(gw), (blasint)in);
+      else
+        memset(rc_data(gw), 0, (size_t)(out * in) * sizeof(float));
+    }
+  }
+  if (n->n_in == 3 && n->next[2].fn) {
+    rc_tensor *gb = rc_zeros(c, 1, &out);
+    if (!gb) goto done;
+    gin[2] = gb;
+    rc_colsum_add(gd, rows, out, rc_data(gb));
+  }
+  rc = 0;
+done:
+  rc_release(g);
+  return rc;
+}
+
+rc_tensor *rc_linear(rc_tensor *x, rc_tensor *w, rc_tensor *b) {
+  rc_ctx *c = x->ctx;
+  char s1[160], s2[160], s3[160];
+  if (w->ndim != 2)
+    return rc_error_null(c, "linear: weight must be 2-D [out, in], got shape %s",
+                         rc_shape_str(w, s1, sizeof s1));
+  if (x->ndim < 1)
+    return rc_error_null(c, "linear: input must have at least one dimension, got a 0-d tensor");
+  int64_t in = w->size[1], out = w->size[0];
+  if (x->size[x->ndim - 1] != in)
+    return rc_error_null(c,
+                         "linear: input shape %s does not match weight shape %s (%lld vs %lld "
+                         "input features)",
+                         rc_shape_str(x, s1, sizeof s1), rc_shape_str(w, s2, sizeof s2),
+                         (long long)x->size[x->ndim - 1], (long long)in);
+  if (b && (b->ndim != 1 || b->size[0] != out))
+    return rc_error_null(
+        c, "linear: bias shape %s does not match weight shape %s (expected [%lld])",
+        rc_shape_str(b, s3, sizeof s3), rc_shape_str(w, s2, sizeof s2), (long long)out);
+  int64_t rows = leading(x);
+  if (rows > INT_MAX || in > INT_MAX || out > INT_MAX)
+    return rc_error_null(c, "linear: input shape %s with weight %s is too large for BLAS",
+                         rc_shape_str(x, s1, sizeof s1), rc_shape_str(w, s2, sizeof s2));
+  int64_t osize[RC_MAX_DIM];
+  for (int i = 0; i + 1 < x->ndim; i++) osize[i] = x->size[i];
+  osize[x->ndim - 1] = out;
+  rc_tensor *x2 = as_matrix(x, rows, in);
+  rc_tensor *w2 = x2 ? as_matrix(w, out, in) : NULL;
+  rc_tensor *y = w2 ? rc_empty(c, x->ndim, osize) : NULL;
+  if (!y) {
+    rc_release(x2);
+    rc_release(w2);
+    return NULL;
+  }
+  float *yd = rc_data(y);
+  float beta = 0.0f;
+  if (b && rows > 0 && out > 0) {
+    rc_read_floats(b, yd);
+    for (int64_t r = 1; r < rows; r++) memcpy(yd + r * out, yd, (size_t)out * sizeof(float));
+    beta = 1.0f;
+  }
+  if (rows > 0 && out > 0) {
+    if (in > 0)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)rows, (blasint)out, (blasint)in,
+                  1.0f, rc_data(x2), (blasint)in, rc_data(w2), (blasint)in, beta, yd, (blasint)out);
+    else if (!b)
+      memset(yd, 0, (size_t)(rows * out) * sizeof(float));
+  }
+  rc_tensor *inputs[3] = {x, w, b};
+  int err;
+  rc_node *n = rc_record(c, "LinearBackward", linear_backward, inputs, b ? 3 : 2, y, &err);
+  if (err) {
+    rc_release(y);
+    y = NULL;
+  } else if (n) {
+    rc_node_save(n, 0, x2);
+    rc_node_save(n, 1, w2);
+  }
+  rc_release(x2);
+  rc_release(w2);
+  return y;
+}
+
+/* ---- activations ---- */
+
+static int act_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
+  rc_tensor *y = rc_node_saved(n, 0);
+  if (!y) return -1;
+  rc_tensor *g = rc_raw_contiguous(gout[0]);
+  if (!g) return -1;
+  rc_tensor *gx = rc_empty(n->ctx, n->in_shape[0].ndim, n->in_shape[0].size);
+  if (!gx) {
+    rc_release(g);
+    return -1;
+  }
+  rc_act_backward_kernel((rc_act)n->i[0], rc_data(y), rc_data(g), rc_data(gx), rc_numel(gx));
+  rc_release(g);
+  gin[0] = gx;
+  return 0;
+}
+
+static const char *const act_node_name[RC_ACT_COUNT] = {"IdentityBackward", "TanhBackward",
+                                                        "SigmoidBackward", "ReluBackward"};
+
+rc_tensor *rc_activation(rc_tensor *x, rc_act act) {
+  rc_ctx *c = x->ctx;
+  if ((int)act < 0 || act >= RC_ACT_COUNT)
+    return rc_error_null(c, "activation: unknown activation %d", (int)act);
+  if (act == RC_ACT_IDENTITY) {
+    rc_retain(x);
+    return x;
+  }
+  rc_tensor *xc = rc_raw_contiguous(x);
+  if (!xc) return NULL;
+  rc_tensor *y = rc_empty(c, x->ndim, x->size);
+  if (!y) {
+    rc_release(xc);
+    return NULL;
+  }
+  int64_t n = rc_numel(x);
+  if (act == RC_ACT_TANH)
+    rc_tanh_kernel(rc_data(xc), rc_data(y), n);
+  else if (act == RC_ACT_SIGMOID)
+    rc_sigmoid_kernel(rc_data(xc), rc_data(y), n);
+  else
+    rc_relu_kernel(rc_data(xc), rc_data(y), n);
+  rc_release(xc);
+  int err;
+  rc_node *node = rc_record(c, act_node_name[act], act_backward, &x, 1, y, &err);
+  if (err) {
+    rc_release(y);
+    return NULL;
+  }
+  if (node) {
+    node->i[0] = act;
+    rc_node_save(node, 0, y);
+  }
+  return y;
+}
+
+/* ---- dropout ---- */
+
+static int mul_saved_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
+  rc_tensor *m = rc_node_saved(n, 0);
+  if (!m) return -1;
+  rc_tensor *g = rc_raw_contiguous(gout[0]);
+  if (!g) return -1;
+  rc_tensor *gx = rc_empty(n->ctx, n->in_shape[0].ndim, n->in_shape[0].size);
+  if (!gx) {
+    rc_release(g);
+    return -1;
+  }
+  const float *gd = rc_data(g), *md = rc_data(m);
+  float *o = rc_data(gx);
+  for (int64_t i = 0, k = rc_numel(gx); i < k; i++) o[i] = gd[i] * md[i];
+  rc_release(g);
+  gin[0] = gx;
+  return 0;
+}
+
+rc_tensor *rc_dropout(rc_tensor *x, float p) {
+  rc_ctx *c = x->ctx;
+  if (!(p >= 0.0f && p <= 1.0f))
+    return rc_error_null(c, "dropout: p must be in [0, 1], got %g", (double)p);
+  if (p == 0.0f) {
+    rc_retain(x);
+    return x;
+  }
+  rc_tensor *xc = rc_raw_contiguous(x);
+  if (!xc) return NULL;
+  rc_tensor *y = rc_empty(c, x->ndim, x->size);
+  rc_tensor *m = y ? rc_empty(c, x->ndim, x->size) : NULL;
+  if (!m) {
+    rc_release(xc);
+    rc_release(y);
+    return NULL;
+  }
+  float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
+  const float *xd = rc_data(xc);
+  float *yd = rc_data(y), *md = rc_data(m);
+  /* xoshiro256** inlined on a local copy of the state (the same stream as rc_rng_next, which
+   * as a call per element cost more than the rest of the layer) */
+  uint64_t s0 = c->rng.s[0], s1 = c->rng.s[1], s2 = c->rng.s[2], s3 = c->rng.s[3];
+  double threshold = (double)p * 16777216.0; /* u = k 2^-24 >= p  <=>  k >= p 2^24 */
+  for (int64_t i = 0, n = rc_numel(x); i < n; i++) {
+    uint64_t r = s1 * 5;
+    r = ((r << 7) | (r >> 57)) * 9;
+    uint64_t t = s1 << 17;
+    s2 ^= s0;
+    s3 ^= s1;
+    s1 ^= s2;
+    s0 ^= s3;
+    s2 ^= t;
+    s3 = (s3 << 45) | (s3 >> 19);
+    float k = (double)(r >> 40) >= threshold ? scale : 0.0f; /* [0, 1) on a 2^-24 grid */
+    md[i] = k;
+    yd[i] = xd[i] * k;
+  }
+  c->rng.s[0] = s0;
+  c->rng.s[1] = s1;
+  c->rng.s[2] = s2;
+  c->rng.s[3] = s3;
+  rc_release(xc);
+  int err;
+  rc_node *node = rc_record(c, "DropoutBackward", mul_saved_backward, &x, 1, y, &err);
+  if (!err && node) rc_node_save(node, 0, m);
+  rc_release(m);
+  if (err) {
+    rc_release(y);
+    return NULL;
+  }
+  return y;
+}
+
+/* ---- layer norm ---- */
+
+static int layer_norm_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
+  rc_ctx *c = n->ctx;
+  rc_tensor *x = rc_node_saved(n, 0), *st = rc_node_saved(n, 2);
+  rc_tensor *gamma = n->saved[1] ? rc_node_saved(n, 1) : NULL;
+  if (!x || !st || (n->saved[1] && !gamma)) return -1;
+  int64_t R = x->size[0], D = x->size[1];
+  rc_tensor *g = as_matrix(gout[0], R, D);
+  if (!g) return -1;
+  rc_tensor *gx = NULL, *gg = NULL, *gb = NULL;
+  if (n->next[0].fn && !(gx = rc_empty(c, n->in_shape[0].ndim, n->in_shape[0].size))) goto fail;
+  if (n->next[1].fn && !(gg = rc_zeros(c, 1, &D))) goto fail;
+  if (n->next[2].fn && !(gb = rc_zeros(c, 1, &D))) goto fail;
+  const float *xd = rc_data(x), *sd = rc_data(st), *gd = rc_data(g);
+  const float *ga = gamma ? rc_data(gamma) : NULL;
+  for (int64_t r = 0; r < R; r++) {
+    const float *xr = xd + r * D, *grow = gd + r * D;
+    float mean = sd[2 * r], rstd = sd[2 * r + 1];
+    if (gx) {
+      double m1 = 0, m2 = 0;
+      for (int64_t j = 0; j < D; j++) {
+        double dy = (double)grow[j] * (ga ? ga[j] : 1.0f);
+        double xh = ((double)xr[j] - mean) * rstd;
+        m1 += dy;
+        m2 += dy * xh;
+      }
+      m1 /= (double)D;
+      m2 /= (double)D;
+      float *o = rc_data(gx) + r * D;
+      for (int64_t j = 0; j < D; j++) {
+        double dy = (double)grow[j] * (ga ? ga[j] : 1.0f);
+        double xh = ((double)xr[j] - mean) * rstd;
+        o[j] = (float)(rstd * (dy - m1 - xh * m2));
+      }
+    }
+    if (gg) {
+      float *o = rc_data(gg);
+      for (int64_t j = 0; j < D; j++) o[j] += grow[j] * ((xr[j] - mean) * rstd);
+    }
+    if (gb) rc_colsum_add(grow, 1, D, rc_data(gb));
+  }
+  rc_release(g);
+  gin[0] = gx;
+  gin[1] = gg;
+  gin[2] = gb;
+  return 0;
+fail:
+  rc_release(g);
+  rc_release(gx);
+  rc_release(gg);
+  rc_release(gb);
+  return -1;
+}
+
+rc_tensor *rc_layer_norm(rc_tensor *x, rc_tensor *gamma, rc_tensor *beta, float eps) {
+  rc_ctx *c = x->ctx;
+  char s1[160], s2[160];
+  if (x->ndim < 1)
+    return rc_error_null(c, "layer_norm: input must have at least one dimension, got a 0-d tensor");
+  int64_t D = x->size[x->ndim - 1];
+  rc_tensor *aff[2] = {gamma, beta};
+  const char *aname[2] = {"weight", "bias"};
+  for (int k = 0; k < 2; k++)
+    if (aff[k] && (aff[k]->ndim != 1 || aff[k]->size[0] != D))
+      return rc_error_null(
+          c, "layer_norm: %s shape %s does not match input shape %s (expected [%lld])", aname[k],
+          rc_shape_str(aff[k], s1, sizeof s1), rc_shape_str(x, s2, sizeof s2), (long long)D);
+  if (!(eps >= 0.0f) || isinf(eps))
+    return rc_error_null(c, "layer_norm: eps must be a finite number >= 0, got %g", (double)eps);
+  int64_t R = leading(x);
+  int64_t ssize[2] = {R, 2};
+  rc_tensor *x2 = as_matrix(x, R, D);
+  rc_tensor *gc = x2 && gamma ? rc_raw_contiguous(gamma) : NULL;
+  rc_tensor *bc = x2 && beta ? rc_raw_contiguous(beta) : NULL;
+  rc_tensor *st = x2 ? rc_empty(c, 2, ssize) : NULL;
+  rc_tensor *y = st ? rc_empty(c, x->ndim, x->size) : NULL;
+  if (!y || (gamma && !gc) || (beta && !bc)) {
+    rc_release(x2);
+    rc_release(gc);
+    rc_release(bc);
+    rc_release(st);
+    rc_release(y);
+    return NULL;
+  }
+  const float *xd = rc_data(x2), *gd = gc ? rc_data(gc) : NULL, *bd = bc ? rc_data(bc) : NULL;
+  float *yd = rc_data(y), *sd = rc_data(st);
+  for (int64_t r = 0; r < R; r++) {
+    const float *xr = xd + r * D;
+    double mean = 0, var = 0;
+    for (int64_t j = 0; j < D; j++) mean += xr[j];
+    mean = D ? mean / (double)D : 0.0;
+    for (int64_t j = 0; j < D; j++) var += ((double)xr[j] - mean) * ((double)xr[j] - mean);
+    var = D ? var / (double)D : 0.0;
+    float rstd = (float)(1.0 / sqrt(var + (double)eps));
+    float fm = (float)mean;
+    sd[2 * r] = fm;
+    sd[2 * r + 1] = rstd;
+    float *yr = yd + r * D;
+    for (int64_t j = 0; j < D; j++) {
+      float v = (xr[j] - fm) * rstd;
+      if (gd) v *= gd[j];
+      if (bd) v += bd[j];
+      yr[j] = v;
+    }
+  }
+  rc_tensor *inputs[3] = {x, gamma, beta};
+  int err;
+  rc_node *n = rc_record(c, "LayerNormBackward", layer_norm_backward, inputs, 3, y, &err);
+  if (err) {
+    rc_release(y);
+    y = NULL;
+  } else if (n) {
+    rc_node_save(n, 0, x2);
+    if (gc) rc_node_save(n, 1, gc);
+    rc_node_save(n, 2, st);
+  }
+  rc_release(x2);
+  rc_release(gc);
+  rc_release(bc);
+  rc_release(st);
+  return y;
+}
+
+/* ---- cross-entropy and nll ---- */
+
+/* saved: 0 input [R, C], 1 target ([R] or [R, C]), 2 weights [R] or none, 3 lse [R]
+ * i[0] reduction, i[1] soft, i[2] log_probs; d[0] the mean's denominator */
+static int xent_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
+  rc_ctx *c = n->ctx;
+  rc_tensor *x = rc_node_saved(n, 0), *t = rc_node_saved(n, 1), *lse = rc_node_saved(n, 3);
+  rc_tensor *w = n->saved[2] ? rc_node_saved(n, 2) : NULL;
+  if (!x || !t || !lse || (n->saved[2] && !w)) return -1;
+  int64_t R = x->size[0], C = x->size[1];
+  int red = (int)n->i[0], soft = (int)n->i[1], log_probs = (int)n->i[2];
+  rc_tensor *g = rc_raw_contiguous(gout[0]);
+  if (!g) return -1;
+  rc_tensor *gx = rc_empty(c, n->in_shape[0].ndim, n->in_shape[0].size);
+  if (!gx) {
+    rc_release(g);
+    return -1;
+  }
+  const float *xd = rc_data(x), *td = rc_data(t), *ld = rc_data(lse), *gd = rc_data(g);
+  const float *wd = w ? rc_data(w) : NULL;
+  float *o = rc_data(gx);
+  double denom = red == RC_REDUCE_MEAN ? n->d[0] : 1.0;
+  for (int64_t r = 0; r < R; r++) {
+    float *orow = o + r * C;
+    float wr = wd ? wd[r] : 1.0f;
+    if (wr == 0.0f) {
+      memset(orow, 0, (size_t)C * sizeof(float));
+      continue;
+    }
+    float s = (float)((double)(red == RC_REDUCE_NONE ? gd[r] : gd[0]) * wr / denom);
+    const float *xr = xd + r * C;
+    if (!log_probs) {
+      for (int64_t k = 0; k < C; k++) orow[k] = xr[k] - ld[r];
+      rc_exp_kernel(orow, orow, C);
+      if (soft) {
+        const float *tr = td + r * C;
+        double tsum = 0;
+        for (int64_t k = 0; k < C; k++) tsum += tr[k];
+        for (int64_t k = 0; k < C; k++) orow[k] = s * (orow[k] * (float)tsum - tr[k]);
+      } else {
+        int64_t k0 = (int64_t)td[r];
+        for (int64_t k = 0; k < C; k++) orow[k] *= s;
+        orow[k0] -= s;
+      }
+    } else if (soft) {
+      const float *tr = td + r * C;
+      for (int64_t k = 0; k < C; k++) orow[k] = -s * tr[k];
+    } else {
+      memset(orow, 0, (size_t)C * sizeof(float));
+      orow[(int64_t)td[r]] = -s;
+    }
+  }
+  rc_release(g);
+  gin[0] = gx;
+  return 0;
+}
+
+rc_tensor *rc_cross_entropy(rc_tensor *input, rc_tensor *target, int64_t base, rc_tensor *mask,
+                            rc_reduction reduction, int log_probs) {
+  rc_ctx *c = input->ctx;
+  const char *fn = log_probs ? "nll" : "cross_entropy";
+  char s1[160], s2[160], s3[160];
+  if (input->ndim < 1)
+    return rc_error_null(c, "%s: input must have a class dimension, got a 0-d tensor", fn);
+  int64_t C = input->size[input->ndim - 1];
+  if (C < 1)
+    return rc_error_null(c, "%s: input shape %s has no classes on its last dimension", fn,
+                         rc_shape_str(input, s1, sizeof s1));
+  if ((int)reduction < RC_REDUCE_NONE || reduction > RC_REDUCE_SUM)
+    return rc_error_null(c, "%s: unknown reduction %d", fn, (int)reduction);
+  rc_shape rows_shape;
+  memset(&rows_shape, 0, sizeof rows_shape);
+  rows_shape.ndim = input->ndim - 1;
+  for (int i = 0; i + 1 < input->ndim; i++) rows_shape.size[i] = input->size[i];
+  rc_shape ts = rc_shape_of(target), is = rc_shape_of(input);
+  int soft = rc_shape_eq(&ts, &is);
+  if (!soft && !rc_shape_eq(&ts, &rows_shape))
+    return rc_error_null(c,
+                         "%s: target shape %s does not match input shape %s (expected %s of "
+                         "class indices, or %s of probabilities)",
+                         fn, rc_shape_str(target, s1, sizeof s1),
+                         rc_shape_str(input, s2, sizeof s2),
+                         rc_shape_str2(&rows_shape, s3, sizeof s3), s2);
+  if (mask) {
+    rc_shape ms = rc_shape_of(mask);
+    if (!rc_shape_eq(&ms, &rows_shape))
+      return rc_error_null(c, "%s: mask shape %s does not match the target positions %s", fn,
+                           rc_shape_str(mask, s1, sizeof s1),
+                           rc_shape_str2(&rows_shape, s2, sizeof s2));
+  }
+  int64_t R = leading(input);
+  rc_tensor *x = as_matrix(input, R, C);
+  rc_tensor *t = x ? rc_raw_contiguous(target) : NULL;
+  rc_tensor *w = t && mask ? rc_raw_contiguous(mask) : NULL;
+  rc_tensor *lse = t && (!mask || w) ? rc_empty(c, 1, &R) : NULL;
+  rc_tensor *row = lse ? rc_empty(c, 1, &C) : NULL; /* scratch */
+  rc_tensor *loss = row ? rc_empty(c, 1, &R) : NULL;
+  rc_tensor *y = NULL;
+  if (!loss) goto fail;
+  const float *xd = rc_data(x), *td = rc_data(t), *wd = w ? rc_data(w) : NULL;
+  float *ld = rc_data(lse), *tmp = rc_data(row), *lossd = rc_data(loss);
+  /* validate every (unmasked) class index before computing anything */
+  if (!soft) {
+    for (int64_t r = 0; r < R; r++) {
+      if (wd && wd[r] == 0.0f) continue;
+      float v = td[r];
+      if (!(v == floorf(v)) || v < (float)base || v >= (float)(base + C)) {
+        rc_error(c,
+                 "%s: target %g at position %lld is not a class index in [%lld, %lld] (the "
+                 "input has %lld classes)",
+                 fn, (double)v, (long long)(r + base), (long long)base, (long long)(base + C - 1),
+                 (long long)C);
+        goto fail;
+      }
+    }
+  }
+  double total = 0, denom = 0;
+  for (int64_t r = 0; r < R; r++) {
+    const float *xr = xd + r * C;
+    float wr = wd ? wd[r] : 1.0f;
+    denom += wr;
+    float l = 0.0f;
+    if (!log_probs) {
+      float m = xr[0];
+      for (int64_t k = 1; k < C; k++) m = xr[k] > m ? xr[k] : m;
+      if (isinf(m)) m = 0.0f; /* all -inf (or an inf): let the arithmetic give inf/nan */
+      for (int64_t k = 0; k < C; k++) tmp[k] = xr[k] - m;
+      rc_exp_kernel(tmp, tmp, C);
+      double s = 0;
+      for (int64_t k = 0; k < C; k++) s += tmp[k];
+      ld[r] = m + (float)log(s);
+    } else {
+      ld[r] = 0.0f;
+    }
+    if (wr != 0.0f) {
+      if (soft) {
+        const float *tr = td + r * C;
+        double a = 0;
+        for (int64_t k = 0; k < C; k++)
+          if (tr[k] != 0.0f) a += (double)tr[k] * ((double)ld[r] - xr[k]);
+        l = (float)a;
+      } else {
+        l = ld[r] - xr[(int64_t)td[r] - base];
+      }
+      l *= wr;
+    }
+    lossd[r] = l;
+    total += l;
+  }
+  /* the backward reads 0-based indices: rebase in place (t is our own copy or the caller's
+   * contiguous tensor, so copy first when it is the caller's) */
+  if (!soft && base != 0) {
+    rc_tensor *t0 = rc_copy_contiguous(t);
+    if (!t0) goto fail;
+    rc_release(t);
+    t = t0;
+    float *d = rc_data(t);
+    for (int64_t r = 0; r < R; r++) d[r] = (wd && wd[r] == 0.0f) ? 0.0f : d[r] - (float)base;
+  }
+  if (reduction == RC_REDUCE_NONE) {
+    y = rc_empty(c, rows_shape.ndim, rows_shape.size);
+    if (!y) goto fail;
+    memcpy(rc_data(y), lossd, (size_t)R * sizeof(float));
+  } else {
+    double v = reduction == RC_REDUCE_SUM ? total : total / (mask ? denom : (double)R);
+    y = rc_scalar(c, (float)v);
+    if (!y) goto fail;
+  }
+  int err;
+  rc_node *n = rc_record(c, log_probs ? "NllBackward" : "CrossEntropyBackward", xent_backward,
+                         &input, 1, y, &err);
+  if (err) goto fail;
+  if (n) {
+    rc_node_save(n, 0, x);
+    rc_node_save(n, 1, t);
+    if (w) rc_node_save(n, 2, w);
+    rc_node_save(n, 3, lse);
+    n->i[0] = reduction;
+    n->i[1] = soft;
+    n->i[2] = log_probs;
+    n->d[0] = mask ? denom : (double)R;
+  }
+  rc_release(x);
+  rc_release(t);
+  rc_release(w);
+  rc_release(lse);
+  rc_release(row);
+  rc_release(loss);
+  return y;
+fail:
+  rc_release(x);
+  rc_release(t);
+  rc_release(w);
+  rc_release(lse);
+  rc_release(row);
+  rc_release(loss);
+  rc_release(y);
+  return NULL;
+}

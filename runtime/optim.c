@@ -1,0 +1,216 @@
+/* Optimizers (formulas in optim.h). The arithmetic lives in nn_kernels.c, one vectorized loop
+ * per parameter. */
+#include "optim.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "autograd.h"
+#include "nn_internal.h"
+
+const char *const rc_optim_name[RC_OPTIM_COUNT] = {"SGD", "Adagrad", "RMSProp", "Adam", "AdamW"};
+
+void rc_optim_defaults(rc_optim_kind kind, rc_optim_opts *o) {
+  memset(o, 0, sizeof *o);
+  o->lr = NAN;
+  o->alpha = 0.99;
+  o->beta1 = 0.9;
+  o->beta2 = 0.999;
+  o->eps = kind == RC_ADAGRAD ? 1e-10 : 1e-8;
+  o->weight_decay = kind == RC_ADAMW ? 1e-2 : 0.0;
+}
+
+static const char *const slot_names[RC_OPTIM_COUNT][RC_OPTIM_SLOTS] = {
+    {"momentum_buffer", NULL, NULL},
+    {"sum", NULL, NULL},
+    {"square_avg", "momentum_buffer", "grad_avg"},
+    {"exp_avg", "exp_avg_sq", NULL},
+    {"exp_avg", "exp_avg_sq", NULL}};
+
+static int slot_used(rc_optim_kind kind, const rc_optim_opts *o, int k) {
+  if (!slot_names[kind][k]) return 0;
+  if (kind == RC_SGD) return o->momentum != 0.0;
+  if (kind == RC_RMSPROP && k == 1) return o->momentum != 0.0;
+  if (kind == RC_RMSPROP && k == 2) return o->centered;
+  return 1;
+}
+
+const char *rc_optim_slot_name(const rc_optim *opt, int k) {
+  if (k < 0 || k >= RC_OPTIM_SLOTS || !opt->slot[k]) return NULL;
+  return slot_names[opt->kind][k];
+}
+
+static int bad(rc_ctx *c, const char *fn, const char *what, double v, const char *need) {
+  return rc_error(c, "%s: %s must be %s, got %g", fn, what, need, v);
+}
+
+int rc_optim_check(rc_ctx *c, const char *fn, rc_optim_kind kind, const rc_optim_opts *o) {
+  if ((int)kind < 0 || kind >= RC_OPTIM_COUNT) return rc_error(c, "%s: unknown optimizer", fn);
+  if (!(o->lr >= 0) || isinf(o->lr)) return bad(c, fn, "lr", o->lr, "a finite number >= 0");
+  if (!(o->weight_decay >= 0) || isinf(o->weight_decay))
+    return bad(c, fn, "weight_decay", o->weight_decay, "a finite number >= 0");
+  if (!(o->eps >= 0) || isinf(o->eps)) return bad(c, fn, "eps", o->eps, "a finite number >= 0");
+  if (!(o->momentum >= 0) || isinf(o->momentum))
+    return bad(c, fn, "momentum", o->momentum, "a finite number >= 0");
+  if (!(o->dampening >= 0 && o->dampening <= 1))
+    return bad(c, fn, "dampening", o->dampening, "in [0, 1]");
+  if (kind == RC_SGD && o->nesterov && (o->momentum <= 0 || o->dampening != 0))
+    return rc_error(c,
+                    "%s: nesterov needs momentum > 0 and dampening 0 (got momentum %g, "
+                    "dampening %g)",
+                    fn, o->momentum, o->dampening);
+  if (!(o->lr_decay >= 0) || isinf(o->lr_decay))
+    return bad(c, fn, "lr_decay", o->lr_decay, "a finite number >= 0");
+  if (!(o->initial_accumulator >= 0) || isinf(o->initial_accumulator))
+    return bad(c, fn, "initial_accumulator", o->initial_accumulator, "a finite number >= 0");
+  if (!(o->initial_square_avg >= 0) || isinf(o->initial_square_avg))
+    return bad(c, fn, "initial_square_avg", o->initial_square_avg, "a finite number >= 0");
+  if (!(o->alpha >= 0 && o->alpha <= 1)) return bad(c, fn, "alpha", o->alpha, "in [0, 1]");
+  if (!(o->beta1 >= 0 && o->beta1 < 1)) return bad(c, fn, "beta1", o->beta1, "in [0, 1)");
+  if (!(o->beta2 >= 0 && o->beta2 < 1)) return bad(c, fn, "beta2", o->beta2, "in [0, 1)");
+  if ((kind == RC_ADAGRAD || kind == RC_RMSPROP || kind == RC_ADAM || kind == RC_ADAMW) &&
+      o->eps == 0 && !(kind == RC_ADAGRAD && o->initial_accumulator > 0) &&
+      !(kind == RC_RMSPROP && o->initial_square_avg > 0))
+    return rc_error(c, "%s: eps must be > 0 (a zero gradient would divide 0 by 0)", fn);
+  return 0;
+}
+
+void rc_optim_free(rc_optim *opt) {
+  if (!opt) return;
+  for (int i = 0; i < opt->n; i++) {
+    rc_release(opt->params ? opt->params[i] : NULL);
+    for (int k = 0; k < RC_OPTIM_SLOTS; k++)
+      if (opt->slot[k]) rc_release(opt->slot[k][i]);
+  }
+  for (int k = 0; k < RC_OPTIM_SLOTS; k++) free(opt->slot[k]);
+  free(opt->params);
+  free(opt->steps);
+  rc_ctx_release(opt->ctx);
+  free(opt);
+}
+
+rc_optim *rc_optim_new(rc_ctx *c, rc_optim_kind kind, const rc_optim_opts *o, rc_tensor **params,
+                       int n) {
+  const char *fn = (int)kind >= 0 && kind < RC_OPTIM_COUNT ? rc_optim_name[kind] : "optim";
+  if (rc_optim_check(c, fn, kind, o)) return NULL;
+  if (n < 0) return rc_error_null(c, "%s: negative parameter count", fn);
+  char s[160];
+  for (int i = 0; i < n; i++) {
+    rc_tensor *p = params[i];
+    if (p->grad_fn)
+      return rc_error_null(c,
+                           "%s: parameter %d is not a leaf (it was computed from other "
+                           "tensors); optimize the leaves it came from",
+                           fn, i + 1);
+    if (!rc_is_contiguous(p))
+      return rc_error_null(c, "%s: parameter %d (shape %s) is not contiguous", fn, i + 1,
+                           rc_shape_str(p, s, sizeof s));
+    if (p->ctx != c)
+      return rc_error_null(c, "%s: parameter %d belongs to another runtime", fn, i + 1);
+    for (int k = 0; k < i; k++)
+      if (params[k] == p)
+        return rc_error_null(c, "%s: parameter %d is the same tensor as parameter %d", fn, i + 1,
+                             k + 1);
+  }
+  rc_optim *opt = calloc(1, sizeof *opt);
+  if (!opt) return rc_error_null(c, "%s: out of memory", fn);
+  opt->ctx = c;
+  rc_ctx_retain(c);
+  opt->kind = kind;
+  opt->o = *o;
+  opt->n = n;
+  size_t cnt = (size_t)(n ? n : 1);
+  opt->params = calloc(cnt, sizeof *opt->params);
+  opt->steps = calloc(cnt, sizeof *opt->steps);
+  if (!opt->params || !opt->steps) goto oom;
+  for (int k = 0; k < RC_OPTIM_SLOTS; k++) {
+    if (!slot_used(kind, o, k)) continue;
+    opt->slot[k] = calloc(cnt, sizeof(rc_tensor *));
+    if (!opt->slot[k]) goto oom;
+  }
+  for (int i = 0; i < n; i++) {
+    rc_tensor *p = params[i];
+    rc_retain(p);
+    opt->params[i] = p;
+    for (int k = 0; k < RC_OPTIM_SLOTS; k++) {
+      if (!opt->slot[k]) continue;
+      float init = 0.0f;
+      if (kind == RC_ADAGRAD && k == 0) init = (float)o->initial_accumulator;
+      if (kind == RC_RMSPROP && k == 0) init = (float)o->initial_square_avg;
+      opt->slot[k][i] = rc_full(c, p->ndim, p->size, init);
+      if (!opt->slot[k][i]) {
+        rc_optim_free(opt);
+        return NULL; /* message from rc_full */
+      }
+    }
+  }
+  return opt;
+oom:
+  rc_optim_free(opt);
+  return rc_error_null(c, "%s: out of memory", fn);
+}
+
+int rc_optim_step(rc_optim *opt) {
+  rc_ctx *c = opt->ctx;
+  const rc_optim_opts *o = &opt->o;
+  const char *fn = rc_optim_name[opt->kind];
+  char s1[160], s2[160];
+  /* validate everything first: no parameter is updated when one of them is wrong */
+  if (rc_optim_check(c, fn, opt->kind, o)) return -1;
+  for (int i = 0; i < opt->n; i++) {
+    rc_tensor *p = opt->params[i], *g = p->grad;
+    if (!rc_is_contiguous(p))
+      return rc_error(c, "%s: parameter %d (shape %s) is no longer contiguous", fn, i + 1,
+                      rc_shape_str(p, s1, sizeof s1));
+    if (g && !rc_same_shape(g, p))
+      return rc_error(c, "%s: the gradient of parameter %d has shape %s, the parameter %s", fn,
+                      i + 1, rc_shape_str(g, s1, sizeof s1), rc_shape_str(p, s2, sizeof s2));
+  }
+  opt->step++;
+  for (int i = 0; i < opt->n; i++) {
+    rc_tensor *p = opt->params[i];
+    if (!p->grad) continue;
+    rc_tensor *gc = rc_raw_contiguous(p->grad);
+    if (!gc) return -1;
+    int64_t t = ++opt->steps[i];
+    int64_t n = rc_numel(p);
+    float *pd = rc_data(p);
+    const float *gd = rc_data(gc);
+    float *s0 = opt->slot[0] ? rc_data(opt->slot[0][i]) : NULL;
+    float *s1p = opt->slot[1] ? rc_data(opt->slot[1][i]) : NULL;
+    float *s2p = opt->slot[2] ? rc_data(opt->slot[2][i]) : NULL;
+    switch (opt->kind) {
+    case RC_SGD:
+      rc_k_sgd(pd, gd, s0, n, (float)o->lr, (float)o->momentum, (float)(1.0 - o->dampening),
+               (float)o->weight_decay, o->nesterov, t == 1);
+      break;
+    case RC_ADAGRAD: {
+      double clr = o->lr / (1.0 + (double)(t - 1) * o->lr_decay);
+      rc_k_adagrad(pd, gd, s0, n, (float)clr, (float)o->weight_decay, (float)o->eps,
+                   o->eps_in_sqrt);
+      break;
+    }
+    case RC_RMSPROP:
+      rc_k_rmsprop(pd, gd, s0, s1p, s2p, n, (float)o->lr, (float)o->alpha, (float)(1.0 - o->alpha),
+                   (float)o->eps, (float)o->weight_decay, (float)o->momentum, o->eps_in_sqrt);
+      break;
+    case RC_ADAM:
+    case RC_ADAMW: {
+      double bc1 = 1.0 - pow(o->beta1, (double)t), bc2 = 1.0 - pow(o->beta2, (double)t);
+      rc_k_adam(pd, gd, s0, s1p, n, (float)o->beta1, (float)(1.0 - o->beta1), (float)o->beta2,
+                (float)(1.0 - o->beta2), (float)o->eps, (float)o->weight_decay,
+                opt->kind == RC_ADAMW, (float)(1.0 - o->lr * o->weight_decay), (float)(o->lr / bc1),
+                (float)sqrt(bc2));
+      break;
+    }
+    default:
+      break;
+    }
+    rc_release(gc);
+    rc_bump_version(p);
+    for (int k = 0; k < RC_OPTIM_SLOTS; k++)
+      if (opt->slot[k]) rc_bump_version(opt->slot[k][i]);
+  }
+  return 0;
+}

@@ -1,0 +1,1012 @@
+/* safetensors reader and writer (format and guarantees in safetensors.h). */
+#define _POSIX_C_SOURCE 200809L
+#include "safetensors.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- small growable string ---- */
+
+typedef struct {
+  char *p;
+  size_t n, cap;
+  int oom;
+} sbuf;
+
+static void sb_add(sbuf *b, const char *s, size_t n) {
+  if (b->oom) return;
+  if (b->n + n + 1 > b->cap) {
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->n + n + 1) cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p) {
+      b->oom = 1;
+      return;
+    }
+    b->p = p;
+    b->cap = cap;
+  }
+  memcpy(b->p + b->n, s, n);
+  b->n += n;
+  b->p[b->n] = 0;
+}
+
+static void sb_str(sbuf *b, const char *s) {
+  sb_add(b, s, strlen(s));
+}
+
+static void sb_json_string(sbuf *b, const char *s) {
+  sb_add(b, "\"", 1);
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    char esc[8];
+    if (*p == '"')
+      sb_add(b, "\\\"", 2);
+    else if (*p == '\\')
+      sb_add(b, "\\\\", 2);
+    else if (*p == '\n')
+      sb_add(b, "\\n", 2);
+    else if (*p == '\t')
+      sb_add(b, "\\t", 2);
+    else if (*p == '\r')
+      sb_add(b, "\\r", 2);
+    else if (*p < 0x20) {
+      snprintf(esc, sizeof esc, "\\u%04x", *p);
+      sb_add(b, esc, 6);
+    } else {
+      sb_add(b, (const char *)p, 1);
+    }
+  }
+  sb_add(b, "\"", 1);
+}
+
+/* 1 when s[0..n) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
+static int utf8_valid(const unsigned char *s, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    unsigned c = s[i];
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    int len;
+    unsigned cp;
+    if ((c & 0xE0) == 0xC0)
+      len = 2, cp = c & 0x1F;
+    else if ((c & 0xF0) == 0xE0)
+      len = 3, cp = c & 0x0F;
+    else if ((c & 0xF8) == 0xF0)
+      len = 4, cp = c & 0x07;
+    else
+      return 0;
+    if (i + (size_t)len > n) return 0;
+    for (int k = 1; k < len; k++) {
+      if ((s[i + k] & 0xC0) != 0x80) return 0;
+      cp = (cp << 6) | (s[i + k] & 0x3F);
+    }
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+      return 0;
+    i += (size_t)len;
+  }
+  return 1;
+}
+
+/* ---- dtypes ---- */
+
+typedef struct {
+  const char *name;
+  int size;
+} dtype_info;
+
+static const dtype_info DTYPES[] = {{"F32", 4}, {"F64", 8},  {"F16", 2}, {"BF16", 2},
+                                    {"I64", 8}, {"I32", 4},  {"I16", 2}, {"I8", 1},
+                                    {"U8", 1},  {"BOOL", 1}, {NULL, 0}};
+
+static int dtype_index(const char *s) {
+  for (int i = 0; DTYPES[i].name; i++)
+    if (strcmp(DTYPES[i].name, s) == 0) return i;
+  return -1;
+}
+
+static uint64_t le(const unsigned char *p, int n) {
+  uint64_t v = 0;
+  for (int i = n - 1; i >= 0; i--) v = (v << 8) | p[i];
+  return v;
+}
+
+static float half_to_float(uint16_t h) {
+  int s = h >> 15, e = (h >> 10) & 0x1F, m = h & 0x3FF;
+  float v;
+  if (e == 0)
+    v = ldexpf((float)m, -24);
+  else if (e == 31)
+    v = m ? NAN : INFINITY;
+  else
+    v = ldexpf((float)(m | 0x400), e - 25);
+  return s ? -v : v;
+}
+
+enum { D_F32, D_F64, D_F16, D_BF16, D_I64, D_I32, D_I16, D_I8, D_U8, D_BOOL };
+
+/* converts n elements of dtype d (index into DTYPES) from raw little-endian bytes */
+static void convert(int d, const unsigned char *src, float *out, int64_t n) {
+  int sz = DTYPES[d].size;
+  for (int64_t i = 0; i < n; i++) {
+    uint64_t u = le(src + i * sz, sz);
+    float v;
+    switch (d) {
+    case D_F32: {
+      uint32_t w = (uint32_t)u;
+      memcpy(&v, &w, 4);
+      break;
+    }
+    case D_F64: {
+      double x;
+      memcpy(&x, &u, 8);
+      v = (float)x;
+      break;
+    }
+    case D_F16:
+      v = half_to_float((uint16_t)u);
+      break;
+    case D_BF16: {
+      uint32_t w = (uint32_t)u << 16;
+      memcpy(&v, &w, 4);
+      break;
+    }
+    case D_I64:
+      v = (float)(int64_t)u;
+      break;
+    case D_I32:
+      v = (float)(int32_t)(uint32_t)u;
+      break;
+    case D_I16:
+      v = (float)(int16_t)(uint16_t)u;
+      break;
+    case D_I8:
+      v = (float)(int8_t)(uint8_t)u;
+      break;
+    case D_BOOL:
+      v = u ? 1.0f : 0.0f;
+      break;
+    default:
+      v = (float)u;
+      break; /* U8 */
+    }
+    out[i] = v;
+  }
+}
+
+static int is_little_endian(void) {
+  uint32_t one = 1;
+  unsigned char b;
+  memcpy(&b, &one, 1);
+  return b == 1;
+}
+
+/* ---- the JSON header ---- */
+
+typedef struct {
+  char *name;
+  int dtype; /* index into DTYPES, or -1 before it is read */
+  char *dtype_name;
+  int ndim;
+  int64_t size[RC_MAX_DIM];
+  uint64_t begin, end;
+  int has_dtype, has_shape, has_offsets;
+} entry;
+
+typedef struct {
+  const unsigned char *s;
+  size_t n, i;
+  rc_ctx *c;
+  const char *path;
+  int failed;
+} parser;
+
+static int perr(parser *p, const char *what) {
+  if (!p->failed)
+    rc_error(p->c, "load: %s: invalid header JSON at byte %zu: %s", p->path, p->i, what);
+  p->failed = 1;
+  return -1;
+}
+
+static void ws(parser *p) {
+  while (p->i < p->n &&
+         (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n' || p->s[p->i] == '\r'))
+    p->i++;
+}
+
+static int expect(parser *p, char ch) {
+  ws(p);
+  if (p->i >= p->n || p->s[p->i] != (unsigned char)ch) {
+    char msg[32];
+    snprintf(msg, sizeof msg, "expected '%c'", ch);
+    return perr(p, msg);
+  }
+  p->i++;
+  return 0;
+}
+
+static int hexval(int ch) {
+  if (ch >= '0' && ch <= '9') return ch - '0';
+  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+  return -1;
+}
+
+static int read_u4(parser *p, unsigned *out) {
+  if (p->i + 4 > p->n) return perr(p, "truncated \\u escape");
+  unsigned v = 0;
+  for (int k = 0; k < 4; k++) {
+    int h = hexval(p->s[p->i + k]);
+    if (h < 0) return perr(p, "bad \\u escape");
+    v = v * 16 + (unsigned)h;
+  }
+  p->i += 4;
+  *out = v;
+  return 0;
+}
+
+static void put_utf8(sbuf *b, unsigned cp) {
+  char u[4];
+  if (cp < 0x80) {
+    u[0] = (char)cp;
+    sb_add(b, u, 1);
+  } else if (cp < 0x800) {
+    u[0] = (char)(0xC0 | (cp >> 6));
+    u[1] = (char)(0x80 | (cp & 0x3F));
+    sb_add(b, u, 2);
+  } else if (cp < 0x10000) {
+    u[0] = (char)(0xE0 | (cp >> 12));
+    u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    u[2] = (char)(0x80 | (cp & 0x3F));
+    sb_add(b, u, 3);
+  } else {
+    u[0] = (char)(0xF0 | (cp >> 18));
+    u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    u[3] = (char)(0x80 | (cp & 0x3F));
+    sb_add(b, u, 4);
+  }
+}
+
+/* A JSON string into a new malloc'ed C string (NUL characters refused). */
+static char *parse_string(parser *p) {
+  ws(p);
+  if (p->i >= p->n || p->s[p->i] != '"') return perr(p, "expected a string"), NULL;
+  p->i++;
+  sbuf b = {0};
+  sb_add(&b, "", 0);
+  for (;;) {
+    if (p->i >= p->n) {
+      perr(p, "unterminated string");
+      break;
+    }
+    unsigned char ch = p->s[p->i];
+    if (ch == '"') {
+      p->i++;
+      if (b.oom) {
+        free(b.p);
+        rc_error(p->c, "load: out of memory");
+        p->failed = 1;
+        return NULL;
+      }
+      return b.p;
+    }
+    if (ch < 0x20) {
+      perr(p, "control character in a string");
+      break;
+    }
+    if (ch != '\\') {
+      size_t start = p->i;
+      while (p->i < p->n && p->s[p->i] != '"' && p->s[p->i] != '\\' && p->s[p->i] >= 0x20) p->i++;
+      sb_add(&b, (const char *)p->s + start, p->i - start);
+      continue;
+    }
+    p->i++;
+    if (p->i >= p->n) {
+      perr(p, "unterminated escape");
+      break;
+    }
+    ch = p->s[p->i++];
+    const char *map = NULL;
+    switch (ch) {
+    case '"':
+      map = "\"";
+      break;
+    case '\\':
+      map = "\\";
+      break;
+    case '/':
+      map = "/";
+      break;
+    case 'b':
+      map = "\b";
+      break;
+    case 'f':
+      map = "\f";
+      break;
+    case 'n':
+      map = "\n";
+      break;
+    case 'r':
+      map = "\r";
+      break;
+    case 't':
+      map = "\t";
+      break;
+    case 'u': {
+      unsigned cp;
+      if (read_u4(p, &cp)) goto fail;
+      if (cp >= 0xD800 && cp <= 0xDBFF) {
+        unsigned lo;
+        if (p->i + 2 > p->n || p->s[p->i] != '\\' || p->s[p->i + 1] != 'u') {
+          perr(p, "unpaired surrogate in \\u escape");
+          goto fail;
+        }
+        p->i += 2;
+        if (read_u4(p, &lo)) goto fail;
+        if (lo < 0xDC00 || lo > 0xDFFF) {
+          perr(p, "unpaired surrogate in \\u escape");
+          goto fail;
+        }
+        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+      } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+        perr(p, "unpaired surrogate in \\u escape");
+        goto fail;
+      } else if (cp == 0) {
+        perr(p, "\\u0000 in a string");
+        goto fail;
+      }
+      put_utf8(&b, cp);
+      break;
+    }
+    default:
+      perr(p, "bad escape");
+      goto fail;
+    }
+    if (map) sb_add(&b, map, 1);
+  }
+fail:
+  free(b.p);
+  return NULL;
+}
+
+/* A non-negative integer (no sign, fraction or exponent) up to 2^53. */
+static int parse_uint(parser *p, uint64_t *out) {
+  ws(p);
+  size_t start = p->i;
+  uint64_t v = 0;
+  while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9') {
+    v = v * 10 + (uint64_t)(p->s[p->i] - '0');
+    if (v > ((uint64_t)1 << 53)) return perr(p, "integer too large");
+    p->i++;
+  }
+  if (p->i == start) return perr(p, "expected a non-negative integer");
+  if (p->i - start > 1 && p->s[start] == '0') return perr(p, "integer with a leading zero");
+  if (p->i < p->n && (p->s[p->i] == '.' || p->s[p->i] == 'e' || p->s[p->i] == 'E'))
+    return perr(p, "expected an integer, got a fraction or exponent");
+  *out = v;
+  return 0;
+}
+
+static int peek(parser *p, char ch) {
+  ws(p);
+  return p->i < p->n && p->s[p->i] == (unsigned char)ch;
+}
+
+static int parse_entry(parser *p, entry *e) {
+  if (expect(p, '{')) return -1;
+  if (peek(p, '}')) {
+    p->i++;
+  } else {
+    for (;;) {
+      char *k = parse_string(p);
+      if (!k) return -1;
+      if (expect(p, ':')) {
+        free(k);
+        return -1;
+      }
+      if (strcmp(k, "dtype") == 0 && !e->has_dtype) {
+        e->has_dtype = 1;
+        e->dtype_name = parse_string(p);
+        if (!e->dtype_name) {
+          free(k);
+          return -1;
+        }
+        e->dtype = dtype_index(e->dtype_name);
+      } else if (strcmp(k, "shape") == 0 && !e->has_shape) {
+        e->has_shape = 1;
+        if (expect(p, '[')) {
+          free(k);
+          return -1;
+        }
+        if (peek(p, ']')) {
+          p->i++;
+        } else {
+          for (;;) {
+            uint64_t v;
+            if (parse_uint(p, &v)) {
+              free(k);
+              return -1;
+            }
+            if (e->ndim == RC_MAX_DIM) {
+              free(k);
+              return perr(p, "shape has more than 8 dimensions");
+            }
+            e->size[e->ndim++] = (int64_t)v;
+            if (peek(p, ',')) {
+              p->i++;
+              continue;
+            }
+            if (expect(p, ']')) {
+              free(k);
+              return -1;
+            }
+            break;
+          }
+        }
+      } else if (strcmp(k, "data_offsets") == 0 && !e->has_offsets) {
+        e->has_offsets = 1;
+        if (expect(p, '[') || parse_uint(p, &e->begin) || expect(p, ',') ||
+            parse_uint(p, &e->end) || expect(p, ']')) {
+          free(k);
+          return -1;
+        }
+      } else {
+        char msg[200];
+        int dup =
+            strcmp(k, "dtype") == 0 || strcmp(k, "shape") == 0 || strcmp(k, "data_offsets") == 0;
+        snprintf(msg, sizeof msg, "%s field \"%.100s\" in the entry of \"%.60s\"",
+                 dup ? "duplicate" : "unexpected", k, e->name);
+        free(k);
+        return perr(p, msg);
+      }
+      free(k);
+      if (peek(p, ',')) {
+        p->i++;
+        continue;
+      }
+      if (expect(p, '}')) return -1;
+      break;
+    }
+  }
+  if (!e->has_dtype || !e->has_shape || !e->has_offsets) {
+    rc_error(p->c, "load: %s: the entry of tensor \"%.100s\" lacks %s", p->path, e->name,
+             !e->has_dtype   ? "\"dtype\""
+             : !e->has_shape ? "\"shape\""
+                             : "\"data_offsets\"");
+    p->failed = 1;
+    return -1;
+  }
+  return 0;
+}
+
+typedef struct {
+  entry *e;
+  int n, cap;
+  char **mk, **mv;
+  int nm, capm;
+} header;
+
+static void header_free(header *h) {
+  for (int i = 0; i < h->n; i++) {
+    free(h->e[i].name);
+    free(h->e[i].dtype_name);
+  }
+  free(h->e);
+  for (int i = 0; i < h->nm; i++) {
+    free(h->mk[i]);
+    free(h->mv[i]);
+  }
+  free(h->mk);
+  free(h->mv);
+}
+
+static int oom(parser *p) {
+  rc_error(p->c, "load: out of memory reading %s", p->path);
+  p->failed = 1;
+  return -1;
+}
+
+static int parse_metadata(parser *p, header *h) {
+  if (expect(p, '{')) return -1;
+  if (peek(p, '}')) {
+    p->i++;
+    return 0;
+  }
+  for (;;) {
+    char *k = parse_string(p);
+    if (!k) return -1;
+    for (int i = 0; i < h->nm; i++)
+      if (strcmp(h->mk[i], k) == 0) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "duplicate metadata key \"%.100s\"", k);
+        free(k);
+        return perr(p, msg);
+      }
+    char *v = NULL;
+    if (expect(p, ':') || !(v = (peek(p, '"') ? parse_string(p) : NULL))) {
+      if (!p->failed) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "the value of metadata key \"%.100s\" is not a string", k);
+        perr(p, msg);
+      }
+      free(k);
+      return -1;
+    }
+    if (h->nm == h->capm) {
+      int cap = h->capm ? h->capm * 2 : 8;
+      char **a = realloc(h->mk, (size_t)cap * sizeof *a);
+      if (a) h->mk = a;
+      char **b = a ? realloc(h->mv, (size_t)cap * sizeof *b) : NULL;
+      if (b) h->mv = b;
+      if (!a || !b) {
+        free(k);
+        free(v);
+        return oom(p);
+      }
+      h->capm = cap;
+    }
+    h->mk[h->nm] = k;
+    h->mv[h->nm++] = v;
+    if (peek(p, ',')) {
+      p->i++;
+      continue;
+    }
+    return expect(p, '}');
+  }
+}
+
+static int parse_header(parser *p, header *h) {
+  if (!utf8_valid(p->s, p->n)) {
+    rc_error(p->c, "load: %s: the header is not valid UTF-8", p->path);
+    p->failed = 1;
+    return -1;
+  }
+  if (expect(p, '{')) return -1;
+  int seen_meta = 0;
+  if (peek(p, '}')) {
+    p->i++;
+  } else {
+    for (;;) {
+      char *k = parse_string(p);
+      if (!k) return -1;
+      if (expect(p, ':')) {
+        free(k);
+        return -1;
+      }
+      if (strcmp(k, "__metadata__") == 0) {
+        free(k);
+        if (seen_meta) return perr(p, "duplicate \"__metadata__\"");
+        seen_meta = 1;
+        if (parse_metadata(p, h)) return -1;
+      } else {
+        for (int i = 0; i < h->n; i++)
+          if (strcmp(h->e[i].name, k) == 0) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "duplicate tensor name \"%.100s\"", k);
+            free(k);
+            return perr(p, msg);
+          }
+        if (h->n == h->cap) {
+          int cap = h->cap ? h->cap * 2 : 16;
+          entry *ne = realloc(h->e, (size_t)cap * sizeof *ne);
+          if (!ne) {
+            free(k);
+            return oom(p);
+          }
+          h->e = ne;
+          h->cap = cap;
+        }
+        entry *e = &h->e[h->n++];
+        memset(e, 0, sizeof *e);
+        e->name = k;
+        e->dtype = -1;
+        if (parse_entry(p, e)) return -1;
+      }
+      if (peek(p, ',')) {
+        p->i++;
+        continue;
+      }
+      if (expect(p, '}')) return -1;
+      break;
+    }
+  }
+  ws(p);
+  if (p->i != p->n) return perr(p, "unexpected data after the header object");
+  return 0;
+}
+
+/* ---- reading ---- */
+
+static int cmp_entry(const void *a, const void *b) {
+  const entry *x = *(const entry *const *)a, *y = *(const entry *const *)b;
+  if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+  if (x->end != y->end) return x->end < y->end ? -1 : 1;
+  return 0;
+}
+
+void rc_st_free(rc_st_file *f) {
+  if (!f) return;
+  for (int i = 0; i < f->n; i++) {
+    if (f->names) free(f->names[i]);
+    if (f->dtypes) free(f->dtypes[i]);
+    if (f->tensors) rc_release(f->tensors[i]);
+  }
+  for (int i = 0; i < f->n_meta; i++) {
+    free(f->meta_keys[i]);
+    free(f->meta_values[i]);
+  }
+  free(f->names);
+  free(f->dtypes);
+  free(f->tensors);
+  free(f->meta_keys);
+  free(f->meta_values);
+  free(f);
+}
+
+rc_st_file *rc_st_read(rc_ctx *c, const char *path) {
+  FILE *fp = fopen(path, "rb");
+  if (!fp) return rc_error_null(c, "load: cannot open %s: %s", path, strerror(errno));
+  rc_st_file *out = NULL;
+  unsigned char *hbuf = NULL, *raw = NULL;
+  entry **order = NULL;
+  header h = {0};
+  struct stat st;
+  if (fstat(fileno(fp), &st) != 0) {
+    rc_error(c, "load: cannot stat %s: %s", path, strerror(errno));
+    goto done;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    rc_error(c, "load: %s is not a regular file", path);
+    goto done;
+  }
+  uint64_t fsize = (uint64_t)st.st_size;
+  unsigned char lenb[8];
+  if (fsize < 8 || fread(lenb, 1, 8, fp) != 8) {
+    rc_error(c,
+             "load: %s is truncated: %llu bytes, but a safetensors file starts with an 8-byte "
+             "header length",
+             path, (unsigned long long)fsize);
+    goto done;
+  }
+  uint64_t hlen = le(lenb, 8);
+  if (hlen == 0 || hlen > RC_ST_MAX_HEADER) {
+    rc_error(c, "load: %s: bad header length %llu (must be between 1 and %d)", path,
+             (unsigned long long)hlen, RC_ST_MAX_HEADER);
+    goto done;
+  }
+  if (hlen > fsize - 8) {
+    rc_error(c, "load: %s is truncated: the header length is %llu bytes but only %llu follow", path,
+             (unsigned long long)hlen, (unsigned long long)(fsize - 8));
+    goto done;
+  }
+  hbuf = malloc((size_t)hlen);
+  if (!hbuf) {
+    rc_error(c, "load: out of memory reading %s", path);
+    goto done;
+  }
+  if (fread(hbuf, 1, (size_t)hlen, fp) != (size_t)hlen) {
+    rc_error(c, "load: %s: read error in the header", path);
+    goto done;
+  }
+  parser p = {hbuf, (size_t)hlen, 0, c, path, 0};
+  if (parse_header(&p, &h)) goto done;
+  uint64_t dsize = fsize - 8 - hlen;
+  /* entries: dtype known, shape sane, byte span right, offsets in range */
+  for (int i = 0; i < h.n; i++) {
+    entry *e = &h.e[i];
+    if (e->dtype < 0) {
+      rc_error(
+          c,
+          "load: %s: tensor \"%.100s\" has unknown dtype \"%.40s\" (recur reads F32, F64, F16, "
+          "BF16, I64, I32, I16, I8, U8 and BOOL)",
+          path, e->name, e->dtype_name);
+      goto done;
+    }
+    if (rc_check_shape(c, "load", e->ndim, e->size)) goto done;
+    int64_t numel = 1;
+    for (int d = 0; d < e->ndim; d++) numel *= e->size[d];
+    uint64_t bytes = (uint64_t)numel * (uint64_t)DTYPES[e->dtype].size;
+    if (e->begin > e->end) {
+      rc_error(c, "load: %s: data_offsets [%llu, %llu] of tensor \"%.100s\" are reversed", path,
+               (unsigned long long)e->begin, (unsigned long long)e->end, e->name);
+      goto done;
+    }
+    if (e->end > dsize) {
+      rc_error(c,
+               "load: %s: data_offsets [%llu, %llu] of tensor \"%.100s\" are out of range: the "
+               "data section has %llu bytes (a truncated file?)",
+               path, (unsigned long long)e->begin, (unsigned long long)e->end, e->name,
+               (unsigned long long)dsize);
+      goto done;
+    }
+    if (e->end - e->begin != bytes) {
+      rc_error(c,
+               "load: %s: tensor \"%.100s\" of dtype %s and %lld elements needs %llu bytes but "
+               "its data_offsets [%llu, %llu] span %llu",
+               path, e->name, DTYPES[e->dtype].name, (long long)numel, (unsigned long long)bytes,
+               (unsigned long long)e->begin, (unsigned long long)e->end,
+               (unsigned long long)(e->end - e->begin));
+      goto done;
+    }
+  }
+  /* the data must be covered exactly: no overlap, no hole, nothing after the last tensor */
+  order = malloc((size_t)(h.n > 0 ? h.n : 1) * sizeof *order);
+  if (!order) {
+    rc_error(c, "load: out of memory reading %s", path);
+    goto done;
+  }
+  for (int i = 0; i < h.n; i++) order[i] = &h.e[i];
+  qsort(order, (size_t)h.n, sizeof *order, cmp_entry);
+  uint64_t pos = 0;
+  for (int i = 0; i < h.n; i++) {
+    entry *e = order[i];
+    if (e->begin < pos) {
+      rc_error(c, "load: %s: tensors \"%.100s\" and \"%.100s\" overlap (bytes %llu to %llu)", path,
+               order[i - 1]->name, e->name, (unsigned long long)e->begin, (unsigned long long)pos);
+      goto done;
+    }
+    if (e->begin > pos) {
+      rc_error(c, "load: %s: %llu bytes before tensor \"%.100s\" belong to no tensor", path,
+               (unsigned long long)(e->begin - pos), e->name);
+      goto done;
+    }
+    pos = e->end;
+  }
+  if (pos != dsize) {
+    rc_error(c, "load: %s: %llu bytes after the last tensor belong to no tensor", path,
+             (unsigned long long)(dsize - pos));
+    goto done;
+  }
+  /* allocate everything, then read the data in file order */
+  out = calloc(1, sizeof *out);
+  if (!out) {
+    rc_error(c, "load: out of memory reading %s", path);
+    goto done;
+  }
+  size_t cnt = (size_t)(h.n > 0 ? h.n : 1);
+  out->names = calloc(cnt, sizeof *out->names);
+  out->dtypes = calloc(cnt, sizeof *out->dtypes);
+  out->tensors = calloc(cnt, sizeof *out->tensors);
+  size_t mcnt = (size_t)(h.nm > 0 ? h.nm : 1);
+  out->meta_keys = calloc(mcnt, sizeof *out->meta_keys);
+  out->meta_values = calloc(mcnt, sizeof *out->meta_values);
+  if (!out->names || !out->dtypes || !out->tensors || !out->meta_keys || !out->meta_values) {
+    rc_error(c, "load: out of memory reading %s", path);
+    goto fail;
+  }
+  out->n = h.n;
+  for (int i = 0; i < h.n; i++) {
+    entry *e = order[i];
+    out->tensors[i] = rc_empty(c, e->ndim, e->size);
+    if (!out->tensors[i]) goto fail;
+    out->names[i] = e->name;
+    e->name = NULL;
+    out->dtypes[i] = e->dtype_name;
+    e->dtype_name = NULL;
+  }
+  out->n_meta = h.nm;
+  for (int i = 0; i < h.nm; i++) {
+    out->meta_keys[i] = h.mk[i];
+    out->meta_values[i] = h.mv[i];
+    h.mk[i] = h.mv[i] = NULL;
+  }
+  size_t chunk = 1 << 20;
+  raw = malloc(chunk);
+  if (!raw) {
+    rc_error(c, "load: out of memory reading %s", path);
+    goto fail;
+  }
+  for (int i = 0; i < h.n; i++) {
+    entry *e = order[i];
+    int sz = DTYPES[e->dtype].size;
+    int64_t numel = rc_numel(out->tensors[i]);
+    float *dst = rc_data(out->tensors[i]);
+    int64_t per = (int64_t)(chunk / (size_t)sz);
+    if (e->dtype == D_F32 && is_little_endian()) {
+      if (numel && fread(dst, 4, (size_t)numel, fp) != (size_t)numel) {
+        rc_error(c, "load: %s: read error in the data of tensor \"%.100s\" (the file changed?)",
+                 path, out->names[i]);
+        goto fail;
+      }
+      continue;
+    }
+    for (int64_t k = 0; k < numel; k += per) {
+      int64_t m = numel - k < per ? numel - k : per;
+      if (fread(raw, (size_t)sz, (size_t)m, fp) != (size_t)m) {
+        rc_error(c, "load: %s: read error in the data of tensor \"%.100s\" (the file changed?)",
+                 path, out->names[i]);
+        goto fail;
+      }
+      convert(e->dtype, raw, dst + k, m);
+    }
+  }
+  goto done;
+fail:
+  rc_st_free(out);
+  out = NULL;
+done:
+  free(raw);
+  free(order);
+  free(hbuf);
+  header_free(&h);
+  fclose(fp);
+  return out;
+}
+
+/* ---- writing ---- */
+
+static int write_all(int fd, const void *buf, size_t n) {
+  const char *p = buf;
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+int rc_st_write(rc_ctx *c, const char *path, int n, const char *const *names, rc_tensor *const *ts,
+                int n_meta, const char *const *keys, const char *const *values) {
+  if (n < 0 || n_meta < 0) return rc_error(c, "save: negative count");
+  for (int i = 0; i < n; i++) {
+    if (!names[i] || !names[i][0]) return rc_error(c, "save: tensor %d has an empty name", i + 1);
+    if (strcmp(names[i], "__metadata__") == 0)
+      return rc_error(c, "save: \"__metadata__\" is reserved and cannot name a tensor");
+    if (!utf8_valid((const unsigned char *)names[i], strlen(names[i])))
+      return rc_error(c, "save: the name of tensor %d is not valid UTF-8", i + 1);
+    for (int k = 0; k < i; k++)
+      if (strcmp(names[k], names[i]) == 0)
+        return rc_error(c, "save: two tensors are named \"%.100s\"", names[i]);
+  }
+  for (int i = 0; i < n_meta; i++) {
+    if (!utf8_valid((const unsigned char *)keys[i], strlen(keys[i])) ||
+        !utf8_valid((const unsigned char *)values[i], strlen(values[i])))
+      return rc_error(c, "save: metadata \"%.100s\" is not valid UTF-8", keys[i]);
+    for (int k = 0; k < i; k++)
+      if (strcmp(keys[k], keys[i]) == 0)
+        return rc_error(c, "save: metadata key \"%.100s\" appears twice", keys[i]);
+  }
+  /* header */
+  sbuf b = {0};
+  sb_str(&b, "{");
+  int first = 1;
+  if (n_meta > 0) {
+    sb_str(&b, "\"__metadata__\":{");
+    for (int i = 0; i < n_meta; i++) {
+      if (i) sb_str(&b, ",");
+      sb_json_string(&b, keys[i]);
+      sb_str(&b, ":");
+      sb_json_string(&b, values[i]);
+    }
+    sb_str(&b, "}");
+    first = 0;
+  }
+  uint64_t off = 0;
+  for (int i = 0; i < n; i++) {
+    char num[64];
+    if (!first) sb_str(&b, ",");
+    first = 0;
+    sb_json_string(&b, names[i]);
+    sb_str(&b, ":{\"dtype\":\"F32\",\"shape\":[");
+    for (int d = 0; d < ts[i]->ndim; d++) {
+      snprintf(num, sizeof num, d ? ",%lld" : "%lld", (long long)ts[i]->size[d]);
+      sb_str(&b, num);
+    }
+    uint64_t bytes = (uint64_t)rc_numel(ts[i]) * 4;
+    snprintf(num, sizeof num, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off,
+             (unsigned long long)(off + bytes));
+    sb_str(&b, num);
+    off += bytes;
+  }
+  sb_str(&b, "}");
+  while (!b.oom && b.n % 8 != 0) sb_str(&b, " ");
+  if (b.oom) {
+    free(b.p);
+    return rc_error(c, "save: out of memory");
+  }
+  if (b.n > RC_ST_MAX_HEADER) {
+    free(b.p);
+    return rc_error(c, "save: the header would be %zu bytes, more than the format allows", b.n);
+  }
+  /* temporary file in the target's directory */
+  size_t plen = strlen(path);
+  char *tmp = malloc(plen + 16);
+  char *dir = malloc(plen + 2);
+  float *conv = malloc((size_t)1 << 20);
+  if (!tmp || !dir || !conv) {
+    free(tmp);
+    free(dir);
+    free(conv);
+    free(b.p);
+    return rc_error(c, "save: out of memory");
+  }
+  snprintf(tmp, plen + 16, "%s.tmp-XXXXXX", path);
+  memcpy(dir, path, plen + 1);
+  char *slash = strrchr(dir, '/');
+  if (slash == dir)
+    dir[1] = 0;
+  else if (slash)
+    *slash = 0;
+  else
+    strcpy(dir, ".");
+  int rc = -1;
+  int fd = mkstemp(tmp);
+  if (fd < 0) {
+    rc_error(c, "save: cannot create a temporary file next to %s: %s", path, strerror(errno));
+    goto out;
+  }
+  (void)fchmod(fd, 0644);
+  unsigned char lenb[8];
+  for (int k = 0; k < 8; k++) lenb[k] = (unsigned char)(((uint64_t)b.n >> (8 * k)) & 0xFF);
+  if (write_all(fd, lenb, 8) || write_all(fd, b.p, b.n)) goto io_fail;
+  int little = is_little_endian();
+  size_t per = ((size_t)1 << 20) / sizeof(float);
+  for (int i = 0; i < n; i++) {
+    rc_tensor *t = ts[i];
+    int64_t numel = rc_numel(t);
+    if (little && rc_is_contiguous(t)) {
+      if (numel && write_all(fd, rc_data(t), (size_t)numel * 4)) goto io_fail;
+      continue;
+    }
+    rc_tensor *tc = rc_raw_contiguous(t);
+    if (!tc) goto unlink_out;
+    const float *src = rc_data(tc);
+    int bad = 0;
+    for (int64_t k = 0; k < numel && !bad; k += (int64_t)per) {
+      int64_t m = numel - k < (int64_t)per ? numel - k : (int64_t)per;
+      unsigned char *q = (unsigned char *)conv;
+      for (int64_t j = 0; j < m; j++) {
+        uint32_t w;
+        memcpy(&w, src + k + j, 4);
+        for (int s = 0; s < 4; s++) q[4 * j + s] = (unsigned char)((w >> (8 * s)) & 0xFF);
+      }
+      if (write_all(fd, conv, (size_t)m * 4)) bad = 1;
+    }
+    rc_release(tc);
+    if (bad) goto io_fail;
+  }
+  if (fsync(fd) != 0) goto io_fail;
+  if (close(fd) != 0) {
+    fd = -1;
+    goto io_fail;
+  }
+  fd = -1;
+  if (rename(tmp, path) != 0) {
+    rc_error(c, "save: cannot rename %s to %s: %s", tmp, path, strerror(errno));
+    goto unlink_out;
+  }
+  {
+    int dfd = open(dir, O_RDONLY);
+    if (dfd >= 0) {
+      (void)fsync(dfd); /* best effort: some file systems refuse fsync on a directory */
+      close(dfd);
+    }
+  }
+  rc = 0;
+  goto out;
+io_fail:
+  rc_error(c, "save: writing %s failed: %s", tmp, strerror(errno));
+unlink_out:
+  if (fd >= 0) close(fd);
+  unlink(tmp);
+out:
+  free(tmp);
+  free(dir);
+  free(conv);
+  free(b.p);
+  return rc;
+}

@@ -1,0 +1,198 @@
+/* The nn runtime at the C level: kernel accuracy against double precision, the fused linear
+ * against a naive product, parameter arenas (identity kept, values moved, gradients in the
+ * flat buffer), an optimizer step by hand, and a safetensors round trip with a corruption. */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../../runtime/nn.h"
+#include "../../runtime/optim.h"
+#include "../../runtime/safetensors.h"
+#include "test.h"
+
+static void test_kernels(void) {
+  /* tanh and sigmoid: relative error over a dense grid; exp over its normal range */
+  int n = 400001;
+  float *x = malloc((size_t)n * sizeof(float)), *y = malloc((size_t)n * sizeof(float));
+  double worst = 0;
+  for (int i = 0; i < n; i++) x[i] = (float)((i - n / 2) * 5e-5); /* [-10, 10] */
+  rc_tanh_kernel(x, y, n);
+  for (int i = 0; i < n; i++) {
+    double e = tanh((double)x[i]);
+    double r = fabs(y[i] - e) / (fabs(e) > 1e-30 ? fabs(e) : 1e-30);
+    if (x[i] != 0 && r > worst) worst = r;
+  }
+  CHECK(worst < 3e-7);
+  CHECK(y[n / 2] == 0.0f);
+  rc_sigmoid_kernel(x, y, n);
+  worst = 0;
+  for (int i = 0; i < n; i++) {
+    double e = 1.0 / (1.0 + exp(-(double)x[i]));
+    double r = fabs(y[i] - e) / e;
+    if (r > worst) worst = r;
+  }
+  CHECK(worst < 3e-7);
+  for (int i = 0; i < n; i++) x[i] = (float)(-87.0 + 175.5 * i / (n - 1)); /* [-87, 88.5] */
+  rc_exp_kernel(x, y, n);
+  worst = 0;
+  for (int i = 0; i < n; i++) {
+    double e = exp((double)x[i]);
+    double r = fabs(y[i] - e) / e;
+    if (r > worst) worst = r;
+  }
+  CHECK(worst < 2.5e-7);
+  /* saturation, overflow, underflow, NaN */
+  float s[6] = {30.0f, -30.0f, 100.0f, -100.0f, NAN, INFINITY}, o[6];
+  rc_tanh_kernel(s, o, 6);
+  CHECK(o[0] == 1.0f && o[1] == -1.0f && o[2] == 1.0f && o[3] == -1.0f && isnan(o[4]));
+  CHECK(o[5] == 1.0f);
+  rc_exp_kernel(s, o, 6);
+  CHECK(isinf(o[2]) && o[3] == 0.0f && isnan(o[4]) && isinf(o[5]));
+  rc_sigmoid_kernel(s, o, 6);
+  CHECK(o[2] == 1.0f && o[3] >= 0.0f && o[3] < 1e-37f && isnan(o[4]));
+  free(x);
+  free(y);
+}
+
+static void test_linear(rc_ctx *c) {
+  int64_t xs[2] = {3, 4}, ws[2] = {2, 4}, bs[1] = {2};
+  float xd[12], wd[8], bd[2] = {0.5f, -1.0f};
+  for (int i = 0; i < 12; i++) xd[i] = (float)(i % 5) - 1.5f;
+  for (int i = 0; i < 8; i++) wd[i] = 0.25f * (float)(i - 3);
+  rc_tensor *x = rc_from_data(c, 2, xs, xd), *w = rc_from_data(c, 2, ws, wd),
+            *b = rc_from_data(c, 1, bs, bd);
+  rc_tensor *y = rc_linear(x, w, b);
+  CHECK(y && y->ndim == 2 && y->size[0] == 3 && y->size[1] == 2);
+  if (y) {
+    for (int r = 0; r < 3; r++)
+      for (int o = 0; o < 2; o++) {
+        double s = bd[o];
+        for (int k = 0; k < 4; k++) s += (double)xd[r * 4 + k] * wd[o * 4 + k];
+        CHECK_NEAR(rc_data(y)[r * 2 + o], s, 1e-5);
+      }
+  }
+  /* shape errors name the shapes */
+  int64_t bad[2] = {3, 5};
+  rc_tensor *x5 = rc_zeros(c, 2, bad);
+  CHECK(rc_linear(x5, w, b) == NULL);
+  CHECK(strstr(c->err, "linear: input shape [3, 5] does not match weight shape [2, 4]") != NULL);
+  rc_release(x5);
+  rc_release(x);
+  rc_release(w);
+  rc_release(b);
+  rc_release(y);
+}
+
+static void test_pack(rc_ctx *c) {
+  int64_t s1[2] = {2, 3}, s2[1] = {4};
+  rc_tensor *a = rc_param_new(c, 2, s1), *b = rc_param_new(c, 1, s2);
+  CHECK(a && b && a->requires_grad && !a->embedded);
+  for (int i = 0; i < 6; i++) rc_data(a)[i] = (float)i;
+  for (int i = 0; i < 4; i++) rc_data(b)[i] = 10.0f + (float)i;
+  rc_tensor *g = rc_full(c, 1, s2, 7.0f); /* an existing gradient of b is kept */
+  b->grad = g;
+  rc_tensor *p[2] = {a, b}, *flat, *grad;
+  CHECK(rc_params_pack(c, p, 2, &flat, &grad) == 0);
+  CHECK(flat && grad && flat->size[0] == 10 && grad->size[0] == 10);
+  if (flat && grad) {
+    CHECK(a->storage == flat->storage && b->storage == flat->storage);
+    CHECK(rc_data(b) == rc_data(flat) + 6);
+    for (int i = 0; i < 6; i++) CHECK(rc_data(flat)[i] == (float)i);
+    CHECK(rc_data(flat)[6] == 10.0f && rc_data(flat)[9] == 13.0f);
+    CHECK(a->grad && a->grad->storage == grad->storage && rc_data(grad)[0] == 0.0f);
+    CHECK(rc_data(grad)[6] == 7.0f && rc_data(b->grad) == rc_data(grad) + 6);
+    /* a second pack moves nothing */
+    rc_tensor *f2, *g2;
+    float *before = rc_data(a);
+    CHECK(rc_params_pack(c, p, 2, &f2, &g2) == 0 && rc_data(a) == before);
+    CHECK(f2 && f2->storage == flat->storage);
+    rc_release(f2);
+    rc_release(g2);
+    /* the sub-list {b} is a slice: nothing moves, its flat is a view of the arena */
+    CHECK(rc_params_pack(c, &b, 1, &f2, &g2) == 0 && f2 && f2->storage == flat->storage &&
+          rc_data(f2) == rc_data(flat) + 6);
+    rc_release(f2);
+    rc_release(g2);
+    /* a dropped gradient is put back in its slot */
+    rc_zero_grad(a);
+    CHECK(rc_params_pack(c, p, 2, &f2, &g2) == 0 && a->grad && rc_data(a->grad) == rc_data(g2));
+    rc_release(f2);
+    rc_release(g2);
+  }
+  rc_tensor *dup[2] = {a, a};
+  rc_tensor *f3, *g3;
+  CHECK(rc_params_pack(c, dup, 2, &f3, &g3) == -1 && strstr(c->err, "appears twice"));
+  rc_release(flat);
+  rc_release(grad);
+  rc_release(a);
+  rc_release(b);
+}
+
+static void test_optim(rc_ctx *c) {
+  int64_t n = 2;
+  rc_tensor *p = rc_param_new(c, 1, &n);
+  rc_data(p)[0] = 1.0f;
+  rc_data(p)[1] = -2.0f;
+  p->grad = rc_full(c, 1, &n, 0.5f);
+  rc_optim_opts o;
+  rc_optim_defaults(RC_ADAM, &o);
+  o.lr = 0.1;
+  rc_optim *opt = rc_optim_new(c, RC_ADAM, &o, &p, 1);
+  CHECK(opt != NULL);
+  if (opt) {
+    CHECK(rc_optim_step(opt) == 0);
+    /* first Adam step: m = 0.05, v = 0.00025, update = lr * 1 / (1 + eps / 0.5) ~ 0.1 */
+    CHECK_NEAR(rc_data(p)[0], 1.0 - 0.1 / (1.0 + 1e-8 / 0.5), 1e-6);
+    CHECK_NEAR(rc_data(opt->slot[0][0])[0], 0.05, 1e-7);
+    CHECK_NEAR(rc_data(opt->slot[1][0])[1], 0.00025, 1e-9);
+    CHECK(opt->steps[0] == 1 && opt->step == 1);
+    rc_optim_free(opt);
+  }
+  o.lr = -1;
+  CHECK(rc_optim_new(c, RC_ADAM, &o, &p, 1) == NULL && strstr(c->err, "Adam: lr must be"));
+  rc_release(p);
+}
+
+static void test_safetensors(rc_ctx *c) {
+  char path[] = "/tmp/recur_test_nn_XXXXXX";
+  int fd = mkstemp(path);
+  CHECK(fd >= 0);
+  if (fd < 0) return;
+  close(fd);
+  int64_t s[2] = {2, 3};
+  float d[6] = {1, 2, 3, 4, 5, -6.5f};
+  rc_tensor *t = rc_from_data(c, 2, s, d), *e = rc_scalar(c, 3.25f);
+  const char *names[2] = {"w", "scalar"};
+  rc_tensor *ts[2] = {t, e};
+  const char *k[1] = {"note"}, *v[1] = {"quote \" and \\ and \n"};
+  CHECK(rc_st_write(c, path, 2, names, ts, 1, k, v) == 0);
+  rc_st_file *f = rc_st_read(c, path);
+  CHECK(f != NULL);
+  if (f) {
+    CHECK(f->n == 2 && strcmp(f->names[0], "w") == 0 && strcmp(f->names[1], "scalar") == 0);
+    CHECK(f->tensors[0]->ndim == 2 && rc_data(f->tensors[0])[5] == -6.5f);
+    CHECK(f->tensors[1]->ndim == 0 && rc_data(f->tensors[1])[0] == 3.25f);
+    CHECK(f->n_meta == 1 && strcmp(f->meta_values[0], v[0]) == 0);
+    rc_st_free(f);
+  }
+  /* truncate the data: refused with a message naming the file */
+  CHECK(truncate(path, 30) == 0);
+  CHECK(rc_st_read(c, path) == NULL && strstr(c->err, "truncated") && strstr(c->err, path));
+  unlink(path);
+  rc_release(t);
+  rc_release(e);
+}
+
+int main(void) {
+  rc_ctx *c = rc_ctx_new();
+  test_kernels();
+  test_linear(c);
+  test_pack(c);
+  test_optim(c);
+  test_safetensors(c);
+  CHECK(c->live_bytes == 0);
+  rc_ctx_release(c);
+  return TEST_SUMMARY();
+}
