@@ -159,7 +159,7 @@ local function parse(out)
   local line = out:match("RESULT ([^\n]*)")
   if not line then return nil, out end
   local r = {}
-  for k, v in line:gmatch("(%w+)=(%S+)") do r[k] = tonumber(v) or v end
+  for k, v in line:gmatch("([%w_]+)=(%S+)") do r[k] = tonumber(v) or v end
   return r
 end
 

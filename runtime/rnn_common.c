@@ -146,6 +146,7 @@ void rc_cell_release(rc_cell *cell) {
   if (!cell || --cell->refcount > 0) return;
   for (int p = 0; p < RC_CELL_MAX_PARAMS; p++) rc_release(cell->param[p]);
   for (int w = 0; w < 3 + RN_PACK_SLOTS; w++) rc_release(cell->ws[w]);
+  rn_team_free(cell->team);
   rc_ctx *c = cell->ctx;
   free(cell);
   rc_ctx_release(c);
@@ -197,6 +198,12 @@ void rn_prepare(rc_cell *cell, int slot, rn_pmat *m, const float *W, int64_t ldw
   float *dst = NULL;
   if (rn_pack_wanted(M, uses)) dst = workspace(cell, 3 + slot, rn_pack_floats(K, N));
   rn_pack(m, dst, W, ldw, trans, K, N);
+  /* with more BLAS threads, products of at least 2^20 multiply-adds are shared with a helper
+   * thread (smaller ones cost less than the hand-over) */
+  if (m->p && M * K * N >= (1 << 20) && openblas_get_num_threads() > 1) {
+    if (!cell->team) cell->team = rn_team_new();
+    m->team = cell->team;
+  }
 }
 
 /* ---- sequences ---- */

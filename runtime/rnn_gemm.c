@@ -13,6 +13,9 @@
  * M = 1, or a single use) rn_pack records the plain matrix and rn_pgemm calls rn_gemm.
  * Every kernel sums over k in order with one fused multiply-add per term, so results match
  * BLAS to float rounding (not bit for bit). */
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "rnn_impl.h"
@@ -63,6 +66,7 @@ void rn_pack(rn_pmat *m, float *dst, const float *W, int64_t ldw, int trans, int
   m->N = N;
   m->p = NULL;
   m->kind = KIND_PLAIN;
+  m->team = NULL;
   if (!dst) return;
   int kind = cpu_kind();
   if (kind == KIND_PLAIN) return;
@@ -133,9 +137,9 @@ K512(7)
 K512(8)
 
 T512 static void pgemm512(const rn_pmat *m, int64_t M, const float *A, int64_t lda, float *C,
-                          int64_t ldc, int beta) {
-  int64_t K = m->K, N = m->N, panels = (N + 31) / 32;
-  for (int64_t q = 0; q < panels; q++) {
+                          int64_t ldc, int beta, int64_t q0, int64_t q1) {
+  int64_t K = m->K, N = m->N;
+  for (int64_t q = q0; q < q1; q++) {
     int64_t n0 = q * 32, nc = N - n0 < 32 ? N - n0 : 32;
     __mmask16 m0 = (__mmask16)(nc >= 16 ? 0xFFFF : (1u << nc) - 1);
     __mmask16 m1 = (__mmask16)(nc >= 32 ? 0xFFFF : nc > 16 ? (1u << (nc - 16)) - 1 : 0);
@@ -216,9 +220,9 @@ K256(5)
 K256(6)
 
 T256 static void pgemm256(const rn_pmat *m, int64_t M, const float *A, int64_t lda, float *C,
-                          int64_t ldc, int beta) {
-  int64_t K = m->K, N = m->N, panels = (N + 15) / 16;
-  for (int64_t q = 0; q < panels; q++) {
+                          int64_t ldc, int beta, int64_t q0, int64_t q1) {
+  int64_t K = m->K, N = m->N;
+  for (int64_t q = q0; q < q1; q++) {
     int64_t n0 = q * 16, nc = N - n0 < 16 ? N - n0 : 16;
     const float *P = m->p + q * K * 16;
     for (int64_t i = 0; i < M; i += 6) {
@@ -250,20 +254,144 @@ T256 static void pgemm256(const rn_pmat *m, int64_t M, const float *A, int64_t l
 }
 #endif
 
+/* panels q0 .. q1 - 1 of C = A op(W) + beta C */
+static void pgemm_range(const rn_pmat *m, int64_t M, const float *A, int64_t lda, float *C,
+                        int64_t ldc, int beta, int64_t q0, int64_t q1) {
+#ifdef RG_X86
+  if (m->kind == KIND_AVX512) pgemm512(m, M, A, lda, C, ldc, beta, q0, q1);
+  else pgemm256(m, M, A, lda, C, ldc, beta, q0, q1);
+#else
+  (void)m, (void)M, (void)A, (void)lda, (void)C, (void)ldc, (void)beta, (void)q0, (void)q1;
+#endif
+}
+
+/* ---- a helper thread for the per-step products (rn_team) ----
+ * With more than one BLAS thread (recur.threads), a cell owns one helper thread: each
+ * per-step product is split by column panels, the helper taking the second half. The
+ * helper spins (with pause) for a short while after each job, then sleeps on a condition
+ * variable, so it does not compete with OpenBLAS's own threads during the large GEMMs. */
+struct rn_team {
+  pthread_t th;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  atomic_int posted, finished, sleeping, quit;
+  /* the job */
+  const rn_pmat *m;
+  int64_t M, lda, ldc, q0, q1;
+  const float *A;
+  float *C;
+  int beta;
+};
+
+#define TEAM_SPINS 4000
+
+static inline void cpu_relax(void) {
+#ifdef RG_X86
+  _mm_pause();
+#endif
+}
+
+static void *team_main(void *arg) {
+  rn_team *t = arg;
+  int seen = 0;
+  for (;;) {
+    int spins = 0;
+    while (atomic_load_explicit(&t->posted, memory_order_acquire) == seen) {
+      if (++spins < TEAM_SPINS) {
+        /* yield now and then: OpenBLAS's own threads may need this core */
+        if (spins % 32 == 0) sched_yield();
+        else cpu_relax();
+        continue;
+      }
+      pthread_mutex_lock(&t->mu);
+      atomic_store(&t->sleeping, 1);
+      while (atomic_load(&t->posted) == seen) pthread_cond_wait(&t->cv, &t->mu);
+      atomic_store(&t->sleeping, 0);
+      pthread_mutex_unlock(&t->mu);
+      spins = 0;
+    }
+    seen = atomic_load_explicit(&t->posted, memory_order_acquire);
+    if (atomic_load(&t->quit)) break;
+    pgemm_range(t->m, t->M, t->A, t->lda, t->C, t->ldc, t->beta, t->q0, t->q1);
+    atomic_store_explicit(&t->finished, seen, memory_order_release);
+  }
+  return NULL;
+}
+
+static void team_post(rn_team *t) {
+  atomic_fetch_add(&t->posted, 1);
+  if (atomic_load(&t->sleeping)) {
+    pthread_mutex_lock(&t->mu);
+    pthread_cond_signal(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+  }
+}
+
+rn_team *rn_team_new(void) {
+  rn_team *t = calloc(1, sizeof *t);
+  if (!t) return NULL;
+  atomic_init(&t->posted, 0);
+  atomic_init(&t->finished, 0);
+  atomic_init(&t->sleeping, 0);
+  atomic_init(&t->quit, 0);
+  if (pthread_mutex_init(&t->mu, NULL)) {
+    free(t);
+    return NULL;
+  }
+  if (pthread_cond_init(&t->cv, NULL)) {
+    pthread_mutex_destroy(&t->mu);
+    free(t);
+    return NULL;
+  }
+  if (pthread_create(&t->th, NULL, team_main, t)) {
+    pthread_cond_destroy(&t->cv);
+    pthread_mutex_destroy(&t->mu);
+    free(t);
+    return NULL;
+  }
+  return t;
+}
+
+void rn_team_free(rn_team *t) {
+  if (!t) return;
+  atomic_store(&t->quit, 1);
+  team_post(t);
+  pthread_join(t->th, NULL);
+  pthread_cond_destroy(&t->cv);
+  pthread_mutex_destroy(&t->mu);
+  free(t);
+}
+
 void rn_pgemm(const rn_pmat *m, int64_t M, const float *A, int64_t lda, float *C, int64_t ldc,
               float beta) {
   if (M <= 0 || m->N <= 0) return;
-#ifdef RG_X86
   if (m->p && m->K > 0 && (beta == 0.0f || beta == 1.0f)) {
-    if (m->kind == KIND_AVX512) {
-      pgemm512(m, M, A, lda, C, ldc, beta != 0.0f);
+    int nr = nr_of(m->kind), b = beta != 0.0f;
+    int64_t panels = (m->N + nr - 1) / nr;
+    rn_team *t = m->team;
+    if (t && panels >= 2) {
+      int64_t half = panels / 2;
+      t->m = m;
+      t->M = M;
+      t->A = A;
+      t->lda = lda;
+      t->C = C;
+      t->ldc = ldc;
+      t->beta = b;
+      t->q0 = half;
+      t->q1 = panels;
+      int job = atomic_load(&t->posted) + 1;
+      team_post(t);
+      pgemm_range(m, M, A, lda, C, ldc, b, 0, half);
+      int spins = 0;
+      while (atomic_load_explicit(&t->finished, memory_order_acquire) != job) {
+        if (++spins < TEAM_SPINS) cpu_relax();
+        else sched_yield();
+      }
       return;
     }
-    if (m->kind == KIND_AVX2) {
-      pgemm256(m, M, A, lda, C, ldc, beta != 0.0f);
-      return;
-    }
+    pgemm_range(m, M, A, lda, C, ldc, b, 0, panels);
+    return;
   }
-#endif
   rn_gemm(M, m->N, m->K, A, lda, 0, m->w, m->ldw, m->trans, C, ldc, 1.0f, beta);
 }

@@ -16,6 +16,8 @@
 #define RN_MAX_AUX 5
 #define RN_PACK_SLOTS 4
 
+typedef struct rn_team rn_team; /* a helper thread (runtime/rnn_gemm.c) */
+
 /* One forward call: its sizes, the saved buffers (all float arrays carved from one arena),
  * and aliases of the tensors backward reads, with their versions. */
 typedef struct rc_seq {
@@ -81,6 +83,7 @@ struct rc_cell {
   int64_t input, hidden;
   const rn_ops *ops;
   rc_tensor *param[RC_CELL_MAX_PARAMS];
+  rn_team *team; /* the helper thread (more than one BLAS thread), or NULL */
   rc_tensor *ws[3 + RN_PACK_SLOTS]; /* workspaces: forward scratch, backward scratch, step
                                       arena, packed weights */
 };
@@ -121,7 +124,12 @@ typedef struct {
   int64_t K, N;
   const float *p; /* the panels, or NULL */
   int kind;
+  rn_team *team; /* splits each product with a helper thread, or NULL */
 } rn_pmat;
+
+/* A helper thread that takes half of each packed product (NULL when it cannot start). */
+rn_team *rn_team_new(void);
+void rn_team_free(rn_team *t);
 
 /* Floats a packed copy of a [K, N] weight needs (with room for alignment). */
 int64_t rn_pack_floats(int64_t K, int64_t N);

@@ -15,6 +15,8 @@ static float frand(unsigned *s) {
 }
 
 /* one case: C [M, N] (ldc = N + 3) = A [M, K] (lda = K + 2) op(W) + beta C */
+static rn_team *g_team; /* when set, products are shared with this helper thread */
+
 static int run_case(int64_t M, int64_t N, int64_t K, int trans, float beta, int pack,
                     unsigned seed) {
   int64_t lda = K + 2, ldc = N + 3, ldw = trans ? K + 5 : N + 5;
@@ -31,6 +33,7 @@ static int run_case(int64_t M, int64_t N, int64_t K, int trans, float beta, int 
     for (int64_t i = 0; i < M; i++) C0[i * ldc] = C[i * ldc] = NAN;
   rn_pmat m;
   rn_pack(&m, pack ? buf : NULL, W, ldw, trans, K, N);
+  m.team = g_team;
   rn_pgemm(&m, M, A, lda, C, ldc, beta);
   int ok = 1;
   for (int64_t i = 0; i < M && ok; i++)
@@ -76,6 +79,18 @@ int main(void) {
   setenv("RECUR_GEMM_KERNEL", "avx2", 1);
   CHECK(sweep());
   CHECK(run_case(32, 512, 128, 0, 1.0f, 1, 5));
+  /* a helper thread takes half of the panels: the same results, many hand-overs */
+  g_team = rn_team_new();
+  CHECK(g_team != NULL);
+  unsetenv("RECUR_GEMM_KERNEL");
+  CHECK(sweep());
+  CHECK(run_case(32, 2048, 512, 0, 1.0f, 1, 13));
+  CHECK(run_case(32, 512, 2048, 1, 0.0f, 1, 14));
+  setenv("RECUR_GEMM_KERNEL", "avx2", 1);
+  CHECK(run_case(17, 300, 64, 1, 1.0f, 1, 15));
+  rn_team_free(g_team);
+  g_team = NULL;
+  rn_team_free(NULL);
   setenv("RECUR_GEMM_KERNEL", "plain", 1);
   CHECK(sweep());
   unsetenv("RECUR_GEMM_KERNEL");
