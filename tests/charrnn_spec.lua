@@ -200,30 +200,36 @@ describe("scripts/train_charrnn.lua and scripts/sample.lua", function()
       assert.are.equal("utf8", ck.meta.vocab.mode)
     end)
 
-  it("resumes exactly: stop after 200 steps (in epoch 2), resume, equal to the uninterrupted run", function()
-    local o = "--data " .. q(path("text.txt")) .. common
-      .. " --dropout 0.1 --init-state trained_noisy --cell gru"
-    local out, code = run_script("train_charrnn.lua", o .. " --checkpoint " .. q(path("full.ckpt")))
-    assert.are.equal(0, code, out)
-    out, code = run_script("train_charrnn.lua", o .. " --max-steps 200 --checkpoint "
-      .. q(path("part.ckpt")))
-    assert.are.equal(0, code, out)
-    assert.matches("stopped %(max steps%) at epoch 2, step 48: validation loss", out)
-    out, code = run_script("train_charrnn.lua", "--resume " .. q(path("part.ckpt"))
-      .. " --checkpoint " .. q(path("part.ckpt")))
-    assert.are.equal(0, code, out)
-    assert.matches("resumed from .- at epoch 2, step 48/152 %(200 steps done%)", out)
-    local a, b = G.load(path("full.ckpt")), G.load(path("part.ckpt"))
-    local n = 0
-    for k, t in pairs(a.tensors) do
-      assert.is_not_nil(b.tensors[k], k)
-      assert.are.equal(0, (t - b.tensors[k]):abs():max():item(), k)
-      n = n + 1
-    end
-    assert.is_true(n > 10)
-    assert.are.equal(a.rng_state, b.rng_state)
-    assert.are.equal(a.meta.total_steps, b.meta.total_steps)
-  end)
+  for _, backend in ipairs { "nn", "lua" } do
+    it("resumes exactly (" .. backend .. " checkpoints): stop after 200 steps (in epoch 2), "
+      .. "resume, equal to the uninterrupted run", function()
+      local env = backend == "lua" and "RECUR_GLUE=lua " or ""
+      local function train(o) return sh(env .. q(BIN) .. " scripts/train_charrnn.lua " .. o .. " </dev/null") end
+      local o = "--data " .. q(path("text.txt")) .. common
+        .. " --dropout 0.1 --init-state trained_noisy --cell gru"
+      local full, part = path(backend .. "-full.ckpt"), path(backend .. "-part.ckpt")
+      local out, code = train(o .. " --checkpoint " .. q(full))
+      assert.are.equal(0, code, out)
+      assert.matches("backend " .. backend, out)
+      out, code = train(o .. " --max-steps 200 --checkpoint " .. q(part))
+      assert.are.equal(0, code, out)
+      assert.matches("stopped %(max steps%) at epoch 2, step 48: validation loss", out)
+      out, code = train("--resume " .. q(part) .. " --checkpoint " .. q(part))
+      assert.are.equal(0, code, out)
+      assert.matches("resumed from .- at epoch 2, step 48/152 %(200 steps done%)", out)
+      local a, b = G.load(full), G.load(part)
+      assert.are.equal(backend, a.backend)
+      local n = 0
+      for k, t in pairs(a.tensors) do
+        assert.is_not_nil(b.tensors[k], k)
+        assert.are.equal(0, (t - b.tensors[k]):abs():max():item(), k)
+        n = n + 1
+      end
+      assert.is_true(n > 10)
+      assert.are.equal(a.rng_state, b.rng_state)
+      assert.are.equal(a.meta.total_steps, b.meta.total_steps)
+    end)
+  end
 
   it("samples: the requested number of characters, reproducible with --seed, UTF-8 prime",
     function()
