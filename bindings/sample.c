@@ -27,7 +27,8 @@ static int f_sample_logits(lua_State *L) {
   }
   if (!lua_isnoneornil(L, 3)) {
     top_k = rb_check_int(L, 3);
-    if (top_k < 0) return rb_error(L, "sample_logits: top_k must be >= 0, got %lld", (long long)top_k);
+    if (top_k < 0)
+      return rb_error(L, "sample_logits: top_k must be >= 0, got %lld", (long long)top_k);
   }
   if (logits->ndim == 1) {
     int64_t id;

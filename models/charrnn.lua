@@ -128,7 +128,10 @@ end
 -- Generates `length` ids at batch 1 after feeding `prime` (a list of ids; empty or nil: the
 -- first id is drawn uniformly). Returns the list of generated ids (the prime excluded).
 -- on_id(id) is called after each one (for streaming output). Runs in evaluation mode
--- without recording a graph.
+-- without recording a graph. When every cell is a fused one the whole loop runs in C
+-- (recur._rnn_generate: embedding row, cells, readout, draw; nothing allocated per step),
+-- in chunks of 256 ids; o.path = "lua" forces the step-by-step Lua loop (same numbers up to
+-- float rounding in the readout, same draws).
 function CharRNN:sample(o)
   o = o or {}
   local length = o.length or 200
@@ -138,21 +141,41 @@ function CharRNN:sample(o)
   local was = self.training
   self:eval()
   local out = {}
+  local fused = o.path ~= "lua"
+  for _, c in ipairs(self.rnn.cells) do
+    if type(c) ~= "userdata" then fused = false end
+  end
   recur.no_grad(function()
     local state = self:initial_state(1)
-    local last
-    if #prime == 0 then
-      last = math.min(self.V, 1 + math.floor(recur.rand(1):item() * self.V))
-      out[1] = last
-      if o.on_id then o.on_id(last) end
+    if #prime == 0 and length > 0 then
+      local first = math.min(self.V, 1 + math.floor(recur.rand(1):item() * self.V))
+      out[1] = first
+      if o.on_id then o.on_id(first) end
       length = length - 1
-    else
-      for i = 1, #prime - 1 do
-        local _
-        _, state = self:step({ prime[i] }, state)
-      end
-      last = prime[#prime]
+      prime = { first }
     end
+    if length <= 0 then return end
+    if fused then
+      local pr = prime
+      while length > 0 do
+        local n = math.min(length, 256)
+        local ids
+        ids, state = recur._rnn_generate(self.rnn.cells, self.embed, self.W_out, self.b_out,
+          state, pr, n, temperature, top_k)
+        for _, id in ipairs(ids) do
+          out[#out + 1] = id
+          if o.on_id then o.on_id(id) end
+        end
+        pr = { ids[#ids] }
+        length = length - n
+      end
+      return
+    end
+    for i = 1, #prime - 1 do
+      local _
+      _, state = self:step({ prime[i] }, state)
+    end
+    local last = prime[#prime]
     local ids = recur.tensor { last }
     for _ = 1, length do
       local logits

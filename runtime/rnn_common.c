@@ -537,6 +537,30 @@ int rc_cell_step(rc_cell *cell, rc_tensor *x, rc_tensor *const *state, rc_tensor
   return 0;
 }
 
+int rc_cell_step_raw(rc_cell *cell, int64_t B, const float *x, float *const *state, float *y) {
+  const rn_ops *o = cell->ops;
+  rc_seq s;
+  memset(&s, 0, sizeof s);
+  s.cell = cell;
+  s.T = 1;
+  s.B = B;
+  s.I = cell->input;
+  s.H = cell->hidden;
+  s.P = (int64_t)o->gates * cell->hidden;
+  float *arena = workspace(cell, 2, carve(&s, NULL));
+  if (!arena) return -1;
+  carve(&s, arena);
+  if (o->fws_floats && !(s.fws = workspace(cell, 0, o->fws_floats(B, s.H)))) return -1;
+  s.x = x;
+  size_t bytes = (size_t)(B * s.H) * sizeof(float);
+  for (int k = 0; k < o->n_states; k++) memcpy(s.st[k], state[k], bytes);
+  input_projection(&s);
+  s.y = y;
+  o->forward(&s);
+  for (int k = 0; k < o->n_states; k++) memcpy(state[k], s.st[k] + B * s.H, bytes);
+  return 0;
+}
+
 double rc_cell_flops(const rc_cell *cell, int64_t T, int64_t B) {
   double P = (double)cell->ops->gates * (double)cell->hidden;
   return 6.0 * (double)T * (double)B * ((double)cell->input + (double)cell->hidden) * P;

@@ -258,8 +258,10 @@ T256 static void pgemm256(const rn_pmat *m, int64_t M, const float *A, int64_t l
 static void pgemm_range(const rn_pmat *m, int64_t M, const float *A, int64_t lda, float *C,
                         int64_t ldc, int beta, int64_t q0, int64_t q1) {
 #ifdef RG_X86
-  if (m->kind == KIND_AVX512) pgemm512(m, M, A, lda, C, ldc, beta, q0, q1);
-  else pgemm256(m, M, A, lda, C, ldc, beta, q0, q1);
+  if (m->kind == KIND_AVX512)
+    pgemm512(m, M, A, lda, C, ldc, beta, q0, q1);
+  else
+    pgemm256(m, M, A, lda, C, ldc, beta, q0, q1);
 #else
   (void)m, (void)M, (void)A, (void)lda, (void)C, (void)ldc, (void)beta, (void)q0, (void)q1;
 #endif
@@ -299,8 +301,10 @@ static void *team_main(void *arg) {
     while (atomic_load_explicit(&t->posted, memory_order_acquire) == seen) {
       if (++spins < TEAM_SPINS) {
         /* yield now and then: OpenBLAS's own threads may need this core */
-        if (spins % 32 == 0) sched_yield();
-        else cpu_relax();
+        if (spins % 32 == 0)
+          sched_yield();
+        else
+          cpu_relax();
         continue;
       }
       pthread_mutex_lock(&t->mu);
@@ -385,8 +389,10 @@ void rn_pgemm(const rn_pmat *m, int64_t M, const float *A, int64_t lda, float *C
       pgemm_range(m, M, A, lda, C, ldc, b, 0, half);
       int spins = 0;
       while (atomic_load_explicit(&t->finished, memory_order_acquire) != job) {
-        if (++spins < TEAM_SPINS) cpu_relax();
-        else sched_yield();
+        if (++spins < TEAM_SPINS)
+          cpu_relax();
+        else
+          sched_yield();
       }
       return;
     }

@@ -13,4 +13,8 @@
  * other than 1 or 2, V = 0, NaN logits or an infinite maximum. */
 int rc_sample_logits(rc_tensor *logits, double temperature, int64_t top_k, int64_t *out);
 
+/* The same for one row of V contiguous floats, drawing from c's generator; *out 0-based. */
+int rc_sample_row(rc_ctx *c, const float *z, int64_t V, double temperature, int64_t top_k,
+                  int64_t *out);
+
 #endif

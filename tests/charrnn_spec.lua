@@ -123,6 +123,66 @@ describe("CharRNN", function()
   end)
 end)
 
+describe("generation loop in C (recur._rnn_generate)", function()
+  for _, cell in ipairs { "lstm", "gru", "rnn" } do
+    it(cell .. ": the same ids as the step-by-step Lua loop, any temperature and top-k", function()
+      recur.seed(3)
+      local m = CharRNN.new { vocab = 12, embed = 6, hidden = 16, layers = 2, cell = cell,
+        init_state = "trained", init_std = 0 }
+      recur.no_grad(function()
+        for _, p in ipairs(m:parameters()) do p[2]:mul_(3) end
+      end)
+      for _, case in ipairs { { 0, 0 }, { 0.7, 4 }, { 1, 0 } } do
+        recur.seed(5)
+        local a = m:sample { length = 300, prime = { 1, 2, 3 }, temperature = case[1], top_k = case[2] }
+        recur.seed(5)
+        local b = m:sample { length = 300, prime = { 1, 2, 3 }, temperature = case[1],
+          top_k = case[2], path = "lua" }
+        assert.are.same(b, a)
+      end
+      -- chunks carry the state: 600 ids in one call equal 256 + 256 + 88 in the C loop
+      recur.seed(6)
+      local long = m:sample { length = 600, prime = { 4 } }
+      recur.seed(6)
+      local ids, st = recur._rnn_generate(m.rnn.cells, m.embed, m.W_out, m.b_out,
+        m:initial_state(1), { 4 }, 600, 1, 0)
+      assert.are.same(long, ids)
+      assert.are.equal(2, #st)
+    end)
+  end
+
+  it("a model with a Lua cell samples through the Lua loop", function()
+    recur.seed(7)
+    local m = CharRNN.new { vocab = 5, embed = 3, hidden = 4, layers = 1,
+      cell = require("models.cells.gru") }
+    local ids = m:sample { length = 20, prime = { 2 } }
+    assert.are.equal(20, #ids)
+  end)
+
+  it("checks its arguments", function()
+    local m = CharRNN.new { vocab = 5, embed = 3, hidden = 4, layers = 2 }
+    local cells = m.rnn.cells
+    assert.matches("prime id 6 is outside 1..5",
+      H.err_of(recur._rnn_generate, cells, m.embed, m.W_out, m.b_out, nil, { 6 }, 3))
+    assert.matches("the prime needs at least one id",
+      H.err_of(recur._rnn_generate, cells, m.embed, m.W_out, m.b_out, nil, {}, 3))
+    assert.matches("the readout weight must be %[V, 4%], got %[5, 3%]",
+      H.err_of(recur._rnn_generate, cells, m.embed, m.embed, nil, nil, { 1 }, 3))
+    assert.matches("the embedding has 4 columns but the first cell takes 3",
+      H.err_of(recur._rnn_generate, cells, recur.zeros(5, 4), m.W_out, nil, nil, { 1 }, 3))
+    assert.matches("cell 2 takes 3 inputs but cell 1 gives 4",
+      H.err_of(recur._rnn_generate, { cells[1], recur.rnn.Cell { cell = "rnn", input = 3, hidden = 4 } },
+        m.embed, m.W_out, nil, nil, { 1 }, 1))
+    assert.matches("state%[1%]%[2%] must hold 4 values, got 3",
+      H.err_of(recur._rnn_generate, cells, m.embed, m.W_out, nil,
+        { { recur.zeros(4), recur.zeros(3) } }, { 1 }, 2))
+    assert.matches("length must be >= 0", H.err_of(recur._rnn_generate, cells, m.embed, m.W_out,
+      nil, nil, { 1 }, -1))
+    assert.matches("must be an rnn cell", H.err_of(recur._rnn_generate, { 3 }, m.embed, m.W_out,
+      nil, nil, { 1 }, 1))
+  end)
+end)
+
 describe("recur.sample_logits", function()
   it("draws from softmax(logits / T) restricted to the top k", function()
     recur.seed(4)
