@@ -26,6 +26,7 @@
 #endif
 
 enum { KIND_PLAIN = 0, KIND_AVX512 = 1, KIND_AVX2 = 2 };
+#define RN_MC 128
 
 /* The best kernel this CPU runs; RECUR_GEMM_KERNEL=avx2 or plain asks for a lesser one (for
  * tests and comparisons). */
@@ -258,10 +259,15 @@ T256 static void pgemm256(const rn_pmat *m, int64_t M, const float *A, int64_t l
 static void pgemm_range(const rn_pmat *m, int64_t M, const float *A, int64_t lda, float *C,
                         int64_t ldc, int beta, int64_t q0, int64_t q1) {
 #ifdef RG_X86
-  if (m->kind == KIND_AVX512)
-    pgemm512(m, M, A, lda, C, ldc, beta, q0, q1);
-  else
-    pgemm256(m, M, A, lda, C, ldc, beta, q0, q1);
+  /* many rows (an input projection over all steps): chunks of RN_MC rows, so that a chunk of
+   * A stays in L2 while every panel passes over it */
+  for (int64_t i0 = 0; i0 < M; i0 += RN_MC) {
+    int64_t mc = M - i0 < RN_MC ? M - i0 : RN_MC;
+    if (m->kind == KIND_AVX512)
+      pgemm512(m, mc, A + i0 * lda, lda, C + i0 * ldc, ldc, beta, q0, q1);
+    else
+      pgemm256(m, mc, A + i0 * lda, lda, C + i0 * ldc, ldc, beta, q0, q1);
+  }
 #else
   (void)m, (void)M, (void)A, (void)lda, (void)C, (void)ldc, (void)beta, (void)q0, (void)q1;
 #endif

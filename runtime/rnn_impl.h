@@ -146,6 +146,16 @@ void rn_pgemm(const rn_pmat *m, int64_t M, const float *A, int64_t lda, float *C
 void rn_prepare(rc_cell *cell, int slot, rn_pmat *m, const float *W, int64_t ldw, int trans,
                 int64_t K, int64_t N, int64_t M, int64_t uses);
 
+/* Several builds of a hot elementwise function (AVX-512, AVX2, baseline), chosen at load
+ * time; every operation is correctly rounded IEEE (no FMA contraction under -std=c11), so all
+ * give identical bits. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) &&       \
+    !defined(RECUR_NO_CLONES)
+#define RN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define RN_CLONES
+#endif
+
 /* Column sums of a [rows, cols] row-major matrix (row stride ld) added into out. */
 void rn_colsum_add(const float *a, int64_t rows, int64_t cols, int64_t ld, float *out);
 
