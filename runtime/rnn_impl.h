@@ -83,7 +83,8 @@ struct rc_cell {
   int64_t input, hidden;
   const rn_ops *ops;
   rc_tensor *param[RC_CELL_MAX_PARAMS];
-  rn_team *team; /* the helper thread (more than one BLAS thread), or NULL */
+  rn_team *team;                    /* the helper thread (more than one BLAS thread), or NULL */
+  int team_on;                      /* whether the current sequence shares its products with it */
   rc_tensor *ws[3 + RN_PACK_SLOTS]; /* workspaces: forward scratch, backward scratch, step
                                       arena, packed weights */
 };
@@ -130,6 +131,9 @@ typedef struct {
 /* A helper thread that takes half of each packed product (NULL when it cannot start). */
 rn_team *rn_team_new(void);
 void rn_team_free(rn_team *t);
+/* Whether the next sequence should share its products with the helper (it backs off for a
+ * while when the helper keeps arriving late, e.g. when another process holds the core). */
+int rn_team_usable(rn_team *t);
 
 /* Floats a packed copy of a [K, N] weight needs (with room for alignment). */
 int64_t rn_pack_floats(int64_t K, int64_t N);
