@@ -102,6 +102,7 @@ model:sample {
 }
 emit("", true)
 io.stdout:write("\n")
+io.stdout:flush()
 local dt = recur.clock() - t0
 if a.stats then
   io.stderr:write(string.format("%d characters in %.2f s (%.0f chars/s)\n", a.length, dt,
