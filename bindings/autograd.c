@@ -236,7 +236,15 @@ static int fn_apply(lua_State *L) {
   /* ctx object: a table with save_for_backward and needs_input_grad */
   lua_newtable(L);
   int ctxi = lua_gettop(L);
-  lua_getfield(L, def, "_ctx_mt");
+  /* recur._function_ctx_mt is an ordinary field a script can replace: refuse a finalizer,
+   * which would run outside the embedding's instruction budget (finalizers run without
+   * hooks), and anything but a table. */
+  if (lua_getfield(L, def, "_ctx_mt") != LUA_TTABLE)
+    return rb_error(L, "recur.Function: recur._function_ctx_mt must be a table");
+  lua_pushliteral(L, "__gc");
+  if (lua_rawget(L, -2) != LUA_TNIL)
+    return rb_error(L, "recur.Function: the ctx metatable must not have __gc");
+  lua_pop(L, 1);
   lua_setmetatable(L, ctxi);
   lua_newtable(L); /* needs_input_grad */
   for (int i = 1; i <= nargs; i++) {

@@ -105,8 +105,9 @@ int rb_raise(lua_State *L) {
  * was allocated, and a full collection when live tensor memory has doubled since the
  * last one we forced (and is past 64 MB). Without this a loop that makes big tensors
  * grows until someone calls collectgarbage(), since Lua only sees the small userdata.
- * Under a memory limit the steps come sooner and a full collection runs once half of the
- * room left after the previous one is used, so garbage tensors do not hit the limit. */
+ * Under a memory limit (which counts tensors and the host's Lua heap together) the steps
+ * come sooner, and a full collection runs once half of the room left after the previous one
+ * is used, so that garbage does not make an allocation fail. */
 static void report_memory(lua_State *L, rb_state *s) {
   rc_ctx *c = s->ctx;
   size_t step = (size_t)1 << 20, limit = c->limit_bytes;
@@ -114,18 +115,21 @@ static void report_memory(lua_State *L, rb_state *s) {
   if (c->pending_bytes < step) return;
   size_t kb = c->pending_bytes >> 10;
   c->pending_bytes = 0;
-  size_t threshold = s->live_after_full * 2;
-  if (threshold < ((size_t)64 << 20)) threshold = (size_t)64 << 20;
+  int full;
   if (limit) {
+    size_t used = c->live_bytes + c->meta_bytes + c->host_bytes;
     size_t base = s->live_after_full < limit ? s->live_after_full : limit;
-    size_t near = base + (limit - base) / 2;
-    if (near < threshold) threshold = near;
-  }
-  if (c->live_bytes > threshold) {
-    lua_gc(L, LUA_GCCOLLECT);
-    s->live_after_full = c->live_bytes;
+    full = used > base + (limit - base) / 2;
   } else {
-    lua_gc(L, LUA_GCSTEP, (int)(kb > 1u << 20 ? 1u << 20 : kb ? kb : 1));
+    size_t threshold = s->live_after_full * 2;
+    if (threshold < ((size_t)64 << 20)) threshold = (size_t)64 << 20;
+    full = c->live_bytes > threshold;
+  }
+  if (full) {
+    lua_gc(L, LUA_GCCOLLECT);
+    s->live_after_full = limit ? c->live_bytes + c->meta_bytes + c->host_bytes : c->live_bytes;
+  } else {
+    lua_gc(L, LUA_GCSTEP, (int)(kb > 1u << 20 ? 1u << 20 : kb));
   }
 }
 
@@ -139,7 +143,14 @@ static int new_tensor_ud(lua_State *L) {
   return 1;
 }
 
-void rb_release_pending(lua_State *L) { release_pending(state(L), 0); }
+/* Looks the state up in the registry only (callable from a host, outside any C function);
+ * needs one free stack slot. */
+void rb_release_pending(lua_State *L) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &CTX_KEY);
+  rb_state *s = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  if (s) release_pending(s, 0);
+}
 
 /* lua_newuserdatauv raises "not enough memory" when it fails (routine under a memory limit),
  * and t, not yet owned by Lua, would leak. So t waits in s->pending while the userdata is
