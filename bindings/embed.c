@@ -670,19 +670,19 @@ static int searcher_preload(lua_State *L) {
 /* package.searchers[2]: Lua source files on the host's module path (upvalue 1), names
  * restricted so that they cannot climb out of it. */
 static int searcher_host(lua_State *L) {
-  const char *name = luaL_checkstring(L, 1);
+  size_t n;
+  const char *name = luaL_checklstring(L, 1, &n);
   const char *path = lua_tostring(L, lua_upvalueindex(1));
-  if (!path || !*path) {
-    lua_pushliteral(L, "\n\tno module path (the host allows none)");
-    return 1;
-  }
-  size_t n = strlen(name);
-  if (n == 0 || n > 200 || name[0] == '.' || name[0] == '-') goto badname;
+  if (n == 0 || n > 200 || strlen(name) != n || name[0] == '.' || name[0] == '-') goto badname;
   for (size_t i = 0; i < n; i++) {
     char ch = name[i];
     if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
           ch == '_' || ch == '-' || (ch == '.' && name[i + 1] != '.' && name[i + 1] != 0)))
       goto badname;
+  }
+  if (!path || !*path) {
+    lua_pushliteral(L, "\n\tno module path (the host allows none)");
+    return 1;
   }
   luaL_Buffer tried;
   luaL_buffinit(L, &tried);
@@ -723,8 +723,8 @@ badname:
   return 1;
 }
 
-/* pcall and xpcall that report a refused allocation as "memory limit exceeded" (Lua's own
- * message for any failed allocation is "not enough memory"). */
+/* pcall and xpcall (installed in every runtime) that report a refused allocation as "memory
+ * limit exceeded" (Lua's own message for any failed allocation is "not enough memory"). */
 static int finish_pcall(lua_State *L, int status, lua_KContext extra) {
   if (status != LUA_OK && status != LUA_YIELD) {
     lua_pushboolean(L, 0);
@@ -744,9 +744,23 @@ static int sb_pcall(lua_State *L) {
   return finish_pcall(L, status, 0);
 }
 
+/* xpcall's message handler, guarded: an error raised by the budget hook reaches the handler
+ * while hooks are off (Lua runs the handler inside the hook call), so a handler that loops
+ * could not be stopped. After the budget is spent the handler is skipped. */
+static int guarded_handler(lua_State *L) {
+  if (runtime_of(L)->budget_hit) return 1;
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 1);
+  return 1;
+}
+
 static int sb_xpcall(lua_State *L) {
   int n = lua_gettop(L);
   luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_pushvalue(L, 2);
+  lua_pushcclosure(L, guarded_handler, 1);
+  lua_replace(L, 2);
   lua_pushboolean(L, 1);
   lua_pushvalue(L, 1);
   lua_rotate(L, 3, 2);
@@ -875,12 +889,10 @@ static int job_open(lua_State *L, job *j) {
   if (lua_isfunction(L, -1)) rt->loader = luaL_ref(L, LUA_REGISTRYINDEX);
   else lua_pop(L, 1);
   if (rt->sandbox) apply_sandbox(L, rt, recur_idx);
-  if (rt->limit) {
-    lua_pushcfunction(L, sb_pcall);
-    lua_setglobal(L, "pcall");
-    lua_pushcfunction(L, sb_xpcall);
-    lua_setglobal(L, "xpcall");
-  }
+  lua_pushcfunction(L, sb_pcall);
+  lua_setglobal(L, "pcall");
+  lua_pushcfunction(L, sb_xpcall);
+  lua_setglobal(L, "xpcall");
   lua_gc(L, LUA_GCCOLLECT);
   return 0;
 }

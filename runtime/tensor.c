@@ -20,7 +20,11 @@ static rc_storage *storage_new_with(rc_ctx *c, int64_t n, size_t prefix, void **
   size_t bytes = (size_t)n * sizeof(float);
   if (bytes > SIZE_MAX - prefix - sizeof(rc_storage) - STORAGE_PAD)
     return rc_error_null(c, "out of memory allocating %zu bytes", bytes);
-  if (rc_charge(c, "alloc", (uint64_t)n / 16 + 1) || rc_account_alloc(c, bytes)) return NULL;
+  if (rc_account_alloc(c, bytes)) return NULL;
+  if (rc_charge(c, "alloc", (uint64_t)n / 16 + 1)) {
+    rc_account_free(c, bytes);
+    return NULL;
+  }
   char *raw = malloc(prefix + sizeof(rc_storage) + STORAGE_PAD + bytes);
   if (!raw) {
     rc_account_free(c, bytes);
