@@ -288,17 +288,8 @@ static int fn_apply(lua_State *L) {
     lua_replace(L, first + k);
   }
   if (!record) return nout;
-  rc_node *n = rc_node_new(c, "LuaFunctionBackward", fn_backward, ins, nin, nout);
-  if (!n) return rb_raise(L);
-  lua_getfield(L, def, "name");
-  if (lua_isstring(L, -1)) n->name = "LuaFunctionBackward";
-  lua_pop(L, 1);
-  fn_ext *e = malloc(sizeof *e);
-  if (!e) {
-    rc_node_release(n);
-    return rb_error(L, "recur.Function: out of memory");
-  }
-  /* record = {def, ctx, pos, nargs} */
+  /* The record {def, ctx, pos, nargs} first: these Lua allocations may raise, and nothing
+   * C-owned exists yet (the node and its extension come after). */
   lua_createtable(L, 0, 4);
   lua_pushvalue(L, def);
   lua_setfield(L, -2, "def");
@@ -314,8 +305,19 @@ static int fn_apply(lua_State *L) {
   lua_setfield(L, -2, "nargs");
   push_fnrefs(L);
   lua_insert(L, -2);
-  e->ref = luaL_ref(L, -2);
+  int ref = luaL_ref(L, -2);
   lua_pop(L, 1);
+  rc_node *n = rc_node_new(c, "LuaFunctionBackward", fn_backward, ins, nin, nout);
+  fn_ext *e = n ? malloc(sizeof *e) : NULL;
+  if (!e) {
+    push_fnrefs(L);
+    luaL_unref(L, -1, ref);
+    lua_pop(L, 1);
+    if (!n) return rb_raise(L);
+    rc_node_release(n);
+    return rb_error(L, "recur.Function: out of memory");
+  }
+  e->ref = ref;
   e->ctx = c;
   n->ext = e;
   n->ext_free = fn_ext_free;

@@ -201,6 +201,58 @@ int rb_push(lua_State *L, rc_tensor *t) {
   return 1;
 }
 
+/* Userdata for rb_push_n, made under lua_pcall: args (metatable address, n, as_list). */
+static int new_tensor_uds(lua_State *L) {
+  const void *mt = lua_touserdata(L, 1);
+  int n = (int)lua_tointeger(L, 2), as_list = lua_toboolean(L, 3);
+  lua_settop(L, 0);
+  luaL_checkstack(L, n + 2, "too many tensors");
+  if (as_list) lua_createtable(L, n, 0);
+  for (int k = 0; k < n; k++) {
+    rb_tensor *u = lua_newuserdatauv(L, sizeof *u, 0);
+    u->t = NULL;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, mt);
+    lua_setmetatable(L, -2);
+    if (as_list) lua_rawseti(L, 1, k + 1);
+  }
+  return as_list ? 1 : n;
+}
+
+int rb_push_n(lua_State *L, rc_tensor **ts, int n, int as_list, int free_ts) {
+  rb_state *s = state(L);
+  int nres = as_list ? 1 : n;
+  int room = lua_checkstack(L, nres + 4);
+  int st = LUA_ERRMEM;
+  if (room) {
+    lua_pushcfunction(L, new_tensor_uds);
+    lua_pushlightuserdata(L, (void *)s->mt);
+    lua_pushinteger(L, n);
+    lua_pushboolean(L, as_list);
+    st = lua_pcall(L, 3, nres, 0);
+  }
+  if (st != LUA_OK) {
+    for (int k = 0; k < n; k++) rc_release(ts[k]);
+    if (free_ts) free(ts);
+    if (!room) return luaL_error(L, "stack overflow (%d tensors)", n);
+    return lua_error(L);
+  }
+  int top = lua_gettop(L);
+  for (int k = 0; k < n; k++) {
+    rb_tensor *u;
+    if (as_list) {
+      lua_rawgeti(L, top, k + 1);
+      u = lua_touserdata(L, -1);
+      lua_pop(L, 1);
+    } else {
+      u = lua_touserdata(L, top - n + 1 + k);
+    }
+    u->t = ts[k];
+  }
+  if (free_ts) free(ts);
+  report_memory(L, s);
+  return nres;
+}
+
 static const char MODULE_KEY = 'm', METHODS_KEY = 't';
 
 void rb_set_tables(lua_State *L, int methods, int module) {

@@ -42,6 +42,7 @@ static rc_storage *storage_new_with(rc_ctx *c, int64_t n, size_t prefix, void **
   s->flags = 0;
   rc_ctx_retain(c);
   c->meta_bytes += prefix + sizeof(rc_storage) + STORAGE_PAD;
+  c->pending_bytes += prefix + sizeof(rc_storage) + STORAGE_PAD; /* headers are memory too */
   if (prefix_out) *prefix_out = raw;
   return s;
 }
@@ -86,6 +87,7 @@ rc_tensor *rc_borrow(rc_ctx *c, int ndim, const int64_t *size, float *data) {
   s->flags = RC_STORAGE_BORROWED;
   rc_ctx_retain(c);
   c->meta_bytes += STORAGE_META;
+  c->pending_bytes += STORAGE_META;
   t->refcount = 1;
   t->ndim = ndim;
   t->storage = s;
@@ -392,6 +394,7 @@ rc_tensor *rc_raw_view(rc_tensor *t, int ndim, const int64_t *size, const int64_
   rc_tensor *v = calloc(1, sizeof *v);
   if (!v) return rc_error_null(t->ctx, "out of memory allocating a tensor header");
   c->meta_bytes += sizeof *v;
+  c->pending_bytes += sizeof *v;
   v->refcount = 1;
   v->ndim = ndim;
   for (int i = 0; i < ndim; i++) {

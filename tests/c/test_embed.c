@@ -345,6 +345,48 @@ static void test_memory_limit(void) {
   CHECK(rt == NULL);
 }
 
+/* rb_push under memory pressure: the tensor is made, then the userdata allocation fails (a
+ * 0-element tensor passes the limit check for its data, its header then fills the last bytes).
+ * The heap is filled a little at a time so that some attempts land in that window; every
+ * tensor must still be released (tensor bytes back to the start; LSan in `make asan`). */
+static void test_oom_push(void) {
+  recur_options o;
+  recur_options_init(&o);
+  o.memory_limit = 3u << 20;
+  recur_runtime *rt = NULL;
+  CHECK(recur_new(&o, &rt) == RECUR_OK);
+  CHECK_OK(recur_collect(rt));
+  recur_stats st0;
+  recur_get_stats(rt, &st0);
+  CHECK_OK(recur_run_string(rt,
+                            "local x = recur.ones(4)\n"
+                            "local keep = {} for i = 1, 60000 do keep[i] = false end\n"
+                            "local function grow(i) keep[i] = {} end\n"
+                            "local zeros, split, max = recur.zeros, x.split, x.max\n"
+                            "local window, other, full = 0, 0, 0\n"
+                            "for i = 1, 60000 do\n" /* nothing here allocates outside pcall */
+                            "  local ok, e = pcall(zeros, 0)\n"
+                            "  if not ok then if e == 'memory limit exceeded' then window = window + 1\n"
+                            "                 else other = other + 1 end end\n"
+                            "  pcall(split, x, 1)\n"
+                            "  pcall(max, x, 1)\n"
+                            "  if not pcall(grow, i) then full = full + 1 if full > 50 then break end end\n"
+                            "end\n"
+                            "keep = nil\n"
+                            "return window, other",
+                            "=oom"));
+  double window = result_num(rt, 1), other = result_num(rt, 2);
+  if (window < 1 || getenv("RECUR_VERBOSE")) fprintf(stderr, "oom_push: window %g, other %g\n", window, other);
+  CHECK(window >= 1); /* the rb_push window was hit */
+  CHECK_OK(recur_run_string(rt, "return recur.ones(3):sum():item()", NULL));
+  CHECK_NEAR(result_num(rt, 1), 3, 0);
+  for (int k = 0; k < 4; k++) CHECK_OK(recur_collect(rt));
+  recur_stats st1;
+  recur_get_stats(rt, &st1);
+  CHECK(st1.tensor_bytes == st0.tensor_bytes);
+  recur_free(rt);
+}
+
 static void test_budget(void) {
   recur_options o;
   recur_options_init(&o);
@@ -530,6 +572,7 @@ int main(void) {
   test_errors();
   test_tensors();
   test_memory_limit();
+  test_oom_push();
   test_budget();
   test_two_runtimes();
   test_no_sandbox();
