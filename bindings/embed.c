@@ -19,16 +19,16 @@ int luaopen_recur(lua_State *L);
 /* bindings/sandbox_str.c: string.find/match/gmatch/gsub that charge the work budget. */
 void rb_sandbox_strings(lua_State *L, int string_table);
 
-#define HOOK_COUNT 1000          /* instructions between budget checks */
+#define HOOK_COUNT 1000           /* instructions between budget checks */
 #define ERR_MAX ((size_t)1 << 16) /* longest error message kept */
 
 struct recur_runtime {
   lua_State *L;
-  rc_ctx *ctx;       /* the state's runtime context (one reference held here) */
-  size_t lua_bytes;  /* Lua heap in use */
-  size_t limit;      /* memory limit, 0 = none */
-  int limit_hit;     /* an allocation was refused by the limit during this call */
-  uint64_t budget;   /* per call, 0 = none */
+  rc_ctx *ctx;      /* the state's runtime context (one reference held here) */
+  size_t lua_bytes; /* Lua heap in use */
+  size_t limit;     /* memory limit, 0 = none */
+  int limit_hit;    /* an allocation was refused by the limit during this call */
+  uint64_t budget;  /* per call, 0 = none */
   int hook_count;
   int budget_hit;
   int sandbox;
@@ -112,8 +112,10 @@ static void reset_budget(recur_runtime *rt) {
   rt->limit_hit = 0;
   rt->ctx->work_used = 0;
   rt->ctx->work_limit = rt->budget;
-  if (rt->budget) lua_sethook(rt->L, budget_hook, LUA_MASKCOUNT, rt->hook_count);
-  else lua_sethook(rt->L, NULL, 0, 0);
+  if (rt->budget)
+    lua_sethook(rt->L, budget_hook, LUA_MASKCOUNT, rt->hook_count);
+  else
+    lua_sethook(rt->L, NULL, 0, 0);
 }
 
 /* ---- errors ---- */
@@ -341,8 +343,8 @@ static int64_t checked_numel(lua_State *L, job *j, int k, int ndim, const int64_
   int64_t n = 1;
   for (int i = 0; i < ndim; i++) {
     if (shape[i] < 0)
-      job_error(L, j, RECUR_ERR_ARGUMENT, "argument %d: size %lld of dimension %d is negative",
-                k, (long long)shape[i], i + 1);
+      job_error(L, j, RECUR_ERR_ARGUMENT, "argument %d: size %lld of dimension %d is negative", k,
+                (long long)shape[i], i + 1);
     if (shape[i] > RC_MAX_NUMEL || (shape[i] > 0 && n > RC_MAX_NUMEL / shape[i]))
       job_error(L, j, RECUR_ERR_ARGUMENT, "argument %d: shape is too large", k);
     n *= shape[i];
@@ -355,38 +357,49 @@ static int64_t checked_numel(lua_State *L, job *j, int k, int ndim, const int64_
 static void push_value(lua_State *L, job *j, const recur_value *v, int k, int anchors) {
   recur_runtime *rt = j->rt;
   switch (v->type) {
-    case RECUR_NIL: lua_pushnil(L); break;
-    case RECUR_BOOLEAN: lua_pushboolean(L, v->as.boolean); break;
-    case RECUR_NUMBER: lua_pushnumber(L, v->as.number); break;
-    case RECUR_INTEGER: lua_pushinteger(L, (lua_Integer)v->as.integer); break;
-    case RECUR_STRING:
-      if (!v->as.string.data && v->as.string.len)
-        job_error(L, j, RECUR_ERR_ARGUMENT, "argument %d: string data is NULL", k);
-      lua_pushlstring(L, v->as.string.data ? v->as.string.data : "", v->as.string.len);
-      break;
-    case RECUR_REF: push_ref(L, j, v->as.ref); break;
-    case RECUR_TENSOR: {
-      int ndim = v->as.tensor.ndim;
-      int64_t n = checked_numel(L, j, k, ndim, v->as.tensor.shape);
-      float *data = v->as.tensor.data;
-      if (n > 0 && !data) job_error(L, j, RECUR_ERR_ARGUMENT, "argument %d: tensor data is NULL", k);
-      if ((v->as.tensor.flags & RECUR_COPY) || !anchors) {
-        rb_push(L, rc_from_data(rt->ctx, ndim, v->as.tensor.shape, data));
-        break;
-      }
-      if (rt->nlent >= RECUR_MAX_ARGS)
-        job_error(L, j, RECUR_ERR_ARGUMENT, "more than %d lent tensors", RECUR_MAX_ARGS);
-      rc_tensor *t = rc_borrow(rt->ctx, ndim, v->as.tensor.shape, data);
-      rb_push(L, t); /* owns t, or released it and raised */
-      lua_pushvalue(L, -1);
-      lua_rawseti(L, anchors, rt->nlent + 1); /* preallocated array slot: no allocation */
-      rc_retain(t);
-      rt->lent[rt->nlent].u = lua_touserdata(L, -1);
-      rt->lent[rt->nlent].t = t;
-      rt->nlent++;
+  case RECUR_NIL:
+    lua_pushnil(L);
+    break;
+  case RECUR_BOOLEAN:
+    lua_pushboolean(L, v->as.boolean);
+    break;
+  case RECUR_NUMBER:
+    lua_pushnumber(L, v->as.number);
+    break;
+  case RECUR_INTEGER:
+    lua_pushinteger(L, (lua_Integer)v->as.integer);
+    break;
+  case RECUR_STRING:
+    if (!v->as.string.data && v->as.string.len)
+      job_error(L, j, RECUR_ERR_ARGUMENT, "argument %d: string data is NULL", k);
+    lua_pushlstring(L, v->as.string.data ? v->as.string.data : "", v->as.string.len);
+    break;
+  case RECUR_REF:
+    push_ref(L, j, v->as.ref);
+    break;
+  case RECUR_TENSOR: {
+    int ndim = v->as.tensor.ndim;
+    int64_t n = checked_numel(L, j, k, ndim, v->as.tensor.shape);
+    float *data = v->as.tensor.data;
+    if (n > 0 && !data) job_error(L, j, RECUR_ERR_ARGUMENT, "argument %d: tensor data is NULL", k);
+    if ((v->as.tensor.flags & RECUR_COPY) || !anchors) {
+      rb_push(L, rc_from_data(rt->ctx, ndim, v->as.tensor.shape, data));
       break;
     }
-    default: job_error(L, j, RECUR_ERR_ARGUMENT, "argument %d: unknown type %d", k, v->type);
+    if (rt->nlent >= RECUR_MAX_ARGS)
+      job_error(L, j, RECUR_ERR_ARGUMENT, "more than %d lent tensors", RECUR_MAX_ARGS);
+    rc_tensor *t = rc_borrow(rt->ctx, ndim, v->as.tensor.shape, data);
+    rb_push(L, t); /* owns t, or released it and raised */
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, anchors, rt->nlent + 1); /* preallocated array slot: no allocation */
+    rc_retain(t);
+    rt->lent[rt->nlent].u = lua_touserdata(L, -1);
+    rt->lent[rt->nlent].t = t;
+    rt->nlent++;
+    break;
+  }
+  default:
+    job_error(L, j, RECUR_ERR_ARGUMENT, "argument %d: unknown type %d", k, v->type);
   }
 }
 
@@ -444,8 +457,10 @@ static int job_call(lua_State *L, job *j) {
                      RECUR_MAX_ARGS);
   if (j->nargs > 0 && !j->args) return job_error(L, j, RECUR_ERR_ARGUMENT, "args is NULL");
   lua_rawgeti(L, LUA_REGISTRYINDEX, j->rt->anchors);
-  if (j->name) push_path(L, j, j->name);
-  else push_ref(L, j, j->ref);
+  if (j->name)
+    push_path(L, j, j->name);
+  else
+    push_ref(L, j, j->ref);
   return call_with_args(L, j);
 }
 
@@ -555,8 +570,10 @@ static int sb_load(lua_State *L) {
   int n = lua_gettop(L);
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_pushvalue(L, 1);
-  if (n >= 2) lua_pushvalue(L, 2);
-  else lua_pushnil(L);
+  if (n >= 2)
+    lua_pushvalue(L, 2);
+  else
+    lua_pushnil(L);
   lua_pushliteral(L, "t");
   int na = 3;
   if (n >= 4) {
@@ -639,8 +656,12 @@ static int sb_shift(lua_State *L, const char *fn) {
   lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
   return lua_gettop(L);
 }
-static int sb_insert(lua_State *L) { return sb_shift(L, "table.insert"); }
-static int sb_remove(lua_State *L) { return sb_shift(L, "table.remove"); }
+static int sb_insert(lua_State *L) {
+  return sb_shift(L, "table.insert");
+}
+static int sb_remove(lua_State *L) {
+  return sb_shift(L, "table.remove");
+}
 
 /* recur.threads: read-only in the sandbox (the host sets the thread count). */
 static int sb_threads(lua_State *L) {
@@ -729,8 +750,10 @@ static int finish_pcall(lua_State *L, int status, lua_KContext extra) {
   if (status != LUA_OK && status != LUA_YIELD) {
     lua_pushboolean(L, 0);
     recur_runtime *rt = runtime_of(L);
-    if (status == LUA_ERRMEM && rt->limit_hit) lua_rawgeti(L, LUA_REGISTRYINDEX, rt->memmsg);
-    else lua_pushvalue(L, -2);
+    if (status == LUA_ERRMEM && rt->limit_hit)
+      lua_rawgeti(L, LUA_REGISTRYINDEX, rt->memmsg);
+    else
+      lua_pushvalue(L, -2);
     return 2;
   }
   return lua_gettop(L) - (int)extra;
@@ -852,14 +875,11 @@ static void apply_sandbox(lua_State *L, recur_runtime *rt, int recur_idx) {
 static int job_open(lua_State *L, job *j) {
   recur_runtime *rt = j->rt;
   if (rt->sandbox) {
-    static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base},
-                                    {LUA_LOADLIBNAME, luaopen_package},
-                                    {LUA_COLIBNAME, luaopen_coroutine},
-                                    {LUA_TABLIBNAME, luaopen_table},
-                                    {LUA_STRLIBNAME, luaopen_string},
-                                    {LUA_MATHLIBNAME, luaopen_math},
-                                    {LUA_UTF8LIBNAME, luaopen_utf8},
-                                    {NULL, NULL}};
+    static const luaL_Reg libs[] = {
+        {LUA_GNAME, luaopen_base},          {LUA_LOADLIBNAME, luaopen_package},
+        {LUA_COLIBNAME, luaopen_coroutine}, {LUA_TABLIBNAME, luaopen_table},
+        {LUA_STRLIBNAME, luaopen_string},   {LUA_MATHLIBNAME, luaopen_math},
+        {LUA_UTF8LIBNAME, luaopen_utf8},    {NULL, NULL}};
     for (const luaL_Reg *l = libs; l->name; l++) {
       luaL_requiref(L, l->name, l->func, 1);
       lua_pop(L, 1);
@@ -886,8 +906,10 @@ static int job_open(lua_State *L, job *j) {
   lua_pushliteral(L, "instruction budget exceeded");
   rt->budgetmsg = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_getfield(L, recur_idx, "load");
-  if (lua_isfunction(L, -1)) rt->loader = luaL_ref(L, LUA_REGISTRYINDEX);
-  else lua_pop(L, 1);
+  if (lua_isfunction(L, -1))
+    rt->loader = luaL_ref(L, LUA_REGISTRYINDEX);
+  else
+    lua_pop(L, 1);
   if (rt->sandbox) apply_sandbox(L, rt, recur_idx);
   lua_pushcfunction(L, sb_pcall);
   lua_setglobal(L, "pcall");
@@ -974,7 +996,10 @@ int recur_set_budget(recur_runtime *rt, uint64_t budget) {
 int recur_run_string(recur_runtime *rt, const char *code, const char *chunkname) {
   if (!rt) return RECUR_ERR_ARGUMENT;
   if (!code) return fail(rt, RECUR_ERR_ARGUMENT, "recur_run_string: code is NULL");
-  job j = {.rt = rt, .fn = job_run, .src = code, .len = strlen(code),
+  job j = {.rt = rt,
+           .fn = job_run,
+           .src = code,
+           .len = strlen(code),
            .chunk = chunkname ? chunkname : "=string"};
   return run_job(rt, &j, NULL);
 }
@@ -1025,7 +1050,8 @@ int recur_add_module(recur_runtime *rt, const char *name, const char *source, si
 
 int recur_set_global(recur_runtime *rt, const char *name, const recur_value *value) {
   if (!rt) return RECUR_ERR_ARGUMENT;
-  if (!name || !value) return fail(rt, RECUR_ERR_ARGUMENT, "recur_set_global: name or value is NULL");
+  if (!name || !value)
+    return fail(rt, RECUR_ERR_ARGUMENT, "recur_set_global: name or value is NULL");
   job j = {.rt = rt, .fn = job_set_global, .name = name, .value = value};
   return small_job(rt, &j, 0);
 }
@@ -1041,11 +1067,11 @@ static int result_slot(recur_runtime *rt, int i) {
   return i;
 }
 
-#define RESULT_SLOT(rt, i)                                                                    \
-  if (!(rt)) return RECUR_ERR_ARGUMENT;                                                       \
-  if ((rt)->broken) return fail(rt, RECUR_ERR_BROKEN, "the runtime is broken; free it");      \
-  if ((rt)->busy) return fail(rt, RECUR_ERR_BUSY, "the runtime is already running a call");   \
-  int slot = result_slot(rt, i);                                                              \
+#define RESULT_SLOT(rt, i)                                                                         \
+  if (!(rt)) return RECUR_ERR_ARGUMENT;                                                            \
+  if ((rt)->broken) return fail(rt, RECUR_ERR_BROKEN, "the runtime is broken; free it");           \
+  if ((rt)->busy) return fail(rt, RECUR_ERR_BUSY, "the runtime is already running a call");        \
+  int slot = result_slot(rt, i);                                                                   \
   if (!slot) return RECUR_ERR_NOT_FOUND
 
 int recur_result_count(recur_runtime *rt, int *n) {
@@ -1059,16 +1085,25 @@ int recur_result_type(recur_runtime *rt, int i, int *type) {
   if (!type) return RECUR_ERR_ARGUMENT;
   lua_State *L = rt->L;
   switch (lua_type(L, slot)) {
-    case LUA_TNIL: *type = RECUR_NIL; break;
-    case LUA_TBOOLEAN: *type = RECUR_BOOLEAN; break;
-    case LUA_TNUMBER: *type = lua_isinteger(L, slot) ? RECUR_INTEGER : RECUR_NUMBER; break;
-    case LUA_TSTRING: *type = RECUR_STRING; break;
-    case LUA_TUSERDATA: {
-      job j = {.rt = rt, .fn = job_result_tensor};
-      *type = small_job(rt, &j, slot) == RECUR_OK ? RECUR_TENSOR : RECUR_OTHER;
-      break;
-    }
-    default: *type = RECUR_OTHER;
+  case LUA_TNIL:
+    *type = RECUR_NIL;
+    break;
+  case LUA_TBOOLEAN:
+    *type = RECUR_BOOLEAN;
+    break;
+  case LUA_TNUMBER:
+    *type = lua_isinteger(L, slot) ? RECUR_INTEGER : RECUR_NUMBER;
+    break;
+  case LUA_TSTRING:
+    *type = RECUR_STRING;
+    break;
+  case LUA_TUSERDATA: {
+    job j = {.rt = rt, .fn = job_result_tensor};
+    *type = small_job(rt, &j, slot) == RECUR_OK ? RECUR_TENSOR : RECUR_OTHER;
+    break;
+  }
+  default:
+    *type = RECUR_OTHER;
   }
   return RECUR_OK;
 }
@@ -1126,8 +1161,13 @@ int recur_result_shape(recur_runtime *rt, int i, int *ndim, int64_t shape[RECUR_
 int recur_result_tensor(recur_runtime *rt, int i, float *buf, size_t count, int *ndim,
                         int64_t shape[RECUR_MAX_DIM]) {
   RESULT_SLOT(rt, i);
-  job j = {.rt = rt, .fn = job_result_tensor, .buf = buf, .count = count, .ndim = ndim,
-           .shape = shape, .copy = 1};
+  job j = {.rt = rt,
+           .fn = job_result_tensor,
+           .buf = buf,
+           .count = count,
+           .ndim = ndim,
+           .shape = shape,
+           .copy = 1};
   return small_job(rt, &j, slot);
 }
 
@@ -1160,10 +1200,18 @@ int recur_last_error(recur_runtime *rt, const char **msg) {
 }
 
 int recur_status_string(int status, const char **name) {
-  static const char *const names[] = {
-      "RECUR_OK",        "RECUR_ERR_ARGUMENT",  "RECUR_ERR_MEMORY",    "RECUR_ERR_BUDGET",
-      "RECUR_ERR_SYNTAX", "RECUR_ERR_FILE",     "RECUR_ERR_SCRIPT",    "RECUR_ERR_TYPE",
-      "RECUR_ERR_NOT_FOUND", "RECUR_ERR_UNSUPPORTED", "RECUR_ERR_BUSY", "RECUR_ERR_BROKEN"};
+  static const char *const names[] = {"RECUR_OK",
+                                      "RECUR_ERR_ARGUMENT",
+                                      "RECUR_ERR_MEMORY",
+                                      "RECUR_ERR_BUDGET",
+                                      "RECUR_ERR_SYNTAX",
+                                      "RECUR_ERR_FILE",
+                                      "RECUR_ERR_SCRIPT",
+                                      "RECUR_ERR_TYPE",
+                                      "RECUR_ERR_NOT_FOUND",
+                                      "RECUR_ERR_UNSUPPORTED",
+                                      "RECUR_ERR_BUSY",
+                                      "RECUR_ERR_BROKEN"};
   if (!name) return RECUR_ERR_ARGUMENT;
   if (status < 0 || status >= (int)(sizeof names / sizeof names[0])) {
     *name = "RECUR_ERR_UNKNOWN";

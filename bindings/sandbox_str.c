@@ -47,34 +47,56 @@ static const char *match(mstate *ms, const char *s, const char *p);
 
 static const char *class_end(mstate *ms, const char *p) {
   switch (*p++) {
-    case ESC:
-      if (p == ms->p_end) luaL_error(ms->L, "malformed pattern (ends with '%%')");
-      return p + 1;
-    case '[':
-      if (*p == '^') p++;
-      do { /* the first character after '[' or '[^' is a member even if it is ']' */
-        if (p == ms->p_end) luaL_error(ms->L, "malformed pattern (missing ']')");
-        if (*(p++) == ESC && p < ms->p_end) p++;
-      } while (*p != ']');
-      return p + 1;
-    default: return p;
+  case ESC:
+    if (p == ms->p_end) luaL_error(ms->L, "malformed pattern (ends with '%%')");
+    return p + 1;
+  case '[':
+    if (*p == '^') p++;
+    do { /* the first character after '[' or '[^' is a member even if it is ']' */
+      if (p == ms->p_end) luaL_error(ms->L, "malformed pattern (missing ']')");
+      if (*(p++) == ESC && p < ms->p_end) p++;
+    } while (*p != ']');
+    return p + 1;
+  default:
+    return p;
   }
 }
 
 static int match_class(int ch, int cl) {
   int r;
   switch (tolower(cl)) {
-    case 'a': r = isalpha(ch); break;
-    case 'c': r = iscntrl(ch); break;
-    case 'd': r = isdigit(ch); break;
-    case 'g': r = isgraph(ch); break;
-    case 'l': r = islower(ch); break;
-    case 'p': r = ispunct(ch); break;
-    case 's': r = isspace(ch); break;
-    case 'u': r = isupper(ch); break;
-    case 'w': r = isalnum(ch); break;
-    case 'x': r = isxdigit(ch); break;
-    default: return cl == ch;
+  case 'a':
+    r = isalpha(ch);
+    break;
+  case 'c':
+    r = iscntrl(ch);
+    break;
+  case 'd':
+    r = isdigit(ch);
+    break;
+  case 'g':
+    r = isgraph(ch);
+    break;
+  case 'l':
+    r = islower(ch);
+    break;
+  case 'p':
+    r = ispunct(ch);
+    break;
+  case 's':
+    r = isspace(ch);
+    break;
+  case 'u':
+    r = isupper(ch);
+    break;
+  case 'w':
+    r = isalnum(ch);
+    break;
+  case 'x':
+    r = isxdigit(ch);
+    break;
+  default:
+    return cl == ch;
   }
   if (isupper(cl)) r = !r;
   return r != 0;
@@ -105,10 +127,14 @@ static int single_match(mstate *ms, const char *s, const char *p, const char *ep
   if (s >= ms->src_end) return 0;
   int ch = U(*s);
   switch (*p) {
-    case '.': return 1;
-    case ESC: return match_class(ch, U(*(p + 1)));
-    case '[': return match_bracket(ch, p, ep - 1);
-    default: return U(*p) == ch;
+  case '.':
+    return 1;
+  case ESC:
+    return match_class(ch, U(*(p + 1)));
+  case '[':
+    return match_bracket(ch, p, ep - 1);
+  default:
+    return U(*p) == ch;
   }
 }
 
@@ -187,80 +213,97 @@ again:
   tick(ms);
   if (p != ms->p_end) {
     switch (*p) {
-      case '(':
-        s = *(p + 1) == ')' ? start_capture(ms, s, p + 2, CAP_POSITION)
-                            : start_capture(ms, s, p + 1, CAP_UNFINISHED);
+    case '(':
+      s = *(p + 1) == ')' ? start_capture(ms, s, p + 2, CAP_POSITION)
+                          : start_capture(ms, s, p + 1, CAP_UNFINISHED);
+      break;
+    case ')':
+      s = end_capture(ms, s, p + 1);
+      break;
+    case '$':
+      if (p + 1 != ms->p_end) goto plain;
+      s = s == ms->src_end ? s : NULL;
+      break;
+    case ESC:
+      switch (*(p + 1)) {
+      case 'b':
+        s = match_balance(ms, s, p + 2);
+        if (s) {
+          p += 4;
+          goto again;
+        }
         break;
-      case ')': s = end_capture(ms, s, p + 1); break;
-      case '$':
-        if (p + 1 != ms->p_end) goto plain;
-        s = s == ms->src_end ? s : NULL;
+      case 'f': {
+        p += 2;
+        if (*p != '[') luaL_error(ms->L, "missing '[' after '%%f' in pattern");
+        const char *ep = class_end(ms, p);
+        int prev = s == ms->src_init ? 0 : U(*(s - 1));
+        int cur = s < ms->src_end ? U(*s) : 0;
+        if (!match_bracket(prev, p, ep - 1) && match_bracket(cur, p, ep - 1)) {
+          p = ep;
+          goto again;
+        }
+        s = NULL;
         break;
-      case ESC:
-        switch (*(p + 1)) {
-          case 'b':
-            s = match_balance(ms, s, p + 2);
-            if (s) {
-              p += 4;
-              goto again;
-            }
-            break;
-          case 'f': {
-            p += 2;
-            if (*p != '[') luaL_error(ms->L, "missing '[' after '%%f' in pattern");
-            const char *ep = class_end(ms, p);
-            int prev = s == ms->src_init ? 0 : U(*(s - 1));
-            int cur = s < ms->src_end ? U(*s) : 0;
-            if (!match_bracket(prev, p, ep - 1) && match_bracket(cur, p, ep - 1)) {
-              p = ep;
-              goto again;
-            }
-            s = NULL;
-            break;
-          }
-          case '0': case '1': case '2': case '3': case '4':
-          case '5': case '6': case '7': case '8': case '9':
-            s = match_capture(ms, s, U(*(p + 1)));
-            if (s) {
-              p += 2;
-              goto again;
-            }
-            break;
-          default: goto plain;
+      }
+      case '0':
+      case '1':
+      case '2':
+      case '3':
+      case '4':
+      case '5':
+      case '6':
+      case '7':
+      case '8':
+      case '9':
+        s = match_capture(ms, s, U(*(p + 1)));
+        if (s) {
+          p += 2;
+          goto again;
         }
         break;
       default:
-      plain: {
-        const char *ep = class_end(ms, p);
-        if (!single_match(ms, s, p, ep)) {
-          if (*ep == '*' || *ep == '?' || *ep == '-') {
+        goto plain;
+      }
+      break;
+    default:
+    plain : {
+      const char *ep = class_end(ms, p);
+      if (!single_match(ms, s, p, ep)) {
+        if (*ep == '*' || *ep == '?' || *ep == '-') {
+          p = ep + 1;
+          goto again;
+        }
+        s = NULL;
+      } else {
+        switch (*ep) {
+        case '?': {
+          const char *r = match(ms, s + 1, ep + 1);
+          if (r) {
+            s = r;
+          } else {
             p = ep + 1;
             goto again;
           }
-          s = NULL;
-        } else {
-          switch (*ep) {
-            case '?': {
-              const char *r = match(ms, s + 1, ep + 1);
-              if (r) {
-                s = r;
-              } else {
-                p = ep + 1;
-                goto again;
-              }
-              break;
-            }
-            case '+': s = max_expand(ms, s + 1, p, ep); break;
-            case '*': s = max_expand(ms, s, p, ep); break;
-            case '-': s = min_expand(ms, s, p, ep); break;
-            default:
-              s++;
-              p = ep;
-              goto again;
-          }
+          break;
         }
-        break;
+        case '+':
+          s = max_expand(ms, s + 1, p, ep);
+          break;
+        case '*':
+          s = max_expand(ms, s, p, ep);
+          break;
+        case '-':
+          s = min_expand(ms, s, p, ep);
+          break;
+        default:
+          s++;
+          p = ep;
+          goto again;
+        }
       }
+      break;
+    }
     }
   }
   ms->depth++;
@@ -385,8 +428,12 @@ static int find_aux(lua_State *L, int find) {
   return 1;
 }
 
-static int s_find(lua_State *L) { return find_aux(L, 1); }
-static int s_match(lua_State *L) { return find_aux(L, 0); }
+static int s_find(lua_State *L) {
+  return find_aux(L, 1);
+}
+static int s_match(lua_State *L) {
+  return find_aux(L, 0);
+}
 
 typedef struct {
   const char *src, *p, *lastmatch;
@@ -438,8 +485,10 @@ static void add_s(mstate *ms, luaL_Buffer *b, const char *s, const char *e) {
     } else if (isdigit(U(*p))) {
       const char *cap;
       ptrdiff_t l2 = get_capture(ms, *p - '1', s, e, &cap);
-      if (l2 == CAP_POSITION) luaL_addvalue(b);
-      else luaL_addlstring(b, cap, (size_t)l2);
+      if (l2 == CAP_POSITION)
+        luaL_addvalue(b);
+      else
+        luaL_addlstring(b, cap, (size_t)l2);
     } else {
       luaL_error(L, "invalid use of '%c' in replacement string", ESC);
     }
@@ -452,17 +501,19 @@ static void add_s(mstate *ms, luaL_Buffer *b, const char *s, const char *e) {
 static int add_value(mstate *ms, luaL_Buffer *b, const char *s, const char *e, int tr) {
   lua_State *L = ms->L;
   switch (tr) {
-    case LUA_TFUNCTION: {
-      lua_pushvalue(L, 3);
-      int n = push_captures(ms, s, e);
-      lua_call(L, n, 1);
-      break;
-    }
-    case LUA_TTABLE:
-      push_capture(ms, 0, s, e);
-      lua_gettable(L, 3);
-      break;
-    default: add_s(ms, b, s, e); return 1;
+  case LUA_TFUNCTION: {
+    lua_pushvalue(L, 3);
+    int n = push_captures(ms, s, e);
+    lua_call(L, n, 1);
+    break;
+  }
+  case LUA_TTABLE:
+    push_capture(ms, 0, s, e);
+    lua_gettable(L, 3);
+    break;
+  default:
+    add_s(ms, b, s, e);
+    return 1;
   }
   if (!lua_toboolean(L, -1)) {
     lua_pop(L, 1);
@@ -482,9 +533,9 @@ static int s_gsub(lua_State *L) {
   const char *lastmatch = NULL;
   int tr = lua_type(L, 3);
   lua_Integer max_s = luaL_optinteger(L, 4, (lua_Integer)ls + 1);
-  luaL_argexpected(L, tr == LUA_TNUMBER || tr == LUA_TSTRING || tr == LUA_TFUNCTION ||
-                          tr == LUA_TTABLE,
-                   3, "string/function/table");
+  luaL_argexpected(
+      L, tr == LUA_TNUMBER || tr == LUA_TSTRING || tr == LUA_TFUNCTION || tr == LUA_TTABLE, 3,
+      "string/function/table");
   int anchor = *p == '^';
   if (anchor) {
     p++;

@@ -61,11 +61,11 @@ static int file_stamp(const char *path, struct timespec *mtime, off_t *size) {
 
 typedef struct {
   recur_runtime *rt;
-  recur_ref next_char;     /* talker.next_char */
-  char line[128];          /* what the character is saying */
+  recur_ref next_char; /* talker.next_char */
+  char line[128];      /* what the character is saying */
   size_t len;
-  int pause;               /* frames to wait before the next line */
-  char status[256];        /* last error or event, shown under the scene */
+  int pause;        /* frames to wait before the next line */
+  char status[256]; /* last error or event, shown under the scene */
   long lines_spoken, chars, reloads, errors;
 } game;
 
@@ -168,13 +168,12 @@ static void draw(const game *g, long frame, double ms, int typed, const options 
 }
 
 static void usage(FILE *f) {
-  fprintf(f,
-          "usage: talker [--script PATH] [--headless] [--frames N] [--fps N] [--budget-ms X]\n"
-          "              [--chars-per-frame N]\n"
-          "A character speaks lines that an LSTM written in Lua generates one character at a\n"
-          "time. The script is reloaded when it changes. --headless prints one line per frame\n"
-          "(for tests); --frames 0 runs until Ctrl-C. Defaults: examples/talker.lua, 30 fps,\n"
-          "4 ms of model time and 2 characters per frame.\n");
+  fprintf(f, "usage: talker [--script PATH] [--headless] [--frames N] [--fps N] [--budget-ms X]\n"
+             "              [--chars-per-frame N]\n"
+             "A character speaks lines that an LSTM written in Lua generates one character at a\n"
+             "time. The script is reloaded when it changes. --headless prints one line per frame\n"
+             "(for tests); --frames 0 runs until Ctrl-C. Defaults: examples/talker.lua, 30 fps,\n"
+             "4 ms of model time and 2 characters per frame.\n");
 }
 
 static int parse(int argc, char **argv, options *o) {
@@ -202,8 +201,7 @@ static int parse(int argc, char **argv, options *o) {
       return -1;
     }
   }
-  if (o->fps < 1 || o->fps > 1000 || o->budget_ms <= 0 || o->chars_per_frame < 1 ||
-      o->frames < 0) {
+  if (o->fps < 1 || o->fps > 1000 || o->budget_ms <= 0 || o->chars_per_frame < 1 || o->frames < 0) {
     fprintf(stderr, "talker: --fps 1..1000, --budget-ms > 0, --chars-per-frame >= 1, "
                     "--frames >= 0\n");
     return -1;

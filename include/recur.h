@@ -94,9 +94,9 @@ enum {
   RECUR_NUMBER = 2,  /* double */
   RECUR_INTEGER = 3, /* int64_t */
   RECUR_STRING = 4,
-  RECUR_TENSOR = 5,  /* float32 array */
-  RECUR_REF = 6,     /* a Lua value held by the host (recur_ref) */
-  RECUR_OTHER = 7    /* only as a result type: a table, function, ... (take a recur_ref) */
+  RECUR_TENSOR = 5, /* float32 array */
+  RECUR_REF = 6,    /* a Lua value held by the host (recur_ref) */
+  RECUR_OTHER = 7   /* only as a result type: a table, function, ... (take a recur_ref) */
 };
 
 /* A reference to a Lua value (function, table, ...) that the host keeps across calls.
@@ -134,14 +134,14 @@ typedef struct recur_value {
 } recur_value;
 
 /* Convenience initialisers (C99 compound literals), e.g.
- *   recur_value args[] = {RECUR_NUM(0.5), RECUR_STR("hello"), RECUR_TENSOR(x, 2, 1, 128)}; */
+ *   recur_value args[] = {RECUR_NUM(0.5), RECUR_STR("hello"), RECUR_ARRAY(x, 2, 1, 128)}; */
 #define RECUR_NILV ((recur_value){.type = RECUR_NIL})
 #define RECUR_BOOL(b) ((recur_value){.type = RECUR_BOOLEAN, .as.boolean = (b)})
 #define RECUR_NUM(x) ((recur_value){.type = RECUR_NUMBER, .as.number = (x)})
 #define RECUR_INT(i) ((recur_value){.type = RECUR_INTEGER, .as.integer = (i)})
 #define RECUR_STR(s) ((recur_value){.type = RECUR_STRING, .as.string = {(s), strlen(s)}})
-#define RECUR_TENSOR(ptr, nd, ...)                                                            \
-  ((recur_value){.type = RECUR_TENSOR,                                                        \
+#define RECUR_ARRAY(ptr, nd, ...)                                                                  \
+  ((recur_value){.type = RECUR_TENSOR,                                                             \
                  .as.tensor = {.data = (ptr), .ndim = (nd), .flags = 0, .shape = {__VA_ARGS__}}})
 #define RECUR_REFV(r) ((recur_value){.type = RECUR_REF, .as.ref = (r)})
 
@@ -171,7 +171,8 @@ int recur_set_global(recur_runtime *rt, const char *name, const recur_value *val
 int recur_result_count(recur_runtime *rt, int *n);
 int recur_result_type(recur_runtime *rt, int i, int *type);
 int recur_result_number(recur_runtime *rt, int i, double *out); /* integers too */
-int recur_result_integer(recur_runtime *rt, int i, int64_t *out); /* numbers with integer value too */
+int recur_result_integer(recur_runtime *rt, int i,
+                         int64_t *out); /* numbers with integer value too */
 int recur_result_boolean(recur_runtime *rt, int i, int *out);
 int recur_result_string(recur_runtime *rt, int i, const char **s, size_t *len);
 /* Shape of a tensor result. */
@@ -196,10 +197,10 @@ int recur_last_error(recur_runtime *rt, const char **msg);
 int recur_status_string(int status, const char **name);
 
 typedef struct recur_stats {
-  size_t lua_bytes;      /* Lua heap in use */
-  size_t tensor_bytes;   /* tensor data plus tensor headers in use */
-  size_t memory_limit;   /* 0 = none */
-  uint64_t last_work;    /* budget units used by the last call (instructions + tensor work) */
+  size_t lua_bytes;    /* Lua heap in use */
+  size_t tensor_bytes; /* tensor data plus tensor headers in use */
+  size_t memory_limit; /* 0 = none */
+  uint64_t last_work;  /* budget units used by the last call (instructions + tensor work) */
 } recur_stats;
 int recur_get_stats(recur_runtime *rt, recur_stats *out);
 /* Runs a full garbage collection (e.g. between frames). */

@@ -16,20 +16,20 @@ static const char *last(recur_runtime *rt) {
   return m;
 }
 
-#define CHECK_OK(expr)                                                                        \
-  do {                                                                                        \
-    int rc_ = (expr);                                                                         \
-    if (rc_ != RECUR_OK) fprintf(stderr, "%s -> %d: %s\n", #expr, rc_, last(rt));             \
-    CHECK(rc_ == RECUR_OK);                                                                   \
+#define CHECK_OK(expr)                                                                             \
+  do {                                                                                             \
+    int rc_ = (expr);                                                                              \
+    if (rc_ != RECUR_OK) fprintf(stderr, "%s -> %d: %s\n", #expr, rc_, last(rt));                  \
+    CHECK(rc_ == RECUR_OK);                                                                        \
   } while (0)
 
-#define CHECK_ERR(expr, code, text)                                                           \
-  do {                                                                                        \
-    int rc_ = (expr);                                                                         \
-    if (rc_ != (code) || !strstr(last(rt), (text)))                                           \
-      fprintf(stderr, "%s -> %d (want %d), message: %s\n", #expr, rc_, (code), last(rt));     \
-    CHECK(rc_ == (code));                                                                     \
-    CHECK(strstr(last(rt), (text)) != NULL);                                                  \
+#define CHECK_ERR(expr, code, text)                                                                \
+  do {                                                                                             \
+    int rc_ = (expr);                                                                              \
+    if (rc_ != (code) || !strstr(last(rt), (text)))                                                \
+      fprintf(stderr, "%s -> %d (want %d), message: %s\n", #expr, rc_, (code), last(rt));          \
+    CHECK(rc_ == (code));                                                                          \
+    CHECK(strstr(last(rt), (text)) != NULL);                                                       \
   } while (0)
 
 static double result_num(recur_runtime *rt, int i) {
@@ -184,17 +184,17 @@ static void test_errors(void) {
   /* error objects that are not strings */
   CHECK_ERR(recur_run_string(rt, "error({code = 1})", NULL), RECUR_ERR_SCRIPT,
             "(error object is a table value)");
-  CHECK_ERR(recur_run_string(rt, "error(setmetatable({}, {__tostring = function() return 'mine' end}))",
-                             NULL),
+  CHECK_ERR(recur_run_string(
+                rt, "error(setmetatable({}, {__tostring = function() return 'mine' end}))", NULL),
             RECUR_ERR_SCRIPT, "mine");
   /* bad host arguments */
   float x[4] = {0};
   recur_value t9 = {.type = RECUR_TENSOR, .as.tensor = {.data = x, .ndim = 9}};
   CHECK_OK(recur_run_string(rt, "function id(...) return ... end", NULL));
   CHECK_ERR(recur_call(rt, "id", 1, &t9, &n), RECUR_ERR_ARGUMENT, "ndim 9 is out of range");
-  recur_value neg = RECUR_TENSOR(x, 1, -1);
+  recur_value neg = RECUR_ARRAY(x, 1, -1);
   CHECK_ERR(recur_call(rt, "id", 1, &neg, &n), RECUR_ERR_ARGUMENT, "is negative");
-  recur_value nul = RECUR_TENSOR(NULL, 1, 4);
+  recur_value nul = RECUR_ARRAY(NULL, 1, 4);
   CHECK_ERR(recur_call(rt, "id", 1, &nul, &n), RECUR_ERR_ARGUMENT, "tensor data is NULL");
   recur_value odd = {.type = 77};
   CHECK_ERR(recur_call(rt, "id", 1, &odd, &n), RECUR_ERR_ARGUMENT, "unknown type 77");
@@ -225,7 +225,7 @@ static void test_tensors(void) {
                             "function shape(x) return x:dim(), x:numel() end",
                             "=tensors"));
   float x[6] = {1, 2, 3, 4, 5, 6};
-  recur_value args[] = {RECUR_TENSOR(x, 2, 2, 3), RECUR_NUM(10)};
+  recur_value args[] = {RECUR_ARRAY(x, 2, 2, 3), RECUR_NUM(10)};
   int n = 0;
   CHECK_OK(recur_call(rt, "scale", 2, args, &n));
   int ndim = 0;
@@ -244,7 +244,7 @@ static void test_tensors(void) {
 
   /* lent memory is the host's: a write in the script lands in it (an output buffer) */
   float buf[4] = {0};
-  recur_value o[] = {RECUR_TENSOR(buf, 1, 4), RECUR_NUM(2.5)};
+  recur_value o[] = {RECUR_ARRAY(buf, 1, 4), RECUR_NUM(2.5)};
   CHECK_OK(recur_call(rt, "fill", 2, o, &n));
   CHECK_NEAR(result_num(rt, 1), 10, 0);
   for (int i = 0; i < 4; i++) CHECK_NEAR(buf[i], 2.5, 0);
@@ -258,7 +258,7 @@ static void test_tensors(void) {
   /* a script that keeps the lent tensor: the tensor is closed, a view keeps a copy, and the
    * returned tensor is the runtime's own */
   float h[3] = {1, 2, 3};
-  recur_value hv = RECUR_TENSOR(h, 1, 3);
+  recur_value hv = RECUR_ARRAY(h, 1, 3);
   CHECK_OK(recur_call(rt, "keep", 1, &hv, &n));
   h[0] = 100, h[1] = 200, h[2] = 300; /* the host reuses its memory */
   float back[3] = {0};
@@ -270,11 +270,11 @@ static void test_tensors(void) {
 
   /* 0-d and empty tensors */
   float sc = 4;
-  recur_value s0 = RECUR_TENSOR(&sc, 0, 0);
+  recur_value s0 = RECUR_ARRAY(&sc, 0, 0);
   CHECK_OK(recur_call(rt, "shape", 1, &s0, &n));
   CHECK_NEAR(result_num(rt, 1), 0, 0);
   CHECK_NEAR(result_num(rt, 2), 1, 0);
-  recur_value e0 = RECUR_TENSOR(NULL, 2, 0, 5);
+  recur_value e0 = RECUR_ARRAY(NULL, 2, 0, 5);
   CHECK_OK(recur_call(rt, "shape", 1, &e0, &n));
   CHECK_NEAR(result_num(rt, 2), 0, 0);
 
@@ -358,25 +358,27 @@ static void test_oom_push(void) {
   CHECK_OK(recur_collect(rt));
   recur_stats st0;
   recur_get_stats(rt, &st0);
-  CHECK_OK(recur_run_string(rt,
-                            "local x = recur.ones(4)\n"
-                            "local keep = {} for i = 1, 60000 do keep[i] = false end\n"
-                            "local function grow(i) keep[i] = {} end\n"
-                            "local zeros, split, max = recur.zeros, x.split, x.max\n"
-                            "local window, other, full = 0, 0, 0\n"
-                            "for i = 1, 60000 do\n" /* nothing here allocates outside pcall */
-                            "  local ok, e = pcall(zeros, 0)\n"
-                            "  if not ok then if e == 'memory limit exceeded' then window = window + 1\n"
-                            "                 else other = other + 1 end end\n"
-                            "  pcall(split, x, 1)\n"
-                            "  pcall(max, x, 1)\n"
-                            "  if not pcall(grow, i) then full = full + 1 if full > 50 then break end end\n"
-                            "end\n"
-                            "keep = nil\n"
-                            "return window, other",
-                            "=oom"));
+  CHECK_OK(recur_run_string(
+      rt,
+      "local x = recur.ones(4)\n"
+      "local keep = {} for i = 1, 60000 do keep[i] = false end\n"
+      "local function grow(i) keep[i] = {} end\n"
+      "local zeros, split, max = recur.zeros, x.split, x.max\n"
+      "local window, other, full = 0, 0, 0\n"
+      "for i = 1, 60000 do\n" /* nothing here allocates outside pcall */
+      "  local ok, e = pcall(zeros, 0)\n"
+      "  if not ok then if e == 'memory limit exceeded' then window = window + 1\n"
+      "                 else other = other + 1 end end\n"
+      "  pcall(split, x, 1)\n"
+      "  pcall(max, x, 1)\n"
+      "  if not pcall(grow, i) then full = full + 1 if full > 50 then break end end\n"
+      "end\n"
+      "keep = nil\n"
+      "return window, other",
+      "=oom"));
   double window = result_num(rt, 1), other = result_num(rt, 2);
-  if (window < 1 || getenv("RECUR_VERBOSE")) fprintf(stderr, "oom_push: window %g, other %g\n", window, other);
+  if (window < 1 || getenv("RECUR_VERBOSE"))
+    fprintf(stderr, "oom_push: window %g, other %g\n", window, other);
   CHECK(window >= 1); /* the rb_push window was hit */
   CHECK_OK(recur_run_string(rt, "return recur.ones(3):sum():item()", NULL));
   CHECK_NEAR(result_num(rt, 1), 3, 0);
@@ -393,10 +395,11 @@ static void test_budget(void) {
   o.instruction_budget = 200000;
   recur_runtime *rt = NULL;
   CHECK(recur_new(&o, &rt) == RECUR_OK);
-  CHECK_OK(recur_run_string(rt,
-                            "function spin() while true do end end\n"
-                            "function count(n) local s = 0 for i = 1, n do s = s + i end return s end",
-                            NULL));
+  CHECK_OK(
+      recur_run_string(rt,
+                       "function spin() while true do end end\n"
+                       "function count(n) local s = 0 for i = 1, n do s = s + i end return s end",
+                       NULL));
   int n = 0;
   CHECK_ERR(recur_call(rt, "spin", 0, NULL, &n), RECUR_ERR_BUDGET, "instruction budget exceeded");
   recur_stats st;
@@ -464,7 +467,7 @@ static void *worker(void *p) {
   a->ok = 1;
   for (int t = 0; t < a->steps; t++) {
     for (int k = 0; k < 16; k++) x[k] = (float)((t * 7 + k * 3) % 11) / 11.0f - 0.5f;
-    recur_value arg = RECUR_TENSOR(x, 2, 1, 16);
+    recur_value arg = RECUR_ARRAY(x, 2, 1, 16);
     int n;
     if (recur_call(rt, "step", 1, &arg, &n) || recur_result_tensor(rt, 1, h, 16, NULL, NULL)) {
       a->ok = 0;
@@ -487,8 +490,8 @@ static void test_two_runtimes(void) {
   int ty = -1;
   CHECK_OK(recur_result_type(b, 1, &ty));
   CHECK(ty == RECUR_NIL);
-  CHECK_OK(recur_run_string(b, "recur.rand(100) recur.seed(7) return recur.rand(3):sum():item()",
-                            NULL));
+  CHECK_OK(
+      recur_run_string(b, "recur.rand(100) recur.seed(7) return recur.rand(3):sum():item()", NULL));
   double rb = result_num(b, 1);
   rt = a;
   CHECK_OK(recur_run_string(a, "return r", NULL));
@@ -525,8 +528,8 @@ static void test_no_sandbox(void) {
   o.sandbox = 0;
   recur_runtime *rt = NULL;
   CHECK(recur_new(&o, &rt) == RECUR_OK);
-  CHECK_OK(recur_run_string(rt, "return type(io), type(os.getenv), type(debug), type(recur.threads)",
-                            NULL));
+  CHECK_OK(recur_run_string(
+      rt, "return type(io), type(os.getenv), type(debug), type(recur.threads)", NULL));
   const char *s;
   size_t len;
   CHECK_OK(recur_result_string(rt, 1, &s, &len));

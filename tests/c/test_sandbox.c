@@ -15,9 +15,9 @@
 typedef struct {
   const char *name;
   const char *code;
-  int want;          /* status */
-  int want2;         /* another acceptable status (-1: none) */
-  const char *text;  /* expected in the message (NULL: any) */
+  int want;         /* status */
+  int want2;        /* another acceptable status (-1: none) */
+  const char *text; /* expected in the message (NULL: any) */
 } attack;
 
 #define ANY -1
@@ -56,8 +56,9 @@ static const attack attacks[] = {
     {"package.loadlib", "return package.loadlib('libc.so.6', 'system')", SCRIPT, ANY,
      "field 'loadlib'"},
     {"C module via require", "return require('lfs')", SCRIPT, ANY, "module 'lfs' not found"},
-    {"C module via cpath", "package.cpath = '/usr/lib/x86_64-linux-gnu/lua/5.4/?.so' "
-                           "return require('lfs')",
+    {"C module via cpath",
+     "package.cpath = '/usr/lib/x86_64-linux-gnu/lua/5.4/?.so' "
+     "return require('lfs')",
      SCRIPT, ANY, "module 'lfs' not found"},
     {"C searcher put back", "package.searchers[3] = package.searchers[2] return require('lpeg')",
      SCRIPT, ANY, "module 'lpeg' not found"},
@@ -82,10 +83,11 @@ static const attack attacks[] = {
      "tensors have no user fields"},
     {"use after free", "local t = recur.ones(3) t:free() t:free() return t:sum()", SCRIPT, ANY,
      "closed tensor"},
-    {"forged self", "return recur.Tensor.sum(setmetatable({}, {__index = recur.Tensor}))",
-     SCRIPT, ANY, "must be a tensor"},
-    {"finalizer loop", "setmetatable({}, {__gc = function() while true do end end}) "
-                       "collectgarbage()",
+    {"forged self", "return recur.Tensor.sum(setmetatable({}, {__index = recur.Tensor}))", SCRIPT,
+     ANY, "must be a tensor"},
+    {"finalizer loop",
+     "setmetatable({}, {__gc = function() while true do end end}) "
+     "collectgarbage()",
      SCRIPT, ANY, "__gc metamethods are not allowed"},
     {"finalizer through recur.Function",
      "local saved = recur._function_ctx_mt\n"
@@ -123,8 +125,7 @@ static const attack attacks[] = {
      "local s = {} for k = 0, 50 do s[#s + 1] = '[' .. (1 << k) .. '] = 1' end\n"
      "local t = load('return {' .. table.concat(s, ',') .. '}')()\n" /* #t is 2^50 */
      "table.insert(t, 1, 0)",
-     BUDGET, ANY,
-     "budget exceeded"},
+     BUDGET, ANY, "budget exceeded"},
     {"pattern backtracking", "return ('a'):rep(5000):find(('a-'):rep(20) .. 'b')", BUDGET, ANY,
      "budget exceeded"},
     {"plain find", "return ('a'):rep(1e6):find(('a'):rep(1e5) .. 'b', 1, true)", BUDGET, ANY,
@@ -135,9 +136,8 @@ static const attack attacks[] = {
      "budget exceeded"},
     /* endless loops, recursion, coroutines */
     {"endless loop", "while true do end", BUDGET, ANY, "instruction budget exceeded"},
-    {"loop that catches the error",
-     "while true do pcall(function() while true do end end) end", BUDGET, ANY,
-     "instruction budget exceeded"},
+    {"loop that catches the error", "while true do pcall(function() while true do end end) end",
+     BUDGET, ANY, "instruction budget exceeded"},
     {"xpcall with a looping handler",
      "while true do xpcall(function() while true do end end, function() while true do end end) "
      "end",
@@ -148,10 +148,10 @@ static const attack attacks[] = {
      BUDGET, ANY, "instruction budget exceeded"},
     {"loop inside a coroutine", "coroutine.wrap(function() while true do end end)()", BUDGET, ANY,
      "instruction budget exceeded"},
-    {"coroutine bomb", "local t = {} for i = 1, 1e7 do t[i] = coroutine.create(print) end",
-     MEMORY, BUDGET, NULL},
-    {"loop of small tensor ops", "local a = recur.ones(4) while true do a = a + 1 end", BUDGET,
-     ANY, "budget exceeded"},
+    {"coroutine bomb", "local t = {} for i = 1, 1e7 do t[i] = coroutine.create(print) end", MEMORY,
+     BUDGET, NULL},
+    {"loop of small tensor ops", "local a = recur.ones(4) while true do a = a + 1 end", BUDGET, ANY,
+     "budget exceeded"},
     {"loop in no_grad", "recur.no_grad(function() while true do end end)", BUDGET, ANY,
      "budget exceeded"},
     {"loop in a Lua-defined backward",
@@ -160,12 +160,12 @@ static const attack attacks[] = {
      "F(recur.ones(3):requires_grad(true)):sum():backward()",
      BUDGET, ANY, "budget exceeded"},
     {"looping __tostring on the error object",
-     "error(setmetatable({}, {__tostring = function() while true do end end}))", BUDGET, ANY,
-     NULL},
+     "error(setmetatable({}, {__tostring = function() while true do end end}))", BUDGET, ANY, NULL},
     {"deep recursion", "local function f(n) return 1 + f(n + 1) end return f(1)", SCRIPT, MEMORY,
      NULL},
-    {"C stack recursion", "local t = setmetatable({}, {__index = function(t, k) return t[k] end}) "
-                          "return t.x",
+    {"C stack recursion",
+     "local t = setmetatable({}, {__index = function(t, k) return t[k] end}) "
+     "return t.x",
      SCRIPT, ANY, "stack overflow"},
     {"pattern recursion", "return ('a'):rep(1000):find(('(a'):rep(40))", SCRIPT, ANY,
      "too many captures"},
