@@ -95,6 +95,9 @@ static int match_class(int ch, int cl) {
   case 'x':
     r = isxdigit(ch);
     break;
+  case 'z': /* deprecated in 5.4, still accepted by Lua's own matcher */
+    r = ch == 0;
+    break;
   default:
     return cl == ch;
   }

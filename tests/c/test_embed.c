@@ -569,6 +569,69 @@ static void test_module_path(void) {
   rmdir(dir);
 }
 
+/* The sandbox's string.find/match/gmatch/gsub (bindings/sandbox_str.c) against Lua's own: the
+ * same script in a sandboxed and an unsandboxed runtime must print the same thing, errors
+ * included. */
+static const char *pattern_script =
+    "local out = {}\n"
+    "local function put(...) local t = table.pack(...) for i = 1, t.n do\n"
+    "  out[#out + 1] = tostring(t[i]) end out[#out + 1] = '|' end\n"
+    "local function try(f, ...) local r = table.pack(pcall(f, ...))\n"
+    "  if r[1] then put(table.unpack(r, 2, r.n)) else put('ERR', (r[2]:gsub('^[^:]*:%d+: ', ''))) end end\n"
+    "local subjects = {'', 'hello world', 'THE (quick) fox', 'a,b,,c', '  x = 10, y = 20  ',\n"
+    "  'f(a(b)c)d', 'aaa', '\\0a\\0b', 'THE END', 'key=val; k2=v2', 'caf\\xc3\\xa9'}\n"
+    "local patterns = {'', '.', 'o', 'l+', 'l*', 'l-', 'lo?', '^h', 'd$', '^$', '%a+', '%A+',\n"
+    "  '%d+', '%s', '%S+', '%w+', '%W', '%p', '%u+', '%l+', '%x+', '%c', '%g+', '[aeiou]',\n"
+    "  '[^aeiou ]+', '[a-f]+', '[%a_][%w_]*', '(%w+)=(%w+)', '(%w+)%s*=%s*(%d+)', '()o()',\n"
+    "  '%b()', '%f[%a]%a+', '%f[%A]', '(a)(a)', '(a*(.))%2', '(.)%1', '[]]', '[^]]', '[a-]',\n"
+    "  '%.', 'x*$', '.-b', '(h)(e)(l)(l)(o)', '\\0', '%z', '[%]]', '%', '[a', '(()', '%b', '%f',\n"
+    "  '(%1)', ')', '%g', 'a?a?a?aaa', '.-$', '^(.-)%s*$'}\n"
+    "for _, s in ipairs(subjects) do for _, p in ipairs(patterns) do\n"
+    "  try(string.find, s, p) try(string.find, s, p, 3) try(string.find, s, p, -2)\n"
+    "  try(string.find, s, p, 1, true) try(string.match, s, p) try(string.match, s, p, 2)\n"
+    "  try(function() local r = {} for a, b in s:gmatch(p) do r[#r + 1] = tostring(a) ..\n"
+    "    '/' .. tostring(b) if #r > 50 then break end end return table.concat(r, ',') end)\n"
+    "  try(string.gsub, s, p, '<%0>') try(string.gsub, s, p, '%1', 2)\n"
+    "  try(string.gsub, s, p, {hello = 'HI', o = 0, l = false})\n"
+    "  try(string.gsub, s, p, function(a, b) if a == 'l' then return nil end return '[' .. tostring(a) .. ']' end)\n"
+    "end end\n"
+    "try(string.gsub, 'abc', '%w', '%2') try(string.gsub, 'abc', '%w', '%x')\n"
+    "try(string.gsub, 'abc', '%w', '%') try(string.gsub, 'abc', '(b)', {b = {}})\n"
+    "try(string.gsub, 'abc', 'b', true) try(string.gmatch('abc', 'b', 10))\n"
+    "try(function() local r = {} for k, v in ('a=1, b=2'):gmatch('(%w+)=(%w+)', 3) do r[#r+1] = k .. v end return table.concat(r) end)\n"
+    "try(string.find, ('a'):rep(300), ('a?'):rep(300) .. ('a'):rep(300))\n"
+    "try(string.rep, 'ab', 3, ', ') try(string.rep, '', 5) try(string.rep, 'x', 0)\n"
+    "return table.concat(out, ' ')";
+
+static void test_patterns(void) {
+  recur_runtime *a = NULL, *b = NULL, *rt;
+  recur_options o;
+  recur_options_init(&o);
+  o.sandbox = 0;
+  CHECK(recur_new(&o, &a) == RECUR_OK);
+  o.sandbox = 1;
+  CHECK(recur_new(&o, &b) == RECUR_OK);
+  rt = a;
+  CHECK_OK(recur_run_string(a, pattern_script, "=patterns"));
+  rt = b;
+  CHECK_OK(recur_run_string(b, pattern_script, "=patterns"));
+  const char *sa = "", *sb = "";
+  size_t la = 0, lb = 0;
+  recur_result_string(a, 1, &sa, &la);
+  recur_result_string(b, 1, &sb, &lb);
+  CHECK(la > 50000);
+  CHECK(la == lb && memcmp(sa, sb, la) == 0);
+  if (la != lb || memcmp(sa, sb, la) != 0) {
+    size_t i = 0;
+    while (i < la && i < lb && sa[i] == sb[i]) i++;
+    size_t from = i > 200 ? i - 200 : 0;
+    fprintf(stderr, "patterns differ at %zu:\n lua:     %.300s\n sandbox: %.300s\n", i, sa + from,
+            sb + from);
+  }
+  recur_free(a);
+  recur_free(b);
+}
+
 int main(void) {
   test_values();
   test_refs();
@@ -580,5 +643,6 @@ int main(void) {
   test_two_runtimes();
   test_no_sandbox();
   test_module_path();
+  test_patterns();
   return TEST_SUMMARY();
 }
