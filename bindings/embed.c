@@ -468,7 +468,8 @@ static int job_load(lua_State *L, job *j) {
   recur_runtime *rt = j->rt;
   if (rt->loader == LUA_NOREF)
     return job_error(L, j, RECUR_ERR_UNSUPPORTED,
-                     "recur_load_checkpoint: this build has no checkpoint loader (recur.load)");
+                     "recur_load_checkpoint: this build has no checkpoint loader (recur.load)%s",
+                     rt->sandbox ? " usable in the sandbox (it must be a C function)" : "");
   lua_rawgeti(L, LUA_REGISTRYINDEX, rt->anchors);
   lua_rawgeti(L, LUA_REGISTRYINDEX, rt->loader);
   lua_pushstring(L, j->chunk);
@@ -477,8 +478,16 @@ static int job_load(lua_State *L, job *j) {
   return lua_gettop(L);
 }
 
+/* References hold objects; numbers are read as values (and would look like luaL_ref's free
+ * list entries). */
+static void check_refable(lua_State *L, job *j, int idx) {
+  if (lua_type(L, idx) == LUA_TNUMBER || lua_isnil(L, idx))
+    job_error(L, j, RECUR_ERR_TYPE, "a reference needs an object, not a %s", luaL_typename(L, idx));
+}
+
 static int job_ref_global(lua_State *L, job *j) {
   push_path(L, j, j->name);
+  check_refable(L, j, -1);
   lua_rawgeti(L, LUA_REGISTRYINDEX, j->rt->refs);
   lua_insert(L, -2);
   j->out_ref->id = luaL_ref(L, -2);
@@ -488,7 +497,7 @@ static int job_ref_global(lua_State *L, job *j) {
 static int job_result_ref(lua_State *L, job *j) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, j->rt->refs);
   lua_insert(L, 1);
-  if (lua_isnil(L, 2)) return job_error(L, j, RECUR_ERR_TYPE, "result is nil");
+  check_refable(L, j, 2);
   j->out_ref->id = luaL_ref(L, 1);
   return 0;
 }
@@ -905,8 +914,10 @@ static int job_open(lua_State *L, job *j) {
   rt->memmsg = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pushliteral(L, "instruction budget exceeded");
   rt->budgetmsg = luaL_ref(L, LUA_REGISTRYINDEX);
+  /* The checkpoint loader, taken before any script runs. With the sandbox only a C loader is
+   * lent file access: a Lua one could look up functions that a script has replaced. */
   lua_getfield(L, recur_idx, "load");
-  if (lua_isfunction(L, -1))
+  if (lua_iscfunction(L, -1) || (!rt->sandbox && lua_isfunction(L, -1)))
     rt->loader = luaL_ref(L, LUA_REGISTRYINDEX);
   else
     lua_pop(L, 1);

@@ -157,6 +157,17 @@ static void test_refs(void) {
   CHECK_ERR(recur_call_ref(rt, bad, 0, NULL, &n), RECUR_ERR_ARGUMENT, "invalid or freed");
   CHECK_ERR(recur_ref_global(rt, "model.nothing", &bad), RECUR_ERR_NOT_FOUND, "not found");
   CHECK_OK(recur_ref_free(rt, bump));
+  CHECK_OK(recur_run_string(rt, "return 5, nil, 'text'", NULL));
+  CHECK_ERR(recur_result_ref(rt, 1, &bad), RECUR_ERR_TYPE, "needs an object, not a number");
+  CHECK_ERR(recur_result_ref(rt, 2, &bad), RECUR_ERR_TYPE, "not a nil");
+  recur_ref text = {0};
+  CHECK_OK(recur_result_ref(rt, 3, &text));
+  recur_value tv = RECUR_REFV(text);
+  CHECK_OK(recur_run_string(rt, "function len(s) return #s end", NULL));
+  CHECK_OK(recur_call(rt, "len", 1, &tv, &n));
+  CHECK_NEAR(result_num(rt, 1), 4, 0);
+  CHECK_OK(recur_ref_free(rt, text));
+  CHECK_ERR(recur_ref_global(rt, "math.pi", &bad), RECUR_ERR_TYPE, "not a number");
   recur_free(rt);
 }
 
@@ -577,7 +588,8 @@ static const char *pattern_script =
     "local function put(...) local t = table.pack(...) for i = 1, t.n do\n"
     "  out[#out + 1] = tostring(t[i]) end out[#out + 1] = '|' end\n"
     "local function try(f, ...) local r = table.pack(pcall(f, ...))\n"
-    "  if r[1] then put(table.unpack(r, 2, r.n)) else put('ERR', (r[2]:gsub('^[^:]*:%d+: ', ''))) end end\n"
+    "  if r[1] then put(table.unpack(r, 2, r.n)) else put('ERR', (r[2]:gsub('^[^:]*:%d+: ', ''))) "
+    "end end\n"
     "local subjects = {'', 'hello world', 'THE (quick) fox', 'a,b,,c', '  x = 10, y = 20  ',\n"
     "  'f(a(b)c)d', 'aaa', '\\0a\\0b', 'THE END', 'key=val; k2=v2', 'caf\\xc3\\xa9'}\n"
     "local patterns = {'', '.', 'o', 'l+', 'l*', 'l-', 'lo?', '^h', 'd$', '^$', '%a+', '%A+',\n"
@@ -593,12 +605,14 @@ static const char *pattern_script =
     "    '/' .. tostring(b) if #r > 50 then break end end return table.concat(r, ',') end)\n"
     "  try(string.gsub, s, p, '<%0>') try(string.gsub, s, p, '%1', 2)\n"
     "  try(string.gsub, s, p, {hello = 'HI', o = 0, l = false})\n"
-    "  try(string.gsub, s, p, function(a, b) if a == 'l' then return nil end return '[' .. tostring(a) .. ']' end)\n"
+    "  try(string.gsub, s, p, function(a, b) if a == 'l' then return nil end return '[' .. "
+    "tostring(a) .. ']' end)\n"
     "end end\n"
     "try(string.gsub, 'abc', '%w', '%2') try(string.gsub, 'abc', '%w', '%x')\n"
     "try(string.gsub, 'abc', '%w', '%') try(string.gsub, 'abc', '(b)', {b = {}})\n"
     "try(string.gsub, 'abc', 'b', true) try(string.gmatch('abc', 'b', 10))\n"
-    "try(function() local r = {} for k, v in ('a=1, b=2'):gmatch('(%w+)=(%w+)', 3) do r[#r+1] = k .. v end return table.concat(r) end)\n"
+    "try(function() local r = {} for k, v in ('a=1, b=2'):gmatch('(%w+)=(%w+)', 3) do r[#r+1] = k "
+    ".. v end return table.concat(r) end)\n"
     "try(string.find, ('a'):rep(300), ('a?'):rep(300) .. ('a'):rep(300))\n"
     "try(string.rep, 'ab', 3, ', ') try(string.rep, '', 5) try(string.rep, 'x', 0)\n"
     "return table.concat(out, ' ')";
