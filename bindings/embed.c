@@ -112,10 +112,9 @@ static void reset_budget(recur_runtime *rt) {
   rt->limit_hit = 0;
   rt->ctx->work_used = 0;
   rt->ctx->work_limit = rt->budget;
-  if (rt->budget)
-    lua_sethook(rt->L, budget_hook, LUA_MASKCOUNT, rt->hook_count);
-  else
-    lua_sethook(rt->L, NULL, 0, 0);
+  /* Installed even without a budget: coroutines copy the hook when they are made, so one made
+   * now must still count if the host sets a budget later. */
+  lua_sethook(rt->L, budget_hook, LUA_MASKCOUNT, rt->hook_count);
 }
 
 /* ---- errors ---- */

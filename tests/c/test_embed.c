@@ -426,6 +426,12 @@ static void test_budget(void) {
   CHECK_OK(recur_set_budget(rt, 0));
   CHECK_OK(recur_call(rt, "count", 1, &v, &n));
   CHECK_NEAR(result_num(rt, 1), 500000500000.0, 0);
+  /* a coroutine made while there is no budget still counts once there is one */
+  CHECK_OK(recur_run_string(
+      rt, "co = coroutine.wrap(function() coroutine.yield() while true do end end) co()", NULL));
+  CHECK_OK(recur_set_budget(rt, 100000));
+  CHECK_ERR(recur_run_string(rt, "co()", NULL), RECUR_ERR_BUDGET, "instruction budget exceeded");
+  CHECK_OK(recur_set_budget(rt, 0));
   /* tensor work counts: one matmul of 512^3 multiply-adds is 2M units */
   CHECK_OK(recur_set_budget(rt, 1000000));
   CHECK_ERR(recur_run_string(rt, "local a = recur.ones(512, 512) return recur.matmul(a, a)", NULL),
