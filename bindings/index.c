@@ -72,14 +72,7 @@ static int f_stack(lua_State *L) {
 /* Pushes the pieces as a Lua list and frees the array. */
 static int push_pieces(lua_State *L, int rc, rc_tensor **ps, int n) {
   if (rc) return rb_raise(L);
-  lua_createtable(L, n, 0);
-  for (int k = 0; k < n; k++) {
-    rb_push(L, ps[k]);
-    ps[k] = NULL;
-    lua_rawseti(L, -2, k + 1);
-  }
-  free(ps);
-  return 1;
+  return rb_push_n(L, ps, n, 1, 1); /* leaks nothing if Lua runs out of memory */
 }
 
 /* t:split(size, dim = 1) -> list of views */

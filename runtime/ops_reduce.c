@@ -45,6 +45,9 @@ static int make_plan(rc_ctx *c, const char *fn, const rc_shape *s, int dim, int 
   p->outer = 1;
   p->inner = 1;
   p->n = 1;
+  int64_t numel = 1;
+  for (int i = 0; i < s->ndim; i++) numel *= s->size[i];
+  if (rc_charge(c, fn, (uint64_t)numel / 16 + 1)) return -1;
   if (d < 0) {
     for (int i = 0; i < s->ndim; i++) p->n *= s->size[i];
     p->out.ndim = keepdim ? s->ndim : 0;

@@ -654,6 +654,7 @@ void rc_st_free(rc_st_file *f) {
 }
 
 rc_st_file *rc_st_read(rc_ctx *c, const char *path) {
+  if (rc_check_file_access(c, "load", path)) return NULL;
   FILE *fp = fopen(path, "rb");
   if (!fp) return rc_error_null(c, "load: cannot open %s: %s", path, strerror(errno));
   rc_st_file *out = NULL;
@@ -861,6 +862,7 @@ static int write_all(int fd, const void *buf, size_t n) {
 
 int rc_st_write(rc_ctx *c, const char *path, int n, const char *const *names, rc_tensor *const *ts,
                 int n_meta, const char *const *keys, const char *const *values) {
+  if (rc_check_file_write(c, "save", path)) return -1;
   if (n < 0 || n_meta < 0) return rc_error(c, "save: negative count");
   for (int i = 0; i < n; i++) {
     if (!names[i] || !names[i][0]) return rc_error(c, "save: tensor %d has an empty name", i + 1);

@@ -13,11 +13,19 @@
  * ops are dominated by allocation). Plain malloc, not posix_memalign, which fragmented the
  * heap for large sizes. */
 #define STORAGE_PAD 64
+/* a tensor header rounded so that the storage header after it stays aligned */
+#define TENSOR_HSIZE ((sizeof(rc_tensor) + 15) & ~(size_t)15)
+/* what a fresh tensor's block holds besides its data (and the padding) */
+#define STORAGE_META (TENSOR_HSIZE + sizeof(rc_storage))
 static rc_storage *storage_new_with(rc_ctx *c, int64_t n, size_t prefix, void **prefix_out) {
   size_t bytes = (size_t)n * sizeof(float);
   if (bytes > SIZE_MAX - prefix - sizeof(rc_storage) - STORAGE_PAD)
     return rc_error_null(c, "out of memory allocating %zu bytes", bytes);
   if (rc_account_alloc(c, bytes)) return NULL;
+  if (rc_charge(c, "alloc", (uint64_t)n / 16 + 1)) {
+    rc_account_free(c, bytes);
+    return NULL;
+  }
   char *raw = malloc(prefix + sizeof(rc_storage) + STORAGE_PAD + bytes);
   if (!raw) {
     rc_account_free(c, bytes);
@@ -32,7 +40,10 @@ static rc_storage *storage_new_with(rc_ctx *c, int64_t n, size_t prefix, void **
   s->grad_views = 0;
   s->block = raw;
   s->ctx = c;
+  s->flags = 0;
   rc_ctx_retain(c);
+  c->meta_bytes += prefix + sizeof(rc_storage) + STORAGE_PAD;
+  c->pending_bytes += prefix + sizeof(rc_storage) + STORAGE_PAD; /* headers are memory too */
   if (prefix_out) *prefix_out = raw;
   return s;
 }
@@ -42,9 +53,68 @@ static rc_storage *storage_new_with(rc_ctx *c, int64_t n, size_t prefix, void **
 static void storage_release(rc_storage *s) {
   if (!s || --s->refcount > 0) return;
   rc_ctx *c = s->ctx;
-  rc_account_free(c, (size_t)s->n * sizeof(float));
+  size_t bytes = (size_t)s->n * sizeof(float);
+  if (s->flags & RC_STORAGE_OWN_DATA) {
+    rc_free_bytes(c, s->data, bytes);
+    c->meta_bytes -= STORAGE_META;
+  } else if (s->flags & RC_STORAGE_BORROWED) {
+    c->meta_bytes -= STORAGE_META;
+  } else {
+    rc_account_free(c, bytes);
+    c->meta_bytes -= STORAGE_META + STORAGE_PAD;
+  }
   free(s->block);
   rc_ctx_release(c);
+}
+
+/* ---- borrowed host memory ---- */
+
+rc_tensor *rc_borrow(rc_ctx *c, int ndim, const int64_t *size, float *data) {
+  if (rc_check_shape(c, "borrow", ndim, size)) return NULL;
+  int64_t n = 1;
+  for (int i = 0; i < ndim; i++) n *= size[i];
+  if (n > 0 && !data) return rc_error_null(c, "borrow: data is NULL for %lld elements", (long long)n);
+  char *raw = malloc(STORAGE_META);
+  if (!raw) return rc_error_null(c, "out of memory allocating a tensor header");
+  rc_tensor *t = (rc_tensor *)raw;
+  rc_storage *s = (rc_storage *)(raw + TENSOR_HSIZE);
+  memset(t, 0, sizeof *t);
+  memset(s, 0, sizeof *s);
+  s->data = data;
+  s->n = n;
+  s->refcount = 1;
+  s->block = raw;
+  s->ctx = c;
+  s->flags = RC_STORAGE_BORROWED;
+  rc_ctx_retain(c);
+  c->meta_bytes += STORAGE_META;
+  c->pending_bytes += STORAGE_META;
+  t->refcount = 1;
+  t->ndim = ndim;
+  t->storage = s;
+  t->ctx = c;
+  t->embedded = 1;
+  int64_t st = 1;
+  for (int i = ndim - 1; i >= 0; i--) {
+    t->size[i] = size[i];
+    t->stride[i] = st;
+    st *= size[i];
+  }
+  return t;
+}
+
+int rc_unborrow(rc_storage *s) {
+  if (!(s->flags & RC_STORAGE_BORROWED)) return 0;
+  rc_ctx *c = s->ctx;
+  size_t limit = c->limit_bytes;
+  c->limit_bytes = 0; /* the bytes exist already: moving them must not fail on the limit */
+  float *d = rc_alloc_bytes(c, (size_t)s->n * sizeof(float));
+  c->limit_bytes = limit;
+  if (!d) return -1;
+  if (s->n) memcpy(d, s->data, (size_t)s->n * sizeof(float));
+  s->data = d;
+  s->flags = RC_STORAGE_OWN_DATA;
+  return 0;
 }
 
 int64_t rc_numel(const rc_tensor *t) {
@@ -74,8 +144,7 @@ rc_tensor *rc_empty(rc_ctx *c, int ndim, const int64_t *size) {
   int64_t n = 1;
   for (int i = 0; i < ndim; i++) n *= size[i];
   /* header first, rounded so the storage header after it stays aligned */
-  size_t hsize = (sizeof(rc_tensor) + 15) & ~(size_t)15;
-  rc_storage *s = storage_new_with(c, n, hsize, NULL);
+  rc_storage *s = storage_new_with(c, n, TENSOR_HSIZE, NULL);
   if (!s) return NULL;
   rc_tensor *t = (rc_tensor *)s->block;
   memset(t, 0, sizeof *t);
@@ -130,8 +199,12 @@ void rc_release(rc_tensor *t) {
   if (t->grad_fn) rc_node_release(t->grad_fn);
   rc_release(t->grad);
   int embedded = t->embedded;
+  rc_ctx *c = t->ctx;
   storage_release(t->storage); /* may free t itself when embedded */
-  if (!embedded) free(t);
+  if (!embedded) {
+    c->meta_bytes -= sizeof *t;
+    free(t);
+  }
 }
 
 int rc_is_contiguous(const rc_tensor *t) {
@@ -310,8 +383,24 @@ void rc_read_floats(const rc_tensor *t, float *out) {
 
 rc_tensor *rc_raw_view(rc_tensor *t, int ndim, const int64_t *size, const int64_t *stride,
                        int64_t offset) {
+  rc_ctx *c = t->ctx;
+  if (c->limit_bytes) {
+    /* Under a memory limit no tensor, view or not, may have more elements than the limit
+     * could hold: a view expanded to 2^40 elements would otherwise let one reduction run
+     * for hours on a few bytes. */
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= size[i];
+    if ((uint64_t)n > c->limit_bytes / sizeof(float))
+      return rc_error_null(c,
+                           "memory limit exceeded (a view of %lld elements is larger than the "
+                           "%zu-byte limit allows)",
+                           (long long)n, c->limit_bytes);
+  }
+  if (rc_check_limit(c, sizeof(rc_tensor))) return NULL;
   rc_tensor *v = calloc(1, sizeof *v);
   if (!v) return rc_error_null(t->ctx, "out of memory allocating a tensor header");
+  c->meta_bytes += sizeof *v;
+  c->pending_bytes += sizeof *v;
   v->refcount = 1;
   v->ndim = ndim;
   for (int i = 0; i < ndim; i++) {
