@@ -88,6 +88,10 @@ void rb_open_random(lua_State *L, int methods, int module);
 void rb_open_system(lua_State *L, int methods, int module);
 void rb_open_data(lua_State *L, int methods, int module);
 void rb_open_rnn(lua_State *L, int methods, int module);
+void rb_open_sample(lua_State *L, int methods, int module);
+void rb_open_generate(lua_State *L, int methods, int module);
+/* The fused cell of an rnn cell userdata at idx (bindings/rnn.c); raises otherwise. */
+struct rc_cell *rb_check_cell(lua_State *L, int idx);
 void rb_open_nn(lua_State *L, int methods, int module);
 void rb_open_optim(lua_State *L, int methods, int module);
 void rb_open_checkpoint(lua_State *L, int methods, int module);

@@ -79,6 +79,8 @@ int luaopen_recur(lua_State *L) {
   rb_open_system(L, methods, module);
   rb_open_data(L, methods, module);
   rb_open_rnn(L, methods, module);
+  rb_open_sample(L, methods, module);
+  rb_open_generate(L, methods, module);
   rb_open_nn(L, methods, module);
   rb_open_optim(L, methods, module);
   rb_open_checkpoint(L, methods, module);

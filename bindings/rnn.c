@@ -40,6 +40,10 @@ static int cell_gc(lua_State *L) {
   return 0;
 }
 
+rc_cell *rb_check_cell(lua_State *L, int idx) {
+  return check_cell(L, idx);
+}
+
 /* recur._rnn_cell(kind, input, hidden, reset_after) */
 static int f_rnn_cell(lua_State *L) {
   const char *kind = luaL_checkstring(L, 1);

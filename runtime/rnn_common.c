@@ -72,9 +72,10 @@ void rn_gemm(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int t
 }
 
 void rn_colsum_add(const float *a, int64_t rows, int64_t cols, int64_t ld, float *out) {
+  float *restrict o = out;
   for (int64_t i = 0; i < rows; i++) {
-    const float *r = a + i * ld;
-    for (int64_t j = 0; j < cols; j++) out[j] += r[j];
+    const float *restrict r = a + i * ld;
+    for (int64_t j = 0; j < cols; j++) o[j] += r[j];
   }
 }
 
@@ -144,7 +145,8 @@ void rc_cell_retain(rc_cell *cell) {
 void rc_cell_release(rc_cell *cell) {
   if (!cell || --cell->refcount > 0) return;
   for (int p = 0; p < RC_CELL_MAX_PARAMS; p++) rc_release(cell->param[p]);
-  for (int w = 0; w < 3; w++) rc_release(cell->ws[w]);
+  for (int w = 0; w < 3 + RN_PACK_SLOTS; w++) rc_release(cell->ws[w]);
+  rn_team_free(cell->team);
   rc_ctx *c = cell->ctx;
   free(cell);
   rc_ctx_release(c);
@@ -189,6 +191,19 @@ static float *workspace(rc_cell *cell, int w, int64_t n) {
     if (!cell->ws[w]) return NULL;
   }
   return rc_data(cell->ws[w]);
+}
+
+void rn_prepare(rc_cell *cell, int slot, rn_pmat *m, const float *W, int64_t ldw, int trans,
+                int64_t K, int64_t N, int64_t M, int64_t uses) {
+  float *dst = NULL;
+  if (rn_pack_wanted(M, uses)) dst = workspace(cell, 3 + slot, rn_pack_floats(K, N));
+  rn_pack(m, dst, W, ldw, trans, K, N);
+  /* with more BLAS threads, products of at least 2^20 multiply-adds are shared with a helper
+   * thread (smaller ones cost less than the hand-over) */
+  if (m->p && M * K * N >= (1 << 20) && openblas_get_num_threads() > 1) {
+    if (!cell->team) cell->team = rn_team_new();
+    m->team = cell->team;
+  }
 }
 
 /* ---- sequences ---- */
@@ -418,7 +433,10 @@ static int seq_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
   for (int p = 0; p < o->n_params; p++) {
     int q = 1 + RC_CELL_MAX_STATES + p;
     if (!need_p[p]) continue;
-    if (!(gin[q] = rc_zeros(c, n->in_shape[q].ndim, n->in_shape[q].size))) goto done;
+    /* W_x and W_h are overwritten by their gradient GEMMs (beta 0); the rest accumulate */
+    gin[q] = p <= 1 ? rc_empty(c, n->in_shape[q].ndim, n->in_shape[q].size)
+                    : rc_zeros(c, n->in_shape[q].ndim, n->in_shape[q].size);
+    if (!gin[q]) goto done;
     b.dp[p] = rc_data(gin[q]);
   }
   int64_t off_run = round16(TB * P), run = round16(B * H);
@@ -516,6 +534,30 @@ int rc_cell_step(rc_cell *cell, rc_tensor *x, rc_tensor *const *state, rc_tensor
   for (int k = 0; k < o->n_states; k++)
     memcpy(rc_data(state_out[k]), s.st[k] + B * s.H, (size_t)(B * s.H) * sizeof(float));
   rc_release(xc);
+  return 0;
+}
+
+int rc_cell_step_raw(rc_cell *cell, int64_t B, const float *x, float *const *state, float *y) {
+  const rn_ops *o = cell->ops;
+  rc_seq s;
+  memset(&s, 0, sizeof s);
+  s.cell = cell;
+  s.T = 1;
+  s.B = B;
+  s.I = cell->input;
+  s.H = cell->hidden;
+  s.P = (int64_t)o->gates * cell->hidden;
+  float *arena = workspace(cell, 2, carve(&s, NULL));
+  if (!arena) return -1;
+  carve(&s, arena);
+  if (o->fws_floats && !(s.fws = workspace(cell, 0, o->fws_floats(B, s.H)))) return -1;
+  s.x = x;
+  size_t bytes = (size_t)(B * s.H) * sizeof(float);
+  for (int k = 0; k < o->n_states; k++) memcpy(s.st[k], state[k], bytes);
+  input_projection(&s);
+  s.y = y;
+  o->forward(&s);
+  for (int k = 0; k < o->n_states; k++) memcpy(state[k], s.st[k] + B * s.H, bytes);
   return 0;
 }
 

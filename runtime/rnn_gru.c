@@ -9,17 +9,20 @@
 static void fwd(rc_seq *s) {
   int64_t T = s->T, B = s->B, H = s->H, P = s->P;
   const float *Wh = rc_data(s->cell->param[1]);
+  rn_pmat pa, pb; /* W_h[:, r z] and W_h[:, n] */
+  rn_prepare(s->cell, 0, &pa, Wh, P, 0, H, 2 * H, B, T);
+  rn_prepare(s->cell, 1, &pb, Wh + 2 * H, P, 0, H, H, B, T);
   for (int64_t t = 0; t < T; t++) {
     float *pre = s->pre + t * B * P, *y = s->y + t * B * H, *rh = s->aux[0] + t * B * H;
     const float *hp = s->st[0] + t * B * H;
     float *hn = s->st[0] + (t + 1) * B * H;
-    rn_gemm(B, 2 * H, H, hp, H, 0, Wh, P, 0, pre, P, 1.0f, 1.0f);
+    rn_pgemm(&pa, B, hp, H, pre, P, 1.0f);
     for (int64_t b = 0; b < B; b++) {
       float *r = pre + b * P;
       rn_sigmoid(r, 2 * H);
       for (int64_t j = 0; j < H; j++) rh[b * H + j] = r[j] * hp[b * H + j];
     }
-    rn_gemm(B, H, H, rh, H, 0, Wh + 2 * H, P, 0, pre + 2 * H, P, 1.0f, 1.0f);
+    rn_pgemm(&pb, B, rh, H, pre + 2 * H, P, 1.0f);
     for (int64_t b = 0; b < B; b++) {
       float *z = pre + b * P + H, *n = pre + b * P + 2 * H;
       const float *hpb = hp + b * H;
@@ -39,6 +42,9 @@ static void bwd(rc_seq *s, rc_bw *w) {
   int64_t T = s->T, B = s->B, H = s->H, P = s->P;
   const float *Wh = rc_data(s->w[1]);
   float *dh = w->d[0], *drh = w->ws;
+  rn_pmat pn, prz; /* W_h[:, n]^T and W_h[:, r z]^T */
+  rn_prepare(s->cell, 2, &pn, Wh + 2 * H, P, 1, H, H, B, T);
+  rn_prepare(s->cell, 3, &prz, Wh, P, 1, 2 * H, H, B, T);
   for (int64_t t = T - 1; t >= 0; t--) {
     const float *g3 = s->pre + t * B * P, *dy = w->dy + t * B * H, *hp = s->st[0] + t * B * H;
     float *dG = w->dG + t * B * P;
@@ -60,7 +66,7 @@ static void bwd(rc_seq *s, rc_bw *w) {
       }
     }
     /* d(r h) = dn_pre W_hn^T */
-    rn_gemm(B, H, H, dG + 2 * H, P, 0, Wh + 2 * H, P, 1, drh, H, 1.0f, 0.0f);
+    rn_pgemm(&pn, B, dG + 2 * H, P, drh, H, 0.0f);
     for (int64_t b = 0; b < B; b++) {
       if (!rn_active(s, t, b)) continue;
       const float *r = g3 + b * P, *z = g3 + b * P + H, *hpb = hp + b * H, *drb = drh + b * H;
@@ -70,7 +76,7 @@ static void bwd(rc_seq *s, rc_bw *w) {
         dhb[j] = dhb[j] * z[j] + drb[j] * r[j];
       }
     }
-    rn_gemm(B, H, 2 * H, dG, P, 0, Wh, P, 1, dh, H, 1.0f, 1.0f);
+    rn_pgemm(&prz, B, dG, P, dh, H, 1.0f);
   }
   if (w->dp[1]) {
     rn_gemm(H, 2 * H, T * B, s->st[0], H, 1, w->dG, P, 0, w->dp[1], P, 1.0f, 0.0f);
@@ -83,11 +89,13 @@ static void fwd_after(rc_seq *s) {
   int64_t T = s->T, B = s->B, H = s->H, P = s->P;
   const float *Wh = rc_data(s->cell->param[1]), *bhn = rc_data(s->cell->param[3]);
   float *hu = s->fws;
+  rn_pmat pw;
+  rn_prepare(s->cell, 0, &pw, Wh, P, 0, H, P, B, T);
   for (int64_t t = 0; t < T; t++) {
     float *pre = s->pre + t * B * P, *y = s->y + t * B * H, *hns = s->aux[0] + t * B * H;
     const float *hp = s->st[0] + t * B * H;
     float *hn = s->st[0] + (t + 1) * B * H;
-    rn_gemm(B, P, H, hp, H, 0, Wh, P, 0, hu, P, 1.0f, 0.0f);
+    rn_pgemm(&pw, B, hp, H, hu, P, 0.0f);
     for (int64_t b = 0; b < B; b++) {
       float *r = pre + b * P, *z = r + H, *n = r + 2 * H, *u = hu + b * P, *hnsb = hns + b * H;
       const float *hpb = hp + b * H;
@@ -114,6 +122,8 @@ static void bwd_after(rc_seq *s, rc_bw *w) {
   int64_t T = s->T, B = s->B, H = s->H, P = s->P;
   const float *Wh = rc_data(s->w[1]);
   float *dh = w->d[0], *dHU = w->ws, *dbhn = w->dp[3];
+  rn_pmat pw; /* W_h^T */
+  rn_prepare(s->cell, 2, &pw, Wh, P, 1, P, H, B, T);
   for (int64_t t = T - 1; t >= 0; t--) {
     const float *g3 = s->pre + t * B * P, *dy = w->dy + t * B * H, *hp = s->st[0] + t * B * H;
     const float *hns = s->aux[0] + t * B * H;
@@ -141,7 +151,7 @@ static void bwd_after(rc_seq *s, rc_bw *w) {
         dhb[j] = gh * z[j];
       }
     }
-    rn_gemm(B, H, P, dU, P, 0, Wh, P, 1, dh, H, 1.0f, 1.0f);
+    rn_pgemm(&pw, B, dU, P, dh, H, 1.0f);
   }
   if (w->dp[1]) rn_gemm(H, P, T * B, s->st[0], H, 1, dHU, P, 0, w->dp[1], P, 1.0f, 0.0f);
 }

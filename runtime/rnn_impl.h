@@ -14,6 +14,9 @@
 #endif
 
 #define RN_MAX_AUX 5
+#define RN_PACK_SLOTS 4
+
+typedef struct rn_team rn_team; /* a helper thread (runtime/rnn_gemm.c) */
 
 /* One forward call: its sizes, the saved buffers (all float arrays carved from one arena),
  * and aliases of the tensors backward reads, with their versions. */
@@ -40,8 +43,10 @@ typedef struct {
   const float *dy;               /* [T*B, H] */
   float *d[RC_CELL_MAX_STATES];  /* [B, H] running state gradients */
   float *dG;                     /* [T*B, P]: the gradient of x W_x + b (cell fills it all) */
-  float *dp[RC_CELL_MAX_PARAMS]; /* parameter gradients (zeroed) or NULL when not needed;
-                                    the cell fills every one except W_x and b */
+  float *dp[RC_CELL_MAX_PARAMS]; /* parameter gradients or NULL when not needed: W_x's and
+                                    W_h's uninitialised (the cell overwrites W_h's with
+                                    beta-0 GEMMs), the others zeroed; the cell fills every
+                                    one except W_x and b */
   float *ws;                     /* scratch: bws_floats(T, B) floats */
 } rc_bw;
 
@@ -78,7 +83,9 @@ struct rc_cell {
   int64_t input, hidden;
   const rn_ops *ops;
   rc_tensor *param[RC_CELL_MAX_PARAMS];
-  rc_tensor *ws[3]; /* workspaces: forward scratch, backward scratch, step arena */
+  rn_team *team; /* the helper thread (more than one BLAS thread), or NULL */
+  rc_tensor *ws[3 + RN_PACK_SLOTS]; /* workspaces: forward scratch, backward scratch, step
+                                      arena, packed weights */
 };
 
 extern const rn_ops rn_ops_rnn, rn_ops_gru, rn_ops_gru_after, rn_ops_lstm, rn_ops_peephole,
@@ -106,6 +113,38 @@ void rn_tanh(float *x, int64_t n);
 static inline float rn_sig1(float x) {
   return 1.0f / (1.0f + expf(-x));
 }
+
+/* A weight op(W) [K, N] prepared for many products with small left operands (the per-step
+ * recurrences): packed into column panels when that pays (runtime/rnn_gemm.c), else the plain
+ * matrix (W [K, N] with row stride ldw, or W [N, K] when trans). */
+typedef struct {
+  const float *w;
+  int64_t ldw;
+  int trans;
+  int64_t K, N;
+  const float *p; /* the panels, or NULL */
+  int kind;
+  rn_team *team; /* splits each product with a helper thread, or NULL */
+} rn_pmat;
+
+/* A helper thread that takes half of each packed product (NULL when it cannot start). */
+rn_team *rn_team_new(void);
+void rn_team_free(rn_team *t);
+
+/* Floats a packed copy of a [K, N] weight needs (with room for alignment). */
+int64_t rn_pack_floats(int64_t K, int64_t N);
+/* Is packing worth it for `uses` products with M rows each (and does this CPU have a kernel)? */
+int rn_pack_wanted(int64_t M, int64_t uses);
+/* Prepares m for op(W); dst (rn_pack_floats(K, N) floats) NULL = no packing. */
+void rn_pack(rn_pmat *m, float *dst, const float *W, int64_t ldw, int trans, int64_t K, int64_t N);
+/* C [M, N] (row stride ldc) = A [M, K] (row stride lda) op(W) + beta C, beta 0 or 1 (0
+ * overwrites C). */
+void rn_pgemm(const rn_pmat *m, int64_t M, const float *A, int64_t lda, float *C, int64_t ldc,
+              float beta);
+/* Prepares m, packed into the cell's packing workspace `slot` (0 .. RN_PACK_SLOTS - 1) when
+ * packing pays for `uses` products of M rows (plain when the workspace cannot be grown). */
+void rn_prepare(rc_cell *cell, int slot, rn_pmat *m, const float *W, int64_t ldw, int trans,
+                int64_t K, int64_t N, int64_t M, int64_t uses);
 
 /* Column sums of a [rows, cols] row-major matrix (row stride ld) added into out. */
 void rn_colsum_add(const float *a, int64_t rows, int64_t cols, int64_t ld, float *out);

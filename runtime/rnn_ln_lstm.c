@@ -46,6 +46,8 @@ static void ln_back(const float *dy, const float *xh, const float *scale, float 
 static void fwd(rc_seq *s) {
   int64_t T = s->T, B = s->B, H = s->H, P = s->P;
   const float *Wh = rc_data(s->cell->param[1]);
+  rn_pmat pw;
+  rn_prepare(s->cell, 0, &pw, Wh, P, 0, H, P, B, T);
   const float *scale = rc_data(s->cell->param[2]), *shift = rc_data(s->cell->param[3]);
   for (int64_t t = 0; t < T; t++) {
     float *pre = s->pre + t * B * P, *y = s->y + t * B * H;
@@ -53,7 +55,7 @@ static void fwd(rc_seq *s) {
     float *ch = s->aux[2] + t * B * H, *tl = s->aux[3] + t * B * H;
     const float *hp = s->st[0] + t * B * H, *cp = s->st[1] + t * B * H;
     float *hn = s->st[0] + (t + 1) * B * H, *cn = s->st[1] + (t + 1) * B * H;
-    rn_gemm(B, P, H, hp, H, 0, Wh, P, 0, pre, P, 1.0f, 1.0f);
+    rn_pgemm(&pw, B, hp, H, pre, P, 1.0f);
     for (int64_t b = 0; b < B; b++) {
       float *g4 = pre + b * P, *xb = xh + b * P, *rb = rs + b * 5;
       for (int k = 0; k < 4; k++) {
@@ -89,6 +91,8 @@ static void fwd(rc_seq *s) {
 static void bwd(rc_seq *s, rc_bw *w) {
   int64_t T = s->T, B = s->B, H = s->H, P = s->P;
   const float *Wh = rc_data(s->w[1]), *scale = rc_data(s->w[2]);
+  rn_pmat pw; /* W_h^T */
+  rn_prepare(s->cell, 2, &pw, Wh, P, 1, P, H, B, T);
   float *dscale = w->dp[2], *dshift = w->dp[3];
   float *dh = w->d[0], *dc = w->d[1], *tmp = w->ws, *row = w->ws + rn_r16(B * H);
   for (int64_t t = T - 1; t >= 0; t--) {
@@ -126,7 +130,7 @@ static void bwd(rc_seq *s, rc_bw *w) {
         ln_back(d4 + k * H, xh + b * P + k * H, scale + k * H, rb[k], H, d4 + k * H,
                 dscale ? dscale + k * H : NULL, dshift ? dshift + k * H : NULL);
     }
-    rn_gemm(B, H, P, dG, P, 0, Wh, P, 1, tmp, H, 1.0f, 0.0f);
+    rn_pgemm(&pw, B, dG, P, tmp, H, 0.0f);
     for (int64_t b = 0; b < B; b++)
       if (rn_active(s, t, b)) memcpy(dh + b * H, tmp + b * H, (size_t)H * sizeof(float));
   }

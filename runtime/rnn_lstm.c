@@ -11,11 +11,13 @@ static void fwd_common(rc_seq *s, int peep) {
   const float *pi = peep ? rc_data(s->cell->param[3]) : NULL;
   const float *pf = peep ? rc_data(s->cell->param[4]) : NULL;
   const float *po = peep ? rc_data(s->cell->param[5]) : NULL;
+  rn_pmat pw;
+  rn_prepare(s->cell, 0, &pw, Wh, P, 0, H, P, B, T);
   for (int64_t t = 0; t < T; t++) {
     float *pre = s->pre + t * B * P, *y = s->y + t * B * H, *tcs = s->aux[0] + t * B * H;
     const float *hp = s->st[0] + t * B * H, *cp = s->st[1] + t * B * H;
     float *hn = s->st[0] + (t + 1) * B * H, *cn = s->st[1] + (t + 1) * B * H;
-    rn_gemm(B, P, H, hp, H, 0, Wh, P, 0, pre, P, 1.0f, 1.0f);
+    rn_pgemm(&pw, B, hp, H, pre, P, 1.0f);
     for (int64_t b = 0; b < B; b++) {
       float *g4 = pre + b * P, *ig = g4, *fg = g4 + H, *gg = g4 + 2 * H, *og = g4 + 3 * H;
       const float *cpb = cp + b * H, *hpb = hp + b * H;
@@ -54,6 +56,8 @@ static void bwd_common(rc_seq *s, rc_bw *w, int peep) {
   float *dpi = peep ? w->dp[3] : NULL, *dpf = peep ? w->dp[4] : NULL;
   float *dpo = peep ? w->dp[5] : NULL;
   float *dh = w->d[0], *dc = w->d[1], *tmp = w->ws;
+  rn_pmat pw; /* op = W_h^T [P, H] */
+  rn_prepare(s->cell, 2, &pw, Wh, P, 1, P, H, B, T);
   for (int64_t t = T - 1; t >= 0; t--) {
     const float *g4all = s->pre + t * B * P, *dy = w->dy + t * B * H;
     const float *tcs = s->aux[0] + t * B * H, *cp = s->st[1] + t * B * H;
@@ -91,7 +95,7 @@ static void bwd_common(rc_seq *s, rc_bw *w, int peep) {
         dcb[j] = dcp;
       }
     }
-    rn_gemm(B, H, P, dG, P, 0, Wh, P, 1, tmp, H, 1.0f, 0.0f);
+    rn_pgemm(&pw, B, dG, P, tmp, H, 0.0f);
     for (int64_t b = 0; b < B; b++)
       if (rn_active(s, t, b)) memcpy(dh + b * H, tmp + b * H, (size_t)H * sizeof(float));
   }

@@ -14,18 +14,21 @@
 static void fwd(rc_seq *s) {
   int64_t T = s->T, B = s->B, H = s->H, P = s->P;
   const float *Wh = rc_data(s->cell->param[1]);
+  rn_pmat pa, pb; /* W_h[:, i f o] and W_h[:, g] */
+  rn_prepare(s->cell, 0, &pa, Wh, P, 0, H, 3 * H, B, T);
+  rn_prepare(s->cell, 1, &pb, Wh + 3 * H, P, 0, H, H, B, T);
   for (int64_t t = 0; t < T; t++) {
     float *pre = s->pre + t * B * P, *y = s->y + t * B * H, *os = s->aux[0] + t * B * H;
     float *rs = s->aux[1] + t * B;
     const float *sp = s->st[0] + t * B * H;
     float *sn = s->st[0] + (t + 1) * B * H;
-    rn_gemm(B, 3 * H, H, sp, H, 0, Wh, P, 0, pre, P, 1.0f, 1.0f);
+    rn_pgemm(&pa, B, sp, H, pre, P, 1.0f);
     for (int64_t b = 0; b < B; b++) {
       float *g4 = pre + b * P, *o = g4 + 2 * H;
       rn_sigmoid(g4, 3 * H);
       for (int64_t j = 0; j < H; j++) os[b * H + j] = o[j] * sp[b * H + j];
     }
-    rn_gemm(B, H, H, os, H, 0, Wh + 3 * H, P, 0, pre + 3 * H, P, 1.0f, 1.0f);
+    rn_pgemm(&pb, B, os, H, pre + 3 * H, P, 1.0f);
     for (int64_t b = 0; b < B; b++) {
       float *g4 = pre + b * P, *i = g4, *f = g4 + H, *g = g4 + 3 * H;
       const float *spb = sp + b * H;
@@ -58,6 +61,9 @@ static void fwd(rc_seq *s) {
 static void bwd(rc_seq *s, rc_bw *w) {
   int64_t T = s->T, B = s->B, H = s->H, P = s->P;
   const float *Wh = rc_data(s->w[1]);
+  rn_pmat pg, pifo; /* W_h[:, g]^T and W_h[:, i f o]^T */
+  rn_prepare(s->cell, 2, &pg, Wh + 3 * H, P, 1, H, H, B, T);
+  rn_prepare(s->cell, 3, &pifo, Wh, P, 1, 3 * H, H, B, T);
   float *ds = w->d[0], *tmp = w->ws;
   for (int64_t t = T - 1; t >= 0; t--) {
     const float *g4all = s->pre + t * B * P, *dy = w->dy + t * B * H, *rs = s->aux[1] + t * B;
@@ -88,7 +94,7 @@ static void bwd(rc_seq *s, rc_bw *w) {
       }
     }
     /* d(o s) = dg_pre W_hg^T */
-    rn_gemm(B, H, H, dG + 3 * H, P, 0, Wh + 3 * H, P, 1, tmp, H, 1.0f, 0.0f);
+    rn_pgemm(&pg, B, dG + 3 * H, P, tmp, H, 0.0f);
     for (int64_t b = 0; b < B; b++) {
       if (!rn_active(s, t, b)) continue;
       const float *o = g4all + b * P + 2 * H, *spb = sp + b * H, *db = tmp + b * H;
@@ -98,7 +104,7 @@ static void bwd(rc_seq *s, rc_bw *w) {
         dsb[j] += db[j] * o[j];
       }
     }
-    rn_gemm(B, H, 3 * H, dG, P, 0, Wh, P, 1, ds, H, 1.0f, 1.0f);
+    rn_pgemm(&pifo, B, dG, P, ds, H, 1.0f);
   }
   if (w->dp[1]) {
     rn_gemm(H, 3 * H, T * B, s->st[0], H, 1, w->dG, P, 0, w->dp[1], P, 1.0f, 0.0f);

@@ -10,19 +10,22 @@
 static void fwd(rc_seq *s) {
   int64_t T = s->T, B = s->B, H = s->H, P = s->P;
   const float *Wh = rc_data(s->cell->param[1]);
+  rn_pmat pa, pb; /* W_h[:, i f o] and W_h[:, g] */
+  rn_prepare(s->cell, 0, &pa, Wh, P, 0, H, 3 * H, B, T);
+  rn_prepare(s->cell, 1, &pb, Wh + 3 * H, P, 0, H, H, B, T);
   memcpy(s->aux[0], s->st[0], (size_t)(B * H) * sizeof(float));
   rn_tanh(s->aux[0], B * H);
   for (int64_t t = 0; t < T; t++) {
     float *pre = s->pre + t * B * P, *y = s->y + t * B * H, *ots = s->aux[1] + t * B * H;
     const float *sp = s->st[0] + t * B * H, *tsp = s->aux[0] + t * B * H;
     float *sn = s->st[0] + (t + 1) * B * H, *tsn = s->aux[0] + (t + 1) * B * H;
-    rn_gemm(B, 3 * H, H, tsp, H, 0, Wh, P, 0, pre, P, 1.0f, 1.0f);
+    rn_pgemm(&pa, B, tsp, H, pre, P, 1.0f);
     for (int64_t b = 0; b < B; b++) {
       float *g4 = pre + b * P, *o = g4 + 2 * H;
       rn_sigmoid(g4, 3 * H);
       for (int64_t j = 0; j < H; j++) ots[b * H + j] = o[j] * tsp[b * H + j];
     }
-    rn_gemm(B, H, H, ots, H, 0, Wh + 3 * H, P, 0, pre + 3 * H, P, 1.0f, 1.0f);
+    rn_pgemm(&pb, B, ots, H, pre + 3 * H, P, 1.0f);
     for (int64_t b = 0; b < B; b++) {
       float *g4 = pre + b * P, *i = g4, *f = g4 + H, *g = g4 + 3 * H;
       const float *spb = sp + b * H, *tspb = tsp + b * H;
@@ -46,6 +49,9 @@ static void fwd(rc_seq *s) {
 static void bwd(rc_seq *s, rc_bw *w) {
   int64_t T = s->T, B = s->B, H = s->H, P = s->P;
   const float *Wh = rc_data(s->w[1]);
+  rn_pmat pg, pifo; /* W_h[:, g]^T and W_h[:, i f o]^T */
+  rn_prepare(s->cell, 2, &pg, Wh + 3 * H, P, 1, H, H, B, T);
+  rn_prepare(s->cell, 3, &pifo, Wh, P, 1, 3 * H, H, B, T);
   float *ds = w->d[0], *dphi = w->ws, *tmp = w->ws + rn_r16(B * H);
   memset(dphi, 0, (size_t)(B * H) * sizeof(float));
   for (int64_t t = T - 1; t >= 0; t--) {
@@ -71,7 +77,7 @@ static void bwd(rc_seq *s, rc_bw *w) {
       }
     }
     /* d(o tanh(s)) = dg_pre W_hg^T */
-    rn_gemm(B, H, H, dG + 3 * H, P, 0, Wh + 3 * H, P, 1, tmp, H, 1.0f, 0.0f);
+    rn_pgemm(&pg, B, dG + 3 * H, P, tmp, H, 0.0f);
     for (int64_t b = 0; b < B; b++) {
       if (!rn_active(s, t, b)) continue;
       const float *o = g4all + b * P + 2 * H, *tspb = tsp + b * H, *db = tmp + b * H;
@@ -81,7 +87,7 @@ static void bwd(rc_seq *s, rc_bw *w) {
         dpb[j] = db[j] * o[j];
       }
     }
-    rn_gemm(B, H, 3 * H, dG, P, 0, Wh, P, 1, dphi, H, 1.0f, 1.0f);
+    rn_pgemm(&pifo, B, dG, P, dphi, H, 1.0f);
   }
   const float *ts0 = s->aux[0];
   for (int64_t k = 0; k < B * H; k++) ds[k] += dphi[k] * (1.0f - ts0[k] * ts0[k]);

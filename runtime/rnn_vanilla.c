@@ -4,11 +4,13 @@
 static void fwd(rc_seq *s) {
   int64_t T = s->T, B = s->B, H = s->H;
   const float *Wh = rc_data(s->cell->param[1]);
+  rn_pmat pw;
+  rn_prepare(s->cell, 0, &pw, Wh, H, 0, H, H, B, T);
   for (int64_t t = 0; t < T; t++) {
     float *pre = s->pre + t * B * H, *y = s->y + t * B * H;
     const float *hp = s->st[0] + t * B * H;
     float *hn = s->st[0] + (t + 1) * B * H;
-    rn_gemm(B, H, H, hp, H, 0, Wh, H, 0, pre, H, 1.0f, 1.0f);
+    rn_pgemm(&pw, B, hp, H, pre, H, 1.0f);
     rn_tanh(pre, B * H);
     for (int64_t b = 0; b < B; b++) {
       size_t row = (size_t)H * sizeof(float);
@@ -27,6 +29,8 @@ static void bwd(rc_seq *s, rc_bw *w) {
   int64_t T = s->T, B = s->B, H = s->H;
   const float *Wh = rc_data(s->w[1]);
   float *dh = w->d[0], *tmp = w->ws;
+  rn_pmat pw; /* W_h^T */
+  rn_prepare(s->cell, 2, &pw, Wh, H, 1, H, H, B, T);
   for (int64_t t = T - 1; t >= 0; t--) {
     const float *a = s->pre + t * B * H, *dy = w->dy + t * B * H;
     float *dG = w->dG + t * B * H;
@@ -39,7 +43,7 @@ static void bwd(rc_seq *s, rc_bw *w) {
       const float *ab = a + b * H, *dyb = dy + b * H, *dhb = dh + b * H;
       for (int64_t j = 0; j < H; j++) g[j] = (dhb[j] + dyb[j]) * (1.0f - ab[j] * ab[j]);
     }
-    rn_gemm(B, H, H, dG, H, 0, Wh, H, 1, tmp, H, 1.0f, 0.0f);
+    rn_pgemm(&pw, B, dG, H, tmp, H, 0.0f);
     for (int64_t b = 0; b < B; b++)
       if (rn_active(s, t, b)) memcpy(dh + b * H, tmp + b * H, (size_t)H * sizeof(float));
   }

@@ -763,4 +763,8 @@ function nn.clip_grad_value(x, clip) return C.clip_grad_value(params_of(x, "clip
 function nn.grad_norm(x) return C.grad_norm(params_of(x, "grad_norm")) end
 nn._params_of = params_of
 
+-- The recurrent layer (fused cells, stacks, dropout, lengths) lives in recur.rnn (docs/rnn.md);
+-- recur.nn.RNN{cell = "lstm", input = I, hidden = H, layers = L, dropout = p} is the same.
+function nn.RNN(opts) return require("recur.rnn").RNN(opts) end
+
 return nn

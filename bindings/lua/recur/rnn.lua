@@ -434,4 +434,8 @@ function rnn.last(outputs, lengths, opts)
   return outputs:gather(1, idx):squeeze(1)
 end
 
+-- Truncated BPTT in both styles (recur.tbptt, docs/tbptt.md).
+function rnn.tbptt_tf(opts) return require("recur.tbptt").tf(opts) end
+function rnn.tbptt_true(opts) return require("recur.tbptt").true_bptt(opts) end
+
 return rnn

@@ -1,0 +1,252 @@
+-- Char-RNN training and sampling speed, recur against PyTorch on this machine, in one run.
+--
+--   lua5.4 bench/charrnn.lua                 (LUA_CPATH=build/?.so; or build/recur bench/...)
+--   lua5.4 bench/charrnn.lua --quick         (H = 128 only, fewer repetitions)
+--   options: --cells lstm,gru,rnn --hidden 128,512 --threads 1,2 --no-torch
+--
+-- Configuration (issue 5): vocabulary 65, embedding 64, 2 layers, batch 32, sequence 50,
+-- Adam (lr 2e-3), gradient clipping at norm 5; a training step is zero_grad, forward, mean
+-- cross-entropy, backward, clip, Adam. Sampling: batch-1 steps (recur inside no_grad: the
+-- fused cells' matrix-vector path), temperature 1 over the full softmax.
+--
+-- Every measurement runs in its own process (so peak RSS is per configuration) with
+-- OPENBLAS_NUM_THREADS set to the thread count and nothing else multithreaded: recur has no
+-- OpenMP, and PyTorch runs with torch.set_num_threads(1) (Debian's PyTorch sends its GEMMs
+-- to OpenBLAS without steering its threads; 2 OpenMP threads on top of 2 BLAS threads fight
+-- over the 2 cores). Times are the median of several blocks of steps after a warm-up.
+-- GFLOP/s counts GEMM work only (2 per multiply-add: the cells' input, recurrent and weight
+-- gradient products and the readout's three), printed beside the sgemm rate of a large
+-- square product measured in the same run with the same thread count.
+local recur = require("recur")
+package.path = "./?.lua;" .. package.path
+
+local function opt_list(s, conv)
+  local out = {}
+  for v in s:gmatch("[^,]+") do out[#out + 1] = conv and conv(v) or v end
+  return out
+end
+
+local args = { cells = { "lstm", "gru", "rnn" }, hidden = { 128, 512 }, threads = { 1, 2 },
+  torch = true, quick = false }
+local worker
+do
+  local i = 1
+  while arg[i] do
+    local a = arg[i]
+    if a == "--worker" then
+      worker = {}
+      local j = i + 1
+      while arg[j] do
+        local k, v = arg[j]:match("^(%w+)=(.*)$")
+        if k then worker[k] = v end
+        j = j + 1
+      end
+      break
+    elseif a == "--quick" then
+      args.quick = true
+      args.hidden = { 128 }
+    elseif a == "--no-torch" then
+      args.torch = false
+    elseif a == "--cells" then
+      i = i + 1
+      args.cells = opt_list(arg[i])
+    elseif a == "--hidden" then
+      i = i + 1
+      args.hidden = opt_list(arg[i], math.tointeger)
+    elseif a == "--threads" then
+      i = i + 1
+      args.threads = opt_list(arg[i], math.tointeger)
+    elseif a == "--help" then
+      print("usage: lua5.4 bench/charrnn.lua [--quick] [--cells lstm,gru,rnn] [--hidden 128,512]"
+        .. " [--threads 1,2] [--no-torch]")
+      os.exit(0)
+    else
+      io.stderr:write("unknown argument " .. a .. "\n")
+      os.exit(2)
+    end
+    i = i + 1
+  end
+end
+
+local V, E, L, B, T = 65, 64, 2, 32, 50
+
+local function peak_rss_mb()
+  local f = io.open("/proc/self/status")
+  if not f then return 0 / 0 end
+  local s = f:read("a")
+  f:close()
+  local kb = tonumber(s:match("VmHWM:%s*(%d+)"))
+  return kb and kb / 1024 or 0 / 0
+end
+
+local function median(t)
+  local s = table.move(t, 1, #t, 1, {})
+  table.sort(s)
+  local n = #s
+  if n % 2 == 1 then return s[(n + 1) // 2] end
+  return (s[n // 2] + s[n // 2 + 1]) / 2
+end
+
+local function blocks(fn, warmup, nblocks, per_block)
+  for _ = 1, warmup do fn() end
+  local times = {}
+  for b = 1, nblocks do
+    local t0 = recur.clock()
+    for _ = 1, per_block do fn() end
+    times[b] = (recur.clock() - t0) / per_block
+  end
+  local best = math.huge
+  for _, v in ipairs(times) do best = math.min(best, v) end
+  return median(times), best
+end
+
+-- ---------------------------------------------------------------------------------------
+-- worker: one measurement, one RESULT line
+
+if worker then
+  local CharRNN = require("models.charrnn")
+  local G = require("models.glue")
+  local H = math.tointeger(tonumber(worker.hidden or "128"))
+  local nb = math.tointeger(tonumber(worker.blocks or "5"))
+  local ns = math.tointeger(tonumber(worker.steps or "5"))
+  recur.seed(0)
+  if worker.mode == "sgemm" then
+    local n = 1536
+    local a, b = recur.randn(n, n), recur.randn(n, n)
+    local med, best = blocks(function() local c = recur.matmul(a, b) end, 1, 5, 1)
+    print(string.format("RESULT impl=recur mode=sgemm gflops=%.1f best_gflops=%.1f",
+      2 * n ^ 3 / med * 1e-9, 2 * n ^ 3 / best * 1e-9))
+    os.exit(0)
+  end
+  local m = CharRNN.new { vocab = V, embed = E, hidden = H, layers = L, cell = worker.cell or "lstm" }
+  if worker.mode == "train" then
+    local opt = G.optimizer("adam", m:param_list(), { lr = 2e-3, clip = 5 })
+    local x = recur.randint(1, V, { T, B })
+    local y = recur.randint(1, V, { T, B })
+    local function step()
+      opt:zero_grad()
+      local loss = m:loss(x, y)
+      loss:backward()
+      opt:step()
+    end
+    local med, best = blocks(step, 2, nb, ns)
+    local flops = 6 * T * B * H * V
+    for _, c in ipairs(m.rnn.cells) do flops = flops + c:flops(T, B) end
+    print(string.format("RESULT impl=recur mode=train cell=%s hidden=%d ms=%.3f best_ms=%.3f "
+      .. "gflops=%.2f rss_mb=%.1f backend=%s", m.cell, H, med * 1e3, best * 1e3,
+      flops / med * 1e-9, peak_rss_mb(), G.backend))
+  else
+    local chars = math.tointeger(tonumber(worker.chars or "2000"))
+    local per = math.max(1, chars // nb)
+    local med, best = blocks(function() m:sample { length = per } end, 1, nb, 1)
+    print(string.format("RESULT impl=recur mode=sample hidden=%d chars_per_s=%.1f "
+      .. "best_chars_per_s=%.1f rss_mb=%.1f", H, per / med, per / best, peak_rss_mb()))
+  end
+  os.exit(0)
+end
+
+-- ---------------------------------------------------------------------------------------
+-- orchestrator
+
+local function sh(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1", "r"))
+  local out = p:read("a")
+  p:close()
+  return out
+end
+
+local function parse(out)
+  local line = out:match("RESULT ([^\n]*)")
+  if not line then return nil, out end
+  local r = {}
+  for k, v in line:gmatch("([%w_]+)=(%S+)") do r[k] = tonumber(v) or v end
+  return r
+end
+
+-- the recur program when running inside it, else build/recur next to the module
+local recur_bin = os.getenv("RECUR_BIN")
+if not recur_bin then
+  local cpath = os.getenv("LUA_CPATH") or ""
+  local dir = cpath:match("([^;]*)/%?%.so")
+  recur_bin = (dir and dir ~= "" and dir or "build") .. "/recur"
+end
+local torch_ok = args.torch and
+  sh("/usr/bin/python3 -c 'import torch; print(\"ok\")'"):find("ok") ~= nil
+
+local function run_recur(threads, kv)
+  local out = sh(string.format("OPENBLAS_NUM_THREADS=%d %s bench/charrnn.lua --worker %s",
+    threads, recur_bin, kv))
+  local r, err = parse(out)
+  if not r then io.stderr:write("recur worker failed: " .. err .. "\n") end
+  return r
+end
+
+local function run_torch(threads, argstr)
+  if not torch_ok then return nil end
+  local out = sh(string.format("OPENBLAS_NUM_THREADS=%d /usr/bin/python3 bench/charrnn_torch.py %s",
+    threads, argstr))
+  local r, err = parse(out)
+  if not r then io.stderr:write("pytorch worker failed: " .. err .. "\n") end
+  return r
+end
+
+local cfg = recur.config and recur.config() or { blas = {} }
+print(string.format("char-RNN benchmark, %s; %s; %s",
+  (sh("grep -m1 'model name' /proc/cpuinfo"):match(":%s*(.-)%s*$") or "?") .. ", " ..
+  sh("nproc"):gsub("%s+", "") .. " cores", os.date("!%Y-%m-%d"),
+  string.format("BLAS %s %s", tostring(cfg.blas.vendor), tostring(cfg.blas.version))))
+print(string.format("vocabulary %d, embedding %d, %d layers, batch %d, sequence %d, Adam, clip 5%s",
+  V, E, L, B, T, torch_ok and "" or "; PyTorch not available (apt-get install python3-torch)"))
+
+local summary = {}
+for _, threads in ipairs(args.threads) do
+  local sg = run_recur(threads, "mode=sgemm")
+  print(string.format("\n%d thread%s: sgemm peak (1536^3, recur.matmul) %.0f GFLOP/s", threads,
+    threads == 1 and "" or "s", sg and sg.gflops or 0))
+  print(string.format("%-6s %5s  %10s %10s %7s  %8s %5s  %9s %9s", "cell", "H", "recur ms",
+    "torch ms", "ratio", "GFLOP/s", "%pk", "recur MB", "torch MB"))
+  for _, H in ipairs(args.hidden) do
+    for _, cell in ipairs(args.cells) do
+      local nb, ns = 5, H >= 256 and 2 or 6
+      if args.quick then nb, ns = 3, H >= 256 and 1 or 4 end
+      local r = run_recur(threads, string.format("mode=train cell=%s hidden=%d blocks=%d steps=%d",
+        cell, H, nb, ns))
+      local t = run_torch(threads, string.format("train --cell %s --hidden %d --blocks %d --steps %d",
+        cell, H, nb, ns))
+      if r then
+        local ratio = t and t.ms / r.ms or 0 / 0
+        local target = H <= 128 and 1.5 or 1.3
+        print(string.format("%-6s %5d  %10.1f %10s %6.2fx  %8.1f %4.0f%%  %9.0f %9s", cell, H, r.ms,
+          t and string.format("%.1f", t.ms) or "-", ratio, r.gflops,
+          sg and 100 * r.gflops / sg.gflops or 0, r.rss_mb, t and string.format("%.0f", t.rss_mb) or "-"))
+        summary[#summary + 1] = { what = string.format("train %s H=%d %dT", cell, H, threads),
+          ratio = ratio, target = target, rss = r.rss_mb, trss = t and t.rss_mb }
+      end
+    end
+  end
+  print(string.format("%-13s  %12s %12s %7s  %9s %9s", "sampling", "recur char/s", "torch char/s",
+    "ratio", "recur MB", "torch MB"))
+  for _, H in ipairs(args.hidden) do
+    local chars = H >= 256 and (args.quick and 300 or 1000) or (args.quick and 2000 or 6000)
+    local r = run_recur(threads, string.format("mode=sample hidden=%d chars=%d blocks=5", H, chars))
+    local tc = H >= 256 and math.max(100, chars // 4) or math.max(500, chars // 4)
+    local t = run_torch(threads, string.format("sample --hidden %d --chars %d --blocks 5", H, tc))
+    if r then
+      local ratio = t and r.chars_per_s / t.chars_per_s or 0 / 0
+      print(string.format("lstm H=%-6d  %12.0f %12s %6.2fx  %9.0f %9s", H, r.chars_per_s,
+        t and string.format("%.0f", t.chars_per_s) or "-", ratio, r.rss_mb,
+        t and string.format("%.0f", t.rss_mb) or "-"))
+      summary[#summary + 1] = { what = string.format("sample lstm H=%d %dT", H, threads),
+        ratio = ratio, target = H <= 128 and 5 or 2, rss = r.rss_mb, trss = t and t.rss_mb }
+    end
+  end
+end
+
+if torch_ok then
+  print("\ntargets (speed ratio recur / PyTorch; peak RSS below PyTorch's):")
+  for _, s in ipairs(summary) do
+    local ok = s.ratio >= s.target and s.trss and s.rss < s.trss
+    print(string.format("  %-26s %6.2fx (target %.1fx)  RSS %4.0f vs %4.0f MB  %s", s.what,
+      s.ratio, s.target, s.rss, s.trss or 0, ok and "met" or "MISSED"))
+  end
+end

@@ -1,0 +1,215 @@
+-- The character model of R2RT's "Recurrent Neural Networks in Tensorflow II": an embedding,
+-- a stack of fused recurrent cells (recur.rnn.RNN) and a linear readout to the vocabulary.
+--
+--   local CharRNN = require "models.charrnn"
+--   local m = CharRNN.new { vocab = 65, embed = 64, hidden = 128, layers = 2, cell = "lstm",
+--                           dropout = 0, init_state = "zero", init_std = 0.3 }
+--   local logits, state = m:forward(x, state)      -- x [T, B] ids -> logits [T*B, V]
+--   local loss, state = m:loss(x, y, state)        -- mean cross-entropy in nats
+--   local logits, state = m:step(ids, state)       -- one step for sampling (ids [B])
+--   m:parameters()  -> ordered { {name, tensor}, ... }
+--   m:config()      -> the table new() takes (stored in checkpoints)
+--
+-- Parameters: embed [V, E] (N(0, 1) rows, PyTorch's nn.Embedding), the cells' own (see
+-- docs/rnn.md), out.W [V, H] and out.b [V] (uniform in +-1/sqrt(H), PyTorch's nn.Linear), and
+-- the initial state's trainable vectors for the trained strategies
+-- (models/initial_state.lua).
+local recur = require("recur")
+local IS = require("models.initial_state")
+local G = require("models.glue")
+
+local CharRNN = {}
+CharRNN.__index = CharRNN
+
+local function int_opt(o, k, default, min)
+  local v = o[k]
+  if v == nil then v = default end
+  if math.type(v) ~= "integer" then
+    if type(v) == "number" and v == math.floor(v) then
+      v = math.tointeger(v)
+    else
+      error(string.format("CharRNN: %s must be an integer, got %s", k, tostring(v)), 3)
+    end
+  end
+  if v < min then error(string.format("CharRNN: %s must be >= %d, got %d", k, min, v), 3) end
+  return v
+end
+
+function CharRNN.new(o)
+  if type(o) ~= "table" then error("CharRNN.new: expected an options table", 2) end
+  local self = setmetatable({}, CharRNN)
+  self.V = int_opt(o, "vocab", nil, 1)
+  self.E = int_opt(o, "embed", 64, 1)
+  self.H = int_opt(o, "hidden", 128, 1)
+  self.L = int_opt(o, "layers", 2, 1)
+  self.cell = o.cell or "lstm"
+  self.dropout = o.dropout or 0
+  self.init_state_name = o.init_state or "zero"
+  self.init_std = o.init_std or 0.3
+  self.rnn = recur.rnn.RNN { cell = self.cell, input = self.E, hidden = self.H,
+    layers = self.L, dropout = self.dropout }
+  self.embed = recur.randn(self.V, self.E):requires_grad(true)
+  local k = 1 / math.sqrt(self.H)
+  self.W_out = recur.uniform({ self.V, self.H }, -k, k):requires_grad(true)
+  self.b_out = recur.uniform({ self.V }, -k, k):requires_grad(true)
+  self.init = IS.by_name(self.init_state_name, { std = self.init_std }):bind(self.rnn)
+  self.training = true
+  return self
+end
+
+function CharRNN:config()
+  return { vocab = self.V, embed = self.E, hidden = self.H, layers = self.L, cell = self.cell,
+    dropout = self.dropout, init_state = self.init_state_name, init_std = self.init_std }
+end
+
+function CharRNN:parameters()
+  local out = { { "embed", self.embed } }
+  for _, np in ipairs(self.rnn:parameters()) do out[#out + 1] = { "rnn." .. np[1], np[2] } end
+  out[#out + 1] = { "out.W", self.W_out }
+  out[#out + 1] = { "out.b", self.b_out }
+  for _, np in ipairs(self.init:parameters()) do out[#out + 1] = { "init." .. np[1], np[2] } end
+  return out
+end
+
+function CharRNN:param_list()
+  local out = {}
+  for i, np in ipairs(self:parameters()) do out[i] = np[2] end
+  return out
+end
+
+function CharRNN:train()
+  self.training = true
+  self.rnn:train()
+  return self
+end
+
+function CharRNN:eval()
+  self.training = false
+  self.rnn:eval()
+  return self
+end
+
+-- the initial state for a batch of B (noise only in training)
+function CharRNN:initial_state(B)
+  return self.init:state(B, { training = self.training })
+end
+
+-- x [T, B] ids -> logits [T*B, V], final state
+function CharRNN:forward(x, state)
+  local T, B = x:size(1), x:size(2)
+  local e = self.embed:index_select(1, x:reshape(T * B)):view(T, B, self.E)
+  local out, fin = self.rnn:forward(e, { state = state or self:initial_state(B) })
+  return G.linear(out:reshape(T * B, self.H), self.W_out, self.b_out), fin
+end
+
+-- mean cross-entropy (nats per character) of predicting y [T, B] from x [T, B]
+function CharRNN:loss(x, y, state)
+  local logits, fin = self:forward(x, state)
+  return G.cross_entropy(logits, y:reshape(y:numel())), fin
+end
+
+-- one step: ids [B] (tensor or list) -> logits [B, V], new state; no graph is recorded
+-- when called inside recur.no_grad (batch 1 then runs matrix-vector kernels)
+function CharRNN:step(ids, state)
+  if not recur.is_tensor(ids) then ids = recur.tensor(ids) end
+  local B = ids:numel()
+  local e = self.embed:index_select(1, ids:reshape(B))
+  local out, fin = self.rnn:step(e, state or self:initial_state(B))
+  return G.linear(out, self.W_out, self.b_out), fin
+end
+
+-- Picks the next id from logits [1, V]: divided by the temperature, restricted to the top_k
+-- largest (0 = all), softmax, one draw from recur's generator (temperature 0: the argmax);
+-- recur.sample_logits does it in C (runtime/sample.c).
+function CharRNN.pick(logits, temperature, top_k)
+  return recur.sample_logits(logits:view(logits:numel()), temperature, top_k or 0)
+end
+
+-- Generates `length` ids at batch 1 after feeding `prime` (a list of ids; empty or nil: the
+-- first id is drawn uniformly). Returns the list of generated ids (the prime excluded).
+-- on_id(id) is called after each one (for streaming output). Runs in evaluation mode
+-- without recording a graph. When every cell is a fused one the whole loop runs in C
+-- (recur._rnn_generate: embedding row, cells, readout, draw; nothing allocated per step),
+-- in chunks of 256 ids; o.path = "lua" forces the step-by-step Lua loop (same numbers up to
+-- float rounding in the readout, same draws).
+function CharRNN:sample(o)
+  o = o or {}
+  local length = o.length or 200
+  local temperature = o.temperature or 1
+  local top_k = o.top_k or 0
+  local prime = o.prime or {}
+  local was = self.training
+  self:eval()
+  local out = {}
+  local fused = o.path ~= "lua"
+  for _, c in ipairs(self.rnn.cells) do
+    if type(c) ~= "userdata" then fused = false end
+  end
+  recur.no_grad(function()
+    local state = self:initial_state(1)
+    if #prime == 0 and length > 0 then
+      local first = math.min(self.V, 1 + math.floor(recur.rand(1):item() * self.V))
+      out[1] = first
+      if o.on_id then o.on_id(first) end
+      length = length - 1
+      prime = { first }
+    end
+    if length <= 0 then return end
+    if fused then
+      local pr = prime
+      while length > 0 do
+        local n = math.min(length, 256)
+        local ids
+        ids, state = recur._rnn_generate(self.rnn.cells, self.embed, self.W_out, self.b_out,
+          state, pr, n, temperature, top_k)
+        for _, id in ipairs(ids) do
+          out[#out + 1] = id
+          if o.on_id then o.on_id(id) end
+        end
+        pr = { ids[#ids] }
+        length = length - n
+      end
+      return
+    end
+    for i = 1, #prime - 1 do
+      local _
+      _, state = self:step({ prime[i] }, state)
+    end
+    local last = prime[#prime]
+    local ids = recur.tensor { last }
+    for _ = 1, length do
+      local logits
+      ids:set(last, 1)
+      logits, state = self:step(ids, state)
+      last = CharRNN.pick(logits, temperature, top_k)
+      out[#out + 1] = last
+      if o.on_id then o.on_id(last) end
+    end
+  end)
+  if was then self:train() end
+  return out
+end
+
+-- state as named tensors (checkpoints) and back
+function CharRNN.state_tensors(state, prefix, out)
+  out = out or {}
+  for l, layer in ipairs(state) do
+    for k, t in ipairs(layer) do out[prefix .. l .. "." .. k] = t:detach():contiguous() end
+  end
+  return out
+end
+
+function CharRNN.state_from(tensors, prefix, layers, n)
+  local st = {}
+  for l = 1, layers do
+    st[l] = {}
+    for k = 1, n do
+      local t = tensors[prefix .. l .. "." .. k]
+      if not t then return nil end
+      st[l][k] = t
+    end
+  end
+  return st
+end
+
+return CharRNN

@@ -1,0 +1,403 @@
+/* Products with a packed weight for the per-step recurrences of the fused cells.
+ *
+ * Every step of a cell multiplies a small [B, K] matrix (B = the batch, typically 32) by the
+ * same weight op(W_h) [K, N]. cblas_sgemm re-packs that weight on every call (for a 512-unit
+ * LSTM, 4 MB per step, forward and backward), which costs more than the arithmetic at these
+ * shapes. rn_pack copies op(W) once per sequence into column panels of RN_NR floats (panel
+ * p holds columns p*NR .. p*NR+NR-1 of every row k, zero-padded), and rn_pgemm runs a
+ * register-blocked kernel over it: for each panel, for each block of RN_MR rows of A, an
+ * [MR, NR] tile of C is accumulated in registers over all of K (A is read in place).
+ *
+ * Kernels: AVX-512 (NR = 32, MR = 8: 16 accumulators) and AVX2 + FMA (NR = 16, MR = 6: 12
+ * accumulators), chosen at run time; elsewhere (or for shapes where packing does not pay:
+ * M = 1, or a single use) rn_pack records the plain matrix and rn_pgemm calls rn_gemm.
+ * Every kernel sums over k in order with one fused multiply-add per term, so results match
+ * BLAS to float rounding (not bit for bit). */
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "rnn_impl.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define RG_X86 1
+#endif
+
+enum { KIND_PLAIN = 0, KIND_AVX512 = 1, KIND_AVX2 = 2 };
+
+/* The best kernel this CPU runs; RECUR_GEMM_KERNEL=avx2 or plain asks for a lesser one (for
+ * tests and comparisons). */
+#ifdef RG_X86
+static int cpu_kind(void) {
+  const char *want = getenv("RECUR_GEMM_KERNEL");
+  int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (want && strcmp(want, "plain") == 0) return KIND_PLAIN;
+  if (want && strcmp(want, "avx2") == 0) return avx2 ? KIND_AVX2 : KIND_PLAIN;
+  if (__builtin_cpu_supports("avx512f")) return KIND_AVX512;
+  if (avx2) return KIND_AVX2;
+  return KIND_PLAIN;
+}
+#else
+static int cpu_kind(void) {
+  return KIND_PLAIN;
+}
+#endif
+
+static int nr_of(int kind) {
+  return kind == KIND_AVX512 ? 32 : 16;
+}
+
+int64_t rn_pack_floats(int64_t K, int64_t N) {
+  /* the larger panel width bounds both layouts */
+  return K * ((N + 31) / 32) * 32 + 16;
+}
+
+int rn_pack_wanted(int64_t M, int64_t uses) {
+  return M >= 2 && uses >= 2 && cpu_kind() != KIND_PLAIN;
+}
+
+void rn_pack(rn_pmat *m, float *dst, const float *W, int64_t ldw, int trans, int64_t K, int64_t N) {
+  m->w = W;
+  m->ldw = ldw;
+  m->trans = trans;
+  m->K = K;
+  m->N = N;
+  m->p = NULL;
+  m->kind = KIND_PLAIN;
+  m->team = NULL;
+  if (!dst) return;
+  int kind = cpu_kind();
+  if (kind == KIND_PLAIN) return;
+  int nr = nr_of(kind);
+  int64_t panels = (N + nr - 1) / nr;
+  /* 64-byte alignment for the panels */
+  float *p = (float *)(((uintptr_t)dst + 63) & ~(uintptr_t)63);
+  for (int64_t q = 0; q < panels; q++) {
+    int64_t n0 = q * nr, nc = N - n0 < nr ? N - n0 : nr;
+    float *dp = p + q * K * nr;
+    if (!trans) {
+      for (int64_t k = 0; k < K; k++) {
+        const float *src = W + k * ldw + n0;
+        float *d = dp + k * nr;
+        memcpy(d, src, (size_t)nc * sizeof(float));
+        for (int64_t c = nc; c < nr; c++) d[c] = 0.0f;
+      }
+    } else { /* op(W)[k][n] = W[n][k] */
+      for (int64_t k = 0; k < K; k++) {
+        float *d = dp + k * nr;
+        for (int64_t c = 0; c < nc; c++) d[c] = W[(n0 + c) * ldw + k];
+        for (int64_t c = nc; c < nr; c++) d[c] = 0.0f;
+      }
+    }
+  }
+  m->p = p;
+  m->kind = kind;
+}
+
+#ifdef RG_X86
+#define T512 __attribute__((target("avx512f")))
+#define T256 __attribute__((target("avx2,fma")))
+
+/* C[mr, 32] (+)= A[mr, K] P[K, 32]; nc <= 32 columns are stored. */
+#define K512(MR)                                                                                   \
+  T512 static void k512_##MR(int64_t K, const float *A, int64_t lda, const float *P, float *C,     \
+                             int64_t ldc, int beta, __mmask16 m0, __mmask16 m1) {                  \
+    __m512 c0[MR], c1[MR];                                                                         \
+    _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {                                         \
+      c0[r] = _mm512_setzero_ps();                                                                 \
+      c1[r] = _mm512_setzero_ps();                                                                 \
+    }                                                                                              \
+    for (int64_t k = 0; k < K; k++) {                                                              \
+      __m512 b0 = _mm512_load_ps(P + k * 32), b1 = _mm512_load_ps(P + k * 32 + 16);                \
+      _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {                                       \
+        __m512 a = _mm512_set1_ps(A[r * lda + k]);                                                 \
+        c0[r] = _mm512_fmadd_ps(a, b0, c0[r]);                                                     \
+        c1[r] = _mm512_fmadd_ps(a, b1, c1[r]);                                                     \
+      }                                                                                            \
+    }                                                                                              \
+    _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {                                         \
+      float *c = C + r * ldc;                                                                      \
+      if (beta) {                                                                                  \
+        c0[r] = _mm512_add_ps(c0[r], _mm512_maskz_loadu_ps(m0, c));                                \
+        c1[r] = _mm512_add_ps(c1[r], _mm512_maskz_loadu_ps(m1, c + 16));                           \
+      }                                                                                            \
+      _mm512_mask_storeu_ps(c, m0, c0[r]);                                                         \
+      _mm512_mask_storeu_ps(c + 16, m1, c1[r]);                                                    \
+    }                                                                                              \
+  }
+K512(1)
+K512(2)
+K512(3)
+K512(4)
+K512(5)
+K512(6)
+K512(7)
+K512(8)
+
+T512 static void pgemm512(const rn_pmat *m, int64_t M, const float *A, int64_t lda, float *C,
+                          int64_t ldc, int beta, int64_t q0, int64_t q1) {
+  int64_t K = m->K, N = m->N;
+  for (int64_t q = q0; q < q1; q++) {
+    int64_t n0 = q * 32, nc = N - n0 < 32 ? N - n0 : 32;
+    __mmask16 m0 = (__mmask16)(nc >= 16 ? 0xFFFF : (1u << nc) - 1);
+    __mmask16 m1 = (__mmask16)(nc >= 32 ? 0xFFFF : nc > 16 ? (1u << (nc - 16)) - 1 : 0);
+    const float *P = m->p + q * K * 32;
+    for (int64_t i = 0; i < M; i += 8) {
+      int64_t mr = M - i < 8 ? M - i : 8;
+      const float *a = A + i * lda;
+      float *c = C + i * ldc + n0;
+      switch (mr) {
+      case 8:
+        k512_8(K, a, lda, P, c, ldc, beta, m0, m1);
+        break;
+      case 7:
+        k512_7(K, a, lda, P, c, ldc, beta, m0, m1);
+        break;
+      case 6:
+        k512_6(K, a, lda, P, c, ldc, beta, m0, m1);
+        break;
+      case 5:
+        k512_5(K, a, lda, P, c, ldc, beta, m0, m1);
+        break;
+      case 4:
+        k512_4(K, a, lda, P, c, ldc, beta, m0, m1);
+        break;
+      case 3:
+        k512_3(K, a, lda, P, c, ldc, beta, m0, m1);
+        break;
+      case 2:
+        k512_2(K, a, lda, P, c, ldc, beta, m0, m1);
+        break;
+      default:
+        k512_1(K, a, lda, P, c, ldc, beta, m0, m1);
+        break;
+      }
+    }
+  }
+}
+
+/* C[mr, 16] (+)= A[mr, K] P[K, 16]; nc <= 16 columns are stored. */
+#define K256(MR)                                                                                   \
+  T256 static void k256_##MR(int64_t K, const float *A, int64_t lda, const float *P, float *C,     \
+                             int64_t ldc, int beta, int64_t nc) {                                  \
+    __m256 c0[MR], c1[MR];                                                                         \
+    _Pragma("GCC unroll 6") for (int r = 0; r < MR; r++) {                                         \
+      c0[r] = _mm256_setzero_ps();                                                                 \
+      c1[r] = _mm256_setzero_ps();                                                                 \
+    }                                                                                              \
+    for (int64_t k = 0; k < K; k++) {                                                              \
+      __m256 b0 = _mm256_load_ps(P + k * 16), b1 = _mm256_load_ps(P + k * 16 + 8);                 \
+      _Pragma("GCC unroll 6") for (int r = 0; r < MR; r++) {                                       \
+        __m256 a = _mm256_broadcast_ss(A + r * lda + k);                                           \
+        c0[r] = _mm256_fmadd_ps(a, b0, c0[r]);                                                     \
+        c1[r] = _mm256_fmadd_ps(a, b1, c1[r]);                                                     \
+      }                                                                                            \
+    }                                                                                              \
+    for (int r = 0; r < MR; r++) {                                                                 \
+      float *c = C + r * ldc;                                                                      \
+      if (nc == 16) {                                                                              \
+        if (beta) {                                                                                \
+          c0[r] = _mm256_add_ps(c0[r], _mm256_loadu_ps(c));                                        \
+          c1[r] = _mm256_add_ps(c1[r], _mm256_loadu_ps(c + 8));                                    \
+        }                                                                                          \
+        _mm256_storeu_ps(c, c0[r]);                                                                \
+        _mm256_storeu_ps(c + 8, c1[r]);                                                            \
+      } else {                                                                                     \
+        float buf[16];                                                                             \
+        _mm256_storeu_ps(buf, c0[r]);                                                              \
+        _mm256_storeu_ps(buf + 8, c1[r]);                                                          \
+        for (int64_t j = 0; j < nc; j++) c[j] = beta ? c[j] + buf[j] : buf[j];                     \
+      }                                                                                            \
+    }                                                                                              \
+  }
+K256(1)
+K256(2)
+K256(3)
+K256(4)
+K256(5)
+K256(6)
+
+T256 static void pgemm256(const rn_pmat *m, int64_t M, const float *A, int64_t lda, float *C,
+                          int64_t ldc, int beta, int64_t q0, int64_t q1) {
+  int64_t K = m->K, N = m->N;
+  for (int64_t q = q0; q < q1; q++) {
+    int64_t n0 = q * 16, nc = N - n0 < 16 ? N - n0 : 16;
+    const float *P = m->p + q * K * 16;
+    for (int64_t i = 0; i < M; i += 6) {
+      int64_t mr = M - i < 6 ? M - i : 6;
+      const float *a = A + i * lda;
+      float *c = C + i * ldc + n0;
+      switch (mr) {
+      case 6:
+        k256_6(K, a, lda, P, c, ldc, beta, nc);
+        break;
+      case 5:
+        k256_5(K, a, lda, P, c, ldc, beta, nc);
+        break;
+      case 4:
+        k256_4(K, a, lda, P, c, ldc, beta, nc);
+        break;
+      case 3:
+        k256_3(K, a, lda, P, c, ldc, beta, nc);
+        break;
+      case 2:
+        k256_2(K, a, lda, P, c, ldc, beta, nc);
+        break;
+      default:
+        k256_1(K, a, lda, P, c, ldc, beta, nc);
+        break;
+      }
+    }
+  }
+}
+#endif
+
+/* panels q0 .. q1 - 1 of C = A op(W) + beta C */
+static void pgemm_range(const rn_pmat *m, int64_t M, const float *A, int64_t lda, float *C,
+                        int64_t ldc, int beta, int64_t q0, int64_t q1) {
+#ifdef RG_X86
+  if (m->kind == KIND_AVX512)
+    pgemm512(m, M, A, lda, C, ldc, beta, q0, q1);
+  else
+    pgemm256(m, M, A, lda, C, ldc, beta, q0, q1);
+#else
+  (void)m, (void)M, (void)A, (void)lda, (void)C, (void)ldc, (void)beta, (void)q0, (void)q1;
+#endif
+}
+
+/* ---- a helper thread for the per-step products (rn_team) ----
+ * With more than one BLAS thread (recur.threads), a cell owns one helper thread: each
+ * per-step product is split by column panels, the helper taking the second half. The
+ * helper spins (with pause) for a short while after each job, then sleeps on a condition
+ * variable, so it does not compete with OpenBLAS's own threads during the large GEMMs. */
+struct rn_team {
+  pthread_t th;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  atomic_int posted, finished, sleeping, quit;
+  /* the job */
+  const rn_pmat *m;
+  int64_t M, lda, ldc, q0, q1;
+  const float *A;
+  float *C;
+  int beta;
+};
+
+#define TEAM_SPINS 4000
+
+static inline void cpu_relax(void) {
+#ifdef RG_X86
+  _mm_pause();
+#endif
+}
+
+static void *team_main(void *arg) {
+  rn_team *t = arg;
+  int seen = 0;
+  for (;;) {
+    int spins = 0;
+    while (atomic_load_explicit(&t->posted, memory_order_acquire) == seen) {
+      if (++spins < TEAM_SPINS) {
+        /* yield now and then: OpenBLAS's own threads may need this core */
+        if (spins % 32 == 0)
+          sched_yield();
+        else
+          cpu_relax();
+        continue;
+      }
+      pthread_mutex_lock(&t->mu);
+      atomic_store(&t->sleeping, 1);
+      while (atomic_load(&t->posted) == seen) pthread_cond_wait(&t->cv, &t->mu);
+      atomic_store(&t->sleeping, 0);
+      pthread_mutex_unlock(&t->mu);
+      spins = 0;
+    }
+    seen = atomic_load_explicit(&t->posted, memory_order_acquire);
+    if (atomic_load(&t->quit)) break;
+    pgemm_range(t->m, t->M, t->A, t->lda, t->C, t->ldc, t->beta, t->q0, t->q1);
+    atomic_store_explicit(&t->finished, seen, memory_order_release);
+  }
+  return NULL;
+}
+
+static void team_post(rn_team *t) {
+  atomic_fetch_add(&t->posted, 1);
+  if (atomic_load(&t->sleeping)) {
+    pthread_mutex_lock(&t->mu);
+    pthread_cond_signal(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+  }
+}
+
+rn_team *rn_team_new(void) {
+  rn_team *t = calloc(1, sizeof *t);
+  if (!t) return NULL;
+  atomic_init(&t->posted, 0);
+  atomic_init(&t->finished, 0);
+  atomic_init(&t->sleeping, 0);
+  atomic_init(&t->quit, 0);
+  if (pthread_mutex_init(&t->mu, NULL)) {
+    free(t);
+    return NULL;
+  }
+  if (pthread_cond_init(&t->cv, NULL)) {
+    pthread_mutex_destroy(&t->mu);
+    free(t);
+    return NULL;
+  }
+  if (pthread_create(&t->th, NULL, team_main, t)) {
+    pthread_cond_destroy(&t->cv);
+    pthread_mutex_destroy(&t->mu);
+    free(t);
+    return NULL;
+  }
+  return t;
+}
+
+void rn_team_free(rn_team *t) {
+  if (!t) return;
+  atomic_store(&t->quit, 1);
+  team_post(t);
+  pthread_join(t->th, NULL);
+  pthread_cond_destroy(&t->cv);
+  pthread_mutex_destroy(&t->mu);
+  free(t);
+}
+
+void rn_pgemm(const rn_pmat *m, int64_t M, const float *A, int64_t lda, float *C, int64_t ldc,
+              float beta) {
+  if (M <= 0 || m->N <= 0) return;
+  if (m->p && m->K > 0 && (beta == 0.0f || beta == 1.0f)) {
+    int nr = nr_of(m->kind), b = beta != 0.0f;
+    int64_t panels = (m->N + nr - 1) / nr;
+    rn_team *t = m->team;
+    if (t && panels >= 2) {
+      int64_t half = panels / 2;
+      t->m = m;
+      t->M = M;
+      t->A = A;
+      t->lda = lda;
+      t->C = C;
+      t->ldc = ldc;
+      t->beta = b;
+      t->q0 = half;
+      t->q1 = panels;
+      int job = atomic_load(&t->posted) + 1;
+      team_post(t);
+      pgemm_range(m, M, A, lda, C, ldc, b, 0, half);
+      int spins = 0;
+      while (atomic_load_explicit(&t->finished, memory_order_acquire) != job) {
+        if (++spins < TEAM_SPINS)
+          cpu_relax();
+        else
+          sched_yield();
+      }
+      return;
+    }
+    pgemm_range(m, M, A, lda, C, ldc, b, 0, panels);
+    return;
+  }
+  rn_gemm(M, m->N, m->K, A, lda, 0, m->w, m->ldw, m->trans, C, ldc, 1.0f, beta);
+}

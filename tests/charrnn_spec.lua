@@ -1,0 +1,343 @@
+-- The character model (models/charrnn.lua), recur.sample_logits, and the scripts
+-- train_charrnn.lua and sample.lua run as programs on a small UTF-8 fixture: progress and
+-- validation lines, exact resume, reproducible sampling, prime handling and errors.
+local recur = require("recur")
+local CharRNN = require("models.charrnn")
+local G = require("models.glue")
+local U = require("tests.rnn_util")
+local H = require("tests.helpers")
+
+local BIN = os.getenv("RECUR_BIN") or "build/recur"
+local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local function sh(cmd)
+  local p = assert(io.popen("(" .. cmd .. ") 2>&1", "r"))
+  local out = p:read("a")
+  local _, _, code = p:close()
+  return out, code
+end
+
+local dir
+local function path(name) return dir .. "/" .. name end
+
+-- a small UTF-8 text: ASCII plus a few multi-byte characters
+local function fixture_text()
+  local words = { "the ", "cat ", "sat ", "on ", "a ", "mat ", "café ", "naïve ", "→ ", "λ\n" }
+  local out = {}
+  local s = 7
+  for _ = 1, 3000 do
+    s = (s * 1103515245 + 12345) % 2147483648
+    out[#out + 1] = words[1 + (s >> 16) % #words]
+  end
+  return table.concat(out)
+end
+
+local function run_script(script, args)
+  return sh(q(BIN) .. " scripts/" .. script .. " " .. args .. " </dev/null")
+end
+
+setup(function()
+  local name = os.tmpname()
+  os.remove(name)
+  assert(os.execute("mkdir " .. q(name)))
+  dir = name
+  local f = assert(io.open(path("text.txt"), "wb"))
+  f:write(fixture_text())
+  f:close()
+end)
+
+teardown(function()
+  if dir then os.execute("rm -rf " .. q(dir)) end
+end)
+
+describe("CharRNN", function()
+  it("forward shapes, loss near log V at the start, step equals forward", function()
+    recur.seed(1)
+    local m = CharRNN.new { vocab = 7, embed = 5, hidden = 6, layers = 2, cell = "lstm" }
+    local x = recur.randint(1, 7, { 4, 3 })
+    local y = recur.randint(1, 7, { 4, 3 })
+    local logits, fin = m:forward(x)
+    assert.are.same({ 12, 7 }, logits:size())
+    assert.are.equal(2, #fin)
+    local loss = m:loss(x, y)
+    assert.is_true(math.abs(loss:item() - math.log(7)) < 0.5, tostring(loss:item()))
+    m:eval()
+    recur.no_grad(function()
+      local st
+      for t = 1, 4 do
+        local l
+        l, st = m:step(x:select(1, t), st)
+        U.close(l, logits:narrow(1, (t - 1) * 3 + 1, 3), 1e-5, "step " .. t)
+      end
+    end)
+  end)
+
+  it("every parameter gets its gradient (gradcheck of the loss on a tiny GRU model)", function()
+    recur.seed(2)
+    local m = CharRNN.new { vocab = 4, embed = 3, hidden = 3, layers = 1, cell = "gru",
+      init_state = "trained" }
+    local x = recur.tensor { { 1, 2 }, { 3, 4 }, { 2, 2 } }
+    local y = recur.tensor { { 2, 3 }, { 4, 1 }, { 1, 2 } }
+    local ps = m:param_list()
+    -- every parameter, including the trained initial state, is reached
+    m:loss(x, y):backward()
+    for i, np in ipairs(m:parameters()) do
+      assert.is_true(ps[i].grad ~= nil and ps[i].grad:abs():sum():item() > 0, np[1])
+    end
+    local ok = recur.gradcheck(function(...)
+      local vals = { ... }
+      -- the model's tensors are replaced by the checked inputs for this call
+      local saved = { m.embed, m.W_out, m.b_out }
+      m.embed, m.W_out, m.b_out = vals[1], vals[2], vals[3]
+      local l = m:loss(x, y)
+      m.embed, m.W_out, m.b_out = saved[1], saved[2], saved[3]
+      return l
+    end, { m.embed:detach():clone():requires_grad(true), m.W_out:detach():clone():requires_grad(true),
+      m.b_out:detach():clone():requires_grad(true) }, { eps = 1e-2, atol = 2e-3, rtol = 2e-2 })
+    assert.is_true(ok)
+  end)
+
+  it("sample: reproducible with a seed, greedy at temperature 0, prime is read first", function()
+    recur.seed(3)
+    local m = CharRNN.new { vocab = 5, embed = 4, hidden = 8, layers = 1 }
+    recur.seed(10)
+    local a = m:sample { length = 30, prime = { 1, 2 } }
+    recur.seed(10)
+    local b = m:sample { length = 30, prime = { 1, 2 } }
+    assert.are.same(a, b)
+    assert.are.equal(30, #a)
+    for _, id in ipairs(a) do assert.is_true(id >= 1 and id <= 5) end
+    -- temperature 0: each id is the argmax of the model's prediction
+    local g = m:sample { length = 5, temperature = 0, prime = { 3 } }
+    assert.is_true(m.training, "sample restores training mode")
+    recur.no_grad(function()
+      m:eval()
+      local st
+      local last = 3
+      for i = 1, 5 do
+        local l
+        l, st = m:step({ last }, st)
+        assert.are.equal(l:view(5):argmax():item(), g[i])
+        last = g[i]
+      end
+    end)
+  end)
+end)
+
+describe("generation loop in C (recur._rnn_generate)", function()
+  for _, cell in ipairs { "lstm", "gru", "rnn" } do
+    it(cell .. ": the same ids as the step-by-step Lua loop, any temperature and top-k", function()
+      recur.seed(3)
+      local m = CharRNN.new { vocab = 12, embed = 6, hidden = 16, layers = 2, cell = cell,
+        init_state = "trained", init_std = 0 }
+      recur.no_grad(function()
+        for _, p in ipairs(m:parameters()) do p[2]:mul_(3) end
+      end)
+      for _, case in ipairs { { 0, 0 }, { 0.7, 4 }, { 1, 0 } } do
+        recur.seed(5)
+        local a = m:sample { length = 300, prime = { 1, 2, 3 }, temperature = case[1], top_k = case[2] }
+        recur.seed(5)
+        local b = m:sample { length = 300, prime = { 1, 2, 3 }, temperature = case[1],
+          top_k = case[2], path = "lua" }
+        assert.are.same(b, a)
+      end
+      -- chunks carry the state: 600 ids in one call equal 256 + 256 + 88 in the C loop
+      recur.seed(6)
+      local long = m:sample { length = 600, prime = { 4 } }
+      recur.seed(6)
+      local ids, st = recur._rnn_generate(m.rnn.cells, m.embed, m.W_out, m.b_out,
+        m:initial_state(1), { 4 }, 600, 1, 0)
+      assert.are.same(long, ids)
+      assert.are.equal(2, #st)
+    end)
+  end
+
+  it("a model with a Lua cell samples through the Lua loop", function()
+    recur.seed(7)
+    local m = CharRNN.new { vocab = 5, embed = 3, hidden = 4, layers = 1,
+      cell = require("models.cells.gru") }
+    local ids = m:sample { length = 20, prime = { 2 } }
+    assert.are.equal(20, #ids)
+  end)
+
+  it("checks its arguments", function()
+    local m = CharRNN.new { vocab = 5, embed = 3, hidden = 4, layers = 2 }
+    local cells = m.rnn.cells
+    assert.matches("prime id 6 is outside 1..5",
+      H.err_of(recur._rnn_generate, cells, m.embed, m.W_out, m.b_out, nil, { 6 }, 3))
+    assert.matches("the prime needs at least one id",
+      H.err_of(recur._rnn_generate, cells, m.embed, m.W_out, m.b_out, nil, {}, 3))
+    assert.matches("the readout weight must be %[V, 4%], got %[5, 3%]",
+      H.err_of(recur._rnn_generate, cells, m.embed, m.embed, nil, nil, { 1 }, 3))
+    assert.matches("the embedding has 4 columns but the first cell takes 3",
+      H.err_of(recur._rnn_generate, cells, recur.zeros(5, 4), m.W_out, nil, nil, { 1 }, 3))
+    assert.matches("cell 2 takes 3 inputs but cell 1 gives 4",
+      H.err_of(recur._rnn_generate, { cells[1], recur.rnn.Cell { cell = "rnn", input = 3, hidden = 4 } },
+        m.embed, m.W_out, nil, nil, { 1 }, 1))
+    assert.matches("state%[1%]%[2%] must hold 4 values, got 3",
+      H.err_of(recur._rnn_generate, cells, m.embed, m.W_out, nil,
+        { { recur.zeros(4), recur.zeros(3) } }, { 1 }, 2))
+    assert.matches("length must be >= 0", H.err_of(recur._rnn_generate, cells, m.embed, m.W_out,
+      nil, nil, { 1 }, -1))
+    assert.matches("must be an rnn cell", H.err_of(recur._rnn_generate, { 3 }, m.embed, m.W_out,
+      nil, nil, { 1 }, 1))
+  end)
+end)
+
+describe("recur.sample_logits", function()
+  it("draws from softmax(logits / T) restricted to the top k", function()
+    recur.seed(4)
+    local logits = recur.tensor { 1.0, 2.0, 0.5, -1.0 }
+    local n = 20000
+    local function freq(T, k)
+      local c = { 0, 0, 0, 0 }
+      for _ = 1, n do
+        local i = recur.sample_logits(logits, T, k)
+        c[i] = c[i] + 1
+      end
+      for i = 1, 4 do c[i] = c[i] / n end
+      return c
+    end
+    local function softmax(v, T)
+      local e, s = {}, 0
+      for i, z in ipairs(v) do
+        e[i] = math.exp(z / T)
+        s = s + e[i]
+      end
+      for i = 1, #e do e[i] = e[i] / s end
+      return e
+    end
+    local f = freq(1, 0)
+    local p = softmax({ 1.0, 2.0, 0.5, -1.0 }, 1)
+    for i = 1, 4 do assert.is_true(math.abs(f[i] - p[i]) < 0.015, i .. ": " .. f[i] .. " vs " .. p[i]) end
+    f = freq(0.5, 2)
+    p = softmax({ 1.0, 2.0 }, 0.5)
+    assert.is_true(math.abs(f[1] - p[1]) < 0.015 and math.abs(f[2] - p[2]) < 0.015)
+    assert.are.equal(0, f[3] + f[4])
+    assert.are.equal(2, recur.sample_logits(logits, 0))
+    assert.are.equal(2, recur.sample_logits(logits, 1, 1))
+  end)
+
+  it("one draw per row for [N, V]; reproducible; errors", function()
+    recur.seed(5)
+    local l = recur.randn(6, 9)
+    local a = recur.sample_logits(l, 1.0)
+    recur.seed(5)
+    recur.randn(6, 9)
+    local b = recur.sample_logits(l, 1.0)
+    assert.are.same(a:totable(), b:totable())
+    assert.are.same({ 6 }, a:size())
+    assert.are.same(l:argmax(2):totable(), recur.sample_logits(l, 0):totable())
+    assert.matches("temperature must be a finite number >= 0, got %-1",
+      H.err_of(recur.sample_logits, l, -1))
+    assert.matches("top_k must be >= 0", H.err_of(recur.sample_logits, l, 1, -2))
+    assert.matches("has a NaN logit %(at 2", H.err_of(recur.sample_logits, recur.tensor { 1, 0 / 0 }))
+    assert.matches("infinite largest logit",
+      H.err_of(recur.sample_logits, recur.tensor { 1, math.huge }))
+    assert.matches("must be %[V%] or %[N, V%], got 3 dimensions",
+      H.err_of(recur.sample_logits, recur.zeros(1, 2, 3)))
+    assert.matches("no entries", H.err_of(recur.sample_logits, recur.zeros(0)))
+  end)
+end)
+
+describe("scripts/train_charrnn.lua and scripts/sample.lua", function()
+  local common = " --hidden 16 --embed 8 --layers 2 --batch 4 --seq 16 --epochs 2 --print-every 50"
+    .. " --val-frac 0.1"
+
+  it("trains: progress lines with loss, chars/s and ETA, validation per epoch, a checkpoint",
+    function()
+      local out, code = run_script("train_charrnn.lua", "--data " .. q(path("text.txt")) .. common
+        .. " --checkpoint " .. q(path("a.ckpt")))
+      assert.are.equal(0, code, out)
+      assert.matches("vocabulary 17 %(utf8%)", out)
+      assert.matches("epoch 1/2  step 50/%d+  loss %d%.%d+ %(avg %d%.%d+%)  %d+ chars/s  [%d.]+ ms/step  ETA %d", out)
+      local v1 = tonumber(out:match("epoch 1 done: train loss [%d.]+, validation loss ([%d.]+)"))
+      local v2 = tonumber(out:match("epoch 2 done: train loss [%d.]+, validation loss ([%d.]+)"))
+      assert.is_true(v1 and v2 and v2 < v1 and v2 < math.log(17), out)
+      assert.matches("checkpoint: .-a%.ckpt %(end of epoch; epoch 2", out)
+      local ck = G.load(path("a.ckpt"))
+      assert.are.equal("charrnn", ck.meta.kind)
+      assert.are.equal(17, #ck.meta.vocab.codes)
+      assert.are.equal("utf8", ck.meta.vocab.mode)
+    end)
+
+  for _, backend in ipairs { "nn", "lua" } do
+    it("resumes exactly (" .. backend .. " checkpoints): stop after 200 steps (in epoch 2), "
+      .. "resume, equal to the uninterrupted run", function()
+      local env = backend == "lua" and "RECUR_GLUE=lua " or ""
+      local function train(o) return sh(env .. q(BIN) .. " scripts/train_charrnn.lua " .. o .. " </dev/null") end
+      local o = "--data " .. q(path("text.txt")) .. common
+        .. " --dropout 0.1 --init-state trained_noisy --cell gru"
+      local full, part = path(backend .. "-full.ckpt"), path(backend .. "-part.ckpt")
+      local out, code = train(o .. " --checkpoint " .. q(full))
+      assert.are.equal(0, code, out)
+      assert.matches("backend " .. backend, out)
+      out, code = train(o .. " --max-steps 200 --checkpoint " .. q(part))
+      assert.are.equal(0, code, out)
+      assert.matches("stopped %(max steps%) at epoch 2, step 48: validation loss", out)
+      out, code = train("--resume " .. q(part) .. " --checkpoint " .. q(part))
+      assert.are.equal(0, code, out)
+      assert.matches("resumed from .- at epoch 2, step 48/152 %(200 steps done%)", out)
+      local a, b = G.load(full), G.load(part)
+      assert.are.equal(backend, a.backend)
+      local n = 0
+      for k, t in pairs(a.tensors) do
+        assert.is_not_nil(b.tensors[k], k)
+        assert.are.equal(0, (t - b.tensors[k]):abs():max():item(), k)
+        n = n + 1
+      end
+      assert.is_true(n > 10)
+      assert.are.equal(a.rng_state, b.rng_state)
+      assert.are.equal(a.meta.total_steps, b.meta.total_steps)
+    end)
+  end
+
+  it("samples: the requested number of characters, reproducible with --seed, UTF-8 prime",
+    function()
+      local args = "--checkpoint " .. q(path("a.ckpt")) .. " --length 120 --seed 7 --prime 'café '"
+      local out1, c1 = run_script("sample.lua", args)
+      local out2 = run_script("sample.lua", args)
+      assert.are.equal(0, c1, out1)
+      assert.are.equal(out1, out2)
+      assert.is_true(utf8.len(out1) ~= nil, "valid UTF-8")
+      assert.are.equal(5 + 120 + 1, utf8.len(out1)) -- prime, generated, newline
+      assert.are.equal("café ", out1:sub(1, #"café "))
+      local out3 = run_script("sample.lua", args:gsub("seed 7", "seed 8"))
+      assert.are_not.equal(out1, out3)
+      local g = run_script("sample.lua", "--checkpoint " .. q(path("a.ckpt")) .. " --length 40 --temperature 0 --top-k 3 --seed 1")
+      local g2 = run_script("sample.lua", "--checkpoint " .. q(path("a.ckpt")) .. " --length 40 --temperature 0 --top-k 3 --seed 2")
+      -- greedy: the seed only picks the first character
+      assert.are.equal(utf8.len(g), utf8.len(g2))
+    end)
+
+  it("clear messages: unknown prime character, missing options, bad values, no file", function()
+    local out, code = run_script("sample.lua", "--checkpoint " .. q(path("a.ckpt")) .. " --prime 'Zoë'")
+    assert.are.equal(2, code)
+    assert.matches("%-%-prime: character 'Z' %(U%+005A%) at byte offset 0 .- is not in the vocabulary", out)
+    assert.matches("the model knows these characters:", out)
+    assert.is_nil(out:find("stack traceback"))
+    out, code = run_script("sample.lua", "")
+    assert.are.equal(2, code)
+    assert.matches("%-%-checkpoint FILE is required", out)
+    out, code = run_script("sample.lua", "--checkpoint " .. q(path("missing.ckpt")))
+    assert.are.equal(2, code)
+    assert.matches("cannot load the checkpoint: load: cannot open", out)
+    out, code = run_script("train_charrnn.lua", "--epochs 2")
+    assert.are.equal(2, code)
+    assert.matches("%-%-data FILE is required", out)
+    out, code = run_script("train_charrnn.lua", "--data x --cell nope")
+    assert.matches("%-%-cell must be one of rnn, gru, lstm", out)
+    out = run_script("train_charrnn.lua", "--data x --lr abc")
+    assert.matches("%-%-lr must be a number, got 'abc'", out)
+    out = run_script("train_charrnn.lua", "--data " .. q(path("nothing.txt")))
+    assert.matches("cannot read the training text", out)
+    out = run_script("train_charrnn.lua", "--data " .. q(path("text.txt")) .. " --batch 100000")
+    assert.matches("too short for batch 100000", out)
+    out, code = run_script("train_charrnn.lua", "--help")
+    assert.are.equal(0, code)
+    for _, flag in ipairs { "--data", "--cell", "--layers", "--hidden", "--embed", "--seq",
+      "--batch", "--epochs", "--lr", "--optim", "--dropout", "--clip", "--init-state",
+      "--val-frac", "--checkpoint", "--resume", "--seed", "--threads", "--help" } do
+      assert.is_truthy(out:find(flag, 1, true), flag)
+    end
+  end)
+end)
