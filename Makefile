@@ -40,6 +40,9 @@ $(BUILD)/%.o: %.c $(wildcard runtime/*.h bindings/*.h include/*.h)
 # The nn kernels are branch-free loops meant for SIMD; these flags change no result (see the
 # header of runtime/nn_kernels.c).
 $(BUILD)/runtime/nn_kernels.o: CFLAGS += -O3 -fno-math-errno -fno-trapping-math
+# The fused cells' elementwise passes, for the same reasons (runtime/rnn_impl.h, RN_CLONES).
+$(BUILD)/runtime/rnn_lstm.o $(BUILD)/runtime/rnn_gru.o $(BUILD)/runtime/rnn_vanilla.o \
+  $(BUILD)/runtime/rnn_common.o: CFLAGS += -O3 -fno-math-errno -fno-trapping-math
 
 # The library: the runtime, the Lua bindings and the embedding API (a C test or a host links
 # only the objects it uses). Hosts also need Lua 5.4, OpenBLAS, zlib: see recur.pc.

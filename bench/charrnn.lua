@@ -109,6 +109,7 @@ if worker then
   local H = math.tointeger(tonumber(worker.hidden or "128"))
   local nb = math.tointeger(tonumber(worker.blocks or "5"))
   local ns = math.tointeger(tonumber(worker.steps or "5"))
+  local nw = math.tointeger(tonumber(worker.warmup or "2"))
   recur.seed(0)
   if worker.mode == "sgemm" then
     local n = 1536
@@ -129,7 +130,7 @@ if worker then
       loss:backward()
       opt:step()
     end
-    local med, best = blocks(step, 2, nb, ns)
+    local med, best = blocks(step, nw, nb, ns)
     local flops = 6 * T * B * H * V
     for _, c in ipairs(m.rnn.cells) do flops = flops + c:flops(T, B) end
     print(string.format("RESULT impl=recur mode=train cell=%s hidden=%d ms=%.3f best_ms=%.3f "
@@ -207,12 +208,13 @@ for _, threads in ipairs(args.threads) do
     "torch ms", "ratio", "GFLOP/s", "%pk", "recur MB", "torch MB"))
   for _, H in ipairs(args.hidden) do
     for _, cell in ipairs(args.cells) do
-      local nb, ns = 5, H >= 256 and 2 or 6
-      if args.quick then nb, ns = 3, H >= 256 and 1 or 4 end
-      local r = run_recur(threads, string.format("mode=train cell=%s hidden=%d blocks=%d steps=%d",
-        cell, H, nb, ns))
-      local t = run_torch(threads, string.format("train --cell %s --hidden %d --blocks %d --steps %d",
-        cell, H, nb, ns))
+      -- small models: more steps (allocator and caches settle over the first dozens)
+      local nb, ns, nw = 5, H >= 256 and 2 or 20, H >= 256 and 2 or 10
+      if args.quick then nb, ns, nw = 3, H >= 256 and 1 or 10, H >= 256 and 1 or 5 end
+      local r = run_recur(threads, string.format(
+        "mode=train cell=%s hidden=%d blocks=%d steps=%d warmup=%d", cell, H, nb, ns, nw))
+      local t = run_torch(threads, string.format(
+        "train --cell %s --hidden %d --blocks %d --steps %d --warmup %d", cell, H, nb, ns, nw))
       if r then
         local ratio = t and t.ms / r.ms or 0 / 0
         local target = H <= 128 and 1.5 or 1.3

@@ -60,6 +60,7 @@ def main():
     ap.add_argument("--seq", type=int, default=50)
     ap.add_argument("--blocks", type=int, default=5)
     ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--chars", type=int, default=2000)
     a = ap.parse_args()
     torch.set_num_threads(1)
@@ -79,7 +80,7 @@ def main():
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             opt.step()
 
-        med, best = blocks(step, 2, a.blocks, a.steps)
+        med, best = blocks(step, a.warmup, a.blocks, a.steps)
         print("RESULT impl=torch mode=train cell=%s hidden=%d ms=%.3f best_ms=%.3f rss_mb=%.1f "
               "version=%s" % (a.cell, H, med * 1e3, best * 1e3, peak_rss_mb(), torch.__version__))
     else:

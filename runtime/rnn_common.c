@@ -47,7 +47,9 @@ static const rn_ops *ops_of(rc_cell_kind kind, int reset_after) {
 void rn_gemm(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int ta, const float *B,
              int64_t ldb, int tb, float *C, int64_t ldc, float alpha, float beta) {
   if (M <= 0 || N <= 0) return;
-  if (beta == 0.0f)
+  /* beta 0 must overwrite NaN: OpenBLAS's sgemm writes zeros for beta 0, but its sgemv and
+   * an empty product scale C instead, so clear C first there */
+  if (beta == 0.0f && (M == 1 || K <= 0))
     for (int64_t i = 0; i < M; i++) memset(C + i * ldc, 0, (size_t)N * sizeof(float));
   if (K <= 0) {
     if (beta != 0.0f && beta != 1.0f)
@@ -71,7 +73,7 @@ void rn_gemm(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int t
               (blasint)ldc);
 }
 
-void rn_colsum_add(const float *a, int64_t rows, int64_t cols, int64_t ld, float *out) {
+RN_CLONES void rn_colsum_add(const float *a, int64_t rows, int64_t cols, int64_t ld, float *out) {
   float *restrict o = out;
   for (int64_t i = 0; i < rows; i++) {
     const float *restrict r = a + i * ld;
@@ -202,7 +204,8 @@ void rn_prepare(rc_cell *cell, int slot, rn_pmat *m, const float *W, int64_t ldw
    * thread (smaller ones cost less than the hand-over) */
   if (m->p && M * K * N >= (1 << 20) && openblas_get_num_threads() > 1) {
     if (!cell->team) cell->team = rn_team_new();
-    m->team = cell->team;
+    if (slot == 0 || slot == 2) cell->team_on = rn_team_usable(cell->team); /* per sequence */
+    m->team = cell->team_on ? cell->team : NULL;
   }
 }
 

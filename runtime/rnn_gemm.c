@@ -17,6 +17,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "rnn_impl.h"
 
@@ -26,6 +27,7 @@
 #endif
 
 enum { KIND_PLAIN = 0, KIND_AVX512 = 1, KIND_AVX2 = 2 };
+#define RN_MC 128
 
 /* The best kernel this CPU runs; RECUR_GEMM_KERNEL=avx2 or plain asks for a lesser one (for
  * tests and comparisons). */
@@ -258,10 +260,15 @@ T256 static void pgemm256(const rn_pmat *m, int64_t M, const float *A, int64_t l
 static void pgemm_range(const rn_pmat *m, int64_t M, const float *A, int64_t lda, float *C,
                         int64_t ldc, int beta, int64_t q0, int64_t q1) {
 #ifdef RG_X86
-  if (m->kind == KIND_AVX512)
-    pgemm512(m, M, A, lda, C, ldc, beta, q0, q1);
-  else
-    pgemm256(m, M, A, lda, C, ldc, beta, q0, q1);
+  /* many rows (an input projection over all steps): chunks of RN_MC rows, so that a chunk of
+   * A stays in L2 while every panel passes over it */
+  for (int64_t i0 = 0; i0 < M; i0 += RN_MC) {
+    int64_t mc = M - i0 < RN_MC ? M - i0 : RN_MC;
+    if (m->kind == KIND_AVX512)
+      pgemm512(m, mc, A + i0 * lda, lda, C + i0 * ldc, ldc, beta, q0, q1);
+    else
+      pgemm256(m, mc, A + i0 * lda, lda, C + i0 * ldc, ldc, beta, q0, q1);
+  }
 #else
   (void)m, (void)M, (void)A, (void)lda, (void)C, (void)ldc, (void)beta, (void)q0, (void)q1;
 #endif
@@ -283,6 +290,9 @@ struct rn_team {
   const float *A;
   float *C;
   int beta;
+  /* adaptivity (main thread only): jobs shared since the last decision, how many found the
+   * helper late, and how many sequences to run alone before trying again */
+  int jobs, late, cooldown;
 };
 
 #define TEAM_SPINS 4000
@@ -329,6 +339,31 @@ static void team_post(rn_team *t) {
     pthread_cond_signal(&t->cv);
     pthread_mutex_unlock(&t->mu);
   }
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Decides, once per sequence, whether to share its products. When another process keeps the
+ * second core busy the helper is often descheduled, and waiting for it costs more than doing
+ * its half: if more than a quarter of the last (at least 32) shared products found the helper
+ * later than the time of the caller's own half, the next 16 sequences run on the calling
+ * thread alone. */
+int rn_team_usable(rn_team *t) {
+  if (!t) return 0;
+  if (t->cooldown > 0) {
+    t->cooldown--;
+    return 0;
+  }
+  if (t->jobs >= 32) {
+    if (4 * t->late > t->jobs) t->cooldown = 16;
+    t->jobs = t->late = 0;
+    if (t->cooldown) return 0;
+  }
+  return 1;
 }
 
 rn_team *rn_team_new(void) {
@@ -386,7 +421,9 @@ void rn_pgemm(const rn_pmat *m, int64_t M, const float *A, int64_t lda, float *C
       t->q1 = panels;
       int job = atomic_load(&t->posted) + 1;
       team_post(t);
+      double t0 = now_s();
       pgemm_range(m, M, A, lda, C, ldc, b, 0, half);
+      double t1 = now_s();
       int spins = 0;
       while (atomic_load_explicit(&t->finished, memory_order_acquire) != job) {
         if (++spins < TEAM_SPINS)
@@ -394,6 +431,8 @@ void rn_pgemm(const rn_pmat *m, int64_t M, const float *A, int64_t lda, float *C
         else
           sched_yield();
       }
+      t->jobs++;
+      if (spins > 64 && now_s() - t1 > t1 - t0) t->late++;
       return;
     }
     pgemm_range(m, M, A, lda, C, ldc, b, 0, panels);

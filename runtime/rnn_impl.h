@@ -83,7 +83,8 @@ struct rc_cell {
   int64_t input, hidden;
   const rn_ops *ops;
   rc_tensor *param[RC_CELL_MAX_PARAMS];
-  rn_team *team; /* the helper thread (more than one BLAS thread), or NULL */
+  rn_team *team;                    /* the helper thread (more than one BLAS thread), or NULL */
+  int team_on;                      /* whether the current sequence shares its products with it */
   rc_tensor *ws[3 + RN_PACK_SLOTS]; /* workspaces: forward scratch, backward scratch, step
                                       arena, packed weights */
 };
@@ -130,6 +131,9 @@ typedef struct {
 /* A helper thread that takes half of each packed product (NULL when it cannot start). */
 rn_team *rn_team_new(void);
 void rn_team_free(rn_team *t);
+/* Whether the next sequence should share its products with the helper (it backs off for a
+ * while when the helper keeps arriving late, e.g. when another process holds the core). */
+int rn_team_usable(rn_team *t);
 
 /* Floats a packed copy of a [K, N] weight needs (with room for alignment). */
 int64_t rn_pack_floats(int64_t K, int64_t N);
@@ -145,6 +149,16 @@ void rn_pgemm(const rn_pmat *m, int64_t M, const float *A, int64_t lda, float *C
  * packing pays for `uses` products of M rows (plain when the workspace cannot be grown). */
 void rn_prepare(rc_cell *cell, int slot, rn_pmat *m, const float *W, int64_t ldw, int trans,
                 int64_t K, int64_t N, int64_t M, int64_t uses);
+
+/* Several builds of a hot elementwise function (AVX-512, AVX2, baseline), chosen at load
+ * time; every operation is correctly rounded IEEE (no FMA contraction under -std=c11), so all
+ * give identical bits. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) &&       \
+    !defined(RECUR_NO_CLONES)
+#define RN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define RN_CLONES
+#endif
 
 /* Column sums of a [rows, cols] row-major matrix (row stride ld) added into out. */
 void rn_colsum_add(const float *a, int64_t rows, int64_t cols, int64_t ld, float *out);
