@@ -34,7 +34,7 @@
 #include "recur.h"
 
 #define DEFAULT_CHECKPOINT "build/demo/charrnn.ckpt"
-#define FRAME_WORK 2000000u /* instruction budget of one call in a frame */
+#define FRAME_WORK 2000000u  /* instruction budget of one call in a frame */
 #define LOAD_WORK 200000000u /* of loading the checkpoint or the script (once, not per frame) */
 
 typedef struct {
@@ -220,17 +220,16 @@ static void draw(const game *g, long frame, double ms, int typed, const options 
 }
 
 static void usage(FILE *f) {
-  fprintf(f,
-          "usage: talker [--checkpoint FILE | --no-checkpoint] [--script PATH] [--lua-path P]\n"
-          "              [--headless] [--frames N] [--fps N] [--budget-ms X]\n"
-          "              [--chars-per-frame N]\n"
-          "A character speaks lines that a char-RNN checkpoint (scripts/train_charrnn.lua)\n"
-          "generates one character at a time, driven by a Lua script that is reloaded when it\n"
-          "changes. Default checkpoint: " DEFAULT_CHECKPOINT " if it exists (make demo), else\n"
-          "scripted weights (also with --no-checkpoint). --lua-path is where the sandboxed\n"
-          "script's require finds models/charrnn.lua. --headless prints one line per frame\n"
-          "(for tests); --frames 0 runs until Ctrl-C. Defaults: examples/talker.lua, ./?.lua,\n"
-          "30 fps, 4 ms of model time and 2 characters per frame.\n");
+  fprintf(f, "usage: talker [--checkpoint FILE | --no-checkpoint] [--script PATH] [--lua-path P]\n"
+             "              [--headless] [--frames N] [--fps N] [--budget-ms X]\n"
+             "              [--chars-per-frame N]\n"
+             "A character speaks lines that a char-RNN checkpoint (scripts/train_charrnn.lua)\n"
+             "generates one character at a time, driven by a Lua script that is reloaded when it\n"
+             "changes. Default checkpoint: " DEFAULT_CHECKPOINT " if it exists (make demo), else\n"
+             "scripted weights (also with --no-checkpoint). --lua-path is where the sandboxed\n"
+             "script's require finds models/charrnn.lua. --headless prints one line per frame\n"
+             "(for tests); --frames 0 runs until Ctrl-C. Defaults: examples/talker.lua, ./?.lua,\n"
+             "30 fps, 4 ms of model time and 2 characters per frame.\n");
 }
 
 static int parse(int argc, char **argv, options *o) {
