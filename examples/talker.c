@@ -69,13 +69,46 @@ static void sleep_ms(double ms) {
   }
 }
 
-/* The script's identity for hot reload: modification time and size. */
+/* Hot reload: the script's identity is its modification time and size. A change counts once
+ * the file has stayed the same for SETTLE_MS, so that a file caught half-written (an editor
+ * that truncates, then writes) is not loaded. */
+#define SETTLE_MS 50.0
+typedef struct {
+  struct timespec mtime, seen_mtime; /* of the loaded version; of the last one seen */
+  off_t size, seen_size;
+  double seen_at; /* when the last one seen first appeared */
+} watch;
+
 static int file_stamp(const char *path, struct timespec *mtime, off_t *size) {
   struct stat st;
   if (stat(path, &st) != 0) return -1;
   *mtime = st.st_mtim;
   *size = st.st_size;
   return 0;
+}
+
+static int same_stamp(struct timespec a, off_t as, struct timespec b, off_t bs) {
+  return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec && as == bs;
+}
+
+static void watch_init(watch *w, const char *path) {
+  memset(w, 0, sizeof *w);
+  file_stamp(path, &w->mtime, &w->size);
+  w->seen_mtime = w->mtime, w->seen_size = w->size;
+}
+
+/* 1 when the file has changed since it was loaded and has settled. */
+static int watch_changed(watch *w, const char *path) {
+  struct timespec m;
+  off_t sz;
+  if (file_stamp(path, &m, &sz) != 0) return 0; /* gone for now (an editor's rename) */
+  if (!same_stamp(m, sz, w->seen_mtime, w->seen_size)) {
+    w->seen_mtime = m, w->seen_size = sz, w->seen_at = now_ms();
+    return 0;
+  }
+  if (same_stamp(m, sz, w->mtime, w->size) || now_ms() - w->seen_at < SETTLE_MS) return 0;
+  w->mtime = m, w->size = sz;
+  return 1;
 }
 
 typedef struct {
@@ -108,6 +141,7 @@ static int load_checkpoint(game *g, const char *path) {
   recur_set_budget(g->rt, LOAD_WORK);
   int rc = recur_load_checkpoint(g->rt, path, NULL);
   if (rc == RECUR_OK) rc = recur_result_ref(g->rt, 1, &g->checkpoint);
+  if (rc != RECUR_OK) fprintf(stderr, "talker: cannot load the checkpoint %s: %s\n", path, err(g));
   recur_set_budget(g->rt, FRAME_WORK);
   return rc;
 }
@@ -133,14 +167,14 @@ static int load_script(game *g, const char *path, int first) {
   if (rc == RECUR_OK && recur_call(g->rt, "talker.describe", 0, NULL, NULL) == RECUR_OK &&
       recur_result_string(g->rt, 1, &s, &len) == RECUR_OK)
     snprintf(g->voice, sizeof g->voice, "%.*s", (int)(len < 150 ? len : 150), s);
-  recur_set_budget(g->rt, FRAME_WORK);
   if (rc != RECUR_OK) {
     g->errors++;
     if (first) /* the whole message, with its traceback */
       fprintf(stderr, "talker: %s%s\n", what, err(g));
     set_status(g, what, err(g));
-    return rc;
   }
+  recur_set_budget(g->rt, FRAME_WORK);
+  if (rc != RECUR_OK) return rc;
   if (g->next_char.id) recur_ref_free(g->rt, g->next_char);
   g->next_char = fn;
   return RECUR_OK;
@@ -302,10 +336,11 @@ int main(int argc, char **argv) {
     return 1;
   }
   if (o.checkpoint && load_checkpoint(&g, o.checkpoint) != RECUR_OK) {
-    fprintf(stderr, "talker: cannot load the checkpoint %s: %s\n", o.checkpoint, err(&g));
     recur_free(g.rt);
     return 1;
   }
+  watch w;
+  watch_init(&w, o.script); /* before loading: an edit made meanwhile is not missed */
   if (load_script(&g, o.script, 1) != RECUR_OK) {
     if (g.checkpoint.id) recur_ref_free(g.rt, g.checkpoint);
     recur_free(g.rt);
@@ -315,20 +350,13 @@ int main(int argc, char **argv) {
   g.errors = 0;
   printf("talker: voice: %s%s%s\n", g.voice, o.checkpoint ? ", checkpoint " : "",
          o.checkpoint ? o.checkpoint : "");
-  struct timespec stamp = {0, 0};
-  off_t size = 0;
-  file_stamp(o.script, &stamp, &size);
 
   signal(SIGINT, on_sigint);
   if (!o.headless) printf("\x1b[?25l"); /* hide the cursor */
   double frame_ms = 1000.0 / o.fps;
   for (long frame = 1; !stop && (o.frames == 0 || frame <= o.frames); frame++) {
     double t0 = now_ms();
-    struct timespec st2;
-    off_t size2;
-    if (file_stamp(o.script, &st2, &size2) == 0 &&
-        (st2.tv_sec != stamp.tv_sec || st2.tv_nsec != stamp.tv_nsec || size2 != size)) {
-      stamp = st2, size = size2;
+    if (watch_changed(&w, o.script)) {
       if (load_script(&g, o.script, 0) == RECUR_OK) {
         g.reloads++;
         char msg[200];

@@ -26,6 +26,13 @@ local function write(path, s)
   f:close()
 end
 
+-- as an editor that saves through a temporary file does (the talker also waits for a file
+-- to settle before reloading it)
+local function write_atomic(path, s)
+  write(path .. ".tmp", s)
+  assert(os.rename(path .. ".tmp", path))
+end
+
 local function tmpdir()
   local p = io.popen("mktemp -d")
   local d = p:read("l")
@@ -118,8 +125,8 @@ describe("the example host", function()
     write(dir .. "/slow.lua", [[
       talker = {}
       function talker.next_char()
-        local t = os.clock()
-        while os.clock() - t < 0.0005 do end
+        local t = recur.clock() -- monotonic wall time (os.clock is the process's CPU time)
+        while recur.clock() - t < 0.0005 do end
         return "a"
       end
       function talker.describe() return "slow" end
@@ -157,10 +164,10 @@ describe("the example host", function()
                              .. "--checkpoint %s --script %s > %s 2>&1 &", talker, checkpoint(),
                              script, log))
     os.execute("sleep 0.6")
-    write(script, src .. "\nthis is not lua\n") -- a broken edit: the old script keeps running
+    write_atomic(script, src .. "\nthis is not lua\n") -- a broken edit: the old script keeps running
     os.execute("sleep 0.6")
     -- a good edit: the Lua step path, and a next_char that shouts (before the final `return T`)
-    write(script, (src:gsub("\nreturn T\n$", '\nT.path = "lua"\nlocal say = T.next_char\n'
+    write_atomic(script, (src:gsub("\nreturn T\n$", '\nT.path = "lua"\nlocal say = T.next_char\n'
                             .. "function T.next_char() return say():upper() end\nreturn T\n")))
     local out
     for _ = 1, 100 do
