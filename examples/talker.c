@@ -20,6 +20,7 @@
  *
  * usage: talker [--checkpoint FILE | --no-checkpoint] [--script PATH] [--lua-path PATTERN]
  *               [--headless] [--frames N] [--fps N] [--budget-ms X] [--chars-per-frame N]
+ *               [--pause-ms X]
  * Build: make examples (or: cc talker.c $(pkg-config --cflags --libs recur)). */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -256,14 +257,15 @@ static void draw(const game *g, long frame, double ms, int typed, const options 
 static void usage(FILE *f) {
   fprintf(f, "usage: talker [--checkpoint FILE | --no-checkpoint] [--script PATH] [--lua-path P]\n"
              "              [--headless] [--frames N] [--fps N] [--budget-ms X]\n"
-             "              [--chars-per-frame N]\n"
+             "              [--chars-per-frame N] [--pause-ms X]\n"
              "A character speaks lines that a char-RNN checkpoint (scripts/train_charrnn.lua)\n"
              "generates one character at a time, driven by a Lua script that is reloaded when it\n"
              "changes. Default checkpoint: " DEFAULT_CHECKPOINT " if it exists (make demo), else\n"
              "scripted weights (also with --no-checkpoint). --lua-path is where the sandboxed\n"
              "script's require finds models/charrnn.lua. --headless prints one line per frame\n"
              "(for tests); --frames 0 runs until Ctrl-C. Defaults: examples/talker.lua, ./?.lua,\n"
-             "30 fps, 4 ms of model time and 2 characters per frame.\n");
+             "30 fps, 4 ms of model time and 2 characters per frame, a finished line stays\n"
+             "up 1000 ms.\n");
 }
 
 static int parse(int argc, char **argv, options *o) {
