@@ -507,18 +507,23 @@ typedef struct {
   int nm, capm;
 } header;
 
+/* Frees n malloc'ed key and value strings and their two arrays. */
+static void free_pairs(char **keys, char **values, int n) {
+  for (int i = 0; i < n; i++) {
+    free(keys[i]);
+    free(values[i]);
+  }
+  free(keys);
+  free(values);
+}
+
 static void header_free(header *h) {
   for (int i = 0; i < h->n; i++) {
     free(h->e[i].name);
     free(h->e[i].dtype_name);
   }
   free(h->e);
-  for (int i = 0; i < h->nm; i++) {
-    free(h->mk[i]);
-    free(h->mv[i]);
-  }
-  free(h->mk);
-  free(h->mv);
+  free_pairs(h->mk, h->mv, h->nm);
 }
 
 static int oom(parser *p) {
@@ -634,15 +639,10 @@ void rc_st_free(rc_st_file *f) {
     if (f->dtypes) free(f->dtypes[i]);
     if (f->tensors) rc_release(f->tensors[i]);
   }
-  for (int i = 0; i < f->n_meta; i++) {
-    free(f->meta_keys[i]);
-    free(f->meta_values[i]);
-  }
+  free_pairs(f->meta_keys, f->meta_values, f->n_meta);
   free(f->names);
   free(f->dtypes);
   free(f->tensors);
-  free(f->meta_keys);
-  free(f->meta_values);
   free(f);
 }
 
