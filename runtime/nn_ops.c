@@ -560,6 +560,11 @@ rc_tensor *rc_cross_entropy(rc_tensor *input, rc_tensor *target, int64_t base, r
     n->i[2] = log_probs;
     n->d[0] = mask ? denom : (double)R;
   }
+  goto done;
+fail:
+  rc_release(y);
+  y = NULL;
+done:
   rc_release(x);
   rc_release(t);
   rc_release(w);
@@ -567,13 +572,4 @@ rc_tensor *rc_cross_entropy(rc_tensor *input, rc_tensor *target, int64_t base, r
   rc_release(row);
   rc_release(loss);
   return y;
-fail:
-  rc_release(x);
-  rc_release(t);
-  rc_release(w);
-  rc_release(lse);
-  rc_release(row);
-  rc_release(loss);
-  rc_release(y);
-  return NULL;
 }
