@@ -9,8 +9,8 @@
 #include "bind.h"
 
 /* A 1-based (or negative) dim argument checked against ndim, returned 0-based. Same
- * contract as rb_check_dim, whose message uses "%lld", which luaL_error does not support
- * (so it raises "invalid option '%l'" instead of its message); this one formats with %I. */
+ * contract as rb_check_dim, but the caller names the function (these ops share helpers, so
+ * the name cannot come from the call site). */
 static int check_dim(lua_State *L, int idx, int ndim, const char *fn) {
   int64_t d = rb_check_int(L, idx);
   int n = ndim ? ndim : 1;

@@ -26,8 +26,9 @@ function M.check_opts(fn, opts, allowed)
 end
 
 -- true when v is a number with an integer value: an integer, or a float such as 3.0.
+-- true for integers and integral floats that fit an integer (not inf, not NaN)
 function M.is_integral(v)
-  return math.type(v) == "integer" or (type(v) == "number" and v == math.floor(v))
+  return math.type(v) == "integer" or (type(v) == "number" and math.tointeger(v) ~= nil)
 end
 
 return M
