@@ -13,17 +13,24 @@ ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS)
 LIBS = -lopenblas -lz -lm -lpthread
 LUA_LIB = -llua5.4
 
+PREFIX ?= /usr/local
 RUNTIME_SRC = $(sort $(wildcard runtime/*.c))
-BINDINGS_SRC = $(filter-out bindings/recur_cli.c,$(sort $(wildcard bindings/*.c)))
+# The embedding API (include/recur.h) lives in the host library only, not in the Lua module.
+EMBED_SRC = bindings/embed.c bindings/sandbox_str.c
+BINDINGS_SRC = $(filter-out bindings/recur_cli.c $(EMBED_SRC),$(sort $(wildcard bindings/*.c)))
 LUA_SRC = $(shell find bindings/lua -name '*.lua' | sort)
 CTEST_SRC = $(sort $(wildcard tests/c/*.c))
 
 RUNTIME_OBJ = $(RUNTIME_SRC:%.c=$(BUILD)/%.o)
 BINDINGS_OBJ = $(BINDINGS_SRC:%.c=$(BUILD)/%.o) $(BUILD)/embedded_lua.o
+EMBED_OBJ = $(EMBED_SRC:%.c=$(BUILD)/%.o)
 CTEST_BIN = $(CTEST_SRC:tests/c/%.c=$(BUILD)/tests/%)
+EXAMPLES = $(BUILD)/examples/talker
+BENCH_BIN = $(BUILD)/bench/embed_call
 
 .PHONY: all deps test asan clean bench demo format install examples
-all: $(BUILD)/librecur.a $(BUILD)/recur.so $(BUILD)/recur $(CTEST_BIN)
+all: $(BUILD)/librecur.a $(BUILD)/recur.so $(BUILD)/recur $(CTEST_BIN) $(BUILD)/librecur.so \
+  $(BUILD)/pkgconfig/recur.pc $(EXAMPLES) $(BENCH_BIN)
 
 $(BUILD)/%.o: %.c $(wildcard runtime/*.h bindings/*.h include/*.h)
 	@mkdir -p $(dir $@)
@@ -37,9 +44,42 @@ $(BUILD)/runtime/nn_kernels.o: CFLAGS += -O3 -fno-math-errno -fno-trapping-math
 $(BUILD)/runtime/rnn_lstm.o $(BUILD)/runtime/rnn_gru.o $(BUILD)/runtime/rnn_vanilla.o \
   $(BUILD)/runtime/rnn_common.o: CFLAGS += -O3 -fno-math-errno -fno-trapping-math
 
-$(BUILD)/librecur.a: $(RUNTIME_OBJ)
+# The library: the runtime, the Lua bindings and the embedding API (a C test or a host links
+# only the objects it uses). Hosts also need Lua 5.4, OpenBLAS, zlib: see recur.pc.
+$(BUILD)/librecur.a: $(RUNTIME_OBJ) $(BINDINGS_OBJ) $(EMBED_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
+
+# The shared library exports the embedding API (recur_*) only.
+$(BUILD)/librecur.so: $(RUNTIME_OBJ) $(BINDINGS_OBJ) $(EMBED_OBJ) tools/recur.map
+	$(CC) $(SAN) -shared -Wl,-soname,librecur.so.0 -Wl,--version-script=tools/recur.map \
+	  -o $(BUILD)/librecur.so.0 $(RUNTIME_OBJ) $(BINDINGS_OBJ) $(EMBED_OBJ) $(LUA_LIB) $(LIBS)
+	ln -sf librecur.so.0 $@
+
+# pkg-config file for this build tree (an installed one is written by `make install`).
+$(BUILD)/pkgconfig/recur.pc: tools/recur.pc.in
+	@mkdir -p $(dir $@)
+	sed -e 's|@INCLUDEDIR@|$(CURDIR)/include|' -e 's|@LIBDIR@|$(CURDIR)/$(BUILD)|' \
+	  -e 's|@RPATH@|-Wl,-rpath,$(CURDIR)/$(BUILD)|' tools/recur.pc.in > $@
+
+examples: $(EXAMPLES)
+
+$(BUILD)/examples/%: examples/%.c include/recur.h $(BUILD)/librecur.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/librecur.a $(LUA_LIB) $(LIBS)
+
+$(BUILD)/bench/%: bench/%.c include/recur.h $(BUILD)/librecur.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/librecur.a $(LUA_LIB) $(LIBS)
+
+install: $(BUILD)/librecur.a $(BUILD)/librecur.so tools/recur.pc.in
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 include/recur.h $(DESTDIR)$(PREFIX)/include/recur.h
+	install -m 644 $(BUILD)/librecur.a $(DESTDIR)$(PREFIX)/lib/librecur.a
+	install -m 755 $(BUILD)/librecur.so.0 $(DESTDIR)$(PREFIX)/lib/librecur.so.0
+	ln -sf librecur.so.0 $(DESTDIR)$(PREFIX)/lib/librecur.so
+	sed -e 's|@INCLUDEDIR@|$(PREFIX)/include|' -e 's|@LIBDIR@|$(PREFIX)/lib|' -e 's|@RPATH@||' \
+	  tools/recur.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/recur.pc
 
 $(BUILD)/embedded_lua.c: $(LUA_SRC) tools/embed_lua.sh
 	@mkdir -p $(BUILD)
@@ -59,7 +99,7 @@ $(BUILD)/recur: $(BUILD)/bindings/recur_cli.o $(BINDINGS_OBJ) $(BUILD)/librecur.
 
 $(BUILD)/tests/%: tests/c/%.c $(BUILD)/librecur.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/librecur.a $(LIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/librecur.a $(LUA_LIB) $(LIBS)
 
 deps:
 	@sh tools/deps.sh
@@ -82,7 +122,7 @@ bench: all
 	sh bench/run.sh $(BUILD)
 
 format:
-	clang-format -i runtime/*.c runtime/*.h bindings/*.c bindings/*.h tests/c/*.c include/*.h
+	clang-format -i runtime/*.c runtime/*.h bindings/*.c bindings/*.h tests/c/*.c include/*.h examples/*.c bench/*.c
 
 clean:
 	rm -rf build build-asan build-*

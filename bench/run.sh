@@ -20,6 +20,8 @@ else
 fi
 if [ -f bench/matmul.sh ]; then sh bench/matmul.sh "$build"; fi
 if [ -f bench/nn.sh ]; then sh bench/nn.sh "$build"; fi
+# C -> Lua call overhead through the embedding API (include/recur.h)
+if [ -x "$build/bench/embed_call" ]; then "$build/bench/embed_call"; fi
 for f in bench/*.lua; do
   case "$f" in bench/small_op.lua) continue ;; esac
   lua5.4 "$f"

@@ -236,7 +236,15 @@ static int fn_apply(lua_State *L) {
   /* ctx object: a table with save_for_backward and needs_input_grad */
   lua_newtable(L);
   int ctxi = lua_gettop(L);
-  lua_getfield(L, def, "_ctx_mt");
+  /* recur._function_ctx_mt is an ordinary field a script can replace: refuse a finalizer,
+   * which would run outside the embedding's instruction budget (finalizers run without
+   * hooks), and anything but a table. */
+  if (lua_getfield(L, def, "_ctx_mt") != LUA_TTABLE)
+    return rb_error(L, "recur.Function: recur._function_ctx_mt must be a table");
+  lua_pushliteral(L, "__gc");
+  if (lua_rawget(L, -2) != LUA_TNIL)
+    return rb_error(L, "recur.Function: the ctx metatable must not have __gc");
+  lua_pop(L, 1);
   lua_setmetatable(L, ctxi);
   lua_newtable(L); /* needs_input_grad */
   for (int i = 1; i <= nargs; i++) {
@@ -280,17 +288,8 @@ static int fn_apply(lua_State *L) {
     lua_replace(L, first + k);
   }
   if (!record) return nout;
-  rc_node *n = rc_node_new(c, "LuaFunctionBackward", fn_backward, ins, nin, nout);
-  if (!n) return rb_raise(L);
-  lua_getfield(L, def, "name");
-  if (lua_isstring(L, -1)) n->name = "LuaFunctionBackward";
-  lua_pop(L, 1);
-  fn_ext *e = malloc(sizeof *e);
-  if (!e) {
-    rc_node_release(n);
-    return rb_error(L, "recur.Function: out of memory");
-  }
-  /* record = {def, ctx, pos, nargs} */
+  /* The record {def, ctx, pos, nargs} first: these Lua allocations may raise, and nothing
+   * C-owned exists yet (the node and its extension come after). */
   lua_createtable(L, 0, 4);
   lua_pushvalue(L, def);
   lua_setfield(L, -2, "def");
@@ -306,8 +305,19 @@ static int fn_apply(lua_State *L) {
   lua_setfield(L, -2, "nargs");
   push_fnrefs(L);
   lua_insert(L, -2);
-  e->ref = luaL_ref(L, -2);
+  int ref = luaL_ref(L, -2);
   lua_pop(L, 1);
+  rc_node *n = rc_node_new(c, "LuaFunctionBackward", fn_backward, ins, nin, nout);
+  fn_ext *e = n ? malloc(sizeof *e) : NULL;
+  if (!e) {
+    push_fnrefs(L);
+    luaL_unref(L, -1, ref);
+    lua_pop(L, 1);
+    if (!n) return rb_raise(L);
+    rc_node_release(n);
+    return rb_error(L, "recur.Function: out of memory");
+  }
+  e->ref = ref;
   e->ctx = c;
   n->ext = e;
   n->ext_free = fn_ext_free;

@@ -23,6 +23,15 @@ rc_ctx *rb_ctx(lua_State *L);
 /* Pushes t as a new userdata; takes over the caller's reference. If t is NULL, raises the
  * runtime's error message (so `return rb_push(L, rc_op(...))` is the usual idiom). */
 int rb_push(lua_State *L, rc_tensor *t);
+/* Pushes n tensors (taking over the caller's references) as n values, or as one list when
+ * as_list; the userdata are made first, under lua_pcall, so that a failed allocation leaks
+ * nothing. With free_ts the (malloc'ed) array ts is freed on every path. Returns the number
+ * of values pushed. */
+int rb_push_n(lua_State *L, rc_tensor **ts, int n, int as_list, int free_ts);
+/* Releases tensors that rb_push could not hand to Lua because the userdata allocation failed
+ * (they are otherwise released by a later rb_push or with the state). Only call it when no
+ * rb_push is in progress, e.g. from a host between calls. */
+void rb_release_pending(lua_State *L);
 /* Like luaL_error but formatted with the C library's vsnprintf (so %lld, %zu, %g work;
  * lua_pushfstring does not support them). Never returns. */
 int rb_error(lua_State *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

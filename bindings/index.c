@@ -9,8 +9,8 @@
 #include "bind.h"
 
 /* A 1-based (or negative) dim argument checked against ndim, returned 0-based. Same
- * contract as rb_check_dim, whose message uses "%lld", which luaL_error does not support
- * (so it raises "invalid option '%l'" instead of its message); this one formats with %I. */
+ * contract as rb_check_dim, but the caller names the function (these ops share helpers, so
+ * the name cannot come from the call site). */
 static int check_dim(lua_State *L, int idx, int ndim, const char *fn) {
   int64_t d = rb_check_int(L, idx);
   int n = ndim ? ndim : 1;
@@ -72,14 +72,7 @@ static int f_stack(lua_State *L) {
 /* Pushes the pieces as a Lua list and frees the array. */
 static int push_pieces(lua_State *L, int rc, rc_tensor **ps, int n) {
   if (rc) return rb_raise(L);
-  lua_createtable(L, n, 0);
-  for (int k = 0; k < n; k++) {
-    rb_push(L, ps[k]);
-    ps[k] = NULL;
-    lua_rawseti(L, -2, k + 1);
-  }
-  free(ps);
-  return 1;
+  return rb_push_n(L, ps, n, 1, 1); /* leaks nothing if Lua runs out of memory */
 }
 
 /* t:split(size, dim = 1) -> list of views */
@@ -150,41 +143,36 @@ static const char *dim_what(char *buf, size_t len, rc_tensor *t, int dim) {
   return buf;
 }
 
-/* t:gather(dim, index) */
+enum { GATHER, INDEX_SELECT, SCATTER_ADD };
+
+/* t:gather(dim, index), t:index_select(dim, index) and t:scatter_add(dim, index, src): src is
+ * checked before the index is converted (a new 0-based copy, released here). */
+static int dim_index_op(lua_State *L, const char *fn, int op) {
+  rc_tensor *t = rb_check(L, 1);
+  int dim = check_dim(L, 2, t->ndim, fn);
+  rc_tensor *src = op == SCATTER_ADD ? rb_check(L, 4) : NULL;
+  char w[96];
+  rc_tensor *index =
+      check_index(L, 3, t->ndim ? t->size[dim] : 1, fn, dim_what(w, sizeof w, t, dim));
+  rc_tensor *r = op == GATHER         ? rc_gather(t, dim, index)
+                 : op == INDEX_SELECT ? rc_index_select(t, dim, index)
+                                      : rc_scatter_add(t, dim, index, src);
+  rc_release(index);
+  return rb_push(L, r);
+}
+
 static int m_gather(lua_State *L) {
-  rc_tensor *t = rb_check(L, 1);
-  int dim = check_dim(L, 2, t->ndim, "gather");
-  char w[96];
-  rc_tensor *index =
-      check_index(L, 3, t->ndim ? t->size[dim] : 1, "gather", dim_what(w, sizeof w, t, dim));
-  rc_tensor *r = rc_gather(t, dim, index);
-  rc_release(index);
-  return rb_push(L, r);
+  return dim_index_op(L, "gather", GATHER);
 }
 
-/* t:index_select(dim, index): index is a 1-D tensor or a list of integers */
+/* index: a 1-D tensor or a list of integers */
 static int m_index_select(lua_State *L) {
-  rc_tensor *t = rb_check(L, 1);
-  int dim = check_dim(L, 2, t->ndim, "index_select");
-  char w[96];
-  rc_tensor *index =
-      check_index(L, 3, t->ndim ? t->size[dim] : 1, "index_select", dim_what(w, sizeof w, t, dim));
-  rc_tensor *r = rc_index_select(t, dim, index);
-  rc_release(index);
-  return rb_push(L, r);
+  return dim_index_op(L, "index_select", INDEX_SELECT);
 }
 
-/* t:scatter_add(dim, index, src) -> t + src scattered along dim (out of place) */
+/* -> t + src scattered along dim (out of place) */
 static int m_scatter_add(lua_State *L) {
-  rc_tensor *t = rb_check(L, 1);
-  int dim = check_dim(L, 2, t->ndim, "scatter_add");
-  rc_tensor *src = rb_check(L, 4);
-  char w[96];
-  rc_tensor *index =
-      check_index(L, 3, t->ndim ? t->size[dim] : 1, "scatter_add", dim_what(w, sizeof w, t, dim));
-  rc_tensor *r = rc_scatter_add(t, dim, index, src);
-  rc_release(index);
-  return rb_push(L, r);
+  return dim_index_op(L, "scatter_add", SCATTER_ADD);
 }
 
 /* t:masked_fill(mask, value): value where mask != 0 (mask broadcast to t) */

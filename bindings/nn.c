@@ -138,24 +138,25 @@ static int f_orthogonal_(lua_State *L) {
   return 1;
 }
 
-static int f_clip_grad_norm(lua_State *L) {
+/* clip_grad_norm(list, max_norm) and clip_grad_value(list, clip) -> the norm before clipping;
+ * what names the limit argument. */
+static int clip_grads(lua_State *L, const char *fn, const char *what,
+                      int (*clip)(rc_tensor **p, int n, double limit, double *norm)) {
   int n;
-  rc_tensor **p = rb_tensor_list(L, 1, &n, "clip_grad_norm", "the parameter list");
-  double max = check_float(L, 2, "clip_grad_norm", "max_norm (argument #2)");
+  rc_tensor **p = rb_tensor_list(L, 1, &n, fn, "the parameter list");
+  double limit = check_float(L, 2, fn, what);
   double norm;
-  if (rc_clip_grad_norm(p, n, max, &norm)) return rb_raise(L);
+  if (clip(p, n, limit, &norm)) return rb_raise(L);
   lua_pushnumber(L, norm);
   return 1;
 }
 
+static int f_clip_grad_norm(lua_State *L) {
+  return clip_grads(L, "clip_grad_norm", "max_norm (argument #2)", rc_clip_grad_norm);
+}
+
 static int f_clip_grad_value(lua_State *L) {
-  int n;
-  rc_tensor **p = rb_tensor_list(L, 1, &n, "clip_grad_value", "the parameter list");
-  double v = check_float(L, 2, "clip_grad_value", "clip (argument #2)");
-  double norm;
-  if (rc_clip_grad_value(p, n, v, &norm)) return rb_raise(L);
-  lua_pushnumber(L, norm);
-  return 1;
+  return clip_grads(L, "clip_grad_value", "clip (argument #2)", rc_clip_grad_value);
 }
 
 static int f_grad_norm(lua_State *L) {

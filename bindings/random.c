@@ -88,63 +88,63 @@ static int f_set_rng_state(lua_State *L) {
   return 0;
 }
 
+/* rc_rand (lo, hi) or rc_randn (mean, std) */
+typedef rc_tensor *(*draw_fn)(rc_ctx *c, int ndim, const int64_t *size, float a, float b);
+
+/* rand(shape...) and randn(shape...): the shape as varargs or one table, the standard range */
+static int draw_std(lua_State *L, const char *fn, draw_fn draw) {
+  int64_t size[RC_MAX_DIM];
+  int n = shape_args(L, 1, size, fn);
+  return rb_push(L, draw(rb_ctx(L), n, size, 0.0f, 1.0f));
+}
+
+/* uniform(shape, lo = 0, hi = 1) and normal(shape, mean = 0, std = 1): a, b name the two */
+static int draw_param(lua_State *L, const char *fn, draw_fn draw, const char *a, const char *b) {
+  int64_t size[RC_MAX_DIM];
+  int n = shape_param(L, 1, size, fn);
+  float va = opt_float(L, 2, 0.0f, fn, a);
+  float vb = opt_float(L, 3, 1.0f, fn, b);
+  return rb_push(L, draw(rb_ctx(L), n, size, va, vb));
+}
+
 static int f_rand(lua_State *L) {
-  int64_t size[RC_MAX_DIM];
-  int n = shape_args(L, 1, size, "rand");
-  return rb_push(L, rc_rand(rb_ctx(L), n, size, 0.0f, 1.0f));
+  return draw_std(L, "rand", rc_rand);
 }
-
 static int f_randn(lua_State *L) {
-  int64_t size[RC_MAX_DIM];
-  int n = shape_args(L, 1, size, "randn");
-  return rb_push(L, rc_randn(rb_ctx(L), n, size, 0.0f, 1.0f));
+  return draw_std(L, "randn", rc_randn);
 }
-
 static int f_uniform(lua_State *L) {
-  int64_t size[RC_MAX_DIM];
-  int n = shape_param(L, 1, size, "uniform");
-  float lo = opt_float(L, 2, 0.0f, "uniform", "lo");
-  float hi = opt_float(L, 3, 1.0f, "uniform", "hi");
-  return rb_push(L, rc_rand(rb_ctx(L), n, size, lo, hi));
+  return draw_param(L, "uniform", rc_rand, "lo", "hi");
 }
-
 static int f_normal(lua_State *L) {
-  int64_t size[RC_MAX_DIM];
-  int n = shape_param(L, 1, size, "normal");
-  float mean = opt_float(L, 2, 0.0f, "normal", "mean");
-  float std = opt_float(L, 3, 1.0f, "normal", "std");
-  return rb_push(L, rc_randn(rb_ctx(L), n, size, mean, std));
+  return draw_param(L, "normal", rc_randn, "mean", "std");
 }
 
 /* truncated_normal(shape, {mean=, std=}) or truncated_normal(shape, mean, std) */
 static int f_truncated_normal(lua_State *L) {
   const char *fn = "truncated_normal";
+  if (lua_type(L, 2) != LUA_TTABLE) return draw_param(L, fn, rc_truncated_normal, "mean", "std");
   int64_t size[RC_MAX_DIM];
   int n = shape_param(L, 1, size, fn);
   float mean = 0.0f, std = 1.0f;
-  if (lua_type(L, 2) == LUA_TTABLE) {
-    if (!lua_isnoneornil(L, 3))
-      return rb_error(L,
-                      "%s: give mean and std either in an options table or as numbers, "
-                      "not both",
-                      fn);
-    lua_pushnil(L);
-    while (lua_next(L, 2)) {
-      const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
-      if (!k || (strcmp(k, "mean") != 0 && strcmp(k, "std") != 0))
-        return rb_error(L, "%s: unknown option %s (options are mean and std)", fn,
-                        k ? k : luaL_typename(L, -2));
-      if (lua_type(L, -1) != LUA_TNUMBER)
-        return rb_error(L, "%s: option %s must be a number, got %s", fn, k, luaL_typename(L, -1));
-      if (k[0] == 'm')
-        mean = (float)lua_tonumber(L, -1);
-      else
-        std = (float)lua_tonumber(L, -1);
-      lua_pop(L, 1);
-    }
-  } else {
-    mean = opt_float(L, 2, 0.0f, fn, "mean");
-    std = opt_float(L, 3, 1.0f, fn, "std");
+  if (!lua_isnoneornil(L, 3))
+    return rb_error(L,
+                    "%s: give mean and std either in an options table or as numbers, "
+                    "not both",
+                    fn);
+  lua_pushnil(L);
+  while (lua_next(L, 2)) {
+    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+    if (!k || (strcmp(k, "mean") != 0 && strcmp(k, "std") != 0))
+      return rb_error(L, "%s: unknown option %s (options are mean and std)", fn,
+                      k ? k : luaL_typename(L, -2));
+    if (lua_type(L, -1) != LUA_TNUMBER)
+      return rb_error(L, "%s: option %s must be a number, got %s", fn, k, luaL_typename(L, -1));
+    if (k[0] == 'm')
+      mean = (float)lua_tonumber(L, -1);
+    else
+      std = (float)lua_tonumber(L, -1);
+    lua_pop(L, 1);
   }
   return rb_push(L, rc_truncated_normal(rb_ctx(L), n, size, mean, std));
 }

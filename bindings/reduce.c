@@ -127,9 +127,8 @@ static int minmax(lua_State *L, int is_min) {
     rc_release(vals);
     return rb_raise(L);
   }
-  rb_push(L, vals);
-  rb_push(L, ix);
-  return 2;
+  rc_tensor *both[2] = {vals, ix};
+  return rb_push_n(L, both, 2, 0, 0); /* leaks neither if Lua runs out of memory */
 }
 
 static int l_max(lua_State *L) {

@@ -8,16 +8,32 @@
 #include "bind.h"
 
 static const char CTX_KEY = 'c'; /* registry key: address of this byte */
+#define RB_PENDING 4
 
 typedef struct {
   unsigned magic;
   rc_ctx *ctx;
   size_t live_after_full; /* live bytes right after the last full collection we forced */
   const void *mt;         /* the tensor metatable: identity check without a string lookup */
+  /* Tensors that rb_push has not yet handed to a userdata, with the frame address of that
+   * rb_push: see rb_push. */
+  struct {
+    rc_tensor *t;
+    uintptr_t frame;
+  } pending[RB_PENDING];
 } rb_state;
+
+static void release_pending(rb_state *s, int from) {
+  for (int k = from; k < RB_PENDING; k++) {
+    rc_tensor *t = s->pending[k].t;
+    s->pending[k].t = NULL;
+    rc_release(t);
+  }
+}
 
 static int state_gc(lua_State *L) {
   rb_state *s = lua_touserdata(L, 1);
+  release_pending(s, 0);
   if (s->ctx) rc_ctx_release(s->ctx);
   s->ctx = NULL;
   return 0;
@@ -46,9 +62,7 @@ void rb_state_init(lua_State *L) {
   lua_pop(L, 1);
   if (have) return;
   rb_state *s = lua_newuserdatauv(L, sizeof *s, 0);
-  s->ctx = NULL;
-  s->live_after_full = 0;
-  s->mt = NULL;
+  memset(s, 0, sizeof *s);
   s->magic = RB_STATE_MAGIC;
   lua_newtable(L);
   lua_pushcfunction(L, state_gc);
@@ -92,32 +106,153 @@ int rb_raise(lua_State *L) {
 /* Tells Lua's collector about tensor bytes: an incremental step in proportion to what
  * was allocated, and a full collection when live tensor memory has doubled since the
  * last one we forced (and is past 64 MB). Without this a loop that makes big tensors
- * grows until someone calls collectgarbage(), since Lua only sees the small userdata. */
+ * grows until someone calls collectgarbage(), since Lua only sees the small userdata.
+ * Under a memory limit (which counts tensors and the host's Lua heap together) the steps
+ * come sooner, and a full collection runs once half of the room left after the previous one
+ * is used, so that garbage does not make an allocation fail. */
 static void report_memory(lua_State *L, rb_state *s) {
   rc_ctx *c = s->ctx;
-  if (c->pending_bytes < (1u << 20)) return;
+  size_t step = (size_t)1 << 20, limit = c->limit_bytes;
+  if (limit && limit / 16 < step) step = limit / 16;
+  if (c->pending_bytes < step) return;
   size_t kb = c->pending_bytes >> 10;
   c->pending_bytes = 0;
-  size_t threshold = s->live_after_full * 2;
-  if (threshold < ((size_t)64 << 20)) threshold = (size_t)64 << 20;
-  if (c->live_bytes > threshold) {
+  int full;
+  if (limit) {
+    size_t used = c->live_bytes + c->meta_bytes + c->host_bytes;
+    size_t base = s->live_after_full < limit ? s->live_after_full : limit;
+    full = used > base + (limit - base) / 2;
+  } else {
+    size_t threshold = s->live_after_full * 2;
+    if (threshold < ((size_t)64 << 20)) threshold = (size_t)64 << 20;
+    full = c->live_bytes > threshold;
+  }
+  if (full) {
     lua_gc(L, LUA_GCCOLLECT);
-    s->live_after_full = c->live_bytes;
+    s->live_after_full = limit ? c->live_bytes + c->meta_bytes + c->host_bytes : c->live_bytes;
   } else {
     lua_gc(L, LUA_GCSTEP, (int)(kb > 1u << 20 ? 1u << 20 : kb));
   }
 }
 
+/* A closed tensor userdata (t = NULL) with the metatable; arg 1: the metatable's address. */
+static int new_tensor_ud(lua_State *L) {
+  const void *mt = lua_touserdata(L, 1);
+  rb_tensor *u = lua_newuserdatauv(L, sizeof *u, 0);
+  u->t = NULL;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, mt);
+  lua_setmetatable(L, -2);
+  return 1;
+}
+
+/* Looks the state up in the registry only (callable from a host, outside any C function);
+ * needs one free stack slot. */
+void rb_release_pending(lua_State *L) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &CTX_KEY);
+  rb_state *s = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  if (s) release_pending(s, 0);
+}
+
+/* lua_newuserdatauv raises "not enough memory" when it fails (routine under a memory limit),
+ * and t, not yet owned by Lua, would leak. So t waits in s->pending while the userdata is
+ * made. After a failure the entry stays behind; it is released by the next rb_push that can
+ * prove it stale, by rb_release_pending (a host between calls) or with the state.
+ * An entry is proven stale when its frame address is not above the current one: a push still
+ * in progress is an ancestor of this frame (the stack grows down, and Lua runs finalizers and
+ * coroutines on the same C stack), so only pushes that have ended can sit at or below it.
+ * Pushes nest only in a finalizer run by the collector inside lua_newuserdatauv (finalizers do
+ * not nest further), so a few entries suffice; when all are taken the userdata is made under
+ * lua_pcall instead. */
 int rb_push(lua_State *L, rc_tensor *t) {
   if (!t) return rb_raise(L);
   rb_state *s = state(L);
-  rb_tensor *u = lua_newuserdatauv(L, sizeof *u, 0);
-  u->t = NULL; /* safe state before anything can fail */
-  lua_rawgetp(L, LUA_REGISTRYINDEX, s->mt); /* the metatable, keyed by its own address */
-  lua_setmetatable(L, -2);
-  u->t = t;
+  uintptr_t frame = (uintptr_t)__builtin_frame_address(0);
+  int k = 0;
+  for (; k < RB_PENDING && s->pending[k].t; k++) {
+    if (s->pending[k].frame <= frame) { /* left behind by a push that failed */
+      rc_release(s->pending[k].t);
+      break;
+    }
+  }
+  rb_tensor *u;
+  if (k < RB_PENDING) {
+    s->pending[k].t = t;
+    s->pending[k].frame = frame;
+    u = lua_newuserdatauv(L, sizeof *u, 0);
+    s->pending[k].t = NULL;
+    if (k + 1 < RB_PENDING && s->pending[k + 1].t) release_pending(s, k + 1); /* nested, done */
+    u->t = t;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, s->mt); /* the metatable, keyed by its own address */
+    lua_setmetatable(L, -2);
+  } else {
+    if (!lua_checkstack(L, 3)) {
+      rc_release(t);
+      return luaL_error(L, "stack overflow (creating a tensor)");
+    }
+    lua_pushcfunction(L, new_tensor_ud);
+    lua_pushlightuserdata(L, (void *)s->mt);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+      rc_release(t);
+      return lua_error(L);
+    }
+    u = lua_touserdata(L, -1);
+    u->t = t;
+  }
   report_memory(L, s);
   return 1;
+}
+
+/* Userdata for rb_push_n, made under lua_pcall: args (metatable address, n, as_list). */
+static int new_tensor_uds(lua_State *L) {
+  const void *mt = lua_touserdata(L, 1);
+  int n = (int)lua_tointeger(L, 2), as_list = lua_toboolean(L, 3);
+  lua_settop(L, 0);
+  luaL_checkstack(L, n + 2, "too many tensors");
+  if (as_list) lua_createtable(L, n, 0);
+  for (int k = 0; k < n; k++) {
+    rb_tensor *u = lua_newuserdatauv(L, sizeof *u, 0);
+    u->t = NULL;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, mt);
+    lua_setmetatable(L, -2);
+    if (as_list) lua_rawseti(L, 1, k + 1);
+  }
+  return as_list ? 1 : n;
+}
+
+int rb_push_n(lua_State *L, rc_tensor **ts, int n, int as_list, int free_ts) {
+  rb_state *s = state(L);
+  int nres = as_list ? 1 : n;
+  int room = lua_checkstack(L, nres + 4);
+  int st = LUA_ERRMEM;
+  if (room) {
+    lua_pushcfunction(L, new_tensor_uds);
+    lua_pushlightuserdata(L, (void *)s->mt);
+    lua_pushinteger(L, n);
+    lua_pushboolean(L, as_list);
+    st = lua_pcall(L, 3, nres, 0);
+  }
+  if (st != LUA_OK) {
+    for (int k = 0; k < n; k++) rc_release(ts[k]);
+    if (free_ts) free(ts);
+    if (!room) return luaL_error(L, "stack overflow (%d tensors)", n);
+    return lua_error(L);
+  }
+  int top = lua_gettop(L);
+  for (int k = 0; k < n; k++) {
+    rb_tensor *u;
+    if (as_list) {
+      lua_rawgeti(L, top, k + 1);
+      u = lua_touserdata(L, -1);
+      lua_pop(L, 1);
+    } else {
+      u = lua_touserdata(L, top - n + 1 + k);
+    }
+    u->t = ts[k];
+  }
+  if (free_ts) free(ts);
+  report_memory(L, s);
+  return nres;
 }
 
 static const char MODULE_KEY = 'm', METHODS_KEY = 't';

@@ -47,24 +47,36 @@ static int dim_to0(lua_State *L, int64_t d, int ndim, const char *fn) {
   return (int)(d > 0 ? d - 1 : d + n);
 }
 
-static int m_view(lua_State *L) {
-  rc_tensor *t = rb_check(L, 1);
-  int64_t size[RC_MAX_DIM];
-  int n = check_shape_arg(L, 2, size, "view");
-  return rb_push(L, rc_view(t, n, size));
+/* 1-based (negative: from the end) position i among n converted to 0-based; -1 for 0. */
+static int64_t pos_to0(int64_t i, int64_t n) {
+  return i > 0 ? i - 1 : i < 0 ? i + n : -1;
 }
 
-static int m_reshape(lua_State *L) {
+typedef rc_tensor *(*shape_fn)(rc_tensor *a, int ndim, const int64_t *size);
+
+/* t:view(shape), t:reshape(shape), t:expand(shape) */
+static int shape_op(lua_State *L, const char *fn, shape_fn op) {
   rc_tensor *t = rb_check(L, 1);
   int64_t size[RC_MAX_DIM];
-  int n = check_shape_arg(L, 2, size, "reshape");
-  return rb_push(L, rc_reshape(t, n, size));
+  int n = check_shape_arg(L, 2, size, fn);
+  return rb_push(L, op(t, n, size));
 }
 
-static int m_view_as(lua_State *L) {
+/* t:view_as(other), t:expand_as(other): other's shape */
+static int shape_as_op(lua_State *L, shape_fn op) {
   rc_tensor *t = rb_check(L, 1);
   rc_tensor *o = rb_check(L, 2);
-  return rb_push(L, rc_view(t, o->ndim, o->size));
+  return rb_push(L, op(t, o->ndim, o->size));
+}
+
+static int m_view(lua_State *L) {
+  return shape_op(L, "view", rc_view);
+}
+static int m_reshape(lua_State *L) {
+  return shape_op(L, "reshape", rc_reshape);
+}
+static int m_view_as(lua_State *L) {
+  return shape_as_op(L, rc_view);
 }
 
 /* t(): transpose of a 2-D tensor; 0-D and 1-D tensors are returned as they are. */
@@ -126,7 +138,7 @@ static int m_narrow(lua_State *L) {
   int d = rb_check_dim(L, 2, t->ndim);
   int64_t start = rb_check_int(L, 3), len = rb_check_int(L, 4);
   int64_t n = t->size[d];
-  int64_t s0 = start > 0 ? start - 1 : start < 0 ? start + n : -1;
+  int64_t s0 = pos_to0(start, n);
   if (s0 < 0 || s0 > n || len < 0 || len > n - s0)
     return rb_error(L,
                     "narrow: start %lld and length %lld are out of range for dimension %d of "
@@ -142,7 +154,7 @@ static int m_select(lua_State *L) {
   int d = rb_check_dim(L, 2, t->ndim);
   int64_t index = rb_check_int(L, 3);
   int64_t n = t->size[d];
-  int64_t k = index > 0 ? index - 1 : index < 0 ? index + n : -1;
+  int64_t k = pos_to0(index, n);
   if (k < 0 || k >= n)
     return rb_error(L,
                     "select: index %lld is out of range for dimension %d of size %lld "
@@ -152,16 +164,10 @@ static int m_select(lua_State *L) {
 }
 
 static int m_expand(lua_State *L) {
-  rc_tensor *t = rb_check(L, 1);
-  int64_t size[RC_MAX_DIM];
-  int n = check_shape_arg(L, 2, size, "expand");
-  return rb_push(L, rc_expand(t, n, size));
+  return shape_op(L, "expand", rc_expand);
 }
-
 static int m_expand_as(lua_State *L) {
-  rc_tensor *t = rb_check(L, 1);
-  rc_tensor *o = rb_check(L, 2);
-  return rb_push(L, rc_expand(t, o->ndim, o->size));
+  return shape_as_op(L, rc_expand);
 }
 
 static int m_squeeze(lua_State *L) {

@@ -41,12 +41,44 @@ void *rc_error_null(rc_ctx *c, const char *fmt, ...) {
   return NULL;
 }
 
+/* 1 when `bytes` more would pass the limit; tensor storage and the host's bytes (a Lua heap)
+ * count together. */
+static int over_limit(const rc_ctx *c, size_t bytes) {
+  if (!c->limit_bytes) return 0;
+  size_t used = c->live_bytes + c->meta_bytes + c->host_bytes;
+  if (used < c->live_bytes || used >= c->limit_bytes) return 1;
+  return bytes > c->limit_bytes - used;
+}
+
+static int limit_error(rc_ctx *c, size_t bytes) {
+  return rc_error(c,
+                  "memory limit exceeded (%zu bytes requested; %zu in tensors and %zu in the "
+                  "interpreter of %zu allowed)",
+                  bytes, c->live_bytes + c->meta_bytes, c->host_bytes, c->limit_bytes);
+}
+
+int rc_budget_error(rc_ctx *c, const char *fn) {
+  return rc_error(c, "%s: instruction budget exceeded (%llu allowed per call)", fn,
+                  (unsigned long long)c->work_limit);
+}
+
+int rc_check_file_access(rc_ctx *c, const char *fn, const char *path) {
+  if (c->files_denied && c->file_read_exception && path &&
+      strcmp(path, c->file_read_exception) == 0)
+    return 0;
+  return rc_check_file_write(c, fn, path);
+}
+
+int rc_check_file_write(rc_ctx *c, const char *fn, const char *path) {
+  if (c->files_denied)
+    return rc_error(c, "%s: file access is disabled in this sandbox (path '%s')", fn,
+                    path ? path : "?");
+  return 0;
+}
+
 void *rc_alloc_bytes(rc_ctx *c, size_t bytes) {
-  if (c->limit_bytes && bytes > c->limit_bytes - (c->live_bytes < c->limit_bytes
-                                                        ? c->live_bytes
-                                                        : c->limit_bytes)) {
-    rc_error(c, "memory limit exceeded (%zu bytes requested, %zu of %zu in use)", bytes,
-             c->live_bytes, c->limit_bytes);
+  if (over_limit(c, bytes)) {
+    limit_error(c, bytes);
     return NULL;
   }
   /* malloc plus manual alignment: glibc's posix_memalign fragments the heap badly for
@@ -89,11 +121,7 @@ int rc_defer_release(rc_ctx *c, int handle) {
 }
 
 int rc_account_alloc(rc_ctx *c, size_t bytes) {
-  if (c->limit_bytes && bytes > c->limit_bytes - (c->live_bytes < c->limit_bytes
-                                                        ? c->live_bytes
-                                                        : c->limit_bytes))
-    return rc_error(c, "memory limit exceeded (%zu bytes requested, %zu of %zu in use)", bytes,
-                    c->live_bytes, c->limit_bytes);
+  if (over_limit(c, bytes)) return limit_error(c, bytes);
   c->live_bytes += bytes;
   c->pending_bytes += bytes;
   c->alloc_count++;
@@ -102,3 +130,5 @@ int rc_account_alloc(rc_ctx *c, size_t bytes) {
 }
 
 void rc_account_free(rc_ctx *c, size_t bytes) { c->live_bytes -= bytes; }
+
+int rc_check_limit(rc_ctx *c, size_t bytes) { return over_limit(c, bytes) ? limit_error(c, bytes) : 0; }

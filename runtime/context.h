@@ -28,6 +28,20 @@ typedef struct rc_ctx {
    * (the Lua bindings: registry references of Lua-defined ops). */
   int *deferred;
   size_t n_deferred, cap_deferred;
+  /* Embedding (include/recur.h). Bytes the host counts against limit_bytes besides tensor
+   * storage (the Lua heap), so that one limit covers both. */
+  size_t host_bytes;
+  /* Tensor and storage headers (not in live_bytes, which counts data); counted by the limit. */
+  size_t meta_bytes;
+  /* Work budget: ops charge units (rc_charge) to work_used; past work_limit (0 = none) they
+   * fail with "instruction budget exceeded". The host resets work_used per call. */
+  uint64_t work_used;
+  uint64_t work_limit;
+  /* 1: file system access is refused (rc_check_file_access), as in a sandboxed host. */
+  int files_denied;
+  /* While files are denied, the one path the host itself asked to read (a checkpoint it
+   * loads for the script); reading it is allowed, writing never. */
+  const char *file_read_exception;
 } rc_ctx;
 
 rc_ctx *rc_ctx_new(void);
@@ -47,6 +61,21 @@ int rc_defer_release(rc_ctx *c, int handle);
  * when the memory limit would be exceeded. */
 int rc_account_alloc(rc_ctx *c, size_t bytes);
 void rc_account_free(rc_ctx *c, size_t bytes);
+/* The limit check alone: -1 with a message when `bytes` more would pass it. */
+int rc_check_limit(rc_ctx *c, size_t bytes);
+
+/* Charges `units` of work (about one per 16 floats touched, one per 64 multiply-adds) to the
+ * budget; -1 with "fn: instruction budget exceeded" once past c->work_limit. */
+int rc_budget_error(rc_ctx *c, const char *fn);
+static inline int rc_charge(rc_ctx *c, const char *fn, uint64_t units) {
+  c->work_used += units;
+  return (c->work_limit && c->work_used > c->work_limit) ? rc_budget_error(c, fn) : 0;
+}
+
+/* Every runtime function that opens a file calls this first: -1 with a message when the
+ * host has denied file access (sandbox). */
+int rc_check_file_access(rc_ctx *c, const char *fn, const char *path); /* reading */
+int rc_check_file_write(rc_ctx *c, const char *fn, const char *path);
 
 /* Aligned, accounted allocation for tensor storage (64-byte alignment). */
 void *rc_alloc_bytes(rc_ctx *c, size_t bytes);

@@ -272,6 +272,7 @@ rc_tensor *rc_parse_idx(rc_ctx *c, const char *fn, const char *name, const unsig
 }
 
 rc_tensor *rc_load_idx(rc_ctx *c, const char *fn, const char *path, int scale) {
+  if (rc_check_file_access(c, fn, path)) return NULL;
   FILE *f = fopen(path, "rb");
   if (!f) return rc_error_null(c, "%s: cannot open '%s': %s", fn, path, strerror(errno));
   struct stat st;

@@ -28,6 +28,53 @@ static int64_t leading(const rc_tensor *t) {
   return r;
 }
 
+/* c [m, n] = op(a) op(b) + beta c, row-major and contiguous, with k the inner size (op(a) is
+ * [m, k], the transpose of a when ta; op(b) [k, n]). BLAS is not called for empty sizes: with
+ * k == 0 the product is zero, so c is zeroed (beta == 0) or kept. */
+static void gemm(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *a, const float *b,
+                 float beta, float *c) {
+  if (m <= 0 || n <= 0) return;
+  if (k > 0)
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                (blasint)m, (blasint)n, (blasint)k, 1.0f, a, (blasint)(ta ? m : k), b,
+                (blasint)(tb ? k : n), beta, c, (blasint)n);
+  else if (beta == 0.0f)
+    memset(c, 0, (size_t)(m * n) * sizeof(float));
+}
+
+/* x's contiguous data (*xc) and a new tensor *y of x's shape: 0, or -1 holding nothing. */
+static int unary_begin(rc_tensor *x, rc_tensor **xc, rc_tensor **y) {
+  *xc = rc_raw_contiguous(x);
+  *y = *xc ? rc_empty(x->ctx, x->ndim, x->size) : NULL;
+  if (*y) return 0;
+  rc_release(*xc);
+  *xc = NULL;
+  return -1;
+}
+
+/* In a backward pass: the contiguous output gradient (*g) and a new tensor *gx of input 0's
+ * shape for its gradient: 0, or -1 holding nothing. */
+static int grad_begin(rc_node *n, rc_tensor *gout, rc_tensor **g, rc_tensor **gx) {
+  *g = rc_raw_contiguous(gout);
+  *gx = *g ? rc_empty(n->ctx, n->in_shape[0].ndim, n->in_shape[0].size) : NULL;
+  if (*gx) return 0;
+  rc_release(*g);
+  *g = NULL;
+  return -1;
+}
+
+/* Records the node of *out (inputs ins[0..n_in)): 0 with *node (NULL when no gradient is
+ * needed), or -1 after releasing *out and setting it to NULL. */
+static int record(rc_ctx *c, const char *name, rc_backward_fn bw, rc_tensor *const *ins, int n_in,
+                  rc_tensor **out, rc_node **node) {
+  int err;
+  *node = rc_record(c, name, bw, ins, n_in, *out, &err);
+  if (!err) return 0;
+  rc_release(*out);
+  *out = NULL;
+  return -1;
+}
+
 /* ---- linear ---- */
 
 static int linear_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
@@ -43,27 +90,13 @@ static int linear_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
     rc_tensor *gx = rc_empty(c, n->in_shape[0].ndim, n->in_shape[0].size);
     if (!gx) goto done;
     gin[0] = gx;
-    if (rows > 0 && in > 0) {
-      if (out > 0)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)rows, (blasint)in,
-                    (blasint)out, 1.0f, gd, (blasint)out, rc_data(w), (blasint)in, 0.0f,
-                    rc_data(gx), (blasint)in);
-      else
-        memset(rc_data(gx), 0, (size_t)(rows * in) * sizeof(float));
-    }
+    gemm(0, 0, rows, in, out, gd, rc_data(w), 0.0f, rc_data(gx)); /* g w */
   }
   if (n->next[1].fn) {
     rc_tensor *gw = rc_empty(c, 2, n->in_shape[1].size);
     if (!gw) goto done;
     gin[1] = gw;
-    if (out > 0 && in > 0) {
-      if (rows > 0)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)out, (blasint)in,
-                    (blasint)rows, 1.0f, gd, (blasint)out, rc_data(x), (blasint)in, 0.0f,
-                    rc_data(gw), (blasint)in);
-      else
-        memset(rc_data(gw), 0, (size_t)(out * in) * sizeof(float));
-    }
+    gemm(1, 0, out, in, rows, gd, rc_data(x), 0.0f, rc_data(gw)); /* g^T x */
   }
   if (n->n_in == 3 && n->next[2].fn) {
     rc_tensor *gb = rc_zeros(c, 1, &out);
@@ -118,20 +151,10 @@ rc_tensor *rc_linear(rc_tensor *x, rc_tensor *w, rc_tensor *b) {
     for (int64_t r = 1; r < rows; r++) memcpy(yd + r * out, yd, (size_t)out * sizeof(float));
     beta = 1.0f;
   }
-  if (rows > 0 && out > 0) {
-    if (in > 0)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)rows, (blasint)out, (blasint)in,
-                  1.0f, rc_data(x2), (blasint)in, rc_data(w2), (blasint)in, beta, yd, (blasint)out);
-    else if (!b)
-      memset(yd, 0, (size_t)(rows * out) * sizeof(float));
-  }
+  gemm(0, 1, rows, out, in, rc_data(x2), rc_data(w2), beta, yd); /* x w^T (+ b) */
   rc_tensor *inputs[3] = {x, w, b};
-  int err;
-  rc_node *n = rc_record(c, "LinearBackward", linear_backward, inputs, b ? 3 : 2, y, &err);
-  if (err) {
-    rc_release(y);
-    y = NULL;
-  } else if (n) {
+  rc_node *n;
+  if (!record(c, "LinearBackward", linear_backward, inputs, b ? 3 : 2, &y, &n) && n) {
     rc_node_save(n, 0, x2);
     rc_node_save(n, 1, w2);
   }
@@ -143,15 +166,8 @@ rc_tensor *rc_linear(rc_tensor *x, rc_tensor *w, rc_tensor *b) {
 /* ---- activations ---- */
 
 static int act_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
-  rc_tensor *y = rc_node_saved(n, 0);
-  if (!y) return -1;
-  rc_tensor *g = rc_raw_contiguous(gout[0]);
-  if (!g) return -1;
-  rc_tensor *gx = rc_empty(n->ctx, n->in_shape[0].ndim, n->in_shape[0].size);
-  if (!gx) {
-    rc_release(g);
-    return -1;
-  }
+  rc_tensor *y = rc_node_saved(n, 0), *g, *gx;
+  if (!y || grad_begin(n, gout[0], &g, &gx)) return -1;
   rc_act_backward_kernel((rc_act)n->i[0], rc_data(y), rc_data(g), rc_data(gx), rc_numel(gx));
   rc_release(g);
   gin[0] = gx;
@@ -169,13 +185,8 @@ rc_tensor *rc_activation(rc_tensor *x, rc_act act) {
     rc_retain(x);
     return x;
   }
-  rc_tensor *xc = rc_raw_contiguous(x);
-  if (!xc) return NULL;
-  rc_tensor *y = rc_empty(c, x->ndim, x->size);
-  if (!y) {
-    rc_release(xc);
-    return NULL;
-  }
+  rc_tensor *xc, *y;
+  if (unary_begin(x, &xc, &y)) return NULL;
   int64_t n = rc_numel(x);
   if (act == RC_ACT_TANH)
     rc_tanh_kernel(rc_data(xc), rc_data(y), n);
@@ -184,12 +195,8 @@ rc_tensor *rc_activation(rc_tensor *x, rc_act act) {
   else
     rc_relu_kernel(rc_data(xc), rc_data(y), n);
   rc_release(xc);
-  int err;
-  rc_node *node = rc_record(c, act_node_name[act], act_backward, &x, 1, y, &err);
-  if (err) {
-    rc_release(y);
-    return NULL;
-  }
+  rc_node *node;
+  if (record(c, act_node_name[act], act_backward, &x, 1, &y, &node)) return NULL;
   if (node) {
     node->i[0] = act;
     rc_node_save(node, 0, y);
@@ -200,15 +207,8 @@ rc_tensor *rc_activation(rc_tensor *x, rc_act act) {
 /* ---- dropout ---- */
 
 static int mul_saved_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
-  rc_tensor *m = rc_node_saved(n, 0);
-  if (!m) return -1;
-  rc_tensor *g = rc_raw_contiguous(gout[0]);
-  if (!g) return -1;
-  rc_tensor *gx = rc_empty(n->ctx, n->in_shape[0].ndim, n->in_shape[0].size);
-  if (!gx) {
-    rc_release(g);
-    return -1;
-  }
+  rc_tensor *m = rc_node_saved(n, 0), *g, *gx;
+  if (!m || grad_begin(n, gout[0], &g, &gx)) return -1;
   const float *gd = rc_data(g), *md = rc_data(m);
   float *o = rc_data(gx);
   for (int64_t i = 0, k = rc_numel(gx); i < k; i++) o[i] = gd[i] * md[i];
@@ -225,11 +225,8 @@ rc_tensor *rc_dropout(rc_tensor *x, float p) {
     rc_retain(x);
     return x;
   }
-  rc_tensor *xc = rc_raw_contiguous(x);
-  if (!xc) return NULL;
-  rc_tensor *y = rc_empty(c, x->ndim, x->size);
-  rc_tensor *m = y ? rc_empty(c, x->ndim, x->size) : NULL;
-  if (!m) {
+  rc_tensor *xc, *y, *m = NULL;
+  if (unary_begin(x, &xc, &y) || !(m = rc_empty(c, x->ndim, x->size))) {
     rc_release(xc);
     rc_release(y);
     return NULL;
@@ -260,14 +257,10 @@ rc_tensor *rc_dropout(rc_tensor *x, float p) {
   c->rng.s[2] = s2;
   c->rng.s[3] = s3;
   rc_release(xc);
-  int err;
-  rc_node *node = rc_record(c, "DropoutBackward", mul_saved_backward, &x, 1, y, &err);
-  if (!err && node) rc_node_save(node, 0, m);
+  rc_node *node;
+  if (!record(c, "DropoutBackward", mul_saved_backward, &x, 1, &y, &node) && node)
+    rc_node_save(node, 0, m);
   rc_release(m);
-  if (err) {
-    rc_release(y);
-    return NULL;
-  }
   return y;
 }
 
@@ -378,12 +371,8 @@ rc_tensor *rc_layer_norm(rc_tensor *x, rc_tensor *gamma, rc_tensor *beta, float 
     }
   }
   rc_tensor *inputs[3] = {x, gamma, beta};
-  int err;
-  rc_node *n = rc_record(c, "LayerNormBackward", layer_norm_backward, inputs, 3, y, &err);
-  if (err) {
-    rc_release(y);
-    y = NULL;
-  } else if (n) {
+  rc_node *n;
+  if (!record(c, "LayerNormBackward", layer_norm_backward, inputs, 3, &y, &n) && n) {
     rc_node_save(n, 0, x2);
     if (gc) rc_node_save(n, 1, gc);
     rc_node_save(n, 2, st);
@@ -400,19 +389,13 @@ rc_tensor *rc_layer_norm(rc_tensor *x, rc_tensor *gamma, rc_tensor *beta, float 
 /* saved: 0 input [R, C], 1 target ([R] or [R, C]), 2 weights [R] or none, 3 lse [R]
  * i[0] reduction, i[1] soft, i[2] log_probs; d[0] the mean's denominator */
 static int xent_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
-  rc_ctx *c = n->ctx;
   rc_tensor *x = rc_node_saved(n, 0), *t = rc_node_saved(n, 1), *lse = rc_node_saved(n, 3);
   rc_tensor *w = n->saved[2] ? rc_node_saved(n, 2) : NULL;
   if (!x || !t || !lse || (n->saved[2] && !w)) return -1;
   int64_t R = x->size[0], C = x->size[1];
   int red = (int)n->i[0], soft = (int)n->i[1], log_probs = (int)n->i[2];
-  rc_tensor *g = rc_raw_contiguous(gout[0]);
-  if (!g) return -1;
-  rc_tensor *gx = rc_empty(c, n->in_shape[0].ndim, n->in_shape[0].size);
-  if (!gx) {
-    rc_release(g);
-    return -1;
-  }
+  rc_tensor *g, *gx;
+  if (grad_begin(n, gout[0], &g, &gx)) return -1;
   const float *xd = rc_data(x), *td = rc_data(t), *ld = rc_data(lse), *gd = rc_data(g);
   const float *wd = w ? rc_data(w) : NULL;
   float *o = rc_data(gx);
@@ -563,10 +546,10 @@ rc_tensor *rc_cross_entropy(rc_tensor *input, rc_tensor *target, int64_t base, r
     y = rc_scalar(c, (float)v);
     if (!y) goto fail;
   }
-  int err;
-  rc_node *n = rc_record(c, log_probs ? "NllBackward" : "CrossEntropyBackward", xent_backward,
-                         &input, 1, y, &err);
-  if (err) goto fail;
+  rc_node *n;
+  if (record(c, log_probs ? "NllBackward" : "CrossEntropyBackward", xent_backward, &input, 1, &y,
+             &n))
+    goto fail;
   if (n) {
     rc_node_save(n, 0, x);
     rc_node_save(n, 1, t);
@@ -577,6 +560,11 @@ rc_tensor *rc_cross_entropy(rc_tensor *input, rc_tensor *target, int64_t base, r
     n->i[2] = log_probs;
     n->d[0] = mask ? denom : (double)R;
   }
+  goto done;
+fail:
+  rc_release(y);
+  y = NULL;
+done:
   rc_release(x);
   rc_release(t);
   rc_release(w);
@@ -584,13 +572,4 @@ rc_tensor *rc_cross_entropy(rc_tensor *input, rc_tensor *target, int64_t base, r
   rc_release(row);
   rc_release(loss);
   return y;
-fail:
-  rc_release(x);
-  rc_release(t);
-  rc_release(w);
-  rc_release(lse);
-  rc_release(row);
-  rc_release(loss);
-  rc_release(y);
-  return NULL;
 }

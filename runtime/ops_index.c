@@ -46,12 +46,13 @@ static rc_tensor *select_raw(rc_tensor *t, int dim, int64_t i) {
   return rc_raw_view(t, t->ndim - 1, size, stride, t->offset + i * t->stride[dim]);
 }
 
+/* "[i, j]": the position idx in the given base, written like a shape. */
 static char *pos_str(const int64_t *idx, int ndim, int64_t base, char *buf, size_t len) {
-  size_t k = (size_t)snprintf(buf, len, "[");
-  for (int i = 0; i < ndim && k < len; i++)
-    k += (size_t)snprintf(buf + k, len - k, i ? ", %lld" : "%lld", (long long)(idx[i] + base));
-  if (k < len) snprintf(buf + k, len - k, "]");
-  return buf;
+  rc_shape s;
+  memset(&s, 0, sizeof s);
+  s.ndim = ndim;
+  for (int i = 0; i < ndim; i++) s.size[i] = idx[i] + base;
+  return rc_shape_str2(&s, buf, len);
 }
 
 /* Checks that every value of index is an integer in [base, base + n) (n < 0: no upper
@@ -108,15 +109,39 @@ static int64_t index_at(rc_tensor *index, const int64_t *idx) {
   return (int64_t)*rc_ptr(index, idx);
 }
 
+/* Records the node of an op on ins[0..n) that made out along dim d, saving `saved` (a tensor
+ * its backward needs, or NULL) in slot 0: out, or NULL after releasing it. */
+static rc_tensor *record_dim(rc_ctx *c, const char *name, rc_backward_fn bw, rc_tensor *const *ins,
+                             int n, rc_tensor *out, int d, rc_tensor *saved) {
+  int err;
+  rc_node *node = rc_record(c, name, bw, ins, n, out, &err);
+  if (err) {
+    rc_release(out);
+    return NULL;
+  }
+  if (node) {
+    node->i[0] = d;
+    if (saved) rc_node_save(node, 0, saved);
+  }
+  return out;
+}
+
 /* ---- cat and stack ---- */
 
-static int cat_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
+/* Piece k of t along dim: the slice [off, off + len) (cat) or, for stack, position k with
+ * the dimension removed (no autograd). */
+static rc_tensor *piece_raw(rc_tensor *t, int dim, int stack, int k, int64_t off, int64_t len) {
+  return stack ? select_raw(t, dim, k) : narrow_raw(t, dim, off, len);
+}
+
+/* Each input's gradient: a contiguous copy of its piece of the output's gradient. */
+static int join_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin, int stack) {
   int dim = (int)n->i[0];
   int64_t off = 0;
   for (int k = 0; k < n->n_in; k++) {
-    int64_t len = n->in_shape[k].size[dim];
+    int64_t len = stack ? 1 : n->in_shape[k].size[dim];
     if (n->next[k].fn) {
-      rc_tensor *v = narrow_raw(gout[0], dim, off, len);
+      rc_tensor *v = piece_raw(gout[0], dim, stack, k, off, len);
       gin[k] = v ? rc_copy_contiguous(v) : NULL;
       rc_release(v);
       if (!gin[k]) return -1;
@@ -124,6 +149,35 @@ static int cat_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
     off += len;
   }
   return 0;
+}
+
+static int cat_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
+  return join_backward(n, gout, gin, 0);
+}
+
+static int stack_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
+  return join_backward(n, gout, gin, 1);
+}
+
+/* Copies each ts[k] into its piece of out (a new tensor) along d and records the node: out,
+ * or NULL after releasing it. */
+static rc_tensor *join_finish(rc_ctx *c, rc_tensor *const *ts, int n, rc_tensor *out, int d,
+                              int stack) {
+  if (!out) return NULL;
+  int64_t off = 0;
+  for (int k = 0; k < n; k++) {
+    int64_t len = stack ? 1 : ts[k]->size[d];
+    rc_tensor *v = piece_raw(out, d, stack, k, off, len);
+    if (!v) {
+      rc_release(out);
+      return NULL;
+    }
+    rc_copy_into(v, ts[k]);
+    rc_release(v);
+    off += len;
+  }
+  return stack ? record_dim(c, "StackBackward", stack_backward, ts, n, out, d, NULL)
+               : record_dim(c, "CatBackward", cat_backward, ts, n, out, d, NULL);
 }
 
 static int check_list(rc_ctx *c, const char *fn, rc_tensor *const *ts, int n) {
@@ -164,39 +218,7 @@ rc_tensor *rc_cat(rc_tensor *const *ts, int n, int dim) {
     if (size[d] > RC_MAX_NUMEL)
       return rc_error_null(c, "cat: result is too large along dimension %d", d + 1);
   }
-  rc_tensor *out = rc_empty(c, first->ndim, size);
-  if (!out) return NULL;
-  int64_t off = 0;
-  for (int k = 0; k < n; k++) {
-    rc_tensor *v = narrow_raw(out, d, off, ts[k]->size[d]);
-    if (!v) {
-      rc_release(out);
-      return NULL;
-    }
-    rc_copy_into(v, ts[k]);
-    rc_release(v);
-    off += ts[k]->size[d];
-  }
-  int err;
-  rc_node *node = rc_record(c, "CatBackward", cat_backward, ts, n, out, &err);
-  if (err) {
-    rc_release(out);
-    return NULL;
-  }
-  if (node) node->i[0] = d;
-  return out;
-}
-
-static int stack_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
-  int dim = (int)n->i[0];
-  for (int k = 0; k < n->n_in; k++) {
-    if (!n->next[k].fn) continue;
-    rc_tensor *v = select_raw(gout[0], dim, k);
-    gin[k] = v ? rc_copy_contiguous(v) : NULL;
-    rc_release(v);
-    if (!gin[k]) return -1;
-  }
-  return 0;
+  return join_finish(c, ts, n, rc_empty(c, first->ndim, size), d, 0);
 }
 
 rc_tensor *rc_stack(rc_tensor *const *ts, int n, int dim) {
@@ -221,25 +243,7 @@ rc_tensor *rc_stack(rc_tensor *const *ts, int n, int dim) {
   if (rc_wrap_dim(c, "stack", dim, first->ndim + 1, &d)) return NULL;
   int64_t size[RC_MAX_DIM];
   for (int i = 0, j = 0; i <= first->ndim; i++) size[i] = i == d ? n : first->size[j++];
-  rc_tensor *out = rc_empty(c, first->ndim + 1, size);
-  if (!out) return NULL;
-  for (int k = 0; k < n; k++) {
-    rc_tensor *v = select_raw(out, d, k);
-    if (!v) {
-      rc_release(out);
-      return NULL;
-    }
-    rc_copy_into(v, ts[k]);
-    rc_release(v);
-  }
-  int err;
-  rc_node *node = rc_record(c, "StackBackward", stack_backward, ts, n, out, &err);
-  if (err) {
-    rc_release(out);
-    return NULL;
-  }
-  if (node) node->i[0] = d;
-  return out;
+  return join_finish(c, ts, n, rc_empty(c, first->ndim + 1, size), d, 1);
 }
 
 /* ---- split and chunk: views sharing storage ---- */
@@ -332,61 +336,55 @@ int rc_chunk(rc_tensor *a, int chunks, int dim, rc_tensor ***out, int *n) {
 
 /* ---- gather and scatter_add ---- */
 
-/* dst[p] = src[p with p[dim] = index[p]] for every position p of index. */
-static void gather_kernel(rc_tensor *dst, rc_tensor *src, int dim, rc_tensor *index) {
+/* For every position p of index, with q = p but q[dim] = index[p]: dst[p] = src[q] (gather),
+ * or, with scatter, dst[q] += src[p] (scatter_add). */
+static void gather_kernel(rc_tensor *dst, rc_tensor *src, int dim, rc_tensor *index, int scatter) {
   int64_t numel = rc_numel(index);
-  int64_t idx[RC_MAX_DIM] = {0}, sidx[RC_MAX_DIM];
+  int64_t idx[RC_MAX_DIM] = {0}, q[RC_MAX_DIM];
   for (int64_t k = 0; k < numel; k++) {
-    memcpy(sidx, idx, sizeof sidx);
-    sidx[dim] = index_at(index, idx);
-    *rc_ptr(dst, idx) = *rc_ptr(src, sidx);
+    memcpy(q, idx, sizeof q);
+    q[dim] = index_at(index, idx);
+    if (scatter)
+      *rc_ptr(dst, q) += *rc_ptr(src, idx);
+    else
+      *rc_ptr(dst, idx) = *rc_ptr(src, q);
     next_index(idx, index->size, index->ndim);
   }
 }
 
-/* dst[p with p[dim] = index[p]] += src[p] for every position p of index. */
-static void scatter_add_kernel(rc_tensor *dst, rc_tensor *src, int dim, rc_tensor *index) {
-  int64_t numel = rc_numel(index);
-  int64_t idx[RC_MAX_DIM] = {0}, didx[RC_MAX_DIM];
-  for (int64_t k = 0; k < numel; k++) {
-    memcpy(didx, idx, sizeof didx);
-    didx[dim] = index_at(index, idx);
-    *rc_ptr(dst, didx) += *rc_ptr(src, idx);
-    next_index(idx, index->size, index->ndim);
-  }
+/* t (called name) must have a's number of dimensions. */
+static int check_ndim(const char *fn, const char *name, rc_tensor *t, rc_tensor *a) {
+  char s1[128], s2[128];
+  if (t->ndim == a->ndim) return 0;
+  return rc_error(a->ctx, "%s: %s has %d dimensions (shape %s) but the input has %d (shape %s)", fn,
+                  name, t->ndim, rc_shape_str(t, s1, sizeof s1), a->ndim,
+                  rc_shape_str(a, s2, sizeof s2));
+}
+
+/* index must fit inside t (called name, with index's number of dimensions) in every dimension
+ * but skip (-1: none). */
+static int check_fits(const char *fn, rc_tensor *index, rc_tensor *t, const char *name, int skip) {
+  char s1[128], s2[128];
+  for (int i = 0; i < t->ndim; i++)
+    if (i != skip && index->size[i] > t->size[i])
+      return rc_error(t->ctx,
+                      "%s: index of shape %s does not fit %s of shape %s in dimension %d "
+                      "(%lld > %lld)",
+                      fn, rc_shape_str(index, s1, sizeof s1), name, rc_shape_str(t, s2, sizeof s2),
+                      i + 1, (long long)index->size[i], (long long)t->size[i]);
+  return 0;
 }
 
 /* index must have a's number of dims and fit inside a outside dim (and inside src, when
  * given, in every dim); then every value must be a valid position along dim of a. */
 static int check_gather_shapes(const char *fn, rc_tensor *a, int dim, rc_tensor *index,
                                rc_tensor *src) {
-  rc_ctx *c = a->ctx;
-  char s1[128], s2[128], w[96];
-  if (index->ndim != a->ndim)
-    return rc_error(c, "%s: index has %d dimensions (shape %s) but the input has %d (shape %s)", fn,
-                    index->ndim, rc_shape_str(index, s1, sizeof s1), a->ndim,
-                    rc_shape_str(a, s2, sizeof s2));
-  for (int i = 0; i < a->ndim; i++)
-    if (i != dim && index->size[i] > a->size[i])
-      return rc_error(c,
-                      "%s: index of shape %s does not fit the input of shape %s in "
-                      "dimension %d (%lld > %lld)",
-                      fn, rc_shape_str(index, s1, sizeof s1), rc_shape_str(a, s2, sizeof s2), i + 1,
-                      (long long)index->size[i], (long long)a->size[i]);
-  if (src) {
-    if (src->ndim != a->ndim)
-      return rc_error(c, "%s: src has %d dimensions (shape %s) but the input has %d (shape %s)", fn,
-                      src->ndim, rc_shape_str(src, s1, sizeof s1), a->ndim,
-                      rc_shape_str(a, s2, sizeof s2));
-    for (int i = 0; i < a->ndim; i++)
-      if (index->size[i] > src->size[i])
-        return rc_error(c,
-                        "%s: index of shape %s does not fit src of shape %s in dimension %d "
-                        "(%lld > %lld)",
-                        fn, rc_shape_str(index, s1, sizeof s1), rc_shape_str(src, s2, sizeof s2),
-                        i + 1, (long long)index->size[i], (long long)src->size[i]);
-  }
-  return check_indices(c, fn, index, 0, a->size[dim], dim_what(w, sizeof w, dim, a->size[dim]));
+  char w[96];
+  if (check_ndim(fn, "index", index, a) || check_fits(fn, index, a, "the input", dim) ||
+      (src && (check_ndim(fn, "src", src, a) || check_fits(fn, index, src, "src", -1))))
+    return -1;
+  return check_indices(a->ctx, fn, index, 0, a->size[dim],
+                       dim_what(w, sizeof w, dim, a->size[dim]));
 }
 
 static int index_dim(const char *fn, rc_tensor *a, int dim, int *d) {
@@ -403,7 +401,7 @@ static int gather_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
   if (!index) return -1;
   rc_tensor *g = rc_zeros(n->ctx, n->in_shape[0].ndim, n->in_shape[0].size);
   if (!g) return -1;
-  scatter_add_kernel(g, gout[0], (int)n->i[0], index);
+  gather_kernel(g, gout[0], (int)n->i[0], index, 1);
   gin[0] = g;
   return 0;
 }
@@ -416,18 +414,8 @@ rc_tensor *rc_gather(rc_tensor *a, int dim, rc_tensor *index) {
     return NULL;
   rc_tensor *out = rc_empty(c, index->ndim, index->size);
   if (!out) return NULL;
-  gather_kernel(out, a, d, index);
-  int err;
-  rc_node *node = rc_record(c, "GatherBackward", gather_backward, &a, 1, out, &err);
-  if (err) {
-    rc_release(out);
-    return NULL;
-  }
-  if (node) {
-    node->i[0] = d;
-    rc_node_save(node, 0, index);
-  }
-  return out;
+  gather_kernel(out, a, d, index, 0);
+  return record_dim(c, "GatherBackward", gather_backward, &a, 1, out, d, index);
 }
 
 static int scatter_add_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
@@ -440,7 +428,7 @@ static int scatter_add_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
     if (!index) return -1;
     rc_tensor *g = rc_zeros(n->ctx, n->in_shape[1].ndim, n->in_shape[1].size);
     if (!g) return -1;
-    gather_kernel(g, gout[0], (int)n->i[0], index); /* zero outside index's extent */
+    gather_kernel(g, gout[0], (int)n->i[0], index, 0); /* zero outside index's extent */
     gin[1] = g;
   }
   return 0;
@@ -454,47 +442,46 @@ rc_tensor *rc_scatter_add(rc_tensor *a, int dim, rc_tensor *index, rc_tensor *sr
     return NULL;
   rc_tensor *out = rc_copy_contiguous(a);
   if (!out) return NULL;
-  scatter_add_kernel(out, src, d, index);
+  gather_kernel(out, src, d, index, 1);
   rc_tensor *ins[2] = {a, src};
-  int err;
-  rc_node *node = rc_record(c, "ScatterAddBackward", scatter_add_backward, ins, 2, out, &err);
-  if (err) {
-    rc_release(out);
-    return NULL;
-  }
-  if (node) {
-    node->i[0] = d;
-    rc_node_save(node, 0, index);
-  }
-  return out;
+  return record_dim(c, "ScatterAddBackward", scatter_add_backward, ins, 2, out, d, index);
 }
 
 /* ---- index_select ---- */
 
+/* For every k, slice index[k] of `indexed` and slice k of `other` along dim: other's slice
+ * gets a copy of indexed's (the forward), or, with scatter, indexed's slice gets other's
+ * added (the backward). 0 or -1. */
+static int index_slices(rc_tensor *indexed, rc_tensor *other, int dim, rc_tensor *index,
+                        int scatter) {
+  rc_tensor *ic = rc_raw_contiguous(index);
+  if (!ic) return -1;
+  const float *iv = rc_data(ic);
+  int rc = 0;
+  for (int64_t k = 0, m = rc_numel(ic); k < m && rc == 0; k++) {
+    rc_tensor *at = select_raw(indexed, dim, (int64_t)iv[k]);
+    rc_tensor *kt = at ? select_raw(other, dim, k) : NULL;
+    if (!kt)
+      rc = -1;
+    else if (scatter)
+      rc_add_into(at, kt);
+    else
+      rc_copy_into(kt, at);
+    rc_release(at);
+    rc_release(kt);
+  }
+  rc_release(ic);
+  return rc;
+}
+
 static int index_select_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
   rc_tensor *index = rc_node_saved(n, 0);
   if (!index) return -1;
-  int dim = (int)n->i[0];
   rc_tensor *g = rc_zeros(n->ctx, n->in_shape[0].ndim, n->in_shape[0].size);
-  rc_tensor *ic = g ? rc_raw_contiguous(index) : NULL;
-  if (!ic) {
+  if (!g || index_slices(g, gout[0], (int)n->i[0], index, 1)) {
     rc_release(g);
     return -1;
   }
-  const float *iv = rc_data(ic);
-  for (int64_t k = 0, m = rc_numel(ic); k < m; k++) {
-    rc_tensor *dst = select_raw(g, dim, (int64_t)iv[k]);
-    rc_tensor *src = dst ? select_raw(gout[0], dim, k) : NULL;
-    if (src) rc_add_into(dst, src);
-    rc_release(dst);
-    rc_release(src);
-    if (!src) {
-      rc_release(ic);
-      rc_release(g);
-      return -1;
-    }
-  }
-  rc_release(ic);
   gin[0] = g;
   return 0;
 }
@@ -514,36 +501,11 @@ rc_tensor *rc_index_select(rc_tensor *a, int dim, rc_tensor *index) {
   memcpy(size, a->size, sizeof size);
   size[d] = rc_numel(index);
   rc_tensor *out = rc_empty(c, a->ndim, size);
-  rc_tensor *ic = out ? rc_raw_contiguous(index) : NULL;
-  if (!ic) {
+  if (!out || index_slices(a, out, d, index, 0)) {
     rc_release(out);
     return NULL;
   }
-  const float *iv = rc_data(ic);
-  for (int64_t k = 0; k < size[d]; k++) {
-    rc_tensor *dst = select_raw(out, d, k);
-    rc_tensor *src = dst ? select_raw(a, d, (int64_t)iv[k]) : NULL;
-    if (src) rc_copy_into(dst, src);
-    rc_release(dst);
-    rc_release(src);
-    if (!src) {
-      rc_release(ic);
-      rc_release(out);
-      return NULL;
-    }
-  }
-  rc_release(ic);
-  int err;
-  rc_node *node = rc_record(c, "IndexSelectBackward", index_select_backward, &a, 1, out, &err);
-  if (err) {
-    rc_release(out);
-    return NULL;
-  }
-  if (node) {
-    node->i[0] = d;
-    rc_node_save(node, 0, index);
-  }
-  return out;
+  return record_dim(c, "IndexSelectBackward", index_select_backward, &a, 1, out, d, index);
 }
 
 /* ---- masked_fill ---- */
@@ -587,14 +549,7 @@ rc_tensor *rc_masked_fill(rc_tensor *a, rc_tensor *mask, float v) {
   rc_tensor *out = rc_empty_like(a);
   if (!out) return NULL;
   masked_kernel(out, a, mask, v);
-  int err;
-  rc_node *node = rc_record(c, "MaskedFillBackward", masked_fill_backward, &a, 1, out, &err);
-  if (err) {
-    rc_release(out);
-    return NULL;
-  }
-  if (node) rc_node_save(node, 0, mask);
-  return out;
+  return record_dim(c, "MaskedFillBackward", masked_fill_backward, &a, 1, out, 0, mask);
 }
 
 /* ---- one_hot ---- */

@@ -280,6 +280,12 @@ static rc_tensor *mm_op(const char *node_name, rc_tensor *a, dmap am, rc_tensor 
   return out;
 }
 
+/* Work units of a GEMM for the budget (rc_charge): one per 64 multiply-adds. */
+static uint64_t gemm_units(int64_t nb, int64_t m, int64_t n, int64_t k) {
+  double u = (double)nb * (double)m * (double)n * (double)k / 64.0;
+  return u > 1e18 ? (uint64_t)1e18 : (uint64_t)u + 1;
+}
+
 static int check_blas_size(rc_ctx *c, const char *fn, const rc_tensor *a, const rc_tensor *b,
                            int64_t M, int64_t N, int64_t K) {
   if (M > BLAS_MAX || N > BLAS_MAX || K > BLAS_MAX) {
@@ -316,6 +322,7 @@ static rc_tensor *matmul_impl(const char *fn, const char *node_name, rc_tensor *
                          fn, s1, s2, (long long)Ba, (long long)Bb);
   int64_t M = dsize(a, am.d[1]), N = dsize(b, bm.d[2]), nb = Ba == 1 ? Bb : Ba;
   if (check_blas_size(c, fn, a, b, M, N, Ka)) return NULL;
+  if (rc_charge(c, fn, gemm_units(nb, M, N, Ka))) return NULL;
   /* output: [nb] if batched, then M unless a is 1-D, then N unless b is 1-D */
   int64_t osize[3];
   int ondim = 0;
@@ -431,6 +438,7 @@ int rc_gemm_into(rc_tensor *out, rc_tensor *a, int ta, rc_tensor *b, int tb, flo
     return rc_error(c, "gemm_into: out has shape %s, expected [%lld, %lld]", s0, (long long)A.rows,
                     (long long)B.cols);
   if (check_blas_size(c, "gemm_into", a, b, A.rows, B.cols, A.cols)) return -1;
+  if (rc_charge(c, "gemm_into", gemm_units(1, A.rows, B.cols, A.cols))) return -1;
   CBLAS_TRANSPOSE tr;
   blasint ld;
   if (!map_blas(C.rows, C.cols, C.rs, C.cs, &tr, &ld) || tr != CblasNoTrans)

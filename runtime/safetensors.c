@@ -402,82 +402,93 @@ static int peek(parser *p, char ch) {
   return p->i < p->n && p->s[p->i] == (unsigned char)ch;
 }
 
-static int parse_entry(parser *p, entry *e) {
-  if (expect(p, '{')) return -1;
-  if (peek(p, '}')) {
+/* A JSON array or object: open, then items separated by ',' (each read by item()), close. */
+static int parse_seq(parser *p, char open, char close, int (*item)(parser *p, void *arg),
+                     void *arg) {
+  if (expect(p, open)) return -1;
+  if (peek(p, close)) {
     p->i++;
-  } else {
-    for (;;) {
-      char *k = parse_string(p);
-      if (!k) return -1;
-      if (expect(p, ':')) {
-        free(k);
-        return -1;
-      }
-      if (strcmp(k, "dtype") == 0 && !e->has_dtype) {
-        e->has_dtype = 1;
-        e->dtype_name = parse_string(p);
-        if (!e->dtype_name) {
-          free(k);
-          return -1;
-        }
-        e->dtype = dtype_index(e->dtype_name);
-      } else if (strcmp(k, "shape") == 0 && !e->has_shape) {
-        e->has_shape = 1;
-        if (expect(p, '[')) {
-          free(k);
-          return -1;
-        }
-        if (peek(p, ']')) {
-          p->i++;
-        } else {
-          for (;;) {
-            uint64_t v;
-            if (parse_uint(p, &v)) {
-              free(k);
-              return -1;
-            }
-            if (e->ndim == RC_MAX_DIM) {
-              free(k);
-              return perr(p, "shape has more than 8 dimensions");
-            }
-            e->size[e->ndim++] = (int64_t)v;
-            if (peek(p, ',')) {
-              p->i++;
-              continue;
-            }
-            if (expect(p, ']')) {
-              free(k);
-              return -1;
-            }
-            break;
-          }
-        }
-      } else if (strcmp(k, "data_offsets") == 0 && !e->has_offsets) {
-        e->has_offsets = 1;
-        if (expect(p, '[') || parse_uint(p, &e->begin) || expect(p, ',') ||
-            parse_uint(p, &e->end) || expect(p, ']')) {
-          free(k);
-          return -1;
-        }
-      } else {
-        char msg[200];
-        int dup =
-            strcmp(k, "dtype") == 0 || strcmp(k, "shape") == 0 || strcmp(k, "data_offsets") == 0;
-        snprintf(msg, sizeof msg, "%s field \"%.100s\" in the entry of \"%.60s\"",
-                 dup ? "duplicate" : "unexpected", k, e->name);
-        free(k);
-        return perr(p, msg);
-      }
-      free(k);
-      if (peek(p, ',')) {
-        p->i++;
-        continue;
-      }
-      if (expect(p, '}')) return -1;
-      break;
-    }
+    return 0;
   }
+  for (;;) {
+    if (item(p, arg)) return -1;
+    if (peek(p, ',')) {
+      p->i++;
+      continue;
+    }
+    return expect(p, close);
+  }
+}
+
+typedef struct {
+  int (*member)(parser *p, char *key, void *arg);
+  void *arg;
+} object_reader;
+
+static int object_item(parser *p, void *arg) {
+  object_reader *o = arg;
+  char *k = parse_string(p);
+  return k ? o->member(p, k, o->arg) : -1;
+}
+
+/* A JSON object: each member's key is handed (a new string) to member(), which reads the ':'
+ * and the value and frees or keeps the key. */
+static int parse_object(parser *p, int (*member)(parser *p, char *key, void *arg), void *arg) {
+  object_reader o = {member, arg};
+  return parse_seq(p, '{', '}', object_item, &o);
+}
+
+/* The ':' after key k: 0, or -1 after freeing k. */
+static int colon(parser *p, char *k) {
+  if (!expect(p, ':')) return 0;
+  free(k);
+  return -1;
+}
+
+/* One size of a "shape" array, appended to the entry. */
+static int shape_item(parser *p, void *arg) {
+  entry *e = arg;
+  uint64_t v;
+  if (parse_uint(p, &v)) return -1;
+  if (e->ndim == RC_MAX_DIM) return perr(p, "shape has more than 8 dimensions");
+  e->size[e->ndim++] = (int64_t)v;
+  return 0;
+}
+
+/* One field of a tensor's entry. */
+static int entry_member(parser *p, char *k, void *arg) {
+  entry *e = arg;
+  if (colon(p, k)) return -1;
+  int rc = 0;
+  if (strcmp(k, "dtype") == 0 && !e->has_dtype) {
+    e->has_dtype = 1;
+    e->dtype_name = parse_string(p);
+    if (!e->dtype_name)
+      rc = -1;
+    else
+      e->dtype = dtype_index(e->dtype_name);
+  } else if (strcmp(k, "shape") == 0 && !e->has_shape) {
+    e->has_shape = 1;
+    rc = parse_seq(p, '[', ']', shape_item, e);
+  } else if (strcmp(k, "data_offsets") == 0 && !e->has_offsets) {
+    e->has_offsets = 1;
+    rc = expect(p, '[') || parse_uint(p, &e->begin) || expect(p, ',') || parse_uint(p, &e->end) ||
+                 expect(p, ']')
+             ? -1
+             : 0;
+  } else {
+    char msg[200];
+    int dup = strcmp(k, "dtype") == 0 || strcmp(k, "shape") == 0 || strcmp(k, "data_offsets") == 0;
+    snprintf(msg, sizeof msg, "%s field \"%.100s\" in the entry of \"%.60s\"",
+             dup ? "duplicate" : "unexpected", k, e->name);
+    rc = perr(p, msg);
+  }
+  free(k);
+  return rc;
+}
+
+static int parse_entry(parser *p, entry *e) {
+  if (parse_object(p, entry_member, e)) return -1;
   if (!e->has_dtype || !e->has_shape || !e->has_offsets) {
     rc_error(p->c, "load: %s: the entry of tensor \"%.100s\" lacks %s", p->path, e->name,
              !e->has_dtype   ? "\"dtype\""
@@ -496,18 +507,23 @@ typedef struct {
   int nm, capm;
 } header;
 
+/* Frees n malloc'ed key and value strings and their two arrays. */
+static void free_pairs(char **keys, char **values, int n) {
+  for (int i = 0; i < n; i++) {
+    free(keys[i]);
+    free(values[i]);
+  }
+  free(keys);
+  free(values);
+}
+
 static void header_free(header *h) {
   for (int i = 0; i < h->n; i++) {
     free(h->e[i].name);
     free(h->e[i].dtype_name);
   }
   free(h->e);
-  for (int i = 0; i < h->nm; i++) {
-    free(h->mk[i]);
-    free(h->mv[i]);
-  }
-  free(h->mk);
-  free(h->mv);
+  free_pairs(h->mk, h->mv, h->nm);
 }
 
 static int oom(parser *p) {
@@ -516,53 +532,82 @@ static int oom(parser *p) {
   return -1;
 }
 
-static int parse_metadata(parser *p, header *h) {
-  if (expect(p, '{')) return -1;
-  if (peek(p, '}')) {
-    p->i++;
-    return 0;
-  }
-  for (;;) {
-    char *k = parse_string(p);
-    if (!k) return -1;
-    for (int i = 0; i < h->nm; i++)
-      if (strcmp(h->mk[i], k) == 0) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "duplicate metadata key \"%.100s\"", k);
-        free(k);
-        return perr(p, msg);
-      }
-    char *v = NULL;
-    if (expect(p, ':') || !(v = (peek(p, '"') ? parse_string(p) : NULL))) {
-      if (!p->failed) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "the value of metadata key \"%.100s\" is not a string", k);
-        perr(p, msg);
-      }
+/* One key of "__metadata__": a string value. */
+static int metadata_member(parser *p, char *k, void *arg) {
+  header *h = arg;
+  for (int i = 0; i < h->nm; i++)
+    if (strcmp(h->mk[i], k) == 0) {
+      char msg[160];
+      snprintf(msg, sizeof msg, "duplicate metadata key \"%.100s\"", k);
       free(k);
-      return -1;
+      return perr(p, msg);
     }
-    if (h->nm == h->capm) {
-      int cap = h->capm ? h->capm * 2 : 8;
-      char **a = realloc(h->mk, (size_t)cap * sizeof *a);
-      if (a) h->mk = a;
-      char **b = a ? realloc(h->mv, (size_t)cap * sizeof *b) : NULL;
-      if (b) h->mv = b;
-      if (!a || !b) {
-        free(k);
-        free(v);
-        return oom(p);
-      }
-      h->capm = cap;
+  char *v = NULL;
+  if (expect(p, ':') || !(v = (peek(p, '"') ? parse_string(p) : NULL))) {
+    if (!p->failed) {
+      char msg[160];
+      snprintf(msg, sizeof msg, "the value of metadata key \"%.100s\" is not a string", k);
+      perr(p, msg);
     }
-    h->mk[h->nm] = k;
-    h->mv[h->nm++] = v;
-    if (peek(p, ',')) {
-      p->i++;
-      continue;
-    }
-    return expect(p, '}');
+    free(k);
+    return -1;
   }
+  if (h->nm == h->capm) {
+    int cap = h->capm ? h->capm * 2 : 8;
+    char **a = realloc(h->mk, (size_t)cap * sizeof *a);
+    if (a) h->mk = a;
+    char **b = a ? realloc(h->mv, (size_t)cap * sizeof *b) : NULL;
+    if (b) h->mv = b;
+    if (!a || !b) {
+      free(k);
+      free(v);
+      return oom(p);
+    }
+    h->capm = cap;
+  }
+  h->mk[h->nm] = k;
+  h->mv[h->nm++] = v;
+  return 0;
+}
+
+typedef struct {
+  header *h;
+  int seen_meta;
+} header_state;
+
+/* One member of the header: "__metadata__" or a tensor's entry. */
+static int header_member(parser *p, char *k, void *arg) {
+  header_state *st = arg;
+  header *h = st->h;
+  if (colon(p, k)) return -1;
+  if (strcmp(k, "__metadata__") == 0) {
+    free(k);
+    if (st->seen_meta) return perr(p, "duplicate \"__metadata__\"");
+    st->seen_meta = 1;
+    return parse_object(p, metadata_member, h);
+  }
+  for (int i = 0; i < h->n; i++)
+    if (strcmp(h->e[i].name, k) == 0) {
+      char msg[160];
+      snprintf(msg, sizeof msg, "duplicate tensor name \"%.100s\"", k);
+      free(k);
+      return perr(p, msg);
+    }
+  if (h->n == h->cap) {
+    int cap = h->cap ? h->cap * 2 : 16;
+    entry *ne = realloc(h->e, (size_t)cap * sizeof *ne);
+    if (!ne) {
+      free(k);
+      return oom(p);
+    }
+    h->e = ne;
+    h->cap = cap;
+  }
+  entry *e = &h->e[h->n++];
+  memset(e, 0, sizeof *e);
+  e->name = k;
+  e->dtype = -1;
+  return parse_entry(p, e);
 }
 
 static int parse_header(parser *p, header *h) {
@@ -571,55 +616,8 @@ static int parse_header(parser *p, header *h) {
     p->failed = 1;
     return -1;
   }
-  if (expect(p, '{')) return -1;
-  int seen_meta = 0;
-  if (peek(p, '}')) {
-    p->i++;
-  } else {
-    for (;;) {
-      char *k = parse_string(p);
-      if (!k) return -1;
-      if (expect(p, ':')) {
-        free(k);
-        return -1;
-      }
-      if (strcmp(k, "__metadata__") == 0) {
-        free(k);
-        if (seen_meta) return perr(p, "duplicate \"__metadata__\"");
-        seen_meta = 1;
-        if (parse_metadata(p, h)) return -1;
-      } else {
-        for (int i = 0; i < h->n; i++)
-          if (strcmp(h->e[i].name, k) == 0) {
-            char msg[160];
-            snprintf(msg, sizeof msg, "duplicate tensor name \"%.100s\"", k);
-            free(k);
-            return perr(p, msg);
-          }
-        if (h->n == h->cap) {
-          int cap = h->cap ? h->cap * 2 : 16;
-          entry *ne = realloc(h->e, (size_t)cap * sizeof *ne);
-          if (!ne) {
-            free(k);
-            return oom(p);
-          }
-          h->e = ne;
-          h->cap = cap;
-        }
-        entry *e = &h->e[h->n++];
-        memset(e, 0, sizeof *e);
-        e->name = k;
-        e->dtype = -1;
-        if (parse_entry(p, e)) return -1;
-      }
-      if (peek(p, ',')) {
-        p->i++;
-        continue;
-      }
-      if (expect(p, '}')) return -1;
-      break;
-    }
-  }
+  header_state st = {h, 0};
+  if (parse_object(p, header_member, &st)) return -1;
   ws(p);
   if (p->i != p->n) return perr(p, "unexpected data after the header object");
   return 0;
@@ -641,19 +639,15 @@ void rc_st_free(rc_st_file *f) {
     if (f->dtypes) free(f->dtypes[i]);
     if (f->tensors) rc_release(f->tensors[i]);
   }
-  for (int i = 0; i < f->n_meta; i++) {
-    free(f->meta_keys[i]);
-    free(f->meta_values[i]);
-  }
+  free_pairs(f->meta_keys, f->meta_values, f->n_meta);
   free(f->names);
   free(f->dtypes);
   free(f->tensors);
-  free(f->meta_keys);
-  free(f->meta_values);
   free(f);
 }
 
 rc_st_file *rc_st_read(rc_ctx *c, const char *path) {
+  if (rc_check_file_access(c, "load", path)) return NULL;
   FILE *fp = fopen(path, "rb");
   if (!fp) return rc_error_null(c, "load: cannot open %s: %s", path, strerror(errno));
   rc_st_file *out = NULL;
@@ -690,10 +684,7 @@ rc_st_file *rc_st_read(rc_ctx *c, const char *path) {
     goto done;
   }
   hbuf = malloc((size_t)hlen);
-  if (!hbuf) {
-    rc_error(c, "load: out of memory reading %s", path);
-    goto done;
-  }
+  if (!hbuf) goto oom;
   if (fread(hbuf, 1, (size_t)hlen, fp) != (size_t)hlen) {
     rc_error(c, "load: %s: read error in the header", path);
     goto done;
@@ -741,10 +732,7 @@ rc_st_file *rc_st_read(rc_ctx *c, const char *path) {
   }
   /* the data must be covered exactly: no overlap, no hole, nothing after the last tensor */
   order = malloc((size_t)(h.n > 0 ? h.n : 1) * sizeof *order);
-  if (!order) {
-    rc_error(c, "load: out of memory reading %s", path);
-    goto done;
-  }
+  if (!order) goto oom;
   for (int i = 0; i < h.n; i++) order[i] = &h.e[i];
   qsort(order, (size_t)h.n, sizeof *order, cmp_entry);
   uint64_t pos = 0;
@@ -769,10 +757,7 @@ rc_st_file *rc_st_read(rc_ctx *c, const char *path) {
   }
   /* allocate everything, then read the data in file order */
   out = calloc(1, sizeof *out);
-  if (!out) {
-    rc_error(c, "load: out of memory reading %s", path);
-    goto done;
-  }
+  if (!out) goto oom;
   size_t cnt = (size_t)(h.n > 0 ? h.n : 1);
   out->names = calloc(cnt, sizeof *out->names);
   out->dtypes = calloc(cnt, sizeof *out->dtypes);
@@ -780,10 +765,8 @@ rc_st_file *rc_st_read(rc_ctx *c, const char *path) {
   size_t mcnt = (size_t)(h.nm > 0 ? h.nm : 1);
   out->meta_keys = calloc(mcnt, sizeof *out->meta_keys);
   out->meta_values = calloc(mcnt, sizeof *out->meta_values);
-  if (!out->names || !out->dtypes || !out->tensors || !out->meta_keys || !out->meta_values) {
-    rc_error(c, "load: out of memory reading %s", path);
-    goto fail;
-  }
+  if (!out->names || !out->dtypes || !out->tensors || !out->meta_keys || !out->meta_values)
+    goto oom;
   out->n = h.n;
   for (int i = 0; i < h.n; i++) {
     entry *e = order[i];
@@ -802,36 +785,33 @@ rc_st_file *rc_st_read(rc_ctx *c, const char *path) {
   }
   size_t chunk = 1 << 20;
   raw = malloc(chunk);
-  if (!raw) {
-    rc_error(c, "load: out of memory reading %s", path);
-    goto fail;
-  }
+  if (!raw) goto oom;
   for (int i = 0; i < h.n; i++) {
     entry *e = order[i];
     int sz = DTYPES[e->dtype].size;
     int64_t numel = rc_numel(out->tensors[i]);
     float *dst = rc_data(out->tensors[i]);
     int64_t per = (int64_t)(chunk / (size_t)sz);
+    int bad = 0;
     if (e->dtype == D_F32 && is_little_endian()) {
-      if (numel && fread(dst, 4, (size_t)numel, fp) != (size_t)numel) {
-        rc_error(c, "load: %s: read error in the data of tensor \"%.100s\" (the file changed?)",
-                 path, out->names[i]);
-        goto fail;
+      bad = numel && fread(dst, 4, (size_t)numel, fp) != (size_t)numel;
+    } else {
+      for (int64_t k = 0; k < numel && !bad; k += per) {
+        int64_t m = numel - k < per ? numel - k : per;
+        bad = fread(raw, (size_t)sz, (size_t)m, fp) != (size_t)m;
+        if (!bad) convert(e->dtype, raw, dst + k, m);
       }
-      continue;
     }
-    for (int64_t k = 0; k < numel; k += per) {
-      int64_t m = numel - k < per ? numel - k : per;
-      if (fread(raw, (size_t)sz, (size_t)m, fp) != (size_t)m) {
-        rc_error(c, "load: %s: read error in the data of tensor \"%.100s\" (the file changed?)",
-                 path, out->names[i]);
-        goto fail;
-      }
-      convert(e->dtype, raw, dst + k, m);
+    if (bad) {
+      rc_error(c, "load: %s: read error in the data of tensor \"%.100s\" (the file changed?)", path,
+               out->names[i]);
+      goto fail;
     }
   }
   goto done;
-fail:
+oom:
+  rc_error(c, "load: out of memory reading %s", path);
+fail: /* out may be NULL: before it is made, fail is done */
   rc_st_free(out);
   out = NULL;
 done:
@@ -861,6 +841,7 @@ static int write_all(int fd, const void *buf, size_t n) {
 
 int rc_st_write(rc_ctx *c, const char *path, int n, const char *const *names, rc_tensor *const *ts,
                 int n_meta, const char *const *keys, const char *const *values) {
+  if (rc_check_file_write(c, "save", path)) return -1;
   if (n < 0 || n_meta < 0) return rc_error(c, "save: negative count");
   for (int i = 0; i < n; i++) {
     if (!names[i] || !names[i][0]) return rc_error(c, "save: tensor %d has an empty name", i + 1);

@@ -13,11 +13,52 @@
  * ops are dominated by allocation). Plain malloc, not posix_memalign, which fragmented the
  * heap for large sizes. */
 #define STORAGE_PAD 64
+/* a tensor header rounded so that the storage header after it stays aligned */
+#define TENSOR_HSIZE ((sizeof(rc_tensor) + 15) & ~(size_t)15)
+/* what a fresh tensor's block holds besides its data (and the padding) */
+#define STORAGE_META (TENSOR_HSIZE + sizeof(rc_storage))
+
+static inline int64_t shape_numel(int ndim, const int64_t *size) {
+  int64_t n = 1;
+  for (int i = 0; i < ndim; i++) n *= size[i];
+  return n;
+}
+
+/* Fills the storage header s of the block raw (n floats at data); meta: the block's bytes
+ * besides the data, counted in the context (headers are memory too). */
+static inline void storage_init(rc_storage *s, rc_ctx *c, void *raw, float *data, int64_t n,
+                                int flags, size_t meta) {
+  *s = (rc_storage){.data = data, .n = n, .refcount = 1, .block = raw, .ctx = c, .flags = flags};
+  rc_ctx_retain(c);
+  c->meta_bytes += meta;
+  c->pending_bytes += meta;
+}
+
+/* Fills the header t, embedded in the block of s, as a contiguous tensor over all of s. */
+static inline void header_init(rc_tensor *t, rc_storage *s, int ndim, const int64_t *size) {
+  memset(t, 0, sizeof *t);
+  t->refcount = 1;
+  t->ndim = ndim;
+  t->storage = s;
+  t->ctx = s->ctx;
+  t->embedded = 1;
+  int64_t st = 1;
+  for (int i = ndim - 1; i >= 0; i--) {
+    t->size[i] = size[i];
+    t->stride[i] = st;
+    st *= size[i];
+  }
+}
+
 static rc_storage *storage_new_with(rc_ctx *c, int64_t n, size_t prefix, void **prefix_out) {
   size_t bytes = (size_t)n * sizeof(float);
   if (bytes > SIZE_MAX - prefix - sizeof(rc_storage) - STORAGE_PAD)
     return rc_error_null(c, "out of memory allocating %zu bytes", bytes);
   if (rc_account_alloc(c, bytes)) return NULL;
+  if (rc_charge(c, "alloc", (uint64_t)n / 16 + 1)) {
+    rc_account_free(c, bytes);
+    return NULL;
+  }
   char *raw = malloc(prefix + sizeof(rc_storage) + STORAGE_PAD + bytes);
   if (!raw) {
     rc_account_free(c, bytes);
@@ -25,14 +66,7 @@ static rc_storage *storage_new_with(rc_ctx *c, int64_t n, size_t prefix, void **
   }
   rc_storage *s = (rc_storage *)(raw + prefix);
   uintptr_t a = ((uintptr_t)(s + 1) + STORAGE_PAD - 1) & ~(uintptr_t)(STORAGE_PAD - 1);
-  s->data = (float *)a;
-  s->n = n;
-  s->refcount = 1;
-  s->version = 0;
-  s->grad_views = 0;
-  s->block = raw;
-  s->ctx = c;
-  rc_ctx_retain(c);
+  storage_init(s, c, raw, (float *)a, n, 0, prefix + sizeof(rc_storage) + STORAGE_PAD);
   if (prefix_out) *prefix_out = raw;
   return s;
 }
@@ -42,15 +76,52 @@ static rc_storage *storage_new_with(rc_ctx *c, int64_t n, size_t prefix, void **
 static void storage_release(rc_storage *s) {
   if (!s || --s->refcount > 0) return;
   rc_ctx *c = s->ctx;
-  rc_account_free(c, (size_t)s->n * sizeof(float));
+  size_t bytes = (size_t)s->n * sizeof(float);
+  if (s->flags & RC_STORAGE_OWN_DATA) {
+    rc_free_bytes(c, s->data, bytes);
+    c->meta_bytes -= STORAGE_META;
+  } else if (s->flags & RC_STORAGE_BORROWED) {
+    c->meta_bytes -= STORAGE_META;
+  } else {
+    rc_account_free(c, bytes);
+    c->meta_bytes -= STORAGE_META + STORAGE_PAD;
+  }
   free(s->block);
   rc_ctx_release(c);
 }
 
+/* ---- borrowed host memory ---- */
+
+rc_tensor *rc_borrow(rc_ctx *c, int ndim, const int64_t *size, float *data) {
+  if (rc_check_shape(c, "borrow", ndim, size)) return NULL;
+  int64_t n = shape_numel(ndim, size);
+  if (n > 0 && !data)
+    return rc_error_null(c, "borrow: data is NULL for %lld elements", (long long)n);
+  char *raw = malloc(STORAGE_META);
+  if (!raw) return rc_error_null(c, "out of memory allocating a tensor header");
+  rc_tensor *t = (rc_tensor *)raw;
+  rc_storage *s = (rc_storage *)(raw + TENSOR_HSIZE);
+  storage_init(s, c, raw, data, n, RC_STORAGE_BORROWED, STORAGE_META);
+  header_init(t, s, ndim, size);
+  return t;
+}
+
+int rc_unborrow(rc_storage *s) {
+  if (!(s->flags & RC_STORAGE_BORROWED)) return 0;
+  rc_ctx *c = s->ctx;
+  size_t limit = c->limit_bytes;
+  c->limit_bytes = 0; /* the bytes exist already: moving them must not fail on the limit */
+  float *d = rc_alloc_bytes(c, (size_t)s->n * sizeof(float));
+  c->limit_bytes = limit;
+  if (!d) return -1;
+  if (s->n) memcpy(d, s->data, (size_t)s->n * sizeof(float));
+  s->data = d;
+  s->flags = RC_STORAGE_OWN_DATA;
+  return 0;
+}
+
 int64_t rc_numel(const rc_tensor *t) {
-  int64_t n = 1;
-  for (int i = 0; i < t->ndim; i++) n *= t->size[i];
-  return n;
+  return shape_numel(t->ndim, t->size);
 }
 
 int rc_check_shape(rc_ctx *c, const char *fn, int ndim, const int64_t *size) {
@@ -71,25 +142,11 @@ int rc_check_shape(rc_ctx *c, const char *fn, int ndim, const int64_t *size) {
 
 rc_tensor *rc_empty(rc_ctx *c, int ndim, const int64_t *size) {
   if (rc_check_shape(c, "empty", ndim, size)) return NULL;
-  int64_t n = 1;
-  for (int i = 0; i < ndim; i++) n *= size[i];
   /* header first, rounded so the storage header after it stays aligned */
-  size_t hsize = (sizeof(rc_tensor) + 15) & ~(size_t)15;
-  rc_storage *s = storage_new_with(c, n, hsize, NULL);
+  rc_storage *s = storage_new_with(c, shape_numel(ndim, size), TENSOR_HSIZE, NULL);
   if (!s) return NULL;
   rc_tensor *t = (rc_tensor *)s->block;
-  memset(t, 0, sizeof *t);
-  t->refcount = 1;
-  t->ndim = ndim;
-  t->storage = s;
-  t->ctx = c;
-  t->embedded = 1;
-  int64_t st = 1;
-  for (int i = ndim - 1; i >= 0; i--) {
-    t->size[i] = size[i];
-    t->stride[i] = st;
-    st *= size[i];
-  }
+  header_init(t, s, ndim, size);
   return t;
 }
 
@@ -107,9 +164,15 @@ rc_tensor *rc_full(rc_ctx *c, int ndim, const int64_t *size, float v) {
   return t;
 }
 
-rc_tensor *rc_empty_like(rc_tensor *t) { return rc_empty(t->ctx, t->ndim, t->size); }
-rc_tensor *rc_zeros_like(rc_tensor *t) { return rc_zeros(t->ctx, t->ndim, t->size); }
-rc_tensor *rc_scalar(rc_ctx *c, float v) { return rc_full(c, 0, NULL, v); }
+rc_tensor *rc_empty_like(rc_tensor *t) {
+  return rc_empty(t->ctx, t->ndim, t->size);
+}
+rc_tensor *rc_zeros_like(rc_tensor *t) {
+  return rc_zeros(t->ctx, t->ndim, t->size);
+}
+rc_tensor *rc_scalar(rc_ctx *c, float v) {
+  return rc_full(c, 0, NULL, v);
+}
 
 rc_tensor *rc_from_data(rc_ctx *c, int ndim, const int64_t *size, const float *data) {
   rc_tensor *t = rc_empty(c, ndim, size);
@@ -130,8 +193,12 @@ void rc_release(rc_tensor *t) {
   if (t->grad_fn) rc_node_release(t->grad_fn);
   rc_release(t->grad);
   int embedded = t->embedded;
+  rc_ctx *c = t->ctx;
   storage_release(t->storage); /* may free t itself when embedded */
-  if (!embedded) free(t);
+  if (!embedded) {
+    c->meta_bytes -= sizeof *t;
+    free(t);
+  }
 }
 
 int rc_is_contiguous(const rc_tensor *t) {
@@ -143,11 +210,15 @@ int rc_is_contiguous(const rc_tensor *t) {
   return 1;
 }
 
-int rc_same_shape(const rc_tensor *a, const rc_tensor *b) {
-  if (a->ndim != b->ndim) return 0;
-  for (int i = 0; i < a->ndim; i++)
-    if (a->size[i] != b->size[i]) return 0;
+static inline int sizes_eq(int na, const int64_t *a, int nb, const int64_t *b) {
+  if (na != nb) return 0;
+  for (int i = 0; i < na; i++)
+    if (a[i] != b[i]) return 0;
   return 1;
+}
+
+int rc_same_shape(const rc_tensor *a, const rc_tensor *b) {
+  return sizes_eq(a->ndim, a->size, b->ndim, b->size);
 }
 
 rc_shape rc_shape_of(const rc_tensor *t) {
@@ -159,10 +230,7 @@ rc_shape rc_shape_of(const rc_tensor *t) {
 }
 
 int rc_shape_eq(const rc_shape *a, const rc_shape *b) {
-  if (a->ndim != b->ndim) return 0;
-  for (int i = 0; i < a->ndim; i++)
-    if (a->size[i] != b->size[i]) return 0;
-  return 1;
+  return sizes_eq(a->ndim, a->size, b->ndim, b->size);
 }
 
 char *rc_shape_str2(const rc_shape *s, char *buf, size_t len) {
@@ -191,8 +259,8 @@ int rc_broadcast_shape(rc_ctx *c, const char *fn, const rc_shape *a, const rc_sh
     if (sa != sb && sa != 1 && sb != 1) {
       char s1[128], s2[128];
       return rc_error(c, "%s: shapes %s and %s cannot be broadcast (dimension %d: %lld vs %lld)",
-                      fn, rc_shape_str2(a, s1, sizeof s1), rc_shape_str2(b, s2, sizeof s2),
-                      i + 1, (long long)sa, (long long)sb);
+                      fn, rc_shape_str2(a, s1, sizeof s1), rc_shape_str2(b, s2, sizeof s2), i + 1,
+                      (long long)sa, (long long)sb);
     }
     r.size[i] = sa == 1 ? sb : sa;
   }
@@ -261,8 +329,8 @@ int rc_copy_into(rc_tensor *dst, rc_tensor *src) {
   }
   int64_t sst[RC_MAX_DIM];
   rc_broadcast_strides(src, dst->ndim, dst->size, sst);
-  pair_loop(dst->ndim, dst->size, dst->storage->data, dst->offset, dst->stride,
-            src->storage->data, src->offset, sst, 0);
+  pair_loop(dst->ndim, dst->size, dst->storage->data, dst->offset, dst->stride, src->storage->data,
+            src->offset, sst, 0);
   return 0;
 }
 
@@ -274,8 +342,8 @@ void rc_add_into(rc_tensor *dst, rc_tensor *src) {
   }
   int64_t sst[RC_MAX_DIM];
   rc_broadcast_strides(src, dst->ndim, dst->size, sst);
-  pair_loop(dst->ndim, dst->size, dst->storage->data, dst->offset, dst->stride,
-            src->storage->data, src->offset, sst, 1);
+  pair_loop(dst->ndim, dst->size, dst->storage->data, dst->offset, dst->stride, src->storage->data,
+            src->offset, sst, 1);
 }
 
 void rc_sum_into(rc_tensor *dst, rc_tensor *src) {
@@ -310,8 +378,23 @@ void rc_read_floats(const rc_tensor *t, float *out) {
 
 rc_tensor *rc_raw_view(rc_tensor *t, int ndim, const int64_t *size, const int64_t *stride,
                        int64_t offset) {
+  rc_ctx *c = t->ctx;
+  if (c->limit_bytes) {
+    /* Under a memory limit no tensor, view or not, may have more elements than the limit
+     * could hold: a view expanded to 2^40 elements would otherwise let one reduction run
+     * for hours on a few bytes. */
+    int64_t n = shape_numel(ndim, size);
+    if ((uint64_t)n > c->limit_bytes / sizeof(float))
+      return rc_error_null(c,
+                           "memory limit exceeded (a view of %lld elements is larger than the "
+                           "%zu-byte limit allows)",
+                           (long long)n, c->limit_bytes);
+  }
+  if (rc_check_limit(c, sizeof(rc_tensor))) return NULL;
   rc_tensor *v = calloc(1, sizeof *v);
   if (!v) return rc_error_null(t->ctx, "out of memory allocating a tensor header");
+  c->meta_bytes += sizeof *v;
+  c->pending_bytes += sizeof *v;
   v->refcount = 1;
   v->ndim = ndim;
   for (int i = 0; i < ndim; i++) {

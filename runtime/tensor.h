@@ -24,7 +24,13 @@ typedef struct rc_storage {
   int grad_views;     /* 1 once a view with autograd history was taken of this memory */
   void *block;        /* what to free: this header, or the tensor header sharing the block */
   rc_ctx *ctx;
+  int flags;          /* RC_STORAGE_* */
 } rc_storage;
+
+/* data is host memory lent for a while (rc_borrow): never freed, not counted in live_bytes */
+#define RC_STORAGE_BORROWED 1
+/* data was allocated on its own with rc_alloc_bytes (after rc_unborrow) */
+#define RC_STORAGE_OWN_DATA 2
 
 typedef struct rc_shape {
   int ndim;
@@ -60,6 +66,15 @@ rc_tensor *rc_scalar(rc_ctx *c, float v); /* 0-d tensor */
 rc_tensor *rc_from_data(rc_ctx *c, int ndim, const int64_t *size, const float *data);
 void rc_retain(rc_tensor *t);
 void rc_release(rc_tensor *t);
+
+/* A contiguous tensor over memory the caller owns (no copy). The caller keeps `data` valid and
+ * unmoved until the storage is no longer borrowed: either every reference is gone or
+ * rc_unborrow has copied the data into memory of the runtime. */
+rc_tensor *rc_borrow(rc_ctx *c, int ndim, const int64_t *size, float *data);
+/* Ends a loan: copies borrowed data into runtime memory (counted in live_bytes, even past the
+ * memory limit, since the bytes already exist) so that every view sees the copy from now on.
+ * A no-op on storage that is not borrowed. -1 only if malloc fails. */
+int rc_unborrow(rc_storage *s);
 
 /* Shape helpers. */
 int64_t rc_numel(const rc_tensor *t);

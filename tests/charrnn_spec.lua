@@ -8,13 +8,7 @@ local U = require("tests.rnn_util")
 local H = require("tests.helpers")
 
 local BIN = os.getenv("RECUR_BIN") or "build/recur"
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-local function sh(cmd)
-  local p = assert(io.popen("(" .. cmd .. ") 2>&1", "r"))
-  local out = p:read("a")
-  local _, _, code = p:close()
-  return out, code
-end
+local q, sh = H.q, H.sh
 
 local dir
 local function path(name) return dir .. "/" .. name end
@@ -36,18 +30,11 @@ local function run_script(script, args)
 end
 
 setup(function()
-  local name = os.tmpname()
-  os.remove(name)
-  assert(os.execute("mkdir " .. q(name)))
-  dir = name
-  local f = assert(io.open(path("text.txt"), "wb"))
-  f:write(fixture_text())
-  f:close()
+  dir = H.tmpdir()
+  H.write_file(path("text.txt"), fixture_text())
 end)
 
-teardown(function()
-  if dir then os.execute("rm -rf " .. q(dir)) end
-end)
+teardown(function() H.rm_rf(dir) end)
 
 describe("CharRNN", function()
   it("forward shapes, loss near log V at the start, step equals forward", function()

@@ -10,28 +10,11 @@ local T = recur.tensor
 local BIN = os.getenv("RECUR_BIN") or "build/recur"
 local PY = "/usr/bin/python3"
 
+local H = require "tests.helpers"
+local q, err_of, has, read_all, write_all = H.q, H.err_of, H.has, H.read_file, H.write_file
+
 local tmpdir
 local function tmp(name) return tmpdir .. "/" .. name end
-local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
-local function err_of(f)
-  local ok, e = pcall(f)
-  assert.is_false(ok, "expected an error")
-  return tostring(e)
-end
-local function has(msg, s) assert(msg:find(s, 1, true), "message '" .. msg .. "' lacks '" .. s .. "'") end
-
-local function read_all(p)
-  local f = assert(io.open(p, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-local function write_all(p, s)
-  local f = assert(io.open(p, "wb"))
-  f:write(s)
-  f:close()
-end
 
 -- a safetensors file from a header table (encoded here) or a raw header string, and raw data
 local function st_file(p, header, data)
@@ -62,12 +45,8 @@ local function same(a, b)
   assert.same(a:totable(), b:totable())
 end
 
-setup(function()
-  local p = assert(io.popen("mktemp -d /tmp/recur_ckpt_XXXXXX"))
-  tmpdir = p:read("l")
-  p:close()
-end)
-teardown(function() os.execute("rm -rf " .. q(tmpdir)) end)
+setup(function() tmpdir = H.tmpdir("recur_ckpt_") end)
+teardown(function() H.rm_rf(tmpdir) end)
 
 describe("save and load", function()
   it("round-trip a model, its optimizer, the RNG and metadata", function()
@@ -132,9 +111,7 @@ describe("save and load", function()
     local opt = recur.optim.SGD(m, { lr = 0.1, momentum = 0.9 })
     train_steps(m, opt, 2)
     recur.save(tmp("py.safetensors"), { model = m, optimizer = opt, meta = { note = "für PyTorch" } })
-    local p = assert(io.popen(PY .. " tests/fixtures/read_safetensors.py " .. q(tmp("py.safetensors")) .. " 2>&1"))
-    local out = p:read("a")
-    p:close()
+    local out = H.sh(PY .. " tests/fixtures/read_safetensors.py " .. q(tmp("py.safetensors")))
     local ok, r = pcall(json.decode, out)
     assert(ok, "python said: " .. out)
     local ck = recur.load(tmp("py.safetensors"))
@@ -291,12 +268,7 @@ describe("load refuses a bad file", function()
 end)
 
 describe("atomic writes", function()
-  local function listing()
-    local p = assert(io.popen("ls -A " .. q(tmpdir)))
-    local s = p:read("a")
-    p:close()
-    return s
-  end
+  local function listing() return (H.sh("ls -A " .. q(tmpdir))) end
 
   it("a failed save leaves the old file whole and no temporary file", function()
     local m = nn.Linear(2, 2)
@@ -386,11 +358,9 @@ describe("exact resume", function()
     local function run(...)
       local args = {}
       for i, v in ipairs { ... } do args[i] = q(v) end
-      local cmd = q(BIN) .. " " .. q(sp) .. " " .. table.concat(args, " ") .. " 2>&1"
-      local p = assert(io.popen(cmd))
-      local out = p:read("a")
-      local ok = p:close()
-      assert(ok, cmd .. ": " .. out)
+      local cmd = q(BIN) .. " " .. q(sp) .. " " .. table.concat(args, " ")
+      local out, code = H.sh(cmd)
+      assert(code == 0, cmd .. ": " .. out)
     end
     run("straight", "20", tmp("straight.st"))
     run("first", "10", tmp("half.st"))

@@ -1,15 +1,8 @@
 -- The `recur` program: options, scripts, the arg table, stdin, exit status and the REPL.
+local H = require "tests.helpers"
+local q, sh = H.q, H.sh
+
 local BIN = os.getenv("RECUR_BIN") or "build/recur"
-
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
--- Runs a shell command line; returns its output (stdout and stderr) and exit code.
-local function sh(cmd)
-  local p = assert(io.popen("(" .. cmd .. ") 2>&1", "r"))
-  local out = p:read("a")
-  local _, _, code = p:close()
-  return out, code
-end
 
 -- Runs recur with the given (already quoted) argument string, optional stdin text and env.
 local function run(args, stdin, env)
@@ -22,15 +15,11 @@ local tmpfiles = {}
 local function tmpfile(content)
   local name = os.tmpname()
   tmpfiles[#tmpfiles + 1] = name
-  local f = assert(io.open(name, "w"))
-  f:write(content or "")
-  f:close()
+  H.write_file(name, content or "")
   return name
 end
 local function tmpdir()
-  local name = os.tmpname()
-  os.remove(name)
-  assert(os.execute("mkdir " .. q(name)))
+  local name = H.tmpdir()
   tmpfiles[#tmpfiles + 1] = name
   return name
 end
@@ -47,7 +36,7 @@ local function in_order(s, ...)
 end
 
 teardown(function()
-  for _, f in ipairs(tmpfiles) do os.execute("rm -rf " .. q(f)) end
+  for _, f in ipairs(tmpfiles) do H.rm_rf(f) end
 end)
 
 describe("recur program", function()

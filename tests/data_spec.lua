@@ -6,53 +6,9 @@ local recur = require "recur"
 local data = recur.data
 local T = recur.tensor
 
-local function err_of(f, ...)
-  local ok, e = pcall(f, ...)
-  assert.is_false(ok, "expected an error")
-  return tostring(e)
-end
-
-local function fails_with(f, ...)
-  local msg = err_of(f)
-  for _, s in ipairs({ ... }) do
-    assert(msg:find(s, 1, true), string.format("message %q lacks %q", msg, s))
-  end
-  return msg
-end
-
-local function flat(t)
-  local out = {}
-  local function walk(x)
-    if type(x) == "number" then
-      out[#out + 1] = x
-    else
-      for i = 1, #x do walk(x[i]) end
-    end
-  end
-  walk(recur.is_tensor(t) and t:totable() or t)
-  return out
-end
-
-local function near(expected, actual, tol)
-  assert.equal(#expected, #actual)
-  for i = 1, #expected do
-    assert(math.abs(expected[i] - actual[i]) <= (tol or 1e-6),
-      string.format("at %d: expected %.7g, got %.7g", i, expected[i], actual[i]))
-  end
-end
-
-local function write(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
-
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local H = require "tests.helpers"
+local err_of, fails_with, flat, near = H.err_of, H.fails_with, H.flat, H.near_abs
+local write = H.write_file
 
 local tmpdir
 local function tmp(name) return tmpdir .. "/" .. name end
@@ -75,15 +31,8 @@ local function idx_bytes(typ, dims, values)
   return table.concat(parts)
 end
 
-setup(function()
-  tmpdir = os.tmpname()
-  os.remove(tmpdir)
-  assert(os.execute("mkdir -p " .. tmpdir))
-end)
-
-teardown(function()
-  if tmpdir and tmpdir:match("^/tmp/") then os.execute("rm -rf " .. tmpdir) end
-end)
+setup(function() tmpdir = H.tmpdir() end)
+teardown(function() H.rm_rf(tmpdir) end)
 
 describe("load_idx", function()
   it("reads ubyte images scaled to [0, 1] and labels raw", function()

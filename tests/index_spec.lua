@@ -23,15 +23,8 @@ local function assert_shape(t, shape)
   assert.are.same(shape, t:size())
 end
 
--- fails unless fn raises an error whose message contains every pattern (plain find)
-local function assert_error(fn, ...)
-  local ok, err = pcall(fn)
-  assert(not ok, "expected an error")
-  err = tostring(err)
-  for _, p in ipairs({ ... }) do
-    assert(err:find(p, 1, true), "error message '" .. err .. "' does not contain '" .. p .. "'")
-  end
-end
+-- fails unless fn raises an error whose message contains every string given (plain find)
+local assert_error = require("tests.helpers").fails_with
 
 -- deterministic pseudo-random nested tables (values in [-2, 2], never near 0)
 local seed = 42

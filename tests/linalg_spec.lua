@@ -43,11 +43,7 @@ local function leaf(shape, seed)
   return recur.tensor(rnd(shape, seed)):requires_grad(true)
 end
 
-local function err_of(f)
-  local ok, e = pcall(f)
-  assert.is_false(ok)
-  return tostring(e)
-end
+local err_of = require("tests.helpers").err_of
 
 local a23 = { { 1, 2, 3 }, { 4, 5, 6 } }
 local b32 = { { 7, 8 }, { 9, 10 }, { 11, 12 } }

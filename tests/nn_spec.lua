@@ -6,34 +6,8 @@ local nn = recur.nn
 local F = nn.functional
 local T = recur.tensor
 
-local function flat(t, out)
-  out = out or {}
-  if type(t) == "number" then
-    out[#out + 1] = t
-  else
-    for i = 1, #t do flat(t[i], out) end
-  end
-  return out
-end
-
-local function near(expected, actual, tol)
-  tol = tol or 1e-5
-  local a = flat(recur.is_tensor(actual) and actual:totable() or actual)
-  local e = flat(expected)
-  assert.are.equal(#e, #a, "element count")
-  for i = 1, #e do
-    assert(math.abs(a[i] - e[i]) <= tol * math.max(1, math.abs(e[i])),
-      string.format("element %d: expected %.9g, got %.9g", i, e[i], a[i]))
-  end
-end
-
-local function err_of(f, ...)
-  local ok, e = pcall(f, ...)
-  assert.is_false(ok, "expected an error")
-  return tostring(e)
-end
-
-local function has(msg, s) assert(msg:find(s, 1, true), "message '" .. msg .. "' lacks '" .. s .. "'") end
+local H = require "tests.helpers"
+local flat, near, err_of, has = H.flat, H.near_flat, H.err_of, H.has
 
 local function names_of(m)
   local out = {}

@@ -5,22 +5,10 @@ local nn = recur.nn
 local optim = recur.optim
 local T = recur.tensor
 
-local function near(expected, t, tol)
-  tol = tol or 2e-6
-  local a = t:totable()
-  assert.equal(#expected, #a)
-  for i = 1, #expected do
-    assert(math.abs(a[i] - expected[i]) <= tol * math.max(1, math.abs(expected[i])),
-      string.format("element %d: expected %.9g, got %.9g", i, expected[i], a[i]))
-  end
-end
+local H = require "tests.helpers"
+local err_of, has = H.err_of, H.has
 
-local function err_of(f)
-  local ok, e = pcall(f)
-  assert.is_false(ok, "expected an error")
-  return tostring(e)
-end
-local function has(msg, s) assert(msg:find(s, 1, true), "message '" .. msg .. "' lacks '" .. s .. "'") end
+local function near(expected, t, tol) H.near(expected, t, tol or 2e-6) end
 
 local function param(v) return T(v or { 1, -2 }):requires_grad(true) end
 

@@ -4,32 +4,8 @@
 local recur = require "recur"
 local T = recur.tensor
 
-local function err_of(f, ...)
-  local ok, e = pcall(f, ...)
-  assert.is_false(ok, "expected an error")
-  return tostring(e)
-end
-
--- asserts that calling f fails with a message containing every plain string given
-local function fails_with(f, ...)
-  local msg = err_of(f)
-  for _, s in ipairs({ ... }) do
-    assert(msg:find(s, 1, true), string.format("message %q lacks %q", msg, s))
-  end
-end
-
-local function flat(t)
-  local out = {}
-  local function walk(x)
-    if type(x) == "number" then
-      out[#out + 1] = x
-    else
-      for i = 1, #x do walk(x[i]) end
-    end
-  end
-  walk(recur.is_tensor(t) and t:totable() or t)
-  return out
-end
+local H = require "tests.helpers"
+local err_of, fails_with, flat = H.err_of, H.fails_with, H.flat
 
 local function mean_std(v)
   local s = 0
@@ -51,13 +27,7 @@ local function counts(v, k)
   return c
 end
 
-local function near(expected, actual, tol)
-  assert.equal(#expected, #actual)
-  for i = 1, #expected do
-    assert(math.abs(expected[i] - actual[i]) <= tol,
-      string.format("at %d: expected %.7g, got %.7g", i, expected[i], actual[i]))
-  end
-end
+local near = H.near_abs
 
 describe("seeding", function()
   it("gives pinned first values for fixed seeds", function()

@@ -2,34 +2,8 @@
 -- or worked by hand), shapes, keepdim, negative dims, gradients, empty tensors, errors.
 local recur = require "recur"
 
-local function flat(t, out)
-  out = out or {}
-  if type(t) == "number" then
-    out[#out + 1] = t
-  else
-    for i = 1, #t do flat(t[i], out) end
-  end
-  return out
-end
-
--- asserts that tensor `actual` holds `expected` (nested table or number) within tol
-local function near(expected, actual, tol)
-  tol = tol or 1e-5
-  local a = flat(actual:totable())
-  local e = flat(expected)
-  assert.are.equal(#e, #a, "element count")
-  for i = 1, #e do
-    local ok = (e[i] ~= e[i] and a[i] ~= a[i]) or e[i] == a[i] or
-      math.abs(a[i] - e[i]) <= tol * math.max(1, math.abs(e[i]))
-    assert(ok, string.format("element %d: expected %.9g, got %.9g", i, e[i], a[i]))
-  end
-end
-
-local function err_of(f)
-  local ok, e = pcall(f)
-  assert.is_false(ok, "expected an error")
-  return tostring(e)
-end
+local H = require "tests.helpers"
+local near, err_of = H.near_flat, H.err_of
 
 local function has(msg, pat)
   assert(msg:find(pat), "message '" .. msg .. "' lacks '" .. pat .. "'")

@@ -3,24 +3,10 @@ local recur = require("recur")
 
 local U = {}
 
-local function flat(t, out)
-  out = out or {}
-  if type(t) == "number" then
-    out[#out + 1] = t
-  else
-    for i = 1, #t do flat(t[i], out) end
-  end
-  return out
-end
-U.flat = flat
+U.flat = require("tests.helpers").flat
 
-local function values(x)
-  if recur.is_tensor(x) then
-    if x:dim() == 0 then return { x:item() } end
-    return flat(x:totable())
-  end
-  return flat(x)
-end
+-- the numbers of a tensor, a nested table or a number, in order
+local values = U.flat
 
 -- Relative error of a against b: max |a - b| / max |b| (b's scale; 1e-6 floor).
 function U.relerr(a, b)

@@ -1,11 +1,7 @@
 -- recur.threads, recur.config, recur.memory, recur.reset_peak_memory, recur.check_numerics
 local recur = require("recur")
 
-local function err_of(fn)
-  local ok, msg = pcall(fn)
-  assert.is_false(ok)
-  return tostring(msg)
-end
+local err_of = require("tests.helpers").err_of
 
 local function settle()
   collectgarbage("collect")

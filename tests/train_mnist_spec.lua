@@ -3,17 +3,13 @@
 -- an exact resume from a checkpoint.
 local recur = require "recur"
 
+local H = require "tests.helpers"
+local q, has = H.q, H.has
+
 local BIN = os.getenv("RECUR_BIN") or "build/recur"
 local tmpdir
 
-local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-local function run(args)
-  local p = assert(io.popen(q(BIN) .. " scripts/train_mnist.lua " .. args .. " 2>&1"))
-  local out = p:read("a")
-  local ok, _, code = p:close()
-  return out, ok and 0 or code
-end
-local function has(msg, s) assert(msg:find(s, 1, true), "output lacks '" .. s .. "':\n" .. msg) end
+local function run(args) return H.sh(q(BIN) .. " scripts/train_mnist.lua " .. args) end
 
 -- n images of 28x28: class c has rows 2c+3 .. 2c+5 bright, a little deterministic noise elsewhere
 local function write_idx(dir, prefix, n, shift)
@@ -29,22 +25,16 @@ local function write_idx(dir, prefix, n, shift)
     imgs[#imgs + 1] = table.concat(px)
     labels[#labels + 1] = string.char(c)
   end
-  local f = assert(io.open(dir .. "/" .. prefix .. "-images-idx3-ubyte", "wb"))
-  f:write(table.concat(imgs))
-  f:close()
-  f = assert(io.open(dir .. "/" .. prefix .. "-labels-idx1-ubyte", "wb"))
-  f:write(table.concat(labels))
-  f:close()
+  H.write_file(dir .. "/" .. prefix .. "-images-idx3-ubyte", table.concat(imgs))
+  H.write_file(dir .. "/" .. prefix .. "-labels-idx1-ubyte", table.concat(labels))
 end
 
 setup(function()
-  local p = assert(io.popen("mktemp -d /tmp/recur_mnist_XXXXXX"))
-  tmpdir = p:read("l")
-  p:close()
+  tmpdir = H.tmpdir("recur_mnist_")
   write_idx(tmpdir, "train", 300, 0)
   write_idx(tmpdir, "t10k", 100, 3)
 end)
-teardown(function() os.execute("rm -rf " .. q(tmpdir)) end)
+teardown(function() H.rm_rf(tmpdir) end)
 
 describe("models/mlp.lua", function()
   it("builds input -> hidden (activation, dropout) -> classes", function()

@@ -2,19 +2,8 @@
 -- Reference values marked "torch" were computed with PyTorch (python3-torch).
 local recur = require "recur"
 
-local function err_of(f, ...)
-  local ok, e = pcall(f, ...)
-  assert.is_false(ok, "expected an error")
-  return tostring(e)
-end
-
--- asserts that calling f raises an error whose message contains every plain string given
-local function assert_err(f, ...)
-  local e = err_of(f)
-  for _, s in ipairs({...}) do
-    assert(e:find(s, 1, true), string.format("message %q lacks %q", e, s))
-  end
-end
+local H = require "tests.helpers"
+local err_of, assert_err = H.err_of, H.fails_with
 
 local function arange(n, ...)
   local t = recur.arange(n)

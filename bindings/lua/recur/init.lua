@@ -16,6 +16,17 @@ end
 
 recur.gradcheck = require("recur.gradcheck")
 
+-- Checkpoints (bindings/lua/recur/checkpoint.lua); errors are raised at the caller's line.
+local function forward(name)
+  return function(...)
+    local r = table.pack(pcall(require("recur.checkpoint")[name], ...))
+    if not r[1] then error((tostring(r[2]):gsub("^[^\n]-%.lua:%d+: ", "")), 2) end
+    return table.unpack(r, 2, r.n)
+  end
+end
+recur.save = forward("save")
+recur.load = forward("load")
+
 -- Submodules of the Lua half (bindings/lua/recur/NAME.lua, compiled in) load on first use:
 -- recur.nn, recur.optim, recur.data, ... A C part may register the same name first.
 setmetatable(recur, {

@@ -96,20 +96,19 @@ function init.glorot_normal(o)
   end
 end
 
--- TensorFlow's truncated normal: draws beyond 2 std are re-drawn
-function init.truncated_normal(o)
-  o = o or {}
-  local std = opt_number(o, "std", o[1] or 1, "truncated_normal")
-  local mean = opt_number(o, "mean", 0, "truncated_normal")
-  return function(t) return recur.truncated_normal(t:size(), mean, std) end
+-- The constructor of init.<name>{std = o[1] or 1, mean = 0}, drawing with recur[name].
+local function normal_init(name)
+  return function(o)
+    o = o or {}
+    local std = opt_number(o, "std", o[1] or 1, name)
+    local mean = opt_number(o, "mean", 0, name)
+    return function(t) return recur[name](t:size(), mean, std) end
+  end
 end
 
-function init.normal(o)
-  o = o or {}
-  local std = opt_number(o, "std", o[1] or 1, "normal")
-  local mean = opt_number(o, "mean", 0, "normal")
-  return function(t) return recur.normal(t:size(), mean, std) end
-end
+-- TensorFlow's truncated normal: draws beyond 2 std are re-drawn
+init.truncated_normal = normal_init("truncated_normal")
+init.normal = normal_init("normal")
 
 function init.uniform(o, hi)
   local lo
@@ -712,39 +711,40 @@ local function check_pair(input, target, who)
   if not recur.is_tensor(target) then fail(who .. ": target must be a tensor, got " .. type(target), 3) end
 end
 
+-- The fused cross-entropy op as loss `who` (log_probs: the input holds log-probabilities).
+local function fused_loss(who, log_probs)
+  return function(input, target, o)
+    o = check_opts(o, who, loss_opts)
+    return C.cross_entropy(input, target, o.mask, o.reduction, log_probs)
+  end
+end
+
+-- Loss `who` whose per-element losses are elements(input, target), then masked and reduced.
+local function elementwise_loss(who, elements)
+  return function(input, target, o)
+    o = check_opts(o, who, loss_opts)
+    check_pair(input, target, who)
+    return reduce(elements(input, target), o, who)
+  end
+end
+
 -- Cross-entropy from logits [..., C] (classes on the last dimension) against 1-based class
 -- indices [...] or probabilities [..., C]; numerically stable (log-sum-exp), one fused op.
-function nn.cross_entropy(input, target, o)
-  o = check_opts(o, "cross_entropy", loss_opts)
-  return C.cross_entropy(input, target, o.mask, o.reduction, false)
-end
+nn.cross_entropy = fused_loss("cross_entropy", false)
 
 -- Negative log-likelihood of log-probabilities [..., C] (e.g. log_softmax output).
-function nn.nll(input, target, o)
-  o = check_opts(o, "nll", loss_opts)
-  return C.cross_entropy(input, target, o.mask, o.reduction, true)
-end
+nn.nll = fused_loss("nll", true)
 
-function nn.mse(input, target, o)
-  o = check_opts(o, "mse", loss_opts)
-  check_pair(input, target, "mse")
+nn.mse = elementwise_loss("mse", function(input, target)
   local d = input - target
-  return reduce(d * d, o, "mse")
-end
+  return d * d
+end)
 
-function nn.l1(input, target, o)
-  o = check_opts(o, "l1", loss_opts)
-  check_pair(input, target, "l1")
-  return reduce((input - target):abs(), o, "l1")
-end
+nn.l1 = elementwise_loss("l1", function(input, target) return (input - target):abs() end)
 
 -- -(y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))) = relu(x) - x y + log(1 + exp(-|x|))
-function nn.binary_cross_entropy_with_logits(input, target, o)
-  o = check_opts(o, "binary_cross_entropy_with_logits", loss_opts)
-  check_pair(input, target, "binary_cross_entropy_with_logits")
-  local el = input:relu() - input * target + (-input:abs()):softplus()
-  return reduce(el, o, "binary_cross_entropy_with_logits")
-end
+nn.binary_cross_entropy_with_logits = elementwise_loss("binary_cross_entropy_with_logits",
+  function(input, target) return input:relu() - input * target + (-input:abs()):softplus() end)
 
 for _, k in ipairs { "cross_entropy", "nll", "mse", "l1", "binary_cross_entropy_with_logits" } do F[k] = nn[k] end
 

@@ -12,24 +12,10 @@
 local recur = require "recur"
 local C = recur._data
 
+local U = require "recur.data.util"
+local fail, check_opts = U.fail, U.check_opts
+
 local M = {}
-
-local function fail(fmt, ...)
-  error(string.format(fmt, ...), 3)
-end
-
-local function check_opts(fn, opts, allowed)
-  if type(opts) ~= "table" then fail("%s: options must be a table, got %s", fn, type(opts)) end
-  for k in pairs(opts) do
-    if not allowed[k] then
-      local names = {}
-      for n in pairs(allowed) do names[#names + 1] = n end
-      table.sort(names)
-      fail("%s: unknown option %s (options are %s)", fn, tostring(k), table.concat(names, ", "))
-    end
-  end
-  return opts
-end
 
 local function pos_int(fn, name, v, default)
   if v == nil then
@@ -37,9 +23,7 @@ local function pos_int(fn, name, v, default)
     return default
   end
   if v == math.huge and name == "epochs" then return v end
-  if math.type(v) ~= "integer" then
-    if type(v) == "number" and v == math.floor(v) then v = math.tointeger(v) end
-  end
+  if math.type(v) ~= "integer" and U.is_integral(v) then v = math.tointeger(v) end
   if math.type(v) ~= "integer" or v < 1 then
     fail("%s: option %s must be a positive integer, got %s", fn, name, tostring(v))
   end
@@ -72,6 +56,20 @@ Iter.__call = function(self) return self:next() end
 function Iter:reset()
   self:_reset()
   return self
+end
+
+-- For iterators of steps_per_epoch steps in each of `epochs` epochs: moves to the next step,
+-- first into the next epoch (running self:_new_epoch(), when there is one) when the current
+-- one is over. Returns the step's info, or nil after the last epoch.
+function Iter:_step()
+  if self.step >= self.steps_per_epoch then
+    if self.epoch >= self.epochs then return nil end
+    self.epoch, self.step = self.epoch + 1, 0
+    if self._new_epoch then self:_new_epoch() end
+  end
+  self.step = self.step + 1
+  return { epoch = self.epoch, step = self.step, steps = self.steps_per_epoch,
+    epoch_start = self.step == 1, epoch_end = self.step == self.steps_per_epoch }
 end
 
 local function new_iter(fields)
@@ -224,17 +222,12 @@ function M.lm_batches(ids, opts)
     tokens_per_epoch = per_epoch * t * b,
     _reset = function(self) self.epoch, self.step = 1, 0 end,
     next = function(self)
-      if self.step >= self.steps_per_epoch then
-        if self.epoch >= self.epochs then return nil end
-        self.epoch, self.step = self.epoch + 1, 0
-      end
-      local i = self.step
-      self.step = i + 1
-      local t = self.t
+      local info = self:_step()
+      if not info then return nil end
+      local i, t = self.step - 1, self.t
       local x = self.rows:narrow(2, i * t + 1, t):t():contiguous()
       local y = self.rows:narrow(2, i * t + 2, t):t():contiguous()
-      return x, y, { epoch = self.epoch, step = self.step, steps = self.steps_per_epoch,
-        epoch_start = self.step == 1, epoch_end = self.step == self.steps_per_epoch }
+      return x, y, info
     end,
   }
 end
@@ -337,17 +330,14 @@ function M.padded_batches(set, opts)
     set = set, n = n, b = b, pad = pad, batch_first = o.batch_first and true or false,
     shuffle = shuffle, epochs = pos_int(fn, "epochs", o.epochs, 1), steps_per_epoch = per_epoch,
     _reset = function(self) self.epoch, self.step, self.cur = 0, per_epoch, nil end,
+    _new_epoch = function(self)
+      self.cur = self.shuffle and recur.randperm(self.n) or recur.arange(1, self.n + 1)
+    end,
     next = function(self)
-      if self.step >= self.steps_per_epoch then
-        if self.epoch >= self.epochs then return nil end
-        self.epoch, self.step = self.epoch + 1, 0
-        self.cur = self.shuffle and recur.randperm(self.n) or recur.arange(1, self.n + 1)
-      end
-      local s = self.step * self.b
-      self.step = self.step + 1
-      local idx = self.cur:narrow(1, s + 1, math.min(self.b, self.n - s))
-      return make_batch(self, idx, { epoch = self.epoch, step = self.step, steps = self.steps_per_epoch,
-        epoch_start = self.step == 1, epoch_end = self.step == self.steps_per_epoch })
+      local info = self:_step()
+      if not info then return nil end
+      local s = (self.step - 1) * self.b
+      return make_batch(self, self.cur:narrow(1, s + 1, math.min(self.b, self.n - s)), info)
     end,
   }
 end
@@ -398,28 +388,25 @@ function M.bucketed_batches(set, opts)
     buckets = buckets, epochs = pos_int(fn, "epochs", o.epochs, 1), steps_per_epoch = per_epoch,
     drop_last = o.drop_last and true or false, num_buckets = nb,
     _reset = function(self) self.epoch, self.step, self.plan = 0, per_epoch, nil end,
-    next = function(self)
-      if self.step >= self.steps_per_epoch then
-        if self.epoch >= self.epochs then return nil end
-        self.epoch, self.step = self.epoch + 1, 0
-        local list = {}
-        for _, bucket in ipairs(self.buckets) do
-          local m = bucket:numel()
-          local shuffled = bucket:index_select(1, recur.randperm(m))
-          local s = 0
-          while s < m and not (self.drop_last and m - s < self.b) do
-            list[#list + 1] = shuffled:narrow(1, s + 1, math.min(self.b, m - s))
-            s = s + self.b
-          end
+    _new_epoch = function(self)
+      local list = {}
+      for _, bucket in ipairs(self.buckets) do
+        local m = bucket:numel()
+        local shuffled = bucket:index_select(1, recur.randperm(m))
+        local s = 0
+        while s < m and not (self.drop_last and m - s < self.b) do
+          list[#list + 1] = shuffled:narrow(1, s + 1, math.min(self.b, m - s))
+          s = s + self.b
         end
-        local perm = recur.randperm(#list):totable()
-        self.plan = {}
-        for i, p in ipairs(perm) do self.plan[i] = list[math.tointeger(p)] end
       end
-      self.step = self.step + 1
-      local idx = self.plan[self.step]
-      return make_batch(self, idx, { epoch = self.epoch, step = self.step, steps = self.steps_per_epoch,
-        epoch_start = self.step == 1, epoch_end = self.step == self.steps_per_epoch })
+      local perm = recur.randperm(#list):totable()
+      self.plan = {}
+      for i, p in ipairs(perm) do self.plan[i] = list[math.tointeger(p)] end
+    end,
+    next = function(self)
+      local info = self:_step()
+      if not info then return nil end
+      return make_batch(self, self.plan[self.step], info)
     end,
   }
 end

@@ -8,25 +8,10 @@ local C = recur._data
 local Vocab = require "recur.data.vocab"
 local iter = require "recur.data.iter"
 
+local U = require "recur.data.util"
+local fail, check_opts = U.fail, U.check_opts
+
 local M = {}
-
-local function fail(fmt, ...)
-  error(string.format(fmt, ...), 3)
-end
-
-local function check_opts(fn, opts, allowed)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then fail("%s: options must be a table, got %s", fn, type(opts)) end
-  for k in pairs(opts) do
-    if not allowed[k] then
-      local names = {}
-      for n in pairs(allowed) do names[#names + 1] = n end
-      table.sort(names)
-      fail("%s: unknown option %s (options are %s)", fn, tostring(k), table.concat(names, ", "))
-    end
-  end
-  return opts
-end
 
 function M.root()
   local r = os.getenv("RECUR_DATA")

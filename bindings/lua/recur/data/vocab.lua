@@ -20,6 +20,8 @@
 -- JSON can hold, and comes back with Vocab.from_table(t).
 local recur = require "recur"
 local C = recur._data
+local U = require "recur.data.util"
+local fail, check_opts = U.fail, U.check_opts
 
 local Vocab = {}
 Vocab.__index = Vocab
@@ -28,24 +30,6 @@ Vocab.__name = "recur.data.Vocab"
 local MODES = { byte = true, utf8 = true, word = true }
 local POLICIES = { error = true, skip = true, replace = true }
 local FORMAT = "recur.vocab"
-
-local function fail(fmt, ...)
-  error(string.format(fmt, ...), 3)
-end
-
-local function check_opts(fn, opts, allowed)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then fail("%s: options must be a table, got %s", fn, type(opts)) end
-  for k in pairs(opts) do
-    if not allowed[k] then
-      local names = {}
-      for n in pairs(allowed) do names[#names + 1] = n end
-      table.sort(names)
-      fail("%s: unknown option %s (options are %s)", fn, tostring(k), table.concat(names, ", "))
-    end
-  end
-  return opts
-end
 
 local function check_policy(fn, p)
   if p ~= nil and not POLICIES[p] then
@@ -229,7 +213,7 @@ end
 
 -- The symbol of one id.
 function Vocab:symbol(id)
-  if math.type(id) ~= "integer" and not (type(id) == "number" and id == math.floor(id)) then
+  if not U.is_integral(id) then
     fail("symbol: id must be an integer, got %s", tostring(id))
   end
   id = math.tointeger(id)
@@ -362,7 +346,7 @@ function Vocab.from_table(t)
   if type(t.codes) ~= "table" or #t.codes == 0 then fail("%s: codes must be a non-empty list", fn) end
   local hi = t.mode == "byte" and 255 or 0x10FFFF
   for i, c in ipairs(t.codes) do
-    if math.type(c) ~= "integer" and not (type(c) == "number" and c == math.floor(c)) then
+    if not U.is_integral(c) then
       fail("%s: codes[%d] is not an integer", fn, i)
     end
     if c < 0 or c > hi or (i > 1 and c <= t.codes[i - 1]) or (c >= 0xD800 and c <= 0xDFFF and t.mode == "utf8") then

@@ -1,0 +1,260 @@
+/* Escape and denial-of-service attempts against a sandboxed runtime (memory limit 32 MB,
+ * budget 5M). Each must be blocked with a status the host can read; afterwards the same
+ * runtime still answers, every tensor byte is returned and Lua's heap is back near where it
+ * was. Run under ASan/LSan by `make asan`, which also checks that nothing leaks. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../../include/recur.h"
+#include "test.h"
+
+typedef struct {
+  const char *name;
+  const char *code;
+  int want;         /* status */
+  int want2;        /* another acceptable status (-1: none) */
+  const char *text; /* expected in the message (NULL: any) */
+} attack;
+
+#define ANY -1
+#define OK RECUR_OK
+#define SCRIPT RECUR_ERR_SCRIPT
+#define MEMORY RECUR_ERR_MEMORY
+#define BUDGET RECUR_ERR_BUDGET
+
+static const attack attacks[] = {
+    /* reading and writing files */
+    {"io.open", "return io.open('/etc/passwd'):read('a')", SCRIPT, ANY, "global 'io'"},
+    {"io via require", "return require('io').open('/etc/passwd')", SCRIPT, ANY,
+     "module 'io' not found"},
+    {"dofile", "return dofile('/etc/passwd')", SCRIPT, ANY, "global 'dofile'"},
+    {"loadfile", "return loadfile('/etc/passwd')", SCRIPT, ANY, "global 'loadfile'"},
+    {"Lua searcher with package.path", "package.path = '/etc/?' return require('passwd')", SCRIPT,
+     ANY, "module 'passwd' not found"},
+    {"module name climbing out", "return require('..etc.passwd')", SCRIPT, ANY, "not allowed"},
+    {"module path with a slash", "return require('../../../etc/passwd')", SCRIPT, ANY,
+     "not allowed"},
+    /* require itself cuts the name at the zero: the search stays in the module directory */
+    {"module name with a zero byte", "return require('zz\\0/../../etc/passwd')", SCRIPT, ANY,
+     "module 'zz' not found"},
+    {"recur.load on a path", "return recur.load('/etc/passwd')", SCRIPT, ANY,
+     "file access is disabled"},
+    {"recur.save", "return recur.save({}, '/tmp/x')", SCRIPT, ANY, "file access is disabled"},
+    /* spawning processes, leaving the process */
+    {"os.execute", "return os.execute('touch /tmp/recur_pwned')", SCRIPT, ANY, "field 'execute'"},
+    {"io.popen", "return io.popen('id')", SCRIPT, ANY, "global 'io'"},
+    {"os.exit", "os.exit(3)", SCRIPT, ANY, "field 'exit'"},
+    {"os.getenv", "return os.getenv('HOME')", SCRIPT, ANY, "field 'getenv'"},
+    {"os.remove", "return os.remove('/tmp/x')", SCRIPT, ANY, "field 'remove'"},
+    {"os via package.loaded", "return package.loaded.os.execute('id')", SCRIPT, ANY,
+     "field 'execute'"},
+    /* loading C code */
+    {"package.loadlib", "return package.loadlib('libc.so.6', 'system')", SCRIPT, ANY,
+     "field 'loadlib'"},
+    {"C module via require", "return require('lfs')", SCRIPT, ANY, "module 'lfs' not found"},
+    {"C module via cpath",
+     "package.cpath = '/usr/lib/x86_64-linux-gnu/lua/5.4/?.so' "
+     "return require('lfs')",
+     SCRIPT, ANY, "module 'lfs' not found"},
+    {"C searcher put back", "package.searchers[3] = package.searchers[2] return require('lpeg')",
+     SCRIPT, ANY, "module 'lpeg' not found"},
+    /* bytecode */
+    {"string.dump", "return load(string.dump(function() return 1 end))()", SCRIPT, ANY,
+     "field 'dump'"},
+    {"binary chunk", "return assert(load('\\27Lua\\84\\0\\25\\147\\13\\10\\26\\10', 'x', 'b'))()",
+     SCRIPT, ANY, "attempt to load a binary chunk (mode is 't')"},
+    {"binary chunk from a reader",
+     "local done return assert(load(function() if done then return nil end done = true "
+     "return '\\27Lua' end, 'x', 'bt'))()",
+     SCRIPT, ANY, "binary chunk"},
+    /* introspection */
+    {"debug.getregistry", "return debug.getregistry()", SCRIPT, ANY, "global 'debug'"},
+    {"debug.sethook", "debug.sethook() while true do end", SCRIPT, ANY, "global 'debug'"},
+    /* metatable tricks on recur's userdata */
+    {"tensor metatable", "getmetatable(recur.zeros(1)).__gc = nil", SCRIPT, ANY,
+     "attempt to index a string value"},
+    {"setmetatable on a tensor", "setmetatable(recur.zeros(1), {})", SCRIPT, ANY,
+     "table expected, got recur.Tensor"},
+    {"field on a tensor", "local t = recur.zeros(1) t.__gc = print", SCRIPT, ANY,
+     "tensors have no user fields"},
+    {"use after free", "local t = recur.ones(3) t:free() t:free() return t:sum()", SCRIPT, ANY,
+     "closed tensor"},
+    {"forged self", "return recur.Tensor.sum(setmetatable({}, {__index = recur.Tensor}))", SCRIPT,
+     ANY, "must be a tensor"},
+    {"finalizer loop",
+     "setmetatable({}, {__gc = function() while true do end end}) "
+     "collectgarbage()",
+     SCRIPT, ANY, "__gc metamethods are not allowed"},
+    {"finalizer through recur.Function",
+     "local saved = recur._function_ctx_mt\n"
+     "recur._function_ctx_mt = {__gc = function() while true do end end}\n"
+     "local ok, e = pcall(function()\n"
+     "  local F = recur.Function{forward = function(ctx, x) return x * 2 end,\n"
+     "                           backward = function(ctx, g) return g * 2 end}\n"
+     "  F(recur.ones(2)) collectgarbage() end)\n"
+     "recur._function_ctx_mt = saved\n"
+     "error(e, 0)",
+     SCRIPT, ANY, "must not have __gc"},
+    {"collectgarbage stop", "collectgarbage('stop')", SCRIPT, ANY, "not available"},
+    {"BLAS threads", "recur.threads(256)", SCRIPT, ANY, "host sets the thread count"},
+    /* huge allocations */
+    {"huge tensor", "return recur.zeros(100000, 100000)", MEMORY, ANY, "memory limit exceeded"},
+    {"2^40 elements", "return recur.empty(2^40)", MEMORY, ANY, "memory limit exceeded"},
+    {"many tensors kept", "local t = {} for i = 1, 1e6 do t[i] = recur.zeros(10000) end", MEMORY,
+     ANY, "memory limit exceeded"},
+    {"expanded view", "return recur.zeros(1):expand(2^20, 2^20):sum()", MEMORY, ANY,
+     "memory limit exceeded"},
+    {"broadcast blow-up", "return recur.zeros(1e5, 1) + recur.zeros(1, 1e5)", MEMORY, ANY,
+     "memory limit exceeded"},
+    /* string bombs */
+    {"doubling string", "local s = 'x' for i = 1, 40 do s = s .. s end", MEMORY, ANY,
+     "memory limit exceeded"},
+    {"string.rep", "return ('x'):rep(2^40)", MEMORY, SCRIPT, NULL},
+    {"table of strings", "local t = {} for i = 1, 1e7 do t[i] = tostring(i) end", MEMORY, ANY,
+     "memory limit exceeded"},
+    {"concat bomb", "local t = {} for i = 1, 4e6 do t[i] = 'abcdefgh' end return table.concat(t)",
+     MEMORY, ANY, "memory limit exceeded"},
+    /* endless work in C loops the count hook cannot see */
+    {"string.rep of nothing", "return #string.rep('', math.maxinteger)", OK, ANY, NULL},
+    {"table.move", "table.move({}, 1, math.maxinteger, 2)", BUDGET, ANY, "budget exceeded"},
+    {"table.insert with a huge border",
+     "local s = {} for k = 0, 50 do s[#s + 1] = '[' .. (1 << k) .. '] = 1' end\n"
+     "local t = load('return {' .. table.concat(s, ',') .. '}')()\n" /* #t is 2^50 */
+     "table.insert(t, 1, 0)",
+     BUDGET, ANY, "budget exceeded"},
+    {"pattern backtracking", "return ('a'):rep(5000):find(('a-'):rep(20) .. 'b')", BUDGET, ANY,
+     "budget exceeded"},
+    {"plain find", "return ('a'):rep(1e6):find(('a'):rep(1e5) .. 'b', 1, true)", BUDGET, ANY,
+     "budget exceeded"},
+    {"gsub backtracking", "return (('x'):rep(3000)):gsub('x-x-x-x-x-y', '')", BUDGET, ANY,
+     "budget exceeded"},
+    {"big matmul", "local a = recur.ones(1500, 1500) return recur.matmul(a, a)", BUDGET, ANY,
+     "budget exceeded"},
+    /* endless loops, recursion, coroutines */
+    {"endless loop", "while true do end", BUDGET, ANY, "instruction budget exceeded"},
+    {"loop that catches the error", "while true do pcall(function() while true do end end) end",
+     BUDGET, ANY, "instruction budget exceeded"},
+    {"xpcall with a looping handler",
+     "while true do xpcall(function() while true do end end, function() while true do end end) "
+     "end",
+     BUDGET, ANY, NULL},
+    {"endless coroutine",
+     "local co = coroutine.wrap(function() while true do coroutine.yield() end end) "
+     "while true do co() end",
+     BUDGET, ANY, "instruction budget exceeded"},
+    {"loop inside a coroutine", "coroutine.wrap(function() while true do end end)()", BUDGET, ANY,
+     "instruction budget exceeded"},
+    {"coroutine bomb", "local t = {} for i = 1, 1e7 do t[i] = coroutine.create(print) end", MEMORY,
+     BUDGET, NULL},
+    {"loop of small tensor ops", "local a = recur.ones(4) while true do a = a + 1 end", BUDGET, ANY,
+     "budget exceeded"},
+    {"loop in no_grad", "recur.no_grad(function() while true do end end)", BUDGET, ANY,
+     "budget exceeded"},
+    {"loop in a Lua-defined backward",
+     "local F = recur.Function{forward = function(ctx, x) return x * 2 end,\n"
+     "  backward = function(ctx, g) while true do end end}\n"
+     "F(recur.ones(3):requires_grad(true)):sum():backward()",
+     BUDGET, ANY, "budget exceeded"},
+    {"looping __tostring on the error object",
+     "error(setmetatable({}, {__tostring = function() while true do end end}))", BUDGET, ANY, NULL},
+    {"deep recursion", "local function f(n) return 1 + f(n + 1) end return f(1)", SCRIPT, MEMORY,
+     NULL},
+    {"C stack recursion",
+     "local t = setmetatable({}, {__index = function(t, k) return t[k] end}) "
+     "return t.x",
+     SCRIPT, ANY, "stack overflow"},
+    {"pattern recursion", "return ('a'):rep(1000):find(('(a'):rep(40))", SCRIPT, ANY,
+     "too many captures"},
+    {"deep nesting in load", "return load('return ' .. ('('):rep(1e5) .. '1' .. (')'):rep(1e5))",
+     OK, SCRIPT, NULL},
+};
+
+#define N_ATTACKS ((int)(sizeof attacks / sizeof attacks[0]))
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int main(void) {
+  /* a directory of host-allowed modules */
+  char dir[] = "/tmp/recur_sandbox_XXXXXX", file[256], path[300];
+  if (!mkdtemp(dir)) return 1;
+  snprintf(file, sizeof file, "%s/ok.lua", dir);
+  FILE *mf = fopen(file, "w");
+  if (!mf) return 1;
+  fputs("return {value = 5}\n", mf);
+  fclose(mf);
+  snprintf(path, sizeof path, "%s/?.lua", dir);
+  recur_options o;
+  recur_options_init(&o);
+  o.memory_limit = 32u << 20;
+  o.instruction_budget = 5000000;
+  o.module_path = path;
+  recur_runtime *rt = NULL;
+  CHECK(recur_new(&o, &rt) == RECUR_OK);
+  if (!rt) return TEST_SUMMARY();
+  /* allowed: the whole of recur, os.clock and os.time, coroutines, pure Lua */
+  CHECK(recur_run_string(rt,
+                         "local t = recur.tensor{{1, 2}, {3, 4}}\n"
+                         "assert(recur.matmul(t, t):sum():item() == 54)\n"
+                         "assert(type(os.clock()) == 'number' and type(os.time()) == 'number')\n"
+                         "assert(require('recur') == recur)\n"
+                         "assert(require('ok').value == 5)\n"
+                         "assert(('a,b,,c'):gsub(',', ';') == 'a;b;;c')\n"
+                         "assert(select(2, pcall(error, 'x', 0)) == 'x')\n"
+                         "return #string.rep('ab', 3, '-')",
+                         "=allowed") == RECUR_OK);
+  CHECK(recur_collect(rt) == RECUR_OK);
+  recur_stats base;
+  recur_get_stats(rt, &base);
+  int blocked = 0;
+  for (int i = 0; i < N_ATTACKS; i++) {
+    const attack *a = &attacks[i];
+    if (getenv("RECUR_VERBOSE")) fprintf(stderr, "attack %d: %s\n", i + 1, a->name);
+    double t0 = now();
+    int rc = recur_run_string(rt, a->code, "=attack");
+    double dt = now() - t0;
+    const char *msg = "";
+    recur_last_error(rt, &msg);
+    int ok = (rc == a->want || (a->want2 != ANY && rc == a->want2)) &&
+             (!a->text || strstr(msg, a->text) != NULL);
+    if (!ok)
+      fprintf(stderr, "attack '%s': status %d (want %d), message: %.300s\n", a->name, rc, a->want,
+              msg);
+    CHECK(ok);
+    if (dt > 10) fprintf(stderr, "attack '%s' took %.1f s\n", a->name, dt);
+    CHECK(dt < 10);
+    /* the host is alive and the runtime answers */
+    int n = 0;
+    double v = 0;
+    CHECK(recur_run_string(rt, "return 1 + recur.ones(2):sum():item()", "=after") == RECUR_OK);
+    CHECK(recur_result_count(rt, &n) == RECUR_OK && n == 1);
+    CHECK(recur_result_number(rt, 1, &v) == RECUR_OK && v == 3);
+    /* memory is returned (each full collection halves an oversized string table) */
+    for (int k = 0; k < 8; k++) CHECK(recur_collect(rt) == RECUR_OK);
+    recur_stats st;
+    recur_get_stats(rt, &st);
+    if (st.tensor_bytes != base.tensor_bytes || st.lua_bytes > base.lua_bytes + 256 * 1024)
+      fprintf(stderr, "attack '%s': tensors %zu (was %zu), Lua %zu (was %zu)\n", a->name,
+              st.tensor_bytes, base.tensor_bytes, st.lua_bytes, base.lua_bytes);
+    CHECK(st.tensor_bytes == base.tensor_bytes);
+    CHECK(st.lua_bytes <= base.lua_bytes + 256 * 1024);
+    if (ok) blocked++;
+  }
+  printf("%d of %d attacks blocked\n", blocked, N_ATTACKS);
+  CHECK(blocked == N_ATTACKS);
+  CHECK(N_ATTACKS >= 20);
+  FILE *f = fopen("/tmp/recur_pwned", "r");
+  CHECK(f == NULL);
+  if (f) fclose(f);
+  recur_free(rt);
+  remove(file);
+  rmdir(dir);
+  return TEST_SUMMARY();
+}
