@@ -118,13 +118,9 @@ end
 -- ---------------------------------------------------------------------------------------
 -- the checkpoint voice
 
--- models/charrnn.lua, through the host's module path. models/glue.lua (which it requires)
--- reads os.getenv("RECUR_GLUE") when it loads; the sandbox has no os.getenv, so it sees none.
+-- models/charrnn.lua, through the host's module path.
 local function require_charrnn()
-  local getenv = os.getenv
-  os.getenv = getenv or function() return nil end
   local ok, mod = pcall(require, "models.charrnn")
-  os.getenv = getenv
   if not ok then
     error("use_checkpoint: cannot load the char model (models/charrnn.lua; the host's module "
       .. "path must reach it):\n" .. tostring(mod), 0)

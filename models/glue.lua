@@ -23,7 +23,8 @@ local function has_nn()
   return ok2 and type(optim) == "table" and type(optim.Adam) ~= "nil" and ok3 and save ~= nil
 end
 
-G.backend = (os.getenv("RECUR_GLUE") ~= "lua" and has_nn()) and "nn" or "lua"
+local getenv = os and os.getenv or function() return nil end -- absent in a sandbox
+G.backend = (getenv("RECUR_GLUE") ~= "lua" and has_nn()) and "nn" or "lua"
 
 G.optimizers = { "adam", "sgd", "adagrad", "rmsprop" }
 
