@@ -91,9 +91,9 @@ local function blocks(fn, warmup, nblocks, per_block)
   for _ = 1, warmup do fn() end
   local times = {}
   for b = 1, nblocks do
-    local t0 = recur.clock()
+    local t0 = recur.now()
     for _ = 1, per_block do fn() end
-    times[b] = (recur.clock() - t0) / per_block
+    times[b] = (recur.now() - t0) / per_block
   end
   local best = math.huge
   for _, v in ipairs(times) do best = math.min(best, v) end

@@ -59,7 +59,7 @@ else
     "normalized_prototype", "ln_lstm" }
 end
 
-local clock = recur.clock
+local clock = recur.now
 
 -- sgemm peak on a GEMM shaped like the input projection of the largest case
 local function sgemm_rate(H)

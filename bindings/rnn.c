@@ -248,13 +248,6 @@ static int m_newindex(lua_State *L) {
                   k ? k : luaL_typename(L, 2));
 }
 
-static int f_clock(lua_State *L) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  lua_pushnumber(L, (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9);
-  return 1;
-}
-
 void rb_open_rnn(lua_State *L, int methods_idx, int module_idx) {
   (void)methods_idx;
   static const luaL_Reg cell_methods[] = {{"_forward", m_forward},
@@ -262,7 +255,7 @@ void rb_open_rnn(lua_State *L, int methods_idx, int module_idx) {
                                           {"parameters", m_parameters},
                                           {"flops", m_flops},
                                           {NULL, NULL}};
-  static const luaL_Reg functions[] = {{"_rnn_cell", f_rnn_cell}, {"clock", f_clock}, {NULL, NULL}};
+  static const luaL_Reg functions[] = {{"_rnn_cell", f_rnn_cell}, {NULL, NULL}};
   rb_register(L, methods_idx, module_idx, NULL, functions);
   luaL_newmetatable(L, RNN_CELL_MT);
   int mt = lua_gettop(L);

@@ -91,7 +91,7 @@ local function emit(s, final)
 end
 
 if a.prime then emit(a.prime) end
-local t0 = recur.clock()
+local t0 = recur.now()
 local one = recur.tensor { 1 }
 model:sample {
   length = a.length, temperature = a.temperature, top_k = a.top_k, prime = prime,
@@ -103,7 +103,7 @@ model:sample {
 emit("", true)
 io.stdout:write("\n")
 io.stdout:flush()
-local dt = recur.clock() - t0
+local dt = recur.now() - t0
 if a.stats then
   io.stderr:write(string.format("%d characters in %.2f s (%.0f chars/s)\n", a.length, dt,
     a.length / math.max(dt, 1e-9)))

@@ -219,7 +219,7 @@ end
 
 -- training
 model:train()
-local t_start = recur.clock()
+local t_start = recur.now()
 local steps_this_run, loss_sum, loss_n, chars = 0, 0, 0, 0
 local t_last = t_start
 local stop_reason
@@ -245,7 +245,7 @@ while not stop_reason do
   steps_this_run = steps_this_run + 1
   loss_sum, loss_n = loss_sum + lv, loss_n + 1
   chars = chars + a.batch * a.seq
-  local now = recur.clock()
+  local now = recur.now()
   if steps_this_run % a.print_every == 0 or info.epoch_end then
     local rate = chars / (now - t_start)
     local per_step = (now - t_start) / steps_this_run
@@ -271,7 +271,7 @@ while not stop_reason do
   end
   if done_steps >= total_steps then
     stop_reason = a.max_steps > 0 and done_steps >= a.max_steps and "max steps" or "done"
-  elseif a.time_limit > 0 and recur.clock() - t_start >= a.time_limit then
+  elseif a.time_limit > 0 and recur.now() - t_start >= a.time_limit then
     stop_reason = "time limit"
   end
 end
@@ -282,13 +282,13 @@ if not last_saved and steps_this_run > 0 then
     local vl = evaluate()
     if vl then
       history[#history + 1] = { epoch = epoch, step = step, val = vl, steps = done_steps,
-        seconds = recur.clock() - t_start, partial = true }
+        seconds = recur.now() - t_start, partial = true }
       print(string.format("stopped (%s) at epoch %d, step %d: validation loss %.4f", stop_reason,
         epoch, step, vl))
     end
   end
   save(epoch, step, stop_reason)
 end
-local elapsed = recur.clock() - t_start
+local elapsed = recur.now() - t_start
 print(string.format("trained %d steps in %s (%.0f chars/s)", steps_this_run, Args.duration(elapsed),
   steps_this_run > 0 and chars / elapsed or 0))

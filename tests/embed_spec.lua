@@ -125,8 +125,8 @@ describe("the example host", function()
     write(dir .. "/slow.lua", [[
       talker = {}
       function talker.next_char()
-        local t = recur.clock() -- monotonic wall time (os.clock is the process's CPU time)
-        while recur.clock() - t < 0.0005 do end
+        local t = recur.now() -- monotonic wall time (os.clock is the process's CPU time)
+        while recur.now() - t < 0.0005 do end
         return "a"
       end
       function talker.describe() return "slow" end
