@@ -568,3 +568,8 @@ double rc_cell_flops(const rc_cell *cell, int64_t T, int64_t B) {
   double P = (double)cell->ops->gates * (double)cell->hidden;
   return 6.0 * (double)T * (double)B * ((double)cell->input + (double)cell->hidden) * P;
 }
+
+void rn_init_forget_bias(rc_cell *cell) {
+  float *b = rc_data(cell->param[2]);
+  for (int64_t j = 0; j < cell->hidden; j++) b[cell->hidden + j] = 1.0f;
+}

@@ -109,6 +109,8 @@ void rn_gemm(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int t
              int64_t ldb, int tb, float *C, int64_t ldc, float alpha, float beta);
 
 /* Elementwise kernels on n floats (vectorisable; accurate to a few float ulps). */
+/* The LSTM family's init: forget-gate bias (the second block of b = param[2]) at 1.0. */
+void rn_init_forget_bias(rc_cell *cell);
 void rn_sigmoid(float *x, int64_t n);
 void rn_tanh(float *x, int64_t n);
 static inline float rn_sig1(float x) {

@@ -145,11 +145,6 @@ static int64_t bws(int64_t T, int64_t B, int64_t H) {
   return rn_r16(B * H);
 }
 
-static void init(rc_cell *cell) { /* forget-gate bias 1.0 */
-  float *b = rc_data(cell->param[2]);
-  for (int64_t j = 0; j < cell->hidden; j++) b[cell->hidden + j] = 1.0f;
-}
-
 static int peep_shape(int k, int64_t H, int64_t *size) {
   (void)k;
   size[0] = H;
@@ -168,7 +163,7 @@ const rn_ops rn_ops_lstm = {
     .n_aux = 1,
     .aux = {{0, 1, 0}},
     .bws_floats = bws,
-    .init = init,
+    .init = rn_init_forget_bias,
     .forward = fwd_lstm,
     .backward = bwd_lstm,
 };
@@ -186,7 +181,7 @@ const rn_ops rn_ops_peephole = {
     .aux = {{0, 1, 0}},
     .bws_floats = bws,
     .param_shape = peep_shape,
-    .init = init,
+    .init = rn_init_forget_bias,
     .forward = fwd_peep,
     .backward = bwd_peep,
 };

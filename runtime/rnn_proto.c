@@ -117,11 +117,6 @@ static int64_t bws(int64_t T, int64_t B, int64_t H) {
   return rn_r16(B * H);
 }
 
-static void init(rc_cell *cell) { /* forget-gate bias 1.0 */
-  float *b = rc_data(cell->param[2]);
-  for (int64_t j = 0; j < cell->hidden; j++) b[cell->hidden + j] = 1.0f;
-}
-
 const rn_ops rn_ops_proto = {
     .name = "normalized_prototype",
     .bw_name = "NormalizedPrototypeBackward",
@@ -134,7 +129,7 @@ const rn_ops rn_ops_proto = {
     .n_aux = 2,
     .aux = {{0, 1, 0}, {0, 0, 1}},
     .bws_floats = bws,
-    .init = init,
+    .init = rn_init_forget_bias,
     .forward = fwd,
     .backward = bwd,
 };

@@ -102,11 +102,6 @@ static int64_t bws(int64_t T, int64_t B, int64_t H) {
   return 2 * rn_r16(B * H);
 }
 
-static void init(rc_cell *cell) { /* forget-gate bias 1.0 */
-  float *b = rc_data(cell->param[2]);
-  for (int64_t j = 0; j < cell->hidden; j++) b[cell->hidden + j] = 1.0f;
-}
-
 const rn_ops rn_ops_pseudo = {
     .name = "pseudo_lstm",
     .bw_name = "PseudoLSTMBackward",
@@ -119,7 +114,7 @@ const rn_ops rn_ops_pseudo = {
     .n_aux = 2,
     .aux = {{1, 1, 0}, {0, 1, 0}},
     .bws_floats = bws,
-    .init = init,
+    .init = rn_init_forget_bias,
     .forward = fwd,
     .backward = bwd,
 };
