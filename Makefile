@@ -97,7 +97,7 @@ $(BUILD)/recur.so: $(BINDINGS_OBJ) $(BUILD)/librecur.a
 $(BUILD)/recur: $(BUILD)/bindings/recur_cli.o $(BINDINGS_OBJ) $(BUILD)/librecur.a
 	$(CC) $(SAN) -Wl,-E -o $@ $^ $(LUA_LIB) -lreadline $(LIBS)
 
-$(BUILD)/tests/%: tests/c/%.c $(BUILD)/librecur.a
+$(BUILD)/tests/%: tests/c/%.c tests/c/test.h $(wildcard runtime/*.h include/*.h) $(BUILD)/librecur.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/librecur.a $(LUA_LIB) $(LIBS)
 
