@@ -52,6 +52,12 @@ int64_t rb_check_int(lua_State *L, int idx);
 /* Reads a shape given either as varargs of integers starting at idx or as one table at idx.
  * Returns ndim. */
 int rb_check_shape(lua_State *L, int idx, int64_t *size);
+/* A string (or number), a number (or numeric string) and a table argument, like
+ * luaL_checkstring / luaL_checknumber / luaL_checktype but with messages that name the
+ * function even when it is called through pcall ("fn: argument #i must be a ..."). */
+const char *rb_check_string(lua_State *L, int idx);
+double rb_check_number(lua_State *L, int idx);
+void rb_check_table(lua_State *L, int idx);
 /* Name of the running C function, for messages ("add", "matmul"). */
 const char *rb_fname(lua_State *L);
 

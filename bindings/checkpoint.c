@@ -16,8 +16,8 @@ static int cmp_str(const void *a, const void *b) {
 }
 
 static int f_write(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
-  luaL_checktype(L, 2, LUA_TTABLE);
+  const char *path = rb_check_string(L, 1);
+  rb_check_table(L, 2);
   int n;
   rc_tensor **ts = rb_tensor_list(L, 3, &n, "save", "the tensor list");
   if (luaL_len(L, 2) != n)
@@ -32,7 +32,7 @@ static int f_write(lua_State *L) {
   }
   int nm = 0;
   if (!lua_isnoneornil(L, 4)) {
-    luaL_checktype(L, 4, LUA_TTABLE);
+    rb_check_table(L, 4);
     lua_pushnil(L);
     while (lua_next(L, 4)) {
       if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
@@ -76,7 +76,7 @@ static int holder_gc(lua_State *L) {
 }
 
 static int f_read(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = rb_check_string(L, 1);
   rc_ctx *c = rb_ctx(L);
   rc_st_file **h = lua_newuserdatauv(L, sizeof *h, 0);
   *h = NULL;

@@ -49,7 +49,7 @@ static int f_linear(lua_State *L) {
 /* activation(x, name) */
 static int f_activation(lua_State *L) {
   rc_tensor *x = rb_check(L, 1);
-  const char *name = luaL_checkstring(L, 2);
+  const char *name = rb_check_string(L, 2);
   for (int a = 0; a < RC_ACT_COUNT; a++)
     if (strcmp(name, rc_act_name[a]) == 0) return rb_push(L, rc_activation(x, (rc_act)a));
   return rb_error(L, "activation: unknown activation '%s' (tanh, sigmoid, relu, identity)", name);

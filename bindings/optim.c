@@ -130,7 +130,7 @@ static void check_clip(lua_State *L, double v, const char *fn, const char *what)
 
 /* new(kind, params, opts) */
 static int f_new(lua_State *L) {
-  const char *kname = luaL_checkstring(L, 1);
+  const char *kname = rb_check_string(L, 1);
   int kind = kind_of(kname);
   if (kind < 0) return rb_error(L, "optim: unknown optimizer '%s'", kname);
   const char *fn = rc_optim_name[kind];
@@ -246,7 +246,7 @@ static int m_set_lr(lua_State *L) {
 
 static int m_get(lua_State *L) {
   rb_optim *u = check_opt(L, 1);
-  const char *k = luaL_checkstring(L, 2);
+  const char *k = rb_check_string(L, 2);
   if (strcmp(k, "lr") == 0) return m_lr(L);
   if (strcmp(k, "clip_norm") == 0 || strcmp(k, "clip_value") == 0) {
     lua_pushnumber(L, k[5] == 'n' ? u->clip_norm : u->clip_value);
@@ -260,7 +260,7 @@ static int m_get(lua_State *L) {
 
 static int m_set(lua_State *L) {
   rb_optim *u = check_opt(L, 1);
-  const char *k = luaL_checkstring(L, 2);
+  const char *k = rb_check_string(L, 2);
   const char *fn = rc_optim_name[u->o->kind];
   if (strcmp(k, "lr") == 0) {
     lua_remove(L, 2);
@@ -357,7 +357,7 @@ static int64_t int_field(lua_State *L, int idx, const char *k, const char *where
 static int m_load_state(lua_State *L) {
   rb_optim *u = check_opt(L, 1);
   rc_optim *o = u->o;
-  luaL_checktype(L, 2, LUA_TTABLE);
+  rb_check_table(L, 2);
   int64_t step = int_field(L, 2, "step", "state");
   int64_t epoch = int_field(L, 2, "epoch", "state");
   if (lua_getfield(L, 2, "params") != LUA_TTABLE)
@@ -438,7 +438,7 @@ static int m_next_epoch(lua_State *L) {
 
 static int m_clip_grad_norm(lua_State *L) {
   rb_optim *u = check_opt(L, 1);
-  double max = luaL_checknumber(L, 2), norm;
+  double max = rb_check_number(L, 2), norm;
   if (rc_clip_grad_norm(u->o->params, u->o->n, max, &norm)) return rb_raise(L);
   lua_pushnumber(L, norm);
   return 1;
@@ -446,7 +446,7 @@ static int m_clip_grad_norm(lua_State *L) {
 
 static int m_clip_grad_value(lua_State *L) {
   rb_optim *u = check_opt(L, 1);
-  double v = luaL_checknumber(L, 2), norm;
+  double v = rb_check_number(L, 2), norm;
   if (rc_clip_grad_value(u->o->params, u->o->n, v, &norm)) return rb_raise(L);
   lua_pushnumber(L, norm);
   return 1;
@@ -459,7 +459,9 @@ static int m_grad_norm(lua_State *L) {
 }
 
 static int m_tostring(lua_State *L) {
-  rb_optim *u = luaL_checkudata(L, 1, OPTIM_MT);
+  rb_optim *u = luaL_testudata(L, 1, OPTIM_MT);
+  if (!u)
+    return rb_error(L, "tostring: argument #1 must be an optimizer, got %s", luaL_typename(L, 1));
   if (!u->o) {
     lua_pushliteral(L, "recur.optim (freed)");
     return 1;
@@ -499,6 +501,13 @@ void rb_open_optim(lua_State *L, int methods, int module) {
   luaL_newmetatable(L, OPTIM_MT);
   lua_newtable(L);
   rb_setfuncs(L, meths);
+  /* getmetatable(opt) shows the methods but not the metatable (nor its __gc) */
+  lua_createtable(L, 0, 2);
+  lua_pushvalue(L, -2);
+  lua_setfield(L, -2, "__index");
+  lua_pushliteral(L, OPTIM_MT);
+  lua_setfield(L, -2, "__name");
+  lua_setfield(L, -3, "__metatable");
   lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, o_gc);
   lua_setfield(L, -2, "__gc");

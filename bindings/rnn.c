@@ -46,7 +46,7 @@ rc_cell *rb_check_cell(lua_State *L, int idx) {
 
 /* recur._rnn_cell(kind, input, hidden, reset_after) */
 static int f_rnn_cell(lua_State *L) {
-  const char *kind = luaL_checkstring(L, 1);
+  const char *kind = rb_check_string(L, 1);
   int k = rc_cell_kind_of(kind);
   if (k < 0)
     return rb_error(L,
@@ -193,7 +193,9 @@ static int m_flops(lua_State *L) {
 }
 
 static int m_tostring(lua_State *L) {
-  rb_cell *u = luaL_checkudata(L, 1, RNN_CELL_MT);
+  rb_cell *u = luaL_testudata(L, 1, RNN_CELL_MT);
+  if (!u)
+    return rb_error(L, "tostring: argument #1 must be an rnn cell, got %s", luaL_typename(L, 1));
   if (!u->cell) {
     lua_pushliteral(L, "rnn cell (released)");
     return 1;
@@ -263,6 +265,13 @@ void rb_open_rnn(lua_State *L, int methods_idx, int module_idx) {
   rb_setfuncs(L, cell_methods);
   lua_pushvalue(L, -1);
   lua_setfield(L, module_idx, "_rnn_cell_methods");
+  /* getmetatable(cell) shows the methods but not the metatable (nor its __gc) */
+  lua_createtable(L, 0, 2);
+  lua_pushvalue(L, -2);
+  lua_setfield(L, -2, "__index");
+  lua_pushliteral(L, "rnn cell");
+  lua_setfield(L, -2, "__name");
+  lua_setfield(L, mt, "__metatable");
   lua_pushcclosure(L, m_index, 1);
   lua_setfield(L, mt, "__index");
   static const luaL_Reg meta[] = {{"__gc", cell_gc},

@@ -255,7 +255,7 @@ int rb_push_n(lua_State *L, rc_tensor **ts, int n, int as_list, int free_ts) {
   return nres;
 }
 
-static const char MODULE_KEY = 'm', METHODS_KEY = 't';
+static const char MODULE_KEY = 'm', METHODS_KEY = 't', NAMES_KEY = 'n';
 
 void rb_set_tables(lua_State *L, int methods, int module) {
   lua_pushvalue(L, methods);
@@ -294,10 +294,41 @@ const char *rb_fname(lua_State *L) {
     lua_pop(L, 1);
     return ar.name;
   }
-  const char *n = find_in(L, &METHODS_KEY);
+  /* every function registered with rb_setfuncs (internal tables and userdata methods too) */
+  const char *n = NULL;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &NAMES_KEY) == LUA_TTABLE) {
+    lua_pushvalue(L, -2);
+    if (lua_rawget(L, -2) == LUA_TSTRING) n = lua_tostring(L, -1); /* interned, kept by the table */
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  if (!n) n = find_in(L, &METHODS_KEY);
   if (!n) n = find_in(L, &MODULE_KEY);
   lua_pop(L, 1);
   return n ? n : "?";
+}
+
+const char *rb_check_string(lua_State *L, int idx) {
+  int t = lua_type(L, idx);
+  if (t != LUA_TSTRING && t != LUA_TNUMBER)
+    rb_error(L, "%s: argument #%d must be a string, got %s", rb_fname(L), idx,
+             luaL_typename(L, idx));
+  return lua_tostring(L, idx);
+}
+
+double rb_check_number(lua_State *L, int idx) {
+  int isnum = 0;
+  double v = (double)lua_tonumberx(L, idx, &isnum);
+  if (!isnum)
+    rb_error(L, "%s: argument #%d must be a number, got %s", rb_fname(L), idx,
+             luaL_typename(L, idx));
+  return v;
+}
+
+void rb_check_table(lua_State *L, int idx) {
+  if (lua_type(L, idx) != LUA_TTABLE)
+    rb_error(L, "%s: argument #%d must be a table, got %s", rb_fname(L), idx,
+             luaL_typename(L, idx));
 }
 
 int rb_is_tensor(lua_State *L, int idx) { return to_tensor(L, idx) != NULL; }
@@ -413,6 +444,19 @@ void rb_setfuncs(lua_State *L, const luaL_Reg *l) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &CTX_KEY);
   luaL_getmetatable(L, RECUR_TENSOR_MT);
   luaL_setfuncs(L, l, 2);
+  /* remember every function's name for rb_fname (function -> name) */
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &NAMES_KEY) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &NAMES_KEY);
+  }
+  for (; l->name; l++) {
+    lua_getfield(L, -2, l->name);
+    lua_pushstring(L, l->name);
+    lua_rawset(L, -3);
+  }
+  lua_pop(L, 1);
 }
 
 void rb_register(lua_State *L, int methods_idx, int module_idx, const luaL_Reg *methods,

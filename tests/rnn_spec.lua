@@ -536,7 +536,7 @@ describe("errors", function()
     err(function() cell.kind = "x" end, "rnn cell: cannot set field 'kind'")
     err(function() cell._forward(5) end, "_forward: argument #1 must be an rnn cell, got number")
     local closed = make("rnn", 1, 1)
-    getmetatable(closed).__close(closed)
+    do local _ <close> = closed end
     err(function() closed:forward(recur.zeros(1, 1, 1)) end, "argument #1 is a closed rnn cell")
   end)
 

@@ -64,11 +64,25 @@ nn.init = init
 
 -- fans of a weight in recur's layout ([out, in, ...] as PyTorch; 1-D: the size twice)
 function init.fans(shape)
+  if recur.is_tensor(shape) then shape = shape:size() end
+  if type(shape) ~= "table" then fail("fans: the shape must be a list of sizes or a tensor, got " .. type(shape), 2) end
+  for i = 1, #shape do
+    if math.type(shape[i]) ~= "integer" then
+      fail("fans: shape[" .. i .. "] must be an integer, got " .. tostring(shape[i]), 2)
+    end
+  end
   if #shape == 0 then return 1, 1 end
   if #shape == 1 then return shape[1], shape[1] end
   local rf = 1
   for i = 3, #shape do rf = rf * shape[i] end
   return shape[2] * rf, shape[1] * rf
+end
+
+-- the options table of an initializer constructor (nil: every default)
+local function opts_of(o, who)
+  if o == nil then return {} end
+  if type(o) ~= "table" then fail(who .. ": the options must be a table, got " .. type(o), 3) end
+  return o
 end
 
 local function opt_number(o, k, default, who)
@@ -79,7 +93,7 @@ local function opt_number(o, k, default, who)
 end
 
 function init.glorot_uniform(o)
-  o = o or {}
+  o = opts_of(o, "glorot_uniform")
   local gain = opt_number(o, "gain", 1, "glorot_uniform")
   return function(t, fan_in, fan_out)
     local a = gain * math.sqrt(6 / (fan_in + fan_out))
@@ -89,7 +103,7 @@ end
 init.xavier_uniform = init.glorot_uniform
 
 function init.glorot_normal(o)
-  o = o or {}
+  o = opts_of(o, "glorot_normal")
   local gain = opt_number(o, "gain", 1, "glorot_normal")
   return function(t, fan_in, fan_out)
     return recur.normal(t:size(), 0, gain * math.sqrt(2 / (fan_in + fan_out)))
@@ -99,7 +113,7 @@ end
 -- The constructor of init.<name>{std = o[1] or 1, mean = 0}, drawing with recur[name].
 local function normal_init(name)
   return function(o)
-    o = o or {}
+    o = opts_of(o, name)
     local std = opt_number(o, "std", o[1] or 1, name)
     local mean = opt_number(o, "mean", 0, name)
     return function(t) return recur[name](t:size(), mean, std) end
@@ -115,11 +129,11 @@ function init.uniform(o, hi)
   if type(o) == "number" then
     lo = o
   else
-    o = o or {}
+    o = opts_of(o, "uniform")
     lo = opt_number(o, "lo", o[1] or -0.05, "uniform")
     hi = opt_number(o, "hi", o[2] or 0.05, "uniform")
   end
-  if type(hi) ~= "number" or not (lo <= hi) then
+  if type(lo) ~= "number" or type(hi) ~= "number" or not (lo <= hi) then
     fail("uniform: needs lo <= hi, got " .. tostring(lo) .. " and " .. tostring(hi), 2)
   end
   return function(t) return recur.uniform(t:size(), lo, hi) end
@@ -128,14 +142,17 @@ end
 function init.constant(v)
   if type(v) == "table" then v = v.value or v[1] end
   if type(v) ~= "number" then fail("constant: the value must be a number, got " .. type(v), 2) end
-  return function(t) t:fill_(v) end
+  return function(t)
+    if not recur.is_tensor(t) then fail("constant: the initializer fills a tensor, got " .. type(t), 2) end
+    t:fill_(v)
+  end
 end
 
 init.zeros = init.constant(0)
 init.ones = init.constant(1)
 
 function init.orthogonal(o)
-  o = o or {}
+  o = opts_of(o, "orthogonal")
   local gain = opt_number(o, "gain", 1, "orthogonal")
   return function(t) C.orthogonal_(t, gain) end
 end
@@ -170,6 +187,10 @@ function Module:extend(name)
 end
 
 function Module:new(...)
+  if type(self) ~= "table" or rawget(self, "__index") ~= self then
+    fail("Module:new: call it on a class (nn.Linear:new(...) or nn.Linear(...)), got "
+      .. (is_module(self) and "a module instance" or type(self)), 2)
+  end
   local obj = {
     _is_module = true,
     _modules = {},    -- child names in order
@@ -292,6 +313,12 @@ end
 
 -- every module depth first, this one included: list of {path, module}
 function Module:named_modules(prefix, out, seen)
+  if prefix ~= nil and type(prefix) ~= "string" then
+    fail("named_modules: the prefix must be a string, got " .. type(prefix), 2)
+  end
+  if (out ~= nil and type(out) ~= "table") or (seen ~= nil and type(seen) ~= "table") then
+    fail("named_modules: out and seen must be tables (or nil)", 2)
+  end
   out, seen = out or {}, seen or {}
   if seen[self] then return out end
   seen[self] = true
@@ -418,6 +445,9 @@ end
 
 -- Copies the values in (validated first: on any error nothing changes).
 function Module:load_state_dict(sd, opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    fail("load_state_dict: the options must be a table {strict =}, got " .. type(opts), 2)
+  end
   local strict = not (opts and opts.strict == false)
   local err = self:check_state_dict(sd, strict)
   if err then fail(err, 2) end
@@ -454,6 +484,9 @@ end
 -- ({784}), a tensor (its first dimension is the batch), or nil (no forward: shapes and
 -- multiply-adds are not shown). opts.print = false only returns the text.
 function Module:summary(input, opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    fail("summary: the options must be a table {print =}, got " .. type(opts), 2)
+  end
   opts = opts or {}
   local rows, order = {}, {}
   local mods = self:named_modules()
@@ -562,7 +595,7 @@ function Linear:extra_repr()
   return string.format("Linear(%d -> %d%s)", self.in_features, self.out_features, rawget(self, "bias") and "" or ", no bias")
 end
 function Linear:macs(ins)
-  local x = ins[1]
+  local x = type(ins) == "table" and ins[1]
   return recur.is_tensor(x) and (x:numel() // math.max(1, self.in_features)) * self.in_features * self.out_features or 0
 end
 
@@ -580,6 +613,7 @@ function Embedding:init(n, dim, o)
 end
 local function embedding(idx, weight)
   if not recur.is_tensor(idx) then fail("embedding: the indices must be a tensor, got " .. type(idx), 3) end
+  if not recur.is_tensor(weight) then fail("embedding: the weight must be a tensor, got " .. type(weight), 3) end
   local shp = idx:size()
   local flat = idx:dim() == 1 and idx or idx:reshape(idx:numel())
   local rows = weight:index_select(1, flat)
@@ -657,8 +691,8 @@ function F.tanh(x) return C.activation(x, "tanh") end
 function F.sigmoid(x) return C.activation(x, "sigmoid") end
 function F.relu(x) return C.activation(x, "relu") end
 function F.identity(x) return x end
-function F.softmax(x, dim) return x:softmax(dim or -1) end
-function F.log_softmax(x, dim) return x:log_softmax(dim or -1) end
+function F.softmax(x, dim) return recur.softmax(x, dim or -1) end
+function F.log_softmax(x, dim) return recur.log_softmax(x, dim or -1) end
 F.linear = C.linear
 -- dropout(x, p, training = true)
 function F.dropout(x, p, training)
@@ -675,11 +709,11 @@ simple("Identity", F.identity)
 local Softmax = Module:extend("Softmax")
 nn.Softmax = Softmax
 function Softmax:init(dim) self.dim = dim or -1 end
-function Softmax:forward(x) return x:softmax(self.dim) end
+function Softmax:forward(x) return recur.softmax(x, self.dim) end
 local LogSoftmax = Module:extend("LogSoftmax")
 nn.LogSoftmax = LogSoftmax
 function LogSoftmax:init(dim) self.dim = dim or -1 end
-function LogSoftmax:forward(x) return x:log_softmax(self.dim) end
+function LogSoftmax:forward(x) return recur.log_softmax(x, self.dim) end
 
 -- ---------------------------------------------------------------------------
 -- losses: loss(input, target, {reduction = "mean" | "sum" | "none", mask = tensor})

@@ -29,7 +29,11 @@ local function check_int(v, what, fn, min)
     error(string.format("%s: %s must be an integer, got %s", fn, what,
       type(v) == "number" and tostring(v) or type(v)), 3)
   end
-  v = math.tointeger(v)
+  local i = math.tointeger(v)
+  if i == nil then -- an infinity
+    error(string.format("%s: %s must be an integer, got %s", fn, what, tostring(v)), 3)
+  end
+  v = i
   if min and v < min then
     error(string.format("%s: %s must be >= %d, got %d", fn, what, min, v), 3)
   end
@@ -189,12 +193,25 @@ function LuaCell:zero_state(B)
 end
 
 function LuaCell:step(x, state)
+  if not recur.is_tensor(x) then
+    error(string.format("rnn step: x must be a tensor [B, %d], got %s", self.input, type(x)), 2)
+  end
   if x:dim() ~= 2 or x:size(2) ~= self.input then
     error(string.format("rnn step: x must have shape [B, %d], got [%s]", self.input,
       table.concat(x:size(), ", ")), 2)
   end
   if state == nil then state = self:zero_state(x:size(1)) end
   if recur.is_tensor(state) then state = { state } end
+  if type(state) ~= "table" then
+    error(string.format("rnn step: state must be a list of tensors {%s}, got %s",
+      table.concat(self.state_names, ", "), type(state)), 2)
+  end
+  for k = 1, self.n_states do
+    if not recur.is_tensor(state[k]) then
+      error(string.format("rnn step: state[%d] (%s) must be a tensor, got %s", k,
+        tostring(self.state_names[k]), type(state[k])), 2)
+    end
+  end
   return self.def.step(self.p, x, state, self.opts)
 end
 
@@ -370,6 +387,9 @@ end
 --   lstm, rnn: b = bias_ih + bias_hh
 --   gru (reset_after = true): b = bias_ih + [bias_hh_r, bias_hh_z, 0], b_hn = bias_hh_n
 function rnn.from_torch(layer, sd)
+  if type(layer) ~= "table" then
+    error("rnn.from_torch: argument #1 must be an rnn.RNN layer, got " .. type(layer), 2)
+  end
   local kind = layer.cell_type
   if kind ~= "lstm" and kind ~= "rnn" and kind ~= "gru" then
     error("rnn.from_torch: only lstm, rnn and gru layers have PyTorch twins, got "

@@ -38,6 +38,9 @@ local M = {}
 
 -- nested state helpers (nil, a tensor, or lists of them)
 local function map_state(st, f)
+  if type(f) ~= "function" then
+    error("tbptt.map_state: argument #2 must be a function, got " .. type(f), 2)
+  end
   if st == nil then return nil end
   if recur.is_tensor(st) then return f(st) end
   if type(st) ~= "table" then

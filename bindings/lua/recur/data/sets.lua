@@ -101,6 +101,7 @@ function M.fashion_mnist(opts) return idx_set("fashion_mnist", "fashion-mnist", 
 -- read_text(path) -> the file's bytes; an empty or missing file is an error.
 function M.read_text(path, hint)
   if type(path) ~= "string" then fail("read_text: path must be a string, got %s", type(path)) end
+  if hint ~= nil and type(hint) ~= "string" then fail("read_text: hint must be a string, got %s", type(hint)) end
   local f, err = io.open(path, "rb")
   if not f then
     error(string.format("read_text: cannot open %s%s", err or path, hint and ("; " .. hint) or ""), 2)

@@ -82,6 +82,9 @@ end
 -- program may have changed; ids and fixed splits must not depend on it).
 local byte = string.byte
 function Vocab.bytes_lt(a, b)
+  if type(a) ~= "string" or type(b) ~= "string" then
+    fail("Vocab.bytes_lt: compares two strings, got %s and %s", type(a), type(b))
+  end
   if a == b then return false end
   local n = #a < #b and #a or #b
   for i = 1, n do
@@ -118,10 +121,12 @@ function Vocab.build(corpus, opts)
     end
     local text = corpus
     if type(corpus) == "table" then
+      local parts = {}
       for i, s in ipairs(corpus) do
         if type(s) ~= "string" then fail("%s: corpus[%d] must be a string, got %s", fn, i, type(s)) end
+        parts[i] = s
       end
-      text = table.concat(corpus)
+      text = table.concat(parts)
     end
     local rep = opts.replacement
     if rep ~= nil then
@@ -298,6 +303,9 @@ end
 
 -- Word mode: the list of words of ids.
 function Vocab:words_of(ids)
+  if self.mode ~= "word" then
+    fail("words_of: a %s vocabulary has no words (use decode)", tostring(self.mode))
+  end
   ids = as_ids("words_of", ids)
   local out, words, n = {}, self.words, self._n
   for i, v in ipairs(ids:flatten():totable()) do
