@@ -52,7 +52,9 @@ static int m_zero_grad(lua_State *L) {
   return 1;
 }
 
-static int m_detach(lua_State *L) { return rb_push(L, rc_detach(rb_check(L, 1))); }
+static int m_detach(lua_State *L) {
+  return rb_push(L, rc_detach(rb_check(L, 1)));
+}
 
 /* t:backward([grad], [{retain_graph = bool}]) */
 static int m_backward(lua_State *L) {
@@ -65,9 +67,10 @@ static int m_backward(lua_State *L) {
   } else if (lua_istable(L, 2)) {
     opts = 2;
   } else if (!lua_isnoneornil(L, 2)) {
-    return rb_error(L, "backward: argument #2 must be a gradient tensor or an options table, "
-                         "got %s",
-                      luaL_typename(L, 2));
+    return rb_error(L,
+                    "backward: argument #2 must be a gradient tensor or an options table, "
+                    "got %s",
+                    luaL_typename(L, 2));
   }
   int retain = opts ? rb_opt_bool_field(L, opts, "retain_graph", 0) : 0;
   rc_ctx *c = rb_ctx(L);
@@ -82,7 +85,7 @@ static int m_backward(lua_State *L) {
 
 /* recur.backward({roots}, {grads}) for several roots at once */
 static int f_backward_many(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
+  rb_check_table(L, 1);
   int n = (int)luaL_len(L, 1);
   if (n < 1 || n > 64) return rb_error(L, "backward: between 1 and 64 roots, got %d", n);
   rc_tensor *roots[64], *grads[64];
@@ -110,7 +113,7 @@ static int f_backward_many(lua_State *L) {
 
 /* recur.no_grad(fn, ...): runs fn with gradient recording off; returns its results. */
 static int f_no_grad(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TFUNCTION);
+  rb_check_function(L, 1);
   rc_ctx *c = rb_ctx(L);
   int prev = c->grad_enabled;
   c->grad_enabled = 0;
@@ -122,7 +125,7 @@ static int f_no_grad(lua_State *L) {
 }
 
 static int f_enable_grad(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TFUNCTION);
+  rb_check_function(L, 1);
   rc_ctx *c = rb_ctx(L);
   int prev = c->grad_enabled;
   c->grad_enabled = 1;
@@ -148,7 +151,7 @@ static int f_set_grad_enabled(lua_State *L) {
 /* ---- recur.Function ---- */
 
 typedef struct {
-  int ref;        /* record in the fnrefs table: {def = ..., ctx = ..., pos = {...}, nargs = n} */
+  int ref; /* record in the fnrefs table: {def = ..., ctx = ..., pos = {...}, nargs = n} */
   rc_ctx *ctx;
 } fn_ext;
 
@@ -196,8 +199,8 @@ static int fn_backward_call(lua_State *L) {
     if (lua_isnil(L, idx)) continue;
     rc_tensor *g = rb_test(L, idx);
     if (!g)
-      return rb_error(L, "recur.Function backward: result %d must be a tensor or nil, got %s",
-                        p, luaL_typename(L, idx));
+      return rb_error(L, "recur.Function backward: result %d must be a tensor or nil, got %s", p,
+                      luaL_typename(L, idx));
     rc_retain(g);
     bc->gin[k] = g;
   }
@@ -268,7 +271,7 @@ static int fn_apply(lua_State *L) {
   for (int k = 0; k < nout; k++)
     if (!rb_test(L, first + k))
       return rb_error(L, "recur.Function: forward result %d must be a tensor, got %s", k + 1,
-                        luaL_typename(L, first + k));
+                      luaL_typename(L, first + k));
   /* tensor inputs */
   rc_tensor *ins[64];
   int pos[64], nin = 0;
@@ -329,7 +332,7 @@ static int fn_apply(lua_State *L) {
 
 /* recur.Function{forward = f, backward = g}: returns F with F.apply(...) and F(...). */
 static int f_function(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
+  rb_check_table(L, 1);
   lua_getfield(L, 1, "forward");
   lua_getfield(L, 1, "backward");
   if (!lua_isfunction(L, -2) || !lua_isfunction(L, -1))
@@ -362,12 +365,10 @@ static int f_function(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg methods[] = {{"requires_grad", m_requires_grad},
-                                   {"requires_grad_", m_requires_grad_},
-                                   {"zero_grad", m_zero_grad},
-                                   {"detach", m_detach},
-                                   {"backward", m_backward},
-                                   {NULL, NULL}};
+static const luaL_Reg methods[] = {
+    {"requires_grad", m_requires_grad}, {"requires_grad_", m_requires_grad_},
+    {"zero_grad", m_zero_grad},         {"detach", m_detach},
+    {"backward", m_backward},           {NULL, NULL}};
 
 static const luaL_Reg functions[] = {{"no_grad", f_no_grad},
                                      {"enable_grad", f_enable_grad},

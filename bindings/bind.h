@@ -39,8 +39,8 @@ int rb_error(lua_State *L, const char *fmt, ...) __attribute__((format(printf, 2
 int rb_raise(lua_State *L);
 
 /* Argument checks; each raises "fn: argument #i ..." on failure. */
-rc_tensor *rb_check(lua_State *L, int idx);            /* a live tensor */
-rc_tensor *rb_test(lua_State *L, int idx);             /* tensor or NULL (no error) */
+rc_tensor *rb_check(lua_State *L, int idx); /* a live tensor */
+rc_tensor *rb_test(lua_State *L, int idx);  /* tensor or NULL (no error) */
 int rb_is_tensor(lua_State *L, int idx);
 /* Tensor argument, or a number turned into a 0-d tensor (new ref in *owned). */
 rc_tensor *rb_check_tensor_or_number(lua_State *L, int idx, rc_tensor **owned);
@@ -58,6 +58,7 @@ int rb_check_shape(lua_State *L, int idx, int64_t *size);
 const char *rb_check_string(lua_State *L, int idx);
 double rb_check_number(lua_State *L, int idx);
 void rb_check_table(lua_State *L, int idx);
+void rb_check_function(lua_State *L, int idx);
 /* Name of the running C function, for messages ("add", "matmul"). */
 const char *rb_fname(lua_State *L);
 

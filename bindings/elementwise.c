@@ -14,12 +14,14 @@ static int binary(lua_State *L, rc_binop op) {
     return rb_push(L, rc_binary_scalar(op, rb_check(L, 1), (float)lua_tonumber(L, 2), 0));
   if (tb && lua_type(L, 1) == LUA_TNUMBER)
     return rb_push(L, rc_binary_scalar(op, rb_check(L, 2), (float)lua_tonumber(L, 1), 1));
-  return rb_error(L, "%s: operands must be tensors or numbers, got %s and %s",
-                    rc_binop_name[op], luaL_typename(L, 1), luaL_typename(L, 2));
+  return rb_error(L, "%s: operands must be tensors or numbers, got %s and %s", rc_binop_name[op],
+                  luaL_typename(L, 1), luaL_typename(L, 2));
 }
 
-#define BIN(NAME, OP)                                                                         \
-  static int NAME(lua_State *L) { return binary(L, OP); }
+#define BIN(NAME, OP)                                                                              \
+  static int NAME(lua_State *L) {                                                                  \
+    return binary(L, OP);                                                                          \
+  }
 BIN(b_add, RC_ADD)
 BIN(b_sub, RC_SUB)
 BIN(b_mul, RC_MUL)
@@ -38,7 +40,7 @@ BIN(b_ge, RC_GE)
 static int m_add(lua_State *L) {
   if (!lua_isnoneornil(L, 3)) {
     rc_tensor *a = rb_check(L, 1);
-    float alpha = (float)luaL_checknumber(L, 3);
+    float alpha = (float)rb_check_number(L, 3);
     rc_tensor *owned;
     rc_tensor *b = rb_check_tensor_or_number(L, 2, &owned);
     rc_tensor *sb = rc_binary_scalar(RC_MUL, b, alpha, 0);
@@ -51,12 +53,14 @@ static int m_add(lua_State *L) {
   return binary(L, RC_ADD);
 }
 
-static int u_unm(lua_State *L) { return rb_push(L, rc_unary(RC_NEG, rb_check(L, 1))); }
+static int u_unm(lua_State *L) {
+  return rb_push(L, rc_unary(RC_NEG, rb_check(L, 1)));
+}
 
 static int unary(lua_State *L, rc_unop op) {
   if (!rb_is_tensor(L, 1))
     return rb_error(L, "%s: argument #1 must be a tensor, got %s", rc_unop_name[op],
-                      luaL_typename(L, 1));
+                    luaL_typename(L, 1));
   return rb_push(L, rc_unary(op, rb_check(L, 1)));
 }
 static int unary_(lua_State *L, rc_unop op) {
@@ -65,9 +69,13 @@ static int unary_(lua_State *L, rc_unop op) {
   return 1;
 }
 
-#define UN(NAME, OP)                                                                          \
-  static int u_##NAME(lua_State *L) { return unary(L, OP); }                                   \
-  static int u_##NAME##_(lua_State *L) { return unary_(L, OP); }
+#define UN(NAME, OP)                                                                               \
+  static int u_##NAME(lua_State *L) {                                                              \
+    return unary(L, OP);                                                                           \
+  }                                                                                                \
+  static int u_##NAME##_(lua_State *L) {                                                           \
+    return unary_(L, OP);                                                                          \
+  }
 UN(neg, RC_NEG)
 UN(exp, RC_EXP)
 UN(log, RC_LOG)
@@ -94,15 +102,23 @@ static void clamp_bounds(lua_State *L, float *lo, float *hi) {
   *lo = NAN;
   *hi = NAN;
   if (lua_istable(L, 2)) {
-    lua_getfield(L, 2, "min");
-    if (!lua_isnil(L, -1)) *lo = (float)luaL_checknumber(L, -1);
-    lua_getfield(L, 2, "max");
-    if (!lua_isnil(L, -1)) *hi = (float)luaL_checknumber(L, -1);
-    lua_pop(L, 2);
+    const char *keys[2] = {"min", "max"};
+    float *dst[2] = {lo, hi};
+    for (int k = 0; k < 2; k++) {
+      lua_getfield(L, 2, keys[k]);
+      if (!lua_isnil(L, -1)) {
+        int isnum = 0;
+        *dst[k] = (float)lua_tonumberx(L, -1, &isnum);
+        if (!isnum)
+          rb_error(L, "%s: option %s must be a number, got %s", rb_fname(L), keys[k],
+                   luaL_typename(L, -1));
+      }
+      lua_pop(L, 1);
+    }
     return;
   }
-  if (!lua_isnoneornil(L, 2)) *lo = (float)luaL_checknumber(L, 2);
-  if (!lua_isnoneornil(L, 3)) *hi = (float)luaL_checknumber(L, 3);
+  if (!lua_isnoneornil(L, 2)) *lo = (float)rb_check_number(L, 2);
+  if (!lua_isnoneornil(L, 3)) *hi = (float)rb_check_number(L, 3);
   if (isnan(*lo) && isnan(*hi) && (lua_type(L, 2) == LUA_TNUMBER || lua_type(L, 3) == LUA_TNUMBER))
     rb_error(L, "clamp: bounds must not be NaN");
 }
@@ -154,20 +170,28 @@ static int m_add_(lua_State *L) {
   if (!lua_isnoneornil(L, 3)) {
     rc_tensor *a = rb_check(L, 1);
     rc_tensor *b = rb_check(L, 2);
-    if (rc_axpy_(a, (float)luaL_checknumber(L, 3), b)) return rb_raise(L);
+    if (rc_axpy_(a, (float)rb_check_number(L, 3), b)) return rb_raise(L);
     lua_settop(L, 1);
     return 1;
   }
   return inplace_binary(L, RC_ADD);
 }
-static int m_sub_(lua_State *L) { return inplace_binary(L, RC_SUB); }
-static int m_mul_(lua_State *L) { return inplace_binary(L, RC_MUL); }
-static int m_div_(lua_State *L) { return inplace_binary(L, RC_DIV); }
-static int m_pow_(lua_State *L) { return inplace_binary(L, RC_POW); }
+static int m_sub_(lua_State *L) {
+  return inplace_binary(L, RC_SUB);
+}
+static int m_mul_(lua_State *L) {
+  return inplace_binary(L, RC_MUL);
+}
+static int m_div_(lua_State *L) {
+  return inplace_binary(L, RC_DIV);
+}
+static int m_pow_(lua_State *L) {
+  return inplace_binary(L, RC_POW);
+}
 
 static int m_fill_(lua_State *L) {
   rc_tensor *t = rb_check(L, 1);
-  if (rc_fill_(t, (float)luaL_checknumber(L, 2))) return rb_raise(L);
+  if (rc_fill_(t, (float)rb_check_number(L, 2))) return rb_raise(L);
   lua_settop(L, 1);
   return 1;
 }
@@ -189,37 +213,91 @@ static int m_copy_(lua_State *L) {
   return 1;
 }
 
-#define U(NAME) {#NAME, u_##NAME}, {#NAME "_", u_##NAME##_}
-static const luaL_Reg methods[] = {
-    {"add", m_add},        {"sub", b_sub},         {"mul", b_mul},
-    {"div", b_div},        {"pow", b_pow},         {"maximum", b_maximum},
-    {"minimum", b_minimum}, {"eq", b_eq},          {"ne", b_ne},
-    {"lt", b_lt},          {"le", b_le},           {"gt", b_gt},
-    {"ge", b_ge},          U(neg),                 U(exp),
-    U(log),                U(sqrt),                U(abs),
-    U(tanh),               U(sigmoid),             U(relu),
-    U(sign),               U(floor),               U(round),
-    U(ceil),               U(sin),                 U(cos),
-    U(rsqrt),              U(reciprocal),          U(square),
-    U(log1p),              U(expm1),               U(softplus),
-    {"clamp", m_clamp},    {"clamp_", m_clamp_},   {"add_", m_add_},
-    {"sub_", m_sub_},      {"mul_", m_mul_},       {"div_", m_div_},
-    {"pow_", m_pow_},      {"fill_", m_fill_},     {"zero_", m_zero_},
-    {"copy_", m_copy_},    {NULL, NULL}};
+#define U(NAME)                                                                                    \
+  {#NAME, u_##NAME}, {                                                                             \
+#NAME "_", u_##NAME##_                                                                         \
+  }
+static const luaL_Reg methods[] = {{"add", m_add},
+                                   {"sub", b_sub},
+                                   {"mul", b_mul},
+                                   {"div", b_div},
+                                   {"pow", b_pow},
+                                   {"maximum", b_maximum},
+                                   {"minimum", b_minimum},
+                                   {"eq", b_eq},
+                                   {"ne", b_ne},
+                                   {"lt", b_lt},
+                                   {"le", b_le},
+                                   {"gt", b_gt},
+                                   {"ge", b_ge},
+                                   U(neg),
+                                   U(exp),
+                                   U(log),
+                                   U(sqrt),
+                                   U(abs),
+                                   U(tanh),
+                                   U(sigmoid),
+                                   U(relu),
+                                   U(sign),
+                                   U(floor),
+                                   U(round),
+                                   U(ceil),
+                                   U(sin),
+                                   U(cos),
+                                   U(rsqrt),
+                                   U(reciprocal),
+                                   U(square),
+                                   U(log1p),
+                                   U(expm1),
+                                   U(softplus),
+                                   {"clamp", m_clamp},
+                                   {"clamp_", m_clamp_},
+                                   {"add_", m_add_},
+                                   {"sub_", m_sub_},
+                                   {"mul_", m_mul_},
+                                   {"div_", m_div_},
+                                   {"pow_", m_pow_},
+                                   {"fill_", m_fill_},
+                                   {"zero_", m_zero_},
+                                   {"copy_", m_copy_},
+                                   {NULL, NULL}};
 
-static const luaL_Reg functions[] = {
-    {"add", m_add},        {"sub", b_sub},         {"mul", b_mul},
-    {"div", b_div},        {"pow", b_pow},         {"maximum", b_maximum},
-    {"minimum", b_minimum}, {"eq", b_eq},          {"ne", b_ne},
-    {"lt", b_lt},          {"le", b_le},           {"gt", b_gt},
-    {"ge", b_ge},          {"neg", u_neg},         {"exp", u_exp},
-    {"log", u_log},        {"sqrt", u_sqrt},       {"abs", u_abs},
-    {"tanh", u_tanh},      {"sigmoid", u_sigmoid}, {"relu", u_relu},
-    {"sign", u_sign},      {"floor", u_floor},     {"round", u_round},
-    {"ceil", u_ceil},      {"sin", u_sin},         {"cos", u_cos},
-    {"rsqrt", u_rsqrt},    {"reciprocal", u_reciprocal}, {"square", u_square},
-    {"log1p", u_log1p},    {"expm1", u_expm1},     {"softplus", u_softplus},
-    {"clamp", m_clamp},    {"where", f_where},     {NULL, NULL}};
+static const luaL_Reg functions[] = {{"add", m_add},
+                                     {"sub", b_sub},
+                                     {"mul", b_mul},
+                                     {"div", b_div},
+                                     {"pow", b_pow},
+                                     {"maximum", b_maximum},
+                                     {"minimum", b_minimum},
+                                     {"eq", b_eq},
+                                     {"ne", b_ne},
+                                     {"lt", b_lt},
+                                     {"le", b_le},
+                                     {"gt", b_gt},
+                                     {"ge", b_ge},
+                                     {"neg", u_neg},
+                                     {"exp", u_exp},
+                                     {"log", u_log},
+                                     {"sqrt", u_sqrt},
+                                     {"abs", u_abs},
+                                     {"tanh", u_tanh},
+                                     {"sigmoid", u_sigmoid},
+                                     {"relu", u_relu},
+                                     {"sign", u_sign},
+                                     {"floor", u_floor},
+                                     {"round", u_round},
+                                     {"ceil", u_ceil},
+                                     {"sin", u_sin},
+                                     {"cos", u_cos},
+                                     {"rsqrt", u_rsqrt},
+                                     {"reciprocal", u_reciprocal},
+                                     {"square", u_square},
+                                     {"log1p", u_log1p},
+                                     {"expm1", u_expm1},
+                                     {"softplus", u_softplus},
+                                     {"clamp", m_clamp},
+                                     {"where", f_where},
+                                     {NULL, NULL}};
 
 void rb_open_elementwise(lua_State *L, int methods_idx, int module_idx) {
   rb_register(L, methods_idx, module_idx, methods, functions);

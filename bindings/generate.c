@@ -17,7 +17,7 @@
 #define MAX_CELLS 64
 
 static int f_generate(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
+  rb_check_table(L, 1);
   int n = (int)luaL_len(L, 1);
   if (n < 1 || n > MAX_CELLS)
     return rb_error(L, "generate: cells must be a list of 1 to %d rnn cells, got %d", MAX_CELLS, n);
@@ -29,10 +29,10 @@ static int f_generate(lua_State *L) {
   }
   rc_tensor *embed = rb_check(L, 2), *W = rb_check(L, 3);
   rc_tensor *b = lua_isnoneornil(L, 4) ? NULL : rb_check(L, 4);
-  luaL_checktype(L, 6, LUA_TTABLE);
+  rb_check_table(L, 6);
   int64_t n_prime = (int64_t)luaL_len(L, 6);
   int64_t length = rb_check_int(L, 7);
-  double temperature = luaL_optnumber(L, 8, 1.0);
+  double temperature = (lua_isnoneornil(L, 8) ? 1.0 : rb_check_number(L, 8));
   int64_t top_k = lua_isnoneornil(L, 9) ? 0 : rb_check_int(L, 9);
   if (length < 0) return rb_error(L, "generate: length must be >= 0, got %lld", (long long)length);
   if (!(temperature >= 0) || isinf(temperature))
@@ -61,7 +61,7 @@ static int f_generate(lua_State *L) {
     int64_t h = rc_cell_hidden(cells[l]);
     int have = 0;
     if (!lua_isnoneornil(L, 5)) {
-      luaL_checktype(L, 5, LUA_TTABLE);
+      rb_check_table(L, 5);
       have = lua_rawgeti(L, 5, l + 1) != LUA_TNIL;
       if (have && !lua_istable(L, -1))
         return rb_error(L, "generate: state[%d] must be a list of tensors", l + 1);

@@ -179,7 +179,7 @@ static int m_scatter_add(lua_State *L) {
 static int m_masked_fill(lua_State *L) {
   rc_tensor *t = rb_check(L, 1);
   rc_tensor *mask = rb_check(L, 2);
-  float v = (float)luaL_checknumber(L, 3);
+  float v = (float)rb_check_number(L, 3);
   return rb_push(L, rc_masked_fill(t, mask, v));
 }
 

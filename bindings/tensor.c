@@ -53,7 +53,9 @@ static rb_state *state(lua_State *L) {
   return s;
 }
 
-rc_ctx *rb_ctx(lua_State *L) { return state(L)->ctx; }
+rc_ctx *rb_ctx(lua_State *L) {
+  return state(L)->ctx;
+}
 
 /* Creates the per-state context once (idempotent). */
 void rb_state_init(lua_State *L) {
@@ -331,7 +333,15 @@ void rb_check_table(lua_State *L, int idx) {
              luaL_typename(L, idx));
 }
 
-int rb_is_tensor(lua_State *L, int idx) { return to_tensor(L, idx) != NULL; }
+void rb_check_function(lua_State *L, int idx) {
+  if (lua_type(L, idx) != LUA_TFUNCTION)
+    rb_error(L, "%s: argument #%d must be a function, got %s", rb_fname(L), idx,
+             luaL_typename(L, idx));
+}
+
+int rb_is_tensor(lua_State *L, int idx) {
+  return to_tensor(L, idx) != NULL;
+}
 
 rc_tensor *rb_test(lua_State *L, int idx) {
   rb_tensor *u = to_tensor(L, idx);
@@ -341,8 +351,8 @@ rc_tensor *rb_test(lua_State *L, int idx) {
 rc_tensor *rb_check(lua_State *L, int idx) {
   rb_tensor *u = to_tensor(L, idx);
   if (!u)
-    return (rc_tensor *)(rb_error(L, "%s: argument #%d must be a tensor, got %s", rb_fname(L),
-                                    idx, luaL_typename(L, idx)),
+    return (rc_tensor *)(rb_error(L, "%s: argument #%d must be a tensor, got %s", rb_fname(L), idx,
+                                  luaL_typename(L, idx)),
                          NULL);
   if (!u->t)
     return (rc_tensor *)(rb_error(L, "%s: argument #%d is a closed tensor", rb_fname(L), idx),
@@ -373,9 +383,9 @@ int64_t rb_check_int(lua_State *L, int idx) {
   if (!isnum) {
     if (lua_type(L, idx) == LUA_TNUMBER)
       rb_error(L, "%s: argument #%d must be an integer, got %s", rb_fname(L), idx,
-                 lua_tostring(L, idx));
+               lua_tostring(L, idx));
     rb_error(L, "%s: argument #%d must be an integer, got %s", rb_fname(L), idx,
-               luaL_typename(L, idx));
+             luaL_typename(L, idx));
   }
   return (int64_t)v;
 }
@@ -384,9 +394,10 @@ int rb_check_dim(lua_State *L, int idx, int ndim) {
   int64_t d = rb_check_int(L, idx);
   int n = ndim ? ndim : 1;
   if (d == 0 || d > n || d < -n)
-    rb_error(L, "%s: dimension %lld is out of range for a tensor with %d dimensions "
-                  "(dimensions are 1-based; -1 is the last)",
-               rb_fname(L), (long long)d, ndim);
+    rb_error(L,
+             "%s: dimension %lld is out of range for a tensor with %d dimensions "
+             "(dimensions are 1-based; -1 is the last)",
+             rb_fname(L), (long long)d, ndim);
   return (int)(d > 0 ? d - 1 : d + n);
 }
 
@@ -400,15 +411,15 @@ int rb_check_shape(lua_State *L, int idx, int64_t *size) {
   if (lua_type(L, idx) == LUA_TTABLE) {
     lua_Integer len = luaL_len(L, idx);
     if (len > RC_MAX_DIM)
-      rb_error(L, "%s: %d dimensions requested, at most %d are supported", rb_fname(L),
-                 (int)len, RC_MAX_DIM);
+      rb_error(L, "%s: %d dimensions requested, at most %d are supported", rb_fname(L), (int)len,
+               RC_MAX_DIM);
     for (lua_Integer i = 1; i <= len; i++) {
       lua_geti(L, idx, i);
       int isnum = 0;
       lua_Integer v = lua_tointegerx(L, -1, &isnum);
       if (!isnum)
         rb_error(L, "%s: shape entry %d must be an integer, got %s", rb_fname(L), (int)i,
-                   luaL_typename(L, -1));
+                 luaL_typename(L, -1));
       lua_pop(L, 1);
       size[n++] = v;
     }
@@ -417,17 +428,18 @@ int rb_check_shape(lua_State *L, int idx, int64_t *size) {
     for (int i = idx; i <= top; i++) {
       if (lua_type(L, i) != LUA_TNUMBER) break;
       if (n == RC_MAX_DIM)
-        rb_error(L, "%s: more than %d dimensions requested, at most %d are supported", rb_fname(L), RC_MAX_DIM, RC_MAX_DIM);
+        rb_error(L, "%s: more than %d dimensions requested, at most %d are supported", rb_fname(L),
+                 RC_MAX_DIM, RC_MAX_DIM);
       size[n++] = rb_check_int(L, i);
     }
   }
   for (int i = 0; i < n; i++) {
     if (size[i] < 0)
-      rb_error(L, "%s: size %lld of dimension %d is negative", rb_fname(L),
-                 (long long)size[i], i + 1);
+      rb_error(L, "%s: size %lld of dimension %d is negative", rb_fname(L), (long long)size[i],
+               i + 1);
     if (size[i] > RC_MAX_NUMEL)
-      rb_error(L, "%s: size %lld of dimension %d is too large", rb_fname(L),
-                 (long long)size[i], i + 1);
+      rb_error(L, "%s: size %lld of dimension %d is too large", rb_fname(L), (long long)size[i],
+               i + 1);
   }
   return n;
 }
@@ -504,16 +516,22 @@ static int new_filled(lua_State *L, int idx, int kind, float v) {
   return rb_push(L, rc_full(c, n, size, v));
 }
 
-static int f_empty(lua_State *L) { return new_filled(L, 1, 0, 0); }
-static int f_zeros(lua_State *L) { return new_filled(L, 1, 1, 0); }
-static int f_ones(lua_State *L) { return new_filled(L, 1, 2, 1.0f); }
+static int f_empty(lua_State *L) {
+  return new_filled(L, 1, 0, 0);
+}
+static int f_zeros(lua_State *L) {
+  return new_filled(L, 1, 1, 0);
+}
+static int f_ones(lua_State *L) {
+  return new_filled(L, 1, 2, 1.0f);
+}
 
 static int f_full(lua_State *L) {
   int64_t size[RC_MAX_DIM];
   if (lua_type(L, 1) != LUA_TTABLE)
     return rb_error(L, "full: argument #1 must be a shape table, got %s", luaL_typename(L, 1));
   int n = rb_check_shape(L, 1, size);
-  float v = (float)luaL_checknumber(L, 2);
+  float v = (float)rb_check_number(L, 2);
   if (rc_check_shape(rb_ctx(L), "full", n, size)) return rb_raise(L);
   return rb_push(L, rc_full(rb_ctx(L), n, size, v));
 }
@@ -523,28 +541,33 @@ static int like(lua_State *L, float v, int zero) {
   rc_tensor *r = zero ? rc_zeros_like(t) : rc_full(t->ctx, t->ndim, t->size, v);
   return rb_push(L, r);
 }
-static int f_zeros_like(lua_State *L) { return like(L, 0, 1); }
-static int f_ones_like(lua_State *L) { return like(L, 1.0f, 0); }
-static int f_full_like(lua_State *L) { return like(L, (float)luaL_checknumber(L, 2), 0); }
+static int f_zeros_like(lua_State *L) {
+  return like(L, 0, 1);
+}
+static int f_ones_like(lua_State *L) {
+  return like(L, 1.0f, 0);
+}
+static int f_full_like(lua_State *L) {
+  return like(L, (float)rb_check_number(L, 2), 0);
+}
 
 /* arange(n) = 1..n? No: like PyTorch's values, arange(stop) gives 0..stop-1 and
  * arange(start, stop[, step]) gives start, start+step, ... < stop. Values, not indices. */
 static int f_arange(lua_State *L) {
   double start = 0, stop, step = 1;
   if (lua_gettop(L) == 1) {
-    stop = luaL_checknumber(L, 1);
+    stop = rb_check_number(L, 1);
   } else {
-    start = luaL_checknumber(L, 1);
-    stop = luaL_checknumber(L, 2);
-    step = luaL_optnumber(L, 3, 1);
+    start = rb_check_number(L, 1);
+    stop = rb_check_number(L, 2);
+    step = (lua_isnoneornil(L, 3) ? 1 : rb_check_number(L, 3));
   }
   if (step == 0 || isnan(step) || isnan(start) || isnan(stop) || isinf(start) || isinf(stop))
-    return rb_error(L, "arange: step must be non-zero and bounds finite (got %g, %g, %g)",
-                      start, stop, step);
+    return rb_error(L, "arange: step must be non-zero and bounds finite (got %g, %g, %g)", start,
+                    stop, step);
   double cnt = ceil((stop - start) / step);
   if (cnt < 0) cnt = 0;
-  if (cnt > (double)RC_MAX_NUMEL)
-    return rb_error(L, "arange: %g elements is too many", cnt);
+  if (cnt > (double)RC_MAX_NUMEL) return rb_error(L, "arange: %g elements is too many", cnt);
   int64_t n = (int64_t)cnt;
   rc_tensor *t = rc_empty(rb_ctx(L), 1, &n);
   if (!t) return rb_raise(L);
@@ -568,8 +591,7 @@ static int f_eye(lua_State *L) {
  * level; every row must agree. */
 static void nested_shape(lua_State *L, int idx, int depth, int64_t *size, int *ndim) {
   if (lua_type(L, idx) != LUA_TTABLE) return;
-  if (depth >= RC_MAX_DIM)
-    rb_error(L, "tensor: nesting deeper than %d levels", RC_MAX_DIM);
+  if (depth >= RC_MAX_DIM) rb_error(L, "tensor: nesting deeper than %d levels", RC_MAX_DIM);
   size[depth] = (int64_t)luaL_len(L, idx);
   *ndim = depth + 1;
   if (size[depth] > 0) {
@@ -579,8 +601,8 @@ static void nested_shape(lua_State *L, int idx, int depth, int64_t *size, int *n
   }
 }
 
-static void nested_fill(lua_State *L, int idx, int depth, int ndim, const int64_t *size,
-                        float *out, int64_t *pos) {
+static void nested_fill(lua_State *L, int idx, int depth, int ndim, const int64_t *size, float *out,
+                        int64_t *pos) {
   if (depth == ndim) {
     int isnum = 0;
     lua_Number v = lua_tonumberx(L, idx, &isnum);
@@ -589,7 +611,7 @@ static void nested_fill(lua_State *L, int idx, int depth, int ndim, const int64_
         v = lua_toboolean(L, idx);
       } else {
         rb_error(L, "tensor: element %lld is %s, not a number", (long long)(*pos + 1),
-                   luaL_typename(L, idx));
+                 luaL_typename(L, idx));
       }
     }
     out[(*pos)++] = (float)v;
@@ -597,7 +619,7 @@ static void nested_fill(lua_State *L, int idx, int depth, int ndim, const int64_
   }
   if (lua_type(L, idx) != LUA_TTABLE || (int64_t)luaL_len(L, idx) != size[depth])
     rb_error(L, "tensor: ragged nested table (level %d should have %lld entries)", depth + 1,
-               (long long)size[depth]);
+             (long long)size[depth]);
   for (int64_t i = 1; i <= size[depth]; i++) {
     lua_geti(L, idx, i);
     nested_fill(L, lua_gettop(L), depth + 1, ndim, size, out, pos);
@@ -606,11 +628,12 @@ static void nested_fill(lua_State *L, int idx, int depth, int ndim, const int64_
 }
 
 static int f_tensor(lua_State *L) {
-  if (lua_type(L, 1) == LUA_TNUMBER) return rb_push(L, rc_scalar(rb_ctx(L), (float)lua_tonumber(L, 1)));
+  if (lua_type(L, 1) == LUA_TNUMBER)
+    return rb_push(L, rc_scalar(rb_ctx(L), (float)lua_tonumber(L, 1)));
   if (rb_is_tensor(L, 1)) return rb_push(L, rc_copy_contiguous(rb_check(L, 1)));
   if (lua_type(L, 1) != LUA_TTABLE)
     return rb_error(L, "tensor: argument #1 must be a (nested) table of numbers, got %s",
-                      luaL_typename(L, 1));
+                    luaL_typename(L, 1));
   int64_t size[RC_MAX_DIM] = {0};
   int ndim = 0;
   nested_shape(L, 1, 0, size, &ndim);
@@ -694,7 +717,7 @@ static int m_item(lua_State *L) {
   if (rc_numel(t) != 1) {
     char s[128];
     return rb_error(L, "item: tensor of shape %s has %lld elements, not one",
-                      rc_shape_str(t, s, sizeof s), (long long)rc_numel(t));
+                    rc_shape_str(t, s, sizeof s), (long long)rc_numel(t));
   }
   int64_t idx[RC_MAX_DIM] = {0};
   lua_pushnumber(L, *rc_ptr(t, idx));
@@ -724,15 +747,15 @@ static int m_totable(lua_State *L) {
 static int64_t check_index(lua_State *L, rc_tensor *t, int from, const char *fn) {
   int given = lua_gettop(L) - from + 1;
   if (given != t->ndim)
-    rb_error(L, "%s: a tensor with %d dimensions needs %d indices, got %d", fn, t->ndim,
-               t->ndim, given < 0 ? 0 : given);
+    rb_error(L, "%s: a tensor with %d dimensions needs %d indices, got %d", fn, t->ndim, t->ndim,
+             given < 0 ? 0 : given);
   int64_t off = t->offset;
   for (int i = 0; i < t->ndim; i++) {
     int64_t k = rb_check_int(L, from + i);
     if (k < 0) k += t->size[i] + 1;
     if (k < 1 || k > t->size[i])
       rb_error(L, "%s: index %lld is out of range for dimension %d of size %lld (1-based)", fn,
-                 (long long)rb_check_int(L, from + i), i + 1, (long long)t->size[i]);
+               (long long)rb_check_int(L, from + i), i + 1, (long long)t->size[i]);
     off += (k - 1) * t->stride[i];
   }
   return off;
@@ -746,12 +769,12 @@ static int m_get(lua_State *L) {
 
 static int m_set(lua_State *L) {
   rc_tensor *t = rb_check(L, 1);
-  float v = (float)luaL_checknumber(L, 2);
+  float v = (float)rb_check_number(L, 2);
   int64_t off = check_index(L, t, 3, "set");
   if (rc_check_inplace(t, "set")) return rb_raise(L);
   if (t->grad_fn && t->ctx->grad_enabled)
     return rb_error(L, "set: in-place write to a tensor with autograd history; "
-                         "use recur.no_grad or clone() first");
+                       "use recur.no_grad or clone() first");
   t->storage->data[off] = v;
   rc_bump_version(t);
   lua_settop(L, 1);
@@ -768,10 +791,14 @@ typedef struct {
 } fmt_t;
 
 static void fmt_num(fmt_t *f, float v, char *out, size_t n) {
-  if (isnan(v)) snprintf(out, n, "nan");
-  else if (isinf(v)) snprintf(out, n, v > 0 ? "inf" : "-inf");
-  else if (f->sci) snprintf(out, n, "%.4e", (double)v);
-  else snprintf(out, n, "%.*f", f->prec, (double)v);
+  if (isnan(v))
+    snprintf(out, n, "nan");
+  else if (isinf(v))
+    snprintf(out, n, v > 0 ? "inf" : "-inf");
+  else if (f->sci)
+    snprintf(out, n, "%.4e", (double)v);
+  else
+    snprintf(out, n, "%.*f", f->prec, (double)v);
 }
 
 #define EDGE 3
@@ -842,7 +869,8 @@ static int m_tostring(lua_State *L) {
   }
   fmt_t f;
   f.prec = all_int ? 0 : 4;
-  f.sci = !all_int && (amax >= 1e8 || (amin < 1e-4 && amin > 0) || (amax > 0 && amax / (amin > 0 ? amin : 1) > 1e6 && amax >= 1e3));
+  f.sci = !all_int && (amax >= 1e8 || (amin < 1e-4 && amin > 0) ||
+                       (amax > 0 && amax / (amin > 0 ? amin : 1) > 1e6 && amax >= 1e3));
   if (all_int && amax >= 1e8) f.sci = 1;
   char s[64];
   f.width = 0;
@@ -902,8 +930,10 @@ static int m_index(lua_State *L) {
     }
     if (strcmp(k, "grad_fn") == 0) {
       rc_tensor *t = rb_check(L, 1);
-      if (t->grad_fn) lua_pushstring(L, t->grad_fn->name);
-      else lua_pushnil(L);
+      if (t->grad_fn)
+        lua_pushstring(L, t->grad_fn->name);
+      else
+        lua_pushnil(L);
       return 1;
     }
   }
@@ -923,7 +953,7 @@ static int m_newindex(lua_State *L) {
     if (!rc_same_shape(g, t)) {
       char s1[128], s2[128];
       return rb_error(L, "grad: shape %s does not match the tensor's shape %s",
-                        rc_shape_str(g, s1, sizeof s1), rc_shape_str(t, s2, sizeof s2));
+                      rc_shape_str(g, s1, sizeof s1), rc_shape_str(t, s2, sizeof s2));
     }
     rc_retain(g);
     rc_release(t->grad);
@@ -931,7 +961,7 @@ static int m_newindex(lua_State *L) {
     return 0;
   }
   return rb_error(L, "tensor: cannot set field '%s' (tensors have no user fields)",
-                    k ? k : luaL_typename(L, 2));
+                  k ? k : luaL_typename(L, 2));
 }
 
 /* a == b compares identity of the underlying tensor (use eq for values). */
@@ -954,17 +984,24 @@ static int f_is_tensor(lua_State *L) {
 }
 
 static const luaL_Reg methods[] = {
-    {"size", m_size},       {"stride", m_stride}, {"dim", m_dim},
-    {"numel", m_numel},     {"item", m_item},     {"totable", m_totable},
-    {"get", m_get},         {"set", m_set},       {"is_contiguous", m_is_contiguous},
-    {"free", t_release},    {"close", t_release}, {"is_closed", t_is_closed},
-    {"nelement", m_numel},  {NULL, NULL}};
+    {"size", m_size},      {"stride", m_stride}, {"dim", m_dim},
+    {"numel", m_numel},    {"item", m_item},     {"totable", m_totable},
+    {"get", m_get},        {"set", m_set},       {"is_contiguous", m_is_contiguous},
+    {"free", t_release},   {"close", t_release}, {"is_closed", t_is_closed},
+    {"nelement", m_numel}, {NULL, NULL}};
 
-static const luaL_Reg functions[] = {
-    {"tensor", f_tensor},         {"empty", f_empty},         {"zeros", f_zeros},
-    {"ones", f_ones},             {"full", f_full},           {"arange", f_arange},
-    {"eye", f_eye},               {"zeros_like", f_zeros_like}, {"ones_like", f_ones_like},
-    {"full_like", f_full_like},   {"is_tensor", f_is_tensor}, {NULL, NULL}};
+static const luaL_Reg functions[] = {{"tensor", f_tensor},
+                                     {"empty", f_empty},
+                                     {"zeros", f_zeros},
+                                     {"ones", f_ones},
+                                     {"full", f_full},
+                                     {"arange", f_arange},
+                                     {"eye", f_eye},
+                                     {"zeros_like", f_zeros_like},
+                                     {"ones_like", f_ones_like},
+                                     {"full_like", f_full_like},
+                                     {"is_tensor", f_is_tensor},
+                                     {NULL, NULL}};
 
 void rb_open_tensor(lua_State *L, int methods_idx, int module_idx) {
   rb_state_init(L);
@@ -975,9 +1012,12 @@ void rb_open_tensor(lua_State *L, int methods_idx, int module_idx) {
   rb_register(L, methods_idx, module_idx, methods, functions);
   /* metatable: __gc/__close present before any userdata gets it */
   luaL_getmetatable(L, RECUR_TENSOR_MT);
-  static const luaL_Reg meta[] = {{"__gc", t_release},       {"__close", t_release},
-                                  {"__tostring", m_tostring}, {"__newindex", m_newindex},
-                                  {"__eq", m_eqmeta},         {"__len", m_len},
+  static const luaL_Reg meta[] = {{"__gc", t_release},
+                                  {"__close", t_release},
+                                  {"__tostring", m_tostring},
+                                  {"__newindex", m_newindex},
+                                  {"__eq", m_eqmeta},
+                                  {"__len", m_len},
                                   {NULL, NULL}};
   rb_setfuncs(L, meta);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &CTX_KEY);

@@ -32,7 +32,7 @@ local function names_fn(msg, name)
   msg = tostring(msg)
   if msg:find(name, 1, true) then return true end
   msg = msg:gsub("^[^:]*:%d+: ", "")
-  return msg:match("^[%a_][%w_%.]*: ") ~= nil or msg:find("bad argument #%d+ to '") ~= nil
+  return msg:match("^[%a_][%w_%.]*: ") ~= nil or msg:find("bad argument #%d+ to '[^?']") ~= nil
 end
 
 local function try_all(name, f, self)
