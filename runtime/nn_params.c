@@ -7,17 +7,25 @@
 #include "nn.h"
 #include "nn_internal.h"
 
-rc_tensor *rc_param_new(rc_ctx *c, int ndim, const int64_t *size) {
-  rc_tensor *base = rc_zeros(c, ndim, size);
+rc_tensor *rc_param_from(rc_tensor *base) {
   if (!base) return NULL;
-  /* a separate header over the same storage: unlike rc_zeros' header (which lives inside the
-   * storage block), this one can be pointed at another storage later */
-  rc_tensor *p = rc_raw_view(base, ndim, base->size, base->stride, 0);
+  /* a separate header over the same storage: unlike base's header (which lives inside the
+   * storage block when base was made by rc_empty / rc_zeros / rc_rand ...), this one can be
+   * pointed at another storage later */
+  rc_tensor *p = rc_raw_view(base, base->ndim, base->size, base->stride, base->offset);
   rc_release(base);
   if (!p) return NULL;
   p->is_view = 0;
   p->requires_grad = 1;
   return p;
+}
+
+rc_tensor *rc_param_new(rc_ctx *c, int ndim, const int64_t *size) {
+  return rc_param_from(rc_zeros(c, ndim, size));
+}
+
+int rc_is_param(const rc_tensor *t) {
+  return t && !t->embedded && !t->is_view && !t->grad_fn;
 }
 
 /* Points t at storage `to` (retained) from element offset off, contiguous, and drops its
