@@ -95,4 +95,10 @@ int rc_clip_grad_norm(rc_tensor **p, int n, double max_norm, double *norm);
 /* Clamps every gradient element to [-clip, clip]; *norm gets the global norm before. */
 int rc_clip_grad_value(rc_tensor **p, int n, double clip, double *norm);
 
+/* The same on one tensor: g itself is the gradient (a model's flat gradient buffer, one pass
+ * over it): its L2 norm (in double), and g scaled in place so that its norm is at most
+ * max_norm (> 0), the same coefficient as rc_clip_grad_norm; *norm = the norm before. */
+double rc_norm2(rc_tensor *g);
+int rc_clip_norm_(rc_tensor *g, double max_norm, double *norm);
+
 #endif

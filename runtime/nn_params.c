@@ -347,3 +347,17 @@ int rc_clip_grad_value(rc_tensor **p, int n, double clip, double *norm) {
     if (p[i]->grad) each(p[i]->grad, 0, (float)-clip, (float)clip);
   return 0;
 }
+
+double rc_norm2(rc_tensor *g) {
+  return sqrt(sumsq_of(g));
+}
+
+int rc_clip_norm_(rc_tensor *g, double max_norm, double *norm) {
+  if (!(max_norm > 0))
+    return rc_error(g->ctx, "clip_grad_norm: max_norm must be > 0, got %g", max_norm);
+  double t = rc_norm2(g);
+  *norm = t;
+  double coef = max_norm / (t + 1e-6);
+  if (coef < 1.0) each(g, 1, (float)coef, 0);
+  return 0;
+}
