@@ -523,7 +523,9 @@ function Module:summary(input, opts)
     for _, m in ipairs(order) do
       rawset(m, "_hook", function(mod, ins, outs)
         local r = rows[mod]
-        r.shape = outs.n == 1 and shape_of(outs[1]) or shape_of({ table.unpack(outs, 1, outs.n) })
+        -- the first result's shape (a recurrent layer's output; "(+1)": one more result,
+        -- its final state)
+        r.shape = shape_of(outs[1]) .. (outs.n > 1 and string.format(" (+%d)", outs.n - 1) or "")
         r.macs = (r.macs or 0) + mod:macs(ins, outs)
       end)
     end
