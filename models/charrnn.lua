@@ -34,10 +34,10 @@ local function int_opt(o, k, default, min)
     if type(v) == "number" and v == math.floor(v) then
       v = math.tointeger(v)
     else
-      error(string.format("CharRNN: %s must be an integer, got %s", k, tostring(v)), 5)
+      error(string.format("CharRNN: %s must be an integer, got %s", k, tostring(v)), 4)
     end
   end
-  if v < min then error(string.format("CharRNN: %s must be >= %d, got %d", k, min, v), 5) end
+  if v < min then error(string.format("CharRNN: %s must be >= %d, got %d", k, min, v), 4) end
   return v
 end
 
@@ -48,7 +48,7 @@ function CharRNN.new(a, b)
 end
 
 function CharRNN:init(o)
-  if type(o) ~= "table" then error("CharRNN.new: expected an options table", 4) end
+  if type(o) ~= "table" then error("CharRNN.new: expected an options table", 3) end
   self.V = int_opt(o, "vocab", nil, 1)
   self.E = int_opt(o, "embed", 64, 1)
   self.H = int_opt(o, "hidden", 128, 1)

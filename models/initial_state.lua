@@ -219,7 +219,7 @@ function Bound:init(strategy, target, st, nested)
         local v = strategy.params(leaf[2], info)
         if not recur.is_tensor(v) or v:dim() ~= 1 or v:size(1) ~= leaf[2] then
           error(string.format("initial_state %s: params must return a tensor [%d]", strategy.name,
-            leaf[2]), 5)
+            leaf[2]), 3)
         end
         self.params[l][k] = holder:parameter(leaf[1], v:detach())
       end

@@ -27,21 +27,23 @@ rnn.cell_types = { "rnn", "gru", "lstm", "lstm_peephole", "pseudo_lstm",
 local is_fused_type = {}
 for _, k in ipairs(rnn.cell_types) do is_fused_type[k] = true end
 
-local function check_int(v, what, fn, min)
+-- lvl: the error level seen from the caller's caller (3: the caller of the function that
+-- checks; 4 from a Module's init, whose caller is Module.new)
+local function check_int(v, what, fn, min, lvl)
   if math.type(v) ~= "integer" and not (type(v) == "number" and v == math.floor(v)) then
     error(string.format("%s: %s must be an integer, got %s", fn, what,
-      type(v) == "number" and tostring(v) or type(v)), 3)
+      type(v) == "number" and tostring(v) or type(v)), lvl or 3)
   end
   v = math.tointeger(v)
   if min and v < min then
-    error(string.format("%s: %s must be >= %d, got %d", fn, what, min, v), 3)
+    error(string.format("%s: %s must be >= %d, got %d", fn, what, min, v), lvl or 3)
   end
   return v
 end
 
-local function check_opts(opts, fn)
+local function check_opts(opts, fn, lvl)
   if type(opts) ~= "table" then
-    error(string.format("%s: expected an options table, got %s", fn, type(opts)), 3)
+    error(string.format("%s: expected an options table, got %s", fn, type(opts)), lvl or 3)
   end
 end
 
@@ -269,7 +271,7 @@ function CellModule:init(cell)
   end
   if not ok then
     error("rnn.CellModule: expected a cell (rnn.Cell, rnn.LuaCell or an object with "
-      .. "parameters, forward, step and zero_state), got " .. type(cell), 4)
+      .. "parameters, forward, step and zero_state), got " .. type(cell), 3)
   end
   rawset(self, "cell", cell)
   for _, np in ipairs(cell:parameters()) do
@@ -277,13 +279,13 @@ function CellModule:init(cell)
     if type(name) ~= "string" or name == "" or name:find("%.") or CellModule[name] ~= nil
         or rawget(self, name) ~= nil then
       error(string.format("rnn.CellModule: the cell's parameter name %s cannot be a module "
-        .. "field (empty, dotted, or taken by a method or field)", tostring(name)), 4)
+        .. "field (empty, dotted, or taken by a method or field)", tostring(name)), 3)
     end
     if not nn.is_parameter(t) then
       if getmetatable(cell) ~= LuaCell then
         error(string.format("rnn.CellModule: parameter %s of the %s cell is not a parameter "
           .. "tensor (make it with recur.nn.to_parameter so that it can join a flat buffer)",
-          name, cell_name(cell)), 4)
+          name, cell_name(cell)), 3)
       end
       t = nn.to_parameter(t)
       cell.p[name] = t
@@ -328,7 +330,7 @@ local function make_cell(spec, input, hidden, opts)
     return spec(input, hidden, opts)
   end
   error(string.format("rnn.RNN: cell must be a cell type (%s), a Lua cell definition or a "
-    .. "constructor function, got %s", table.concat(rnn.cell_types, ", "), type(spec)), 5)
+    .. "constructor function, got %s", table.concat(rnn.cell_types, ", "), type(spec)), 4)
 end
 
 -- RNN{cell =, input =, hidden =, layers = 1, dropout = 0, batch_first = false,
@@ -340,14 +342,14 @@ local RNN = nn.Module:extend("RNN")
 rnn.RNN = RNN
 
 function RNN:init(opts)
-  check_opts(opts, "rnn.RNN")
+  check_opts(opts, "rnn.RNN", 4)
   self.cell_type = opts.cell or "lstm"
-  self.input = check_int(opts.input, "input", "rnn.RNN", 1)
-  self.hidden = check_int(opts.hidden, "hidden", "rnn.RNN", 1)
-  self.layers = check_int(opts.layers or 1, "layers", "rnn.RNN", 1)
+  self.input = check_int(opts.input, "input", "rnn.RNN", 1, 4)
+  self.hidden = check_int(opts.hidden, "hidden", "rnn.RNN", 1, 4)
+  self.layers = check_int(opts.layers or 1, "layers", "rnn.RNN", 1, 4)
   local p = opts.dropout or 0
   if type(p) ~= "number" or not (p >= 0 and p < 1) then
-    error(string.format("rnn.RNN: dropout must be a number in [0, 1), got %s", tostring(p)), 4)
+    error(string.format("rnn.RNN: dropout must be a number in [0, 1), got %s", tostring(p)), 3)
   end
   self.dropout = p
   self.batch_first = opts.batch_first and true or false
