@@ -121,7 +121,7 @@ if worker then
   end
   local m = CharRNN.new { vocab = V, embed = E, hidden = H, layers = L, cell = worker.cell or "lstm" }
   if worker.mode == "train" then
-    local opt = G.optimizer("adam", m:param_list(), { lr = 2e-3, clip = 5 })
+    local opt = G.optimizer("adam", m, { lr = 2e-3, clip = 5 })
     local x = recur.randint(1, V, { T, B })
     local y = recur.randint(1, V, { T, B })
     local function step()

@@ -113,6 +113,12 @@ static int f_param(lua_State *L) {
   return rb_push(L, rc_param_new(c, n, size));
 }
 
+/* is_param(t) -> can t be packed into a flat buffer (rc_is_param)? */
+static int f_is_param(lua_State *L) {
+  lua_pushboolean(L, rc_is_param(rb_check(L, 1)));
+  return 1;
+}
+
 /* pack(list) -> flat, flat_grad (nil, nil when the parameters are tied across modules) */
 static int f_pack(lua_State *L) {
   int n;
@@ -166,6 +172,20 @@ static int f_grad_norm(lua_State *L) {
   return 1;
 }
 
+/* clip_norm_(g, max_norm) -> the L2 norm of g before scaling it in place to at most max_norm;
+ * clip_norm_(g) -> the norm only. g: a gradient tensor itself (a flat gradient buffer) */
+static int f_clip_norm_(lua_State *L) {
+  rc_tensor *g = rb_check(L, 1);
+  if (lua_isnoneornil(L, 2)) {
+    lua_pushnumber(L, rc_norm2(g));
+    return 1;
+  }
+  double norm, max = check_float(L, 2, "clip_grad_norm", "max_norm (argument #2)");
+  if (rc_clip_norm_(g, max, &norm)) return rb_raise(L);
+  lua_pushnumber(L, norm);
+  return 1;
+}
+
 /* zero_(t): t filled with zeros in place (memset when contiguous; no autograd) */
 static int f_zero_(lua_State *L) {
   if (rc_zero_fill(rb_check(L, 1))) return rb_raise(L);
@@ -200,6 +220,8 @@ void rb_open_nn(lua_State *L, int methods, int module) {
                                  {"cross_entropy", f_cross_entropy},
                                  {"param", f_param},
                                  {"pack", f_pack},
+                                 {"is_param", f_is_param},
+                                 {"clip_norm_", f_clip_norm_},
                                  {"orthogonal_", f_orthogonal_},
                                  {"clip_grad_norm", f_clip_grad_norm},
                                  {"clip_grad_value", f_clip_grad_value},

@@ -9,7 +9,7 @@
 --    lets the loader read exactly that file) and hands the loaded table to
 --    talker.use_checkpoint(ck), again after every reload, so the weights survive reloads.
 --    The script builds the model with models/charrnn.lua (found through the host's module
---    path) from ck.meta.config, copies ck.tensors["param.<name>"] into it and decodes ids with
+--    path) from ck.meta.config, loads ck.model (its state_dict) into it and decodes ids with
 --    the vocabulary in ck.meta.vocab. Each call runs one batch-1 step: by default through
 --    recur._rnn_generate (the char model's C generation loop, one id per call, no graph, no
 --    allocation inside the step); talker.path = "lua" uses CharRNN:step under recur.no_grad.
@@ -131,7 +131,7 @@ end
 local function checkpoint_brain(ck)
   local meta = type(ck) == "table" and ck.meta
   if type(meta) ~= "table" or meta.kind ~= "charrnn" or type(meta.config) ~= "table"
-      or type(ck.tensors) ~= "table" then
+      or type(ck.model) ~= "table" then
     error("use_checkpoint: not a char-RNN checkpoint (scripts/train_charrnn.lua writes them)", 0)
   end
   local CharRNN = require_charrnn()
@@ -141,19 +141,11 @@ local function checkpoint_brain(ck)
     error(string.format("use_checkpoint: the vocabulary has %d symbols, the model %d",
       vocab:size(), model.V), 0)
   end
-  recur.no_grad(function()
-    for _, np in ipairs(model:parameters()) do
-      local t = ck.tensors["param." .. np[1]]
-      if not recur.is_tensor(t) then
-        error("use_checkpoint: the checkpoint lacks parameter " .. np[1], 0)
-      end
-      if t:numel() ~= np[2]:numel() then
-        error(string.format("use_checkpoint: parameter %s holds %d values, the model needs %d",
-          np[1], t:numel(), np[2]:numel()), 0)
-      end
-      np[2]:copy_(t:view(np[2]:size()))
-    end
-  end)
+  local ok, err = pcall(model.load_state_dict, model, ck.model)
+  if not ok then
+    error("use_checkpoint: the checkpoint does not fit its model: "
+      .. tostring(err):gsub("^[^\n]-%.lua:%d+: ", ""), 0)
+  end
   model:eval()
 
   local chars, newline = {}, nil
@@ -176,7 +168,8 @@ local function checkpoint_brain(ck)
     brain.last, brain.len = newline or 1, 0
   end
   if fused and T.path ~= "lua" then
-    local cells, embed, W, b = model.rnn.cells, model.embed, model.W_out, model.b_out
+    local cells, embed, W, b = model.rnn.cells, model.embed.weight, model.out.weight,
+      model.out.bias
     local prime = { 0 }
     function brain.step(last)
       prime[1] = last

@@ -1,25 +1,31 @@
 -- The character model of R2RT's "Recurrent Neural Networks in Tensorflow II": an embedding,
--- a stack of fused recurrent cells (recur.rnn.RNN) and a linear readout to the vocabulary.
+-- a stack of fused recurrent cells (recur.rnn.RNN) and a linear readout to the vocabulary,
+-- composed as an nn.Module.
 --
 --   local CharRNN = require "models.charrnn"
 --   local m = CharRNN.new { vocab = 65, embed = 64, hidden = 128, layers = 2, cell = "lstm",
---                           dropout = 0, init_state = "zero", init_std = 0.3 }
---   local logits, state = m:forward(x, state)      -- x [T, B] ids -> logits [T*B, V]
+--                           dropout = 0, init_state = "zero", init_std = 0.3 }  -- or CharRNN{...}
+--   local logits, state = m:forward(x, state)      -- x [T, B] ids -> logits [T*B, V]; also m(x)
 --   local loss, state = m:loss(x, y, state)        -- mean cross-entropy in nats
 --   local logits, state = m:step(ids, state)       -- one step for sampling (ids [B])
---   m:parameters()  -> ordered { {name, tensor}, ... }
+--   m:parameters(), m:named_parameters(), m:flat_parameters(), m:state_dict(), m:summary(x),
+--   recur.save(path, {model = m, ...}) ...          -- as any nn.Module
 --   m:config()      -> the table new() takes (stored in checkpoints)
 --
--- Parameters: embed [V, E] (N(0, 1) rows, PyTorch's nn.Embedding), the cells' own (see
--- docs/rnn.md), out.W [V, H] and out.b [V] (uniform in +-1/sqrt(H), PyTorch's nn.Linear), and
--- the initial state's trainable vectors for the trained strategies
--- (models/initial_state.lua).
+-- Children and parameter names (one flat buffer, in this order):
+--   embed       nn.Embedding(V, E)     embed.weight [V, E] (N(0, 1) rows, PyTorch's nn.Embedding)
+--   rnn         recur.rnn.RNN          rnn.layer1.W_x, rnn.layer1.W_h, rnn.layer1.b, ...
+--                                      (the cells' own, docs/rnn.md)
+--   out         nn.Linear(H, V)        out.weight [V, H], out.bias [V] (uniform in +-1/sqrt(H),
+--                                      PyTorch's nn.Linear)
+--   init_state  the initial-state strategy (models/initial_state.lua): init_state.layer1.h, ...
+--               for the trained strategies, nothing for zero and noisy
 local recur = require("recur")
 local IS = require("models.initial_state")
 local G = require("models.glue")
+local nn = recur.nn
 
-local CharRNN = {}
-CharRNN.__index = CharRNN
+local CharRNN = nn.Module:extend("CharRNN")
 
 local function int_opt(o, k, default, min)
   local v = o[k]
@@ -28,16 +34,21 @@ local function int_opt(o, k, default, min)
     if type(v) == "number" and v == math.floor(v) then
       v = math.tointeger(v)
     else
-      error(string.format("CharRNN: %s must be an integer, got %s", k, tostring(v)), 3)
+      error(string.format("CharRNN: %s must be an integer, got %s", k, tostring(v)), 4)
     end
   end
-  if v < min then error(string.format("CharRNN: %s must be >= %d, got %d", k, min, v), 3) end
+  if v < min then error(string.format("CharRNN: %s must be >= %d, got %d", k, min, v), 4) end
   return v
 end
 
-function CharRNN.new(o)
-  if type(o) ~= "table" then error("CharRNN.new: expected an options table", 2) end
-  local self = setmetatable({}, CharRNN)
+-- CharRNN.new{...} and CharRNN{...} both build a model (Module:new, then init)
+function CharRNN.new(a, b)
+  if type(a) == "table" and rawget(a, "_class_name") then return nn.Module.new(a, b) end
+  return nn.Module.new(CharRNN, a)
+end
+
+function CharRNN:init(o)
+  if type(o) ~= "table" then error("CharRNN.new: expected an options table", 3) end
   self.V = int_opt(o, "vocab", nil, 1)
   self.E = int_opt(o, "embed", 64, 1)
   self.H = int_opt(o, "hidden", 128, 1)
@@ -46,15 +57,20 @@ function CharRNN.new(o)
   self.dropout = o.dropout or 0
   self.init_state_name = o.init_state or "zero"
   self.init_std = o.init_std or 0.3
+  self.batch_dim = 2 -- x is [T, B]: Module:summary counts per sequence
+  self.embed = nn.Embedding(self.V, self.E, { init = nn.init.normal { std = 1 } })
   self.rnn = recur.rnn.RNN { cell = self.cell, input = self.E, hidden = self.H,
     layers = self.L, dropout = self.dropout }
-  self.embed = recur.randn(self.V, self.E):requires_grad(true)
   local k = 1 / math.sqrt(self.H)
-  self.W_out = recur.uniform({ self.V, self.H }, -k, k):requires_grad(true)
-  self.b_out = recur.uniform({ self.V }, -k, k):requires_grad(true)
-  self.init = IS.by_name(self.init_state_name, { std = self.init_std }):bind(self.rnn)
-  self.training = true
-  return self
+  self.out = nn.Linear(self.H, self.V, { weight_init = nn.init.uniform(-k, k),
+    bias_init = nn.init.uniform(-k, k) })
+  self.init_state = IS.by_name(self.init_state_name, { std = self.init_std }):bind(self.rnn)
+  self:flat_parameters()
+end
+
+function CharRNN:extra_repr()
+  return string.format("CharRNN(vocab %d, embed %d, %s %d x %d, init %s)", self.V, self.E,
+    type(self.cell) == "string" and self.cell or "custom", self.L, self.H, self.init_state_name)
 end
 
 function CharRNN:config()
@@ -62,44 +78,16 @@ function CharRNN:config()
     dropout = self.dropout, init_state = self.init_state_name, init_std = self.init_std }
 end
 
-function CharRNN:parameters()
-  local out = { { "embed", self.embed } }
-  for _, np in ipairs(self.rnn:parameters()) do out[#out + 1] = { "rnn." .. np[1], np[2] } end
-  out[#out + 1] = { "out.W", self.W_out }
-  out[#out + 1] = { "out.b", self.b_out }
-  for _, np in ipairs(self.init:parameters()) do out[#out + 1] = { "init." .. np[1], np[2] } end
-  return out
-end
-
-function CharRNN:param_list()
-  local out = {}
-  for i, np in ipairs(self:parameters()) do out[i] = np[2] end
-  return out
-end
-
-function CharRNN:train()
-  self.training = true
-  self.rnn:train()
-  return self
-end
-
-function CharRNN:eval()
-  self.training = false
-  self.rnn:eval()
-  return self
-end
-
 -- the initial state for a batch of B (noise only in training)
 function CharRNN:initial_state(B)
-  return self.init:state(B, { training = self.training })
+  return self.init_state(B, { training = self.training })
 end
 
 -- x [T, B] ids -> logits [T*B, V], final state
 function CharRNN:forward(x, state)
   local T, B = x:size(1), x:size(2)
-  local e = self.embed:index_select(1, x:reshape(T * B)):view(T, B, self.E)
-  local out, fin = self.rnn:forward(e, { state = state or self:initial_state(B) })
-  return G.linear(out:reshape(T * B, self.H), self.W_out, self.b_out), fin
+  local out, fin = self.rnn(self.embed(x), { state = state or self:initial_state(B) })
+  return self.out(out:reshape(T * B, self.H)), fin
 end
 
 -- mean cross-entropy (nats per character) of predicting y [T, B] from x [T, B]
@@ -113,9 +101,9 @@ end
 function CharRNN:step(ids, state)
   if not recur.is_tensor(ids) then ids = recur.tensor(ids) end
   local B = ids:numel()
-  local e = self.embed:index_select(1, ids:reshape(B))
+  local e = self.embed.weight:index_select(1, ids:reshape(B))
   local out, fin = self.rnn:step(e, state or self:initial_state(B))
-  return G.linear(out, self.W_out, self.b_out), fin
+  return self.out(out), fin
 end
 
 -- Picks the next id from logits [1, V]: divided by the temperature, restricted to the top_k
@@ -160,8 +148,8 @@ function CharRNN:sample(o)
       while length > 0 do
         local n = math.min(length, 256)
         local ids
-        ids, state = recur._rnn_generate(self.rnn.cells, self.embed, self.W_out, self.b_out,
-          state, pr, n, temperature, top_k)
+        ids, state = recur._rnn_generate(self.rnn.cells, self.embed.weight, self.out.weight,
+          self.out.bias, state, pr, n, temperature, top_k)
         for _, id in ipairs(ids) do
           out[#out + 1] = id
           if o.on_id then o.on_id(id) end

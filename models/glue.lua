@@ -6,10 +6,12 @@
 --
 --   G.linear(x [N, in], W [out, in], b [out]) -> [N, out]
 --   G.cross_entropy(logits [N, C], target [N] (1-based ids)) -> mean loss (scalar)
---   local opt = G.optimizer("adam", params, {lr = 2e-3, clip = 5})  -- params: list of tensors
+--   local opt = G.optimizer("adam", model, {lr = 2e-3, clip = 5})  -- a module (clipping then
+--                               -- runs on its flat gradient) or a list of tensors
 --   opt:zero_grad(); ...backward...; local norm = opt:step()   -- clips first, returns the norm
---   G.save(path, {optimizer = opt, tensors = {name = t}, meta = table})   (atomic)
---   local ck = G.load(path)     -- ck.tensors, ck.meta, ck.rng_state
+--   G.save(path, {model = m, optimizer = opt, tensors = {name = t}, meta = table})   (atomic)
+--   local ck = G.load(path)     -- ck.model (name -> tensor, the model's state_dict),
+--                               -- ck.tensors (the others), ck.meta, ck.rng_state
 --   G.restore(opt, ck, path)    -- the optimizer state and the random generator
 local recur = require("recur")
 
@@ -131,17 +133,27 @@ function G.optimizer(name, params, o)
   if type(clip) ~= "number" or clip < 0 then
     error("optimizer: clip must be a number >= 0 (0 = off), got " .. tostring(o.clip), 2)
   end
+  -- a module: its parameters, and its flat gradient for clipping (one pass over one buffer)
+  local flat_grad
+  if type(params) == "table" and rawget(params, "_is_module") then
+    flat_grad = select(2, params:flat_parameters())
+    params = params:parameters()
+  end
   if G.backend == "nn" then
     local opts = { lr = o.lr }
-    if clip > 0 then opts.clip_norm = clip end
+    if clip > 0 and not flat_grad then opts.clip_norm = clip end
     local opt = recur.optim[NN_NAMES[name]](params, opts)
+    local nn = recur.nn
     return setmetatable({ impl = opt, name = name, params = params, backend = "nn" }, {
       __index = {
         zero_grad = function(self) self.impl:zero_grad() end,
         step = function(self)
-          local n = self.impl:step()
-          if n == nil then n = self.impl:grad_norm() end
-          return n
+          local n
+          if flat_grad then
+            n = clip > 0 and nn.clip_grad_norm(flat_grad, clip) or nn.grad_norm(flat_grad)
+          end
+          local sn = self.impl:step()
+          return n or sn or self.impl:grad_norm()
         end,
       },
     })
@@ -232,15 +244,19 @@ local function bytes_tensor(s, shape)
   return t:reshape(shape)
 end
 
--- G.save(path, {optimizer =, tensors = {name = t}, meta = table}); also stores the RNG state
+-- G.save(path, {model =, optimizer =, tensors = {name = t}, meta = table}); also stores the
+-- RNG state. The model's state is stored as "model.<name>" (recur.save's names).
 function G.save(path, spec)
   if G.backend == "nn" then
-    recur.save(path, { optimizer = spec.optimizer and spec.optimizer.impl, tensors = spec.tensors,
-      meta = spec.meta, rng = true })
+    recur.save(path, { model = spec.model, optimizer = spec.optimizer and spec.optimizer.impl,
+      tensors = spec.tensors, meta = spec.meta, rng = true })
     return
   end
   local tensors = {}
   for k, v in pairs(spec.tensors or {}) do tensors[k] = v end
+  if spec.model then
+    for _, nt in ipairs(spec.model:named_state()) do tensors["model." .. nt[1]] = nt[2] end
+  end
   local ostate
   if spec.optimizer then
     for k, v in pairs(spec.optimizer:state_tensors()) do tensors[k] = v end
@@ -276,9 +292,12 @@ function G.load(path)
     if not ok or type(ck) ~= "table" or ck.format ~= "recur-lua-checkpoint-1" then
       error("load: " .. path .. " is not a recur checkpoint", 2)
     end
-    local tensors = {}
-    for k, v in pairs(ck.tensors) do tensors[k] = bytes_tensor(v.data, v.shape) end
-    return { tensors = tensors, meta = ck.meta, rng_state = unhex(ck.rng),
+    local tensors, model = {}, {}
+    for k, v in pairs(ck.tensors) do
+      local m = k:match("^model%.(.+)$")
+      if m then model[m] = bytes_tensor(v.data, v.shape) else tensors[k] = bytes_tensor(v.data, v.shape) end
+    end
+    return { model = model, tensors = tensors, meta = ck.meta, rng_state = unhex(ck.rng),
       lua_optimizer = ck.optimizer, backend = "lua" }
   end
   if not has_nn() then
@@ -286,8 +305,8 @@ function G.load(path)
       .. "build lacks", 2)
   end
   local ck = recur.load(path)
-  return { tensors = ck.tensors, meta = ck.meta, rng_state = ck.rng_state, nn = ck,
-    backend = "nn" }
+  return { model = ck.model, tensors = ck.tensors, meta = ck.meta, rng_state = ck.rng_state,
+    nn = ck, backend = "nn" }
 end
 
 -- restores the optimizer state and the random generator from a loaded checkpoint

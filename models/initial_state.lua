@@ -11,8 +11,10 @@
 -- Usage:
 --   local IS = require "models.initial_state"
 --   local init = IS.trained_noisy { std = 0.3 }:bind(layer)  -- layer: recur.rnn.RNN or a cell
---   -- init:parameters() -> { {"layer1.h", t}, {"layer1.c", t}, ... } (train them with the rest)
---   local out, state = layer:forward(x, { state = init:state(B) })
+--   -- init is an nn.Module: init:named_parameters() -> { {"layer1.h", t}, {"layer1.c", t}, ... }
+--   -- (assign it to a field of the model, e.g. self.init_state = init, and they join the
+--   -- model's flat buffer and state_dict)
+--   local out, state = layer:forward(x, { state = init:state(B) })   -- or init(B)
 --
 -- The state is nested as the layer's own: one entry per layer, each a list of the cell's
 -- state tensors (h; h and c; s). bind() also takes a cell (a flat list {h, c}) or an explicit
@@ -35,13 +37,19 @@
 --   end
 local recur = require("recur")
 
+local nn = recur.nn
+
 local IS = {}
 
 local Strategy = {}
 Strategy.__index = Strategy
 
-local Bound = {}
-Bound.__index = Bound
+-- A strategy bound to a layer: an nn.Module (so its trainable vectors join the model's flat
+-- buffer when it is part of a model); children layer1 .. layerL hold the parameters, named
+-- after the state tensors ("layer1.h", "layer1.c", ...); called (or :state) it builds a state.
+local Bound = nn.Module:extend("InitialState")
+IS.Bound = Bound
+local Leaves = nn.Module:extend("InitialStateLayer")
 
 -- def: { name =, leaf = function(p, B, H, training, info) -> [B, H] tensor,
 --        params = function(H, info) -> initial value [H] (optional: trainable leaves) }
@@ -144,6 +152,7 @@ end
 
 -- structure of a layer (recur.rnn.RNN), a cell, or an explicit list
 local function structure_of(target)
+  if nn.is_module(target) and rawget(target, "cell") then target = target.cell end
   if type(target) == "table" and target.cells and target.layers then
     local s = {}
     for l, cell in ipairs(target.cells) do
@@ -181,35 +190,47 @@ end
 -- Binds the strategy to a layer (or cell, or structure): creates the trainable leaves.
 function Strategy:bind(target)
   local st, nested = structure_of(target)
-  local self_ = setmetatable({ strategy = self, structure = st, nested = nested, params = {},
-    target = target }, Bound)
-  for l, layer in ipairs(st) do
-    self_.params[l] = {}
-    for k, leaf in ipairs(layer) do
-      if self.params then
-        local info = { layer = l, index = k, name = leaf[1] }
-        local v = self.params(leaf[2], info)
-        if not recur.is_tensor(v) or v:dim() ~= 1 or v:size(1) ~= leaf[2] then
-          error(string.format("initial_state %s: params must return a tensor [%d]", self.name,
-            leaf[2]), 2)
+  if self.params then
+    for l, layer in ipairs(st) do
+      for k, leaf in ipairs(layer) do
+        if leaf[1] == "" or leaf[1]:find("%.") or Leaves[leaf[1]] ~= nil or leaf[1] == "training" then
+          error(string.format("initial_state bind: state name '%s' (layer %d, %d) cannot name a "
+            .. "parameter", leaf[1], l, k), 2)
         end
-        self_.params[l][k] = v:detach():contiguous():clone():requires_grad(true)
       end
     end
   end
-  return self_
+  return Bound(self, target, st, nested)
 end
 
--- ordered { {"layer1.h", t}, ... } (empty for strategies that train nothing)
-function Bound:parameters()
-  local out = {}
-  for l, layer in ipairs(self.structure) do
-    for k, leaf in ipairs(layer) do
-      local p = self.params[l][k]
-      if p then out[#out + 1] = { "layer" .. l .. "." .. leaf[1], p } end
+function Bound:init(strategy, target, st, nested)
+  rawset(self, "strategy", strategy)
+  rawset(self, "structure", st)
+  rawset(self, "nested", nested)
+  rawset(self, "params", {})
+  -- the bound layer is not a child: it belongs to the model that holds both
+  rawset(self, "target", target)
+  for l, layer in ipairs(st) do
+    self.params[l] = {}
+    if strategy.params then
+      local holder = Leaves()
+      for k, leaf in ipairs(layer) do
+        local info = { layer = l, index = k, name = leaf[1] }
+        local v = strategy.params(leaf[2], info)
+        if not recur.is_tensor(v) or v:dim() ~= 1 or v:size(1) ~= leaf[2] then
+          error(string.format("initial_state %s: params must return a tensor [%d]", strategy.name,
+            leaf[2]), 3)
+        end
+        self.params[l][k] = holder:parameter(leaf[1], v:detach())
+      end
+      self["layer" .. l] = holder
     end
   end
-  return out
+  self:flat_parameters()
+end
+
+function Bound:extra_repr()
+  return "InitialState(" .. self.strategy.name .. ")"
 end
 
 function Bound:state(B, opts)
@@ -235,6 +256,6 @@ function Bound:state(B, opts)
   if not self.nested then return out[1] end
   return out
 end
-Bound.__call = Bound.state
+Bound.forward = Bound.state
 
 return IS

@@ -55,6 +55,15 @@ rc_tensor *rc_cross_entropy(rc_tensor *input, rc_tensor *target, int64_t base, r
  * not embedded in its storage block). */
 rc_tensor *rc_param_new(rc_ctx *c, int ndim, const int64_t *size);
 
+/* The same for an existing tensor: a movable parameter header over base's storage (same
+ * values, shape and strides), which takes over base's reference (base is released, also on
+ * failure; NULL in gives NULL). The fused cells make their parameters this way. */
+rc_tensor *rc_param_from(rc_tensor *base);
+
+/* Can t be packed into a flat buffer: a leaf whose header is its own (rc_param_new /
+ * rc_param_from), not a view? */
+int rc_is_param(const rc_tensor *t);
+
 /* Packs parameters p[0..n) into one flat arena of data and one of gradients, in this order:
  * afterwards p[i] is a contiguous view of flat at offset sum(numel(p[<i])) and p[i]->grad
  * the same view of flat_grad. The tensors keep their identity (every reference held
@@ -85,5 +94,11 @@ double rc_grad_norm(rc_tensor **p, int n);
 int rc_clip_grad_norm(rc_tensor **p, int n, double max_norm, double *norm);
 /* Clamps every gradient element to [-clip, clip]; *norm gets the global norm before. */
 int rc_clip_grad_value(rc_tensor **p, int n, double clip, double *norm);
+
+/* The same on one tensor: g itself is the gradient (a model's flat gradient buffer, one pass
+ * over it): its L2 norm (in double), and g scaled in place so that its norm is at most
+ * max_norm (> 0), the same coefficient as rc_clip_grad_norm; *norm = the norm before. */
+double rc_norm2(rc_tensor *g);
+int rc_clip_norm_(rc_tensor *g, double max_norm, double *norm);
 
 #endif

@@ -7,17 +7,25 @@
 #include "nn.h"
 #include "nn_internal.h"
 
-rc_tensor *rc_param_new(rc_ctx *c, int ndim, const int64_t *size) {
-  rc_tensor *base = rc_zeros(c, ndim, size);
+rc_tensor *rc_param_from(rc_tensor *base) {
   if (!base) return NULL;
-  /* a separate header over the same storage: unlike rc_zeros' header (which lives inside the
-   * storage block), this one can be pointed at another storage later */
-  rc_tensor *p = rc_raw_view(base, ndim, base->size, base->stride, 0);
+  /* a separate header over the same storage: unlike base's header (which lives inside the
+   * storage block when base was made by rc_empty / rc_zeros / rc_rand ...), this one can be
+   * pointed at another storage later */
+  rc_tensor *p = rc_raw_view(base, base->ndim, base->size, base->stride, base->offset);
   rc_release(base);
   if (!p) return NULL;
   p->is_view = 0;
   p->requires_grad = 1;
   return p;
+}
+
+rc_tensor *rc_param_new(rc_ctx *c, int ndim, const int64_t *size) {
+  return rc_param_from(rc_zeros(c, ndim, size));
+}
+
+int rc_is_param(const rc_tensor *t) {
+  return t && !t->embedded && !t->is_view && !t->grad_fn;
 }
 
 /* Points t at storage `to` (retained) from element offset off, contiguous, and drops its
@@ -337,5 +345,19 @@ int rc_clip_grad_value(rc_tensor **p, int n, double clip, double *norm) {
   *norm = rc_grad_norm(p, n);
   for (int i = 0; i < n; i++)
     if (p[i]->grad) each(p[i]->grad, 0, (float)-clip, (float)clip);
+  return 0;
+}
+
+double rc_norm2(rc_tensor *g) {
+  return sqrt(sumsq_of(g));
+}
+
+int rc_clip_norm_(rc_tensor *g, double max_norm, double *norm) {
+  if (!(max_norm > 0))
+    return rc_error(g->ctx, "clip_grad_norm: max_norm must be > 0, got %g", max_norm);
+  double t = rc_norm2(g);
+  *norm = t;
+  double coef = max_norm / (t + 1e-6);
+  if (coef < 1.0) each(g, 1, (float)coef, 0);
   return 0;
 }

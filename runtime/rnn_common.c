@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <stdlib.h>
 
+#include "nn.h"
 #include "ops.h"
 #include "rnn_impl.h"
 
@@ -128,12 +129,13 @@ rc_cell *rc_cell_new(rc_ctx *c, rc_cell_kind kind, int64_t input, int64_t hidden
   for (int p = 0; p < o->n_params; p++) {
     int64_t size[2];
     int nd = param_shape(cell, p, size);
-    cell->param[p] = rc_rand(c, nd, size, -k, k);
+    /* movable parameter tensors (rc_param_from): Module packing re-points them into a
+     * model's flat buffer; every kernel reads them through cell->param at each call */
+    cell->param[p] = rc_param_from(rc_rand(c, nd, size, -k, k));
     if (!cell->param[p]) {
       rc_cell_release(cell);
       return NULL;
     }
-    cell->param[p]->requires_grad = 1;
   }
   if (o->has_bias) memset(rc_data(cell->param[2]), 0, (size_t)rc_numel(cell->param[2]) * 4);
   if (o->init) o->init(cell);

@@ -45,13 +45,8 @@ if type(meta) ~= "table" or meta.kind ~= "charrnn" then
 end
 local vocab = recur.data.Vocab.from_table(meta.vocab)
 local model = CharRNN.new(meta.config)
-recur.no_grad(function()
-  for _, np in ipairs(model:parameters()) do
-    local t = ck.tensors["param." .. np[1]]
-    if not t then die("the checkpoint lacks parameter " .. np[1]) end
-    np[2]:copy_(t)
-  end
-end)
+local okl, lerr = pcall(model.load_state_dict, model, ck.model or {})
+if not okl then die("the checkpoint does not fit its model: " .. tostring(lerr)) end
 recur.seed(a.seed or (os.time() * 1000 + math.floor(os.clock() * 1e6)) % 2147483647)
 
 local prime = {}

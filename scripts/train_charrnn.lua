@@ -132,30 +132,19 @@ end
 -- model and optimizer
 local model = CharRNN.new { vocab = V, embed = a.embed, hidden = a.hidden, layers = a.layers,
   cell = a.cell, dropout = a.dropout, init_state = a.init_state, init_std = a.init_std }
-local params = model:parameters()
-local plist = model:param_list()
-local opt = G.optimizer(a.optim, plist, { lr = a.lr, clip = a.clip })
-
--- Every parameter holds a gradient from the start (zeros): the optimizers skip a parameter
--- whose gradient is nil, and the trained initial state gets gradients only at the start of
--- an epoch. This makes a resumed run update exactly the parameters the uninterrupted one does.
-do
-  local z = plist[1]:sum() * 0
-  for i = 2, #plist do z = z + plist[i]:sum() * 0 end
-  z:backward()
-end
+-- the optimizer over the model's parameters; gradient clipping runs on its flat gradient.
+-- Packing (model:flat_parameters(), done when the model was built) gives every parameter its
+-- slot in the flat gradient buffer from the start (zeros), so every parameter, the trained
+-- initial state included, holds a gradient at every step: a resumed run updates exactly the
+-- parameters the uninterrupted one does.
+local opt = G.optimizer(a.optim, model, { lr = a.lr, clip = a.clip })
 
 local done_steps, state, history = 0, nil, {}
 if ck then
-  recur.no_grad(function()
-    for _, np in ipairs(params) do
-      local t = ck.tensors["param." .. np[1]]
-      if not t then die("cannot resume: the checkpoint lacks parameter " .. np[1]) end
-      np[2]:copy_(t)
-    end
-  end)
-  local okr, err = pcall(G.restore, opt, ck, a.resume)
-  if not okr then die("cannot resume: " .. tostring(err)) end
+  local okl, err = pcall(model.load_state_dict, model, ck.model or {})
+  if not okl then die("cannot resume: the checkpoint does not fit the model: " .. tostring(err)) end
+  local okr, err2 = pcall(G.restore, opt, ck, a.resume)
+  if not okr then die("cannot resume: " .. tostring(err2)) end
   local m = ck.meta
   it.epoch, it.step = m.epoch, m.step
   done_steps = m.total_steps
@@ -163,8 +152,7 @@ if ck then
   state = CharRNN.state_from(ck.tensors, "state.", a.layers, model.rnn.n_states)
 end
 
-local n_params = 0
-for _, p in ipairs(plist) do n_params = n_params + p:numel() end
+local n_params = model:num_parameters()
 local total_steps = it.steps_per_epoch * a.epochs
 if a.max_steps > 0 then total_steps = math.min(total_steps, a.max_steps) end
 print(string.format("data: %s, %d characters (%d train, %d validation), vocabulary %d (%s)",
@@ -201,7 +189,6 @@ end
 
 local function save(epoch, step, reason)
   local tensors = {}
-  for _, np in ipairs(params) do tensors["param." .. np[1]] = np[2] end
   if state then CharRNN.state_tensors(state, "state.", tensors) end
   local args_out = {}
   for _, o in ipairs(spec) do
@@ -212,7 +199,8 @@ local function save(epoch, step, reason)
   local meta = { kind = "charrnn", config = model:config(), vocab = corpus.vocab:to_table(),
     args = args_out, epoch = epoch, step = step, total_steps = done_steps, history = history,
     mode = a.mode, backend = G.backend }
-  local okk, err = pcall(G.save, a.checkpoint, { optimizer = opt, tensors = tensors, meta = meta })
+  local okk, err = pcall(G.save, a.checkpoint, { model = model, optimizer = opt, tensors = tensors,
+    meta = meta })
   if not okk then die("cannot write the checkpoint: " .. tostring(err)) end
   print(string.format("checkpoint: %s (%s; epoch %d, step %d)", a.checkpoint, reason, epoch, step))
 end

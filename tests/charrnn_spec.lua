@@ -64,22 +64,28 @@ describe("CharRNN", function()
       init_state = "trained" }
     local x = recur.tensor { { 1, 2 }, { 3, 4 }, { 2, 2 } }
     local y = recur.tensor { { 2, 3 }, { 4, 1 }, { 1, 2 } }
-    local ps = m:param_list()
+    local named = m:named_parameters()
     -- every parameter, including the trained initial state, is reached
     m:loss(x, y):backward()
-    for i, np in ipairs(m:parameters()) do
-      assert.is_true(ps[i].grad ~= nil and ps[i].grad:abs():sum():item() > 0, np[1])
+    for _, np in ipairs(named) do
+      assert.is_true(np[2].grad ~= nil and np[2].grad:abs():sum():item() > 0, np[1])
     end
+    assert.are.equal("init_state.layer1.h", named[#named][1])
     local ok = recur.gradcheck(function(...)
       local vals = { ... }
       -- the model's tensors are replaced by the checked inputs for this call
-      local saved = { m.embed, m.W_out, m.b_out }
-      m.embed, m.W_out, m.b_out = vals[1], vals[2], vals[3]
+      local saved = { m.embed.weight, m.out.weight, m.out.bias }
+      rawset(m.embed, "weight", vals[1])
+      rawset(m.out, "weight", vals[2])
+      rawset(m.out, "bias", vals[3])
       local l = m:loss(x, y)
-      m.embed, m.W_out, m.b_out = saved[1], saved[2], saved[3]
+      rawset(m.embed, "weight", saved[1])
+      rawset(m.out, "weight", saved[2])
+      rawset(m.out, "bias", saved[3])
       return l
-    end, { m.embed:detach():clone():requires_grad(true), m.W_out:detach():clone():requires_grad(true),
-      m.b_out:detach():clone():requires_grad(true) }, { eps = 1e-2, atol = 2e-3, rtol = 2e-2 })
+    end, { m.embed.weight:detach():clone():requires_grad(true),
+      m.out.weight:detach():clone():requires_grad(true),
+      m.out.bias:detach():clone():requires_grad(true) }, { eps = 1e-2, atol = 2e-3, rtol = 2e-2 })
     assert.is_true(ok)
   end)
 
@@ -117,7 +123,7 @@ describe("generation loop in C (recur._rnn_generate)", function()
       local m = CharRNN.new { vocab = 12, embed = 6, hidden = 16, layers = 2, cell = cell,
         init_state = "trained", init_std = 0 }
       recur.no_grad(function()
-        for _, p in ipairs(m:parameters()) do p[2]:mul_(3) end
+        for _, p in ipairs(m:parameters()) do p:mul_(3) end
       end)
       for _, case in ipairs { { 0, 0 }, { 0.7, 4 }, { 1, 0 } } do
         recur.seed(5)
@@ -131,7 +137,7 @@ describe("generation loop in C (recur._rnn_generate)", function()
       recur.seed(6)
       local long = m:sample { length = 600, prime = { 4 } }
       recur.seed(6)
-      local ids, st = recur._rnn_generate(m.rnn.cells, m.embed, m.W_out, m.b_out,
+      local ids, st = recur._rnn_generate(m.rnn.cells, m.embed.weight, m.out.weight, m.out.bias,
         m:initial_state(1), { 4 }, 600, 1, 0)
       assert.are.same(long, ids)
       assert.are.equal(2, #st)
@@ -149,23 +155,24 @@ describe("generation loop in C (recur._rnn_generate)", function()
   it("checks its arguments", function()
     local m = CharRNN.new { vocab = 5, embed = 3, hidden = 4, layers = 2 }
     local cells = m.rnn.cells
+    local E, W = m.embed.weight, m.out.weight
     assert.matches("prime id 6 is outside 1..5",
-      H.err_of(recur._rnn_generate, cells, m.embed, m.W_out, m.b_out, nil, { 6 }, 3))
+      H.err_of(recur._rnn_generate, cells, E, W, m.out.bias, nil, { 6 }, 3))
     assert.matches("the prime needs at least one id",
-      H.err_of(recur._rnn_generate, cells, m.embed, m.W_out, m.b_out, nil, {}, 3))
+      H.err_of(recur._rnn_generate, cells, E, W, m.out.bias, nil, {}, 3))
     assert.matches("the readout weight must be %[V, 4%], got %[5, 3%]",
-      H.err_of(recur._rnn_generate, cells, m.embed, m.embed, nil, nil, { 1 }, 3))
+      H.err_of(recur._rnn_generate, cells, E, E, nil, nil, { 1 }, 3))
     assert.matches("the embedding has 4 columns but the first cell takes 3",
-      H.err_of(recur._rnn_generate, cells, recur.zeros(5, 4), m.W_out, nil, nil, { 1 }, 3))
+      H.err_of(recur._rnn_generate, cells, recur.zeros(5, 4), W, nil, nil, { 1 }, 3))
     assert.matches("cell 2 takes 3 inputs but cell 1 gives 4",
       H.err_of(recur._rnn_generate, { cells[1], recur.rnn.Cell { cell = "rnn", input = 3, hidden = 4 } },
-        m.embed, m.W_out, nil, nil, { 1 }, 1))
+        E, W, nil, nil, { 1 }, 1))
     assert.matches("state%[1%]%[2%] must hold 4 values, got 3",
-      H.err_of(recur._rnn_generate, cells, m.embed, m.W_out, nil,
+      H.err_of(recur._rnn_generate, cells, E, W, nil,
         { { recur.zeros(4), recur.zeros(3) } }, { 1 }, 2))
-    assert.matches("length must be >= 0", H.err_of(recur._rnn_generate, cells, m.embed, m.W_out,
+    assert.matches("length must be >= 0", H.err_of(recur._rnn_generate, cells, E, W,
       nil, nil, { 1 }, -1))
-    assert.matches("must be an rnn cell", H.err_of(recur._rnn_generate, { 3 }, m.embed, m.W_out,
+    assert.matches("must be an rnn cell", H.err_of(recur._rnn_generate, { 3 }, E, W,
       nil, nil, { 1 }, 1))
   end)
 end)
@@ -267,11 +274,16 @@ describe("scripts/train_charrnn.lua and scripts/sample.lua", function()
       local a, b = G.load(full), G.load(part)
       assert.are.equal(backend, a.backend)
       local n = 0
-      for k, t in pairs(a.tensors) do
-        assert.is_not_nil(b.tensors[k], k)
-        assert.are.equal(0, (t - b.tensors[k]):abs():max():item(), k)
-        n = n + 1
+      for _, what in ipairs { "model", "tensors" } do
+        for k, t in pairs(a[what]) do
+          assert.is_not_nil(b[what][k], k)
+          assert.are.equal(0, (t - b[what][k]):abs():max():item(), k)
+          n = n + 1
+        end
       end
+      -- the model's state_dict under its module names, the carried state, (lua) the optimizer
+      assert.is_not_nil(a.model["rnn.layer2.W_h"])
+      assert.is_not_nil(a.model["init_state.layer1.h"])
       assert.is_true(n > 10)
       assert.are.equal(a.rng_state, b.rng_state)
       assert.are.equal(a.meta.total_steps, b.meta.total_steps)

@@ -38,12 +38,12 @@ describe("initial_state structure", function()
     local s = b:state(4)
     assert.are.equal(2, #s)
     assert.is_true(recur.is_tensor(s[1]))
-    assert.are.same({ "layer1.h", "layer1.c" }, { b:parameters()[1][1], b:parameters()[2][1] })
+    assert.are.same({ "layer1.h", "layer1.c" }, { b:named_parameters()[1][1], b:named_parameters()[2][1] })
     local y = cell:forward(recur.randn(3, 4, 2), { state = s })
     assert.are.equal("3,4,3", shape(y))
     local e = IS.trained():bind { { { "h", 2 } }, { { "h", 5 }, { "c", 5 } } }
     local names = {}
-    for i, np in ipairs(e:parameters()) do names[i] = np[1] .. ":" .. shape(np[2]) end
+    for i, np in ipairs(e:named_parameters()) do names[i] = np[1] .. ":" .. shape(np[2]) end
     assert.are.same({ "layer1.h:2", "layer2.h:5", "layer2.c:5" }, names)
     assert.are.equal("3,5", shape(e:state(3)[2][2]))
   end)
@@ -54,7 +54,7 @@ describe("trained initial state", function()
     recur.seed(3)
     local layer = rnn.RNN { cell = "lstm", input = 2, hidden = 3, layers = 2 }
     local b = IS.trained { init = 0.5 }:bind(layer)
-    local ps = b:parameters()
+    local ps = b:named_parameters()
     assert.are.equal(4, #ps)
     for _, np in ipairs(ps) do
       assert.is_true(np[2]:requires_grad())
@@ -93,7 +93,7 @@ describe("trained initial state", function()
     -- initial state can learn it (the layer's weights are frozen)
     local layer = rnn.RNN { cell = "gru", input = 2, hidden = 4 }
     local b = IS.trained():bind(layer)
-    local p = b:parameters()[1][2]
+    local p = b:named_parameters()[1][2]
     local target = recur.tensor { 0.5, -0.5, 0.3, 0.0 }
     local function loss_of()
       local x = recur.randn(1, 8, 2) * 0.1
@@ -119,7 +119,7 @@ describe("noisy initial states", function()
     recur.seed(5)
     local layer = rnn.RNN { cell = "lstm", input = 2, hidden = 8, layers = 2 }
     local b = IS.noisy { std = 0.3 }:bind(layer)
-    assert.are.equal(0, #b:parameters())
+    assert.are.equal(0, #b:named_parameters())
     local s = b:state(4000)
     local v = s[2][2]
     assert.is_true(math.abs(v:mean():item()) < 0.01)
@@ -139,7 +139,7 @@ describe("noisy initial states", function()
       recur.seed(6)
       local layer = rnn.RNN { cell = "gru", input = 2, hidden = 5 }
       local b = IS.trained_noisy { std = 0.2, init = 1 }:bind(layer)
-      local p = b:parameters()[1][2]
+      local p = b:named_parameters()[1][2]
       local s = b:state(5000)[1][1]
       local noise = s - p:detach()
       assert.is_true(math.abs(noise:mean():item()) < 0.01)
@@ -178,7 +178,7 @@ describe("custom strategies and names", function()
       leaf = function(p, B, Hn) return (p * 2):view(1, Hn):expand(B, Hn) end,
     }
     local b = scaled:bind(layer)
-    assert.are.equal(2, #b:parameters())
+    assert.are.equal(2, #b:named_parameters())
     assert.are.same({ 2, 2, 2 }, b:state(2)[1][1]:select(1, 2):totable())
   end)
 

@@ -45,7 +45,7 @@ describe("mixture-of-weights GRU (Lua cell)", function()
       cell_opts = { K = 5 } }
     local W_o = (recur.randn(H, 1) * 0.1):requires_grad(true)
     local params = { W_o }
-    for _, np in ipairs(layer:parameters()) do params[#params + 1] = np[2] end
+    for _, np in ipairs(layer:named_parameters()) do params[#params + 1] = np[2] end
     -- Adam, written here from tensor ops
     local m, v, lr, b1, b2 = {}, {}, 0.03, 0.9, 0.999
     for i, p in ipairs(params) do

@@ -232,10 +232,10 @@ describe("variable lengths", function()
         end
         return s
       end
-      local function zero() for _, np in ipairs(layer:parameters()) do np[2]:zero_grad() end end
+      local function zero() for _, np in ipairs(layer:named_parameters()) do np[2]:zero_grad() end end
       local function snapshot()
         local g = {}
-        for i, np in ipairs(layer:parameters()) do g[i] = np[2].grad:clone() end
+        for i, np in ipairs(layer:named_parameters()) do g[i] = np[2].grad:clone() end
         return g
       end
       -- the batch, with loss = sum of outputs and final states
@@ -269,7 +269,7 @@ describe("variable lengths", function()
         local g = snapshot()
         if sum then for i = 1, #g do sum[i] = sum[i] + g[i] end else sum = g end
       end
-      for i = 1, #gb do U.close(gb[i], sum[i], 1e-5, layer:parameters()[i][1]) end
+      for i = 1, #gb do U.close(gb[i], sum[i], 1e-5, layer:named_parameters()[i][1]) end
     end)
   end
 end)
@@ -345,10 +345,10 @@ describe("rnn.RNN", function()
   it("stacks layers with ordered parameter names", function()
     local layer = rnn.RNN { cell = "gru", input = 3, hidden = 4, layers = 2, reset_after = true }
     local names = {}
-    for i, np in ipairs(layer:parameters()) do names[i] = np[1] end
+    for i, np in ipairs(layer:named_parameters()) do names[i] = np[1] end
     assert.are.same({ "layer1.W_x", "layer1.W_h", "layer1.b", "layer1.b_hn", "layer2.W_x",
       "layer2.W_h", "layer2.b", "layer2.b_hn" }, names)
-    assert.are.same({ 4, 12 }, layer:parameters()[5][2]:size())
+    assert.are.same({ 4, 12 }, layer:named_parameters()[5][2]:size())
     local y, st = layer:forward(recur.randn(5, 2, 3))
     assert.are.same({ 5, 2, 4 }, y:size())
     assert.are.equal(2, #st)
@@ -360,7 +360,7 @@ describe("rnn.RNN", function()
     local layer = rnn.RNN { cell = "lstm", input = 3, hidden = 6, layers = 2, dropout = 0.5 }
     local plain = rnn.RNN { cell = "lstm", input = 3, hidden = 6, layers = 2 }
     recur.no_grad(function()
-      for i, np in ipairs(layer:parameters()) do plain:parameters()[i][2]:copy_(np[2]) end
+      for i, np in ipairs(layer:named_parameters()) do plain:named_parameters()[i][2]:copy_(np[2]) end
     end)
     local x = recur.randn(4, 2, 3)
     assert.is_true(layer.training)
@@ -389,7 +389,7 @@ describe("rnn.RNN", function()
     local a = rnn.RNN { cell = "rnn", input = 2, hidden = 3 }
     local b = rnn.RNN { cell = "rnn", input = 2, hidden = 3, batch_first = true }
     recur.no_grad(function()
-      for i, np in ipairs(a:parameters()) do b:parameters()[i][2]:copy_(np[2]) end
+      for i, np in ipairs(a:named_parameters()) do b:named_parameters()[i][2]:copy_(np[2]) end
     end)
     local x = recur.randn(4, 2, 2)
     local ya = a:forward(x, { lengths = { 4, 2 } })
@@ -416,7 +416,7 @@ describe("rnn.RNN", function()
   it("accepts a Lua cell definition", function()
     local layer = rnn.RNN { cell = require("models.cells.lstm"), input = 2, hidden = 3,
       layers = 2 }
-    assert.are.equal("layer2.W_h", layer:parameters()[5][1])
+    assert.are.equal("layer2.W_h", layer:named_parameters()[5][1])
     local y, st = layer:forward(recur.randn(3, 2, 2), { lengths = { 3, 1 } })
     assert.are.same({ 3, 2, 3 }, y:size())
     assert.are.same({ 2, 3 }, st[2][2]:size())

@@ -194,8 +194,8 @@ describe("the two styles at n = T", function()
         local ids = recur.randint(1, V, { T + 1, B })
         local xi, yi = ids:narrow(1, 1, T), ids:narrow(1, 2, T)
         local all = { emb, Wo }
-        for _, np in ipairs(layer:parameters()) do all[#all + 1] = np[2] end
-        for _, np in ipairs(init:parameters()) do all[#all + 1] = np[2] end
+        for _, np in ipairs(layer:named_parameters()) do all[#all + 1] = np[2] end
+        for _, np in ipairs(init:named_parameters()) do all[#all + 1] = np[2] end
         local function fwd(x, state, lengths)
           local e = emb:index_select(1, x:reshape(x:numel())):view(x:size(1), x:size(2), E)
           return layer:forward(e, { state = state, lengths = lengths })

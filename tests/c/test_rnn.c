@@ -1,9 +1,11 @@
 /* The fused cells through the C API (runtime/rnn.h): an LSTM against a naive double-precision
  * reference with mixed lengths, step (batch 1: matrix-vector path) against forward, argument
- * errors, backward through rc_backward against finite differences, and every buffer freed. */
+ * errors, backward through rc_backward against finite differences, parameters moved into a
+ * flat buffer (rc_params_pack) computing the same, and every buffer freed. */
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../runtime/nn.h"
 #include "../../runtime/ops.h"
 #include "../../runtime/rnn.h"
 #include "test.h"
@@ -50,6 +52,83 @@ static void fill(rc_tensor *t, int seed, float scale) {
   float *d = rc_data(t);
   for (int64_t k = 0; k < rc_numel(t); k++)
     d[k] = scale * (float)(((k * 7 + seed * 13) % 17) - 8) / 8.0f;
+}
+
+/* Max |a - b| over n floats. */
+static double maxdiff(const float *a, const float *b, int64_t n) {
+  double d = 0;
+  for (int64_t k = 0; k < n; k++) d = fmax(d, fabs((double)a[k] - (double)b[k]));
+  return d;
+}
+
+/* The cell's parameters are movable parameter tensors: packed into one flat buffer behind
+ * another parameter (so at an offset), the cell computes the same forward, step and backward
+ * (every kernel reads the parameters through the tensors at each call); packing between a
+ * forward and its backward is fine too; the gradients land in the flat gradient buffer. */
+static void test_moved(rc_ctx *c, rc_cell_kind kind, int reset_after, rc_tensor *x,
+                       const int64_t *len) {
+  int64_t I = x->size[2], H = 7;
+  rc_cell *g = rc_cell_new(c, kind, I, H, reset_after);
+  CHECK(g != NULL);
+  int np = rc_cell_n_params(g);
+  rc_tensor *ps[1 + RC_CELL_MAX_PARAMS];
+  int64_t three = 3;
+  ps[0] = rc_param_new(c, 1, &three);
+  for (int p = 0; p < np; p++) {
+    ps[1 + p] = rc_cell_param(g, p);
+    CHECK(rc_is_param(ps[1 + p]));
+  }
+  int64_t total = 0;
+  for (int p = 0; p < np; p++) total += rc_numel(ps[1 + p]);
+  float *g0 = malloc(sizeof(float) * (size_t)total);
+  /* 1: forward and backward in place */
+  rc_tensor *ya = NULL, *sa[2] = {NULL, NULL};
+  CHECK(rc_cell_forward(g, x, NULL, len, &ya, sa) == 0);
+  rc_tensor *la = rc_reduce(RC_SUM, ya, RC_ALL, 0);
+  CHECK(rc_backward(c, &la, (rc_tensor *[]){NULL}, 1, 0) == 0);
+  for (int p = 0, off = 0; p < np; p++) {
+    memcpy(g0 + off, rc_data(ps[1 + p]->grad), sizeof(float) * (size_t)rc_numel(ps[1 + p]));
+    off += (int)rc_numel(ps[1 + p]);
+  }
+  /* 2: a forward recorded, then the parameters move, then its backward */
+  rc_tensor *yb = NULL, *sb[2] = {NULL, NULL};
+  CHECK(rc_cell_forward(g, x, NULL, len, &yb, sb) == 0);
+  rc_tensor *lb = rc_reduce(RC_SUM, yb, RC_ALL, 0);
+  const float *old = rc_data(ps[1]);
+  rc_tensor *flat = NULL, *fgrad = NULL;
+  CHECK(rc_params_pack(c, ps, 1 + np, &flat, &fgrad) == 0);
+  CHECK(flat && fgrad && rc_numel(flat) == 3 + total);
+  CHECK(rc_data(ps[1]) != old && rc_data(ps[1]) == rc_data(flat) + 3);
+  CHECK(rc_data(ps[1 + np - 1]) + rc_numel(ps[np]) == rc_data(flat) + 3 + total);
+  memset(rc_data(fgrad), 0, sizeof(float) * (size_t)(3 + total));
+  CHECK(rc_backward(c, &lb, (rc_tensor *[]){NULL}, 1, 0) == 0);
+  for (int p = 0; p < np; p++) CHECK(ps[1 + p]->grad->storage == fgrad->storage);
+  CHECK(maxdiff(rc_data(fgrad) + 3, g0, total) < 1e-6);
+  /* 3: forward and backward after the move: the same numbers */
+  memset(rc_data(fgrad), 0, sizeof(float) * (size_t)(3 + total));
+  rc_tensor *yc = NULL, *sc[2] = {NULL, NULL};
+  CHECK(rc_cell_forward(g, x, NULL, len, &yc, sc) == 0);
+  CHECK(maxdiff(rc_data(ya), rc_data(yc), rc_numel(ya)) < 1e-6);
+  rc_tensor *lc = rc_reduce(RC_SUM, yc, RC_ALL, 0);
+  CHECK(rc_backward(c, &lc, (rc_tensor *[]){NULL}, 1, 0) == 0);
+  CHECK(maxdiff(rc_data(fgrad) + 3, g0, total) < 1e-6);
+  /* a change through the flat buffer is what the cell computes with */
+  c->grad_enabled = 0;
+  rc_tensor *x0 = rc_select(x, 0, 0), *y0 = NULL, *s0[2] = {NULL, NULL};
+  CHECK(rc_cell_step(g, x0, NULL, &y0, s0) == 0);
+  CHECK(maxdiff(rc_data(y0), rc_data(ya), rc_numel(y0)) < 1e-6); /* step 1 = forward row 1 */
+  for (int64_t k = 3; k < 3 + total; k++) rc_data(flat)[k] = 0.0f;
+  rc_tensor *y1 = NULL, *s1[2] = {NULL, NULL};
+  CHECK(rc_cell_step(g, x0, NULL, &y1, s1) == 0);
+  float zero[64] = {0};
+  CHECK(rc_numel(y1) <= 64 && maxdiff(rc_data(y1), zero, rc_numel(y1)) == 0.0);
+  c->grad_enabled = 1;
+
+  rc_tensor *rel[] = {ya, sa[0], sa[1], la,    yb,    sb[0], sb[1], lb,    yc,   sc[0], sc[1],
+                      lc, x0,    y0,    s0[0], s0[1], y1,    s1[0], s1[1], flat, fgrad, ps[0]};
+  for (size_t k = 0; k < sizeof rel / sizeof rel[0]; k++) rc_release(rel[k]);
+  free(g0);
+  rc_cell_release(g);
 }
 
 int main(void) {
@@ -152,6 +231,11 @@ int main(void) {
   }
   CHECK(gerr < 2e-3);
   c->grad_enabled = 1;
+
+  test_moved(c, RC_CELL_LSTM, 0, x, len);
+  test_moved(c, RC_CELL_GRU, 1, x, len);
+  test_moved(c, RC_CELL_LSTM_PEEPHOLE, 0, x, len);
+  test_moved(c, RC_CELL_LN_LSTM, 0, x, len);
 
   rc_release(loss);
   rc_release(ys);

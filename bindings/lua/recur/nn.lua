@@ -32,7 +32,8 @@
 -- second module then has no contiguous flat buffer of its own (flat_parameters() returns nil).
 --
 -- Layers: Linear, Embedding, Dropout, LayerNorm, Sequential, Tanh, Sigmoid, ReLU, Softmax,
--- LogSoftmax, Identity; functional forms in nn.functional (also nn.F).
+-- LogSoftmax, Identity, RNN (recur.rnn.RNN: stacked fused or Lua cells, docs/rnn.md), RNNCell;
+-- functional forms in nn.functional (also nn.F).
 -- Initializers: nn.init.glorot_uniform (the default for weights, as TensorFlow's
 -- get_variable), glorot_normal, truncated_normal{std=, mean=}, normal{std=, mean=},
 -- uniform{lo, hi}, constant(v), zeros, ones, orthogonal{gain=}. Biases start at zero.
@@ -291,6 +292,39 @@ function Module:parameter(name, shape, initializer, opts)
   return p
 end
 
+-- Registers an existing parameter tensor t (one whose memory can move: made by
+-- Module:parameter, nn.to_parameter, or a fused recurrent cell) under name, as it is (no
+-- copy: whoever else holds t keeps sharing it). A plain tensor (recur.tensor, zeros, an op's
+-- result, a view) cannot move into a flat buffer: pass it through nn.to_parameter (a copy)
+-- or use Module:parameter(name, t).
+function Module:register_parameter(name, t)
+  if type(name) ~= "string" or name == "" or name:find("%.") then
+    fail("register_parameter: the name must be a non-empty string without dots, got " .. tostring(name), 2)
+  end
+  if rawget(self, name) ~= nil then fail("register_parameter: '" .. name .. "' is already taken", 2) end
+  if not recur.is_tensor(t) then fail("register_parameter: argument #2 must be a tensor, got " .. type(t), 2) end
+  if not C.is_param(t) then
+    fail("register_parameter: '" .. name .. "' (shape " .. shape_str(t:size()) .. ") is not a parameter "
+      .. "tensor (a view, an op's result or a tensor made by recur.tensor/zeros/...); its memory cannot "
+      .. "move into a flat buffer: pass it through nn.to_parameter (a copy) or use Module:parameter", 2)
+  end
+  local ps = rawget(self, "_params")
+  ps[#ps + 1] = name
+  rawset(self, name, t)
+  return t
+end
+
+-- t itself when it is a parameter tensor (its memory can move into a flat buffer), else a new
+-- parameter tensor (requires grad) holding a copy of t's values.
+function nn.to_parameter(t)
+  if not recur.is_tensor(t) then fail("to_parameter: expected a tensor, got " .. type(t), 2) end
+  if C.is_param(t) then return t end
+  local p = C.param(t:size())
+  recur.no_grad(function() p:copy_(t) end)
+  return p
+end
+nn.is_parameter = function(t) return recur.is_tensor(t) and C.is_param(t) end
+
 -- Registers a tensor that is state but not trained (saved by state_dict).
 function Module:buffer(name, t)
   if type(name) ~= "string" or name:find("%.") then fail("buffer: the name must be a string without dots", 2) end
@@ -482,12 +516,16 @@ end
 -- Prints (and returns) every module with its output shape, its own parameter count and its
 -- multiply-adds per example, then the totals. input: a shape without the batch dimension
 -- ({784}), a tensor (its first dimension is the batch), or nil (no forward: shapes and
--- multiply-adds are not shown). opts.print = false only returns the text.
+-- multiply-adds are not shown). opts.print = false only returns the text. The batch is the
+-- first dimension unless opts.batch_dim or the model's batch_dim field says otherwise
+-- (time-first recurrent models: 2, so {T, I} runs [T, 1, I] and an example is a sequence).
 function Module:summary(input, opts)
   if opts ~= nil and type(opts) ~= "table" then
     fail("summary: the options must be a table {print =}, got " .. type(opts), 2)
   end
   opts = opts or {}
+  local bd = opts.batch_dim or self.batch_dim or 1
+  if math.type(bd) ~= "integer" or bd < 1 then fail("summary: batch_dim must be an integer >= 1, got " .. tostring(bd), 2) end
   local rows, order = {}, {}
   local mods = self:named_modules()
   for _, pm in ipairs(mods) do
@@ -505,10 +543,12 @@ function Module:summary(input, opts)
     local x
     if recur.is_tensor(input) then
       x = input
-      batch = input:dim() > 0 and input:size(1) or 1
+      batch = input:dim() >= bd and input:size(bd) or 1
     elseif type(input) == "table" then
-      local shp = { 1 }
+      local shp = {}
       for _, s in ipairs(input) do shp[#shp + 1] = s end
+      if bd > #shp + 1 then fail("summary: batch_dim " .. bd .. " is beyond the input's " .. #shp + 1 .. " dimensions", 2) end
+      table.insert(shp, bd, 1)
       x = recur.zeros(shp)
     else
       fail("summary: input must be a shape table (without the batch dimension) or a tensor", 2)
@@ -516,7 +556,9 @@ function Module:summary(input, opts)
     for _, m in ipairs(order) do
       rawset(m, "_hook", function(mod, ins, outs)
         local r = rows[mod]
-        r.shape = outs.n == 1 and shape_of(outs[1]) or shape_of({ table.unpack(outs, 1, outs.n) })
+        -- the first result's shape (a recurrent layer's output; "(+1)": one more result,
+        -- its final state)
+        r.shape = shape_of(outs[1]) .. (outs.n > 1 and string.format(" (+%d)", outs.n - 1) or "")
         r.macs = (r.macs or 0) + mod:macs(ins, outs)
       end)
     end
@@ -546,7 +588,7 @@ function Module:summary(input, opts)
     if macs and #m._modules == 0 then tm = tm + macs end
     lines[#lines + 1] = string.format(fmt, string.rep("  ", r.depth) .. r.name .. " " .. r.kind,
       r.shape or (input and "-" or "?"), commas(r.params),
-      #m._modules > 0 and "" or (macs and commas(macs) or "?"))
+      #m._modules > 0 and "" or (macs and commas(macs) or (input and "-" or "?")))
   end
   lines[#lines + 1] = string.rep("-", w1 + 48)
   local named = self:named_parameters()
@@ -792,13 +834,29 @@ local function params_of(x, who)
   fail(who .. ": expects a module or a list of parameters, got " .. type(x), 3)
 end
 
-function nn.clip_grad_norm(x, max_norm) return C.clip_grad_norm(params_of(x, "clip_grad_norm"), max_norm) end
+-- x may also be a gradient tensor itself, typically a model's flat gradient
+-- (select(2, model:flat_parameters())): one pass over one buffer.
+function nn.clip_grad_norm(x, max_norm)
+  if recur.is_tensor(x) then return C.clip_norm_(x, max_norm) end
+  return C.clip_grad_norm(params_of(x, "clip_grad_norm"), max_norm)
+end
 function nn.clip_grad_value(x, clip) return C.clip_grad_value(params_of(x, "clip_grad_value"), clip) end
-function nn.grad_norm(x) return C.grad_norm(params_of(x, "grad_norm")) end
+function nn.grad_norm(x)
+  if recur.is_tensor(x) then return C.clip_norm_(x) end
+  return C.grad_norm(params_of(x, "grad_norm"))
+end
 nn._params_of = params_of
 
--- The recurrent layer (fused cells, stacks, dropout, lengths) lives in recur.rnn (docs/rnn.md);
--- recur.nn.RNN{cell = "lstm", input = I, hidden = H, layers = L, dropout = p} is the same.
-function nn.RNN(opts) return require("recur.rnn").RNN(opts) end
+-- The recurrent layer (fused cells, stacks, dropout, lengths) lives in recur.rnn (docs/rnn.md):
+-- recur.nn.RNN is recur.rnn.RNN, a Module class (recur.nn.RNN{cell = "lstm", input = I,
+-- hidden = H, layers = L, dropout = p}); recur.nn.RNNCell is recur.rnn.CellModule. Looked up
+-- on first use (recur.rnn requires this file).
+setmetatable(nn, { __index = function(t, k)
+  local alias = ({ RNN = "RNN", RNNCell = "CellModule" })[k]
+  if not alias then return nil end
+  local v = require("recur.rnn")[alias]
+  rawset(t, k, v)
+  return v
+end })
 
 return nn

@@ -7,7 +7,10 @@
 --       a cell written in Lua from tensor ops (docs/custom-cells.md), same methods
 --   recur.rnn.RNN{cell = "lstm", input = I, hidden = H, layers = L, dropout = p,
 --                 batch_first = false, reset_after = false}
---       a stack of cells with dropout on the non-recurrent connections
+--       a stack of cells with dropout on the non-recurrent connections: an nn.Module
+--       (recur.nn.RNN is the same class) whose parameters, named "layer<l>.<name>"
+--       ("layer1.W_x", ...), join the model's flat buffer
+--   recur.rnn.CellModule(cell)  any cell as an nn.Module (recur.nn.RNNCell)
 --   recur.rnn.unroll(cell, x, {state =, lengths =})   runs any cell's :step over x
 --   recur.rnn.last(outputs, lengths, {batch_first =}) each sequence's last relevant output
 --
@@ -24,10 +27,12 @@ rnn.cell_types = { "rnn", "gru", "lstm", "lstm_peephole", "pseudo_lstm",
 local is_fused_type = {}
 for _, k in ipairs(rnn.cell_types) do is_fused_type[k] = true end
 
-local function check_int(v, what, fn, min)
+-- lvl: the error level seen from the caller's caller (3: the caller of the function that
+-- checks; 4 from a Module's init, whose caller is Module.new)
+local function check_int(v, what, fn, min, lvl)
   if math.type(v) ~= "integer" and not (type(v) == "number" and v == math.floor(v)) then
     error(string.format("%s: %s must be an integer, got %s", fn, what,
-      type(v) == "number" and tostring(v) or type(v)), 3)
+      type(v) == "number" and tostring(v) or type(v)), lvl or 3)
   end
   local i = math.tointeger(v)
   if i == nil then -- an infinity
@@ -35,14 +40,14 @@ local function check_int(v, what, fn, min)
   end
   v = i
   if min and v < min then
-    error(string.format("%s: %s must be >= %d, got %d", fn, what, min, v), 3)
+    error(string.format("%s: %s must be >= %d, got %d", fn, what, min, v), lvl or 3)
   end
   return v
 end
 
-local function check_opts(opts, fn)
+local function check_opts(opts, fn, lvl)
   if type(opts) ~= "table" then
-    error(string.format("%s: expected an options table, got %s", fn, type(opts)), 3)
+    error(string.format("%s: expected an options table, got %s", fn, type(opts)), lvl or 3)
   end
 end
 
@@ -255,10 +260,80 @@ function rnn.unroll(cell, x, opts)
 end
 
 -- ---------------------------------------------------------------------------------------
--- Layers
+-- Modules: a cell as a module, and the layer (both recur.nn modules: their parameters join
+-- the model's one flat buffer)
 
-local RNN = {}
-RNN.__index = RNN
+local nn = recur.nn
+
+local function cell_name(cell)
+  return type(cell) == "userdata" and cell.kind or (cell.kind or "lua")
+end
+
+-- CellModule(cell): any cell (fused, LuaCell, or an object with the same methods) as an
+-- nn.Module. Its parameters are the cell's own tensors, registered under the cell's names
+-- (W_x, W_h, b, ...; cell:parameters() order): the fused cells' are parameter tensors already;
+-- a LuaCell's tensor that is not one (recur.uniform(...):requires_grad(true) in new_params,
+-- or a plain tensor given through params) is replaced by a parameter tensor holding the same
+-- values (nn.to_parameter), in the cell's table too (cell.p[name]), so that it can move into
+-- the flat buffer. forward(x, {state =, lengths =}), step(x_t, state) and zero_state(B) are
+-- the cell's; the cell itself is module.cell.
+local CellModule = nn.Module:extend("RNNCell")
+rnn.CellModule = CellModule
+
+function CellModule:init(cell)
+  local ok = (type(cell) == "userdata" or type(cell) == "table") and not nn.is_module(cell)
+  if ok then
+    local okp, ps = pcall(function() return cell.parameters end)
+    ok = okp and type(ps) == "function"
+  end
+  if not ok then
+    error("rnn.CellModule: expected a cell (rnn.Cell, rnn.LuaCell or an object with "
+      .. "parameters, forward, step and zero_state), got " .. type(cell), 3)
+  end
+  rawset(self, "cell", cell)
+  for _, np in ipairs(cell:parameters()) do
+    local name, t = np[1], np[2]
+    if type(name) ~= "string" or name == "" or name:find("%.") or CellModule[name] ~= nil
+        or rawget(self, name) ~= nil then
+      error(string.format("rnn.CellModule: the cell's parameter name %s cannot be a module "
+        .. "field (empty, dotted, or taken by a method or field)", tostring(name)), 3)
+    end
+    if not nn.is_parameter(t) then
+      if getmetatable(cell) ~= LuaCell then
+        error(string.format("rnn.CellModule: parameter %s of the %s cell is not a parameter "
+          .. "tensor (make it with recur.nn.to_parameter so that it can join a flat buffer)",
+          name, cell_name(cell)), 3)
+      end
+      t = nn.to_parameter(t)
+      cell.p[name] = t
+    end
+    self:register_parameter(name, t)
+  end
+end
+
+function CellModule:forward(x, opts) return self.cell:forward(x, opts) end
+function CellModule:step(x, state) return self.cell:step(x, state) end
+function CellModule:zero_state(B) return self.cell:zero_state(B) end
+
+function CellModule:extra_repr()
+  local c = self.cell
+  return string.format("%s cell%s (%d -> %d)", cell_name(c),
+    type(c) == "userdata" and "" or ", Lua", c.input, c.hidden)
+end
+
+-- multiply-adds of a call: one per element of each 2-D parameter (x W_x, h W_h, ...) per
+-- step and sequence (the gate nonlinearities and elementwise work are not counted)
+function CellModule:macs(ins)
+  local x = ins[1]
+  if not recur.is_tensor(x) or x:dim() < 2 then return 0 end
+  local rows = x:numel() // math.max(1, x:size(x:dim()))
+  local per = 0
+  for _, n in ipairs(self._params) do
+    local t = rawget(self, n)
+    if t:dim() == 2 then per = per + t:numel() end
+  end
+  return rows * per
+end
 
 local function make_cell(spec, input, hidden, opts)
   if type(spec) == "string" then
@@ -272,52 +347,53 @@ local function make_cell(spec, input, hidden, opts)
     return spec(input, hidden, opts)
   end
   error(string.format("rnn.RNN: cell must be a cell type (%s), a Lua cell definition or a "
-    .. "constructor function, got %s", table.concat(rnn.cell_types, ", "), type(spec)), 3)
+    .. "constructor function, got %s", table.concat(rnn.cell_types, ", "), type(spec)), 4)
 end
 
-function rnn.RNN(opts)
-  check_opts(opts, "rnn.RNN")
-  local self = setmetatable({}, RNN)
+-- RNN{cell =, input =, hidden =, layers = 1, dropout = 0, batch_first = false,
+--     reset_after = false, cell_opts = {}}: a stack of cells, an nn.Module (recur.nn.RNN is
+-- the same class). Children layer1 .. layerL (CellModule); parameters "layer<l>.<name>"
+-- ("layer1.W_x", "layer1.W_h", "layer1.b", "layer2.W_x", ...); self.cells[l] is layer l's
+-- cell.
+local RNN = nn.Module:extend("RNN")
+rnn.RNN = RNN
+
+function RNN:init(opts)
+  check_opts(opts, "rnn.RNN", 4)
   self.cell_type = opts.cell or "lstm"
-  self.input = check_int(opts.input, "input", "rnn.RNN", 1)
-  self.hidden = check_int(opts.hidden, "hidden", "rnn.RNN", 1)
-  self.layers = check_int(opts.layers or 1, "layers", "rnn.RNN", 1)
+  self.input = check_int(opts.input, "input", "rnn.RNN", 1, 4)
+  self.hidden = check_int(opts.hidden, "hidden", "rnn.RNN", 1, 4)
+  self.layers = check_int(opts.layers or 1, "layers", "rnn.RNN", 1, 4)
   local p = opts.dropout or 0
   if type(p) ~= "number" or not (p >= 0 and p < 1) then
-    error(string.format("rnn.RNN: dropout must be a number in [0, 1), got %s", tostring(p)), 2)
+    error(string.format("rnn.RNN: dropout must be a number in [0, 1), got %s", tostring(p)), 3)
   end
   self.dropout = p
   self.batch_first = opts.batch_first and true or false
-  self.training = true
+  -- the batch dimension of x (Module:summary counts multiply-adds per sequence)
+  self.batch_dim = self.batch_first and 1 or 2
   self.cells = {}
+  local mods = {}
   for l = 1, self.layers do
-    self.cells[l] = make_cell(self.cell_type, l == 1 and self.input or self.hidden, self.hidden,
+    local cell = make_cell(self.cell_type, l == 1 and self.input or self.hidden, self.hidden,
       opts)
+    self.cells[l] = cell
+    mods[l] = CellModule(cell)
+    self["layer" .. l] = mods[l]
   end
+  rawset(self, "_layer_modules", mods)
   self.n_states = self.cells[1].n_states
   self.state_names = self.cells[1].state_names
-  return self
+  self:flat_parameters()
 end
 
--- ordered list of {name, tensor}: "layer1.W_x", "layer1.W_h", ...
-function RNN:parameters()
-  local out = {}
-  for l, cell in ipairs(self.cells) do
-    for _, np in ipairs(cell:parameters()) do
-      out[#out + 1] = { "layer" .. l .. "." .. np[1], np[2] }
-    end
-  end
-  return out
-end
-
-function RNN:train(flag)
-  self.training = flag ~= false
-  return self
-end
-
-function RNN:eval()
-  self.training = false
-  return self
+function RNN:extra_repr()
+  local ct = self.cell_type
+  local name = type(ct) == "string" and ct or cell_name(self.cells[1])
+  return string.format("RNN(%s, %d -> %d, %d layer%s%s%s)", name, self.input, self.hidden,
+    self.layers, self.layers == 1 and "" or "s",
+    self.dropout > 0 and string.format(", dropout %g", self.dropout) or "",
+    self.batch_first and ", batch_first" or "")
 end
 
 function RNN:zero_state(B)
@@ -345,6 +421,7 @@ local function check_layer_state(self, state, fn)
 end
 
 -- layer:forward(x, {state = {{h, c}, ...}, lengths = lens}) -> outputs, {{h, c}, ...}
+-- (also layer(x, opts)); each layer runs through its CellModule (Module:summary sees them)
 function RNN:forward(x, opts)
   opts = opts or {}
   check_opts(opts, "RNN forward")
@@ -356,17 +433,15 @@ function RNN:forward(x, opts)
   if self.batch_first then x = x:transpose(1, 2) end
   check_layer_state(self, opts.state, "RNN forward")
   local out, finals = x, {}
-  for l, cell in ipairs(self.cells) do
+  for l, m in ipairs(self._layer_modules) do
     out = self:_drop(out)
-    local y, st = cell:forward(out, { state = opts.state and opts.state[l],
-      lengths = opts.lengths })
+    local y, st = m(out, { state = opts.state and opts.state[l], lengths = opts.lengths })
     out, finals[l] = y, st
   end
   out = self:_drop(out)
   if self.batch_first then out = out:transpose(1, 2) end
   return out, finals
 end
-RNN.__call = RNN.forward
 
 -- layer:step(x_t [B, I], state) -> out [B, H], new state (same numbers as forward)
 function RNN:step(x, state)
