@@ -391,7 +391,7 @@ describe("masked_fill", function()
     assert_error(function() a:masked_fill(recur.zeros(1, 2, 2), 1) end,
       "masked_fill: mask of shape [1, 2, 2] cannot be broadcast to the input's shape [2, 2]")
     assert_error(function() a:masked_fill({ 1, 0 }, 1) end, "masked_fill: argument #2 must be a tensor")
-    assert_error(function() a:masked_fill(recur.tensor({ 1, 0 })) end, "number expected")
+    assert_error(function() a:masked_fill(recur.tensor({ 1, 0 })) end, "masked_fill: argument #3 must be a number, got no value")
   end)
 end)
 
