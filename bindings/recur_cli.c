@@ -87,6 +87,15 @@ static int msghandler(lua_State *L) {
 static void interrupt_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
   lua_sethook(L, NULL, 0, 0);
+  /* the position of the innermost Lua function (the hook may fire on the call or return
+   * of a C function such as os.clock, which has none) */
+  lua_Debug d;
+  for (int level = 0; lua_getstack(L, level, &d); level++) {
+    if (lua_getinfo(L, "Sl", &d) && d.currentline > 0) {
+      lua_pushfstring(L, "%s:%d: interrupted!", d.short_src, d.currentline);
+      lua_error(L);
+    }
+  }
   luaL_error(L, "interrupted!");
 }
 
