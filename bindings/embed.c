@@ -51,8 +51,10 @@ struct recur_runtime {
 
 /* ---- memory ---- */
 
+/* Everything the runtime holds besides the Lua heap: tensor data and headers, autograd nodes
+ * and the other structures of rc_mem_alloc (recur_stats.tensor_bytes). */
 static size_t tensor_bytes(const recur_runtime *rt) {
-  return rt->ctx ? rt->ctx->live_bytes + rt->ctx->meta_bytes : 0;
+  return rt->ctx ? rt->ctx->live_bytes + rt->ctx->meta_bytes + rt->ctx->aux_bytes : 0;
 }
 
 /* Lua's allocator: refuses growth past the limit (tensor storage counts too). Lua then runs an
@@ -212,7 +214,8 @@ static int record_error(recur_runtime *rt, job *j, int st) {
   int code = classify(rt, j, st, msg);
   if (code == RECUR_ERR_MEMORY && (st == LUA_ERRMEM || st == LUA_ERRERR)) {
     if (rt->limit_hit)
-      fail(rt, code, "memory limit exceeded (limit %zu bytes: Lua heap %zu, tensors %zu)",
+      fail(rt, code,
+           "memory limit exceeded (limit %zu bytes: Lua heap %zu, tensors and runtime %zu)",
            rt->limit, rt->lua_bytes, tensor_bytes(rt));
     else
       fail(rt, code, "out of memory");

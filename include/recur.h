@@ -198,7 +198,7 @@ int recur_status_string(int status, const char **name);
 
 typedef struct recur_stats {
   size_t lua_bytes;    /* Lua heap in use */
-  size_t tensor_bytes; /* tensor data plus tensor headers in use */
+  size_t tensor_bytes; /* tensor data and headers, autograd graph and other runtime structures */
   size_t memory_limit; /* 0 = none */
   uint64_t last_work;  /* budget units used by the last call (instructions + tensor work) */
 } recur_stats;
