@@ -813,6 +813,30 @@ static void wrap(lua_State *L, int idx, const char *name, lua_CFunction f) {
   lua_setfield(L, idx, name);
 }
 
+/* coroutine.resume (installed in every runtime), which reports an allocation the limit refused
+ * inside the coroutine as "memory limit exceeded" too: Lua's own resume returns its
+ * preallocated "not enough memory" for any failed allocation, without the status. Lua interns
+ * that string, so a script's own error("not enough memory") is the same value: it is translated
+ * as well once the limit has refused an allocation during the call. (coroutine.wrap needs
+ * nothing: it re-raises that string, which lua_error turns back into LUA_ERRMEM, and pcall or
+ * the host translate it.) */
+static void translate_memerr(lua_State *L, int idx) {
+  recur_runtime *rt = runtime_of(L);
+  if (rt->limit_hit && lua_type(L, idx) == LUA_TSTRING &&
+      strcmp(lua_tostring(L, idx), "not enough memory") == 0) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, rt->memmsg);
+    lua_replace(L, idx);
+  }
+}
+
+static int rt_resume(lua_State *L) {
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  if (!lua_toboolean(L, 1) && lua_gettop(L) >= 2) translate_memerr(L, 2);
+  return lua_gettop(L);
+}
+
 static void nil_field(lua_State *L, int idx, const char *name) {
   lua_pushnil(L);
   lua_setfield(L, idx, name);
@@ -933,6 +957,11 @@ static int job_open(lua_State *L, job *j) {
   lua_setglobal(L, "pcall");
   lua_pushcfunction(L, sb_xpcall);
   lua_setglobal(L, "xpcall");
+  lua_getglobal(L, LUA_COLIBNAME);
+  if (lua_istable(L, -1)) {
+    wrap(L, lua_gettop(L), "resume", rt_resume);
+  }
+  lua_pop(L, 1);
   lua_gc(L, LUA_GCCOLLECT);
   return 0;
 }

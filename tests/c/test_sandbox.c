@@ -109,6 +109,22 @@ static const attack attacks[] = {
      "local x = recur.ones(1):requires_grad(true) local y = x * 1 "
      "for i = 1, 1e7 do y:add_(1) end",
      MEMORY, ANY, "memory limit exceeded"},
+    /* Lua reports a failed allocation in a coroutine as "not enough memory" */
+    {"coroutine.resume past the limit",
+     "local co = coroutine.create(function() local t = {} "
+     "for i = 1, 1e4 do t[i] = ('x'):rep(1e5) .. i end end) "
+     "local ok, e = coroutine.resume(co) assert(not ok) "
+     "assert(e == 'memory limit exceeded', e) error(e, 0)",
+     MEMORY, ANY, "memory limit exceeded"},
+    {"coroutine.wrap past the limit",
+     "local f = coroutine.wrap(function() local t = {} "
+     "for i = 1, 1e4 do t[i] = ('x'):rep(1e5) .. i end end) "
+     "local ok, e = pcall(f) assert(not ok) "
+     "assert(e == 'memory limit exceeded', e) error(e, 0)",
+     MEMORY, ANY, "memory limit exceeded"},
+    {"coroutine.wrap, uncaught", "coroutine.wrap(function() local t = {} "
+     "for i = 1, 1e4 do t[i] = ('x'):rep(1e5) .. i end end)()",
+     MEMORY, ANY, "memory limit exceeded"},
     {"long autograd chain caught by pcall",
      "local x = recur.ones(1):requires_grad(true) local y = x "
      "local ok, e = pcall(function() for i = 1, 1e7 do y = y * 1 end end) "
