@@ -164,18 +164,20 @@ void rc_node_set_output(rc_node *n, int nr, rc_tensor *out) {
   out->output_nr = nr;
 }
 
-rc_node *rc_record(rc_ctx *c, const char *name, rc_backward_fn bw, rc_tensor *const *inputs,
-                   int n_in, rc_tensor *out, int *err) {
-  *err = 0;
-  if (!rc_needs_grad(c, inputs, n_in)) return NULL;
+int rc_record(rc_ctx *c, const char *name, rc_backward_fn bw, rc_tensor *const *inputs, int n_in,
+              rc_tensor **out, rc_node **node) {
+  *node = NULL;
+  if (!rc_needs_grad(c, inputs, n_in)) return 0;
   rc_node *n = rc_node_new(c, name, bw, inputs, n_in, 1);
   if (!n) {
-    *err = -1;
-    return NULL;
+    rc_release(*out);
+    *out = NULL;
+    return -1;
   }
-  rc_node_set_output(n, 0, out);
-  rc_node_release(n); /* out owns it now */
-  return n;
+  rc_node_set_output(n, 0, *out);
+  rc_node_release(n); /* *out owns it now */
+  *node = n;
+  return 0;
 }
 
 static int accumulate_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {

@@ -72,11 +72,12 @@ rc_tensor *rc_node_saved(rc_node *n, int k);
 /* Makes out the output nr of n (out takes a reference to n) and records its shape. */
 void rc_node_set_output(rc_node *n, int nr, rc_tensor *out);
 
-/* Convenience for the common one-output case: if grad is needed, creates the node,
- * sets out as its output 0 and returns it (borrowed; owned by out); else NULL.
- * *err is set to -1 on allocation failure. */
-rc_node *rc_record(rc_ctx *c, const char *name, rc_backward_fn bw, rc_tensor *const *inputs,
-                   int n_in, rc_tensor *out, int *err);
+/* The common one-output case, for an op that has made *out: if grad is needed, creates the
+ * node and makes *out its output 0. Returns 0 with *node the node (borrowed: *out owns it), or
+ * NULL when no gradient is needed; or -1 after releasing *out and setting it to NULL (message
+ * in c->err), so that the op can `return NULL` at once. */
+int rc_record(rc_ctx *c, const char *name, rc_backward_fn bw, rc_tensor *const *inputs, int n_in,
+              rc_tensor **out, rc_node **node);
 
 /* Runs backward from roots[k] with gradients grads[k] (NULL allowed only for a
  * one-element root: gradient 1). retain: keep saved tensors for another backward. */
