@@ -173,6 +173,7 @@ struct job {
   float *buf;
   size_t count;
   int copy;
+  int flags; /* recur_load_checkpoint_flags */
   int *ndim;
   int64_t *shape;
 };
@@ -475,9 +476,16 @@ static int job_load(lua_State *L, job *j) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, rt->anchors);
   lua_rawgeti(L, LUA_REGISTRYINDEX, rt->loader);
   lua_pushstring(L, j->chunk);
+  int nargs = 1;
+  if (j->flags & RECUR_LOAD_NO_OPTIMIZER) {
+    lua_createtable(L, 0, 1);
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "optimizer");
+    nargs = 2;
+  }
   /* The host asked for this file: the sandbox lets the loader read exactly it (never write). */
   rt->ctx->file_read_exception = j->chunk;
-  int rc = lua_pcall(L, 1, LUA_MULTRET, 0);
+  int rc = lua_pcall(L, nargs, LUA_MULTRET, 0);
   rt->ctx->file_read_exception = NULL;
   if (rc != LUA_OK) return lua_error(L);
   lua_remove(L, 1);
@@ -1076,10 +1084,17 @@ int recur_call_ref(recur_runtime *rt, recur_ref fn, int nargs, const recur_value
 }
 
 int recur_load_checkpoint(recur_runtime *rt, const char *path, int *nresults) {
+  return recur_load_checkpoint_flags(rt, path, 0, nresults);
+}
+
+int recur_load_checkpoint_flags(recur_runtime *rt, const char *path, int flags, int *nresults) {
   if (nresults) *nresults = 0;
   if (!rt) return RECUR_ERR_ARGUMENT;
   if (!path) return fail(rt, RECUR_ERR_ARGUMENT, "recur_load_checkpoint: path is NULL");
-  job j = {.rt = rt, .fn = job_load, .chunk = path};
+  if (flags & ~RECUR_LOAD_NO_OPTIMIZER)
+    return fail(rt, RECUR_ERR_ARGUMENT, "recur_load_checkpoint_flags: unknown flags 0x%x",
+                (unsigned)(flags & ~RECUR_LOAD_NO_OPTIMIZER));
+  job j = {.rt = rt, .fn = job_load, .chunk = path, .flags = flags};
   int denied = rt->ctx->files_denied;
   rt->ctx->files_denied = 0;
   int code = run_job(rt, &j, nresults);
