@@ -86,7 +86,8 @@ static int f_read(lua_State *L) {
       return rb_error(L, "load: the skip list must be a table of name prefixes, got %s",
                       luaL_typename(L, 2));
     lua_Integer len = luaL_len(L, 2);
-    if (len < 0 || len > 64) return rb_error(L, "load: %d name prefixes to skip (at most 64)", (int)len);
+    if (len < 0 || len > 64)
+      return rb_error(L, "load: %d name prefixes to skip (at most 64)", (int)len);
     n_skip = (int)len;
   }
   const char *skip[64];
