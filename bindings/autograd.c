@@ -158,7 +158,7 @@ typedef struct {
 static void fn_ext_free(void *p) {
   fn_ext *e = p;
   rc_defer_release(e->ctx, e->ref);
-  free(e);
+  rc_mem_free(e->ctx, e);
 }
 
 typedef struct {
@@ -311,14 +311,13 @@ static int fn_apply(lua_State *L) {
   int ref = luaL_ref(L, -2);
   lua_pop(L, 1);
   rc_node *n = rc_node_new(c, "LuaFunctionBackward", fn_backward, ins, nin, nout);
-  fn_ext *e = n ? malloc(sizeof *e) : NULL;
-  if (!e) {
+  fn_ext *e = n ? rc_mem_alloc(c, sizeof *e) : NULL;
+  if (!e) { /* the message (memory limit or out of memory) is in the context */
     push_fnrefs(L);
     luaL_unref(L, -1, ref);
     lua_pop(L, 1);
-    if (!n) return rb_raise(L);
     rc_node_release(n);
-    return rb_error(L, "recur.Function: out of memory");
+    return rb_raise(L);
   }
   e->ref = ref;
   e->ctx = c;

@@ -4,7 +4,9 @@
  *
  *   write(path, names, tensors, meta)  names and tensors: parallel lists; meta: string -> string
  *                                      (written with sorted keys, so files are reproducible)
- *   read(path) -> names (in data order), tensors (name -> tensor), meta, dtypes (name -> dtype) */
+ *   read(path [, skip]) -> names (in data order), tensors (name -> tensor), meta, dtypes (name ->
+ *                        dtype); skip: a list of name prefixes whose tensors are listed in names
+ *                        and dtypes but not read (absent from tensors) */
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,10 +80,29 @@ static int holder_gc(lua_State *L) {
 static int f_read(lua_State *L) {
   const char *path = rb_check_string(L, 1);
   rc_ctx *c = rb_ctx(L);
+  int n_skip = 0;
+  if (!lua_isnoneornil(L, 2)) {
+    if (!lua_istable(L, 2))
+      return rb_error(L, "load: the skip list must be a table of name prefixes, got %s",
+                      luaL_typename(L, 2));
+    lua_Integer len = luaL_len(L, 2);
+    if (len < 0 || len > 64)
+      return rb_error(L, "load: %d name prefixes to skip (at most 64)", (int)len);
+    n_skip = (int)len;
+  }
+  const char *skip[64];
+  for (int k = 0; k < n_skip; k++) {
+    lua_geti(L, 2, k + 1);
+    if (lua_type(L, -1) != LUA_TSTRING)
+      return rb_error(L, "load: skip prefix %d must be a string, got %s", k + 1,
+                      luaL_typename(L, -1));
+    skip[k] = lua_tostring(L, -1); /* the skip table keeps it alive */
+    lua_pop(L, 1);
+  }
   rc_st_file **h = lua_newuserdatauv(L, sizeof *h, 0);
   *h = NULL;
   luaL_setmetatable(L, HOLDER_MT);
-  rc_st_file *f = rc_st_read(c, path);
+  rc_st_file *f = rc_st_read_skip(c, path, skip, n_skip);
   if (!f) return rb_raise(L);
   *h = f;
   lua_createtable(L, f->n, 0); /* names */
@@ -92,9 +113,11 @@ static int f_read(lua_State *L) {
   for (int i = 0; i < f->n; i++) {
     lua_pushstring(L, f->names[i]);
     lua_rawseti(L, names, i + 1);
-    rb_push(L, f->tensors[i]);
-    f->tensors[i] = NULL; /* Lua owns it now */
-    lua_setfield(L, names + 1, f->names[i]);
+    if (f->tensors[i]) {
+      rb_push(L, f->tensors[i]);
+      f->tensors[i] = NULL; /* Lua owns it now */
+      lua_setfield(L, names + 1, f->names[i]);
+    }
     lua_pushstring(L, f->dtypes[i]);
     lua_setfield(L, names + 3, f->names[i]);
   }

@@ -51,8 +51,10 @@ struct recur_runtime {
 
 /* ---- memory ---- */
 
+/* Everything the runtime holds besides the Lua heap: tensor data and headers, autograd nodes
+ * and the other structures of rc_mem_alloc (recur_stats.tensor_bytes). */
 static size_t tensor_bytes(const recur_runtime *rt) {
-  return rt->ctx ? rt->ctx->live_bytes + rt->ctx->meta_bytes : 0;
+  return rt->ctx ? rt->ctx->live_bytes + rt->ctx->meta_bytes + rt->ctx->aux_bytes : 0;
 }
 
 /* Lua's allocator: refuses growth past the limit (tensor storage counts too). Lua then runs an
@@ -171,6 +173,7 @@ struct job {
   float *buf;
   size_t count;
   int copy;
+  int flags; /* recur_load_checkpoint_flags */
   int *ndim;
   int64_t *shape;
 };
@@ -212,7 +215,8 @@ static int record_error(recur_runtime *rt, job *j, int st) {
   int code = classify(rt, j, st, msg);
   if (code == RECUR_ERR_MEMORY && (st == LUA_ERRMEM || st == LUA_ERRERR)) {
     if (rt->limit_hit)
-      fail(rt, code, "memory limit exceeded (limit %zu bytes: Lua heap %zu, tensors %zu)",
+      fail(rt, code,
+           "memory limit exceeded (limit %zu bytes: Lua heap %zu, tensors and runtime %zu)",
            rt->limit, rt->lua_bytes, tensor_bytes(rt));
     else
       fail(rt, code, "out of memory");
@@ -472,9 +476,16 @@ static int job_load(lua_State *L, job *j) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, rt->anchors);
   lua_rawgeti(L, LUA_REGISTRYINDEX, rt->loader);
   lua_pushstring(L, j->chunk);
+  int nargs = 1;
+  if (j->flags & RECUR_LOAD_NO_OPTIMIZER) {
+    lua_createtable(L, 0, 1);
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "optimizer");
+    nargs = 2;
+  }
   /* The host asked for this file: the sandbox lets the loader read exactly it (never write). */
   rt->ctx->file_read_exception = j->chunk;
-  int rc = lua_pcall(L, 1, LUA_MULTRET, 0);
+  int rc = lua_pcall(L, nargs, LUA_MULTRET, 0);
   rt->ctx->file_read_exception = NULL;
   if (rc != LUA_OK) return lua_error(L);
   lua_remove(L, 1);
@@ -810,6 +821,30 @@ static void wrap(lua_State *L, int idx, const char *name, lua_CFunction f) {
   lua_setfield(L, idx, name);
 }
 
+/* coroutine.resume (installed in every runtime), which reports an allocation the limit refused
+ * inside the coroutine as "memory limit exceeded" too: Lua's own resume returns its
+ * preallocated "not enough memory" for any failed allocation, without the status. Lua interns
+ * that string, so a script's own error("not enough memory") is the same value: it is translated
+ * as well once the limit has refused an allocation during the call. (coroutine.wrap needs
+ * nothing: it re-raises that string, which lua_error turns back into LUA_ERRMEM, and pcall or
+ * the host translate it.) */
+static void translate_memerr(lua_State *L, int idx) {
+  recur_runtime *rt = runtime_of(L);
+  if (rt->limit_hit && lua_type(L, idx) == LUA_TSTRING &&
+      strcmp(lua_tostring(L, idx), "not enough memory") == 0) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, rt->memmsg);
+    lua_replace(L, idx);
+  }
+}
+
+static int rt_resume(lua_State *L) {
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  if (!lua_toboolean(L, 1) && lua_gettop(L) >= 2) translate_memerr(L, 2);
+  return lua_gettop(L);
+}
+
 static void nil_field(lua_State *L, int idx, const char *name) {
   lua_pushnil(L);
   lua_setfield(L, idx, name);
@@ -930,6 +965,11 @@ static int job_open(lua_State *L, job *j) {
   lua_setglobal(L, "pcall");
   lua_pushcfunction(L, sb_xpcall);
   lua_setglobal(L, "xpcall");
+  lua_getglobal(L, LUA_COLIBNAME);
+  if (lua_istable(L, -1)) {
+    wrap(L, lua_gettop(L), "resume", rt_resume);
+  }
+  lua_pop(L, 1);
   lua_gc(L, LUA_GCCOLLECT);
   return 0;
 }
@@ -1044,10 +1084,17 @@ int recur_call_ref(recur_runtime *rt, recur_ref fn, int nargs, const recur_value
 }
 
 int recur_load_checkpoint(recur_runtime *rt, const char *path, int *nresults) {
+  return recur_load_checkpoint_flags(rt, path, 0, nresults);
+}
+
+int recur_load_checkpoint_flags(recur_runtime *rt, const char *path, int flags, int *nresults) {
   if (nresults) *nresults = 0;
   if (!rt) return RECUR_ERR_ARGUMENT;
   if (!path) return fail(rt, RECUR_ERR_ARGUMENT, "recur_load_checkpoint: path is NULL");
-  job j = {.rt = rt, .fn = job_load, .chunk = path};
+  if (flags & ~RECUR_LOAD_NO_OPTIMIZER)
+    return fail(rt, RECUR_ERR_ARGUMENT, "recur_load_checkpoint_flags: unknown flags 0x%x",
+                (unsigned)(flags & ~RECUR_LOAD_NO_OPTIMIZER));
+  job j = {.rt = rt, .fn = job_load, .chunk = path, .flags = flags};
   int denied = rt->ctx->files_denied;
   rt->ctx->files_denied = 0;
   int code = run_job(rt, &j, nresults);

@@ -67,10 +67,15 @@ static int f_config(lua_State *L) {
   return 1;
 }
 
-/* recur.memory(): tensor storage accounting of this Lua state's runtime context. */
+/* recur.memory(): tensor storage accounting of this Lua state's runtime context, plus the
+ * bytes of tensor headers and of the runtime's other structures (autograd graph, ...). */
 static int f_memory(lua_State *L) {
   rc_ctx *c = rb_ctx(L);
-  lua_createtable(L, 0, 3);
+  lua_createtable(L, 0, 5);
+  lua_pushinteger(L, (lua_Integer)c->meta_bytes);
+  lua_setfield(L, -2, "headers");
+  lua_pushinteger(L, (lua_Integer)c->aux_bytes);
+  lua_setfield(L, -2, "runtime");
   lua_pushinteger(L, (lua_Integer)c->live_bytes);
   lua_setfield(L, -2, "live");
   lua_pushinteger(L, (lua_Integer)c->peak_bytes);

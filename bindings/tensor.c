@@ -121,7 +121,7 @@ static void report_memory(lua_State *L, rb_state *s) {
   c->pending_bytes = 0;
   int full;
   if (limit) {
-    size_t used = c->live_bytes + c->meta_bytes + c->host_bytes;
+    size_t used = rc_used_bytes(c);
     size_t base = s->live_after_full < limit ? s->live_after_full : limit;
     full = used > base + (limit - base) / 2;
   } else {
@@ -131,7 +131,7 @@ static void report_memory(lua_State *L, rb_state *s) {
   }
   if (full) {
     lua_gc(L, LUA_GCCOLLECT);
-    s->live_after_full = limit ? c->live_bytes + c->meta_bytes + c->host_bytes : c->live_bytes;
+    s->live_after_full = limit ? rc_used_bytes(c) : c->live_bytes;
   } else {
     lua_gc(L, LUA_GCSTEP, (int)(kb > 1u << 20 ? 1u << 20 : kb));
   }

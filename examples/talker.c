@@ -3,14 +3,17 @@
  *
  * What a game host does with recur, in one file:
  *  - create a sandboxed runtime with a memory limit and an instruction budget per call;
- *  - load the model's checkpoint (recur_load_checkpoint: the sandbox lets the loader read
- *    exactly that file) and keep a reference to it;
+ *  - load the model's checkpoint (recur_load_checkpoint_flags: the sandbox lets the loader
+ *    read exactly that file; the optimizer's state, which a player never needs, is left
+ *    unread) and keep a reference to it;
  *  - run the script, hand it the checkpoint (talker.use_checkpoint) and keep a reference to
  *    the function it calls every frame (talker.next_char);
  *  - each frame, call it as often as the frame's time budget allows (a typing effect caps it
  *    too), and never let the script stall or crash the game: errors are shown, not fatal;
  *  - reload the script when its file changes (hot reload) and hand it the same checkpoint
- *    again; a broken edit keeps the old script.
+ *    again; a broken edit keeps the old script;
+ *  - reload the checkpoint when training rewrites it and hand it to the running script; one
+ *    that cannot be read or used keeps the old weights.
  *
  * The checkpoint is one written by scripts/train_charrnn.lua: --checkpoint FILE, by default
  * build/demo/charrnn.ckpt when it exists (`make demo` writes it); without one (or with
@@ -136,15 +139,42 @@ static void set_status(game *g, const char *prefix, const char *msg) {
   snprintf(g->status, sizeof g->status, "%s%.*s", prefix, (int)(n > 200 ? 200 : n), msg);
 }
 
-/* Loads the checkpoint once; the host keeps it (a reference) for every version of the
- * script. Reading and decoding it is more work than a frame's call: a larger budget. */
-static int load_checkpoint(game *g, const char *path) {
+/* Loads the checkpoint (model, vocabulary, config: not the optimizer's state) into *ck; the
+ * host keeps it (a reference) for every version of the script. Reading and decoding it is more
+ * work than a frame's call: a larger budget. */
+static int load_checkpoint(game *g, const char *path, recur_ref *ck) {
   recur_set_budget(g->rt, LOAD_WORK);
-  int rc = recur_load_checkpoint(g->rt, path, NULL);
-  if (rc == RECUR_OK) rc = recur_result_ref(g->rt, 1, &g->checkpoint);
-  if (rc != RECUR_OK) fprintf(stderr, "talker: cannot load the checkpoint %s: %s\n", path, err(g));
+  int rc = recur_load_checkpoint_flags(g->rt, path, RECUR_LOAD_NO_OPTIMIZER, NULL);
+  if (rc == RECUR_OK) rc = recur_result_ref(g->rt, 1, ck);
   recur_set_budget(g->rt, FRAME_WORK);
   return rc;
+}
+
+/* The checkpoint changed on disk (training saved again): load it and hand it to the running
+ * script; on any failure the old weights and the old reference stay. */
+static int reload_checkpoint(game *g, const char *path) {
+  recur_ref ck = {0};
+  int rc = load_checkpoint(g, path, &ck);
+  if (rc != RECUR_OK) {
+    g->errors++;
+    set_status(g, "checkpoint reload failed, keeping the old weights: ", err(g));
+    return rc;
+  }
+  recur_set_budget(g->rt, LOAD_WORK);
+  recur_value v = RECUR_REFV(ck);
+  rc = recur_call(g->rt, "talker.use_checkpoint", 1, &v, NULL);
+  recur_set_budget(g->rt, FRAME_WORK);
+  if (rc != RECUR_OK) {
+    g->errors++;
+    set_status(g, "the script cannot use the new checkpoint, keeping the old weights: ", err(g));
+    recur_ref_free(g->rt, ck);
+    return rc;
+  }
+  recur_ref_free(g->rt, g->checkpoint);
+  g->checkpoint = ck;
+  g->reloads++;
+  set_status(g, "reloaded the checkpoint ", path);
+  return RECUR_OK;
 }
 
 /* (Re)loads the script and hands it the checkpoint; on failure the previous version keeps
@@ -337,11 +367,13 @@ int main(int argc, char **argv) {
     fprintf(stderr, "talker: cannot create the runtime (%s)\n", name);
     return 1;
   }
-  if (o.checkpoint && load_checkpoint(&g, o.checkpoint) != RECUR_OK) {
+  watch w, wck;
+  if (o.checkpoint) watch_init(&wck, o.checkpoint); /* before loading, as for the script */
+  if (o.checkpoint && load_checkpoint(&g, o.checkpoint, &g.checkpoint) != RECUR_OK) {
+    fprintf(stderr, "talker: cannot load the checkpoint %s: %s\n", o.checkpoint, err(&g));
     recur_free(g.rt);
     return 1;
   }
-  watch w;
   watch_init(&w, o.script); /* before loading: an edit made meanwhile is not missed */
   if (load_script(&g, o.script, 1) != RECUR_OK) {
     if (g.checkpoint.id) recur_ref_free(g.rt, g.checkpoint);
@@ -366,6 +398,7 @@ int main(int argc, char **argv) {
         set_status(&g, "reloaded ", msg);
       }
     }
+    if (o.checkpoint && watch_changed(&wck, o.checkpoint)) reload_checkpoint(&g, o.checkpoint);
     int typed = 0;
     double ms = think(&g, &o, &typed);
     draw(&g, frame, ms, typed, &o);

@@ -162,6 +162,11 @@ int recur_call_ref(recur_runtime *rt, recur_ref fn, int nargs, const recur_value
  * file access allowed for that call only; its return values become the results (take a
  * recur_ref to pass them to a script). RECUR_ERR_UNSUPPORTED if the build has no loader. */
 int recur_load_checkpoint(recur_runtime *rt, const char *path, int *nresults);
+/* The same with flags: RECUR_LOAD_NO_OPTIMIZER calls recur.load(path, {optimizer = false}),
+ * which leaves the optimizer's state unread (a host that only runs the model; with Adam that
+ * state is twice the model's size). */
+#define RECUR_LOAD_NO_OPTIMIZER 1
+int recur_load_checkpoint_flags(recur_runtime *rt, const char *path, int flags, int *nresults);
 /* Adds a pure Lua module (source text) that `require(name)` returns. */
 int recur_add_module(recur_runtime *rt, const char *name, const char *source, size_t len);
 /* Sets a global (dots allowed for fields of existing tables). Tensors are always copied. */
@@ -198,7 +203,7 @@ int recur_status_string(int status, const char **name);
 
 typedef struct recur_stats {
   size_t lua_bytes;    /* Lua heap in use */
-  size_t tensor_bytes; /* tensor data plus tensor headers in use */
+  size_t tensor_bytes; /* tensor data and headers, autograd graph and other runtime structures */
   size_t memory_limit; /* 0 = none */
   uint64_t last_work;  /* budget units used by the last call (instructions + tensor work) */
 } recur_stats;

@@ -13,6 +13,29 @@ int rc_needs_grad(rc_ctx *c, rc_tensor *const *inputs, int n) {
 
 static int accumulate_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin);
 
+/* A node and its arrays are one block of the context's counted memory (rc_mem_alloc), so the
+ * memory limit sees the graph grow; the node holds a reference to its context. */
+static size_t node_bytes(int n_in, int n_out) {
+  size_t ni = (size_t)(n_in ? n_in : 1), no = (size_t)(n_out ? n_out : 1);
+  return sizeof(rc_node) + ni * sizeof(rc_edge) + (ni + no) * sizeof(rc_shape);
+}
+
+static rc_node *node_alloc(rc_ctx *c, int n_in, int n_out) {
+  size_t ni = (size_t)(n_in ? n_in : 1);
+  char *b = rc_mem_calloc(c, 1, node_bytes(n_in, n_out));
+  if (!b) return NULL;
+  rc_node *n = (rc_node *)b;
+  n->refcount = 1;
+  n->ctx = c;
+  rc_ctx_retain(c);
+  n->n_in = n_in;
+  n->n_out = n_out;
+  n->next = (rc_edge *)(b + sizeof(rc_node));
+  n->in_shape = (rc_shape *)(b + sizeof(rc_node) + ni * sizeof(rc_edge));
+  n->out_shape = n->in_shape + ni;
+  return n;
+}
+
 /* The edge to whatever produced t: its grad_fn, or a leaf's AccumulateGrad node. */
 static int edge_of(rc_tensor *t, rc_edge *e) {
   e->fn = NULL;
@@ -23,18 +46,10 @@ static int edge_of(rc_tensor *t, rc_edge *e) {
     e->nr = t->output_nr;
   } else if (t->requires_grad) {
     if (!t->accum) {
-      rc_node *a = calloc(1, sizeof *a);
-      if (!a) return rc_error(t->ctx, "out of memory recording autograd");
-      a->refcount = 1;
+      rc_node *a = node_alloc(t->ctx, 0, 1);
+      if (!a) return -1;
       a->name = "AccumulateGrad";
-      a->ctx = t->ctx;
       a->backward = accumulate_backward;
-      a->n_out = 1;
-      a->out_shape = calloc(1, sizeof(rc_shape));
-      if (!a->out_shape) {
-        free(a);
-        return rc_error(t->ctx, "out of memory recording autograd");
-      }
       a->out_shape[0] = rc_shape_of(t);
       a->leaf = t;
       t->accum = a;
@@ -49,21 +64,15 @@ static int edge_of(rc_tensor *t, rc_edge *e) {
 
 rc_node *rc_node_new(rc_ctx *c, const char *name, rc_backward_fn bw, rc_tensor *const *inputs,
                      int n_in, int n_out) {
-  rc_node *n = calloc(1, sizeof *n);
-  if (!n) return rc_error_null(c, "out of memory recording autograd");
-  n->refcount = 1;
+  /* The limit must also leave room for the leaves' AccumulateGrad nodes and the aliases the op
+   * saves next (rc_node_save), so that saving cannot fail on the limit once the node exists. */
+  size_t reserve = node_bytes(n_in, n_out) + (size_t)n_in * (node_bytes(0, 1) + 64) +
+                   RC_NODE_SAVED * sizeof(rc_tensor) + 64;
+  if (rc_check_limit(c, reserve)) return NULL;
+  rc_node *n = node_alloc(c, n_in, n_out);
+  if (!n) return NULL;
   n->name = name;
-  n->ctx = c;
   n->backward = bw;
-  n->n_in = n_in;
-  n->n_out = n_out;
-  n->next = calloc((size_t)(n_in ? n_in : 1), sizeof(rc_edge));
-  n->in_shape = calloc((size_t)(n_in ? n_in : 1), sizeof(rc_shape));
-  n->out_shape = calloc((size_t)(n_out ? n_out : 1), sizeof(rc_shape));
-  if (!n->next || !n->in_shape || !n->out_shape) {
-    rc_node_release(n);
-    return rc_error_null(c, "out of memory recording autograd");
-  }
   for (int i = 0; i < n_in; i++) {
     if (!inputs[i]) continue;
     n->in_shape[i] = rc_shape_of(inputs[i]);
@@ -84,10 +93,6 @@ static void node_free_saved(rc_node *n) {
     rc_release(n->saved[k]);
     n->saved[k] = NULL;
   }
-  for (int k = 0; k < n->n_extra; k++) rc_release(n->extra[k]);
-  free(n->extra);
-  n->extra = NULL;
-  n->n_extra = 0;
   if (n->ext_free && n->ext) n->ext_free(n->ext);
   n->ext = NULL;
 }
@@ -111,25 +116,33 @@ void rc_node_release(rc_node *n) {
       }
     }
     if (cur->leaf) cur->leaf->accum = NULL;
-    free(cur->next);
-    free(cur->in_shape);
-    free(cur->out_shape);
-    free(cur);
+    rc_ctx *c = cur->ctx;
+    rc_mem_free(c, cur);
+    rc_ctx_release(c);
   }
 }
 
 /* Saved tensors are plain aliases of the data (no history), so saving an op's own
  * output does not make a reference cycle through grad_fn. */
-void rc_node_save(rc_node *n, int k, rc_tensor *t) {
+int rc_node_save(rc_node *n, int k, rc_tensor *t) {
   rc_tensor *alias = rc_raw_view(t, t->ndim, t->size, t->stride, t->offset);
-  if (alias) alias->is_view = 0;
+  if (alias)
+    alias->is_view = 0;
+  else
+    n->save_failed = 1;
   rc_release(n->saved[k]);
   n->saved[k] = alias;
   n->saved_version[k] = t->storage->version;
   if (k >= n->n_saved) n->n_saved = k + 1;
+  return alias ? 0 : -1;
 }
 
 rc_tensor *rc_node_saved(rc_node *n, int k) {
+  if (!n->saved[k] && n->save_failed && !n->released)
+    return rc_error_null(n->ctx,
+                         "backward: %s could not keep a tensor it needs (out of memory "
+                         "when the forward ran)",
+                         n->name);
   if (n->released || !n->saved[k])
     return rc_error_null(n->ctx,
                          "backward: %s was already run and its saved tensors freed; "
@@ -151,18 +164,20 @@ void rc_node_set_output(rc_node *n, int nr, rc_tensor *out) {
   out->output_nr = nr;
 }
 
-rc_node *rc_record(rc_ctx *c, const char *name, rc_backward_fn bw, rc_tensor *const *inputs,
-                   int n_in, rc_tensor *out, int *err) {
-  *err = 0;
-  if (!rc_needs_grad(c, inputs, n_in)) return NULL;
+int rc_record(rc_ctx *c, const char *name, rc_backward_fn bw, rc_tensor *const *inputs, int n_in,
+              rc_tensor **out, rc_node **node) {
+  *node = NULL;
+  if (!rc_needs_grad(c, inputs, n_in)) return 0;
   rc_node *n = rc_node_new(c, name, bw, inputs, n_in, 1);
   if (!n) {
-    *err = -1;
-    return NULL;
+    rc_release(*out);
+    *out = NULL;
+    return -1;
   }
-  rc_node_set_output(n, 0, out);
-  rc_node_release(n); /* out owns it now */
-  return n;
+  rc_node_set_output(n, 0, *out);
+  rc_node_release(n); /* *out owns it now */
+  *node = n;
+  return 0;
 }
 
 static int accumulate_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
@@ -227,10 +242,10 @@ typedef struct {
   size_t n, cap;
 } node_vec;
 
-static int vec_push(node_vec *s, rc_node *n) {
+static int vec_push(rc_ctx *c, node_vec *s, rc_node *n) {
   if (s->n == s->cap) {
     size_t cap = s->cap ? s->cap * 2 : 64;
-    rc_node **v = realloc(s->v, cap * sizeof *v);
+    rc_node **v = rc_mem_realloc(c, s->v, cap * sizeof *v);
     if (!v) return -1;
     s->v = v;
     s->cap = cap;
@@ -244,7 +259,7 @@ static void cleanup(node_vec *all) {
     rc_node *n = all->v[i];
     if (n->gbuf) {
       for (int k = 0; k < n->n_out; k++) rc_release(n->gbuf[k]);
-      free(n->gbuf);
+      rc_mem_free(n->ctx, n->gbuf);
       n->gbuf = NULL;
     }
     n->deps = 0;
@@ -273,8 +288,9 @@ int rc_backward(rc_ctx *c, rc_tensor **roots, rc_tensor **grads, int n_roots, in
   for (int r = 0; r < n_roots; r++) {
     rc_tensor *t = roots[r];
     if (!rc_tensor_needs_grad(t))
-      return rc_error(c, "backward: tensor %d does not require grad and has no history "
-                         "(call requires_grad(true) on the inputs first)",
+      return rc_error(c,
+                      "backward: tensor %d does not require grad and has no history "
+                      "(call requires_grad(true) on the inputs first)",
                       r + 1);
     if (!grads[r] && rc_numel(t) != 1)
       return rc_error(c,
@@ -310,7 +326,7 @@ int rc_backward(rc_ctx *c, rc_tensor **roots, rc_tensor **grads, int n_roots, in
     rc_node_release(e.fn); /* the tensor still holds it */
     if (!e.fn->visited) {
       e.fn->visited = 1;
-      if (vec_push(&all, e.fn) || vec_push(&stack, e.fn)) goto oom;
+      if (vec_push(c, &all, e.fn) || vec_push(c, &stack, e.fn)) goto oom;
     }
   }
   while (stack.n) {
@@ -321,13 +337,13 @@ int rc_backward(rc_ctx *c, rc_tensor **roots, rc_tensor **grads, int n_roots, in
       p->deps++;
       if (!p->visited) {
         p->visited = 1;
-        if (vec_push(&all, p) || vec_push(&stack, p)) goto oom;
+        if (vec_push(c, &all, p) || vec_push(c, &stack, p)) goto oom;
       }
     }
   }
   for (size_t i = 0; i < all.n; i++) {
     rc_node *n = all.v[i];
-    n->gbuf = calloc((size_t)n->n_out, sizeof(rc_tensor *));
+    n->gbuf = rc_mem_calloc(c, (size_t)n->n_out, sizeof(rc_tensor *));
     if (!n->gbuf) goto oom;
   }
   for (int r = 0; r < n_roots; r++) {
@@ -344,16 +360,17 @@ int rc_backward(rc_ctx *c, rc_tensor **roots, rc_tensor **grads, int n_roots, in
     one = NULL;
   }
   for (size_t i = 0; i < all.n; i++)
-    if (all.v[i]->deps == 0 && vec_push(&ready, all.v[i])) goto oom;
+    if (all.v[i]->deps == 0 && vec_push(c, &ready, all.v[i])) goto oom;
 
   while (ready.n) {
     rc_node *n = ready.v[--ready.n];
     rc_tensor *gout_stack[4], *gin_stack[4];
-    rc_tensor **gout = n->n_out <= 4 ? gout_stack : calloc((size_t)n->n_out, sizeof *gout);
-    rc_tensor **gin = n->n_in <= 4 ? gin_stack : calloc((size_t)n->n_in, sizeof *gin);
+    rc_tensor **gout =
+        n->n_out <= 4 ? gout_stack : rc_mem_calloc(c, (size_t)n->n_out, sizeof *gout);
+    rc_tensor **gin = n->n_in <= 4 ? gin_stack : rc_mem_calloc(c, (size_t)n->n_in, sizeof *gin);
     if (!gout || !gin) {
-      if (gout != gout_stack) free(gout);
-      if (gin != gin_stack) free(gin);
+      if (gout != gout_stack) rc_mem_free(c, gout);
+      if (gin != gin_stack) rc_mem_free(c, gin);
       goto oom;
     }
     int fail = 0;
@@ -367,8 +384,9 @@ int rc_backward(rc_ctx *c, rc_tensor **roots, rc_tensor **grads, int n_roots, in
     }
     for (int k = 0; k < n->n_in; k++) gin[k] = NULL;
     if (!fail && n->released && n->backward != accumulate_backward) {
-      rc_error(c, "backward: %s was already run and its saved tensors freed; call backward "
-                  "with retain_graph = true to run it twice",
+      rc_error(c,
+               "backward: %s was already run and its saved tensors freed; call backward "
+               "with retain_graph = true to run it twice",
                n->name);
       fail = 1;
     }
@@ -386,7 +404,6 @@ int rc_backward(rc_ctx *c, rc_tensor **roots, rc_tensor **grads, int n_roots, in
           break;
         }
         if (buffer_add(p, n->next[k].nr, gin[k])) {
-          rc_error(c, "backward: out of memory");
           fail = 1;
           break;
         }
@@ -395,13 +412,13 @@ int rc_backward(rc_ctx *c, rc_tensor **roots, rc_tensor **grads, int n_roots, in
     if (!fail) {
       for (int k = 0; k < n->n_in; k++) {
         rc_node *p = n->next[k].fn;
-        if (p && --p->deps == 0 && vec_push(&ready, p)) fail = 1;
+        if (p && --p->deps == 0 && vec_push(c, &ready, p)) fail = 1;
       }
     }
     for (int k = 0; k < n->n_out; k++) rc_release(gout[k]);
     for (int k = 0; k < n->n_in; k++) rc_release(gin[k]);
-    if (gout != gout_stack) free(gout);
-    if (gin != gin_stack) free(gin);
+    if (gout != gout_stack) rc_mem_free(c, gout);
+    if (gin != gin_stack) rc_mem_free(c, gin);
     if (fail) goto done;
   }
   if (!retain)
@@ -413,14 +430,14 @@ int rc_backward(rc_ctx *c, rc_tensor **roots, rc_tensor **grads, int n_roots, in
     }
   rc = 0;
   goto done;
-oom:
-  rc_error(c, "backward: out of memory");
+oom: /* the allocator's message: "memory limit exceeded (...)" or "out of memory" */
+  rc_error_prefix(c, "backward");
 done:
   rc_release(one);
   cleanup(&all);
-  free(all.v);
-  free(stack.v);
-  free(ready.v);
+  rc_mem_free(c, all.v);
+  rc_mem_free(c, stack.v);
+  rc_mem_free(c, ready.v);
   c->grad_enabled = saved_grad_mode;
   return rc;
 }

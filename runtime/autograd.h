@@ -30,17 +30,16 @@ struct rc_node {
   rc_ctx *ctx;
   rc_backward_fn backward;
   int n_in, n_out;
-  rc_edge *next;      /* n_in */
-  rc_shape *in_shape; /* n_in */
+  rc_edge *next;       /* n_in */
+  rc_shape *in_shape;  /* n_in */
   rc_shape *out_shape; /* n_out */
   rc_tensor *saved[RC_NODE_SAVED];
   uint32_t saved_version[RC_NODE_SAVED];
   int n_saved;
-  int released;       /* saved tensors freed by an earlier backward */
-  double d[4];        /* op parameters */
+  int released;    /* saved tensors freed by an earlier backward */
+  int save_failed; /* rc_node_save could not make an alias (out of memory) */
+  double d[4];     /* op parameters */
   int64_t i[RC_NODE_PARAMS];
-  rc_tensor **extra;  /* for ops that save a variable number of tensors */
-  int n_extra;
   /* For Lua-defined ops and other hosts: opaque state with a destructor. */
   void *ext;
   void (*ext_free)(void *ext);
@@ -64,18 +63,21 @@ rc_node *rc_node_new(rc_ctx *c, const char *name, rc_backward_fn bw, rc_tensor *
                      int n_in, int n_out);
 void rc_node_retain(rc_node *n);
 void rc_node_release(rc_node *n);
-/* Saves t (retained) in slot k with its current storage version. */
-void rc_node_save(rc_node *n, int k, rc_tensor *t);
+/* Saves t (an alias of it, without history) in slot k with its current storage version.
+ * -1 when the alias cannot be allocated; rc_node_saved then reports it. rc_node_new leaves room
+ * under the memory limit for RC_NODE_SAVED aliases, so only a failing malloc gets here. */
+int rc_node_save(rc_node *n, int k, rc_tensor *t);
 /* Saved tensor k, or NULL with an error if it was freed or modified in place. */
 rc_tensor *rc_node_saved(rc_node *n, int k);
 /* Makes out the output nr of n (out takes a reference to n) and records its shape. */
 void rc_node_set_output(rc_node *n, int nr, rc_tensor *out);
 
-/* Convenience for the common one-output case: if grad is needed, creates the node,
- * sets out as its output 0 and returns it (borrowed; owned by out); else NULL.
- * *err is set to -1 on allocation failure. */
-rc_node *rc_record(rc_ctx *c, const char *name, rc_backward_fn bw, rc_tensor *const *inputs,
-                   int n_in, rc_tensor *out, int *err);
+/* The common one-output case, for an op that has made *out: if grad is needed, creates the
+ * node and makes *out its output 0. Returns 0 with *node the node (borrowed: *out owns it), or
+ * NULL when no gradient is needed; or -1 after releasing *out and setting it to NULL (message
+ * in c->err), so that the op can `return NULL` at once. */
+int rc_record(rc_ctx *c, const char *name, rc_backward_fn bw, rc_tensor *const *inputs, int n_in,
+              rc_tensor **out, rc_node **node);
 
 /* Runs backward from roots[k] with gradients grads[k] (NULL allowed only for a
  * one-element root: gradient 1). retain: keep saved tensors for another backward. */

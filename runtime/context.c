@@ -16,7 +16,9 @@ rc_ctx *rc_ctx_new(void) {
   return c;
 }
 
-void rc_ctx_retain(rc_ctx *c) { c->refcount++; }
+void rc_ctx_retain(rc_ctx *c) {
+  c->refcount++;
+}
 
 void rc_ctx_release(rc_ctx *c) {
   if (c && --c->refcount == 0) {
@@ -41,20 +43,84 @@ void *rc_error_null(rc_ctx *c, const char *fmt, ...) {
   return NULL;
 }
 
+int rc_error_prefix(rc_ctx *c, const char *fn) {
+  char msg[RC_ERR_MAX];
+  snprintf(msg, sizeof msg, "%s", c->err);
+  return rc_error(c, "%s: %s", fn, msg);
+}
+
 /* 1 when `bytes` more would pass the limit; tensor storage and the host's bytes (a Lua heap)
  * count together. */
+size_t rc_used_bytes(const rc_ctx *c) {
+  return c->live_bytes + c->meta_bytes + c->aux_bytes + c->host_bytes;
+}
+
 static int over_limit(const rc_ctx *c, size_t bytes) {
   if (!c->limit_bytes) return 0;
-  size_t used = c->live_bytes + c->meta_bytes + c->host_bytes;
+  size_t used = rc_used_bytes(c);
   if (used < c->live_bytes || used >= c->limit_bytes) return 1;
   return bytes > c->limit_bytes - used;
 }
 
 static int limit_error(rc_ctx *c, size_t bytes) {
   return rc_error(c,
-                  "memory limit exceeded (%zu bytes requested; %zu in tensors and %zu in the "
-                  "interpreter of %zu allowed)",
-                  bytes, c->live_bytes + c->meta_bytes, c->host_bytes, c->limit_bytes);
+                  "memory limit exceeded (%zu bytes requested; %zu in tensors, %zu in autograd "
+                  "and other runtime structures and %zu in the interpreter of %zu allowed)",
+                  bytes, c->live_bytes + c->meta_bytes, c->aux_bytes, c->host_bytes,
+                  c->limit_bytes);
+}
+
+/* ---- the runtime's own heap memory ---- */
+
+#define MEM_PREFIX 16 /* keeps the block's size; a multiple of malloc's alignment */
+
+static void *mem_account(rc_ctx *c, char *raw, size_t bytes) {
+  *(size_t *)raw = bytes;
+  c->aux_bytes += bytes + MEM_PREFIX;
+  c->pending_bytes += bytes + MEM_PREFIX;
+  return raw + MEM_PREFIX;
+}
+
+static int mem_check(rc_ctx *c, size_t bytes) {
+  if (bytes > SIZE_MAX - MEM_PREFIX)
+    return rc_error(c, "out of memory allocating %zu bytes", bytes);
+  if (over_limit(c, bytes + MEM_PREFIX)) return limit_error(c, bytes + MEM_PREFIX);
+  return 0;
+}
+
+void *rc_mem_alloc(rc_ctx *c, size_t bytes) {
+  if (mem_check(c, bytes)) return NULL;
+  char *raw = malloc(bytes + MEM_PREFIX);
+  if (!raw) return rc_error_null(c, "out of memory allocating %zu bytes", bytes);
+  return mem_account(c, raw, bytes);
+}
+
+void *rc_mem_calloc(rc_ctx *c, size_t n, size_t size) {
+  if (size && n > SIZE_MAX / size)
+    return rc_error_null(c, "out of memory allocating %zu x %zu bytes", n, size);
+  size_t bytes = n * size;
+  if (mem_check(c, bytes)) return NULL;
+  char *raw = calloc(1, bytes + MEM_PREFIX);
+  if (!raw) return rc_error_null(c, "out of memory allocating %zu bytes", bytes);
+  return mem_account(c, raw, bytes);
+}
+
+void *rc_mem_realloc(rc_ctx *c, void *p, size_t bytes) {
+  if (!p) return rc_mem_alloc(c, bytes);
+  char *raw = (char *)p - MEM_PREFIX;
+  size_t old = *(size_t *)raw;
+  if (bytes > old && mem_check(c, bytes - old)) return NULL;
+  char *r = realloc(raw, bytes + MEM_PREFIX);
+  if (!r) return rc_error_null(c, "out of memory allocating %zu bytes", bytes);
+  c->aux_bytes -= old + MEM_PREFIX;
+  return mem_account(c, r, bytes);
+}
+
+void rc_mem_free(rc_ctx *c, void *p) {
+  if (!p) return;
+  char *raw = (char *)p - MEM_PREFIX;
+  c->aux_bytes -= *(size_t *)raw + MEM_PREFIX;
+  free(raw);
 }
 
 int rc_budget_error(rc_ctx *c, const char *fn) {
@@ -129,6 +195,10 @@ int rc_account_alloc(rc_ctx *c, size_t bytes) {
   return 0;
 }
 
-void rc_account_free(rc_ctx *c, size_t bytes) { c->live_bytes -= bytes; }
+void rc_account_free(rc_ctx *c, size_t bytes) {
+  c->live_bytes -= bytes;
+}
 
-int rc_check_limit(rc_ctx *c, size_t bytes) { return over_limit(c, bytes) ? limit_error(c, bytes) : 0; }
+int rc_check_limit(rc_ctx *c, size_t bytes) {
+  return over_limit(c, bytes) ? limit_error(c, bytes) : 0;
+}

@@ -11,16 +11,16 @@
 #define RC_ERR_MAX 1024
 
 typedef struct rc_ctx {
-  int refcount;            /* the owner holds one; every live storage holds one */
-  size_t live_bytes;       /* tensor storage now allocated */
-  size_t peak_bytes;       /* high-water mark of live_bytes */
-  size_t limit_bytes;      /* 0 = unlimited; else allocations past it fail */
-  size_t pending_bytes;    /* allocated since the owner last told its collector */
-  uint64_t alloc_count;    /* storages allocated, ever */
-  int grad_enabled;        /* 0 inside no_grad */
-  int check_numerics;      /* 1: NaN/Inf in backward's root is an error */
+  int refcount;         /* the owner holds one; every live storage holds one */
+  size_t live_bytes;    /* tensor storage now allocated */
+  size_t peak_bytes;    /* high-water mark of live_bytes */
+  size_t limit_bytes;   /* 0 = unlimited; else allocations past it fail */
+  size_t pending_bytes; /* allocated since the owner last told its collector */
+  uint64_t alloc_count; /* storages allocated, ever */
+  int grad_enabled;     /* 0 inside no_grad */
+  int check_numerics;   /* 1: NaN/Inf in backward's root is an error */
   rc_rng rng;
-  char err[RC_ERR_MAX];    /* message of the last failure */
+  char err[RC_ERR_MAX]; /* message of the last failure */
   /* Set by a host language before it runs backward, so that ops defined in that language
    * can reach their interpreter (the Lua bindings store the calling lua_State). */
   void *host;
@@ -33,6 +33,9 @@ typedef struct rc_ctx {
   size_t host_bytes;
   /* Tensor and storage headers (not in live_bytes, which counts data); counted by the limit. */
   size_t meta_bytes;
+  /* The runtime's own heap memory besides tensors (rc_mem_alloc): autograd nodes and edges,
+   * RNN sequence records, optimizer tables, scratch buffers; counted by the limit. */
+  size_t aux_bytes;
   /* Work budget: ops charge units (rc_charge) to work_used; past work_limit (0 = none) they
    * fail with "instruction budget exceeded". The host resets work_used per call. */
   uint64_t work_used;
@@ -53,6 +56,9 @@ void rc_ctx_release(rc_ctx *c);
 int rc_error(rc_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Same, for functions that return a pointer. */
 void *rc_error_null(rc_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Puts "fn: " in front of the message already in c->err (e.g. an allocator's); returns -1. */
+int rc_error_prefix(rc_ctx *c, const char *fn);
 
 /* Queues a host handle for release (see deferred); -1 on allocation failure. */
 int rc_defer_release(rc_ctx *c, int handle);
@@ -76,6 +82,19 @@ static inline int rc_charge(rc_ctx *c, const char *fn, uint64_t units) {
  * host has denied file access (sandbox). */
 int rc_check_file_access(rc_ctx *c, const char *fn, const char *path); /* reading */
 int rc_check_file_write(rc_ctx *c, const char *fn, const char *path);
+
+/* Heap memory for the runtime's own structures (not tensor storage): checked against the
+ * memory limit like tensor storage and counted in c->aux_bytes while it lives. NULL with a
+ * message in c->err ("memory limit exceeded (...)" or "out of memory ...") on failure.
+ * Blocks carry their size, so rc_mem_free needs none; they must be freed with the ctx they
+ * came from (and only with rc_mem_free). Aligned like malloc's. */
+void *rc_mem_alloc(rc_ctx *c, size_t bytes);
+void *rc_mem_calloc(rc_ctx *c, size_t n, size_t size);
+/* Like realloc: on failure p is untouched (and still owned by the caller). */
+void *rc_mem_realloc(rc_ctx *c, void *p, size_t bytes);
+void rc_mem_free(rc_ctx *c, void *p);
+/* Bytes counted against the limit now: tensor data and headers, aux_bytes and host_bytes. */
+size_t rc_used_bytes(const rc_ctx *c);
 
 /* Aligned, accounted allocation for tensor storage (64-byte alignment). */
 void *rc_alloc_bytes(rc_ctx *c, size_t bytes);

@@ -63,18 +63,6 @@ static int grad_begin(rc_node *n, rc_tensor *gout, rc_tensor **g, rc_tensor **gx
   return -1;
 }
 
-/* Records the node of *out (inputs ins[0..n_in)): 0 with *node (NULL when no gradient is
- * needed), or -1 after releasing *out and setting it to NULL. */
-static int record(rc_ctx *c, const char *name, rc_backward_fn bw, rc_tensor *const *ins, int n_in,
-                  rc_tensor **out, rc_node **node) {
-  int err;
-  *node = rc_record(c, name, bw, ins, n_in, *out, &err);
-  if (!err) return 0;
-  rc_release(*out);
-  *out = NULL;
-  return -1;
-}
-
 /* ---- linear ---- */
 
 static int linear_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
@@ -154,7 +142,7 @@ rc_tensor *rc_linear(rc_tensor *x, rc_tensor *w, rc_tensor *b) {
   gemm(0, 1, rows, out, in, rc_data(x2), rc_data(w2), beta, yd); /* x w^T (+ b) */
   rc_tensor *inputs[3] = {x, w, b};
   rc_node *n;
-  if (!record(c, "LinearBackward", linear_backward, inputs, b ? 3 : 2, &y, &n) && n) {
+  if (!rc_record(c, "LinearBackward", linear_backward, inputs, b ? 3 : 2, &y, &n) && n) {
     rc_node_save(n, 0, x2);
     rc_node_save(n, 1, w2);
   }
@@ -196,7 +184,7 @@ rc_tensor *rc_activation(rc_tensor *x, rc_act act) {
     rc_relu_kernel(rc_data(xc), rc_data(y), n);
   rc_release(xc);
   rc_node *node;
-  if (record(c, act_node_name[act], act_backward, &x, 1, &y, &node)) return NULL;
+  if (rc_record(c, act_node_name[act], act_backward, &x, 1, &y, &node)) return NULL;
   if (node) {
     node->i[0] = act;
     rc_node_save(node, 0, y);
@@ -258,7 +246,7 @@ rc_tensor *rc_dropout(rc_tensor *x, float p) {
   c->rng.s[3] = s3;
   rc_release(xc);
   rc_node *node;
-  if (!record(c, "DropoutBackward", mul_saved_backward, &x, 1, &y, &node) && node)
+  if (!rc_record(c, "DropoutBackward", mul_saved_backward, &x, 1, &y, &node) && node)
     rc_node_save(node, 0, m);
   rc_release(m);
   return y;
@@ -372,7 +360,7 @@ rc_tensor *rc_layer_norm(rc_tensor *x, rc_tensor *gamma, rc_tensor *beta, float 
   }
   rc_tensor *inputs[3] = {x, gamma, beta};
   rc_node *n;
-  if (!record(c, "LayerNormBackward", layer_norm_backward, inputs, 3, &y, &n) && n) {
+  if (!rc_record(c, "LayerNormBackward", layer_norm_backward, inputs, 3, &y, &n) && n) {
     rc_node_save(n, 0, x2);
     if (gc) rc_node_save(n, 1, gc);
     rc_node_save(n, 2, st);
@@ -547,8 +535,8 @@ rc_tensor *rc_cross_entropy(rc_tensor *input, rc_tensor *target, int64_t base, r
     if (!y) goto fail;
   }
   rc_node *n;
-  if (record(c, log_probs ? "NllBackward" : "CrossEntropyBackward", xent_backward, &input, 1, &y,
-             &n))
+  if (rc_record(c, log_probs ? "NllBackward" : "CrossEntropyBackward", xent_backward, &input, 1, &y,
+                &n))
     goto fail;
   if (n) {
     rc_node_save(n, 0, x);

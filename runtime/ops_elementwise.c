@@ -257,12 +257,8 @@ rc_tensor *rc_binary(rc_binop op, rc_tensor *a, rc_tensor *b) {
   bin_kernel(op, out, a, b);
   if (op >= RC_EQ) return out; /* comparisons are not differentiable */
   rc_tensor *ins[2] = {a, b};
-  int err;
-  rc_node *n = rc_record(c, "BinaryBackward", binary_backward, ins, 2, out, &err);
-  if (err) {
-    rc_release(out);
-    return NULL;
-  }
+  rc_node *n;
+  if (rc_record(c, "BinaryBackward", binary_backward, ins, 2, &out, &n)) return NULL;
   if (n) {
     static const char *names[] = {"AddBackward", "SubBackward", "MulBackward", "DivBackward",
                                   "PowBackward", "MaximumBackward", "MinimumBackward"};
@@ -350,12 +346,8 @@ rc_tensor *rc_unary(rc_unop op, rc_tensor *a) {
   rc_tensor *out = rc_empty_like(a);
   if (!out) return NULL;
   un_kernel(op, out, a);
-  int err;
-  rc_node *n = rc_record(c, "UnaryBackward", unary_backward, &a, 1, out, &err);
-  if (err) {
-    rc_release(out);
-    return NULL;
-  }
+  rc_node *n;
+  if (rc_record(c, "UnaryBackward", unary_backward, &a, 1, &out, &n)) return NULL;
   if (n) {
     static const char *names[RC_UNOP_COUNT] = {
         "NegBackward",   "ExpBackward",   "LogBackward",      "SqrtBackward",   "AbsBackward",
@@ -414,12 +406,8 @@ rc_tensor *rc_clamp(rc_tensor *a, float lo, float hi) {
   rc_tensor *out = rc_empty_like(a);
   if (!out) return NULL;
   clamp_kernel(out, a, lo, hi);
-  int err;
-  rc_node *n = rc_record(c, "ClampBackward", clamp_backward, &a, 1, out, &err);
-  if (err) {
-    rc_release(out);
-    return NULL;
-  }
+  rc_node *n;
+  if (rc_record(c, "ClampBackward", clamp_backward, &a, 1, &out, &n)) return NULL;
   if (n) {
     n->d[0] = lo;
     n->d[1] = hi;
@@ -473,12 +461,8 @@ rc_tensor *rc_where(rc_tensor *cond, rc_tensor *a, rc_tensor *b) {
     }
   }
   rc_tensor *ins[3] = {NULL, a, b}; /* the condition never gets a gradient */
-  int err;
-  rc_node *n = rc_record(c, "WhereBackward", where_backward, ins, 3, out, &err);
-  if (err) {
-    rc_release(out);
-    return NULL;
-  }
+  rc_node *n;
+  if (rc_record(c, "WhereBackward", where_backward, ins, 3, &out, &n)) return NULL;
   if (n) rc_node_save(n, 0, cond);
   return out;
 }

@@ -113,12 +113,8 @@ static int64_t index_at(rc_tensor *index, const int64_t *idx) {
  * its backward needs, or NULL) in slot 0: out, or NULL after releasing it. */
 static rc_tensor *record_dim(rc_ctx *c, const char *name, rc_backward_fn bw, rc_tensor *const *ins,
                              int n, rc_tensor *out, int d, rc_tensor *saved) {
-  int err;
-  rc_node *node = rc_record(c, name, bw, ins, n, out, &err);
-  if (err) {
-    rc_release(out);
-    return NULL;
-  }
+  rc_node *node;
+  if (rc_record(c, name, bw, ins, n, &out, &node)) return NULL;
   if (node) {
     node->i[0] = d;
     if (saved) rc_node_save(node, 0, saved);

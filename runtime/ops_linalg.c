@@ -264,12 +264,8 @@ static rc_tensor *mm_op(const char *node_name, rc_tensor *a, dmap am, rc_tensor 
   rc_release(ha);
   rc_release(hb);
   rc_tensor *ins[2] = {a, b};
-  int err;
-  rc_node *n = rc_record(c, node_name, matmul_backward, ins, 2, out, &err);
-  if (err) {
-    rc_release(out);
-    return NULL;
-  }
+  rc_node *n;
+  if (rc_record(c, node_name, matmul_backward, ins, 2, &out, &n)) return NULL;
   if (n) {
     put_map(n, 0, am);
     put_map(n, 1, bm);

@@ -162,12 +162,7 @@ static ALWAYS_INLINE rc_tensor *fw_run(rc_tensor *a, const char *fn, const rc_sh
  * releasing out when the node cannot be made. */
 static int fw_record(rc_ctx *c, const char *name, rc_backward_fn bw, rc_tensor *a, rc_tensor *out,
                      const plan_t *p, rc_node **nd) {
-  int err;
-  *nd = rc_record(c, name, bw, &a, 1, out, &err);
-  if (err) {
-    rc_release(out);
-    return -1;
-  }
+  if (rc_record(c, name, bw, &a, 1, &out, nd)) return -1;
   if (*nd) node_set_plan(*nd, p);
   return 0;
 }

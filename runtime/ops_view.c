@@ -28,12 +28,8 @@ static rc_shape make_shape(int ndim, const int64_t *size) {
  * out and returns NULL; *node gets the node (NULL if none). */
 static rc_tensor *record(rc_tensor *a, rc_tensor *out, const char *name, rc_backward_fn bw,
                          rc_node **node) {
-  int err;
-  rc_node *n = rc_record(a->ctx, name, bw, &a, 1, out, &err);
-  if (err) {
-    rc_release(out);
-    return NULL;
-  }
+  rc_node *n;
+  if (rc_record(a->ctx, name, bw, &a, 1, &out, &n)) return NULL;
   if (node) *node = n;
   /* A view with history shares memory with its base: an in-place write to the base under
    * autograd would leave the view's history stale, so ops_elementwise.c refuses it. */

@@ -83,11 +83,12 @@ void rc_optim_free(rc_optim *opt) {
     for (int k = 0; k < RC_OPTIM_SLOTS; k++)
       if (opt->slot[k]) rc_release(opt->slot[k][i]);
   }
-  for (int k = 0; k < RC_OPTIM_SLOTS; k++) free(opt->slot[k]);
-  free(opt->params);
-  free(opt->steps);
-  rc_ctx_release(opt->ctx);
-  free(opt);
+  rc_ctx *c = opt->ctx;
+  for (int k = 0; k < RC_OPTIM_SLOTS; k++) rc_mem_free(c, opt->slot[k]);
+  rc_mem_free(c, opt->params);
+  rc_mem_free(c, opt->steps);
+  rc_mem_free(c, opt);
+  rc_ctx_release(c);
 }
 
 rc_optim *rc_optim_new(rc_ctx *c, rc_optim_kind kind, const rc_optim_opts *o, rc_tensor **params,
@@ -113,20 +114,20 @@ rc_optim *rc_optim_new(rc_ctx *c, rc_optim_kind kind, const rc_optim_opts *o, rc
         return rc_error_null(c, "%s: parameter %d is the same tensor as parameter %d", fn, i + 1,
                              k + 1);
   }
-  rc_optim *opt = calloc(1, sizeof *opt);
-  if (!opt) return rc_error_null(c, "%s: out of memory", fn);
+  rc_optim *opt = rc_mem_calloc(c, 1, sizeof *opt);
+  if (!opt) return NULL;
   opt->ctx = c;
   rc_ctx_retain(c);
   opt->kind = kind;
   opt->o = *o;
   opt->n = n;
   size_t cnt = (size_t)(n ? n : 1);
-  opt->params = calloc(cnt, sizeof *opt->params);
-  opt->steps = calloc(cnt, sizeof *opt->steps);
+  opt->params = rc_mem_calloc(c, cnt, sizeof *opt->params);
+  opt->steps = rc_mem_calloc(c, cnt, sizeof *opt->steps);
   if (!opt->params || !opt->steps) goto oom;
   for (int k = 0; k < RC_OPTIM_SLOTS; k++) {
     if (!slot_used(kind, o, k)) continue;
-    opt->slot[k] = calloc(cnt, sizeof(rc_tensor *));
+    opt->slot[k] = rc_mem_calloc(c, cnt, sizeof(rc_tensor *));
     if (!opt->slot[k]) goto oom;
   }
   for (int i = 0; i < n; i++) {
@@ -146,9 +147,10 @@ rc_optim *rc_optim_new(rc_ctx *c, rc_optim_kind kind, const rc_optim_opts *o, rc
     }
   }
   return opt;
-oom:
+oom: /* the allocator's message: the memory limit or a failed malloc */
   rc_optim_free(opt);
-  return rc_error_null(c, "%s: out of memory", fn);
+  rc_error_prefix(c, fn);
+  return NULL;
 }
 
 int rc_optim_step(rc_optim *opt) {

@@ -115,8 +115,8 @@ rc_cell *rc_cell_new(rc_ctx *c, rc_cell_kind kind, int64_t input, int64_t hidden
   if (input > INT_MAX / 8 || hidden > INT_MAX / 8 / o->gates)
     return rc_error_null(c, "rnn cell: input = %lld, hidden = %lld is too large", (long long)input,
                          (long long)hidden);
-  rc_cell *cell = calloc(1, sizeof *cell);
-  if (!cell) return rc_error_null(c, "rnn cell: out of memory");
+  rc_cell *cell = rc_mem_calloc(c, 1, sizeof *cell);
+  if (!cell) return NULL;
   cell->refcount = 1;
   cell->ctx = c;
   rc_ctx_retain(c);
@@ -152,7 +152,7 @@ void rc_cell_release(rc_cell *cell) {
   for (int w = 0; w < 3 + RN_PACK_SLOTS; w++) rc_release(cell->ws[w]);
   rn_team_free(cell->team);
   rc_ctx *c = cell->ctx;
-  free(cell);
+  rc_mem_free(c, cell);
   rc_ctx_release(c);
 }
 
@@ -241,9 +241,10 @@ static void seq_free(rc_seq *s) {
   rc_release(s->arena);
   rc_release(s->xsave);
   for (int k = 0; k < RC_CELL_MAX_PARAMS; k++) rc_release(s->w[k]);
-  free(s->len);
-  rc_cell_release(s->cell);
-  free(s);
+  rc_cell *cell = s->cell; /* holds the context the record's memory came from */
+  rc_mem_free(cell->ctx, s->len);
+  rc_mem_free(cell->ctx, s);
+  rc_cell_release(cell);
 }
 
 static void seq_free_ext(void *p) {
@@ -319,8 +320,8 @@ int rc_cell_forward(rc_cell *cell, rc_tensor *x, rc_tensor *const *state0, const
   for (int p = 0; p < o->n_params; p++) ins[1 + RC_CELL_MAX_STATES + p] = cell->param[p];
   int record = rc_needs_grad(c, ins, n_in);
 
-  rc_seq *s = calloc(1, sizeof *s);
-  if (!s) return rc_error(c, "rnn forward: out of memory");
+  rc_seq *s = rc_mem_calloc(c, 1, sizeof *s);
+  if (!s) return -1;
   s->cell = cell;
   rc_cell_retain(cell);
   s->T = T;
@@ -329,8 +330,8 @@ int rc_cell_forward(rc_cell *cell, rc_tensor *x, rc_tensor *const *state0, const
   s->H = cell->hidden;
   s->P = (int64_t)o->gates * cell->hidden;
   if (lengths) {
-    s->len = malloc((size_t)(B ? B : 1) * sizeof(int64_t));
-    if (!s->len) goto oom;
+    s->len = rc_mem_alloc(c, (size_t)(B ? B : 1) * sizeof(int64_t));
+    if (!s->len) goto fail;
     memcpy(s->len, lengths, (size_t)B * sizeof(int64_t));
   }
   int64_t size[3] = {carve(s, NULL)};
@@ -381,8 +382,6 @@ int rc_cell_forward(rc_cell *cell, rc_tensor *x, rc_tensor *const *state0, const
   rc_node_release(n);
   return 0;
 
-oom:
-  rc_error(c, "rnn forward: out of memory");
 fail:
   seq_free(s);
   rc_release(*y);

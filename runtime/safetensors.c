@@ -647,6 +647,16 @@ void rc_st_free(rc_st_file *f) {
 }
 
 rc_st_file *rc_st_read(rc_ctx *c, const char *path) {
+  return rc_st_read_skip(c, path, NULL, 0);
+}
+
+static int skipped(const char *name, const char *const *skip, int n_skip) {
+  for (int k = 0; k < n_skip; k++)
+    if (strncmp(name, skip[k], strlen(skip[k])) == 0) return 1;
+  return 0;
+}
+
+rc_st_file *rc_st_read_skip(rc_ctx *c, const char *path, const char *const *skip, int n_skip) {
   if (rc_check_file_access(c, "load", path)) return NULL;
   FILE *fp = fopen(path, "rb");
   if (!fp) return rc_error_null(c, "load: cannot open %s: %s", path, strerror(errno));
@@ -770,8 +780,10 @@ rc_st_file *rc_st_read(rc_ctx *c, const char *path) {
   out->n = h.n;
   for (int i = 0; i < h.n; i++) {
     entry *e = order[i];
-    out->tensors[i] = rc_empty(c, e->ndim, e->size);
-    if (!out->tensors[i]) goto fail;
+    if (!skipped(e->name, skip, n_skip)) {
+      out->tensors[i] = rc_empty(c, e->ndim, e->size);
+      if (!out->tensors[i]) goto fail;
+    }
     out->names[i] = e->name;
     e->name = NULL;
     out->dtypes[i] = e->dtype_name;
@@ -788,6 +800,14 @@ rc_st_file *rc_st_read(rc_ctx *c, const char *path) {
   if (!raw) goto oom;
   for (int i = 0; i < h.n; i++) {
     entry *e = order[i];
+    if (!out->tensors[i]) { /* skipped: its data is not read */
+      if (e->end > e->begin && fseeko(fp, (off_t)(e->end - e->begin), SEEK_CUR) != 0) {
+        rc_error(c, "load: %s: cannot seek past tensor \"%.100s\": %s", path, out->names[i],
+                 strerror(errno));
+        goto fail;
+      }
+      continue;
+    }
     int sz = DTYPES[e->dtype].size;
     int64_t numel = rc_numel(out->tensors[i]);
     float *dst = rc_data(out->tensors[i]);

@@ -35,6 +35,9 @@ typedef struct {
 } rc_st_file;
 
 rc_st_file *rc_st_read(rc_ctx *c, const char *path);
+/* The same, but the tensors whose names start with one of skip[0..n_skip) are validated and
+ * listed and their data is not read: their tensors[i] are NULL. */
+rc_st_file *rc_st_read_skip(rc_ctx *c, const char *path, const char *const *skip, int n_skip);
 void rc_st_free(rc_st_file *f);
 
 /* Writes tensors ts[0..n) under names[0..n) and the string metadata pairs. */

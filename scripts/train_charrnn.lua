@@ -117,7 +117,9 @@ if not ok then
 end
 local train_ids, val_ids = corpus.train, corpus.val
 local V = corpus.vocab:size()
-local ok2, it = pcall(data.lm_batches, train_ids, { batch = a.batch, steps = a.seq, epochs = a.epochs })
+-- a resumed run starts after the checkpoint's last window (epoch, step)
+local start = ck and { epoch = ck.meta.epoch, step = ck.meta.step + 1 } or nil
+local ok2, it = pcall(data.lm_batches, train_ids, { batch = a.batch, steps = a.seq, epochs = a.epochs, start = start })
 if not ok2 then die("training text: " .. tostring(it)) end
 local val_batch
 if val_ids and a.val_frac > 0 then
@@ -146,7 +148,6 @@ if ck then
   local okr, err2 = pcall(G.restore, opt, ck, a.resume)
   if not okr then die("cannot resume: " .. tostring(err2)) end
   local m = ck.meta
-  it.epoch, it.step = m.epoch, m.step
   done_steps = m.total_steps
   history = m.history or {}
   state = CharRNN.state_from(ck.tensors, "state.", a.layers, model.rnn.n_states)

@@ -83,6 +83,42 @@ describe("save and load", function()
     assert.equal(48, #r.rng_state)
   end)
 
+  it("optimizer = false reads the model and the extras, not the optimizer's tensors", function()
+    recur.seed(2)
+    local m = model()
+    local opt = recur.optim.Adam(m, { lr = 1e-2 })
+    train_steps(m, opt, 3)
+    local perm = T { 3, 1, 2 }
+    recur.save(tmp("noopt.safetensors"), { model = m, optimizer = opt, tensors = { perm = perm } })
+    local model_bytes = 0
+    for _, nt in ipairs(m:named_state()) do model_bytes = model_bytes + 4 * nt[2]:numel() end
+    assert.equal(4 * (20 + 5 + 5 + 5 + 15 + 3), model_bytes)
+    collectgarbage() collectgarbage()
+    local live0 = recur.memory().live
+    local ck = recur.load(tmp("noopt.safetensors"), { optimizer = false })
+    -- exactly the model's tensors and the extra were read: no Adam moments (2 per parameter)
+    assert.equal(live0 + model_bytes + 12, recur.memory().live)
+    assert.is_nil(ck.optimizer)
+    assert.equal(3, ck.step)
+    same(perm, ck.tensors.perm)
+    for name, t in pairs(m:state_dict()) do same(t, ck.model[name]) end
+    local listed = 0
+    for _, n in ipairs(ck.names) do if n:match("^optimizer%.") then listed = listed + 1 end end
+    assert.equal(12, listed) -- 6 parameters x (exp_avg, exp_avg_sq), named but not read
+    assert.equal("F32", ck.dtypes["optimizer.1.exp_avg"])
+    -- the full read has them; restoring a model with optimizer = false works as without it
+    assert.equal(12, (function()
+      local k = 0
+      for _, ps in ipairs(recur.load(tmp("noopt.safetensors")).optimizer.params) do
+        for _, v in pairs(ps) do if recur.is_tensor(v) then k = k + 1 end end
+      end
+      return k
+    end)())
+    local m2 = model()
+    recur.load(tmp("noopt.safetensors"), { model = m2, optimizer = false })
+    for name, t in pairs(m:state_dict()) do same(t, m2:state_dict()[name]) end
+  end)
+
   it("writes the safetensors layout: 8-byte length, JSON header padded to 8, raw float32", function()
     local m = nn.Linear(2, 2)
     m:load_state_dict { weight = T { { 1, 2 }, { 3, 4 } }, bias = T { -1, 0.5 } }

@@ -553,6 +553,37 @@ describe("lm_batches", function()
       { 2, 1, true, false }, { 2, 2, false, false }, { 2, 3, false, true } }, flags)
   end)
 
+  it("start resumes at a window, by number or {epoch, step}, and reset goes back to it", function()
+    local ids = recur.arange(1, 24) -- 3 windows per epoch, as above
+    local function walk(it)
+      local r = {}
+      for x, _, info in it do r[#r + 1] = { x:totable()[1][1], info.epoch, info.step, info.epoch_start } end
+      return r
+    end
+    local full = walk(data.lm_batches(ids, { batch = 2, steps = 3, epochs = 2 }))
+    assert.equal(6, #full)
+    for k = 1, 7 do -- every start, by number and as {epoch, step} (step past the epoch rolls over)
+      local want = table.move(full, k, 6, 1, {})
+      assert.same(want, walk(data.lm_batches(ids, { batch = 2, steps = 3, epochs = 2, start = k })))
+      local e, s = (k - 1) // 3 + 1, (k - 1) % 3 + 1
+      assert.same(want, walk(data.lm_batches(ids, { batch = 2, steps = 3, epochs = 2, start = { epoch = e, step = s } })))
+    end
+    -- a run saved after window 3 of epoch 1 resumes with step 3 + 1: epoch 2's first window
+    local it = data.lm_batches(ids, { batch = 2, steps = 3, epochs = 2, start = { epoch = 1, step = 4 } })
+    local x, _, info = it()
+    assert.same({ 1, 2, 1, true }, { x:totable()[1][1], info.epoch, info.step, info.epoch_start })
+    assert.same({ { 1, 2, 1, true }, { 4, 2, 2, false }, { 7, 2, 3, false } }, walk(it:reset()))
+    assert.equal(7, full[3][1]) -- window 3 starts at token 7 (see above)
+    fails_with(function() data.lm_batches(ids, { batch = 2, steps = 3, epochs = 2, start = 8 }) end,
+      "lm_batches: start is window 8, past the end: 2 epochs of 3 windows")
+    fails_with(function() data.lm_batches(ids, { batch = 2, steps = 3, start = 0 }) end,
+      "option start must be a positive integer, got 0")
+    fails_with(function() data.lm_batches(ids, { batch = 2, steps = 3, start = { epoch = 1 } }) end,
+      "option start.step is required")
+    fails_with(function() data.lm_batches(ids, { batch = 2, steps = 3, start = { epoch = 1, step = 1, x = 1 } }) end,
+      "lm_batches start: unknown option x")
+  end)
+
   it("refuses streams too short for one window", function()
     fails_with(function() data.lm_batches(recur.arange(1, 8), { batch = 2, steps = 3 }) end,
       "lm_batches: the token stream has 7 tokens, too short for batch 2 x steps 3",

@@ -43,15 +43,18 @@ end
 -- a tiny char-RNN checkpoint that has learned one sentence by heart (trained once, in ~0.2 s)
 local SENTENCE = "welcome, traveller! have a look at my wares."
 local ck_dir, ck_path
+local function train(sentence, path, dir)
+  write(dir .. "/text.txt", (sentence .. "\n"):rep(80))
+  local out, code = run(string.format("%s/recur scripts/train_charrnn.lua --data %s/text.txt "
+    .. "--checkpoint %s --hidden 32 --embed 8 --layers 1 --seq 32 --batch 4 --epochs 12 "
+    .. "--lr 2e-2 --val-frac 0 --print-every 1000", build, dir, path))
+  assert(code == 0 and out:find("checkpoint: ", 1, true), out)
+  return path
+end
 local function checkpoint()
   if ck_path then return ck_path end
   ck_dir = tmpdir()
-  write(ck_dir .. "/text.txt", (SENTENCE .. "\n"):rep(80))
-  ck_path = ck_dir .. "/talk.ckpt"
-  local out, code = run(string.format("%s/recur scripts/train_charrnn.lua --data %s/text.txt "
-    .. "--checkpoint %s --hidden 32 --embed 8 --layers 1 --seq 32 --batch 4 --epochs 12 "
-    .. "--lr 2e-2 --val-frac 0 --print-every 1000", build, ck_dir, ck_path))
-  assert(code == 0 and out:find("checkpoint: ", 1, true), out)
+  ck_path = train(SENTENCE, ck_dir .. "/talk.ckpt", ck_dir)
   return ck_path
 end
 
@@ -187,6 +190,41 @@ describe("the example host", function()
       if l == SENTENCE:upper() then shouted = shouted + 1 end
     end
     assert.is_true(said >= 1 and shouted >= 1, out)
+    assert.truthy(out:find("talker: %d+ lines, %d+ characters, 1 reloads, 1 errors"), out)
+  end)
+
+  it("reloads the checkpoint when training rewrites it, and survives a broken one", function()
+    local dir = tmpdir()
+    -- the same vocabulary (the same letters), another sentence
+    local other = "have a look at my wares, traveller! welcome."
+    local second = train(other, dir .. "/second.ckpt", dir)
+    local ck = dir .. "/talk.ckpt"
+    write(ck, read(checkpoint()))
+    local log = dir .. "/out.txt"
+    os.execute(string.format("%s --headless --frames 100 --fps 50 --pause-ms 0 --chars-per-frame 4 "
+                             .. "--checkpoint %s > %s 2>&1 &", talker, ck, log))
+    os.execute("sleep 0.6")
+    write_atomic(ck, "not a checkpoint") -- the old weights keep talking
+    os.execute("sleep 0.6")
+    write_atomic(ck, read(second))
+    local out
+    for _ = 1, 100 do
+      os.execute("sleep 0.1")
+      out = read(log)
+      if out:find("talker: %d+ lines") then break end
+    end
+    os.execute("rm -rf " .. dir)
+    assert.truthy(out:find("checkpoint reload failed, keeping the old weights: load: " .. ck, 1, true), out)
+    assert.truthy(out:find("reloaded the checkpoint " .. ck, 1, true), out)
+    -- the first sentence before the reload, the second after it, nothing else
+    local lines = finished_lines(out)
+    local first_at, second_at = nil, nil
+    for i, l in ipairs(lines) do
+      if l == SENTENCE then first_at = first_at or i end
+      if l == other then second_at = second_at or i end
+    end
+    assert.is_true(first_at ~= nil and second_at ~= nil and first_at < second_at, out)
+    assert.equal(other, lines[#lines])
     assert.truthy(out:find("talker: %d+ lines, %d+ characters, 1 reloads, 1 errors"), out)
   end)
 

@@ -145,6 +145,38 @@ describe("recur.memory", function()
   end)
 end)
 
+describe("recur.memory's headers and runtime bytes", function()
+  it("counts autograd nodes in runtime, linearly, and returns them with the graph", function()
+    settle()
+    local m0 = recur.memory()
+    assert.equal("integer", math.type(m0.headers))
+    assert.equal("integer", math.type(m0.runtime))
+    local x = recur.ones(1):requires_grad(true)
+    local y = x * 1
+    local function grow(n)
+      local before = recur.memory()
+      for _ = 1, n do y:add_(1) end -- in place: a node per op, no new tensor
+      local after = recur.memory()
+      assert.equal(before.live, after.live)
+      assert.equal(before.headers, after.headers)
+      return after.runtime - before.runtime
+    end
+    local d1 = grow(100)
+    local d2 = grow(200)
+    assert.is_true(d1 >= 100 * 256, "a node is at least 256 bytes, got " .. d1 / 100)
+    assert.equal(2 * d1, d2)
+    y:sum():backward()
+    assert.equal(1, x.grad:item())
+    y = nil -- luacheck: ignore
+    x = nil -- luacheck: ignore
+    settle()
+    local m1 = recur.memory()
+    assert.equal(m0.runtime, m1.runtime)
+    assert.equal(m0.headers, m1.headers)
+    assert.equal(m0.live, m1.live)
+  end)
+end)
+
 describe("recur.check_numerics", function()
   after_each(function() recur.check_numerics(false) end)
 

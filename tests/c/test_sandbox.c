@@ -103,6 +103,33 @@ static const attack attacks[] = {
     {"BLAS threads", "recur.threads(256)", SCRIPT, ANY, "host sets the thread count"},
     /* huge allocations */
     {"huge tensor", "return recur.zeros(100000, 100000)", MEMORY, ANY, "memory limit exceeded"},
+    /* autograd bookkeeping counts: in-place ops on a tensor with history make no new tensor,
+     * only nodes (about 0.7 KB each), so the graph alone must reach the limit */
+    {"autograd graph of in-place ops",
+     "local x = recur.ones(1):requires_grad(true) local y = x * 1 "
+     "for i = 1, 1e7 do y:add_(1) end",
+     MEMORY, ANY, "memory limit exceeded"},
+    /* Lua reports a failed allocation in a coroutine as "not enough memory" */
+    {"coroutine.resume past the limit",
+     "local co = coroutine.create(function() local t = {} "
+     "for i = 1, 1e4 do t[i] = ('x'):rep(1e5) .. i end end) "
+     "local ok, e = coroutine.resume(co) assert(not ok) "
+     "assert(e == 'memory limit exceeded', e) error(e, 0)",
+     MEMORY, ANY, "memory limit exceeded"},
+    {"coroutine.wrap past the limit",
+     "local f = coroutine.wrap(function() local t = {} "
+     "for i = 1, 1e4 do t[i] = ('x'):rep(1e5) .. i end end) "
+     "local ok, e = pcall(f) assert(not ok) "
+     "assert(e == 'memory limit exceeded', e) error(e, 0)",
+     MEMORY, ANY, "memory limit exceeded"},
+    {"coroutine.wrap, uncaught", "coroutine.wrap(function() local t = {} "
+     "for i = 1, 1e4 do t[i] = ('x'):rep(1e5) .. i end end)()",
+     MEMORY, ANY, "memory limit exceeded"},
+    {"long autograd chain caught by pcall",
+     "local x = recur.ones(1):requires_grad(true) local y = x "
+     "local ok, e = pcall(function() for i = 1, 1e7 do y = y * 1 end end) "
+     "assert(not ok) y = nil collectgarbage() error(e, 0)",
+     MEMORY, ANY, "memory limit exceeded"},
     {"2^40 elements", "return recur.empty(2^40)", MEMORY, ANY, "memory limit exceeded"},
     {"many tensors kept", "local t = {} for i = 1, 1e6 do t[i] = recur.zeros(10000) end", MEMORY,
      ANY, "memory limit exceeded"},

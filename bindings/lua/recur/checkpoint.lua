@@ -3,6 +3,7 @@
 --   recur.save(path, {model = m, optimizer = opt, meta = {...}, tensors = {name = t}, rng = true})
 --   local ck = recur.load(path)                              -- read and validate only
 --   local ck = recur.load(path, {model = m, optimizer = opt}) -- and restore into them
+--   local ck = recur.load(path, {optimizer = false})  -- without reading the optimizer's state
 --
 -- The file holds:
 --   model.<name>            every parameter and buffer of the model (named_state order)
@@ -23,7 +24,10 @@
 -- changes anything: on an error the model, the optimizer and the RNG are untouched. With
 -- targets it also restores the RNG state (targets.rng = false keeps the current one); the
 -- optimizer's hyperparameters are not changed (the script that builds it decides them; the
--- saved ones are in ck.optimizer.hyper). It returns
+-- saved ones are in ck.optimizer.hyper). targets.optimizer = false leaves the optimizer's
+-- tensors unread (a program that only runs the model, e.g. a sampler: with Adam they are
+-- twice the model's size): the file is still validated whole, ck.optimizer is nil, ck.step
+-- and ck.names are as usual. It returns
 --   {model = {name -> tensor}, optimizer = state (opt:load_state's format, plus name and
 --    hyper), meta = table, tensors = {name -> tensor} (extras and unprefixed tensors),
 --    rng_state = string, step = integer, metadata = raw string metadata, names = all names
@@ -155,7 +159,8 @@ function M.load(path, targets)
   if targets ~= nil and type(targets) ~= "table" then error("load: argument #2 must be a table {model =, optimizer =}", 2) end
   targets = targets or {}
   check_keys(targets, { model = true, optimizer = true, rng = true, strict = true }, "load")
-  local names, all, metadata, dtypes = call(2, ST.read, path)
+  local skip_optimizer = targets.optimizer == false
+  local names, all, metadata, dtypes = call(2, ST.read, path, skip_optimizer and { "optimizer." } or nil)
   local ck = { model = {}, tensors = {}, metadata = metadata, names = names, dtypes = dtypes }
   local opt_tensors = {}
   for _, n in ipairs(names) do
@@ -185,7 +190,7 @@ function M.load(path, targets)
       if not ps then error(string.format("load: %s: optimizer.%d.%s is beyond the optimizer's %d parameters", path, e[1], e[2], oinfo.params), 2) end
       ps[e[2]] = e[3]
     end
-    ck.optimizer = ost
+    if not skip_optimizer then ck.optimizer = ost end
     ck.step = oinfo.step
   elseif #opt_tensors > 0 then
     error("load: " .. path .. ": optimizer tensors without recur.optimizer metadata", 2)
@@ -197,6 +202,7 @@ function M.load(path, targets)
   end
   -- validate everything that will be restored, then restore
   local m, opt = targets.model, targets.optimizer
+  if skip_optimizer then opt = nil end
   if m ~= nil then
     if type(m) ~= "table" or not rawget(m, "_is_module") then error("load: model must be a module, got " .. type(m), 2) end
     local err = m:check_state_dict(ck.model, targets.strict ~= false)

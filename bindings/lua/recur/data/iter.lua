@@ -190,16 +190,21 @@ function M.batches(set, opts)
 end
 
 -- ---------------------------------------------------------------------------------------
--- lm_batches(ids, {batch = B, steps = T, epochs = 1})
+-- lm_batches(ids, {batch = B, steps = T, epochs = 1, start = 1})
 -- The PTB reader: ids (a 1-D tensor) is cut into B contiguous rows of L = #ids // B tokens;
 -- window i gives x = rows[:, (i-1)T+1 .. iT] and y = the same shifted by one, both as [T, B]
 -- (time first, as the recurrent cells take them). Windows come in order, so the state can be
 -- carried from one to the next; there are (L - 1) // T windows per epoch. Yields x, y, info;
 -- info.epoch_start marks the first window of an epoch (reset the carried state before it)
 -- and info.epoch_end the last.
+-- start: the first window to serve (to resume a run), either its number k counted from 1
+-- across epochs, or {epoch = e, step = s}, window s of epoch e; s may run past the epoch's
+-- windows ({epoch = e, step = steps_per_epoch + 1} is epoch e + 1's first), so a run saved
+-- after window s of epoch e resumes with {epoch = e, step = s + 1}. One past the last window
+-- gives an empty iterator; reset() goes back to start.
 function M.lm_batches(ids, opts)
   local fn = "lm_batches"
-  opts = check_opts(fn, opts or {}, { batch = true, steps = true, epochs = true })
+  opts = check_opts(fn, opts or {}, { batch = true, steps = true, epochs = true, start = true })
   if not recur.is_tensor(ids) or ids:dim() ~= 1 then
     fail("%s: ids must be a 1-D tensor of token ids, got %s", fn,
       recur.is_tensor(ids) and (ids:dim() .. "-D tensor") or type(ids))
@@ -216,11 +221,28 @@ function M.lm_batches(ids, opts)
       .. "least batch * (steps + 1) = %d tokens); use a smaller batch or fewer steps",
       fn, n, b, t, b * (t + 1))
   end
+  local first = 1
+  if type(opts.start) == "table" then
+    check_opts(fn .. " start", opts.start, { epoch = true, step = true })
+    local e = pos_int(fn, "start.epoch", opts.start.epoch)
+    local s = pos_int(fn, "start.step", opts.start.step)
+    first = (e - 1) * per_epoch + s
+  elseif opts.start ~= nil then
+    first = pos_int(fn, "start", opts.start)
+  end
+  if first > per_epoch * epochs + 1 then
+    fail("%s: start is window %d, past the end: %d epochs of %d windows", fn, first, epochs, per_epoch)
+  end
   local rows = ids:narrow(1, 1, b * row):view(b, row)
   return new_iter {
     rows = rows, t = t, epochs = epochs, steps_per_epoch = per_epoch, batch = b,
-    tokens_per_epoch = per_epoch * t * b,
-    _reset = function(self) self.epoch, self.step = 1, 0 end,
+    tokens_per_epoch = per_epoch * t * b, start = first,
+    -- as if windows 1 .. start - 1 had been served
+    _reset = function(self)
+      local done = self.start - 1
+      self.epoch = math.max(1, (done + per_epoch - 1) // per_epoch)
+      self.step = done - (self.epoch - 1) * per_epoch
+    end,
     next = function(self)
       local info = self:_step()
       if not info then return nil end
