@@ -46,7 +46,7 @@ local ck_dir, ck_path
 local function train(sentence, path, dir)
   write(dir .. "/text.txt", (sentence .. "\n"):rep(80))
   local out, code = run(string.format("%s/recur scripts/train_charrnn.lua --data %s/text.txt "
-    .. "--checkpoint %s --hidden 32 --embed 8 --layers 1 --seq 32 --batch 4 --epochs 12 "
+    .. "--checkpoint %s --hidden 32 --embed 8 --layers 1 --seq 32 --batch 4 --epochs 30 "
     .. "--lr 2e-2 --val-frac 0 --print-every 1000", build, dir, path))
   assert(code == 0 and out:find("checkpoint: ", 1, true), out)
   return path
