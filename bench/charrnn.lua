@@ -174,6 +174,9 @@ end
 local torch_ok = args.torch and
   sh("/usr/bin/python3 -c 'import torch; print(\"ok\")'"):find("ok") ~= nil
 
+-- "2.31x", or "-" without a PyTorch figure (NaN)
+local function ratio_str(r) return r == r and string.format("%.2fx", r) or "-" end
+
 local function run_recur(threads, kv)
   local out = sh(string.format("OPENBLAS_NUM_THREADS=%d %s bench/charrnn.lua --worker %s",
     threads, recur_bin, kv))
@@ -197,7 +200,8 @@ print(string.format("char-RNN benchmark, %s; %s; %s",
   sh("nproc"):gsub("%s+", "") .. " cores", os.date("!%Y-%m-%d"),
   string.format("BLAS %s %s", tostring(cfg.blas.vendor), tostring(cfg.blas.version))))
 print(string.format("vocabulary %d, embedding %d, %d layers, batch %d, sequence %d, Adam, clip 5%s",
-  V, E, L, B, T, torch_ok and "" or "; PyTorch not available (apt-get install python3-torch)"))
+  V, E, L, B, T, torch_ok and "" or not args.torch and "; PyTorch skipped (--no-torch)"
+    or "; PyTorch not available (apt-get install python3-torch)"))
 
 local summary = {}
 for _, threads in ipairs(args.threads) do
@@ -218,8 +222,8 @@ for _, threads in ipairs(args.threads) do
       if r then
         local ratio = t and t.ms / r.ms or 0 / 0
         local target = H <= 128 and 1.5 or 1.3
-        print(string.format("%-6s %5d  %10.1f %10s %6.2fx  %8.1f %4.0f%%  %9.0f %9s", cell, H, r.ms,
-          t and string.format("%.1f", t.ms) or "-", ratio, r.gflops,
+        print(string.format("%-6s %5d  %10.1f %10s %7s  %8.1f %4.0f%%  %9.0f %9s", cell, H, r.ms,
+          t and string.format("%.1f", t.ms) or "-", ratio_str(ratio), r.gflops,
           sg and 100 * r.gflops / sg.gflops or 0, r.rss_mb, t and string.format("%.0f", t.rss_mb) or "-"))
         summary[#summary + 1] = { what = string.format("train %s H=%d %dT", cell, H, threads),
           ratio = ratio, target = target, rss = r.rss_mb, trss = t and t.rss_mb }
@@ -235,8 +239,8 @@ for _, threads in ipairs(args.threads) do
     local t = run_torch(threads, string.format("sample --hidden %d --chars %d --blocks 5", H, tc))
     if r then
       local ratio = t and r.chars_per_s / t.chars_per_s or 0 / 0
-      print(string.format("lstm H=%-6d  %12.0f %12s %6.2fx  %9.0f %9s", H, r.chars_per_s,
-        t and string.format("%.0f", t.chars_per_s) or "-", ratio, r.rss_mb,
+      print(string.format("lstm H=%-6d  %12.0f %12s %7s  %9.0f %9s", H, r.chars_per_s,
+        t and string.format("%.0f", t.chars_per_s) or "-", ratio_str(ratio), r.rss_mb,
         t and string.format("%.0f", t.rss_mb) or "-"))
       summary[#summary + 1] = { what = string.format("sample lstm H=%d %dT", H, threads),
         ratio = ratio, target = H <= 128 and 5 or 2, rss = r.rss_mb, trss = t and t.rss_mb }
