@@ -184,12 +184,18 @@ for epoch = start_epoch + 1, opts.epochs do
     opt:zero_grad()
     local logits = model(x)
     local loss = nn.cross_entropy(logits, y)
+    local lv = loss:item()
+    -- stop before a NaN reaches the weights (and the checkpoint)
+    if lv ~= lv or lv == math.huge then
+      die(string.format("the loss became %s at epoch %d, step %d; try a lower --lr", tostring(lv),
+        epoch, step + 1))
+    end
     loss:backward()
     opt:step()
     step = step + 1
     local b = x:size(1)
     seen, trained = seen + b, trained + b
-    loss_sum = loss_sum + loss:item() * b
+    loss_sum = loss_sum + lv * b
     correct = correct + logits:argmax(2):eq(y):sum():item()
     local now = recur.now()
     if not opts.quiet and (now - last_print > (tty and 0.25 or 10) or step == steps_per_epoch) then

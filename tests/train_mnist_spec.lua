@@ -68,6 +68,11 @@ describe("scripts/train_mnist.lua", function()
     out, code = run("--data " .. q(tmpdir .. "/nothing") .. " --epochs 1")
     assert.is_true(code ~= 0)
     has(out, "data/fetch mnist")
+    -- a learning rate that blows the loss up stops with a message, not NaN epochs
+    out, code = run("--data " .. q(tmpdir) .. " --split 60k --batch 20 --hidden 32 --epochs 1 "
+      .. "--optim sgd --lr 1e30 --quiet")
+    assert.equal(1, code, out)
+    assert.truthy(out:find("train_mnist: the loss became %-?[%a]+ at epoch 1, step %d+; try a lower %-%-lr"), out)
   end)
 
   it("trains, shows progress, reports accuracy and time, draws the curve, resumes exactly", function()
