@@ -12,7 +12,7 @@
 --   optional `$ build/recur` line): the input lines (prompt removed; `...> ` continues a
 --   chunk) are fed to `recur -i`; lines without a prompt are output the transcript shows,
 --   which must appear in order, compared loosely (every number matches any number, runs of
---   spaces are one space). An error fails the transcript unless it shows `stdin:` output.
+--   spaces are one space). An error fails it unless the transcript shows it (`stdin:N: ...`).
 -- * Other fences (sh, c, plain text) are not run: the shell lines are checked by hand, and
 --   the --help of every script below.
 -- * Markers: HTML comments on the lines right before a fence (several may follow each
@@ -34,7 +34,7 @@ local q, sh = H.q, H.sh
 
 local BIN = os.getenv("RECUR_BIN") or "build/recur"
 local BUILD = os.getenv("RECUR_BUILD") or "build"
-local ROOT = assert(io.popen("pwd")):read("l")
+local ROOT = sh("pwd"):match("[^\n]+")
 if not BIN:find("^/") then BIN = ROOT .. "/" .. BIN end
 if not BUILD:find("^/") then BUILD = ROOT .. "/" .. BUILD end
 
@@ -175,12 +175,19 @@ local function run_repl(b, dir)
   H.write_file(dir .. "/input.txt", table.concat(inputs, "\n") .. "\n")
   local out, code = sh(("cd %s && timeout 120 %s -i < input.txt"):format(q(dir), q(BIN)))
   if code ~= 0 then return false, "exit status " .. tostring(code) .. ":\n" .. out end
-  local shows_error = false
+  local shown, errors = 0, 0
   for _, e in ipairs(expected) do
-    if e:find("stdin:") then shows_error = true end
+    if e:find("stdin:%d+:") then shown = shown + 1 end
   end
-  if not shows_error and (out:find("stack traceback") or out:find("stdin:%d+:")) then
-    return false, "an input line failed:\n" .. out
+  for l in out:gmatch("[^\n]+") do -- error messages (not traceback lines), after any prompts
+    repeat
+      local before = l
+      l = l:gsub("^recur> ", ""):gsub("^%.%.%.> ", "")
+    until l == before
+    if l:find("^stdin:%d+:") and not l:find("^stdin:%d+: in ") then errors = errors + 1 end
+  end
+  if errors > shown then
+    return false, ("an input line failed (%d errors, the transcript shows %d):\n%s"):format(errors, shown, out)
   end
   local got, pos = loose(out), 1
   for _, e in ipairs(expected) do
