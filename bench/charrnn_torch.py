@@ -16,7 +16,30 @@ import resource
 import statistics
 import time
 
-import torch
+import sys
+
+
+def make_parser():
+    ap = argparse.ArgumentParser(description="PyTorch side of bench/charrnn.lua (one measurement).")
+    ap.add_argument("mode", choices=["train", "sample"])
+    ap.add_argument("--cell", default="lstm", choices=["lstm", "gru", "rnn"])
+    ap.add_argument("--hidden", type=int, default=128)
+    ap.add_argument("--vocab", type=int, default=65)
+    ap.add_argument("--embed", type=int, default=64)
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--seq", type=int, default=50)
+    ap.add_argument("--blocks", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--chars", type=int, default=2000)
+    return ap
+
+
+if __name__ == "__main__" and ("-h" in sys.argv[1:] or "--help" in sys.argv[1:]):
+    make_parser().parse_args()  # prints the help and exits before torch is imported
+
+import torch  # noqa: E402
 
 
 def peak_rss_mb():
@@ -49,20 +72,7 @@ def blocks(fn, warmup, nblocks, per_block):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["train", "sample"])
-    ap.add_argument("--cell", default="lstm", choices=["lstm", "gru", "rnn"])
-    ap.add_argument("--hidden", type=int, default=128)
-    ap.add_argument("--vocab", type=int, default=65)
-    ap.add_argument("--embed", type=int, default=64)
-    ap.add_argument("--layers", type=int, default=2)
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--seq", type=int, default=50)
-    ap.add_argument("--blocks", type=int, default=5)
-    ap.add_argument("--steps", type=int, default=5)
-    ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--chars", type=int, default=2000)
-    a = ap.parse_args()
+    a = make_parser().parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
     V, E, H, L, B, T = a.vocab, a.embed, a.hidden, a.layers, a.batch, a.seq

@@ -9,6 +9,12 @@
 # OPENBLAS_NUM_THREADS=n for its GEMMs.
 # usage: sh bench/nn.sh [BUILD_DIR]     (the MNIST epoch needs data/mnist: data/fetch mnist)
 set -eu
+case "${1:-}" in -h | --help)
+  echo "usage: sh bench/nn.sh [BUILD_DIR]   (BUILD_DIR defaults to build; part of bench/run.sh)"
+  echo "Times a First Convergence Bias training step and an MNIST epoch (needs data/fetch mnist)"
+  echo "against PyTorch, with 1 and 2 threads. BENCH_STEPS sets the steps timed (default 2000)."
+  exit 0 ;;
+esac
 build=${1:-build}
 bin="$build/recur"
 py=/usr/bin/python3

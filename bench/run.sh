@@ -2,6 +2,13 @@
 # Runs every benchmark in one go on this machine and prints the ratios against PyTorch and
 # direct BLAS. usage: sh bench/run.sh [BUILD_DIR]
 set -eu
+case "${1:-}" in -h | --help)
+  echo "usage: sh bench/run.sh [BUILD_DIR]   (what make bench runs; BUILD_DIR defaults to build)"
+  echo "Runs every benchmark (small op, matmul, nn, char-RNN, cells, data, embedding call) and prints"
+  echo "the ratios against PyTorch (/usr/bin/python3, when torch is installed) and direct BLAS."
+  echo "BENCH_N sets the small-op iterations (default 1000000). See bench/README.md."
+  exit 0 ;;
+esac
 build=${1:-build}
 export LUA_CPATH="$(pwd)/$build/?.so;;"
 n=${BENCH_N:-1000000}

@@ -1,5 +1,8 @@
 # The same small-op loop in PyTorch: `a + b` on 4-element float32 tensors, ns per call.
 import sys, time
+if len(sys.argv) > 1 and sys.argv[1] in ("-h", "--help"):
+    print("usage: /usr/bin/python3 bench/small_op_torch.py [iterations]   (default 1e6; run by bench/run.sh)")
+    sys.exit(0)
 import torch
 torch.set_num_threads(1)
 n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000000

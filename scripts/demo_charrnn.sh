@@ -9,6 +9,14 @@
 # 256), DEMO_CHECKPOINT (default BUILD/demo/charrnn.ckpt).
 # usage: sh scripts/demo_charrnn.sh [BUILD_DIR]
 set -eu
+case "${1:-}" in -h | --help)
+  echo "usage: sh scripts/demo_charrnn.sh [BUILD_DIR]   (what make demo runs; BUILD_DIR defaults to build)"
+  echo "Trains a 2-layer character-level LSTM for DEMO_SECONDS (180) on DEMO_THREADS (2) threads,"
+  echo "saves DEMO_CHECKPOINT (BUILD_DIR/demo/charrnn.ckpt) and prints text sampled from it."
+  echo "Corpus: \$DEMO_DATA, ../shared/data/tinyshakespeare.txt, data/moby-dick, data/shakespeare,"
+  echo "else data/fetch moby-dick. DEMO_HIDDEN (256) sets the hidden size."
+  exit 0 ;;
+esac
 build=${1:-build}
 seconds=${DEMO_SECONDS:-180}
 threads=${DEMO_THREADS:-2}

@@ -2,6 +2,11 @@
 -- batch-summed cross-entropy, plain SGD lr 0.01): zero_grad, forward, loss, backward, step.
 -- Prints "recur fcb step: X ms" (the best of 5 timings of N steps, after a warm-up).
 -- usage: recur bench/nn/fcb_step.lua [threads] [steps]
+if arg and (arg[1] == "--help" or arg[1] == "-h") then
+  print("usage: recur bench/nn/fcb_step.lua [threads] [steps]   (defaults 1, 2000; run by bench/nn.sh)")
+  print("Times one SGD step of the First Convergence Bias network (784-100-100-100-10 tanh, batch 50).")
+  return
+end
 local recur = require "recur"
 local nn = recur.nn
 local threads = tonumber(arg and arg[1]) or 1

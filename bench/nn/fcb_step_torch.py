@@ -1,9 +1,13 @@
-"""PyTorch's side of bench/nn/fcb_step.lua: the same step, the same way of timing.
-usage: /usr/bin/python3 bench/nn/fcb_step_torch.py [steps]
+"""usage: /usr/bin/python3 bench/nn/fcb_step_torch.py [steps]   (default 2000; run by bench/nn.sh)
+PyTorch's side of bench/nn/fcb_step.lua: the same step, the same way of timing.
 Threads: torch.set_num_threads(1) always (intra-op threads only slow these small ops down);
 OPENBLAS_NUM_THREADS in the environment sets the BLAS threads (bench/nn.sh: 1 or 2)."""
 import sys
 import time
+
+if len(sys.argv) > 1 and sys.argv[1] in ("-h", "--help"):
+    print(__doc__.strip())
+    sys.exit(0)
 
 import torch
 

@@ -1,6 +1,12 @@
 -- One full MNIST epoch (55,000 images, shuffled, batch 100) of the 784-256-256-10 ReLU MLP with
 -- Adam (lr 1e-3): batching, forward, loss, backward, step. Prints "recur mnist epoch: X s".
 -- usage: recur bench/nn/mnist_epoch.lua [threads] [data dir]
+if arg and (arg[1] == "--help" or arg[1] == "-h") then
+  print("usage: recur bench/nn/mnist_epoch.lua [threads] [data dir]   (defaults 1, data/mnist; run by bench/nn.sh)")
+  print("Times one MNIST epoch (55,000 images, batch 100) of a 784-256-256-10 ReLU MLP with Adam.")
+  print("Needs the dataset: data/fetch mnist.")
+  return
+end
 local recur = require "recur"
 local nn = recur.nn
 local threads = tonumber(arg and arg[1]) or 1

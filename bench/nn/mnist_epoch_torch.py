@@ -1,7 +1,11 @@
-"""PyTorch's side of bench/nn/mnist_epoch.lua: the same epoch, the same timing.
-usage: /usr/bin/python3 bench/nn/mnist_epoch_torch.py [data dir]"""
+"""usage: /usr/bin/python3 bench/nn/mnist_epoch_torch.py [data dir]   (default data/mnist; run by bench/nn.sh)
+PyTorch's side of bench/nn/mnist_epoch.lua: the same epoch, the same timing."""
 import sys
 import time
+
+if len(sys.argv) > 1 and sys.argv[1] in ("-h", "--help"):
+    print(__doc__.strip())
+    sys.exit(0)
 
 import numpy as np
 import torch
