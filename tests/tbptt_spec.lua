@@ -227,6 +227,25 @@ describe("the two styles at n = T", function()
   end
 end)
 
+describe("tbptt state forms", function()
+  it("true_bptt takes a layer's one-state entries as {h} as well as {{h}}", function()
+    recur.seed(5)
+    local layer = rnn.RNN { cell = "rnn", input = 2, hidden = 3, layers = 1 }
+    local x, y = recur.randn(5, 2, 2), recur.randn(5, 2, 3)
+    local h0 = recur.randn(2, 3)
+    local function loss(out, yy) return ((out - yy) ^ 2):mean() end
+    local function run(state)
+      layer:zero_grad()
+      local r = tbptt.true_bptt { forward = layer, x = x, y = y, n = 2, state = state, loss = loss }
+      return r.loss, layer:named_parameters()[1][2].grad:clone()
+    end
+    local l1, g1 = run({ { h0 } })
+    local l2, g2 = run({ h0 })
+    assert.is_true(math.abs(l1 - l2) < 1e-7)
+    U.close(g2, g1, 1e-7, "W_x's gradient")
+  end)
+end)
+
 describe("tbptt errors", function()
   local cell = rnn.Cell { cell = "rnn", input = 2, hidden = 3 }
   local x = recur.randn(4, 2, 2)

@@ -52,6 +52,21 @@ local function map_state(st, f)
 end
 M.map_state = map_state
 
+-- st in the nesting of like, the state a forward returned: forward also accepts a single
+-- tensor where it returns a one-entry list ({h} for {{h}}), so wrap such leaves
+local function conform(st, like)
+  if recur.is_tensor(st) then
+    if type(like) == "table" and not recur.is_tensor(like) and #like == 1 then
+      return { conform(st, like[1]) }
+    end
+    return st
+  end
+  if type(st) ~= "table" or type(like) ~= "table" then return st end
+  local out = {}
+  for k, v in pairs(st) do out[k] = conform(v, like[k]) end
+  return out
+end
+
 -- zips lists of states with the same structure: f({leaf1, leaf2, ...}) -> leaf
 local function zip_state(list, f)
   local first = list[1]
@@ -174,6 +189,8 @@ function M.true_bptt(o)
     local s0full = s0
     if s0full == nil then
       s0full = map_state(hist[1], function(t) return recur.zeros(t:size()) end)
+    else
+      s0full = conform(s0full, hist[1])
     end
     local blocks = {}
     for _ = 1, n do blocks[#blocks + 1] = s0full end
