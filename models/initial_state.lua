@@ -226,7 +226,7 @@ function Bound:init(strategy, target, st, nested)
       self["layer" .. l] = holder
     end
   end
-  self:flat_parameters()
+  self:parameters()
 end
 
 function Bound:extra_repr()

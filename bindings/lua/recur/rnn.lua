@@ -384,7 +384,7 @@ function RNN:init(opts)
   rawset(self, "_layer_modules", mods)
   self.n_states = self.cells[1].n_states
   self.state_names = self.cells[1].state_names
-  self:flat_parameters()
+  self:parameters()
 end
 
 function RNN:extra_repr()
