@@ -730,7 +730,7 @@ function Sequential:init(list)
     if not is_module(m) then fail("Sequential: entry " .. i .. " is not a module (" .. type(m) .. ")", 3) end
     self[i] = m
   end
-  self:flat_parameters()
+  self:parameters()
 end
 function Sequential:add(m)
   if not is_module(m) then fail("Sequential:add: expects a module, got " .. type(m), 2) end
