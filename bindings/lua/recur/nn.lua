@@ -42,8 +42,13 @@
 -- the same span again. A gradient replaced by another tensor (p.grad = t) lives outside the
 -- buffer until the module is next asked for its parameters, which copies it back into its
 -- span. Gradients made before packing (a backward on a module nobody asked for its
--- parameters yet) are copied into the buffer when it is packed. parameters(), state_dict() and load_state_dict() pack
--- the values only: they never make the gradient buffer.
+-- parameters yet) are copied into the buffer when it is packed. parameters(), state_dict(),
+-- load_state_dict() and summary() pack the values only: they never make the gradient buffer.
+-- Why the buffer belongs to the value buffer (runtime: rc_storage.grad_twin, found from the
+-- parameter's own storage and offset) rather than to the module: autograd, not the module,
+-- knows when a gradient is first needed -- a parameter can be used outside its module's
+-- forward, or the model called in grad mode without training -- so there is no hook on
+-- module calls and no per-module flag that composition could leave stale.
 --
 -- Views of a parameter taken before it is packed keep pointing at the old memory: build the
 -- model (or call model:parameters()) before taking views of its parameters. Parameters tied
