@@ -119,19 +119,24 @@ static int f_is_param(lua_State *L) {
   return 1;
 }
 
-/* pack(list) -> flat, flat_grad (nil, nil when the parameters are tied across modules) */
+/* pack(list, want_grad) -> flat, flat_grad (nil, nil when the parameters are tied across
+ * modules; flat_grad nil when no gradient buffer exists and want_grad is false) */
 static int f_pack(lua_State *L) {
   int n;
   rc_tensor **p = rb_tensor_list(L, 1, &n, "pack_parameters", "the parameter list");
+  int want_grad = lua_toboolean(L, 2);
   rc_tensor *flat, *grad;
-  if (rc_params_pack(rb_ctx(L), p, n, &flat, &grad)) return rb_raise(L);
+  if (rc_params_pack(rb_ctx(L), p, n, want_grad, &flat, &grad)) return rb_raise(L);
   if (!flat) {
     lua_pushnil(L);
     lua_pushnil(L);
     return 2;
   }
   rb_push(L, flat);
-  rb_push(L, grad);
+  if (grad)
+    rb_push(L, grad);
+  else
+    lua_pushnil(L);
   return 2;
 }
 

@@ -65,7 +65,7 @@ function CharRNN:init(o)
   self.out = nn.Linear(self.H, self.V, { weight_init = nn.init.uniform(-k, k),
     bias_init = nn.init.uniform(-k, k) })
   self.init_state = IS.by_name(self.init_state_name, { std = self.init_std }):bind(self.rnn)
-  self:flat_parameters()
+  self:parameters()
 end
 
 function CharRNN:extra_repr()

@@ -226,7 +226,8 @@ function Bound:init(strategy, target, st, nested)
       self["layer" .. l] = holder
     end
   end
-  self:flat_parameters()
+  -- not packed here: the model it joins packs everything once (packing it first would
+  -- hold its values twice while the model's buffer fills); see recur.nn's top comment
 end
 
 function Bound:extra_repr()

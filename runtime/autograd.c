@@ -1,5 +1,7 @@
 #include "autograd.h"
 
+#include "nn.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,6 +186,8 @@ static int accumulate_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
   (void)gin;
   rc_tensor *leaf = n->leaf;
   if (!leaf) return 0;
+  /* a packed parameter accumulates into its slot of the arena's gradient buffer */
+  if (!leaf->grad && leaf->packed && rc_param_grad(leaf)) return -1;
   if (!leaf->grad) {
     leaf->grad = rc_copy_contiguous(gout[0]);
     if (!leaf->grad) return -1;
@@ -215,6 +219,13 @@ int rc_set_requires_grad(rc_tensor *t, int flag) {
 }
 
 void rc_zero_grad(rc_tensor *t) {
+  /* a packed parameter's slot of the arena's gradient buffer reads as zeros once dropped (the
+   * next backward attaches the same slot again) */
+  if (t->grad && rc_param_grad_is_slot(t, t->grad)) {
+    int64_t k = rc_numel(t->grad);
+    if (k) memset(rc_data(t->grad), 0, (size_t)k * sizeof(float));
+    rc_bump_version(t->grad);
+  }
   rc_release(t->grad);
   t->grad = NULL;
 }

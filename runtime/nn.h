@@ -64,18 +64,34 @@ rc_tensor *rc_param_from(rc_tensor *base);
  * rc_param_from), not a view? */
 int rc_is_param(const rc_tensor *t);
 
-/* Packs parameters p[0..n) into one flat arena of data and one of gradients, in this order:
- * afterwards p[i] is a contiguous view of flat at offset sum(numel(p[<i])) and p[i]->grad
- * the same view of flat_grad. The tensors keep their identity (every reference held
- * elsewhere, optimizers included, stays valid): values and gradients are copied, the storage
- * pointer changes. Nothing moves when the layout already holds (so a sub-module's
+/* Packs parameters p[0..n) into one flat arena of values, in this order: afterwards p[i] is a
+ * contiguous span of flat at offset sum(numel(p[<i])) and is marked packed. The tensors keep
+ * their identity (every reference held elsewhere, optimizers included, stays valid): values
+ * are copied, the storage pointer changes, and each old storage is freed as soon as its last
+ * parameter has left it. Nothing moves when the layout already holds (so a sub-module's
  * parameters that sit consecutively in its parent's arena stay there and its flat buffer is
  * a slice of the parent's). When the parameters already share one storage without being
  * consecutive (a module whose parameter is tied to another module's) nothing moves either
- * and *flat = *flat_grad = NULL. A gradient that was dropped (zero_grad on the tensor) or
- * replaced is put back into its slot (copied, or zeroed). Duplicates in p are an error (the
- * caller dedupes). n = 0 gives empty flats. */
-int rc_params_pack(rc_ctx *c, rc_tensor **p, int n, rc_tensor **flat, rc_tensor **flat_grad);
+ * and *flat = *flat_grad = NULL. Duplicates in p are an error (the caller dedupes). n = 0
+ * gives empty flats.
+ *
+ * Gradients: an arena has one gradient buffer, its storage's grad_twin, made (zero-filled)
+ * when first needed; a packed parameter's gradient is always the span of it at the same
+ * offset as its values. With want_grad, or when some p[i] already has a gradient, the
+ * buffer is made or kept up: every p[i]->grad becomes its slot (a gradient kept elsewhere --
+ * the old arena's, one autograd made before packing, one set by hand -- is copied in, none
+ * reads as zeros) and *flat_grad is the 1-D span over them; otherwise nothing is allocated
+ * for gradients and *flat_grad = NULL. */
+int rc_params_pack(rc_ctx *c, rc_tensor **p, int n, int want_grad, rc_tensor **flat,
+                   rc_tensor **flat_grad);
+
+/* Makes sure p has a gradient when p is packed: its slot of the arena's gradient buffer
+ * (the buffer made zero-filled if missing; a slot re-attached after its gradient was replaced
+ * is zeroed). No-op when p has a gradient or is not packed. Autograd calls it before the
+ * first accumulation into a leaf, optimizers when they are built. */
+int rc_param_grad(rc_tensor *p);
+/* Is g the packed parameter p's slot of its arena's gradient buffer? */
+int rc_param_grad_is_slot(const rc_tensor *p, const rc_tensor *g);
 
 /* Fills t (at least 2-D; trailing dims are flattened into columns) with a (semi-)orthogonal
  * matrix times gain, from the QR decomposition of a standard-normal draw with the signs of

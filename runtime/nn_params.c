@@ -1,5 +1,5 @@
-/* Parameter arenas (one flat buffer of values and one of gradients per model), the
- * orthogonal initializer and gradient clipping. */
+/* Parameter arenas (one flat buffer of values per model, and its gradient buffer, made when
+ * first needed), the orthogonal initializer and gradient clipping. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,7 +49,52 @@ static rc_tensor *flat_view(rc_tensor *base, int64_t off, int64_t n) {
   return rc_raw_view(base, 1, &n, &st, off);
 }
 
-int rc_params_pack(rc_ctx *c, rc_tensor **p, int n, rc_tensor **flat, rc_tensor **flat_grad) {
+/* A header over twin's storage shaped like p, contiguous from element off: p's gradient slot
+ * (not a view: a gradient is a leaf of its own). */
+static rc_tensor *slot_at(rc_tensor *twin, const rc_tensor *p, int64_t off) {
+  int64_t st[RC_MAX_DIM], s = 1;
+  for (int d = p->ndim - 1; d >= 0; d--) {
+    st[d] = s;
+    s *= p->size[d];
+  }
+  rc_tensor *g = rc_raw_view(twin, p->ndim, p->size, st, off);
+  if (g) g->is_view = 0;
+  return g;
+}
+
+/* Is g the packed parameter p's slot of its arena's gradient buffer? */
+int rc_param_grad_is_slot(const rc_tensor *p, const rc_tensor *g) {
+  const rc_tensor *tw = p->packed ? p->storage->grad_twin : NULL;
+  return tw && g && g->storage == tw->storage && g->offset == p->offset && rc_same_shape(g, p) &&
+         rc_is_contiguous(g);
+}
+
+static void zero_slot(rc_tensor *g) {
+  int64_t k = rc_numel(g);
+  if (k) memset(rc_data(g), 0, (size_t)k * sizeof(float));
+  rc_bump_version(g);
+}
+
+int rc_param_grad(rc_tensor *p) {
+  if (p->grad || !p->packed) return 0;
+  rc_storage *s = p->storage;
+  rc_tensor *tw = s->grad_twin, *made = NULL;
+  if (!tw && !(tw = made = rc_zeros(p->ctx, 1, &s->n))) return -1;
+  rc_tensor *g = slot_at(tw, p, p->offset);
+  if (!g) {
+    rc_release(made);
+    return -1;
+  }
+  if (made)
+    s->grad_twin = made;
+  else
+    zero_slot(g); /* a gradient replaced by another tensor left its old values there */
+  p->grad = g;
+  return 0;
+}
+
+int rc_params_pack(rc_ctx *c, rc_tensor **p, int n, int want_grad, rc_tensor **flat,
+                   rc_tensor **flat_grad) {
   *flat = *flat_grad = NULL;
   if (n < 0) return rc_error(c, "pack_parameters: negative parameter count %d", n);
   int64_t total = 0;
@@ -69,77 +114,10 @@ int rc_params_pack(rc_ctx *c, rc_tensor **p, int n, rc_tensor **flat, rc_tensor 
                         i + 1);
     total += rc_numel(t);
   }
-  /* is the layout already right? The values: consecutive in one storage. The gradients: each
-   * one in its slot of one gradient arena (slots of dropped gradients are refilled) */
-  int data_ok = 1, grad_ok = 1, same_storage = 1, missing = 0;
-  int64_t off = 0;
-  rc_storage *gs = NULL;
-  int64_t gbase = 0;
-  for (int i = 0; i < n; i++) {
-    rc_tensor *t = p[i];
-    if (t->storage != p[0]->storage) same_storage = 0;
-    if (!rc_is_contiguous(t) || t->storage != p[0]->storage || t->offset != p[0]->offset + off)
-      data_ok = 0;
-    if (t->grad && !gs) {
-      gs = t->grad->storage;
-      gbase = t->grad->offset - off;
-    }
-    off += rc_numel(t);
-  }
-  if (!gs || gbase < 0 || gbase + total > gs->n) grad_ok = 0;
-  off = 0;
-  for (int i = 0; i < n && grad_ok; i++) {
-    rc_tensor *g = p[i]->grad;
-    if (!g)
-      missing++;
-    else if (!rc_is_contiguous(g) || !rc_same_shape(g, p[i]) || g->storage != gs ||
-             g->offset != gbase + off)
-      grad_ok = 0;
-    off += rc_numel(p[i]);
-  }
-  if (grad_ok && missing) {
-    /* refill the empty slots of the existing gradient arena (so a flat gradient buffer held
-     * by the caller stays the one backward writes into) */
-    rc_tensor **v = calloc((size_t)n, sizeof *v);
-    if (!v) return rc_error(c, "pack_parameters: out of memory");
-    rc_tensor *holder = NULL;
-    for (int i = 0; i < n && !holder; i++)
-      if (p[i]->grad) holder = p[i]->grad;
-    off = 0;
-    int fail = 0;
-    for (int i = 0; i < n && !fail; i++) {
-      if (!p[i]->grad) {
-        int64_t st[RC_MAX_DIM], s = 1;
-        for (int d = p[i]->ndim - 1; d >= 0; d--) {
-          st[d] = s;
-          s *= p[i]->size[d];
-        }
-        v[i] = rc_raw_view(holder, p[i]->ndim, p[i]->size, st, gbase + off);
-        if (!v[i])
-          fail = 1;
-        else
-          v[i]->is_view = 0;
-      }
-      off += rc_numel(p[i]);
-    }
-    if (fail) {
-      for (int i = 0; i < n; i++) rc_release(v[i]);
-      free(v);
-      return -1;
-    }
-    for (int i = 0; i < n; i++)
-      if (v[i]) {
-        int64_t k = rc_numel(v[i]);
-        if (k) memset(rc_data(v[i]), 0, (size_t)k * sizeof(float));
-        rc_bump_version(v[i]);
-        p[i]->grad = v[i];
-      }
-    free(v);
-  }
   if (n == 0) {
     rc_tensor *e = rc_empty(c, 1, &total);
-    rc_tensor *eg = e ? rc_empty(c, 1, &total) : NULL;
-    if (!eg) {
+    rc_tensor *eg = e && want_grad ? rc_empty(c, 1, &total) : NULL;
+    if (!e || (want_grad && !eg)) {
       rc_release(e);
       return -1;
     }
@@ -147,64 +125,85 @@ int rc_params_pack(rc_ctx *c, rc_tensor **p, int n, rc_tensor **flat, rc_tensor 
     *flat_grad = eg;
     return 0;
   }
+  /* is the layout already right: every parameter packed, consecutive in one arena? */
+  int data_ok = 1, same_storage = 1, any_grad = 0;
+  int64_t off = 0;
+  for (int i = 0; i < n; i++) {
+    rc_tensor *t = p[i];
+    if (t->storage != p[0]->storage) same_storage = 0;
+    if (!t->packed || !rc_is_contiguous(t) || t->storage != p[0]->storage ||
+        t->offset != p[0]->offset + off)
+      data_ok = 0;
+    if (t->grad) any_grad = 1;
+    off += rc_numel(t);
+  }
   if (!data_ok && same_storage && n > 1) {
     /* already in one arena, not in this order (tied parameters): leave everything where it
      * is (the caller then works parameter by parameter) */
     return 0;
   }
-  rc_tensor *F = NULL, *G = NULL;
-  /* tmp[2i]: header that takes over p[i]'s old storage; tmp[2i+1]: p[i]'s new gradient */
+  /* the gradient buffer is made when asked for, or kept up when some gradient exists */
+  int grads = want_grad || any_grad;
+  rc_tensor *F = NULL, *TW = NULL, *made = NULL;
+  /* tmp[2i]: header that takes over p[i]'s old storage; tmp[2i+1]: p[i]'s new gradient slot */
   rc_tensor **tmp = calloc((size_t)n * 2, sizeof *tmp);
   if (!tmp) return rc_error(c, "pack_parameters: out of memory");
+  /* the values' arena: p[0]'s storage when the layout holds, else a new one (its pages are
+   * touched only as each parameter is copied in, and each old storage is freed as soon as its
+   * last parameter has moved, so packing costs about one parameter's size on top) */
   if (!data_ok && !(F = rc_empty(c, 1, &total))) goto fail;
-  if (!grad_ok && !(G = rc_zeros(c, 1, &total))) goto fail;
+  rc_storage *S = F ? F->storage : p[0]->storage;
+  int64_t base = F ? 0 : p[0]->offset;
+  if (grads) {
+    TW = F ? NULL : S->grad_twin;
+    if (!TW && !(TW = made = rc_zeros(c, 1, &S->n))) goto fail;
+  }
   off = 0;
   for (int i = 0; i < n; i++) {
     rc_tensor *t = p[i];
     if (F && !(tmp[2 * i] = rc_raw_view(t, 0, NULL, NULL, 0))) goto fail;
-    if (G) {
-      int64_t st[RC_MAX_DIM], s = 1;
-      for (int d = t->ndim - 1; d >= 0; d--) {
-        st[d] = s;
-        s *= t->size[d];
-      }
-      if (!(tmp[2 * i + 1] = rc_raw_view(G, t->ndim, t->size, st, off))) goto fail;
-      tmp[2 * i + 1]->is_view = 0;
-    }
+    if (grads && (F || !rc_param_grad_is_slot(t, t->grad)) &&
+        !(tmp[2 * i + 1] = slot_at(TW, t, base + off)))
+      goto fail;
     off += rc_numel(t);
   }
-  {
-    rc_tensor *fb = F ? F : p[0];
-    rc_tensor *gb = G ? G : p[0]->grad; /* every gradient is in its slot when G is NULL */
-    int64_t f0 = F ? 0 : p[0]->offset, g0 = G ? 0 : gbase;
-    if (!(*flat = flat_view(fb, f0, total))) goto fail;
-    if (!(*flat_grad = flat_view(gb, g0, total))) goto fail;
-  }
+  if (!(*flat = flat_view(F ? F : p[0], base, total))) goto fail;
+  if (grads && !(*flat_grad = flat_view(TW, base, total))) goto fail;
   /* everything that can fail has been done: now move */
-  off = 0;
-  for (int i = 0; i < n; i++) {
+  if (made) S->grad_twin = made; /* S had none (or S is F, new) */
+  /* last parameter first: parameters are usually allocated in this order, so freeing them in
+   * reverse shrinks the top of the heap as they go and the allocator can give the memory
+   * back (freed in order, the resident size would reach both copies) */
+  off = total;
+  for (int i = n - 1; i >= 0; i--) {
     rc_tensor *t = p[i];
+    off -= rc_numel(t);
     if (F) {
       rc_read_floats(t, rc_data(F) + off);
       move_to(t, F, off, tmp[2 * i]);
+      t->packed = 1;
     }
-    if (G) {
-      rc_tensor *g = t->grad;
-      if (g && rc_same_shape(g, t)) rc_read_floats(g, rc_data(G) + off);
+    rc_tensor *g = tmp[2 * i + 1];
+    if (g) {
+      /* a gradient kept elsewhere (the old arena's, autograd's own, one set by hand) is copied
+       * into its slot; none reads as zeros */
+      if (t->grad && rc_same_shape(t->grad, t))
+        rc_read_floats(t->grad, rc_data(g));
+      else if (!made)
+        zero_slot(g);
+      rc_bump_version(g);
       rc_release(t->grad);
-      t->grad = tmp[2 * i + 1];
+      t->grad = g;
     }
-    off += rc_numel(t);
   }
   free(tmp);
   rc_release(F);
-  rc_release(G);
   return 0;
 fail:
   for (int i = 0; i < 2 * n; i++) rc_release(tmp[i]);
   free(tmp);
   rc_release(F);
-  rc_release(G);
+  rc_release(made);
   rc_release(*flat);
   rc_release(*flat_grad);
   *flat = *flat_grad = NULL;

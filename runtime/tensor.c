@@ -76,6 +76,7 @@ static rc_storage *storage_new_with(rc_ctx *c, int64_t n, size_t prefix, void **
 static void storage_release(rc_storage *s) {
   if (!s || --s->refcount > 0) return;
   rc_ctx *c = s->ctx;
+  rc_release(s->grad_twin); /* a parameter arena's gradient buffer */
   size_t bytes = (size_t)s->n * sizeof(float);
   if (s->flags & RC_STORAGE_OWN_DATA) {
     rc_free_bytes(c, s->data, bytes);

@@ -18,13 +18,16 @@ typedef struct rc_node rc_node;
 
 typedef struct rc_storage {
   float *data;
-  int64_t n;          /* elements */
+  int64_t n; /* elements */
   int refcount;
-  uint32_t version;   /* bumped by every in-place write; saved tensors check it */
-  int grad_views;     /* 1 once a view with autograd history was taken of this memory */
-  void *block;        /* what to free: this header, or the tensor header sharing the block */
+  uint32_t version; /* bumped by every in-place write; saved tensors check it */
+  int grad_views;   /* 1 once a view with autograd history was taken of this memory */
+  void *block;      /* what to free: this header, or the tensor header sharing the block */
   rc_ctx *ctx;
-  int flags;          /* RC_STORAGE_* */
+  int flags; /* RC_STORAGE_* */
+  /* a parameter arena's gradient buffer (rc_params_pack, nn.h): a 1-D tensor of n elements
+   * (owned reference), NULL until a gradient is first needed (rc_param_grad) */
+  struct rc_tensor *grad_twin;
 } rc_storage;
 
 /* data is host memory lent for a while (rc_borrow): never freed, not counted in live_bytes */
@@ -46,13 +49,15 @@ typedef struct rc_tensor {
   rc_storage *storage;
   rc_ctx *ctx;
   /* autograd */
-  int requires_grad;   /* set by the user on leaves; derived tensors have grad_fn */
-  int is_view;         /* shares storage with a tensor that has its own history */
-  int embedded;        /* header lives in its storage's block (freed with the storage) */
-  rc_node *grad_fn;    /* node that produced this tensor (owned reference) */
-  int output_nr;       /* which output of grad_fn */
-  rc_node *accum;      /* AccumulateGrad node of a leaf (owned reference, lazy) */
+  int requires_grad; /* set by the user on leaves; derived tensors have grad_fn */
+  int is_view;       /* shares storage with a tensor that has its own history */
+  int embedded;      /* header lives in its storage's block (freed with the storage) */
+  rc_node *grad_fn;  /* node that produced this tensor (owned reference) */
+  int output_nr;     /* which output of grad_fn */
+  rc_node *accum;    /* AccumulateGrad node of a leaf (owned reference, lazy) */
   struct rc_tensor *grad;
+  int packed; /* placed by rc_params_pack into a parameter arena (its storage): its gradient,
+               * once it has one, is the same span of the arena's grad_twin */
 } rc_tensor;
 
 /* Lifetime. new/retain/release follow the usual refcount rules: a function that
@@ -101,7 +106,9 @@ rc_tensor *rc_raw_contiguous(rc_tensor *t);
 
 /* Element pointer for a 0-based multi-index. */
 float *rc_ptr(const rc_tensor *t, const int64_t *idx);
-static inline float *rc_data(const rc_tensor *t) { return t->storage->data + t->offset; }
+static inline float *rc_data(const rc_tensor *t) {
+  return t->storage->data + t->offset;
+}
 
 /* Copies any strided tensor into a new contiguous one (a new reference even when t is
  * already contiguous: use rc_contiguous for the cheap form). No autograd. */
@@ -121,6 +128,8 @@ rc_tensor *rc_raw_view(rc_tensor *t, int ndim, const int64_t *size, const int64_
                        int64_t offset);
 
 /* Bumps the storage version: call after any in-place write. */
-static inline void rc_bump_version(rc_tensor *t) { t->storage->version++; }
+static inline void rc_bump_version(rc_tensor *t) {
+  t->storage->version++;
+}
 
 #endif

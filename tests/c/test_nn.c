@@ -94,7 +94,7 @@ static void test_pack(rc_ctx *c) {
   rc_tensor *g = rc_full(c, 1, s2, 7.0f); /* an existing gradient of b is kept */
   b->grad = g;
   rc_tensor *p[2] = {a, b}, *flat, *grad;
-  CHECK(rc_params_pack(c, p, 2, &flat, &grad) == 0);
+  CHECK(rc_params_pack(c, p, 2, 1, &flat, &grad) == 0);
   CHECK(flat && grad && flat->size[0] == 10 && grad->size[0] == 10);
   if (flat && grad) {
     CHECK(a->storage == flat->storage && b->storage == flat->storage);
@@ -106,26 +106,79 @@ static void test_pack(rc_ctx *c) {
     /* a second pack moves nothing */
     rc_tensor *f2, *g2;
     float *before = rc_data(a);
-    CHECK(rc_params_pack(c, p, 2, &f2, &g2) == 0 && rc_data(a) == before);
+    CHECK(rc_params_pack(c, p, 2, 1, &f2, &g2) == 0 && rc_data(a) == before);
     CHECK(f2 && f2->storage == flat->storage);
     rc_release(f2);
     rc_release(g2);
     /* the sub-list {b} is a slice: nothing moves, its flat is a view of the arena */
-    CHECK(rc_params_pack(c, &b, 1, &f2, &g2) == 0 && f2 && f2->storage == flat->storage &&
+    CHECK(rc_params_pack(c, &b, 1, 1, &f2, &g2) == 0 && f2 && f2->storage == flat->storage &&
           rc_data(f2) == rc_data(flat) + 6);
     rc_release(f2);
     rc_release(g2);
     /* a dropped gradient is put back in its slot */
     rc_zero_grad(a);
-    CHECK(rc_params_pack(c, p, 2, &f2, &g2) == 0 && a->grad && rc_data(a->grad) == rc_data(g2));
+    CHECK(rc_params_pack(c, p, 2, 1, &f2, &g2) == 0 && a->grad && rc_data(a->grad) == rc_data(g2));
     rc_release(f2);
     rc_release(g2);
   }
   rc_tensor *dup[2] = {a, a};
   rc_tensor *f3, *g3;
-  CHECK(rc_params_pack(c, dup, 2, &f3, &g3) == -1 && strstr(c->err, "appears twice"));
+  CHECK(rc_params_pack(c, dup, 2, 1, &f3, &g3) == -1 && strstr(c->err, "appears twice"));
   rc_release(flat);
   rc_release(grad);
+  rc_release(a);
+  rc_release(b);
+}
+
+/* The gradient buffer is lazy: packing without want_grad allocates none; the first backward
+ * that reaches a packed parameter makes it and accumulates into the parameter's slot; a
+ * dropped gradient's slot reads as zeros; an optimizer attaches every slot. */
+static void test_lazy_grad(rc_ctx *c) {
+  int64_t s1[2] = {2, 3}, s2[1] = {4};
+  rc_tensor *a = rc_param_new(c, 2, s1), *b = rc_param_new(c, 1, s2);
+  for (int i = 0; i < 6; i++) rc_data(a)[i] = (float)i;
+  rc_tensor *p[2] = {a, b}, *flat = NULL, *grad = NULL;
+  size_t live0 = c->live_bytes;
+  CHECK(rc_params_pack(c, p, 2, 0, &flat, &grad) == 0 && flat && !grad);
+  CHECK(a->packed && b->packed && !a->grad && !b->grad && !a->storage->grad_twin);
+  /* the arena replaced the two storages: 10 floats, no gradient memory */
+  CHECK(c->live_bytes == live0);
+  rc_tensor *l = rc_reduce(RC_SUM, a, RC_ALL, 0);
+  size_t live1 = c->live_bytes;
+  CHECK(l && rc_backward(c, &l, (rc_tensor *[]){NULL}, 1, 1) == 0);
+  rc_tensor *tw = a->storage->grad_twin;
+  CHECK(tw && rc_numel(tw) == 10 && c->live_bytes == live1 + 10 * sizeof(float));
+  CHECK(a->grad && a->grad->storage == tw->storage && rc_data(a->grad) == rc_data(tw));
+  CHECK(!b->grad); /* not reached: no slot attached, its span reads as zeros */
+  if (tw) {
+    for (int i = 0; i < 6; i++) CHECK(rc_data(tw)[i] == 1.0f);
+    for (int i = 6; i < 10; i++) CHECK(rc_data(tw)[i] == 0.0f);
+  }
+  CHECK(rc_backward(c, &l, (rc_tensor *[]){NULL}, 1, 0) == 0); /* accumulates in place */
+  if (tw) CHECK(rc_data(tw)[5] == 2.0f && rc_data(a->grad) == rc_data(tw));
+  rc_zero_grad(a); /* dropped: the slot reads as zeros */
+  CHECK(!a->grad);
+  if (tw) CHECK(rc_data(tw)[0] == 0.0f && rc_data(tw)[5] == 0.0f);
+  /* asked for: the same buffer, every gradient its slot */
+  rc_tensor *f2 = NULL, *g2 = NULL;
+  CHECK(rc_params_pack(c, p, 2, 1, &f2, &g2) == 0 && g2 && tw && g2->storage == tw->storage);
+  CHECK(a->grad && b->grad && rc_data(b->grad) == rc_data(g2) + 6);
+  rc_release(f2);
+  rc_release(g2);
+  /* a parameter packed alone gets its slot when an optimizer is built over it */
+  rc_tensor *d = rc_param_new(c, 1, s2), *df = NULL, *dg = NULL;
+  CHECK(rc_params_pack(c, &d, 1, 0, &df, &dg) == 0 && df && !dg && !d->grad);
+  rc_optim_opts o;
+  rc_optim_defaults(RC_SGD, &o);
+  o.lr = 0.1;
+  rc_optim *opt = rc_optim_new(c, RC_SGD, &o, &d, 1);
+  CHECK(opt && d->grad && d->storage->grad_twin &&
+        d->grad->storage == d->storage->grad_twin->storage && rc_data(d->grad)[3] == 0.0f);
+  rc_optim_free(opt);
+  rc_release(df);
+  rc_release(d);
+  rc_release(l);
+  rc_release(flat);
   rc_release(a);
   rc_release(b);
 }
@@ -190,6 +243,7 @@ int main(void) {
   test_kernels();
   test_linear(c);
   test_pack(c);
+  test_lazy_grad(c);
   test_optim(c);
   test_safetensors(c);
   CHECK(c->live_bytes == 0);

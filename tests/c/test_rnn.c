@@ -96,7 +96,7 @@ static void test_moved(rc_ctx *c, rc_cell_kind kind, int reset_after, rc_tensor 
   rc_tensor *lb = rc_reduce(RC_SUM, yb, RC_ALL, 0);
   const float *old = rc_data(ps[1]);
   rc_tensor *flat = NULL, *fgrad = NULL;
-  CHECK(rc_params_pack(c, ps, 1 + np, &flat, &fgrad) == 0);
+  CHECK(rc_params_pack(c, ps, 1 + np, 1, &flat, &fgrad) == 0);
   CHECK(flat && fgrad && rc_numel(flat) == 3 + total);
   CHECK(rc_data(ps[1]) != old && rc_data(ps[1]) == rc_data(flat) + 3);
   CHECK(rc_data(ps[1 + np - 1]) + rc_numel(ps[np]) == rc_data(flat) + 3 + total);

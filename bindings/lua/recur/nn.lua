@@ -15,17 +15,41 @@
 --
 -- One flat buffer. Every parameter is created by Module:parameter as a tensor whose memory
 -- can move. The first time a module is asked for its parameters (parameters(),
--- named_parameters(), flat_parameters(), zero_grad(), state_dict(), an optimizer built from
--- it, recur.save) all of its parameters are packed, in order, into one flat value buffer, and
--- their gradients into one flat gradient buffer (runtime/nn_params.c). The tensors keep their
+-- named_parameters(), flat_parameters(), zero_grad(), state_dict(), load_state_dict(), an
+-- optimizer built from it, recur.save) all of its parameters are packed, in order, into one
+-- flat value buffer (runtime/nn_params.c): each is copied in and its old memory freed as it
+-- moves, so packing costs about one parameter's size on top. The tensors keep their
 -- identity: references held anywhere (an optimizer, a list) stay valid, only the memory they
 -- point to moves. Composition keeps the property: when a packed module becomes part of a
--- bigger one and the bigger one is asked, everything is packed again into the bigger module's
--- buffers, and the smaller module's flat buffers are then slices of the bigger one's (nothing
--- moves again while the order holds). So `local p, g = model:flat_parameters()` gives two
--- 1-D tensors over every value and every gradient: one call clips, averages or all-reduces
--- them all. backward() accumulates straight into the flat gradient buffer; zero_grad() fills
--- it with zeros (it never drops the gradients, which would detach them from the buffer).
+-- bigger one and the bigger one is asked, everything is packed again into the bigger
+-- module's buffer, and the smaller module's flat buffer is then a slice of the bigger one's
+-- (nothing moves again while the order holds).
+--
+-- The flat gradient buffer is lazy, so that a model used only for inference (built, loaded,
+-- run under no_grad) holds no gradient memory. It is the value buffer's twin: one buffer of
+-- the same size per value buffer, made (zero-filled) when first needed, and a packed
+-- parameter's .grad, whenever it has one, is always the span of it at the same offset as the
+-- parameter's values. It is made by whichever comes first: flat_parameters() (its second
+-- result), zero_grad(), an optimizer built over the parameters (recur.optim: it attaches
+-- every parameter's slot), or the first backward that reaches a packed parameter (autograd
+-- accumulates a packed leaf into its slot, never into a tensor of its own; parameters that
+-- backward has not reached have .grad nil until then, and their span reads as zeros). So
+-- backward() accumulates straight into the flat gradient buffer, from the first backward on,
+-- and `local p, g = model:flat_parameters()` gives two 1-D tensors over every value and
+-- every gradient: one call clips, averages or all-reduces them all. zero_grad() fills it with
+-- zeros (it never drops the gradients, which would detach them from the buffer); dropping
+-- one by hand (p.grad = nil, p:zero_grad()) zeroes its span and the next backward attaches
+-- the same span again. A gradient replaced by another tensor (p.grad = t) lives outside the
+-- buffer until the module is next asked for its parameters, which copies it back into its
+-- span. Gradients made before packing (a backward on a module nobody asked for its
+-- parameters yet) are copied into the buffer when it is packed. parameters(), state_dict(),
+-- load_state_dict() and summary() pack the values only: they never make the gradient buffer.
+-- Why the buffer belongs to the value buffer (runtime: rc_storage.grad_twin, found from the
+-- parameter's own storage and offset) rather than to the module: autograd, not the module,
+-- knows when a gradient is first needed -- a parameter can be used outside its module's
+-- forward, or the model called in grad mode without training -- so there is no hook on
+-- module calls and no per-module flag that composition could leave stale.
+--
 -- Views of a parameter taken before it is packed keep pointing at the old memory: build the
 -- model (or call model:parameters()) before taking views of its parameters. Parameters tied
 -- between two modules (the same tensor in both) are kept once, in the first position; the
@@ -382,11 +406,12 @@ local function collect(self, what)
 end
 
 -- Packs the parameters into one flat buffer (see the top of this file); returns flat values
--- and flat gradients (nil, nil when tied parameters prevent a contiguous slice).
+-- and flat gradients, the gradient buffer made if it did not exist yet (nil, nil when tied
+-- parameters prevent a contiguous slice).
 function Module:flat_parameters()
   local list = {}
   for i, np in ipairs(collect(self, "_params")) do list[i] = np[2] end
-  return C.pack(list)
+  return C.pack(list, true)
 end
 Module.flatten = Module.flat_parameters
 
@@ -394,7 +419,7 @@ function Module:named_parameters()
   local named = collect(self, "_params")
   local list = {}
   for i, np in ipairs(named) do list[i] = np[2] end
-  C.pack(list)
+  C.pack(list, false) -- the values only: no gradient buffer (see the top of this file)
   return named
 end
 
@@ -420,7 +445,8 @@ end
 
 function Module:eval() return self:train(false) end
 
--- Zeros every gradient in place (in the flat gradient buffer: gradients are never dropped).
+-- Zeros every gradient in place (in the flat gradient buffer, made if missing: gradients are
+-- never dropped).
 function Module:zero_grad()
   local flat, grad = self:flat_parameters()
   if grad then
@@ -592,8 +618,11 @@ function Module:summary(input, opts)
   end
   lines[#lines + 1] = string.rep("-", w1 + 48)
   local named = self:named_parameters()
+  local pl = {}
+  for i, np in ipairs(named) do pl[i] = np[2] end
   lines[#lines + 1] = string.format("total parameters: %s in %d tensors (%s bytes of float32%s)",
-    commas(tp), #named, commas(tp * 4), select(1, self:flat_parameters()) and ", one flat buffer" or "")
+    commas(tp), #named, commas(tp * 4),
+    select(1, C.pack(pl, false)) and ", one flat buffer" or "")
   if input ~= nil then
     lines[#lines + 1] = "multiply-adds per example: " .. commas(tm) ..
       " (matrix products; elementwise work not counted)"
@@ -706,7 +735,7 @@ function Sequential:init(list)
     if not is_module(m) then fail("Sequential: entry " .. i .. " is not a module (" .. type(m) .. ")", 3) end
     self[i] = m
   end
-  self:flat_parameters()
+  self:parameters()
 end
 function Sequential:add(m)
   if not is_module(m) then fail("Sequential:add: expects a module, got " .. type(m), 2) end

@@ -384,7 +384,8 @@ function RNN:init(opts)
   rawset(self, "_layer_modules", mods)
   self.n_states = self.cells[1].n_states
   self.state_names = self.cells[1].state_names
-  self:flat_parameters()
+  -- not packed here: the model it joins packs everything once (packing it first would
+  -- hold its values twice while the model's buffer fills); see recur.nn's top comment
 end
 
 function RNN:extra_repr()
