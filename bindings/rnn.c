@@ -7,11 +7,9 @@
  *   cell.kind, cell.input, cell.hidden, cell.reset_after, cell.state_names, cell.n_states
  *   cell:flops(T, B) -> GEMM FLOPs of one forward + backward
  * lengths: nil, a list of integers or a 1-D tensor of B integers, each in 0..T.
- * The methods table is recur._rnn_cell_methods: the Lua half adds methods to it.
- *   recur.clock() -> monotonic wall-clock seconds (for benches and progress lines) */
+ * The methods table is recur._rnn_cell_methods: the Lua half adds methods to it. */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "../runtime/rnn.h"
 #include "bind.h"
