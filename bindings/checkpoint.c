@@ -71,8 +71,9 @@ static int f_write(lua_State *L) {
 static int holder_gc(lua_State *L) {
   rc_st_file **h = lua_touserdata(L, 1);
   if (h && *h) {
-    rc_st_free(*h);
+    rc_st_file *f = *h;
     *h = NULL;
+    rc_st_free(f);
   }
   return 0;
 }

@@ -30,15 +30,16 @@ static rb_optim *check_opt(lua_State *L, int idx) {
   if (!u)
     rb_error(L, "%s: argument #%d must be an optimizer, got %s", rb_fname(L), idx,
              luaL_typename(L, idx));
-  if (!u->o) rb_error(L, "%s: the optimizer was freed", rb_fname(L));
+  if (!u->o) rb_error(L, "%s: argument #%d is a closed optimizer", rb_fname(L), idx);
   return u;
 }
 
 static int o_gc(lua_State *L) {
   rb_optim *u = luaL_testudata(L, 1, OPTIM_MT);
-  if (u && u->o) {
-    rc_optim_free(u->o);
+  if (u && u->o) { /* closed before the release, as liolib's aux_close */
+    rc_optim *o = u->o;
     u->o = NULL;
+    rc_optim_free(o);
   }
   return 0;
 }
@@ -463,7 +464,7 @@ static int m_tostring(lua_State *L) {
   if (!u)
     return rb_error(L, "tostring: argument #1 must be an optimizer, got %s", luaL_typename(L, 1));
   if (!u->o) {
-    lua_pushliteral(L, "recur.optim (freed)");
+    lua_pushliteral(L, "recur.optim (closed)");
     return 1;
   }
   char buf[256];

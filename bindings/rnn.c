@@ -7,11 +7,9 @@
  *   cell.kind, cell.input, cell.hidden, cell.reset_after, cell.state_names, cell.n_states
  *   cell:flops(T, B) -> GEMM FLOPs of one forward + backward
  * lengths: nil, a list of integers or a 1-D tensor of B integers, each in 0..T.
- * The methods table is recur._rnn_cell_methods: the Lua half adds methods to it.
- *   recur.clock() -> monotonic wall-clock seconds (for benches and progress lines) */
+ * The methods table is recur._rnn_cell_methods: the Lua half adds methods to it. */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "../runtime/rnn.h"
 #include "bind.h"
@@ -33,9 +31,10 @@ static rc_cell *check_cell(lua_State *L, int idx) {
 
 static int cell_gc(lua_State *L) {
   rb_cell *u = luaL_testudata(L, 1, RNN_CELL_MT);
-  if (u && u->cell) {
-    rc_cell_release(u->cell);
+  if (u && u->cell) { /* closed before the release, as liolib's aux_close */
+    rc_cell *c = u->cell;
     u->cell = NULL;
+    rc_cell_release(c);
   }
   return 0;
 }
@@ -197,7 +196,7 @@ static int m_tostring(lua_State *L) {
   if (!u)
     return rb_error(L, "tostring: argument #1 must be an rnn cell, got %s", luaL_typename(L, 1));
   if (!u->cell) {
-    lua_pushliteral(L, "rnn cell (released)");
+    lua_pushliteral(L, "rnn cell (closed)");
     return 1;
   }
   char buf[160];
@@ -269,7 +268,7 @@ void rb_open_rnn(lua_State *L, int methods_idx, int module_idx) {
   lua_createtable(L, 0, 2);
   lua_pushvalue(L, -2);
   lua_setfield(L, -2, "__index");
-  lua_pushliteral(L, "rnn cell");
+  lua_pushliteral(L, RNN_CELL_MT);
   lua_setfield(L, -2, "__name");
   lua_setfield(L, mt, "__metatable");
   lua_pushcclosure(L, m_index, 1);
@@ -280,7 +279,5 @@ void rb_open_rnn(lua_State *L, int methods_idx, int module_idx) {
                                   {"__newindex", m_newindex},
                                   {NULL, NULL}};
   luaL_setfuncs(L, meta, 0);
-  lua_pushliteral(L, "rnn cell");
-  lua_setfield(L, mt, "__name");
   lua_settop(L, mt - 1);
 }

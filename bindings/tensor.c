@@ -500,6 +500,9 @@ static int t_release(lua_State *L) {
 
 static int t_is_closed(lua_State *L) {
   rb_tensor *u = to_tensor(L, 1);
+  if (!u)
+    return rb_error(L, "%s: argument #1 must be a tensor, got %s", rb_fname(L),
+                    luaL_typename(L, 1));
   lua_pushboolean(L, u->t == NULL);
   return 1;
 }
@@ -842,6 +845,7 @@ static void print_rec(fmt_t *f, rc_tensor *t, int depth, int64_t off, int summar
 
 static int m_tostring(lua_State *L) {
   rb_tensor *u = to_tensor(L, 1);
+  if (!u) return rb_error(L, "tostring: argument #1 must be a tensor, got %s", luaL_typename(L, 1));
   if (!u->t) {
     lua_pushstring(L, "tensor(closed)");
     return 1;

@@ -109,6 +109,32 @@ describe("bad input", function()
     assert.truthy(total > 1000)
     assert.same({}, bad)
   end)
+  it("tensor methods called with something else as self raise errors that name them", function()
+    -- t.is_closed(5) dereferenced NULL until the sweep above was widened to other selves
+    local others = { 5, "x", {}, true, io.stdout,
+      recur.optim.SGD({ recur.ones(2):requires_grad(true) }, { lr = 1 }),
+      recur.rnn.Cell { cell = "rnn", input = 2, hidden = 2 } }
+    local calls, bad = 0, {}
+    for _, name in ipairs(function_names(recur.Tensor)) do
+      local f = recur.Tensor[name]
+      if debug.getinfo(f, "S").what == "C" then
+        for _, s in ipairs(others) do
+          for _, args in ipairs { {}, { 1 }, { recur.ones(2) } } do
+            calls = calls + 1
+            local ok, e = pcall(f, s, table.unpack(args))
+            if not ok and (type(e) ~= "string" or not e:find(name, 1, true)) then
+              bad[#bad + 1] = name .. " (self " .. type(s) .. "): " .. tostring(e)
+            end
+          end
+        end
+      end
+    end
+    assert.truthy(calls > 500)
+    assert.same({}, bad)
+    local ok, e = pcall(recur.Tensor.is_closed, 5)
+    assert.is_false(ok)
+    assert.equal("is_closed: argument #1 must be a tensor, got number", e)
+  end)
   it("operators on wrong operands raise errors", function()
     local t = recur.ones(2)
     for _, v in ipairs{ "x", {}, true, recur.ones(3) } do

@@ -42,6 +42,28 @@ describe("memory", function()
     collectgarbage()
     assert.equal(live0, recur.memory().live)
   end)
+  it("rnn cells and optimizers left to the collector release their memory", function()
+    -- their metatables have __gc before the first object gets them (anchors.md §5)
+    collectgarbage()
+    collectgarbage()
+    local m0 = recur.memory()
+    do
+      local cell = recur.rnn.Cell { cell = "lstm", input = 64, hidden = 64 }
+      local p = { recur.ones(100):requires_grad(true) }
+      local opt = recur.optim.Adam(p, { lr = 1 })
+      p[1].grad = recur.ones(100)
+      opt:step()
+      -- W_x and W_h [64, 256] and b [256]; the parameter, its gradient and Adam's two moments
+      local bytes = 4 * (2 * 64 * 256 + 256) + 4 * 4 * 100
+      assert.equal(m0.live + bytes, recur.memory().live)
+      assert.truthy(recur.memory().runtime > m0.runtime) -- the cell and optimizer records
+      assert.truthy(cell and opt)
+    end
+    collectgarbage()
+    collectgarbage()
+    assert.equal(m0.live, recur.memory().live)
+    assert.equal(m0.runtime, recur.memory().runtime)
+  end)
   it("the autograd tape is released with the tensors that hold it", function()
     if not recur.memory then return pending("recur.memory is not available") end
     collectgarbage()
