@@ -575,18 +575,13 @@ static char **free_matches(char **m, lua_Integer n) {
 
 /* readline's completion function: the candidates of recur.repl.complete for the word before
  * the cursor (words break at operators and brackets, not at `.` and `:`). Inside a string
- * it falls back to readline's file names; on a blank line Tab indents. */
+ * it falls back to readline's file names. */
 static char **repl_completion(const char *text, int start, int end) {
+  (void)start;
   (void)end;
   rl_completion_append_character = '\0';
   if (rl_completion_quote_character) return NULL; /* file names */
   rl_attempted_completion_over = 1;
-  int blank = text[0] == '\0';
-  for (int i = 0; blank && i < start; i++) blank = isspace((unsigned char)rl_line_buffer[i]) != 0;
-  if (blank) {
-    rl_insert_text("\t");
-    return NULL;
-  }
   lua_State *L = cli_state.completing;
   if (L == NULL || !lua_checkstack(L, 4)) return NULL;
   int top = lua_gettop(L);
@@ -629,6 +624,13 @@ done:
   return m;
 }
 
+/* The Tab key: indents when only blanks precede the cursor, else completes. */
+static int repl_tab(int count, int key) {
+  for (int i = 0; i < rl_point; i++)
+    if (!isspace((unsigned char)rl_line_buffer[i])) return rl_complete(count, key);
+  return rl_insert(count, key);
+}
+
 /* Sets up Tab completion for the REPL's state (when readline is used). */
 static void completion_open(lua_State *L, repl *r) {
   cli_state.completing = NULL;
@@ -642,6 +644,7 @@ static void completion_open(lua_State *L, repl *r) {
   rl_attempted_completion_function = repl_completion;
   rl_completer_word_break_characters = " \t\n\"\\'`@$><=;|&{(}[]),+-*/%^~#";
   rl_completer_quote_characters = "\"'";
+  rl_bind_key('\t', repl_tab);
 }
 
 static void history_close(repl *r) {
