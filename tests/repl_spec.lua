@@ -176,8 +176,13 @@ describe("recur.repl.complete", function()
       assert.same({}, m, text)
       assert.same({}, k, text)
     end
-    assert.same({}, (complete(nil, env)))
-    assert.same({}, (complete(5, env)))
+    -- only the arguments can be wrong
+    local ok, err = pcall(complete, nil, env)
+    assert.is_false(ok)
+    assert.truthy(err:find("repl.complete: text must be a string, got nil", 1, true), err)
+    ok, err = pcall(complete, "x", 5)
+    assert.is_false(ok)
+    assert.truthy(err:find("repl.complete: env must be a table or nil, got number", 1, true), err)
     -- strings complete with their methods
     check("s:up", env, { "s:upper" }, { "function" })
     check("s:re", env, { "s:rep", "s:reverse" })

@@ -6,7 +6,8 @@
 --   empty or partial). matches is a sorted list of completed words (text with its last part
 --   completed), kinds[i] the type of matches[i]'s value ("function", "table", ...; "keyword"
 --   for Lua keywords, "field" for a tensor property whose value is not looked at).
---   env is the global table (default _G).
+--   env is the global table (default _G). Any text is fine: what is not a name, a field or a
+--   method path gives no matches.
 --
 -- Completion never runs user code: every lookup is raw (rawget, next, debug.getmetatable),
 -- __index chains are followed only through tables, and an __index that is a function is not
@@ -112,9 +113,14 @@ local function add_fields(v, prefix, colon, add)
 end
 
 function repl.complete(text, env)
+  if type(text) ~= "string" then
+    error("repl.complete: text must be a string, got " .. type(text), 2)
+  end
+  if env ~= nil and type(env) ~= "table" then
+    error("repl.complete: env must be a table or nil, got " .. type(env), 2)
+  end
   env = env or _G
   local matches, kinds = {}, {}
-  if type(text) ~= "string" then return matches, kinds end
   -- a.b.c:d -> path {a, b, c}, separator ":", last "d"
   local head, sep, last = text:match("^(.-)([.:])([%w_]*)$")
   if not head then
