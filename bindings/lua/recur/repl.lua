@@ -18,8 +18,13 @@
 --     properties that bindings/tensor.c's __index serves (grad, grad_fn, is_leaf, shape);
 --   * recur's own submodules (recur.nn, recur.data ...) are offered before they are loaded,
 --     and `recur.nn.<Tab>` loads recur.nn (what typing recur.nn would do anyway).
+-- A metatable is read through getmetatable first (recur's userdata show their methods there,
+-- behind __metatable), else raw. Names starting with `_` (internals, metamethods) are offered
+-- only when the typed part starts with `_`; after `:` only functions are offered.
 local recur = require "recur"
 local is_tensor = recur.is_tensor -- taken now: a later recur.is_tensor = f is not called
+-- the real metatable (a sandbox without `debug` gets the public one only)
+local raw_metatable = type(debug) == "table" and debug.getmetatable or getmetatable
 
 local repl = {}
 
@@ -56,7 +61,7 @@ local function index_tables(v)
     end
     -- the public metatable first: recur's userdata show their methods through it
     local mt = getmetatable(cur)
-    if type(mt) ~= "table" then mt = debug.getmetatable(cur) end
+    if type(mt) ~= "table" then mt = raw_metatable(cur) end
     if type(mt) ~= "table" then break end
     local idx = rawget(mt, "__index")
     if type(idx) ~= "table" then break end
