@@ -2,8 +2,10 @@
  * Command line, script mode and REPL follow the stock `lua` program where they overlap:
  *   recur [options] [script [args]]
  * The REPL uses GNU readline when stdin is a terminal (history in ~/.recur_history), and a
- * plain line reader otherwise. Ctrl-C interrupts a running chunk with an error; at the
- * prompt it discards the pending input. */
+ * plain line reader otherwise; with readline, Tab completes global names, fields after `.`,
+ * methods after `:` and keywords (candidates from bindings/lua/recur/repl.lua). Ctrl-C interrupts a
+ * running chunk with an error; at the prompt it discards the pending input. */
+#include <ctype.h>
 #include <errno.h>
 #include <lauxlib.h>
 #include <lua.h>
@@ -27,12 +29,14 @@ int luaopen_recur(lua_State *L);
 #define MAX_INPUT_LINE 4096
 #define EOF_MARK "<eof>"
 
-/* The program's only mutable static: a signal handler receives no argument, so SIGINT
- * reaches the Lua state being run (or the line reader) through this, as in lua.c. */
+/* The program's only mutable static: a signal handler and readline's callbacks receive no
+ * argument, so SIGINT reaches the Lua state being run (or the line reader) through this, as
+ * in lua.c, and Tab completion reaches the REPL's state. */
 static struct {
   lua_State *volatile running;       /* state inside docall, else NULL */
   volatile sig_atomic_t interrupted; /* Ctrl-C while no chunk was running */
-} sigint_state;
+  lua_State *completing;             /* the REPL's state while readline reads a line */
+} cli_state;
 
 /* ---- messages ---- */
 
@@ -101,11 +105,11 @@ static void interrupt_hook(lua_State *L, lua_Debug *ar) {
 
 static void on_sigint(int sig) {
   (void)sig;
-  lua_State *L = sigint_state.running;
+  lua_State *L = cli_state.running;
   if (L)
     lua_sethook(L, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
   else
-    sigint_state.interrupted = 1;
+    cli_state.interrupted = 1;
 }
 
 /* Installs on_sigint without SA_RESTART, so that a blocked read returns. */
@@ -132,10 +136,10 @@ static int docall(lua_State *L, int narg, int nres, int keep_handler) {
   int base = lua_gettop(L) - narg;
   lua_pushcfunction(L, msghandler);
   lua_insert(L, base);
-  sigint_state.running = L;
+  cli_state.running = L;
   catch_sigint();
   int status = lua_pcall(L, narg, nres, base);
-  sigint_state.running = NULL;
+  cli_state.running = NULL;
   lua_sethook(L, NULL, 0, 0); /* a Ctrl-C that came too late must not hit the next chunk */
   if (!keep_handler) default_sigint();
   lua_remove(L, base);
@@ -339,7 +343,7 @@ enum { LINE_EOF, LINE_OK, LINE_INTERRUPTED };
  * is accepted, then discarded by the caller). */
 static int repl_getc(FILE *f) {
   for (;;) {
-    if (sigint_state.interrupted) return '\n';
+    if (cli_state.interrupted) return '\n';
     unsigned char c;
     ssize_t n = read(fileno(f), &c, 1);
     if (n == 1) return c;
@@ -359,10 +363,10 @@ static const char *get_prompt(lua_State *L, int first) {
 /* Reads one line (without its newline) and pushes it. */
 static int push_line(lua_State *L, repl *r, int first) {
   const char *prompt = get_prompt(L, first);
-  sigint_state.interrupted = 0;
+  cli_state.interrupted = 0;
   if (r->use_readline) {
     char *line = readline(prompt);
-    if (sigint_state.interrupted) {
+    if (cli_state.interrupted) {
       free(line);
       return LINE_INTERRUPTED;
     }
@@ -378,7 +382,7 @@ static int push_line(lua_State *L, repl *r, int first) {
     int got = 0;
     for (;;) {
       if (fgets(buf, sizeof buf, stdin) == NULL) {
-        if (sigint_state.interrupted) {
+        if (cli_state.interrupted) {
           clearerr(stdin);
           fputc('\n', stdout);
           luaL_pushresult(&b);
@@ -530,6 +534,119 @@ static void history_open(repl *r) {
   }
 }
 
+/* ---- Tab completion (readline only) ---- */
+
+#define COMPLETE_KEY "recur.repl.complete" /* registry: require("recur.repl").complete */
+
+/* Loads require("recur.repl").complete into the registry (runs protected). */
+static int complete_load(lua_State *L) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "recur.repl");
+  lua_call(L, 1, 1);
+  if (!lua_istable(L, -1) || lua_getfield(L, -1, "complete") != LUA_TFUNCTION)
+    return luaL_error(L, "recur.repl.complete is not a function");
+  lua_setfield(L, LUA_REGISTRYINDEX, COMPLETE_KEY);
+  return 0;
+}
+
+/* complete(text) -> matches, kinds (runs protected; text is light userdata: pushing it may
+ * raise). */
+static int complete_call(lua_State *L) {
+  const char *text = lua_touserdata(L, 1);
+  if (lua_getfield(L, LUA_REGISTRYINDEX, COMPLETE_KEY) != LUA_TFUNCTION) return 0;
+  lua_pushstring(L, text);
+  lua_call(L, 1, 2);
+  return 2;
+}
+
+/* The i-th string of the list at idx, or NULL. */
+static const char *list_string(lua_State *L, int idx, lua_Integer i) {
+  const char *s = lua_rawgeti(L, idx, i) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+  lua_pop(L, 1); /* the string stays alive in the list */
+  return s;
+}
+
+/* Frees a readline match array of n + 2 entries (NULL where not filled). */
+static char **free_matches(char **m, lua_Integer n) {
+  for (lua_Integer i = 0; i < n + 2; i++) free(m[i]);
+  free(m);
+  return NULL;
+}
+
+/* readline's completion function: the candidates of recur.repl.complete for the word before
+ * the cursor (words break at operators and brackets, not at `.` and `:`). Inside a string
+ * it falls back to readline's file names. */
+static char **repl_completion(const char *text, int start, int end) {
+  (void)start;
+  (void)end;
+  rl_completion_append_character = '\0';
+  if (rl_completion_quote_character) return NULL; /* file names */
+  rl_attempted_completion_over = 1;
+  lua_State *L = cli_state.completing;
+  if (L == NULL || !lua_checkstack(L, 4)) return NULL;
+  int top = lua_gettop(L);
+  lua_pushcfunction(L, complete_call);
+  lua_pushlightuserdata(L, (void *)text);
+  char **m = NULL;
+  if (lua_pcall(L, 1, 2, 0) != LUA_OK || !lua_istable(L, top + 1) || !lua_istable(L, top + 2))
+    goto done;
+  lua_Integer n = (lua_Integer)lua_rawlen(L, top + 1);
+  if (n <= 0) goto done;
+  m = calloc((size_t)n + 2, sizeof *m);
+  if (m == NULL) goto done;
+  /* one match: {match, NULL}; several: {common prefix, matches..., NULL} */
+  size_t common = 0;
+  const char *first = NULL;
+  for (lua_Integer i = 1; i <= n; i++) {
+    const char *s = list_string(L, top + 1, i);
+    if (s == NULL || (m[n == 1 ? 0 : i] = strdup(s)) == NULL) {
+      m = free_matches(m, n);
+      goto done;
+    }
+    if (first == NULL) {
+      first = s;
+      common = strlen(s);
+    }
+    size_t j = 0;
+    while (j < common && s[j] == first[j]) j++;
+    common = j;
+  }
+  if (n > 1) {
+    m[0] = strndup(first, common);
+    if (m[0] == NULL) m = free_matches(m, n);
+  } else { /* one match: "(" after a function, a space after a keyword */
+    const char *kind = list_string(L, top + 2, 1);
+    if (kind && strcmp(kind, "function") == 0) rl_completion_append_character = '(';
+    if (kind && strcmp(kind, "keyword") == 0) rl_completion_append_character = ' ';
+  }
+done:
+  lua_settop(L, top);
+  return m;
+}
+
+/* The Tab key: indents when only blanks precede the cursor, else completes. */
+static int repl_tab(int count, int key) {
+  for (int i = 0; i < rl_point; i++)
+    if (!isspace((unsigned char)rl_line_buffer[i])) return rl_complete(count, key);
+  return rl_insert(count, key);
+}
+
+/* Sets up Tab completion for the REPL's state (when readline is used). */
+static void completion_open(lua_State *L, repl *r) {
+  cli_state.completing = NULL;
+  if (!r->use_readline) return;
+  lua_pushcfunction(L, complete_load);
+  if (lua_pcall(L, 0, 0, 0) != LUA_OK) { /* no completion, but the REPL works */
+    lua_pop(L, 1);
+    return;
+  }
+  cli_state.completing = L;
+  rl_attempted_completion_function = repl_completion;
+  rl_completer_word_break_characters = " \t\n\"\\'`@$><=;|&{(}[]),+-*/%^~#";
+  rl_completer_quote_characters = "\"'";
+  rl_bind_key('\t', repl_tab);
+}
+
 static void history_close(repl *r) {
   if (!r->use_readline) return;
   if (r->history[0]) write_history(r->history); /* failures are ignored */
@@ -541,6 +658,7 @@ static void do_repl(lua_State *L) {
   r.use_readline = isatty(STDIN_FILENO);
   r.eof = 0;
   history_open(&r);
+  completion_open(L, &r);
   catch_sigint();
   int status;
   while ((status = load_line(L, &r)) != -2) {
@@ -556,6 +674,7 @@ static void do_repl(lua_State *L) {
   if (!r.use_readline) fputc('\n', stdout); /* readline ends the line itself */
   fflush(stdout);
   default_sigint();
+  cli_state.completing = NULL;
   history_close(&r);
 }
 

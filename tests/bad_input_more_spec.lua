@@ -248,7 +248,7 @@ describe("bad input beyond tensors", function()
   it("every library function raises errors that name it and never crashes", function()
     local fns = {}
     for mod, t in pairs { nn = nn, optim = optim, rnn = rnn, tbptt = recur.tbptt,
-      checkpoint = recur.checkpoint, data = data, json = recur.json, _nn = recur._nn,
+      checkpoint = recur.checkpoint, data = data, json = recur.json, repl = recur.repl, _nn = recur._nn,
       _data = recur._data, _optim = recur._optim, _safetensors = recur._safetensors } do
       functions_of(t, mod, fns)
     end

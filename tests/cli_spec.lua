@@ -356,4 +356,45 @@ cat out
 ]]):format(q(dir), q(dir), q("exec " .. q(BIN))))
     in_order(out, "status 0\n", "recur> ", "x = 1", "recur> ", "ok\tnil")
   end)
+
+  it("Tab completes names on the terminal (recur.mat -> recur.matmul), indents blank lines", function()
+    if not has_script then
+      pending("the script(1) program is not installed")
+      return
+    end
+    local dir = tmpdir()
+    -- as above: each key once the terminal shows what it waits for; "exec" as above.
+    -- The completed line is checked where readline leaves it: in the history file.
+    local out = sh(([[
+cd %s
+mkfifo in
+HOME=%s timeout 10 script -qec %s /dev/null < in > out 2>&1 &
+pid=$!
+exec 3> in
+until_seen() {
+  i=0
+  while [ "$(grep -c "$1" out)" -lt "$2" ] && [ $i -lt 400 ]; do sleep 0.02; i=$((i+1)); done
+}
+until_seen 'recur> ' 1
+printf 'recur.mat\t' >&3
+until_seen 'matmul(' 1
+printf 'recur.ones(1, 2), recur.ones(2, 1)):item() * 21\n' >&3
+until_seen '42' 1
+printf 'do\n' >&3
+until_seen '\.\.\.> ' 1
+printf '\tprint("ind" .. "ented") end\n' >&3
+until_seen 'indented' 1
+exec 3>&-
+wait $pid
+echo "status $?"
+cat out
+]]):format(q(dir), q(dir), q("exec " .. q(BIN))))
+    in_order(out, "status 0\n", "recur> ", "recur.matmul(", "42", "...> ", "indented")
+    assert.falsy(out:find("\a", 1, true)) -- no bell: Tab on a blank line indents
+    local f = assert(io.open(dir .. "/.recur_history"))
+    local hist = f:read("a")
+    f:close()
+    assert.equal("recur.matmul(recur.ones(1, 2), recur.ones(2, 1)):item() * 21\n"
+      .. "do\n\tprint(\"ind\" .. \"ented\") end\n", hist)
+  end)
 end)
