@@ -64,6 +64,7 @@
 -- Losses: nn.cross_entropy, nll, mse, l1, binary_cross_entropy_with_logits.
 local recur = require "recur"
 local C = recur._nn
+local methods = require "recur._methods"
 
 local nn = {}
 
@@ -197,8 +198,31 @@ nn._as_init = as_init
 
 local Module = { _class_name = "Module" }
 Module.__index = Module
-setmetatable(Module, { __call = function(c, ...) return c:new(...) end })
 nn.Module = Module
+
+local function is_class(v)
+  return type(v) == "table" and rawget(v, "__index") == v and rawget(v, "_class_name") ~= nil
+end
+
+-- Checked methods (recur._methods): every method (a function whose first parameter is
+-- self) assigned to a module class checks its self, so that m.forward(x) or
+-- m.parameters() says so at the caller's line. extend and new are called on a class; every
+-- other method on a module instance. Metamethods (__call, __tostring...) are left alone:
+-- Lua gives them the right self.
+local CLASS_METHODS = { extend = true, new = true }
+local function class_newindex(cls, k, v)
+  if type(k) == "string" and type(v) == "function" and not k:match("^__") then
+    local name = rawget(cls, "_class_name")
+    if CLASS_METHODS[k] then
+      v = methods.method(v, name, k, is_class, "a module class", "Class")
+    else
+      v = methods.method(v, name, k, is_module, "a module", "m")
+    end
+  end
+  rawset(cls, k, v)
+end
+local function class_call(c, ...) return c:new(...) end
+setmetatable(Module, { __call = class_call, __newindex = class_newindex })
 
 local instance_meta = { "__call", "__tostring", "__newindex", "__len" }
 
@@ -208,7 +232,7 @@ function Module:extend(name)
   local cls = { _class_name = name }
   cls.__index = cls
   for _, k in ipairs(instance_meta) do cls[k] = self[k] end
-  return setmetatable(cls, { __index = self, __call = function(c, ...) return c:new(...) end })
+  return setmetatable(cls, { __index = self, __call = class_call, __newindex = class_newindex })
 end
 
 function Module:new(...)
@@ -235,10 +259,13 @@ function Module:forward()
 end
 
 -- calling a module runs forward (and the summary hook, when one is set)
+local unchecked = methods.unchecked
 Module.__call = function(self, ...)
+  local forward = self.forward
+  forward = unchecked[forward] or forward -- self is right here: skip the check
   local hook = rawget(self, "_hook")
-  if not hook then return self:forward(...) end
-  local out = table.pack(self:forward(...))
+  if not hook then return forward(self, ...) end
+  local out = table.pack(forward(self, ...))
   hook(self, table.pack(...), out)
   return table.unpack(out, 1, out.n)
 end
@@ -749,7 +776,7 @@ end
 
 local function simple(name, fwd)
   local cls = Module:extend(name)
-  cls.forward = function(_, x) return fwd(x) end
+  cls.forward = function(self, x) return fwd(x) end -- luacheck: ignore self
   nn[name] = cls
   return cls
 end
