@@ -80,10 +80,10 @@ M.unchecked = setmetatable({}, { __mode = "k" })
 
 -- The method name(...) of class `cls` (its name in messages), as a checked function.
 -- is_self(v): true when v may be self; what: what self must be ("a module"); var: the name
--- of an instance in the hint ("m"). Returns f itself when f is not a method or is checked
--- already.
+-- of an instance in the hint ("m"). Returns f itself when f is not a method.
 function M.method(f, cls, name, is_self, what, var)
-  if type(f) ~= "function" or M.unchecked[f] then return f end
+  if type(f) ~= "function" then return f end
+  f = M.unchecked[f] or f -- an alias (Module.flatten = Module.flat_parameters): its own name
   local nargs, vararg = C.method_arity(f)
   if not nargs then return f end
   local args = (nargs > 0 or vararg) and "..." or ""

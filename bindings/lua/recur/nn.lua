@@ -210,13 +210,35 @@ end
 -- other method on a module instance. Metamethods (__call, __tostring...) are left alone:
 -- Lua gives them the right self.
 local CLASS_METHODS = { extend = true, new = true }
+
+-- The self test of the methods of class cls: a module (Module's own methods), or an instance
+-- of cls or of a subclass (a subclass's methods: Linear.forward(m, x) needs a Linear).
+local function instance_test(cls)
+  if cls == nn.Module then return is_module end
+  return function(v)
+    if not is_module(v) then return false end
+    local c = getmetatable(v)
+    while c ~= nil do
+      if c == cls then return true end
+      local mt = getmetatable(c)
+      c = mt and rawget(mt, "__index")
+    end
+    return false
+  end
+end
+
 local function class_newindex(cls, k, v)
   if type(k) == "string" and type(v) == "function" and not k:match("^__") then
     local name = rawget(cls, "_class_name")
     if CLASS_METHODS[k] then
       v = methods.method(v, name, k, is_class, "a module class", "Class")
     else
-      v = methods.method(v, name, k, is_module, "a module", "m")
+      local test = rawget(cls, "_self_test")
+      if not test then
+        test = instance_test(cls)
+        rawset(cls, "_self_test", test)
+      end
+      v = methods.method(v, name, k, test, cls == nn.Module and "a module" or ("a " .. name), "m")
     end
   end
   rawset(cls, k, v)

@@ -79,7 +79,8 @@ local function is_iter(v) return getmetatable(v) == Iter end
 methods.wrap_all(Iter, "iterator", is_iter, "a batch iterator", "it")
 
 local function new_iter(fields)
-  methods.wrap_all(fields, "iterator", is_iter, "a batch iterator", "it")
+  -- an iterator's own methods take that iterator only
+  methods.wrap_all(fields, "iterator", function(v) return rawequal(v, fields) end, "this iterator", "it")
   local it = setmetatable(fields, Iter)
   it:_reset()
   return it
