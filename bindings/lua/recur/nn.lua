@@ -588,6 +588,54 @@ local function shape_of(v)
   return type(v)
 end
 
+-- The tensors of a nested list (false when it holds anything else, or is empty).
+local function tensor_leaves(v, out)
+  out = out or {}
+  if recur.is_tensor(v) then
+    out[#out + 1] = v
+    return out
+  end
+  if type(v) ~= "table" or #v == 0 then return false end
+  for _, x in ipairs(v) do
+    if not tensor_leaves(x, out) then return false end
+  end
+  return out
+end
+
+-- A summary cell for a result: its shape; a nested list of tensors of one shape (an RNN's
+-- state {{h, c}, {h, c}}) as "4 x [32, 128]"; any other table in full ({[3], {[2, 4]}}),
+-- which the table cuts with "..." when it is too wide.
+local function shape_cell(v)
+  if type(v) == "table" then
+    local ls = tensor_leaves(v)
+    if ls and #ls > 1 then
+      local first = shape_str(ls[1]:size())
+      local same = true
+      for i = 2, #ls do
+        if shape_str(ls[i]:size()) ~= first then same = false break end
+      end
+      if same then return #ls .. " x " .. first end
+    end
+  end
+  return shape_of(v)
+end
+
+-- s cut to at most w characters: a list after its last entry that fits, closed
+-- ("{[1, 2], [1, 3], ...}"); anything else with "..." at the end
+local function fit(s, w)
+  if #s <= w then return s end
+  for p = w, 2, -1 do
+    if s:sub(p, p + 1) == ", " and s:sub(p + 2, p + 2):match("[%[{]") then
+      local head = s:sub(1, p - 1)
+      local _, open = head:gsub("{", "")
+      local _, close = head:gsub("}", "")
+      local cut = head .. ", ..." .. string.rep("}", open - close)
+      if #cut <= w then return cut end
+    end
+  end
+  return s:sub(1, w - 3) .. "..."
+end
+
 -- Prints (and returns) every module with its output shape, its own parameter count and its
 -- multiply-adds per example, then the totals. input: a shape without the batch dimension
 -- ({784}), a tensor (its first dimension is the batch), or nil (no forward: shapes and
@@ -633,7 +681,8 @@ function Module:summary(input, opts)
         local r = rows[mod]
         -- the first result's shape (a recurrent layer's output; "(+1)": one more result,
         -- its final state)
-        r.shape = shape_of(outs[1]) .. (outs.n > 1 and string.format(" (+%d)", outs.n - 1) or "")
+        r.shape = shape_cell(outs[1])
+        r.more = outs.n > 1 and string.format(" (+%d)", outs.n - 1) or ""
         r.macs = (r.macs or 0) + mod:macs(ins, outs)
       end)
     end
@@ -644,28 +693,35 @@ function Module:summary(input, opts)
     for _, m in ipairs(order) do rawset(m, "_hook", nil) end
     if not ok then fail("summary: the forward pass failed: " .. tostring(err), 2) end
   end
-  local lines = {}
-  local w1 = 28
-  for _, m in ipairs(order) do
-    local r = rows[m]
-    local label = string.rep("  ", r.depth) .. r.name .. " " .. r.kind
-    if #label > w1 then w1 = #label end
-  end
-  local fmt = "%-" .. w1 .. "s  %-18s %12s %14s"
-  lines[#lines + 1] = string.format(fmt, "layer", "output shape", "params", "mult-adds")
-  lines[#lines + 1] = string.rep("-", w1 + 48)
+  -- Columns: the layer column is as wide as its longest entry; the shape column too, up
+  -- to SHAPE_MAX characters (longer shapes are cut with "..."); the numbers right-aligned.
+  local SHAPE_MAX = 40
+  local cells = {}
   local tp, tm = 0, 0
-  for _, m in ipairs(order) do
+  for i, m in ipairs(order) do
     local r = rows[m]
     tp = tp + r.params
     local macs = r.macs and math.floor(r.macs / batch + 0.5)
     -- containers show the sum of their children; count only leaves in the total
     if macs and #m._modules == 0 then tm = tm + macs end
-    lines[#lines + 1] = string.format(fmt, string.rep("  ", r.depth) .. r.name .. " " .. r.kind,
-      r.shape or (input and "-" or "?"), commas(r.params),
-      #m._modules > 0 and "" or (macs and commas(macs) or (input and "-" or "?")))
+    local shape = r.shape and (fit(r.shape, SHAPE_MAX - #r.more) .. r.more) or (input and "-" or "?")
+    cells[i] = { string.rep("  ", r.depth) .. r.name .. " " .. r.kind, shape, commas(r.params),
+      #m._modules > 0 and "" or (macs and commas(macs) or (input and "-" or "?")) }
   end
-  lines[#lines + 1] = string.rep("-", w1 + 48)
+  local head = { "layer", "output shape", "params", "mult-adds" }
+  local w = { 28, 18, 12, 14 }
+  for _, c in ipairs(cells) do
+    for k = 1, 4 do w[k] = math.max(w[k], #c[k]) end
+  end
+  local fmt = "%-" .. w[1] .. "s  %-" .. w[2] .. "s %" .. w[3] .. "s %" .. w[4] .. "s"
+  local width = w[1] + w[2] + w[3] + w[4] + 4
+  local lines = {}
+  lines[#lines + 1] = (string.format(fmt, table.unpack(head)))
+  lines[#lines + 1] = string.rep("-", width)
+  for _, c in ipairs(cells) do
+    lines[#lines + 1] = (string.format(fmt, table.unpack(c)):gsub("%s+$", ""))
+  end
+  lines[#lines + 1] = string.rep("-", width)
   local named = self:named_parameters()
   local pl = {}
   for i, np in ipairs(named) do pl[i] = np[2] end
