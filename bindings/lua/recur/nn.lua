@@ -39,9 +39,9 @@
 -- every gradient: one call clips, averages or all-reduces them all. zero_grad() fills it with
 -- zeros (it never drops the gradients, which would detach them from the buffer); dropping
 -- one by hand (p.grad = nil, p:zero_grad()) zeroes its span and the next backward attaches
--- the same span again. A gradient replaced by another tensor (p.grad = t) lives outside the
--- buffer until the module is next asked for its parameters, which copies it back into its
--- span. Gradients made before packing (a backward on a module nobody asked for its
+-- the same span again. Assigning a tensor (p.grad = t) to a packed parameter copies t's
+-- values into its span (runtime: rc_param_set_grad; the buffer made if missing): .grad
+-- stays the span, t is not kept. Gradients made before packing (a backward on a module nobody asked for its
 -- parameters yet) are copied into the buffer when it is packed. parameters(), state_dict(),
 -- load_state_dict() and summary() pack the values only: they never make the gradient buffer.
 -- Why the buffer belongs to the value buffer (runtime: rc_storage.grad_twin, found from the
