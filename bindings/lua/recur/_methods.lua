@@ -38,37 +38,38 @@ local function describe(v)
 end
 M.describe = describe
 
--- The checked function g for f: g(self, ...) = f(self, ...) once is_self(self). With the
--- same fixed parameters as f when it has at most 3 and no `...` (a vararg wrapper costs
--- about twice as much per call).
+-- The checked function g for f: g(self, ...) = f(self, ...) once self's metatable is mt (an
+-- instance of exactly the class: one comparison) or is_self(self). With the same fixed
+-- parameters as f when it has at most 3 and no `...` (a vararg wrapper costs about twice as
+-- much per call).
 local makers = {
-  [0] = function(f, ok, bad)
+  [0] = function(f, ok, bad, mt)
     return function(self)
-      if not ok(self) then bad(self) end
+      if getmetatable(self) ~= mt and not ok(self) then bad(self) end
       return f(self)
     end
   end,
-  [1] = function(f, ok, bad)
+  [1] = function(f, ok, bad, mt)
     return function(self, a)
-      if not ok(self) then bad(self) end
+      if getmetatable(self) ~= mt and not ok(self) then bad(self) end
       return f(self, a)
     end
   end,
-  [2] = function(f, ok, bad)
+  [2] = function(f, ok, bad, mt)
     return function(self, a, b)
-      if not ok(self) then bad(self) end
+      if getmetatable(self) ~= mt and not ok(self) then bad(self) end
       return f(self, a, b)
     end
   end,
-  [3] = function(f, ok, bad)
+  [3] = function(f, ok, bad, mt)
     return function(self, a, b, c)
-      if not ok(self) then bad(self) end
+      if getmetatable(self) ~= mt and not ok(self) then bad(self) end
       return f(self, a, b, c)
     end
   end,
-  vararg = function(f, ok, bad)
+  vararg = function(f, ok, bad, mt)
     return function(self, ...)
-      if not ok(self) then bad(self) end
+      if getmetatable(self) ~= mt and not ok(self) then bad(self) end
       return f(self, ...)
     end
   end,
@@ -80,8 +81,10 @@ M.unchecked = setmetatable({}, { __mode = "k" })
 
 -- The method name(...) of class `cls` (its name in messages), as a checked function.
 -- is_self(v): true when v may be self; what: what self must be ("a module"); var: the name
--- of an instance in the hint ("m"). Returns f itself when f is not a method.
-function M.method(f, cls, name, is_self, what, var)
+-- of an instance in the hint ("m"); mt (optional): the metatable of the usual self (the
+-- class table), tested first. Returns f itself when f is not a method.
+local NONE = {} -- no value's metatable
+function M.method(f, cls, name, is_self, what, var, mt)
   if type(f) ~= "function" then return f end
   f = M.unchecked[f] or f -- an alias (Module.flatten = Module.flat_parameters): its own name
   local nargs, vararg = C.method_arity(f)
@@ -91,18 +94,18 @@ function M.method(f, cls, name, is_self, what, var)
     error(string.format("%s:%s: called with %s as self, not %s (use %s:%s(%s), not %s.%s(%s))",
       cls, name, describe(self), what, var, name, args, var, name, args), 3)
   end
-  local g = (not vararg and makers[nargs] or makers.vararg)(f, is_self, bad)
+  local g = (not vararg and makers[nargs] or makers.vararg)(f, is_self, bad, mt or NONE)
   M.unchecked[g] = f
   return g
 end
 
 -- Checks every method of the table t in place (see M.method).
-function M.wrap_all(t, cls, is_self, what, var)
+function M.wrap_all(t, cls, is_self, what, var, mt)
   local keys = {}
   for k, v in pairs(t) do
     if type(k) == "string" and type(v) == "function" and not k:match("^__") then keys[#keys + 1] = k end
   end
-  for _, k in ipairs(keys) do t[k] = M.method(t[k], cls, k, is_self, what, var) end
+  for _, k in ipairs(keys) do t[k] = M.method(t[k], cls, k, is_self, what, var, mt) end
   return t
 end
 

@@ -238,7 +238,7 @@ local function class_newindex(cls, k, v)
         test = instance_test(cls)
         rawset(cls, "_self_test", test)
       end
-      v = methods.method(v, name, k, test, cls == nn.Module and "a module" or ("a " .. name), "m")
+      v = methods.method(v, name, k, test, cls == nn.Module and "a module" or ("a " .. name), "m", cls)
     end
   end
   rawset(cls, k, v)

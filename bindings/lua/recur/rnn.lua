@@ -267,7 +267,7 @@ methods.wrap_all(fused, "rnn.Cell", function(v)
   return type(mt) == "table" and rawget(mt, "__index") == fused
 end, "an rnn cell", "cell")
 methods.wrap_all(LuaCell, "rnn.LuaCell", function(v) return getmetatable(v) == LuaCell end,
-  "an rnn.LuaCell", "cell")
+  "an rnn.LuaCell", "cell", LuaCell)
 
 -- ---------------------------------------------------------------------------------------
 -- Modules: a cell as a module, and the layer (both recur.nn modules: their parameters join

@@ -76,7 +76,7 @@ end
 -- own methods (next, _reset...) are fields of each iterator, checked as it is made.
 local methods = require "recur._methods"
 local function is_iter(v) return getmetatable(v) == Iter end
-methods.wrap_all(Iter, "iterator", is_iter, "a batch iterator", "it")
+methods.wrap_all(Iter, "iterator", is_iter, "a batch iterator", "it", Iter)
 
 local function new_iter(fields)
   -- an iterator's own methods take that iterator only
