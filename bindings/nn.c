@@ -216,6 +216,28 @@ static int f_now(lua_State *L) {
   return 1;
 }
 
+/* method_arity(f) -> n, vararg when f is a Lua function whose first parameter is named self
+ * (function Class:name(...) makes one): n the number of parameters after self, vararg whether
+ * it takes `...`; nil for anything else. recur._methods checks such methods' self (works
+ * without the debug library: lua_getlocal reads a function's parameter names). */
+static int f_method_arity(lua_State *L) {
+  lua_settop(L, 1);
+  if (lua_type(L, 1) != LUA_TFUNCTION || lua_iscfunction(L, 1)) {
+    lua_pushnil(L);
+    return 1;
+  }
+  const char *name = lua_getlocal(L, NULL, 1); /* the function on the top; nothing pushed */
+  if (!name || strcmp(name, "self") != 0) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_Debug ar;
+  lua_getinfo(L, ">u", &ar); /* pops the function */
+  lua_pushinteger(L, ar.nparams - 1);
+  lua_pushboolean(L, ar.isvararg);
+  return 2;
+}
+
 void rb_open_nn(lua_State *L, int methods, int module) {
   (void)methods;
   static const luaL_Reg fns[] = {{"linear", f_linear},
@@ -233,6 +255,7 @@ void rb_open_nn(lua_State *L, int methods, int module) {
                                  {"grad_norm", f_grad_norm},
                                  {"zero_grads", f_zero_grads},
                                  {"zero_", f_zero_},
+                                 {"method_arity", f_method_arity},
                                  {NULL, NULL}};
   lua_newtable(L);
   rb_setfuncs(L, fns);

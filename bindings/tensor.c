@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../runtime/nn.h"
 #include "bind.h"
 
 static const char CTX_KEY = 'c'; /* registry key: address of this byte */
@@ -959,9 +960,8 @@ static int m_newindex(lua_State *L) {
       return rb_error(L, "grad: shape %s does not match the tensor's shape %s",
                       rc_shape_str(g, s1, sizeof s1), rc_shape_str(t, s2, sizeof s2));
     }
-    rc_retain(g);
-    rc_release(t->grad);
-    t->grad = g;
+    /* a packed parameter's gradient stays its span of the flat gradient buffer: copied in */
+    if (rc_param_set_grad(t, g)) return rb_raise(L);
     return 0;
   }
   return rb_error(L, "tensor: cannot set field '%s' (tensors have no user fields)",

@@ -90,6 +90,10 @@ int rc_params_pack(rc_ctx *c, rc_tensor **p, int n, int want_grad, rc_tensor **f
  * is zeroed). No-op when p has a gradient or is not packed. Autograd calls it before the
  * first accumulation into a leaf, optimizers when they are built. */
 int rc_param_grad(rc_tensor *p);
+/* p.grad = g (g of p's shape: the caller checks). A packed parameter's gradient stays its
+ * slot of the arena's gradient buffer (the buffer made if missing): g's values are copied
+ * into it and g itself is not kept. Any other tensor keeps a reference to g. */
+int rc_param_set_grad(rc_tensor *p, rc_tensor *g);
 /* Is g the packed parameter p's slot of its arena's gradient buffer? */
 int rc_param_grad_is_slot(const rc_tensor *p, const rc_tensor *g);
 

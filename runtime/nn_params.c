@@ -93,6 +93,29 @@ int rc_param_grad(rc_tensor *p) {
   return 0;
 }
 
+int rc_param_set_grad(rc_tensor *p, rc_tensor *g) {
+  if (!p->packed) { /* a tensor of its own: kept as given */
+    rc_retain(g);
+    rc_release(p->grad);
+    p->grad = g;
+    return 0;
+  }
+  if (g == p->grad) return 0;
+  if (p->grad && !rc_param_grad_is_slot(p, p->grad)) rc_zero_grad(p); /* not the slot: drop */
+  if (rc_param_grad(p)) return -1; /* the slot, the buffer made if missing */
+  rc_tensor *src = g, *tmp = NULL;
+  /* g may overlap the slot (a view of the same gradient buffer): a strided copy goes through
+   * a temporary (the contiguous one is a memmove) */
+  if (g->storage == p->grad->storage && !(rc_is_contiguous(g) && rc_is_contiguous(p->grad))) {
+    if (!(tmp = rc_copy_contiguous(g))) return -1;
+    src = tmp;
+  }
+  rc_copy_into(p->grad, src);
+  rc_bump_version(p->grad);
+  rc_release(tmp);
+  return 0;
+}
+
 int rc_params_pack(rc_ctx *c, rc_tensor **p, int n, int want_grad, rc_tensor **flat,
                    rc_tensor **flat_grad) {
   *flat = *flat_grad = NULL;

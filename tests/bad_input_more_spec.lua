@@ -197,6 +197,43 @@ local lua_cell_def = {
   step = function(p, x, s) local h = (x:matmul(p.W) + s[1]:matmul(p.U)):tanh() return h, { h } end,
 }
 
+-- The class chain of a module: its class, the parent class, ... up to nn.Module.
+local function class_chain(v)
+  local out, c = {}, getmetatable(v)
+  while type(c) == "table" do
+    out[#out + 1] = c
+    local mt = getmetatable(c)
+    c = mt and rawget(mt, "__index")
+  end
+  return out
+end
+
+-- Whether v may be self for method m of proto's kind. A module's method takes instances of
+-- the class that defines it (and its subclasses): Module's own methods any module,
+-- Linear.forward a Linear. A method stored in an object itself (an iterator's next) takes
+-- that object only; a class's method (Vocab.encode) any object of that class.
+local function is_self_of(proto, m, v)
+  if nn.is_module(proto) then
+    if not nn.is_module(v) then return false end
+    local def
+    for _, c in ipairs(class_chain(proto)) do
+      if rawget(c, m) ~= nil then def = c break end
+    end
+    for _, c in ipairs(class_chain(v)) do
+      if c == def then return true end
+    end
+    return false
+  end
+  if type(proto) == "table" and rawget(proto, m) ~= nil then return rawequal(v, proto) end
+  return getmetatable(v) ~= nil and getmetatable(v) == getmetatable(proto)
+end
+
+-- a checked Lua method's message for a wrong self: "<Class>:<method>: called with ... as self"
+local function names_self(msg, method)
+  msg = msg:gsub("^[^:\n]*:%d+: ", "")
+  return msg:match("^[%a_][%w_%.]*:([%w_]+): called with .* as self, not ") == method
+end
+
 -- every kind of object with a constructor making a fresh valid one
 local function object_makers()
   local makers = {
@@ -316,16 +353,32 @@ describe("bad input beyond tensors", function()
         n = n + 1
         -- a fresh object for each method, as methods change their object
         try_all(kind .. ":" .. m, ms[m], makers[kind](), bad, seen)
-        -- the wrong kind of self, alone and with a few arguments
+        -- the wrong kind of self, alone and with a few arguments. A C method's error must
+        -- name a function; a Lua method (not a metamethod: Lua gives those the right self)
+        -- called with a self that is not an object of its kind must fail saying so and
+        -- naming itself ("Module:parameters: called with a number as self, ...").
         local vals, nv = values()
         local is_c = debug.getinfo(ms[m], "S").what == "C"
+        local checked = not is_c and is_method(ms[m]) and not m:match("^__")
         for i = 1, nv do
+          local valid = is_self_of(proto, m, vals[i])
           for _, a in ipairs { 1, 3, 15, 25 } do
             local name = kind .. ":" .. m
             calls_total = calls_total + 2
             for _, ok_err in ipairs { table.pack(pcall(ms[m], vals[i])), table.pack(pcall(ms[m], vals[i], vals[a])) } do
-              if not ok_err[1] and is_c and (type(ok_err[2]) ~= "string" or not names_fn(ok_err[2], name)) then
-                local msg = name .. " (self " .. type(vals[i]) .. "): " .. tostring(ok_err[2])
+              local why
+              if checked and not valid then
+                if ok_err[1] then
+                  why = "worked"
+                elseif type(ok_err[2]) ~= "string" or not names_self(ok_err[2], m) then
+                  why = tostring(ok_err[2])
+                end
+              elseif not ok_err[1] and (is_c or checked)
+                  and (type(ok_err[2]) ~= "string" or not names_fn(ok_err[2], name)) then
+                why = tostring(ok_err[2])
+              end
+              if why then
+                local msg = name .. " (self " .. type(vals[i]) .. "): " .. why
                 if not seen[msg] then seen[msg] = true bad[#bad + 1] = msg end
               end
             end

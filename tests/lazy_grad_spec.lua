@@ -162,4 +162,49 @@ describe("lazy gradient buffer", function()
     assert.are.same({ 2, 6, 2 }, g:totable())
     assert.are.same({ { 2, 6 } }, l.weight.grad:totable())
   end)
+
+  it("p.grad = t on a packed parameter copies t into its span of the buffer", function()
+    local l = nn.Linear(2, 1, { weight_init = 0.5, bias_init = 0 })
+    local ps = l:parameters() -- packed, no gradient buffer yet
+    assert.is_nil(ps[1].grad)
+    local t = T { { 3, 4 } }
+    l.weight.grad = t -- makes the buffer: the weight's span holds t's values
+    assert.is_false(t == l.weight.grad) -- a view of the buffer, not t
+    assert.is_nil(l.bias.grad)
+    local _, g = l:flat_parameters()
+    assert.are.same({ 3, 4, 0 }, g:totable())
+    g:set(5, 1) -- the gradient is the span (t:set(value, index...))
+    assert.are.same({ { 5, 4 } }, l.weight.grad:totable())
+    l.weight.grad = t -- the buffer exists: seen at once, without asking the module again
+    assert.are.same({ 3, 4, 0 }, g:totable())
+    t:fill_(9) -- t is not kept: the gradient does not follow it
+    assert.are.same({ { 3, 4 } }, l.weight.grad:totable())
+    l.bias.grad = T { 7 }
+    assert.are.same({ 3, 4, 7 }, g:totable())
+    -- the gradient stays the span: the buffer sees backward accumulate on top of it
+    l(T { { 1, 3 } }):sum():backward()
+    assert.are.same({ 4, 7, 8 }, g:totable())
+    assert.are.same({ { 4, 7 } }, span(l, g, 1):totable())
+    -- a view of the same buffer overlapping the span: read before written
+    l.weight.grad = g:narrow(1, 2, 2):view(1, 2)
+    assert.are.same({ 7, 8, 8 }, g:totable())
+    l.weight.grad = l.weight.grad -- itself: nothing changes
+    assert.are.same({ 7, 8, 8 }, g:totable())
+    -- the shape must match; nothing changes on error
+    local ok, e = pcall(function() l.weight.grad = T { 1, 2 } end)
+    assert.is_false(ok)
+    assert.truthy(e:find("grad: shape [2] does not match the tensor's shape [1, 2]", 1, true), e)
+    assert.are.same({ 7, 8, 8 }, g:totable())
+    -- p.grad = nil as before: the span reads as zeros, .grad is nil, backward reattaches it
+    l.weight.grad = nil
+    assert.is_nil(l.weight.grad)
+    assert.are.same({ 0, 0, 8 }, g:totable())
+    l(T { { 1, 3 } }):sum():backward()
+    assert.are.same({ 1, 3, 9 }, g:totable())
+    -- a tensor that is not packed keeps the tensor it is given
+    local x = T { 1, 2 }:requires_grad(true)
+    local gx = T { 5, 6 }
+    x.grad = gx
+    assert.is_true(gx == x.grad)
+  end)
 end)

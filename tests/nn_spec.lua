@@ -150,6 +150,53 @@ describe("Module", function()
     has(s, "total parameters: 269,322")
   end)
 
+  it("summary keeps its columns aligned: nested results compact, long names widen, long shapes cut", function()
+    local Pair = nn.Module:extend("Pair") -- an RNN-like nested state: {{h, c}, {h, c}}
+    function Pair:forward(h) return { { h, h }, { h, h } } end
+    local Wide = nn.Module:extend("Wide") -- eight results of three shapes, then one more
+    function Wide:forward(x)
+      local out = {}
+      for i = 1, 8 do out[i] = x:narrow(2, 1, i % 3 + 1) end
+      return out, x
+    end
+    local Net = nn.Module:extend("Net")
+    function Net:init()
+      self.fc = nn.Linear(3, 2)
+      self.pair = Pair()
+      self.wide = Wide()
+      self.a_rather_long_name_for_the_layer_column = nn.Tanh()
+    end
+    function Net:forward(x)
+      local h = self.fc(x)
+      self.pair(h)
+      self.wide(x)
+      return self.a_rather_long_name_for_the_layer_column(h)
+    end
+    -- the layer column fits the longest name (46), the shape column the longest shape (34:
+    -- Wide's list cut after its third entry to stay within 40 with " (+1)"), numbers
+    -- right-aligned in 12 and 14; Linear(3 -> 2): 3 * 2 + 2 parameters, 3 * 2 mult-adds
+    local rule = string.rep("-", 46 + 2 + 34 + 1 + 12 + 1 + 14)
+    assert.equal(table.concat({
+      "layer                                           output shape                             params      mult-adds",
+      rule,
+      "(model) Net                                     [1, 2]                                        0",
+      "  fc Linear(3 -> 2)                             [1, 2]                                        8              6",
+      "  pair Pair                                     4 x [1, 2]                                    0              0",
+      "  wide Wide                                     {[1, 2], [1, 3], [1, 1], ...} (+1)            0              0",
+      "  a_rather_long_name_for_the_layer_column Tanh  [1, 2]                                        0              0",
+      rule,
+      "total parameters: 8 in 2 tensors (32 bytes of float32, one flat buffer)",
+      "multiply-adds per example: 6 (matrix products; elementwise work not counted)",
+    }, "\n"), Net():summary({ 3 }, { print = false }))
+    -- a list of one shape but several results, nested: still one cell, aligned
+    local State = nn.Module:extend("State")
+    function State:forward(x) return { { x, x }, { x, x }, { x, x } } end
+    local lines = {}
+    for l in State():summary(recur.zeros(32, 128), { print = false }):gmatch("[^\n]+") do lines[#lines + 1] = l end
+    assert.equal("(model) State                 6 x [32, 128]                 0              0", lines[3])
+    assert.equal(#lines[1], #lines[3])
+  end)
+
   it("custom modules need forward; options are checked", function()
     local M = nn.Module:extend("M")
     has(err_of(function() M()(1) end), "M:forward is not implemented")

@@ -235,6 +235,10 @@ int main(void) {
                          "assert(require('ok').value == 5)\n"
                          "assert(('a,b,,c'):gsub(',', ';') == 'a;b;;c')\n"
                          "assert(select(2, pcall(error, 'x', 0)) == 'x')\n"
+                         /* checked methods need no debug library (recur._methods) */
+                         "local ok, e = pcall(recur.nn.Linear(2, 1).parameters)\n"
+                         "assert(not ok and e:find('Module:parameters: called with nil as "
+                         "self', 1, true), e)\n"
                          "return #string.rep('ab', 3, '-')",
                          "=allowed") == RECUR_OK);
   CHECK(recur_collect(rt) == RECUR_OK);

@@ -7,6 +7,10 @@ recur._VERSION = "recur 0.1.0"
 -- recur.Function support: the ctx object handed to forward and backward.
 local ctx_methods = {}
 function ctx_methods:save_for_backward(...)
+  if type(self) ~= "table" then
+    error("ctx:save_for_backward: called with " .. (recur.is_tensor(self) and "a tensor" or type(self))
+      .. " as self, not the ctx (use ctx:save_for_backward(...), not ctx.save_for_backward(...))", 2)
+  end
   self.saved_tensors = table.pack(...)
 end
 recur._function_ctx_mt = { __index = ctx_methods }

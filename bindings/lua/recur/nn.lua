@@ -39,9 +39,9 @@
 -- every gradient: one call clips, averages or all-reduces them all. zero_grad() fills it with
 -- zeros (it never drops the gradients, which would detach them from the buffer); dropping
 -- one by hand (p.grad = nil, p:zero_grad()) zeroes its span and the next backward attaches
--- the same span again. A gradient replaced by another tensor (p.grad = t) lives outside the
--- buffer until the module is next asked for its parameters, which copies it back into its
--- span. Gradients made before packing (a backward on a module nobody asked for its
+-- the same span again. Assigning a tensor (p.grad = t) to a packed parameter copies t's
+-- values into its span (runtime: rc_param_set_grad; the buffer made if missing): .grad
+-- stays the span, t is not kept. Gradients made before packing (a backward on a module nobody asked for its
 -- parameters yet) are copied into the buffer when it is packed. parameters(), state_dict(),
 -- load_state_dict() and summary() pack the values only: they never make the gradient buffer.
 -- Why the buffer belongs to the value buffer (runtime: rc_storage.grad_twin, found from the
@@ -64,6 +64,7 @@
 -- Losses: nn.cross_entropy, nll, mse, l1, binary_cross_entropy_with_logits.
 local recur = require "recur"
 local C = recur._nn
+local methods = require "recur._methods"
 
 local nn = {}
 
@@ -197,8 +198,53 @@ nn._as_init = as_init
 
 local Module = { _class_name = "Module" }
 Module.__index = Module
-setmetatable(Module, { __call = function(c, ...) return c:new(...) end })
 nn.Module = Module
+
+local function is_class(v)
+  return type(v) == "table" and rawget(v, "__index") == v and rawget(v, "_class_name") ~= nil
+end
+
+-- Checked methods (recur._methods): every method (a function whose first parameter is
+-- self) assigned to a module class checks its self, so that m.forward(x) or
+-- m.parameters() says so at the caller's line. extend and new are called on a class; every
+-- other method on a module instance. Metamethods (__call, __tostring...) are left alone:
+-- Lua gives them the right self.
+local CLASS_METHODS = { extend = true, new = true }
+
+-- The self test of the methods of class cls: a module (Module's own methods), or an instance
+-- of cls or of a subclass (a subclass's methods: Linear.forward(m, x) needs a Linear).
+local function instance_test(cls)
+  if cls == nn.Module then return is_module end
+  return function(v)
+    if not is_module(v) then return false end
+    local c = getmetatable(v)
+    while c ~= nil do
+      if c == cls then return true end
+      local mt = getmetatable(c)
+      c = mt and rawget(mt, "__index")
+    end
+    return false
+  end
+end
+
+local function class_newindex(cls, k, v)
+  if type(k) == "string" and type(v) == "function" and not k:match("^__") then
+    local name = rawget(cls, "_class_name")
+    if CLASS_METHODS[k] then
+      v = methods.method(v, name, k, is_class, "a module class", "Class")
+    else
+      local test = rawget(cls, "_self_test")
+      if not test then
+        test = instance_test(cls)
+        rawset(cls, "_self_test", test)
+      end
+      v = methods.method(v, name, k, test, cls == nn.Module and "a module" or ("a " .. name), "m", cls)
+    end
+  end
+  rawset(cls, k, v)
+end
+local function class_call(c, ...) return c:new(...) end
+setmetatable(Module, { __call = class_call, __newindex = class_newindex })
 
 local instance_meta = { "__call", "__tostring", "__newindex", "__len" }
 
@@ -208,7 +254,7 @@ function Module:extend(name)
   local cls = { _class_name = name }
   cls.__index = cls
   for _, k in ipairs(instance_meta) do cls[k] = self[k] end
-  return setmetatable(cls, { __index = self, __call = function(c, ...) return c:new(...) end })
+  return setmetatable(cls, { __index = self, __call = class_call, __newindex = class_newindex })
 end
 
 function Module:new(...)
@@ -235,10 +281,13 @@ function Module:forward()
 end
 
 -- calling a module runs forward (and the summary hook, when one is set)
+local unchecked = methods.unchecked
 Module.__call = function(self, ...)
+  local forward = self.forward
+  forward = unchecked[forward] or forward -- self is right here: skip the check
   local hook = rawget(self, "_hook")
-  if not hook then return self:forward(...) end
-  local out = table.pack(self:forward(...))
+  if not hook then return forward(self, ...) end
+  local out = table.pack(forward(self, ...))
   hook(self, table.pack(...), out)
   return table.unpack(out, 1, out.n)
 end
@@ -539,6 +588,54 @@ local function shape_of(v)
   return type(v)
 end
 
+-- The tensors of a nested list (false when it holds anything else, or is empty).
+local function tensor_leaves(v, out)
+  out = out or {}
+  if recur.is_tensor(v) then
+    out[#out + 1] = v
+    return out
+  end
+  if type(v) ~= "table" or #v == 0 then return false end
+  for _, x in ipairs(v) do
+    if not tensor_leaves(x, out) then return false end
+  end
+  return out
+end
+
+-- A summary cell for a result: its shape; a nested list of tensors of one shape (an RNN's
+-- state {{h, c}, {h, c}}) as "4 x [32, 128]"; any other table in full ({[3], {[2, 4]}}),
+-- which the table cuts with "..." when it is too wide.
+local function shape_cell(v)
+  if type(v) == "table" then
+    local ls = tensor_leaves(v)
+    if ls and #ls > 1 then
+      local first = shape_str(ls[1]:size())
+      local same = true
+      for i = 2, #ls do
+        if shape_str(ls[i]:size()) ~= first then same = false break end
+      end
+      if same then return #ls .. " x " .. first end
+    end
+  end
+  return shape_of(v)
+end
+
+-- s cut to at most w characters: a list after its last entry that fits, closed
+-- ("{[1, 2], [1, 3], ...}"); anything else with "..." at the end
+local function fit(s, w)
+  if #s <= w then return s end
+  for p = w, 2, -1 do
+    if s:sub(p, p + 1) == ", " and s:sub(p + 2, p + 2):match("[%[{]") then
+      local head = s:sub(1, p - 1)
+      local _, open = head:gsub("{", "")
+      local _, close = head:gsub("}", "")
+      local cut = head .. ", ..." .. string.rep("}", open - close)
+      if #cut <= w then return cut end
+    end
+  end
+  return s:sub(1, w - 3) .. "..."
+end
+
 -- Prints (and returns) every module with its output shape, its own parameter count and its
 -- multiply-adds per example, then the totals. input: a shape without the batch dimension
 -- ({784}), a tensor (its first dimension is the batch), or nil (no forward: shapes and
@@ -584,7 +681,8 @@ function Module:summary(input, opts)
         local r = rows[mod]
         -- the first result's shape (a recurrent layer's output; "(+1)": one more result,
         -- its final state)
-        r.shape = shape_of(outs[1]) .. (outs.n > 1 and string.format(" (+%d)", outs.n - 1) or "")
+        r.shape = shape_cell(outs[1])
+        r.more = outs.n > 1 and string.format(" (+%d)", outs.n - 1) or ""
         r.macs = (r.macs or 0) + mod:macs(ins, outs)
       end)
     end
@@ -595,28 +693,35 @@ function Module:summary(input, opts)
     for _, m in ipairs(order) do rawset(m, "_hook", nil) end
     if not ok then fail("summary: the forward pass failed: " .. tostring(err), 2) end
   end
-  local lines = {}
-  local w1 = 28
-  for _, m in ipairs(order) do
-    local r = rows[m]
-    local label = string.rep("  ", r.depth) .. r.name .. " " .. r.kind
-    if #label > w1 then w1 = #label end
-  end
-  local fmt = "%-" .. w1 .. "s  %-18s %12s %14s"
-  lines[#lines + 1] = string.format(fmt, "layer", "output shape", "params", "mult-adds")
-  lines[#lines + 1] = string.rep("-", w1 + 48)
+  -- Columns: the layer column is as wide as its longest entry; the shape column too, up
+  -- to SHAPE_MAX characters (longer shapes are cut with "..."); the numbers right-aligned.
+  local SHAPE_MAX = 40
+  local cells = {}
   local tp, tm = 0, 0
-  for _, m in ipairs(order) do
+  for i, m in ipairs(order) do
     local r = rows[m]
     tp = tp + r.params
     local macs = r.macs and math.floor(r.macs / batch + 0.5)
     -- containers show the sum of their children; count only leaves in the total
     if macs and #m._modules == 0 then tm = tm + macs end
-    lines[#lines + 1] = string.format(fmt, string.rep("  ", r.depth) .. r.name .. " " .. r.kind,
-      r.shape or (input and "-" or "?"), commas(r.params),
-      #m._modules > 0 and "" or (macs and commas(macs) or (input and "-" or "?")))
+    local shape = r.shape and (fit(r.shape, SHAPE_MAX - #r.more) .. r.more) or (input and "-" or "?")
+    cells[i] = { string.rep("  ", r.depth) .. r.name .. " " .. r.kind, shape, commas(r.params),
+      #m._modules > 0 and "" or (macs and commas(macs) or (input and "-" or "?")) }
   end
-  lines[#lines + 1] = string.rep("-", w1 + 48)
+  local head = { "layer", "output shape", "params", "mult-adds" }
+  local w = { 28, 18, 12, 14 }
+  for _, c in ipairs(cells) do
+    for k = 1, 4 do w[k] = math.max(w[k], #c[k]) end
+  end
+  local fmt = "%-" .. w[1] .. "s  %-" .. w[2] .. "s %" .. w[3] .. "s %" .. w[4] .. "s"
+  local width = w[1] + w[2] + w[3] + w[4] + 4
+  local lines = {}
+  lines[#lines + 1] = (string.format(fmt, table.unpack(head)))
+  lines[#lines + 1] = string.rep("-", width)
+  for _, c in ipairs(cells) do
+    lines[#lines + 1] = (string.format(fmt, table.unpack(c)):gsub("%s+$", ""))
+  end
+  lines[#lines + 1] = string.rep("-", width)
   local named = self:named_parameters()
   local pl = {}
   for i, np in ipairs(named) do pl[i] = np[2] end
@@ -749,7 +854,7 @@ end
 
 local function simple(name, fwd)
   local cls = Module:extend(name)
-  cls.forward = function(_, x) return fwd(x) end
+  cls.forward = function(self, x) return fwd(x) end -- luacheck: ignore self
   nn[name] = cls
   return cls
 end

@@ -259,6 +259,16 @@ function rnn.unroll(cell, x, opts)
   return y, state
 end
 
+-- Checked methods (recur._methods): cell.forward(x) or LuaCell.step(x) say so at the
+-- caller's line. The fused cells' Lua methods live in their userdata's method table.
+local methods = require "recur._methods"
+methods.wrap_all(fused, "rnn.Cell", function(v)
+  local mt = type(v) == "userdata" and getmetatable(v)
+  return type(mt) == "table" and rawget(mt, "__index") == fused
+end, "an rnn cell", "cell")
+methods.wrap_all(LuaCell, "rnn.LuaCell", function(v) return getmetatable(v) == LuaCell end,
+  "an rnn.LuaCell", "cell", LuaCell)
+
 -- ---------------------------------------------------------------------------------------
 -- Modules: a cell as a module, and the layer (both recur.nn modules: their parameters join
 -- the model's one flat buffer)

@@ -72,7 +72,15 @@ function Iter:_step()
     epoch_start = self.step == 1, epoch_end = self.step == self.steps_per_epoch }
 end
 
+-- Checked methods (recur._methods): it.next() says so at the caller's line. The iterators'
+-- own methods (next, _reset...) are fields of each iterator, checked as it is made.
+local methods = require "recur._methods"
+local function is_iter(v) return getmetatable(v) == Iter end
+methods.wrap_all(Iter, "iterator", is_iter, "a batch iterator", "it", Iter)
+
 local function new_iter(fields)
+  -- an iterator's own methods take that iterator only
+  methods.wrap_all(fields, "iterator", function(v) return rawequal(v, fields) end, "this iterator", "it")
   local it = setmetatable(fields, Iter)
   it:_reset()
   return it

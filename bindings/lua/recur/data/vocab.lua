@@ -370,4 +370,8 @@ function Vocab.from_table(t)
   return v
 end
 
+-- Checked methods (recur._methods): v.encode("abc") says so at the caller's line.
+require("recur._methods").wrap_all(Vocab, "Vocab", function(v) return getmetatable(v) == Vocab end,
+  "a vocabulary", "vocab", Vocab)
+
 return Vocab
