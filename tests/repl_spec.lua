@@ -72,7 +72,7 @@ describe("recur.repl.complete", function()
     for _, s in ipairs(m) do set[s] = true end
     for name in pairs(package.preload) do
       local sub = name:match("^recur%.([%w_]+)$")
-      if sub then assert.is_true(set["recur." .. sub], sub) end
+      if sub and sub:sub(1, 1) ~= "_" then assert.is_true(set["recur." .. sub], sub) end
     end
     assert.is_true(set["recur.repl"] and set["recur.nn"] and set["recur.matmul"])
     for _, s in ipairs(m) do assert.falsy(s:find("^recur%._"), s) end
