@@ -909,8 +909,34 @@ static int m_tostring(lua_State *L) {
   return 1;
 }
 
-/* t.grad and other properties come through __index after the method table. */
+/* t[i] (Torch7's indexing): the 1-based (negative: from the end) integer key at 2 as a
+ * 0-based index into dimension 1. */
+static int64_t row_index(lua_State *L, rc_tensor *t) {
+  if (t->ndim == 0) rb_error(L, "tensor[i]: a 0-d tensor has no rows (use item())");
+  int isint = 0;
+  lua_Integer i = lua_tointegerx(L, 2, &isint);
+  if (!isint) rb_error(L, "tensor[i]: the index must be an integer, got %s", lua_tostring(L, 2));
+  int64_t n = t->size[0], k = i < 0 ? (int64_t)i + n : (int64_t)i - 1;
+  if (i == 0 || k < 0 || k >= n)
+    rb_error(L,
+             "tensor[i]: index %lld is out of range for dimension 1 of size %lld (indices are "
+             "1-based; -1 is the last)",
+             (long long)i, (long long)n);
+  return k;
+}
+
+/* t.grad and other properties come through __index after the method table; t[i] is the
+ * i-th row (a view, as select(1, i)) or, for a 1-D tensor, the i-th number. */
 static int m_index(lua_State *L) {
+  if (lua_type(L, 2) == LUA_TNUMBER) {
+    rc_tensor *t = rb_check(L, 1);
+    int64_t k = row_index(L, t);
+    if (t->ndim == 1) {
+      lua_pushnumber(L, t->storage->data[t->offset + k * t->stride[0]]);
+      return 1;
+    }
+    return rb_push(L, rc_select(t, 0, k));
+  }
   lua_pushvalue(L, 2);
   lua_rawget(L, lua_upvalueindex(2));
   if (!lua_isnil(L, -1)) return 1;
@@ -945,9 +971,26 @@ static int m_index(lua_State *L) {
   return 1; /* nil */
 }
 
-/* t.grad = x (or nil) */
+/* t.grad = x (or nil); t[i] = v fills row i with the number v or copies the tensor v into
+ * it (broadcast), as an in-place op (autograd rules of fill_ and copy_). */
 static int m_newindex(lua_State *L) {
   rc_tensor *t = rb_check(L, 1);
+  if (lua_type(L, 2) == LUA_TNUMBER) {
+    int64_t k = row_index(L, t);
+    rc_tensor *src = NULL;
+    float v = 0;
+    if (lua_type(L, 3) == LUA_TNUMBER)
+      v = (float)lua_tonumber(L, 3);
+    else if (!(src = rb_test(L, 3)))
+      return rb_error(L, "tensor[i]: the value must be a number or a tensor, got %s",
+                      luaL_typename(L, 3));
+    rc_tensor *row = rc_select(t, 0, k);
+    if (!row) return rb_raise(L);
+    int rc = src ? rc_copy_(row, src) : rc_fill_(row, v);
+    rc_release(row);
+    if (rc) return rb_raise(L);
+    return 0;
+  }
   const char *k = lua_tostring(L, 2);
   if (k && strcmp(k, "grad") == 0) {
     if (lua_isnil(L, 3)) {

@@ -58,6 +58,34 @@ describe("element access", function()
     assert.equal(5, t:get(-1, -1))
     assert.same({{0, 0, 0}, {0, 0, 5}}, t:totable())
   end)
+  it("t[i] is row i (a view; a number in 1-D), t[i] = v writes it, #t counts rows", function()
+    local t = recur.tensor { { 1, 2, 3 }, { 4, 5, 6 } }
+    assert.equal(2, #t)
+    assert.same({ 1, 2, 3 }, t[1]:totable())
+    assert.same({ 4, 5, 6 }, t[-1]:totable())
+    assert.equal(6, t[2][3])
+    assert.equal(4, t[2][-3])
+    t[1][2] = 20 -- a view: writes reach t
+    assert.same({ { 1, 20, 3 }, { 4, 5, 6 } }, t:totable())
+    t[2] = 0
+    assert.same({ { 1, 20, 3 }, { 0, 0, 0 } }, t:totable())
+    t[-1] = recur.tensor { 7, 8, 9 }
+    t[1] = recur.tensor { 1 } -- broadcast
+    assert.same({ { 1, 1, 1 }, { 7, 8, 9 } }, t:totable())
+    -- rows carry gradients like select
+    local x = recur.tensor({ { 1, 2 }, { 3, 4 } }):requires_grad(true)
+    local y = x * 1
+    ;(y[2] * recur.tensor { 10, 20 }):sum():backward()
+    assert.same({ { 0, 0 }, { 10, 20 } }, x.grad:totable())
+    assert.truthy(err_of(function() return t[3] end):find(
+      "tensor[i]: index 3 is out of range for dimension 1 of size 2 (indices are 1-based; -1 is the last)", 1, true))
+    assert.truthy(err_of(function() return t[0] end):find("index 0 is out of range", 1, true))
+    assert.truthy(err_of(function() return t[1.5] end):find("tensor[i]: the index must be an integer, got 1.5", 1, true))
+    assert.truthy(err_of(function() t[1] = "x" end):find("the value must be a number or a tensor, got string", 1, true))
+    assert.truthy(err_of(function() t[1] = recur.zeros(2) end):find("copy_: shapes [3] and [2]", 1, true))
+    assert.truthy(err_of(function() return recur.tensor(5)[1] end):find("a 0-d tensor has no rows", 1, true))
+    assert.truthy(err_of(function() x[1] = 0 end):find("fill_: in-place", 1, true))
+  end)
   it("rejects out-of-range and missing indices", function()
     local t = recur.zeros(2, 3)
     assert.truthy(err_of(t.get, t, 0, 1):find("get: index 0 is out of range for dimension 1 of size 2"))
