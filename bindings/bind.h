@@ -102,5 +102,7 @@ struct rc_cell *rb_check_cell(lua_State *L, int idx);
 void rb_open_nn(lua_State *L, int methods, int module);
 void rb_open_optim(lua_State *L, int methods, int module);
 void rb_open_checkpoint(lua_State *L, int methods, int module);
+void rb_open_sort(lua_State *L, int methods, int module);
+void rb_open_shape(lua_State *L, int methods, int module);
 
 #endif

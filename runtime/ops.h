@@ -127,4 +127,36 @@ rc_tensor *rc_randint(rc_ctx *c, int ndim, const int64_t *size, int64_t lo, int6
 void rc_rng_state_get(rc_ctx *c, unsigned char out[RC_RNG_STATE_BYTES]);
 int rc_rng_state_set(rc_ctx *c, const unsigned char *in, size_t len);
 
+/* ---- sorting and tests (ops_sort.c). Stable; NaN is greater than every number (last in
+ * ascending order, first in descending order and in topk(largest)). Indices are 0-based float
+ * values; only the values have a gradient. ---- */
+int rc_sort(rc_tensor *a, int dim, int descending, rc_tensor **values, rc_tensor **indices);
+/* the k largest (or smallest) along dim, in sorted order; 0 <= k <= size */
+int rc_topk(rc_tensor *a, int64_t k, int dim, int largest, rc_tensor **values,
+            rc_tensor **indices);
+rc_tensor *rc_argsort(rc_tensor *a, int dim, int descending);
+/* 0/1 results, no gradient; NaN counts as nonzero. dim RC_ALL: over all elements. */
+rc_tensor *rc_any_all(rc_tensor *a, int dim, int keepdim, int is_all);
+typedef enum { RC_ISNAN, RC_ISINF, RC_ISFINITE } rc_fpclass;
+rc_tensor *rc_isclass(rc_tensor *a, rc_fpclass what);
+
+/* ---- copies that rearrange elements (ops_shape.c): differentiable ---- */
+rc_tensor *rc_flip(rc_tensor *a, int ndims, const int *dims);
+/* shifts[i] along dims[i]; ndims == 0: a flattened roll by shifts[0], shape kept */
+rc_tensor *rc_roll(rc_tensor *a, int ndims, const int64_t *shifts, const int *dims);
+/* the lower (tril) or upper (triu) triangle of the last two dims from diagonal k, rest 0 */
+rc_tensor *rc_tri(rc_tensor *a, int64_t k, int upper);
+/* 1-D -> 2-D with a on diagonal k; 2-D -> 1-D diagonal k */
+rc_tensor *rc_diag(rc_tensor *a, int64_t k);
+rc_tensor *rc_trace(rc_tensor *a); /* 2-D: sum of the main diagonal, 0-d */
+/* numpy.tile: reps shorter than ndim are padded with leading 1s, longer pad a's shape */
+rc_tensor *rc_tile(rc_tensor *a, int nreps, const int64_t *reps);
+/* each slice along dim repeated counts[i] times (n_counts == 1: all the same); dim RC_ALL:
+ * over the flattened tensor */
+rc_tensor *rc_repeat_interleave(rc_tensor *a, int n_counts, const int64_t *counts, int dim);
+rc_tensor *rc_cumprod(rc_tensor *a, int dim);
+/* n points from start to stop (n >= 0); logspace: base^each */
+rc_tensor *rc_linspace(rc_ctx *c, double start, double stop, int64_t n);
+rc_tensor *rc_logspace(rc_ctx *c, double start, double stop, int64_t n, double base);
+
 #endif

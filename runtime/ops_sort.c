@@ -1,0 +1,231 @@
+/* Sorting and tests: sort, topk (values and 0-based indices along a dim), any, all, isnan,
+ * isinf, isfinite.
+ *
+ * sort and topk are stable: equal values keep their order (the first occurrence first, in
+ * both directions). NaN compares greater than every number, as in PyTorch: it sorts last in
+ * ascending order, first in descending order, and topk(largest) picks NaNs first. Their values
+ * are differentiable: the backward scatters each value's gradient back to the position it came
+ * from (indices are distinct within a slice, so nothing is summed). Indices, any, all and the
+ * isnan family are 0/1 or integer float tensors without gradient. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops.h"
+
+/* A contiguous tensor seen as [outer, n, inner] around dim (a 0-d tensor: one element). */
+typedef struct {
+  int64_t outer, n, inner;
+} span_t;
+
+static span_t span_of(const rc_shape *s, int dim) {
+  span_t p = {1, 1, 1};
+  if (s->ndim == 0) return p;
+  for (int i = 0; i < dim; i++) p.outer *= s->size[i];
+  p.n = s->size[dim];
+  for (int i = dim + 1; i < s->ndim; i++) p.inner *= s->size[i];
+  return p;
+}
+
+typedef struct {
+  float v;
+  int64_t i;
+} pair_t;
+
+/* NaN is greater than everything; ties broken by position (a stable order). */
+static int cmp_up(const void *pa, const void *pb) {
+  const pair_t *a = pa, *b = pb;
+  int an = isnan(a->v), bn = isnan(b->v);
+  if (an != bn) return an ? 1 : -1;
+  if (!an && a->v != b->v) return a->v < b->v ? -1 : 1;
+  return (a->i > b->i) - (a->i < b->i);
+}
+
+static int cmp_down(const void *pa, const void *pb) {
+  const pair_t *a = pa, *b = pb;
+  int an = isnan(a->v), bn = isnan(b->v);
+  if (an != bn) return an ? -1 : 1;
+  if (!an && a->v != b->v) return a->v > b->v ? -1 : 1;
+  return (a->i > b->i) - (a->i < b->i);
+}
+
+/* gin = zeros, gin[slice, ix[k]] = g[slice, k]: the values' gradient back where they came from */
+static int sort_backward(rc_node *nd, rc_tensor **gout, rc_tensor **gin) {
+  rc_tensor *ixs = rc_node_saved(nd, 0);
+  if (!ixs) return -1;
+  const rc_shape *s = &nd->in_shape[0];
+  span_t p = span_of(s, (int)nd->i[0]);
+  int64_t k = nd->i[1];
+  rc_tensor *g = rc_raw_contiguous(gout[0]);
+  rc_tensor *ix = g ? rc_raw_contiguous(ixs) : NULL;
+  rc_tensor *r = ix ? rc_zeros(nd->ctx, s->ndim, s->size) : NULL;
+  if (!r) {
+    rc_release(g);
+    rc_release(ix);
+    return -1;
+  }
+  const float *gp = rc_data(g), *ip = rc_data(ix);
+  float *rp = rc_data(r);
+  for (int64_t o = 0; o < p.outer; o++)
+    for (int64_t q = 0; q < k; q++)
+      for (int64_t j = 0; j < p.inner; j++) {
+        int64_t src = (o * k + q) * p.inner + j;
+        int64_t at = (int64_t)ip[src];
+        if (at >= 0 && at < p.n) rp[(o * p.n + at) * p.inner + j] += gp[src];
+      }
+  rc_release(g);
+  rc_release(ix);
+  gin[0] = r;
+  return 0;
+}
+
+/* The k first of each slice along dim in sorted order (k == size: a full sort). */
+static int sort_impl(rc_tensor *a, int dim, int descending, int64_t k, const char *fn,
+                     rc_tensor **values, rc_tensor **indices) {
+  /* argsort drops the values: values == NULL records no node */
+  rc_ctx *c = a->ctx;
+  if (values) *values = NULL;
+  *indices = NULL;
+  int d = 0;
+  if (a->ndim > 0 && rc_wrap_dim(c, fn, dim, a->ndim, &d)) return -1;
+  rc_shape s = rc_shape_of(a);
+  span_t p = span_of(&s, d);
+  if (k < 0 || k > p.n) {
+    char buf[128];
+    return rc_error(c, "%s: k = %lld is out of range for dimension %d of shape %s (size %lld)", fn,
+                    (long long)k, d + 1, rc_shape_str(a, buf, sizeof buf), (long long)p.n);
+  }
+  int64_t numel = rc_numel(a);
+  if (rc_charge(c, fn, (uint64_t)numel / 4 + 1)) return -1;
+  rc_shape os = s;
+  if (os.ndim > 0) os.size[d] = k;
+  pair_t *buf = malloc((size_t)(p.n > 0 ? p.n : 1) * sizeof *buf);
+  rc_tensor *x = buf ? rc_raw_contiguous(a) : NULL;
+  rc_tensor *v = x ? rc_empty(c, os.ndim, os.size) : NULL;
+  rc_tensor *ix = v ? rc_empty(c, os.ndim, os.size) : NULL;
+  if (!ix) {
+    if (!buf) rc_error(c, "%s: out of memory for a work buffer", fn);
+    free(buf);
+    rc_release(x);
+    rc_release(v);
+    return -1;
+  }
+  const float *xp = rc_data(x);
+  float *vp = rc_data(v), *ipp = rc_data(ix);
+  for (int64_t o = 0; o < p.outer; o++)
+    for (int64_t j = 0; j < p.inner; j++) {
+      for (int64_t q = 0; q < p.n; q++) {
+        buf[q].v = xp[(o * p.n + q) * p.inner + j];
+        buf[q].i = q;
+      }
+      if (p.n > 1) qsort(buf, (size_t)p.n, sizeof *buf, descending ? cmp_down : cmp_up);
+      for (int64_t q = 0; q < k; q++) {
+        vp[(o * k + q) * p.inner + j] = buf[q].v;
+        ipp[(o * k + q) * p.inner + j] = (float)buf[q].i;
+      }
+    }
+  free(buf);
+  rc_release(x);
+  if (!values) {
+    rc_release(v);
+    *indices = ix;
+    return 0;
+  }
+  rc_node *nd;
+  if (rc_record(c, k == p.n ? "SortBackward" : "TopkBackward", sort_backward, &a, 1, &v, &nd)) {
+    rc_release(ix);
+    return -1;
+  }
+  if (nd) {
+    nd->i[0] = d;
+    nd->i[1] = k;
+    rc_node_save(nd, 0, ix);
+  }
+  *values = v;
+  *indices = ix;
+  return 0;
+}
+
+int rc_sort(rc_tensor *a, int dim, int descending, rc_tensor **values, rc_tensor **indices) {
+  int d = 0;
+  if (a->ndim > 0 && rc_wrap_dim(a->ctx, "sort", dim, a->ndim, &d)) return -1;
+  return sort_impl(a, d, descending, a->ndim ? a->size[d] : 1, "sort", values, indices);
+}
+
+int rc_topk(rc_tensor *a, int64_t k, int dim, int largest, rc_tensor **values,
+            rc_tensor **indices) {
+  return sort_impl(a, dim, largest, k, "topk", values, indices);
+}
+
+rc_tensor *rc_argsort(rc_tensor *a, int dim, int descending) {
+  int d = 0;
+  if (a->ndim > 0 && rc_wrap_dim(a->ctx, "argsort", dim, a->ndim, &d)) return NULL;
+  rc_tensor *ix;
+  if (sort_impl(a, d, descending, a->ndim ? a->size[d] : 1, "argsort", NULL, &ix)) return NULL;
+  return ix;
+}
+
+/* ---- any, all ---- */
+
+rc_tensor *rc_any_all(rc_tensor *a, int dim, int keepdim, int is_all) {
+  rc_ctx *c = a->ctx;
+  const char *fn = is_all ? "all" : "any";
+  rc_shape s = rc_shape_of(a), os;
+  span_t p = {1, rc_numel(a), 1};
+  int d = -1;
+  if (dim != RC_ALL && a->ndim > 0) {
+    if (rc_wrap_dim(c, fn, dim, a->ndim, &d)) return NULL;
+    p = span_of(&s, d);
+  }
+  memset(&os, 0, sizeof os);
+  if (d < 0) {
+    os.ndim = keepdim ? s.ndim : 0;
+    for (int i = 0; i < os.ndim; i++) os.size[i] = 1;
+  } else {
+    for (int i = 0; i < s.ndim; i++)
+      if (i != d)
+        os.size[os.ndim++] = s.size[i];
+      else if (keepdim)
+        os.size[os.ndim++] = 1;
+  }
+  if (rc_charge(c, fn, (uint64_t)rc_numel(a) / 16 + 1)) return NULL;
+  rc_tensor *x = rc_raw_contiguous(a);
+  rc_tensor *out = x ? rc_full(c, os.ndim, os.size, is_all ? 1.0f : 0.0f) : NULL;
+  if (!out) {
+    rc_release(x);
+    return NULL;
+  }
+  const float *xp = rc_data(x);
+  float *op = rc_data(out);
+  for (int64_t o = 0; o < p.outer; o++)
+    for (int64_t q = 0; q < p.n; q++)
+      for (int64_t j = 0; j < p.inner; j++) {
+        int nz = xp[(o * p.n + q) * p.inner + j] != 0.0f; /* NaN is nonzero: true */
+        if (is_all && !nz) op[o * p.inner + j] = 0.0f;
+        if (!is_all && nz) op[o * p.inner + j] = 1.0f;
+      }
+  rc_release(x);
+  return out;
+}
+
+/* ---- isnan, isinf, isfinite ---- */
+
+rc_tensor *rc_isclass(rc_tensor *a, rc_fpclass what) {
+  static const char *const names[] = {"isnan", "isinf", "isfinite"};
+  rc_ctx *c = a->ctx;
+  if (rc_charge(c, names[what], (uint64_t)rc_numel(a) / 16 + 1)) return NULL;
+  rc_tensor *x = rc_raw_contiguous(a);
+  rc_tensor *out = x ? rc_empty(c, a->ndim, a->size) : NULL;
+  if (!out) {
+    rc_release(x);
+    return NULL;
+  }
+  const float *xp = rc_data(x);
+  float *op = rc_data(out);
+  for (int64_t q = 0, n = rc_numel(a); q < n; q++) {
+    float v = xp[q];
+    op[q] = what == RC_ISNAN ? isnan(v) : what == RC_ISINF ? isinf(v) != 0 : isfinite(v) != 0;
+  }
+  rc_release(x);
+  return out;
+}
