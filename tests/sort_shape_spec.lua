@@ -68,6 +68,43 @@ describe("sort and argsort", function()
   end)
 end)
 
+describe("sort against a reference", function()
+  -- Lua's table.sort on (value, position), NaN greatest, ties by position: the stable order
+  local function ref(vals, down)
+    local p = {}
+    for i, v in ipairs(vals) do p[i] = { v = v, i = i } end
+    table.sort(p, function(a, b)
+      local an, bn = a.v ~= a.v, b.v ~= b.v
+      if an ~= bn then if down then return an else return bn end end
+      if not an and a.v ~= b.v then if down then return a.v > b.v else return a.v < b.v end end
+      return a.i < b.i
+    end)
+    return p
+  end
+  it("gives the stable order on random slices with ties and NaN (every length to 70, some long)", function()
+    recur.seed(7)
+    for trial = 1, 80 do
+      local n = trial <= 70 and trial or 500 + 97 * (trial - 70)
+      local u = recur.rand(n):totable()
+      local vals = {}
+      for i = 1, n do
+        vals[i] = u[i] < 0.05 and NAN or (u[i] < 0.5 and math.floor(u[i] * 10) or u[i] * 10 - 5)
+      end
+      local t = recur.tensor(vals)
+      for _, down in ipairs { false, true } do
+        local _, ix = t:sort(1, down)
+        local want, got = ref(vals, down), ix:totable()
+        for k = 1, n do
+          if got[k] ~= want[k].i then
+            error(("n = %d, descending = %s: position %d holds index %d, want %d"):format(
+              n, tostring(down), k, got[k], want[k].i))
+          end
+        end
+      end
+    end
+  end)
+end)
+
 describe("topk", function()
   it("picks the k largest (NaN counts as largest) or smallest, sorted", function()
     local v, i = recur.tensor{1, NAN, 0, 1, -2}:topk(2)
