@@ -356,19 +356,6 @@ rc_tensor *rc_repeat_interleave(rc_tensor *a, int n_counts, const int64_t *count
 
 /* ---- cumprod ---- */
 
-typedef struct {
-  int64_t outer, n, inner;
-} span_t;
-
-static span_t span_of(const rc_shape *s, int dim) {
-  span_t p = {1, 1, 1};
-  if (s->ndim == 0) return p;
-  for (int i = 0; i < dim; i++) p.outer *= s->size[i];
-  p.n = s->size[dim];
-  for (int i = dim + 1; i < s->ndim; i++) p.inner *= s->size[i];
-  return p;
-}
-
 #define AT(p, o, k, j) ((((o) * (p).n) + (k)) * (p).inner + (j))
 
 /* d/dx_i of sum_j g_j y_j with y_j = prod_{k<=j} x_k, exact with zeros:
@@ -377,7 +364,7 @@ static int cumprod_backward(rc_node *nd, rc_tensor **gout, rc_tensor **gin) {
   rc_tensor *xs = rc_node_saved(nd, 0);
   if (!xs) return -1;
   const rc_shape *s = &nd->in_shape[0];
-  span_t p = span_of(s, (int)nd->i[0]);
+  rc_span p = rc_span_of(s, (int)nd->i[0]);
   rc_tensor *x = rc_raw_contiguous(xs);
   rc_tensor *g = x ? rc_raw_contiguous(gout[0]) : NULL;
   rc_tensor *r = g ? rc_empty(nd->ctx, s->ndim, s->size) : NULL;
@@ -414,7 +401,7 @@ rc_tensor *rc_cumprod(rc_tensor *a, int dim) {
   if (dim == RC_ALL) return rc_error_null(c, "cumprod: a dimension is required");
   if (rc_wrap_dim(c, "cumprod", dim, a->ndim, &d)) return NULL;
   rc_shape s = rc_shape_of(a);
-  span_t p = span_of(&s, d);
+  rc_span p = rc_span_of(&s, d);
   if (rc_charge(c, "cumprod", (uint64_t)rc_numel(a) / 16 + 1)) return NULL;
   rc_tensor *x = rc_raw_contiguous(a);
   rc_tensor *out = x ? rc_empty(c, s.ndim, s.size) : NULL;

@@ -13,20 +13,6 @@
 
 #include "ops.h"
 
-/* A contiguous tensor seen as [outer, n, inner] around dim (a 0-d tensor: one element). */
-typedef struct {
-  int64_t outer, n, inner;
-} span_t;
-
-static span_t span_of(const rc_shape *s, int dim) {
-  span_t p = {1, 1, 1};
-  if (s->ndim == 0) return p;
-  for (int i = 0; i < dim; i++) p.outer *= s->size[i];
-  p.n = s->size[dim];
-  for (int i = dim + 1; i < s->ndim; i++) p.inner *= s->size[i];
-  return p;
-}
-
 typedef struct {
   float v;
   int64_t i;
@@ -78,7 +64,7 @@ static int sort_backward(rc_node *nd, rc_tensor **gout, rc_tensor **gin) {
   rc_tensor *ixs = rc_node_saved(nd, 0);
   if (!ixs) return -1;
   const rc_shape *s = &nd->in_shape[0];
-  span_t p = span_of(s, (int)nd->i[0]);
+  rc_span p = rc_span_of(s, (int)nd->i[0]);
   int64_t k = nd->i[1];
   rc_tensor *g = rc_raw_contiguous(gout[0]);
   rc_tensor *ix = g ? rc_raw_contiguous(ixs) : NULL;
@@ -113,7 +99,7 @@ static int sort_impl(rc_tensor *a, int dim, int descending, int64_t k, const cha
   int d = 0;
   if (a->ndim > 0 && rc_wrap_dim(c, fn, dim, a->ndim, &d)) return -1;
   rc_shape s = rc_shape_of(a);
-  span_t p = span_of(&s, d);
+  rc_span p = rc_span_of(&s, d);
   if (k < 0 || k > p.n) {
     char buf[128];
     return rc_error(c, "%s: k = %lld is out of range for dimension %d of shape %s (size %lld)", fn,
@@ -195,11 +181,11 @@ rc_tensor *rc_any_all(rc_tensor *a, int dim, int keepdim, int is_all) {
   rc_ctx *c = a->ctx;
   const char *fn = is_all ? "all" : "any";
   rc_shape s = rc_shape_of(a), os;
-  span_t p = {1, rc_numel(a), 1};
+  rc_span p = {1, rc_numel(a), 1};
   int d = -1;
   if (dim != RC_ALL && a->ndim > 0) {
     if (rc_wrap_dim(c, fn, dim, a->ndim, &d)) return NULL;
-    p = span_of(&s, d);
+    p = rc_span_of(&s, d);
   }
   memset(&os, 0, sizeof os);
   if (d < 0) {

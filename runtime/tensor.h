@@ -40,6 +40,20 @@ typedef struct rc_shape {
   int64_t size[RC_MAX_DIM];
 } rc_shape;
 
+/* A contiguous tensor of shape s seen as [outer, n, inner] around dim (0-d: one element). */
+typedef struct {
+  int64_t outer, n, inner;
+} rc_span;
+
+static inline rc_span rc_span_of(const rc_shape *s, int dim) {
+  rc_span p = {1, 1, 1};
+  if (s->ndim == 0) return p;
+  for (int i = 0; i < dim; i++) p.outer *= s->size[i];
+  p.n = s->size[dim];
+  for (int i = dim + 1; i < s->ndim; i++) p.inner *= s->size[i];
+  return p;
+}
+
 typedef struct rc_tensor {
   int refcount;
   int ndim;
