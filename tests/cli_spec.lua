@@ -323,16 +323,14 @@ cat out
     in_order(out2, "...> ", "stdin:1: 'end' expected near <eof>")
   end)
 
-  it("Ctrl-C at the terminal prompt discards the line", function()
-    if not has_script then
-      pending("the script(1) program is not installed")
-      return
-    end
-    local dir = tmpdir()
-    -- each key is sent once the terminal shows what it waits for (no timing guesses).
-    -- "exec": the shell that script(1) starts must leave the pty's foreground group, or a
-    -- non-interactive dash (CI has no $SHELL) dies of the Ctrl-C meant for recur: status 130.
-    local out = sh(([[
+  -- Runs `recur` on a pty (script(1)) in dir (also its HOME), driven by the shell lines
+  -- `keys`: they send keys with printf ... >&3, each once the terminal shows what it waits for
+  -- (until_seen TEXT N: TEXT seen on N lines; no timing guesses). Returns "status N\n" and
+  -- the terminal's output. "exec": the shell that script(1) starts must leave the pty's
+  -- foreground group, or a non-interactive dash (CI has no $SHELL) dies of a Ctrl-C meant for
+  -- recur (status 130).
+  local function on_pty(dir, keys)
+    return sh(([[
 cd %s
 mkfifo in
 HOME=%s timeout 10 script -qec %s /dev/null < in > out 2>&1 &
@@ -342,6 +340,20 @@ until_seen() {
   i=0
   while [ "$(grep -c "$1" out)" -lt "$2" ] && [ $i -lt 400 ]; do sleep 0.02; i=$((i+1)); done
 }
+%s
+exec 3>&-
+wait $pid
+echo "status $?"
+cat out
+]]):format(q(dir), q(dir), q("exec " .. q(BIN)), keys))
+  end
+
+  it("Ctrl-C at the terminal prompt discards the line", function()
+    if not has_script then
+      pending("the script(1) program is not installed")
+      return
+    end
+    local out = on_pty(tmpdir(), [[
 until_seen 'recur> ' 1
 printf 'x = 1' >&3
 until_seen 'x = 1' 1
@@ -349,11 +361,7 @@ printf '\003' >&3
 until_seen 'recur> ' 2
 printf 'print("ok", x)\n' >&3
 until_seen 'ok' 1
-exec 3>&-
-wait $pid
-echo "status $?"
-cat out
-]]):format(q(dir), q(dir), q("exec " .. q(BIN))))
+]])
     in_order(out, "status 0\n", "recur> ", "x = 1", "recur> ", "ok\tnil")
   end)
 
@@ -363,18 +371,8 @@ cat out
       return
     end
     local dir = tmpdir()
-    -- as above: each key once the terminal shows what it waits for; "exec" as above.
     -- The completed line is checked where readline leaves it: in the history file.
-    local out = sh(([[
-cd %s
-mkfifo in
-HOME=%s timeout 10 script -qec %s /dev/null < in > out 2>&1 &
-pid=$!
-exec 3> in
-until_seen() {
-  i=0
-  while [ "$(grep -c "$1" out)" -lt "$2" ] && [ $i -lt 400 ]; do sleep 0.02; i=$((i+1)); done
-}
+    local out = on_pty(dir, [[
 until_seen 'recur> ' 1
 printf 'recur.mat\t' >&3
 until_seen 'matmul(' 1
@@ -384,11 +382,7 @@ printf 'do\n' >&3
 until_seen '\.\.\.> ' 1
 printf '\tprint("ind" .. "ented") end\n' >&3
 until_seen 'indented' 1
-exec 3>&-
-wait $pid
-echo "status $?"
-cat out
-]]):format(q(dir), q(dir), q("exec " .. q(BIN))))
+]])
     in_order(out, "status 0\n", "recur> ", "recur.matmul(", "42", "...> ", "indented")
     assert.falsy(out:find("\a", 1, true)) -- no bell: Tab on a blank line indents
     local f = assert(io.open(dir .. "/.recur_history"))
