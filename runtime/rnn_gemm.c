@@ -284,12 +284,10 @@ struct rn_team {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   atomic_int posted, finished, sleeping, quit;
-  /* the job */
-  const rn_pmat *m;
-  int64_t M, lda, ldc, q0, q1;
-  const float *A;
-  float *C;
-  int beta;
+  /* the job: fn(arg, lo, hi) on the helper's share */
+  rn_range_fn fn;
+  void *arg;
+  int64_t lo, hi;
   /* adaptivity (main thread only): jobs shared since the last decision, how many found the
    * helper late, and how many sequences to run alone before trying again */
   int jobs, late, cooldown;
@@ -326,7 +324,7 @@ static void *team_main(void *arg) {
     }
     seen = atomic_load_explicit(&t->posted, memory_order_acquire);
     if (atomic_load(&t->quit)) break;
-    pgemm_range(t->m, t->M, t->A, t->lda, t->C, t->ldc, t->beta, t->q0, t->q1);
+    t->fn(t->arg, t->lo, t->hi);
     atomic_store_explicit(&t->finished, seen, memory_order_release);
   }
   return NULL;
@@ -401,38 +399,56 @@ void rn_team_free(rn_team *t) {
   free(t);
 }
 
+void rn_team_split(rn_team *t, rn_range_fn fn, void *arg, int64_t n, int64_t cut) {
+  if (!t || cut <= 0 || cut >= n) {
+    fn(arg, 0, n);
+    return;
+  }
+  t->fn = fn;
+  t->arg = arg;
+  t->lo = cut;
+  t->hi = n;
+  int job = atomic_load(&t->posted) + 1;
+  team_post(t);
+  double t0 = now_s();
+  fn(arg, 0, cut);
+  double t1 = now_s();
+  int spins = 0;
+  while (atomic_load_explicit(&t->finished, memory_order_acquire) != job) {
+    if (++spins < TEAM_SPINS)
+      cpu_relax();
+    else
+      sched_yield();
+  }
+  t->jobs++;
+  if (spins > 64 && now_s() - t1 > t1 - t0) t->late++;
+}
+
+/* a packed product as a job over column panels */
+typedef struct {
+  const rn_pmat *m;
+  int64_t M;
+  const float *A;
+  int64_t lda;
+  float *C;
+  int64_t ldc;
+  int beta;
+} pg_job;
+
+static void pg_fn(void *arg, int64_t q0, int64_t q1) {
+  const pg_job *j = arg;
+  pgemm_range(j->m, j->M, j->A, j->lda, j->C, j->ldc, j->beta, q0, q1);
+}
+
 void rn_pgemm(const rn_pmat *m, int64_t M, const float *A, int64_t lda, float *C, int64_t ldc,
               float beta) {
   if (M <= 0 || m->N <= 0) return;
   if (m->p && m->K > 0 && (beta == 0.0f || beta == 1.0f)) {
     int nr = nr_of(m->kind), b = beta != 0.0f;
     int64_t panels = (m->N + nr - 1) / nr;
-    rn_team *t = m->team;
-    if (t && panels >= 2) {
-      int64_t half = panels / 2;
-      t->m = m;
-      t->M = M;
-      t->A = A;
-      t->lda = lda;
-      t->C = C;
-      t->ldc = ldc;
-      t->beta = b;
-      t->q0 = half;
-      t->q1 = panels;
-      int job = atomic_load(&t->posted) + 1;
-      team_post(t);
-      double t0 = now_s();
-      pgemm_range(m, M, A, lda, C, ldc, b, 0, half);
-      double t1 = now_s();
-      int spins = 0;
-      while (atomic_load_explicit(&t->finished, memory_order_acquire) != job) {
-        if (++spins < TEAM_SPINS)
-          cpu_relax();
-        else
-          sched_yield();
-      }
-      t->jobs++;
-      if (spins > 64 && now_s() - t1 > t1 - t0) t->late++;
+    if (m->team && panels >= 2) {
+      pg_job j = {m, M, A, lda, C, ldc, b};
+      rn_team_split(m->team, pg_fn, &j, panels, panels / 2);
       return;
     }
     pgemm_range(m, M, A, lda, C, ldc, b, 0, panels);

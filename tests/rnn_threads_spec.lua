@@ -8,8 +8,14 @@ describe("fused cells with 2 threads", function()
   local before
   setup(function() before = recur.threads() end)
   teardown(function() recur.threads(before) end)
-  for _, kind in ipairs { "lstm", "gru", "rnn", "pseudo_lstm", "ln_lstm" } do
-    it(kind .. ": the same outputs and gradients as with 1 thread", function()
+  -- lstm with lengths: finished rows in both halves of the batch shared with the helper
+  local cases = {
+    { "lstm" }, { "lstm_peephole" }, { "gru" }, { "rnn" }, { "pseudo_lstm" }, { "ln_lstm" },
+    { "lstm", { 4, 1, 3, 0, 2, 4, 4, 1, 3, 2, 4, 4, 4, 4, 4, 4, 4, 2, 1, 3, 4, 0, 4, 4, 4, 4, 3, 4, 4, 4, 1, 4 } },
+  }
+  for _, case in ipairs(cases) do
+    local kind, lengths = case[1], case[2]
+    it(kind .. (lengths and " with lengths" or "") .. ": the same outputs and gradients as with 1 thread", function()
       recur.seed(1)
       -- B * H * 4H >= 2^20 multiply-adds per step: the helper thread takes part
       local cell = rnn.Cell { cell = kind, input = 48, hidden = 192 }
@@ -19,7 +25,7 @@ describe("fused cells with 2 threads", function()
         recur.threads(th)
         x:zero_grad()
         for _, p in ipairs(cell:parameters()) do p[2]:zero_grad() end
-        local y, fin = cell:forward(x)
+        local y, fin = cell:forward(x, { lengths = lengths })
         local loss = (y * y):sum() + fin[1]:sum()
         loss:backward()
         local r = { y:clone(), x.grad:clone() }
