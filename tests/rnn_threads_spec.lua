@@ -8,17 +8,22 @@ describe("fused cells with 2 threads", function()
   local before
   setup(function() before = recur.threads() end)
   teardown(function() recur.threads(before) end)
-  -- lstm with lengths: finished rows in both halves of the batch shared with the helper
+  -- with lengths: finished rows in both halves of the batch whose row passes the helper shares
   local cases = {
-    { "lstm" }, { "lstm_peephole" }, { "gru" }, { "rnn" }, { "pseudo_lstm" }, { "ln_lstm" },
-    { "lstm", { 4, 1, 3, 0, 2, 4, 4, 1, 3, 2, 4, 4, 4, 4, 4, 4, 4, 2, 1, 3, 4, 0, 4, 4, 4, 4, 3, 4, 4, 4, 1, 4 } },
+    { "lstm" }, { "lstm_peephole" }, { "gru" }, { "gru", nil, true }, { "rnn" }, { "pseudo_lstm" },
+    { "ln_lstm" },
+    { "lstm", { 4, 1, 3, 0, 2, 4, 4, 1, 3, 2, 4, 4, 4, 4, 4, 4, 4, 2, 1, 3, 4, 0, 4, 4, 4, 4, 3, 4,
+      4, 4, 1, 4 } },
+    { "gru", { 4, 4, 4, 0, 2, 4, 4, 1, 3, 2, 4, 4, 4, 4, 4, 4, 4, 2, 1, 3, 4, 0, 4, 4, 4, 4, 3, 4,
+      4, 4, 1, 4 } },
   }
   for _, case in ipairs(cases) do
-    local kind, lengths = case[1], case[2]
-    it(kind .. (lengths and " with lengths" or "") .. ": the same outputs and gradients as with 1 thread", function()
+    local kind, lengths, after = case[1], case[2], case[3]
+    local name = kind .. (after and " (reset_after)" or "") .. (lengths and " with lengths" or "")
+    it(name .. ": the same outputs and gradients as with 1 thread", function()
       recur.seed(1)
       -- B * H * 4H >= 2^20 multiply-adds per step: the helper thread takes part
-      local cell = rnn.Cell { cell = kind, input = 48, hidden = 192 }
+      local cell = rnn.Cell { cell = kind, input = 48, hidden = 192, reset_after = after }
       local x = recur.randn(4, 32, 48):requires_grad(true)
       local res = {}
       for _, th in ipairs { 1, 2, 1, 2 } do
