@@ -13,6 +13,9 @@
  * M = 1, or a single use) rn_pack records the plain matrix and rn_pgemm calls rn_gemm.
  * Every kernel sums over k in order with one fused multiply-add per term, so results match
  * BLAS to float rounding (not bit for bit). */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE /* sched_getcpu, sched_setaffinity */
+#endif
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -284,10 +287,11 @@ struct rn_team {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   atomic_int posted, finished, sleeping, quit;
-  /* the job: fn(arg, lo, hi) on the helper's share */
+  /* the job: fn(arg, lo, hi) on the helper's share; the CPU the caller posted it from */
   rn_range_fn fn;
   void *arg;
   int64_t lo, hi;
+  int cpu;
   /* adaptivity (main thread only): jobs shared since the last decision, how many found the
    * helper late, and how many sequences to run alone before trying again */
   int jobs, late, cooldown;
@@ -298,6 +302,34 @@ struct rn_team {
 static inline void cpu_relax(void) {
 #ifdef RG_X86
   _mm_pause();
+#endif
+}
+
+/* Moves the calling thread off `cpu` when another CPU is allowed, then allows `cpu` again
+ * (the thread stays where it was moved). A helper woken up from its sleep is often placed
+ * on the CPU of the thread that woke it when the other CPUs look busy, for instance with
+ * OpenBLAS's idle threads, which spin (yielding) for a while after each call; the two
+ * halves of every product then take turns on one core for the whole sequence, and the
+ * scheduler does not separate them (moving one of three busy threads does not balance the
+ * load better). */
+static void move_off(int cpu) {
+#ifdef __linux__
+  cpu_set_t all, other;
+  if (cpu < 0 || cpu >= CPU_SETSIZE || sched_getaffinity(0, sizeof all, &all)) return;
+  other = all;
+  CPU_CLR(cpu, &other);
+  if (CPU_COUNT(&other) == 0) return;
+  if (sched_setaffinity(0, sizeof other, &other) == 0) sched_setaffinity(0, sizeof all, &all);
+#else
+  (void)cpu;
+#endif
+}
+
+static int this_cpu(void) {
+#ifdef __linux__
+  return sched_getcpu();
+#else
+  return -1;
 #endif
 }
 
@@ -324,6 +356,7 @@ static void *team_main(void *arg) {
     }
     seen = atomic_load_explicit(&t->posted, memory_order_acquire);
     if (atomic_load(&t->quit)) break;
+    if (t->cpu >= 0 && this_cpu() == t->cpu) move_off(t->cpu);
     t->fn(t->arg, t->lo, t->hi);
     atomic_store_explicit(&t->finished, seen, memory_order_release);
   }
@@ -408,6 +441,7 @@ void rn_team_split(rn_team *t, rn_range_fn fn, void *arg, int64_t n, int64_t cut
   t->arg = arg;
   t->lo = cut;
   t->hi = n;
+  t->cpu = this_cpu();
   int job = atomic_load(&t->posted) + 1;
   team_post(t);
   double t0 = now_s();
