@@ -12,12 +12,10 @@ typedef struct {
   const float *pi, *pf, *po; /* peepholes or NULL */
 } fwd_step;
 
-static void fwd_rows(void *arg, int64_t b0, int64_t b1) {
-  const fwd_step *st = arg;
+static inline void fwd_rows_k(const fwd_step *st, int64_t b0, int64_t b1, int peep) {
   rc_seq *s = st->s;
   int64_t t = st->t, B = s->B, H = s->H, P = s->P;
   const float *pi = st->pi, *pf = st->pf, *po = st->po;
-  int peep = pi != NULL;
   float *pre = s->pre + t * B * P, *y = s->y + t * B * H, *tcs = s->aux[0] + t * B * H;
   const float *hp = s->st[0] + t * B * H, *cp = s->st[1] + t * B * H;
   float *hn = s->st[0] + (t + 1) * B * H, *cn = s->st[1] + (t + 1) * B * H;
@@ -49,6 +47,13 @@ static void fwd_rows(void *arg, int64_t b0, int64_t b1) {
   }
 }
 
+static void fwd_rows(void *arg, int64_t b0, int64_t b1) {
+  fwd_rows_k(arg, b0, b1, 0);
+}
+static void fwd_rows_peep(void *arg, int64_t b0, int64_t b1) {
+  fwd_rows_k(arg, b0, b1, 1);
+}
+
 static void fwd_common(rc_seq *s, int peep) {
   int64_t T = s->T, B = s->B, H = s->H, P = s->P;
   const float *Wh = rc_data(s->cell->param[1]);
@@ -66,7 +71,7 @@ static void fwd_common(rc_seq *s, int peep) {
     const float *hp = s->st[0] + t * B * H;
     rn_pgemm(&pw, B, hp, H, s->pre + t * B * P, P, 1.0f);
     st.t = t;
-    rn_team_split(rows, fwd_rows, &st, B, B / 2);
+    rn_team_split(rows, peep ? fwd_rows_peep : fwd_rows, &st, B, B / 2);
   }
 }
 
