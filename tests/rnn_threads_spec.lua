@@ -22,8 +22,9 @@ describe("fused cells with 2 threads", function()
     local name = kind .. (after and " (reset_after)" or "") .. (lengths and " with lengths" or "")
     it(name .. ": the same outputs and gradients as with 1 thread", function()
       recur.seed(1)
-      -- B * H * 4H >= 2^20 multiply-adds per step: the helper thread takes part
-      local cell = rnn.Cell { cell = kind, input = 48, hidden = 192, reset_after = after }
+      -- B * H * G H >= 2^20 multiply-adds per step: the helper thread takes half of each
+      -- product; B * H >= 8192 (RN_ROWS_MIN): and half of the rows of the elementwise passes
+      local cell = rnn.Cell { cell = kind, input = 48, hidden = 256, reset_after = after }
       local x = recur.randn(4, 32, 48):requires_grad(true)
       local res = {}
       for _, th in ipairs { 1, 2, 1, 2 } do
