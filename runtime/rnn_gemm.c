@@ -13,6 +13,9 @@
  * M = 1, or a single use) rn_pack records the plain matrix and rn_pgemm calls rn_gemm.
  * Every kernel sums over k in order with one fused multiply-add per term, so results match
  * BLAS to float rounding (not bit for bit). */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE /* sched_getcpu, sched_setaffinity */
+#endif
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -284,12 +287,11 @@ struct rn_team {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   atomic_int posted, finished, sleeping, quit;
-  /* the job */
-  const rn_pmat *m;
-  int64_t M, lda, ldc, q0, q1;
-  const float *A;
-  float *C;
-  int beta;
+  /* the job: fn(arg, lo, hi) on the helper's share; the CPU the caller posted it from */
+  rn_range_fn fn;
+  void *arg;
+  int64_t lo, hi;
+  int cpu;
   /* adaptivity (main thread only): jobs shared since the last decision, how many found the
    * helper late, and how many sequences to run alone before trying again */
   int jobs, late, cooldown;
@@ -300,6 +302,34 @@ struct rn_team {
 static inline void cpu_relax(void) {
 #ifdef RG_X86
   _mm_pause();
+#endif
+}
+
+/* Moves the calling thread off `cpu` when another CPU is allowed, then allows `cpu` again
+ * (the thread stays where it was moved). A helper woken up from its sleep is often placed
+ * on the CPU of the thread that woke it when the other CPUs look busy, for instance with
+ * OpenBLAS's idle threads, which spin (yielding) for a while after each call; the two
+ * halves of every product then take turns on one core for the whole sequence, and the
+ * scheduler does not separate them (moving one of three busy threads does not balance the
+ * load better). */
+static void move_off(int cpu) {
+#ifdef __linux__
+  cpu_set_t all, other;
+  if (cpu < 0 || cpu >= CPU_SETSIZE || sched_getaffinity(0, sizeof all, &all)) return;
+  other = all;
+  CPU_CLR(cpu, &other);
+  if (CPU_COUNT(&other) == 0) return;
+  if (sched_setaffinity(0, sizeof other, &other) == 0) sched_setaffinity(0, sizeof all, &all);
+#else
+  (void)cpu;
+#endif
+}
+
+static int this_cpu(void) {
+#ifdef __linux__
+  return sched_getcpu();
+#else
+  return -1;
 #endif
 }
 
@@ -326,7 +356,8 @@ static void *team_main(void *arg) {
     }
     seen = atomic_load_explicit(&t->posted, memory_order_acquire);
     if (atomic_load(&t->quit)) break;
-    pgemm_range(t->m, t->M, t->A, t->lda, t->C, t->ldc, t->beta, t->q0, t->q1);
+    if (t->cpu >= 0 && this_cpu() == t->cpu) move_off(t->cpu);
+    t->fn(t->arg, t->lo, t->hi);
     atomic_store_explicit(&t->finished, seen, memory_order_release);
   }
   return NULL;
@@ -401,38 +432,57 @@ void rn_team_free(rn_team *t) {
   free(t);
 }
 
+void rn_team_split(rn_team *t, rn_range_fn fn, void *arg, int64_t n, int64_t cut) {
+  if (!t || cut <= 0 || cut >= n) {
+    fn(arg, 0, n);
+    return;
+  }
+  t->fn = fn;
+  t->arg = arg;
+  t->lo = cut;
+  t->hi = n;
+  t->cpu = this_cpu();
+  int job = atomic_load(&t->posted) + 1;
+  team_post(t);
+  double t0 = now_s();
+  fn(arg, 0, cut);
+  double t1 = now_s();
+  int spins = 0;
+  while (atomic_load_explicit(&t->finished, memory_order_acquire) != job) {
+    if (++spins < TEAM_SPINS)
+      cpu_relax();
+    else
+      sched_yield();
+  }
+  t->jobs++;
+  if (spins > 64 && now_s() - t1 > t1 - t0) t->late++;
+}
+
+/* a packed product as a job over column panels */
+typedef struct {
+  const rn_pmat *m;
+  int64_t M;
+  const float *A;
+  int64_t lda;
+  float *C;
+  int64_t ldc;
+  int beta;
+} pg_job;
+
+static void pg_fn(void *arg, int64_t q0, int64_t q1) {
+  const pg_job *j = arg;
+  pgemm_range(j->m, j->M, j->A, j->lda, j->C, j->ldc, j->beta, q0, q1);
+}
+
 void rn_pgemm(const rn_pmat *m, int64_t M, const float *A, int64_t lda, float *C, int64_t ldc,
               float beta) {
   if (M <= 0 || m->N <= 0) return;
   if (m->p && m->K > 0 && (beta == 0.0f || beta == 1.0f)) {
     int nr = nr_of(m->kind), b = beta != 0.0f;
     int64_t panels = (m->N + nr - 1) / nr;
-    rn_team *t = m->team;
-    if (t && panels >= 2) {
-      int64_t half = panels / 2;
-      t->m = m;
-      t->M = M;
-      t->A = A;
-      t->lda = lda;
-      t->C = C;
-      t->ldc = ldc;
-      t->beta = b;
-      t->q0 = half;
-      t->q1 = panels;
-      int job = atomic_load(&t->posted) + 1;
-      team_post(t);
-      double t0 = now_s();
-      pgemm_range(m, M, A, lda, C, ldc, b, 0, half);
-      double t1 = now_s();
-      int spins = 0;
-      while (atomic_load_explicit(&t->finished, memory_order_acquire) != job) {
-        if (++spins < TEAM_SPINS)
-          cpu_relax();
-        else
-          sched_yield();
-      }
-      t->jobs++;
-      if (spins > 64 && now_s() - t1 > t1 - t0) t->late++;
+    if (m->team && panels >= 2) {
+      pg_job j = {m, M, A, lda, C, ldc, b};
+      rn_team_split(m->team, pg_fn, &j, panels, panels / 2);
       return;
     }
     pgemm_range(m, M, A, lda, C, ldc, b, 0, panels);

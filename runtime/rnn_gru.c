@@ -6,34 +6,110 @@
  * (h W_h[:, r z] and (r h) W_h[:, n]); the reset_after form has one. */
 #include "rnn_impl.h"
 
+/* The row passes of one step over rows b0 .. b1 - 1 (each after a recurrent product). */
+typedef struct {
+  rc_seq *s;
+  rc_bw *w;
+  int64_t t;
+  const float *bhn;
+} step;
+
+/* forward, after h W_h[:, r z]: r, z and r h */
+static void fwd_rows_rz(void *arg, int64_t b0, int64_t b1) {
+  const step *st = arg;
+  rc_seq *s = st->s;
+  int64_t t = st->t, B = s->B, H = s->H, P = s->P;
+  float *pre = s->pre + t * B * P, *rh = s->aux[0] + t * B * H;
+  const float *hp = s->st[0] + t * B * H;
+  for (int64_t b = b0; b < b1; b++) {
+    float *r = pre + b * P;
+    rn_sigmoid(r, 2 * H);
+    for (int64_t j = 0; j < H; j++) rh[b * H + j] = r[j] * hp[b * H + j];
+  }
+}
+
+/* forward, after (r h) W_h[:, n]: n and h' */
+static void fwd_rows_n(void *arg, int64_t b0, int64_t b1) {
+  const step *st = arg;
+  rc_seq *s = st->s;
+  int64_t t = st->t, B = s->B, H = s->H, P = s->P;
+  float *pre = s->pre + t * B * P, *y = s->y + t * B * H;
+  const float *hp = s->st[0] + t * B * H;
+  float *hn = s->st[0] + (t + 1) * B * H;
+  for (int64_t b = b0; b < b1; b++) {
+    float *z = pre + b * P + H, *n = pre + b * P + 2 * H;
+    const float *hpb = hp + b * H;
+    float *hnb = hn + b * H, *yb = y + b * H;
+    rn_tanh(n, H);
+    if (rn_active(s, t, b)) {
+      for (int64_t j = 0; j < H; j++) hnb[j] = yb[j] = z[j] * hpb[j] + (1.0f - z[j]) * n[j];
+    } else {
+      memcpy(hnb, hpb, (size_t)H * sizeof(float));
+      memset(yb, 0, (size_t)H * sizeof(float));
+    }
+  }
+}
+
 static void fwd(rc_seq *s) {
   int64_t T = s->T, B = s->B, H = s->H, P = s->P;
   const float *Wh = rc_data(s->cell->param[1]);
   rn_pmat pa, pb; /* W_h[:, r z] and W_h[:, n] */
   rn_prepare(s->cell, 0, &pa, Wh, P, 0, H, 2 * H, B, T);
   rn_prepare(s->cell, 1, &pb, Wh + 2 * H, P, 0, H, H, B, T);
+  rn_team *rows = rn_rows_team(&pa, B, H);
+  step st = {s, NULL, 0, NULL};
   for (int64_t t = 0; t < T; t++) {
-    float *pre = s->pre + t * B * P, *y = s->y + t * B * H, *rh = s->aux[0] + t * B * H;
+    float *pre = s->pre + t * B * P, *rh = s->aux[0] + t * B * H;
     const float *hp = s->st[0] + t * B * H;
-    float *hn = s->st[0] + (t + 1) * B * H;
+    st.t = t;
     rn_pgemm(&pa, B, hp, H, pre, P, 1.0f);
-    for (int64_t b = 0; b < B; b++) {
-      float *r = pre + b * P;
-      rn_sigmoid(r, 2 * H);
-      for (int64_t j = 0; j < H; j++) rh[b * H + j] = r[j] * hp[b * H + j];
-    }
+    rn_team_split(rows, fwd_rows_rz, &st, B, B / 2);
     rn_pgemm(&pb, B, rh, H, pre + 2 * H, P, 1.0f);
-    for (int64_t b = 0; b < B; b++) {
-      float *z = pre + b * P + H, *n = pre + b * P + 2 * H;
-      const float *hpb = hp + b * H;
-      float *hnb = hn + b * H, *yb = y + b * H;
-      rn_tanh(n, H);
-      if (rn_active(s, t, b)) {
-        for (int64_t j = 0; j < H; j++) hnb[j] = yb[j] = z[j] * hpb[j] + (1.0f - z[j]) * n[j];
-      } else {
-        memcpy(hnb, hpb, (size_t)H * sizeof(float));
-        memset(yb, 0, (size_t)H * sizeof(float));
-      }
+    rn_team_split(rows, fwd_rows_n, &st, B, B / 2);
+  }
+}
+
+/* backward pass 1: dh <- dh + dy (the total gradient of h'), dz and dn */
+static void bwd_rows_zn(void *arg, int64_t b0, int64_t b1) {
+  const step *st = arg;
+  rc_seq *s = st->s;
+  rc_bw *w = st->w;
+  int64_t t = st->t, B = s->B, H = s->H, P = s->P;
+  const float *g3 = s->pre + t * B * P, *dy = w->dy + t * B * H, *hp = s->st[0] + t * B * H;
+  float *dG = w->dG + t * B * P, *dh = w->d[0];
+  for (int64_t b = b0; b < b1; b++) {
+    float *d3 = dG + b * P;
+    if (!rn_active(s, t, b)) {
+      memset(d3, 0, (size_t)P * sizeof(float));
+      continue;
+    }
+    const float *z = g3 + b * P + H, *n = g3 + b * P + 2 * H, *hpb = hp + b * H;
+    const float *dyb = dy + b * H;
+    float *dhb = dh + b * H;
+    for (int64_t j = 0; j < H; j++) {
+      float gh = dhb[j] + dyb[j];
+      dhb[j] = gh;
+      d3[H + j] = gh * (hpb[j] - n[j]) * z[j] * (1.0f - z[j]);
+      d3[2 * H + j] = gh * (1.0f - z[j]) * (1.0f - n[j] * n[j]);
+    }
+  }
+}
+
+/* backward pass 2, after d(r h) = dn_pre W_hn^T (in w->ws): dr and dh's direct part */
+static void bwd_rows_r(void *arg, int64_t b0, int64_t b1) {
+  const step *st = arg;
+  rc_seq *s = st->s;
+  rc_bw *w = st->w;
+  int64_t t = st->t, B = s->B, H = s->H, P = s->P;
+  const float *g3 = s->pre + t * B * P, *hp = s->st[0] + t * B * H, *drh = w->ws;
+  float *dG = w->dG + t * B * P, *dh = w->d[0];
+  for (int64_t b = b0; b < b1; b++) {
+    if (!rn_active(s, t, b)) continue;
+    const float *r = g3 + b * P, *z = g3 + b * P + H, *hpb = hp + b * H, *drb = drh + b * H;
+    float *dhb = dh + b * H, *d3 = dG + b * P;
+    for (int64_t j = 0; j < H; j++) {
+      d3[j] = drb[j] * hpb[j] * r[j] * (1.0f - r[j]);
+      dhb[j] = dhb[j] * z[j] + drb[j] * r[j];
     }
   }
 }
@@ -45,37 +121,14 @@ static void bwd(rc_seq *s, rc_bw *w) {
   rn_pmat pn, prz; /* W_h[:, n]^T and W_h[:, r z]^T */
   rn_prepare(s->cell, 2, &pn, Wh + 2 * H, P, 1, H, H, B, T);
   rn_prepare(s->cell, 3, &prz, Wh, P, 1, 2 * H, H, B, T);
+  rn_team *rows = rn_rows_team(&prz, B, H);
+  step st = {s, w, 0, NULL};
   for (int64_t t = T - 1; t >= 0; t--) {
-    const float *g3 = s->pre + t * B * P, *dy = w->dy + t * B * H, *hp = s->st[0] + t * B * H;
     float *dG = w->dG + t * B * P;
-    /* pass 1: dh <- dh + dy (the total gradient of h'), dz and dn */
-    for (int64_t b = 0; b < B; b++) {
-      float *d3 = dG + b * P;
-      if (!rn_active(s, t, b)) {
-        memset(d3, 0, (size_t)P * sizeof(float));
-        continue;
-      }
-      const float *z = g3 + b * P + H, *n = g3 + b * P + 2 * H, *hpb = hp + b * H;
-      const float *dyb = dy + b * H;
-      float *dhb = dh + b * H;
-      for (int64_t j = 0; j < H; j++) {
-        float gh = dhb[j] + dyb[j];
-        dhb[j] = gh;
-        d3[H + j] = gh * (hpb[j] - n[j]) * z[j] * (1.0f - z[j]);
-        d3[2 * H + j] = gh * (1.0f - z[j]) * (1.0f - n[j] * n[j]);
-      }
-    }
-    /* d(r h) = dn_pre W_hn^T */
+    st.t = t;
+    rn_team_split(rows, bwd_rows_zn, &st, B, B / 2);
     rn_pgemm(&pn, B, dG + 2 * H, P, drh, H, 0.0f);
-    for (int64_t b = 0; b < B; b++) {
-      if (!rn_active(s, t, b)) continue;
-      const float *r = g3 + b * P, *z = g3 + b * P + H, *hpb = hp + b * H, *drb = drh + b * H;
-      float *dhb = dh + b * H, *d3 = dG + b * P;
-      for (int64_t j = 0; j < H; j++) {
-        d3[j] = drb[j] * hpb[j] * r[j] * (1.0f - r[j]);
-        dhb[j] = dhb[j] * z[j] + drb[j] * r[j];
-      }
-    }
+    rn_team_split(rows, bwd_rows_r, &st, B, B / 2);
     rn_pgemm(&prz, B, dG, P, dh, H, 1.0f);
   }
   if (w->dp[1]) {
@@ -84,36 +137,47 @@ static void bwd(rc_seq *s, rc_bw *w) {
   }
 }
 
+/* reset_after, after h W_h (in the forward scratch): r, z, n and h' */
+static void fwd_after_rows(void *arg, int64_t b0, int64_t b1) {
+  const step *st = arg;
+  rc_seq *s = st->s;
+  int64_t t = st->t, B = s->B, H = s->H, P = s->P;
+  const float *bhn = st->bhn;
+  float *pre = s->pre + t * B * P, *y = s->y + t * B * H, *hns = s->aux[0] + t * B * H;
+  const float *hp = s->st[0] + t * B * H;
+  float *hn = s->st[0] + (t + 1) * B * H, *hu = s->fws;
+  for (int64_t b = b0; b < b1; b++) {
+    float *r = pre + b * P, *z = r + H, *n = r + 2 * H, *u = hu + b * P, *hnsb = hns + b * H;
+    const float *hpb = hp + b * H;
+    float *hnb = hn + b * H, *yb = y + b * H;
+    for (int64_t j = 0; j < 2 * H; j++) r[j] += u[j];
+    rn_sigmoid(r, 2 * H);
+    for (int64_t j = 0; j < H; j++) {
+      hnsb[j] = u[2 * H + j] + bhn[j];
+      n[j] += r[j] * hnsb[j];
+    }
+    rn_tanh(n, H);
+    if (rn_active(s, t, b)) {
+      for (int64_t j = 0; j < H; j++) hnb[j] = yb[j] = z[j] * hpb[j] + (1.0f - z[j]) * n[j];
+    } else {
+      memcpy(hnb, hpb, (size_t)H * sizeof(float));
+      memset(yb, 0, (size_t)H * sizeof(float));
+    }
+  }
+}
+
 /* reset_after: aux 0 holds h W_hn + b_hn per step; forward scratch holds h W_h. */
 static void fwd_after(rc_seq *s) {
   int64_t T = s->T, B = s->B, H = s->H, P = s->P;
-  const float *Wh = rc_data(s->cell->param[1]), *bhn = rc_data(s->cell->param[3]);
-  float *hu = s->fws;
+  const float *Wh = rc_data(s->cell->param[1]);
   rn_pmat pw;
   rn_prepare(s->cell, 0, &pw, Wh, P, 0, H, P, B, T);
+  rn_team *rows = rn_rows_team(&pw, B, H);
+  step st = {s, NULL, 0, rc_data(s->cell->param[3])};
   for (int64_t t = 0; t < T; t++) {
-    float *pre = s->pre + t * B * P, *y = s->y + t * B * H, *hns = s->aux[0] + t * B * H;
-    const float *hp = s->st[0] + t * B * H;
-    float *hn = s->st[0] + (t + 1) * B * H;
-    rn_pgemm(&pw, B, hp, H, hu, P, 0.0f);
-    for (int64_t b = 0; b < B; b++) {
-      float *r = pre + b * P, *z = r + H, *n = r + 2 * H, *u = hu + b * P, *hnsb = hns + b * H;
-      const float *hpb = hp + b * H;
-      float *hnb = hn + b * H, *yb = y + b * H;
-      for (int64_t j = 0; j < 2 * H; j++) r[j] += u[j];
-      rn_sigmoid(r, 2 * H);
-      for (int64_t j = 0; j < H; j++) {
-        hnsb[j] = u[2 * H + j] + bhn[j];
-        n[j] += r[j] * hnsb[j];
-      }
-      rn_tanh(n, H);
-      if (rn_active(s, t, b)) {
-        for (int64_t j = 0; j < H; j++) hnb[j] = yb[j] = z[j] * hpb[j] + (1.0f - z[j]) * n[j];
-      } else {
-        memcpy(hnb, hpb, (size_t)H * sizeof(float));
-        memset(yb, 0, (size_t)H * sizeof(float));
-      }
-    }
+    rn_pgemm(&pw, B, s->st[0] + t * B * H, H, s->fws, P, 0.0f);
+    st.t = t;
+    rn_team_split(rows, fwd_after_rows, &st, B, B / 2);
   }
 }
 

@@ -15,6 +15,9 @@
 
 #define RN_MAX_AUX 5
 #define RN_PACK_SLOTS 4
+/* rows * units from which an elementwise pass is shared with the helper thread (at batch 32:
+ * H = 256 gains about 10% with 2 threads, H = 128 nothing) */
+#define RN_ROWS_MIN 8192
 
 typedef struct rn_team rn_team; /* a helper thread (runtime/rnn_gemm.c) */
 
@@ -136,6 +139,17 @@ void rn_team_free(rn_team *t);
 /* Whether the next sequence should share its products with the helper (it backs off for a
  * while when the helper keeps arriving late, e.g. when another process holds the core). */
 int rn_team_usable(rn_team *t);
+/* fn(arg, lo, hi) over [0, n): with a helper t, [cut, n) runs on it while the caller runs
+ * [0, cut) and waits; without one (or with cut outside 1 .. n - 1) the caller runs it all.
+ * The parts must touch disjoint memory, so that the result does not depend on the split. */
+typedef void (*rn_range_fn)(void *arg, int64_t lo, int64_t hi);
+void rn_team_split(rn_team *t, rn_range_fn fn, void *arg, int64_t n, int64_t cut);
+
+/* The helper to share a step's elementwise pass over n rows of H units with: m's, when m
+ * shares its products and the pass is large enough to pay for the hand-over; else NULL. */
+static inline rn_team *rn_rows_team(const rn_pmat *m, int64_t n, int64_t H) {
+  return n >= 2 && n * H >= RN_ROWS_MIN ? m->team : NULL;
+}
 
 /* Floats a packed copy of a [K, N] weight needs (with room for alignment). */
 int64_t rn_pack_floats(int64_t K, int64_t N);
