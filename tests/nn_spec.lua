@@ -150,6 +150,24 @@ describe("Module", function()
     has(s, "total parameters: 269,322")
   end)
 
+  it("summary counts a tensor shared by two modules once in the total", function()
+    -- c registers a's weight as its own "w2": the rows show each module's own tensors, the
+    -- total the model's distinct ones (a.weight 4 + a.bias 2 + c.weight 4 + c.bias 2 = 12)
+    local Tied = nn.Module:extend("Tied")
+    function Tied:init()
+      self.a = nn.Linear(2, 2)
+      self.c = nn.Linear(2, 2)
+      self.c:register_parameter("w2", self.a.weight)
+    end
+    function Tied:forward(x) return self.c(self.a(x)) end
+    local m = Tied()
+    assert.equal(12, m:num_parameters())
+    local s = m:summary({ 2 }, { print = false })
+    has(s, "total parameters: 12 in 4 tensors (48 bytes of float32")
+    s = m:summary(nil, { print = false })
+    has(s, "total parameters: 12 in 4 tensors")
+  end)
+
   it("summary keeps its columns aligned: nested results compact, long names widen, long shapes cut", function()
     local Pair = nn.Module:extend("Pair") -- an RNN-like nested state: {{h, c}, {h, c}}
     function Pair:forward(h) return { { h, h }, { h, h } } end

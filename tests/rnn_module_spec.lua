@@ -292,6 +292,20 @@ describe("recur.nn.RNN as a module", function()
     assert.is_true(named[5][2].grad:abs():sum():item() > 0)
   end)
 
+  it("constructor errors are raised at the caller's line and say a/an right", function()
+    local THIS = debug.getinfo(1, "S").short_src
+    local line = debug.getinfo(1, "l").currentline + 1
+    local e = H.err_of(function() local _ = nn.RNN { input = 1 / 0, hidden = 2 } end)
+    assert.equal(THIS .. ":" .. line .. ": rnn.RNN: input must be an integer, got inf", e)
+    line = debug.getinfo(1, "l").currentline + 1
+    e = H.err_of(function() local _ = nn.RNN { input = 2, hidden = 2.5 } end)
+    assert.equal(THIS .. ":" .. line .. ": rnn.RNN: hidden must be an integer, got 2.5", e)
+    local layer = nn.RNN { input = 2, hidden = 2 }
+    assert.matches("RNN:step: called with nil as self, not an RNN ", H.err_of(function() layer.step() end))
+    assert.matches("Linear:forward: called with nil as self, not a Linear ",
+      H.err_of(function() nn.Linear(1, 1).forward() end))
+  end)
+
   it("register_parameter takes parameter tensors only; to_parameter copies the others", function()
     local m = nn.Module()
     local plain = recur.ones(2, 2)

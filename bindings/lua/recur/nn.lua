@@ -227,6 +227,13 @@ local function instance_test(cls)
   end
 end
 
+-- "a Linear", "an InitialState", "an RNN" (a capital F, H, L, M, N, R, S or X before another
+-- capital or a digit is read as a letter name: "an LSTM", "an MLP")
+local function with_article(name)
+  local an = name:find("^[AEIOUaeiou]") or name:find("^[FHLMNRSX][%u%d]") or name:find("^[FHLMNRSX]$")
+  return (an and "an " or "a ") .. name
+end
+
 local function class_newindex(cls, k, v)
   if type(k) == "string" and type(v) == "function" and not k:match("^__") then
     local name = rawget(cls, "_class_name")
@@ -238,7 +245,7 @@ local function class_newindex(cls, k, v)
         test = instance_test(cls)
         rawset(cls, "_self_test", test)
       end
-      v = methods.method(v, name, k, test, cls == nn.Module and "a module" or ("a " .. name), "m", cls)
+      v = methods.method(v, name, k, test, cls == nn.Module and "a module" or with_article(name), "m", cls)
     end
   end
   rawset(cls, k, v)
@@ -722,9 +729,14 @@ function Module:summary(input, opts)
     lines[#lines + 1] = (string.format(fmt, table.unpack(c)):gsub("%s+$", ""))
   end
   lines[#lines + 1] = string.rep("-", width)
+  -- the total counts each tensor once (a row counts its module's own, shared or not)
   local named = self:named_parameters()
   local pl = {}
-  for i, np in ipairs(named) do pl[i] = np[2] end
+  tp = 0
+  for i, np in ipairs(named) do
+    pl[i] = np[2]
+    tp = tp + np[2]:numel()
+  end
   lines[#lines + 1] = string.format("total parameters: %s in %d tensors (%s bytes of float32%s)",
     commas(tp), #named, commas(tp * 4),
     select(1, C.pack(pl, false)) and ", one flat buffer" or "")

@@ -36,7 +36,7 @@ local function check_int(v, what, fn, min, lvl)
   end
   local i = math.tointeger(v)
   if i == nil then -- an infinity
-    error(string.format("%s: %s must be an integer, got %s", fn, what, tostring(v)), 3)
+    error(string.format("%s: %s must be an integer, got %s", fn, what, tostring(v)), lvl or 3)
   end
   v = i
   if min and v < min then
