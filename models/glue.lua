@@ -1,10 +1,10 @@
--- Training glue for the scripts: the linear readout, cross-entropy, optimizers with gradient
--- clipping, and checkpoints. With recur's nn library present (recur.nn, recur.optim,
--- recur.save / recur.load: C kernels, safetensors checkpoints) it uses them; without it, plain
--- Lua versions built from tensor ops with the same formulas (PyTorch's) and a Lua-source
--- checkpoint format. G.backend says which ("nn" or "lua").
+-- Training glue for the scripts: cross-entropy, optimizers with gradient clipping, and
+-- checkpoints. With recur's nn library present (recur.nn, recur.optim, recur.save /
+-- recur.load: C kernels, safetensors checkpoints) it uses them; without it (or with
+-- RECUR_GLUE=lua), plain Lua versions built from tensor ops with the same formulas (PyTorch's)
+-- and a Lua-source checkpoint format. G.backend says which ("nn" or "lua"). The model itself
+-- (models/charrnn.lua) is made of recur.nn modules either way.
 --
---   G.linear(x [N, in], W [out, in], b [out]) -> [N, out]
 --   G.cross_entropy(logits [N, C], target [N] (1-based ids)) -> mean loss (scalar)
 --   local opt = G.optimizer("adam", model, {lr = 2e-3, clip = 5})  -- a module (clipping then
 --                               -- runs on its flat gradient) or a list of tensors
@@ -31,14 +31,11 @@ G.backend = (getenv("RECUR_GLUE") ~= "lua" and has_nn()) and "nn" or "lua"
 G.optimizers = { "adam", "sgd", "adagrad", "rmsprop" }
 
 -- ---------------------------------------------------------------------------------------
--- layers and losses
+-- the loss
 
 if G.backend == "nn" then
-  local F = recur.nn.functional
-  function G.linear(x, W, b) return F.linear(x, W, b) end
   function G.cross_entropy(logits, target) return recur.nn.cross_entropy(logits, target) end
 else
-  function G.linear(x, W, b) return recur.matmul(x, W:t()) + b end
   function G.cross_entropy(logits, target)
     local n = logits:size(1)
     return -(logits:log_softmax(2):gather(2, target:reshape(n, 1))):mean()

@@ -275,9 +275,7 @@ methods.wrap_all(LuaCell, "rnn.LuaCell", function(v) return getmetatable(v) == L
 
 local nn = recur.nn
 
-local function cell_name(cell)
-  return type(cell) == "userdata" and cell.kind or (cell.kind or "lua")
-end
+local function cell_name(cell) return cell.kind or "lua" end
 
 -- CellModule(cell): any cell (fused, LuaCell, or an object with the same methods) as an
 -- nn.Module. Its parameters are the cell's own tensors, registered under the cell's names
