@@ -271,6 +271,25 @@ describe("recur.nn.RNN as a module", function()
     U.close(twin:forward(x2, { lengths = { 4, 2 } }), fused(x2, { lengths = { 4, 2 } }), 1e-5)
   end)
 
+  it("a plain tensor shared by two Lua cells stays shared once they are modules", function()
+    recur.seed(19)
+    local def = require("models.cells.gru")
+    local p = def.new_params(3, 4, {}) -- plain tensors (requires_grad), not parameter tensors
+    local p2 = {}
+    for k, v in pairs(p) do p2[k] = v end -- another table, the same tensors
+    local a = rnn.LuaCell(def, { input = 3, hidden = 4, params = p })
+    local b = rnn.LuaCell(def, { input = 3, hidden = 4, params = p2 })
+    local m = nn.Sequential { rnn.CellModule(a), rnn.CellModule(b) }
+    for _, name in ipairs(def.param_names) do
+      assert.is_true(nn.is_parameter(a.p[name]), name)
+      assert.are.equal(a.p[name], b.p[name], name)
+    end
+    assert.are.equal(#def.param_names, #m:parameters())
+    -- one tensor: a write through one cell's is the other's
+    recur.no_grad(function() a.p.W_x:fill_(0.5) end)
+    assert.are.equal(0.5, b.p.W_x:min():item())
+  end)
+
   it("a trained initial state inside a model joins the flat buffer", function()
     recur.seed(18)
     local IS = require("models.initial_state")

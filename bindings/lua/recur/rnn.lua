@@ -283,10 +283,15 @@ local function cell_name(cell) return cell.kind or "lua" end
 -- a LuaCell's tensor that is not one (recur.uniform(...):requires_grad(true) in new_params,
 -- or a plain tensor given through params) is replaced by a parameter tensor holding the same
 -- values (nn.to_parameter), in the cell's table too (cell.p[name]), so that it can move into
--- the flat buffer. forward(x, {state =, lengths =}), step(x_t, state) and zero_state(B) are
--- the cell's; the cell itself is module.cell.
+-- the flat buffer; cells that shared a plain tensor share its replacement.
+-- forward(x, {state =, lengths =}), step(x_t, state) and zero_state(B) are the cell's; the
+-- cell itself is module.cell.
 local CellModule = nn.Module:extend("RNNCell")
 rnn.CellModule = CellModule
+
+-- plain tensor -> the parameter tensor that replaced it in a LuaCell, so that cells sharing
+-- a plain tensor (through params) go on sharing one parameter tensor
+local replaced = setmetatable({}, { __mode = "k" })
 
 function CellModule:init(cell)
   local ok = (type(cell) == "userdata" or type(cell) == "table") and not nn.is_module(cell)
@@ -312,7 +317,9 @@ function CellModule:init(cell)
           .. "tensor (make it with recur.nn.to_parameter so that it can join a flat buffer)",
           name, cell_name(cell)), 3)
       end
-      t = nn.to_parameter(t)
+      local plain = t
+      t = replaced[plain] or nn.to_parameter(plain)
+      replaced[plain] = t
       cell.p[name] = t
     end
     self:register_parameter(name, t)
