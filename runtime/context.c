@@ -109,6 +109,8 @@ void *rc_mem_realloc(rc_ctx *c, void *p, size_t bytes) {
   if (!p) return rc_mem_alloc(c, bytes);
   char *raw = (char *)p - MEM_PREFIX;
   size_t old = *(size_t *)raw;
+  if (bytes > SIZE_MAX - MEM_PREFIX)
+    return rc_error_null(c, "out of memory allocating %zu bytes", bytes);
   if (bytes > old && mem_check(c, bytes - old)) return NULL;
   char *r = realloc(raw, bytes + MEM_PREFIX);
   if (!r) return rc_error_null(c, "out of memory allocating %zu bytes", bytes);

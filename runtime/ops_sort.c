@@ -8,7 +8,6 @@
  * from (indices are distinct within a slice, so nothing is summed). Indices, any, all and the
  * isnan family are 0/1 or integer float tensors without gradient. */
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "ops.h"
@@ -109,13 +108,14 @@ static int sort_impl(rc_tensor *a, int dim, int descending, int64_t k, const cha
   if (rc_charge(c, fn, (uint64_t)numel / 4 + 1)) return -1;
   rc_shape os = s;
   if (os.ndim > 0) os.size[d] = k;
-  pair_t *buf = malloc((size_t)(p.n > 0 ? 2 * p.n : 1) * sizeof *buf); /* pairs + scratch */
+  /* pairs + scratch, counted by the memory limit (8 times the slice's floats) */
+  pair_t *buf = rc_mem_alloc(c, (size_t)(p.n > 0 ? 2 * p.n : 1) * sizeof *buf);
   rc_tensor *x = buf ? rc_raw_contiguous(a) : NULL;
   rc_tensor *v = x ? rc_empty(c, os.ndim, os.size) : NULL;
   rc_tensor *ix = v ? rc_empty(c, os.ndim, os.size) : NULL;
   if (!ix) {
-    if (!buf) rc_error(c, "%s: out of memory for a work buffer", fn);
-    free(buf);
+    if (!buf) rc_error_prefix(c, fn);
+    rc_mem_free(c, buf);
     rc_release(x);
     rc_release(v);
     return -1;
@@ -134,7 +134,7 @@ static int sort_impl(rc_tensor *a, int dim, int descending, int64_t k, const cha
         ipp[(o * k + q) * p.inner + j] = (float)buf[q].i;
       }
     }
-  free(buf);
+  rc_mem_free(c, buf);
   rc_release(x);
   if (!values) {
     rc_release(v);
