@@ -1,6 +1,8 @@
 /* Sorting and tests: sort, topk (values and 0-based indices along a dim), any, all, isnan,
  * isinf, isfinite.
  *
+ * Indices are float values, so a slice may hold at most 2^24 elements (all exact in float32).
+ *
  * sort and topk are stable: equal values keep their order (the first occurrence first, in
  * both directions). NaN compares greater than every number, as in PyTorch: it sorts last in
  * ascending order, first in descending order, and topk(largest) picks NaNs first. Their values
@@ -103,6 +105,13 @@ static int sort_impl(rc_tensor *a, int dim, int descending, int64_t k, const cha
     char buf[128];
     return rc_error(c, "%s: k = %lld is out of range for dimension %d of shape %s (size %lld)", fn,
                     (long long)k, d + 1, rc_shape_str(a, buf, sizeof buf), (long long)p.n);
+  }
+  if (p.n > ((int64_t)1 << 24)) { /* as randperm and multinomial */
+    char buf[128];
+    return rc_error(c,
+                    "%s: dimension %d of shape %s has %lld elements, more than 2^24, the largest "
+                    "count whose indices float32 holds exactly",
+                    fn, d + 1, rc_shape_str(a, buf, sizeof buf), (long long)p.n);
   }
   int64_t numel = rc_numel(a);
   if (rc_charge(c, fn, (uint64_t)numel / 4 + 1)) return -1;
