@@ -46,6 +46,8 @@ int rb_is_tensor(lua_State *L, int idx);
 rc_tensor *rb_check_tensor_or_number(lua_State *L, int idx, rc_tensor **owned);
 /* A Lua dimension (1-based, or negative from the end) checked against ndim; returns 0-based. */
 int rb_check_dim(lua_State *L, int idx, int ndim);
+/* The same check for a dimension d already read (from a list, say): 0-based. */
+int rb_dim_value(lua_State *L, int64_t d, int ndim);
 int rb_opt_dim(lua_State *L, int idx, int ndim, int def);
 /* A size/index argument that must be an integer (floats with integral values allowed). */
 int64_t rb_check_int(lua_State *L, int idx);

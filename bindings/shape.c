@@ -19,17 +19,6 @@ static int64_t int_at(lua_State *L, int idx, const char *what) {
   return (int64_t)v;
 }
 
-/* A 1-based (or negative) dim value d checked against ndim, returned 0-based. */
-static int dim_of(lua_State *L, int64_t d, int ndim) {
-  int n = ndim ? ndim : 1;
-  if (d == 0 || d > n || d < -n)
-    rb_error(L,
-             "%s: dimension %lld is out of range for a tensor with %d dimensions (dimensions are "
-             "1-based; -1 is the last)",
-             rb_fname(L), (long long)d, ndim);
-  return (int)(d > 0 ? d - 1 : d + n);
-}
-
 /* Integers given as one table at idx or as the arguments from idx on (at least `min`, at most
  * RC_MAX_DIM): the count. */
 static int int_list(lua_State *L, int idx, int64_t *out, int min, const char *what) {
@@ -66,7 +55,7 @@ static int l_flip(lua_State *L) {
   int64_t v[RC_MAX_DIM];
   int n = int_list(L, 2, v, 1, "dimensions");
   int dims[RC_MAX_DIM];
-  for (int i = 0; i < n; i++) dims[i] = dim_of(L, v[i], t->ndim);
+  for (int i = 0; i < n; i++) dims[i] = rb_dim_value(L, v[i], t->ndim);
   return rb_push(L, rc_flip(t, n, dims));
 }
 
@@ -85,7 +74,7 @@ static int l_roll(lua_State *L) {
   int nd = lua_istable(L, 3) ? int_list(L, 3, dv, 1, "dimensions")
                              : (dv[0] = int_at(L, 3, "argument #3 (dims)"), 1);
   if (nd != ns) rb_error(L, "roll: %d shifts but %d dimensions", ns, nd);
-  for (int i = 0; i < nd; i++) dims[i] = dim_of(L, dv[i], t->ndim);
+  for (int i = 0; i < nd; i++) dims[i] = rb_dim_value(L, dv[i], t->ndim);
   return rb_push(L, rc_roll(t, nd, sh, dims));
 }
 
@@ -126,7 +115,7 @@ static int l_tile(lua_State *L) {
 static int l_repeat_interleave(lua_State *L) {
   rc_tensor *t = rb_check(L, 1);
   lua_settop(L, 3);
-  int dim = lua_isnil(L, 3) ? RC_ALL : dim_of(L, int_at(L, 3, "argument #3 (dim)"), t->ndim);
+  int dim = lua_isnil(L, 3) ? RC_ALL : rb_dim_value(L, int_at(L, 3, "argument #3 (dim)"), t->ndim);
   int64_t one, *counts = &one;
   int n = 1;
   if (lua_isnumber(L, 2)) {

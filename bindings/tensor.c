@@ -392,7 +392,10 @@ int64_t rb_check_int(lua_State *L, int idx) {
 }
 
 int rb_check_dim(lua_State *L, int idx, int ndim) {
-  int64_t d = rb_check_int(L, idx);
+  return rb_dim_value(L, rb_check_int(L, idx), ndim);
+}
+
+int rb_dim_value(lua_State *L, int64_t d, int ndim) {
   int n = ndim ? ndim : 1;
   if (d == 0 || d > n || d < -n)
     rb_error(L,

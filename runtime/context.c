@@ -49,12 +49,12 @@ int rc_error_prefix(rc_ctx *c, const char *fn) {
   return rc_error(c, "%s: %s", fn, msg);
 }
 
-/* 1 when `bytes` more would pass the limit; tensor storage and the host's bytes (a Lua heap)
- * count together. */
 size_t rc_used_bytes(const rc_ctx *c) {
   return c->live_bytes + c->meta_bytes + c->aux_bytes + c->host_bytes;
 }
 
+/* 1 when `bytes` more would pass the limit; tensor storage, the runtime's other memory and the
+ * host's bytes (a Lua heap) count together. */
 static int over_limit(const rc_ctx *c, size_t bytes) {
   if (!c->limit_bytes) return 0;
   size_t used = rc_used_bytes(c);
@@ -109,6 +109,8 @@ void *rc_mem_realloc(rc_ctx *c, void *p, size_t bytes) {
   if (!p) return rc_mem_alloc(c, bytes);
   char *raw = (char *)p - MEM_PREFIX;
   size_t old = *(size_t *)raw;
+  if (bytes > SIZE_MAX - MEM_PREFIX)
+    return rc_error_null(c, "out of memory allocating %zu bytes", bytes);
   if (bytes > old && mem_check(c, bytes - old)) return NULL;
   char *r = realloc(raw, bytes + MEM_PREFIX);
   if (!r) return rc_error_null(c, "out of memory allocating %zu bytes", bytes);

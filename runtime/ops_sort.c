@@ -1,6 +1,8 @@
 /* Sorting and tests: sort, topk (values and 0-based indices along a dim), any, all, isnan,
  * isinf, isfinite.
  *
+ * Indices are float values, so a slice may hold at most 2^24 elements (all exact in float32).
+ *
  * sort and topk are stable: equal values keep their order (the first occurrence first, in
  * both directions). NaN compares greater than every number, as in PyTorch: it sorts last in
  * ascending order, first in descending order, and topk(largest) picks NaNs first. Their values
@@ -8,7 +10,6 @@
  * from (indices are distinct within a slice, so nothing is summed). Indices, any, all and the
  * isnan family are 0/1 or integer float tensors without gradient. */
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "ops.h"
@@ -105,17 +106,25 @@ static int sort_impl(rc_tensor *a, int dim, int descending, int64_t k, const cha
     return rc_error(c, "%s: k = %lld is out of range for dimension %d of shape %s (size %lld)", fn,
                     (long long)k, d + 1, rc_shape_str(a, buf, sizeof buf), (long long)p.n);
   }
+  if (p.n > ((int64_t)1 << 24)) { /* as randperm and multinomial */
+    char buf[128];
+    return rc_error(c,
+                    "%s: dimension %d of shape %s has %lld elements, more than 2^24, the largest "
+                    "count whose indices float32 holds exactly",
+                    fn, d + 1, rc_shape_str(a, buf, sizeof buf), (long long)p.n);
+  }
   int64_t numel = rc_numel(a);
   if (rc_charge(c, fn, (uint64_t)numel / 4 + 1)) return -1;
   rc_shape os = s;
   if (os.ndim > 0) os.size[d] = k;
-  pair_t *buf = malloc((size_t)(p.n > 0 ? 2 * p.n : 1) * sizeof *buf); /* pairs + scratch */
+  /* pairs + scratch, counted by the memory limit (8 times the slice's floats) */
+  pair_t *buf = rc_mem_alloc(c, (size_t)(p.n > 0 ? 2 * p.n : 1) * sizeof *buf);
   rc_tensor *x = buf ? rc_raw_contiguous(a) : NULL;
   rc_tensor *v = x ? rc_empty(c, os.ndim, os.size) : NULL;
   rc_tensor *ix = v ? rc_empty(c, os.ndim, os.size) : NULL;
   if (!ix) {
-    if (!buf) rc_error(c, "%s: out of memory for a work buffer", fn);
-    free(buf);
+    if (!buf) rc_error_prefix(c, fn);
+    rc_mem_free(c, buf);
     rc_release(x);
     rc_release(v);
     return -1;
@@ -134,7 +143,7 @@ static int sort_impl(rc_tensor *a, int dim, int descending, int64_t k, const cha
         ipp[(o * k + q) * p.inner + j] = (float)buf[q].i;
       }
     }
-  free(buf);
+  rc_mem_free(c, buf);
   rc_release(x);
   if (!values) {
     rc_release(v);

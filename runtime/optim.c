@@ -117,7 +117,10 @@ rc_optim *rc_optim_new(rc_ctx *c, rc_optim_kind kind, const rc_optim_opts *o, rc
   /* packed parameters get their gradient slots now (the arena's gradient buffer is made when
    * first needed: an optimizer needs it), zeros until a backward reaches them */
   for (int i = 0; i < n; i++)
-    if (rc_param_grad(params[i])) return NULL;
+    if (rc_param_grad(params[i])) {
+      rc_error_prefix(c, fn);
+      return NULL;
+    }
   rc_optim *opt = rc_mem_calloc(c, 1, sizeof *opt);
   if (!opt) return NULL;
   opt->ctx = c;

@@ -279,7 +279,8 @@ static void pgemm_range(const rn_pmat *m, int64_t M, const float *A, int64_t lda
 
 /* ---- a helper thread for the per-step products (rn_team) ----
  * With more than one BLAS thread (recur.threads), a cell owns one helper thread: each
- * per-step product is split by column panels, the helper taking the second half. The
+ * per-step product is split by column panels, the helper taking the second half, and so are
+ * the large elementwise passes between them, by rows (rn_team_split, rn_rows_team). The
  * helper spins (with pause) for a short while after each job, then sleeps on a condition
  * variable, so it does not compete with OpenBLAS's own threads during the large GEMMs. */
 struct rn_team {

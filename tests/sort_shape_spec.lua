@@ -66,6 +66,13 @@ describe("sort and argsort", function()
       "sort: argument #3 (descending) must be a boolean, got number")
     fails_with(function() return recur.tensor(A):argsort(0) end, "argsort: dimension 0")
   end)
+  it("refuse slices longer than 2^24, whose indices float32 cannot hold exactly", function()
+    local long = recur.zeros(1, 1):expand(2, 2 ^ 24 + 1) -- a view: nothing is allocated
+    fails_with(function() return long:sort() end,
+      "sort: dimension 2 of shape [2, 16777217] has 16777217 elements, more than 2^24")
+    fails_with(function() return long:argsort(2, true) end, "argsort: dimension 2 of shape")
+    fails_with(function() return long:topk(1) end, "topk: dimension 2 of shape")
+  end)
 end)
 
 describe("sort against a reference", function()

@@ -208,6 +208,43 @@ static void test_optim(rc_ctx *c) {
   rc_release(p);
 }
 
+/* The runtime's counted heap (rc_mem_*): sizes that would wrap around are refused; a block
+ * grows and shrinks with its accounting. */
+static void test_mem(rc_ctx *c) {
+  size_t aux0 = c->aux_bytes;
+  char *p = rc_mem_alloc(c, 100);
+  CHECK(p != NULL);
+  if (!p) return;
+  memset(p, 7, 100);
+  CHECK(rc_mem_alloc(c, SIZE_MAX - 4) == NULL && strstr(c->err, "out of memory"));
+  /* a realloc whose size plus the block's prefix wraps must fail, not shrink the block */
+  CHECK(rc_mem_realloc(c, p, SIZE_MAX - 4) == NULL && strstr(c->err, "out of memory"));
+  char *q = rc_mem_realloc(c, p, 200);
+  CHECK(q != NULL && q[99] == 7);
+  if (q) p = q;
+  CHECK(c->aux_bytes > aux0 + 200);
+  rc_mem_free(c, p);
+  CHECK(c->aux_bytes == aux0);
+}
+
+/* An optimizer that cannot make the parameters' gradient buffer (the memory limit) says so
+ * under its own name. */
+static void test_optim_limit(rc_ctx *c) {
+  int64_t n = 1 << 16;
+  rc_tensor *p = rc_param_new(c, 1, &n), *flat = NULL, *grad = NULL;
+  CHECK(rc_params_pack(c, &p, 1, 0, &flat, &grad) == 0 && flat && !grad);
+  c->limit_bytes = rc_used_bytes(c) + 1024; /* no room for 256 KB of gradients */
+  rc_optim_opts o;
+  rc_optim_defaults(RC_SGD, &o);
+  o.lr = 0.1;
+  CHECK(rc_optim_new(c, RC_SGD, &o, &p, 1) == NULL);
+  CHECK(strncmp(c->err, "SGD: memory limit exceeded", 26) == 0);
+  if (strncmp(c->err, "SGD: ", 5) != 0) fprintf(stderr, "message: %s\n", c->err);
+  c->limit_bytes = 0;
+  rc_release(flat);
+  rc_release(p);
+}
+
 static void test_safetensors(rc_ctx *c) {
   char path[] = "/tmp/recur_test_nn_XXXXXX";
   int fd = mkstemp(path);
@@ -245,6 +282,8 @@ int main(void) {
   test_pack(c);
   test_lazy_grad(c);
   test_optim(c);
+  test_mem(c);
+  test_optim_limit(c);
   test_safetensors(c);
   CHECK(c->live_bytes == 0);
   rc_ctx_release(c);

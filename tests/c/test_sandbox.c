@@ -122,7 +122,8 @@ static const attack attacks[] = {
      "local ok, e = pcall(f) assert(not ok) "
      "assert(e == 'memory limit exceeded', e) error(e, 0)",
      MEMORY, ANY, "memory limit exceeded"},
-    {"coroutine.wrap, uncaught", "coroutine.wrap(function() local t = {} "
+    {"coroutine.wrap, uncaught",
+     "coroutine.wrap(function() local t = {} "
      "for i = 1, 1e4 do t[i] = ('x'):rep(1e5) .. i end end)()",
      MEMORY, ANY, "memory limit exceeded"},
     {"long autograd chain caught by pcall",
@@ -130,6 +131,9 @@ static const attack attacks[] = {
      "local ok, e = pcall(function() for i = 1, 1e7 do y = y * 1 end end) "
      "assert(not ok) y = nil collectgarbage() error(e, 0)",
      MEMORY, ANY, "memory limit exceeded"},
+    /* sort's work buffer (pairs of value and index: 8 times the slice) counts too */
+    {"sort of a large slice", "return recur.zeros(2^20):sort()", MEMORY, ANY,
+     "memory limit exceeded"},
     {"2^40 elements", "return recur.empty(2^40)", MEMORY, ANY, "memory limit exceeded"},
     {"many tensors kept", "local t = {} for i = 1, 1e6 do t[i] = recur.zeros(10000) end", MEMORY,
      ANY, "memory limit exceeded"},
