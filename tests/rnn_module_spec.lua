@@ -319,6 +319,14 @@ describe("recur.nn.RNN as a module", function()
     line = debug.getinfo(1, "l").currentline + 1
     e = H.err_of(function() local _ = nn.RNN { input = 2, hidden = 2.5 } end)
     assert.equal(THIS .. ":" .. line .. ": rnn.RNN: hidden must be an integer, got 2.5", e)
+    line = debug.getinfo(1, "l").currentline + 1
+    e = H.err_of(function() local _ = nn.RNN { cell = "foo", input = 2, hidden = 2 } end)
+    assert.equal(THIS .. ":" .. line .. ": rnn.RNN: cell must be a cell type (rnn, gru, lstm, "
+      .. "lstm_peephole, pseudo_lstm, normalized_prototype, ln_lstm), a Lua cell definition or "
+      .. "a constructor function, got foo", e)
+    line = debug.getinfo(1, "l").currentline + 1
+    e = H.err_of(function() local _ = nn.RNN { cell = "lstm", input = 2, hidden = 2, reset_after = true } end)
+    assert.equal(THIS .. ":" .. line .. ": rnn.RNN: reset_after applies to gru cells only, got lstm", e)
     local layer = nn.RNN { input = 2, hidden = 2 }
     assert.matches("RNN:step: called with nil as self, not an RNN ", H.err_of(function() layer.step() end))
     assert.matches("Linear:forward: called with nil as self, not a Linear ",

@@ -350,8 +350,12 @@ function CellModule:macs(ins)
   return rows * per
 end
 
+-- errors at level 4: make_cell, RNN:init, Module.new, the caller of rnn.RNN{...}
 local function make_cell(spec, input, hidden, opts)
-  if type(spec) == "string" then
+  if type(spec) == "string" and is_fused_type[spec] then
+    if opts.reset_after and spec ~= "gru" then
+      error("rnn.RNN: reset_after applies to gru cells only, got " .. spec, 4)
+    end
     return rnn.Cell { cell = spec, input = input, hidden = hidden, reset_after = opts.reset_after }
   elseif type(spec) == "table" and spec.step then
     local o = {}
@@ -362,7 +366,8 @@ local function make_cell(spec, input, hidden, opts)
     return spec(input, hidden, opts)
   end
   error(string.format("rnn.RNN: cell must be a cell type (%s), a Lua cell definition or a "
-    .. "constructor function, got %s", table.concat(rnn.cell_types, ", "), type(spec)), 4)
+    .. "constructor function, got %s", table.concat(rnn.cell_types, ", "),
+    type(spec) == "string" and spec or type(spec)), 4)
 end
 
 -- RNN{cell =, input =, hidden =, layers = 1, dropout = 0, batch_first = false,
