@@ -74,17 +74,18 @@ static int f_rnn_cell(lua_State *L) {
   return 1;
 }
 
-/* Reads optional state arguments at idx, idx+1 (nil or tensors). */
-static void check_states(lua_State *L, rc_cell *cell, int idx, rc_tensor **st) {
+/* Reads optional state arguments at idx, idx+1 (nil or tensors). fn names what the user
+ * called (recur.rnn checks first; these catch direct calls of _forward/_step). */
+static void check_states(lua_State *L, rc_cell *cell, int idx, rc_tensor **st, const char *fn) {
   int ns = rc_cell_n_states(cell);
   st[0] = st[1] = NULL;
   for (int k = 0; k < 2; k++) {
     if (lua_isnoneornil(L, idx + k)) continue;
     if (k >= ns)
-      rb_error(L, "%s: a %s cell has one state, but a second one was given", rb_fname(L),
+      rb_error(L, "%s: a %s cell has one state, but a second one was given", fn,
                rc_cell_kind_name(rc_cell_kind_get(cell)));
     if (!rb_is_tensor(L, idx + k))
-      rb_error(L, "%s: initial state %d (%s) must be a tensor or nil, got %s", rb_fname(L), k + 1,
+      rb_error(L, "%s: initial state %d (%s) must be a tensor or nil, got %s", fn, k + 1,
                rc_cell_state_name(cell, k), luaL_typename(L, idx + k));
     st[k] = rb_check(L, idx + k);
   }
@@ -92,37 +93,36 @@ static void check_states(lua_State *L, rc_cell *cell, int idx, rc_tensor **st) {
 
 /* lengths at idx: nil, a list or a tensor. Returns NULL for nil; otherwise B values in a
  * Lua-owned buffer (left on the stack). */
-static const int64_t *check_lengths(lua_State *L, int idx, int64_t B) {
+static const int64_t *check_lengths(lua_State *L, int idx, int64_t B, const char *fn) {
   if (lua_isnoneornil(L, idx)) return NULL;
   int64_t *len = lua_newuserdatauv(L, (size_t)(B ? B : 1) * sizeof(int64_t), 0);
   if (rb_is_tensor(L, idx)) {
     rc_tensor *t = rb_check(L, idx);
     char s[128];
     if (t->ndim != 1 || t->size[0] != B)
-      rb_error(L, "%s: lengths must be a 1-D tensor of %lld values (one per sequence), got %s",
-               rb_fname(L), (long long)B, rc_shape_str(t, s, sizeof s));
+      rb_error(L, "%s: lengths must be a 1-D tensor of %lld values (one per sequence), got %s", fn,
+               (long long)B, rc_shape_str(t, s, sizeof s));
     for (int64_t b = 0; b < B; b++) {
       float v = *rc_ptr(t, &b);
       if (v != (float)(int64_t)v)
-        rb_error(L, "%s: lengths[%lld] = %g is not an integer", rb_fname(L), (long long)b + 1,
-                 (double)v);
+        rb_error(L, "%s: lengths[%lld] = %g is not an integer", fn, (long long)b + 1, (double)v);
       len[b] = (int64_t)v;
     }
     return len;
   }
   if (!lua_istable(L, idx))
-    rb_error(L, "%s: lengths must be a list of integers or a tensor, got %s", rb_fname(L),
+    rb_error(L, "%s: lengths must be a list of integers or a tensor, got %s", fn,
              luaL_typename(L, idx));
   lua_Integer n = luaL_len(L, idx);
   if (n != B)
-    rb_error(L, "%s: lengths has %lld entries, expected %lld (one per sequence)", rb_fname(L),
-             (long long)n, (long long)B);
+    rb_error(L, "%s: lengths has %lld entries, expected %lld (one per sequence)", fn, (long long)n,
+             (long long)B);
   for (int64_t b = 0; b < B; b++) {
     lua_geti(L, idx, b + 1);
     int isint = 0;
     lua_Integer v = lua_tointegerx(L, -1, &isint);
     if (!isint)
-      rb_error(L, "%s: lengths[%lld] must be an integer, got %s", rb_fname(L), (long long)b + 1,
+      rb_error(L, "%s: lengths[%lld] must be an integer, got %s", fn, (long long)b + 1,
                lua_type(L, -1) == LUA_TNUMBER ? lua_tostring(L, -1) : luaL_typename(L, -1));
     lua_pop(L, 1);
     len[b] = (int64_t)v;
@@ -141,16 +141,19 @@ static int push_results(lua_State *L, rc_cell *cell, rc_tensor *y, rc_tensor **s
 /* cell:_forward(x, s1, s2, lengths) */
 static int m_forward(lua_State *L) {
   rc_cell *cell = check_cell(L, 1);
+  if (!rb_is_tensor(L, 2))
+    return rb_error(L, "rnn forward: x must have shape [T, B, %lld], got %s",
+                    (long long)rc_cell_input(cell), luaL_typename(L, 2));
   rc_tensor *x = rb_check(L, 2);
   rc_tensor *st[2];
-  check_states(L, cell, 3, st);
+  check_states(L, cell, 3, st, "rnn forward");
   int64_t B = x->ndim == 3 ? x->size[1] : 0;
   if (x->ndim != 3) {
     char s[128];
     return rb_error(L, "rnn forward: x must have shape [T, B, %lld], got %s",
                     (long long)rc_cell_input(cell), rc_shape_str(x, s, sizeof s));
   }
-  const int64_t *len = check_lengths(L, 5, B);
+  const int64_t *len = check_lengths(L, 5, B, "rnn forward");
   rc_tensor *y, *out[2];
   if (rc_cell_forward(cell, x, st, len, &y, out)) return rb_raise(L);
   return push_results(L, cell, y, out);
@@ -159,9 +162,12 @@ static int m_forward(lua_State *L) {
 /* cell:_step(x, s1, s2) */
 static int m_step(lua_State *L) {
   rc_cell *cell = check_cell(L, 1);
+  if (!rb_is_tensor(L, 2))
+    return rb_error(L, "rnn step: x must be a tensor [B, %lld], got %s",
+                    (long long)rc_cell_input(cell), luaL_typename(L, 2));
   rc_tensor *x = rb_check(L, 2);
   rc_tensor *st[2];
-  check_states(L, cell, 3, st);
+  check_states(L, cell, 3, st, "rnn step");
   rc_tensor *y, *out[2];
   if (rc_cell_step(cell, x, st, &y, out)) return rb_raise(L);
   return push_results(L, cell, y, out);

@@ -509,7 +509,7 @@ describe("errors", function()
     err(function() cell:forward(recur.zeros(2, 3, 3), { lengths = { 1, 1.5, 2 } }) end,
       "lengths[2] must be an integer, got 1.5")
     err(function() cell:forward(recur.zeros(2, 1, 3), { lengths = recur.zeros(2) }) end,
-      "lengths must be a 1-D tensor of 1 values (one per sequence), got [2]")
+      "rnn forward: lengths has 2 entries, expected 1 (one per sequence)")
     err(function() cell:forward(recur.zeros(2, 1, 3), { lengths = "x" }) end,
       "lengths must be a list of integers or a tensor, got string")
     err(function() cell:step(recur.zeros(2, 4)) end,
@@ -518,9 +518,9 @@ describe("errors", function()
     local _, st = make("gru", 3, 4):forward(recur.zeros(1, 1, 3), { state = recur.ones(1, 4) })
     assert.are.same({ 1, 4 }, st[1]:size())
     err(function() cell:forward(recur.zeros(1, 1, 3), { state = recur.zeros(1, 4) }) end,
-      "rnn forward: a lstm cell's state is a list {h, c}, got a single tensor")
+      "rnn forward: state must be a list {h, c} (a lstm cell's state), got a single tensor")
     err(function() make("gru", 3, 4):_forward(recur.zeros(1, 1, 3), nil, recur.zeros(1, 4)) end,
-      "a gru cell has one state, but a second one was given")
+      "rnn forward: a gru cell has one state, but a second one was given")
     err(function() rnn.Cell { cell = "lsmt", input = 1, hidden = 1 } end,
       "rnn.Cell: cell must be one of rnn, gru, lstm, lstm_peephole, pseudo_lstm, "
       .. "normalized_prototype, ln_lstm, got lsmt")
@@ -538,6 +538,61 @@ describe("errors", function()
     local closed = make("rnn", 1, 1)
     do local _ <close> = closed end
     err(function() closed:forward(recur.zeros(1, 1, 1)) end, "argument #1 is a closed rnn cell")
+  end)
+
+  it("bad lengths, states and inputs are reported as forward/step of what was called, at the caller's line", function()
+    local H = require("tests.helpers")
+    local THIS = debug.getinfo(1, "S").short_src
+    -- each case: a function whose call is on one line, and the message expected from that line
+    local function at(f, msg)
+      local line = debug.getinfo(f, "S").linedefined
+      assert.equal(THIS .. ":" .. line .. ": " .. msg, H.err_of(f))
+    end
+    local x = recur.zeros(4, 2, 2)
+    local xt = recur.zeros(2, 2)
+    local cell = make("lstm", 2, 3)
+    local gru = make("gru", 2, 3)
+    at(function() local _ = cell:forward(x, { lengths = { 1 } }) end,
+      "rnn forward: lengths has 1 entries, expected 2 (one per sequence)")
+    at(function() local _ = cell:forward(x, { lengths = recur.tensor({ 1.5, 2 }) }) end,
+      "rnn forward: lengths[1] must be an integer, got 1.5")
+    at(function() local _ = cell:forward(x, { lengths = "x" }) end,
+      "rnn forward: lengths must be a list of integers or a tensor, got string")
+    at(function() local _ = cell:forward(x, { state = { 1, 2 } }) end,
+      "rnn forward: state[1] (h) must be a tensor, got number")
+    at(function() local _ = cell:forward(x, { state = { h = xt } }) end,
+      "rnn forward: state must be a list {h, c} (a lstm cell's state), got a key h")
+    at(function() local _ = gru:forward(x, { state = { xt, xt } }) end,
+      "rnn forward: state must be a list {h} (a gru cell's state), got a key 2")
+    at(function() local _ = cell:forward("x") end,
+      "rnn forward: x must have shape [T, B, 2], got string")
+    at(function() local _ = cell:step(xt, { 1, 2 }) end,
+      "rnn step: state[1] (h) must be a tensor, got number")
+    at(function() local _ = cell:step("x") end, "rnn step: x must be a tensor [B, 2], got string")
+    local layer = rnn.RNN { cell = "lstm", input = 2, hidden = 3, layers = 2 }
+    local glayer = rnn.RNN { cell = "gru", input = 2, hidden = 3 }
+    at(function() local _ = layer(x, { lengths = { 1 } }) end,
+      "RNN forward: lengths has 1 entries, expected 2 (one per sequence)")
+    at(function() local _ = layer:forward(x, { lengths = recur.tensor({ 1.5, 2 }) }) end,
+      "RNN forward: lengths[1] must be an integer, got 1.5")
+    at(function() local _ = layer(x, { lengths = { 1, 5 } }) end,
+      "RNN forward: lengths[2] = 5 is outside [0, 4] (T = 4)")
+    at(function() local _ = layer(x, { state = { nil, { 1, 2 } } }) end,
+      "RNN forward: state[2][1] (h) must be a tensor, got number")
+    at(function() local _ = layer(x, { state = { { recur.zeros(2, 5), xt } } }) end,
+      "RNN forward: state[1][1] (h) must have shape [2, 3], got [2, 5]")
+    at(function() local _ = glayer(x, { state = { { recur.zeros(2, 3), recur.zeros(2, 3) } } }) end,
+      "RNN forward: state[1] must be a list {h} (a gru cell's state), got a key 2")
+    at(function() local _ = layer(x, { state = { recur.zeros(2, 3) } }) end,
+      "RNN forward: state[1] must be a list {h, c} (a lstm cell's state), got a single tensor")
+    at(function() local _ = layer:step(xt, { { 1, 2 } }) end,
+      "RNN step: state[1][1] (h) must be a tensor, got number")
+    at(function() local _ = layer:step(xt, { { recur.zeros(1, 3) } }) end,
+      "RNN step: state[1][1] (h) must have shape [2, 3], got [1, 3]")
+    at(function() local _ = layer:step("x") end, "RNN step: x must be a tensor [B, 2], got string")
+    -- the right states still work, a one-state layer also taking a single tensor per layer
+    local y = glayer(x, { state = { recur.ones(2, 3) }, lengths = { 0, 4 } })
+    assert.are.same({ 0, 0, 0 }, y[1][1]:totable())
   end)
 
   it("backward refuses parameters modified in place after the forward", function()

@@ -74,9 +74,14 @@ local function lengths_list(lengths, T, B, fn)
   local out = {}
   for b = 1, B do
     local v = list[b]
-    if type(v) ~= "number" or v ~= math.floor(v) or v < 0 or v > T then
-      error(string.format("%s: lengths[%d] = %s is not an integer in [0, %d]", fn, b,
-        tostring(v), T), 3)
+    if math.type(v) ~= "integer" and not (type(v) == "number" and v == math.floor(v)
+        and math.tointeger(v)) then
+      error(string.format("%s: lengths[%d] must be an integer, got %s", fn, b,
+        type(v) == "number" and tostring(v) or type(v)), 3)
+    end
+    if v < 0 or v > T then
+      error(string.format("%s: lengths[%d] = %d is outside [0, %d] (T = %d)", fn, b,
+        math.tointeger(v), T, T), 3)
     end
     out[b] = math.tointeger(v)
   end
@@ -110,35 +115,72 @@ function rnn.Cell(opts)
   return recur._rnn_cell(kind, input, hidden, opts.reset_after and true or false)
 end
 
-local function state_args(self, state, fn)
-  if state == nil then return nil, nil end
-  if recur.is_tensor(state) then
-    if self.n_states ~= 1 then
-      error(string.format("%s: a %s cell's state is a list {%s}, got a single tensor", fn,
-        self.kind, table.concat(self.state_names, ", ")), 3)
+-- Checks one cell's state st (what: "state" or "state[l]"): nil, a single tensor (one-state
+-- cells) or a list of up to n tensors in state_names order (nil entries mean zeros), each of
+-- shape [B, H] when B is given. Errors at level lvl.
+local function check_state(st, cell, what, B, fn, lvl)
+  if st == nil then return nil end
+  local n, names = cell.n_states, cell.state_names
+  if type(n) ~= "number" or type(names) ~= "table" then return st end -- a foreign cell
+  local function fail(msg, ...) error(string.format("%s: %s " .. msg, fn, what, ...), lvl + 1) end
+  local list_s = "{" .. table.concat(names, ", ") .. "}"
+  if recur.is_tensor(st) then
+    if n ~= 1 then
+      fail("must be a list %s (a %s cell's state), got a single tensor", list_s,
+        tostring(cell.kind))
     end
-    return state, nil
+    st = { st }
+  elseif type(st) ~= "table" then
+    fail("must be a list of tensors %s, got %s", list_s, type(st))
   end
-  if type(state) ~= "table" then
-    error(string.format("%s: state must be a list of tensors {%s}, got %s", fn,
-      table.concat(self.state_names, ", "), type(state)), 3)
+  for k in pairs(st) do
+    if math.type(k) ~= "integer" or k < 1 or k > n then
+      fail("must be a list %s (a %s cell's state), got a key %s", list_s, tostring(cell.kind),
+        tostring(k))
+    end
   end
-  return state[1], state[2]
+  for k = 1, n do
+    local t = st[k]
+    if t ~= nil then
+      if not recur.is_tensor(t) then
+        error(string.format("%s: %s[%d] (%s) must be a tensor, got %s", fn, what, k,
+          tostring(names[k]), type(t)), lvl)
+      end
+      if B and (t:dim() ~= 2 or t:size(1) ~= B or t:size(2) ~= cell.hidden) then
+        error(string.format("%s: %s[%d] (%s) must have shape [%d, %d], got [%s]", fn, what, k,
+          tostring(names[k]), B, cell.hidden, table.concat(t:size(), ", ")), lvl)
+      end
+    end
+  end
+  return st
+end
+
+local function shape_of(x)
+  return recur.is_tensor(x) and ("[" .. table.concat(x:size(), ", ") .. "]") or type(x)
 end
 
 -- cell:forward(x [T, B, I], {state = {h, c}, lengths = lens}) -> y [T, B, H], {h, c}
+-- (the arguments are checked here, so that errors name forward and the caller's line)
 function fused:forward(x, opts)
   opts = opts or {}
   check_opts(opts, "rnn forward")
-  local s1, s2 = state_args(self, opts.state, "rnn forward")
-  local y, a, b = self:_forward(x, s1, s2, opts.lengths)
+  if not recur.is_tensor(x) or x:dim() ~= 3 then
+    error(string.format("rnn forward: x must have shape [T, B, %d], got %s", self.input,
+      shape_of(x)), 2)
+  end
+  local st = check_state(opts.state, self, "state", nil, "rnn forward", 3) or {}
+  local lens = lengths_list(opts.lengths, x:size(1), x:size(2), "rnn forward")
+  local y, a, b = self:_forward(x, st[1], st[2], lens)
   return y, { a, b }
 end
 
 -- cell:step(x_t [B, I], state) -> y_t [B, H], new state
 function fused:step(x, state)
-  local s1, s2 = state_args(self, state, "rnn step")
-  local y, a, b = self:_step(x, s1, s2)
+  if not recur.is_tensor(x) then
+    error(string.format("rnn step: x must be a tensor [B, %d], got %s", self.input, type(x)), 2)
+  end
+  local st = check_state(state, self, "state", nil, "rnn step", 3) or {}
+  local y, a, b = self:_step(x, st[1], st[2])
   return y, { a, b }
 end
 
@@ -430,15 +472,20 @@ function RNN:_drop(x)
   return x * (recur.bernoulli(x:size(), keep) / keep)
 end
 
-local function check_layer_state(self, state, fn)
+-- state: nil or a list with one cell state per layer, each checked against [B, hidden]
+local function check_layer_state(self, state, B, fn)
   if state == nil then return end
   if type(state) ~= "table" then
     error(string.format("%s: state must be a list with one entry per layer, got %s", fn,
       type(state)), 3)
   end
-  if #state > self.layers then
-    error(string.format("%s: state has %d entries for %d layers", fn, #state, self.layers), 3)
+  for k in pairs(state) do
+    if math.type(k) ~= "integer" or k < 1 or k > self.layers then
+      error(string.format("%s: state must be a list with one entry per layer (%d), got a key %s",
+        fn, self.layers, tostring(k)), 3)
+    end
   end
+  for l = 1, self.layers do check_state(state[l], self.cells[l], "state[" .. l .. "]", B, fn, 4) end
 end
 
 -- layer:forward(x, {state = {{h, c}, ...}, lengths = lens}) -> outputs, {{h, c}, ...}
@@ -452,11 +499,12 @@ function RNN:forward(x, opts)
       recur.is_tensor(x) and ("[" .. table.concat(x:size(), ", ") .. "]") or type(x)), 2)
   end
   if self.batch_first then x = x:transpose(1, 2) end
-  check_layer_state(self, opts.state, "RNN forward")
+  check_layer_state(self, opts.state, x:size(2), "RNN forward")
+  local lens = lengths_list(opts.lengths, x:size(1), x:size(2), "RNN forward")
   local out, finals = x, {}
   for l, m in ipairs(self._layer_modules) do
     out = self:_drop(out)
-    local y, st = m(out, { state = opts.state and opts.state[l], lengths = opts.lengths })
+    local y, st = m(out, { state = opts.state and opts.state[l], lengths = lens })
     out, finals[l] = y, st
   end
   out = self:_drop(out)
@@ -466,7 +514,10 @@ end
 
 -- layer:step(x_t [B, I], state) -> out [B, H], new state (same numbers as forward)
 function RNN:step(x, state)
-  check_layer_state(self, state, "RNN step")
+  if not recur.is_tensor(x) then
+    error(string.format("RNN step: x must be a tensor [B, %d], got %s", self.input, type(x)), 2)
+  end
+  check_layer_state(self, state, x:dim() == 2 and x:size(1) or nil, "RNN step")
   local out, finals = x, {}
   for l, cell in ipairs(self.cells) do
     out = self:_drop(out)
