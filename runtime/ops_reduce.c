@@ -410,7 +410,8 @@ static int max_dim_backward(rc_node *nd, rc_tensor **gout, rc_tensor **gin) {
 }
 
 /* values and indices of max/min along dim (RC_ALL: flat index). *values may be NULL-requested
- * by passing values == NULL (argmax). */
+ * by passing values == NULL (argmax). Indices are floats: a reduced count past 2^24 is
+ * refused. */
 static int max_dim_impl(rc_tensor *a, int dim, int keepdim, int is_min, rc_tensor **values,
                         rc_tensor **indices, const char *fn) {
   rc_ctx *c = a->ctx;
@@ -421,6 +422,18 @@ static int max_dim_impl(rc_tensor *a, int dim, int keepdim, int is_min, rc_tenso
   *indices = NULL;
   if (make_plan(c, fn, &s, dim, keepdim, &p)) return -1;
   if (p.n == 0) return empty_error(c, fn, &s, &p);
+  if (p.n > ((int64_t)1 << 24)) { /* as sort, topk, randperm and multinomial */
+    char buf[128];
+    if (p.dim < 0)
+      return rc_error(c,
+                      "%s: shape %s has %lld elements, more than 2^24, the largest count whose "
+                      "indices float32 holds exactly",
+                      fn, rc_shape_str(a, buf, sizeof buf), (long long)p.n);
+    return rc_error(c,
+                    "%s: dimension %d of shape %s has %lld elements, more than 2^24, the largest "
+                    "count whose indices float32 holds exactly",
+                    fn, p.dim + 1, rc_shape_str(a, buf, sizeof buf), (long long)p.n);
+  }
   if (fw_begin(a, &p.out, &x, &v)) return -1;
   rc_tensor *ix = empty_shape(c, &p.out);
   if (!ix) {

@@ -150,6 +150,22 @@ describe("argmax and argmin", function()
   end)
 end)
 
+describe("indices past 2^24", function()
+  it("are refused: float32 cannot hold them exactly", function()
+    local long = recur.zeros(1, 1):expand(2, 2 ^ 24 + 1) -- a view: nothing is allocated
+    local msg = "dimension 2 of shape [2, 16777217] has 16777217 elements, more than 2^24, the "
+      .. "largest count whose indices float32 holds exactly"
+    H.fails_with(function() return long:argmax(2) end, "argmax: " .. msg)
+    H.fails_with(function() return long:argmin(-1) end, "argmin: " .. msg)
+    H.fails_with(function() return long:max(2) end, "max: " .. msg)
+    H.fails_with(function() return long:min(2, true) end, "min: " .. msg)
+    H.fails_with(function() return recur.argmax(long) end,
+      "argmax: shape [2, 16777217] has 33554434 elements, more than 2^24")
+    H.fails_with(function() return recur.zeros(1):expand(2 ^ 24 + 1):argmin(1) end,
+      "argmin: dimension 1 of shape [16777217] has 16777217 elements")
+  end)
+end)
+
 describe("var and std", function()
   local a = recur.tensor(A)
   it("are unbiased by default", function()
