@@ -252,12 +252,12 @@ int rc_orthogonal_(rc_tensor *t, float gain) {
    * TensorFlow and PyTorch apply. */
   int tall = rows >= cols;
   int64_t m = tall ? rows : cols, k = tall ? cols : rows;
-  double *a = malloc((size_t)(m * k) * sizeof(double));
-  float *out = malloc((size_t)(rows * cols) * sizeof(float));
-  if (!a || !out) {
-    free(a);
-    free(out);
-    return rc_error(c, "orthogonal: out of memory");
+  /* scratch counted by the memory limit (up to 3 GB for the largest accepted shapes) */
+  double *a = rc_mem_alloc(c, (size_t)(m * k) * sizeof(double));
+  float *out = a ? rc_mem_alloc(c, (size_t)(rows * cols) * sizeof(float)) : NULL;
+  if (!out) {
+    rc_mem_free(c, a);
+    return rc_error_prefix(c, "orthogonal");
   }
   for (int64_t i = 0; i < m * k; i++) a[i] = rc_rng_normal(&c->rng); /* a[i*k + j]: row i, col j */
   for (int64_t j = 0; j < k; j++) {
@@ -286,8 +286,8 @@ int rc_orthogonal_(rc_tensor *t, float gain) {
       idx[d] = 0;
     }
   }
-  free(a);
-  free(out);
+  rc_mem_free(c, a);
+  rc_mem_free(c, out);
   rc_bump_version(t);
   return 0;
 }

@@ -245,6 +245,35 @@ static void test_optim_limit(rc_ctx *c) {
   rc_release(p);
 }
 
+/* orthogonal's scratch (m * k doubles and the output's floats) is counted by the memory limit:
+ * too large a one is refused under the limit, holding nothing, and smaller ones still work. */
+static void test_orthogonal_limit(rc_ctx *c) {
+  int64_t big[2] = {512, 256}, small[2] = {3, 2};
+  rc_tensor *t = rc_empty(c, 2, big), *u = rc_empty(c, 2, small);
+  CHECK(t && u);
+  if (!t || !u) return;
+  size_t aux0 = c->aux_bytes;
+  c->limit_bytes = rc_used_bytes(c) + 64 * 1024; /* the scratch needs 1.5 MB */
+  CHECK(rc_orthogonal_(t, 1) == -1);
+  CHECK(strncmp(c->err, "orthogonal: memory limit exceeded", 33) == 0);
+  if (strncmp(c->err, "orthogonal: ", 12) != 0) fprintf(stderr, "message: %s\n", c->err);
+  CHECK(c->aux_bytes == aux0);
+  CHECK(rc_orthogonal_(u, 2) == 0); /* still usable: columns of norm 2, orthogonal */
+  const float *d = rc_data(u);
+  double n0 = 0, n1 = 0, dot = 0;
+  for (int r = 0; r < 3; r++) {
+    n0 += (double)d[2 * r] * d[2 * r];
+    n1 += (double)d[2 * r + 1] * d[2 * r + 1];
+    dot += (double)d[2 * r] * d[2 * r + 1];
+  }
+  CHECK(fabs(n0 - 4) < 1e-5 && fabs(n1 - 4) < 1e-5 && fabs(dot) < 1e-5);
+  CHECK(c->aux_bytes == aux0);
+  c->limit_bytes = 0;
+  CHECK(rc_orthogonal_(t, 1) == 0);
+  rc_release(t);
+  rc_release(u);
+}
+
 static void test_safetensors(rc_ctx *c) {
   char path[] = "/tmp/recur_test_nn_XXXXXX";
   int fd = mkstemp(path);
@@ -284,6 +313,7 @@ int main(void) {
   test_optim(c);
   test_mem(c);
   test_optim_limit(c);
+  test_orthogonal_limit(c);
   test_safetensors(c);
   CHECK(c->live_bytes == 0);
   rc_ctx_release(c);
