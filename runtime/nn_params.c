@@ -252,6 +252,10 @@ int rc_orthogonal_(rc_tensor *t, float gain) {
    * TensorFlow and PyTorch apply. */
   int tall = rows >= cols;
   int64_t m = tall ? rows : cols, k = tall ? cols : rows;
+  /* the work budget sees the two Gram-Schmidt passes (~2 m k^2 multiply-adds), one unit per
+   * 64 as a GEMM: the largest accepted shapes would otherwise run for hours in one call */
+  double work = 2.0 * (double)m * (double)k * (double)k / 64.0;
+  if (rc_charge(c, "orthogonal", work > 1e18 ? (uint64_t)1e18 : (uint64_t)work + 1)) return -1;
   /* scratch counted by the memory limit (up to 3 GB for the largest accepted shapes) */
   double *a = rc_mem_alloc(c, (size_t)(m * k) * sizeof(double));
   float *out = a ? rc_mem_alloc(c, (size_t)(rows * cols) * sizeof(float)) : NULL;

@@ -165,6 +165,8 @@ static const attack attacks[] = {
      "budget exceeded"},
     {"big matmul", "local a = recur.ones(1500, 1500) return recur.matmul(a, a)", BUDGET, ANY,
      "budget exceeded"},
+    {"big orthogonal init", "recur.nn.init.orthogonal()(recur.empty(1024, 1024))", BUDGET, ANY,
+     "budget exceeded"},
     /* endless loops, recursion, coroutines */
     {"endless loop", "while true do end", BUDGET, ANY, "instruction budget exceeded"},
     {"loop that catches the error", "while true do pcall(function() while true do end end) end",
