@@ -78,6 +78,11 @@ static inline int rc_charge(rc_ctx *c, const char *fn, uint64_t units) {
   return (c->work_limit && c->work_used > c->work_limit) ? rc_budget_error(c, fn) : 0;
 }
 
+/* Work units of `macs` multiply-adds (one per 64), saturating. */
+static inline uint64_t rc_mac_units(double macs) {
+  return macs > 6.4e19 ? (uint64_t)1e18 : (uint64_t)(macs / 64.0) + 1;
+}
+
 /* Every runtime function that opens a file calls this first: -1 with a message when the
  * host has denied file access (sandbox). */
 int rc_check_file_access(rc_ctx *c, const char *fn, const char *path); /* reading */

@@ -313,6 +313,8 @@ int rc_cell_forward(rc_cell *cell, rc_tensor *x, rc_tensor *const *state0, const
   *y = NULL;
   for (int k = 0; k < RC_CELL_MAX_STATES; k++) state_out[k] = NULL;
   if (check_args(cell, "rnn forward", x, 3, state0, lengths, &T, &B)) return -1;
+  /* the budget sees the sequence's products (one rc_cell_forward can run for minutes) */
+  if (rc_charge(c, "rnn forward", rc_mac_units(rc_cell_flops(cell, T, B) / 6.0))) return -1;
   rc_tensor *ins[1 + RC_CELL_MAX_STATES + RC_CELL_MAX_PARAMS] = {0};
   int n_in = 1 + RC_CELL_MAX_STATES + o->n_params;
   ins[0] = x;
@@ -482,6 +484,7 @@ int rc_cell_step(rc_cell *cell, rc_tensor *x, rc_tensor *const *state, rc_tensor
   *y = NULL;
   for (int k = 0; k < RC_CELL_MAX_STATES; k++) state_out[k] = NULL;
   if (check_args(cell, "rnn step", x, 2, state, NULL, &T, &B)) return -1;
+  if (rc_charge(c, "rnn step", rc_mac_units(rc_cell_flops(cell, 1, B) / 6.0))) return -1;
   rc_tensor *ins[1 + RC_CELL_MAX_STATES + RC_CELL_MAX_PARAMS] = {0};
   int n_in = 1 + RC_CELL_MAX_STATES + o->n_params;
   ins[0] = x;

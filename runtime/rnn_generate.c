@@ -52,6 +52,10 @@ int rc_rnn_generate(rc_cell *const *cells, int n, rc_tensor *embed, rc_tensor *W
     if (prime[i] < 0 || prime[i] >= V)
       return rc_error(c, "generate: prime id %lld is outside 1..%lld", (long long)prime[i] + 1,
                       (long long)V);
+  /* the budget sees every step's products before the loop (a long generation is one call) */
+  double per_step = (double)V * (double)H;
+  for (int l = 0; l < n; l++) per_step += rc_cell_flops(cells[l], 1, 1) / 6.0;
+  if (rc_charge(c, "generate", rc_mac_units(per_step * (double)(n_prime - 1 + length)))) return -1;
   rc_tensor *ec = rc_raw_contiguous(embed), *wc = NULL, *bc = NULL;
   float *buf = NULL;
   int rc = -1;

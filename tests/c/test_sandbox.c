@@ -167,6 +167,15 @@ static const attack attacks[] = {
      "budget exceeded"},
     {"big orthogonal init", "recur.nn.init.orthogonal()(recur.empty(1024, 1024))", BUDGET, ANY,
      "budget exceeded"},
+    {"long fused-cell sequence",
+     "local c = recur.rnn.Cell{cell = 'lstm', input = 64, hidden = 256}\n"
+     "recur.no_grad(function() return c:forward(recur.zeros(150, 16, 64)) end)",
+     BUDGET, ANY, "budget exceeded"},
+    {"long generation in one C call",
+     "local c = recur.rnn.Cell{cell = 'lstm', input = 8, hidden = 256}\n"
+     "return recur._rnn_generate({c}, recur.zeros(5, 8), recur.zeros(5, 256), nil, nil, {1},"
+     " 100000, 1, 0)",
+     BUDGET, ANY, "budget exceeded"},
     /* endless loops, recursion, coroutines */
     {"endless loop", "while true do end", BUDGET, ANY, "instruction budget exceeded"},
     {"loop that catches the error", "while true do pcall(function() while true do end end) end",
