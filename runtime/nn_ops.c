@@ -121,6 +121,7 @@ rc_tensor *rc_linear(rc_tensor *x, rc_tensor *w, rc_tensor *b) {
   if (rows > INT_MAX || in > INT_MAX || out > INT_MAX)
     return rc_error_null(c, "linear: input shape %s with weight %s is too large for BLAS",
                          rc_shape_str(x, s1, sizeof s1), rc_shape_str(w, s2, sizeof s2));
+  if (rc_charge(c, "linear", rc_mac_units((double)rows * (double)in * (double)out))) return NULL;
   int64_t osize[RC_MAX_DIM];
   for (int i = 0; i + 1 < x->ndim; i++) osize[i] = x->size[i];
   osize[x->ndim - 1] = out;
