@@ -476,6 +476,24 @@ done:
   return rc;
 }
 
+/* A one-step sequence of batch B on the cell's step workspaces (no allocation once they
+ * are grown): 0, or -1 with a message. */
+static int step_seq(rc_cell *cell, int64_t B, rc_seq *s) {
+  const rn_ops *o = cell->ops;
+  memset(s, 0, sizeof *s);
+  s->cell = cell;
+  s->T = 1;
+  s->B = B;
+  s->I = cell->input;
+  s->H = cell->hidden;
+  s->P = (int64_t)o->gates * cell->hidden;
+  float *arena = workspace(cell, 2, carve(s, NULL));
+  if (!arena) return -1;
+  carve(s, arena);
+  if (o->fws_floats && !(s->fws = workspace(cell, 0, o->fws_floats(B, s->H)))) return -1;
+  return 0;
+}
+
 int rc_cell_step(rc_cell *cell, rc_tensor *x, rc_tensor *const *state, rc_tensor **y,
                  rc_tensor **state_out) {
   rc_ctx *c = cell->ctx;
@@ -506,17 +524,7 @@ int rc_cell_step(rc_cell *cell, rc_tensor *x, rc_tensor *const *state, rc_tensor
     return -1;
   }
   rc_seq s;
-  memset(&s, 0, sizeof s);
-  s.cell = cell;
-  s.T = 1;
-  s.B = B;
-  s.I = cell->input;
-  s.H = cell->hidden;
-  s.P = (int64_t)o->gates * cell->hidden;
-  float *arena = workspace(cell, 2, carve(&s, NULL));
-  if (!arena) return -1;
-  carve(&s, arena);
-  if (o->fws_floats && !(s.fws = workspace(cell, 0, o->fws_floats(B, s.H)))) return -1;
+  if (step_seq(cell, B, &s)) return -1;
   int64_t size[2] = {B, s.H};
   rc_tensor *xc = rc_raw_contiguous(x);
   if (!xc) return -1;
@@ -547,17 +555,7 @@ int rc_cell_step(rc_cell *cell, rc_tensor *x, rc_tensor *const *state, rc_tensor
 int rc_cell_step_raw(rc_cell *cell, int64_t B, const float *x, float *const *state, float *y) {
   const rn_ops *o = cell->ops;
   rc_seq s;
-  memset(&s, 0, sizeof s);
-  s.cell = cell;
-  s.T = 1;
-  s.B = B;
-  s.I = cell->input;
-  s.H = cell->hidden;
-  s.P = (int64_t)o->gates * cell->hidden;
-  float *arena = workspace(cell, 2, carve(&s, NULL));
-  if (!arena) return -1;
-  carve(&s, arena);
-  if (o->fws_floats && !(s.fws = workspace(cell, 0, o->fws_floats(B, s.H)))) return -1;
+  if (step_seq(cell, B, &s)) return -1;
   s.x = x;
   size_t bytes = (size_t)(B * s.H) * sizeof(float);
   for (int k = 0; k < o->n_states; k++) memcpy(s.st[k], state[k], bytes);
