@@ -109,11 +109,27 @@ static int f_check_numerics(lua_State *L) {
   return 1;
 }
 
+/* recur.rnn_helper([on]): whether fused cells share their per-step work with a helper thread
+ * when there is more than one BLAS thread (default true); returns the previous setting. */
+static int f_rnn_helper(lua_State *L) {
+  rc_ctx *c = rb_ctx(L);
+  int old = !c->no_rnn_helper;
+  if (!lua_isnoneornil(L, 1)) {
+    if (lua_type(L, 1) != LUA_TBOOLEAN)
+      return luaL_error(L, "rnn_helper: argument #1 must be a boolean (got %s)",
+                        luaL_typename(L, 1));
+    c->no_rnn_helper = !lua_toboolean(L, 1);
+  }
+  lua_pushboolean(L, old);
+  return 1;
+}
+
 void rb_open_system(lua_State *L, int methods, int module) {
   static const luaL_Reg functions[] = {{"threads", f_threads},
                                        {"memory", f_memory},
                                        {"reset_peak_memory", f_reset_peak_memory},
                                        {"check_numerics", f_check_numerics},
+                                       {"rnn_helper", f_rnn_helper},
                                        {NULL, NULL}};
   rb_register(L, methods, module, NULL, functions);
   /* config reads the module's _VERSION when called (the Lua half sets it later). */

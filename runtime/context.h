@@ -19,6 +19,8 @@ typedef struct rc_ctx {
   uint64_t alloc_count; /* storages allocated, ever */
   int grad_enabled;     /* 0 inside no_grad */
   int check_numerics;   /* 1: NaN/Inf in backward's root is an error */
+  int no_rnn_helper;    /* 1: fused cells never share work with a helper thread (a test
+                         * compares helper on and off at one BLAS thread count) */
   rc_rng rng;
   char err[RC_ERR_MAX]; /* message of the last failure */
   /* Set by a host language before it runs backward, so that ops defined in that language

@@ -204,7 +204,8 @@ void rn_prepare(rc_cell *cell, int slot, rn_pmat *m, const float *W, int64_t ldw
   rn_pack(m, dst, W, ldw, trans, K, N);
   /* with more BLAS threads, products of at least 2^20 multiply-adds are shared with a helper
    * thread (smaller ones cost less than the hand-over) */
-  if (m->p && M * K * N >= (1 << 20) && openblas_get_num_threads() > 1) {
+  if (m->p && M * K * N >= (1 << 20) && openblas_get_num_threads() > 1 &&
+      !cell->ctx->no_rnn_helper) {
     if (!cell->team) cell->team = rn_team_new();
     if (slot == 0 || slot == 2) cell->team_on = rn_team_usable(cell->team); /* per sequence */
     m->team = cell->team_on ? cell->team : NULL;
