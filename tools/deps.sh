@@ -1,17 +1,27 @@
 #!/bin/sh
-# Installs (with apt-get) only the Debian packages recur needs that are missing.
+# Installs (with apt-get) the Debian packages recur and its test suite need that are missing:
+# the compiler, Lua 5.4, OpenBLAS, zlib, readline, busted, and every tool a test calls
+# (script(1) from bsdutils for the terminal tests, objdump and nm from binutils, gnuplot for
+# plots, numpy to read checkpoints independently, pkg-config for the embedding example).
 set -eu
-pkgs="build-essential lua5.4 liblua5.4-dev libopenblas-dev lua-busted libreadline-dev zlib1g-dev gnuplot-nox python3-numpy pkgconf"
+pkgs="build-essential binutils bsdutils lua5.4 liblua5.4-dev libopenblas-dev lua-busted libreadline-dev zlib1g-dev gnuplot-nox python3-numpy pkgconf"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
-if [ -n "$missing" ]; then
-  echo "deps: installing$missing"
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO=sudo
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
-else
+if [ -z "$missing" ]; then
   echo "deps: all present"
+  exit 0
 fi
+echo "deps: installing$missing"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if ! command -v sudo >/dev/null 2>&1; then
+    echo "deps: these packages are missing and this is not root, and there is no sudo; as root, run:" >&2
+    echo "  apt-get update && apt-get install -y$missing" >&2
+    exit 1
+  fi
+  SUDO=sudo
+fi
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
