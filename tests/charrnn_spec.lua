@@ -396,19 +396,28 @@ describe("a checkpoint written by an earlier version (tests/fixtures/charrnn_gru
     for i, v in ipairs(lr) do
       assert.is_true(math.abs(tonumber(v) - THEN[i]) <= 1.5e-4, "step " .. (i + 9) .. ": " .. v)
     end
+    -- The final state: bit for bit under the OpenBLAS kernel the fixture was written with
+    -- (Haswell; Zen's gives the same bits); under another one the fixture's first 40 steps are
+    -- not what this machine computes for them, and the rest follows within 1e-6 of each
+    -- tensor's largest value (measured: Prescott, Nehalem, Sandybridge, SkylakeX), so within
+    -- 1e-4 there.
+    local core = recur.config().blas.core
+    local tol = (core == "Haswell" or core == "Zen") and 0 or 1e-4
+    local function same(t, u, name)
+      assert.is_not_nil(u, name)
+      local d = (t - u):abs():max():item()
+      assert.is_true(d <= tol * t:abs():max():item(), name .. ": differs by " .. d .. " (" .. core .. ")")
+    end
     local a, b = recur.load(full), recur.load(resumed)
     for _, what in ipairs { "model", "tensors" } do
-      for k, t in pairs(a[what]) do
-        assert.are.equal(0, (t - b[what][k]):abs():max():item(), k)
-      end
+      for k, t in pairs(a[what]) do same(t, b[what][k], k) end
     end
     for i, ps in ipairs(a.optimizer.params) do
       for k, t in pairs(ps) do
-        if recur.is_tensor(t) then
-          assert.are.equal(0, (t - b.optimizer.params[i][k]):abs():max():item(), i .. "." .. k)
-        end
+        if recur.is_tensor(t) then same(t, b.optimizer.params[i][k], "optimizer." .. i .. "." .. k) end
       end
     end
+    assert.are.equal(a.optimizer.step, b.optimizer.step)
     assert.are.equal(a.rng_state, b.rng_state)
     assert.are.equal(62, b.meta.total_steps)
   end)
