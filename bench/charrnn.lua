@@ -17,8 +17,9 @@
 -- GFLOP/s counts GEMM work only (2 per multiply-add: the cells' input, recurrent and weight
 -- gradient products and the readout's three), printed beside the sgemm rate of a large
 -- square product measured in the same run with the same thread count.
+-- Run from the project root: require "models.charrnn" is found through Lua's default ./?.lua
+-- (docs/architecture.md, "Scripts and the module path").
 local recur = require("recur")
-package.path = "./?.lua;" .. package.path
 
 local function opt_list(s, conv)
   local out = {}
@@ -105,7 +106,7 @@ end
 
 if worker then
   local CharRNN = require("models.charrnn")
-  local G = require("models.glue")
+  local nn = recur.nn
   local H = math.tointeger(tonumber(worker.hidden or "128"))
   local nb = math.tointeger(tonumber(worker.blocks or "5"))
   local ns = math.tointeger(tonumber(worker.steps or "5"))
@@ -121,21 +122,24 @@ if worker then
   end
   local m = CharRNN.new { vocab = V, embed = E, hidden = H, layers = L, cell = worker.cell or "lstm" }
   if worker.mode == "train" then
-    local opt = G.optimizer("adam", m, { lr = 2e-3, clip = 5 })
+    -- scripts/train_charrnn.lua's step: Adam over the parameters, clipping on the flat gradient
+    local opt = recur.optim.Adam(m:parameters(), { lr = 2e-3 })
+    local flat_grad = select(2, m:flat_parameters())
     local x = recur.randint(1, V, { T, B })
     local y = recur.randint(1, V, { T, B })
     local function step()
       opt:zero_grad()
       local loss = m:loss(x, y)
       loss:backward()
+      nn.clip_grad_norm(flat_grad, 5)
       opt:step()
     end
     local med, best = blocks(step, nw, nb, ns)
     local flops = 6 * T * B * H * V
     for _, c in ipairs(m.rnn.cells) do flops = flops + c:flops(T, B) end
     print(string.format("RESULT impl=recur mode=train cell=%s hidden=%d ms=%.3f best_ms=%.3f "
-      .. "gflops=%.2f rss_mb=%.1f backend=%s", m.cell, H, med * 1e3, best * 1e3,
-      flops / med * 1e-9, peak_rss_mb(), G.backend))
+      .. "gflops=%.2f rss_mb=%.1f", m.cell, H, med * 1e3, best * 1e3,
+      flops / med * 1e-9, peak_rss_mb()))
   else
     local chars = math.tointeger(tonumber(worker.chars or "2000"))
     local per = math.max(1, chars // nb)

@@ -18,12 +18,14 @@
 --                                      (the cells' own, docs/rnn.md)
 --   out         nn.Linear(H, V)        out.weight [V, H], out.bias [V] (uniform in +-1/sqrt(H),
 --                                      PyTorch's nn.Linear)
---   init_state  the initial-state strategy (models/initial_state.lua): init_state.layer1.h, ...
+--   init_state  the initial-state strategy (recur.rnn.initial_state): init_state.layer1.h, ...
 --               for the trained strategies, nothing for zero and noisy
+--
+-- Checkpoints are recur.save's (safetensors); CharRNN.load_checkpoint(path, targets) reads one
+-- (recur.load) and names the Lua-source format of older versions, which is no longer read.
 local recur = require("recur")
-local IS = require("models.initial_state")
-local G = require("models.glue")
 local nn = recur.nn
+local IS = recur.rnn.initial_state
 
 local CharRNN = nn.Module:extend("CharRNN")
 
@@ -93,7 +95,7 @@ end
 -- mean cross-entropy (nats per character) of predicting y [T, B] from x [T, B]
 function CharRNN:loss(x, y, state)
   local logits, fin = self:forward(x, state)
-  return G.cross_entropy(logits, y:reshape(y:numel())), fin
+  return nn.cross_entropy(logits, y:reshape(y:numel())), fin
 end
 
 -- one step: ids [B] (tensor or list) -> logits [B, V], new state; no graph is recorded
@@ -176,6 +178,27 @@ function CharRNN:sample(o)
   end)
   if was then self:train() end
   return out
+end
+
+-- Reads a checkpoint written by scripts/train_charrnn.lua: recur.load(path, targets). A file
+-- in the Lua-source format older versions could write ("recur-lua-checkpoint-1", a Lua chunk)
+-- gets an error that names the format instead of a safetensors parse error.
+local LUA_SOURCE_FORMAT = "recur-lua-checkpoint-1"
+
+function CharRNN.load_checkpoint(path, targets)
+  if type(path) ~= "string" then error("load: argument #1 must be a path, got " .. type(path), 2) end
+  local f, err = io.open(path, "rb")
+  if not f then error("load: cannot open " .. tostring(err), 2) end
+  local head = f:read(64) or ""
+  f:close()
+  if head:find("^return {") then
+    error(string.format("load: %s is a Lua-source checkpoint (format %s), which recur no "
+      .. "longer reads; train again to write a safetensors checkpoint (recur.save)", path,
+      head:match('format="([^"]*)"') or LUA_SOURCE_FORMAT), 2)
+  end
+  local r = table.pack(pcall(recur.load, path, targets))
+  if not r[1] then error(r[2], 2) end
+  return table.unpack(r, 2, r.n)
 end
 
 -- state as named tensors (checkpoints) and back

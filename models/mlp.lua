@@ -1,7 +1,7 @@
 -- A multi-layer perceptron: input -> hidden layers (activation, optional dropout) -> classes
 -- (logits; pair it with recur.nn.cross_entropy).
 --
---   local MLP = dofile("models/mlp.lua")   (or require "models.mlp" from the project root)
+--   local MLP = require "models.mlp"       (from the project root; or dofile("models/mlp.lua"))
 --   local m = MLP{input = 784, hidden = {256, 256}, classes = 10, activation = "relu",
 --                 dropout = 0, weight_init = nil, bias_init = nil}
 --

@@ -10,7 +10,9 @@
 --     { "quiet", "flag", false, "print less" },
 --   })
 -- --name value and --name=value are accepted; flags take no value; --help prints the help and
--- exits. Errors name the option and end the program with a clear message (exit code 2).
+-- exits. Errors name the option and end the program with a clear message (exit code 2),
+-- prefixed with "PROG: " when the spec has prog = "PROG". A type that is none of the above
+-- ("file", "dir", "list", "text", ...) is a string, shown upper-cased in the help.
 local M = {}
 
 local function die(msg)
@@ -39,20 +41,20 @@ function M.help(spec)
   return table.concat(lines, "\n")
 end
 
-local function convert(o, v)
+local function convert(o, v, fail)
   local name, ty = o[1], o[2]
   if type(ty) == "table" then
     for _, c in ipairs(ty) do
       if c == v then return v end
     end
-    die(string.format("--%s must be one of %s, got '%s'", name, table.concat(ty, ", "), v))
+    fail(string.format("--%s must be one of %s, got '%s'", name, table.concat(ty, ", "), v))
   elseif ty == "int" then
     local n = math.tointeger(tonumber(v))
-    if not n then die(string.format("--%s must be an integer, got '%s'", name, v)) end
+    if not n then fail(string.format("--%s must be an integer, got '%s'", name, v)) end
     return n
   elseif ty == "number" then
     local n = tonumber(v)
-    if not n or n ~= n then die(string.format("--%s must be a number, got '%s'", name, v)) end
+    if not n or n ~= n then fail(string.format("--%s must be a number, got '%s'", name, v)) end
     return n
   end
   return v
@@ -61,6 +63,7 @@ end
 -- returns a table name -> value (dashes in names become underscores), and .given[name] for
 -- the options set on the command line
 function M.parse(argv, spec)
+  local function fail(msg) die(spec.prog and spec.prog .. ": " .. msg or msg) end
   local by = {}
   local out = { given = {} }
   for _, o in ipairs(spec) do
@@ -76,19 +79,19 @@ function M.parse(argv, spec)
     end
     local name, val = a:match("^%-%-([%w%-]+)=(.*)$")
     if not name then name = a:match("^%-%-([%w%-]+)$") end
-    if not name then die(string.format("unexpected argument '%s' (try --help)", a)) end
+    if not name then fail(string.format("unexpected argument '%s' (try --help)", a)) end
     local o = by[name]
-    if not o then die(string.format("unknown option --%s (try --help)", name)) end
+    if not o then fail(string.format("unknown option --%s (try --help)", name)) end
     if o[2] == "flag" then
-      if val ~= nil then die(string.format("--%s takes no value", name)) end
+      if val ~= nil then fail(string.format("--%s takes no value", name)) end
       val = true
     elseif val == nil then
       i = i + 1
       val = argv[i]
-      if val == nil then die(string.format("--%s needs a value", name)) end
-      val = convert(o, val)
+      if val == nil then fail(string.format("--%s needs a value", name)) end
+      val = convert(o, val, fail)
     else
-      val = convert(o, val)
+      val = convert(o, val, fail)
     end
     local key = name:gsub("-", "_")
     out[key] = val

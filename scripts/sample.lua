@@ -6,14 +6,11 @@
 -- One character at a time at batch 1, inside recur.no_grad (the fused cells then run
 -- matrix-vector kernels and record nothing). The prime text is encoded with the checkpoint's
 -- vocabulary (UTF-8 code points for a utf8 model); a character the vocabulary lacks is
--- reported by name and position.
-local root = (arg and arg[0] or ""):match("^(.*)/scripts/[^/]*$") or "."
-package.path = root .. "/?.lua;" .. package.path
-
+-- reported by name and position. Run it from the project root (docs/architecture.md, "Scripts
+-- and the module path").
 local recur = require("recur")
 local Args = require("scripts.args")
 local CharRNN = require("models.charrnn")
-local G = require("models.glue")
 
 local spec = {
   usage = "recur scripts/sample.lua --checkpoint FILE [options]",
@@ -37,7 +34,8 @@ if a.top_k < 0 then die("--top-k must be >= 0, got " .. a.top_k) end
 if a.threads < 1 then die("--threads must be >= 1, got " .. a.threads) end
 recur.threads(a.threads)
 
-local ok, ck = pcall(G.load, a.checkpoint)
+-- the model's weights, the vocabulary and the configuration; the optimizer's state stays on disk
+local ok, ck = pcall(CharRNN.load_checkpoint, a.checkpoint, { optimizer = false })
 if not ok then die("cannot load the checkpoint: " .. tostring(ck)) end
 local meta = ck.meta
 if type(meta) ~= "table" or meta.kind ~= "charrnn" then

@@ -8,15 +8,21 @@
 -- Prints a progress line (loss, characters per second, ETA), the validation loss after every
 -- epoch, and writes a checkpoint (vocabulary, configuration, weights, optimizer state, random
 -- generator state, carried state and position) that --resume continues exactly.
-local root = (arg and arg[0] or ""):match("^(.*)/scripts/[^/]*$") or "."
-package.path = root .. "/?.lua;" .. package.path
-
+--
+-- Training is recur's own: the model's loss (recur.nn.cross_entropy), recur.optim, gradient
+-- clipping on the model's flat gradient (recur.nn.clip_grad_norm) and recur.save / recur.load
+-- (safetensors). Run it from the project root, where `require "models.charrnn"` finds the
+-- model (docs/architecture.md, "Scripts and the module path").
 local recur = require("recur")
 local Args = require("scripts.args")
 local CharRNN = require("models.charrnn")
-local G = require("models.glue")
-local IS = require("models.initial_state")
+local nn = recur.nn
+local IS = recur.rnn.initial_state
 local data = recur.data
+
+-- --optim names -> recur.optim classes (PyTorch's formulas and defaults)
+local OPTIMIZERS = { "adam", "sgd", "adagrad", "rmsprop" }
+local OPTIM_CLASS = { adam = "Adam", sgd = "SGD", adagrad = "Adagrad", rmsprop = "RMSProp" }
 
 local spec = {
   usage = "recur scripts/train_charrnn.lua --data FILE [options]",
@@ -39,7 +45,7 @@ local spec = {
   { "batch", "int", 32, "rows read in parallel" },
   { "epochs", "int", 10, "passes over the training text" },
   { "lr", "number", 2e-3, "learning rate" },
-  { "optim", G.optimizers, "adam", "optimizer" },
+  { "optim", OPTIMIZERS, "adam", "optimizer" },
   { "dropout", "number", 0, "dropout on non-recurrent connections (0 = off)" },
   { "clip", "number", 5, "clip the global gradient norm to this (0 = off)" },
   { "init-state", IS.names, "zero", "initial state at the start of every epoch" },
@@ -65,7 +71,7 @@ end
 
 local ck
 if a.resume then
-  local ok, res = pcall(G.load, a.resume)
+  local ok, res = pcall(CharRNN.load_checkpoint, a.resume)
   if not ok then die("cannot resume: " .. tostring(res)) end
   ck = res
   local m = ck.meta
@@ -134,18 +140,20 @@ end
 -- model and optimizer
 local model = CharRNN.new { vocab = V, embed = a.embed, hidden = a.hidden, layers = a.layers,
   cell = a.cell, dropout = a.dropout, init_state = a.init_state, init_std = a.init_std }
--- the optimizer over the model's parameters; gradient clipping runs on its flat gradient.
--- Packing (model:flat_parameters(), done when the model was built) gives every parameter its
--- slot in the flat gradient buffer from the start (zeros), so every parameter, the trained
--- initial state included, holds a gradient at every step: a resumed run updates exactly the
--- parameters the uninterrupted one does.
-local opt = G.optimizer(a.optim, model, { lr = a.lr, clip = a.clip })
+-- the optimizer over the model's parameters; gradient clipping runs on its flat gradient
+-- (one pass over one buffer). Packing (model:flat_parameters(), done when the model was built)
+-- gives every parameter its slot in the flat gradient buffer from the start (zeros), so every
+-- parameter, the trained initial state included, holds a gradient at every step: a resumed
+-- run updates exactly the parameters the uninterrupted one does.
+local opt = recur.optim[OPTIM_CLASS[a.optim]](model:parameters(), { lr = a.lr })
+local flat_grad = select(2, model:flat_parameters())
 
 local done_steps, state, history = 0, nil, {}
 if ck then
   local okl, err = pcall(model.load_state_dict, model, ck.model or {})
   if not okl then die("cannot resume: the checkpoint does not fit the model: " .. tostring(err)) end
-  local okr, err2 = pcall(G.restore, opt, ck, a.resume)
+  -- the optimizer's state and the random generator's
+  local okr, err2 = pcall(recur.load, a.resume, { optimizer = opt })
   if not okr then die("cannot resume: " .. tostring(err2)) end
   local m = ck.meta
   done_steps = m.total_steps
@@ -159,9 +167,9 @@ if a.max_steps > 0 then total_steps = math.min(total_steps, a.max_steps) end
 print(string.format("data: %s, %d characters (%d train, %d validation), vocabulary %d (%s)",
   a.data, corpus.ids:numel(), train_ids:numel(), val_ids and val_ids:numel() or 0, V, a.mode))
 print(string.format("model: %s, %d x %d, embedding %d, %d parameters; %s lr %g, clip %g, "
-  .. "dropout %g, init state %s; %d steps per epoch of %d x %d; backend %s, %d thread%s",
+  .. "dropout %g, init state %s; %d steps per epoch of %d x %d; %d thread%s",
   a.cell, a.layers, a.hidden, a.embed, n_params, a.optim, a.lr, a.clip, a.dropout,
-  a.init_state, it.steps_per_epoch, a.batch, a.seq, G.backend, a.threads,
+  a.init_state, it.steps_per_epoch, a.batch, a.seq, a.threads,
   a.threads == 1 and "" or "s"))
 if ck then
   print(string.format("resumed from %s at epoch %d, step %d/%d (%d steps done)", a.resume,
@@ -199,9 +207,9 @@ local function save(epoch, step, reason)
   args_out.resume = nil
   local meta = { kind = "charrnn", config = model:config(), vocab = corpus.vocab:to_table(),
     args = args_out, epoch = epoch, step = step, total_steps = done_steps, history = history,
-    mode = a.mode, backend = G.backend }
-  local okk, err = pcall(G.save, a.checkpoint, { model = model, optimizer = opt, tensors = tensors,
-    meta = meta })
+    mode = a.mode }
+  local okk, err = pcall(recur.save, a.checkpoint, { model = model, optimizer = opt,
+    tensors = tensors, meta = meta, rng = true })
   if not okk then die("cannot write the checkpoint: " .. tostring(err)) end
   print(string.format("checkpoint: %s (%s; epoch %d, step %d)", a.checkpoint, reason, epoch, step))
 end
@@ -222,6 +230,7 @@ while not stop_reason do
   opt:zero_grad()
   local loss, fin = model:loss(x, y, state)
   loss:backward()
+  if a.clip > 0 then nn.clip_grad_norm(flat_grad, a.clip) end
   opt:step()
   state = {}
   for l, layer in ipairs(fin) do

@@ -1,5 +1,6 @@
 -- Trains an MLP (models/mlp.lua) on MNIST and reports the test accuracy, the time, and a
--- learning-curve PNG. Run from the project root:
+-- learning-curve PNG. Run from the project root (docs/architecture.md, "Scripts and the
+-- module path"):
 --
 --   build/recur scripts/train_mnist.lua [options]        (or lua5.4 with LUA_CPATH=build/?.so)
 --
@@ -10,36 +11,9 @@
 -- and it is one apt package away; a C plotting library would have to be vendored and
 -- maintained for one figure. Without gnuplot the script still trains and says how to get it.
 local recur = require "recur"
+local Args = require "scripts.args"
+local MLP = require "models.mlp"
 local nn = recur.nn
-
-local USAGE = [[
-usage: recur scripts/train_mnist.lua [options]
-
-Trains a multi-layer perceptron on MNIST, prints a progress line while it trains, then the
-test accuracy and the time, and writes a learning curve (train and validation) as a PNG.
-
-options:
-  --epochs N          epochs to train (default 10)
-  --lr X              learning rate (default: sgd 0.1, momentum 0.05, adagrad 0.05,
-                      rmsprop 0.001, adam 0.001, adamw 0.001)
-  --optim NAME        sgd | momentum (SGD, 0.9, Nesterov) | adagrad | rmsprop | adam | adamw
-                      (default adam)
-  --batch N           minibatch size (default 100)
-  --hidden LIST       hidden layer sizes, comma separated (default 256,256)
-  --activation NAME   relu | tanh | sigmoid (default relu)
-  --dropout P         dropout after each hidden layer (default 0)
-  --seed N            random seed: initialization, shuffling, dropout (default 1)
-  --threads N         BLAS threads (default 1)
-  --split NAME        55k (55,000 train / 5,000 validation, as the R2RT posts) or 60k
-                      (the test set serves as validation) (default 55k)
-  --data DIR          MNIST directory (default data/mnist)
-  --checkpoint FILE   save model, optimizer, RNG and history after every epoch (atomic)
-  --resume FILE       continue from a checkpoint written with --checkpoint
-  --plot FILE         learning-curve PNG (default build/mnist_curve.png, or mnist_curve.png
-                      when there is no build/ directory; "none" to skip)
-  --quiet             no progress line
-  --help              this text
-]]
 
 local function die(msg, code)
   io.stderr:write("train_mnist: ", msg, "\n")
@@ -47,58 +21,44 @@ local function die(msg, code)
 end
 
 -- ---- options ----
-local opts = {
-  epochs = 10, optim = "adam", batch = 100, hidden = "256,256", activation = "relu",
-  dropout = 0, seed = 1, threads = 1, split = "55k", data = "data/mnist",
+local OPTIMIZERS = { "sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw" }
+local spec = {
+  usage = "recur scripts/train_mnist.lua [options]",
+  prog = "train_mnist",
+  about = "Trains a multi-layer perceptron on MNIST, prints a progress line while it trains, then the\n"
+    .. "test accuracy and the time, and writes a learning curve (train and validation) as a PNG.",
+  epilog = "--lr defaults: sgd 0.1, momentum 0.05, adagrad 0.05, rmsprop 0.001, adam 0.001, adamw 0.001.\n"
+    .. "--optim momentum is SGD with momentum 0.9 (Nesterov). --split 55k holds out 5,000 training\n"
+    .. "images for validation (as the R2RT posts); 60k trains on all 60,000 and validates on the\n"
+    .. "test set. --checkpoint saves the model, optimizer, RNG and history after every epoch\n"
+    .. "(atomically); --resume continues from one.",
+  { "epochs", "int", 10, "epochs to train" },
+  { "lr", "number", nil, "learning rate (default: per optimizer, below)" },
+  { "optim", OPTIMIZERS, "adam", "optimizer" },
+  { "batch", "int", 100, "minibatch size" },
+  { "hidden", "list", "256,256", "hidden layer sizes, comma separated" },
+  { "activation", { "relu", "tanh", "sigmoid", "identity" }, "relu", "activation" },
+  { "dropout", "number", 0, "dropout after each hidden layer" },
+  { "seed", "int", 1, "random seed: initialization, shuffling, dropout" },
+  { "threads", "int", 1, "BLAS threads" },
+  { "split", { "55k", "60k" }, "55k", "55,000 train / 5,000 validation, or 60,000 train" },
+  { "data", "dir", "data/mnist", "MNIST directory" },
+  { "checkpoint", "file", nil, "save model, optimizer, RNG and history after every epoch" },
+  { "resume", "file", nil, "continue from a checkpoint written with --checkpoint" },
   -- inside build/ (ignored by git) when there is one
-  plot = os.execute("test -d build") == true and "build/mnist_curve.png" or "mnist_curve.png",
+  { "plot", "file", os.execute("test -d build") == true and "build/mnist_curve.png" or "mnist_curve.png",
+    "learning-curve PNG (\"none\" to skip)" },
+  { "quiet", "flag", false, "no progress line" },
 }
-local numeric = { epochs = "int", lr = "num", batch = "int", dropout = "num", seed = "int", threads = "int" }
-local known = { epochs = 1, lr = 1, optim = 1, batch = 1, hidden = 1, activation = 1, dropout = 1,
-  seed = 1, threads = 1, split = 1, data = 1, checkpoint = 1, resume = 1, plot = 1 }
-do
-  local args = arg or {}
-  local i = 1
-  while i <= #args do
-    local a = args[i]
-    if a == "--help" or a == "-h" then
-      io.write(USAGE)
-      os.exit(0)
-    elseif a == "--quiet" then
-      opts.quiet = true
-    else
-      local k, v = a:match("^%-%-([%w_]+)=(.*)$")
-      if not k then
-        k = a:match("^%-%-([%w_]+)$")
-        if k and known[k] then
-          i = i + 1
-          v = args[i]
-          if v == nil then die("--" .. k .. " needs a value (see --help)", 2) end
-        end
-      end
-      if not k or not known[k] then die("unknown argument '" .. a .. "' (see --help)", 2) end
-      if numeric[k] then
-        local n = tonumber(v)
-        if not n or (numeric[k] == "int" and math.type(n) ~= "integer" and n ~= math.floor(n)) then
-          die("--" .. k .. " must be " .. (numeric[k] == "int" and "an integer" or "a number") .. ", got '" .. v .. "'", 2)
-        end
-        v = numeric[k] == "int" and math.tointeger(n) or n
-      end
-      opts[k] = v
-    end
-    i = i + 1
-  end
-end
+local opts = Args.parse(arg or {}, spec)
 
 local defaults_lr = { sgd = 0.1, momentum = 0.05, adagrad = 0.05, rmsprop = 0.001, adam = 0.001, adamw = 0.001 }
-if not defaults_lr[opts.optim] then die("--optim must be one of sgd, momentum, adagrad, rmsprop, adam, adamw; got '" .. opts.optim .. "'", 2) end
 opts.lr = opts.lr or defaults_lr[opts.optim]
 if not (opts.lr > 0) then die("--lr must be > 0", 2) end
 if opts.epochs < 0 then die("--epochs must be >= 0", 2) end
 if opts.batch < 1 then die("--batch must be >= 1", 2) end
 if opts.threads < 1 or opts.threads > 256 then die("--threads must be between 1 and 256", 2) end
 if not (opts.dropout >= 0 and opts.dropout < 1) then die("--dropout must be in [0, 1)", 2) end
-if opts.split ~= "55k" and opts.split ~= "60k" then die("--split must be 55k or 60k", 2) end
 local hidden = {}
 for h in tostring(opts.hidden):gmatch("[^,]+") do
   local n = math.tointeger(tonumber(h))
@@ -120,8 +80,6 @@ local n_train = data.train.x:size(1)
 t_load = recur.now() - t_load
 
 -- ---- model and optimizer ----
-local root = (arg and arg[0] and arg[0]:match("^(.*)/scripts/[^/]*$")) or "."
-local MLP = dofile(root .. "/models/mlp.lua")
 local model = MLP { input = 784, hidden = hidden, classes = 10, activation = opts.activation, dropout = opts.dropout }
 local O = recur.optim
 local opt

@@ -106,7 +106,7 @@ describe("checked methods", function()
     assert.equal("rnn.Cell:forward: called with a tensor as self, not an rnn cell "
       .. "(use cell:forward(...), not cell.forward(...))", (msg_line(function() return cell.forward(xs) end)))
     assert.same({ 2, 1, 2 }, (cell:forward(xs)):size())
-    local lc = rnn.LuaCell(require "models.cells.gru", { input = 3, hidden = 2 })
+    local lc = rnn.LuaCell(require "tests.oracles.cells.gru", { input = 3, hidden = 2 })
     assert.equal("rnn.LuaCell:step: called with a tensor as self, not an rnn.LuaCell "
       .. "(use cell:step(...), not cell.step(...))", (msg_line(function() return lc.step(xs:select(1, 1)) end)))
     assert.same({ 1, 2 }, (lc:step(xs:select(1, 1))):size())

@@ -1,11 +1,22 @@
--- models/initial_state.lua: zero, trained, noisy, trained_noisy initial states (R2RT's
+-- recur.rnn.initial_state (bindings/lua/recur/rnn/initial_state.lua): zero, trained, noisy, trained_noisy initial states (R2RT's
 -- Non-Zero Initial States): nested structure, broadcast trainable leaves and their summed
 -- gradient, noise statistics and the training switch, training a state, custom strategies.
 local recur = require("recur")
 local rnn = require("recur.rnn")
-local IS = require("models.initial_state")
+local IS = rnn.initial_state
 local U = require("tests.rnn_util")
 local H = require("tests.helpers")
+
+describe("recur.rnn.initial_state", function()
+  it("is part of the library: loaded on first use, the same table require gives", function()
+    assert.are.equal(require("recur.rnn.initial_state"), recur.rnn.initial_state)
+    for _, name in ipairs { "zero", "trained", "noisy", "trained_noisy", "by_name", "strategy" } do
+      assert.is_function(IS[name], name)
+    end
+    assert.are.same({ "zero", "trained", "noisy", "trained_noisy" }, IS.names)
+    assert.is_nil(recur.rnn.no_such_submodule)
+  end)
+end)
 
 local function shape(t) return table.concat(t:size(), ",") end
 

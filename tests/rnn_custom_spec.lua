@@ -1,10 +1,10 @@
--- A cell written entirely in Lua (models/cells/mixture_gru.lua, RNN II's mixture-of-weights
+-- A cell written entirely in Lua (examples/cells/mixture_gru.lua, RNN II's mixture-of-weights
 -- GRU): it is a GRU when K = 1, its gradients check, and it trains inside recur.rnn.RNN
 -- without recompiling anything.
 local recur = require("recur")
 local rnn = require("recur.rnn")
 local U = require("tests.rnn_util")
-local mixture = require("models.cells.mixture_gru")
+local mixture = require("examples.cells.mixture_gru")
 
 describe("mixture-of-weights GRU (Lua cell)", function()
   it("with K = 1 equals the fused TF-form GRU", function()

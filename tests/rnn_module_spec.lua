@@ -244,7 +244,7 @@ describe("recur.nn.RNN as a module", function()
 
   it("a Lua cell's parameters join the flat buffer and equal the fused twin's numbers", function()
     recur.seed(17)
-    local def = require("models.cells.gru")
+    local def = require("tests.oracles.cells.gru")
     local layer = nn.RNN { cell = def, input = 3, hidden = 4, layers = 2 }
     local cell = layer.cells[1]
     -- the cell's own table holds the parameter tensors that were registered
@@ -273,7 +273,7 @@ describe("recur.nn.RNN as a module", function()
 
   it("a plain tensor shared by two Lua cells stays shared once they are modules", function()
     recur.seed(19)
-    local def = require("models.cells.gru")
+    local def = require("tests.oracles.cells.gru")
     local p = def.new_params(3, 4, {}) -- plain tensors (requires_grad), not parameter tensors
     local p2 = {}
     for k, v in pairs(p) do p2[k] = v end -- another table, the same tensors
@@ -292,7 +292,7 @@ describe("recur.nn.RNN as a module", function()
 
   it("a trained initial state inside a model joins the flat buffer", function()
     recur.seed(18)
-    local IS = require("models.initial_state")
+    local IS = recur.rnn.initial_state
     local M = nn.Module:extend("WithInit")
     function M:init()
       self.rnn = nn.RNN { cell = "lstm", input = 2, hidden = 3 }

@@ -1,5 +1,5 @@
 -- Fused recurrent cells (runtime/rnn_*.c) and recur.rnn: parameters and their initial values,
--- hand-worked values, fused == Lua twin (models/cells) in outputs and every gradient,
+-- hand-worked values, fused == Lua twin (tests/oracles/cells) in outputs and every gradient,
 -- gradcheck of both, variable lengths, step-by-step use, layers, rnn.last and errors.
 local recur = require("recur")
 local rnn = require("recur.rnn")
@@ -14,7 +14,7 @@ local function make(name, I, H)
 end
 
 local function twin_of(name, cell)
-  local def = require("models.cells." .. (name == "gru_after" and "gru" or name))
+  local def = require("tests.oracles.cells." .. (name == "gru_after" and "gru" or name))
   if name == "gru_after" then def = def.reset_after end
   return rnn.LuaCell(def, { input = cell.input, hidden = cell.hidden, params = U.params(cell) })
 end
@@ -130,7 +130,7 @@ local function run_loss(c, x, st0, lens, wy, ws)
   return y, st, loss
 end
 
-describe("fused cells equal their Lua twins (models/cells)", function()
+describe("fused cells equal their Lua twins (tests/oracles/cells)", function()
   for _, name in ipairs(VARIANTS) do
     it(name .. ": outputs and gradients of x, initial states and parameters", function()
       recur.seed(11)
@@ -414,7 +414,7 @@ describe("rnn.RNN", function()
   end)
 
   it("accepts a Lua cell definition", function()
-    local layer = rnn.RNN { cell = require("models.cells.lstm"), input = 2, hidden = 3,
+    local layer = rnn.RNN { cell = require("tests.oracles.cells.lstm"), input = 2, hidden = 3,
       layers = 2 }
     assert.are.equal("layer2.W_h", layer:named_parameters()[5][1])
     local y, st = layer:forward(recur.randn(3, 2, 2), { lengths = { 3, 1 } })

@@ -123,7 +123,7 @@ describe("true BPTT(n)", function()
 
   it("the Lua twin gives the same gradients as the fused cell", function()
     local cell, x, h0, coef, p = setup(12, 6, 2, 2, 3)
-    local twin = rnn.LuaCell(require("models.cells.rnn"), { input = 2, hidden = 3,
+    local twin = rnn.LuaCell(require("tests.oracles.cells.rnn"), { input = 2, hidden = 3,
       params = U.params(cell) })
     local loss = function(out, y) return (out * y):sum() end
     tbptt.true_bptt { forward = cell, x = x, y = coef, n = 3, state = { h0 }, loss = loss }
@@ -190,7 +190,7 @@ describe("the two styles at n = T", function()
         local layer = rnn.RNN { cell = kind, input = E, hidden = Hn, layers = 2 }
         local emb = recur.randn(V, E):requires_grad(true)
         local Wo = recur.randn(Hn, V):requires_grad(true)
-        local init = require("models.initial_state").trained { init = 0.1 }:bind(layer)
+        local init = rnn.initial_state.trained { init = 0.1 }:bind(layer)
         local ids = recur.randint(1, V, { T + 1, B })
         local xi, yi = ids:narrow(1, 1, T), ids:narrow(1, 2, T)
         local all = { emb, Wo }

@@ -55,7 +55,10 @@ describe("scripts/train_mnist.lua", function()
     local out, code = run("--help")
     assert.equal(0, code)
     has(out, "usage: recur scripts/train_mnist.lua [options]")
-    for _, flag in ipairs { "--seed", "--threads", "--epochs", "--lr", "--optim", "--checkpoint", "--resume" } do has(out, flag) end
+    for _, flag in ipairs { "--seed", "--threads", "--epochs", "--lr", "--optim", "--checkpoint", "--resume",
+      "--batch", "--hidden", "--activation", "--dropout", "--split", "--data", "--plot", "--quiet", "--help" } do
+      has(out, flag)
+    end
     out, code = run("--epochs two")
     assert.equal(2, code)
     has(out, "train_mnist: --epochs must be an integer, got 'two'")
@@ -64,7 +67,7 @@ describe("scripts/train_mnist.lua", function()
     has(out, "--optim must be one of")
     out, code = run("--frobnicate")
     assert.equal(2, code)
-    has(out, "unknown argument '--frobnicate'")
+    has(out, "train_mnist: unknown option --frobnicate")
     out, code = run("--data " .. q(tmpdir .. "/nothing") .. " --epochs 1")
     assert.is_true(code ~= 0)
     has(out, "data/fetch mnist")

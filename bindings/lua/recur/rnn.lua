@@ -13,6 +13,8 @@
 --   recur.rnn.CellModule(cell)  any cell as an nn.Module (recur.nn.RNNCell)
 --   recur.rnn.unroll(cell, x, {state =, lengths =})   runs any cell's :step over x
 --   recur.rnn.last(outputs, lengths, {batch_first =}) each sequence's last relevant output
+--   recur.rnn.initial_state   zero / trained / noisy / trained_noisy initial states
+--                             (recur/rnn/initial_state.lua, docs/initial-states.md)
 --
 -- Shapes: x [T, B, I] (time first; batch_first layers take [B, T, I]); a cell's state is a
 -- list of [B, H] tensors ({h}, {h, c} or {s}); outputs [T, B, H]. lengths is a list of B
@@ -604,5 +606,18 @@ end
 -- Truncated BPTT in both styles (recur.tbptt, docs/tbptt.md).
 function rnn.tbptt_tf(opts) return require("recur.tbptt").tf(opts) end
 function rnn.tbptt_true(opts) return require("recur.tbptt").true_bptt(opts) end
+
+-- Submodules under recur/rnn/ load on first use: recur.rnn.initial_state (the initial-state
+-- strategies, docs/initial-states.md).
+local submodules = { initial_state = "recur.rnn.initial_state" }
+setmetatable(rnn, {
+  __index = function(t, k)
+    local name = submodules[k]
+    if not name then return nil end
+    local m = require(name)
+    rawset(t, k, m)
+    return m
+  end,
+})
 
 return rnn

@@ -3,7 +3,7 @@
 --   i, f, o = s(x W_x + tanh(s) W_h + b)
 --   g = tanh(x W_xg + (o tanh(s)) W_hg + b_g),  s' = f s + i g,  output tanh(s')
 local recur = require("recur")
-local common = require("models.cells.common")
+local common = require("tests.oracles.cells.common")
 
 local cell = { name = "pseudo_lstm", state_names = { "s" }, param_names = { "W_x", "W_h", "b" } }
 

@@ -3,7 +3,7 @@
 -- i, f, g, o (g is the post's j); ln_scale, ln_shift [5, H] rows i, f, g, o, c.
 --   c' = c s(LN_f + 1) + s(LN_i) tanh(LN_g),  h' = tanh(LN_c(c')) s(LN_o)
 local recur = require("recur")
-local common = require("models.cells.common")
+local common = require("tests.oracles.cells.common")
 
 local cell = { name = "ln_lstm", state_names = { "h", "c" },
   param_names = { "W_x", "W_h", "ln_scale", "ln_shift" } }

@@ -2,7 +2,7 @@
 --   i = s(. + p_i c), f = s(. + p_f c), g = tanh(.), c' = f c + i g,
 --   o = s(. + p_o c'), h' = o tanh(c')
 local recur = require("recur")
-local common = require("models.cells.common")
+local common = require("tests.oracles.cells.common")
 
 local cell = { name = "lstm_peephole", state_names = { "h", "c" },
   param_names = { "W_x", "W_h", "b", "p_i", "p_f", "p_o" } }

@@ -1,4 +1,4 @@
--- Helpers shared by the Lua cell definitions in models/cells/.
+-- Helpers shared by the Lua twins of the fused cells (tests/oracles/cells/).
 local recur = require("recur")
 
 local common = {}

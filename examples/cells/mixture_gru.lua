@@ -9,8 +9,14 @@
 -- side); W_lx [I, K], W_lh [H, K], b_l [K]; U_c [H, H], b_c [H].
 -- With K = 1 it is the TF-form GRU (fused "gru" with W_x = [W_gx, W_mix], W_h = [W_gh, U_c],
 -- b = [b_g, b_c]).
+--
+-- An example of a new cell without recompiling (docs/custom-cells.md): one self-contained
+-- file, used as require "examples.cells.mixture_gru" from the project root.
 local recur = require("recur")
-local common = require("models.cells.common")
+
+-- a leaf parameter: uniform in [-k, k] (k = 1/sqrt(hidden), PyTorch's default) or a constant
+local function uniform(k, ...) return recur.uniform({ ... }, -k, k):requires_grad(true) end
+local function const(v, ...) return recur.full({ ... }, v):requires_grad(true) end
 
 local cell = {
   name = "mixture_gru",
@@ -23,15 +29,15 @@ function cell.new_params(input, hidden, opts)
   assert(math.type(K) == "integer" and K >= 1, "mixture_gru: K must be an integer >= 1")
   local k = 1 / math.sqrt(hidden)
   return {
-    W_gx = common.uniform(k, input, 2 * hidden),
-    W_gh = common.uniform(k, hidden, 2 * hidden),
-    b_g = common.const(1.0, 2 * hidden),
-    W_mix = common.uniform(k, input, K * hidden),
-    W_lx = common.uniform(k, input, K),
-    W_lh = common.uniform(k, hidden, K),
-    b_l = common.const(0, K),
-    U_c = common.uniform(k, hidden, hidden),
-    b_c = common.const(0, hidden),
+    W_gx = uniform(k, input, 2 * hidden),
+    W_gh = uniform(k, hidden, 2 * hidden),
+    b_g = const(1.0, 2 * hidden),
+    W_mix = uniform(k, input, K * hidden),
+    W_lx = uniform(k, input, K),
+    W_lh = uniform(k, hidden, K),
+    b_l = const(0, K),
+    U_c = uniform(k, hidden, hidden),
+    b_c = const(0, hidden),
   }
 end
 
@@ -39,7 +45,7 @@ function cell.step(p, x, state)
   local h = state[1]
   local B, H, K = h:size(1), h:size(2), p.b_l:size(1)
   local g = (recur.matmul(x, p.W_gx) + recur.matmul(h, p.W_gh) + p.b_g):sigmoid()
-  local r, u = common.block(g, 1, H), common.block(g, 2, H)
+  local r, u = g:narrow(2, 1, H), g:narrow(2, H + 1, H)
   local lambda = (recur.matmul(x, p.W_lx) + recur.matmul(h, p.W_lh) + p.b_l):softmax(2)
   local xw = recur.matmul(x, p.W_mix):view(B, K, H)
   local mixed = (xw * lambda:unsqueeze(3)):sum(2)

@@ -1,7 +1,7 @@
 -- Twin of the fused "lstm" cell, from tensor ops. Gate blocks i, f, g, o.
 --   c' = s(f) c + s(i) tanh(g),  h' = s(o) tanh(c')
 local recur = require("recur")
-local common = require("models.cells.common")
+local common = require("tests.oracles.cells.common")
 
 local cell = { name = "lstm", state_names = { "h", "c" }, param_names = { "W_x", "W_h", "b" } }
 

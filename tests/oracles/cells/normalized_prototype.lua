@@ -4,7 +4,7 @@
 --   g = tanh(x W_xg + (o s) W_hg + b_g),  u = f s + i g
 --   s' = u / sqrt(var(u) + 1)   (population variance over the units; output s')
 local recur = require("recur")
-local common = require("models.cells.common")
+local common = require("tests.oracles.cells.common")
 
 local cell = { name = "normalized_prototype", state_names = { "s" },
   param_names = { "W_x", "W_h", "b" } }

@@ -1,6 +1,6 @@
 -- Twin of the fused "rnn" cell, from tensor ops: h' = tanh(x W_x + h W_h + b).
 local recur = require("recur")
-local common = require("models.cells.common")
+local common = require("tests.oracles.cells.common")
 
 local cell = { name = "rnn", state_names = { "h" }, param_names = { "W_x", "W_h", "b" } }
 

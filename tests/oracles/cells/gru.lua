@@ -3,7 +3,7 @@
 --   reset_after form:  n = tanh(x W_xn + b_n + r (h W_hn + b_hn))   (opts.reset_after)
 --   h' = z h + (1 - z) n
 local recur = require("recur")
-local common = require("models.cells.common")
+local common = require("tests.oracles.cells.common")
 
 local cell = { name = "gru", state_names = { "h" }, param_names = { "W_x", "W_h", "b" } }
 

@@ -1,4 +1,4 @@
--- Initial states for recurrent networks, as R2RT's "Non-Zero Initial States for Recurrent
+-- recur.rnn.initial_state: initial states for recurrent networks, as R2RT's "Non-Zero Initial States for Recurrent
 -- Neural Networks" defines them (docs/initial-states.md):
 --
 --   zero            zeros [B, H] for every state tensor
@@ -9,7 +9,7 @@
 --   trained_noisy{std}  the trained vector + the same noise, noise only in training
 --
 -- Usage:
---   local IS = require "models.initial_state"
+--   local IS = recur.rnn.initial_state     (loaded on first use; or require "recur.rnn.initial_state")
 --   local init = IS.trained_noisy { std = 0.3 }:bind(layer)  -- layer: recur.rnn.RNN or a cell
 --   -- init is an nn.Module: init:named_parameters() -> { {"layer1.h", t}, {"layer1.c", t}, ... }
 --   -- (assign it to a field of the model, e.g. self.init_state = init, and they join the
