@@ -391,18 +391,22 @@ describe("a checkpoint written by an earlier version (tests/fixtures/charrnn_gru
     assert.matches("resumed from .- at epoch 2, step 9/31 %(40 steps done%)", out_res)
     local lf, lr = losses(out_full), losses(out_res)
     assert.are.equal(22, #lr, out_res)
-    assert.are.same(lf, lr)
+    -- the fixture's first 40 steps were computed on the machine that wrote it; here the full run
+    -- recomputes them, on whatever OpenBLAS kernel this machine runs: the same within a tolerance
+    for i, v in ipairs(lr) do
+      assert.is_true(math.abs(tonumber(v) - tonumber(lf[i])) <= 1.5e-4, "step " .. (i + 9) .. ": " .. v .. " vs " .. lf[i])
+    end
     -- and the losses the earlier version printed (4 decimals; a BLAS kernel may move the last)
     for i, v in ipairs(lr) do
       assert.is_true(math.abs(tonumber(v) - THEN[i]) <= 1.5e-4, "step " .. (i + 9) .. ": " .. v)
     end
-    -- The final state: bit for bit under the OpenBLAS kernel the fixture was written with
-    -- (Haswell; Zen's gives the same bits); under another one the fixture's first 40 steps are
-    -- not what this machine computes for them, and the rest follows within 1e-6 of each
-    -- tensor's largest value (measured: Prescott, Nehalem, Sandybridge, SkylakeX), so within
-    -- 1e-4 there.
+    -- The final state: the fixture's first 40 steps were computed by the OpenBLAS kernel of the
+    -- machine that wrote it (Haswell), so a machine that runs another kernel follows a slightly
+    -- different path (within 1e-6 of each tensor's largest value, measured under Prescott,
+    -- Nehalem, Sandybridge and SkylakeX): the same within 1e-4, on any kernel. (Resuming is
+    -- bit for bit when one machine writes and resumes: the tests above.)
     local core = recur.config().blas.core
-    local tol = (core == "Haswell" or core == "Zen") and 0 or 1e-4
+    local tol = 1e-4
     local function same(t, u, name)
       assert.is_not_nil(u, name)
       local d = (t - u):abs():max():item()
