@@ -38,6 +38,18 @@ describe("integer arguments at the ends of int64", function()
     has(err_of(function() recur.one_hot(recur.tensor { 1 }, MAX) end), "one_hot: " .. MAX .. " classes is too many")
   end)
 
+  it("optimizer steps and epochs are bounded where they are counted up", function()
+    local opt = recur.optim.Adam({ recur.ones(2):requires_grad(true) }, { lr = 0.1 })
+    has(err_of(function() opt:set_epoch(MAX) end), "set_epoch: the epoch must be an integer in 0..2^53, got " .. MAX)
+    opt:set_epoch(1 << 53)
+    assert.equal((1 << 53) + 1, opt:next_epoch())
+    local st = opt:state()
+    st.step = MAX
+    has(err_of(function() opt:load_state(st) end), "load_state: state.step must be an integer in 0..2^53")
+    st.step, st.epoch, st.params[1].step = 3, 0, MAX
+    has(err_of(function() opt:load_state(st) end), "load_state: params[1].step must be an integer in 0..2^53")
+  end)
+
   it("generate refuses a length whose buffer size would wrap", function()
     local layer = recur.rnn.RNN { cell = "lstm", input = 3, hidden = 4 }
     local embed, W = recur.randn(5, 3), recur.randn(5, 4)
