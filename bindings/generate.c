@@ -55,6 +55,9 @@ static int f_generate(lua_State *L) {
     if (!isint)
       return rb_error(L, "generate: prime[%lld] must be an integer id, got %s", (long long)i + 1,
                       luaL_typename(L, -1));
+    if (v < 1) /* the runtime checks the upper end against the vocabulary */
+      return rb_error(L, "generate: prime[%lld] = %lld is not an id (ids start at 1)",
+                      (long long)i + 1, (long long)v);
     prime[i] = (int64_t)v - 1;
     lua_pop(L, 1);
   }

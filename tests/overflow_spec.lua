@@ -57,6 +57,11 @@ describe("integer arguments at the ends of int64", function()
       has(err_of(function() recur._rnn_generate(layer.cells, embed, W, nil, nil, { 1 }, n) end),
         "generate: length must be at most 2^40, got " .. n)
     end
+    for _, id in ipairs { MIN, -1, 0 } do
+      has(err_of(function() recur._rnn_generate(layer.cells, embed, W, nil, nil, { 2, id }, 3) end),
+        "generate: prime[2] = " .. id .. " is not an id (ids start at 1)")
+    end
+    has(err_of(function() recur._rnn_generate(layer.cells, embed, W, nil, nil, { MAX }, 3) end), "generate: ")
     assert.equal(3, #recur._rnn_generate(layer.cells, embed, W, nil, nil, { 1 }, 3))
   end)
 end)
