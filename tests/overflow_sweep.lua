@@ -11,7 +11,7 @@ local EDGES = {
   math.mininteger + 1, 2.0 ^ 63,
 }
 local TABLED = { math.maxinteger, math.mininteger, 1 << 62, -(1 << 62), 1 << 31, 1 << 32 }
-local FILL = { 1, -1 }
+local FILL = { 1, -1, 2, 0 }
 
 local calls, failures, seen = 0, {}, {}
 
@@ -105,6 +105,22 @@ for _, n in ipairs { "Linear", "Embedding", "LayerNorm", "Dropout", "Softmax", "
   sweep("nn." .. n, nn[n])
 end
 for _, n in ipairs(names(nn.F)) do sweep("nn.F." .. n, nn.F[n], recur.ones(2, 3)) end
+
+-- the Lua-level functions of recur.rnn, recur.tbptt and recur.data (not the data set loaders,
+-- which read files), positionally, without and with a tensor first
+local loaders = {
+  mnist = true, fashion_mnist = true, shakespeare = true, tiny_shakespeare = true,
+  moby_dick = true, brown_words = true, brown_genres = true, names = true, root = true,
+  load_idx = true, read_text = true, char_corpus = true,
+}
+for _, ns in ipairs { "rnn", "tbptt", "data" } do
+  for _, n in ipairs(names(recur[ns])) do
+    if not loaders[n] then
+      sweep(ns .. "." .. n, recur[ns][n])
+      sweep(ns .. "." .. n, recur[ns][n], recur.arange(1, 13))
+    end
+  end
+end
 
 -- functions that take an options table: each integer option gets each edge
 local function options(name, f, base, before)
