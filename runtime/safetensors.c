@@ -52,6 +52,7 @@ static int split_path(const char *path, char **dir, char **base) {
   if (!*dir || !*base) {
     free(*dir);
     free(*base);
+    *dir = *base = NULL;
     return -1;
   }
   memcpy(*dir, path, n + 1);
