@@ -35,6 +35,10 @@ static int f_generate(lua_State *L) {
   double temperature = (lua_isnoneornil(L, 8) ? 1.0 : rb_check_number(L, 8));
   int64_t top_k = lua_isnoneornil(L, 9) ? 0 : rb_check_int(L, 9);
   if (length < 0) return rb_error(L, "generate: length must be >= 0, got %lld", (long long)length);
+  /* bounded: 8 * length bytes are allocated below, and a size_t product that wraps (2^61 ids
+   * -> 0 bytes) was a heap overflow */
+  if (length > RC_MAX_NUMEL)
+    return rb_error(L, "generate: length must be at most 2^40, got %lld", (long long)length);
   if (!(temperature >= 0) || isinf(temperature))
     return rb_error(L, "generate: temperature must be a finite number >= 0, got %g", temperature);
   if (top_k < 0) return rb_error(L, "generate: top_k must be >= 0, got %lld", (long long)top_k);
@@ -51,6 +55,9 @@ static int f_generate(lua_State *L) {
     if (!isint)
       return rb_error(L, "generate: prime[%lld] must be an integer id, got %s", (long long)i + 1,
                       luaL_typename(L, -1));
+    if (v < 1) /* the runtime checks the upper end against the vocabulary */
+      return rb_error(L, "generate: prime[%lld] = %lld is not an id (ids start at 1)",
+                      (long long)i + 1, (long long)v);
     prime[i] = (int64_t)v - 1;
     lua_pop(L, 1);
   }

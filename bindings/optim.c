@@ -342,12 +342,16 @@ static int m_state(lua_State *L) {
   return 1;
 }
 
+/* Steps and epochs are counted up by one (step + 1, ++epoch): a value near maxinteger from a
+ * script or a checkpoint would overflow there. 2^53: as many as a JSON number holds exactly. */
+#define MAX_COUNT ((lua_Integer)1 << 53)
+
 static int64_t int_field(lua_State *L, int idx, const char *k, const char *where) {
   lua_getfield(L, idx, k);
   int isint = 0;
   lua_Integer v = lua_tointegerx(L, -1, &isint);
-  if (!isint || v < 0)
-    rb_error(L, "load_state: %s.%s must be an integer >= 0, got %s", where, k,
+  if (!isint || v < 0 || v > MAX_COUNT)
+    rb_error(L, "load_state: %s.%s must be an integer in 0..2^53, got %s", where, k,
              lua_type(L, -1) == LUA_TNUMBER ? lua_tostring(L, -1) : luaL_typename(L, -1));
   lua_pop(L, 1);
   return (int64_t)v;
@@ -424,8 +428,8 @@ static int m_set_epoch(lua_State *L) {
   rb_optim *u = check_opt(L, 1);
   int isint = 0;
   lua_Integer e = lua_tointegerx(L, 2, &isint);
-  if (!isint || e < 0)
-    return rb_error(L, "set_epoch: the epoch must be an integer >= 0, got %s",
+  if (!isint || e < 0 || e > MAX_COUNT)
+    return rb_error(L, "set_epoch: the epoch must be an integer in 0..2^53, got %s",
                     lua_type(L, 2) == LUA_TNUMBER ? lua_tostring(L, 2) : luaL_typename(L, 2));
   u->epoch = e;
   return 0;

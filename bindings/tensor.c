@@ -1,4 +1,5 @@
 /* The tensor userdata: lifetime, argument checks, constructors, introspection, printing. */
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -736,7 +737,7 @@ static void push_nested(lua_State *L, rc_tensor *t, int depth, int64_t off) {
     lua_pushnumber(L, t->storage->data[off]);
     return;
   }
-  lua_createtable(L, (int)t->size[depth], 0);
+  lua_createtable(L, t->size[depth] > INT_MAX ? 0 : (int)t->size[depth], 0); /* a size hint */
   for (int64_t i = 0; i < t->size[depth]; i++) {
     push_nested(L, t, depth + 1, off + i * t->stride[depth]);
     lua_rawseti(L, -2, i + 1);

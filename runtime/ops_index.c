@@ -73,7 +73,7 @@ static int check_indices(rc_ctx *c, const char *fn, rc_tensor *index, int64_t ba
                         "%s: index %.15g at position %s is out of range for %s (valid: "
                         "%lld..%lld)",
                         fn, (double)v, pos_str(idx, index->ndim, base, ps, sizeof ps), what,
-                        (long long)base, (long long)(base + n - 1));
+                        (long long)base, (long long)(n - 1 + base)); /* base + n overflows */
       if (n == 0)
         return rc_error(c,
                         "%s: index %.15g at position %s is out of range for %s (which is "
@@ -315,7 +315,7 @@ int rc_split(rc_tensor *a, int64_t size, int dim, rc_tensor ***out, int *n) {
   if (size < 1)
     return rc_error(a->ctx, "split: split size must be positive, got %lld", (long long)size);
   int64_t total = a->size[d];
-  int64_t count = total == 0 ? 1 : (total + size - 1) / size;
+  int64_t count = total == 0 ? 1 : total / size + (total % size != 0); /* total + size overflows */
   return split_impl(a, d, size, count, "split", out, n);
 }
 

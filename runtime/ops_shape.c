@@ -225,9 +225,14 @@ rc_tensor *rc_diag(rc_tensor *a, int64_t k) {
   map_t m;
   if (a->ndim == 1) {
     map_init(&m, MAP_DIAG_EMBED, "diag", a);
-    int64_t ak = k < 0 ? -(k < -RC_MAX_NUMEL ? RC_MAX_NUMEL : k) : k;
+    /* |k| clamped first: -k and size + k overflow at the ends of int64 */
+    int64_t ak = k < -RC_MAX_NUMEL || k > RC_MAX_NUMEL ? RC_MAX_NUMEL : k < 0 ? -k : k;
+    if (ak >= RC_MAX_NUMEL)
+      return rc_error_null(
+          c, "diag: offset %lld is too large (the result would have more than 2^40 elements)",
+          (long long)k);
     int64_t side = a->size[0] + ak;
-    if (ak >= RC_MAX_NUMEL || (double)side * (double)side > (double)RC_MAX_NUMEL)
+    if ((double)side * (double)side > (double)RC_MAX_NUMEL)
       return rc_error_null(c, "diag: a %lld x %lld result is too large (more than 2^40 elements)",
                            (long long)side, (long long)side);
     m.k = k;

@@ -2,14 +2,138 @@
 #define _POSIX_C_SOURCE 200809L
 #include "safetensors.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
+
+/* the checksum metadata (safetensors.h) */
+#define CRC_PREFIX "recur.crc32."
+#define HEADER_CRC_KEY "recur.header_crc32"
+
+static int is_crc_key(const char *k) {
+  return strncmp(k, CRC_PREFIX, strlen(CRC_PREFIX)) == 0 || strcmp(k, HEADER_CRC_KEY) == 0;
+}
+
+/* zlib's CRC-32 of n bytes, continuing crc (0 to start) */
+static uint32_t crc_add(uint32_t crc, const void *p, size_t n) {
+  return (uint32_t)crc32_z(crc, p, n);
+}
+
+/* 8 lowercase hexadecimal digits into *out: 0, or -1 when s is not that */
+static int parse_crc(const char *s, uint32_t *out) {
+  uint32_t v = 0;
+  for (int i = 0; i < 8; i++) {
+    char ch = s[i];
+    if (ch >= '0' && ch <= '9')
+      v = v * 16 + (uint32_t)(ch - '0');
+    else if (ch >= 'a' && ch <= 'f')
+      v = v * 16 + (uint32_t)(ch - 'a' + 10);
+    else
+      return -1;
+  }
+  if (s[8]) return -1;
+  *out = v;
+  return 0;
+}
+
+/* path's directory ("." when it has none) and file name, malloc'ed; -1 when out of memory */
+static int split_path(const char *path, char **dir, char **base) {
+  size_t n = strlen(path);
+  *dir = malloc(n + 2);
+  *base = malloc(n + 1);
+  if (!*dir || !*base) {
+    free(*dir);
+    free(*base);
+    *dir = *base = NULL;
+    return -1;
+  }
+  memcpy(*dir, path, n + 1);
+  char *slash = strrchr(*dir, '/');
+  strcpy(*base, slash ? slash + 1 : path);
+  if (slash == *dir)
+    (*dir)[1] = 0;
+  else if (slash)
+    *slash = 0;
+  else
+    strcpy(*dir, ".");
+  return 0;
+}
+
+/* ---- temporary files ----
+ *
+ * A writer makes "<path>.tmp-XXXXXX" (mkstemp) and holds an exclusive flock on it from the
+ * moment it has created it until it has renamed it over path (or removed it after an error).
+ * The kernel drops the lock when the process dies, however it dies, so a temporary that can be
+ * locked has no writer left: a killed writer's. Unlike a pid in the name, the lock cannot be
+ * fooled by a reused pid, by a writer in another pid namespace or, on NFS (where flock is a
+ * lock of the server's), on another machine. A file system that refuses flock leaves nothing
+ * to remove: the cleaner only removes what it could lock.
+ *
+ * Between mkstemp and flock a live writer's file is unlocked for an instant; the cleaner
+ * removes it only while it holds the lock, so the writer, once it has the lock, checks that
+ * its file is still the one named tmp and otherwise makes another. */
+
+/* 1 when name is "<base>.tmp-" and six mkstemp characters */
+static int is_temp_of(const char *name, const char *base) {
+  size_t bl = strlen(base);
+  if (strncmp(name, base, bl) != 0 || strncmp(name + bl, ".tmp-", 5) != 0) return 0;
+  const char *x = name + bl + 5;
+  for (int i = 0; i < 6; i++) {
+    char ch = x[i];
+    if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9')))
+      return 0;
+  }
+  return x[6] == 0;
+}
+
+/* Removes the temporaries of path whose writers are gone (best effort: errors are ignored; a
+ * regular file only, never through a symbolic link). */
+static void remove_stale_temps(const char *path) {
+  char *dir, *base;
+  if (split_path(path, &dir, &base)) return;
+  DIR *d = base[0] ? opendir(dir) : NULL;
+  size_t dl = strlen(dir);
+  struct dirent *de;
+  while (d && (de = readdir(d))) {
+    if (!is_temp_of(de->d_name, base)) continue;
+    char *full = malloc(dl + strlen(de->d_name) + 2);
+    if (!full) break;
+    sprintf(full, "%s/%s", dir, de->d_name);
+    struct stat ls, fs;
+    int fd = -1;
+    if (lstat(full, &ls) == 0 && S_ISREG(ls.st_mode))
+      fd = open(full, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    /* locked, still linked and still the file named full: no writer has it or will use it */
+    if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &fs) == 0 && fs.st_nlink > 0 &&
+        fs.st_dev == ls.st_dev && fs.st_ino == ls.st_ino)
+      (void)unlink(full);
+    if (fd >= 0) close(fd);
+    free(full);
+  }
+  if (d) closedir(d);
+  free(dir);
+  free(base);
+}
+
+/* Locks a new temporary file (fd, named tmp) for its writer: 1 when it is locked (or the file
+ * system has no locks) and still named tmp, 0 when a cleaner removed it before the lock. */
+static int lock_new_temp(int fd, const char *tmp) {
+  int r;
+  while ((r = flock(fd, LOCK_EX)) != 0 && errno == EINTR) {
+  }
+  if (r != 0) return 1; /* no locks here: no cleaner can lock it either */
+  struct stat a, b;
+  return fstat(fd, &a) == 0 && a.st_nlink > 0 && lstat(tmp, &b) == 0 && a.st_dev == b.st_dev &&
+         a.st_ino == b.st_ino;
+}
 
 /* ---- small growable string ---- */
 
@@ -200,6 +324,8 @@ typedef struct {
   int64_t size[RC_MAX_DIM];
   uint64_t begin, end;
   int has_dtype, has_shape, has_offsets;
+  int has_crc;
+  uint32_t crc; /* CRC_PREFIX <name> in the metadata */
 } entry;
 
 typedef struct {
@@ -505,6 +631,10 @@ typedef struct {
   int n, cap;
   char **mk, **mv;
   int nm, capm;
+  /* where the value of HEADER_CRC_KEY starts (after its quote), 0 when absent; the value
+   * must be written as exactly 8 characters for its digits to be read as zeros */
+  size_t hcrc_pos;
+  int hcrc_raw_len;
 } header;
 
 /* Frees n malloc'ed key and value strings and their two arrays. */
@@ -543,7 +673,8 @@ static int metadata_member(parser *p, char *k, void *arg) {
       return perr(p, msg);
     }
   char *v = NULL;
-  if (expect(p, ':') || !(v = (peek(p, '"') ? parse_string(p) : NULL))) {
+  size_t vpos = 0;
+  if (expect(p, ':') || !(peek(p, '"') && (vpos = p->i, v = parse_string(p)))) {
     if (!p->failed) {
       char msg[160];
       snprintf(msg, sizeof msg, "the value of metadata key \"%.100s\" is not a string", k);
@@ -564,6 +695,10 @@ static int metadata_member(parser *p, char *k, void *arg) {
       return oom(p);
     }
     h->capm = cap;
+  }
+  if (strcmp(k, HEADER_CRC_KEY) == 0) {
+    h->hcrc_pos = vpos + 1;
+    h->hcrc_raw_len = (int)(p->i - vpos - 2);
   }
   h->mk[h->nm] = k;
   h->mv[h->nm++] = v;
@@ -625,6 +760,62 @@ static int parse_header(parser *p, header *h) {
 
 /* ---- reading ---- */
 
+/* The checksums of a file that has them (safetensors.h): the header's is verified here, each
+ * tensor's is kept in its entry for the data. *has: 1 when the file has checksums. */
+static int check_checksums(rc_ctx *c, const char *path, const unsigned char *hbuf, size_t hlen,
+                           header *h, int *has) {
+  *has = 0;
+  const char *hval = NULL;
+  int n_crc = 0;
+  for (int i = 0; i < h->nm; i++) {
+    if (strcmp(h->mk[i], HEADER_CRC_KEY) == 0)
+      hval = h->mv[i];
+    else if (is_crc_key(h->mk[i]))
+      n_crc++;
+  }
+  if (!hval && !n_crc) return 0; /* an older file, or another writer's */
+  if (!hval)
+    return rc_error(c,
+                    "load: %s: tensor checksums without a header checksum (" HEADER_CRC_KEY
+                    "): the file is corrupted",
+                    path);
+  uint32_t want;
+  if (h->hcrc_raw_len != 8 || parse_crc(hval, &want))
+    return rc_error(c,
+                    "load: %s: the header checksum \"%.40s\" is not 8 hexadecimal digits: the "
+                    "file is corrupted",
+                    path, hval);
+  size_t pos = h->hcrc_pos; /* its digits count as zeros */
+  uint32_t got = crc_add(crc_add(0, hbuf, pos), "00000000", 8);
+  got = crc_add(got, hbuf + pos + 8, hlen - pos - 8);
+  if (got != want)
+    return rc_error(c,
+                    "load: %s: the header does not match its checksum (CRC-32 %08x in the file, "
+                    "%08x computed): the file is corrupted",
+                    path, (unsigned)want, (unsigned)got);
+  size_t pl = strlen(CRC_PREFIX);
+  for (int i = 0; i < h->nm; i++) {
+    if (strncmp(h->mk[i], CRC_PREFIX, pl) != 0) continue;
+    const char *name = h->mk[i] + pl;
+    entry *e = NULL;
+    for (int k = 0; k < h->n && !e; k++)
+      if (strcmp(h->e[k].name, name) == 0) e = &h->e[k];
+    if (!e)
+      return rc_error(c, "load: %s: the checksum " CRC_PREFIX "%.100s names no tensor of the file",
+                      path, name);
+    if (parse_crc(h->mv[i], &e->crc))
+      return rc_error(c, "load: %s: the checksum of tensor \"%.100s\" is not 8 hexadecimal digits",
+                      path, name);
+    e->has_crc = 1;
+  }
+  for (int k = 0; k < h->n; k++)
+    if (!h->e[k].has_crc)
+      return rc_error(c, "load: %s: tensor \"%.100s\" has no checksum, the others have", path,
+                      h->e[k].name);
+  *has = 1;
+  return 0;
+}
+
 static int cmp_entry(const void *a, const void *b) {
   const entry *x = *(const entry *const *)a, *y = *(const entry *const *)b;
   if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
@@ -658,6 +849,7 @@ static int skipped(const char *name, const char *const *skip, int n_skip) {
 
 rc_st_file *rc_st_read_skip(rc_ctx *c, const char *path, const char *const *skip, int n_skip) {
   if (rc_check_file_access(c, "load", path)) return NULL;
+  if (!c->files_denied) remove_stale_temps(path); /* not where only this file may be read */
   FILE *fp = fopen(path, "rb");
   if (!fp) return rc_error_null(c, "load: cannot open %s: %s", path, strerror(errno));
   rc_st_file *out = NULL;
@@ -701,6 +893,8 @@ rc_st_file *rc_st_read_skip(rc_ctx *c, const char *path, const char *const *skip
   }
   parser p = {hbuf, (size_t)hlen, 0, c, path, 0};
   if (parse_header(&p, &h)) goto done;
+  int checksums;
+  if (check_checksums(c, path, hbuf, (size_t)hlen, &h, &checksums)) goto done;
   uint64_t dsize = fsize - 8 - hlen;
   /* entries: dtype known, shape sane, byte span right, offsets in range */
   for (int i = 0; i < h.n; i++) {
@@ -789,10 +983,10 @@ rc_st_file *rc_st_read_skip(rc_ctx *c, const char *path, const char *const *skip
     out->dtypes[i] = e->dtype_name;
     e->dtype_name = NULL;
   }
-  out->n_meta = h.nm;
-  for (int i = 0; i < h.nm; i++) {
-    out->meta_keys[i] = h.mk[i];
-    out->meta_values[i] = h.mv[i];
+  for (int i = 0; i < h.nm; i++) { /* the checksums were checked and are left out */
+    if (is_crc_key(h.mk[i])) continue;
+    out->meta_keys[out->n_meta] = h.mk[i];
+    out->meta_values[out->n_meta++] = h.mv[i];
     h.mk[i] = h.mv[i] = NULL;
   }
   size_t chunk = 1 << 20;
@@ -800,31 +994,48 @@ rc_st_file *rc_st_read_skip(rc_ctx *c, const char *path, const char *const *skip
   if (!raw) goto oom;
   for (int i = 0; i < h.n; i++) {
     entry *e = order[i];
-    if (!out->tensors[i]) { /* skipped: its data is not read */
+    uint32_t crc = 0;
+    int bad = 0;
+    if (!out->tensors[i] && checksums) { /* skipped: its data is checked, not kept */
+      for (uint64_t k = e->begin; k < e->end && !bad; k += chunk) {
+        size_t m = e->end - k < chunk ? (size_t)(e->end - k) : chunk;
+        bad = fread(raw, 1, m, fp) != m;
+        if (!bad) crc = crc_add(crc, raw, m);
+      }
+    } else if (!out->tensors[i]) { /* skipped: its data is not read */
       if (e->end > e->begin && fseeko(fp, (off_t)(e->end - e->begin), SEEK_CUR) != 0) {
         rc_error(c, "load: %s: cannot seek past tensor \"%.100s\": %s", path, out->names[i],
                  strerror(errno));
         goto fail;
       }
       continue;
-    }
-    int sz = DTYPES[e->dtype].size;
-    int64_t numel = rc_numel(out->tensors[i]);
-    float *dst = rc_data(out->tensors[i]);
-    int64_t per = (int64_t)(chunk / (size_t)sz);
-    int bad = 0;
-    if (e->dtype == D_F32 && is_little_endian()) {
-      bad = numel && fread(dst, 4, (size_t)numel, fp) != (size_t)numel;
     } else {
-      for (int64_t k = 0; k < numel && !bad; k += per) {
-        int64_t m = numel - k < per ? numel - k : per;
-        bad = fread(raw, (size_t)sz, (size_t)m, fp) != (size_t)m;
-        if (!bad) convert(e->dtype, raw, dst + k, m);
+      int sz = DTYPES[e->dtype].size;
+      int64_t numel = rc_numel(out->tensors[i]);
+      float *dst = rc_data(out->tensors[i]);
+      int64_t per = (int64_t)(chunk / (size_t)sz);
+      if (e->dtype == D_F32 && is_little_endian()) {
+        bad = numel && fread(dst, 4, (size_t)numel, fp) != (size_t)numel;
+        if (!bad && checksums) crc = crc_add(0, dst, (size_t)numel * 4);
+      } else {
+        for (int64_t k = 0; k < numel && !bad; k += per) {
+          int64_t m = numel - k < per ? numel - k : per;
+          bad = fread(raw, (size_t)sz, (size_t)m, fp) != (size_t)m;
+          if (!bad && checksums) crc = crc_add(crc, raw, (size_t)m * (size_t)sz);
+          if (!bad) convert(e->dtype, raw, dst + k, m);
+        }
       }
     }
     if (bad) {
       rc_error(c, "load: %s: read error in the data of tensor \"%.100s\" (the file changed?)", path,
                out->names[i]);
+      goto fail;
+    }
+    if (checksums && crc != e->crc) {
+      rc_error(c,
+               "load: %s: tensor \"%.100s\" does not match its checksum (CRC-32 %08x in the "
+               "metadata, %08x computed from its data): the file is corrupted",
+               path, out->names[i], (unsigned)e->crc, (unsigned)crc);
       goto fail;
     }
   }
@@ -859,6 +1070,27 @@ static int write_all(int fd, const void *buf, size_t n) {
   return 0;
 }
 
+/* Feeds the little-endian bytes of n floats to *crc (when crc) and writes them to fd (when
+ * fd >= 0); conv: a 1 MB buffer for a big-endian machine. 0, or -1 after a write error. */
+static int put_floats(int fd, const float *x, int64_t n, uint32_t *crc, unsigned char *conv) {
+  if (is_little_endian()) {
+    if (crc) *crc = crc_add(*crc, x, (size_t)n * 4);
+    return fd >= 0 && n && write_all(fd, x, (size_t)n * 4) ? -1 : 0;
+  }
+  int64_t per = (1 << 20) / 4;
+  for (int64_t k = 0; k < n; k += per) {
+    int64_t m = n - k < per ? n - k : per;
+    for (int64_t j = 0; j < m; j++) {
+      uint32_t w;
+      memcpy(&w, x + k + j, 4);
+      for (int s = 0; s < 4; s++) conv[4 * j + s] = (unsigned char)((w >> (8 * s)) & 0xFF);
+    }
+    if (crc) *crc = crc_add(*crc, conv, (size_t)m * 4);
+    if (fd >= 0 && write_all(fd, conv, (size_t)m * 4)) return -1;
+  }
+  return 0;
+}
+
 int rc_st_write(rc_ctx *c, const char *path, int n, const char *const *names, rc_tensor *const *ts,
                 int n_meta, const char *const *keys, const char *const *values) {
   if (rc_check_file_write(c, "save", path)) return -1;
@@ -877,30 +1109,53 @@ int rc_st_write(rc_ctx *c, const char *path, int n, const char *const *names, rc
     if (!utf8_valid((const unsigned char *)keys[i], strlen(keys[i])) ||
         !utf8_valid((const unsigned char *)values[i], strlen(values[i])))
       return rc_error(c, "save: metadata \"%.100s\" is not valid UTF-8", keys[i]);
+    if (is_crc_key(keys[i]))
+      return rc_error(c, "save: metadata key \"%.100s\" is reserved (the checksums)", keys[i]);
     for (int k = 0; k < i; k++)
       if (strcmp(keys[k], keys[i]) == 0)
         return rc_error(c, "save: metadata key \"%.100s\" appears twice", keys[i]);
   }
-  /* header */
+  int rc = -1, fd = -1;
   sbuf b = {0};
-  sb_str(&b, "{");
-  int first = 1;
-  if (n_meta > 0) {
-    sb_str(&b, "\"__metadata__\":{");
-    for (int i = 0; i < n_meta; i++) {
-      if (i) sb_str(&b, ",");
-      sb_json_string(&b, keys[i]);
-      sb_str(&b, ":");
-      sb_json_string(&b, values[i]);
+  char *tmp = NULL, *dir = NULL, *base = NULL;
+  unsigned char *conv = malloc((size_t)1 << 20);
+  /* the tensors' data, contiguous (copies of the others, released at the end) */
+  rc_tensor **src = calloc((size_t)(n > 0 ? n : 1), sizeof *src);
+  uint32_t *crcs = calloc((size_t)(n > 0 ? n : 1), sizeof *crcs);
+  if (!conv || !src || !crcs) goto oom;
+  for (int i = 0; i < n; i++) {
+    if (rc_is_contiguous(ts[i])) {
+      src[i] = ts[i];
+      rc_retain(ts[i]);
+    } else if (!(src[i] = rc_raw_contiguous(ts[i]))) {
+      goto out;
     }
-    sb_str(&b, "}");
-    first = 0;
+    put_floats(-1, rc_data(src[i]), rc_numel(src[i]), &crcs[i], conv);
   }
+  /* header: the metadata with the checksums, then the tensors */
+  sb_str(&b, "{\"__metadata__\":{");
+  for (int i = 0; i < n_meta; i++) {
+    sb_json_string(&b, keys[i]);
+    sb_str(&b, ":");
+    sb_json_string(&b, values[i]);
+    sb_str(&b, ",");
+  }
+  for (int i = 0; i < n; i++) {
+    char hex[16], *key = malloc(strlen(CRC_PREFIX) + strlen(names[i]) + 1);
+    if (!key) goto oom;
+    strcat(strcpy(key, CRC_PREFIX), names[i]);
+    sb_json_string(&b, key);
+    free(key);
+    snprintf(hex, sizeof hex, ":\"%08x\",", (unsigned)crcs[i]);
+    sb_str(&b, hex);
+  }
+  sb_str(&b, "\"" HEADER_CRC_KEY "\":\"");
+  size_t hcrc_pos = b.n;
+  sb_str(&b, "00000000\"}");
   uint64_t off = 0;
   for (int i = 0; i < n; i++) {
     char num[64];
-    if (!first) sb_str(&b, ",");
-    first = 0;
+    sb_str(&b, ",");
     sb_json_string(&b, names[i]);
     sb_str(&b, ":{\"dtype\":\"F32\",\"shape\":[");
     for (int d = 0; d < ts[i]->ndim; d++) {
@@ -915,81 +1170,51 @@ int rc_st_write(rc_ctx *c, const char *path, int n, const char *const *names, rc
   }
   sb_str(&b, "}");
   while (!b.oom && b.n % 8 != 0) sb_str(&b, " ");
-  if (b.oom) {
-    free(b.p);
-    return rc_error(c, "save: out of memory");
-  }
+  if (b.oom) goto oom;
   if (b.n > RC_ST_MAX_HEADER) {
-    free(b.p);
-    return rc_error(c, "save: the header would be %zu bytes, more than the format allows", b.n);
-  }
-  /* temporary file in the target's directory */
-  size_t plen = strlen(path);
-  char *tmp = malloc(plen + 16);
-  char *dir = malloc(plen + 2);
-  float *conv = malloc((size_t)1 << 20);
-  if (!tmp || !dir || !conv) {
-    free(tmp);
-    free(dir);
-    free(conv);
-    free(b.p);
-    return rc_error(c, "save: out of memory");
-  }
-  snprintf(tmp, plen + 16, "%s.tmp-XXXXXX", path);
-  memcpy(dir, path, plen + 1);
-  char *slash = strrchr(dir, '/');
-  if (slash == dir)
-    dir[1] = 0;
-  else if (slash)
-    *slash = 0;
-  else
-    strcpy(dir, ".");
-  int rc = -1;
-  int fd = mkstemp(tmp);
-  if (fd < 0) {
-    rc_error(c, "save: cannot create a temporary file next to %s: %s", path, strerror(errno));
+    rc_error(c, "save: the header would be %zu bytes, more than the format allows", b.n);
     goto out;
+  }
+  {
+    char hex[9];
+    snprintf(hex, sizeof hex, "%08x", (unsigned)crc_add(0, b.p, b.n));
+    memcpy(b.p + hcrc_pos, hex, 8);
+  }
+  /* a locked temporary file in the target's directory (the lock: see remove_stale_temps) */
+  size_t plen = strlen(path);
+  tmp = malloc(plen + 16);
+  if (!tmp || split_path(path, &dir, &base)) goto oom;
+  remove_stale_temps(path);
+  for (int attempt = 0;; attempt++) {
+    snprintf(tmp, plen + 16, "%s.tmp-XXXXXX", path);
+    fd = mkstemp(tmp);
+    if (fd < 0) {
+      rc_error(c, "save: cannot create a temporary file next to %s: %s", path, strerror(errno));
+      goto out;
+    }
+    if (lock_new_temp(fd, tmp)) break;
+    close(fd); /* a cleaner removed it before we locked it */
+    fd = -1;
+    if (attempt == 10) {
+      rc_error(c, "save: the temporary files next to %s keep disappearing", path);
+      goto out;
+    }
   }
   (void)fchmod(fd, 0644);
   unsigned char lenb[8];
   for (int k = 0; k < 8; k++) lenb[k] = (unsigned char)(((uint64_t)b.n >> (8 * k)) & 0xFF);
   if (write_all(fd, lenb, 8) || write_all(fd, b.p, b.n)) goto io_fail;
-  int little = is_little_endian();
-  size_t per = ((size_t)1 << 20) / sizeof(float);
-  for (int i = 0; i < n; i++) {
-    rc_tensor *t = ts[i];
-    int64_t numel = rc_numel(t);
-    if (little && rc_is_contiguous(t)) {
-      if (numel && write_all(fd, rc_data(t), (size_t)numel * 4)) goto io_fail;
-      continue;
-    }
-    rc_tensor *tc = rc_raw_contiguous(t);
-    if (!tc) goto unlink_out;
-    const float *src = rc_data(tc);
-    int bad = 0;
-    for (int64_t k = 0; k < numel && !bad; k += (int64_t)per) {
-      int64_t m = numel - k < (int64_t)per ? numel - k : (int64_t)per;
-      unsigned char *q = (unsigned char *)conv;
-      for (int64_t j = 0; j < m; j++) {
-        uint32_t w;
-        memcpy(&w, src + k + j, 4);
-        for (int s = 0; s < 4; s++) q[4 * j + s] = (unsigned char)((w >> (8 * s)) & 0xFF);
-      }
-      if (write_all(fd, conv, (size_t)m * 4)) bad = 1;
-    }
-    rc_release(tc);
-    if (bad) goto io_fail;
-  }
+  for (int i = 0; i < n; i++)
+    if (put_floats(fd, rc_data(src[i]), rc_numel(src[i]), NULL, conv)) goto io_fail;
   if (fsync(fd) != 0) goto io_fail;
-  if (close(fd) != 0) {
-    fd = -1;
-    goto io_fail;
-  }
-  fd = -1;
+  /* renamed while still locked, so no cleaner takes it for a killed writer's; the data is on
+   * disk (fsync), so close has nothing left to report */
   if (rename(tmp, path) != 0) {
     rc_error(c, "save: cannot rename %s to %s: %s", tmp, path, strerror(errno));
     goto unlink_out;
   }
+  close(fd);
+  fd = -1;
   {
     int dfd = open(dir, O_RDONLY);
     if (dfd >= 0) {
@@ -999,14 +1224,21 @@ int rc_st_write(rc_ctx *c, const char *path, int n, const char *const *names, rc
   }
   rc = 0;
   goto out;
+oom:
+  rc_error(c, "save: out of memory");
+  goto out;
 io_fail:
   rc_error(c, "save: writing %s failed: %s", tmp, strerror(errno));
 unlink_out:
-  if (fd >= 0) close(fd);
-  unlink(tmp);
+  unlink(tmp); /* before close: still ours */
 out:
+  if (fd >= 0) close(fd);
+  for (int i = 0; i < n && src; i++) rc_release(src[i]);
+  free(src);
+  free(crcs);
   free(tmp);
   free(dir);
+  free(base);
   free(conv);
   free(b.p);
   return rc;

@@ -336,14 +336,216 @@ describe("atomic writes", function()
     recur.save(path, { model = m, meta = { v = 1 } })
     local slow = os.getenv("RECUR_SANITIZED") and 4 or 1
     for i, delay in ipairs { 0.15, 0.35, 0.5, 0.8 } do
-      os.execute(string.format("timeout -s KILL %g %s %s %s >/dev/null 2>&1", delay * slow, q(BIN), q(script), q(path)))
+      -- --foreground: timeout waits until the writer is gone (otherwise it kills its whole
+      -- process group, itself first, and returns while the writer may still hold its lock)
+      os.execute(string.format("timeout --foreground -s KILL %g %s %s %s >/dev/null 2>&1", delay * slow, q(BIN), q(script), q(path)))
       local ck = recur.load(path)
       local v = ck.meta.v
       assert.is_true(v == 1 or v == 2)
       assert.equal(v * 2048 * 2048, ck.model.weight:sum():item(), "run " .. i)
       assert.equal(v, ck.model.bias:min():item())
     end
-    os.execute("rm -f " .. q(tmpdir) .. "/killed.safetensors.tmp-*")
+    -- the writers' temporaries are gone after the loads
+    assert.is_nil(listing():find("killed%.safetensors%.tmp%-"), H.sh("ls -la " .. q(tmpdir)))
+  end)
+
+  it("the next save or load removes the temporaries of killed writers, not a live writer's", function()
+    local target = tmp("st.safetensors")
+    local function put(name, bytes) write_all(tmp(name), bytes or "stale data") end
+    -- a "live writer": a process holding an exclusive flock on its temporary file, as a writer
+    -- does while it writes (flock(1) from util-linux); it lets go when its stdin closes
+    put("st.safetensors.tmp-LiVe01")
+    local ready = tmp("holder.ready")
+    local holder = assert(io.popen("flock -x " .. q(tmp("st.safetensors.tmp-LiVe01"))
+      .. " sh -c " .. q("touch " .. q(ready) .. "; exec cat >/dev/null"), "w"))
+    local waited = 0
+    while not io.open(ready, "r") do -- a safety bound only, never reached on a sane machine
+      assert(waited < 600, "flock(1) did not take its lock")
+      os.execute("sleep 0.1")
+      waited = waited + 1
+    end
+    local stale = { "st.safetensors.tmp-AbC123", "st.safetensors.tmp-zzzzzz", "st.safetensors.tmp-000000" }
+    for _, n in ipairs(stale) do put(n) end
+    put("st.safetensors.tmp-emptyX", "") -- killed before its first byte: removed too
+    local kept = {
+      "st.safetensors.tmp-AbC12", "st.safetensors.tmp-AbC1234", "st.safetensors.tmp-Ab.123",
+      "st.safetensors.tmp-Ab-123", "xst.safetensors.tmp-AbC123", "other.safetensors.tmp-AbC123",
+      "st.safetensors.tmp-", "st.safetensors.tmpAbC1234", "st.safetensors.TMP-AbC123",
+    }
+    for _, n in ipairs(kept) do put(n) end
+    os.execute("mkdir " .. q(tmp("st.safetensors.tmp-DiRect")))
+    os.execute("ln -s " .. q(tmp("other.safetensors.tmp-AbC123")) .. " " .. q(tmp("st.safetensors.tmp-SyMlnk")))
+    kept[#kept + 1] = "st.safetensors.tmp-DiRect"
+    kept[#kept + 1] = "st.safetensors.tmp-SyMlnk"
+    kept[#kept + 1] = "st.safetensors.tmp-LiVe01"
+    local function exists(n) return os.execute("test -e " .. q(tmp(n)) .. " -o -L " .. q(tmp(n))) == true end
+    recur.save(target, { model = nn.Linear(2, 2) })
+    for _, n in ipairs(stale) do assert.is_false(exists(n), n .. " was left") end
+    assert.is_false(exists("st.safetensors.tmp-emptyX"))
+    for _, n in ipairs(kept) do assert.is_true(exists(n), n .. " was removed") end
+    -- a load removes them too
+    put(stale[1])
+    recur.load(target)
+    assert.is_false(exists(stale[1]))
+    -- once the writer is gone, its temporary is stale
+    holder:close()
+    recur.load(target)
+    assert.is_false(exists("st.safetensors.tmp-LiVe01"))
+    for i = 1, #kept - 1 do assert.is_true(exists(kept[i]), kept[i] .. " was removed") end
+  end)
+end)
+
+-- CRC-32 (zlib's, IEEE 802.3 polynomial), written out here so that the spec checks the
+-- convention rather than the C code against itself
+local CRC_TABLE = {}
+for i = 0, 255 do
+  local c = i
+  for _ = 1, 8 do c = (c & 1 == 1) and (0xEDB88320 ~ (c >> 1)) or (c >> 1) end
+  CRC_TABLE[i] = c
+end
+local function crc32(s)
+  local c = 0xFFFFFFFF
+  for i = 1, #s do c = CRC_TABLE[(c ~ s:byte(i)) & 0xFF] ~ (c >> 8) end
+  return string.format("%08x", c ~ 0xFFFFFFFF)
+end
+
+-- the file's header (decoded), its raw text and the offset of its data section (0-based)
+local function header_of(s)
+  local n = string.unpack("<I8", s)
+  return json.decode(s:sub(9, 8 + n)), s:sub(9, 8 + n), 8 + n
+end
+local function flip(s, i, mask) -- byte i (1-based) xor mask
+  return s:sub(1, i - 1) .. string.char(s:byte(i) ~ (mask or 1)) .. s:sub(i + 1)
+end
+
+describe("checksums", function()
+  it("are CRC-32s of each tensor's bytes and of the header, in the metadata", function()
+    local m = nn.Linear(2, 2)
+    m:load_state_dict { weight = T { { 1, 2 }, { 3, 4 } }, bias = T { -1, 0.5 } }
+    recur.save(tmp("crc.safetensors"), { model = m, meta = { v = 1 } })
+    local s = read_all(tmp("crc.safetensors"))
+    local h, raw, base = header_of(s)
+    for _, name in ipairs { "model.weight", "model.bias" } do
+      local o = h[name].data_offsets
+      assert.equal(crc32(s:sub(base + o[1] + 1, base + o[2])), h.__metadata__["recur.crc32." .. name])
+    end
+    local hc = h.__metadata__["recur.header_crc32"]
+    assert.matches("^%x%x%x%x%x%x%x%x$", hc)
+    local i = assert(raw:find('"recur.header_crc32":"' .. hc .. '"', 1, true))
+    local zeroed = raw:sub(1, i + 21) .. "00000000" .. raw:sub(i + 30)
+    assert.equal(#raw, #zeroed)
+    assert.equal(crc32(zeroed), hc)
+    -- the reader checks them and keeps them out of ck.metadata
+    local ck = recur.load(tmp("crc.safetensors"))
+    assert.is_nil(ck.metadata["recur.header_crc32"])
+    assert.is_nil(ck.metadata["recur.crc32.model.weight"])
+    assert.equal("recur-checkpoint-1", ck.metadata.format)
+    -- the names are reserved
+    has(err_of(function() recur._safetensors.write(tmp("r"), {}, {}, { ["recur.crc32.x"] = "0" }) end),
+      'save: metadata key "recur.crc32.x" is reserved')
+    has(err_of(function() recur._safetensors.write(tmp("r"), {}, {}, { ["recur.header_crc32"] = "0" }) end),
+      'save: metadata key "recur.header_crc32" is reserved')
+  end)
+
+  it("a flipped byte in any tensor's data is refused, naming the tensor and the file", function()
+    recur.seed(3)
+    local m = model()
+    local opt = recur.optim.SGD(m, { lr = 0.1, momentum = 0.9 })
+    train_steps(m, opt, 2)
+    local p = tmp("flip.safetensors")
+    recur.save(p, { model = m, optimizer = opt, tensors = { perm = T { 2, 1 } } })
+    local s = read_all(p)
+    local h, _, base = header_of(s)
+    local names = 0
+    for name, e in pairs(h) do
+      if name ~= "__metadata__" then
+        names = names + 1
+        local o = e.data_offsets
+        local bad = tmp("flipped.safetensors")
+        write_all(bad, flip(s, base + (o[1] + o[2]) // 2 + 1, 0x10))
+        local msg = err_of(function() recur.load(bad) end)
+        has(msg, "load: " .. bad .. ": tensor \"" .. name .. "\" does not match its checksum", "the file is corrupted")
+        -- a tensor that is not read (optimizer = false) is still checked
+        has(err_of(function() recur.load(bad, { optimizer = false }) end), "tensor \"" .. name .. "\" does not match")
+      end
+    end
+    assert.equal(6 + 6 + 1, names) -- 6 parameters, 6 momentum buffers, the extra
+    recur.load(p, { optimizer = false }) -- the unflipped file loads
+  end)
+
+  it("a flipped byte anywhere in the header or its length is refused", function()
+    local m = nn.Linear(2, 2)
+    local p = tmp("hdr.safetensors")
+    recur.save(p, { model = m, meta = { v = 1, name = "x" } })
+    local s = read_all(p)
+    local _, _, base = header_of(s)
+    local bad = tmp("hdr_bad.safetensors")
+    for i = 1, base do
+      for _, mask in ipairs { 0x01, 0x20 } do
+        write_all(bad, flip(s, i, mask))
+        local ok, e = pcall(recur.load, bad)
+        assert(not ok, string.format("byte %d xor 0x%02x was accepted", i, mask))
+        has(tostring(e), "load: ")
+        has(tostring(e), bad)
+      end
+    end
+    -- the message says what happened when the JSON is still valid
+    local i = s:find('\\"v\\":1', 1, true) -- in the JSON of recur.meta
+    write_all(bad, flip(s, i + 6, 0x01)) -- "v":0
+    has(err_of(function() recur.load(bad) end), "load: " .. bad .. ": the header does not match its checksum",
+      "the file is corrupted")
+    i = s:find('"dtype":"F32"', 1, true)
+    write_all(bad, s:sub(1, i + 8) .. "I" .. s:sub(i + 10)) -- F32 -> I32
+    has(err_of(function() recur.load(bad) end), "the header does not match its checksum")
+  end)
+
+  it("files without checksums (older ones, other writers) still load; half a set is refused", function()
+    local hdr = {
+      __metadata__ = { format = "recur-checkpoint-1", ["recur.version"] = "0.1" },
+      ["model.weight"] = { dtype = "F32", shape = { 2 }, data_offsets = { 0, 8 } },
+    }
+    st_file(tmp("old.safetensors"), hdr, f32(1, 2))
+    assert.same({ 1, 2 }, recur.load(tmp("old.safetensors")).model.weight:totable())
+    hdr.__metadata__["recur.crc32.model.weight"] = crc32(f32(1, 2))
+    st_file(tmp("half.safetensors"), hdr, f32(1, 2))
+    has(err_of(function() recur.load(tmp("half.safetensors")) end),
+      "load: " .. tmp("half.safetensors") .. ": tensor checksums without a header checksum")
+  end)
+end)
+
+describe("recur checkpoints", function()
+  it("refuse a dtype other than F32, naming the tensor and the dtype", function()
+    for _, dt in ipairs { "I32", "F64", "F16", "BF16", "U8" } do
+      local size = ({ I32 = 4, F64 = 8, F16 = 2, BF16 = 2, U8 = 1 })[dt]
+      st_file(tmp("dt.safetensors"), {
+        __metadata__ = { format = "recur-checkpoint-1", ["recur.version"] = "0.1" },
+        ["model.a"] = { dtype = "F32", shape = { 2 }, data_offsets = { 0, 8 } },
+        ["model.b"] = { dtype = dt, shape = { 2 }, data_offsets = { 8, 8 + 2 * size } },
+      }, f32(1, 2) .. ("\0"):rep(2 * size))
+      has(err_of(function() recur.load(tmp("dt.safetensors")) end),
+        "load: " .. tmp("dt.safetensors") .. ": tensor \"model.b\" has dtype " .. dt
+        .. ": a recur checkpoint holds F32 tensors only")
+    end
+  end)
+
+  it("refuse a format they do not know", function()
+    local function file(meta)
+      st_file(tmp("fmt.safetensors"), {
+        __metadata__ = meta,
+        ["model.a"] = { dtype = "F32", shape = { 1 }, data_offsets = { 0, 4 } },
+      }, f32(1))
+      return tmp("fmt.safetensors")
+    end
+    for _, f in ipairs { "recur-checkpoint-2", "recur-checkpoint-10", "recur-checkpoint-", "recur" } do
+      has(err_of(function() recur.load(file { format = f }) end),
+        "load: " .. tmp("fmt.safetensors") .. ": format \"" .. f .. "\" is not one this recur reads (recur-checkpoint-1")
+    end
+    -- recur's metadata without its format line (a flipped byte in the key)
+    has(err_of(function() recur.load(file { formab = "recur-checkpoint-1", ["recur.version"] = "0.1" }) end),
+      "has recur metadata but no format")
+    -- other writers' safetensors files keep loading
+    assert.equal(1, recur.load(file { format = "pt" }).model.a:item())
+    assert.equal(1, recur.load(file {}).model.a:item())
   end)
 end)
 

@@ -150,7 +150,7 @@ describe("optimizer state", function()
     assert.equal(1, opt:steps())
     near({ 0.05, -0.1 }, good.params[1].exp_avg)
     e = err_of(function() opt:load_state { step = -1, epoch = 0, params = {} } end)
-    has(e, "load_state: state.step must be an integer >= 0")
+    has(e, "load_state: state.step must be an integer in 0..2^53")
   end)
 end)
 

@@ -16,6 +16,12 @@
 --   recur.optimizer  JSON: name, hyperparameters, step, epoch, per-parameter steps, slots
 --   recur.model      JSON: class name and parameter count
 --   recur.step       the optimizer's step count
+--   recur.crc32.<name>, recur.header_crc32   checksums, written and verified by the C layer
+--                    (runtime/safetensors.h) and left out of ck.metadata
+-- A file with recur's metadata (format starting "recur", or recur.version) must be of FORMAT
+-- and hold F32 tensors only: recur.load refuses another format (a newer recur's, or a
+-- corrupted one) and another dtype (recur writes none: a corrupted header), naming the tensor.
+-- Other writers' safetensors files are read whatever their format and dtypes.
 -- PyTorch and numpy read it with the safetensors library or a few lines of Python (see
 -- tests/fixtures/read_safetensors.py).
 --
@@ -129,6 +135,29 @@ local function decode_meta(path, metadata, key)
   return v
 end
 
+-- A recur checkpoint (its format line, or recur's metadata) must be of the format this
+-- version writes and hold F32 tensors only (recur writes nothing else: another dtype is a
+-- corrupted header); other writers' safetensors files are read as they are.
+local function check_format(path, metadata, names, dtypes)
+  local f = metadata.format
+  local ours = (type(f) == "string" and f:find("^recur")) or metadata["recur.version"] ~= nil
+  if not ours then return end
+  if f == nil then
+    error("load: " .. path .. ": the file has recur metadata but no format (recur writes format = \""
+      .. FORMAT .. "\"): the file is corrupted", 3)
+  end
+  if f ~= FORMAT then
+    error(string.format("load: %s: format %q is not one this recur reads (%s): a newer recur wrote it, or the file is corrupted",
+      path, f, FORMAT), 3)
+  end
+  for _, n in ipairs(names) do
+    if dtypes[n] ~= "F32" then
+      error(string.format("load: %s: tensor %q has dtype %s: a recur checkpoint holds F32 tensors only",
+        path, n, tostring(dtypes[n])), 3)
+    end
+  end
+end
+
 -- Validates an optimizer state read from a file against opt (nil when it fits).
 local function check_optimizer(opt, ost)
   local h = opt:hyper()
@@ -161,6 +190,7 @@ function M.load(path, targets)
   check_keys(targets, { model = true, optimizer = true, rng = true, strict = true }, "load")
   local skip_optimizer = targets.optimizer == false
   local names, all, metadata, dtypes = call(2, ST.read, path, skip_optimizer and { "optimizer." } or nil)
+  check_format(path, metadata, names, dtypes)
   local ck = { model = {}, tensors = {}, metadata = metadata, names = names, dtypes = dtypes }
   local opt_tensors = {}
   for _, n in ipairs(names) do
