@@ -469,9 +469,12 @@ rc_tensor *rc_where(rc_tensor *cond, rc_tensor *a, rc_tensor *b) {
 
 /* ---- in place ---- */
 
-/* Checks that the in-place op may run; returns 1 if it must go through autograd. */
+/* Checks that the in-place op may run; returns 1 if it must go through autograd. Every
+ * in-place op passes here first, so this is where they charge the budget for the elements of
+ * a they write (they allocate nothing, which is what out-of-place ops are charged for). */
 static int inplace_mode(rc_tensor *a, rc_tensor *b, const char *fn) {
   rc_ctx *c = a->ctx;
+  if (rc_charge_elems(c, fn, rc_numel(a))) return -1;
   if (!c->grad_enabled) return 0;
   int need = rc_tensor_needs_grad(a) || (b && rc_tensor_needs_grad(b));
   if (!need) return 0;

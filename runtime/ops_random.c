@@ -214,6 +214,12 @@ rc_tensor *rc_multinomial(rc_tensor *probs, int64_t n, int replacement) {
       goto fail;
     }
   }
+  /* the budget sees each row's passes over k (and, without replacement, its k logarithms
+   * and the sort of k keys) and one unit per bisection step of each sample */
+  double lg = ceil(log2((double)k)) + 1, units = (double)k / 8;
+  units += replacement ? (double)n * lg : (double)k * (4 + lg);
+  units *= (double)rows;
+  if (rc_charge(c, "multinomial", units > 1e18 ? (uint64_t)1e18 : (uint64_t)units + 1)) goto fail;
   size_t scratch = replacement ? (size_t)k * sizeof(double) : (size_t)k * sizeof(keyed);
   void *buf = malloc(scratch);
   if (!buf) {
