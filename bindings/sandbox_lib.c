@@ -5,10 +5,10 @@
  * embedding's allocator charges the bytes a call allocates (bindings/embed.c), so what needs a
  * wrapper is a C function whose work is not in proportion to what it allocates: it reads long
  * strings or many table entries, pushes many values on a stack that is already grown, or
- * compares strings. Units are the runtime's (runtime/context.h): about one per Lua value
- * handled or per table comparison, one per 4 bytes decoded one at a time (numbers, UTF-8,
- * formats), one per 16 bytes compared or copied, one per 16 bytes of heap a full collection
- * walks. Functions not wrapped here do constant work, or work in proportion to the memory they
+ * compares strings. Units are the runtime's (runtime/context.h), a few ns each: one or two
+ * per Lua value handled or per table comparison, one per byte parsed by load, string.pack's
+ * formats; one per 2 to 4 bytes decoded one at a time (numbers, UTF-8, string.format), one
+ * per 16 bytes compared or copied, one per 16 bytes of heap a full collection walks. Functions not wrapped here do constant work, or work in proportion to the memory they
  * allocate (string.rep/sub/upper/lower/reverse/format, table.pack, concatenation), or are the
  * pattern functions of sandbox_str.c. See docs/embedding.md, "Instruction budget". */
 #include <lualib.h>
@@ -49,19 +49,19 @@ static size_t posrel(lua_Integer pos, size_t len) {
 
 /* ---- base ---- */
 
-/* load(chunk, ...): parsing a chunk of n bytes costs a few units a byte (the allocator sees
- * only the code it makes); a reader function's pieces are charged as they come, since one
+/* load(chunk, ...): parsing costs about 15 ns a byte, one unit a byte here (the allocator
+ * sees only the code it makes); a reader function's pieces are charged as they come, since one
  * string can be returned again and again. */
 static int charged_reader(lua_State *L) {
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_call(L, 0, 1);
-  if (lua_type(L, -1) == LUA_TSTRING) charge(L, "load", lua_rawlen(L, -1) / 4 + 1);
+  if (lua_type(L, -1) == LUA_TSTRING) charge(L, "load", lua_rawlen(L, -1) + 1);
   return 1;
 }
 
 static int sb_load(lua_State *L) {
   if (lua_type(L, 1) == LUA_TSTRING) {
-    charge(L, "load", lua_rawlen(L, 1) / 4 + 1);
+    charge(L, "load", lua_rawlen(L, 1) + 1);
   } else if (lua_type(L, 1) == LUA_TFUNCTION) {
     lua_pushvalue(L, 1);
     lua_pushcclosure(L, charged_reader, 1);
@@ -97,8 +97,8 @@ static int sb_rawequal(lua_State *L) {
 
 /* ---- table ---- */
 
-/* The default order of table.sort, charged per comparison: one unit, and for two strings
- * the bytes strcoll may read. */
+/* The default order of table.sort for strings, charged per comparison: a unit, and the
+ * bytes strcoll may read. */
 static int sort_less(lua_State *L) {
   uint64_t units = 1;
   if (lua_type(L, 1) == LUA_TSTRING && lua_type(L, 2) == LUA_TSTRING) {
@@ -110,31 +110,37 @@ static int sort_less(lua_State *L) {
   return 1;
 }
 
-/* table.sort(t [, comp]): the moves (n log n), and the comparisons: the default one charges
- * each; a comparison function given runs under the count hook (and is charged if it is one of
- * the library's C functions). */
+/* table.sort(t [, comp]): the comparisons and moves (about 2 n log2 n units). Comparing
+ * strings reads their bytes: with the default order and a string (or a metatable, whose
+ * __index could hand out strings) in t, each comparison goes through sort_less. A comparison
+ * function given runs under the count hook (or is one of the library's C functions, charged). */
 static int sb_sort(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_Integer n = luaL_len(L, 1);
   if (n > 1) {
     uint64_t lg = 1;
-    while (lg < 63 && ((uint64_t)1 << lg) < (uint64_t)n) lg++;
-    charge(L, "table.sort", (uint64_t)n * lg / 4 + 1);
+    while (lg < 62 && ((uint64_t)1 << lg) < (uint64_t)n) lg++;
+    charge(L, "table.sort", (uint64_t)n * lg * 2 + 1);
   }
   if (lua_isnoneornil(L, 2)) {
+    int strings = lua_getmetatable(L, 1);
+    for (lua_Integer i = 1; i <= n && !strings; i++) {
+      strings = lua_rawgeti(L, 1, i) == LUA_TSTRING;
+      lua_pop(L, 1);
+    }
     lua_settop(L, 1);
-    lua_pushcfunction(L, sort_less);
+    if (strings) lua_pushcfunction(L, sort_less);
   }
   return call_original(L);
 }
 
-/* table.concat(t [, sep [, i [, j]]]) and table.unpack(t [, i [, j]]): one unit a value (the
- * bytes of the result are charged by the allocator). */
+/* table.concat(t [, sep [, i [, j]]]) and table.unpack(t [, i [, j]]): two units and one a
+ * value (the bytes of the result are charged by the allocator). */
 static int sb_concat(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_Integer i = luaL_optinteger(L, 3, 1);
   lua_Integer j = lua_isnoneornil(L, 4) ? luaL_len(L, 1) : luaL_checkinteger(L, 4);
-  charge(L, "table.concat", count_between(i, j) + 1);
+  charge(L, "table.concat", count_between(i, j) * 2 + 1);
   return call_original(L);
 }
 
@@ -166,14 +172,14 @@ static int sb_codepoint(lua_State *L) {
   return charge_slice(L, "utf8.codepoint");
 }
 
-/* string.char(...) and utf8.char(...): one unit a value. */
+/* string.char(...): one unit a value; utf8.char(...): four (it formats each). */
 static int sb_char(lua_State *L) {
   charge(L, "string.char", (uint64_t)lua_gettop(L) + 1);
   return call_original(L);
 }
 
 static int sb_utf8char(lua_State *L) {
-  charge(L, "utf8.char", (uint64_t)lua_gettop(L) + 1);
+  charge(L, "utf8.char", (uint64_t)lua_gettop(L) * 4 + 1);
   return call_original(L);
 }
 
@@ -182,7 +188,7 @@ static int sb_utf8char(lua_State *L) {
 static int sb_packfmt(lua_State *L) {
   size_t n;
   luaL_checklstring(L, 1, &n);
-  charge(L, "string.pack", n / 2 + 1);
+  charge(L, "string.pack", n + 1);
   return call_original(L);
 }
 
@@ -193,7 +199,16 @@ static int sb_utf8len(lua_State *L) {
   size_t lo = posrel(luaL_optinteger(L, 2, 1), len);
   size_t hi = posrel(luaL_optinteger(L, 3, -1), len);
   if (hi > len) hi = len;
-  charge(L, "utf8.len", hi >= lo ? (uint64_t)(hi - lo + 1) / 4 + 1 : 1);
+  charge(L, "utf8.len", hi >= lo ? (uint64_t)(hi - lo + 1) / 2 + 1 : 1);
+  return call_original(L);
+}
+
+/* string.format(fmt, ...): the format and the strings it copies (%q escapes one a byte). */
+static int sb_format(lua_State *L) {
+  uint64_t bytes = 0;
+  for (int i = 1, n = lua_gettop(L); i <= n; i++)
+    if (lua_type(L, i) == LUA_TSTRING) bytes += lua_rawlen(L, i);
+  charge(L, "string.format", bytes / 4 + 1);
   return call_original(L);
 }
 
@@ -240,6 +255,7 @@ void rb_sandbox_lib(lua_State *L) {
   int s = lua_gettop(L);
   wrap(L, s, "byte", sb_byte);
   wrap(L, s, "char", sb_char);
+  wrap(L, s, "format", sb_format);
   wrap(L, s, "pack", sb_packfmt);
   wrap(L, s, "packsize", sb_packfmt);
   wrap(L, s, "unpack", sb_packfmt);

@@ -93,7 +93,7 @@ static void *invalid_utf8(rc_ctx *c, const char *fn, const unsigned char *s, siz
 
 rc_tensor *rc_text_symbols(rc_ctx *c, const char *fn, const unsigned char *s, size_t n, int mode) {
   /* a pass over the text that allocates nothing in proportion: the budget sees its bytes */
-  if (rc_charge(c, fn, n / 16 + 1)) return NULL;
+  if (rc_charge(c, fn, n / 4 + 1)) return NULL;
   size_t range = mode == RC_TEXT_UTF8 ? NCODES : 256;
   unsigned char *seen = calloc(range, 1);
   if (!seen) return rc_error_null(c, "%s: out of memory", fn);
