@@ -198,6 +198,7 @@ static void *unknown_symbol(rc_ctx *c, const char *fn, int mode, uint32_t cp, si
 
 rc_tensor *rc_text_encode(rc_ctx *c, const char *fn, const unsigned char *s, size_t n, int mode,
                           rc_tensor *codes, int unknown, int64_t replace_id, int64_t base) {
+  if (rc_charge(c, fn, n / 4 + 1)) return NULL; /* decoding and looking up each character */
   size_t m;
   uint32_t *cv = read_codes(c, fn, codes, mode, &m);
   if (!cv) return NULL;
@@ -278,6 +279,8 @@ static float *read_ids(rc_ctx *c, const char *fn, rc_tensor *ids, size_t *k) {
 
 int rc_text_decode_len(rc_ctx *c, const char *fn, rc_tensor *ids, int mode, rc_tensor *codes,
                        int64_t base, size_t *len) {
+  /* the length pass and the writing pass over ids (a view can hold many) */
+  if (rc_charge_elems(c, fn, rc_numel(ids) * 8)) return -1;
   size_t m = 0, n = 0;
   uint32_t *cv = read_codes(c, fn, codes, mode, &m);
   if (!cv) return -1;
