@@ -230,6 +230,29 @@ static int sb_utf8offset(lua_State *L) {
   return nres;
 }
 
+/* utf8.codes(s): each step of the iterator skips continuation bytes, all of them in one step
+ * on a string such as "a" .. ("\x80"):rep(1e6); its steps are charged by the bytes they pass. */
+static int codes_step(lua_State *L) {
+  size_t len;
+  luaL_checklstring(L, 1, &len);
+  lua_Integer from = luaL_optinteger(L, 2, 0);
+  lua_settop(L, 2);
+  int nres = call_original(L);
+  lua_Integer to = nres > 0 && lua_isinteger(L, 1) ? lua_tointeger(L, 1) : (lua_Integer)len;
+  charge(L, "utf8.codes", to > from ? (uint64_t)(to - from) / 4 + 1 : 1);
+  return nres;
+}
+
+static int sb_codes(lua_State *L) {
+  int n = call_original(L);
+  if (n >= 1 && lua_isfunction(L, 1)) {
+    lua_pushvalue(L, 1);
+    lua_pushcclosure(L, codes_step, 1);
+    lua_replace(L, 1);
+  }
+  return n;
+}
+
 /* Replaces t[name] (t at idx) by a closure of f over the old value. */
 static void wrap(lua_State *L, int idx, const char *name, lua_CFunction f) {
   lua_getfield(L, idx, name);
@@ -265,5 +288,6 @@ void rb_sandbox_lib(lua_State *L) {
   wrap(L, u, "offset", sb_utf8offset);
   wrap(L, u, "codepoint", sb_codepoint);
   wrap(L, u, "char", sb_utf8char);
+  wrap(L, u, "codes", sb_codes);
   lua_settop(L, g - 1);
 }

@@ -142,6 +142,8 @@ static const row rows[] = {
     {"utf8.len", "u = ('\\u{e9}'):rep(393216)", "for i = 1, 40 do utf8.len(u) end", 40 * S / 64},
     {"utf8.offset", "u = ('\\u{e9}'):rep(393216)", "for i = 1, 40 do utf8.offset(u, 393216) end",
      40 * S / 64},
+    {"utf8.codes skipping continuation bytes", "u = 'a' .. ('\\x80'):rep(786432)",
+     "for i = 1, 40 do for p, c in utf8.codes(u) do end end", 40 * S / 64},
     {"utf8.codepoint", "u = ('\\u{e9}'):rep(393216)",
      "for i = 1, 400 do select('#', utf8.codepoint(u, 1, 131072)) end", 400 * E / 64},
     {"utf8.char", "t = {} for i = 1, 65536 do t[i] = 233 end",
