@@ -103,6 +103,7 @@ int rc_param_set_grad(rc_tensor *p, rc_tensor *g) {
   if (g == p->grad) return 0;
   if (p->grad && !rc_param_grad_is_slot(p, p->grad)) rc_zero_grad(p); /* not the slot: drop */
   if (rc_param_grad(p)) return -1; /* the slot, the buffer made if missing */
+  if (rc_charge_elems(p->ctx, "grad", rc_numel(p->grad))) return -1; /* the copy below */
   rc_tensor *src = g, *tmp = NULL;
   /* g may overlap the slot (a view of the same gradient buffer): a strided copy goes through
    * a temporary (the contiguous one is a memmove) */

@@ -76,6 +76,10 @@ static const row rows[] = {
      "for i = 1, 400 do recur.nn.grad_norm({w}) end", 400 * E / 64},
     {"nn.clip_grad_norm", OPTIM("SGD", "{lr = 1e-3}"),
      "for i = 1, 400 do recur.nn.clip_grad_norm({w}, 1e9) end", 400 * E / 64},
+    {"setting a packed parameter's grad",
+     "m = recur.nn.Linear(256, 256) opt = recur.optim.SGD(m, {lr = 1}) w = m.weight "
+     "g = recur.ones(256, 256)",
+     "for i = 1, 400 do w.grad = g end", 400 * E / 64},
     /* other runtime functions */
     {"multinomial with replacement", "p = recur.ones(65536)",
      "for i = 1, 400 do recur.multinomial(p, 1, true) end", 400 * E / 64},
