@@ -8,9 +8,10 @@
  * compares strings. Units are the runtime's (runtime/context.h), a few ns each: one or two
  * per Lua value handled or per table comparison, one per byte parsed by load, string.pack's
  * formats; one per 2 to 4 bytes decoded one at a time (numbers, UTF-8, string.format), one
- * per 16 bytes compared or copied, one per 16 bytes of heap a full collection walks. Functions not wrapped here do constant work, or work in proportion to the memory they
- * allocate (string.rep/sub/upper/lower/reverse/format, table.pack, concatenation), or are the
- * pattern functions of sandbox_str.c. See docs/embedding.md, "Instruction budget". */
+ * per 16 bytes compared or copied, one per 16 bytes of heap a full collection walks. Functions not
+ * wrapped here do constant work, or work in proportion to the memory they allocate
+ * (string.rep/sub/upper/lower/reverse/format, table.pack, concatenation), or are the pattern
+ * functions of sandbox_str.c. See docs/embedding.md, "Instruction budget". */
 #include <lualib.h>
 #include <string.h>
 

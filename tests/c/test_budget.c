@@ -28,7 +28,7 @@ typedef struct {
   double min_units; /* touched / 64 */
 } row;
 
-#define E 65536.0 /* elements of the tensors, entries of the tables below */
+#define E 65536.0  /* elements of the tensors, entries of the tables below */
 #define S 786432.0 /* bytes of the long string s */
 
 #define TENSORS "a = recur.ones(65536) b = recur.ones(65536) "
@@ -58,8 +58,7 @@ static const row rows[] = {
      400 * E / 64},
     {"_nn.zero_", TENSORS, "for i = 1, 400 do recur._nn.zero_(a) end", 400 * E / 64},
     /* optimizers and clipping */
-    {"Adam step", OPTIM("Adam", "{lr = 1e-3}"), "for i = 1, 400 do opt:step() end",
-     400 * E / 64},
+    {"Adam step", OPTIM("Adam", "{lr = 1e-3}"), "for i = 1, 400 do opt:step() end", 400 * E / 64},
     {"SGD step with momentum", OPTIM("SGD", "{lr = 1e-3, momentum = 0.9}"),
      "for i = 1, 400 do opt:step() end", 400 * E / 64},
     {"step with clip_norm", OPTIM("SGD", "{lr = 1e-3, clip_norm = 1e-9}"),
@@ -72,8 +71,8 @@ static const row rows[] = {
      "for i = 1, 400 do opt:clip_grad_value(1e9) end", 400 * E / 64},
     {"opt:grad_norm", OPTIM("SGD", "{lr = 1e-3}"), "for i = 1, 400 do opt:grad_norm() end",
      400 * E / 64},
-    {"nn.grad_norm", OPTIM("SGD", "{lr = 1e-3}"),
-     "for i = 1, 400 do recur.nn.grad_norm({w}) end", 400 * E / 64},
+    {"nn.grad_norm", OPTIM("SGD", "{lr = 1e-3}"), "for i = 1, 400 do recur.nn.grad_norm({w}) end",
+     400 * E / 64},
     {"nn.clip_grad_norm", OPTIM("SGD", "{lr = 1e-3}"),
      "for i = 1, 400 do recur.nn.clip_grad_norm({w}, 1e9) end", 400 * E / 64},
     {"setting a packed parameter's grad",
@@ -131,12 +130,10 @@ static const row rows[] = {
     {"string.format('%s')", LONG_S, "for i = 1, 40 do string.format('%s', s) end", 40 * S / 64},
     {"string.rep", LONG_S, "for i = 1, 40 do s:rep(2) end", 40 * 2 * S / 64},
     {"string.sub", LONG_S, "for i = 1, 40 do s:sub(2) end", 40 * S / 64},
-    {"string.byte", LONG_S, "for i = 1, 400 do select('#', s:byte(1, 65536)) end",
-     400 * E / 64},
+    {"string.byte", LONG_S, "for i = 1, 400 do select('#', s:byte(1, 65536)) end", 400 * E / 64},
     {"string.char", "t = {} for i = 1, 65536 do t[i] = 65 end",
      "for i = 1, 400 do string.char(table.unpack(t)) end", 400 * E / 64},
-    {"string.len of results", LONG_S, "for i = 1, 40 do local n = #(s .. s) end",
-     40 * 2 * S / 64},
+    {"concatenation", LONG_S, "for i = 1, 40 do local n = #(s .. s) end", 40 * 2 * S / 64},
     {"string.packsize", "f = ('i1'):rep(65536)", "for i = 1, 400 do string.packsize(f) end",
      400 * 2 * E / 64},
     {"string.unpack", "f = ('i1'):rep(65536) d = ('x'):rep(65536)",
@@ -158,9 +155,8 @@ static const row rows[] = {
      "for i = 1, 400 do select('#', utf8.codepoint(u, 1, 131072)) end", 400 * E / 64},
     {"utf8.char", "t = {} for i = 1, 65536 do t[i] = 233 end",
      "for i = 1, 40 do utf8.char(table.unpack(t)) end", 40 * E / 64},
-    {"pattern bracket class",
-     "subj = ('0'):rep(4096) cls = '[' .. ('a-z'):rep(20000) .. ']'", "subj:find(cls)",
-     4096 * 60000.0 / 64},
+    {"pattern bracket class", "subj = ('0'):rep(4096) cls = '[' .. ('a-z'):rep(20000) .. ']'",
+     "subj:find(cls)", 4096 * 60000.0 / 64},
 };
 
 #define N_ROWS ((int)(sizeof rows / sizeof rows[0]))
@@ -212,8 +208,7 @@ int main(int argc, char **argv) {
     int ok1 = rc == RECUR_OK && (double)full >= r->min_units;
     if (!ok1)
       fprintf(stderr, "row '%s': unbudgeted status %d, charged %llu units, want >= %.0f%s%s\n",
-              r->name, rc, (unsigned long long)full, r->min_units, rc ? ": " : "",
-              rc ? msg : "");
+              r->name, rc, (unsigned long long)full, r->min_units, rc ? ": " : "", rc ? msg : "");
     CHECK(ok1);
     /* budgeted: stopped by the budget, overshooting by at most one operation */
     uint64_t budget = full / 8 > 1000 ? full / 8 : 1000;
@@ -223,9 +218,9 @@ int main(int argc, char **argv) {
     recur_last_error(rt, &msg);
     int ok2 = rc == RECUR_ERR_BUDGET && used <= 2 * budget;
     if (!ok2)
-      fprintf(stderr, "row '%s': budget %llu: status %d (want %d), charged %llu: %.200s\n",
-              r->name, (unsigned long long)budget, rc, RECUR_ERR_BUDGET,
-              (unsigned long long)used, rc ? msg : "");
+      fprintf(stderr, "row '%s': budget %llu: status %d (want %d), charged %llu: %.200s\n", r->name,
+              (unsigned long long)budget, rc, RECUR_ERR_BUDGET, (unsigned long long)used,
+              rc ? msg : "");
     CHECK(ok2);
     /* the runtime still answers */
     CHECK(recur_run_string(rt, "return 1", "=after") == RECUR_OK);
