@@ -5,7 +5,9 @@
  * For each row, in a fresh sandboxed runtime: the setup runs without a budget; the loop runs
  * once without a budget (it must succeed, and the units it was charged, recur_get_stats'
  * last_work, must be at least `min_units`: the elements or bytes it touches over 64, a quarter
- * of the nominal one unit per 16, so work is charged in proportion to what is touched); then it
+ * of the nominal one unit per 16, or for work that costs more an element (random draws,
+ * reading a table, decoding text) a quarter or half of its nominal units, so work is charged
+ * in proportion to what is touched); then it
  * runs again with an eighth of what it was charged as its budget and must end with
  * RECUR_ERR_BUDGET having been charged at most a quarter: the overshoot past the budget is
  * at most one operation, and each row's loop is 20 or more operations (or one operation that
@@ -84,20 +86,20 @@ static const row rows[] = {
      "for i = 1, 400 do recur.multinomial(p, 1, true) end", 400 * E / 64},
     {"multinomial without replacement", "p = recur.ones(65536)",
      "for i = 1, 20 do recur.multinomial(p, 1, false) end", 20 * E * 16 / 64},
-    {"randn", "", "for i = 1, 40 do recur.randn(65536) end", 40 * E / 64},
-    {"rand", "", "for i = 1, 40 do recur.rand(65536) end", 40 * E / 64},
-    {"truncated_normal", "", "for i = 1, 40 do recur.truncated_normal(65536) end", 40 * E / 64},
-    {"randperm", "", "for i = 1, 40 do recur.randperm(65536) end", 40 * E / 64},
-    {"randint", "", "for i = 1, 40 do recur.randint(1, 6, 65536) end", 40 * E / 64},
-    {"bernoulli", TENSORS, "for i = 1, 40 do recur.bernoulli(a:mul_(0.5)) end", 40 * E / 64},
+    {"randn", "", "for i = 1, 40 do recur.randn(65536) end", 40 * E},
+    {"rand", "", "for i = 1, 40 do recur.rand(65536) end", 40 * E / 4},
+    {"truncated_normal", "", "for i = 1, 40 do recur.truncated_normal(65536) end", 40 * E},
+    {"randperm", "", "for i = 1, 40 do recur.randperm(65536) end", 40 * E / 4},
+    {"randint", "", "for i = 1, 40 do recur.randint(1, 6, 65536) end", 40 * E / 2},
+    {"bernoulli", TENSORS, "for i = 1, 40 do recur.bernoulli(a:mul_(0.5)) end", 40 * E / 4},
     {"sample_logits", TENSORS, "for i = 1, 100 do recur.sample_logits(a) end", 100 * E / 64},
     {"tostring", TENSORS, "for i = 1, 400 do tostring(a) end", 400 * E / 64},
     {"tensor from a table", "t = {} for i = 1, 65536 do t[i] = i end",
-     "for i = 1, 40 do recur.tensor(t) end", 40 * E / 64},
+     "for i = 1, 40 do recur.tensor(t) end", 40 * E / 4},
     {"totable", TENSORS, "for i = 1, 40 do a:totable() end", 40 * E / 64},
     {"Vocab.build", LONG_S, "for i = 1, 40 do recur.data.Vocab.build(s) end", 40 * S / 64},
     {"Vocab:encode", LONG_S "V = recur.data.Vocab.build(s)", "for i = 1, 40 do V:encode(s) end",
-     40 * S / 64},
+     40 * S / 8},
     {"Vocab:decode", LONG_S "V = recur.data.Vocab.build(s) ids = V:encode(s)",
      "for i = 1, 40 do V:decode(ids) end", 40 * S / 64},
     /* the Lua library */
