@@ -61,14 +61,14 @@ static size_t tensor_bytes(const recur_runtime *rt) {
 
 static void budget_hook(lua_State *L, lua_Debug *ar);
 
-/* The budget sees the bytes Lua allocates (one unit per 16, a growing block's whole new size,
- * which it copies): a string made by concatenation, string.rep or upper, a table filled by
+/* The budget sees the bytes Lua allocates (one unit per 32, a growing block's whole new size,
+ * which it copies): a string made by concatenation or string.rep, a table filled by
  * table.pack, a chunk's code. The allocator cannot raise; once the budget is spent it makes
  * the main thread's count hook fire at its next instruction, and the C functions of the
  * sandbox check on their own (a coroutine's hook fires within HOOK_COUNT instructions). */
 static void charge_alloc(recur_runtime *rt, size_t bytes) {
   rc_ctx *c = rt->ctx;
-  c->work_used += bytes / 16 + 1;
+  c->work_used += bytes / 32 + 1;
   if (c->work_limit && c->work_used > c->work_limit && !rt->budget_hit)
     lua_sethook(rt->L, budget_hook, LUA_MASKCOUNT, 1);
 }
@@ -89,6 +89,9 @@ static void *rt_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     size_t used = rt->lua_bytes + tensor_bytes(rt);
     if (used >= rt->limit || nsize - old > rt->limit - used) {
       rt->limit_hit = 1;
+      /* Lua runs a full collection before it gives up: a walk of the heap, charged like
+       * collectgarbage() (one unit per 64 bytes here, twice the allocator's rate) */
+      if (rt->ctx) charge_alloc(rt, rt->lua_bytes / 2);
       return NULL;
     }
   }

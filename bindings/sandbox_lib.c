@@ -8,10 +8,11 @@
  * compares strings. Units are the runtime's (runtime/context.h), a few ns each: one or two
  * per Lua value handled or per table comparison, one per byte parsed by load, string.pack's
  * formats; one per 2 to 4 bytes decoded one at a time (numbers, UTF-8, string.format), one
- * per 16 bytes compared or copied, one per 16 bytes of heap a full collection walks. Functions not
+ * per 8 bytes changed (upper, lower, reverse), one per 16 compared, one per 64 bytes of heap
+ * a full collection walks (the allocator charges one per 32 bytes allocated). Functions not
  * wrapped here do constant work, or work in proportion to the memory they allocate
- * (string.rep/sub/upper/lower/reverse/format, table.pack, concatenation), or are the pattern
- * functions of sandbox_str.c. See docs/embedding.md, "Instruction budget". */
+ * (string.rep/sub, table.pack, concatenation), or are the pattern functions of
+ * sandbox_str.c. See docs/embedding.md, "Instruction budget". */
 #include <lualib.h>
 #include <string.h>
 
@@ -72,12 +73,13 @@ static int sb_load(lua_State *L) {
 }
 
 /* collectgarbage("collect"/"step"): a full collection walks the whole heap, and one step can
- * finish a cycle; both are charged as a walk of the Lua heap (tensor data is not walked). */
+ * finish a cycle; both are charged as a walk of the Lua heap, one unit per 64 bytes (about
+ * 0.2 ns a byte of small tables; tensor data is not walked). */
 static int sb_collectgarbage(lua_State *L) {
   const char *opt = luaL_optstring(L, 1, "collect");
   if (strcmp(opt, "collect") == 0 || strcmp(opt, "step") == 0) {
     size_t heap = (size_t)lua_gc(L, LUA_GCCOUNT) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB);
-    charge(L, "collectgarbage", heap / 16 + 1);
+    charge(L, "collectgarbage", heap / 64 + 1);
   }
   return call_original(L);
 }
@@ -85,6 +87,16 @@ static int sb_collectgarbage(lua_State *L) {
 /* tonumber(s [, base]) reads all of s. */
 static int sb_tonumber(lua_State *L) {
   if (lua_type(L, 1) == LUA_TSTRING) charge(L, "tonumber", lua_rawlen(L, 1) / 4 + 1);
+  return call_original(L);
+}
+
+/* The string metatable's arithmetic (s + 0 converts s by these C metamethods): the strings
+ * are parsed. */
+static int sb_strarith(lua_State *L) {
+  uint64_t bytes = 0;
+  for (int i = 1; i <= 2; i++)
+    if (lua_type(L, i) == LUA_TSTRING) bytes += lua_rawlen(L, i);
+  charge(L, "string arithmetic", bytes / 4 + 1);
   return call_original(L);
 }
 
@@ -184,6 +196,15 @@ static int sb_utf8char(lua_State *L) {
   return call_original(L);
 }
 
+/* string.upper/lower/reverse: one pass over s a byte at a time (its copy is charged by the
+ * allocator). */
+static int sb_bytewise(lua_State *L) {
+  size_t n;
+  luaL_checklstring(L, 1, &n);
+  charge(L, "string.upper", n / 8 + 1);
+  return call_original(L);
+}
+
 /* string.pack/packsize/unpack read their format one byte at a time (and unpack may return a
  * value for every two bytes of it). */
 static int sb_packfmt(lua_State *L) {
@@ -280,6 +301,9 @@ void rb_sandbox_lib(lua_State *L) {
   wrap(L, s, "byte", sb_byte);
   wrap(L, s, "char", sb_char);
   wrap(L, s, "format", sb_format);
+  wrap(L, s, "upper", sb_bytewise);
+  wrap(L, s, "lower", sb_bytewise);
+  wrap(L, s, "reverse", sb_bytewise);
   wrap(L, s, "pack", sb_packfmt);
   wrap(L, s, "packsize", sb_packfmt);
   wrap(L, s, "unpack", sb_packfmt);
@@ -290,5 +314,19 @@ void rb_sandbox_lib(lua_State *L) {
   wrap(L, u, "codepoint", sb_codepoint);
   wrap(L, u, "char", sb_utf8char);
   wrap(L, u, "codes", sb_codes);
+  lua_pushliteral(L, "");
+  if (lua_getmetatable(L, -1)) {
+    int mt = lua_gettop(L);
+    static const char *const arith[] = {"__add", "__sub", "__mul",  "__div", "__mod",
+                                        "__pow", "__unm", "__idiv", NULL};
+    for (int i = 0; arith[i]; i++) {
+      if (lua_getfield(L, mt, arith[i]) == LUA_TFUNCTION) {
+        lua_pushcclosure(L, sb_strarith, 1);
+        lua_setfield(L, mt, arith[i]);
+      } else {
+        lua_pop(L, 1);
+      }
+    }
+  }
   lua_settop(L, g - 1);
 }

@@ -107,6 +107,11 @@ static const row rows[] = {
      "for i = 1, 20 do collectgarbage() end", 20 * 8e6 / 64},
     {"collectgarbage('step')", "junk = {} for i = 1, 100000 do junk[i] = {i} end",
      "for i = 1, 20 do collectgarbage('step', 1e9) end", 20 * 8e6 / 64},
+    /* a refused allocation makes Lua run a full collection before it gives up */
+    {"allocations the memory limit refuses",
+     "junk = {} for i = 1, 100000 do junk[i] = {i} end big = ('x'):rep(100 * 2^20) "
+     "function cat() return big .. big end",
+     "for i = 1, 20 do pcall(cat) end", 20 * 8e6 / 64},
     {"load of a big chunk", "src = ('x = 1 '):rep(32768)", "for i = 1, 20 do load(src) end",
      20 * S / 4 / 64},
     {"load from a reader",
@@ -144,6 +149,8 @@ static const row rows[] = {
      "for i = 1, 100 do string.pack(f, table.unpack(t)) end", 100 * 2 * E / 64},
     {"tonumber of a long string", "d = ('1'):rep(786432)", "for i = 1, 40 do tonumber(d) end",
      40 * S / 64},
+    {"arithmetic on a long numeric string", "d = ('1'):rep(786432)",
+     "for i = 1, 40 do local x = d + 0 end", 40 * S / 64},
     {"tonumber with a base", "d = ('1'):rep(786432)", "for i = 1, 40 do tonumber(d, 16) end",
      40 * S / 64},
     {"rawequal of long strings", LONG_S "x = s:sub(1) y = s:sub(1)",
