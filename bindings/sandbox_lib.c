@@ -21,20 +21,30 @@
 /* Charges units; once the budget is spent, raises, and sets this thread's count hook to fire
  * at the next instruction (the runtime's hook then raises again, so a pcall around the call
  * does not let the script go on). */
+#define MAX_UNITS ((uint64_t)1 << 60) /* larger charges saturate (no wrap-around) */
+
 static void charge(lua_State *L, const char *fn, uint64_t units) {
   rc_ctx *c = rb_ctx(L);
-  if (!rc_charge(c, fn, units)) return;
+  if (!rc_charge(c, fn, units < MAX_UNITS ? units : MAX_UNITS)) return;
   lua_Hook h = lua_gethook(L);
   if (h) lua_sethook(L, h, lua_gethookmask(L) | LUA_MASKCOUNT, 1);
   luaL_error(L, "%s", c->err);
 }
 
 static uint64_t count_between(lua_Integer i, lua_Integer j) {
-  return j < i ? 0 : (uint64_t)j - (uint64_t)i + 1;
+  if (j < i) return 0;
+  uint64_t n = (uint64_t)j - (uint64_t)i;
+  return n < MAX_UNITS ? n + 1 : MAX_UNITS;
 }
 
-/* Calls upvalue 1 with the arguments in place; returns all its results. */
+/* Runs the original (upvalue 1) on the arguments in place; returns all its results. A C
+ * function without upvalues (the library's own) is called directly in this frame, so that
+ * its argument errors name the function the script called ("bad argument #2 to 'len'");
+ * others (the sandbox's wrappers of load and collectgarbage) through lua_call. */
 static int call_original(lua_State *L) {
+  lua_CFunction f = lua_tocfunction(L, lua_upvalueindex(1));
+  if (f && lua_getupvalue(L, lua_upvalueindex(1), 1) == NULL) return f(L);
+  if (f) lua_pop(L, 1);
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_insert(L, 1);
   lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
@@ -133,7 +143,7 @@ static int sb_sort(lua_State *L) {
   if (n > 1) {
     uint64_t lg = 1;
     while (lg < 62 && ((uint64_t)1 << lg) < (uint64_t)n) lg++;
-    charge(L, "table.sort", (uint64_t)n * lg * 2 + 1);
+    charge(L, "table.sort", n < ((lua_Integer)1 << 50) ? (uint64_t)n * lg * 2 + 1 : MAX_UNITS);
   }
   if (lua_isnoneornil(L, 2)) {
     int strings = lua_getmetatable(L, 1);
