@@ -253,8 +253,9 @@ static int sb_utf8offset(lua_State *L) {
   size_t from = posrel(luaL_optinteger(L, 3, n >= 0 ? 1 : (lua_Integer)len + 1), len);
   int nres = call_original(L);
   size_t walked = len;
-  if (lua_isinteger(L, 1)) {
-    lua_Integer at = lua_tointeger(L, 1);
+  int first = lua_gettop(L) - nres + 1; /* the results are the top nres values */
+  if (nres > 0 && lua_isinteger(L, first)) {
+    lua_Integer at = lua_tointeger(L, first);
     size_t to = at > 0 ? (size_t)at : 0;
     walked = to > from ? to - from : from - to;
   }
@@ -270,17 +271,19 @@ static int codes_step(lua_State *L) {
   lua_Integer from = luaL_optinteger(L, 2, 0);
   lua_settop(L, 2);
   int nres = call_original(L);
-  lua_Integer to = nres > 0 && lua_isinteger(L, 1) ? lua_tointeger(L, 1) : (lua_Integer)len;
+  int first = lua_gettop(L) - nres + 1; /* the results are the top nres values */
+  lua_Integer to = nres > 0 && lua_isinteger(L, first) ? lua_tointeger(L, first) : (lua_Integer)len;
   charge(L, "utf8.codes", to > from ? (uint64_t)(to - from) / 4 + 1 : 1);
   return nres;
 }
 
 static int sb_codes(lua_State *L) {
   int n = call_original(L);
-  if (n >= 1 && lua_isfunction(L, 1)) {
-    lua_pushvalue(L, 1);
+  int first = lua_gettop(L) - n + 1; /* the results are the top n values */
+  if (n >= 1 && lua_isfunction(L, first)) {
+    lua_pushvalue(L, first);
     lua_pushcclosure(L, codes_step, 1);
-    lua_replace(L, 1);
+    lua_replace(L, first);
   }
   return n;
 }
