@@ -218,7 +218,7 @@ static uint64_t last_work(recur_runtime *rt) {
 }
 
 int main(int argc, char **argv) {
-  alarm(600); /* a hang is a failure, not a stuck suite */
+  alarm(300); /* a hang is a failure, not a stuck suite (the table takes seconds) */
   const char *only = argc > 1 ? argv[1] : NULL;
   int failed_rows = 0, ran = 0;
   recur_runtime *srt = fresh();
