@@ -18,6 +18,8 @@
 int luaopen_recur(lua_State *L);
 /* bindings/sandbox_str.c: string.find/match/gmatch/gsub that charge the work budget. */
 void rb_sandbox_strings(lua_State *L, int string_table);
+/* bindings/sandbox_lib.c: the rest of the standard library, charging what it touches. */
+void rb_sandbox_lib(lua_State *L);
 
 #define HOOK_COUNT 1000           /* instructions between budget checks */
 #define ERR_MAX ((size_t)1 << 16) /* longest error message kept */
@@ -57,6 +59,20 @@ static size_t tensor_bytes(const recur_runtime *rt) {
   return rt->ctx ? rt->ctx->live_bytes + rt->ctx->meta_bytes + rt->ctx->aux_bytes : 0;
 }
 
+static void budget_hook(lua_State *L, lua_Debug *ar);
+
+/* The budget sees the bytes Lua allocates (one unit per 32, a growing block's whole new size,
+ * which it copies): a string made by concatenation or string.rep, a table filled by
+ * table.pack, a chunk's code. The allocator cannot raise; once the budget is spent it makes
+ * the main thread's count hook fire at its next instruction, and the C functions of the
+ * sandbox check on their own (a coroutine's hook fires within HOOK_COUNT instructions). */
+static void charge_alloc(recur_runtime *rt, size_t bytes) {
+  rc_ctx *c = rt->ctx;
+  c->work_used += bytes / 32 + 1;
+  if (c->work_limit && c->work_used > c->work_limit && !rt->budget_hit)
+    lua_sethook(rt->L, budget_hook, LUA_MASKCOUNT, 1);
+}
+
 /* Lua's allocator: refuses growth past the limit (tensor storage counts too). Lua then runs an
  * emergency collection, retries, and raises "not enough memory", which the pcall wrappers and
  * the host report as "memory limit exceeded". */
@@ -73,13 +89,19 @@ static void *rt_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     size_t used = rt->lua_bytes + tensor_bytes(rt);
     if (used >= rt->limit || nsize - old > rt->limit - used) {
       rt->limit_hit = 1;
+      /* Lua runs a full collection before it gives up: a walk of the heap, charged like
+       * collectgarbage() (one unit per 64 bytes here, twice the allocator's rate) */
+      if (rt->ctx) charge_alloc(rt, rt->lua_bytes / 2);
       return NULL;
     }
   }
   void *p = realloc(ptr, nsize);
   if (!p) return nsize <= old ? ptr : NULL; /* Lua assumes shrinking never fails */
   rt->lua_bytes = rt->lua_bytes - old + nsize;
-  if (rt->ctx) rt->ctx->host_bytes = rt->lua_bytes;
+  if (rt->ctx) {
+    rt->ctx->host_bytes = rt->lua_bytes;
+    if (nsize > old) charge_alloc(rt, nsize);
+  }
   return p;
 }
 
@@ -917,6 +939,7 @@ static void apply_sandbox(lua_State *L, recur_runtime *rt, int recur_idx) {
   }
   rt->ctx->files_denied = 1;
   lua_pop(L, 1); /* globals */
+  rb_sandbox_lib(L);
 }
 
 static int job_open(lua_State *L, job *j) {

@@ -173,7 +173,9 @@ static int f_clip_grad_value(lua_State *L) {
 static int f_grad_norm(lua_State *L) {
   int n;
   rc_tensor **p = rb_tensor_list(L, 1, &n, "grad_norm", "the parameter list");
-  lua_pushnumber(L, rc_grad_norm(p, n));
+  double norm;
+  if (rc_grad_norm(p, n, &norm)) return rb_raise(L);
+  lua_pushnumber(L, norm);
   return 1;
 }
 
@@ -182,7 +184,9 @@ static int f_grad_norm(lua_State *L) {
 static int f_clip_norm_(lua_State *L) {
   rc_tensor *g = rb_check(L, 1);
   if (lua_isnoneornil(L, 2)) {
-    lua_pushnumber(L, rc_norm2(g));
+    double norm;
+    if (rc_norm2(g, &norm)) return rb_raise(L);
+    lua_pushnumber(L, norm);
     return 1;
   }
   double norm, max = check_float(L, 2, "clip_grad_norm", "max_norm (argument #2)");

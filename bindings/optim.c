@@ -459,7 +459,9 @@ static int m_clip_grad_value(lua_State *L) {
 
 static int m_grad_norm(lua_State *L) {
   rb_optim *u = check_opt(L, 1);
-  lua_pushnumber(L, rc_grad_norm(u->o->params, u->o->n));
+  double norm;
+  if (rc_grad_norm(u->o->params, u->o->n, &norm)) return rb_raise(L);
+  lua_pushnumber(L, norm);
   return 1;
 }
 

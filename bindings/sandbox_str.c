@@ -43,6 +43,20 @@ static inline void tick(mstate *ms) {
   }
 }
 
+/* n steps at once: a bracket class is scanned byte by byte at every subject position it is
+ * tried at, and ("[" .. ("a-z"):rep(20000) .. "]") is 60,000 bytes long. */
+static void tick_n(mstate *ms, ptrdiff_t n) {
+  if (n >= TICK_STEPS) {
+    charge(ms, n > (ptrdiff_t)1 << 30 ? 1u << 30 : (unsigned)n);
+    return;
+  }
+  ms->steps += (unsigned)n;
+  if (ms->steps >= TICK_STEPS) {
+    ms->steps = 0;
+    charge(ms, TICK_STEPS);
+  }
+}
+
 static const char *match(mstate *ms, const char *s, const char *p);
 
 static const char *class_end(mstate *ms, const char *p) {
@@ -50,13 +64,16 @@ static const char *class_end(mstate *ms, const char *p) {
   case ESC:
     if (p == ms->p_end) luaL_error(ms->L, "malformed pattern (ends with '%%')");
     return p + 1;
-  case '[':
+  case '[': {
+    const char *start = p;
     if (*p == '^') p++;
     do { /* the first character after '[' or '[^' is a member even if it is ']' */
       if (p == ms->p_end) luaL_error(ms->L, "malformed pattern (missing ']')");
       if (*(p++) == ESC && p < ms->p_end) p++;
     } while (*p != ']');
+    tick_n(ms, p - start);
     return p + 1;
+  }
   default:
     return p;
   }
@@ -135,6 +152,7 @@ static int single_match(mstate *ms, const char *s, const char *p, const char *ep
   case ESC:
     return match_class(ch, U(*(p + 1)));
   case '[':
+    tick_n(ms, ep - p);
     return match_bracket(ch, p, ep - 1);
   default:
     return U(*p) == ch;

@@ -649,6 +649,8 @@ static int f_tensor(lua_State *L) {
   /* Fill a Lua-owned buffer first so that a ragged-table error leaks nothing. */
   int64_t n = 1;
   for (int i = 0; i < ndim; i++) n *= size[i];
+  /* a table can be converted again and again: the budget sees each number read */
+  if (rc_charge_elems(rb_ctx(L), "tensor", n * 16)) return rb_raise(L);
   float *buf = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof(float), 0);
   int64_t pos = 0;
   nested_fill(L, 1, 0, ndim, size, buf, &pos);
@@ -858,6 +860,9 @@ static int m_tostring(lua_State *L) {
   rc_tensor *t = u->t;
   int64_t numel = rc_numel(t);
   int summarize = numel > SUMMARIZE;
+  /* the scan below reads up to 100,000 values (strided): the budget sees them */
+  if (rc_charge_elems(t->ctx, "tostring", (numel < 100002 ? numel : 100002) * 4))
+    return rb_raise(L);
   /* pick a format from the values that will be shown */
   double amax = 0, amin = INFINITY;
   int all_int = 1;

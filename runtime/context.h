@@ -80,6 +80,12 @@ static inline int rc_charge(rc_ctx *c, const char *fn, uint64_t units) {
   return (c->work_limit && c->work_used > c->work_limit) ? rc_budget_error(c, fn) : 0;
 }
 
+/* Charges the work of touching n floats (one unit per 16): in-place ops, optimizer updates,
+ * reductions; anything that reads or writes n elements without allocating them. */
+static inline int rc_charge_elems(rc_ctx *c, const char *fn, int64_t n) {
+  return rc_charge(c, fn, n > 0 ? (uint64_t)n / 16 + 1 : 1);
+}
+
 /* Work units of `macs` multiply-adds (one per 64), saturating. */
 static inline uint64_t rc_mac_units(double macs) {
   return macs > 6.4e19 ? (uint64_t)1e18 : (uint64_t)(macs / 64.0) + 1;

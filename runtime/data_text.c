@@ -92,6 +92,8 @@ static void *invalid_utf8(rc_ctx *c, const char *fn, const unsigned char *s, siz
 #define NCODES 0x110000
 
 rc_tensor *rc_text_symbols(rc_ctx *c, const char *fn, const unsigned char *s, size_t n, int mode) {
+  /* a pass over the text that allocates nothing in proportion: the budget sees its bytes */
+  if (rc_charge(c, fn, n / 4 + 1)) return NULL;
   size_t range = mode == RC_TEXT_UTF8 ? NCODES : 256;
   unsigned char *seen = calloc(range, 1);
   if (!seen) return rc_error_null(c, "%s: out of memory", fn);
@@ -196,6 +198,7 @@ static void *unknown_symbol(rc_ctx *c, const char *fn, int mode, uint32_t cp, si
 
 rc_tensor *rc_text_encode(rc_ctx *c, const char *fn, const unsigned char *s, size_t n, int mode,
                           rc_tensor *codes, int unknown, int64_t replace_id, int64_t base) {
+  if (rc_charge(c, fn, n / 4 + 1)) return NULL; /* decoding and looking up each character */
   size_t m;
   uint32_t *cv = read_codes(c, fn, codes, mode, &m);
   if (!cv) return NULL;
@@ -276,6 +279,8 @@ static float *read_ids(rc_ctx *c, const char *fn, rc_tensor *ids, size_t *k) {
 
 int rc_text_decode_len(rc_ctx *c, const char *fn, rc_tensor *ids, int mode, rc_tensor *codes,
                        int64_t base, size_t *len) {
+  /* the length pass and the writing pass over ids (a view can hold many) */
+  if (rc_charge_elems(c, fn, rc_numel(ids) * 8)) return -1;
   size_t m = 0, n = 0;
   uint32_t *cv = read_codes(c, fn, codes, mode, &m);
   if (!cv) return -1;

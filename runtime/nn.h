@@ -107,8 +107,8 @@ int rc_orthogonal_(rc_tensor *t, float gain);
 int rc_zero_fill(rc_tensor *t);
 
 /* Global L2 norm over the gradients of p[0..n) (params without a gradient count as zero),
- * accumulated in double. */
-double rc_grad_norm(rc_tensor **p, int n);
+ * accumulated in double, into *norm; -1 when the work budget is spent. */
+int rc_grad_norm(rc_tensor **p, int n, double *norm);
 /* Scales every gradient by max_norm / (norm + 1e-6) when the global norm exceeds max_norm
  * (PyTorch's clip_grad_norm_). *norm gets the norm before clipping. */
 int rc_clip_grad_norm(rc_tensor **p, int n, double max_norm, double *norm);
@@ -118,7 +118,7 @@ int rc_clip_grad_value(rc_tensor **p, int n, double clip, double *norm);
 /* The same on one tensor: g itself is the gradient (a model's flat gradient buffer, one pass
  * over it): its L2 norm (in double), and g scaled in place so that its norm is at most
  * max_norm (> 0), the same coefficient as rc_clip_grad_norm; *norm = the norm before. */
-double rc_norm2(rc_tensor *g);
+int rc_norm2(rc_tensor *g, double *norm);
 int rc_clip_norm_(rc_tensor *g, double max_norm, double *norm);
 
 #endif

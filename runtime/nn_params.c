@@ -103,6 +103,7 @@ int rc_param_set_grad(rc_tensor *p, rc_tensor *g) {
   if (g == p->grad) return 0;
   if (p->grad && !rc_param_grad_is_slot(p, p->grad)) rc_zero_grad(p); /* not the slot: drop */
   if (rc_param_grad(p)) return -1; /* the slot, the buffer made if missing */
+  if (rc_charge_elems(p->ctx, "grad", rc_numel(p->grad))) return -1; /* the copy below */
   rc_tensor *src = g, *tmp = NULL;
   /* g may overlap the slot (a view of the same gradient buffer): a strided copy goes through
    * a temporary (the contiguous one is a memmove) */
@@ -300,6 +301,7 @@ int rc_zero_fill(rc_tensor *t) {
   if (!rc_is_contiguous(t)) return rc_fill_(t, 0.0f);
   if (rc_check_inplace(t, "zero_")) return -1;
   int64_t n = rc_numel(t);
+  if (rc_charge_elems(t->ctx, "zero_", n)) return -1;
   if (n) memset(rc_data(t), 0, (size_t)n * sizeof(float));
   rc_bump_version(t);
   return 0;
@@ -307,6 +309,7 @@ int rc_zero_fill(rc_tensor *t) {
 
 /* ---- gradient clipping ---- */
 
+/* (the callers charge the budget for the elements) */
 static double sumsq_of(rc_tensor *g) {
   if (rc_is_contiguous(g)) return rc_k_sumsq(rc_data(g), rc_numel(g));
   double s = 0;
@@ -322,11 +325,21 @@ static double sumsq_of(rc_tensor *g) {
   return s;
 }
 
-double rc_grad_norm(rc_tensor **p, int n) {
+/* Charges a pass over the gradients of p[0..n) (the norm, then a pass that clips them). */
+static int charge_grads(rc_tensor **p, int n, const char *fn) {
+  for (int i = 0; i < n; i++)
+    if (p[i]->grad && rc_charge_elems(p[i]->ctx, fn, rc_numel(p[i]->grad))) return -1;
+  return 0;
+}
+
+int rc_grad_norm(rc_tensor **p, int n, double *norm) {
+  *norm = 0;
+  if (charge_grads(p, n, "grad_norm")) return -1;
   double s = 0;
   for (int i = 0; i < n; i++)
     if (p[i]->grad) s += sumsq_of(p[i]->grad);
-  return sqrt(s);
+  *norm = sqrt(s);
+  return 0;
 }
 
 /* applies f to every element of g (strided or not) */
@@ -356,9 +369,11 @@ static void each(rc_tensor *g, int scale_mode, float a, float b) {
 int rc_clip_grad_norm(rc_tensor **p, int n, double max_norm, double *norm) {
   if (n > 0 && !(max_norm > 0))
     return rc_error(p[0]->ctx, "clip_grad_norm: max_norm must be > 0, got %g", max_norm);
-  double t = rc_grad_norm(p, n);
+  double t;
+  if (rc_grad_norm(p, n, &t)) return -1;
   *norm = t;
   double coef = max_norm / (t + 1e-6);
+  if (coef < 1.0 && charge_grads(p, n, "clip_grad_norm")) return -1;
   if (coef < 1.0)
     for (int i = 0; i < n; i++)
       if (p[i]->grad) each(p[i]->grad, 1, (float)coef, 0);
@@ -368,22 +383,27 @@ int rc_clip_grad_norm(rc_tensor **p, int n, double max_norm, double *norm) {
 int rc_clip_grad_value(rc_tensor **p, int n, double clip, double *norm) {
   if (n > 0 && !(clip >= 0))
     return rc_error(p[0]->ctx, "clip_grad_value: clip must be >= 0, got %g", clip);
-  *norm = rc_grad_norm(p, n);
+  if (rc_grad_norm(p, n, norm) || charge_grads(p, n, "clip_grad_value")) return -1;
   for (int i = 0; i < n; i++)
     if (p[i]->grad) each(p[i]->grad, 0, (float)-clip, (float)clip);
   return 0;
 }
 
-double rc_norm2(rc_tensor *g) {
-  return sqrt(sumsq_of(g));
+int rc_norm2(rc_tensor *g, double *norm) {
+  *norm = 0;
+  if (rc_charge_elems(g->ctx, "clip_norm_", rc_numel(g))) return -1;
+  *norm = sqrt(sumsq_of(g));
+  return 0;
 }
 
 int rc_clip_norm_(rc_tensor *g, double max_norm, double *norm) {
   if (!(max_norm > 0))
     return rc_error(g->ctx, "clip_grad_norm: max_norm must be > 0, got %g", max_norm);
-  double t = rc_norm2(g);
+  double t;
+  if (rc_norm2(g, &t)) return -1;
   *norm = t;
   double coef = max_norm / (t + 1e-6);
+  if (coef < 1.0 && rc_charge_elems(g->ctx, "clip_norm_", rc_numel(g))) return -1;
   if (coef < 1.0) each(g, 1, (float)coef, 0);
   return 0;
 }

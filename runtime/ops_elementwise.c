@@ -157,6 +157,28 @@ static void un_kernel(rc_unop op, rc_tensor *out, rc_tensor *a) {
   }
 }
 
+/* ---- budget ---- */
+
+/* Work units per 16 elements of a kernel (runtime/context.h): 1 for a cheap op; libm's
+ * transcendentals and pow take 5 to 20 ns an element, the strided clamp a few. Out-of-place
+ * ops are charged 1 for their allocation, in-place ops 1 in inplace_mode; the rest here. */
+static int unop_weight(rc_unop op) {
+  switch (op) {
+  case RC_NEG: case RC_ABS: case RC_RELU: case RC_SIGN: case RC_FLOOR: case RC_ROUND:
+  case RC_CEIL: case RC_SQUARE: case RC_RECIPROCAL:
+    return 1;
+  default:
+    return 8;
+  }
+}
+
+static int charge_extra(rc_ctx *c, const char *fn, int64_t n, int weight) {
+  return weight > 1 ? rc_charge_elems(c, fn, n * (weight - 1)) : 0;
+}
+
+#define POW_WEIGHT 8
+#define CLAMP_WEIGHT 4
+
 /* ---- backward ---- */
 
 static int binary_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
@@ -254,6 +276,10 @@ rc_tensor *rc_binary(rc_binop op, rc_tensor *a, rc_tensor *b) {
     out = rc_empty(c, so.ndim, so.size);
   }
   if (!out) return NULL;
+  if (op == RC_POW && charge_extra(c, "pow", rc_numel(out), POW_WEIGHT)) {
+    rc_release(out);
+    return NULL;
+  }
   bin_kernel(op, out, a, b);
   if (op >= RC_EQ) return out; /* comparisons are not differentiable */
   rc_tensor *ins[2] = {a, b};
@@ -343,6 +369,7 @@ static int unary_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
 rc_tensor *rc_unary(rc_unop op, rc_tensor *a) {
   rc_ctx *c = a->ctx;
   if ((unsigned)op >= RC_UNOP_COUNT) return rc_error_null(c, "unary: unknown op %d", (int)op);
+  if (charge_extra(c, rc_unop_name[op], rc_numel(a), unop_weight(op))) return NULL;
   rc_tensor *out = rc_empty_like(a);
   if (!out) return NULL;
   un_kernel(op, out, a);
@@ -403,6 +430,7 @@ rc_tensor *rc_clamp(rc_tensor *a, float lo, float hi) {
   rc_ctx *c = a->ctx;
   if (!isnan(lo) && !isnan(hi) && lo > hi)
     return rc_error_null(c, "clamp: min %g is greater than max %g", (double)lo, (double)hi);
+  if (charge_extra(c, "clamp", rc_numel(a), CLAMP_WEIGHT)) return NULL;
   rc_tensor *out = rc_empty_like(a);
   if (!out) return NULL;
   clamp_kernel(out, a, lo, hi);
@@ -469,9 +497,12 @@ rc_tensor *rc_where(rc_tensor *cond, rc_tensor *a, rc_tensor *b) {
 
 /* ---- in place ---- */
 
-/* Checks that the in-place op may run; returns 1 if it must go through autograd. */
-static int inplace_mode(rc_tensor *a, rc_tensor *b, const char *fn) {
+/* Checks that the in-place op may run; returns 1 if it must go through autograd. Every
+ * in-place op passes here first, so this is where they charge the budget for the elements of
+ * a they write (they allocate nothing, which is what out-of-place ops are charged for). */
+static int inplace_mode(rc_tensor *a, rc_tensor *b, const char *fn, int weight) {
   rc_ctx *c = a->ctx;
+  if (rc_charge_elems(c, fn, rc_numel(a) * weight)) return -1;
   if (!c->grad_enabled) return 0;
   int need = rc_tensor_needs_grad(a) || (b && rc_tensor_needs_grad(b));
   if (!need) return 0;
@@ -516,7 +547,7 @@ static int check_inplace_shape(rc_tensor *a, rc_tensor *b, const char *fn) {
 int rc_binary_(rc_binop op, rc_tensor *a, rc_tensor *b) {
   const char *fn = rc_binop_name[op];
   if (check_inplace_shape(a, b, fn)) return -1;
-  int mode = inplace_mode(a, b, fn);
+  int mode = inplace_mode(a, b, fn, op == RC_POW ? POW_WEIGHT : 1);
   if (mode < 0) return -1;
   if (mode == 1) {
     rc_tensor *r = rc_binary(op, a, b);
@@ -546,7 +577,7 @@ int rc_binary_scalar_(rc_binop op, rc_tensor *a, float s) {
 }
 
 int rc_unary_(rc_unop op, rc_tensor *a) {
-  int mode = inplace_mode(a, NULL, rc_unop_name[op]);
+  int mode = inplace_mode(a, NULL, rc_unop_name[op], unop_weight(op));
   if (mode < 0) return -1;
   if (mode == 1) {
     rc_tensor *r = rc_unary(op, a);
@@ -558,7 +589,7 @@ int rc_unary_(rc_unop op, rc_tensor *a) {
 }
 
 int rc_clamp_(rc_tensor *a, float lo, float hi) {
-  int mode = inplace_mode(a, NULL, "clamp_");
+  int mode = inplace_mode(a, NULL, "clamp_", CLAMP_WEIGHT);
   if (mode < 0) return -1;
   if (mode == 1) {
     rc_tensor *r = rc_clamp(a, lo, hi);
@@ -572,7 +603,7 @@ int rc_clamp_(rc_tensor *a, float lo, float hi) {
 }
 
 int rc_fill_(rc_tensor *a, float v) {
-  int mode = inplace_mode(a, NULL, "fill_");
+  int mode = inplace_mode(a, NULL, "fill_", 1);
   if (mode < 0) return -1;
   rc_tensor *s = rc_scalar(a->ctx, v);
   if (!s) return -1;
@@ -596,7 +627,7 @@ static int copy_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
 
 int rc_copy_(rc_tensor *dst, rc_tensor *src) {
   if (check_inplace_shape(dst, src, "copy_")) return -1;
-  int mode = inplace_mode(dst, src, "copy_");
+  int mode = inplace_mode(dst, src, "copy_", 1);
   if (mode < 0) return -1;
   rc_tensor *s = src;
   if (src->storage == dst->storage) {
@@ -630,7 +661,7 @@ int rc_copy_(rc_tensor *dst, rc_tensor *src) {
 
 int rc_axpy_(rc_tensor *a, float alpha, rc_tensor *b) {
   if (check_inplace_shape(a, b, "axpy_")) return -1;
-  int mode = inplace_mode(a, b, "axpy_");
+  int mode = inplace_mode(a, b, "axpy_", 1);
   if (mode < 0) return -1;
   if (mode == 1) {
     rc_tensor *sb = rc_binary_scalar(RC_MUL, b, alpha, 0);

@@ -26,8 +26,21 @@ static inline double uniform_open(rc_rng *r) {
   return u;
 }
 
-static rc_tensor *new_result(rc_ctx *c, const char *fn, int ndim, const int64_t *size) {
+/* Work units per element drawn, besides the allocation's 1 per 16 (context.h: a few ns a
+ * unit): a 64-bit draw and a conversion is about 5 ns, a normal (logarithm, sine) about 25. */
+#define UNITS_UNIFORM 1
+#define UNITS_NORMAL 4
+
+static int charge_draws(rc_ctx *c, const char *fn, int64_t n, int per_element) {
+  return rc_charge(c, fn, n > 0 ? (uint64_t)n * (uint64_t)per_element : 1);
+}
+
+static rc_tensor *new_result(rc_ctx *c, const char *fn, int ndim, const int64_t *size,
+                             int per_element) {
   if (rc_check_shape(c, fn, ndim, size)) return NULL;
+  int64_t n = 1;
+  for (int i = 0; i < ndim; i++) n *= size[i];
+  if (charge_draws(c, fn, n, per_element)) return NULL;
   return rc_empty(c, ndim, size);
 }
 
@@ -35,7 +48,7 @@ rc_tensor *rc_rand(rc_ctx *c, int ndim, const int64_t *size, float lo, float hi)
   if (!isfinite(lo) || !isfinite(hi) || lo > hi)
     return rc_error_null(c, "uniform: bounds must be finite with lo <= hi, got lo = %g, hi = %g",
                          (double)lo, (double)hi);
-  rc_tensor *t = new_result(c, "rand", ndim, size);
+  rc_tensor *t = new_result(c, "rand", ndim, size, UNITS_UNIFORM);
   if (!t) return NULL;
   float *d = rc_data(t);
   int64_t n = rc_numel(t);
@@ -62,7 +75,7 @@ static int check_normal(rc_ctx *c, const char *fn, float mean, float std) {
 
 rc_tensor *rc_randn(rc_ctx *c, int ndim, const int64_t *size, float mean, float std) {
   if (check_normal(c, "normal", mean, std)) return NULL;
-  rc_tensor *t = new_result(c, "randn", ndim, size);
+  rc_tensor *t = new_result(c, "randn", ndim, size, UNITS_NORMAL);
   if (!t) return NULL;
   float *d = rc_data(t);
   int64_t n = rc_numel(t);
@@ -73,7 +86,7 @@ rc_tensor *rc_randn(rc_ctx *c, int ndim, const int64_t *size, float mean, float 
 /* TensorFlow's truncated normal: a draw more than 2 std from the mean is dropped and re-drawn. */
 rc_tensor *rc_truncated_normal(rc_ctx *c, int ndim, const int64_t *size, float mean, float std) {
   if (check_normal(c, "truncated_normal", mean, std)) return NULL;
-  rc_tensor *t = new_result(c, "truncated_normal", ndim, size);
+  rc_tensor *t = new_result(c, "truncated_normal", ndim, size, UNITS_NORMAL);
   if (!t) return NULL;
   float *d = rc_data(t);
   int64_t n = rc_numel(t);
@@ -100,6 +113,10 @@ rc_tensor *rc_bernoulli(rc_tensor *p) {
       rc_release(pc);
       return NULL;
     }
+  }
+  if (charge_draws(c, "bernoulli", rc_numel(p), UNITS_UNIFORM)) {
+    rc_release(pc);
+    return NULL;
   }
   rc_tensor *t = rc_empty(c, p->ndim, p->size);
   if (t) {
@@ -214,6 +231,12 @@ rc_tensor *rc_multinomial(rc_tensor *probs, int64_t n, int replacement) {
       goto fail;
     }
   }
+  /* the budget sees each row's passes over k (and, without replacement, its k logarithms
+   * and the sort of k keys) and one unit per bisection step of each sample */
+  double lg = ceil(log2((double)k)) + 1, units = (double)k / 8;
+  units += replacement ? (double)n * lg : (double)k * (4 + lg);
+  units *= (double)rows;
+  if (rc_charge(c, "multinomial", units > 1e18 ? (uint64_t)1e18 : (uint64_t)units + 1)) goto fail;
   size_t scratch = replacement ? (size_t)k * sizeof(double) : (size_t)k * sizeof(keyed);
   void *buf = malloc(scratch);
   if (!buf) {
@@ -245,6 +268,7 @@ rc_tensor *rc_randperm(rc_ctx *c, int64_t n) {
                          "randperm: n = %lld is more than 2^24, the largest count whose "
                          "indices float32 holds exactly",
                          (long long)n);
+  if (charge_draws(c, "randperm", n, UNITS_UNIFORM)) return NULL;
   rc_tensor *t = rc_empty(c, 1, &n);
   if (!t) return NULL;
   float *d = rc_data(t);
@@ -264,7 +288,7 @@ rc_tensor *rc_randint(rc_ctx *c, int ndim, const int64_t *size, int64_t lo, int6
                          "randint: need lo <= hi within [-2^24, 2^24] (float32 holds those "
                          "integers exactly), got lo = %lld, hi = %lld",
                          (long long)lo, (long long)hi);
-  rc_tensor *t = new_result(c, "randint", ndim, size);
+  rc_tensor *t = new_result(c, "randint", ndim, size, 2 * UNITS_UNIFORM);
   if (!t) return NULL;
   float *d = rc_data(t);
   int64_t n = rc_numel(t);

@@ -167,8 +167,12 @@ int rc_optim_step(rc_optim *opt) {
   char s1[160], s2[160];
   /* validate everything first: no parameter is updated when one of them is wrong */
   if (rc_optim_check(c, fn, opt->kind, o)) return -1;
+  int touched = 2; /* the parameter and its gradient, and each moment slot in use */
+  for (int k = 0; k < RC_OPTIM_SLOTS; k++) touched += opt->slot[k] != NULL;
   for (int i = 0; i < opt->n; i++) {
     rc_tensor *p = opt->params[i], *g = p->grad;
+    /* charged while validating: a spent budget updates nothing either */
+    if (g && rc_charge_elems(c, fn, rc_numel(p) * touched)) return -1;
     if (!rc_is_contiguous(p))
       return rc_error(c, "%s: parameter %d (shape %s) is no longer contiguous", fn, i + 1,
                       rc_shape_str(p, s1, sizeof s1));

@@ -104,6 +104,10 @@ int rc_sample_logits(rc_tensor *logits, double temperature, int64_t top_k, int64
   int64_t V = logits->size[logits->ndim - 1];
   int64_t N = logits->ndim == 2 ? logits->size[0] : 1;
   if (V < 1) return rc_error(c, "sample_logits: logits have no entries (V = 0)");
+  /* the budget sees each row's exponentials and selection (about 12 units per 16 logits;
+   * a contiguous [V] is read in place, allocating nothing that would be charged) */
+  int64_t n = N > INT64_MAX / 12 / V ? INT64_MAX : N * V * 12;
+  if (rc_charge_elems(c, "sample_logits", n)) return -1;
   rc_tensor *lc = rc_raw_contiguous(logits);
   if (!lc) return -1;
   int rc = sample_rows(c, rc_data(lc), N, V, temperature, top_k, out);
