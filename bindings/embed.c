@@ -18,6 +18,8 @@
 int luaopen_recur(lua_State *L);
 /* bindings/sandbox_str.c: string.find/match/gmatch/gsub that charge the work budget. */
 void rb_sandbox_strings(lua_State *L, int string_table);
+/* bindings/module.c: pushes the compiled chunk of an embedded Lua module. */
+int rb_load_embedded(lua_State *L, const char *name);
 
 #define HOOK_COUNT 1000           /* instructions between budget checks */
 #define ERR_MAX ((size_t)1 << 16) /* longest error message kept */
@@ -35,11 +37,13 @@ struct recur_runtime {
   int threads;
   int busy;
   int broken;
-  int refs;      /* registry ref: the table of host references */
-  int anchors;   /* registry ref: lent tensor userdata of the running call */
-  int memmsg;    /* registry ref: the string "memory limit exceeded" */
-  int budgetmsg; /* registry ref: the string "instruction budget exceeded" */
-  int loader;    /* registry ref of recur.load as found at creation, or LUA_NOREF */
+  int refs;       /* registry ref: the table of host references */
+  int anchors;    /* registry ref: lent tensor userdata of the running call */
+  int memmsg;     /* registry ref: the string "memory limit exceeded" */
+  int budgetmsg;  /* registry ref: the string "instruction budget exceeded" */
+  int loader;     /* registry ref: the host's checkpoint loader (made on first use) */
+  int loader_env; /* registry ref: its private environment, kept when the runtime was made */
+  int strmeta;    /* registry ref: strings' metatable during the host's checkpoint load */
   char *module_path;
   int nlent;
   struct {
@@ -467,13 +471,16 @@ static int job_call(lua_State *L, job *j) {
   return call_with_args(L, j);
 }
 
+static int make_loader(lua_State *L, recur_runtime *rt);
+
 static int job_load(lua_State *L, job *j) {
   recur_runtime *rt = j->rt;
-  if (rt->loader == LUA_NOREF)
+  if (!make_loader(L, rt))
     return job_error(L, j, RECUR_ERR_UNSUPPORTED,
-                     "recur_load_checkpoint: this build has no checkpoint loader (recur.load)%s",
-                     rt->sandbox ? " usable in the sandbox (it must be a C function)" : "");
-  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->anchors);
+                     "recur_load_checkpoint: this build has no checkpoint loader");
+  /* Stack use stays far below LUA_MINSTACK: restoring the metatable below cannot fail. */
+  lua_pushliteral(L, "");                      /* 1: a string, to reach strings' metatable */
+  if (!lua_getmetatable(L, 1)) lua_pushnil(L); /* 2: the one scripts see */
   lua_rawgeti(L, LUA_REGISTRYINDEX, rt->loader);
   lua_pushstring(L, j->chunk);
   int nargs = 1;
@@ -483,13 +490,17 @@ static int job_load(lua_State *L, job *j) {
     lua_setfield(L, -2, "optimizer");
     nargs = 2;
   }
-  /* The host asked for this file: the sandbox lets the loader read exactly it (never write). */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->strmeta);
+  lua_setmetatable(L, 1);
+  /* The host asked for this file: the loader may read exactly it (never write), in the
+   * sandbox as elsewhere. */
   rt->ctx->file_read_exception = j->chunk;
-  int rc = lua_pcall(L, nargs, LUA_MULTRET, 0);
+  int rc = lua_pcall(L, nargs, 1, 0);
   rt->ctx->file_read_exception = NULL;
+  lua_pushvalue(L, 2);
+  lua_setmetatable(L, 1);
   if (rc != LUA_OK) return lua_error(L);
-  lua_remove(L, 1);
-  return lua_gettop(L);
+  return 1;
 }
 
 /* References hold objects; numbers are read as values (and would look like luaL_ref's free
@@ -919,6 +930,196 @@ static void apply_sandbox(lua_State *L, recur_runtime *rt, int recur_idx) {
   lua_pop(L, 1); /* globals */
 }
 
+/* ---- the host's checkpoint loader ----
+ *
+ * recur_load_checkpoint runs the Lua half of recur.load (checkpoint.lua, json.lua) with the
+ * one file the host names readable. None of what it runs may be reachable by a script: a
+ * script that replaced require, pcall, table.pack, recur.json.decode, string.match or the
+ * checkpoint module's load would otherwise run inside the host's load, with its file access,
+ * and could hand the host a result of its choosing. So when the runtime is made, before any
+ * script runs, it keeps a private environment: copies of the standard functions and tables and
+ * of recur's table, and a require that finds only private modules. The host's first load
+ * compiles private copies of the two modules in it (from the library's own text), and while
+ * a host load runs, strings' metatable is a private one too (a string's methods are the
+ * string table's, which scripts share). */
+
+/* Pushes a shallow copy of the table at idx. */
+static void copy_table(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  lua_newtable(L);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, -4);
+  }
+}
+
+/* require in the private environment: the private modules only (upvalue 1). */
+static int private_require(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  if (lua_getfield(L, lua_upvalueindex(1), name) == LUA_TNIL)
+    return luaL_error(L, "module '%s' is not available to the host's checkpoint loader", name);
+  return 1;
+}
+
+static int null_tostring(lua_State *L) {
+  lua_pushliteral(L, "json.null");
+  return 1;
+}
+
+/* package.preload["recur.json"] for scripts: the module with the runtime's json.null
+ * (upvalue 2), so that the nulls of a checkpoint the host loaded compare equal to it. */
+static int json_preload(lua_State *L) {
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 1);
+  if (lua_istable(L, -1)) {
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_setfield(L, -2, "null");
+  }
+  return 1;
+}
+
+/* Sets rt->loader_env and rt->strmeta: run when the runtime is made, before any script. */
+static void keep_loader_env(lua_State *L, recur_runtime *rt, int recur_idx) {
+  int top = lua_gettop(L);
+  lua_newtable(L);
+  int env = lua_gettop(L);
+  lua_pushglobaltable(L);
+  lua_pushnil(L);
+  while (lua_next(L, env + 1)) { /* the base functions as they are now */
+    if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TFUNCTION) {
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, env);
+    } else {
+      lua_pop(L, 1);
+    }
+  }
+  static const char *const libs[] = {LUA_STRLIBNAME, LUA_TABLIBNAME, LUA_MATHLIBNAME,
+                                     LUA_UTF8LIBNAME, NULL};
+  for (int i = 0; libs[i]; i++) {
+    if (lua_getfield(L, env + 1, libs[i]) == LUA_TTABLE) {
+      copy_table(L, -1);
+      lua_setfield(L, env, libs[i]);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pushvalue(L, env);
+  lua_setfield(L, env, "_G");
+  lua_newtable(L); /* the private modules */
+  int mods = lua_gettop(L);
+  copy_table(L, recur_idx);
+  if (lua_getfield(L, recur_idx, "_safetensors") == LUA_TTABLE) {
+    copy_table(L, -1);
+    lua_setfield(L, -3, "_safetensors");
+  }
+  lua_pop(L, 1);
+  lua_setfield(L, mods, "recur");
+  lua_pushvalue(L, mods);
+  lua_pushcclosure(L, private_require, 1);
+  lua_setfield(L, env, "require");
+  /* json.null, shared by the private json and the scripts' (preload wrapped); its metatable is
+   * locked so that no script can give it an __eq or __index the loader would run */
+  lua_newtable(L);
+  lua_createtable(L, 0, 2);
+  lua_pushcfunction(L, null_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pushboolean(L, 0);
+  lua_setfield(L, -2, "__metatable");
+  lua_setmetatable(L, -2);
+  lua_getfield(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  if (lua_getfield(L, -1, "recur.json") == LUA_TFUNCTION) {
+    lua_pushvalue(L, -3);
+    lua_pushcclosure(L, json_preload, 2);
+    lua_setfield(L, -2, "recur.json");
+  } else {
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  lua_setfield(L, env, "json.null"); /* not a name: no module can see it */
+  lua_pushvalue(L, env);
+  rt->loader_env = luaL_ref(L, LUA_REGISTRYINDEX);
+  /* strings' metatable for the load: the current one with the private string table */
+  lua_pushliteral(L, "");
+  if (lua_getmetatable(L, -1))
+    copy_table(L, -1);
+  else
+    lua_newtable(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->loader_env);
+  lua_getfield(L, -1, LUA_STRLIBNAME);
+  lua_setfield(L, -3, "__index");
+  lua_pop(L, 1);
+  rt->strmeta = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_settop(L, top);
+}
+
+/* Runs the embedded module name in the private environment env; leaves its value and stores
+ * it as a private module (0 if this build lacks it). */
+static int run_private(lua_State *L, int env, const char *name) {
+  if (rb_load_embedded(L, name) != LUA_OK) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_pushvalue(L, env);
+  lua_setupvalue(L, -2, 1); /* a main chunk's only upvalue is _ENV */
+  lua_pushstring(L, name);
+  lua_call(L, 1, 1);
+  lua_getfield(L, env, "require");
+  lua_getupvalue(L, -1, 1); /* the private modules */
+  lua_pushvalue(L, -3);
+  lua_setfield(L, -2, name);
+  lua_pop(L, 2);
+  return 1;
+}
+
+/* recur.load's wrapper (init.lua), over the private functions it is given. */
+static const char load_wrapper[] =
+    "local load, pcall, pack, unpack, tostring, error, gsub = ...\n"
+    "return function(...)\n"
+    "  local r = pack(pcall(load, ...))\n"
+    "  if not r[1] then error((gsub(tostring(r[2]), '^[^\\n]-%.lua:%d+: ', '')), 2) end\n"
+    "  return unpack(r, 2, r.n)\n"
+    "end\n";
+
+/* Sets rt->loader, compiling the private modules on the host's first load; 0 if this build
+ * has no Lua checkpoint loader. */
+static int make_loader(lua_State *L, recur_runtime *rt) {
+  if (rt->loader != LUA_NOREF) return 1;
+  if (rt->loader_env == LUA_NOREF) return 0;
+  int top = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->loader_env);
+  int env = lua_gettop(L);
+  int ok = run_private(L, env, "recur.json");
+  if (ok) {
+    lua_getfield(L, env, "json.null");
+    lua_setfield(L, -2, "null");
+    ok = run_private(L, env, "recur.checkpoint");
+  }
+  if (!ok) {
+    lua_settop(L, top);
+    return 0;
+  }
+  if (luaL_loadbufferx(L, load_wrapper, sizeof load_wrapper - 1, "=recur_load_checkpoint", "t"))
+    lua_error(L);
+  lua_getfield(L, -2, "load");
+  lua_getfield(L, env, "pcall");
+  lua_getfield(L, env, LUA_TABLIBNAME);
+  lua_getfield(L, -1, "pack");
+  lua_getfield(L, -2, "unpack");
+  lua_remove(L, -3);
+  lua_getfield(L, env, "tostring");
+  lua_getfield(L, env, "error");
+  lua_getfield(L, env, LUA_STRLIBNAME);
+  lua_getfield(L, -1, "gsub");
+  lua_remove(L, -2);
+  lua_call(L, 7, 1);
+  rt->loader = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_settop(L, top);
+  return 1;
+}
+
 static int job_open(lua_State *L, job *j) {
   recur_runtime *rt = j->rt;
   if (rt->sandbox) {
@@ -952,14 +1153,6 @@ static int job_open(lua_State *L, job *j) {
   rt->memmsg = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pushliteral(L, "instruction budget exceeded");
   rt->budgetmsg = luaL_ref(L, LUA_REGISTRYINDEX);
-  /* The checkpoint loader, taken before any script runs. In the sandbox it may read only the
-   * one file the host names (rc_ctx.file_read_exception), so a script that replaced a function
-   * the loader calls gains nothing it could not read through the host anyway. */
-  lua_getfield(L, recur_idx, "load");
-  if (lua_isfunction(L, -1))
-    rt->loader = luaL_ref(L, LUA_REGISTRYINDEX);
-  else
-    lua_pop(L, 1);
   if (rt->sandbox) apply_sandbox(L, rt, recur_idx);
   lua_pushcfunction(L, sb_pcall);
   lua_setglobal(L, "pcall");
@@ -970,6 +1163,7 @@ static int job_open(lua_State *L, job *j) {
     wrap(L, lua_gettop(L), "resume", rt_resume);
   }
   lua_pop(L, 1);
+  keep_loader_env(L, rt, recur_idx);
   lua_gc(L, LUA_GCCOLLECT);
   return 0;
 }
@@ -1008,7 +1202,8 @@ int recur_new(const recur_options *opts, recur_runtime **out) {
   rt->hook_count = rt->budget && rt->budget < HOOK_COUNT ? (int)rt->budget : HOOK_COUNT;
   rt->sandbox = opts->sandbox ? 1 : 0;
   rt->threads = opts->threads;
-  rt->refs = rt->anchors = rt->memmsg = rt->budgetmsg = rt->loader = LUA_NOREF;
+  rt->refs = rt->anchors = rt->memmsg = rt->budgetmsg = rt->loader = rt->loader_env = rt->strmeta =
+      LUA_NOREF;
   if (opts->module_path && !(rt->module_path = strdup(opts->module_path))) {
     destroy(rt);
     return RECUR_ERR_MEMORY;
@@ -1095,11 +1290,7 @@ int recur_load_checkpoint_flags(recur_runtime *rt, const char *path, int flags, 
     return fail(rt, RECUR_ERR_ARGUMENT, "recur_load_checkpoint_flags: unknown flags 0x%x",
                 (unsigned)(flags & ~RECUR_LOAD_NO_OPTIMIZER));
   job j = {.rt = rt, .fn = job_load, .chunk = path, .flags = flags};
-  int denied = rt->ctx->files_denied;
-  rt->ctx->files_denied = 0;
-  int code = run_job(rt, &j, nresults);
-  rt->ctx->files_denied = denied;
-  return code;
+  return run_job(rt, &j, nresults);
 }
 
 int recur_add_module(recur_runtime *rt, const char *name, const char *source, size_t len) {

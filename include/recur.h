@@ -158,9 +158,11 @@ int recur_call(recur_runtime *rt, const char *name, int nargs, const recur_value
 /* Same, for a function held by reference (faster: no name lookup). */
 int recur_call_ref(recur_runtime *rt, recur_ref fn, int nargs, const recur_value *args,
                    int *nresults);
-/* Loads a checkpoint by calling the loader recur.load(path) (the safetensors reader), with
- * file access allowed for that call only; its return values become the results (take a
- * recur_ref to pass them to a script). RECUR_ERR_UNSUPPORTED if the build has no loader. */
+/* Loads a checkpoint as recur.load(path) does (the safetensors reader); the table it returns
+ * becomes result 1 (take a recur_ref to pass it to a script). The loader is the library's own,
+ * in private copies that no script can reach or replace (they are taken when the runtime is
+ * made), and it may read that one file only, never write. RECUR_ERR_UNSUPPORTED if the build
+ * has no loader. */
 int recur_load_checkpoint(recur_runtime *rt, const char *path, int *nresults);
 /* The same with flags: RECUR_LOAD_NO_OPTIMIZER calls recur.load(path, {optimizer = false}),
  * which leaves the optimizer's state unread (a host that only runs the model; with Adam that

@@ -667,8 +667,10 @@ static void test_checkpoint(void) {
   CHECK_OK(recur_new(&o, &rt));
   recur_value p = RECUR_STR(path);
   CHECK_OK(recur_set_global(rt, "PATH", &p));
-  CHECK_OK(recur_run_string(rt, "recur.save(PATH, {tensors = {w = recur.tensor{{1, 2, 3}, {4, 5, 6}}}, "
-                                "meta = {who = 'host'}})", NULL));
+  CHECK_OK(recur_run_string(rt,
+                            "recur.save(PATH, {tensors = {w = recur.tensor{{1, 2, 3}, {4, 5, 6}}}, "
+                            "meta = {who = 'host'}})",
+                            NULL));
   recur_free(rt);
   rt = NULL;
   o.sandbox = 1;
@@ -706,8 +708,111 @@ static void test_checkpoint(void) {
   remove(path);
 }
 
+/* Scripts that replace what recur.load's Lua code uses, so as to run inside the host's next
+ * checkpoint load (which may read the file): each tries to write a file from there. The host's
+ * load must run none of it and still return the checkpoint. */
+static const char *const hijacks[] = {
+    "local ck = require 'recur.checkpoint' local l = ck.load\n"
+    "ck.load = function(p, ...) HIT = true pcall(ck.save, OWN, {tensors = {x = recur.ones(1)}})\n"
+    "  return l(p, ...) end",
+    "local p = pcall pcall = function(f, ...) HIT = true p(WRITE) return p(f, ...) end",
+    "local p = table.pack table.pack = function(...) HIT = true pcall(WRITE) return p(...) end",
+    "local u = table.unpack table.unpack = function(...) HIT = true pcall(WRITE) return u(...) end",
+    "local j = require 'recur.json' local d = j.decode\n"
+    "j.decode = function(...) HIT = true pcall(WRITE) return d(...) end",
+    "local r = require require = function(...) HIT = true pcall(WRITE) return r(...) end",
+    "getmetatable('').__index = function(s, k) HIT = true pcall(WRITE) return string[k] end",
+    "for _, k in ipairs{'match', 'gsub', 'find', 'sub', 'format', 'byte'} do\n"
+    "  local f = string[k] string[k] = function(...) HIT = true pcall(WRITE) return f(...) end\n"
+    "end",
+    "local ST = recur._safetensors local r = ST.read\n"
+    "ST.read = function(...) HIT = true pcall(WRITE) return r(...) end",
+    "for k, f in pairs(recur.Tensor) do\n"
+    "  recur.Tensor[k] = function(...) HIT = true pcall(WRITE) return f(...) end\n"
+    "end",
+    "for _, k in ipairs{'tostring', 'error', 'type', 'pairs', 'ipairs', 'tonumber', 'select'} do\n"
+    "  local f = _G[k] _G[k] = function(...) HIT = true pcall(WRITE) return f(...) end\n"
+    "end",
+    "local m = math.type math.type = function(...) HIT = true pcall(WRITE) return m(...) end\n"
+    "local l = utf8.len utf8.len = function(...) HIT = true pcall(WRITE) return l(...) end",
+    "recur.is_tensor = function() HIT = true pcall(WRITE) return true end",
+    "local null = require('recur.json').null\n"
+    "assert(not pcall(setmetatable, null, {__eq = function() HIT = true pcall(WRITE) end}))",
+    "package.loaded['recur.checkpoint'] = {load = function() HIT = true pcall(WRITE) return {} "
+    "end}\n"
+    "package.loaded['recur.json'] = {decode = function() HIT = true pcall(WRITE) return {} end}\n"
+    "package.preload['recur.checkpoint'] = function() HIT = true pcall(WRITE) return {} end",
+};
+
+static void test_checkpoint_hijack(void) {
+  char path[] = "/tmp/recur_embed_hjXXXXXX", own[64];
+  int fd = mkstemp(path);
+  CHECK(fd >= 0);
+  if (fd < 0) return;
+  close(fd);
+  snprintf(own, sizeof own, "%s.owned", path);
+  recur_options o;
+  recur_options_init(&o);
+  o.sandbox = 0;
+  recur_runtime *rt = NULL;
+  CHECK_OK(recur_new(&o, &rt));
+  recur_value p = RECUR_STR(path), w = RECUR_STR(own);
+  CHECK_OK(recur_set_global(rt, "PATH", &p));
+  CHECK_OK(recur_run_string(rt,
+                            "recur.save(PATH, {tensors = {w = recur.tensor{1, 2, 3}}, "
+                            "meta = {who = 'host', list = {1, require('recur.json').null, 3}}})",
+                            NULL));
+  recur_free(rt);
+  o.sandbox = 1;
+  for (size_t i = 0; i < sizeof hijacks / sizeof hijacks[0]; i++) {
+    rt = NULL;
+    CHECK_OK(recur_new(&o, &rt));
+    if (!rt) continue;
+    CHECK_OK(recur_set_global(rt, "OWN", &w));
+    CHECK_OK(recur_run_string(
+        rt,
+        "local write, ones = recur._safetensors.write, recur.ones\n"
+        "function WRITE() write(OWN, {'x'}, {ones(1)}, {}) end\n"
+        "local null = require('recur.json').null\n"
+        "function check(ck) local clean = HIT == nil\n"
+        "  return ck.tensors.w:sum():item(), ck.meta.who, ck.meta.list[2] == null, clean end",
+        "=setup"));
+    CHECK_OK(recur_run_string(rt, hijacks[i], "=hijack"));
+    int n = 0;
+    int rc = recur_load_checkpoint(rt, path, &n);
+    if (rc != RECUR_OK) fprintf(stderr, "hijack %zu: %s\n", i + 1, last(rt));
+    CHECK(rc == RECUR_OK && n == 1);
+    FILE *f = fopen(own, "r");
+    if (f) fprintf(stderr, "hijack %zu wrote %s\n", i + 1, own);
+    CHECK(f == NULL);
+    if (f) fclose(f);
+    remove(own);
+    recur_ref ck = {0};
+    if (rc == RECUR_OK) CHECK_OK(recur_result_ref(rt, 1, &ck));
+    recur_value arg = RECUR_REFV(ck);
+    /* the script's own functions are back in place: check() may run them */
+    CHECK_OK(recur_call(rt, "check", 1, &arg, &n));
+    int b1 = 0, b2 = 0;
+    const char *who = NULL;
+    if (n == 4) {
+      recur_result_string(rt, 2, &who, NULL);
+      recur_result_boolean(rt, 3, &b1);
+      recur_result_boolean(rt, 4, &b2);
+    }
+    if (!(n == 4 && result_num(rt, 1) == 6 && who && strcmp(who, "host") == 0 && b1 && b2))
+      fprintf(stderr, "hijack %zu: wrong result or script code ran in the load\n", i + 1);
+    CHECK(n == 4 && result_num(rt, 1) == 6 && who && strcmp(who, "host") == 0 && b1 && b2);
+    if (ck.id) recur_ref_free(rt, ck);
+    /* the script still cannot write itself */
+    CHECK_ERR(recur_run_string(rt, "WRITE()", NULL), RECUR_ERR_SCRIPT, "file access is disabled");
+    recur_free(rt);
+  }
+  remove(path);
+}
+
 int main(void) {
   test_checkpoint();
+  test_checkpoint_hijack();
   test_values();
   test_refs();
   test_errors();
