@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../include/recur.h"
 #include "bind.h"
@@ -32,7 +33,12 @@ struct recur_runtime {
   int limit_hit;    /* an allocation was refused by the limit during this call */
   uint64_t budget;  /* per call, 0 = none */
   int hook_count;
-  int budget_hit;
+  int budget_hit;            /* the budget or the time limit is spent: the hook raises at once */
+  int time_hit;              /* it was the time limit */
+  uint64_t time_limit;       /* ms per call, 0 = none */
+  uint64_t deadline;         /* of the running call, in now_ms() time; 0 = none */
+  lua_State *hook_raised_in; /* the thread the hook last raised in (this call) */
+  int dead;                  /* registry ref: weak set of coroutines killed by the hook */
   int sandbox;
   int threads;
   int busy;
@@ -41,6 +47,7 @@ struct recur_runtime {
   int anchors;    /* registry ref: lent tensor userdata of the running call */
   int memmsg;     /* registry ref: the string "memory limit exceeded" */
   int budgetmsg;  /* registry ref: the string "instruction budget exceeded" */
+  int timemsg;    /* registry ref: the string "time limit exceeded" */
   int loader;     /* registry ref: the host's checkpoint loader (made on first use) */
   int loader_env; /* registry ref: its private environment, kept when the runtime was made */
   int strmeta;    /* registry ref: strings' metatable during the host's checkpoint load */
@@ -95,19 +102,29 @@ static recur_runtime *runtime_of(lua_State *L) {
 
 /* ---- instruction budget ---- */
 
+static uint64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 /* Count hook (inherited by coroutines): adds the instructions since the last check to the
- * work counter that tensor ops charge too. Once the budget is spent it fires at every
- * instruction, so a script that catches the error with pcall cannot run on. */
+ * work counter that tensor ops charge too, and checks the call's deadline. Once the budget or
+ * the time is spent it fires at every instruction, so a script that catches the error with
+ * pcall cannot run on. */
 static void budget_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
   recur_runtime *rt = runtime_of(L);
   rc_ctx *c = rt->ctx;
   int count = lua_gethookcount(L);
   c->work_used += (uint64_t)count;
-  if (c->work_limit && c->work_used > c->work_limit) {
+  if (!rt->budget_hit && rt->deadline && now_ms() >= rt->deadline) rt->time_hit = 1;
+  if (rt->time_hit || (c->work_limit && c->work_used > c->work_limit)) {
     rt->budget_hit = 1;
+    rt->hook_raised_in = L;
     if (count != 1) lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, rt->budgetmsg); /* preallocated: cannot fail */
+    /* preallocated: cannot fail */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, rt->time_hit ? rt->timemsg : rt->budgetmsg);
     lua_error(L);
   }
   if (count != rt->hook_count) lua_sethook(L, budget_hook, LUA_MASKCOUNT, rt->hook_count);
@@ -115,6 +132,9 @@ static void budget_hook(lua_State *L, lua_Debug *ar) {
 
 static void reset_budget(recur_runtime *rt) {
   rt->budget_hit = 0;
+  rt->time_hit = 0;
+  rt->hook_raised_in = NULL;
+  rt->deadline = rt->time_limit ? now_ms() + rt->time_limit : 0;
   rt->limit_hit = 0;
   rt->ctx->work_used = 0;
   rt->ctx->work_limit = rt->budget;
@@ -224,6 +244,8 @@ static int record_error(recur_runtime *rt, job *j, int st) {
            rt->limit, rt->lua_bytes, tensor_bytes(rt));
     else
       fail(rt, code, "out of memory");
+  } else if (code == RECUR_ERR_BUDGET && rt->time_hit) {
+    fail(rt, code, "time limit exceeded (%llu ms per call)", (unsigned long long)rt->time_limit);
   } else if (code == RECUR_ERR_BUDGET && (!msg || !strstr(msg, "budget"))) {
     fail(rt, code, "instruction budget exceeded (%llu per call)%s%s",
          (unsigned long long)rt->budget, msg ? ": " : "", msg ? msg : "");
@@ -848,12 +870,162 @@ static void translate_memerr(lua_State *L, int idx) {
   }
 }
 
+/* ---- coroutines killed by the hook ----
+ *
+ * When the budget hook raises its error inside a coroutine that does not catch it, Lua leaves
+ * that coroutine's hooks off (they are off while a hook runs, and the error leaves the hook by
+ * longjmp). Its pending __close handlers would then run unbudgeted, and endlessly if they loop,
+ * when coroutine.wrap or coroutine.close closes it. So resume, wrap and close note the
+ * coroutines the hook killed (a weak set, kept across calls) and never run their handlers:
+ * wrap re-raises the error, close returns false and "instruction budget exceeded". */
+
+static int mark_dead(lua_State *L) {
+  lua_pushboolean(L, 1);
+  lua_rawset(L, 1);
+  return 0;
+}
+
+/* If the coroutine at idx was killed by the hook, adds it to the set. */
+static void note_killed(lua_State *L, int idx) {
+  recur_runtime *rt = runtime_of(L);
+  if (!rt->budget_hit || rt->hook_raised_in != lua_tothread(L, idx)) return;
+  idx = lua_absindex(L, idx);
+  if (!lua_checkstack(L, 4)) {
+    rt->broken = 1; /* cannot keep the note: the runtime must not go on */
+    return;
+  }
+  size_t limit = rt->limit;
+  rt->limit = 0; /* a few bytes: must not fail on the limit */
+  lua_pushcfunction(L, mark_dead);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->dead);
+  lua_pushvalue(L, idx);
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+    lua_pop(L, 1);
+    rt->broken = 1;
+  }
+  rt->limit = limit;
+}
+
+/* 1 if the coroutine at idx died by the hook's error (its handlers must not run). */
+static int killed(lua_State *L, int idx) {
+  recur_runtime *rt = runtime_of(L);
+  lua_State *co = lua_tothread(L, idx);
+  int st = co ? lua_status(co) : LUA_OK;
+  if (st == LUA_OK || st == LUA_YIELD) return 0;
+  if (rt->budget_hit && rt->hook_raised_in == co) return 1;
+  idx = lua_absindex(L, idx);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->dead);
+  lua_pushvalue(L, idx);
+  int dead = lua_rawget(L, -2) != LUA_TNIL;
+  lua_pop(L, 2);
+  return dead;
+}
+
+/* After a resume: once the budget is spent, the resuming thread stops at its next instruction
+ * too (the hook only made the coroutine it fired in check at every instruction). */
+static void stop_if_spent(lua_State *L) {
+  if (runtime_of(L)->budget_hit) lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
+}
+
+/* coroutine.resume (upvalue 1: Lua's) */
 static int rt_resume(lua_State *L) {
+  int n = lua_gettop(L);
+  lua_pushvalue(L, 1); /* keep the coroutine below the results */
+  lua_insert(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 2);
+  lua_call(L, n, LUA_MULTRET);
+  if (!lua_toboolean(L, 2) && lua_gettop(L) >= 3) {
+    translate_memerr(L, 3);
+    note_killed(L, 1);
+  }
+  stop_if_spent(L);
+  return lua_gettop(L) - 1;
+}
+
+/* coroutine.close (upvalue 1: Lua's) */
+static int rt_close(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTHREAD);
+  if (killed(L, 1)) {
+    lua_pushboolean(L, 0);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, runtime_of(L)->budgetmsg);
+    return 2;
+  }
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_insert(L, 1);
   lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
-  if (!lua_toboolean(L, 1) && lua_gettop(L) >= 2) translate_memerr(L, 2);
   return lua_gettop(L);
+}
+
+/* The function coroutine.wrap returns (upvalue 1: the coroutine): Lua's, except that it does
+ * not close a coroutine the hook killed. */
+static int rt_wrapped(lua_State *L) {
+  lua_State *co = lua_tothread(L, lua_upvalueindex(1));
+  int narg = lua_gettop(L);
+  if (!lua_checkstack(co, narg)) return luaL_error(L, "too many arguments to resume");
+  lua_xmove(L, co, narg);
+  int nres = 0;
+  int st = lua_resume(co, L, narg, &nres);
+  stop_if_spent(L);
+  if (st == LUA_OK || st == LUA_YIELD) {
+    if (!lua_checkstack(L, nres + 1)) {
+      lua_pop(co, nres);
+      return luaL_error(L, "too many results to resume");
+    }
+    lua_xmove(co, L, nres);
+    return nres;
+  }
+  lua_xmove(co, L, 1); /* the error */
+  st = lua_status(co);
+  if (st != LUA_OK && st != LUA_YIELD) { /* the coroutine died */
+    lua_pushvalue(L, lua_upvalueindex(1));
+    if (killed(L, -1)) {
+      note_killed(L, -1);
+      lua_pop(L, 1);
+    } else {
+      lua_pop(L, 1);
+#if LUA_VERSION_RELEASE_NUM >= 50406
+      st = lua_closethread(co, L); /* close its to-be-closed variables */
+#else
+      st = lua_resetthread(co);
+#endif
+      lua_xmove(co, L, 1);
+    }
+  }
+  if (st != LUA_ERRMEM && lua_type(L, -1) == LUA_TSTRING) {
+    luaL_where(L, 1);
+    lua_insert(L, -2);
+    lua_concat(L, 2);
+  }
+  return lua_error(L);
+}
+
+/* coroutine.wrap */
+static int rt_wrap(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_State *co = lua_newthread(L);
+  lua_pushvalue(L, 1);
+  lua_xmove(L, co, 1);
+  lua_pushcclosure(L, rt_wrapped, 1);
+  return 1;
+}
+
+static void guard_coroutines(lua_State *L, recur_runtime *rt) {
+  lua_newtable(L);
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  rt->dead = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_getglobal(L, LUA_COLIBNAME);
+  if (lua_istable(L, -1)) {
+    int co = lua_gettop(L);
+    wrap(L, co, "resume", rt_resume);
+    wrap(L, co, "close", rt_close);
+    lua_pushcfunction(L, rt_wrap);
+    lua_setfield(L, co, "wrap");
+  }
+  lua_pop(L, 1);
 }
 
 static void nil_field(lua_State *L, int idx, const char *name) {
@@ -1153,16 +1325,14 @@ static int job_open(lua_State *L, job *j) {
   rt->memmsg = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pushliteral(L, "instruction budget exceeded");
   rt->budgetmsg = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pushliteral(L, "time limit exceeded");
+  rt->timemsg = luaL_ref(L, LUA_REGISTRYINDEX);
   if (rt->sandbox) apply_sandbox(L, rt, recur_idx);
   lua_pushcfunction(L, sb_pcall);
   lua_setglobal(L, "pcall");
   lua_pushcfunction(L, sb_xpcall);
   lua_setglobal(L, "xpcall");
-  lua_getglobal(L, LUA_COLIBNAME);
-  if (lua_istable(L, -1)) {
-    wrap(L, lua_gettop(L), "resume", rt_resume);
-  }
-  lua_pop(L, 1);
+  guard_coroutines(L, rt);
   keep_loader_env(L, rt, recur_idx);
   lua_gc(L, LUA_GCCOLLECT);
   return 0;
@@ -1199,11 +1369,12 @@ int recur_new(const recur_options *opts, recur_runtime **out) {
   if (!rt) return RECUR_ERR_MEMORY;
   rt->limit = opts->memory_limit;
   rt->budget = opts->instruction_budget;
+  rt->time_limit = opts->time_limit_ms;
   rt->hook_count = rt->budget && rt->budget < HOOK_COUNT ? (int)rt->budget : HOOK_COUNT;
   rt->sandbox = opts->sandbox ? 1 : 0;
   rt->threads = opts->threads;
-  rt->refs = rt->anchors = rt->memmsg = rt->budgetmsg = rt->loader = rt->loader_env = rt->strmeta =
-      LUA_NOREF;
+  rt->refs = rt->anchors = rt->memmsg = rt->budgetmsg = rt->timemsg = rt->dead = rt->loader =
+      rt->loader_env = rt->strmeta = LUA_NOREF;
   if (opts->module_path && !(rt->module_path = strdup(opts->module_path))) {
     destroy(rt);
     return RECUR_ERR_MEMORY;

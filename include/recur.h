@@ -74,10 +74,15 @@ typedef struct recur_options {
    * (module names are restricted to letters, digits, '_', '-' and '.'). NULL: none. Without
    * the sandbox, package.path is used as usual. */
   const char *module_path;
+  /* Wall-clock time one call (or run) may take, in milliseconds; 0 = no limit. A second line
+   * behind the instruction budget, checked where the budget is (every 1000 Lua instructions),
+   * so work inside one C function is not interrupted. Past it the call fails with
+   * RECUR_ERR_BUDGET ("time limit exceeded"). */
+  uint64_t time_limit_ms;
 } recur_options;
 
 /* Fills opts with the defaults: no memory limit, no budget, sandbox on, threads 0,
- * module_path NULL. */
+ * module_path NULL, no time limit. */
 int recur_options_init(recur_options *opts);
 /* Creates a runtime; opts may be NULL for the defaults. On failure *out is NULL and, if
  * out is not NULL, the reason is lost with the runtime: see the status. */

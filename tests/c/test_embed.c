@@ -440,6 +440,35 @@ static void test_budget(void) {
   recur_free(rt);
 }
 
+/* The time limit: a second line behind the budget, checked by the same hook. No time is
+ * asserted: each script below runs forever unless the limit stops it. */
+static void test_time_limit(void) {
+  recur_options o;
+  recur_options_init(&o);
+  CHECK(o.time_limit_ms == 0);
+  o.time_limit_ms = 50; /* and no instruction budget */
+  recur_runtime *rt = NULL;
+  CHECK(recur_new(&o, &rt) == RECUR_OK);
+  if (!rt) return;
+  CHECK_ERR(recur_run_string(rt, "while true do end", NULL), RECUR_ERR_BUDGET,
+            "time limit exceeded (50 ms per call)");
+  CHECK_OK(recur_run_string(rt, "return 1", NULL)); /* the next call has its own time */
+  CHECK_ERR(recur_run_string(rt, "while true do pcall(function() while true do end end) end", NULL),
+            RECUR_ERR_BUDGET, "time limit exceeded");
+  CHECK_ERR(recur_run_string(rt,
+                             "coroutine.wrap(function()\n"
+                             "  local x <close> = setmetatable({}, {__close = function()\n"
+                             "    while true do end end})\n"
+                             "  while true do end\n"
+                             "end)()",
+                             NULL),
+            RECUR_ERR_BUDGET, "time limit exceeded");
+  CHECK_OK(recur_run_string(rt, "function spin() while true do end end", NULL));
+  int n = 0;
+  CHECK_ERR(recur_call(rt, "spin", 0, NULL, &n), RECUR_ERR_BUDGET, "time limit exceeded");
+  recur_free(rt);
+}
+
 /* ---- two runtimes ---- */
 
 static const char *lstm_script =
@@ -811,6 +840,7 @@ static void test_checkpoint_hijack(void) {
 }
 
 int main(void) {
+  alarm(120); /* a net against hangs only */
   test_checkpoint();
   test_checkpoint_hijack();
   test_values();
@@ -820,6 +850,7 @@ int main(void) {
   test_memory_limit();
   test_oom_push();
   test_budget();
+  test_time_limit();
   test_two_runtimes();
   test_no_sandbox();
   test_module_path();
