@@ -52,6 +52,10 @@ struct recur_runtime {
   int loader_env; /* registry ref: its private environment, kept when the runtime was made */
   int strmeta;    /* registry ref: strings' metatable during the host's checkpoint load */
   char *module_path;
+  void (*output)(void *ud, const char *text, size_t len); /* print's, NULL: stderr */
+  void *output_ud;
+  size_t output_limit; /* bytes per call, 0 = no cap */
+  size_t output_used;  /* this call */
   int nlent;
   struct {
     rb_tensor *u; /* the userdata the script got (anchored until the next call) */
@@ -134,6 +138,7 @@ static void reset_budget(recur_runtime *rt) {
   rt->budget_hit = 0;
   rt->time_hit = 0;
   rt->hook_raised_in = NULL;
+  rt->output_used = 0;
   rt->deadline = rt->time_limit ? now_ms() + rt->time_limit : 0;
   rt->limit_hit = 0;
   rt->ctx->work_used = 0;
@@ -717,6 +722,52 @@ static int sb_insert(lua_State *L) {
 }
 static int sb_remove(lua_State *L) {
   return sb_shift(L, "table.remove");
+}
+
+/* ---- print ----
+ * A script's print goes to the host's output callback (stderr by default), charged to the
+ * budget by bytes and capped per call, so that a loop of prints cannot flood the host. */
+
+static void put_output(recur_runtime *rt, const char *s, size_t len) {
+  if (rt->output)
+    rt->output(rt->output_ud, s, len);
+  else
+    fwrite(s, 1, len, stderr);
+}
+
+static int rt_print(lua_State *L) {
+  recur_runtime *rt = runtime_of(L);
+  int n = lua_gettop(L);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (int i = 1; i <= n; i++) {
+    size_t len;
+    if (i > 1) luaL_addchar(&b, '\t');
+    luaL_tolstring(L, i, &len); /* __tostring and __name run under the budget */
+    sb_charge(L, "print", (lua_Integer)len);
+    luaL_addvalue(&b);
+  }
+  luaL_addchar(&b, '\n');
+  luaL_pushresult(&b);
+  size_t len;
+  const char *s = lua_tolstring(L, -1, &len);
+  size_t room = len;
+  if (rt->output_limit) {
+    room = rt->output_used < rt->output_limit ? rt->output_limit - rt->output_used : 0;
+    if (room > len) room = len;
+  }
+  if (room > 0) put_output(rt, s, room);
+  if (room < len && (!rt->output_limit || rt->output_used <= rt->output_limit)) {
+    char note[128];
+    int k = snprintf(note, sizeof note,
+                     "%s[recur: print output past %zu bytes in one call is dropped]\n",
+                     room > 0 && s[room - 1] != '\n' ? "\n" : "", rt->output_limit);
+    put_output(rt, note, (size_t)k);
+    rt->output_used = rt->output_limit + 1; /* the note is written once */
+  } else {
+    rt->output_used += room;
+  }
+  return 0;
 }
 
 /* recur.threads: read-only in the sandbox (the host sets the thread count). */
@@ -1333,6 +1384,10 @@ static int job_open(lua_State *L, job *j) {
   lua_pushcfunction(L, sb_xpcall);
   lua_setglobal(L, "xpcall");
   guard_coroutines(L, rt);
+  if (rt->sandbox || rt->output) {
+    lua_pushcfunction(L, rt_print);
+    lua_setglobal(L, "print");
+  }
   keep_loader_env(L, rt, recur_idx);
   lua_gc(L, LUA_GCCOLLECT);
   return 0;
@@ -1344,6 +1399,7 @@ int recur_options_init(recur_options *opts) {
   if (!opts) return RECUR_ERR_ARGUMENT;
   memset(opts, 0, sizeof *opts);
   opts->sandbox = 1;
+  opts->output_limit = (size_t)64 << 10;
   return RECUR_OK;
 }
 
@@ -1370,6 +1426,9 @@ int recur_new(const recur_options *opts, recur_runtime **out) {
   rt->limit = opts->memory_limit;
   rt->budget = opts->instruction_budget;
   rt->time_limit = opts->time_limit_ms;
+  rt->output = opts->output;
+  rt->output_ud = opts->output_ud;
+  rt->output_limit = opts->output_limit;
   rt->hook_count = rt->budget && rt->budget < HOOK_COUNT ? (int)rt->budget : HOOK_COUNT;
   rt->sandbox = opts->sandbox ? 1 : 0;
   rt->threads = opts->threads;

@@ -79,10 +79,18 @@ typedef struct recur_options {
    * so work inside one C function is not interrupted. Past it the call fails with
    * RECUR_ERR_BUDGET ("time limit exceeded"). */
   uint64_t time_limit_ms;
+  /* Where print writes, in the sandbox (and without it, when set): output(output_ud, text,
+   * len) gets each line, "\n" included, not NUL-terminated. NULL: the host's stderr. */
+  void (*output)(void *output_ud, const char *text, size_t len);
+  void *output_ud;
+  /* Bytes print may write per call (64 KiB after recur_options_init; 0 = no cap). Past it the
+   * rest of the call's output is dropped, after one line that says so. Printing also charges
+   * the budget, one unit per 16 bytes. */
+  size_t output_limit;
 } recur_options;
 
 /* Fills opts with the defaults: no memory limit, no budget, sandbox on, threads 0,
- * module_path NULL, no time limit. */
+ * module_path NULL, no time limit, print to stderr with at most 64 KiB per call. */
 int recur_options_init(recur_options *opts);
 /* Creates a runtime; opts may be NULL for the defaults. On failure *out is NULL and, if
  * out is not NULL, the reason is lost with the runtime: see the status. */

@@ -469,6 +469,72 @@ static void test_time_limit(void) {
   recur_free(rt);
 }
 
+/* print goes to the host's callback, charged to the budget and capped per call. */
+typedef struct {
+  size_t bytes, calls;
+  char head[256], tail[256];
+} output_log;
+
+static void log_output(void *ud, const char *text, size_t len) {
+  output_log *g = ud;
+  if (g->bytes < sizeof g->head - 1) {
+    size_t k = len < sizeof g->head - 1 - g->bytes ? len : sizeof g->head - 1 - g->bytes;
+    memcpy(g->head + g->bytes, text, k);
+  }
+  size_t k = len < sizeof g->tail - 1 ? len : sizeof g->tail - 1;
+  memcpy(g->tail, text + len - k, k);
+  g->tail[k] = 0;
+  g->bytes += len;
+  g->calls++;
+}
+
+static void test_output(void) {
+  output_log log = {0};
+  recur_options o;
+  recur_options_init(&o);
+  CHECK(o.output == NULL && o.output_limit == 65536);
+  o.output = log_output;
+  o.output_ud = &log;
+  o.output_limit = 0; /* the budget alone */
+  o.instruction_budget = 10000;
+  recur_runtime *rt = NULL;
+  CHECK(recur_new(&o, &rt) == RECUR_OK);
+  if (!rt) return;
+  CHECK_OK(recur_run_string(rt, "print('a', 1, nil, true)", NULL));
+  CHECK(log.bytes == 13 && strcmp(log.head, "a\t1\tnil\ttrue\n") == 0);
+  log = (output_log){0};
+  /* the attack wrote 1.5 GB with 10,000 units: now one unit per 16 bytes */
+  CHECK_ERR(recur_run_string(rt, "local s = ('x'):rep(1e5) while true do print(s) end", NULL),
+            RECUR_ERR_BUDGET, "budget exceeded");
+  if (log.bytes > 16 * 10000) fprintf(stderr, "print wrote %zu bytes\n", log.bytes);
+  CHECK(log.bytes > 0 && log.bytes <= 16 * 10000);
+  log = (output_log){0};
+  CHECK_ERR(recur_run_string(rt, "while true do print('') end", NULL), RECUR_ERR_BUDGET,
+            "budget exceeded");
+  CHECK(log.bytes > 0 && log.bytes <= 10000);
+  recur_free(rt);
+  /* the cap: the rest of the call's output is dropped after one note */
+  log = (output_log){0};
+  o.instruction_budget = 0;
+  o.output_limit = 1000;
+  rt = NULL;
+  CHECK(recur_new(&o, &rt) == RECUR_OK);
+  if (!rt) return;
+  CHECK_OK(recur_run_string(rt, "for i = 1, 1000 do print(('y'):rep(99)) end", NULL));
+  CHECK(log.bytes > 1000 && log.bytes < 1100);
+  CHECK(strstr(log.tail, "print output past 1000 bytes in one call is dropped") != NULL);
+  log = (output_log){0};
+  CHECK_OK(recur_run_string(rt, "print('next call')", NULL)); /* a new call, a new allowance */
+  CHECK(strcmp(log.head, "next call\n") == 0);
+  /* __tostring runs under the budget */
+  CHECK_OK(recur_set_budget(rt, 100000));
+  CHECK_ERR(
+      recur_run_string(
+          rt, "print(setmetatable({}, {__tostring = function() while true do end end}))", NULL),
+      RECUR_ERR_BUDGET, "budget exceeded");
+  recur_free(rt);
+}
+
 /* ---- two runtimes ---- */
 
 static const char *lstm_script =
@@ -851,6 +917,7 @@ int main(void) {
   test_oom_push();
   test_budget();
   test_time_limit();
+  test_output();
   test_two_runtimes();
   test_no_sandbox();
   test_module_path();
