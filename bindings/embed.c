@@ -27,11 +27,12 @@ int rb_load_embedded(lua_State *L, const char *name);
 
 struct recur_runtime {
   lua_State *L;
-  rc_ctx *ctx;      /* the state's runtime context (one reference held here) */
-  size_t lua_bytes; /* Lua heap in use */
-  size_t limit;     /* memory limit, 0 = none */
-  int limit_hit;    /* an allocation was refused by the limit during this call */
-  uint64_t budget;  /* per call, 0 = none */
+  rc_ctx *ctx;       /* the state's runtime context (one reference held here) */
+  size_t lua_bytes;  /* Lua heap in use */
+  size_t lent_bytes; /* host arrays lent to the running call (counted by the limit) */
+  size_t limit;      /* memory limit, 0 = none */
+  int limit_hit;     /* an allocation was refused by the limit during this call */
+  uint64_t budget;   /* per call, 0 = none */
   int hook_count;
   int budget_hit;            /* the budget or the time limit is spent: the hook raises at once */
   int time_hit;              /* it was the time limit */
@@ -81,11 +82,11 @@ static void *rt_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   if (nsize == 0) {
     free(ptr);
     rt->lua_bytes -= old;
-    if (rt->ctx) rt->ctx->host_bytes = rt->lua_bytes;
+    if (rt->ctx) rt->ctx->host_bytes = rt->lua_bytes + rt->lent_bytes;
     return NULL;
   }
   if (nsize > old && rt->limit) {
-    size_t used = rt->lua_bytes + tensor_bytes(rt);
+    size_t used = rt->lua_bytes + rt->lent_bytes + tensor_bytes(rt);
     if (used >= rt->limit || nsize - old > rt->limit - used) {
       rt->limit_hit = 1;
       return NULL;
@@ -94,7 +95,7 @@ static void *rt_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   void *p = realloc(ptr, nsize);
   if (!p) return nsize <= old ? ptr : NULL; /* Lua assumes shrinking never fails */
   rt->lua_bytes = rt->lua_bytes - old + nsize;
-  if (rt->ctx) rt->ctx->host_bytes = rt->lua_bytes;
+  if (rt->ctx) rt->ctx->host_bytes = rt->lua_bytes + rt->lent_bytes;
   return p;
 }
 
@@ -262,6 +263,22 @@ static int record_error(recur_runtime *rt, job *j, int st) {
   return code;
 }
 
+/* A lent array counts against the memory limit while it is lent: if the script keeps it, the
+ * runtime must copy it when the call ends, and that copy must fit. */
+static void set_lent_bytes(recur_runtime *rt, size_t bytes) {
+  rt->lent_bytes = bytes;
+  rt->ctx->host_bytes = rt->lua_bytes + bytes;
+}
+
+static int lend_bytes(recur_runtime *rt, size_t bytes) {
+  if (rt->limit) {
+    size_t used = rt->lua_bytes + rt->lent_bytes + tensor_bytes(rt);
+    if (used >= rt->limit || bytes > rt->limit - used) return -1;
+  }
+  set_lent_bytes(rt, rt->lent_bytes + bytes);
+  return 0;
+}
+
 /* Ends the loan of host arrays: closes the userdata the script got and, if anything else
  * still uses the memory (a view, a saved tensor, a result), copies it into the runtime. */
 static void end_lent(recur_runtime *rt) {
@@ -277,6 +294,7 @@ static void end_lent(recur_runtime *rt) {
     rc_release(t);
   }
   rt->nlent = 0;
+  set_lent_bytes(rt, 0); /* copies took the place their loans held */
 }
 
 /* Runs a job that produces results (run, call, load): previous results are dropped, the budget
@@ -422,6 +440,13 @@ static void push_value(lua_State *L, job *j, const recur_value *v, int k, int an
     }
     if (rt->nlent >= RECUR_MAX_ARGS)
       job_error(L, j, RECUR_ERR_ARGUMENT, "more than %d lent tensors", RECUR_MAX_ARGS);
+    size_t bytes = (size_t)n * sizeof(float);
+    if (lend_bytes(rt, bytes) && (lua_gc(L, LUA_GCCOLLECT), lend_bytes(rt, bytes)))
+      job_error(L, j, RECUR_ERR_MEMORY,
+                "argument %d: memory limit exceeded by the lent array (%zu bytes; limit %zu, "
+                "%zu in use): a lent array counts while lent, as the runtime copies it if the "
+                "script keeps it",
+                k, bytes, rt->limit, rt->lua_bytes + rt->lent_bytes + tensor_bytes(rt));
     rc_tensor *t = rc_borrow(rt->ctx, ndim, v->as.tensor.shape, data);
     rb_push(L, t); /* owns t, or released it and raised */
     lua_pushvalue(L, -1);

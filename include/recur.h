@@ -135,7 +135,9 @@ typedef struct recur_value {
      * RECUR_COPY the script sees the host's memory itself: it must stay valid, and the host
      * must not touch it, until the call returns; the script may write into it (an output
      * buffer). When the call returns the lent tensor is closed; views of it or results that
-     * are the tensor itself keep a copy, so the runtime never touches the memory again. */
+     * are the tensor itself keep a copy, so the runtime never touches the memory again.
+     * While lent, the array counts against the memory limit (that copy must fit): lending
+     * more than the limit leaves fails with RECUR_ERR_MEMORY. */
     struct {
       float *data;
       int ndim;

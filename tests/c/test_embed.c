@@ -356,6 +356,66 @@ static void test_memory_limit(void) {
   CHECK(rt == NULL);
 }
 
+/* A lent array the script keeps is copied when the call ends: the copy must fit in the limit
+ * (it was made past it, by about the array's size, with no error). */
+static void test_lent_kept_limit(void) {
+  recur_options o;
+  recur_options_init(&o);
+  o.memory_limit = 4u << 20;
+  recur_runtime *rt = NULL;
+  CHECK(recur_new(&o, &rt) == RECUR_OK);
+  if (!rt) return;
+  CHECK_OK(
+      recur_run_string(rt,
+                       "function keep(x)\n"
+                       "  KEPT = x:narrow(1, 1, x:size(1))\n" /* a view: the runtime copies it */
+                       "  FILL = {}\n" /* then fill the memory up to the limit */
+                       "  pcall(function() while true do FILL[#FILL + 1] = recur.zeros(1024) "
+                       "end end)\n"
+                       "end",
+                       NULL));
+  enum { N = 256 * 1024 }; /* 1 MB */
+  float *x = malloc(N * sizeof *x);
+  CHECK(x != NULL);
+  if (!x) return;
+  for (int i = 0; i < N; i++) x[i] = (float)(i % 7);
+  recur_value arg = RECUR_ARRAY(x, 1, N);
+  int n = 0;
+  int rc = recur_call(rt, "keep", 1, &arg, &n);
+  recur_stats st;
+  CHECK_OK(recur_get_stats(rt, &st));
+  if (st.lua_bytes + st.tensor_bytes > st.memory_limit)
+    fprintf(stderr, "lent array kept: %zu bytes in use, limit %zu (status %d)\n",
+            st.lua_bytes + st.tensor_bytes, st.memory_limit, rc);
+  CHECK(st.lua_bytes + st.tensor_bytes <= st.memory_limit);
+  CHECK(rc == RECUR_OK || rc == RECUR_ERR_MEMORY);
+  /* the kept copy is intact and the host's array is free again */
+  for (int i = 0; i < N; i++) x[i] = -1;
+  CHECK_OK(recur_run_string(rt, "FILL = nil return KEPT:sum():item(), KEPT:size(1)", NULL));
+  double sum = 0;
+  for (int i = 0; i < N; i++) sum += i % 7;
+  CHECK(result_num(rt, 1) == sum && result_num(rt, 2) == N);
+  CHECK_OK(recur_run_string(rt, "KEPT = nil", NULL));
+  /* an array larger than the limit cannot be lent */
+  free(x);
+  enum { M = 2 * 1024 * 1024 }; /* 8 MB */
+  x = calloc(M, sizeof *x);
+  CHECK(x != NULL);
+  if (!x) return;
+  CHECK_OK(recur_run_string(rt, "function size(t) return t:size(1) end", NULL));
+  recur_value big = RECUR_ARRAY(x, 1, M);
+  CHECK_ERR(recur_call(rt, "size", 1, &big, &n), RECUR_ERR_MEMORY, "lent array");
+  big.as.tensor.ndim = 1;
+  big.as.tensor.shape[0] = N; /* a part of it fits */
+  CHECK_OK(recur_call(rt, "size", 1, &big, &n));
+  CHECK(result_num(rt, 1) == N);
+  CHECK_OK(recur_collect(rt));
+  CHECK_OK(recur_get_stats(rt, &st));
+  CHECK(st.lua_bytes + st.tensor_bytes < 1u << 20);
+  free(x);
+  recur_free(rt);
+}
+
 /* rb_push under memory pressure: the tensor is made, then the userdata allocation fails (a
  * 0-element tensor passes the limit check for its data, its header then fills the last bytes).
  * The heap is filled a little at a time so that some attempts land in that window; every
@@ -915,6 +975,7 @@ int main(void) {
   test_tensors();
   test_memory_limit();
   test_oom_push();
+  test_lent_kept_limit();
   test_budget();
   test_time_limit();
   test_output();
