@@ -56,7 +56,7 @@ typedef struct recur_runtime recur_runtime;
 typedef struct recur_options {
   /* Bytes of Lua's heap and tensor storage together; 0 = no limit. Going over it is a Lua
    * error in the script ("memory limit exceeded"); the host and the runtime carry on. The
-   * runtime itself needs about 64 KB. */
+   * runtime itself needs about 100 KB. */
   size_t memory_limit;
   /* Work one call (or run) may do: Lua VM instructions, plus tensor work at about one unit
    * per 16 floats touched or 64 multiply-adds; 0 = no limit. Past it the call fails with
