@@ -1203,11 +1203,23 @@ static void copy_table(lua_State *L, int idx) {
   }
 }
 
-/* require in the private environment: the private modules only (upvalue 1). */
+/* require in the private environment (upvalue 1: the private modules, 2: the environment):
+ * recur's own Lua modules only, compiled in the environment from the library's text. */
 static int private_require(lua_State *L) {
   const char *name = luaL_checkstring(L, 1);
-  if (lua_getfield(L, lua_upvalueindex(1), name) == LUA_TNIL)
+  if (lua_getfield(L, lua_upvalueindex(1), name) != LUA_TNIL) return 1;
+  if (rb_load_embedded(L, name) != LUA_OK)
     return luaL_error(L, "module '%s' is not available to the host's checkpoint loader", name);
+  lua_pushvalue(L, lua_upvalueindex(2));
+  lua_setupvalue(L, -2, 1); /* a main chunk's only upvalue is _ENV */
+  lua_pushstring(L, name);
+  lua_call(L, 1, 1);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_pushboolean(L, 1);
+  }
+  lua_pushvalue(L, -1);
+  lua_setfield(L, lua_upvalueindex(1), name);
   return 1;
 }
 
@@ -1266,7 +1278,8 @@ static void keep_loader_env(lua_State *L, recur_runtime *rt, int recur_idx) {
   lua_pop(L, 1);
   lua_setfield(L, mods, "recur");
   lua_pushvalue(L, mods);
-  lua_pushcclosure(L, private_require, 1);
+  lua_pushvalue(L, env);
+  lua_pushcclosure(L, private_require, 2);
   lua_setfield(L, env, "require");
   /* json.null, shared by the private json and the scripts' (preload wrapped); its metatable is
    * locked so that no script can give it an __eq or __index the loader would run */
@@ -1303,23 +1316,11 @@ static void keep_loader_env(lua_State *L, recur_runtime *rt, int recur_idx) {
   lua_settop(L, top);
 }
 
-/* Runs the embedded module name in the private environment env; leaves its value and stores
- * it as a private module (0 if this build lacks it). */
-static int run_private(lua_State *L, int env, const char *name) {
-  if (rb_load_embedded(L, name) != LUA_OK) {
-    lua_pop(L, 1);
-    return 0;
-  }
-  lua_pushvalue(L, env);
-  lua_setupvalue(L, -2, 1); /* a main chunk's only upvalue is _ENV */
+/* Pushes the private module name (compiled on first use). */
+static void require_private(lua_State *L, int env, const char *name) {
+  lua_getfield(L, env, "require");
   lua_pushstring(L, name);
   lua_call(L, 1, 1);
-  lua_getfield(L, env, "require");
-  lua_getupvalue(L, -1, 1); /* the private modules */
-  lua_pushvalue(L, -3);
-  lua_setfield(L, -2, name);
-  lua_pop(L, 2);
-  return 1;
 }
 
 /* recur.load's wrapper (init.lua), over the private functions it is given. */
@@ -1339,16 +1340,16 @@ static int make_loader(lua_State *L, recur_runtime *rt) {
   int top = lua_gettop(L);
   lua_rawgeti(L, LUA_REGISTRYINDEX, rt->loader_env);
   int env = lua_gettop(L);
-  int ok = run_private(L, env, "recur.json");
-  if (ok) {
-    lua_getfield(L, env, "json.null");
-    lua_setfield(L, -2, "null");
-    ok = run_private(L, env, "recur.checkpoint");
-  }
-  if (!ok) {
+  if (rb_load_embedded(L, "recur.checkpoint") != LUA_OK) { /* a build without it */
     lua_settop(L, top);
     return 0;
   }
+  lua_pop(L, 1);
+  require_private(L, env, "recur.json");
+  lua_getfield(L, env, "json.null");
+  lua_setfield(L, -2, "null");
+  lua_pop(L, 1);
+  require_private(L, env, "recur.checkpoint");
   if (luaL_loadbufferx(L, load_wrapper, sizeof load_wrapper - 1, "=recur_load_checkpoint", "t"))
     lua_error(L);
   lua_getfield(L, -2, "load");
