@@ -98,6 +98,14 @@ static const attack attacks[] = {
      "recur._function_ctx_mt = saved\n"
      "error(e, 0)",
      SCRIPT, ANY, "must not have __gc"},
+    /* a registry metatable a script could reach: a __gc added there would make later objects
+     * finalizable, and finalizers run with hooks off */
+    {"finalizer through recur.Size's metatable",
+     "local mt = getmetatable(recur.zeros(2):size())\n"
+     "pcall(function() mt.__gc = function() while true do end end end)\n"
+     "local s = recur.zeros(2):size() s = nil collectgarbage() collectgarbage()\n"
+     "return tostring(recur.zeros(2, 3):size())",
+     OK, ANY, NULL},
     {"collectgarbage stop", "collectgarbage('stop')", SCRIPT, ANY, "not available"},
     {"BLAS threads", "recur.threads(256)", SCRIPT, ANY, "host sets the thread count"},
     /* huge allocations */
