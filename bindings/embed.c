@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../include/recur.h"
 #include "bind.h"
@@ -20,29 +21,44 @@ int luaopen_recur(lua_State *L);
 void rb_sandbox_strings(lua_State *L, int string_table);
 /* bindings/sandbox_lib.c: the rest of the standard library, charging what it touches. */
 void rb_sandbox_lib(lua_State *L);
+/* bindings/module.c: pushes the compiled chunk of an embedded Lua module. */
+int rb_load_embedded(lua_State *L, const char *name);
 
 #define HOOK_COUNT 1000           /* instructions between budget checks */
 #define ERR_MAX ((size_t)1 << 16) /* longest error message kept */
 
 struct recur_runtime {
   lua_State *L;
-  rc_ctx *ctx;      /* the state's runtime context (one reference held here) */
-  size_t lua_bytes; /* Lua heap in use */
-  size_t limit;     /* memory limit, 0 = none */
-  int limit_hit;    /* an allocation was refused by the limit during this call */
-  uint64_t budget;  /* per call, 0 = none */
+  rc_ctx *ctx;       /* the state's runtime context (one reference held here) */
+  size_t lua_bytes;  /* Lua heap in use */
+  size_t lent_bytes; /* host arrays lent to the running call (counted by the limit) */
+  size_t limit;      /* memory limit, 0 = none */
+  int limit_hit;     /* an allocation was refused by the limit during this call */
+  uint64_t budget;   /* per call, 0 = none */
   int hook_count;
-  int budget_hit;
+  int budget_hit;            /* the budget or the time limit is spent: the hook raises at once */
+  int time_hit;              /* it was the time limit */
+  uint64_t time_limit;       /* ms per call, 0 = none */
+  uint64_t deadline;         /* of the running call, in now_ms() time; 0 = none */
+  lua_State *hook_raised_in; /* the thread the hook last raised in (this call) */
+  int dead;                  /* registry ref: weak set of coroutines killed by the hook */
   int sandbox;
   int threads;
   int busy;
   int broken;
-  int refs;      /* registry ref: the table of host references */
-  int anchors;   /* registry ref: lent tensor userdata of the running call */
-  int memmsg;    /* registry ref: the string "memory limit exceeded" */
-  int budgetmsg; /* registry ref: the string "instruction budget exceeded" */
-  int loader;    /* registry ref of recur.load as found at creation, or LUA_NOREF */
+  int refs;       /* registry ref: the table of host references */
+  int anchors;    /* registry ref: lent tensor userdata of the running call */
+  int memmsg;     /* registry ref: the string "memory limit exceeded" */
+  int budgetmsg;  /* registry ref: the string "instruction budget exceeded" */
+  int timemsg;    /* registry ref: the string "time limit exceeded" */
+  int loader;     /* registry ref: the host's checkpoint loader (made on first use) */
+  int loader_env; /* registry ref: its private environment, kept when the runtime was made */
+  int strmeta;    /* registry ref: strings' metatable during the host's checkpoint load */
   char *module_path;
+  void (*output)(void *ud, const char *text, size_t len); /* print's, NULL: stderr */
+  void *output_ud;
+  size_t output_limit; /* bytes per call, 0 = no cap */
+  size_t output_used;  /* this call */
   int nlent;
   struct {
     rb_tensor *u; /* the userdata the script got (anchored until the next call) */
@@ -82,11 +98,11 @@ static void *rt_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   if (nsize == 0) {
     free(ptr);
     rt->lua_bytes -= old;
-    if (rt->ctx) rt->ctx->host_bytes = rt->lua_bytes;
+    if (rt->ctx) rt->ctx->host_bytes = rt->lua_bytes + rt->lent_bytes;
     return NULL;
   }
   if (nsize > old && rt->limit) {
-    size_t used = rt->lua_bytes + tensor_bytes(rt);
+    size_t used = rt->lua_bytes + rt->lent_bytes + tensor_bytes(rt);
     if (used >= rt->limit || nsize - old > rt->limit - used) {
       rt->limit_hit = 1;
       /* Lua runs a full collection before it gives up: a walk of the heap, charged like
@@ -99,7 +115,7 @@ static void *rt_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   if (!p) return nsize <= old ? ptr : NULL; /* Lua assumes shrinking never fails */
   rt->lua_bytes = rt->lua_bytes - old + nsize;
   if (rt->ctx) {
-    rt->ctx->host_bytes = rt->lua_bytes;
+    rt->ctx->host_bytes = rt->lua_bytes + rt->lent_bytes;
     if (nsize > old) charge_alloc(rt, nsize);
   }
   return p;
@@ -113,19 +129,29 @@ static recur_runtime *runtime_of(lua_State *L) {
 
 /* ---- instruction budget ---- */
 
+static uint64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 /* Count hook (inherited by coroutines): adds the instructions since the last check to the
- * work counter that tensor ops charge too. Once the budget is spent it fires at every
- * instruction, so a script that catches the error with pcall cannot run on. */
+ * work counter that tensor ops charge too, and checks the call's deadline. Once the budget or
+ * the time is spent it fires at every instruction, so a script that catches the error with
+ * pcall cannot run on. */
 static void budget_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
   recur_runtime *rt = runtime_of(L);
   rc_ctx *c = rt->ctx;
   int count = lua_gethookcount(L);
   c->work_used += (uint64_t)count;
-  if (c->work_limit && c->work_used > c->work_limit) {
+  if (!rt->budget_hit && rt->deadline && now_ms() >= rt->deadline) rt->time_hit = 1;
+  if (rt->time_hit || (c->work_limit && c->work_used > c->work_limit)) {
     rt->budget_hit = 1;
+    rt->hook_raised_in = L;
     if (count != 1) lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, rt->budgetmsg); /* preallocated: cannot fail */
+    /* preallocated: cannot fail */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, rt->time_hit ? rt->timemsg : rt->budgetmsg);
     lua_error(L);
   }
   if (count != rt->hook_count) lua_sethook(L, budget_hook, LUA_MASKCOUNT, rt->hook_count);
@@ -133,6 +159,10 @@ static void budget_hook(lua_State *L, lua_Debug *ar) {
 
 static void reset_budget(recur_runtime *rt) {
   rt->budget_hit = 0;
+  rt->time_hit = 0;
+  rt->hook_raised_in = NULL;
+  rt->output_used = 0;
+  rt->deadline = rt->time_limit ? now_ms() + rt->time_limit : 0;
   rt->limit_hit = 0;
   rt->ctx->work_used = 0;
   rt->ctx->work_limit = rt->budget;
@@ -242,6 +272,8 @@ static int record_error(recur_runtime *rt, job *j, int st) {
            rt->limit, rt->lua_bytes, tensor_bytes(rt));
     else
       fail(rt, code, "out of memory");
+  } else if (code == RECUR_ERR_BUDGET && rt->time_hit) {
+    fail(rt, code, "time limit exceeded (%llu ms per call)", (unsigned long long)rt->time_limit);
   } else if (code == RECUR_ERR_BUDGET && (!msg || !strstr(msg, "budget"))) {
     fail(rt, code, "instruction budget exceeded (%llu per call)%s%s",
          (unsigned long long)rt->budget, msg ? ": " : "", msg ? msg : "");
@@ -251,6 +283,22 @@ static int record_error(recur_runtime *rt, job *j, int st) {
     fail(rt, code, "error (status %d)", st);
   }
   return code;
+}
+
+/* A lent array counts against the memory limit while it is lent: if the script keeps it, the
+ * runtime must copy it when the call ends, and that copy must fit. */
+static void set_lent_bytes(recur_runtime *rt, size_t bytes) {
+  rt->lent_bytes = bytes;
+  rt->ctx->host_bytes = rt->lua_bytes + bytes;
+}
+
+static int lend_bytes(recur_runtime *rt, size_t bytes) {
+  if (rt->limit) {
+    size_t used = rt->lua_bytes + rt->lent_bytes + tensor_bytes(rt);
+    if (used >= rt->limit || bytes > rt->limit - used) return -1;
+  }
+  set_lent_bytes(rt, rt->lent_bytes + bytes);
+  return 0;
 }
 
 /* Ends the loan of host arrays: closes the userdata the script got and, if anything else
@@ -268,6 +316,7 @@ static void end_lent(recur_runtime *rt) {
     rc_release(t);
   }
   rt->nlent = 0;
+  set_lent_bytes(rt, 0); /* copies took the place their loans held */
 }
 
 /* Runs a job that produces results (run, call, load): previous results are dropped, the budget
@@ -413,6 +462,13 @@ static void push_value(lua_State *L, job *j, const recur_value *v, int k, int an
     }
     if (rt->nlent >= RECUR_MAX_ARGS)
       job_error(L, j, RECUR_ERR_ARGUMENT, "more than %d lent tensors", RECUR_MAX_ARGS);
+    size_t bytes = (size_t)n * sizeof(float);
+    if (lend_bytes(rt, bytes) && (lua_gc(L, LUA_GCCOLLECT), lend_bytes(rt, bytes)))
+      job_error(L, j, RECUR_ERR_MEMORY,
+                "argument %d: memory limit exceeded by the lent array (%zu bytes; limit %zu, "
+                "%zu in use): a lent array counts while lent, as the runtime copies it if the "
+                "script keeps it",
+                k, bytes, rt->limit, rt->lua_bytes + rt->lent_bytes + tensor_bytes(rt));
     rc_tensor *t = rc_borrow(rt->ctx, ndim, v->as.tensor.shape, data);
     rb_push(L, t); /* owns t, or released it and raised */
     lua_pushvalue(L, -1);
@@ -489,13 +545,16 @@ static int job_call(lua_State *L, job *j) {
   return call_with_args(L, j);
 }
 
+static int make_loader(lua_State *L, recur_runtime *rt);
+
 static int job_load(lua_State *L, job *j) {
   recur_runtime *rt = j->rt;
-  if (rt->loader == LUA_NOREF)
+  if (!make_loader(L, rt))
     return job_error(L, j, RECUR_ERR_UNSUPPORTED,
-                     "recur_load_checkpoint: this build has no checkpoint loader (recur.load)%s",
-                     rt->sandbox ? " usable in the sandbox (it must be a C function)" : "");
-  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->anchors);
+                     "recur_load_checkpoint: this build has no checkpoint loader");
+  /* Stack use stays far below LUA_MINSTACK: restoring the metatable below cannot fail. */
+  lua_pushliteral(L, "");                      /* 1: a string, to reach strings' metatable */
+  if (!lua_getmetatable(L, 1)) lua_pushnil(L); /* 2: the one scripts see */
   lua_rawgeti(L, LUA_REGISTRYINDEX, rt->loader);
   lua_pushstring(L, j->chunk);
   int nargs = 1;
@@ -505,13 +564,17 @@ static int job_load(lua_State *L, job *j) {
     lua_setfield(L, -2, "optimizer");
     nargs = 2;
   }
-  /* The host asked for this file: the sandbox lets the loader read exactly it (never write). */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->strmeta);
+  lua_setmetatable(L, 1);
+  /* The host asked for this file: the loader may read exactly it (never write), in the
+   * sandbox as elsewhere. */
   rt->ctx->file_read_exception = j->chunk;
-  int rc = lua_pcall(L, nargs, LUA_MULTRET, 0);
+  int rc = lua_pcall(L, nargs, 1, 0);
   rt->ctx->file_read_exception = NULL;
+  lua_pushvalue(L, 2);
+  lua_setmetatable(L, 1);
   if (rc != LUA_OK) return lua_error(L);
-  lua_remove(L, 1);
-  return lua_gettop(L);
+  return 1;
 }
 
 /* References hold objects; numbers are read as values (and would look like luaL_ref's free
@@ -708,6 +771,52 @@ static int sb_remove(lua_State *L) {
   return sb_shift(L, "table.remove");
 }
 
+/* ---- print ----
+ * A script's print goes to the host's output callback (stderr by default), charged to the
+ * budget by bytes and capped per call, so that a loop of prints cannot flood the host. */
+
+static void put_output(recur_runtime *rt, const char *s, size_t len) {
+  if (rt->output)
+    rt->output(rt->output_ud, s, len);
+  else
+    fwrite(s, 1, len, stderr);
+}
+
+static int rt_print(lua_State *L) {
+  recur_runtime *rt = runtime_of(L);
+  int n = lua_gettop(L);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (int i = 1; i <= n; i++) {
+    size_t len;
+    if (i > 1) luaL_addchar(&b, '\t');
+    luaL_tolstring(L, i, &len); /* __tostring and __name run under the budget */
+    sb_charge(L, "print", (lua_Integer)len);
+    luaL_addvalue(&b);
+  }
+  luaL_addchar(&b, '\n');
+  luaL_pushresult(&b);
+  size_t len;
+  const char *s = lua_tolstring(L, -1, &len);
+  size_t room = len;
+  if (rt->output_limit) {
+    room = rt->output_used < rt->output_limit ? rt->output_limit - rt->output_used : 0;
+    if (room > len) room = len;
+  }
+  if (room > 0) put_output(rt, s, room);
+  if (room < len && (!rt->output_limit || rt->output_used <= rt->output_limit)) {
+    char note[128];
+    int k = snprintf(note, sizeof note,
+                     "%s[recur: print output past %zu bytes in one call is dropped]\n",
+                     room > 0 && s[room - 1] != '\n' ? "\n" : "", rt->output_limit);
+    put_output(rt, note, (size_t)k);
+    rt->output_used = rt->output_limit + 1; /* the note is written once */
+  } else {
+    rt->output_used += room;
+  }
+  return 0;
+}
+
 /* recur.threads: read-only in the sandbox (the host sets the thread count). */
 static int sb_threads(lua_State *L) {
   if (!lua_isnoneornil(L, 1))
@@ -859,12 +968,162 @@ static void translate_memerr(lua_State *L, int idx) {
   }
 }
 
+/* ---- coroutines killed by the hook ----
+ *
+ * When the budget hook raises its error inside a coroutine that does not catch it, Lua leaves
+ * that coroutine's hooks off (they are off while a hook runs, and the error leaves the hook by
+ * longjmp). Its pending __close handlers would then run unbudgeted, and endlessly if they loop,
+ * when coroutine.wrap or coroutine.close closes it. So resume, wrap and close note the
+ * coroutines the hook killed (a weak set, kept across calls) and never run their handlers:
+ * wrap re-raises the error, close returns false and "instruction budget exceeded". */
+
+static int mark_dead(lua_State *L) {
+  lua_pushboolean(L, 1);
+  lua_rawset(L, 1);
+  return 0;
+}
+
+/* If the coroutine at idx was killed by the hook, adds it to the set. */
+static void note_killed(lua_State *L, int idx) {
+  recur_runtime *rt = runtime_of(L);
+  if (!rt->budget_hit || rt->hook_raised_in != lua_tothread(L, idx)) return;
+  idx = lua_absindex(L, idx);
+  if (!lua_checkstack(L, 4)) {
+    rt->broken = 1; /* cannot keep the note: the runtime must not go on */
+    return;
+  }
+  size_t limit = rt->limit;
+  rt->limit = 0; /* a few bytes: must not fail on the limit */
+  lua_pushcfunction(L, mark_dead);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->dead);
+  lua_pushvalue(L, idx);
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+    lua_pop(L, 1);
+    rt->broken = 1;
+  }
+  rt->limit = limit;
+}
+
+/* 1 if the coroutine at idx died by the hook's error (its handlers must not run). */
+static int killed(lua_State *L, int idx) {
+  recur_runtime *rt = runtime_of(L);
+  lua_State *co = lua_tothread(L, idx);
+  int st = co ? lua_status(co) : LUA_OK;
+  if (st == LUA_OK || st == LUA_YIELD) return 0;
+  if (rt->budget_hit && rt->hook_raised_in == co) return 1;
+  idx = lua_absindex(L, idx);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->dead);
+  lua_pushvalue(L, idx);
+  int dead = lua_rawget(L, -2) != LUA_TNIL;
+  lua_pop(L, 2);
+  return dead;
+}
+
+/* After a resume: once the budget is spent, the resuming thread stops at its next instruction
+ * too (the hook only made the coroutine it fired in check at every instruction). */
+static void stop_if_spent(lua_State *L) {
+  if (runtime_of(L)->budget_hit) lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
+}
+
+/* coroutine.resume (upvalue 1: Lua's) */
 static int rt_resume(lua_State *L) {
+  int n = lua_gettop(L);
+  lua_pushvalue(L, 1); /* keep the coroutine below the results */
+  lua_insert(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 2);
+  lua_call(L, n, LUA_MULTRET);
+  if (!lua_toboolean(L, 2) && lua_gettop(L) >= 3) {
+    translate_memerr(L, 3);
+    note_killed(L, 1);
+  }
+  stop_if_spent(L);
+  return lua_gettop(L) - 1;
+}
+
+/* coroutine.close (upvalue 1: Lua's) */
+static int rt_close(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTHREAD);
+  if (killed(L, 1)) {
+    lua_pushboolean(L, 0);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, runtime_of(L)->budgetmsg);
+    return 2;
+  }
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_insert(L, 1);
   lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
-  if (!lua_toboolean(L, 1) && lua_gettop(L) >= 2) translate_memerr(L, 2);
   return lua_gettop(L);
+}
+
+/* The function coroutine.wrap returns (upvalue 1: the coroutine): Lua's, except that it does
+ * not close a coroutine the hook killed. */
+static int rt_wrapped(lua_State *L) {
+  lua_State *co = lua_tothread(L, lua_upvalueindex(1));
+  int narg = lua_gettop(L);
+  if (!lua_checkstack(co, narg)) return luaL_error(L, "too many arguments to resume");
+  lua_xmove(L, co, narg);
+  int nres = 0;
+  int st = lua_resume(co, L, narg, &nres);
+  stop_if_spent(L);
+  if (st == LUA_OK || st == LUA_YIELD) {
+    if (!lua_checkstack(L, nres + 1)) {
+      lua_pop(co, nres);
+      return luaL_error(L, "too many results to resume");
+    }
+    lua_xmove(co, L, nres);
+    return nres;
+  }
+  lua_xmove(co, L, 1); /* the error */
+  st = lua_status(co);
+  if (st != LUA_OK && st != LUA_YIELD) { /* the coroutine died */
+    lua_pushvalue(L, lua_upvalueindex(1));
+    if (killed(L, -1)) {
+      note_killed(L, -1);
+      lua_pop(L, 1);
+    } else {
+      lua_pop(L, 1);
+#if LUA_VERSION_RELEASE_NUM >= 50406
+      st = lua_closethread(co, L); /* close its to-be-closed variables */
+#else
+      st = lua_resetthread(co);
+#endif
+      lua_xmove(co, L, 1);
+    }
+  }
+  if (st != LUA_ERRMEM && lua_type(L, -1) == LUA_TSTRING) {
+    luaL_where(L, 1);
+    lua_insert(L, -2);
+    lua_concat(L, 2);
+  }
+  return lua_error(L);
+}
+
+/* coroutine.wrap */
+static int rt_wrap(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_State *co = lua_newthread(L);
+  lua_pushvalue(L, 1);
+  lua_xmove(L, co, 1);
+  lua_pushcclosure(L, rt_wrapped, 1);
+  return 1;
+}
+
+static void guard_coroutines(lua_State *L, recur_runtime *rt) {
+  lua_newtable(L);
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  rt->dead = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_getglobal(L, LUA_COLIBNAME);
+  if (lua_istable(L, -1)) {
+    int co = lua_gettop(L);
+    wrap(L, co, "resume", rt_resume);
+    wrap(L, co, "close", rt_close);
+    lua_pushcfunction(L, rt_wrap);
+    lua_setfield(L, co, "wrap");
+  }
+  lua_pop(L, 1);
 }
 
 static void nil_field(lua_State *L, int idx, const char *name) {
@@ -942,6 +1201,197 @@ static void apply_sandbox(lua_State *L, recur_runtime *rt, int recur_idx) {
   rb_sandbox_lib(L);
 }
 
+/* ---- the host's checkpoint loader ----
+ *
+ * recur_load_checkpoint runs the Lua half of recur.load (checkpoint.lua, json.lua) with the
+ * one file the host names readable. None of what it runs may be reachable by a script: a
+ * script that replaced require, pcall, table.pack, recur.json.decode, string.match or the
+ * checkpoint module's load would otherwise run inside the host's load, with its file access,
+ * and could hand the host a result of its choosing. So when the runtime is made, before any
+ * script runs, it keeps a private environment: copies of the standard functions and tables and
+ * of recur's table, and a require that finds only private modules. The host's first load
+ * compiles private copies of the two modules in it (from the library's own text), and while
+ * a host load runs, strings' metatable is a private one too (a string's methods are the
+ * string table's, which scripts share). */
+
+/* Pushes a shallow copy of the table at idx. */
+static void copy_table(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  lua_newtable(L);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, -4);
+  }
+}
+
+/* require in the private environment (upvalue 1: the private modules, 2: the environment):
+ * recur's own Lua modules only, compiled in the environment from the library's text. */
+static int private_require(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  if (lua_getfield(L, lua_upvalueindex(1), name) != LUA_TNIL) return 1;
+  if (rb_load_embedded(L, name) != LUA_OK)
+    return luaL_error(L, "module '%s' is not available to the host's checkpoint loader", name);
+  lua_pushvalue(L, lua_upvalueindex(2));
+  lua_setupvalue(L, -2, 1); /* a main chunk's only upvalue is _ENV */
+  lua_pushstring(L, name);
+  lua_call(L, 1, 1);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_pushboolean(L, 1);
+  }
+  lua_pushvalue(L, -1);
+  lua_setfield(L, lua_upvalueindex(1), name);
+  return 1;
+}
+
+static int null_tostring(lua_State *L) {
+  lua_pushliteral(L, "json.null");
+  return 1;
+}
+
+/* package.preload["recur.json"] for scripts: the module with the runtime's json.null
+ * (upvalue 2), so that the nulls of a checkpoint the host loaded compare equal to it. */
+static int json_preload(lua_State *L) {
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 1);
+  if (lua_istable(L, -1)) {
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_setfield(L, -2, "null");
+  }
+  return 1;
+}
+
+/* Sets rt->loader_env and rt->strmeta: run when the runtime is made, before any script. */
+static void keep_loader_env(lua_State *L, recur_runtime *rt, int recur_idx) {
+  int top = lua_gettop(L);
+  lua_newtable(L);
+  int env = lua_gettop(L);
+  lua_pushglobaltable(L);
+  lua_pushnil(L);
+  while (lua_next(L, env + 1)) { /* the base functions as they are now */
+    if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TFUNCTION) {
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, env);
+    } else {
+      lua_pop(L, 1);
+    }
+  }
+  static const char *const libs[] = {LUA_STRLIBNAME, LUA_TABLIBNAME, LUA_MATHLIBNAME,
+                                     LUA_UTF8LIBNAME, NULL};
+  for (int i = 0; libs[i]; i++) {
+    if (lua_getfield(L, env + 1, libs[i]) == LUA_TTABLE) {
+      copy_table(L, -1);
+      lua_setfield(L, env, libs[i]);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pushvalue(L, env);
+  lua_setfield(L, env, "_G");
+  lua_newtable(L); /* the private modules */
+  int mods = lua_gettop(L);
+  copy_table(L, recur_idx);
+  if (lua_getfield(L, recur_idx, "_safetensors") == LUA_TTABLE) {
+    copy_table(L, -1);
+    lua_setfield(L, -3, "_safetensors");
+  }
+  lua_pop(L, 1);
+  lua_setfield(L, mods, "recur");
+  lua_pushvalue(L, mods);
+  lua_pushvalue(L, env);
+  lua_pushcclosure(L, private_require, 2);
+  lua_setfield(L, env, "require");
+  /* json.null, shared by the private json and the scripts' (preload wrapped); its metatable is
+   * locked so that no script can give it an __eq or __index the loader would run */
+  lua_newtable(L);
+  lua_createtable(L, 0, 2);
+  lua_pushcfunction(L, null_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pushboolean(L, 0);
+  lua_setfield(L, -2, "__metatable");
+  lua_setmetatable(L, -2);
+  lua_getfield(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  if (lua_getfield(L, -1, "recur.json") == LUA_TFUNCTION) {
+    lua_pushvalue(L, -3);
+    lua_pushcclosure(L, json_preload, 2);
+    lua_setfield(L, -2, "recur.json");
+  } else {
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  lua_setfield(L, env, "json.null"); /* not a name: no module can see it */
+  lua_pushvalue(L, env);
+  rt->loader_env = luaL_ref(L, LUA_REGISTRYINDEX);
+  /* strings' metatable for the load: the current one with the private string table */
+  lua_pushliteral(L, "");
+  if (lua_getmetatable(L, -1))
+    copy_table(L, -1);
+  else
+    lua_newtable(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->loader_env);
+  lua_getfield(L, -1, LUA_STRLIBNAME);
+  lua_setfield(L, -3, "__index");
+  lua_pop(L, 1);
+  rt->strmeta = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_settop(L, top);
+}
+
+/* Pushes the private module name (compiled on first use). */
+static void require_private(lua_State *L, int env, const char *name) {
+  lua_getfield(L, env, "require");
+  lua_pushstring(L, name);
+  lua_call(L, 1, 1);
+}
+
+/* recur.load's wrapper (init.lua), over the private functions it is given. */
+static const char load_wrapper[] =
+    "local load, pcall, pack, unpack, tostring, error, gsub = ...\n"
+    "return function(...)\n"
+    "  local r = pack(pcall(load, ...))\n"
+    "  if not r[1] then error((gsub(tostring(r[2]), '^[^\\n]-%.lua:%d+: ', '')), 2) end\n"
+    "  return unpack(r, 2, r.n)\n"
+    "end\n";
+
+/* Sets rt->loader, compiling the private modules on the host's first load; 0 if this build
+ * has no Lua checkpoint loader. */
+static int make_loader(lua_State *L, recur_runtime *rt) {
+  if (rt->loader != LUA_NOREF) return 1;
+  if (rt->loader_env == LUA_NOREF) return 0;
+  int top = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, rt->loader_env);
+  int env = lua_gettop(L);
+  if (rb_load_embedded(L, "recur.checkpoint") != LUA_OK) { /* a build without it */
+    lua_settop(L, top);
+    return 0;
+  }
+  lua_pop(L, 1);
+  require_private(L, env, "recur.json");
+  lua_getfield(L, env, "json.null");
+  lua_setfield(L, -2, "null");
+  lua_pop(L, 1);
+  require_private(L, env, "recur.checkpoint");
+  if (luaL_loadbufferx(L, load_wrapper, sizeof load_wrapper - 1, "=recur_load_checkpoint", "t"))
+    lua_error(L);
+  lua_getfield(L, -2, "load");
+  lua_getfield(L, env, "pcall");
+  lua_getfield(L, env, LUA_TABLIBNAME);
+  lua_getfield(L, -1, "pack");
+  lua_getfield(L, -2, "unpack");
+  lua_remove(L, -3);
+  lua_getfield(L, env, "tostring");
+  lua_getfield(L, env, "error");
+  lua_getfield(L, env, LUA_STRLIBNAME);
+  lua_getfield(L, -1, "gsub");
+  lua_remove(L, -2);
+  lua_call(L, 7, 1);
+  rt->loader = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_settop(L, top);
+  return 1;
+}
+
 static int job_open(lua_State *L, job *j) {
   recur_runtime *rt = j->rt;
   if (rt->sandbox) {
@@ -975,24 +1425,19 @@ static int job_open(lua_State *L, job *j) {
   rt->memmsg = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pushliteral(L, "instruction budget exceeded");
   rt->budgetmsg = luaL_ref(L, LUA_REGISTRYINDEX);
-  /* The checkpoint loader, taken before any script runs. In the sandbox it may read only the
-   * one file the host names (rc_ctx.file_read_exception), so a script that replaced a function
-   * the loader calls gains nothing it could not read through the host anyway. */
-  lua_getfield(L, recur_idx, "load");
-  if (lua_isfunction(L, -1))
-    rt->loader = luaL_ref(L, LUA_REGISTRYINDEX);
-  else
-    lua_pop(L, 1);
+  lua_pushliteral(L, "time limit exceeded");
+  rt->timemsg = luaL_ref(L, LUA_REGISTRYINDEX);
   if (rt->sandbox) apply_sandbox(L, rt, recur_idx);
   lua_pushcfunction(L, sb_pcall);
   lua_setglobal(L, "pcall");
   lua_pushcfunction(L, sb_xpcall);
   lua_setglobal(L, "xpcall");
-  lua_getglobal(L, LUA_COLIBNAME);
-  if (lua_istable(L, -1)) {
-    wrap(L, lua_gettop(L), "resume", rt_resume);
+  guard_coroutines(L, rt);
+  if (rt->sandbox || rt->output) {
+    lua_pushcfunction(L, rt_print);
+    lua_setglobal(L, "print");
   }
-  lua_pop(L, 1);
+  keep_loader_env(L, rt, recur_idx);
   lua_gc(L, LUA_GCCOLLECT);
   return 0;
 }
@@ -1003,6 +1448,7 @@ int recur_options_init(recur_options *opts) {
   if (!opts) return RECUR_ERR_ARGUMENT;
   memset(opts, 0, sizeof *opts);
   opts->sandbox = 1;
+  opts->output_limit = (size_t)64 << 10;
   return RECUR_OK;
 }
 
@@ -1028,10 +1474,15 @@ int recur_new(const recur_options *opts, recur_runtime **out) {
   if (!rt) return RECUR_ERR_MEMORY;
   rt->limit = opts->memory_limit;
   rt->budget = opts->instruction_budget;
+  rt->time_limit = opts->time_limit_ms;
+  rt->output = opts->output;
+  rt->output_ud = opts->output_ud;
+  rt->output_limit = opts->output_limit;
   rt->hook_count = rt->budget && rt->budget < HOOK_COUNT ? (int)rt->budget : HOOK_COUNT;
   rt->sandbox = opts->sandbox ? 1 : 0;
   rt->threads = opts->threads;
-  rt->refs = rt->anchors = rt->memmsg = rt->budgetmsg = rt->loader = LUA_NOREF;
+  rt->refs = rt->anchors = rt->memmsg = rt->budgetmsg = rt->timemsg = rt->dead = rt->loader =
+      rt->loader_env = rt->strmeta = LUA_NOREF;
   if (opts->module_path && !(rt->module_path = strdup(opts->module_path))) {
     destroy(rt);
     return RECUR_ERR_MEMORY;
@@ -1118,11 +1569,7 @@ int recur_load_checkpoint_flags(recur_runtime *rt, const char *path, int flags, 
     return fail(rt, RECUR_ERR_ARGUMENT, "recur_load_checkpoint_flags: unknown flags 0x%x",
                 (unsigned)(flags & ~RECUR_LOAD_NO_OPTIMIZER));
   job j = {.rt = rt, .fn = job_load, .chunk = path, .flags = flags};
-  int denied = rt->ctx->files_denied;
-  rt->ctx->files_denied = 0;
-  int code = run_job(rt, &j, nresults);
-  rt->ctx->files_denied = denied;
-  return code;
+  return run_job(rt, &j, nresults);
 }
 
 int recur_add_module(recur_runtime *rt, const char *name, const char *source, size_t len) {

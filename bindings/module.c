@@ -31,6 +31,17 @@ static int load_embedded(lua_State *L, const rb_embedded *e) {
   return luaL_loadbufferx(L, (const char *)e->src, e->len, chunk, "t");
 }
 
+/* Pushes the compiled chunk of an embedded module, or returns the load status with the message
+ * pushed. The embedding API loads private copies of the checkpoint loader with it. */
+int rb_load_embedded(lua_State *L, const char *name) {
+  const rb_embedded *e = find_embedded(name);
+  if (!e) {
+    lua_pushfstring(L, "recur: embedded module %s is missing", name);
+    return LUA_ERRFILE;
+  }
+  return load_embedded(L, e);
+}
+
 /* package.preload loader for an embedded module (upvalue 1: its name). */
 static int preload_loader(lua_State *L) {
   const char *name = lua_tostring(L, lua_upvalueindex(1));

@@ -1064,6 +1064,12 @@ void rb_open_tensor(lua_State *L, int methods_idx, int module_idx) {
   luaL_newmetatable(L, "recur.Size");
   lua_pushcfunction(L, size_tostring);
   lua_setfield(L, -2, "__tostring");
+  /* getmetatable(size) shows its name, not the metatable: a __gc added to it would make every
+   * later Size finalizable (finalizers run without hooks, outside an embedding's budget) */
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "recur.Size");
+  lua_setfield(L, -2, "__name");
+  lua_setfield(L, -2, "__metatable");
   lua_pop(L, 1);
   rb_register(L, methods_idx, module_idx, methods, functions);
   /* metatable: __gc/__close present before any userdata gets it */

@@ -56,7 +56,7 @@ typedef struct recur_runtime recur_runtime;
 typedef struct recur_options {
   /* Bytes of Lua's heap and tensor storage together; 0 = no limit. Going over it is a Lua
    * error in the script ("memory limit exceeded"); the host and the runtime carry on. The
-   * runtime itself needs about 64 KB. */
+   * runtime itself needs about 100 KB. */
   size_t memory_limit;
   /* Work one call (or run) may do: Lua VM instructions, plus tensor work at about one unit
    * per 16 floats touched or 64 multiply-adds; 0 = no limit. Past it the call fails with
@@ -74,10 +74,23 @@ typedef struct recur_options {
    * (module names are restricted to letters, digits, '_', '-' and '.'). NULL: none. Without
    * the sandbox, package.path is used as usual. */
   const char *module_path;
+  /* Wall-clock time one call (or run) may take, in milliseconds; 0 = no limit. A second line
+   * behind the instruction budget, checked where the budget is (every 1000 Lua instructions),
+   * so work inside one C function is not interrupted. Past it the call fails with
+   * RECUR_ERR_BUDGET ("time limit exceeded"). */
+  uint64_t time_limit_ms;
+  /* Where print writes, in the sandbox (and without it, when set): output(output_ud, text,
+   * len) gets each line, "\n" included, not NUL-terminated. NULL: the host's stderr. */
+  void (*output)(void *output_ud, const char *text, size_t len);
+  void *output_ud;
+  /* Bytes print may write per call (64 KiB after recur_options_init; 0 = no cap). Past it the
+   * rest of the call's output is dropped, after one line that says so. Printing also charges
+   * the budget, one unit per 16 bytes. */
+  size_t output_limit;
 } recur_options;
 
 /* Fills opts with the defaults: no memory limit, no budget, sandbox on, threads 0,
- * module_path NULL. */
+ * module_path NULL, no time limit, print to stderr with at most 64 KiB per call. */
 int recur_options_init(recur_options *opts);
 /* Creates a runtime; opts may be NULL for the defaults. On failure *out is NULL and, if
  * out is not NULL, the reason is lost with the runtime: see the status. */
@@ -122,7 +135,9 @@ typedef struct recur_value {
      * RECUR_COPY the script sees the host's memory itself: it must stay valid, and the host
      * must not touch it, until the call returns; the script may write into it (an output
      * buffer). When the call returns the lent tensor is closed; views of it or results that
-     * are the tensor itself keep a copy, so the runtime never touches the memory again. */
+     * are the tensor itself keep a copy, so the runtime never touches the memory again.
+     * While lent, the array counts against the memory limit (that copy must fit): lending
+     * more than the limit leaves fails with RECUR_ERR_MEMORY. */
     struct {
       float *data;
       int ndim;
@@ -158,9 +173,11 @@ int recur_call(recur_runtime *rt, const char *name, int nargs, const recur_value
 /* Same, for a function held by reference (faster: no name lookup). */
 int recur_call_ref(recur_runtime *rt, recur_ref fn, int nargs, const recur_value *args,
                    int *nresults);
-/* Loads a checkpoint by calling the loader recur.load(path) (the safetensors reader), with
- * file access allowed for that call only; its return values become the results (take a
- * recur_ref to pass them to a script). RECUR_ERR_UNSUPPORTED if the build has no loader. */
+/* Loads a checkpoint as recur.load(path) does (the safetensors reader); the table it returns
+ * becomes result 1 (take a recur_ref to pass it to a script). The loader is the library's own,
+ * in private copies that no script can reach or replace (they are taken when the runtime is
+ * made), and it may read that one file only, never write. RECUR_ERR_UNSUPPORTED if the build
+ * has no loader. */
 int recur_load_checkpoint(recur_runtime *rt, const char *path, int *nresults);
 /* The same with flags: RECUR_LOAD_NO_OPTIMIZER calls recur.load(path, {optimizer = false}),
  * which leaves the optimizer's state unread (a host that only runs the model; with Adam that

@@ -122,8 +122,12 @@ describe("the example host", function()
     assert.truthy(out:find("talker: %d+ lines, %d+ characters, 0 reloads, 0 errors"))
   end)
 
+  -- The mechanism, not the machine's speed: a frame calls the voice until its time is spent and
+  -- then hands the frame back (at most the call that crossed the line runs over). Frame times
+  -- are bounded only by a generous net against hangs: a busy machine stretches each call.
   it("keeps within its per-frame time budget", function()
-    -- a voice that takes 0.5 ms a character and never ends its line: 2 ms buy about 4
+    -- a voice that takes at least 0.5 ms a character and never ends its line: a 2 ms frame
+    -- holds at most 4 calls before its time is spent, however slow the machine
     local dir = tmpdir()
     write(dir .. "/slow.lua", [[
       talker = {}
@@ -141,18 +145,25 @@ describe("the example host", function()
     local n = 0
     for chars, ms in out:gmatch("(%d+) chars in ([%d.]+) ms") do
       n = n + 1
-      assert.is_true(tonumber(ms) >= 2 and tonumber(ms) < 2 + 5, ms) -- plus at most one call
-      assert.is_true(tonumber(chars) >= 1 and tonumber(chars) <= 5, chars)
+      assert.is_true(tonumber(ms) >= 2, ms) -- it ran until its time was spent ...
+      assert.is_true(tonumber(chars) >= 1 and tonumber(chars) <= 5, chars) -- ... and no further
+      assert.is_true(tonumber(ms) < 10000, ms) -- a net against hangs only
     end
     assert.equal(5, n)
-    -- the checkpoint voice, uncapped, within the budget too
+    -- the checkpoint voice, uncapped: each frame ends when its time is spent or its line ends
+    -- (then it pauses a few frames, with no work)
     out, code = run(talker .. " --headless --frames 3 --fps 200 --chars-per-frame 100000 "
                     .. "--budget-ms 2 --checkpoint " .. checkpoint())
     assert.equal(0, code, out)
     n = 0
-    for ms in out:gmatch("chars in ([%d.]+) ms") do
+    local lines = 0
+    for chars, ms, l in out:gmatch('(%d+) chars in ([%d.]+) ms | line "[^"]*" | lines (%d+)') do
       n = n + 1
-      assert.is_true(tonumber(ms) < 2 + 5, ms)
+      chars, ms, l = tonumber(chars), tonumber(ms), tonumber(l)
+      assert.is_true(chars < 100000, out)
+      assert.is_true(ms >= 2 or l > lines or chars == 0, out)
+      assert.is_true(ms < 10000, ms)
+      lines = l
     end
     assert.equal(3, n)
   end)

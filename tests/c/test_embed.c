@@ -356,6 +356,66 @@ static void test_memory_limit(void) {
   CHECK(rt == NULL);
 }
 
+/* A lent array the script keeps is copied when the call ends: the copy must fit in the limit
+ * (it was made past it, by about the array's size, with no error). */
+static void test_lent_kept_limit(void) {
+  recur_options o;
+  recur_options_init(&o);
+  o.memory_limit = 4u << 20;
+  recur_runtime *rt = NULL;
+  CHECK(recur_new(&o, &rt) == RECUR_OK);
+  if (!rt) return;
+  CHECK_OK(
+      recur_run_string(rt,
+                       "function keep(x)\n"
+                       "  KEPT = x:narrow(1, 1, x:size(1))\n" /* a view: the runtime copies it */
+                       "  FILL = {}\n" /* then fill the memory up to the limit */
+                       "  pcall(function() while true do FILL[#FILL + 1] = recur.zeros(1024) "
+                       "end end)\n"
+                       "end",
+                       NULL));
+  enum { N = 256 * 1024 }; /* 1 MB */
+  float *x = malloc(N * sizeof *x);
+  CHECK(x != NULL);
+  if (!x) return;
+  for (int i = 0; i < N; i++) x[i] = (float)(i % 7);
+  recur_value arg = RECUR_ARRAY(x, 1, N);
+  int n = 0;
+  int rc = recur_call(rt, "keep", 1, &arg, &n);
+  recur_stats st;
+  CHECK_OK(recur_get_stats(rt, &st));
+  if (st.lua_bytes + st.tensor_bytes > st.memory_limit)
+    fprintf(stderr, "lent array kept: %zu bytes in use, limit %zu (status %d)\n",
+            st.lua_bytes + st.tensor_bytes, st.memory_limit, rc);
+  CHECK(st.lua_bytes + st.tensor_bytes <= st.memory_limit);
+  CHECK(rc == RECUR_OK || rc == RECUR_ERR_MEMORY);
+  /* the kept copy is intact and the host's array is free again */
+  for (int i = 0; i < N; i++) x[i] = -1;
+  CHECK_OK(recur_run_string(rt, "FILL = nil return KEPT:sum():item(), KEPT:size(1)", NULL));
+  double sum = 0;
+  for (int i = 0; i < N; i++) sum += i % 7;
+  CHECK(result_num(rt, 1) == sum && result_num(rt, 2) == N);
+  CHECK_OK(recur_run_string(rt, "KEPT = nil", NULL));
+  /* an array larger than the limit cannot be lent */
+  free(x);
+  enum { M = 2 * 1024 * 1024 }; /* 8 MB */
+  x = calloc(M, sizeof *x);
+  CHECK(x != NULL);
+  if (!x) return;
+  CHECK_OK(recur_run_string(rt, "function size(t) return t:size(1) end", NULL));
+  recur_value big = RECUR_ARRAY(x, 1, M);
+  CHECK_ERR(recur_call(rt, "size", 1, &big, &n), RECUR_ERR_MEMORY, "lent array");
+  big.as.tensor.ndim = 1;
+  big.as.tensor.shape[0] = N; /* a part of it fits */
+  CHECK_OK(recur_call(rt, "size", 1, &big, &n));
+  CHECK(result_num(rt, 1) == N);
+  CHECK_OK(recur_collect(rt));
+  CHECK_OK(recur_get_stats(rt, &st));
+  CHECK(st.lua_bytes + st.tensor_bytes < 1u << 20);
+  free(x);
+  recur_free(rt);
+}
+
 /* rb_push under memory pressure: the tensor is made, then the userdata allocation fails (a
  * 0-element tensor passes the limit check for its data, its header then fills the last bytes).
  * The heap is filled a little at a time so that some attempts land in that window; every
@@ -437,6 +497,102 @@ static void test_budget(void) {
   CHECK_ERR(recur_run_string(rt, "local a = recur.ones(512, 512) return recur.matmul(a, a)", NULL),
             RECUR_ERR_BUDGET, "matmul: instruction budget exceeded");
   CHECK_OK(recur_run_string(rt, "local a = recur.ones(64, 64) return recur.matmul(a, a)", NULL));
+  recur_free(rt);
+}
+
+/* The time limit: a second line behind the budget, checked by the same hook. No time is
+ * asserted: each script below runs forever unless the limit stops it. */
+static void test_time_limit(void) {
+  recur_options o;
+  recur_options_init(&o);
+  CHECK(o.time_limit_ms == 0);
+  o.time_limit_ms = 50; /* and no instruction budget */
+  recur_runtime *rt = NULL;
+  CHECK(recur_new(&o, &rt) == RECUR_OK);
+  if (!rt) return;
+  CHECK_ERR(recur_run_string(rt, "while true do end", NULL), RECUR_ERR_BUDGET,
+            "time limit exceeded (50 ms per call)");
+  CHECK_OK(recur_run_string(rt, "return 1", NULL)); /* the next call has its own time */
+  CHECK_ERR(recur_run_string(rt, "while true do pcall(function() while true do end end) end", NULL),
+            RECUR_ERR_BUDGET, "time limit exceeded");
+  CHECK_ERR(recur_run_string(rt,
+                             "coroutine.wrap(function()\n"
+                             "  local x <close> = setmetatable({}, {__close = function()\n"
+                             "    while true do end end})\n"
+                             "  while true do end\n"
+                             "end)()",
+                             NULL),
+            RECUR_ERR_BUDGET, "time limit exceeded");
+  CHECK_OK(recur_run_string(rt, "function spin() while true do end end", NULL));
+  int n = 0;
+  CHECK_ERR(recur_call(rt, "spin", 0, NULL, &n), RECUR_ERR_BUDGET, "time limit exceeded");
+  recur_free(rt);
+}
+
+/* print goes to the host's callback, charged to the budget and capped per call. */
+typedef struct {
+  size_t bytes, calls;
+  char head[256], tail[256];
+} output_log;
+
+static void log_output(void *ud, const char *text, size_t len) {
+  output_log *g = ud;
+  if (g->bytes < sizeof g->head - 1) {
+    size_t k = len < sizeof g->head - 1 - g->bytes ? len : sizeof g->head - 1 - g->bytes;
+    memcpy(g->head + g->bytes, text, k);
+  }
+  size_t k = len < sizeof g->tail - 1 ? len : sizeof g->tail - 1;
+  memcpy(g->tail, text + len - k, k);
+  g->tail[k] = 0;
+  g->bytes += len;
+  g->calls++;
+}
+
+static void test_output(void) {
+  output_log log = {0};
+  recur_options o;
+  recur_options_init(&o);
+  CHECK(o.output == NULL && o.output_limit == 65536);
+  o.output = log_output;
+  o.output_ud = &log;
+  o.output_limit = 0; /* the budget alone */
+  o.instruction_budget = 10000;
+  recur_runtime *rt = NULL;
+  CHECK(recur_new(&o, &rt) == RECUR_OK);
+  if (!rt) return;
+  CHECK_OK(recur_run_string(rt, "print('a', 1, nil, true)", NULL));
+  CHECK(log.bytes == 13 && strcmp(log.head, "a\t1\tnil\ttrue\n") == 0);
+  log = (output_log){0};
+  /* the attack wrote 1.5 GB with 10,000 units: now one unit per 16 bytes (a short line:
+   * making a long string is charged too, and would spend the budget before any print) */
+  CHECK_ERR(recur_run_string(rt, "local s = ('x'):rep(1000) while true do print(s) end", NULL),
+            RECUR_ERR_BUDGET, "budget exceeded");
+  if (log.bytes > 16 * 10000) fprintf(stderr, "print wrote %zu bytes\n", log.bytes);
+  CHECK(log.bytes > 0 && log.bytes <= 16 * 10000);
+  log = (output_log){0};
+  CHECK_ERR(recur_run_string(rt, "while true do print('') end", NULL), RECUR_ERR_BUDGET,
+            "budget exceeded");
+  CHECK(log.bytes > 0 && log.bytes <= 10000);
+  recur_free(rt);
+  /* the cap: the rest of the call's output is dropped after one note */
+  log = (output_log){0};
+  o.instruction_budget = 0;
+  o.output_limit = 1000;
+  rt = NULL;
+  CHECK(recur_new(&o, &rt) == RECUR_OK);
+  if (!rt) return;
+  CHECK_OK(recur_run_string(rt, "for i = 1, 1000 do print(('y'):rep(99)) end", NULL));
+  CHECK(log.bytes > 1000 && log.bytes < 1100);
+  CHECK(strstr(log.tail, "print output past 1000 bytes in one call is dropped") != NULL);
+  log = (output_log){0};
+  CHECK_OK(recur_run_string(rt, "print('next call')", NULL)); /* a new call, a new allowance */
+  CHECK(strcmp(log.head, "next call\n") == 0);
+  /* __tostring runs under the budget */
+  CHECK_OK(recur_set_budget(rt, 100000));
+  CHECK_ERR(
+      recur_run_string(
+          rt, "print(setmetatable({}, {__tostring = function() while true do end end}))", NULL),
+      RECUR_ERR_BUDGET, "budget exceeded");
   recur_free(rt);
 }
 
@@ -667,8 +823,10 @@ static void test_checkpoint(void) {
   CHECK_OK(recur_new(&o, &rt));
   recur_value p = RECUR_STR(path);
   CHECK_OK(recur_set_global(rt, "PATH", &p));
-  CHECK_OK(recur_run_string(rt, "recur.save(PATH, {tensors = {w = recur.tensor{{1, 2, 3}, {4, 5, 6}}}, "
-                                "meta = {who = 'host'}})", NULL));
+  CHECK_OK(recur_run_string(rt,
+                            "recur.save(PATH, {tensors = {w = recur.tensor{{1, 2, 3}, {4, 5, 6}}}, "
+                            "meta = {who = 'host'}})",
+                            NULL));
   recur_free(rt);
   rt = NULL;
   o.sandbox = 1;
@@ -706,15 +864,124 @@ static void test_checkpoint(void) {
   remove(path);
 }
 
+/* Scripts that replace what recur.load's Lua code uses, so as to run inside the host's next
+ * checkpoint load (which may read the file): each tries to write a file from there. The host's
+ * load must run none of it and still return the checkpoint. */
+static const char *const hijacks[] = {
+    "local ck = require 'recur.checkpoint' local l = ck.load\n"
+    "ck.load = function(p, ...) HIT = true pcall(ck.save, OWN, {tensors = {x = recur.ones(1)}})\n"
+    "  return l(p, ...) end",
+    "local p = pcall pcall = function(f, ...) HIT = true p(WRITE) return p(f, ...) end",
+    "local p = table.pack table.pack = function(...) HIT = true pcall(WRITE) return p(...) end",
+    "local u = table.unpack table.unpack = function(...) HIT = true pcall(WRITE) return u(...) end",
+    "local j = require 'recur.json' local d = j.decode\n"
+    "j.decode = function(...) HIT = true pcall(WRITE) return d(...) end",
+    "local r = require require = function(...) HIT = true pcall(WRITE) return r(...) end",
+    "getmetatable('').__index = function(s, k) HIT = true pcall(WRITE) return string[k] end",
+    "for _, k in ipairs{'match', 'gsub', 'find', 'sub', 'format', 'byte'} do\n"
+    "  local f = string[k] string[k] = function(...) HIT = true pcall(WRITE) return f(...) end\n"
+    "end",
+    "local ST = recur._safetensors local r = ST.read\n"
+    "ST.read = function(...) HIT = true pcall(WRITE) return r(...) end",
+    "for k, f in pairs(recur.Tensor) do\n"
+    "  recur.Tensor[k] = function(...) HIT = true pcall(WRITE) return f(...) end\n"
+    "end",
+    "for _, k in ipairs{'tostring', 'error', 'type', 'pairs', 'ipairs', 'tonumber', 'select'} do\n"
+    "  local f = _G[k] _G[k] = function(...) HIT = true pcall(WRITE) return f(...) end\n"
+    "end",
+    "local m = math.type math.type = function(...) HIT = true pcall(WRITE) return m(...) end\n"
+    "local l = utf8.len utf8.len = function(...) HIT = true pcall(WRITE) return l(...) end",
+    "recur.is_tensor = function() HIT = true pcall(WRITE) return true end",
+    "local null = require('recur.json').null\n"
+    "assert(not pcall(setmetatable, null, {__eq = function() HIT = true pcall(WRITE) end}))",
+    "package.loaded['recur.checkpoint'] = {load = function() HIT = true pcall(WRITE) return {} "
+    "end}\n"
+    "package.loaded['recur.json'] = {decode = function() HIT = true pcall(WRITE) return {} end}\n"
+    "package.preload['recur.checkpoint'] = function() HIT = true pcall(WRITE) return {} end",
+};
+
+static void test_checkpoint_hijack(void) {
+  char path[] = "/tmp/recur_embed_hjXXXXXX", own[64];
+  int fd = mkstemp(path);
+  CHECK(fd >= 0);
+  if (fd < 0) return;
+  close(fd);
+  snprintf(own, sizeof own, "%s.owned", path);
+  recur_options o;
+  recur_options_init(&o);
+  o.sandbox = 0;
+  recur_runtime *rt = NULL;
+  CHECK_OK(recur_new(&o, &rt));
+  recur_value p = RECUR_STR(path), w = RECUR_STR(own);
+  CHECK_OK(recur_set_global(rt, "PATH", &p));
+  CHECK_OK(recur_run_string(rt,
+                            "recur.save(PATH, {tensors = {w = recur.tensor{1, 2, 3}}, "
+                            "meta = {who = 'host', list = {1, require('recur.json').null, 3}}})",
+                            NULL));
+  recur_free(rt);
+  o.sandbox = 1;
+  for (size_t i = 0; i < sizeof hijacks / sizeof hijacks[0]; i++) {
+    rt = NULL;
+    CHECK_OK(recur_new(&o, &rt));
+    if (!rt) continue;
+    CHECK_OK(recur_set_global(rt, "OWN", &w));
+    CHECK_OK(recur_run_string(
+        rt,
+        "local write, ones = recur._safetensors.write, recur.ones\n"
+        "function WRITE() write(OWN, {'x'}, {ones(1)}, {}) end\n"
+        "local null = require('recur.json').null\n"
+        "function check(ck) local clean = HIT == nil\n"
+        "  return ck.tensors.w:sum():item(), ck.meta.who, ck.meta.list[2] == null, clean end",
+        "=setup"));
+    int n = 0;
+    /* the loader is compiled on the first load: before the script's changes, or after them */
+    if (i % 2) CHECK_OK(recur_load_checkpoint(rt, path, &n));
+    CHECK_OK(recur_run_string(rt, hijacks[i], "=hijack"));
+    int rc = recur_load_checkpoint(rt, path, &n);
+    if (rc != RECUR_OK) fprintf(stderr, "hijack %zu: %s\n", i + 1, last(rt));
+    CHECK(rc == RECUR_OK && n == 1);
+    FILE *f = fopen(own, "r");
+    if (f) fprintf(stderr, "hijack %zu wrote %s\n", i + 1, own);
+    CHECK(f == NULL);
+    if (f) fclose(f);
+    remove(own);
+    recur_ref ck = {0};
+    if (rc == RECUR_OK) CHECK_OK(recur_result_ref(rt, 1, &ck));
+    recur_value arg = RECUR_REFV(ck);
+    /* the script's own functions are back in place: check() may run them */
+    CHECK_OK(recur_call(rt, "check", 1, &arg, &n));
+    int b1 = 0, b2 = 0;
+    const char *who = NULL;
+    if (n == 4) {
+      recur_result_string(rt, 2, &who, NULL);
+      recur_result_boolean(rt, 3, &b1);
+      recur_result_boolean(rt, 4, &b2);
+    }
+    if (!(n == 4 && result_num(rt, 1) == 6 && who && strcmp(who, "host") == 0 && b1 && b2))
+      fprintf(stderr, "hijack %zu: wrong result or script code ran in the load\n", i + 1);
+    CHECK(n == 4 && result_num(rt, 1) == 6 && who && strcmp(who, "host") == 0 && b1 && b2);
+    if (ck.id) recur_ref_free(rt, ck);
+    /* the script still cannot write itself */
+    CHECK_ERR(recur_run_string(rt, "WRITE()", NULL), RECUR_ERR_SCRIPT, "file access is disabled");
+    recur_free(rt);
+  }
+  remove(path);
+}
+
 int main(void) {
+  alarm(120); /* a net against hangs only */
   test_checkpoint();
+  test_checkpoint_hijack();
   test_values();
   test_refs();
   test_errors();
   test_tensors();
   test_memory_limit();
   test_oom_push();
+  test_lent_kept_limit();
   test_budget();
+  test_time_limit();
+  test_output();
   test_two_runtimes();
   test_no_sandbox();
   test_module_path();
