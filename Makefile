@@ -37,12 +37,13 @@ $(BUILD)/%.o: %.c $(wildcard runtime/*.h bindings/*.h include/*.h)
 	@echo "CC $<"
 	@$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-# The nn kernels are branch-free loops meant for SIMD; these flags change no result (see the
-# header of runtime/nn_kernels.c).
-$(BUILD)/runtime/nn_kernels.o: CFLAGS += -O3 -fno-math-errno -fno-trapping-math
-# The fused cells' elementwise passes, for the same reasons (runtime/rnn_impl.h, RN_CLONES).
-$(BUILD)/runtime/rnn_lstm.o $(BUILD)/runtime/rnn_gru.o $(BUILD)/runtime/rnn_vanilla.o \
-  $(BUILD)/runtime/rnn_common.o: CFLAGS += -O3 -fno-math-errno -fno-trapping-math
+# The loops meant for SIMD: the kernel floor, the nn kernels, the optimizer updates and every
+# file of the fused cells (runtime/rnn_impl.h, RN_CLONES). These flags change no result (see
+# the header of runtime/nn_kernels.c).
+KERNEL_CFLAGS = -O3 -fno-math-errno -fno-trapping-math
+$(BUILD)/runtime/kernels.o $(BUILD)/runtime/nn_kernels.o $(BUILD)/runtime/optim.o: \
+  CFLAGS += $(KERNEL_CFLAGS)
+$(BUILD)/runtime/rnn_%.o: CFLAGS += $(KERNEL_CFLAGS)
 
 # The library: the runtime, the Lua bindings and the embedding API (a C test or a host links
 # only the objects it uses). Hosts also need Lua 5.4, OpenBLAS, zlib: see recur.pc.

@@ -1013,7 +1013,7 @@ static int m_newindex(lua_State *L) {
                       rc_shape_str(g, s1, sizeof s1), rc_shape_str(t, s2, sizeof s2));
     }
     /* a packed parameter's gradient stays its span of the flat gradient buffer: copied in */
-    if (rc_param_set_grad(t, g)) return rb_raise(L);
+    if (rc_set_grad(t, g)) return rb_raise(L);
     return 0;
   }
   return rb_error(L, "tensor: cannot set field '%s' (tensors have no user fields)",

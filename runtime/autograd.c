@@ -1,7 +1,5 @@
 #include "autograd.h"
 
-#include "nn.h"
-
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,7 +185,7 @@ static int accumulate_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
   rc_tensor *leaf = n->leaf;
   if (!leaf) return 0;
   /* a packed parameter accumulates into its slot of the arena's gradient buffer */
-  if (!leaf->grad && leaf->packed && rc_param_grad(leaf)) return -1;
+  if (!leaf->grad && leaf->packed && rc_grad_slot_attach(leaf)) return -1;
   if (!leaf->grad) {
     leaf->grad = rc_copy_contiguous(gout[0]);
     if (!leaf->grad) return -1;
@@ -221,13 +219,76 @@ int rc_set_requires_grad(rc_tensor *t, int flag) {
 void rc_zero_grad(rc_tensor *t) {
   /* a packed parameter's slot of the arena's gradient buffer reads as zeros once dropped (the
    * next backward attaches the same slot again) */
-  if (t->grad && rc_param_grad_is_slot(t, t->grad)) {
-    int64_t k = rc_numel(t->grad);
-    if (k) memset(rc_data(t->grad), 0, (size_t)k * sizeof(float));
-    rc_bump_version(t->grad);
-  }
+  if (t->grad && rc_grad_is_slot(t, t->grad)) rc_grad_slot_zero(t->grad);
   rc_release(t->grad);
   t->grad = NULL;
+}
+
+/* ---- parameter gradient slots ---- */
+
+rc_tensor *rc_grad_slot_at(rc_tensor *twin, const rc_tensor *p, int64_t off) {
+  int64_t st[RC_MAX_DIM], s = 1;
+  for (int d = p->ndim - 1; d >= 0; d--) {
+    st[d] = s;
+    s *= p->size[d];
+  }
+  rc_tensor *g = rc_raw_view(twin, p->ndim, p->size, st, off);
+  if (g) g->is_view = 0; /* not a view: a gradient is a leaf of its own */
+  return g;
+}
+
+int rc_grad_is_slot(const rc_tensor *p, const rc_tensor *g) {
+  const rc_tensor *tw = p->packed ? p->storage->grad_twin : NULL;
+  return tw && g && g->storage == tw->storage && g->offset == p->offset && rc_same_shape(g, p) &&
+         rc_is_contiguous(g);
+}
+
+void rc_grad_slot_zero(rc_tensor *g) {
+  int64_t k = rc_numel(g);
+  if (k) memset(rc_data(g), 0, (size_t)k * sizeof(float));
+  rc_bump_version(g);
+}
+
+int rc_grad_slot_attach(rc_tensor *p) {
+  if (p->grad || !p->packed) return 0;
+  rc_storage *s = p->storage;
+  rc_tensor *tw = s->grad_twin, *made = NULL;
+  if (!tw && !(tw = made = rc_zeros(p->ctx, 1, &s->n))) return -1;
+  rc_tensor *g = rc_grad_slot_at(tw, p, p->offset);
+  if (!g) {
+    rc_release(made);
+    return -1;
+  }
+  if (made)
+    s->grad_twin = made;
+  else
+    rc_grad_slot_zero(g); /* a gradient replaced by another tensor left its old values there */
+  p->grad = g;
+  return 0;
+}
+
+int rc_set_grad(rc_tensor *p, rc_tensor *g) {
+  if (!p->packed) { /* a tensor of its own: kept as given */
+    rc_retain(g);
+    rc_release(p->grad);
+    p->grad = g;
+    return 0;
+  }
+  if (g == p->grad) return 0;
+  if (p->grad && !rc_grad_is_slot(p, p->grad)) rc_zero_grad(p); /* not the slot: drop */
+  if (rc_grad_slot_attach(p)) return -1; /* the slot, the buffer made if missing */
+  if (rc_charge_elems(p->ctx, "grad", rc_numel(p->grad))) return -1; /* the copy below */
+  rc_tensor *src = g, *tmp = NULL;
+  /* g may overlap the slot (a view of the same gradient buffer): a strided copy goes through
+   * a temporary (the contiguous one is a memmove) */
+  if (g->storage == p->grad->storage && !(rc_is_contiguous(g) && rc_is_contiguous(p->grad))) {
+    if (!(tmp = rc_copy_contiguous(g))) return -1;
+    src = tmp;
+  }
+  rc_copy_into(p->grad, src);
+  rc_bump_version(p->grad);
+  rc_release(tmp);
+  return 0;
 }
 
 rc_tensor *rc_detach(rc_tensor *t) {

@@ -89,6 +89,29 @@ void rc_zero_grad(rc_tensor *t); /* drops t->grad */
 /* A new tensor sharing storage with t but cut from its history. */
 rc_tensor *rc_detach(rc_tensor *t);
 
+/* Parameter gradient slots. A packed parameter (rc_params_pack, nn.h) lives in an arena, one
+ * flat storage of values; the arena's gradient buffer is its storage's grad_twin, made
+ * zero-filled when first needed, and a packed parameter's gradient is always its slot: the span
+ * of that buffer at the parameter's own offset. Autograd accumulates into it, optimizers read
+ * it, packing moves it. */
+
+/* Makes sure p has a gradient when p is packed: its slot (the buffer made if missing; a slot
+ * re-attached after its gradient was replaced is zeroed). No-op when p has a gradient or is not
+ * packed. Autograd calls it before the first accumulation into a leaf, optimizers when they are
+ * built. */
+int rc_grad_slot_attach(rc_tensor *p);
+/* p.grad = g (g of p's shape: the caller checks). A packed parameter's gradient stays its
+ * slot (the buffer made if missing): g's values are copied into it and g itself is not kept.
+ * Any other tensor keeps a reference to g. */
+int rc_set_grad(rc_tensor *p, rc_tensor *g);
+/* Is g the packed parameter p's slot of its arena's gradient buffer? */
+int rc_grad_is_slot(const rc_tensor *p, const rc_tensor *g);
+/* A header over twin's storage shaped like p, contiguous from element off: the slot of a
+ * parameter shaped like p at that offset (a leaf, not a view). NULL when out of memory. */
+rc_tensor *rc_grad_slot_at(rc_tensor *twin, const rc_tensor *p, int64_t off);
+/* Fills slot g with zeros and bumps its version. */
+void rc_grad_slot_zero(rc_tensor *g);
+
 /* Sums g over broadcast dimensions so that it has shape s (used by every binary op).
  * Returns a new reference (g itself retained when the shapes already match). */
 rc_tensor *rc_sum_to_shape(rc_tensor *g, const rc_shape *s);

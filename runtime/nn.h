@@ -77,25 +77,13 @@ int rc_is_param(const rc_tensor *t);
  *
  * Gradients: an arena has one gradient buffer, its storage's grad_twin, made (zero-filled)
  * when first needed; a packed parameter's gradient is always the span of it at the same
- * offset as its values. With want_grad, or when some p[i] already has a gradient, the
- * buffer is made or kept up: every p[i]->grad becomes its slot (a gradient kept elsewhere --
- * the old arena's, one autograd made before packing, one set by hand -- is copied in, none
- * reads as zeros) and *flat_grad is the 1-D span over them; otherwise nothing is allocated
- * for gradients and *flat_grad = NULL. */
+ * offset as its values (its slot: autograd.h). With want_grad, or when some p[i] already has a
+ * gradient, the buffer is made or kept up: every p[i]->grad becomes its slot (a gradient kept
+ * elsewhere -- the old arena's, one autograd made before packing, one set by hand -- is copied in,
+ * none reads as zeros) and *flat_grad is the 1-D span over them; otherwise nothing is allocated for
+ * gradients and *flat_grad = NULL. */
 int rc_params_pack(rc_ctx *c, rc_tensor **p, int n, int want_grad, rc_tensor **flat,
                    rc_tensor **flat_grad);
-
-/* Makes sure p has a gradient when p is packed: its slot of the arena's gradient buffer
- * (the buffer made zero-filled if missing; a slot re-attached after its gradient was replaced
- * is zeroed). No-op when p has a gradient or is not packed. Autograd calls it before the
- * first accumulation into a leaf, optimizers when they are built. */
-int rc_param_grad(rc_tensor *p);
-/* p.grad = g (g of p's shape: the caller checks). A packed parameter's gradient stays its
- * slot of the arena's gradient buffer (the buffer made if missing): g's values are copied
- * into it and g itself is not kept. Any other tensor keeps a reference to g. */
-int rc_param_set_grad(rc_tensor *p, rc_tensor *g);
-/* Is g the packed parameter p's slot of its arena's gradient buffer? */
-int rc_param_grad_is_slot(const rc_tensor *p, const rc_tensor *g);
 
 /* Fills t (at least 2-D; trailing dims are flattened into columns) with a (semi-)orthogonal
  * matrix times gain, from the QR decomposition of a standard-normal draw with the signs of

@@ -1,6 +1,6 @@
 /* Vectorizable elementwise kernels for the nn layer: exp, tanh and sigmoid without libm
- * calls (libm's tanhf and expm1f took a third of a small MLP's training step), and the
- * optimizer/clipping loops. Every loop is branch-free so that the compiler turns it into
+ * calls (libm's tanhf and expm1f took a third of a small MLP's training step), relu and the
+ * activations' backward. Every loop is branch-free so that the compiler turns it into
  * SIMD code. The Makefile compiles this file with -O3 -fno-math-errno -fno-trapping-math: GCC
  * 12's -O2 does not vectorize loops of unknown trip count, errno keeps sqrtf scalar, and
  * trapping math keeps float-to-int conversions from being if-converted. None of these flags
@@ -12,18 +12,9 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "kernels.h"
 #include "nn.h"
 #include "nn_internal.h"
-
-/* Wider SIMD where the CPU has it: GCC builds an AVX-512, an AVX2 and a baseline version of
- * each hot kernel and picks one at load time. With -std=c11 GCC contracts nothing into FMA and
- * every operation here is correctly rounded IEEE, so all versions give identical bits. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) &&       \
-    !defined(RECUR_NO_CLONES)
-#define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define CLONES
-#endif
 
 /* exp(x) by Cody-Waite range reduction x = n ln2 + r, |r| <= ln2 / 2, a degree-6 polynomial
  * for e^r (Cephes' expf coefficients) and 2^n built in the exponent bits (n = 128, the top of
@@ -75,25 +66,25 @@ static inline float sigmoid_approx(float x) {
   return 1.0f / (1.0f + exp_approx(-x));
 }
 
-CLONES void rc_exp_kernel(const float *x, float *y, int64_t n) {
+RC_CLONES void rc_exp_kernel(const float *x, float *y, int64_t n) {
   for (int64_t i = 0; i < n; i++) y[i] = exp_approx(x[i]);
 }
 
-CLONES void rc_tanh_kernel(const float *x, float *y, int64_t n) {
+RC_CLONES void rc_tanh_kernel(const float *x, float *y, int64_t n) {
   for (int64_t i = 0; i < n; i++) y[i] = tanh_approx(x[i]);
 }
 
-CLONES void rc_sigmoid_kernel(const float *x, float *y, int64_t n) {
+RC_CLONES void rc_sigmoid_kernel(const float *x, float *y, int64_t n) {
   for (int64_t i = 0; i < n; i++) y[i] = sigmoid_approx(x[i]);
 }
 
-CLONES void rc_relu_kernel(const float *x, float *y, int64_t n) {
+RC_CLONES void rc_relu_kernel(const float *x, float *y, int64_t n) {
   for (int64_t i = 0; i < n; i++) y[i] = x[i] < 0.0f ? 0.0f : x[i];
 }
 
 /* g * f'(x) written in terms of the output y. */
-CLONES void rc_act_backward_kernel(rc_act act, const float *y, const float *g, float *out,
-                                   int64_t n) {
+RC_CLONES void rc_act_backward_kernel(rc_act act, const float *y, const float *g, float *out,
+                                      int64_t n) {
   switch (act) {
   case RC_ACT_TANH:
     for (int64_t i = 0; i < n; i++) out[i] = g[i] * (1.0f - y[i] * y[i]);
@@ -111,156 +102,4 @@ CLONES void rc_act_backward_kernel(rc_act act, const float *y, const float *g, f
     memcpy(out, g, (size_t)n * sizeof(float));
     break;
   }
-}
-
-/* out[j] += sum_i g[i * cols + j] (bias gradients) */
-CLONES void rc_colsum_add(const float *g, int64_t rows, int64_t cols, float *out) {
-  for (int64_t i = 0; i < rows; i++) {
-    const float *r = g + i * cols;
-    for (int64_t j = 0; j < cols; j++) out[j] += r[j];
-  }
-}
-
-/* ---- optimizer updates: one call per parameter, all arrays of length n ---- */
-
-CLONES void rc_k_sgd(float *p, const float *g, float *buf, int64_t n, float lr, float momentum,
-                     float keep, float wd, int nesterov, int first) {
-  if (momentum == 0.0f) {
-    if (wd == 0.0f) {
-      for (int64_t i = 0; i < n; i++) p[i] -= lr * g[i];
-    } else {
-      for (int64_t i = 0; i < n; i++) p[i] -= lr * (g[i] + wd * p[i]);
-    }
-    return;
-  }
-  if (first) {
-    for (int64_t i = 0; i < n; i++) buf[i] = g[i] + wd * p[i];
-  } else {
-    for (int64_t i = 0; i < n; i++) buf[i] = momentum * buf[i] + keep * (g[i] + wd * p[i]);
-  }
-  if (nesterov) {
-    for (int64_t i = 0; i < n; i++) p[i] -= lr * ((g[i] + wd * p[i]) + momentum * buf[i]);
-  } else {
-    for (int64_t i = 0; i < n; i++) p[i] -= lr * buf[i];
-  }
-}
-
-/* eps_in_sqrt = 0: p -= lr g / (sqrt(acc) + eps) (PyTorch); 1: p -= lr g / sqrt(acc + eps)
- * (TensorFlow, where eps = 0 and the accumulator starts at 0.1). */
-CLONES void rc_k_adagrad(float *p, const float *g, float *acc, int64_t n, float clr, float wd,
-                         float eps, int eps_in_sqrt) {
-  if (eps_in_sqrt) {
-    for (int64_t i = 0; i < n; i++) {
-      float d = g[i] + wd * p[i];
-      float a = acc[i] + d * d;
-      acc[i] = a;
-      p[i] -= clr * d / sqrtf(a + eps);
-    }
-    return;
-  }
-  for (int64_t i = 0; i < n; i++) {
-    float d = g[i] + wd * p[i];
-    float a = acc[i] + d * d;
-    acc[i] = a;
-    p[i] -= clr * d / (sqrtf(a) + eps);
-  }
-}
-
-/* one loop per combination of options, so that each one vectorizes */
-#define RMSPROP_LOOP(CENTERED, MOMENTUM, IN_SQRT)                                                  \
-  for (int64_t i = 0; i < n; i++) {                                                                \
-    float d = g[i] + wd * p[i];                                                                    \
-    float s = alpha * sq[i] + one_m * d * d;                                                       \
-    sq[i] = s;                                                                                     \
-    float v = s;                                                                                   \
-    if (CENTERED) {                                                                                \
-      float ga = alpha * gavg[i] + one_m * d;                                                      \
-      gavg[i] = ga;                                                                                \
-      v = s - ga * ga;                                                                             \
-    }                                                                                              \
-    float den = IN_SQRT ? sqrtf(v + eps) : sqrtf(v) + eps;                                         \
-    if (MOMENTUM) {                                                                                \
-      float b = momentum * mom[i] + d / den;                                                       \
-      mom[i] = b;                                                                                  \
-      p[i] -= lr * b;                                                                              \
-    } else {                                                                                       \
-      p[i] -= lr * d / den;                                                                        \
-    }                                                                                              \
-  }
-
-CLONES void rc_k_rmsprop(float *p, const float *g, float *sq, float *mom, float *gavg, int64_t n,
-                         float lr, float alpha, float one_m, float eps, float wd, float momentum,
-                         int eps_in_sqrt) {
-  int variant = (gavg ? 4 : 0) | (mom ? 2 : 0) | (eps_in_sqrt ? 1 : 0);
-  switch (variant) {
-  case 0:
-    RMSPROP_LOOP(0, 0, 0) break;
-  case 1:
-    RMSPROP_LOOP(0, 0, 1) break;
-  case 2:
-    RMSPROP_LOOP(0, 1, 0) break;
-  case 3:
-    RMSPROP_LOOP(0, 1, 1) break;
-  case 4:
-    RMSPROP_LOOP(1, 0, 0) break;
-  case 5:
-    RMSPROP_LOOP(1, 0, 1) break;
-  case 6:
-    RMSPROP_LOOP(1, 1, 0) break;
-  default:
-    RMSPROP_LOOP(1, 1, 1) break;
-  }
-}
-#undef RMSPROP_LOOP
-
-/* Adam (decoupled = 0: weight decay added to the gradient) and AdamW (decoupled = 1:
- * p *= decay = 1 - lr wd first). PyTorch's formula: p -= step * m / (sqrt(v) / sbc2 + eps)
- * with step = lr / (1 - beta1^t), sbc2 = sqrt(1 - beta2^t). The caller computes the scalars
- * (and 1 - beta) in double, as PyTorch does in Python, so that the float32 results agree. */
-CLONES void rc_k_adam(float *p, const float *g, float *m, float *v, int64_t n, float beta1,
-                      float one_m_b1, float beta2, float one_m_b2, float eps, float wd,
-                      int decoupled, float decay, float step, float sbc2) {
-  float cwd = decoupled ? 0.0f : wd;
-  if (!decoupled) decay = 1.0f;
-  for (int64_t i = 0; i < n; i++) {
-    float pi = p[i] * decay;
-    float d = g[i] + cwd * p[i];
-    float mi = beta1 * m[i] + one_m_b1 * d;
-    float vi = beta2 * v[i] + one_m_b2 * d * d;
-    m[i] = mi;
-    v[i] = vi;
-    p[i] = pi - step * mi / (sqrtf(vi) / sbc2 + eps);
-  }
-}
-
-CLONES double rc_k_sumsq(const float *g, int64_t n) {
-  /* 16 float lanes (vectorized) over blocks of 1024 elements, blocks added in double:
-   * deterministic, fast and accurate enough for a norm */
-  double total = 0;
-  int64_t i = 0;
-  for (; i + 1024 <= n; i += 1024) {
-    float acc[16] = {0};
-    for (int64_t k = 0; k < 1024; k += 16)
-      for (int j = 0; j < 16; j++) acc[j] += g[i + k + j] * g[i + k + j];
-    double s = 0;
-    for (int j = 0; j < 16; j++) s += acc[j];
-    total += s;
-  }
-  for (; i < n; i++) total += (double)g[i] * g[i];
-  return total;
-}
-
-CLONES void rc_k_scale(float *g, int64_t n, float s) {
-  for (int64_t i = 0; i < n; i++) g[i] *= s;
-}
-
-CLONES void rc_k_clamp(float *g, int64_t n, float lo, float hi) {
-  for (int64_t i = 0; i < n; i++) {
-    float v = g[i] < lo ? lo : g[i];
-    g[i] = v > hi ? hi : v;
-  }
-}
-
-CLONES void rc_k_add(float *a, const float *b, int64_t n) {
-  for (int64_t i = 0; i < n; i++) a[i] += b[i];
 }

@@ -1,11 +1,11 @@
-/* Parameter arenas (one flat buffer of values per model, and its gradient buffer, made when
- * first needed), the orthogonal initializer and gradient clipping. */
+/* Parameter arenas (one flat buffer of values per model; its gradient buffer and the slots in
+ * it belong to autograd.c), the orthogonal initializer and gradient clipping. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels.h"
 #include "nn.h"
-#include "nn_internal.h"
 
 rc_tensor *rc_param_from(rc_tensor *base) {
   if (!base) return NULL;
@@ -47,74 +47,6 @@ static void move_to(rc_tensor *t, rc_tensor *to, int64_t off, rc_tensor *tmp) {
 static rc_tensor *flat_view(rc_tensor *base, int64_t off, int64_t n) {
   int64_t st = 1;
   return rc_raw_view(base, 1, &n, &st, off);
-}
-
-/* A header over twin's storage shaped like p, contiguous from element off: p's gradient slot
- * (not a view: a gradient is a leaf of its own). */
-static rc_tensor *slot_at(rc_tensor *twin, const rc_tensor *p, int64_t off) {
-  int64_t st[RC_MAX_DIM], s = 1;
-  for (int d = p->ndim - 1; d >= 0; d--) {
-    st[d] = s;
-    s *= p->size[d];
-  }
-  rc_tensor *g = rc_raw_view(twin, p->ndim, p->size, st, off);
-  if (g) g->is_view = 0;
-  return g;
-}
-
-/* Is g the packed parameter p's slot of its arena's gradient buffer? */
-int rc_param_grad_is_slot(const rc_tensor *p, const rc_tensor *g) {
-  const rc_tensor *tw = p->packed ? p->storage->grad_twin : NULL;
-  return tw && g && g->storage == tw->storage && g->offset == p->offset && rc_same_shape(g, p) &&
-         rc_is_contiguous(g);
-}
-
-static void zero_slot(rc_tensor *g) {
-  int64_t k = rc_numel(g);
-  if (k) memset(rc_data(g), 0, (size_t)k * sizeof(float));
-  rc_bump_version(g);
-}
-
-int rc_param_grad(rc_tensor *p) {
-  if (p->grad || !p->packed) return 0;
-  rc_storage *s = p->storage;
-  rc_tensor *tw = s->grad_twin, *made = NULL;
-  if (!tw && !(tw = made = rc_zeros(p->ctx, 1, &s->n))) return -1;
-  rc_tensor *g = slot_at(tw, p, p->offset);
-  if (!g) {
-    rc_release(made);
-    return -1;
-  }
-  if (made)
-    s->grad_twin = made;
-  else
-    zero_slot(g); /* a gradient replaced by another tensor left its old values there */
-  p->grad = g;
-  return 0;
-}
-
-int rc_param_set_grad(rc_tensor *p, rc_tensor *g) {
-  if (!p->packed) { /* a tensor of its own: kept as given */
-    rc_retain(g);
-    rc_release(p->grad);
-    p->grad = g;
-    return 0;
-  }
-  if (g == p->grad) return 0;
-  if (p->grad && !rc_param_grad_is_slot(p, p->grad)) rc_zero_grad(p); /* not the slot: drop */
-  if (rc_param_grad(p)) return -1; /* the slot, the buffer made if missing */
-  if (rc_charge_elems(p->ctx, "grad", rc_numel(p->grad))) return -1; /* the copy below */
-  rc_tensor *src = g, *tmp = NULL;
-  /* g may overlap the slot (a view of the same gradient buffer): a strided copy goes through
-   * a temporary (the contiguous one is a memmove) */
-  if (g->storage == p->grad->storage && !(rc_is_contiguous(g) && rc_is_contiguous(p->grad))) {
-    if (!(tmp = rc_copy_contiguous(g))) return -1;
-    src = tmp;
-  }
-  rc_copy_into(p->grad, src);
-  rc_bump_version(p->grad);
-  rc_release(tmp);
-  return 0;
 }
 
 int rc_params_pack(rc_ctx *c, rc_tensor **p, int n, int want_grad, rc_tensor **flat,
@@ -186,8 +118,8 @@ int rc_params_pack(rc_ctx *c, rc_tensor **p, int n, int want_grad, rc_tensor **f
   for (int i = 0; i < n; i++) {
     rc_tensor *t = p[i];
     if (F && !(tmp[2 * i] = rc_raw_view(t, 0, NULL, NULL, 0))) goto fail;
-    if (grads && (F || !rc_param_grad_is_slot(t, t->grad)) &&
-        !(tmp[2 * i + 1] = slot_at(TW, t, base + off)))
+    if (grads && (F || !rc_grad_is_slot(t, t->grad)) &&
+        !(tmp[2 * i + 1] = rc_grad_slot_at(TW, t, base + off)))
       goto fail;
     off += rc_numel(t);
   }
@@ -214,7 +146,7 @@ int rc_params_pack(rc_ctx *c, rc_tensor **p, int n, int want_grad, rc_tensor **f
       if (t->grad && rc_same_shape(t->grad, t))
         rc_read_floats(t->grad, rc_data(g));
       else if (!made)
-        zero_slot(g);
+        rc_grad_slot_zero(g);
       rc_bump_version(g);
       rc_release(t->grad);
       t->grad = g;

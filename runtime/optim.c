@@ -1,5 +1,6 @@
-/* Optimizers (formulas in optim.h). The arithmetic lives in nn_kernels.c, one vectorized loop
- * per parameter. */
+/* Optimizers (formulas in optim.h): the state, its checks, and the arithmetic, one vectorized
+ * loop per parameter. The Makefile compiles this file with the kernel flags (-O3
+ * -fno-math-errno -fno-trapping-math, see runtime/nn_kernels.c), which change no result. */
 #include "optim.h"
 
 #include <math.h>
@@ -7,7 +8,7 @@
 #include <string.h>
 
 #include "autograd.h"
-#include "nn_internal.h"
+#include "kernels.h"
 
 const char *const rc_optim_name[RC_OPTIM_COUNT] = {"SGD", "Adagrad", "RMSProp", "Adam", "AdamW"};
 
@@ -117,7 +118,7 @@ rc_optim *rc_optim_new(rc_ctx *c, rc_optim_kind kind, const rc_optim_opts *o, rc
   /* packed parameters get their gradient slots now (the arena's gradient buffer is made when
    * first needed: an optimizer needs it), zeros until a backward reaches them */
   for (int i = 0; i < n; i++)
-    if (rc_param_grad(params[i])) {
+    if (rc_grad_slot_attach(params[i])) {
       rc_error_prefix(c, fn);
       return NULL;
     }
@@ -158,6 +159,118 @@ oom: /* the allocator's message: the memory limit or a failed malloc */
   rc_optim_free(opt);
   rc_error_prefix(c, fn);
   return NULL;
+}
+
+/* ---- the updates: one call per parameter, all arrays of length n ---- */
+
+static RC_CLONES void rc_k_sgd(float *p, const float *g, float *buf, int64_t n, float lr,
+                               float momentum, float keep, float wd, int nesterov, int first) {
+  if (momentum == 0.0f) {
+    if (wd == 0.0f) {
+      for (int64_t i = 0; i < n; i++) p[i] -= lr * g[i];
+    } else {
+      for (int64_t i = 0; i < n; i++) p[i] -= lr * (g[i] + wd * p[i]);
+    }
+    return;
+  }
+  if (first) {
+    for (int64_t i = 0; i < n; i++) buf[i] = g[i] + wd * p[i];
+  } else {
+    for (int64_t i = 0; i < n; i++) buf[i] = momentum * buf[i] + keep * (g[i] + wd * p[i]);
+  }
+  if (nesterov) {
+    for (int64_t i = 0; i < n; i++) p[i] -= lr * ((g[i] + wd * p[i]) + momentum * buf[i]);
+  } else {
+    for (int64_t i = 0; i < n; i++) p[i] -= lr * buf[i];
+  }
+}
+
+/* eps_in_sqrt = 0: p -= lr g / (sqrt(acc) + eps) (PyTorch); 1: p -= lr g / sqrt(acc + eps)
+ * (TensorFlow, where eps = 0 and the accumulator starts at 0.1). */
+static RC_CLONES void rc_k_adagrad(float *p, const float *g, float *acc, int64_t n, float clr,
+                                   float wd, float eps, int eps_in_sqrt) {
+  if (eps_in_sqrt) {
+    for (int64_t i = 0; i < n; i++) {
+      float d = g[i] + wd * p[i];
+      float a = acc[i] + d * d;
+      acc[i] = a;
+      p[i] -= clr * d / sqrtf(a + eps);
+    }
+    return;
+  }
+  for (int64_t i = 0; i < n; i++) {
+    float d = g[i] + wd * p[i];
+    float a = acc[i] + d * d;
+    acc[i] = a;
+    p[i] -= clr * d / (sqrtf(a) + eps);
+  }
+}
+
+/* one loop per combination of options, so that each one vectorizes */
+#define RMSPROP_LOOP(CENTERED, MOMENTUM, IN_SQRT)                                                  \
+  for (int64_t i = 0; i < n; i++) {                                                                \
+    float d = g[i] + wd * p[i];                                                                    \
+    float s = alpha * sq[i] + one_m * d * d;                                                       \
+    sq[i] = s;                                                                                     \
+    float v = s;                                                                                   \
+    if (CENTERED) {                                                                                \
+      float ga = alpha * gavg[i] + one_m * d;                                                      \
+      gavg[i] = ga;                                                                                \
+      v = s - ga * ga;                                                                             \
+    }                                                                                              \
+    float den = IN_SQRT ? sqrtf(v + eps) : sqrtf(v) + eps;                                         \
+    if (MOMENTUM) {                                                                                \
+      float b = momentum * mom[i] + d / den;                                                       \
+      mom[i] = b;                                                                                  \
+      p[i] -= lr * b;                                                                              \
+    } else {                                                                                       \
+      p[i] -= lr * d / den;                                                                        \
+    }                                                                                              \
+  }
+
+static RC_CLONES void rc_k_rmsprop(float *p, const float *g, float *sq, float *mom, float *gavg,
+                                   int64_t n, float lr, float alpha, float one_m, float eps,
+                                   float wd, float momentum, int eps_in_sqrt) {
+  int variant = (gavg ? 4 : 0) | (mom ? 2 : 0) | (eps_in_sqrt ? 1 : 0);
+  switch (variant) {
+  case 0:
+    RMSPROP_LOOP(0, 0, 0) break;
+  case 1:
+    RMSPROP_LOOP(0, 0, 1) break;
+  case 2:
+    RMSPROP_LOOP(0, 1, 0) break;
+  case 3:
+    RMSPROP_LOOP(0, 1, 1) break;
+  case 4:
+    RMSPROP_LOOP(1, 0, 0) break;
+  case 5:
+    RMSPROP_LOOP(1, 0, 1) break;
+  case 6:
+    RMSPROP_LOOP(1, 1, 0) break;
+  default:
+    RMSPROP_LOOP(1, 1, 1) break;
+  }
+}
+#undef RMSPROP_LOOP
+
+/* Adam (decoupled = 0: weight decay added to the gradient) and AdamW (decoupled = 1:
+ * p *= decay = 1 - lr wd first). PyTorch's formula: p -= step * m / (sqrt(v) / sbc2 + eps)
+ * with step = lr / (1 - beta1^t), sbc2 = sqrt(1 - beta2^t). The caller computes the scalars
+ * (and 1 - beta) in double, as PyTorch does in Python, so that the float32 results agree. */
+static RC_CLONES void rc_k_adam(float *p, const float *g, float *m, float *v, int64_t n,
+                                float beta1, float one_m_b1, float beta2, float one_m_b2, float eps,
+                                float wd, int decoupled, float decay, float step, float sbc2) {
+  float cwd = decoupled ? 0.0f : wd;
+  if (!decoupled) decay = 1.0f;
+  for (int64_t i = 0; i < n; i++) {
+    float pi = p[i] * decay;
+    float d = g[i] + cwd * p[i];
+    float mi = beta1 * m[i] + one_m_b1 * d;
+    float vi = beta2 * v[i] + one_m_b2 * d * d;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = pi - step * mi / (sqrtf(vi) / sbc2 + eps);
+  }
 }
 
 int rc_optim_step(rc_optim *opt) {

@@ -45,35 +45,6 @@ static const rn_ops *ops_of(rc_cell_kind kind, int reset_after) {
 
 /* ---- kernels ---- */
 
-void rn_gemm(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int ta, const float *B,
-             int64_t ldb, int tb, float *C, int64_t ldc, float alpha, float beta) {
-  if (M <= 0 || N <= 0) return;
-  /* beta 0 must overwrite NaN: OpenBLAS's sgemm writes zeros for beta 0, but its sgemv and
-   * an empty product scale C instead, so clear C first there */
-  if (beta == 0.0f && (M == 1 || K <= 0))
-    for (int64_t i = 0; i < M; i++) memset(C + i * ldc, 0, (size_t)N * sizeof(float));
-  if (K <= 0) {
-    if (beta != 0.0f && beta != 1.0f)
-      for (int64_t i = 0; i < M; i++)
-        for (int64_t j = 0; j < N; j++) C[i * ldc + j] *= beta;
-    return;
-  }
-  if (M == 1) {
-    /* c = alpha op(B)^T a + beta c, a = row 0 of op(A) (stride lda when A is stored [K, 1]) */
-    blasint inca = ta ? (blasint)lda : 1;
-    if (!tb) /* B [K, N]: c = B^T a */
-      cblas_sgemv(CblasRowMajor, CblasTrans, (blasint)K, (blasint)N, alpha, B, (blasint)ldb, A,
-                  inca, beta, C, 1);
-    else /* B [N, K]: c = B a */
-      cblas_sgemv(CblasRowMajor, CblasNoTrans, (blasint)N, (blasint)K, alpha, B, (blasint)ldb, A,
-                  inca, beta, C, 1);
-    return;
-  }
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-              (blasint)M, (blasint)N, (blasint)K, alpha, A, (blasint)lda, B, (blasint)ldb, beta, C,
-              (blasint)ldc);
-}
-
 RN_CLONES void rn_colsum_add(const float *a, int64_t rows, int64_t cols, int64_t ld, float *out) {
   float *restrict o = out;
   for (int64_t i = 0; i < rows; i++) {

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "autograd.h"
-#include "nn_internal.h"
+#include "kernels.h"
 
 /* One block holds the storage header and the 64-byte-aligned data after it; a fresh tensor
  * (rc_empty) also puts its own header in front, so making a tensor costs one malloc (small
@@ -336,7 +336,7 @@ int rc_copy_into(rc_tensor *dst, rc_tensor *src) {
 }
 
 void rc_add_into(rc_tensor *dst, rc_tensor *src) {
-  /* the common case (gradient accumulation): one vectorized loop (nn_kernels.c) */
+  /* the common case (gradient accumulation): one vectorized loop (kernels.c) */
   if (rc_is_contiguous(dst) && rc_is_contiguous(src) && rc_same_shape(dst, src)) {
     rc_k_add(rc_data(dst), rc_data(src), rc_numel(dst));
     return;

@@ -26,7 +26,7 @@ typedef struct rc_storage {
   rc_ctx *ctx;
   int flags; /* RC_STORAGE_* */
   /* a parameter arena's gradient buffer (rc_params_pack, nn.h): a 1-D tensor of n elements
-   * (owned reference), NULL until a gradient is first needed (rc_param_grad) */
+   * (owned reference), NULL until a gradient is first needed (rc_grad_slot_attach) */
   struct rc_tensor *grad_twin;
 } rc_storage;
 
