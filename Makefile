@@ -16,7 +16,7 @@ LUA_LIB = -llua5.4
 PREFIX ?= /usr/local
 RUNTIME_SRC = $(sort $(wildcard runtime/*.c))
 # The embedding API (include/recur.h) lives in the host library only, not in the Lua module.
-EMBED_SRC = bindings/embed.c bindings/sandbox_lib.c bindings/sandbox_str.c
+EMBED_SRC = bindings/embed.c bindings/sandbox.c bindings/sandbox_lib.c bindings/sandbox_str.c
 BINDINGS_SRC = $(filter-out bindings/recur_cli.c $(EMBED_SRC),$(sort $(wildcard bindings/*.c)))
 LUA_SRC = $(shell find bindings/lua -name '*.lua' | sort)
 CTEST_SRC = $(sort $(wildcard tests/c/*.c))
