@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "embed_internal.h"
+#include "host_runtime.h"
 
 int luaopen_recur(lua_State *L);
 

@@ -1,4 +1,4 @@
-/* The guards of a runtime's scripts (embed_internal.h): the instruction budget (a count hook
+/* The guards of a runtime's scripts (host_runtime.h): the instruction budget (a count hook
  * plus the runtime's work counter), the sandbox (no io, os but clock and time, debug, C
  * loaders, binary chunks or string.dump; no __gc from scripts; require searches preload and the
  * host's path; the standard functions that loop in C charge the budget), pcall, xpcall,
@@ -11,7 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "embed_internal.h"
+#include "host_runtime.h"
 
 /* bindings/sandbox_str.c: string.find/match/gmatch/gsub that charge the work budget. */
 void rb_sandbox_strings(lua_State *L, int string_table);

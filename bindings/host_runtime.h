@@ -1,8 +1,8 @@
-/* What the host API (embed.c) and the guards of a runtime's scripts (sandbox.c) share: the
- * runtime's state and the few entry points from one file into the other. Private to
- * bindings/: hosts see only include/recur.h. */
-#ifndef RECUR_EMBED_INTERNAL_H
-#define RECUR_EMBED_INTERNAL_H
+/* A host's runtime (the struct behind include/recur.h's opaque recur_runtime), shared by the
+ * host API (embed.c) and the guards of the runtime's scripts (sandbox.c), with the entry
+ * points of sandbox.c that embed.c calls. Private to bindings/: hosts see only recur.h. */
+#ifndef RECUR_HOST_RUNTIME_H
+#define RECUR_HOST_RUNTIME_H
 
 #include "../include/recur.h"
 #include "bind.h"
