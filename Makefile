@@ -16,9 +16,9 @@ LUA_LIB = -llua5.4
 PREFIX ?= /usr/local
 RUNTIME_SRC = $(sort $(wildcard runtime/*.c))
 # The embedding API (include/recur.h) lives in the host library only, not in the Lua module.
-EMBED_SRC = bindings/embed.c bindings/sandbox_lib.c bindings/sandbox_str.c
+EMBED_SRC = bindings/embed.c bindings/sandbox.c bindings/sandbox_lib.c bindings/sandbox_str.c
 BINDINGS_SRC = $(filter-out bindings/recur_cli.c $(EMBED_SRC),$(sort $(wildcard bindings/*.c)))
-LUA_SRC = $(shell find bindings/lua -name '*.lua' | sort)
+LUA_SRC = $(shell find lib -name '*.lua' | sort)
 CTEST_SRC = $(sort $(wildcard tests/c/*.c))
 
 RUNTIME_OBJ = $(RUNTIME_SRC:%.c=$(BUILD)/%.o)
@@ -84,7 +84,7 @@ install: $(BUILD)/librecur.a $(BUILD)/librecur.so tools/recur.pc.in
 
 $(BUILD)/embedded_lua.c: $(LUA_SRC) tools/embed_lua.sh
 	@mkdir -p $(BUILD)
-	sh tools/embed_lua.sh $@ bindings/lua
+	sh tools/embed_lua.sh $@ lib
 
 $(BUILD)/embedded_lua.o: $(BUILD)/embedded_lua.c
 	@echo "CC $<"

@@ -1,6 +1,7 @@
-/* Shared glue for the Lua bindings: the tensor userdata, argument checks and errors.
- * Bindings never do math: they check arguments, convert (1-based Lua indices to the
- * runtime's 0-based ones), call runtime/, and push results. */
+/* The binding toolkit (bindings/bind.c), shared by every bindings file: the tensor userdata's
+ * layout, the per-state runtime context, argument checks, errors, registration; and every
+ * bindings file's entry point. Bindings never do math: they check arguments, convert (1-based Lua
+ * indices to the runtime's 0-based ones), call runtime/, and push results. */
 #ifndef RECUR_BIND_H
 #define RECUR_BIND_H
 
@@ -19,6 +20,8 @@ typedef struct {
 
 /* Per-Lua-state data (stored in the registry): the runtime context. */
 rc_ctx *rb_ctx(lua_State *L);
+/* Pushes the per-state data, to give a closure as upvalue 1 as rb_setfuncs does. */
+void rb_push_state(lua_State *L);
 
 /* Pushes t as a new userdata; takes over the caller's reference. If t is NULL, raises the
  * runtime's error message (so `return rb_push(L, rc_op(...))` is the usual idiom). */
@@ -41,6 +44,8 @@ int rb_raise(lua_State *L);
 /* Argument checks; each raises "fn: argument #i ..." on failure. */
 rc_tensor *rb_check(lua_State *L, int idx); /* a live tensor */
 rc_tensor *rb_test(lua_State *L, int idx);  /* tensor or NULL (no error) */
+/* The userdata at idx if it is a tensor, closed (t == NULL) or not; else NULL. */
+rb_tensor *rb_to_tensor(lua_State *L, int idx);
 int rb_is_tensor(lua_State *L, int idx);
 /* Tensor argument, or a number turned into a 0-d tensor (new ref in *owned). */
 rc_tensor *rb_check_tensor_or_number(lua_State *L, int idx, rc_tensor **owned);

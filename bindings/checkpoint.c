@@ -1,5 +1,5 @@
 /* Lua bindings of the safetensors reader and writer (runtime/safetensors.h), in the internal
- * table recur._safetensors; recur.save / recur.load (bindings/lua/recur/checkpoint.lua) build
+ * table recur._safetensors; recur.save / recur.load (lib/recur/checkpoint.lua) build
  * checkpoints on them.
  *
  *   write(path, names, tensors, meta)  names and tensors: parallel lists; meta: string -> string

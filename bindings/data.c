@@ -1,5 +1,5 @@
 /* Lua bindings for the data loaders (runtime/data.h). They live in the table recur._data and
- * are wrapped by the Lua half (bindings/lua/recur/data.lua), which is what users call:
+ * are wrapped by the Lua half (lib/recur/data.lua), which is what users call:
  *
  *   _data.load_idx(path[, scale])            scale nil: auto (ubyte images / 255), true, false
  *   _data.parse_idx(bytes[, name[, scale]])  the same from a string

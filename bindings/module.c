@@ -1,5 +1,5 @@
 /* luaopen_recur: builds the module table from every bindings file, then runs the Lua
- * half of the library (bindings/lua/recur/init.lua, compiled into the binary). */
+ * half of the library (lib/recur/init.lua, compiled into the binary). */
 #include <stdio.h>
 #include <string.h>
 
@@ -18,13 +18,14 @@ static const rb_embedded *find_embedded(const char *name) {
   return NULL;
 }
 
-/* Chunk names point at the source file: "recur.data.sets" -> bindings/lua/recur/data/sets.lua
- * (and "recur" -> bindings/lua/recur/init.lua), so error positions name a real file. */
+/* Chunk names point at the source file: "recur.data.sets" -> lib/recur/data/sets.lua
+ * (and "recur" -> lib/recur/init.lua), so error positions name a real file. */
 static int load_embedded(lua_State *L, const rb_embedded *e) {
   char chunk[256];
-  int k = snprintf(chunk, sizeof chunk, "@bindings/lua/%s", e->name);
+  static const char dir[] = "@lib/";
+  int k = snprintf(chunk, sizeof chunk, "%s%s", dir, e->name);
   if (k < 0 || (size_t)k >= sizeof chunk - 12) k = (int)strlen(chunk);
-  for (char *p = chunk + 14; *p; p++)
+  for (char *p = chunk + sizeof dir - 1; *p; p++)
     if (*p == '.') *p = '/';
   snprintf(chunk + k, sizeof chunk - (size_t)k, "%s",
            strcmp(e->name, "recur") == 0 ? "/init.lua" : ".lua");

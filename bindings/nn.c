@@ -1,5 +1,5 @@
 /* Lua bindings of the nn runtime (runtime/nn.h), in the internal table recur._nn; the public
- * surface (recur.nn, recur.nn.functional) is the Lua half, bindings/lua/recur/nn.lua. */
+ * surface (recur.nn, recur.nn.functional) is the Lua half, lib/recur/nn.lua and lib/recur/nn/. */
 #include <math.h>
 #include <string.h>
 #include <time.h>

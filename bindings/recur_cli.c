@@ -3,7 +3,7 @@
  *   recur [options] [script [args]]
  * The REPL uses GNU readline when stdin is a terminal (history in ~/.recur_history), and a
  * plain line reader otherwise; with readline, Tab completes global names, fields after `.`,
- * methods after `:` and keywords (candidates from bindings/lua/recur/repl.lua). Ctrl-C interrupts a
+ * methods after `:` and keywords (candidates from lib/recur/repl.lua). Ctrl-C interrupts a
  * running chunk with an error; at the prompt it discards the pending input. */
 #include <ctype.h>
 #include <errno.h>

@@ -1,6 +1,6 @@
 /* Data loading: IDX files (plain or gzip), text vocabularies (bytes or UTF-8 code points)
  * and padded batches of variable-length sequences. Pure C: the Lua half lives in
- * bindings/lua/recur/data.lua. Every function returns NULL (or -1) with a message in ctx->err
+ * lib/recur/data.lua. Every function returns NULL (or -1) with a message in ctx->err
  * that starts with `fn` (the caller's name for the operation) and never leaks on failure. */
 #ifndef RECUR_DATA_H
 #define RECUR_DATA_H

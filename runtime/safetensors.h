@@ -29,7 +29,7 @@
  * span, offsets out of range, overlapping or leaving holes (the data must be covered exactly,
  * as the reference reader requires), duplicate names, checksums that do not match. F32, F64,
  * F16, BF16, I64, I32, I16, I8, U8 and BOOL are read and converted to float32 (recur.load
- * refuses all but F32 in a recur checkpoint: bindings/lua/recur/checkpoint.lua). */
+ * refuses all but F32 in a recur checkpoint: lib/recur/checkpoint.lua). */
 #ifndef RECUR_SAFETENSORS_H
 #define RECUR_SAFETENSORS_H
 

@@ -1,4 +1,4 @@
--- Checked methods (bindings/lua/recur/_methods.lua): the classic m.forward(x) /
+-- Checked methods (lib/recur/_methods.lua): the classic m.forward(x) /
 -- m.parameters() (a dot for a colon) and a method called with the wrong self name the method
 -- and say what self must be, at the caller's line; right calls are unchanged (results,
 -- argument counts, error levels), functions that are not methods are left alone.

@@ -1,4 +1,4 @@
--- recur.rnn.initial_state (bindings/lua/recur/rnn/initial_state.lua): zero, trained, noisy, trained_noisy initial states (R2RT's
+-- recur.rnn.initial_state (lib/recur/rnn/initial_state.lua): zero, trained, noisy, trained_noisy initial states (R2RT's
 -- Non-Zero Initial States): nested structure, broadcast trainable leaves and their summed
 -- gradient, noise statistics and the training switch, training a state, custom strategies.
 local recur = require("recur")

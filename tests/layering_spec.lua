@@ -149,6 +149,29 @@ describe("layering", function()
     assert.same({}, bad)
   end)
 
+  -- The Lua half lives in lib/ and is compiled into the module (tools/embed_lua.sh); its chunk
+  -- names point back at the files, so error positions and tracebacks name a real file.
+  it("every module of the Lua half runs under the name of its file in lib/", function()
+    require "recur"
+    local files = lines("find lib -name '*.lua' | sort")
+    assert.truthy(#files > 15, "lib/ sources not found (run from the repository root)")
+    local seen, bad = 0, {}
+    for _, path in ipairs(files) do
+      local name = path:gsub("^lib/", ""):gsub("%.lua$", ""):gsub("/init$", ""):gsub("/", ".")
+      local m = require(name)
+      for _, f in pairs(type(m) == "table" and m or {m}) do
+        local src = type(f) == "function" and debug.getinfo(f, "S").source or ""
+        if src:match("^@lib/") then
+          seen = seen + 1
+          local h = io.open(src:sub(2))
+          if h then h:close() else bad[#bad + 1] = name .. ": " .. src end
+        end
+      end
+    end
+    assert.truthy(seen > 100, "only " .. seen .. " functions of lib/ found")
+    assert.same({}, bad)
+  end)
+
   -- AddressSanitizer gives constant tables redzones in writable sections (.data.rel.local,
   -- __odr_asan markers in .bss): only a plain build tells, so `make asan` does not run this
   if os.getenv("RECUR_SANITIZED") then return end

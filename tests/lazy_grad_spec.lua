@@ -1,4 +1,4 @@
--- The flat gradient buffer is lazy (bindings/lua/recur/nn.lua, top comment): a model used only
+-- The flat gradient buffer is lazy (lib/recur/nn/module.lua, top comment): a model used only
 -- for inference (built, loaded, run under no_grad, stepped, sampled) holds no gradient memory;
 -- the buffer appears when first needed (the first backward that reaches a parameter,
 -- flat_parameters(), zero_grad(), an optimizer), one buffer over every parameter, each

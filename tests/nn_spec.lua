@@ -15,6 +15,34 @@ local function names_of(m)
   return out
 end
 
+-- recur.nn is one table gathered from lib/recur/nn/ (module, initializers, layers, losses):
+-- every name it exported as one file is still there, whatever file now defines it.
+describe("recur.nn's names", function()
+  local function missing(t, names)
+    local out = {}
+    for name in names:gmatch("%S+") do
+      if t[name] == nil then out[#out + 1] = name end
+    end
+    return out
+  end
+  it("exports the modules, layers, losses, helpers, initializers and functional forms", function()
+    assert.same({}, missing(nn, [[Module is_module to_parameter is_parameter clip_grad_norm
+      clip_grad_value grad_norm Linear Embedding Dropout LayerNorm Sequential Tanh Sigmoid ReLU
+      Identity Softmax LogSoftmax RNN RNNCell cross_entropy nll mse l1
+      binary_cross_entropy_with_logits init functional F _as_init _params_of]]))
+    assert.same({}, missing(nn.init, [[fans glorot_uniform xavier_uniform glorot_normal
+      truncated_normal normal uniform constant zeros ones orthogonal]]))
+    assert.same({}, missing(F, [[tanh sigmoid relu identity softmax log_softmax linear dropout
+      layer_norm embedding cross_entropy nll mse l1 binary_cross_entropy_with_logits]]))
+    assert.equal(F, nn.F)
+    assert.equal(recur.rnn.RNN, nn.RNN)
+    assert.equal(recur.rnn.CellModule, nn.RNNCell)
+    for _, k in ipairs { "cross_entropy", "nll", "mse", "l1", "binary_cross_entropy_with_logits" } do
+      assert.equal(nn[k], F[k])
+    end
+  end)
+end)
+
 describe("Module", function()
   it("orders and names parameters: own first, then children depth first", function()
     local Net = nn.Module:extend("Net")

@@ -334,7 +334,7 @@ int main(void) {
   recur_options o;
   recur_options_init(&o);
   o.memory_limit = 32u << 20;
-  o.instruction_budget = 5000000;
+  o.instruction_budget = 10000000;
   o.module_path = path;
   recur_runtime *rt = NULL;
   CHECK(recur_new(&o, &rt) == RECUR_OK);

@@ -1,4 +1,5 @@
--- recur.nn: modules, initializers, losses and their functional forms.
+-- recur.nn.Module: the module framework (classes, parameters, the flat buffer, state dicts,
+-- summary) and gradient clipping over a module's parameters.
 --
 -- Modules
 --   local Net = nn.Module:extend("Net")
@@ -40,7 +41,7 @@
 -- zeros (it never drops the gradients, which would detach them from the buffer); dropping
 -- one by hand (p.grad = nil, p:zero_grad()) zeroes its span and the next backward attaches
 -- the same span again. Assigning a tensor (p.grad = t) to a packed parameter copies t's
--- values into its span (runtime: rc_param_set_grad; the buffer made if missing): .grad
+-- values into its span (runtime: rc_set_grad; the buffer made if missing): .grad
 -- stays the span, t is not kept. Gradients made before packing (a backward on a module nobody asked for its
 -- parameters yet) are copied into the buffer when it is packed. parameters(), state_dict(),
 -- load_state_dict() and summary() pack the values only: they never make the gradient buffer.
@@ -55,150 +56,24 @@
 -- between two modules (the same tensor in both) are kept once, in the first position; the
 -- second module then has no contiguous flat buffer of its own (flat_parameters() returns nil).
 --
--- Layers: Linear, Embedding, Dropout, LayerNorm, Sequential, Tanh, Sigmoid, ReLU, Softmax,
--- LogSoftmax, Identity, RNN (recur.rnn.RNN: stacked fused or Lua cells, docs/rnn.md), RNNCell;
--- functional forms in nn.functional (also nn.F).
--- Initializers: nn.init.glorot_uniform (the default for weights, as TensorFlow's
--- get_variable), glorot_normal, truncated_normal{std=, mean=}, normal{std=, mean=},
--- uniform{lo, hi}, constant(v), zeros, ones, orthogonal{gain=}. Biases start at zero.
--- Losses: nn.cross_entropy, nll, mse, l1, binary_cross_entropy_with_logits.
 local recur = require "recur"
 local C = recur._nn
 local methods = require "recur._methods"
+local U = require "recur.nn.util"
+local I = require "recur.nn.initializers"
+local fail, shape_str, init, as_init = U.fail, U.shape_str, I.init, I._as_init
 
-local nn = {}
-
-local function fail(msg, level) error(msg, (level or 1) + 1) end
+local M = {}
 
 local function is_module(v)
   return type(v) == "table" and rawget(v, "_is_module") == true
 end
-nn.is_module = is_module
+M.is_module = is_module
 
-local function shape_str(s)
-  local t = {}
-  for i, v in ipairs(s) do t[i] = tostring(v) end
-  return "[" .. table.concat(t, ", ") .. "]"
-end
-
--- ---------------------------------------------------------------------------
--- initializers: functions (t, fan_in, fan_out) that fill t in place (or return a tensor of
--- t's shape, which is copied in). They run under no_grad.
-
-local init = {}
-nn.init = init
-
--- fans of a weight in recur's layout ([out, in, ...] as PyTorch; 1-D: the size twice)
-function init.fans(shape)
-  if recur.is_tensor(shape) then shape = shape:size() end
-  if type(shape) ~= "table" then fail("fans: the shape must be a list of sizes or a tensor, got " .. type(shape), 2) end
-  for i = 1, #shape do
-    if math.type(shape[i]) ~= "integer" then
-      fail("fans: shape[" .. i .. "] must be an integer, got " .. tostring(shape[i]), 2)
-    end
-  end
-  if #shape == 0 then return 1, 1 end
-  if #shape == 1 then return shape[1], shape[1] end
-  local rf = 1
-  for i = 3, #shape do rf = rf * shape[i] end
-  return shape[2] * rf, shape[1] * rf
-end
-
--- the options table of an initializer constructor (nil: every default)
-local function opts_of(o, who)
-  if o == nil then return {} end
-  if type(o) ~= "table" then fail(who .. ": the options must be a table, got " .. type(o), 3) end
-  return o
-end
-
-local function opt_number(o, k, default, who)
-  local v = o[k]
-  if v == nil then return default end
-  if type(v) ~= "number" then fail(who .. ": " .. k .. " must be a number, got " .. type(v), 3) end
-  return v
-end
-
-function init.glorot_uniform(o)
-  o = opts_of(o, "glorot_uniform")
-  local gain = opt_number(o, "gain", 1, "glorot_uniform")
-  return function(t, fan_in, fan_out)
-    local a = gain * math.sqrt(6 / (fan_in + fan_out))
-    return recur.uniform(t:size(), -a, a)
-  end
-end
-init.xavier_uniform = init.glorot_uniform
-
-function init.glorot_normal(o)
-  o = opts_of(o, "glorot_normal")
-  local gain = opt_number(o, "gain", 1, "glorot_normal")
-  return function(t, fan_in, fan_out)
-    return recur.normal(t:size(), 0, gain * math.sqrt(2 / (fan_in + fan_out)))
-  end
-end
-
--- The constructor of init.<name>{std = o[1] or 1, mean = 0}, drawing with recur[name].
-local function normal_init(name)
-  return function(o)
-    o = opts_of(o, name)
-    local std = opt_number(o, "std", o[1] or 1, name)
-    local mean = opt_number(o, "mean", 0, name)
-    return function(t) return recur[name](t:size(), mean, std) end
-  end
-end
-
--- TensorFlow's truncated normal: draws beyond 2 std are re-drawn
-init.truncated_normal = normal_init("truncated_normal")
-init.normal = normal_init("normal")
-
-function init.uniform(o, hi)
-  local lo
-  if type(o) == "number" then
-    lo = o
-  else
-    o = opts_of(o, "uniform")
-    lo = opt_number(o, "lo", o[1] or -0.05, "uniform")
-    hi = opt_number(o, "hi", o[2] or 0.05, "uniform")
-  end
-  if type(lo) ~= "number" or type(hi) ~= "number" or not (lo <= hi) then
-    fail("uniform: needs lo <= hi, got " .. tostring(lo) .. " and " .. tostring(hi), 2)
-  end
-  return function(t) return recur.uniform(t:size(), lo, hi) end
-end
-
-function init.constant(v)
-  if type(v) == "table" then v = v.value or v[1] end
-  if type(v) ~= "number" then fail("constant: the value must be a number, got " .. type(v), 2) end
-  return function(t)
-    if not recur.is_tensor(t) then fail("constant: the initializer fills a tensor, got " .. type(t), 2) end
-    t:fill_(v)
-  end
-end
-
-init.zeros = init.constant(0)
-init.ones = init.constant(1)
-
-function init.orthogonal(o)
-  o = opts_of(o, "orthogonal")
-  local gain = opt_number(o, "gain", 1, "orthogonal")
-  return function(t) C.orthogonal_(t, gain) end
-end
-
--- An initializer argument: nil (default), a number (constant), a function, or a table from
--- one of the constructors above.
-local function as_init(v, default, who)
-  if v == nil then return default end
-  if type(v) == "number" then return init.constant(v) end
-  if type(v) == "function" then return v end
-  fail(who .. ": an initializer must be a function (nn.init.*), a number or nil, got " .. type(v), 3)
-end
-nn._as_init = as_init
-
--- ---------------------------------------------------------------------------
--- Module
 
 local Module = { _class_name = "Module" }
 Module.__index = Module
-nn.Module = Module
+M.Module = Module
 
 local function is_class(v)
   return type(v) == "table" and rawget(v, "__index") == v and rawget(v, "_class_name") ~= nil
@@ -214,7 +89,7 @@ local CLASS_METHODS = { extend = true, new = true }
 -- The self test of the methods of class cls: a module (Module's own methods), or an instance
 -- of cls or of a subclass (a subclass's methods: Linear.forward(m, x) needs a Linear).
 local function instance_test(cls)
-  if cls == nn.Module then return is_module end
+  if cls == Module then return is_module end
   return function(v)
     if not is_module(v) then return false end
     local c = getmetatable(v)
@@ -245,7 +120,7 @@ local function class_newindex(cls, k, v)
         test = instance_test(cls)
         rawset(cls, "_self_test", test)
       end
-      v = methods.method(v, name, k, test, cls == nn.Module and "a module" or with_article(name), "m", cls)
+      v = methods.method(v, name, k, test, cls == Module and "a module" or with_article(name), "m", cls)
     end
   end
   rawset(cls, k, v)
@@ -396,14 +271,14 @@ end
 
 -- t itself when it is a parameter tensor (its memory can move into a flat buffer), else a new
 -- parameter tensor (requires grad) holding a copy of t's values.
-function nn.to_parameter(t)
+function M.to_parameter(t)
   if not recur.is_tensor(t) then fail("to_parameter: expected a tensor, got " .. type(t), 2) end
   if C.is_param(t) then return t end
   local p = C.param(t:size())
   recur.no_grad(function() p:copy_(t) end)
   return p
 end
-nn.is_parameter = function(t) return recur.is_tensor(t) and C.is_param(t) end
+M.is_parameter = function(t) return recur.is_tensor(t) and C.is_param(t) end
 
 -- Registers a tensor that is state but not trained (saved by state_dict).
 function Module:buffer(name, t)
@@ -749,228 +624,6 @@ function Module:summary(input, opts)
   return text
 end
 
--- ---------------------------------------------------------------------------
--- layers
-
-local function check_int(v, who, what)
-  local i = type(v) == "number" and math.tointeger(v)
-  if not i or i < 0 then fail(who .. ": " .. what .. " must be an integer >= 0, got " .. tostring(v), 3) end
-  return i
-end
-
-local function check_opts(o, who, allowed)
-  if o == nil then return {} end
-  if type(o) ~= "table" then fail(who .. ": options must be a table, got " .. type(o), 3) end
-  for k in pairs(o) do
-    if not allowed[k] then fail(who .. ": unknown option '" .. tostring(k) .. "'", 3) end
-  end
-  return o
-end
-
--- Linear(in, out, {bias = true, weight_init = glorot_uniform, bias_init = zeros})
--- y = x W^T + b, W: [out, in] (PyTorch's layout), x: [..., in]
-local Linear = Module:extend("Linear")
-nn.Linear = Linear
-function Linear:init(n_in, n_out, o)
-  o = check_opts(o, "Linear", { bias = true, weight_init = true, bias_init = true })
-  self.in_features = check_int(n_in, "Linear", "in")
-  self.out_features = check_int(n_out, "Linear", "out")
-  self:parameter("weight", { self.out_features, self.in_features }, as_init(o.weight_init, init.glorot_uniform(), "Linear"))
-  if o.bias ~= false then self:parameter("bias", { self.out_features }, as_init(o.bias_init, init.zeros, "Linear")) end
-end
-function Linear:forward(x) return C.linear(x, self.weight, rawget(self, "bias")) end
-function Linear:extra_repr()
-  return string.format("Linear(%d -> %d%s)", self.in_features, self.out_features, rawget(self, "bias") and "" or ", no bias")
-end
-function Linear:macs(ins)
-  local x = type(ins) == "table" and ins[1]
-  return recur.is_tensor(x) and (x:numel() // math.max(1, self.in_features)) * self.in_features * self.out_features or 0
-end
-
--- Embedding(n, dim, {init = glorot_uniform}): rows of a [n, dim] table by 1-based index;
--- indices of any shape S give [S..., dim].
-local Embedding = Module:extend("Embedding")
-nn.Embedding = Embedding
-function Embedding:init(n, dim, o)
-  o = check_opts(o, "Embedding", { init = true })
-  self.num_embeddings = check_int(n, "Embedding", "the number of embeddings")
-  self.embedding_dim = check_int(dim, "Embedding", "the dimension")
-  -- TensorFlow's fans for an embedding matrix [n, dim]
-  self:parameter("weight", { self.num_embeddings, self.embedding_dim }, as_init(o.init, init.glorot_uniform(), "Embedding"),
-    { fan_in = self.num_embeddings, fan_out = self.embedding_dim })
-end
-local function embedding(idx, weight)
-  if not recur.is_tensor(idx) then fail("embedding: the indices must be a tensor, got " .. type(idx), 3) end
-  if not recur.is_tensor(weight) then fail("embedding: the weight must be a tensor, got " .. type(weight), 3) end
-  local shp = idx:size()
-  local flat = idx:dim() == 1 and idx or idx:reshape(idx:numel())
-  local rows = weight:index_select(1, flat)
-  shp[#shp + 1] = weight:size(2)
-  return rows:reshape(shp)
-end
-function Embedding:forward(idx) return embedding(idx, self.weight) end
-function Embedding:extra_repr() return string.format("Embedding(%d, %d)", self.num_embeddings, self.embedding_dim) end
-
--- Dropout(p): inverted dropout (kept values scaled by 1 / (1 - p)), only in training mode.
-local Dropout = Module:extend("Dropout")
-nn.Dropout = Dropout
-function Dropout:init(p)
-  p = p or 0.5
-  if type(p) ~= "number" or not (p >= 0 and p <= 1) then fail("Dropout: p must be in [0, 1], got " .. tostring(p), 3) end
-  self.p = p
-end
-function Dropout:forward(x)
-  if self.training and self.p > 0 then return C.dropout(x, self.p) end
-  return x
-end
-function Dropout:extra_repr() return string.format("Dropout(p = %g)", self.p) end
-
--- LayerNorm(dim, {eps = 1e-5, affine = true, weight_init = ones, bias_init = zeros}): over the
--- last dimension, learnable scale ("weight") and shift ("bias").
-local LayerNorm = Module:extend("LayerNorm")
-nn.LayerNorm = LayerNorm
-function LayerNorm:init(dim, o)
-  o = check_opts(o, "LayerNorm", { eps = true, affine = true, weight_init = true, bias_init = true })
-  self.dim = check_int(dim, "LayerNorm", "the dimension")
-  self.eps = o.eps or 1e-5
-  if type(self.eps) ~= "number" or not (self.eps >= 0) then fail("LayerNorm: eps must be a number >= 0", 3) end
-  if o.affine ~= false then
-    self:parameter("weight", { self.dim }, as_init(o.weight_init, init.ones, "LayerNorm"))
-    self:parameter("bias", { self.dim }, as_init(o.bias_init, init.zeros, "LayerNorm"))
-  end
-end
-function LayerNorm:forward(x) return C.layer_norm(x, rawget(self, "weight"), rawget(self, "bias"), self.eps) end
-function LayerNorm:extra_repr() return string.format("LayerNorm(%d, eps = %g)", self.dim, self.eps) end
-
--- Sequential{m1, m2, ...}: children named 1, 2, ...; forward chains them.
-local Sequential = Module:extend("Sequential")
-nn.Sequential = Sequential
-function Sequential:init(list)
-  list = list or {}
-  if type(list) ~= "table" or is_module(list) then fail("Sequential: expects a list of modules, e.g. Sequential{m1, m2}", 3) end
-  for i, m in ipairs(list) do
-    if not is_module(m) then fail("Sequential: entry " .. i .. " is not a module (" .. type(m) .. ")", 3) end
-    self[i] = m
-  end
-  self:parameters()
-end
-function Sequential:add(m)
-  if not is_module(m) then fail("Sequential:add: expects a module, got " .. type(m), 2) end
-  self[#self._modules + 1] = m
-  return self
-end
-function Sequential:forward(x)
-  for _, n in ipairs(self._modules) do x = rawget(self, n)(x) end
-  return x
-end
-
-local function simple(name, fwd)
-  local cls = Module:extend(name)
-  cls.forward = function(self, x) return fwd(x) end -- luacheck: ignore self
-  nn[name] = cls
-  return cls
-end
-
-local F = {}
-nn.functional = F
-nn.F = F
-
-function F.tanh(x) return C.activation(x, "tanh") end
-function F.sigmoid(x) return C.activation(x, "sigmoid") end
-function F.relu(x) return C.activation(x, "relu") end
-function F.identity(x) return x end
-function F.softmax(x, dim) return recur.softmax(x, dim or -1) end
-function F.log_softmax(x, dim) return recur.log_softmax(x, dim or -1) end
-F.linear = C.linear
--- dropout(x, p, training = true)
-function F.dropout(x, p, training)
-  if training == false or p == 0 then return x end
-  return C.dropout(x, p)
-end
-function F.layer_norm(x, weight, bias, eps) return C.layer_norm(x, weight, bias, eps or 1e-5) end
-F.embedding = function(idx, weight) return embedding(idx, weight) end
-
-simple("Tanh", F.tanh)
-simple("Sigmoid", F.sigmoid)
-simple("ReLU", F.relu)
-simple("Identity", F.identity)
-local Softmax = Module:extend("Softmax")
-nn.Softmax = Softmax
-function Softmax:init(dim) self.dim = dim or -1 end
-function Softmax:forward(x) return recur.softmax(x, self.dim) end
-local LogSoftmax = Module:extend("LogSoftmax")
-nn.LogSoftmax = LogSoftmax
-function LogSoftmax:init(dim) self.dim = dim or -1 end
-function LogSoftmax:forward(x) return recur.log_softmax(x, self.dim) end
-
--- ---------------------------------------------------------------------------
--- losses: loss(input, target, {reduction = "mean" | "sum" | "none", mask = tensor})
--- "none" gives the per-element (per-example) losses, the mask zeroes positions and "mean"
--- then divides by the mask's sum (how many positions count).
-
-local loss_opts = { reduction = true, mask = true }
-
-local function reduce(el, o, who)
-  local mask = o.mask
-  if mask ~= nil then
-    if not recur.is_tensor(mask) then fail(who .. ": mask must be a tensor, got " .. type(mask), 3) end
-    el = el * mask
-  end
-  local r = o.reduction or "mean"
-  if r == "none" then return el end
-  if r == "sum" then return el:sum() end
-  if r ~= "mean" then fail(who .. ': reduction must be "mean", "sum" or "none", got ' .. tostring(r), 3) end
-  if mask ~= nil then
-    -- each mask element stands for numel(el) / numel(mask) loss elements (broadcasting)
-    local denom = mask:sum():item() * (el:numel() / math.max(1, mask:numel()))
-    return el:sum() / denom
-  end
-  return el:mean()
-end
-
-local function check_pair(input, target, who)
-  if not recur.is_tensor(input) then fail(who .. ": input must be a tensor, got " .. type(input), 3) end
-  if not recur.is_tensor(target) then fail(who .. ": target must be a tensor, got " .. type(target), 3) end
-end
-
--- The fused cross-entropy op as loss `who` (log_probs: the input holds log-probabilities).
-local function fused_loss(who, log_probs)
-  return function(input, target, o)
-    o = check_opts(o, who, loss_opts)
-    return C.cross_entropy(input, target, o.mask, o.reduction, log_probs)
-  end
-end
-
--- Loss `who` whose per-element losses are elements(input, target), then masked and reduced.
-local function elementwise_loss(who, elements)
-  return function(input, target, o)
-    o = check_opts(o, who, loss_opts)
-    check_pair(input, target, who)
-    return reduce(elements(input, target), o, who)
-  end
-end
-
--- Cross-entropy from logits [..., C] (classes on the last dimension) against 1-based class
--- indices [...] or probabilities [..., C]; numerically stable (log-sum-exp), one fused op.
-nn.cross_entropy = fused_loss("cross_entropy", false)
-
--- Negative log-likelihood of log-probabilities [..., C] (e.g. log_softmax output).
-nn.nll = fused_loss("nll", true)
-
-nn.mse = elementwise_loss("mse", function(input, target)
-  local d = input - target
-  return d * d
-end)
-
-nn.l1 = elementwise_loss("l1", function(input, target) return (input - target):abs() end)
-
--- -(y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))) = relu(x) - x y + log(1 + exp(-|x|))
-nn.binary_cross_entropy_with_logits = elementwise_loss("binary_cross_entropy_with_logits",
-  function(input, target) return input:relu() - input * target + (-input:abs()):softplus() end)
-
-for _, k in ipairs { "cross_entropy", "nll", "mse", "l1", "binary_cross_entropy_with_logits" } do F[k] = nn[k] end
-
--- ---------------------------------------------------------------------------
 -- gradient clipping over a module or a list of parameters; both return the global L2 norm
 -- of the gradients before clipping
 
@@ -982,27 +635,15 @@ end
 
 -- x may also be a gradient tensor itself, typically a model's flat gradient
 -- (select(2, model:flat_parameters())): one pass over one buffer.
-function nn.clip_grad_norm(x, max_norm)
+function M.clip_grad_norm(x, max_norm)
   if recur.is_tensor(x) then return C.clip_norm_(x, max_norm) end
   return C.clip_grad_norm(params_of(x, "clip_grad_norm"), max_norm)
 end
-function nn.clip_grad_value(x, clip) return C.clip_grad_value(params_of(x, "clip_grad_value"), clip) end
-function nn.grad_norm(x)
+function M.clip_grad_value(x, clip) return C.clip_grad_value(params_of(x, "clip_grad_value"), clip) end
+function M.grad_norm(x)
   if recur.is_tensor(x) then return C.clip_norm_(x) end
   return C.grad_norm(params_of(x, "grad_norm"))
 end
-nn._params_of = params_of
+M._params_of = params_of
 
--- The recurrent layer (fused cells, stacks, dropout, lengths) lives in recur.rnn (docs/rnn.md):
--- recur.nn.RNN is recur.rnn.RNN, a Module class (recur.nn.RNN{cell = "lstm", input = I,
--- hidden = H, layers = L, dropout = p}); recur.nn.RNNCell is recur.rnn.CellModule. Looked up
--- on first use (recur.rnn requires this file).
-setmetatable(nn, { __index = function(t, k)
-  local alias = ({ RNN = "RNN", RNNCell = "CellModule" })[k]
-  if not alias then return nil end
-  local v = require("recur.rnn")[alias]
-  rawset(t, k, v)
-  return v
-end })
-
-return nn
+return M

@@ -20,7 +20,7 @@ end
 
 recur.gradcheck = require("recur.gradcheck")
 
--- Checkpoints (bindings/lua/recur/checkpoint.lua); errors are raised at the caller's line.
+-- Checkpoints (lib/recur/checkpoint.lua); errors are raised at the caller's line.
 local function forward(name)
   return function(...)
     local r = table.pack(pcall(require("recur.checkpoint")[name], ...))
@@ -31,7 +31,7 @@ end
 recur.save = forward("save")
 recur.load = forward("load")
 
--- Submodules of the Lua half (bindings/lua/recur/NAME.lua, compiled in) load on first use:
+-- Submodules of the Lua half (lib/recur/NAME.lua, compiled in) load on first use:
 -- recur.nn, recur.optim, recur.data, ... A C part may register the same name first.
 setmetatable(recur, {
   __index = function(t, k)
