@@ -43,22 +43,37 @@ rc_cell *rb_check_cell(lua_State *L, int idx) {
   return check_cell(L, idx);
 }
 
+/* recur._rnn_cell_types() -> a new list of the fused cells' kinds (runtime/rnn_cells.h) */
+static int f_rnn_cell_types(lua_State *L) {
+  int n = rc_cell_kind_count();
+  lua_createtable(L, n, 0);
+  for (int k = 0; k < n; k++) {
+    lua_pushstring(L, rc_cell_kind_name(k));
+    lua_rawseti(L, -2, k + 1);
+  }
+  return 1;
+}
+
 /* recur._rnn_cell(kind, input, hidden, reset_after) */
 static int f_rnn_cell(lua_State *L) {
   const char *kind = rb_check_string(L, 1);
-  int k = rc_cell_kind_of(kind);
-  if (k < 0)
-    return rb_error(L,
-                    "rnn cell: unknown cell type '%s' (rnn, gru, lstm, lstm_peephole, "
-                    "pseudo_lstm, normalized_prototype, ln_lstm)",
-                    kind);
+  if (rc_cell_kind_of(kind) < 0) {
+    luaL_Buffer b; /* the list of kinds, from the table of cells */
+    luaL_buffinit(L, &b);
+    for (int k = 0; k < rc_cell_kind_count(); k++) {
+      if (k) luaL_addstring(&b, ", ");
+      luaL_addstring(&b, rc_cell_kind_name(k));
+    }
+    luaL_pushresult(&b);
+    return rb_error(L, "rnn cell: unknown cell type '%s' (%s)", kind, lua_tostring(L, -1));
+  }
   int64_t input = rb_check_int(L, 2), hidden = rb_check_int(L, 3);
   int reset_after = lua_toboolean(L, 4);
   rb_cell *u = lua_newuserdatauv(L, sizeof *u, 1);
   u->cell = NULL;
   luaL_setmetatable(L, RNN_CELL_MT);
   int ud = lua_gettop(L);
-  u->cell = rc_cell_new(rb_ctx(L), (rc_cell_kind)k, input, hidden, reset_after);
+  u->cell = rc_cell_new(rb_ctx(L), kind, input, hidden, reset_after);
   if (!u->cell) return rb_raise(L);
   /* the parameters' userdata, made once so they keep their identity */
   int np = rc_cell_n_params(u->cell);
@@ -83,7 +98,7 @@ static void check_states(lua_State *L, rc_cell *cell, int idx, rc_tensor **st, c
     if (lua_isnoneornil(L, idx + k)) continue;
     if (k >= ns)
       rb_error(L, "%s: a %s cell has one state, but a second one was given", fn,
-               rc_cell_kind_name(rc_cell_kind_get(cell)));
+               rc_cell_kind(cell));
     if (!rb_is_tensor(L, idx + k))
       rb_error(L, "%s: initial state %d (%s) must be a tensor or nil, got %s", fn, k + 1,
                rc_cell_state_name(cell, k), luaL_typename(L, idx + k));
@@ -206,8 +221,7 @@ static int m_tostring(lua_State *L) {
     return 1;
   }
   char buf[160];
-  snprintf(buf, sizeof buf, "rnn cell %s%s (input %lld, hidden %lld)",
-           rc_cell_kind_name(rc_cell_kind_get(u->cell)),
+  snprintf(buf, sizeof buf, "rnn cell %s%s (input %lld, hidden %lld)", rc_cell_kind(u->cell),
            rc_cell_reset_after(u->cell) ? " reset_after" : "", (long long)rc_cell_input(u->cell),
            (long long)rc_cell_hidden(u->cell));
   lua_pushstring(L, buf);
@@ -223,7 +237,7 @@ static int m_index(lua_State *L) {
   const char *k = lua_tostring(L, 2);
   if (!k || lua_type(L, 2) != LUA_TSTRING) return 0;
   if (strcmp(k, "kind") == 0) {
-    lua_pushstring(L, rc_cell_kind_name(rc_cell_kind_get(cell)));
+    lua_pushstring(L, rc_cell_kind(cell));
   } else if (strcmp(k, "input") == 0) {
     lua_pushinteger(L, rc_cell_input(cell));
   } else if (strcmp(k, "hidden") == 0) {
@@ -262,7 +276,8 @@ void rb_open_rnn(lua_State *L, int methods_idx, int module_idx) {
                                           {"parameters", m_parameters},
                                           {"flops", m_flops},
                                           {NULL, NULL}};
-  static const luaL_Reg functions[] = {{"_rnn_cell", f_rnn_cell}, {NULL, NULL}};
+  static const luaL_Reg functions[] = {
+      {"_rnn_cell", f_rnn_cell}, {"_rnn_cell_types", f_rnn_cell_types}, {NULL, NULL}};
   rb_register(L, methods_idx, module_idx, NULL, functions);
   luaL_newmetatable(L, RNN_CELL_MT);
   int mt = lua_gettop(L);

@@ -21,37 +21,33 @@
 #include "autograd.h"
 #include "tensor.h"
 
-typedef enum {
-  RC_CELL_RNN,  /* h' = tanh(x W_x + h W_h + b) */
-  RC_CELL_GRU,  /* r, z, n (TF/R2RT form; reset_after: PyTorch/cuDNN form) */
-  RC_CELL_LSTM, /* i, f, g, o */
-  RC_CELL_LSTM_PEEPHOLE,
-  RC_CELL_PSEUDO_LSTM, /* i, f, o, g; state s, output tanh(s) */
-  RC_CELL_NORM_PROTO,  /* i, f, o, g; state s renormalised s / sqrt(var(s) + 1) */
-  RC_CELL_LN_LSTM,     /* i, f, g(j), o; layer norm on each gate and on c */
-  RC_CELL_KIND_COUNT
-} rc_cell_kind;
-
 #define RC_CELL_MAX_PARAMS 6
 #define RC_CELL_MAX_STATES 2
 
 typedef struct rc_cell rc_cell;
 
-/* Name <-> kind ("rnn", "gru", "lstm", "lstm_peephole", "pseudo_lstm",
- * "normalized_prototype", "ln_lstm"); -1 for an unknown name. */
+/* The cell kinds, numbered 0 .. rc_cell_kind_count() - 1 in the order of the table
+ * runtime/rnn_cells.h (one row per cell): "rnn" (h' = tanh(x W_x + h W_h + b)), "gru" (r, z,
+ * n: TF/R2RT form; reset_after: PyTorch/cuDNN form), "lstm" (i, f, g, o), "lstm_peephole",
+ * "pseudo_lstm" (i, f, o, g; state s, output tanh(s)), "normalized_prototype" (i, f, o, g;
+ * state s renormalised s / sqrt(var(s) + 1)), "ln_lstm" (i, f, g(j), o; layer norm on each
+ * gate and on c). rc_cell_kind_of is -1 for an unknown name, rc_cell_kind_name NULL for an
+ * index out of range. */
+int rc_cell_kind_count(void);
+const char *rc_cell_kind_name(int k);
 int rc_cell_kind_of(const char *name);
-const char *rc_cell_kind_name(rc_cell_kind k);
 
 /* A new cell with freshly initialised parameters (drawn from c->rng): every weight uniform in
  * [-1/sqrt(H), 1/sqrt(H)] (PyTorch's default), biases 0 except the forget-gate bias (lstm,
  * lstm_peephole, pseudo_lstm, normalized_prototype) and the r and z biases (gru), which start
  * at 1.0; peepholes 0; layer-norm scales 1 and shifts 0. Parameters are leaf tensors with
- * requires_grad set. reset_after only applies to gru. */
-rc_cell *rc_cell_new(rc_ctx *c, rc_cell_kind kind, int64_t input, int64_t hidden, int reset_after);
+ * requires_grad set. reset_after only applies to the cells that have a reset_after variant
+ * (gru). -1 with a message for an unknown kind. */
+rc_cell *rc_cell_new(rc_ctx *c, const char *kind, int64_t input, int64_t hidden, int reset_after);
 void rc_cell_retain(rc_cell *cell);
 void rc_cell_release(rc_cell *cell);
 
-rc_cell_kind rc_cell_kind_get(const rc_cell *cell);
+const char *rc_cell_kind(const rc_cell *cell); /* its kind's name */
 int64_t rc_cell_input(const rc_cell *cell);
 int64_t rc_cell_hidden(const rc_cell *cell);
 int rc_cell_reset_after(const rc_cell *cell);

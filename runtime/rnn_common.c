@@ -1,7 +1,7 @@
 /* Fused recurrent cells: the cell object, parameters, workspaces, and the sequence driver
  * shared by every cell (input projection, autograd node, weight gradients of W_x and b).
- * The per-cell recurrences live in rnn_vanilla.c, rnn_gru.c, rnn_lstm.c, rnn_pseudo.c,
- * rnn_proto.c and rnn_ln_lstm.c. */
+ * The per-cell recurrences live in one file per cell (rnn_vanilla.c, rnn_gru.c, rnn_lstm.c,
+ * ...), listed in rnn_cells.h. */
 #include <limits.h>
 #include <stdlib.h>
 
@@ -9,38 +9,20 @@
 #include "ops.h"
 #include "rnn_impl.h"
 
-static const char *const kind_names[RC_CELL_KIND_COUNT] = {
-    "rnn", "gru", "lstm", "lstm_peephole", "pseudo_lstm", "normalized_prototype", "ln_lstm"};
+int rc_cell_kind_count(void) {
+  int n = 0;
+  while (rn_cells[n]) n++;
+  return n;
+}
 
 int rc_cell_kind_of(const char *name) {
-  for (int k = 0; k < RC_CELL_KIND_COUNT; k++)
-    if (strcmp(name, kind_names[k]) == 0) return k;
+  for (int k = 0; rn_cells[k]; k++)
+    if (strcmp(name, rn_cells[k]->name) == 0) return k;
   return -1;
 }
 
-const char *rc_cell_kind_name(rc_cell_kind k) {
-  return k >= 0 && k < RC_CELL_KIND_COUNT ? kind_names[k] : "?";
-}
-
-static const rn_ops *ops_of(rc_cell_kind kind, int reset_after) {
-  switch (kind) {
-  case RC_CELL_RNN:
-    return &rn_ops_rnn;
-  case RC_CELL_GRU:
-    return reset_after ? &rn_ops_gru_after : &rn_ops_gru;
-  case RC_CELL_LSTM:
-    return &rn_ops_lstm;
-  case RC_CELL_LSTM_PEEPHOLE:
-    return &rn_ops_peephole;
-  case RC_CELL_PSEUDO_LSTM:
-    return &rn_ops_pseudo;
-  case RC_CELL_NORM_PROTO:
-    return &rn_ops_proto;
-  case RC_CELL_LN_LSTM:
-    return &rn_ops_ln_lstm;
-  default:
-    return NULL;
-  }
+const char *rc_cell_kind_name(int k) {
+  return k >= 0 && k < rc_cell_kind_count() ? rn_cells[k]->name : NULL;
 }
 
 /* ---- kernels ---- */
@@ -75,9 +57,12 @@ static int param_shape(const rc_cell *cell, int k, int64_t *size) {
   return o->param_shape(k, cell->hidden, size);
 }
 
-rc_cell *rc_cell_new(rc_ctx *c, rc_cell_kind kind, int64_t input, int64_t hidden, int reset_after) {
-  const rn_ops *o = ops_of(kind, reset_after);
-  if (!o) return rc_error_null(c, "rnn cell: unknown cell kind %d", (int)kind);
+rc_cell *rc_cell_new(rc_ctx *c, const char *kind_name, int64_t input, int64_t hidden,
+                     int reset_after) {
+  int kind = rc_cell_kind_of(kind_name);
+  if (kind < 0) return rc_error_null(c, "rnn cell: unknown cell type '%s'", kind_name);
+  const rn_ops *o = rn_cells[kind];
+  if (reset_after && o->reset_after) o = o->reset_after;
   if (input < 1 || hidden < 1)
     return rc_error_null(c,
                          "rnn cell: input and hidden must be >= 1, got input = %lld, "
@@ -92,7 +77,7 @@ rc_cell *rc_cell_new(rc_ctx *c, rc_cell_kind kind, int64_t input, int64_t hidden
   cell->ctx = c;
   rc_ctx_retain(c);
   cell->kind = kind;
-  cell->reset_after = kind == RC_CELL_GRU && reset_after;
+  cell->reset_after = o != rn_cells[kind];
   cell->input = input;
   cell->hidden = hidden;
   cell->ops = o;
@@ -127,8 +112,8 @@ void rc_cell_release(rc_cell *cell) {
   rc_ctx_release(c);
 }
 
-rc_cell_kind rc_cell_kind_get(const rc_cell *cell) {
-  return cell->kind;
+const char *rc_cell_kind(const rc_cell *cell) {
+  return rn_cells[cell->kind]->name;
 }
 int64_t rc_cell_input(const rc_cell *cell) {
   return cell->input;

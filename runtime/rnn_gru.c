@@ -243,24 +243,8 @@ static int bhn_shape(int k, int64_t H, int64_t *size) {
   return 1;
 }
 
-const rn_ops rn_ops_gru = {
-    .name = "gru",
-    .bw_name = "GRUBackward",
-    .gates = 3,
-    .n_states = 1,
-    .has_bias = 1,
-    .state_names = {"h"},
-    .n_params = 3,
-    .param_names = {"W_x", "W_h", "b"},
-    .n_aux = 1,
-    .aux = {{0, 1, 0}},
-    .bws_floats = bws,
-    .init = init,
-    .forward = fwd,
-    .backward = bwd,
-};
-
-const rn_ops rn_ops_gru_after = {
+/* reset_after: the PyTorch/cuDNN form, selected through rn_ops_gru.reset_after */
+static const rn_ops rn_ops_gru_after = {
     .name = "gru",
     .bw_name = "GRUBackward",
     .gates = 3,
@@ -277,4 +261,22 @@ const rn_ops rn_ops_gru_after = {
     .init = init,
     .forward = fwd_after,
     .backward = bwd_after,
+};
+
+const rn_ops rn_ops_gru = {
+    .name = "gru",
+    .bw_name = "GRUBackward",
+    .gates = 3,
+    .n_states = 1,
+    .has_bias = 1,
+    .state_names = {"h"},
+    .n_params = 3,
+    .param_names = {"W_x", "W_h", "b"},
+    .n_aux = 1,
+    .aux = {{0, 1, 0}},
+    .bws_floats = bws,
+    .init = init,
+    .forward = fwd,
+    .backward = bwd,
+    .reset_after = &rn_ops_gru_after,
 };

@@ -60,8 +60,10 @@ typedef struct {
   int plus;
 } rn_size;
 
-typedef struct {
-  const char *name;
+/* A fused cell: everything the shared driver (rnn_common.c) needs to know about it. A cell's
+ * file defines one (const rn_ops rn_ops_<cell>) and runtime/rnn_cells.h lists it. */
+typedef struct rn_ops {
+  const char *name;    /* the kind's name, "lstm" */
   const char *bw_name; /* the autograd node's name, "LSTMBackward" */
   int gates, n_states, has_bias;
   const char *state_names[RC_CELL_MAX_STATES];
@@ -76,12 +78,17 @@ typedef struct {
   void (*init)(rc_cell *cell); /* after the generic uniform init: biases, scales */
   void (*forward)(rc_seq *s);  /* pre = x W_x + b and st[k][0] set; fills the rest */
   void (*backward)(rc_seq *s, rc_bw *b);
+  const struct rn_ops *reset_after; /* the variant reset_after = true selects, or NULL */
 } rn_ops;
+
+/* Every cell (the rows of runtime/rnn_cells.h), NULL-terminated; in runtime/rnn_cells.c, alone
+ * in its object file so that a test binary can link its own table in its place. */
+extern const rn_ops *const rn_cells[];
 
 struct rc_cell {
   int refcount;
   rc_ctx *ctx;
-  rc_cell_kind kind;
+  int kind; /* the index of its row in rn_cells */
   int reset_after;
   int64_t input, hidden;
   const rn_ops *ops;
@@ -91,9 +98,6 @@ struct rc_cell {
   rc_tensor *ws[3 + RN_PACK_SLOTS]; /* workspaces: forward scratch, backward scratch, step
                                       arena, packed weights */
 };
-
-extern const rn_ops rn_ops_rnn, rn_ops_gru, rn_ops_gru_after, rn_ops_lstm, rn_ops_peephole,
-    rn_ops_pseudo, rn_ops_proto, rn_ops_ln_lstm;
 
 /* n rounded up to a multiple of 16 floats (64 bytes). */
 static inline int64_t rn_r16(int64_t n) {

@@ -528,7 +528,12 @@ describe("errors", function()
       "rnn.Cell: input must be >= 1, got 0")
     err(function() rnn.Cell { cell = "lstm", input = 2, hidden = 1, reset_after = true } end,
       "rnn.Cell: reset_after applies to gru cells only")
-    err(function() recur._rnn_cell("nope", 1, 1) end, "unknown cell type 'nope'")
+    err(function() recur._rnn_cell("nope", 1, 1) end, "unknown cell type 'nope' (rnn, gru, lstm, "
+      .. "lstm_peephole, pseudo_lstm, normalized_prototype, ln_lstm)")
+    -- the list comes from the C table of cells (runtime/rnn_cells.h), a fresh copy each call
+    assert.are.same({ "rnn", "gru", "lstm", "lstm_peephole", "pseudo_lstm",
+      "normalized_prototype", "ln_lstm" }, rnn.cell_types)
+    assert.are_not.equal(recur._rnn_cell_types(), recur._rnn_cell_types())
     err(function() rnn.RNN { cell = "lstm", input = 2, hidden = 2, dropout = 1 } end,
       "rnn.RNN: dropout must be a number in [0, 1), got 1")
     err(function() rnn.RNN { cell = 5, input = 2, hidden = 2 } end,

@@ -24,8 +24,8 @@ local recur = require("recur")
 
 local rnn = {}
 
-rnn.cell_types = { "rnn", "gru", "lstm", "lstm_peephole", "pseudo_lstm",
-  "normalized_prototype", "ln_lstm" }
+-- the fused cells' kinds, from their table in C (runtime/rnn_cells.h)
+rnn.cell_types = recur._rnn_cell_types()
 local is_fused_type = {}
 for _, k in ipairs(rnn.cell_types) do is_fused_type[k] = true end
 

@@ -65,7 +65,7 @@ static double maxdiff(const float *a, const float *b, int64_t n) {
  * another parameter (so at an offset), the cell computes the same forward, step and backward
  * (every kernel reads the parameters through the tensors at each call); packing between a
  * forward and its backward is fine too; the gradients land in the flat gradient buffer. */
-static void test_moved(rc_ctx *c, rc_cell_kind kind, int reset_after, rc_tensor *x,
+static void test_moved(rc_ctx *c, const char *kind, int reset_after, rc_tensor *x,
                        const int64_t *len) {
   int64_t I = x->size[2], H = 7;
   rc_cell *g = rc_cell_new(c, kind, I, H, reset_after);
@@ -134,12 +134,16 @@ static void test_moved(rc_ctx *c, rc_cell_kind kind, int reset_after, rc_tensor 
 int main(void) {
   rc_ctx *c = rc_ctx_new();
   int64_t T = 4, B = 3, I = 5, H = 6;
-  rc_cell *cell = rc_cell_new(c, RC_CELL_LSTM, I, H, 0);
+  rc_cell *cell = rc_cell_new(c, "lstm", I, H, 0);
   CHECK(cell != NULL);
   CHECK(rc_cell_n_params(cell) == 3 && rc_cell_n_states(cell) == 2);
   CHECK(strcmp(rc_cell_param_name(cell, 1), "W_h") == 0);
   CHECK(strcmp(rc_cell_state_name(cell, 1), "c") == 0);
-  CHECK(rc_cell_kind_of("normalized_prototype") == RC_CELL_NORM_PROTO);
+  CHECK(strcmp(rc_cell_kind_name(rc_cell_kind_of("normalized_prototype")),
+               "normalized_prototype") == 0);
+  CHECK(rc_cell_kind_count() == 7 && rc_cell_kind_name(7) == NULL);
+  CHECK(strcmp(rc_cell_kind(cell), "lstm") == 0);
+  CHECK(rc_cell_new(c, "nope", I, H, 0) == NULL);
   CHECK(rc_cell_kind_of("nope") == -1);
   /* forget-gate bias starts at 1 */
   CHECK(rc_data(rc_cell_param(cell, 2))[H] == 1.0f && rc_data(rc_cell_param(cell, 2))[0] == 0.0f);
@@ -200,7 +204,7 @@ int main(void) {
   rc_tensor *sbad[2] = {hbad, NULL};
   CHECK(rc_cell_forward(cell, x, sbad, NULL, &bad, bs) == -1);
   CHECK(strstr(c->err, "initial state 1 (h) must have shape [3, 6], got [4, 6]") != NULL);
-  CHECK(rc_cell_new(c, RC_CELL_GRU, 0, 3, 0) == NULL);
+  CHECK(rc_cell_new(c, "gru", 0, 3, 0) == NULL);
   CHECK(strstr(c->err, "input and hidden must be >= 1") != NULL);
 
   /* backward: d(sum y + sum c_T)/d W_h[k] against central differences (double sums) */
@@ -232,10 +236,10 @@ int main(void) {
   CHECK(gerr < 2e-3);
   c->grad_enabled = 1;
 
-  test_moved(c, RC_CELL_LSTM, 0, x, len);
-  test_moved(c, RC_CELL_GRU, 1, x, len);
-  test_moved(c, RC_CELL_LSTM_PEEPHOLE, 0, x, len);
-  test_moved(c, RC_CELL_LN_LSTM, 0, x, len);
+  test_moved(c, "lstm", 0, x, len);
+  test_moved(c, "gru", 1, x, len);
+  test_moved(c, "lstm_peephole", 0, x, len);
+  test_moved(c, "ln_lstm", 0, x, len);
 
   rc_release(loss);
   rc_release(ys);
