@@ -1,6 +1,7 @@
 /* Lua bindings of the optimizers (runtime/optim.h): the recur.Optimizer userdata.
  *
  *   recur._optim.new(kind, params, opts) -- used by recur.optim.SGD/Adagrad/RMSProp/Adam/AdamW
+ *   recur._optim.names()   a new list of the optimizers' names (runtime/optim_table.h)
  *   opt:step()            schedule -> lr, clipping (when configured; returns the norm before it),
  *                         one update of every parameter that has a gradient
  *   opt:zero_grad()       zeros the parameters' gradients in place (flat buffers stay intact)
@@ -46,34 +47,13 @@ static int o_gc(lua_State *L) {
 
 /* ---- options ---- */
 
-typedef struct {
-  const char *name;
-  int kinds; /* bit mask of rc_optim_kind; 0: every kind */
-  int is_bool;
-  size_t off; /* offset of the double (or int) in rc_optim_opts */
-} opt_field;
+typedef rc_optim_option opt_field;
 
-#define K(k) (1 << (k))
-#define OFF(f) offsetof(rc_optim_opts, f)
-static const opt_field FIELDS[] = {
-    {"weight_decay", 0, 0, OFF(weight_decay)},
-    {"momentum", K(RC_SGD) | K(RC_RMSPROP), 0, OFF(momentum)},
-    {"dampening", K(RC_SGD), 0, OFF(dampening)},
-    {"nesterov", K(RC_SGD), 1, OFF(nesterov)},
-    {"lr_decay", K(RC_ADAGRAD), 0, OFF(lr_decay)},
-    {"initial_accumulator", K(RC_ADAGRAD), 0, OFF(initial_accumulator)},
-    {"alpha", K(RC_RMSPROP), 0, OFF(alpha)},
-    {"initial_square_avg", K(RC_RMSPROP), 0, OFF(initial_square_avg)},
-    {"centered", K(RC_RMSPROP), 1, OFF(centered)},
-    {"beta1", K(RC_ADAM) | K(RC_ADAMW), 0, OFF(beta1)},
-    {"beta2", K(RC_ADAM) | K(RC_ADAMW), 0, OFF(beta2)},
-    {"eps", K(RC_ADAGRAD) | K(RC_RMSPROP) | K(RC_ADAM) | K(RC_ADAMW), 0, OFF(eps)},
-    {"eps_in_sqrt", K(RC_ADAGRAD) | K(RC_RMSPROP), 1, OFF(eps_in_sqrt)},
-    {NULL, 0, 0, 0}};
-
-static const opt_field *find_field(rc_optim_kind kind, const char *name) {
-  for (const opt_field *f = FIELDS; f->name; f++)
-    if (strcmp(f->name, name) == 0 && (!f->kinds || (f->kinds & K(kind)))) return f;
+/* The option called name, when optimizer d has it (lr is handled apart). */
+static const opt_field *find_field(const rc_optim_desc *d, const char *name) {
+  if (!rc_optim_has_option(d, name)) return NULL;
+  for (const opt_field *f = rc_optim_options; f->name; f++)
+    if (strcmp(f->name, name) == 0) return f;
   return NULL;
 }
 
@@ -96,12 +76,6 @@ static void push_field(lua_State *L, const rc_optim_opts *o, const opt_field *f)
     lua_pushboolean(L, *(const int *)(base + f->off));
   else
     lua_pushnumber(L, *(const double *)(base + f->off));
-}
-
-static int kind_of(const char *s) {
-  for (int k = 0; k < RC_OPTIM_COUNT; k++)
-    if (strcmp(rc_optim_name[k], s) == 0) return k;
-  return -1;
 }
 
 /* Calls the schedule (user value) for the step about to be taken; sets lr. */
@@ -132,9 +106,9 @@ static void check_clip(lua_State *L, double v, const char *fn, const char *what)
 /* new(kind, params, opts) */
 static int f_new(lua_State *L) {
   const char *kname = rb_check_string(L, 1);
-  int kind = kind_of(kname);
-  if (kind < 0) return rb_error(L, "optim: unknown optimizer '%s'", kname);
-  const char *fn = rc_optim_name[kind];
+  const rc_optim_desc *d = rc_optim_find(kname);
+  if (!d) return rb_error(L, "optim: unknown optimizer '%s'", kname);
+  const char *fn = d->name;
   int n;
   rc_tensor **p = rb_tensor_list(L, 2, &n, fn, "params (argument #1)");
   int list_idx = lua_gettop(L);
@@ -142,7 +116,7 @@ static int f_new(lua_State *L) {
     return rb_error(L, "%s: argument #2 must be an options table with lr, got %s", fn,
                     luaL_typename(L, 3));
   rc_optim_opts o;
-  rc_optim_defaults((rc_optim_kind)kind, &o);
+  rc_optim_defaults(d, &o);
   double clip_norm = 0, clip_value = 0;
   int has_schedule = 0;
   /* every key must be known: a typo is an error, not a silent default */
@@ -151,7 +125,7 @@ static int f_new(lua_State *L) {
     if (lua_type(L, -2) != LUA_TSTRING)
       return rb_error(L, "%s: option names must be strings, got %s", fn, luaL_typename(L, -2));
     const char *k = lua_tostring(L, -2);
-    const opt_field *f = find_field((rc_optim_kind)kind, k);
+    const opt_field *f = find_field(d, k);
     if (strcmp(k, "lr") == 0) {
       int t = lua_type(L, -1);
       if (t == LUA_TNUMBER) {
@@ -195,7 +169,7 @@ static int f_new(lua_State *L) {
     lua_getfield(L, 3, "lr");
     lua_setiuservalue(L, ud, 1);
   }
-  u->o = rc_optim_new(rb_ctx(L), (rc_optim_kind)kind, &o, p, n);
+  u->o = rc_optim_new(rb_ctx(L), d, &o, p, n);
   if (!u->o) return rb_raise(L);
   if (has_schedule) run_schedule(L, ud, u, fn); /* validates the schedule once */
   return 1;
@@ -203,7 +177,7 @@ static int f_new(lua_State *L) {
 
 static int m_step(lua_State *L) {
   rb_optim *u = check_opt(L, 1);
-  const char *fn = rc_optim_name[u->o->kind];
+  const char *fn = u->o->desc->name;
   run_schedule(L, 1, u, fn);
   double norm = -1;
   if (u->clip_norm > 0) {
@@ -253,8 +227,8 @@ static int m_get(lua_State *L) {
     lua_pushnumber(L, k[5] == 'n' ? u->clip_norm : u->clip_value);
     return 1;
   }
-  const opt_field *f = find_field(u->o->kind, k);
-  if (!f) return rb_error(L, "get: %s has no option '%s'", rc_optim_name[u->o->kind], k);
+  const opt_field *f = find_field(u->o->desc, k);
+  if (!f) return rb_error(L, "get: %s has no option '%s'", u->o->desc->name, k);
   push_field(L, &u->o->o, f);
   return 1;
 }
@@ -262,7 +236,7 @@ static int m_get(lua_State *L) {
 static int m_set(lua_State *L) {
   rb_optim *u = check_opt(L, 1);
   const char *k = rb_check_string(L, 2);
-  const char *fn = rc_optim_name[u->o->kind];
+  const char *fn = u->o->desc->name;
   if (strcmp(k, "lr") == 0) {
     lua_remove(L, 2);
     return m_set_lr(L);
@@ -278,15 +252,15 @@ static int m_set(lua_State *L) {
       u->clip_value = v;
     return 0;
   }
-  const opt_field *f = find_field(u->o->kind, k);
+  const opt_field *f = find_field(u->o->desc, k);
   if (!f) return rb_error(L, "set: %s has no option '%s'", fn, k);
   rc_optim_opts o = u->o->o;
   set_field(&o, f, L, 3, "set");
-  if (rc_optim_check(rb_ctx(L), "set", u->o->kind, &o)) return rb_raise(L);
+  if (rc_optim_check(rb_ctx(L), "set", u->o->desc, &o)) return rb_raise(L);
   /* options that decide which state exists cannot change after construction */
-  if ((strcmp(k, "momentum") == 0 && ((o.momentum != 0) != (u->o->o.momentum != 0))) ||
-      (strcmp(k, "centered") == 0 && o.centered != u->o->o.centered))
-    return rb_error(L, "set: %s cannot be switched on or off after the optimizer is built", k);
+  for (int s = 0; s < RC_OPTIM_SLOTS; s++)
+    if (rc_optim_slot_used(u->o->desc, &o, s) != (u->o->slot[s] != NULL))
+      return rb_error(L, "set: %s cannot be switched on or off after the optimizer is built", k);
   u->o->o = o;
   return 0;
 }
@@ -295,12 +269,12 @@ static int m_set(lua_State *L) {
 static int m_hyper(lua_State *L) {
   rb_optim *u = check_opt(L, 1);
   lua_newtable(L);
-  lua_pushstring(L, rc_optim_name[u->o->kind]);
+  lua_pushstring(L, u->o->desc->name);
   lua_setfield(L, -2, "name");
   lua_pushnumber(L, u->o->o.lr);
   lua_setfield(L, -2, "lr");
-  for (const opt_field *f = FIELDS; f->name; f++) {
-    if (f->kinds && !(f->kinds & K(u->o->kind))) continue;
+  for (const opt_field *f = rc_optim_options; f->name; f++) {
+    if (!rc_optim_has_option(u->o->desc, f->name)) continue;
     push_field(L, &u->o->o, f);
     lua_setfield(L, -2, f->name);
   }
@@ -474,9 +448,18 @@ static int m_tostring(lua_State *L) {
     return 1;
   }
   char buf[256];
-  snprintf(buf, sizeof buf, "recur.optim.%s(%d parameters, lr = %g, step %lld)",
-           rc_optim_name[u->o->kind], u->o->n, u->o->o.lr, (long long)u->o->step);
+  snprintf(buf, sizeof buf, "recur.optim.%s(%d parameters, lr = %g, step %lld)", u->o->desc->name,
+           u->o->n, u->o->o.lr, (long long)u->o->step);
   lua_pushstring(L, buf);
+  return 1;
+}
+
+static int f_names(lua_State *L) {
+  lua_newtable(L);
+  for (int k = 0; rc_optims[k]; k++) {
+    lua_pushstring(L, rc_optims[k]->name);
+    lua_rawseti(L, -2, k + 1);
+  }
   return 1;
 }
 
@@ -523,7 +506,8 @@ void rb_open_optim(lua_State *L, int methods, int module) {
   lua_pushcfunction(L, m_tostring);
   lua_setfield(L, -2, "__tostring");
   lua_pop(L, 1);
-  static const luaL_Reg fns[] = {{"new", f_new}, {"is_optimizer", f_is_optimizer}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {
+      {"new", f_new}, {"names", f_names}, {"is_optimizer", f_is_optimizer}, {NULL, NULL}};
   lua_newtable(L);
   rb_setfuncs(L, fns);
   lua_setfield(L, module, "_optim");

@@ -4,50 +4,64 @@
 #include "optim.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "autograd.h"
 #include "kernels.h"
 
-const char *const rc_optim_name[RC_OPTIM_COUNT] = {"SGD", "Adagrad", "RMSProp", "Adam", "AdamW"};
+#define OPTION(f, is_bool)                                                                         \
+  { #f, is_bool, offsetof(rc_optim_opts, f) }
+const rc_optim_option rc_optim_options[] = {OPTION(weight_decay, 0), OPTION(momentum, 0),
+                                            OPTION(dampening, 0),    OPTION(nesterov, 1),
+                                            OPTION(lr_decay, 0),     OPTION(initial_accumulator, 0),
+                                            OPTION(alpha, 0),        OPTION(initial_square_avg, 0),
+                                            OPTION(centered, 1),     OPTION(beta1, 0),
+                                            OPTION(beta2, 0),        OPTION(eps, 0),
+                                            OPTION(eps_in_sqrt, 1),  {NULL, 0, 0}};
+#undef OPTION
 
-void rc_optim_defaults(rc_optim_kind kind, rc_optim_opts *o) {
+const rc_optim_desc *rc_optim_find(const char *name) {
+  for (int k = 0; rc_optims[k]; k++)
+    if (strcmp(rc_optims[k]->name, name) == 0) return rc_optims[k];
+  return NULL;
+}
+
+int rc_optim_has_option(const rc_optim_desc *d, const char *name) {
+  if (strcmp(name, "lr") == 0 || strcmp(name, "weight_decay") == 0) return 1;
+  for (int k = 0; k < RC_OPTIM_MAX_OPTIONS && d->options[k]; k++)
+    if (strcmp(d->options[k], name) == 0) return 1;
+  return 0;
+}
+
+void rc_optim_defaults(const rc_optim_desc *d, rc_optim_opts *o) {
   memset(o, 0, sizeof *o);
   o->lr = NAN;
   o->alpha = 0.99;
   o->beta1 = 0.9;
   o->beta2 = 0.999;
-  o->eps = kind == RC_ADAGRAD ? 1e-10 : 1e-8;
-  o->weight_decay = kind == RC_ADAMW ? 1e-2 : 0.0;
+  o->eps = 1e-8;
+  o->weight_decay = 0.0;
+  if (d && d->defaults) d->defaults(o);
 }
 
-static const char *const slot_names[RC_OPTIM_COUNT][RC_OPTIM_SLOTS] = {
-    {"momentum_buffer", NULL, NULL},
-    {"sum", NULL, NULL},
-    {"square_avg", "momentum_buffer", "grad_avg"},
-    {"exp_avg", "exp_avg_sq", NULL},
-    {"exp_avg", "exp_avg_sq", NULL}};
-
-static int slot_used(rc_optim_kind kind, const rc_optim_opts *o, int k) {
-  if (!slot_names[kind][k]) return 0;
-  if (kind == RC_SGD) return o->momentum != 0.0;
-  if (kind == RC_RMSPROP && k == 1) return o->momentum != 0.0;
-  if (kind == RC_RMSPROP && k == 2) return o->centered;
-  return 1;
+int rc_optim_slot_used(const rc_optim_desc *d, const rc_optim_opts *o, int k) {
+  if (k < 0 || k >= RC_OPTIM_SLOTS || !d->slots[k]) return 0;
+  return d->slot_used ? d->slot_used(o, k) : 1;
 }
 
 const char *rc_optim_slot_name(const rc_optim *opt, int k) {
   if (k < 0 || k >= RC_OPTIM_SLOTS || !opt->slot[k]) return NULL;
-  return slot_names[opt->kind][k];
+  return opt->desc->slots[k];
 }
 
 static int bad(rc_ctx *c, const char *fn, const char *what, double v, const char *need) {
   return rc_error(c, "%s: %s must be %s, got %g", fn, what, need, v);
 }
 
-int rc_optim_check(rc_ctx *c, const char *fn, rc_optim_kind kind, const rc_optim_opts *o) {
-  if ((int)kind < 0 || kind >= RC_OPTIM_COUNT) return rc_error(c, "%s: unknown optimizer", fn);
+int rc_optim_check(rc_ctx *c, const char *fn, const rc_optim_desc *d, const rc_optim_opts *o) {
+  if (!d) return rc_error(c, "%s: unknown optimizer", fn);
   if (!(o->lr >= 0) || isinf(o->lr)) return bad(c, fn, "lr", o->lr, "a finite number >= 0");
   if (!(o->weight_decay >= 0) || isinf(o->weight_decay))
     return bad(c, fn, "weight_decay", o->weight_decay, "a finite number >= 0");
@@ -56,11 +70,6 @@ int rc_optim_check(rc_ctx *c, const char *fn, rc_optim_kind kind, const rc_optim
     return bad(c, fn, "momentum", o->momentum, "a finite number >= 0");
   if (!(o->dampening >= 0 && o->dampening <= 1))
     return bad(c, fn, "dampening", o->dampening, "in [0, 1]");
-  if (kind == RC_SGD && o->nesterov && (o->momentum <= 0 || o->dampening != 0))
-    return rc_error(c,
-                    "%s: nesterov needs momentum > 0 and dampening 0 (got momentum %g, "
-                    "dampening %g)",
-                    fn, o->momentum, o->dampening);
   if (!(o->lr_decay >= 0) || isinf(o->lr_decay))
     return bad(c, fn, "lr_decay", o->lr_decay, "a finite number >= 0");
   if (!(o->initial_accumulator >= 0) || isinf(o->initial_accumulator))
@@ -70,11 +79,7 @@ int rc_optim_check(rc_ctx *c, const char *fn, rc_optim_kind kind, const rc_optim
   if (!(o->alpha >= 0 && o->alpha <= 1)) return bad(c, fn, "alpha", o->alpha, "in [0, 1]");
   if (!(o->beta1 >= 0 && o->beta1 < 1)) return bad(c, fn, "beta1", o->beta1, "in [0, 1)");
   if (!(o->beta2 >= 0 && o->beta2 < 1)) return bad(c, fn, "beta2", o->beta2, "in [0, 1)");
-  if ((kind == RC_ADAGRAD || kind == RC_RMSPROP || kind == RC_ADAM || kind == RC_ADAMW) &&
-      o->eps == 0 && !(kind == RC_ADAGRAD && o->initial_accumulator > 0) &&
-      !(kind == RC_RMSPROP && o->initial_square_avg > 0))
-    return rc_error(c, "%s: eps must be > 0 (a zero gradient would divide 0 by 0)", fn);
-  return 0;
+  return d->check ? d->check(c, fn, o) : 0;
 }
 
 void rc_optim_free(rc_optim *opt) {
@@ -92,10 +97,10 @@ void rc_optim_free(rc_optim *opt) {
   rc_ctx_release(c);
 }
 
-rc_optim *rc_optim_new(rc_ctx *c, rc_optim_kind kind, const rc_optim_opts *o, rc_tensor **params,
-                       int n) {
-  const char *fn = (int)kind >= 0 && kind < RC_OPTIM_COUNT ? rc_optim_name[kind] : "optim";
-  if (rc_optim_check(c, fn, kind, o)) return NULL;
+rc_optim *rc_optim_new(rc_ctx *c, const rc_optim_desc *d, const rc_optim_opts *o,
+                       rc_tensor **params, int n) {
+  const char *fn = d ? d->name : "optim";
+  if (rc_optim_check(c, fn, d, o)) return NULL;
   if (n < 0) return rc_error_null(c, "%s: negative parameter count", fn);
   char s[160];
   for (int i = 0; i < n; i++) {
@@ -126,7 +131,7 @@ rc_optim *rc_optim_new(rc_ctx *c, rc_optim_kind kind, const rc_optim_opts *o, rc
   if (!opt) return NULL;
   opt->ctx = c;
   rc_ctx_retain(c);
-  opt->kind = kind;
+  opt->desc = d;
   opt->o = *o;
   opt->n = n;
   size_t cnt = (size_t)(n ? n : 1);
@@ -134,7 +139,7 @@ rc_optim *rc_optim_new(rc_ctx *c, rc_optim_kind kind, const rc_optim_opts *o, rc
   opt->steps = rc_mem_calloc(c, cnt, sizeof *opt->steps);
   if (!opt->params || !opt->steps) goto oom;
   for (int k = 0; k < RC_OPTIM_SLOTS; k++) {
-    if (!slot_used(kind, o, k)) continue;
+    if (!rc_optim_slot_used(d, o, k)) continue;
     opt->slot[k] = rc_mem_calloc(c, cnt, sizeof(rc_tensor *));
     if (!opt->slot[k]) goto oom;
   }
@@ -144,9 +149,7 @@ rc_optim *rc_optim_new(rc_ctx *c, rc_optim_kind kind, const rc_optim_opts *o, rc
     opt->params[i] = p;
     for (int k = 0; k < RC_OPTIM_SLOTS; k++) {
       if (!opt->slot[k]) continue;
-      float init = 0.0f;
-      if (kind == RC_ADAGRAD && k == 0) init = (float)o->initial_accumulator;
-      if (kind == RC_RMSPROP && k == 0) init = (float)o->initial_square_avg;
+      float init = d->slot_init ? d->slot_init(o, k) : 0.0f;
       opt->slot[k][i] = rc_full(c, p->ndim, p->size, init);
       if (!opt->slot[k][i]) {
         rc_optim_free(opt);
@@ -276,10 +279,10 @@ static RC_CLONES void rc_k_adam(float *p, const float *g, float *m, float *v, in
 int rc_optim_step(rc_optim *opt) {
   rc_ctx *c = opt->ctx;
   const rc_optim_opts *o = &opt->o;
-  const char *fn = rc_optim_name[opt->kind];
+  const char *fn = opt->desc->name;
   char s1[160], s2[160];
   /* validate everything first: no parameter is updated when one of them is wrong */
-  if (rc_optim_check(c, fn, opt->kind, o)) return -1;
+  if (rc_optim_check(c, fn, opt->desc, o)) return -1;
   int touched = 2; /* the parameter and its gradient, and each moment slot in use */
   for (int k = 0; k < RC_OPTIM_SLOTS; k++) touched += opt->slot[k] != NULL;
   for (int i = 0; i < opt->n; i++) {
@@ -303,36 +306,10 @@ int rc_optim_step(rc_optim *opt) {
     int64_t n = rc_numel(p);
     float *pd = rc_data(p);
     const float *gd = rc_data(gc);
-    float *s0 = opt->slot[0] ? rc_data(opt->slot[0][i]) : NULL;
-    float *s1p = opt->slot[1] ? rc_data(opt->slot[1][i]) : NULL;
-    float *s2p = opt->slot[2] ? rc_data(opt->slot[2][i]) : NULL;
-    switch (opt->kind) {
-    case RC_SGD:
-      rc_k_sgd(pd, gd, s0, n, (float)o->lr, (float)o->momentum, (float)(1.0 - o->dampening),
-               (float)o->weight_decay, o->nesterov, t == 1);
-      break;
-    case RC_ADAGRAD: {
-      double clr = o->lr / (1.0 + (double)(t - 1) * o->lr_decay);
-      rc_k_adagrad(pd, gd, s0, n, (float)clr, (float)o->weight_decay, (float)o->eps,
-                   o->eps_in_sqrt);
-      break;
-    }
-    case RC_RMSPROP:
-      rc_k_rmsprop(pd, gd, s0, s1p, s2p, n, (float)o->lr, (float)o->alpha, (float)(1.0 - o->alpha),
-                   (float)o->eps, (float)o->weight_decay, (float)o->momentum, o->eps_in_sqrt);
-      break;
-    case RC_ADAM:
-    case RC_ADAMW: {
-      double bc1 = 1.0 - pow(o->beta1, (double)t), bc2 = 1.0 - pow(o->beta2, (double)t);
-      rc_k_adam(pd, gd, s0, s1p, n, (float)o->beta1, (float)(1.0 - o->beta1), (float)o->beta2,
-                (float)(1.0 - o->beta2), (float)o->eps, (float)o->weight_decay,
-                opt->kind == RC_ADAMW, (float)(1.0 - o->lr * o->weight_decay), (float)(o->lr / bc1),
-                (float)sqrt(bc2));
-      break;
-    }
-    default:
-      break;
-    }
+    float *slot[RC_OPTIM_SLOTS];
+    for (int k = 0; k < RC_OPTIM_SLOTS; k++)
+      slot[k] = opt->slot[k] ? rc_data(opt->slot[k][i]) : NULL;
+    opt->desc->update(o, t, pd, gd, slot, n);
     rc_release(gc);
     rc_bump_version(p);
     for (int k = 0; k < RC_OPTIM_SLOTS; k++)
@@ -340,3 +317,125 @@ int rc_optim_step(rc_optim *opt) {
   }
   return 0;
 }
+
+/* ---- the optimizers: each one's update, checks and descriptor (a row of optim_table.h) ---- */
+
+static int check_eps(rc_ctx *c, const char *fn, const rc_optim_opts *o, int starts_positive) {
+  if (o->eps == 0 && !starts_positive)
+    return rc_error(c, "%s: eps must be > 0 (a zero gradient would divide 0 by 0)", fn);
+  return 0;
+}
+
+static void sgd_update(const rc_optim_opts *o, int64_t t, float *p, const float *g,
+                       float *const *slot, int64_t n) {
+  rc_k_sgd(p, g, slot[0], n, (float)o->lr, (float)o->momentum, (float)(1.0 - o->dampening),
+           (float)o->weight_decay, o->nesterov, t == 1);
+}
+static int sgd_slot_used(const rc_optim_opts *o, int k) {
+  (void)k;
+  return o->momentum != 0.0;
+}
+static int sgd_check(rc_ctx *c, const char *fn, const rc_optim_opts *o) {
+  if (o->nesterov && (o->momentum <= 0 || o->dampening != 0))
+    return rc_error(c,
+                    "%s: nesterov needs momentum > 0 and dampening 0 (got momentum %g, "
+                    "dampening %g)",
+                    fn, o->momentum, o->dampening);
+  return 0;
+}
+const rc_optim_desc rc_optim_sgd = {
+    .name = "SGD",
+    .slots = {"momentum_buffer"},
+    .options = {"momentum", "dampening", "nesterov"},
+    .slot_used = sgd_slot_used,
+    .check = sgd_check,
+    .update = sgd_update,
+};
+
+static void adagrad_update(const rc_optim_opts *o, int64_t t, float *p, const float *g,
+                           float *const *slot, int64_t n) {
+  double clr = o->lr / (1.0 + (double)(t - 1) * o->lr_decay);
+  rc_k_adagrad(p, g, slot[0], n, (float)clr, (float)o->weight_decay, (float)o->eps, o->eps_in_sqrt);
+}
+static void adagrad_defaults(rc_optim_opts *o) {
+  o->eps = 1e-10;
+}
+static float adagrad_init(const rc_optim_opts *o, int k) {
+  (void)k;
+  return (float)o->initial_accumulator;
+}
+static int adagrad_check(rc_ctx *c, const char *fn, const rc_optim_opts *o) {
+  return check_eps(c, fn, o, o->initial_accumulator > 0);
+}
+const rc_optim_desc rc_optim_adagrad = {
+    .name = "Adagrad",
+    .slots = {"sum"},
+    .options = {"lr_decay", "initial_accumulator", "eps", "eps_in_sqrt"},
+    .defaults = adagrad_defaults,
+    .slot_init = adagrad_init,
+    .check = adagrad_check,
+    .update = adagrad_update,
+};
+
+static void rmsprop_update(const rc_optim_opts *o, int64_t t, float *p, const float *g,
+                           float *const *slot, int64_t n) {
+  (void)t;
+  rc_k_rmsprop(p, g, slot[0], slot[1], slot[2], n, (float)o->lr, (float)o->alpha,
+               (float)(1.0 - o->alpha), (float)o->eps, (float)o->weight_decay, (float)o->momentum,
+               o->eps_in_sqrt);
+}
+static int rmsprop_slot_used(const rc_optim_opts *o, int k) {
+  return k == 0 || (k == 1 && o->momentum != 0.0) || (k == 2 && o->centered);
+}
+static float rmsprop_init(const rc_optim_opts *o, int k) {
+  return k == 0 ? (float)o->initial_square_avg : 0.0f;
+}
+static int rmsprop_check(rc_ctx *c, const char *fn, const rc_optim_opts *o) {
+  return check_eps(c, fn, o, o->initial_square_avg > 0);
+}
+const rc_optim_desc rc_optim_rmsprop = {
+    .name = "RMSProp",
+    .slots = {"square_avg", "momentum_buffer", "grad_avg"},
+    .options = {"momentum", "alpha", "initial_square_avg", "centered", "eps", "eps_in_sqrt"},
+    .slot_used = rmsprop_slot_used,
+    .slot_init = rmsprop_init,
+    .check = rmsprop_check,
+    .update = rmsprop_update,
+};
+
+static void adam_any(const rc_optim_opts *o, int64_t t, float *p, const float *g,
+                     float *const *slot, int64_t n, int decoupled) {
+  double bc1 = 1.0 - pow(o->beta1, (double)t), bc2 = 1.0 - pow(o->beta2, (double)t);
+  rc_k_adam(p, g, slot[0], slot[1], n, (float)o->beta1, (float)(1.0 - o->beta1), (float)o->beta2,
+            (float)(1.0 - o->beta2), (float)o->eps, (float)o->weight_decay, decoupled,
+            (float)(1.0 - o->lr * o->weight_decay), (float)(o->lr / bc1), (float)sqrt(bc2));
+}
+static void adam_update(const rc_optim_opts *o, int64_t t, float *p, const float *g,
+                        float *const *slot, int64_t n) {
+  adam_any(o, t, p, g, slot, n, 0);
+}
+static void adamw_update(const rc_optim_opts *o, int64_t t, float *p, const float *g,
+                         float *const *slot, int64_t n) {
+  adam_any(o, t, p, g, slot, n, 1);
+}
+static void adamw_defaults(rc_optim_opts *o) {
+  o->weight_decay = 1e-2;
+}
+static int adam_check(rc_ctx *c, const char *fn, const rc_optim_opts *o) {
+  return check_eps(c, fn, o, 0);
+}
+const rc_optim_desc rc_optim_adam = {
+    .name = "Adam",
+    .slots = {"exp_avg", "exp_avg_sq"},
+    .options = {"beta1", "beta2", "eps"},
+    .check = adam_check,
+    .update = adam_update,
+};
+const rc_optim_desc rc_optim_adamw = {
+    .name = "AdamW",
+    .slots = {"exp_avg", "exp_avg_sq"},
+    .options = {"beta1", "beta2", "eps"},
+    .defaults = adamw_defaults,
+    .check = adam_check,
+    .update = adamw_update,
+};

@@ -41,7 +41,8 @@ local function params_of(p, who)
   return p
 end
 
-for _, name in ipairs { "SGD", "Adagrad", "RMSProp", "Adam", "AdamW" } do
+-- one constructor per row of the C table of optimizers (runtime/optim_table.h)
+for _, name in ipairs(C.names()) do
   optim[name] = function(params, opts)
     params = params_of(params, name)
     if opts ~= nil and type(opts) ~= "table" then

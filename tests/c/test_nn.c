@@ -169,9 +169,9 @@ static void test_lazy_grad(rc_ctx *c) {
   rc_tensor *d = rc_param_new(c, 1, s2), *df = NULL, *dg = NULL;
   CHECK(rc_params_pack(c, &d, 1, 0, &df, &dg) == 0 && df && !dg && !d->grad);
   rc_optim_opts o;
-  rc_optim_defaults(RC_SGD, &o);
+  rc_optim_defaults(rc_optim_find("SGD"), &o);
   o.lr = 0.1;
-  rc_optim *opt = rc_optim_new(c, RC_SGD, &o, &d, 1);
+  rc_optim *opt = rc_optim_new(c, rc_optim_find("SGD"), &o, &d, 1);
   CHECK(opt && d->grad && d->storage->grad_twin &&
         d->grad->storage == d->storage->grad_twin->storage && rc_data(d->grad)[3] == 0.0f);
   rc_optim_free(opt);
@@ -190,9 +190,9 @@ static void test_optim(rc_ctx *c) {
   rc_data(p)[1] = -2.0f;
   p->grad = rc_full(c, 1, &n, 0.5f);
   rc_optim_opts o;
-  rc_optim_defaults(RC_ADAM, &o);
+  rc_optim_defaults(rc_optim_find("Adam"), &o);
   o.lr = 0.1;
-  rc_optim *opt = rc_optim_new(c, RC_ADAM, &o, &p, 1);
+  rc_optim *opt = rc_optim_new(c, rc_optim_find("Adam"), &o, &p, 1);
   CHECK(opt != NULL);
   if (opt) {
     CHECK(rc_optim_step(opt) == 0);
@@ -204,7 +204,8 @@ static void test_optim(rc_ctx *c) {
     rc_optim_free(opt);
   }
   o.lr = -1;
-  CHECK(rc_optim_new(c, RC_ADAM, &o, &p, 1) == NULL && strstr(c->err, "Adam: lr must be"));
+  CHECK(rc_optim_new(c, rc_optim_find("Adam"), &o, &p, 1) == NULL &&
+        strstr(c->err, "Adam: lr must be"));
   rc_release(p);
 }
 
@@ -235,9 +236,9 @@ static void test_optim_limit(rc_ctx *c) {
   CHECK(rc_params_pack(c, &p, 1, 0, &flat, &grad) == 0 && flat && !grad);
   c->limit_bytes = rc_used_bytes(c) + 1024; /* no room for 256 KB of gradients */
   rc_optim_opts o;
-  rc_optim_defaults(RC_SGD, &o);
+  rc_optim_defaults(rc_optim_find("SGD"), &o);
   o.lr = 0.1;
-  CHECK(rc_optim_new(c, RC_SGD, &o, &p, 1) == NULL);
+  CHECK(rc_optim_new(c, rc_optim_find("SGD"), &o, &p, 1) == NULL);
   CHECK(strncmp(c->err, "SGD: memory limit exceeded", 26) == 0);
   if (strncmp(c->err, "SGD: ", 5) != 0) fprintf(stderr, "message: %s\n", c->err);
   c->limit_bytes = 0;
