@@ -2,6 +2,7 @@
  * Makefile compiles this file with the flags of runtime/nn_kernels.c (-O3 -fno-math-errno
  * -fno-trapping-math), none of which changes a result. */
 #include "kernels.h"
+#include "kernels_math.h"
 
 RC_CLONES double rc_k_sumsq(const float *g, int64_t n) {
   /* 16 float lanes (vectorized) over blocks of 1024 elements, blocks added in double:
@@ -40,4 +41,16 @@ RC_CLONES void rc_colsum_add(const float *g, int64_t rows, int64_t cols, float *
     const float *r = g + i * cols;
     for (int64_t j = 0; j < cols; j++) out[j] += r[j];
   }
+}
+
+RC_CLONES void rc_k_exp(const float *x, float *y, int64_t n) {
+  for (int64_t i = 0; i < n; i++) y[i] = rc_expf(x[i]);
+}
+
+RC_CLONES void rc_k_tanh(const float *x, float *y, int64_t n) {
+  for (int64_t i = 0; i < n; i++) y[i] = rc_tanhf(x[i]);
+}
+
+RC_CLONES void rc_k_sigmoid(const float *x, float *y, int64_t n) {
+  for (int64_t i = 0; i < n; i++) y[i] = rc_sigmoidf(x[i]);
 }

@@ -27,5 +27,10 @@ void rc_k_clamp(float *g, int64_t n, float lo, float hi);
 double rc_k_sumsq(const float *g, int64_t n);
 /* out[j] += sum_i g[i * cols + j] (bias gradients) */
 void rc_colsum_add(const float *g, int64_t rows, int64_t cols, float *out);
+/* y[i] = exp, tanh, sigmoid of x[i] (kernels_math.h: the runtime's only ones, within 1.5 ulp);
+ * y may be x */
+void rc_k_exp(const float *x, float *y, int64_t n);
+void rc_k_tanh(const float *x, float *y, int64_t n);
+void rc_k_sigmoid(const float *x, float *y, int64_t n);
 
 #endif

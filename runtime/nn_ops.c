@@ -179,9 +179,9 @@ rc_tensor *rc_activation(rc_tensor *x, rc_act act) {
   if (unary_begin(x, &xc, &y)) return NULL;
   int64_t n = rc_numel(x);
   if (act == RC_ACT_TANH)
-    rc_tanh_kernel(rc_data(xc), rc_data(y), n);
+    rc_k_tanh(rc_data(xc), rc_data(y), n);
   else if (act == RC_ACT_SIGMOID)
-    rc_sigmoid_kernel(rc_data(xc), rc_data(y), n);
+    rc_k_sigmoid(rc_data(xc), rc_data(y), n);
   else
     rc_relu_kernel(rc_data(xc), rc_data(y), n);
   rc_release(xc);
@@ -401,7 +401,7 @@ static int xent_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
     const float *xr = xd + r * C;
     if (!log_probs) {
       for (int64_t k = 0; k < C; k++) orow[k] = xr[k] - ld[r];
-      rc_exp_kernel(orow, orow, C);
+      rc_k_exp(orow, orow, C);
       if (soft) {
         const float *tr = td + r * C;
         double tsum = 0;
@@ -495,7 +495,7 @@ rc_tensor *rc_cross_entropy(rc_tensor *input, rc_tensor *target, int64_t base, r
       for (int64_t k = 1; k < C; k++) m = xr[k] > m ? xr[k] : m;
       if (isinf(m)) m = 0.0f; /* all -inf (or an inf): let the arithmetic give inf/nan */
       for (int64_t k = 0; k < C; k++) tmp[k] = xr[k] - m;
-      rc_exp_kernel(tmp, tmp, C);
+      rc_k_exp(tmp, tmp, C);
       double s = 0;
       for (int64_t k = 0; k < C; k++) s += tmp[k];
       ld[r] = m + (float)log(s);

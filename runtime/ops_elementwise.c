@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels.h"
+#include "kernels_math.h"
 #include "ops.h"
 
 const char *const rc_binop_name[RC_BINOP_COUNT] = {
@@ -12,10 +14,6 @@ const char *const rc_unop_name[RC_UNOP_COUNT] = {
     "neg",  "exp",   "log",   "sqrt", "abs", "tanh",  "sigmoid",    "relu",   "sign",  "floor",
     "round", "ceil", "sin",   "cos",  "rsqrt", "reciprocal", "square", "log1p", "expm1",
     "softplus"};
-
-static inline float sigmoidf(float x) {
-  return x >= 0 ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x));
-}
 
 static inline float binop_apply(rc_binop op, float x, float y) {
   switch (op) {
@@ -39,12 +37,12 @@ static inline float binop_apply(rc_binop op, float x, float y) {
 static inline float unop_apply(rc_unop op, float x) {
   switch (op) {
   case RC_NEG: return -x;
-  case RC_EXP: return expf(x);
+  case RC_EXP: return rc_expf(x); /* the kernel floor's: the same bits as rc_k_exp */
   case RC_LOG: return logf(x);
   case RC_SQRT: return sqrtf(x);
   case RC_ABS: return fabsf(x);
-  case RC_TANH: return tanhf(x);
-  case RC_SIGMOID: return sigmoidf(x);
+  case RC_TANH: return rc_tanhf(x);
+  case RC_SIGMOID: return rc_sigmoidf(x);
   case RC_RELU: return x > 0 ? x : 0.0f;
   case RC_SIGN: return (float)((x > 0) - (x < 0));
   case RC_FLOOR: return floorf(x);
@@ -133,11 +131,14 @@ static void un_kernel(rc_unop op, rc_tensor *out, rc_tensor *a) {
     case RC_NEG:
       for (int64_t k = 0; k < numel; k++) o[k] = -x[k];
       break;
+    case RC_EXP:
+      rc_k_exp(x, o, numel);
+      break;
     case RC_TANH:
-      for (int64_t k = 0; k < numel; k++) o[k] = tanhf(x[k]);
+      rc_k_tanh(x, o, numel);
       break;
     case RC_SIGMOID:
-      for (int64_t k = 0; k < numel; k++) o[k] = sigmoidf(x[k]);
+      rc_k_sigmoid(x, o, numel);
       break;
     case RC_RELU:
       for (int64_t k = 0; k < numel; k++) o[k] = x[k] > 0 ? x[k] : 0.0f;
@@ -338,7 +339,7 @@ static rc_tensor *unary_grad(rc_unop op, rc_tensor *g, rc_tensor *x, rc_tensor *
     case RC_SQUARE: d = 2.0f * xp[k]; break;
     case RC_LOG1P: d = 1.0f / (1.0f + xp[k]); break;
     case RC_EXPM1: d = yp[k] + 1.0f; break;
-    case RC_SOFTPLUS: d = sigmoidf(xp[k]); break;
+    case RC_SOFTPLUS: d = rc_sigmoidf(xp[k]); break;
     default: d = 0.0f; /* sign, floor, round, ceil: zero almost everywhere */
     }
     o[k] = gp[k] * d;

@@ -23,7 +23,7 @@ static void fwd_rows_rz(void *arg, int64_t b0, int64_t b1) {
   const float *hp = s->st[0] + t * B * H;
   for (int64_t b = b0; b < b1; b++) {
     float *r = pre + b * P;
-    rn_sigmoid(r, 2 * H);
+    rc_k_sigmoid(r, r, 2 * H);
     for (int64_t j = 0; j < H; j++) rh[b * H + j] = r[j] * hp[b * H + j];
   }
 }
@@ -40,7 +40,7 @@ static void fwd_rows_n(void *arg, int64_t b0, int64_t b1) {
     float *z = pre + b * P + H, *n = pre + b * P + 2 * H;
     const float *hpb = hp + b * H;
     float *hnb = hn + b * H, *yb = y + b * H;
-    rn_tanh(n, H);
+    rc_k_tanh(n, n, H);
     if (rn_active(s, t, b)) {
       for (int64_t j = 0; j < H; j++) hnb[j] = yb[j] = z[j] * hpb[j] + (1.0f - z[j]) * n[j];
     } else {
@@ -151,12 +151,12 @@ static void fwd_after_rows(void *arg, int64_t b0, int64_t b1) {
     const float *hpb = hp + b * H;
     float *hnb = hn + b * H, *yb = y + b * H;
     for (int64_t j = 0; j < 2 * H; j++) r[j] += u[j];
-    rn_sigmoid(r, 2 * H);
+    rc_k_sigmoid(r, r, 2 * H);
     for (int64_t j = 0; j < H; j++) {
       hnsb[j] = u[2 * H + j] + bhn[j];
       n[j] += r[j] * hnsb[j];
     }
-    rn_tanh(n, H);
+    rc_k_tanh(n, n, H);
     if (rn_active(s, t, b)) {
       for (int64_t j = 0; j < H; j++) hnb[j] = yb[j] = z[j] * hpb[j] + (1.0f - z[j]) * n[j];
     } else {

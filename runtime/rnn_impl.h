@@ -6,6 +6,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "kernels.h"
 #include "rnn.h"
 
 /* OpenBLAS's cblas.h pulls in <complex.h>, whose I macro we do not want. */
@@ -116,14 +117,8 @@ static inline int rn_active(const rc_seq *s, int64_t t, int64_t b) {
 void rn_gemm(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int ta, const float *B,
              int64_t ldb, int tb, float *C, int64_t ldc, float alpha, float beta);
 
-/* Elementwise kernels on n floats (vectorisable; accurate to a few float ulps). */
 /* The LSTM family's init: forget-gate bias (the second block of b = param[2]) at 1.0. */
 void rn_init_forget_bias(rc_cell *cell);
-void rn_sigmoid(float *x, int64_t n);
-void rn_tanh(float *x, int64_t n);
-static inline float rn_sig1(float x) {
-  return 1.0f / (1.0f + expf(-x));
-}
 
 /* A weight op(W) [K, N] prepared for many products with small left operands (the per-step
  * recurrences): packed into column panels when that pays (runtime/rnn_gemm.c), else the plain

@@ -66,9 +66,9 @@ static void fwd(rc_seq *s) {
         for (int64_t j = 0; j < H; j++) z[j] = x[j] * sc[j] + sh[j] + add;
       }
       float *ig = g4, *fg = g4 + H, *gg = g4 + 2 * H, *og = g4 + 3 * H;
-      rn_sigmoid(ig, 2 * H);
-      rn_tanh(gg, H);
-      rn_sigmoid(og, H);
+      rc_k_sigmoid(ig, ig, 2 * H);
+      rc_k_tanh(gg, gg, H);
+      rc_k_sigmoid(og, og, H);
       const float *cpb = cp + b * H, *hpb = hp + b * H;
       float *cnb = cn + b * H, *hnb = hn + b * H, *yb = y + b * H;
       float *chb = ch + b * H, *tlb = tl + b * H;
@@ -76,7 +76,7 @@ static void fwd(rc_seq *s) {
       rb[4] = ln_norm(cnb, chb, H);
       const float *sc = scale + 4 * H, *sh = shift + 4 * H;
       for (int64_t j = 0; j < H; j++) tlb[j] = chb[j] * sc[j] + sh[j];
-      rn_tanh(tlb, H);
+      rc_k_tanh(tlb, tlb, H);
       if (rn_active(s, t, b)) {
         for (int64_t j = 0; j < H; j++) hnb[j] = yb[j] = tlb[j] * og[j];
       } else {

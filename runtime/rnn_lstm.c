@@ -28,15 +28,15 @@ static inline void fwd_rows_k(const fwd_step *st, int64_t b0, int64_t b1, int pe
         ig[j] += pi[j] * cpb[j];
         fg[j] += pf[j] * cpb[j];
       }
-    rn_sigmoid(ig, 2 * H);
-    rn_tanh(gg, H);
+    rc_k_sigmoid(ig, ig, 2 * H);
+    rc_k_tanh(gg, gg, H);
     /* c' into cn (fixed below for a finished sequence) */
     for (int64_t j = 0; j < H; j++) cnb[j] = fg[j] * cpb[j] + ig[j] * gg[j];
     if (peep)
       for (int64_t j = 0; j < H; j++) og[j] += po[j] * cnb[j];
-    rn_sigmoid(og, H);
+    rc_k_sigmoid(og, og, H);
     memcpy(tc, cnb, (size_t)H * sizeof(float));
-    rn_tanh(tc, H);
+    rc_k_tanh(tc, tc, H);
     if (rn_active(s, t, b)) {
       for (int64_t j = 0; j < H; j++) hnb[j] = yb[j] = og[j] * tc[j];
     } else {

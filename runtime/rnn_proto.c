@@ -25,7 +25,7 @@ static void fwd(rc_seq *s) {
     rn_pgemm(&pa, B, sp, H, pre, P, 1.0f);
     for (int64_t b = 0; b < B; b++) {
       float *g4 = pre + b * P, *o = g4 + 2 * H;
-      rn_sigmoid(g4, 3 * H);
+      rc_k_sigmoid(g4, g4, 3 * H);
       for (int64_t j = 0; j < H; j++) os[b * H + j] = o[j] * sp[b * H + j];
     }
     rn_pgemm(&pb, B, os, H, pre + 3 * H, P, 1.0f);
@@ -33,7 +33,7 @@ static void fwd(rc_seq *s) {
       float *g4 = pre + b * P, *i = g4, *f = g4 + H, *g = g4 + 3 * H;
       const float *spb = sp + b * H;
       float *snb = sn + b * H, *yb = y + b * H;
-      rn_tanh(g, H);
+      rc_k_tanh(g, g, H);
       if (!rn_active(s, t, b)) {
         memcpy(snb, spb, (size_t)H * sizeof(float));
         memset(yb, 0, (size_t)H * sizeof(float));

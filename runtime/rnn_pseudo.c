@@ -14,7 +14,7 @@ static void fwd(rc_seq *s) {
   rn_prepare(s->cell, 0, &pa, Wh, P, 0, H, 3 * H, B, T);
   rn_prepare(s->cell, 1, &pb, Wh + 3 * H, P, 0, H, H, B, T);
   memcpy(s->aux[0], s->st[0], (size_t)(B * H) * sizeof(float));
-  rn_tanh(s->aux[0], B * H);
+  rc_k_tanh(s->aux[0], s->aux[0], B * H);
   for (int64_t t = 0; t < T; t++) {
     float *pre = s->pre + t * B * P, *y = s->y + t * B * H, *ots = s->aux[1] + t * B * H;
     const float *sp = s->st[0] + t * B * H, *tsp = s->aux[0] + t * B * H;
@@ -22,7 +22,7 @@ static void fwd(rc_seq *s) {
     rn_pgemm(&pa, B, tsp, H, pre, P, 1.0f);
     for (int64_t b = 0; b < B; b++) {
       float *g4 = pre + b * P, *o = g4 + 2 * H;
-      rn_sigmoid(g4, 3 * H);
+      rc_k_sigmoid(g4, g4, 3 * H);
       for (int64_t j = 0; j < H; j++) ots[b * H + j] = o[j] * tsp[b * H + j];
     }
     rn_pgemm(&pb, B, ots, H, pre + 3 * H, P, 1.0f);
@@ -30,10 +30,10 @@ static void fwd(rc_seq *s) {
       float *g4 = pre + b * P, *i = g4, *f = g4 + H, *g = g4 + 3 * H;
       const float *spb = sp + b * H, *tspb = tsp + b * H;
       float *snb = sn + b * H, *tsnb = tsn + b * H, *yb = y + b * H;
-      rn_tanh(g, H);
+      rc_k_tanh(g, g, H);
       if (rn_active(s, t, b)) {
         for (int64_t j = 0; j < H; j++) snb[j] = tsnb[j] = f[j] * spb[j] + i[j] * g[j];
-        rn_tanh(tsnb, H);
+        rc_k_tanh(tsnb, tsnb, H);
         memcpy(yb, tsnb, (size_t)H * sizeof(float));
       } else {
         memcpy(snb, spb, (size_t)H * sizeof(float));

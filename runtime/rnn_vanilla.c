@@ -11,7 +11,7 @@ static void fwd(rc_seq *s) {
     const float *hp = s->st[0] + t * B * H;
     float *hn = s->st[0] + (t + 1) * B * H;
     rn_pgemm(&pw, B, hp, H, pre, H, 1.0f);
-    rn_tanh(pre, B * H);
+    rc_k_tanh(pre, pre, B * H);
     for (int64_t b = 0; b < B; b++) {
       size_t row = (size_t)H * sizeof(float);
       if (rn_active(s, t, b)) {
