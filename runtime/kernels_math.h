@@ -4,10 +4,10 @@
  * correctly rounded IEEE one (no fmaf: a clone without FMA would round differently), so each
  * RC_CLONES version and a scalar call give identical bits.
  *
- * Accuracy against the exact value (tests/c/test_kernels.c sweeps every 251st float and all
- * floats of the critical ranges against double libm): exp within 1 ulp, tanh within 1.5 ulp,
- * sigmoid within 1 ulp, subnormal results included. NaN gives NaN, +-inf the limits,
- * tanh(-0) = -0. Not part of the API. */
+ * Accuracy against the exact value (tests/c/test_kernels_math.c sweeps every 251st float and all
+ * floats of the critical ranges against double libm): exp within 1 ulp, tanh and sigmoid
+ * within 1.5 ulp (measured 0.99, 1.33, 1.47), subnormal results included. NaN gives NaN,
+ * +-inf the limits, tanh(-0) = -0. Not part of the API. */
 #ifndef RECUR_KERNELS_MATH_H
 #define RECUR_KERNELS_MATH_H
 

@@ -55,7 +55,7 @@ static inline float unop_apply(rc_unop op, float x) {
   case RC_SQUARE: return x * x;
   case RC_LOG1P: return log1pf(x);
   case RC_EXPM1: return expm1f(x);
-  case RC_SOFTPLUS: return x > 20.0f ? x : log1pf(expf(x));
+  case RC_SOFTPLUS: return x > 20.0f ? x : log1pf(rc_expf(x));
   default: return 0;
   }
 }

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels_math.h"
 #include "ops.h"
 
 static const char *const redop_name[RC_REDOP_COUNT] = {"sum", "mean", "max", "min", "prod"};
@@ -624,7 +625,7 @@ static int lse_kernel(rc_ctx *c, const char *fn, const float *x, float *y, const
     for (int64_t k = 0; k < n; k++) {
       const float *r = x + AT(p, o, k, 0);
       for (int64_t j = 0; j < inner; j++)
-        if (isfinite(mx[j])) acc[j] += exp((double)(r[j] - mx[j]));
+        if (isfinite(mx[j])) acc[j] += (double)rc_expf(r[j] - mx[j]);
     }
     float *dst = y + o * inner;
     for (int64_t j = 0; j < inner; j++)
@@ -640,7 +641,7 @@ static int lse_backward(rc_node *nd, rc_tensor **gout, rc_tensor **gin) {
   if (bw_begin(nd, gout[0], 2, 0, &b)) return -1;
   const float *xp = rc_data(b.saved[0]), *yp = rc_data(b.saved[1]), *g = rc_data(b.g);
   float *o_ = rc_data(b.r);
-  FOR_EACH_ELEM(&b.p) o_[e] = xp[e] == -INFINITY ? 0.0f : g[s] * expf(xp[e] - yp[s]);
+  FOR_EACH_ELEM(&b.p) o_[e] = xp[e] == -INFINITY ? 0.0f : g[s] * rc_expf(xp[e] - yp[s]);
   return bw_end(&b, gin, 0);
 }
 
@@ -776,12 +777,12 @@ static int softmax_kernel(rc_ctx *c, const char *fn, const float *x, float *y, c
       if (isinf(mx) && mx < 0) mx = 0; /* all -inf: NaN results, as exp(-inf - -inf) */
       double sum = 0;
       if (logsm) {
-        for (int64_t k = 0; k < n; k++) sum += expf(r[k] - mx);
+        for (int64_t k = 0; k < n; k++) sum += rc_expf(r[k] - mx);
         float lse = (float)log(sum);
         for (int64_t k = 0; k < n; k++) d[k] = r[k] - mx - lse;
       } else {
         for (int64_t k = 0; k < n; k++) {
-          d[k] = expf(r[k] - mx);
+          d[k] = rc_expf(r[k] - mx);
           sum += d[k];
         }
         float inv = (float)(1.0 / sum);
@@ -803,7 +804,7 @@ static int softmax_kernel(rc_ctx *c, const char *fn, const float *x, float *y, c
       const float *r = x + AT(p, o, k, 0);
       float *d = y + AT(p, o, k, 0);
       for (int64_t j = 0; j < inner; j++) {
-        float e = expf(r[j] - mx[j]);
+        float e = rc_expf(r[j] - mx[j]);
         if (!logsm) d[j] = e;
         acc[j] += e;
       }
@@ -849,7 +850,7 @@ static int softmax_backward(rc_node *nd, rc_tensor **gout, rc_tensor **gin) {
       const float *gr = g + AT(p, o, k, 0), *yr = yp + AT(p, o, k, 0);
       float *d = o_ + AT(p, o, k, 0);
       if (logsm)
-        for (int64_t j = 0; j < p->inner; j++) d[j] = gr[j] - expf(yr[j]) * (float)acc[j];
+        for (int64_t j = 0; j < p->inner; j++) d[j] = gr[j] - rc_expf(yr[j]) * (float)acc[j];
       else
         for (int64_t j = 0; j < p->inner; j++) d[j] = yr[j] * (gr[j] - (float)acc[j]);
     }

@@ -149,6 +149,30 @@ describe("layering", function()
     assert.same({}, bad)
   end)
 
+  -- One exp, tanh and sigmoid (runtime/kernels_math.h), so that x:tanh(), nn.Tanh and a fused
+  -- cell's gates agree bit for bit: no other runtime file calls libm's expf, tanhf or exp/tanh.
+  -- The sampler (sample.c) is the one exception: it turns logits into a distribution in double.
+  it("runtime/ computes exp and tanh in one place (kernels_math.h)", function()
+    local bad = {}
+    for _, f in ipairs(lines("ls runtime/*.c runtime/*.h")) do
+      if not f:match("kernels_math%.h$") and not f:match("/sample%.c$") then
+        local h = assert(io.open(f))
+        local n = 0
+        for l in h:lines() do
+          n = n + 1
+          local code = l:gsub("/%*.*%*/", ""):gsub("//.*", "")
+          if code:match("^%s*/?%*") then code = "" end -- a comment's line
+          if code:match("[^%w_]expf?%s*%(") or code:match("[^%w_]tanhf?%s*%(") or
+              code:match("^expf?%s*%(") or code:match("^tanhf?%s*%(") then
+            bad[#bad + 1] = f .. ":" .. n .. ": " .. l
+          end
+        end
+        h:close()
+      end
+    end
+    assert.same({}, bad)
+  end)
+
   -- The Lua half lives in lib/ and is compiled into the module (tools/embed_lua.sh); its chunk
   -- names point back at the files, so error positions and tracebacks name a real file.
   it("every module of the Lua half runs under the name of its file in lib/", function()
