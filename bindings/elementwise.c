@@ -69,33 +69,16 @@ static int unary_(lua_State *L, rc_unop op) {
   return 1;
 }
 
-#define UN(NAME, OP)                                                                               \
-  static int u_##NAME(lua_State *L) {                                                              \
-    return unary(L, OP);                                                                           \
+/* u_<name> and u_<name>_ for each row of runtime/ops_unary.h */
+#define UN(NAME, name, ...)                                                                        \
+  static int u_##name(lua_State *L) {                                                              \
+    return unary(L, RC_##NAME);                                                                    \
   }                                                                                                \
-  static int u_##NAME##_(lua_State *L) {                                                           \
-    return unary_(L, OP);                                                                          \
+  static int u_##name##_(lua_State *L) {                                                           \
+    return unary_(L, RC_##NAME);                                                                   \
   }
-UN(neg, RC_NEG)
-UN(exp, RC_EXP)
-UN(log, RC_LOG)
-UN(sqrt, RC_SQRT)
-UN(abs, RC_ABS)
-UN(tanh, RC_TANH)
-UN(sigmoid, RC_SIGMOID)
-UN(relu, RC_RELU)
-UN(sign, RC_SIGN)
-UN(floor, RC_FLOOR)
-UN(round, RC_ROUND)
-UN(ceil, RC_CEIL)
-UN(sin, RC_SIN)
-UN(cos, RC_COS)
-UN(rsqrt, RC_RSQRT)
-UN(reciprocal, RC_RECIPROCAL)
-UN(square, RC_SQUARE)
-UN(log1p, RC_LOG1P)
-UN(expm1, RC_EXPM1)
-UN(softplus, RC_SOFTPLUS)
+RC_UNARY_OPS(UN)
+#undef UN
 
 /* clamp(t, min, max): either bound may be nil; also {min=, max=} */
 static void clamp_bounds(lua_State *L, float *lo, float *hi) {
@@ -215,19 +198,14 @@ static int m_copy_(lua_State *L) {
 
 /* The tables read better in columns. */
 /* clang-format off */
-#define U(NAME) {#NAME, u_##NAME}, {#NAME "_", u_##NAME##_}
+#define UN_METHODS(NAME, name, ...) {#name, u_##name}, {#name "_", u_##name##_},
+#define UN_FUNCTIONS(NAME, name, ...) {#name, u_##name},
 static const luaL_Reg methods[] = {
     {"add", m_add},        {"sub", b_sub},         {"mul", b_mul},
     {"div", b_div},        {"pow", b_pow},         {"maximum", b_maximum},
     {"minimum", b_minimum}, {"eq", b_eq},          {"ne", b_ne},
     {"lt", b_lt},          {"le", b_le},           {"gt", b_gt},
-    {"ge", b_ge},          U(neg),                 U(exp),
-    U(log),                U(sqrt),                U(abs),
-    U(tanh),               U(sigmoid),             U(relu),
-    U(sign),               U(floor),               U(round),
-    U(ceil),               U(sin),                 U(cos),
-    U(rsqrt),              U(reciprocal),          U(square),
-    U(log1p),              U(expm1),               U(softplus),
+    {"ge", b_ge},          RC_UNARY_OPS(UN_METHODS)
     {"clamp", m_clamp},    {"clamp_", m_clamp_},   {"add_", m_add_},
     {"sub_", m_sub_},      {"mul_", m_mul_},       {"div_", m_div_},
     {"pow_", m_pow_},      {"fill_", m_fill_},     {"zero_", m_zero_},
@@ -238,15 +216,11 @@ static const luaL_Reg functions[] = {
     {"div", b_div},        {"pow", b_pow},         {"maximum", b_maximum},
     {"minimum", b_minimum}, {"eq", b_eq},          {"ne", b_ne},
     {"lt", b_lt},          {"le", b_le},           {"gt", b_gt},
-    {"ge", b_ge},          {"neg", u_neg},         {"exp", u_exp},
-    {"log", u_log},        {"sqrt", u_sqrt},       {"abs", u_abs},
-    {"tanh", u_tanh},      {"sigmoid", u_sigmoid}, {"relu", u_relu},
-    {"sign", u_sign},      {"floor", u_floor},     {"round", u_round},
-    {"ceil", u_ceil},      {"sin", u_sin},         {"cos", u_cos},
-    {"rsqrt", u_rsqrt},    {"reciprocal", u_reciprocal}, {"square", u_square},
-    {"log1p", u_log1p},    {"expm1", u_expm1},     {"softplus", u_softplus},
+    {"ge", b_ge},          RC_UNARY_OPS(UN_FUNCTIONS)
     {"clamp", m_clamp},    {"where", f_where},     {NULL, NULL}};
 /* clang-format on */
+#undef UN_METHODS
+#undef UN_FUNCTIONS
 
 void rb_open_elementwise(lua_State *L, int methods_idx, int module_idx) {
   rb_register(L, methods_idx, module_idx, methods, functions);

@@ -7,6 +7,7 @@
 
 #include "autograd.h"
 #include "tensor.h"
+#include "ops_unary.h"
 
 /* ---- elementwise (ops_elementwise.c) ---- */
 typedef enum {
@@ -15,11 +16,10 @@ typedef enum {
   RC_BINOP_COUNT
 } rc_binop;
 
-typedef enum {
-  RC_NEG, RC_EXP, RC_LOG, RC_SQRT, RC_ABS, RC_TANH, RC_SIGMOID, RC_RELU, RC_SIGN, RC_FLOOR,
-  RC_ROUND, RC_CEIL, RC_SIN, RC_COS, RC_RSQRT, RC_RECIPROCAL, RC_SQUARE, RC_LOG1P, RC_EXPM1,
-  RC_SOFTPLUS, RC_UNOP_COUNT
-} rc_unop;
+/* RC_NEG, RC_EXP, ...: one per row of runtime/ops_unary.h */
+#define RC_UNOP_ENUM(NAME, name, ...) RC_##NAME,
+typedef enum { RC_UNARY_OPS(RC_UNOP_ENUM) RC_UNOP_COUNT } rc_unop;
+#undef RC_UNOP_ENUM
 
 extern const char *const rc_binop_name[RC_BINOP_COUNT];
 extern const char *const rc_unop_name[RC_UNOP_COUNT];

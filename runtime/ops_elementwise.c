@@ -10,10 +10,12 @@
 const char *const rc_binop_name[RC_BINOP_COUNT] = {
     "add", "sub", "mul", "div", "pow", "maximum", "minimum",
     "eq",  "ne",  "lt",  "le",  "gt",  "ge"};
-const char *const rc_unop_name[RC_UNOP_COUNT] = {
-    "neg",  "exp",   "log",   "sqrt", "abs", "tanh",  "sigmoid",    "relu",   "sign",  "floor",
-    "round", "ceil", "sin",   "cos",  "rsqrt", "reciprocal", "square", "log1p", "expm1",
-    "softplus"};
+
+/* The unary ops come from runtime/ops_unary.h; these expand its columns. */
+enum { SAVES_NONE, SAVES_X, SAVES_Y };
+#define UN_NAME(NAME, name, ...) #name,
+const char *const rc_unop_name[RC_UNOP_COUNT] = {RC_UNARY_OPS(UN_NAME)};
+#undef UN_NAME
 
 static inline float binop_apply(rc_binop op, float x, float y) {
   switch (op) {
@@ -34,31 +36,17 @@ static inline float binop_apply(rc_binop op, float x, float y) {
   }
 }
 
+/* exp, tanh and sigmoid are the kernel floor's scalar forms: the same bits as its loops */
+#define UN_FORWARD(NAME, name, Node, forward, ...)                                                 \
+  case RC_##NAME:                                                                                  \
+    return (forward);
 static inline float unop_apply(rc_unop op, float x) {
   switch (op) {
-  case RC_NEG: return -x;
-  case RC_EXP: return rc_expf(x); /* the kernel floor's: the same bits as rc_k_exp */
-  case RC_LOG: return logf(x);
-  case RC_SQRT: return sqrtf(x);
-  case RC_ABS: return fabsf(x);
-  case RC_TANH: return rc_tanhf(x);
-  case RC_SIGMOID: return rc_sigmoidf(x);
-  case RC_RELU: return x > 0 ? x : 0.0f;
-  case RC_SIGN: return (float)((x > 0) - (x < 0));
-  case RC_FLOOR: return floorf(x);
-  case RC_ROUND: return nearbyintf(x); /* half to even, as PyTorch */
-  case RC_CEIL: return ceilf(x);
-  case RC_SIN: return sinf(x);
-  case RC_COS: return cosf(x);
-  case RC_RSQRT: return 1.0f / sqrtf(x);
-  case RC_RECIPROCAL: return 1.0f / x;
-  case RC_SQUARE: return x * x;
-  case RC_LOG1P: return log1pf(x);
-  case RC_EXPM1: return expm1f(x);
-  case RC_SOFTPLUS: return x > 20.0f ? x : log1pf(rc_expf(x));
+    RC_UNARY_OPS(UN_FORWARD)
   default: return 0;
   }
 }
+#undef UN_FORWARD
 
 /* The loops. out has the result shape; a and b are read through broadcast strides.
  * out may alias a (in-place ops): each element is read before it is written. */
@@ -121,6 +109,19 @@ static void bin_kernel(rc_binop op, rc_tensor *out, rc_tensor *a, rc_tensor *b) 
   }
 }
 
+/* The contiguous loops: the kernel floor's where the row names one, else the row's forward in
+ * a loop of its own. */
+#define NO_LOOP NULL
+#define UN_CONTIGUOUS(NAME, name, Node, forward, derivative, saves, weight, loop)                  \
+  case RC_##NAME: {                                                                                \
+    void (*const loop_)(const float *, float *, int64_t) = loop;                                   \
+    if (loop_)                                                                                     \
+      loop_(x, o, numel);                                                                          \
+    else                                                                                           \
+      for (int64_t k = 0; k < numel; k++) o[k] = unop_apply(RC_##NAME, x[k]);                      \
+    break;                                                                                         \
+  }
+
 static void un_kernel(rc_unop op, rc_tensor *out, rc_tensor *a) {
   int64_t numel = rc_numel(out);
   if (numel == 0) return;
@@ -128,23 +129,8 @@ static void un_kernel(rc_unop op, rc_tensor *out, rc_tensor *a) {
     float *o = rc_data(out);
     const float *x = rc_data(a);
     switch (op) {
-    case RC_NEG:
-      for (int64_t k = 0; k < numel; k++) o[k] = -x[k];
-      break;
-    case RC_EXP:
-      rc_k_exp(x, o, numel);
-      break;
-    case RC_TANH:
-      rc_k_tanh(x, o, numel);
-      break;
-    case RC_SIGMOID:
-      rc_k_sigmoid(x, o, numel);
-      break;
-    case RC_RELU:
-      for (int64_t k = 0; k < numel; k++) o[k] = x[k] > 0 ? x[k] : 0.0f;
-      break;
-    default:
-      for (int64_t k = 0; k < numel; k++) o[k] = unop_apply(op, x[k]);
+      RC_UNARY_OPS(UN_CONTIGUOUS)
+    default: break;
     }
     return;
   }
@@ -157,20 +143,19 @@ static void un_kernel(rc_unop op, rc_tensor *out, rc_tensor *a) {
     }
   }
 }
+#undef UN_CONTIGUOUS
+#undef NO_LOOP
 
 /* ---- budget ---- */
 
 /* Work units per 16 elements of a kernel (runtime/context.h): 1 for a cheap op; libm's
  * transcendentals and pow take 5 to 20 ns an element, the strided clamp a few. Out-of-place
  * ops are charged 1 for their allocation, in-place ops 1 in inplace_mode; the rest here. */
+#define UN_WEIGHT(NAME, name, Node, forward, derivative, saves, weight, loop) weight,
+static const int unop_weights[RC_UNOP_COUNT] = {RC_UNARY_OPS(UN_WEIGHT)};
+#undef UN_WEIGHT
 static int unop_weight(rc_unop op) {
-  switch (op) {
-  case RC_NEG: case RC_ABS: case RC_RELU: case RC_SIGN: case RC_FLOOR: case RC_ROUND:
-  case RC_CEIL: case RC_SQUARE: case RC_RECIPROCAL:
-    return 1;
-  default:
-    return 8;
-  }
+  return unop_weights[op];
 }
 
 static int charge_extra(rc_ctx *c, const char *fn, int64_t n, int weight) {
@@ -308,54 +293,47 @@ rc_tensor *rc_binary_scalar(rc_binop op, rc_tensor *a, float s, int scalar_first
   return r;
 }
 
-/* g * f'(x) in one pass; x is the input, y the output. */
-static rc_tensor *unary_grad(rc_unop op, rc_tensor *g, rc_tensor *x, rc_tensor *y) {
+/* g * f'(x) in one loop per op; xt is the input, yt the output (NULL where the row's saves
+ * leaves them out: its x or y is then 0). */
+#define UN_BACKWARD(NAME, name, Node, forward, derivative, saves, weight, loop)                    \
+  case RC_##NAME:                                                                                  \
+    for (int64_t k = 0; k < n; k++) {                                                              \
+      const float x = saves == SAVES_X ? xp[k] : 0.0f, y = saves == SAVES_Y ? yp[k] : 0.0f;        \
+      (void)x, (void)y;                                                                            \
+      float d = (derivative);                                                                      \
+      o[k] = gp[k] * d;                                                                            \
+    }                                                                                              \
+    break;
+static rc_tensor *unary_grad(rc_unop op, rc_tensor *g, rc_tensor *xt, rc_tensor *yt) {
   rc_tensor *gc = rc_raw_contiguous(g);
-  rc_tensor *xc = x ? rc_raw_contiguous(x) : NULL;
-  rc_tensor *yc = y ? rc_raw_contiguous(y) : NULL;
+  rc_tensor *xc = xt ? rc_raw_contiguous(xt) : NULL;
+  rc_tensor *yc = yt ? rc_raw_contiguous(yt) : NULL;
   rc_tensor *r = gc ? rc_empty_like(gc) : NULL;
-  if (!r || (x && !xc) || (y && !yc)) {
+  if (!r || (xt && !xc) || (yt && !yc)) {
     rc_release(gc); rc_release(xc); rc_release(yc); rc_release(r);
     return NULL;
   }
   int64_t n = rc_numel(r);
   float *o = rc_data(r);
   const float *gp = rc_data(gc), *xp = xc ? rc_data(xc) : NULL, *yp = yc ? rc_data(yc) : NULL;
-  for (int64_t k = 0; k < n; k++) {
-    float d;
-    switch (op) {
-    case RC_NEG: d = -1.0f; break;
-    case RC_EXP: d = yp[k]; break;
-    case RC_LOG: d = 1.0f / xp[k]; break;
-    case RC_SQRT: d = 0.5f / yp[k]; break;
-    case RC_ABS: d = (float)((xp[k] > 0) - (xp[k] < 0)); break;
-    case RC_TANH: d = 1.0f - yp[k] * yp[k]; break;
-    case RC_SIGMOID: d = yp[k] * (1.0f - yp[k]); break;
-    case RC_RELU: d = xp[k] > 0 ? 1.0f : 0.0f; break;
-    case RC_SIN: d = cosf(xp[k]); break;
-    case RC_COS: d = -sinf(xp[k]); break;
-    case RC_RSQRT: d = -0.5f * yp[k] * yp[k] * yp[k]; break;
-    case RC_RECIPROCAL: d = -yp[k] * yp[k]; break;
-    case RC_SQUARE: d = 2.0f * xp[k]; break;
-    case RC_LOG1P: d = 1.0f / (1.0f + xp[k]); break;
-    case RC_EXPM1: d = yp[k] + 1.0f; break;
-    case RC_SOFTPLUS: d = rc_sigmoidf(xp[k]); break;
-    default: d = 0.0f; /* sign, floor, round, ceil: zero almost everywhere */
-    }
-    o[k] = gp[k] * d;
+  switch (op) {
+    RC_UNARY_OPS(UN_BACKWARD)
+  default: break;
   }
   rc_release(gc); rc_release(xc); rc_release(yc);
   return r;
 }
+#undef UN_BACKWARD
 
 /* which ops' backward needs the input (x) or the output (y) */
+#define UN_SAVES(NAME, name, Node, forward, derivative, saves, weight, loop) saves,
+static const unsigned char unop_saves[RC_UNOP_COUNT] = {RC_UNARY_OPS(UN_SAVES)};
+#undef UN_SAVES
 static int needs_x(rc_unop op) {
-  return op == RC_LOG || op == RC_ABS || op == RC_RELU || op == RC_SIN || op == RC_COS ||
-         op == RC_SQUARE || op == RC_LOG1P || op == RC_SOFTPLUS;
+  return unop_saves[op] == SAVES_X;
 }
 static int needs_y(rc_unop op) {
-  return op == RC_EXP || op == RC_SQRT || op == RC_TANH || op == RC_SIGMOID || op == RC_RSQRT ||
-         op == RC_RECIPROCAL || op == RC_EXPM1;
+  return unop_saves[op] == SAVES_Y;
 }
 
 static int unary_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
@@ -377,12 +355,9 @@ rc_tensor *rc_unary(rc_unop op, rc_tensor *a) {
   rc_node *n;
   if (rc_record(c, "UnaryBackward", unary_backward, &a, 1, &out, &n)) return NULL;
   if (n) {
-    static const char *names[RC_UNOP_COUNT] = {
-        "NegBackward",   "ExpBackward",   "LogBackward",      "SqrtBackward",   "AbsBackward",
-        "TanhBackward",  "SigmoidBackward", "ReluBackward",   "SignBackward",   "FloorBackward",
-        "RoundBackward", "CeilBackward",  "SinBackward",      "CosBackward",    "RsqrtBackward",
-        "ReciprocalBackward", "SquareBackward", "Log1pBackward", "Expm1Backward",
-        "SoftplusBackward"};
+#define UN_NODE(NAME, name, Node, ...) #Node "Backward",
+    static const char *const names[RC_UNOP_COUNT] = {RC_UNARY_OPS(UN_NODE)};
+#undef UN_NODE
     n->name = names[op];
     n->i[0] = op;
     if (needs_x(op)) rc_node_save(n, 0, a);
