@@ -182,3 +182,65 @@ describe("in-place ops and views under autograd", function()
     assert.same({1, 2, 3, 4}, v:totable())
   end)
 end)
+
+-- The rows of runtime/ops_unary.h as tables {NAME, name, Node, forward, derivative, saves,
+-- weight, loop}: the list every unary op is generated from.
+local function unary_rows()
+  local h = assert(io.open("runtime/ops_unary.h"))
+  local src = h:read("a")
+  h:close()
+  local body = assert(src:match("#define RC_UNARY_OPS%(X%)(.-)\n/%* clang%-format on"))
+  body = body:gsub("\\\n", " "):gsub("/%*.-%*/", " ")
+  local rows, pos = {}, 1
+  while true do
+    local s = body:find("X%(", pos)
+    if not s then break end
+    local args, depth, start, i = {}, 0, s + 2, s + 2
+    while true do
+      local c = body:sub(i, i)
+      assert(c ~= "", "unbalanced row in runtime/ops_unary.h")
+      if c == "(" then depth = depth + 1
+      elseif c == ")" and depth > 0 then depth = depth - 1
+      elseif (c == "," or c == ")") and depth == 0 then
+        args[#args + 1] = body:sub(start, i - 1):match("^%s*(.-)%s*$")
+        start = i + 1
+        if c == ")" then break end
+      end
+      i = i + 1
+    end
+    rows[#rows + 1] = args
+    pos = i + 1
+  end
+  return rows
+end
+
+describe("the unary op list (runtime/ops_unary.h)", function()
+  local rows = unary_rows()
+  it("has the ops, 8 columns each", function()
+    assert.is_true(#rows >= 20)
+    for _, r in ipairs(rows) do assert.equal(8, #r, table.concat(r, ", ")) end
+  end)
+
+  it("saves what each derivative reads, and nothing else", function()
+    local function reads(expr, v) return expr:find("%f[%w_]" .. v .. "%f[^%w_]") ~= nil end
+    for _, r in ipairs(rows) do
+      local d, saves = r[5], r[6]
+      assert.is_false(reads(d, "x") and reads(d, "y"), r[2] .. ": reads both x and y")
+      local want = reads(d, "x") and "SAVES_X" or reads(d, "y") and "SAVES_Y" or "SAVES_NONE"
+      assert.equal(want, saves, r[2] .. ": derivative " .. d)
+    end
+  end)
+
+  it("gives each row its function, methods, node name and argument check", function()
+    for _, r in ipairs(rows) do
+      local name, node = r[2], r[3] .. "Backward"
+      local x = T{0.25, 0.5}:requires_grad(true)
+      assert.equal(node, recur[name](x).grad_fn, name)
+      assert.equal(node, x[name](x).grad_fn, name)
+      local y = T{0.25, 0.5}
+      assert.equal(y, y[name .. "_"](y), name .. "_")
+      local e = err_of(function() recur[name](3) end)
+      assert.truthy(e:find(name .. ": argument #1 must be a tensor, got number", 1, true), e)
+    end
+  end)
+end)
