@@ -346,3 +346,53 @@ rep:save()
     assert.equal("histograms", r.figures[1].kind) -- kept, to be drawn by make report later
   end)
 end)
+
+describe("tools/report.lua", function()
+  -- a results file as a post script saves it
+  local function fixture(post, section, title, profile, recur_value)
+    return json.encode({
+      format = "recur-results 1", post = post, title = title, section = section, profile = profile,
+      machine = { cpu = "Test CPU", cores = 2, openblas_coretype = "Haswell" },
+      date = "2026-01-02T03:04:05Z", commit = "abc123def456", wall_seconds = 3725.5,
+      command = "build/recur scripts/posts/" .. post .. ".lua --" .. profile,
+      tables = { { title = "Losses", rows = {
+        { what = "final loss", recur = recur_value, sd = 0.004, n = 3, post = 0.519, tag = "V-mirror",
+          target = { near = 0.519, tol = 0.015 }, holds = math.abs(recur_value - 0.519) <= 0.015, note = "a | b" },
+        { what = "no target", recur = 2, post = 173 / 80.2, tag = "V-copy", digits = 3 },
+      } } },
+      figures = { { name = "curves", kind = "lines", title = "Curves", series = { { name = "a", x = { 1, 2 }, y = { 2, 1 } } } } },
+      notes = { "Brown stand-in for PTB." },
+      data = {},
+    })
+  end
+
+  it("writes the posts in section order, local results first, the same text every time", function()
+    local dir = tmpdir()
+    for _, d in ipairs({ "results", "committed", "scripts" }) do os.execute("mkdir " .. q(dir .. "/" .. d)) end
+    H.write_file(dir .. "/committed/rnn1.json", fixture("rnn1", 1, "RNN I", "full", 0.9))
+    H.write_file(dir .. "/results/rnn1.json", fixture("rnn1", 1, "RNN I", "quick", 0.52))
+    H.write_file(dir .. "/committed/tbptt.json", fixture("tbptt", 3, "Styles of Truncated Backprop", "full", 0.6))
+    H.write_file(dir .. "/results/rnn1.curves.quick.runs.json", "{}") -- a sweep's runs: not a post
+    H.write_file(dir .. "/scripts/tbptt.lua", "")
+    H.write_file(dir .. "/scripts/later.lua", "")
+    local cmd = q(BIN) .. " tools/report.lua --results " .. q(dir .. "/results") .. " --committed " .. q(dir .. "/committed")
+      .. " --scripts " .. q(dir .. "/scripts") .. " --out " .. q(dir .. "/docs/rep.md") .. " --img " .. q(dir .. "/docs/img")
+    local out, code = sh(cmd)
+    assert.equal(0, code, out)
+    local md = H.read_file(dir .. "/docs/rep.md")
+    local a = assert(md:find("## 1. RNN I", 1, true))
+    local b = assert(md:find("## 3. Styles of Truncated Backprop", 1, true))
+    assert.is_true(a < b)
+    H.has(md, "results/rnn1.json` (local run)", "quick (a reduced budget", "committed/tbptt.json` (committed)",
+      "full (the post's settings)", "Test CPU, 2 cores, OPENBLAS_CORETYPE Haswell", "2026-01-02T03:04:05Z",
+      "`abc123def456`", "wall time: 1h02m", "`build/recur scripts/posts/rnn1.lua --quick`",
+      "| final loss | 0.52 ± 0.004 (n=3) | 0.519 | V-mirror | 0.519 ± 0.015 | yes | a \\| b |",
+      "| final loss | 0.6 ± 0.004 (n=3) | 0.519 | V-mirror | 0.519 ± 0.015 | **NO** | a \\| b |",
+      "| no target | 2 | 2.16 | V-copy |  |  |  |", "Brown stand-in for PTB.",
+      "![Curves](img/rnn1-curves.png)", "![Curves](img/tbptt-curves.png)", "## Not run yet", "`later`")
+    assert.is_nil(md:find("0.9 ±", 1, true)) -- the committed rnn1 lost to the local one
+    assert.equal(PNG_MAGIC, H.read_file(dir .. "/docs/img/rnn1-curves.png"):sub(1, 8))
+    sh(cmd)
+    assert.equal(md, H.read_file(dir .. "/docs/rep.md"))
+  end)
+end)

@@ -18,6 +18,7 @@ local experiment = {
   clock = require "recur.experiment.clock",
   key = sweep.key,
   execute = sweep.execute,
+  sweep_duration = sweep.duration, -- 75 -> "1m15s"
 }
 
 function experiment.sweep(o) return sweep.new(o) end
