@@ -2,7 +2,8 @@
 -- training in the post's two styles, and the post's gradient-decay probe.
 --
 --   local WordRNN = require "models.word_rnn"
---   local m = WordRNN.new { vocab = 10000, embed = 50, hidden = 100, keep = 0.8 }
+--   local m = WordRNN.new { vocab = 10000, embed = 50, hidden = 100, keep = 0.8,
+--                           carry_dropped = true }
 --   local r = m:grad_step(x, y, state, { style = "true", n = 5 })   -- x, y [T, B] ids
 --   -- r.loss, r.state (the state to carry to the next batch); the gradients are in .grad
 --   local v = m:evaluate(ids, { batch = 32, steps = 20 })           -- mean nats per word
@@ -30,7 +31,7 @@
 -- once per step's output, so the true-BPTT windows share them as the post's single graph does.
 -- The carried state is the post's final_state = rnn_outputs[-1] AFTER the output dropout
 -- (in training the next batch starts from the dropped-out last output; keep = 1 in
--- evaluation makes it the plain state).
+-- evaluation makes it the plain state); carry_dropped = false carries the plain state.
 --
 -- Adam as TensorFlow's: tf.train.AdamOptimizer's epsilon (1e-8) sits beside the uncorrected
 -- sqrt(v) ("epsilon hat"); recur's Adam puts eps beside the bias-corrected one, so
@@ -70,6 +71,7 @@ function WordRNN:init(o)
     error("WordRNN: keep (the dropout keep probability) must be in (0, 1], got " .. tostring(keep), 3)
   end
   self.keep = keep
+  self.carry_dropped = o.carry_dropped ~= false
   self.batch_dim = 2
   self.embed = nn.Embedding(self.V, self.E, { init = nn.init.glorot_uniform() })
   self.rnn = recur.rnn.RNN { cell = "rnn", input = self.E, hidden = self.H }
@@ -147,7 +149,8 @@ end
 -- One gradient evaluation on a batch x, y [T, B] from state (nil: zeros), accumulated into
 -- the parameters' .grad. o.style "tf": one window of all T steps (TF style with
 -- num_steps = T); "true": true BPTT(o.n) over the T steps, with the post's normalisation.
--- o.backward = false only computes the loss. Returns {loss = number, state = carried state}.
+-- o.backward = false only computes the loss. Returns {loss = number, state = the state to
+-- carry (the post's: after the output dropout), final = the plain final state}.
 function WordRNN:grad_step(x, y, state, o)
   check_ids(x, y, "WordRNN:grad_step")
   o = o or {}
@@ -186,18 +189,19 @@ function WordRNN:grad_step(x, y, state, o)
     end
   end
   local fin = r.state
-  if last_mask then fin = { { (fin[1][1] * last_mask):detach() } } end
-  return { loss = r.loss, state = fin }
+  if last_mask and self.carry_dropped then fin = { { (fin[1][1] * last_mask):detach() } } end
+  return { loss = r.loss, state = fin, final = r.state }
 end
 
 -- Mean cross-entropy (nats per word) of a token stream, read as the post's reader does
--- (o.batch rows, windows of o.steps, the state carried across windows), without dropout.
+-- (o.batch rows, windows of o.steps, the state carried across windows), without dropout,
+-- from a zero state (the post's) or from o.state.
 function WordRNN:evaluate(ids, o)
   local was = self.training
   self:eval()
   local total, count = 0, 0
   recur.no_grad(function()
-    local state = self:zero_state(o.batch)
+    local state = o.state or self:zero_state(o.batch)
     for x, y in recur.data.lm_batches(ids, { batch = o.batch, steps = o.steps, epochs = 1 }) do
       local out, fin = self.rnn:forward(self.embed(x), { state = state })
       total = total + self:readout_loss(out, y, "sum"):item()
@@ -228,32 +232,37 @@ end
 --   o.style "tf" | "true", o.seq (the sequence length: num_steps), o.n (true BPTT's n; tf:
 --   n = seq), o.lr, o.batch (32), o.epochs (20), o.patience (stop after this many epochs
 --   without a better validation loss; nil: never), o.on_epoch(epoch, val, train_loss),
---   o.on_step(step, steps_per_epoch).
+--   o.on_step(step, steps_per_epoch), o.val_carried (also evaluate from the training's final
+--   state: val_carried, a diagnostic that is not the post's metric).
 -- Returns {val = {per epoch}, train = {mean training loss per epoch}, min_val, best_epoch,
---   epochs (run), stopped_early, steps_per_epoch}.
+--   epochs (run), stopped_early, steps_per_epoch, val_carried = {per epoch} (when asked)}.
 function WordRNN.fit(o)
   local m = o.model
   local B, seq = o.batch or 32, o.seq
   local style = o.style
   local n = style == "tf" and seq or o.n
   local adam = WordRNN.adam(m:parameters(), o.lr)
-  local res = { val = {}, train = {}, min_val = math.huge, best_epoch = 0, stopped_early = false }
+  local res = { val = {}, train = {}, min_val = math.huge, best_epoch = 0, stopped_early = false,
+    val_carried = o.val_carried and {} or nil }
   local since = 0
   for epoch = 1, o.epochs or 20 do
     m:train()
-    local state, sum, k = nil, 0, 0
+    local state, final, sum, k = nil, nil, 0, 0
     local it = recur.data.lm_batches(o.train, { batch = B, steps = seq, epochs = 1 })
     res.steps_per_epoch = it.steps_per_epoch
     for x, y in it do
       adam.zero_grad()
       local r = m:grad_step(x, y, state, { style = style, n = n })
       adam.step()
-      state = r.state
+      state, final = r.state, r.final
       sum, k = sum + r.loss, k + 1
       if o.on_step then o.on_step(k, it.steps_per_epoch) end
     end
     local v = m:evaluate(o.val, { batch = B, steps = seq })
     res.val[epoch], res.train[epoch] = v, sum / math.max(k, 1)
+    if o.val_carried then
+      res.val_carried[epoch] = m:evaluate(o.val, { batch = B, steps = seq, state = final })
+    end
     res.epochs = epoch
     if o.on_epoch then o.on_epoch(epoch, v, res.train[epoch]) end
     if v < res.min_val then
