@@ -201,9 +201,10 @@ function toy.train(o)
 end
 
 -- The mean loss of a trained model on a fresh gen_data(size) (no gradient, no update), windows
--- of num_steps, the state carried from window to window, or zeroed at every window with
--- reset = true (then, at num_steps 1, the model sees X_t alone: a probe of what the carried
--- state holds). Options: num_steps (5), batch_size (200), size (1e6), reset (false).
+-- of num_steps, each row's state carried from window to window. With other_row = true each
+-- window starts instead from the carried state of the previous row (cyclic): a state from the
+-- same distribution that knows nothing of this row's past (a probe of what the carried state
+-- tells the model). Options: num_steps (5), batch_size (200), size (1e6), other_row (false).
 function toy.evaluate(model, o)
   o = o or {}
   local n, B, size = o.num_steps or 5, o.batch_size or 200, o.size or 1000000
@@ -213,9 +214,10 @@ function toy.evaluate(model, o)
     local windows, sum = xb:size(1) // n, 0
     local h = recur.zeros(B, model.state)
     for k = 1, windows do
-      if o.reset then h = recur.zeros(B, model.state) end
       local first = (k - 1) * n + 1
-      local loss, final = model:loss(xb:narrow(1, first, n), yb:narrow(1, first, n), h)
+      local xw, yw = xb:narrow(1, first, n), yb:narrow(1, first, n)
+      local loss, final = model:loss(xw, yw, h)
+      if o.other_row then loss = model:loss(xw, yw, h:roll(1, 1)) end
       sum, h = sum + loss:item(), final
     end
     return sum / windows
