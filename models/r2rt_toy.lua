@@ -9,6 +9,8 @@
 --   local H = toy.entropies()                          -- {neither =, t3 =, t8 =, both =} (nats)
 --   local r = toy.train{num_steps = 5, state = 4, epochs = 1, on_log = function(step, mean) end}
 --   -- r.curve = { {step =, epoch =, loss =}, ... } (mean of each 100 steps), r.losses (every step)
+--   local m = toy.Model{state = 4, cell = "lua", params = toy.init_params(4)}  -- or cell = "fused"
+--   toy.evaluate(r.model, {num_steps = 1, other_row = true})   -- a trained model on fresh data
 local recur = require "recur"
 local nn = recur.nn
 
