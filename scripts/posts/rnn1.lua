@@ -2,6 +2,7 @@
 -- the analytic cross-entropies of the toy problem, the learning curves of the post's vanilla RNN
 -- for num_steps 1, 5, 10 and state 4, 16, and the static (a cell written in Lua, stepped by
 -- hand) against the dynamic (recur's fused cell) unroll. The model and data: models/r2rt_toy.lua.
+-- section: 1
 local recur = require "recur"
 local experiment = require "recur.experiment"
 local toy = require "models.r2rt_toy"
@@ -18,19 +19,19 @@ local args = experiment.cli(arg, {
   { "verbose", "flag", false, "log every run's 100-step means (default: the post's run, n=5 state 4 seed 1)" },
 })
 
-local function pick(by) return by[args.profile] end
+local function pick(by) return experiment.pick(args, by) end
 local P = {
   size = pick { smoke = 20000, quick = 1000000, full = 1000000 },
   batch_size = pick { smoke = 20, quick = 200, full = 200 },
   log_every = pick { smoke = 10, quick = 100, full = 100 },
   epochs = pick { smoke = 2, quick = 5, full = 5 },
-  seeds = args.seeds or pick { smoke = 1, quick = 5, full = 20 },
+  seeds = #experiment.seeds(args, { smoke = 1, quick = 5, full = 20 }),
   compare_steps = pick { smoke = 50, quick = 500, full = 1000 },
 }
 
 local rep = experiment.report {
   post = "rnn1", title = "Recurrent Neural Networks in Tensorflow I", section = 1,
-  profile = args.profile, out = args.out, figures = args.figures,
+  profile = args.profile, out = args.out, figures = args.figures, resume = args.resume,
 }
 
 -- 1. The analytic cross-entropies, computed from the generator's threshold rule
@@ -60,16 +61,15 @@ for _, n in ipairs({ 1, 5, 10 }) do
       batch_size = P.batch_size, log_every = P.log_every }
   end
 end
-local seeds = {}
-for i = 1, P.seeds do seeds[i] = i end
-local out_stem = (args.out or "results/rnn1.json"):gsub("%.json$", "")
+local seeds = experiment.seeds(args, P.seeds)
 
-local sweep = experiment.sweep {
-  name = "rnn1-curves",
-  file = out_stem .. "." .. args.profile .. ".runs.json",
+-- results/rnn1.curves.<profile>.runs.json; meta's version changes with what a run returns,
+-- so that a file from an older script is not resumed
+local sweep = rep:sweep {
+  name = "curves",
   configs = configs,
   seeds = seeds,
-  resume = args.resume,
+  meta = { profile = args.profile, result_version = 2 },
   run = function(cfg, seed, run)
     local loud = args.verbose or (cfg.num_steps == 5 and cfg.state == 4 and seed == seeds[1])
     local r = toy.train {
