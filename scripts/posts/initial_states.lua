@@ -66,6 +66,7 @@ local spec = {
 
 local args = experiment.cli(arg, spec)
 local P = PROFILE[args.profile]
+local function die(msg) require("scripts.args").die("initial_states: " .. msg) end
 local function opt(name, default)
   if args[name] ~= nil then return args[name] end
   return default
@@ -78,11 +79,12 @@ local cfg_base = {
 local eval_every = opt("eval_every", P.eval_every)
 local val_limit = opt("val_limit", P.val)
 for _, k in ipairs { "layers", "hidden", "embed", "seq", "batch", "steps" } do
-  if cfg_base[k] and cfg_base[k] < 1 then require("scripts.args").die("initial_states: --" .. k .. " must be >= 1") end
+  if cfg_base[k] and cfg_base[k] < 1 then die("--" .. k .. " must be >= 1") end
 end
-if not (args.lr > 0) then require("scripts.args").die("initial_states: --lr must be > 0") end
-if not (args.std >= 0) then require("scripts.args").die("initial_states: --std must be >= 0") end
-if eval_every < 1 then require("scripts.args").die("initial_states: --eval-every must be >= 1") end
+if not (args.lr > 0) then die("--lr must be > 0") end
+if not (args.std >= 0) then die("--std must be >= 0") end
+if eval_every < 1 then die("--eval-every must be >= 1") end
+if val_limit and val_limit < 1 then die("--val-limit must be >= 1") end
 recur.threads(args.threads)
 
 -- ---- the text ----
@@ -116,18 +118,23 @@ end
 local text_path = args.text
 if not text_path and exists(DEFAULT_TEXT) then text_path = DEFAULT_TEXT end
 if not text_path and args.profile ~= "smoke" then
-  require("scripts.args").die("initial_states: no text: pass --text FILE (tiny-shakespeare, "
-    .. DEFAULT_TEXT .. " is absent)")
+  die("no text: pass --text FILE (tiny-shakespeare; " .. DEFAULT_TEXT .. " is absent)")
 end
 local ok, corpus = pcall(recur.data.char_corpus, text_path and { path = text_path, split = { 0.9, 0.1, 0 } }
   or { text = generated_text(20000), split = { 0.9, 0.1, 0 } })
-if not ok then require("scripts.args").die("initial_states: cannot read the text: " .. tostring(corpus)) end
+if not ok then die("cannot read the text: " .. tostring(corpus)) end
 local V = corpus.vocab:size()
-local train = CS.cut(corpus.train, cfg_base.seq)
-local val = CS.cut(corpus.val, cfg_base.seq)
+local function cut(ids, what)
+  local ok2, set = pcall(CS.cut, ids, cfg_base.seq)
+  if not ok2 or not ids then
+    die(string.format("the %s part of the text (%d characters) holds no sequence of %d",
+      what, ids and ids:numel() or 0, cfg_base.seq))
+  end
+  return set
+end
+local train, val = cut(corpus.train, "training"), cut(corpus.val, "validation (last 10%)")
 if train.n < cfg_base.batch then
-  require("scripts.args").die(string.format("initial_states: %d training sequences, fewer than a "
-    .. "batch of %d", train.n, cfg_base.batch))
+  die(string.format("%d training sequences, fewer than a batch of %d", train.n, cfg_base.batch))
 end
 local val_n = math.min(val.n, val_limit or val.n)
 local sub_n = math.min(val_n, 512) -- the training curve's validation subset
