@@ -247,6 +247,21 @@ describe("experiment.report", function()
     H.has(H.read_file(path), '\n  "post": "demo",\n', '[0.1, 0.333333]')
   end)
 
+  it("keeps an image grid given as tensors as pixels and draws it", function()
+    local dir = tmpdir()
+    local rep = rep_in(dir)
+    local ok, msg = rep:figure({ name = "digits", kind = "images", cols = 3,
+      images = { recur.full({ 2, 3 }, 0.25), recur.zeros(2, 2, 3) } })
+    assert(ok, msg)
+    local f = rep.figures[1]
+    assert.equal(3, #f.images)
+    assert.same({ 2, 3 }, { f.images[1].h, f.images[1].w })
+    assert.same({ 0.25, 0.25, 0.25, 0.25, 0.25, 0.25 }, f.images[1].pixels)
+    assert.equal(PNG_MAGIC, H.read_file(dir .. "/img/demo-digits.png"):sub(1, 8))
+    H.fails_with(function() rep:figure({ name = "bad name", kind = "lines", series = {} }) end, "name")
+    H.fails_with(function() rep:figure({ name = "x", kind = "pie" }) end, "kind must be lines, histograms or images")
+  end)
+
   it("rep:sweep keeps its runs beside the results file, per profile", function()
     local dir = tmpdir()
     local rep = rep_in(dir)
@@ -289,6 +304,28 @@ print(a.profile, a.steps, a.seeds, a.out, a.figures, a.resume, table.concat(expe
     out, code = run("--help")
     assert.equal(0, code)
     H.has(out, "usage: recur s.lua", "--steps", "--quick", "--full", "--smoke", "--seeds", "--out", "--figures", "--no-resume")
+  end)
+
+  it("--no-resume and the profile reach a sweep given its own file", function()
+    local sweep_script = dir .. "/sw.lua"
+    H.write_file(sweep_script, string.format([[
+local experiment = require "recur.experiment"
+local a = experiment.cli(arg, { usage = "recur sw.lua" })
+local n = 0
+experiment.sweep{ name = "s", file = %q, configs = { { x = 1 } }, seeds = { 1 }, quiet = true,
+  run = function() n = n + 1 return { x = 1 } end }:run()
+print(n)
+]], dir .. "/sw.runs.json"))
+    local function ran(flags)
+      local out, code = sh(q(BIN) .. " " .. q(sweep_script) .. " " .. flags)
+      assert.equal(0, code, out)
+      return out
+    end
+    assert.equal("1\n", ran("--quick"))
+    assert.equal("0\n", ran("--quick")) -- resumed
+    assert.equal("1\n", ran("--quick --no-resume"))
+    assert.equal("1\n", ran("--smoke")) -- a smoke run does not take the quick run's records
+    assert.equal("1\n", ran("--quick"))
   end)
 
   it("is reachable from stock lua5.4 with recur.so, without require 'recur' first", function()

@@ -49,6 +49,8 @@ function cli.parse(argv, spec)
   a.profile = chosen[1] or "quick"
   a.resume = not a.no_resume
   a.quick, a.full, a.smoke = a.profile == "quick", a.profile == "full", a.profile == "smoke"
+  local sweep = require "recur.experiment.sweep"
+  sweep.defaults.resume, sweep.defaults.profile = a.resume, a.profile
   return a
 end
 

@@ -91,7 +91,7 @@ function report.new(o)
     fail(2, "experiment.report: section must be a number, got %s", type(o.section))
   end
   local self = setmetatable({
-    post = o.post, title = o.title, section = o.section, profile = o.profile or "quick",
+    post = o.post, title = o.title, section = o.section, profile = o.profile or sweep.defaults.profile or "quick",
     out = o.out or ("results/" .. o.post .. ".json"), figdir = o.figures or "results/img",
     resume = o.resume ~= false, command = o.command or command_line(), t0 = clock.now(),
     tables = {}, figures = {}, notes = {}, data = {}, quiet = o.quiet,
@@ -262,7 +262,7 @@ function Report:sweep(o)
   for k, v in pairs(o) do s[k] = v end
   local dir = dirname(self.out) or "."
   s.file = s.file or string.format("%s/%s.%s.%s.runs.json", dir, self.post, o.name, self.profile)
-  if s.resume == nil then s.resume = self.resume end
+  if s.resume == nil and self.resume == false then s.resume = false end
   s.meta = s.meta or { profile = self.profile }
   return sweep.new(s)
 end

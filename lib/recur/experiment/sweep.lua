@@ -36,6 +36,10 @@ end
 
 local function fail(fmt, ...) error("experiment.sweep: " .. string.format(fmt, ...), 3) end
 
+-- What the command line chose (experiment.cli sets them): --no-resume and the profile reach
+-- every sweep of the script, also those given an explicit file.
+sweep.defaults = {}
+
 function sweep.new(o)
   if type(o) ~= "table" then fail("expected a table of options, got %s", type(o)) end
   if type(o.name) ~= "string" then fail("name must be a string, got %s", type(o.name)) end
@@ -46,9 +50,16 @@ function sweep.new(o)
   for i, s in ipairs(o.seeds) do
     if math.type(s) ~= "integer" then fail("seeds[%d] must be an integer, got %s", i, tostring(s)) end
   end
+  -- the profile joins the meta, so a smoke or quick sweep never resumes into a full one
+  local meta = o.meta
+  if sweep.defaults.profile and (meta == nil or (type(meta) == "table" and meta.profile == nil)) then
+    meta = {}
+    for k, v in pairs(o.meta or {}) do meta[k] = v end
+    meta.profile = sweep.defaults.profile
+  end
   local self = setmetatable({
     name = o.name, file = o.file, configs = o.configs, seeds = o.seeds, fn = o.run,
-    meta = o.meta, quiet = o.quiet, done = {}, order = {}, by_key = {},
+    meta = meta, quiet = o.quiet, done = {}, order = {}, by_key = {},
   }, Sweep)
   for i, c in ipairs(o.configs) do
     if type(c) ~= "table" then fail("configs[%d] is a %s, not a table", i, type(c)) end
@@ -61,7 +72,9 @@ function sweep.new(o)
       self.order[#self.order + 1] = key
     end
   end
-  if self.file and o.resume ~= false then self:load() end
+  local resume = o.resume
+  if resume == nil then resume = sweep.defaults.resume ~= false end
+  if self.file and resume then self:load() end
   return self
 end
 
@@ -240,7 +253,12 @@ function Sweep:run()
   end
   for _, spec in ipairs(todo) do
     line(spec, 0, true)
-    local r = sweep.execute(spec, self.fn, { on_progress = function(run) line(spec, run.fraction, false) end })
+    local ok, r = pcall(sweep.execute, spec, self.fn, { on_progress = function(run) line(spec, run.fraction, false) end })
+    if not ok then
+      if not self.quiet then io.stderr:write(string.format("[%s] run %s failed; %d finished runs are kept%s\n", self.name, spec.key,
+        #self:records(), self.file and (" in " .. self.file) or "")) end
+      error(r, 0)
+    end
     finished = finished + 1
     self:record(r)
   end
