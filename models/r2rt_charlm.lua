@@ -76,8 +76,10 @@ function M.load_text(args, slice)
       M.DEFAULT_TEXT), 0)
   end
   local full_len = #text
+  -- the vocabulary is the whole text's (the post's 65 characters), a slice or not
+  local vocab = data.Vocab.build(text, { mode = "byte" })
   if slice and slice < #text then text = text:sub(1, slice) end
-  local c = data.char_corpus { text = text, mode = "byte", split = { 1, 0, 0 } }
+  local c = data.char_corpus { text = text, mode = "byte", split = { 1, 0, 0 }, vocab = vocab }
   c.source, c.full_length = source, full_len
   c.slice = (slice and slice < full_len) and slice or nil
   return c
