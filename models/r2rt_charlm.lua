@@ -158,19 +158,36 @@ end
 -- of PTB's iterator, the state carried within an epoch and reset at each epoch's start, no
 -- clipping. o: steps, batch, epochs, lr, run (a sweep run: progress and log lines),
 -- max_steps (stop after that many windows: the timing probes), val_ids (then each epoch's
--- validation loss, evaluation mode, state carried, is measured too).
+-- validation loss, evaluation mode, state carried, is measured too), checkpoint and tag (a
+-- path: after every epoch the model, Adam's state, the random generator and the history are
+-- saved there with recur.save, atomically; a call that finds a checkpoint written with the
+-- same tag starts at the epoch after it, and gives the uninterrupted run's numbers; the file
+-- is removed when every epoch is done).
 -- Returns {losses = {per epoch}, seconds = {per epoch}, val = {per epoch} or nil,
--- steps_per_epoch, ms_per_step, ms_per_step_warm (the first step left out)}.
+-- steps_per_epoch, ms_per_step, ms_per_step_warm (the first step left out), resumed_epochs}.
 function M.train(m, ids, o)
   local opt = recur.optim.Adam(m, { lr = o.lr })
-  local it = data.lm_batches(ids, { batch = o.batch, steps = o.steps, epochs = o.epochs })
+  local r = { losses = {}, seconds = {}, val = o.val_ids and {} or nil, resumed_epochs = 0 }
+  if o.checkpoint and exists(o.checkpoint) then
+    local ok, ck = pcall(recur.load, o.checkpoint, { optimizer = false })
+    local meta = ok and ck.meta
+    if type(meta) == "table" and meta.tag == o.tag and type(meta.losses) == "table" then
+      recur.load(o.checkpoint, { model = m, optimizer = opt })
+      r.losses, r.seconds, r.val = meta.losses, meta.seconds, o.val_ids and meta.val or nil
+      r.resumed_epochs = #meta.losses
+      if o.run then o.run:log("resuming after epoch %d from %s", #meta.losses, o.checkpoint) end
+    end
+  end
+  local first = #r.losses + 1
+  local it = data.lm_batches(ids, { batch = o.batch, steps = o.steps, epochs = o.epochs,
+    start = { epoch = first, step = 1 } })
   local per = it.steps_per_epoch
+  r.steps_per_epoch = per
   local total = per * o.epochs
   if o.max_steps then total = math.min(total, o.max_steps) end
   m:train()
-  local r = { losses = {}, seconds = {}, steps_per_epoch = per, val = o.val_ids and {} or nil }
-  local state, sum, n, t0, done = nil, 0, 0, now(), 0
-  local t_all = now()
+  local state, sum, n, t0, done, here = nil, 0, 0, now(), (first - 1) * per, 0
+  local t_all, t_first = now(), nil
   while done < total do
     local x, y, info = it()
     if not x then break end
@@ -180,8 +197,8 @@ function M.train(m, ids, o)
     loss:backward()
     opt:step()
     state = detach_state(fin)
-    sum, n, done = sum + loss:item(), n + 1, done + 1
-    if done == 1 then r.t_first = now() end
+    sum, n, done, here = sum + loss:item(), n + 1, done + 1, here + 1
+    if here == 1 then t_first = now() end
     if o.run then o.run:progress(done, total) end
     if info.epoch_end then
       local e = #r.losses + 1
@@ -191,15 +208,28 @@ function M.train(m, ids, o)
         o.run:log("epoch %d/%d: mean training loss %.4f%s (%.1f s)", e, o.epochs, r.losses[e],
           r.val and string.format(", validation %.4f", r.val[e]) or "", r.seconds[e])
       end
+      if o.checkpoint and e < o.epochs then
+        recur.save(o.checkpoint, { model = m, optimizer = opt, rng = true,
+          meta = { tag = o.tag, losses = r.losses, seconds = r.seconds, val = r.val } })
+      end
     end
   end
   if #r.losses == 0 and n > 0 then r.partial_loss = sum / n end
   local t_end = now()
-  r.ms_per_step = (t_end - t_all) * 1000 / math.max(done, 1)
+  r.ms_per_step = (t_end - t_all) * 1000 / math.max(here, 1)
   -- without the first step (which grows the workspaces): what the timing probes use
-  r.ms_per_step_warm = done > 1 and (t_end - r.t_first) * 1000 / (done - 1) or r.ms_per_step
-  r.t_first = nil
+  r.ms_per_step_warm = here > 1 and (t_end - t_first) * 1000 / (here - 1) or r.ms_per_step
+  if o.checkpoint and #r.losses >= o.epochs then os.remove(o.checkpoint) end
   return r
+end
+
+-- The checkpoint path of a sweep's run: beside the results file `out`, named after the post,
+-- the sweep, the profile and the run's key.
+function M.checkpoint_path(out, post, sweep, profile, key)
+  local dir = out:match("^(.*)/[^/]*$") or "."
+  os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "'")
+  return string.format("%s/%s.%s.%s.%s.ckpt", dir, post, sweep, profile,
+    (key:gsub("[^%w%-_.=]", "_")))
 end
 
 -- Mean cross-entropy over ids in evaluation mode, the state carried (batch capped so that the

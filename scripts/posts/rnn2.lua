@@ -83,6 +83,13 @@ local lua_lstm = {
   end,
 }
 
+-- each training run saves a checkpoint after every epoch, so that an interrupted --full run
+-- resumes at its last finished epoch (the runs file resumes whole runs)
+local function ckpt(sweep, run, n)
+  return { checkpoint = lm.checkpoint_path(rep.out, "rnn2", sweep, args.profile, run.key),
+    tag = string.format("%s|%d", run.key, n) }
+end
+
 local function steps_per_epoch(n, steps) return (n // P.batch - 1) // steps end
 
 -- dropout's split: the last tenth of the text is held out
@@ -99,8 +106,9 @@ sweeps.partA = rep:sweep {
   name = "partA", configs = { { cell = "lstm", steps = P.a_steps } }, seeds = SEEDS,
   meta = { profile = args.profile, chars = n_chars, epochs = P.a_epochs },
   run = function(cfg, _, run)
+    local c = ckpt("partA", run, n_chars)
     local r = lm.train(model(cfg.cell), ids, { steps = cfg.steps, batch = P.batch,
-      epochs = P.a_epochs, lr = P.lr, run = run })
+      epochs = P.a_epochs, lr = P.lr, run = run, checkpoint = c.checkpoint, tag = c.tag })
     local total = 0
     for _, s in ipairs(r.seconds) do total = total + s end
     return { losses = r.losses, seconds = r.seconds, total_seconds = total,
@@ -141,8 +149,9 @@ sweeps.partC = rep:sweep {
   meta = { profile = args.profile, chars = n_chars, epochs = P.c_epochs, gen = P.gen },
   run = function(cfg, _, run)
     local m = model(cfg.cell)
+    local c = ckpt("partC", run, n_chars)
     local r = lm.train(m, ids, { steps = cfg.steps, batch = P.batch, epochs = P.c_epochs,
-      lr = P.lr, run = run })
+      lr = P.lr, run = run, checkpoint = c.checkpoint, tag = c.tag })
     local total = 0
     for _, s in ipairs(r.seconds) do total = total + s end
     local text = lm.generate(m, corpus.vocab, { prompt = "A", length = P.gen, top_k = 5 })
@@ -158,8 +167,9 @@ sweeps.custom = rep:sweep {
   meta = { profile = args.profile, chars = x_ids:numel(), epochs = P.x_epochs },
   run = function(cfg, _, run)
     local m = model(cell_of(cfg.cell), { cell_opts = cfg.K and { K = cfg.K } or nil })
+    local c = ckpt("custom", run, x_ids:numel())
     local r = lm.train(m, x_ids, { steps = cfg.steps, batch = P.batch, epochs = P.x_epochs,
-      lr = P.lr, run = run })
+      lr = P.lr, run = run, checkpoint = c.checkpoint, tag = c.tag })
     return { losses = r.losses, seconds = r.seconds, ms_per_step = r.ms_per_step }
   end,
 }
@@ -172,8 +182,9 @@ sweeps.dropout = rep:sweep {
   meta = { profile = args.profile, chars = n_chars, epochs = P.d_epochs },
   run = function(cfg, _, run)
     local m = model(cfg.cell, { dropout = cfg.dropout })
+    local c = ckpt("dropout", run, n_chars)
     local r = lm.train(m, d_train, { steps = cfg.steps, batch = P.batch, epochs = P.d_epochs,
-      lr = P.lr, run = run, val_ids = d_val })
+      lr = P.lr, run = run, val_ids = d_val, checkpoint = c.checkpoint, tag = c.tag })
     return { losses = r.losses, val = r.val, seconds = r.seconds }
   end,
 }

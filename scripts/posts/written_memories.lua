@@ -165,10 +165,15 @@ print(string.format("model (RNN II part C): embedding %d, %d layers of %d, batch
   .. "Adam %g, %d epochs; TF's initialisation; %d thread%s", P.hidden, P.layers, P.hidden, P.batch,
   P.steps, P.lr, P.epochs, args.threads, args.threads == 1 and "" or "s"))
 
+-- each run saves a checkpoint after every epoch, so that an interrupted --full run resumes at
+-- its last finished epoch (the runs file resumes whole runs)
 local function train_run(cfg, _, run)
   local m = lm.model { vocab = V, cell = cfg.cell, hidden = P.hidden, layers = P.layers,
     connection = cfg.connection }
-  local r = lm.train(m, ids, { steps = P.steps, batch = P.batch, epochs = P.epochs, lr = P.lr, run = run })
+  local r = lm.train(m, ids, { steps = P.steps, batch = P.batch, epochs = P.epochs, lr = P.lr,
+    run = run, tag = string.format("%s|%d", run.key, ids:numel()),
+    checkpoint = lm.checkpoint_path(rep.out, "written_memories", cfg.connection and "layers"
+      or "compare", args.profile, run.key) })
   return { losses = r.losses, seconds = r.seconds, ms_per_step = r.ms_per_step }
 end
 
