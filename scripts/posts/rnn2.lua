@@ -18,6 +18,7 @@ local args = experiment.cli(arg, {
     .. "--full is the post's settings (hours; runs resume from results/rnn2.*.full.runs.json).",
   { "text", "file", nil, "the text (default " .. lm.DEFAULT_TEXT .. " when present)" },
   { "threads", "int", 1, "BLAS threads (and the cells' helper thread)" },
+  { "estimate", "flag", false, "print the estimated wall time of the runs left, then exit" },
 })
 recur.threads(args.threads)
 
@@ -226,12 +227,14 @@ for _, pl in ipairs(plan) do
   end
 end
 for _, spec in ipairs(sweeps.unroll:pending()) do
-  local s = ms_per_step({ cell = "lstm", steps = spec.config.steps }) * spec.config.windows * 25 / 1000
+  local s = ms_per_step({ cell = "lstm", steps = spec.config.steps }) * spec.config.windows * 6 / 1000
   est_total = est_total + s
 end
 print(string.format("estimated wall time of the runs left: %s (from %d timed steps of each kind, "
-  .. "on this machine now; the Lua-unrolled comparison counted as 25x the fused steps)",
+  .. "on this machine now; the Lua-unrolled windows counted as 6 fused ones, the ratio the quick profile measured)",
   lm.duration(est_total), P.probe))
+
+if args.estimate then os.exit(0) end
 
 -- ---------------------------------------------------------------------------------------
 -- Run, then tables and figures
