@@ -308,7 +308,7 @@ do
         sc, K, K), recur = rate, post = g, tag = "V-copy", target = { max = g }, digits = 4,
         note = string.format("bound gamma ||W|| = %g: %s; measured: %s", g,
           g < 1 and "predicts vanishing" or "no prediction (a bound only)",
-          stats.mean(rate) < 1 and string.format("vanishes (||J_%d|| = %.2g)", K, mean_curve[K])
+          mean_curve[K] < 1 and string.format("vanishes (||J_%d|| = %.2g)", K, mean_curve[K])
             or string.format("does not vanish (||J_%d|| = %.2g)", K, mean_curve[K])) }
       if FIG_SCALES[phi][sc] then
         series[#series + 1] = { name = string.format("measured, ||W|| = %g", sc), x = x, y = mean_curve }
@@ -316,8 +316,8 @@ do
       end
     end
     rep:figure { name = "vanishing-" .. phi, kind = "lines", logy = true,
-      title = string.format("%s RNN: ||d s_{t+k} / d s_t|| (geometric mean over seeds) and the "
-        .. "bound (gamma ||W||)^k", phi),
+      title = string.format("%s RNN: ||d s_(t+k) / d s_t|| (geometric mean of seeds) vs (gamma ||W||)^k",
+        phi),
       xlabel = "k (steps)", ylabel = "sensitivity", series = series }
   end
   rep:table { title = "Vanishing sensitivity: the bound (gamma ||W||)^k against the Jacobians "
