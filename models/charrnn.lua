@@ -4,7 +4,10 @@
 --
 --   local CharRNN = require "models.charrnn"
 --   local m = CharRNN.new { vocab = 65, embed = 64, hidden = 128, layers = 2, cell = "lstm",
---                           dropout = 0, init_state = "zero", init_std = 0.3 }  -- or CharRNN{...}
+--                           dropout = 0, init_state = "zero", init_std = 0.3,
+--                           cell_opts = nil, connection = nil }  -- or CharRNN{...}
+--   (cell_opts: a Lua cell's options; connection: "residual" or "highway" between the
+--   stacked layers, recur.rnn.RNN's)
 --   local logits, state = m:forward(x, state)      -- x [T, B] ids -> logits [T*B, V]; also m(x)
 --   local loss, state = m:loss(x, y, state)        -- mean cross-entropy in nats
 --   local logits, state = m:step(ids, state)       -- one step for sampling (ids [B])
@@ -59,10 +62,13 @@ function CharRNN:init(o)
   self.dropout = o.dropout or 0
   self.init_state_name = o.init_state or "zero"
   self.init_std = o.init_std or 0.3
+  self.cell_opts = o.cell_opts
+  self.connection = o.connection
   self.batch_dim = 2 -- x is [T, B]: Module:summary counts per sequence
   self.embed = nn.Embedding(self.V, self.E, { init = nn.init.normal { std = 1 } })
   self.rnn = recur.rnn.RNN { cell = self.cell, input = self.E, hidden = self.H,
-    layers = self.L, dropout = self.dropout }
+    layers = self.L, dropout = self.dropout, cell_opts = self.cell_opts,
+    connection = self.connection }
   local k = 1 / math.sqrt(self.H)
   self.out = nn.Linear(self.H, self.V, { weight_init = nn.init.uniform(-k, k),
     bias_init = nn.init.uniform(-k, k) })
@@ -77,7 +83,8 @@ end
 
 function CharRNN:config()
   return { vocab = self.V, embed = self.E, hidden = self.H, layers = self.L, cell = self.cell,
-    dropout = self.dropout, init_state = self.init_state_name, init_std = self.init_std }
+    dropout = self.dropout, init_state = self.init_state_name, init_std = self.init_std,
+    cell_opts = self.cell_opts, connection = self.connection }
 end
 
 -- the initial state for a batch of B (noise only in training)
@@ -131,7 +138,8 @@ function CharRNN:sample(o)
   local was = self.training
   self:eval()
   local out = {}
-  local fused = o.path ~= "lua"
+  -- the C loop knows the cells only: layer connections take the Lua loop
+  local fused = o.path ~= "lua" and self.connection == nil
   for _, c in ipairs(self.rnn.cells) do
     if type(c) ~= "userdata" then fused = false end
   end

@@ -6,8 +6,10 @@
 --   recur.rnn.LuaCell(def, {input = I, hidden = H, params = ...})
 --       a cell written in Lua from tensor ops (docs/custom-cells.md), same methods
 --   recur.rnn.RNN{cell = "lstm", input = I, hidden = H, layers = L, dropout = p,
---                 batch_first = false, reset_after = false}
---       a stack of cells with dropout on the non-recurrent connections: an nn.Module
+--                 batch_first = false, reset_after = false, connection = nil}
+--       a stack of cells with dropout on the non-recurrent connections, and optionally
+--       "residual" (y = h(x) + x) or "highway" (y = T(x) h(x) + (1 - T(x)) x) connections
+--       around layers 2..L: an nn.Module
 --       (recur.nn.RNN is the same class) whose parameters, named "layer<l>.<name>"
 --       ("layer1.W_x", ...), join the model's flat buffer
 --   recur.rnn.CellModule(cell)  any cell as an nn.Module (recur.nn.RNNCell)
@@ -415,10 +417,19 @@ local function make_cell(spec, input, hidden, opts)
 end
 
 -- RNN{cell =, input =, hidden =, layers = 1, dropout = 0, batch_first = false,
---     reset_after = false, cell_opts = {}}: a stack of cells, an nn.Module (recur.nn.RNN is
--- the same class). Children layer1 .. layerL (CellModule); parameters "layer<l>.<name>"
--- ("layer1.W_x", "layer1.W_h", "layer1.b", "layer2.W_x", ...); self.cells[l] is layer l's
--- cell.
+--     reset_after = false, cell_opts = {}, connection = nil, highway_bias = -1}: a stack of
+-- cells, an nn.Module (recur.nn.RNN is the same class). Children layer1 .. layerL
+-- (CellModule); parameters "layer<l>.<name>" ("layer1.W_x", "layer1.W_h", "layer1.b",
+-- "layer2.W_x", ...); self.cells[l] is layer l's cell.
+-- connection (Written Memories' extensions) wraps every layer l >= 2, whose input x is the
+-- previous layer's output (after dropout) and whose cell output is h(x):
+--   "residual": y = h(x) + x
+--   "highway":  y = T(x) h(x) + (1 - T(x)) x, T(x) = s(x W_T^T + b_T), per step; children
+--               gate2 .. gateL (nn.Linear(H, H), parameters "gate<l>.weight", "gate<l>.bias":
+--               Glorot-uniform weight, bias highway_bias, -1 by default, so that a layer
+--               starts by carrying its input, as Srivastava et al. advise)
+-- Only the outputs change; each cell's state is its own. Layer 1 (input size I) has none.
+local CONNECTIONS = { residual = true, highway = true }
 local RNN = nn.Module:extend("RNN")
 rnn.RNN = RNN
 
@@ -433,6 +444,16 @@ function RNN:init(opts)
     error(string.format("rnn.RNN: dropout must be a number in [0, 1), got %s", tostring(p)), 3)
   end
   self.dropout = p
+  local conn = opts.connection
+  if conn ~= nil and not CONNECTIONS[conn] then
+    error(string.format('rnn.RNN: connection must be nil, "residual" or "highway", got %s',
+      tostring(conn)), 4)
+  end
+  self.connection = conn
+  local hb = opts.highway_bias or -1
+  if type(hb) ~= "number" then
+    error("rnn.RNN: highway_bias must be a number, got " .. type(hb), 4)
+  end
   self.batch_first = opts.batch_first and true or false
   -- the batch dimension of x (Module:summary counts multiply-adds per sequence)
   self.batch_dim = self.batch_first and 1 or 2
@@ -446,6 +467,11 @@ function RNN:init(opts)
     self["layer" .. l] = mods[l]
   end
   rawset(self, "_layer_modules", mods)
+  if conn == "highway" then
+    for l = 2, self.layers do
+      self["gate" .. l] = nn.Linear(self.hidden, self.hidden, { bias_init = nn.init.constant(hb) })
+    end
+  end
   self.n_states = self.cells[1].n_states
   self.state_names = self.cells[1].state_names
   -- not packed here: the model it joins packs everything once (packing it first would
@@ -455,9 +481,10 @@ end
 function RNN:extra_repr()
   local ct = self.cell_type
   local name = type(ct) == "string" and ct or cell_name(self.cells[1])
-  return string.format("RNN(%s, %d -> %d, %d layer%s%s%s)", name, self.input, self.hidden,
+  return string.format("RNN(%s, %d -> %d, %d layer%s%s%s%s)", name, self.input, self.hidden,
     self.layers, self.layers == 1 and "" or "s",
     self.dropout > 0 and string.format(", dropout %g", self.dropout) or "",
+    self.connection and (", " .. self.connection) or "",
     self.batch_first and ", batch_first" or "")
 end
 
@@ -472,6 +499,15 @@ function RNN:_drop(x)
   if not self.training or self.dropout == 0 then return x end
   local keep = 1 - self.dropout
   return x * (recur.bernoulli(x:size(), keep) / keep)
+end
+
+-- layer l's output from its input x and its cell's output y (same shapes: [..., H])
+function RNN:_connect(l, x, y)
+  local conn = self.connection
+  if conn == nil or l == 1 then return y end
+  if conn == "residual" then return y + x end
+  local t = self["gate" .. l](x):sigmoid()
+  return t * y + (1 - t) * x
 end
 
 -- state: nil or a list with one cell state per layer, each checked against [B, hidden]
@@ -507,7 +543,7 @@ function RNN:forward(x, opts)
   for l, m in ipairs(self._layer_modules) do
     out = self:_drop(out)
     local y, st = m(out, { state = opts.state and opts.state[l], lengths = lens })
-    out, finals[l] = y, st
+    out, finals[l] = self:_connect(l, out, y), st
   end
   out = self:_drop(out)
   if self.batch_first then out = out:transpose(1, 2) end
@@ -524,7 +560,7 @@ function RNN:step(x, state)
   for l, cell in ipairs(self.cells) do
     out = self:_drop(out)
     local y, st = cell:step(out, state and state[l])
-    out, finals[l] = y, st
+    out, finals[l] = self:_connect(l, out, y), st
   end
   return self:_drop(out), finals
 end
