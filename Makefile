@@ -28,7 +28,8 @@ CTEST_BIN = $(CTEST_SRC:tests/c/%.c=$(BUILD)/tests/%)
 EXAMPLES = $(BUILD)/examples/talker
 BENCH_BIN = $(BUILD)/bench/embed_call
 
-.PHONY: all deps test test-kernels test-data asan clean bench demo format install examples
+.PHONY: all deps test test-kernels test-data asan clean bench demo format install examples \
+  reproduce report
 all: $(BUILD)/librecur.a $(BUILD)/recur.so $(BUILD)/recur $(CTEST_BIN) $(BUILD)/librecur.so \
   $(BUILD)/pkgconfig/recur.pc $(EXAMPLES) $(BENCH_BIN)
 
@@ -131,6 +132,15 @@ asan: deps
 demo: deps
 	$(MAKE) all
 	sh scripts/demo_charrnn.sh $(BUILD)
+
+# The R2RT reproductions (docs/experiments.md): every scripts/posts/*.lua --quick in section
+# order, printing its tables, then the report; `make report` alone rewrites
+# docs/reproductions.md (and docs/img/) from results/ (local runs) or docs/results/ (committed).
+reproduce: all
+	sh tools/reproduce.sh $(BUILD)
+
+report: all
+	$(BUILD)/recur tools/report.lua
 
 bench: all
 	sh bench/run.sh $(BUILD)

@@ -120,3 +120,26 @@ int luaopen_recur(lua_State *L) {
   lua_pushvalue(L, module);
   return 1;
 }
+
+/* Entry points for a stock lua5.4 that runs `require "recur.experiment"` before (or without)
+ * `require "recur"`: its all-in-one C searcher finds recur.so and calls luaopen_recur_<name>,
+ * which loads recur first (installing the preloads), then the embedded module. */
+static int open_submodule(lua_State *L, const char *name) {
+  luaL_requiref(L, "recur", luaopen_recur, 0);
+  lua_pop(L, 1);
+  const rb_embedded *e = find_embedded(name);
+  if (!e) return luaL_error(L, "recur: embedded module %s is missing", name);
+  if (load_embedded(L, e) != LUA_OK) return lua_error(L);
+  lua_pushstring(L, name);
+  lua_call(L, 1, 1);
+  return 1;
+}
+
+int luaopen_recur_experiment(lua_State *L);
+int luaopen_recur_experiment(lua_State *L) {
+  return open_submodule(L, "recur.experiment");
+}
+int luaopen_recur_plot(lua_State *L);
+int luaopen_recur_plot(lua_State *L) {
+  return open_submodule(L, "recur.plot");
+}
