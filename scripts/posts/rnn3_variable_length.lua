@@ -38,14 +38,22 @@ local args = experiment.cli(arg, {
   { "threads", "int", 1, "BLAS threads (and the cell's helper thread); 1 makes CPU time a fair clock" },
 })
 
+local die = require("scripts.args").die
+for _, o in ipairs { "epochs", "pairs", "batch", "buckets", "min_length", "max_length", "threads" } do
+  if args[o] ~= nil and args[o] < 1 then
+    die(string.format("rnn3_variable_length: --%s must be at least 1, got %d", o:gsub("_", "-"), args[o]))
+  end
+end
+if args.min_length > args.max_length then
+  die(string.format("rnn3_variable_length: --min-length %d is more than --max-length %d",
+    args.min_length, args.max_length))
+end
 local profile = args.profile
-local function pick(t) return t[profile] end
-local epochs = args.epochs or pick { smoke = 2, quick = 6, full = 10 }
-local pairs_ = args.pairs or pick { smoke = 1, quick = 1, full = 2 }
-local batch = args.batch or (profile == "smoke" and 32 or 256)
-local nseeds = args.seeds or pick { smoke = 1, quick = 3, full = 3 }
-local seeds = {}
-for i = 1, nseeds do seeds[i] = i end
+local epochs = args.epochs or experiment.pick(args, { smoke = 2, quick = 6, full = 10 })
+local pairs_ = args.pairs or experiment.pick(args, { smoke = 1, quick = 1, full = 2 })
+local batch = args.batch or experiment.pick(args, { smoke = 32, quick = 256, full = 256 })
+local seeds = experiment.seeds(args, { smoke = 1, quick = 3, full = 3 })
+local nseeds = #seeds
 recur.threads(args.threads)
 
 local rep = experiment.report {
@@ -55,6 +63,7 @@ local rep = experiment.report {
   profile = profile,
   out = args.out,
   figures = args.figures,
+  resume = args.resume,
 }
 
 -- ---------------------------------------------------------------------------------------
@@ -112,7 +121,13 @@ local function synthetic()
 end
 
 local D
-if profile == "smoke" and not args.data then D = synthetic() else D = brown(args.data) end
+if profile == "smoke" and not args.data then
+  D = synthetic()
+else
+  local ok, loaded = pcall(brown, args.data)
+  if not ok then die("rnn3_variable_length: " .. tostring(loaded):gsub("^.-brown_genres: ", "brown_genres: ")) end
+  D = loaded
+end
 local C = #D.classes
 
 -- the majority class of the training set, and its rate on each part
@@ -152,17 +167,21 @@ local function adam_tf_step(opt)
   opt:step()
 end
 
+-- Training drops the last part-batch (of each bucket), as the post's iterators, which served
+-- full batches only; the held-out pass keeps every sentence.
 local function iterator(kind, set, opts)
   if kind == "padded" then
-    return data.padded_batches(set, { batch = batch, epochs = 1, shuffle = opts.shuffle })
+    return data.padded_batches(set, { batch = batch, epochs = 1, shuffle = opts.shuffle,
+      drop_last = opts.drop_last })
   end
-  return data.bucketed_batches(set, { batch = batch, num_buckets = args.buckets, epochs = 1 })
+  return data.bucketed_batches(set, { batch = batch, num_buckets = args.buckets, epochs = 1,
+    drop_last = opts.drop_last })
 end
 
 local function train_epoch(model, opt, kind, on_batch)
   model:train()
   local acc, loss_sum, n = 0, 0, 0
-  for x, y, lengths, info in iterator(kind, D.train, {}) do
+  for x, y, lengths, info in iterator(kind, D.train, { drop_last = true }) do
     opt:zero_grad()
     local loss, st = model:loss(x, lengths, y)
     loss:backward()
@@ -252,13 +271,10 @@ local configs = {
   config { job = "timing", pairs = pairs_, buckets = args.buckets },
 }
 
-local out = args.out or "results/rnn3_variable_length.json"
-local sweep = experiment.sweep {
+local sweep = rep:sweep {
   name = "rnn3",
-  file = out:gsub("%.json$", "") .. ".runs.json",
   configs = configs,
   seeds = seeds,
-  resume = args.resume,
   run = function(cfg, seed, run)
     if cfg.job == "timing" then return timing_run(cfg, run) end
     return train_run(cfg, run)
@@ -278,8 +294,7 @@ local function field(recs, f)
   return xs
 end
 local function row(what, xs, extra)
-  local s = stats.summary(xs)
-  local r = { what = what, recur = s.mean, sd = s.n > 1 and s.std or nil, n = s.n }
+  local r = { what = what, recur = xs } -- per-seed values: the table shows mean, sd and n
   for k, v in pairs(extra or {}) do r[k] = v end
   return r
 end
@@ -329,16 +344,21 @@ local cls, s2s = of("train", "last"), of("train", "seq2seq")
 local function at(recs, key, e) return field(recs, function(r) return r[key][e] end) end
 local E = epochs
 local final_is_10 = E == 10
-local cls_te = at(cls, "test_acc", E)
-local s2s_te = at(s2s, "test_acc", E)
-local gap = {}
-for i = 1, math.min(#cls_te, #s2s_te) do gap[i] = s2s_te[i] - cls_te[i] end
--- whether the gap is more than the seeds' spread (Welch's t-test over the seeds)
-local gap_note = "post's: epoch 10"
-if #cls_te >= 2 and #s2s_te >= 2 then
-  local w = stats.welch(s2s_te, cls_te)
-  gap_note = string.format("%s; Welch p = %.2f over %d seeds", gap_note, w.p, #gap)
+local cls_te, s2s_te = at(cls, "test_acc", E), at(s2s, "test_acc", E)
+local cls_tr, s2s_tr = at(cls, "train_acc", E), at(s2s, "train_acc", E)
+local s2s_last = at(s2s, "test_last_acc", E)
+local function diff(a, b)
+  local d = {}
+  for i = 1, math.min(#a, #b) do d[i] = a[i] - b[i] end
+  return d
 end
+local gap, gap_tr, gap_last = diff(s2s_te, cls_te), diff(s2s_tr, cls_tr), diff(s2s_last, cls_te)
+-- whether a gap is more than the seeds' spread (Welch's t-test over the seeds)
+local function welch_note(a, b, prefix)
+  if #a < 2 or #b < 2 then return prefix end
+  return string.format("%sWelch p = %.2g over %d seeds", prefix and prefix .. "; " or "", stats.welch(a, b).p, #a)
+end
+local gap_note = welch_note(s2s_te, cls_te, "post's: epoch 10")
 local function post_at(t, k) return final_is_10 and t[k] or nil end
 local acc_note = stand_in
 rep:table {
@@ -360,8 +380,13 @@ rep:table {
     row("seq2seq - classifier, held-out, epoch " .. E, gap,
       { post = POST.seq2seq.te10 - POST.classifier.te10, tag = "3P", target = { max = 0 },
         note = gap_note }),
-    row("seq2seq, guess at the last step only, held-out", at(s2s, "test_last_acc", E),
+    row("seq2seq - classifier, train, epoch " .. E, gap_tr,
+      { post = POST.seq2seq.tr10 - POST.classifier.tr10, tag = "3P",
+        note = welch_note(s2s_tr, cls_tr, "with dropout, mean over the epoch's batches") }),
+    row("seq2seq, guess at the last step only, held-out", s2s_last,
       { note = "not in the post: the seq2seq model read as a classifier" }),
+    row("seq2seq last step - classifier, held-out", gap_last,
+      { note = welch_note(s2s_last, cls_te, "not in the post") }),
   },
 }
 
@@ -403,9 +428,25 @@ rep:note("Initialisation as the post's TensorFlow code: Glorot-uniform embedding
   .. "sets eps_t = 1e-8 / sqrt(1 - 0.999^t) each step, which is the same update).")
 rep:note("Iterators: recur's bucketed batches serve each example once per epoch (the post's "
   .. "BucketedDataIterator drew a random bucket per batch and cycled it); padded batches pad to "
-  .. "the batch's longest sentence, as the post. Timing: padded and bucketed epochs of one "
+  .. "the batch's longest sentence, as the post; training uses full batches only (the rest of "
+  .. "each shuffled bucket or epoch is left out, as the post's iterators did). Timing: padded and bucketed epochs of one "
   .. "classifier alternate, timed by CPU seconds on 1 thread; a ratio on different hardware and "
   .. "corpus from the post's 380 s / 316 s.")
+do -- the seq2seq target, read with the seeds' spread
+  local g, p = stats.mean(gap), (#s2s_te >= 2 and #cls_te >= 2) and stats.welch(s2s_te, cls_te).p or nil
+  if g > 0 or (p and p > 0.05) then
+    rep:note(string.format("The seq2seq model's held-out accuracy (the post's formula) is not "
+      .. "clearly below the classifier's here: %+.3f (%s), where the post found -0.036. On "
+      .. "training batches it is %+.3f, and its guess at the last step alone is %+.3f against the "
+      .. "classifier. The post's reason for the gap, accuracy averaged over early "
+      .. "low-information steps, applies; the likely reason it does not show on held-out "
+      .. "sentences here is that both models are far from converged after %d epochs of %d "
+      .. "batches at lr 1e-4 (accuracy still rising each epoch), where the seq2seq loss, with a "
+      .. "target at every step, trains the shared weights faster and so makes up for the "
+      .. "averaging (its last-step guess being at least as good as the classifier's says so).", g, p and string.format("Welch p = %.2g over %d seeds", p, #gap) or "1 seed",
+      stats.mean(gap_tr), stats.mean(gap_last), E, (D.train.n // batch)))
+  end
+end
 if E < 10 then
   rep:note(string.format("Profile %s: %d epochs instead of the post's 10 (--full runs 10).", profile, E))
 end
