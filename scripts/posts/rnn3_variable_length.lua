@@ -414,9 +414,9 @@ if source == "brown" then
     .. "training files for training, its validation + test files as the held-out set (the post: "
     .. "80/20). The post used blog sentences with 6 classes (gender x age bracket), so its "
     .. "accuracies are not comparable in level, only in shape; and its corpus was much larger "
-    .. "(an epoch took 380 s), so 10 epochs of Brown (%d batches each) are far fewer Adam steps "
+    .. "(an epoch took 380 s), so 10 epochs of Brown (%d full batches each) are far fewer Adam steps "
     .. "at 1e-4 than the post's 10 epochs.", D.source, C, args.min_length, args.max_length,
-    (D.train.n + batch - 1) // batch))
+    D.train.n // batch))
 else
   rep:note("Data: synthetic sentences (--smoke without --data): checks the script, not the post.")
 end
