@@ -224,6 +224,18 @@ describe("nn.BinaryStochastic in a recurrent net", function()
   end)
 end)
 
+describe("nn.BinaryStochastic hand-over", function()
+  it("skips a dropped forward of another shape that the collector has not taken yet", function()
+    local rf = nn.BinaryStochastic { estimator = "reinforce", variance_adjusted = false }
+    do local _ = rf(recur.randn(7, 3):requires_grad(true)) end -- a graph nobody holds
+    local a = recur.randn(2, 3):requires_grad(true)
+    local y = rf(a)
+    rf:reinforce(T { 1, 2 })
+    y:sum():backward()
+    assert.is_true(a.grad:abs():sum():item() > 0)
+  end)
+end)
+
 describe("nn.BinaryStochastic errors", function()
   it("names the option, the shapes and the missing hand-over", function()
     assert.truthy(err_of(nn.BinaryStochastic, { estimator = "st" }):find('estimator must be "pass_through"'))

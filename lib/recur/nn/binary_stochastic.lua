@@ -67,7 +67,6 @@ local BinaryStochasticFn = recur.Function {
         .. "nn.reinforce(model, losses) (or bsn:reinforce(losses)), losses of shape "
         .. shape_str(ctx.lead) .. ", between the forward and backward", 1)
     end
-    ctx.module._pending[ctx] = nil
     local self, diff = ctx.module, ctx.diff
     L = L:unsqueeze(-1) -- [..., 1]: one loss per example, broadcast over the neurons
     local adv
@@ -176,24 +175,34 @@ function BinaryStochastic:anneal(rate)
   return self:set_slope(self:get_slope() * rate)
 end
 
--- Hands the per-example loss to every forward recorded since the last hand-over.
+-- Hands the per-example loss to every forward recorded since the last hand-over whose shape
+-- it fits. A forward whose graph was dropped stays pending until the collector takes it (the
+-- set is weak), so one that does not fit is skipped, not an error, unless none fits: a live
+-- one that did not get its loss fails in backward, naming the shape it needed.
 function BinaryStochastic:reinforce(losses)
   if not recur.is_tensor(losses) then
     fail("BinaryStochastic:reinforce: losses must be a tensor (the per-example loss), got " .. type(losses), 2)
   end
-  local L = losses:detach()
+  local L, ls = losses:detach(), losses:size()
+  local fitted, other = 0, nil
   for ctx in pairs(self._pending) do
-    local lead, ls = ctx.lead, L:size()
+    local lead = ctx.lead
     local ok = #ls <= #lead
     for i = 1, #ls do
       ok = ok and ls[#ls - i + 1] == lead[#lead - i + 1]
     end
-    if not ok then
-      fail("BinaryStochastic:reinforce: losses of shape " .. shape_str(ls) .. " do not match the output's "
-        .. "leading dimensions " .. shape_str(lead) .. " (one loss per example: " .. shape_str(lead)
-        .. ", or a suffix of it)", 2)
+    if ok then
+      ctx.loss = L
+      self._pending[ctx] = nil
+      fitted = fitted + 1
+    else
+      other = lead
     end
-    ctx.loss = L
+  end
+  if fitted == 0 and other then
+    fail("BinaryStochastic:reinforce: losses of shape " .. shape_str(ls) .. " do not match the output's "
+      .. "leading dimensions " .. shape_str(other) .. " (one loss per example: " .. shape_str(other)
+      .. ", or a suffix of it)", 2)
   end
   return self
 end
