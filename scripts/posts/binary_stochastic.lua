@@ -169,48 +169,54 @@ local function evaluate(model, set)
   return acc
 end
 
+-- Trains one configuration; returns the model and its learning curves.
+local function train(c, run)
+  local model = build(c)
+  local opt = recur.optim.SGD(model, { lr = c.lr })
+  local reinforce = c.estimator == "reinforce"
+  local perm, pos = recur.randperm(N_TRAIN), 0
+  local function next_batch()
+    if pos + BATCH > N_TRAIN then perm, pos = recur.randperm(N_TRAIN), 0 end
+    local idx = perm:narrow(1, pos + 1, BATCH)
+    pos = pos + BATCH
+    return data.train.x:index_select(1, idx), data.train.y:index_select(1, idx)
+  end
+  local curve = { step = {}, train_batch = {}, val = {}, train_eval = {}, slope = {} }
+  local acc_sum, acc_n, total = 0, 0, c.epochs * STEPS
+  for epoch = 1, c.epochs do
+    for i = 0, STEPS - 1 do
+      local x, y = next_batch()
+      opt:zero_grad()
+      local logits = model(x)
+      local losses = nn.cross_entropy(logits, y, { reduction = "none" }) / 10
+      if reinforce then nn.reinforce(model, losses) end
+      losses:sum():backward()
+      opt:step()
+      acc_sum, acc_n = acc_sum + recur.no_grad(function() return accuracy(logits, y) end), acc_n + 1
+      if i % EVERY == 0 then
+        local n = #curve.step + 1
+        curve.step[n] = (epoch - 1) * STEPS + i + 1
+        curve.train_batch[n] = acc_sum / acc_n
+        curve.val[n] = evaluate(model, data.val)
+        curve.train_eval[n] = evaluate(model, train_eval)
+        curve.slope[n] = c.estimator ~= "sigmoid" and model[2]:get_slope() or 1
+        acc_sum, acc_n = 0, 0
+        run:progress((epoch - 1) * STEPS + i + 1, total)
+      end
+    end
+    if c.rate ~= 1 then nn.anneal_slope(model, c.rate) end
+    run:log("epoch %d: validation %.4f, training slice %.4f", epoch, curve.val[#curve.val], curve.train_eval[#curve.train_eval])
+  end
+  return model, curve
+end
+
 local sweep = rep:sweep {
   name = "runs",
   configs = configs,
   seeds = SEEDS,
   meta = { steps = STEPS, every = EVERY, batch = BATCH, n_train = N_TRAIN, synthetic = data.synthetic or false },
   run = function(c, _, run)
-    local model = build(c)
-    local opt = recur.optim.SGD(model, { lr = c.lr })
-    local reinforce = c.estimator == "reinforce"
-    local perm, pos = recur.randperm(N_TRAIN), 0
-    local function next_batch()
-      if pos + BATCH > N_TRAIN then perm, pos = recur.randperm(N_TRAIN), 0 end
-      local idx = perm:narrow(1, pos + 1, BATCH)
-      pos = pos + BATCH
-      return data.train.x:index_select(1, idx), data.train.y:index_select(1, idx)
-    end
-    local curve = { step = {}, train_batch = {}, val = {}, train_eval = {}, slope = {} }
-    local acc_sum, acc_n, total = 0, 0, c.epochs * STEPS
-    for epoch = 1, c.epochs do
-      for i = 0, STEPS - 1 do
-        local x, y = next_batch()
-        opt:zero_grad()
-        local logits = model(x)
-        local losses = nn.cross_entropy(logits, y, { reduction = "none" }) / 10
-        if reinforce then nn.reinforce(model, losses) end
-        losses:sum():backward()
-        opt:step()
-        acc_sum, acc_n = acc_sum + recur.no_grad(function() return accuracy(logits, y) end), acc_n + 1
-        if i % EVERY == 0 then
-          local n = #curve.step + 1
-          curve.step[n] = (epoch - 1) * STEPS + i + 1
-          curve.train_batch[n] = acc_sum / acc_n
-          curve.val[n] = evaluate(model, data.val)
-          curve.train_eval[n] = evaluate(model, train_eval)
-          curve.slope[n] = c.estimator ~= "sigmoid" and model[2]:get_slope() or 1
-          acc_sum, acc_n = 0, 0
-          run:progress((epoch - 1) * STEPS + i + 1, total)
-        end
-      end
-      if c.rate ~= 1 then nn.anneal_slope(model, c.rate) end
-      run:log("epoch %d: validation %.4f, training slice %.4f", epoch, curve.val[#curve.val], curve.train_eval[#curve.train_eval])
-    end
+    local _, curve = train(c, run)
     local n = #curve.val
     local best = 0
     for _, v in ipairs(curve.val) do best = math.max(best, v) end
@@ -223,6 +229,41 @@ local sweep = rep:sweep {
   end,
 }
 local records = sweep:run()
+
+-- Why some settings fail: after one epoch, how many first-layer units are saturated on the
+-- validation set (sigm(m a) below 0.01 or above 0.99: their samples are almost never random,
+-- and sigm' is nearly 0), and the mean |weight| of that layer (Glorot's start: about 0.04).
+local probe_configs = {}
+for _, name in ipairs { "reinforce_adjusted", "reinforce_adjusted_lr005", "st_pass_through", "st_sigmoid" } do
+  if needed[name] then
+    local c = {}
+    for k, v in pairs(CONFIGS[name]) do c[k] = v end
+    c.epochs = 1
+    probe_configs[#probe_configs + 1] = c
+  end
+end
+local probe
+if #probe_configs > 0 then
+  probe = rep:sweep {
+    name = "saturation",
+    configs = probe_configs,
+    seeds = SEEDS,
+    meta = { steps = STEPS, every = EVERY, batch = BATCH, n_train = N_TRAIN, synthetic = data.synthetic or false },
+    run = function(c, _, run)
+      local model, curve = train(c, run)
+      local p = recur.no_grad(function() return (model[1](data.val.x) * model[2]:get_slope()):sigmoid() end)
+      return {
+        saturated = (p:lt(0.01) + p:gt(0.99)):mean():item(),
+        weight = model[1].weight:abs():mean():item(),
+        val = curve.val[#curve.val],
+      }
+    end,
+  }
+  probe:run()
+end
+local function probe_vals(name, field)
+  return probe:values(probe:select(function(c) return c.name == name end), field)
+end
 
 local function runs_of(name)
   return sweep:select(function(c) return c.name == name end)
@@ -274,6 +315,12 @@ if on("reinforce") then
         digits = 4, note = "post: the adjusted baseline learns faster" },
       { what = "final val acc, adjusted - plain, lr 0.05",
         recur = diff("reinforce_adjusted_lr005", "reinforce_plain_lr005", "final_val"), digits = 4 },
+      { what = "saturated hidden units after 1 epoch, lr 0.5", recur = probe_vals("reinforce_adjusted", "saturated"),
+        digits = 3, note = "variance-adjusted; sigm(a) < 0.01 or > 0.99 on the validation set" },
+      { what = "saturated hidden units after 1 epoch, lr 0.05", recur = probe_vals("reinforce_adjusted_lr005", "saturated"), digits = 3 },
+      { what = "mean abs(W1) after 1 epoch, lr 0.5", recur = probe_vals("reinforce_adjusted", "weight"), digits = 3,
+        note = "Glorot-uniform start: about 0.04" },
+      { what = "mean abs(W1) after 1 epoch, lr 0.05", recur = probe_vals("reinforce_adjusted_lr005", "weight"), digits = 3 },
     },
   }
   curves_figure("reinforce", "REINFORCE vs straight-through: validation accuracy", {
@@ -293,6 +340,11 @@ if on("st") then
       { what = "validation acc, sigmoid-adjusted", recur = vals("st_sigmoid", "final_val"), digits = 4 },
       { what = "sigmoid-adjusted - pass-through", recur = diff("st_sigmoid", "st_pass_through", "final_val"),
         tag = MEM, target = { range = { -0.01, 0.01 } }, digits = 4, note = "post: similar on one layer; " .. eps_note },
+      { what = "saturated hidden units after 1 epoch, pass-through", recur = probe_vals("st_pass_through", "saturated"),
+        digits = 3, note = "sigm(a) < 0.01 or > 0.99 on the validation set" },
+      { what = "saturated hidden units after 1 epoch, sigmoid-adjusted", recur = probe_vals("st_sigmoid", "saturated"), digits = 3 },
+      { what = "mean abs(W1) after 1 epoch, pass-through", recur = probe_vals("st_pass_through", "weight"), digits = 3 },
+      { what = "mean abs(W1) after 1 epoch, sigmoid-adjusted", recur = probe_vals("st_sigmoid", "weight"), digits = 3 },
     },
   }
   curves_figure("st", "Pass-through vs sigmoid-adjusted ST: validation accuracy", {
