@@ -460,6 +460,15 @@ rep:note("Reading the tables. Where the final validation accuracy of Experiment 
   .. "sees b - p near 0) and, for pass-through, was driven there by an identity backward up to 4 times "
   .. "larger than sigm' at lr 0.5. REINFORCE at lr 0.05 is not the post's setting; it is there to show "
   .. "the estimator itself learns.")
+do
+  -- the runs' own times: a resumed invocation's wall time counts only what it ran itself
+  local secs = 0
+  for _, r in ipairs(records) do secs = secs + (r.seconds or 0) end
+  for _, r in ipairs(probe and probe:select(function() return true end) or {}) do secs = secs + (r.seconds or 0) end
+  rep:note(string.format("The %d runs took %.0f s of wall time in all (the sum of each run's own time, "
+    .. "whichever invocation ran it; wall_seconds above is the last invocation's only).",
+    #records + (probe and #probe:select(function() return true end) or 0), secs))
+end
 rep:set("runs", records)
 local path = rep:save()
 assert(path)
