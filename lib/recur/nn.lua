@@ -7,10 +7,12 @@
 --   initializers.lua  nn.init
 --   layers.lua        the layers and their functional forms
 --   losses.lua        the losses (also in nn.functional)
+--   binary_stochastic.lua  BinaryStochastic (binary stochastic neurons: straight-through and
+--                     REINFORCE estimators, slope annealing), nn.reinforce, nn.anneal_slope
 -- How modules, parameters and the flat buffers work: the top of module.lua.
 --
 -- Layers: Linear, Embedding, Dropout, LayerNorm, Sequential, Tanh, Sigmoid, ReLU, Softmax,
--- LogSoftmax, Identity, RNN (recur.rnn.RNN: stacked fused or Lua cells, docs/rnn.md), RNNCell;
+-- LogSoftmax, Identity, BinaryStochastic, RNN (recur.rnn.RNN: stacked fused or Lua cells, docs/rnn.md), RNNCell;
 -- functional forms in nn.functional (also nn.F).
 -- Initializers: nn.init.glorot_uniform (the default for weights, as TensorFlow's
 -- get_variable), glorot_normal, truncated_normal{std=, mean=}, normal{std=, mean=},
@@ -23,7 +25,7 @@ nn.init, nn._as_init = I.init, I._as_init
 local F = {}
 nn.functional = F
 nn.F = F
-for _, part in ipairs { "recur.nn.module", "recur.nn.layers", "recur.nn.losses" } do
+for _, part in ipairs { "recur.nn.module", "recur.nn.layers", "recur.nn.losses", "recur.nn.binary_stochastic" } do
   for k, v in pairs(require(part)) do
     if k == "functional" then
       for fk, fv in pairs(v) do F[fk] = fv end
