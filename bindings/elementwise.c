@@ -4,8 +4,23 @@
 #include "../runtime/ops.h"
 #include "bind.h"
 
+/* t:add(b, alpha) = t + alpha * b, like torch.add */
+static int add_scaled(lua_State *L) {
+  rc_tensor *a = rb_check(L, 1);
+  float alpha = (float)rb_check_number(L, 3);
+  rc_tensor *owned;
+  rc_tensor *b = rb_check_tensor_or_number(L, 2, &owned);
+  rc_tensor *sb = rc_binary_scalar(RC_MUL, b, alpha, 0);
+  rc_release(owned);
+  if (!sb) return rb_raise(L);
+  rc_tensor *r = rc_binary(RC_ADD, a, sb);
+  rc_release(sb);
+  return rb_push(L, r);
+}
+
 /* a op b where either side may be a number; at least one is a tensor. */
 static int binary(lua_State *L, rc_binop op) {
+  if (op == RC_ADD && !lua_isnoneornil(L, 3)) return add_scaled(L);
   rc_tensor *a = rb_test(L, 1), *b = rb_test(L, 2);
   if (a && b) return rb_push(L, rc_binary(op, a, b)); /* the hot path: one check per operand */
   int ta = rb_is_tensor(L, 1), tb = rb_is_tensor(L, 2);
@@ -18,40 +33,44 @@ static int binary(lua_State *L, rc_binop op) {
                   luaL_typename(L, 1), luaL_typename(L, 2));
 }
 
-#define BIN(NAME, OP)                                                                              \
-  static int NAME(lua_State *L) {                                                                  \
-    return binary(L, OP);                                                                          \
+/* t:<name>_(b): t op= b, b broadcast to t; t:add_(b, alpha) is t += alpha * b */
+static int binary_(lua_State *L, rc_binop op) {
+  rc_tensor *a = rb_check(L, 1);
+  int rc;
+  if (op == RC_ADD && !lua_isnoneornil(L, 3)) {
+    rc_tensor *b = rb_check(L, 2);
+    rc = rc_axpy_(a, (float)rb_check_number(L, 3), b);
+  } else if (lua_type(L, 2) == LUA_TNUMBER) {
+    rc = rc_binary_scalar_(op, a, (float)lua_tonumber(L, 2));
+  } else {
+    rc = rc_binary_(op, a, rb_check(L, 2));
   }
-BIN(b_add, RC_ADD)
-BIN(b_sub, RC_SUB)
-BIN(b_mul, RC_MUL)
-BIN(b_div, RC_DIV)
-BIN(b_pow, RC_POW)
-BIN(b_maximum, RC_MAXIMUM)
-BIN(b_minimum, RC_MINIMUM)
-BIN(b_eq, RC_EQ)
-BIN(b_ne, RC_NE)
-BIN(b_lt, RC_LT)
-BIN(b_le, RC_LE)
-BIN(b_gt, RC_GT)
-BIN(b_ge, RC_GE)
-
-/* t:add(b, alpha) = t + alpha * b, like torch.add */
-static int m_add(lua_State *L) {
-  if (!lua_isnoneornil(L, 3)) {
-    rc_tensor *a = rb_check(L, 1);
-    float alpha = (float)rb_check_number(L, 3);
-    rc_tensor *owned;
-    rc_tensor *b = rb_check_tensor_or_number(L, 2, &owned);
-    rc_tensor *sb = rc_binary_scalar(RC_MUL, b, alpha, 0);
-    rc_release(owned);
-    if (!sb) return rb_raise(L);
-    rc_tensor *r = rc_binary(RC_ADD, a, sb);
-    rc_release(sb);
-    return rb_push(L, r);
-  }
-  return binary(L, RC_ADD);
+  if (rc) return rb_raise(L);
+  lua_settop(L, 1);
+  return 1;
 }
+
+/* b_<name> for each row of runtime/ops_binary.h, and b_<name>_ for its OPERATOR rows */
+#define BIN_INPLACE_OPERATOR(NAME, name)                                                           \
+  static int b_##name##_(lua_State *L) {                                                           \
+    return binary_(L, RC_##NAME);                                                                  \
+  }
+#define BIN_INPLACE_FUNCTION(NAME, name)
+#define BIN(NAME, name, Node, forward, grad_x, grad_y, saves, weight, forms)                       \
+  static int b_##name(lua_State *L) {                                                              \
+    return binary(L, RC_##NAME);                                                                   \
+  }                                                                                                \
+  BIN_INPLACE_##forms(NAME, name)
+#define CMP(NAME, name, forward)                                                                   \
+  static int b_##name(lua_State *L) {                                                              \
+    return binary(L, RC_##NAME);                                                                   \
+  }
+RC_BINARY_OPS(BIN)
+RC_COMPARISON_OPS(CMP)
+#undef BIN
+#undef CMP
+#undef BIN_INPLACE_OPERATOR
+#undef BIN_INPLACE_FUNCTION
 
 static int u_unm(lua_State *L) {
   return rb_push(L, rc_unary(RC_NEG, rb_check(L, 1)));
@@ -134,44 +153,6 @@ static int f_where(lua_State *L) {
   return rb_push(L, r);
 }
 
-static int inplace_binary(lua_State *L, rc_binop op) {
-  rc_tensor *a = rb_check(L, 1);
-  int rc;
-  if (lua_type(L, 2) == LUA_TNUMBER) {
-    rc = rc_binary_scalar_(op, a, (float)lua_tonumber(L, 2));
-  } else {
-    rc_tensor *b = rb_check(L, 2);
-    rc = rc_binary_(op, a, b);
-  }
-  if (rc) return rb_raise(L);
-  lua_settop(L, 1);
-  return 1;
-}
-
-/* t:add_(b) or t:add_(b, alpha) (t += alpha * b) */
-static int m_add_(lua_State *L) {
-  if (!lua_isnoneornil(L, 3)) {
-    rc_tensor *a = rb_check(L, 1);
-    rc_tensor *b = rb_check(L, 2);
-    if (rc_axpy_(a, (float)rb_check_number(L, 3), b)) return rb_raise(L);
-    lua_settop(L, 1);
-    return 1;
-  }
-  return inplace_binary(L, RC_ADD);
-}
-static int m_sub_(lua_State *L) {
-  return inplace_binary(L, RC_SUB);
-}
-static int m_mul_(lua_State *L) {
-  return inplace_binary(L, RC_MUL);
-}
-static int m_div_(lua_State *L) {
-  return inplace_binary(L, RC_DIV);
-}
-static int m_pow_(lua_State *L) {
-  return inplace_binary(L, RC_POW);
-}
-
 static int m_fill_(lua_State *L) {
   rc_tensor *t = rb_check(L, 1);
   if (rc_fill_(t, (float)rb_check_number(L, 2))) return rb_raise(L);
@@ -198,36 +179,42 @@ static int m_copy_(lua_State *L) {
 
 /* The tables read better in columns. */
 /* clang-format off */
+#define BIN_METHODS(NAME, name, Node, forward, grad_x, grad_y, saves, weight, forms)               \
+  {#name, b_##name}, BIN_METHOD_##forms(name)
+#define BIN_METHOD_OPERATOR(name) {#name "_", b_##name##_},
+#define BIN_METHOD_FUNCTION(name)
+#define BIN_META(NAME, name, Node, forward, grad_x, grad_y, saves, weight, forms)                  \
+  BIN_META_##forms(name)
+#define BIN_META_OPERATOR(name) {"__" #name, b_##name},
+#define BIN_META_FUNCTION(name)
+#define BIN_FUNCTIONS(NAME, name, ...) {#name, b_##name},
 #define UN_METHODS(NAME, name, ...) {#name, u_##name}, {#name "_", u_##name##_},
 #define UN_FUNCTIONS(NAME, name, ...) {#name, u_##name},
 static const luaL_Reg methods[] = {
-    {"add", m_add},        {"sub", b_sub},         {"mul", b_mul},
-    {"div", b_div},        {"pow", b_pow},         {"maximum", b_maximum},
-    {"minimum", b_minimum}, {"eq", b_eq},          {"ne", b_ne},
-    {"lt", b_lt},          {"le", b_le},           {"gt", b_gt},
-    {"ge", b_ge},          RC_UNARY_OPS(UN_METHODS)
-    {"clamp", m_clamp},    {"clamp_", m_clamp_},   {"add_", m_add_},
-    {"sub_", m_sub_},      {"mul_", m_mul_},       {"div_", m_div_},
-    {"pow_", m_pow_},      {"fill_", m_fill_},     {"zero_", m_zero_},
-    {"copy_", m_copy_},    {NULL, NULL}};
+    RC_BINARY_OPS(BIN_METHODS) RC_COMPARISON_OPS(BIN_FUNCTIONS) RC_UNARY_OPS(UN_METHODS)
+    {"clamp", m_clamp},    {"clamp_", m_clamp_},   {"fill_", m_fill_},
+    {"zero_", m_zero_},    {"copy_", m_copy_},     {NULL, NULL}};
 
 static const luaL_Reg functions[] = {
-    {"add", m_add},        {"sub", b_sub},         {"mul", b_mul},
-    {"div", b_div},        {"pow", b_pow},         {"maximum", b_maximum},
-    {"minimum", b_minimum}, {"eq", b_eq},          {"ne", b_ne},
-    {"lt", b_lt},          {"le", b_le},           {"gt", b_gt},
-    {"ge", b_ge},          RC_UNARY_OPS(UN_FUNCTIONS)
+    RC_BINARY_OPS(BIN_FUNCTIONS) RC_COMPARISON_OPS(BIN_FUNCTIONS) RC_UNARY_OPS(UN_FUNCTIONS)
     {"clamp", m_clamp},    {"where", f_where},     {NULL, NULL}};
+
+/* Lua's operators: a + b, a - b, a * b, a / b, a ^ b from the OPERATOR rows, and -a */
+static const luaL_Reg meta[] = {RC_BINARY_OPS(BIN_META) {"__unm", u_unm}, {NULL, NULL}};
 /* clang-format on */
+#undef BIN_METHODS
+#undef BIN_METHOD_OPERATOR
+#undef BIN_METHOD_FUNCTION
+#undef BIN_META
+#undef BIN_META_OPERATOR
+#undef BIN_META_FUNCTION
+#undef BIN_FUNCTIONS
 #undef UN_METHODS
 #undef UN_FUNCTIONS
 
 void rb_open_elementwise(lua_State *L, int methods_idx, int module_idx) {
   rb_register(L, methods_idx, module_idx, methods, functions);
   luaL_getmetatable(L, RECUR_TENSOR_MT);
-  static const luaL_Reg meta[] = {{"__add", b_add}, {"__sub", b_sub}, {"__mul", b_mul},
-                                  {"__div", b_div}, {"__pow", b_pow}, {"__unm", u_unm},
-                                  {NULL, NULL}};
   rb_setfuncs(L, meta);
   lua_pop(L, 1);
 }

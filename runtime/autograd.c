@@ -25,6 +25,7 @@ static rc_node *node_alloc(rc_ctx *c, int n_in, int n_out) {
   char *b = rc_mem_calloc(c, 1, node_bytes(n_in, n_out));
   if (!b) return NULL;
   rc_node *n = (rc_node *)b;
+  n->head.release = rc_node_release;
   n->refcount = 1;
   n->ctx = c;
   rc_ctx_retain(c);
@@ -51,7 +52,7 @@ static int edge_of(rc_tensor *t, rc_edge *e) {
       a->name = "AccumulateGrad";
       a->backward = accumulate_backward;
       a->out_shape[0] = rc_shape_of(t);
-      a->leaf = t;
+      a->head.leaf = t;
       t->accum = a;
     }
     e->fn = t->accum;
@@ -115,7 +116,7 @@ void rc_node_release(rc_node *n) {
         work = p;
       }
     }
-    if (cur->leaf) cur->leaf->accum = NULL;
+    if (cur->head.leaf) cur->head.leaf->accum = NULL;
     rc_ctx *c = cur->ctx;
     rc_mem_free(c, cur);
     rc_ctx_release(c);
@@ -182,7 +183,7 @@ int rc_record(rc_ctx *c, const char *name, rc_backward_fn bw, rc_tensor *const *
 
 static int accumulate_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
   (void)gin;
-  rc_tensor *leaf = n->leaf;
+  rc_tensor *leaf = n->head.leaf;
   if (!leaf) return 0;
   /* a packed parameter accumulates into its slot of the arena's gradient buffer */
   if (!leaf->grad && leaf->packed && rc_grad_slot_attach(leaf)) return -1;

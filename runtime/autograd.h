@@ -25,6 +25,7 @@ typedef struct rc_edge {
 typedef int (*rc_backward_fn)(rc_node *n, rc_tensor **gout, rc_tensor **gin);
 
 struct rc_node {
+  rc_node_head head; /* first: what a tensor sees of its nodes (tensor.h) */
   int refcount;
   const char *name; /* "MulBackward" */
   rc_ctx *ctx;
@@ -43,8 +44,6 @@ struct rc_node {
   /* For Lua-defined ops and other hosts: opaque state with a destructor. */
   void *ext;
   void (*ext_free)(void *ext);
-  /* AccumulateGrad: the leaf (weak pointer, cleared when the leaf dies). */
-  rc_tensor *leaf;
   /* scratch for the engine */
   rc_tensor **gbuf;
   int deps;

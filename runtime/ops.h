@@ -7,14 +7,17 @@
 
 #include "autograd.h"
 #include "tensor.h"
+#include "ops_binary.h"
 #include "ops_unary.h"
 
 /* ---- elementwise (ops_elementwise.c) ---- */
+/* RC_ADD, RC_SUB, ...: one per row of runtime/ops_binary.h, the comparisons (0/1 results, no
+ * gradient) last */
+#define RC_BINOP_ENUM(NAME, name, ...) RC_##NAME,
 typedef enum {
-  RC_ADD, RC_SUB, RC_MUL, RC_DIV, RC_POW, RC_MAXIMUM, RC_MINIMUM,
-  RC_EQ, RC_NE, RC_LT, RC_LE, RC_GT, RC_GE, /* comparisons: 0/1 results, no gradient */
-  RC_BINOP_COUNT
+  RC_BINARY_OPS(RC_BINOP_ENUM) RC_COMPARISON_OPS(RC_BINOP_ENUM) RC_BINOP_COUNT
 } rc_binop;
+#undef RC_BINOP_ENUM
 
 /* RC_NEG, RC_EXP, ...: one per row of runtime/ops_unary.h */
 #define RC_UNOP_ENUM(NAME, name, ...) RC_##NAME,
@@ -114,7 +117,7 @@ rc_tensor *rc_index_rebase(rc_tensor *index, int64_t base, int64_t n, const char
 rc_tensor *rc_rand(rc_ctx *c, int ndim, const int64_t *size, float lo, float hi);
 rc_tensor *rc_randn(rc_ctx *c, int ndim, const int64_t *size, float mean, float std);
 rc_tensor *rc_truncated_normal(rc_ctx *c, int ndim, const int64_t *size, float mean, float std);
-rc_tensor *rc_bernoulli(rc_tensor *p);                    /* p in [0,1], same shape */
+rc_tensor *rc_bernoulli(rc_tensor *p); /* p in [0,1], same shape */
 rc_tensor *rc_multinomial(rc_tensor *probs, int64_t n, int replacement); /* 0-based */
 rc_tensor *rc_randperm(rc_ctx *c, int64_t n);                            /* 0-based */
 /* Integers lo..hi inclusive (|lo|, |hi| <= 2^24 so that float32 holds them exactly). */
@@ -132,8 +135,7 @@ int rc_rng_state_set(rc_ctx *c, const unsigned char *in, size_t len);
  * values; only the values have a gradient. ---- */
 int rc_sort(rc_tensor *a, int dim, int descending, rc_tensor **values, rc_tensor **indices);
 /* the k largest (or smallest) along dim, in sorted order; 0 <= k <= size */
-int rc_topk(rc_tensor *a, int64_t k, int dim, int largest, rc_tensor **values,
-            rc_tensor **indices);
+int rc_topk(rc_tensor *a, int64_t k, int dim, int largest, rc_tensor **values, rc_tensor **indices);
 rc_tensor *rc_argsort(rc_tensor *a, int dim, int descending);
 /* 0/1 results, no gradient; NaN counts as nonzero. dim RC_ALL: over all elements. */
 rc_tensor *rc_any_all(rc_tensor *a, int dim, int keepdim, int is_all);

@@ -7,34 +7,19 @@
 #include "kernels_math.h"
 #include "ops.h"
 
-const char *const rc_binop_name[RC_BINOP_COUNT] = {
-    "add", "sub", "mul", "div", "pow", "maximum", "minimum",
-    "eq",  "ne",  "lt",  "le",  "gt",  "ge"};
+/* The binary ops come from runtime/ops_binary.h, the unary ones from runtime/ops_unary.h;
+ * these expand their columns. */
+enum { SAVES_NONE, SAVES_X, SAVES_Y, SAVES_XY, SAVES_XYZ };
+#define OP_NAME(NAME, name, ...) #name,
+const char *const rc_binop_name[RC_BINOP_COUNT] = {RC_BINARY_OPS(OP_NAME)
+                                                       RC_COMPARISON_OPS(OP_NAME)};
+const char *const rc_unop_name[RC_UNOP_COUNT] = {RC_UNARY_OPS(OP_NAME)};
+#undef OP_NAME
 
-/* The unary ops come from runtime/ops_unary.h; these expand its columns. */
-enum { SAVES_NONE, SAVES_X, SAVES_Y };
-#define UN_NAME(NAME, name, ...) #name,
-const char *const rc_unop_name[RC_UNOP_COUNT] = {RC_UNARY_OPS(UN_NAME)};
-#undef UN_NAME
-
-static inline float binop_apply(rc_binop op, float x, float y) {
-  switch (op) {
-  case RC_ADD: return x + y;
-  case RC_SUB: return x - y;
-  case RC_MUL: return x * y;
-  case RC_DIV: return x / y;
-  case RC_POW: return powf(x, y);
-  case RC_MAXIMUM: return (x >= y || isnan(x)) ? x : y;
-  case RC_MINIMUM: return (x <= y || isnan(x)) ? x : y;
-  case RC_EQ: return x == y;
-  case RC_NE: return x != y;
-  case RC_LT: return x < y;
-  case RC_LE: return x <= y;
-  case RC_GT: return x > y;
-  case RC_GE: return x >= y;
-  default: return 0;
-  }
-}
+/* the ops with a gradient: the rows of RC_BINARY_OPS, before the comparisons */
+#define BIN_ONE(...) +1
+enum { BINOP_GRAD_COUNT = 0 RC_BINARY_OPS(BIN_ONE) };
+#undef BIN_ONE
 
 /* exp, tanh and sigmoid are the kernel floor's scalar forms: the same bits as its loops */
 #define UN_FORWARD(NAME, name, Node, forward, ...)                                                 \
@@ -43,32 +28,40 @@ static inline float binop_apply(rc_binop op, float x, float y) {
 static inline float unop_apply(rc_unop op, float x) {
   switch (op) {
     RC_UNARY_OPS(UN_FORWARD)
-  default: return 0;
+  default:
+    return 0;
   }
 }
 #undef UN_FORWARD
 
 /* The loops. out has the result shape; a and b are read through broadcast strides.
- * out may alias a (in-place ops): each element is read before it is written. */
-#define SPECIALIZE_BIN(OPC, EXPR)                                                             \
-  case OPC:                                                                                   \
-    for (int64_t k = 0; k < n; k++) {                                                         \
-      float x = ap[k * as], y = bp[k * bs];                                                   \
-      op_[k * os] = (EXPR);                                                                   \
-    }                                                                                         \
+ * out may alias a (in-place ops): each element is read before it is written. One loop per
+ * row, with the row's forward. */
+#define BIN_ROW(NAME, name, Node, forward, ...)                                                    \
+  case RC_##NAME:                                                                                  \
+    for (int64_t k = 0; k < n; k++) {                                                              \
+      const float x = ap[k * as], y = bp[k * bs];                                                  \
+      op_[k * os] = (forward);                                                                     \
+    }                                                                                              \
     break;
-
+#define CMP_ROW(NAME, name, forward)                                                               \
+  case RC_##NAME:                                                                                  \
+    for (int64_t k = 0; k < n; k++) {                                                              \
+      const float x = ap[k * as], y = bp[k * bs];                                                  \
+      op_[k * os] = (float)(forward);                                                              \
+    }                                                                                              \
+    break;
 static void bin_row(rc_binop op, float *op_, int64_t os, const float *ap, int64_t as,
                     const float *bp, int64_t bs, int64_t n) {
   switch (op) {
-    SPECIALIZE_BIN(RC_ADD, x + y)
-    SPECIALIZE_BIN(RC_SUB, x - y)
-    SPECIALIZE_BIN(RC_MUL, x * y)
-    SPECIALIZE_BIN(RC_DIV, x / y)
+    RC_BINARY_OPS(BIN_ROW)
+    RC_COMPARISON_OPS(CMP_ROW)
   default:
-    for (int64_t k = 0; k < n; k++) op_[k * os] = binop_apply(op, ap[k * as], bp[k * bs]);
+    break;
   }
 }
+#undef BIN_ROW
+#undef CMP_ROW
 
 static void bin_kernel(rc_binop op, rc_tensor *out, rc_tensor *a, rc_tensor *b) {
   int n = out->ndim;
@@ -130,7 +123,8 @@ static void un_kernel(rc_unop op, rc_tensor *out, rc_tensor *a) {
     const float *x = rc_data(a);
     switch (op) {
       RC_UNARY_OPS(UN_CONTIGUOUS)
-    default: break;
+    default:
+      break;
     }
     return;
   }
@@ -157,96 +151,146 @@ static const int unop_weights[RC_UNOP_COUNT] = {RC_UNARY_OPS(UN_WEIGHT)};
 static int unop_weight(rc_unop op) {
   return unop_weights[op];
 }
+#define BIN_WEIGHT(NAME, name, Node, forward, grad_x, grad_y, saves, weight, forms) weight,
+#define CMP_WEIGHT(NAME, name, forward) 1,
+static const int binop_weights[RC_BINOP_COUNT] = {RC_BINARY_OPS(BIN_WEIGHT)
+                                                      RC_COMPARISON_OPS(CMP_WEIGHT)};
+#undef BIN_WEIGHT
+#undef CMP_WEIGHT
+static int binop_weight(rc_binop op) {
+  return binop_weights[op];
+}
 
 static int charge_extra(rc_ctx *c, const char *fn, int64_t n, int weight) {
   return weight > 1 ? rc_charge_elems(c, fn, n * (weight - 1)) : 0;
 }
 
-#define POW_WEIGHT 8
 #define CLAMP_WEIGHT 4
 
 /* ---- backward ---- */
 
-static int binary_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
-  rc_binop op = (rc_binop)n->i[0];
-  rc_tensor *g = gout[0];
-  rc_tensor *ga = NULL, *gb = NULL; /* full-shape gradients, reduced below */
-  int need_a = n->next[0].fn != NULL, need_b = n->next[1].fn != NULL;
-  rc_tensor *a = NULL, *b = NULL, *out = NULL;
-  if (op != RC_ADD && op != RC_SUB) {
-    a = rc_node_saved(n, 0);
-    b = rc_node_saved(n, 1);
-    if (!a || !b) return -1;
-  }
+/* which binary ops' backward needs the inputs (x, y) and the output (z) */
+#define BIN_SAVES(NAME, name, Node, forward, grad_x, grad_y, saves, ...) saves,
+static const unsigned char binop_saves[BINOP_GRAD_COUNT] = {RC_BINARY_OPS(BIN_SAVES)};
+#undef BIN_SAVES
+
+/* Is the gradient of input i (0: x, 1: y) g itself? Then backward passes g on without a copy
+ * (add, sub's x). Read from the row's text: a gradient written `g`. */
+#define BIN_GRAD_TEXT(NAME, name, Node, forward, grad_x, grad_y, ...) {#grad_x, #grad_y},
+static int grad_is_g(rc_binop op, int i) {
+  static const char *const text[BINOP_GRAD_COUNT][2] = {RC_BINARY_OPS(BIN_GRAD_TEXT)};
+  return strcmp(text[op][i], "g") == 0;
+}
+#undef BIN_GRAD_TEXT
+
+/* The rows' gradients over one row of the output: g and z (the output) contiguous, x and y
+ * through strides (never read where the row saves nothing: they are then 0); gx or gy NULL
+ * where that input needs no gradient. */
+#define BIN_GRAD_ROW(NAME, name, Node, forward, grad_x, grad_y, saves, ...)                        \
+  case RC_##NAME:                                                                                  \
+    for (int64_t k = 0; k < n; k++) {                                                              \
+      const float g = gp[k];                                                                       \
+      const float x = saves != SAVES_NONE ? xp[k * xs] : 0.0f;                                     \
+      const float y = saves != SAVES_NONE ? yp[k * ys] : 0.0f;                                     \
+      const float z = saves == SAVES_XYZ ? zp[k] : 0.0f;                                           \
+      (void)g, (void)x, (void)y, (void)z;                                                          \
+      if (gx) gx[k] = (grad_x);                                                                    \
+      if (gy) gy[k] = (grad_y);                                                                    \
+    }                                                                                              \
+    break;
+static void bin_grad_row(rc_binop op, float *gx, float *gy, const float *gp, const float *xp,
+                         int64_t xs, const float *yp, int64_t ys, const float *zp, int64_t n) {
   switch (op) {
-  case RC_ADD:
-    if (need_a) { ga = g; rc_retain(g); }
-    if (need_b) { gb = g; rc_retain(g); }
-    break;
-  case RC_SUB:
-    if (need_a) { ga = g; rc_retain(g); }
-    if (need_b) gb = rc_unary(RC_NEG, g);
-    break;
-  case RC_MUL:
-    if (need_a) ga = rc_binary(RC_MUL, g, b);
-    if (need_b) gb = rc_binary(RC_MUL, g, a);
-    break;
-  case RC_DIV:
-    if (need_a) ga = rc_binary(RC_DIV, g, b);
-    if (need_b) { /* -g * a / b^2 */
-      rc_tensor *t1 = rc_binary(RC_MUL, g, a);
-      rc_tensor *b2 = rc_binary(RC_MUL, b, b);
-      rc_tensor *t2 = t1 && b2 ? rc_binary(RC_DIV, t1, b2) : NULL;
-      gb = t2 ? rc_unary(RC_NEG, t2) : NULL;
-      rc_release(t1); rc_release(b2); rc_release(t2);
-    }
-    break;
-  case RC_POW:
-    out = rc_node_saved(n, 2);
-    if (!out) return -1;
-    if (need_a) { /* g * b * a^(b-1) */
-      rc_tensor *bm1 = rc_binary_scalar(RC_SUB, b, 1.0f, 0);
-      rc_tensor *p = bm1 ? rc_binary(RC_POW, a, bm1) : NULL;
-      rc_tensor *t = p ? rc_binary(RC_MUL, p, b) : NULL;
-      ga = t ? rc_binary(RC_MUL, g, t) : NULL;
-      rc_release(bm1); rc_release(p); rc_release(t);
-    }
-    if (need_b) { /* g * out * log(a) */
-      rc_tensor *la = rc_unary(RC_LOG, a);
-      rc_tensor *t = la ? rc_binary(RC_MUL, out, la) : NULL;
-      gb = t ? rc_binary(RC_MUL, g, t) : NULL;
-      rc_release(la); rc_release(t);
-    }
-    break;
-  case RC_MAXIMUM:
-  case RC_MINIMUM: {
-    rc_tensor *mask = rc_binary(op == RC_MAXIMUM ? RC_GE : RC_LE, a, b);
-    if (!mask) return -1;
-    if (need_a) ga = rc_binary(RC_MUL, g, mask);
-    if (need_b) {
-      rc_tensor *inv = rc_binary_scalar(RC_SUB, mask, 1.0f, 1);
-      gb = inv ? rc_binary(RC_MUL, g, inv) : NULL;
-      rc_release(inv);
-    }
-    rc_release(mask);
-    break;
-  }
+    RC_BINARY_OPS(BIN_GRAD_ROW)
   default:
     break;
   }
+}
+#undef BIN_GRAD_ROW
+
+/* gx, gy (either may be NULL) over g's shape, the output's: g and z contiguous, a and b (NULL
+ * when not saved) broadcast to it. */
+static void bin_grad(rc_binop op, float *gx, float *gy, rc_tensor *g, rc_tensor *a, rc_tensor *b,
+                     rc_tensor *z) {
+  int64_t numel = rc_numel(g);
+  if (numel == 0) return;
+  const float *gp = rc_data(g), *zp = z ? rc_data(z) : NULL;
+  if (!a) {
+    bin_grad_row(op, gx, gy, gp, NULL, 0, NULL, 0, zp, numel);
+    return;
+  }
+  const float *ad = a->storage->data, *bd = b->storage->data;
+  if (rc_is_contiguous(a) && rc_same_shape(a, g)) {
+    if (rc_is_contiguous(b) && rc_same_shape(b, g)) {
+      bin_grad_row(op, gx, gy, gp, ad + a->offset, 1, bd + b->offset, 1, zp, numel);
+      return;
+    }
+    if (rc_numel(b) == 1) {
+      bin_grad_row(op, gx, gy, gp, ad + a->offset, 1, bd + b->offset, 0, zp, numel);
+      return;
+    }
+  }
+  int n = g->ndim;
+  int64_t ast[RC_MAX_DIM], bst[RC_MAX_DIM];
+  rc_broadcast_strides(a, n, g->size, ast);
+  rc_broadcast_strides(b, n, g->size, bst);
+  int64_t idx[RC_MAX_DIM] = {0};
+  int64_t inner = n ? g->size[n - 1] : 1;
+  int64_t ao = a->offset, bo = b->offset;
+  for (int64_t done = 0; done < numel; done += inner) {
+    bin_grad_row(op, gx ? gx + done : NULL, gy ? gy + done : NULL, gp + done, ad + ao,
+                 n ? ast[n - 1] : 0, bd + bo, n ? bst[n - 1] : 0, zp ? zp + done : NULL, inner);
+    for (int d = n - 2; d >= 0; d--) {
+      idx[d]++;
+      ao += ast[d];
+      bo += bst[d];
+      if (idx[d] < g->size[d]) break;
+      ao -= ast[d] * g->size[d];
+      bo -= bst[d] * g->size[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+static int binary_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
+  rc_binop op = (rc_binop)n->i[0];
+  int saves = binop_saves[op];
+  rc_tensor *a = NULL, *b = NULL, *z = NULL;
+  if (saves != SAVES_NONE && (!(a = rc_node_saved(n, 0)) || !(b = rc_node_saved(n, 1)))) return -1;
+  if (saves == SAVES_XYZ && !(z = rc_node_saved(n, 2))) return -1;
+  rc_tensor *g = gout[0];
+  rc_tensor *full[2] = {NULL, NULL}; /* the inputs' gradients over the output's shape */
+  int loop[2] = {0, 0};
+  for (int i = 0; i < 2; i++) {
+    if (!n->next[i].fn) continue;
+    if (grad_is_g(op, i)) {
+      full[i] = g;
+      rc_retain(g);
+    } else {
+      loop[i] = 1;
+    }
+  }
   int rc = 0;
-  if (need_a) {
-    if (!ga) rc = -1;
-    else gin[0] = rc_sum_to_shape(ga, &n->in_shape[0]);
-    if (ga && !gin[0]) rc = -1;
+  if (loop[0] || loop[1]) {
+    rc_tensor *gc = rc_raw_contiguous(g), *zc = z ? rc_raw_contiguous(z) : NULL;
+    for (int i = 0; i < 2; i++)
+      if (loop[i] && gc) full[i] = rc_empty_like(gc);
+    if (!gc || (z && !zc) || (loop[0] && !full[0]) || (loop[1] && !full[1]) ||
+        charge_extra(n->ctx, rc_binop_name[op], rc_numel(gc), binop_weight(op)))
+      rc = -1;
+    else
+      bin_grad(op, loop[0] ? rc_data(full[0]) : NULL, loop[1] ? rc_data(full[1]) : NULL, gc, a, b,
+               zc);
+    rc_release(gc);
+    rc_release(zc);
   }
-  if (need_b) {
-    if (!gb) rc = -1;
-    else gin[1] = rc_sum_to_shape(gb, &n->in_shape[1]);
-    if (gb && !gin[1]) rc = -1;
+  for (int i = 0; i < 2 && !rc; i++) {
+    if (!n->next[i].fn) continue;
+    gin[i] = rc_sum_to_shape(full[i], &n->in_shape[i]);
+    if (!gin[i]) rc = -1;
   }
-  rc_release(ga);
-  rc_release(gb);
+  rc_release(full[0]);
+  rc_release(full[1]);
   return rc;
 }
 
@@ -262,25 +306,26 @@ rc_tensor *rc_binary(rc_binop op, rc_tensor *a, rc_tensor *b) {
     out = rc_empty(c, so.ndim, so.size);
   }
   if (!out) return NULL;
-  if (op == RC_POW && charge_extra(c, "pow", rc_numel(out), POW_WEIGHT)) {
+  if (charge_extra(c, rc_binop_name[op], rc_numel(out), binop_weight(op))) {
     rc_release(out);
     return NULL;
   }
   bin_kernel(op, out, a, b);
-  if (op >= RC_EQ) return out; /* comparisons are not differentiable */
+  if ((int)op >= BINOP_GRAD_COUNT) return out; /* comparisons are not differentiable */
   rc_tensor *ins[2] = {a, b};
   rc_node *n;
   if (rc_record(c, "BinaryBackward", binary_backward, ins, 2, &out, &n)) return NULL;
   if (n) {
-    static const char *names[] = {"AddBackward", "SubBackward", "MulBackward", "DivBackward",
-                                  "PowBackward", "MaximumBackward", "MinimumBackward"};
+#define BIN_NODE(NAME, name, Node, ...) #Node "Backward",
+    static const char *const names[BINOP_GRAD_COUNT] = {RC_BINARY_OPS(BIN_NODE)};
+#undef BIN_NODE
     n->name = names[op];
     n->i[0] = op;
-    if (op != RC_ADD && op != RC_SUB) {
+    if (binop_saves[op] != SAVES_NONE) {
       rc_node_save(n, 0, a);
       rc_node_save(n, 1, b);
     }
-    if (op == RC_POW) rc_node_save(n, 2, out);
+    if (binop_saves[op] == SAVES_XYZ) rc_node_save(n, 2, out);
   }
   return out;
 }
@@ -310,7 +355,10 @@ static rc_tensor *unary_grad(rc_unop op, rc_tensor *g, rc_tensor *xt, rc_tensor 
   rc_tensor *yc = yt ? rc_raw_contiguous(yt) : NULL;
   rc_tensor *r = gc ? rc_empty_like(gc) : NULL;
   if (!r || (xt && !xc) || (yt && !yc)) {
-    rc_release(gc); rc_release(xc); rc_release(yc); rc_release(r);
+    rc_release(gc);
+    rc_release(xc);
+    rc_release(yc);
+    rc_release(r);
     return NULL;
   }
   int64_t n = rc_numel(r);
@@ -318,9 +366,12 @@ static rc_tensor *unary_grad(rc_unop op, rc_tensor *g, rc_tensor *xt, rc_tensor 
   const float *gp = rc_data(gc), *xp = xc ? rc_data(xc) : NULL, *yp = yc ? rc_data(yc) : NULL;
   switch (op) {
     RC_UNARY_OPS(UN_BACKWARD)
-  default: break;
+  default:
+    break;
   }
-  rc_release(gc); rc_release(xc); rc_release(yc);
+  rc_release(gc);
+  rc_release(xc);
+  rc_release(yc);
   return r;
 }
 #undef UN_BACKWARD
@@ -374,7 +425,9 @@ static int clamp_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
   rc_tensor *gc = rc_raw_contiguous(gout[0]), *xc = rc_raw_contiguous(x);
   rc_tensor *r = gc ? rc_empty_like(gc) : NULL;
   if (!r || !xc) {
-    rc_release(gc); rc_release(xc); rc_release(r);
+    rc_release(gc);
+    rc_release(xc);
+    rc_release(r);
     return -1;
   }
   float lo = (float)n->d[0], hi = (float)n->d[1];
@@ -382,7 +435,8 @@ static int clamp_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
   float *o = rc_data(r);
   for (int64_t k = 0, m = rc_numel(r); k < m; k++)
     o[k] = ((isnan(lo) || xp[k] >= lo) && (isnan(hi) || xp[k] <= hi)) ? g[k] : 0.0f;
-  rc_release(gc); rc_release(xc);
+  rc_release(gc);
+  rc_release(xc);
   gin[0] = r;
   return 0;
 }
@@ -484,12 +538,14 @@ static int inplace_mode(rc_tensor *a, rc_tensor *b, const char *fn, int weight) 
   if (!need) return 0;
   if (rc_check_inplace(a, fn)) return -1;
   if (a->is_view)
-    return rc_error(c, "%s: in-place operation on a view of a tensor while recording "
-                       "gradients; clone() the view first or use recur.no_grad",
+    return rc_error(c,
+                    "%s: in-place operation on a view of a tensor while recording "
+                    "gradients; clone() the view first or use recur.no_grad",
                     fn);
   if (a->storage->grad_views)
-    return rc_error(c, "%s: in-place operation on a tensor whose views take part in autograd "
-                       "(their history would go stale); clone() it first or use recur.no_grad",
+    return rc_error(c,
+                    "%s: in-place operation on a tensor whose views take part in autograd "
+                    "(their history would go stale); clone() it first or use recur.no_grad",
                     fn);
   return 1;
 }
@@ -523,7 +579,7 @@ static int check_inplace_shape(rc_tensor *a, rc_tensor *b, const char *fn) {
 int rc_binary_(rc_binop op, rc_tensor *a, rc_tensor *b) {
   const char *fn = rc_binop_name[op];
   if (check_inplace_shape(a, b, fn)) return -1;
-  int mode = inplace_mode(a, b, fn, op == RC_POW ? POW_WEIGHT : 1);
+  int mode = inplace_mode(a, b, fn, binop_weight(op));
   if (mode < 0) return -1;
   if (mode == 1) {
     rc_tensor *r = rc_binary(op, a, b);

@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd.h"
 #include "kernels.h"
 
 /* One block holds the storage header and the 64-byte-aligned data after it; a fresh tensor
@@ -188,10 +187,11 @@ void rc_retain(rc_tensor *t) {
 void rc_release(rc_tensor *t) {
   if (!t || --t->refcount > 0) return;
   if (t->accum) {
-    t->accum->leaf = NULL;
-    rc_node_release(t->accum);
+    rc_node_head *a = rc_node_head_of(t->accum);
+    a->leaf = NULL;
+    a->release(t->accum);
   }
-  if (t->grad_fn) rc_node_release(t->grad_fn);
+  if (t->grad_fn) rc_node_head_of(t->grad_fn)->release(t->grad_fn);
   rc_release(t->grad);
   int embedded = t->embedded;
   rc_ctx *c = t->ctx;

@@ -16,6 +16,20 @@
 
 typedef struct rc_node rc_node;
 
+/* What this floor knows of an autograd node (struct rc_node, autograd.h, begins with one): a
+ * tensor owns references to the nodes of its history (grad_fn, accum) and drops them when it
+ * dies, so the node carries its own release and the tensor floor never calls up into autograd. */
+typedef struct rc_node_head {
+  void (*release)(rc_node *n); /* rc_node_release */
+  /* AccumulateGrad: the leaf it accumulates into (weak pointer, cleared when the leaf dies) */
+  struct rc_tensor *leaf;
+} rc_node_head;
+
+/* n seen as its head (the first member of struct rc_node, so the same address) */
+static inline rc_node_head *rc_node_head_of(rc_node *n) {
+  return (rc_node_head *)(void *)n;
+}
+
 typedef struct rc_storage {
   float *data;
   int64_t n; /* elements */

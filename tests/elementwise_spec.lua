@@ -183,22 +183,28 @@ describe("in-place ops and views under autograd", function()
   end)
 end)
 
--- The rows of runtime/ops_unary.h as tables {NAME, name, Node, forward, derivative, saves,
--- weight, loop}: the list every unary op is generated from.
-local function unary_rows()
-  local h = assert(io.open("runtime/ops_unary.h"))
+-- The rows of an X-macro list (`#define MACRO(X)` in FILE, one row `X(...)` per op) as tables of
+-- their columns: the lists every unary and binary op is generated from.
+local function list_rows(file, macro, x)
+  local h = assert(io.open(file))
   local src = h:read("a")
   h:close()
-  local body = assert(src:match("#define RC_UNARY_OPS%(X%)(.-)\n/%* clang%-format on"))
-  body = body:gsub("\\\n", " "):gsub("/%*.-%*/", " ")
+  local from = assert(src:find("#define " .. macro .. "(" .. x .. ")", 1, true), macro)
+  local body = {}
+  for line in src:sub(from):gmatch("[^\n]*") do
+    body[#body + 1] = line
+    if line:sub(-1) ~= "\\" then break end
+  end
+  body = table.concat(body, " "):gsub("\\", " "):gsub("/%*.-%*/", " ")
+  body = body:sub(#("#define " .. macro .. "(" .. x .. ")") + 1)
   local rows, pos = {}, 1
   while true do
-    local s = body:find("X%(", pos)
+    local s = body:find("%f[%w_]" .. x .. "%(", pos)
     if not s then break end
     local args, depth, start, i = {}, 0, s + 2, s + 2
     while true do
       local c = body:sub(i, i)
-      assert(c ~= "", "unbalanced row in runtime/ops_unary.h")
+      assert(c ~= "", "unbalanced row in " .. file)
       if c == "(" then depth = depth + 1
       elseif c == ")" and depth > 0 then depth = depth - 1
       elseif (c == "," or c == ")") and depth == 0 then
@@ -214,15 +220,16 @@ local function unary_rows()
   return rows
 end
 
+local function reads(expr, v) return expr:find("%f[%w_]" .. v .. "%f[^%w_]") ~= nil end
+
 describe("the unary op list (runtime/ops_unary.h)", function()
-  local rows = unary_rows()
+  local rows = list_rows("runtime/ops_unary.h", "RC_UNARY_OPS", "X")
   it("has the ops, 8 columns each", function()
     assert.is_true(#rows >= 20)
     for _, r in ipairs(rows) do assert.equal(8, #r, table.concat(r, ", ")) end
   end)
 
   it("saves what each derivative reads, and nothing else", function()
-    local function reads(expr, v) return expr:find("%f[%w_]" .. v .. "%f[^%w_]") ~= nil end
     for _, r in ipairs(rows) do
       local d, saves = r[5], r[6]
       assert.is_false(reads(d, "x") and reads(d, "y"), r[2] .. ": reads both x and y")
@@ -241,6 +248,79 @@ describe("the unary op list (runtime/ops_unary.h)", function()
       assert.equal(y, y[name .. "_"](y), name .. "_")
       local e = err_of(function() recur[name](3) end)
       assert.truthy(e:find(name .. ": argument #1 must be a tensor, got number", 1, true), e)
+    end
+  end)
+end)
+
+describe("the binary op list (runtime/ops_binary.h)", function()
+  local rows = list_rows("runtime/ops_binary.h", "RC_BINARY_OPS", "X")
+  local cmps = list_rows("runtime/ops_binary.h", "RC_COMPARISON_OPS", "C")
+  it("has the ops, 9 columns each, and the comparisons, 3 columns each", function()
+    assert.is_true(#rows >= 7)
+    for _, r in ipairs(rows) do assert.equal(9, #r, table.concat(r, ", ")) end
+    assert.is_true(#cmps >= 6)
+    for _, r in ipairs(cmps) do assert.equal(3, #r, table.concat(r, ", ")) end
+  end)
+
+  it("saves what each gradient reads, and nothing else", function()
+    for _, r in ipairs(rows) do
+      local gx, gy, saves = r[5], r[6], r[7]
+      local both = gx .. " " .. gy
+      local want = reads(both, "z") and "SAVES_XYZ" or (reads(both, "x") or reads(both, "y"))
+        and "SAVES_XY" or "SAVES_NONE"
+      assert.equal(want, saves, r[2] .. ": gradients " .. both)
+      assert.truthy(r[9] == "OPERATOR" or r[9] == "FUNCTION", r[2] .. ": forms " .. r[9])
+    end
+  end)
+
+  -- positive, and no ties between a and b: every row's gradient is smooth there
+  local a = T{{0.3, 0.7, 1.1}, {0.9, 0.4, 0.2}}
+  local b = T{0.5, 1.5, 1.2}
+  it("gives each row its function, method, node name, gradient and operand check", function()
+    for _, r in ipairs(rows) do
+      local name, node = r[2], r[3] .. "Backward"
+      local x, y = a:clone():requires_grad(true), b:clone():requires_grad(true)
+      local z = recur[name](x, y)
+      assert.equal(node, z.grad_fn, name)
+      assert.equal(node, x[name](x, y).grad_fn, name)
+      assert.same(z:totable(), x[name](x, y):totable(), name)
+      assert.is_true(recur.gradcheck(function(p, q) return recur[name](p, q) end, {x, y}), name)
+      local e = err_of(function() recur[name](recur.zeros(2), "s") end)
+      assert.truthy(e:find(name .. ": operands must be tensors or numbers, got userdata and string",
+        1, true), e)
+    end
+  end)
+
+  it("gives the OPERATOR rows x:<name>_() and a Lua operator, the others neither", function()
+    local meta = debug.getmetatable(a)
+    for _, r in ipairs(rows) do
+      local name, want = r[2], recur[r[2]](a, b):totable()
+      if r[9] == "OPERATOR" then
+        local t = a:clone()
+        assert.equal(t, t[name .. "_"](t, b), name .. "_")
+        assert.same(want, t:totable(), name .. "_")
+        assert.same(want, meta["__" .. name](a, b):totable(), "__" .. name)
+      else
+        assert.is_nil(a[name .. "_"], name .. "_")
+        assert.is_nil(meta["__" .. name], "__" .. name)
+      end
+    end
+  end)
+
+  it("gives each comparison its function and method, 0/1 results and no node", function()
+    for _, r in ipairs(cmps) do
+      local name = r[2]
+      local x = a:clone():requires_grad(true)
+      local z = recur[name](x, 0.7)
+      assert.is_nil(z.grad_fn, name)
+      assert.same(z:totable(), x[name](x, 0.7):totable(), name)
+      for _, row in ipairs(z:totable()) do
+        for _, v in ipairs(row) do assert.truthy(v == 0 or v == 1, name) end
+      end
+      assert.is_nil(a[name .. "_"], name .. "_")
+      local e = err_of(function() recur[name](recur.zeros(2), "s") end)
+      assert.truthy(e:find(name .. ": operands must be tensors or numbers, got userdata and string",
+        1, true), e)
     end
   end)
 end)

@@ -28,13 +28,6 @@ local floors = {
    prefixes = {"ops", "nn", "rnn", "optim", "safetensors", "data", "sample"}},
 }
 
--- Includes that still run up, each with its reason; the rules below check that each one still
--- exists (a fixed one must leave this list).
-local known_up = {
-  -- rc_release drops the nodes of a tensor's history (rc_node_release): the node's lifetime
-  -- is autograd's, the tensor's the floor below
-  ["runtime/tensor.c -> autograd.h"] = true,
-}
 
 local function module_of(path)
   return (path:match("([^/]+)%.[ch]$"))
@@ -73,30 +66,23 @@ describe("runtime floors", function()
   end)
 
   it("no include in runtime/ runs up a floor", function()
-    local bad, seen = {}, {}
+    local bad = {}
     for _, e in ipairs(runtime_includes()) do
       local key = e.from .. " -> " .. e.to
       local a, b = floor_of(module_of(e.from)), floor_of(module_of(e.to))
       assert.truthy(io.open("runtime/" .. e.to), key .. ": not a header of runtime/")
       if a and b and b > a then
-        if known_up[key] then
-          seen[key] = true
-        else
-          bad[#bad + 1] = key .. " (floor " .. floors[b].name .. " above " .. floors[a].name .. ")"
-        end
+        bad[#bad + 1] = key .. " (floor " .. floors[b].name .. " above " .. floors[a].name .. ")"
       end
     end
     assert.same({}, bad)
-    for key in pairs(known_up) do
-      assert.truthy(seen[key], key .. " no longer runs up: take it off known_up")
-    end
   end)
 
   it("runtime/ has no loop of includes (a .c file counts with its .h)", function()
     local out = {}
     for _, e in ipairs(runtime_includes()) do
       local a, b = module_of(e.from), module_of(e.to)
-      if a ~= b and not known_up[e.from .. " -> " .. e.to] then
+      if a ~= b then
         out[a] = out[a] or {}
         out[a][b] = true
       end
