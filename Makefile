@@ -17,7 +17,8 @@ PREFIX ?= /usr/local
 RUNTIME_SRC = $(sort $(wildcard runtime/*.c))
 # The embedding API (include/recur.h) lives in the host library only, not in the Lua module.
 EMBED_SRC = bindings/embed.c bindings/sandbox.c bindings/sandbox_lib.c bindings/sandbox_str.c
-BINDINGS_SRC = $(filter-out bindings/recur_cli.c $(EMBED_SRC),$(sort $(wildcard bindings/*.c)))
+# The Jupyter kernel's C half (bindings/kernel_io.c) goes into the program only.
+BINDINGS_SRC = $(filter-out bindings/recur_cli.c bindings/kernel_io.c $(EMBED_SRC),$(sort $(wildcard bindings/*.c)))
 LUA_SRC = $(shell find lib -name '*.lua' | sort)
 CTEST_SRC = $(sort $(wildcard tests/c/*.c))
 
@@ -96,8 +97,9 @@ $(BUILD)/recur.so: $(BINDINGS_OBJ) $(BUILD)/librecur.a
 	$(CC) $(SAN) -shared -o $@ $(BINDINGS_OBJ) $(BUILD)/librecur.a $(LIBS)
 
 # The program: Lua 5.4 with recur preloaded; exports Lua's API so C modules load.
-$(BUILD)/recur: $(BUILD)/bindings/recur_cli.o $(BINDINGS_OBJ) $(BUILD)/librecur.a
-	$(CC) $(SAN) -Wl,-E -o $@ $^ $(LUA_LIB) -lreadline $(LIBS)
+$(BUILD)/recur: $(BUILD)/bindings/recur_cli.o $(BUILD)/bindings/kernel_io.o $(BINDINGS_OBJ) \
+  $(BUILD)/librecur.a
+	$(CC) $(SAN) -Wl,-E -o $@ $^ $(LUA_LIB) -lreadline -lzmq -lcrypto $(LIBS)
 
 $(BUILD)/tests/%: tests/c/%.c tests/c/test.h $(wildcard runtime/*.h include/*.h) $(BUILD)/librecur.a
 	@mkdir -p $(dir $@)
