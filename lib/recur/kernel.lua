@@ -178,7 +178,7 @@ end
 -- Text waiting to go out as a stream message. A progress line rewritten with "\r" is
 -- collapsed here to its last version (the frontend also handles a "\r" across messages).
 local function collapse_cr(s)
-  return (s:gsub("[^\n]*\r([^\r\n]*)", function(last) return last end))
+  return (s:gsub("[^\n]*\r([^\r\n]*)", "\r%1"))
 end
 
 local function flush_stream()
