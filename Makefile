@@ -30,7 +30,7 @@ EXAMPLES = $(BUILD)/examples/talker
 BENCH_BIN = $(BUILD)/bench/embed_call
 
 .PHONY: all deps test test-kernels test-data asan clean bench demo format install examples \
-  reproduce report
+  reproduce report rock rock-install
 all: $(BUILD)/librecur.a $(BUILD)/recur.so $(BUILD)/recur $(CTEST_BIN) $(BUILD)/librecur.so \
   $(BUILD)/pkgconfig/recur.pc $(EXAMPLES) $(BENCH_BIN)
 
@@ -83,6 +83,14 @@ install: $(BUILD)/librecur.a $(BUILD)/librecur.so tools/recur.pc.in
 	ln -sf librecur.so.0 $(DESTDIR)$(PREFIX)/lib/librecur.so
 	sed -e 's|@INCLUDEDIR@|$(PREFIX)/include|' -e 's|@LIBDIR@|$(PREFIX)/lib|' -e 's|@RPATH@||' \
 	  tools/recur.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/recur.pc
+
+# luarocks (recur-scm-1.rockspec): the module alone, installed where luarocks says
+# (INST_LIBDIR, its LIBDIR), e.g. /usr/local/lib/lua/5.4 for a system install.
+rock: $(BUILD)/recur.so
+
+rock-install: $(BUILD)/recur.so
+	install -d $(INST_LIBDIR)
+	install -m 755 $(BUILD)/recur.so $(INST_LIBDIR)/recur.so
 
 $(BUILD)/embedded_lua.c: $(LUA_SRC) tools/embed_lua.sh
 	@mkdir -p $(BUILD)

@@ -340,14 +340,15 @@ end
 local handlers = {}
 
 function handlers.kernel_info_request(sock, msg)
+  local version = tostring(recur.config().version):gsub("^recur ", "")
   send(sock, msg.ids, "kernel_info_reply", {
     status = "ok", protocol_version = PROTOCOL, implementation = "recur",
-    implementation_version = recur.config().version,
+    implementation_version = version,
     language_info = {
       name = "lua", version = _VERSION:match("[%d.]+"), mimetype = "text/x-lua",
       file_extension = ".lua", pygments_lexer = "lua", codemirror_mode = "lua",
     },
-    banner = "recur " .. tostring(recur.config().version) .. " (" .. _VERSION .. ", " .. K.io.version() .. ")",
+    banner = "recur " .. version .. " (" .. _VERSION .. ", " .. K.io.version() .. ")",
     help_links = list {},
   }, msg)
 end
