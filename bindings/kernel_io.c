@@ -15,7 +15,8 @@
  *   kio.pcall(f, ...)                 -> true, results... | false, message with traceback
  *                                       (SIGINT while f runs raises "interrupted!" in it;
  *                                       SIGINT between calls is ignored)
- *   kio.close()                       closes every socket and the context */
+ *   kio.close()                       closes every socket and the context
+ *   kio.parent_is(pid), kio.now(), kio.embedded_source(name), kio.version() */
 #include <errno.h>
 #include <lauxlib.h>
 #include <lua.h>
@@ -24,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -330,6 +332,14 @@ static int k_catch_sigint(lua_State *L) {
   return 0;
 }
 
+/* Whether the process that started the kernel is still its parent (Jupyter passes its pid as
+ * JPY_PARENT_PID): a kernel whose frontend died exits instead of lingering. */
+static int k_parent_is(lua_State *L) {
+  lua_Integer pid = luaL_checkinteger(L, 1);
+  lua_pushboolean(L, (lua_Integer)getppid() == pid);
+  return 1;
+}
+
 /* Seconds on the monotonic clock: paces the flushing of stream output. */
 static int k_now(lua_State *L) {
   struct timespec ts;
@@ -380,6 +390,7 @@ int luaopen_recur_kernel_io(lua_State *L) {
                                    {"catch_sigint", k_catch_sigint},
                                    {"version", k_version},
                                    {"now", k_now},
+                                   {"parent_is", k_parent_is},
                                    {"embedded_source", k_embedded_source},
                                    {NULL, NULL}};
   if (luaL_newmetatable(L, SOCKET_MT)) {

@@ -106,6 +106,22 @@ def kernel_checks(km, log, work):
           "value of the last line", out)
     check(reply["execution_count"] == 2, "execution_count 2")
 
+    _, out = run(kc, "print('a\\255b')")
+    check(stream_text(out) == "a\ufffdb\n", "bytes that are not UTF-8 show as U+FFFD", out)
+
+    # io.read asks the frontend (stdin channel)
+    msg_id = kc.execute("answer = io.read()\nanswer .. '!'", allow_stdin=True)
+    req = kc.get_stdin_msg(timeout=HANG)
+    check(req["msg_type"] == "input_request", "io.read sends an input_request", req)
+    kc.input("forty-two")
+    reply = kc.get_shell_msg(timeout=HANG)
+    check(reply["content"]["status"] == "ok", "input_reply accepted", reply["content"])
+    while True:
+        msg = kc.get_iopub_msg(timeout=HANG)
+        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "execute_result":
+            break
+    check(msg["content"]["data"]["text/plain"] == "forty-two!", "io.read returns the line", msg)
+
     _, out = run(kc, "for i = 1, 3 do io.write('\\rstep ', i) end print()")
     check(as_shown(stream_text(out)) == "step 3\n", "progress line updates in place", out)
 
@@ -184,7 +200,7 @@ def kernel_checks(km, log, work):
     check(of_type(out, "execute_result")[0]["content"]["data"]["text/plain"] == "still alive",
           "kernel alive after refused messages")
     check(not os.path.exists(marker), "a wrong signature runs no code")
-    check(reply["execution_count"] == 10, "refused messages count no execution", reply)
+    check(reply["execution_count"] == 12, "refused messages count no execution", reply)
     log.flush()
     text = open(os.path.join(work, "kernel.log")).read()
     check("bad signature" in text, "bad signature logged", text)

@@ -108,9 +108,27 @@ end
 
 -- lua-cjson 2.1.0 writes every empty table as {}: a list that may be empty is marked and
 -- its placeholder replaced by [] after encoding.
+-- Bytes that are not UTF-8 (a binary string printed) become U+FFFD: a frontend decodes every
+-- message as UTF-8, and JSON's own syntax is ASCII, so the encoded text can be mended whole.
+local function clean_utf8(s)
+  if utf8.len(s) then return s end
+  local out, i = {}, 1
+  while i <= #s do
+    local ok, bad = utf8.len(s, i)
+    if ok then
+      out[#out + 1] = s:sub(i)
+      break
+    end
+    out[#out + 1] = s:sub(i, bad - 1)
+    out[#out + 1] = "\u{FFFD}"
+    i = bad + 1
+  end
+  return table.concat(out)
+end
+
 local function encode(v)
   local s = K.json.encode(v)
-  return (s:gsub(K.empty_pattern, "[]"))
+  return clean_utf8((s:gsub(K.empty_pattern, "[]")))
 end
 
 local function list(t)
@@ -574,8 +592,13 @@ function kernel.run(connection_file)
   log("listening (%s; connection file %s)", kio.version(), connection_file)
   status("starting")
   K.running = true
+  local parent = math.tointeger(tonumber(os.getenv("JPY_PARENT_PID") or ""))
   while K.running do
     local ready = kio.poll({ K.control, K.shell }, 1000)
+    if parent and parent > 1 and not kio.parent_is(parent) then
+      log("the frontend (pid %d) is gone: exiting", parent)
+      break
+    end
     if ready[1] then serve(K.control, "control") end
     if K.running and ready[2] then serve(K.shell, "shell") end
   end
