@@ -304,7 +304,6 @@ end
 
 local function install_io()
   _G.print = function(...) stream_write("stdout", plain(...) .. "\n") end
-  local real_write = io.write
   io.write = function(...)
     local parts = {}
     for i = 1, select("#", ...) do
@@ -327,7 +326,6 @@ local function install_io()
     if fmt == "l" or fmt == "a" then return line end
     error("io.read: format " .. tostring(fmt) .. " is not supported in a notebook", 2)
   end
-  K.real_write = real_write
   rawset(recur, "display", display)
 end
 
