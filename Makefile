@@ -17,7 +17,8 @@ PREFIX ?= /usr/local
 RUNTIME_SRC = $(sort $(wildcard runtime/*.c))
 # The embedding API (include/recur.h) lives in the host library only, not in the Lua module.
 EMBED_SRC = bindings/embed.c bindings/sandbox.c bindings/sandbox_lib.c bindings/sandbox_str.c
-BINDINGS_SRC = $(filter-out bindings/recur_cli.c $(EMBED_SRC),$(sort $(wildcard bindings/*.c)))
+# The Jupyter kernel's C half (bindings/kernel_io.c) goes into the program only.
+BINDINGS_SRC = $(filter-out bindings/recur_cli.c bindings/kernel_io.c $(EMBED_SRC),$(sort $(wildcard bindings/*.c)))
 LUA_SRC = $(shell find lib -name '*.lua' | sort)
 CTEST_SRC = $(sort $(wildcard tests/c/*.c))
 
@@ -29,7 +30,7 @@ EXAMPLES = $(BUILD)/examples/talker
 BENCH_BIN = $(BUILD)/bench/embed_call
 
 .PHONY: all deps test test-kernels test-data asan clean bench demo format install examples \
-  reproduce report
+  reproduce report rock rock-install
 all: $(BUILD)/librecur.a $(BUILD)/recur.so $(BUILD)/recur $(CTEST_BIN) $(BUILD)/librecur.so \
   $(BUILD)/pkgconfig/recur.pc $(EXAMPLES) $(BENCH_BIN)
 
@@ -83,6 +84,14 @@ install: $(BUILD)/librecur.a $(BUILD)/librecur.so tools/recur.pc.in
 	sed -e 's|@INCLUDEDIR@|$(PREFIX)/include|' -e 's|@LIBDIR@|$(PREFIX)/lib|' -e 's|@RPATH@||' \
 	  tools/recur.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/recur.pc
 
+# luarocks (recur-scm-1.rockspec): the module alone, installed where luarocks says
+# (INST_LIBDIR, its LIBDIR), e.g. /usr/local/lib/lua/5.4 for a system install.
+rock: $(BUILD)/recur.so
+
+rock-install: $(BUILD)/recur.so
+	install -d $(INST_LIBDIR)
+	install -m 755 $(BUILD)/recur.so $(INST_LIBDIR)/recur.so
+
 $(BUILD)/embedded_lua.c: $(LUA_SRC) tools/embed_lua.sh
 	@mkdir -p $(BUILD)
 	sh tools/embed_lua.sh $@ lib
@@ -96,8 +105,9 @@ $(BUILD)/recur.so: $(BINDINGS_OBJ) $(BUILD)/librecur.a
 	$(CC) $(SAN) -shared -o $@ $(BINDINGS_OBJ) $(BUILD)/librecur.a $(LIBS)
 
 # The program: Lua 5.4 with recur preloaded; exports Lua's API so C modules load.
-$(BUILD)/recur: $(BUILD)/bindings/recur_cli.o $(BINDINGS_OBJ) $(BUILD)/librecur.a
-	$(CC) $(SAN) -Wl,-E -o $@ $^ $(LUA_LIB) -lreadline $(LIBS)
+$(BUILD)/recur: $(BUILD)/bindings/recur_cli.o $(BUILD)/bindings/kernel_io.o $(BINDINGS_OBJ) \
+  $(BUILD)/librecur.a
+	$(CC) $(SAN) -Wl,-E -o $@ $^ $(LUA_LIB) -lreadline -lzmq -lcrypto $(LIBS)
 
 $(BUILD)/tests/%: tests/c/%.c tests/c/test.h $(wildcard runtime/*.h include/*.h) $(BUILD)/librecur.a
 	@mkdir -p $(dir $@)

@@ -20,6 +20,7 @@
 #include <readline/readline.h>
 
 int luaopen_recur(lua_State *L);
+int luaopen_recur_kernel_io(lua_State *L);
 
 #define PROGNAME "recur"
 #define PROMPT1 "recur> "
@@ -53,7 +54,9 @@ static void print_usage(FILE *f) {
         "  --help     show this help\n"
         "  --version  show version information\n"
         "  --         stop handling options\n"
-        "  -          stop handling options and execute stdin\n",
+        "  -          stop handling options and execute stdin\n"
+        "  --kernel CONNECTION_FILE   run as a Jupyter kernel (docs/notebooks.md)\n"
+        "  --install-kernel [--user|--prefix P]   write the Jupyter kernelspec\n",
         f);
   fflush(f);
 }
@@ -678,6 +681,30 @@ static void do_repl(lua_State *L) {
   history_close(&r);
 }
 
+/* ---- Jupyter ---- */
+
+/* `recur --kernel FILE` and `recur --install-kernel [...]`: lib/recur/kernel.lua does the
+ * work, with the C half (bindings/kernel_io.c) preloaded as recur.kernel_io. Returns 1 on
+ * success. */
+static int run_kernel(lua_State *L, int argc, char **argv) {
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(L, luaopen_recur_kernel_io);
+  lua_setfield(L, -2, "recur.kernel_io");
+  lua_pop(L, 1);
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "recur.kernel");
+  if (report(L, docall(L, 1, 1, 0), 1) != LUA_OK) return 0;
+  lua_getfield(L, -1, "main");
+  lua_createtable(L, argc - 1, 0);
+  for (int i = 1; i < argc; i++) {
+    lua_pushstring(L, argv[i]);
+    lua_rawseti(L, -2, i);
+  }
+  lua_pushstring(L, argv[0]);
+  if (report(L, lua_pcall(L, 2, 1, 0), 1) != LUA_OK) return 0;
+  return lua_toboolean(L, -1);
+}
+
 /* ---- main ---- */
 
 static int pmain(lua_State *L) {
@@ -685,8 +712,17 @@ static int pmain(lua_State *L) {
   char **argv = lua_touserdata(L, 2);
   int script = argc;
   const char *bad = NULL;
-  int args = collect_args(argc, argv, &script, &bad);
   luaL_checkversion(L);
+  if (argc >= 2 && (strcmp(argv[1], "--kernel") == 0 || strcmp(argv[1], "--install-kernel") == 0)) {
+    luaL_openlibs(L);
+    luaL_requiref(L, "recur", luaopen_recur, 1);
+    lua_pop(L, 1);
+    lua_gc(L, LUA_GCRESTART);
+    lua_gc(L, LUA_GCGEN, 0, 0);
+    lua_pushboolean(L, run_kernel(L, argc, argv));
+    return 1;
+  }
+  int args = collect_args(argc, argv, &script, &bad);
   if (args == HAS_ERROR) {
     if (bad && (bad[1] == 'e' || bad[1] == 'l') && bad[2] == '\0')
       fprintf(stderr, PROGNAME ": '%s' needs argument\n", bad);

@@ -1,0 +1,7 @@
+-- The Jupyter kernel's logo (recur --install-kernel writes it next to kernel.json): a yellow
+-- "r" on dark blue, PNG as base64, drawn by gnuplot's pngcairo terminal (64x64 and 32x32,
+-- font Sans Bold 40 and 20). Kept in Lua so that the program carries it (tools/embed_lua.sh).
+return {
+  png64 = "iVBORw0KGgoAAAANSUhEUgAAAEAAAABACAIAAAAlC+aJAAAABmJLR0QA/wD/AP+gvaeTAAABvUlEQVRoge2XTUsCQRjHZ0ddXS0pwsA6iBF1CKJTBR0i6NIHKLN7t75FhyTP9Rk6BAbZregWRBJBVFCHhKAXUNFcN19Gt0OHQHypWWceFp7faWGGZ54f8x9mVgktRIidodANWAUFoEEBaFAAGhSABgWgQQFoUAAaFIAGBaBBAWhsL+AEWTUcYBNBNuxv+FSTEFIsK4mUZlQVjlK9Edha1jeXSi2H7l+d0b2hn2+vaq7PG6uzXyOD9aZp5w9uo+rgWFreDsyEarG1QnCguXWLSBJYnKzENwpup9luAk96CCFyDvHUaC0e7dS9FYQLaC4SixTcri7dK7xbIDxC4QATWh/vgf/wnqcHl76LJ/UtT40K9XsbYwE2N15dmS5zH2J5AodX2m6yv8J+W83pNKerqWd1/7SPOwmSBI6vPdtH/najpkm4bwcZZyCr052Ttt1bRIZAIqWV+EPeBRkCZ3ceccWFC9QYefzgeaX9EeECWZ2yuqj8EAkCxbLYJcRHqCG2vu2fEigADQpAgwLQoAA0KACN7QV680+cvNFuX1wthz4Fv0Z7I5DOONIZgX8tHbB9hFAAGhSABgWgQQFovgEVlmaTqwWpAQAAAABJRU5ErkJggg==",
+  png32 = "iVBORw0KGgoAAAANSUhEUgAAACAAAAAgCAIAAAD8GO2jAAAABmJLR0QA/wD/AP+gvaeTAAAA3ElEQVRIiWOUtw5noCVgoqnpoxaMWjBqwTCxgIUYRQvS3xnK/Yaw335hcmoXFeX7l2j71Vb9p4TAXzZmButmsS8/GMm3AA1oSf2ZlvBekPsfXAS72QwMDGQEEQfL/wkxH5BNZ2BgYGT8j0s9yT7g5vjPzfGXgYHh7RemJ++YBbj/ywn9YWTE6QdygujPX8bmjXwbz3H8/8/AwMAgIfDv60+cismxYO4h7g1nOeDcFx/whTM5yXTdGU7iFZNswbdfjPidTKkF33/hSZPUsIBUMGrBCLCAcbTpOPwtAAA9DTbu25uu7gAAAABJRU5ErkJggg==",
+}
