@@ -249,17 +249,20 @@ rep:table {
   },
 }
 
-local mis = {}
+local mis, wrong = {}, {}
 for i = 1, #first.first36_label do
   if first.first36_pred[i] ~= first.first36_label[i] then
+    wrong[#wrong + 1] = i
     mis[#mis + 1] = string.format("sample %d (a %d, predicted %d, its inverse classified %d)", i,
       first.first36_label[i], first.first36_pred[i], first.first36_inverse_pred[i])
   end
 end
+local same_as_post = table.concat(wrong, ",") == "9,34"
 rep:note(string.format("First seed: of the first 36 test digits the classifier gets %s wrong%s. The post's "
-  .. "classifier got samples 9 and 34 (the 9th and the 3rd to last) wrong, and their inverse projections "
-  .. "look like 6s; each seed's classifier makes its own mistakes, so the misclassified samples differ.",
-  #mis == 0 and "none" or tostring(#mis), #mis == 0 and "" or (": " .. table.concat(mis, "; "))))
+  .. "classifier got samples 9 and 34 (the 9th and the 3rd to last) wrong and both inverse projections "
+  .. "look like 6s%s", #mis == 0 and "none" or tostring(#mis), #mis == 0 and "" or (": " .. table.concat(mis, "; ")),
+  same_as_post and ": the same two samples; the figure shows whether their inverses look like the predicted class."
+    or "; each classifier makes its own mistakes, and this one's differ."))
 
 if first.first36 then
   rep:figure { name = "test-digits", kind = "images", cols = 6, images = rows_to_list(recur.tensor(first.first36)),
