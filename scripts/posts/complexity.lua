@@ -226,10 +226,10 @@ for i, s in ipairs(steps_sorted) do
 end
 rep:figure { name = "length", kind = "lines", logx = true,
   title = string.format("(b) The %d-%d net during training (mean of %d seeds)", P.base.width, P.base.width, P.seeds),
-  xlabel = "SGD steps (batch 50; 20 steps = one pass over the 1,000 images)", ylabel = "accuracy; nats",
+  xlabel = "SGD steps of 50 (20 = one pass)", ylabel = "accuracy; nats",
   series = { { name = "train - validation gap", x = bx, y = bg }, { name = "train accuracy", x = bx, y = bt },
     { name = "validation accuracy", x = bx, y = bv },
-    { name = "cross-entropy gap (validation - train, nats)", x = bx, y = bc } } }
+    { name = "CE gap (val - train, nats)", x = bx, y = bc } } }
 local base_gap = mean_of(P.base, "gap")
 local dpx, dpy = { 0 }, { base_gap }
 for _, p in ipairs { 0.25, 0.5 } do
