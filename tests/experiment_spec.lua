@@ -247,6 +247,25 @@ describe("experiment.report", function()
     H.has(H.read_file(path), '\n  "post": "demo",\n', '[0.1, 0.333333]')
   end)
 
+  it("records the time of the sweeps' runs over every invocation that ran them", function()
+    local dir = tmpdir()
+    local function invocation(configs)
+      local rep = rep_in(dir)
+      local sw = rep:sweep({ name = "s", configs = configs, seeds = { 1 }, quiet = true,
+        run = function(cfg) local x = 0; for i = 1, 20000 do x = x + i end; return { v = cfg.a + x * 0 } end })
+      sw:run()
+      return json.decode(H.read_file(rep:save())), sw
+    end
+    local first = invocation({ { a = 1 } })
+    local second, sw = invocation({ { a = 1 }, { a = 2 } }) -- resumes a = 1, runs a = 2
+    local sum = 0
+    for _, r in ipairs(sw:records()) do sum = sum + r.seconds end
+    assert.equal(2, #sw:records())
+    assert.is_true(math.abs(second.runs_seconds - sum) <= 0.01)
+    assert.is_true(second.runs_seconds >= first.runs_seconds)
+    assert.is_nil(json.decode(H.read_file(rep_in(tmpdir()):save())).runs_seconds) -- no sweep, no figure
+  end)
+
   it("keeps an image grid given as tensors as pixels and draws it", function()
     local dir = tmpdir()
     local rep = rep_in(dir)

@@ -131,7 +131,9 @@ for _, stem in ipairs(order) do
   add_line(string.format("- machine: %s, %s cores, OPENBLAS_CORETYPE %s", m.cpu or "?", tostring(m.cores or "?"),
     m.openblas_coretype or "?"))
   add_line("- date: " .. (r.date or "?") .. "; commit: " .. (r.commit and ("`" .. r.commit .. "`") or "?"))
-  add_line("- wall time: " .. (r.wall_seconds and experiment.sweep_duration(r.wall_seconds) or "?"))
+  add_line("- wall time: " .. (r.wall_seconds and experiment.sweep_duration(r.wall_seconds) or "?")
+    .. (r.runs_seconds and string.format(" (this invocation); the sweeps' runs took %s in all, over every invocation that ran them",
+      experiment.sweep_duration(r.runs_seconds)) or ""))
   add_line("- command: " .. (r.command and ("`" .. r.command .. "`") or "?"))
   for _, t in ipairs(r.tables or {}) do
     add_line()

@@ -93,7 +93,7 @@ function report.new(o)
   local self = setmetatable({
     post = o.post, title = o.title, section = o.section, profile = o.profile or sweep.defaults.profile or "quick",
     out = o.out or ("results/" .. o.post .. ".json"), figdir = o.figures or "results/img",
-    resume = o.resume ~= false, command = o.command or command_line(), t0 = clock.now(),
+    resume = o.resume ~= false, command = o.command or command_line(), t0 = clock.now(), sweeps = {},
     tables = {}, figures = {}, notes = {}, data = {}, quiet = o.quiet,
   }, Report)
   return self
@@ -264,7 +264,21 @@ function Report:sweep(o)
   s.file = s.file or string.format("%s/%s.%s.%s.runs.json", dir, self.post, o.name, self.profile)
   if s.resume == nil and self.resume == false then s.resume = false end
   s.meta = s.meta or { profile = self.profile }
-  return sweep.new(s)
+  local sw = sweep.new(s)
+  self.sweeps[#self.sweeps + 1] = sw
+  return sw
+end
+
+-- The seconds the finished runs of this report's sweeps took, summed over their records: a
+-- sweep resumed over several invocations keeps each run's own time, where wall_seconds is only
+-- this invocation's.
+function Report:runs_seconds()
+  if #self.sweeps == 0 then return nil end
+  local total = 0
+  for _, sw in ipairs(self.sweeps) do
+    for _, r in ipairs(sw:records()) do total = total + (tonumber(r.seconds) or 0) end
+  end
+  return math.floor(total * 100 + 0.5) / 100
 end
 
 -- Everything the results file holds, as a table.
@@ -274,6 +288,7 @@ function Report:results()
     post = self.post, title = self.title, section = self.section, profile = self.profile,
     machine = report.machine(), date = os.date("!%Y-%m-%dT%H:%M:%SZ"), commit = report.commit(),
     wall_seconds = math.floor((clock.now() - self.t0) * 100 + 0.5) / 100, command = self.command,
+    runs_seconds = self:runs_seconds(),
     tables = self.tables, figures = self.figures, notes = self.notes, data = self.data,
   }
 end
