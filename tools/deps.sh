@@ -2,9 +2,9 @@
 # Installs (with apt-get) the Debian packages recur and its test suite need that are missing:
 # the compiler, Lua 5.4, OpenBLAS, zlib, readline, busted, and every tool a test calls
 # (script(1) from bsdutils for the terminal tests, objdump and nm from binutils, gnuplot for
-# plots, numpy to read checkpoints independently, pkg-config for the embedding example).
+# plots, numpy to read checkpoints independently, pkg-config for the embedding example), Open MPI for recur.mpi and its tests.
 set -eu
-pkgs="build-essential binutils bsdutils lua5.4 liblua5.4-dev libopenblas-dev lua-busted libreadline-dev zlib1g-dev gnuplot-nox python3-numpy pkgconf"
+pkgs="build-essential binutils bsdutils lua5.4 liblua5.4-dev libopenblas-dev lua-busted libreadline-dev zlib1g-dev gnuplot-nox python3-numpy pkgconf openmpi-bin libopenmpi-dev"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

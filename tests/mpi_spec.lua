@@ -1,0 +1,210 @@
+-- recur.mpi (docs/distributed.md): collectives on 1, 2 and 3 ranks under mpirun as CI runs it
+-- (root, one machine, oversubscribed), bad input on every rank, and a failing rank ending the
+-- job. Every mpirun has a time limit (timeout(1)): a hang fails the test instead of blocking it.
+local recur = require "recur"
+local H = require "tests.helpers"
+
+local BIN = os.getenv("RECUR_BIN") or "build/recur"
+local LIMIT = 60 -- seconds; a healthy run of any script here takes about one
+
+-- Runs `mpirun -np n recur script` with the environment CI uses; returns output, exit code.
+local function mpirun(n, source, extra_env)
+  local script = os.tmpname()
+  local f = assert(io.open(script, "w"))
+  f:write(source)
+  f:close()
+  local cmd = string.format("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
+    .. "OMPI_MCA_rmaps_base_oversubscribe=1 %s timeout -k 5 %d mpirun -np %d %s %s 2>&1; echo \"exit=$?\"",
+    extra_env or "", LIMIT, n, BIN, script)
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  p:close()
+  os.remove(script)
+  local code = tonumber(out:match("exit=(%d+)%s*$"))
+  return out, code
+end
+
+-- Lines "rank R: text" printed by the ranks, keyed by rank.
+local function by_rank(out)
+  local t = {}
+  for r, text in out:gmatch("rank (%d+): ([^\n]*)") do t[tonumber(r)] = text end
+  return t
+end
+
+local COLLECTIVES = [[
+local recur = require "recur"
+local mpi = require "recur.mpi"
+local r, n = mpi.rank(), mpi.size()
+local function say(fmt, ...) io.write(string.format("rank %d: " .. fmt .. "\n", r, ...)) io.flush() end
+local t = recur.tensor({ { r + 1, -r }, { 2 * r, 0.5 } })
+local s = t:clone(); mpi.allreduce(s, "sum")
+local m = t:clone(); mpi.allreduce(m, "mean")
+local mx = t:clone(); mpi.allreduce(mx, "max")
+local mn = t:clone(); mpi.allreduce(mn, "min")
+local b = recur.full({ 3 }, r + 10); mpi.broadcast(b, n - 1)
+local g = mpi.gather({ r, "r" .. r, { x = r / 2, ok = r % 2 == 0 } }, 0)
+local ag = mpi.allgather(r * 3)
+local bv = mpi.broadcast_value({ seed = 42, name = "x" }, 0)
+mpi.barrier()
+say("size=%d dist=%s sum=%s mean=%s max=%s min=%s bcast=%s ag=%s bv=%s,%s g=%s", n,
+  tostring(mpi.is_distributed()),
+  table.concat(s:view(-1):totable(), ","), table.concat(m:view(-1):totable(), ","),
+  table.concat(mx:view(-1):totable(), ","), table.concat(mn:view(-1):totable(), ","),
+  table.concat(b:totable(), ","), table.concat(ag, ","), bv.seed, bv.name,
+  g and (function()
+    local parts = {}
+    for i, v in ipairs(g) do
+      parts[i] = string.format("%s|%s|%s|%s|%s", math.type(v[1]), v[1], v[2], v[3].x, tostring(v[3].ok))
+    end
+    return table.concat(parts, ";")
+  end)() or "nil")
+]]
+
+local function expected(n, r, distributed)
+  local sum, mx, mn = { 0, 0, 0, 0 }, { -math.huge, -math.huge, -math.huge, -math.huge },
+    { math.huge, math.huge, math.huge, math.huge }
+  for k = 0, n - 1 do
+    local v = { k + 1, -k, 2 * k, 0.5 }
+    for i = 1, 4 do
+      sum[i] = sum[i] + v[i]
+      mx[i] = math.max(mx[i], v[i])
+      mn[i] = math.min(mn[i], v[i])
+    end
+  end
+  local mean = {}
+  for i = 1, 4 do mean[i] = sum[i] * (1 / n) end
+  local function f32(t)
+    local o = {}
+    for i, x in ipairs(t) do o[i] = string.format("%s", recur.tensor({ x }):totable()[1]) end
+    return table.concat(o, ",")
+  end
+  local ag, g = {}, {}
+  for k = 0, n - 1 do
+    ag[#ag + 1] = tostring(k * 3)
+    g[#g + 1] = string.format("integer|%d|r%d|%s|%s", k, k, tostring(k / 2), tostring(k % 2 == 0))
+  end
+  local b = string.format("%s,%s,%s", recur.tensor({ n + 9 }):totable()[1], recur.tensor({ n + 9 }):totable()[1],
+    recur.tensor({ n + 9 }):totable()[1])
+  return string.format("size=%d dist=%s sum=%s mean=%s max=%s min=%s bcast=%s ag=%s bv=42,x g=%s", n,
+    tostring(distributed), f32(sum), f32(mean), f32(mx), f32(mn), b, table.concat(ag, ","),
+    r == 0 and table.concat(g, ";") or "nil")
+end
+
+describe("recur.mpi", function()
+  it("is a world of size 1 outside mpirun, where every call works", function()
+    local out = assert(io.popen(string.format("env -u OMPI_COMM_WORLD_SIZE -u PMIX_RANK -u PMI_SIZE %s -e %q 2>&1",
+      BIN, COLLECTIVES:gsub("\n", " ")))):read("a")
+    local want = expected(1, 0, false)
+    assert.are.equal(want, by_rank(out)[0], out)
+  end)
+
+  for _, n in ipairs({ 1, 2, 3 }) do
+    it("allreduce, broadcast, gather and allgather agree on " .. n .. " rank(s) under mpirun", function()
+      local out, code = mpirun(n, COLLECTIVES)
+      assert.are.equal(0, code, out)
+      local got = by_rank(out)
+      for r = 0, n - 1 do
+        local want = expected(n, r, true)
+        assert.are.equal(want, got[r], out)
+      end
+    end)
+  end
+
+  it("a rank raising an error ends the whole job with its message, no hang", function()
+    local out, code = mpirun(3, [[
+local recur = require "recur"
+local mpi = require "recur.mpi"
+if mpi.rank() == 1 then error("rank one gives up") end
+mpi.allreduce(recur.ones(3)) -- ranks 0 and 2 wait here for rank 1
+print("rank " .. mpi.rank() .. ": not reached")
+]])
+    assert.are_not.equal(0, code, out)
+    assert.are_not.equal(124, code, "timed out (hang):\n" .. out) -- timeout(1)'s status
+    H.has(out, "rank one gives up", "rank 1 of 3 failed")
+    assert.falsy(out:find("not reached", 1, true), out)
+  end)
+
+  it("bad input raises the same clear error on every rank, never a hang or a crash", function()
+    local out, code = mpirun(2, [[
+local recur = require "recur"
+local mpi = require "recur.mpi"
+local r = mpi.rank()
+local function try(name, f, ...)
+  local ok, err = pcall(f, ...)
+  io.write(string.format("rank %d: %s %s %s\n", r, name, tostring(ok), tostring(err):gsub("\n", " ")))
+  io.flush()
+end
+local closed = recur.ones(2); closed:close()
+try("shape", mpi.allreduce, recur.ones(r + 2))
+try("op", mpi.allreduce, recur.ones(2), r == 0 and "sum" or "max")
+try("type", mpi.allreduce, r == 1 and "x" or recur.ones(2))
+try("closed", mpi.allreduce, r == 0 and closed or recur.ones(2))
+try("strided", mpi.broadcast, r == 1 and recur.ones(3, 2):t() or recur.ones(2, 3))
+try("badop", mpi.allreduce, recur.ones(2), "prod")
+try("root", mpi.broadcast, recur.ones(2), 5)
+try("fn", mpi.gather, r == 1 and print or 1)
+try("nil", mpi.allgather, nil)
+local ok = recur.ones(4); mpi.allreduce(ok) -- the world still works after all of these
+try("after", function() assert(ok:sum():item() == 8) end)
+mpi.finalize()
+try("finalized", mpi.barrier)
+try("finalized2", mpi.allreduce, recur.ones(2))
+]])
+    assert.are.equal(0, code, out)
+    local function check(rank, name, ...)
+      local line = out:match("rank " .. rank .. ": " .. name .. " ([^\n]*)")
+      assert(line, "no line for rank " .. rank .. " " .. name .. ":\n" .. out)
+      H.has(line, ...)
+    end
+    for r = 0, 1 do
+      check(r, "shape", "false", "mpi.allreduce", "[2]", "[3]", "disagree")
+      check(r, "op", "false", "mpi.allreduce", "op sum", "op max")
+      check(r, "badop", "false", "mpi.allreduce: argument #2 (op)", "\"prod\"")
+      check(r, "root", "false", "mpi.broadcast: argument #2 (root) is 5")
+      check(r, "nil", "false", "mpi.allgather: argument #1 is nil")
+      check(r, "after", "true")
+      check(r, "finalized", "false", "mpi.barrier: called after mpi.finalize()")
+      check(r, "finalized2", "false", "mpi.allreduce: called after mpi.finalize()")
+    end
+    check(1, "type", "false", "mpi.allreduce: argument #1 must be a tensor, got string")
+    check(0, "type", "false", "rank 1 passed bad arguments", "must be a tensor")
+    check(0, "closed", "false", "mpi.allreduce: argument #1 is a closed tensor")
+    check(1, "closed", "false", "rank 0 passed bad arguments", "closed tensor")
+    check(1, "strided", "false", "mpi.broadcast: argument #1 (shape [2, 3]) is not contiguous")
+    check(0, "strided", "false", "rank 1 passed bad arguments")
+    check(1, "fn", "false", "mpi.gather: argument #1 holds a function")
+    check(0, "fn", "false", "rank 1 passed bad arguments")
+  end)
+
+  it("checks arguments the same way in a world of size 1", function()
+    -- this busted process is not under mpirun: recur.mpi runs without MPI here
+    local mpi = require "recur.mpi"
+    assert.is_false(mpi.is_distributed())
+    assert.are.equal(0, mpi.rank())
+    assert.are.equal(1, mpi.size())
+    local t = recur.tensor({ 1, 2 })
+    assert.are.equal(t, mpi.allreduce(t, "mean"))
+    assert.are.same({ 1, 2 }, t:totable())
+    H.fails_with(function() mpi.allreduce("x") end, "mpi.allreduce: argument #1 must be a tensor, got string")
+    local c = recur.ones(2); c:close()
+    H.fails_with(function() mpi.allreduce(c) end, "mpi.allreduce: argument #1 is a closed tensor")
+    H.fails_with(function() mpi.broadcast(recur.ones(2, 3):t()) end, "mpi.broadcast: argument #1 (shape [3, 2]) is not contiguous")
+    H.fails_with(function() mpi.allreduce(t, "avg") end, "mpi.allreduce: argument #2 (op)")
+    H.fails_with(function() mpi.broadcast(t, 1) end, "mpi.broadcast: argument #2 (root) is 1, not a rank in 0..0")
+    H.fails_with(function() mpi.broadcast(t, 0.5) end, "mpi.broadcast: argument #2 (root) must be an integer rank")
+    H.fails_with(function() mpi.gather({ f = print }) end, "mpi.gather: argument #1 holds a function at the value[\"f\"]")
+    local cyc = {}; cyc.self = cyc
+    H.fails_with(function() mpi.allgather(cyc) end, "mpi.allgather: argument #1 holds a cycle")
+    H.fails_with(function() mpi.gather({ [true] = 1 }) end, "mpi.gather: argument #1 has a key of type boolean")
+    local v = { 1, 2.5, "s", { a = true, b = { -3 } }, [10] = math.maxinteger, nan = 0 / 0 }
+    local got = mpi.allgather(v)[1]
+    assert.are.equal(math.maxinteger, got[10])
+    assert.are.equal("integer", math.type(got[1]))
+    assert.are.equal("float", math.type(got[2]))
+    assert.is_true(got.nan ~= got.nan)
+    got.nan = nil; v.nan = nil
+    assert.are.same(v, got)
+    assert.are.same({ 7 }, mpi.gather(7, 0))
+    assert.are.same({ k = "v" }, mpi.broadcast_value({ k = "v" }))
+  end)
+end)
