@@ -282,3 +282,42 @@ describe("distributed sweeps", function()
     os.remove(one); os.remove(two); os.remove(three)
   end)
 end)
+
+describe("data-parallel training (recur.data_parallel)", function()
+  local function params(path)
+    local t = {}
+    for line in io.lines(path) do t[#t + 1] = tonumber(line) end
+    os.remove(path)
+    return t
+  end
+  -- ||a - b|| / ||a||
+  local function rel(a, b)
+    assert.are.equal(#a, #b)
+    local d, n = 0, 0
+    for i = 1, #a do
+      d = d + (a[i] - b[i]) ^ 2
+      n = n + a[i] ^ 2
+    end
+    return math.sqrt(d / n)
+  end
+  for _, kind in ipairs({ "mlp", "lstm" }) do
+    it(kind .. ": 2 and 3 ranks sharing a global batch of 32 end 10 Adam steps where 1 process does", function()
+      local one = os.tmpname()
+      local p = assert(io.popen(string.format("env -u OMPI_COMM_WORLD_SIZE -u PMIX_RANK -u PMI_SIZE %s tests/fixtures/data_parallel_steps.lua %s %s 2>&1; echo \"exit=$?\"",
+        BIN, kind, one)))
+      local out = p:read("a"); p:close()
+      assert.truthy(out:find("exit=0", 1, true), out)
+      local a = params(one)
+      assert.is_true(#a > 900)
+      for _, n in ipairs({ 2, 3 }) do -- 3 ranks: rows 11, 11, 10 (weighted)
+        local many = os.tmpname()
+        local src = string.format("arg = { [0] = 'steps', %q, %q }\n", kind, many)
+          .. io.open("tests/fixtures/data_parallel_steps.lua"):read("a")
+        local o, code = mpirun(n, src)
+        assert.are.equal(0, code, o)
+        local r = rel(a, params(many))
+        assert.is_true(r < 1e-5, string.format("%s on %d ranks: relative difference %g", kind, n, r))
+      end
+    end)
+  end
+end)
