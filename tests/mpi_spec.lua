@@ -321,3 +321,71 @@ describe("data-parallel training (recur.data_parallel)", function()
     end)
   end
 end)
+
+describe("scripts/train_charrnn.lua under mpirun", function()
+  -- a small text (no dataset needed): words drawn from a fixed list by a fixed LCG
+  local text = os.tmpname()
+  do
+    local words, out, s = { "the ", "cat ", "sat ", "on ", "a ", "mat, ", "and ", "then\n", "slept. " }, {}, 7
+    for i = 1, 3000 do
+      s = (s * 1103515245 + 12345) % 2147483648
+      out[i] = words[s % #words + 1]
+    end
+    local f = assert(io.open(text, "w")); f:write(table.concat(out)); f:close()
+  end
+  local common = string.format("scripts/train_charrnn.lua --data %s --hidden 24 --embed 8 --layers 2 --batch 16 --seq 12 --print-every 100", text)
+
+  local function one(args)
+    local p = assert(io.popen(string.format("env -u OMPI_COMM_WORLD_SIZE -u PMIX_RANK -u PMI_SIZE %s %s %s 2>&1; echo \"exit=$?\"", BIN, common, args)))
+    local out = p:read("a"); p:close()
+    assert.truthy(out:find("exit=0", 1, true), out)
+    return out
+  end
+  local function two(args)
+    local cmd = string.format("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 "
+      .. "timeout -k 5 %d mpirun -np 2 %s %s %s 2>&1; echo \"exit=$?\"", LIMIT, BIN, common, args)
+    local p = assert(io.popen(cmd))
+    local out = p:read("a"); p:close()
+    assert.truthy(out:find("exit=0", 1, true), out)
+    return out
+  end
+  -- worst ||a - b|| / ||a|| over the checkpoints' tensors (weights, optimizer state, carried state)
+  local function differ(pa, pb)
+    local a, b = recur.load(pa), recur.load(pb)
+    local worst, n = 0, 0
+    local function walk(x, y, path)
+      if recur.is_tensor(x) then
+        assert(recur.is_tensor(y), path)
+        local d = math.sqrt((x - y):pow(2):sum():item() / math.max(x:pow(2):sum():item(), 1e-30))
+        worst, n = math.max(worst, d), n + 1
+      elseif type(x) == "table" then
+        for k, v in pairs(x) do walk(v, assert(y[k], path .. "." .. tostring(k)), path .. "." .. tostring(k)) end
+      end
+    end
+    walk(a.model, b.model, "model")
+    walk(a.tensors, b.tensors, "tensors")
+    walk(a.optimizer, b.optimizer, "optimizer")
+    assert.is_true(n > 25, "tensors compared: " .. n) -- 9 weights, 18 Adam moments, 4 states
+    return worst
+  end
+
+  it("2 ranks train as 1 process does, and a checkpoint of either resumes in the other", function()
+    local d = os.tmpname()
+    os.remove(d)
+    os.execute("mkdir -p " .. d)
+    one("--max-steps 12 --checkpoint " .. d .. "/one.ckpt")
+    local out = two("--max-steps 12 --checkpoint " .. d .. "/two.ckpt")
+    local _, lines = out:gsub("checkpoint: ", "")
+    assert.are.equal(1, lines, "rank 0 alone writes and prints:\n" .. out)
+    assert.is_true(differ(d .. "/one.ckpt", d .. "/two.ckpt") < 1e-5)
+    -- 2 ranks for 6 steps, then 1 process to 12; and the other way round
+    two("--max-steps 6 --checkpoint " .. d .. "/a.ckpt")
+    one("--max-steps 12 --resume " .. d .. "/a.ckpt --checkpoint " .. d .. "/a.ckpt")
+    assert.is_true(differ(d .. "/one.ckpt", d .. "/a.ckpt") < 1e-5)
+    one("--max-steps 6 --checkpoint " .. d .. "/b.ckpt")
+    two("--max-steps 12 --resume " .. d .. "/b.ckpt --checkpoint " .. d .. "/b.ckpt")
+    assert.is_true(differ(d .. "/one.ckpt", d .. "/b.ckpt") < 1e-5)
+    os.execute("rm -rf " .. d)
+    os.remove(text)
+  end)
+end)

@@ -14,6 +14,7 @@
 --   dp:reduce_gradients()      allreduce (sum) of the flat gradient buffer
 --   dp:gather_rows(t, dim, global_n) -> the global tensor from every rank's rows (for state
 --                              written to a checkpoint)
+--   dp:sum(numbers)            -> the list of each number summed over the ranks (doubles)
 --   dp:print(...)              print on the root only
 --
 -- Outside mpirun (or on one rank) every call is the identity and no random draw changes, so a
@@ -101,6 +102,15 @@ function DP:gather_rows(t, dim, global_n)
   full:narrow(dim, lo, n):copy_(t)
   self.mpi.allreduce(full, "sum")
   return full
+end
+
+function DP:sum(numbers)
+  if not self.distributed then return numbers end
+  local out = {}
+  for _, theirs in ipairs(self.mpi.allgather(numbers)) do
+    for i, v in ipairs(theirs) do out[i] = (out[i] or 0) + v end
+  end
+  return out
 end
 
 function DP:print(...)
