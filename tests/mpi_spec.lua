@@ -124,6 +124,19 @@ print("rank " .. mpi.rank() .. ": not reached")
     assert.falsy(out:find("not reached", 1, true), out)
   end)
 
+  it("a rank that exits without finalising ends the job, no hang", function()
+    local out, code = mpirun(2, [[
+local recur = require "recur"
+local mpi = require "recur.mpi"
+if mpi.rank() == 1 then os.exit(3) end
+mpi.allreduce(recur.ones(3)) -- rank 0 waits here for rank 1
+print("rank 0: not reached")
+]])
+    assert.are_not.equal(0, code, out)
+    assert.are_not.equal(124, code, "timed out (hang):\n" .. out)
+    assert.falsy(out:find("not reached", 1, true), out)
+  end)
+
   it("bad input raises the same clear error on every rank, never a hang or a crash", function()
     local out, code = mpirun(2, [[
 local recur = require "recur"
