@@ -50,10 +50,10 @@ local function find_core()
       f:close()
       return cand
     end
-    tried[#tried + 1] = "\n\tno file '" .. cand .. "'"
+    tried[#tried + 1] = "\n\tno file '" .. cand .. "' (beside the interpreter)"
   end
   error("recur.mpi: running under mpirun but the MPI half (recur_mpi.so) was not found: build it with `make all` " ..
-    "(needs Open MPI: make deps) and put its directory on LUA_CPATH, or set RECUR_MPI_LIB" .. table.concat(tried), 0)
+    "(needs Open MPI: make deps) and put its directory on LUA_CPATH, or set RECUR_MPI_LIB:\n\t" .. table.concat(tried), 0)
 end
 
 local core, rank, size
