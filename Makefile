@@ -17,8 +17,9 @@ PREFIX ?= /usr/local
 RUNTIME_SRC = $(sort $(wildcard runtime/*.c))
 # The embedding API (include/recur.h) lives in the host library only, not in the Lua module.
 EMBED_SRC = bindings/embed.c bindings/sandbox.c bindings/sandbox_lib.c bindings/sandbox_str.c
-# The Jupyter kernel's C half (bindings/kernel_io.c) goes into the program only.
-BINDINGS_SRC = $(filter-out bindings/recur_cli.c bindings/kernel_io.c $(EMBED_SRC),$(sort $(wildcard bindings/*.c)))
+# The Jupyter kernel's C half (bindings/kernel_io.c) goes into the program only; bindings/mpi.c
+# is the MPI half of recur.mpi, a module of its own (build/recur_mpi.so).
+BINDINGS_SRC = $(filter-out bindings/recur_cli.c bindings/kernel_io.c bindings/mpi.c $(EMBED_SRC),$(sort $(wildcard bindings/*.c)))
 LUA_SRC = $(shell find lib -name '*.lua' | sort)
 CTEST_SRC = $(sort $(wildcard tests/c/*.c))
 
@@ -29,10 +30,21 @@ CTEST_BIN = $(CTEST_SRC:tests/c/%.c=$(BUILD)/tests/%)
 EXAMPLES = $(BUILD)/examples/talker
 BENCH_BIN = $(BUILD)/bench/embed_call
 
+# recur.mpi's MPI half, built when Open MPI's mpicc is installed (see below)
+MPICC := $(shell command -v mpicc 2>/dev/null)
+MPI_SO = $(if $(MPICC),$(BUILD)/recur_mpi.so)
+
 .PHONY: all deps test test-kernels test-data asan clean bench demo format install examples \
   reproduce report rock rock-install
 all: $(BUILD)/librecur.a $(BUILD)/recur.so $(BUILD)/recur $(CTEST_BIN) $(BUILD)/librecur.so \
-  $(BUILD)/pkgconfig/recur.pc $(EXAMPLES) $(BENCH_BIN)
+  $(BUILD)/pkgconfig/recur.pc $(EXAMPLES) $(BENCH_BIN) $(MPI_SO)
+
+# recur.mpi's MPI half (docs/distributed.md): built when Open MPI's mpicc is installed (make
+# deps installs it); nothing else links MPI. Lua's symbols come from the host program.
+$(BUILD)/recur_mpi.so: bindings/mpi.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(shell mpicc --showme:compile 2>/dev/null) -shared -o $@ $< \
+	  $(shell mpicc --showme:link 2>/dev/null) -ldl
 
 $(BUILD)/%.o: %.c $(wildcard runtime/*.h bindings/*.h include/*.h)
 	@mkdir -p $(dir $@)

@@ -135,6 +135,11 @@ static int open_submodule(lua_State *L, const char *name) {
   return 1;
 }
 
+int luaopen_recur_mpi(lua_State *L);
+int luaopen_recur_mpi(lua_State *L) {
+  return open_submodule(L, "recur.mpi");
+}
+
 int luaopen_recur_experiment(lua_State *L);
 int luaopen_recur_experiment(lua_State *L) {
   return open_submodule(L, "recur.experiment");

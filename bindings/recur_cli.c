@@ -764,6 +764,17 @@ static int pmain(lua_State *L) {
   return 1;
 }
 
+/* After a failure was reported: if the script loaded recur.mpi under mpirun, end every rank of
+ * the job now (MPI_Abort) rather than leave the others waiting in a collective for this one. */
+static void end_mpi_job(lua_State *L) {
+  if (lua_getglobal(L, "package") == LUA_TTABLE && lua_getfield(L, -1, "loaded") == LUA_TTABLE &&
+      lua_getfield(L, -1, "recur.mpi") == LUA_TTABLE &&
+      lua_getfield(L, -1, "_on_fatal_error") == LUA_TFUNCTION) {
+    if (lua_pcall(L, 0, 0, 0) != LUA_OK) report(L, LUA_ERRRUN, 1);
+  }
+  lua_settop(L, 0);
+}
+
 int main(int argc, char **argv) {
   lua_State *L = luaL_newstate();
   if (L == NULL) {
@@ -777,6 +788,7 @@ int main(int argc, char **argv) {
   int status = lua_pcall(L, 2, 1, 0);
   int ok = lua_toboolean(L, -1);
   report(L, status, 1);
+  if (!(ok && status == LUA_OK)) end_mpi_job(L);
   lua_close(L);
   return (ok && status == LUA_OK) ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -240,6 +240,20 @@ static int m_is_contiguous(lua_State *L) {
   return 1;
 }
 
+/* recur._mpi_buffer(t, write) -> data pointer (light userdata), element count: what
+ * lib/recur/mpi.lua hands to build/recur_mpi.so, which never sees a tensor. The tensor must be
+ * live and contiguous; write bumps its version first (MPI writes into it, as an optimizer
+ * step does). The caller keeps t referenced for the duration of the MPI call. */
+static int f_mpi_buffer(lua_State *L) {
+  rc_tensor *t = rb_check(L, 1);
+  if (!rc_is_contiguous(t))
+    return rb_error(L, "%s: argument #1 is not contiguous (use t:contiguous())", rb_fname(L));
+  if (lua_toboolean(L, 2)) rc_bump_version(t);
+  lua_pushlightuserdata(L, rc_data(t));
+  lua_pushinteger(L, rc_numel(t));
+  return 2;
+}
+
 static int m_item(lua_State *L) {
   rc_tensor *t = rb_check(L, 1);
   if (rc_numel(t) != 1) {
@@ -575,6 +589,7 @@ static const luaL_Reg functions[] = {{"tensor", f_tensor},
                                      {"ones_like", f_ones_like},
                                      {"full_like", f_full_like},
                                      {"is_tensor", f_is_tensor},
+                                     {"_mpi_buffer", f_mpi_buffer},
                                      {NULL, NULL}};
 
 void rb_open_tensor(lua_State *L, int methods_idx, int module_idx) {

@@ -13,11 +13,16 @@
 -- clipping on the model's flat gradient (recur.nn.clip_grad_norm) and recur.save / recur.load
 -- (safetensors). Run it from the project root, where `require "models.charrnn"` finds the
 -- model (docs/architecture.md, "Scripts and the module path").
+--
+-- Under `mpirun -np N` it trains data-parallel (recur.data_parallel, docs/distributed.md): each
+-- rank takes its share of the --batch rows of every window (--batch is the global batch), the
+-- gradients are summed over the ranks once per step, rank 0 prints and writes checkpoints.
 local recur = require("recur")
 local Args = require("scripts.args")
 local CharRNN = require("models.charrnn")
 local nn = recur.nn
 local IS = recur.rnn.initial_state
+local DataParallel = require("recur.data_parallel")
 local data = recur.data
 
 -- --optim names -> recur.optim classes (PyTorch's formulas and defaults)
@@ -147,6 +152,10 @@ local model = CharRNN.new { vocab = V, embed = a.embed, hidden = a.hidden, layer
 -- run updates exactly the parameters the uninterrupted one does.
 local opt = recur.optim[OPTIM_CLASS[a.optim]](model:parameters(), { lr = a.lr })
 local flat_grad = select(2, model:flat_parameters())
+-- one rank outside mpirun: every dp call below is the identity
+local dp = DataParallel.new(model, { seed = a.seed })
+if a.batch < dp.size then die(string.format("--batch %d is smaller than the %d ranks", a.batch, dp.size)) end
+local print = function(...) dp:print(...) end
 
 local done_steps, state, history = 0, nil, {}
 if ck then
@@ -159,7 +168,14 @@ if ck then
   done_steps = m.total_steps
   history = m.history or {}
   state = CharRNN.state_from(ck.tensors, "state.", a.layers, model.rnn.n_states)
+  -- the checkpoint holds every row's state: keep this rank's rows
+  if state and dp.distributed then
+    for _, layer in ipairs(state) do
+      for k, t in ipairs(layer) do layer[k] = dp:shard(t, 1, a.batch):contiguous() end
+    end
+  end
 end
+dp:start()
 
 local n_params = model:num_parameters()
 local total_steps = it.steps_per_epoch * a.epochs
@@ -198,7 +214,17 @@ end
 
 local function save(epoch, step, reason)
   local tensors = {}
-  if state then CharRNN.state_tensors(state, "state.", tensors) end
+  -- every rank's rows of the carried state, gathered (on every rank: it is a collective)
+  local full = state
+  if state and dp.distributed then
+    full = {}
+    for l, layer in ipairs(state) do
+      full[l] = {}
+      for k, t in ipairs(layer) do full[l][k] = dp:gather_rows(t, 1, a.batch) end
+    end
+  end
+  if not dp.root then return end
+  if full then CharRNN.state_tensors(full, "state.", tensors) end
   local args_out = {}
   for _, o in ipairs(spec) do
     local k = o[1]:gsub("-", "_")
@@ -228,8 +254,10 @@ while not stop_reason do
   epoch, step = info.epoch, info.step
   if info.epoch_start then state = nil end
   opt:zero_grad()
-  local loss, fin = model:loss(x, y, state)
-  loss:backward()
+  local xs, w = dp:shard(x, 2)
+  local loss, fin = model:loss(xs, (dp:shard(y, 2)), state)
+  dp:scale(loss, w):backward()
+  dp:reduce_gradients()
   if a.clip > 0 then nn.clip_grad_norm(flat_grad, a.clip) end
   opt:step()
   state = {}
@@ -241,23 +269,27 @@ while not stop_reason do
   if lv ~= lv then die(string.format("the loss became NaN at epoch %d, step %d; try a lower --lr", epoch, step)) end
   done_steps = done_steps + 1
   steps_this_run = steps_this_run + 1
-  loss_sum, loss_n = loss_sum + lv, loss_n + 1
+  -- this rank's share of the global batch's loss (w = 1 on one rank)
+  loss_sum, loss_n = loss_sum + lv * w, loss_n + 1
   chars = chars + a.batch * a.seq
   local now = recur.now()
   if steps_this_run % a.print_every == 0 or info.epoch_end then
+    -- the global batch's numbers: every rank's shares summed (all ranks print at the same steps)
+    local lsum = loss_sum
+    if dp.distributed then lv, lsum = table.unpack(dp:sum({ lv * w, loss_sum })) end
     local rate = chars / (now - t_start)
     local per_step = (now - t_start) / steps_this_run
     local eta = (total_steps - done_steps) * per_step
     if a.time_limit > 0 then eta = math.min(eta, math.max(0, a.time_limit - (now - t_start))) end
     print(string.format("epoch %d/%d  step %d/%d  loss %.4f (avg %.4f)  %.0f chars/s  "
-      .. "%.1f ms/step  ETA %s", epoch, a.epochs, step, it.steps_per_epoch, lv, loss_sum / loss_n,
+      .. "%.1f ms/step  ETA %s", epoch, a.epochs, step, it.steps_per_epoch, lv, lsum / loss_n,
       rate, per_step * 1e3, Args.duration(eta)))
     io.stdout:flush()
     t_last = now
   end
   if info.epoch_end then
     local vl = evaluate()
-    local train_avg = loss_n > 0 and loss_sum / loss_n or lv
+    local train_avg = loss_n > 0 and dp:sum({ loss_sum })[1] / loss_n or lv
     history[#history + 1] = { epoch = epoch, train = train_avg, val = vl, steps = done_steps,
       seconds = now - t_start }
     print(string.format("epoch %d done: train loss %.4f, validation loss %s (%.1f s)", epoch,
@@ -272,6 +304,9 @@ while not stop_reason do
   elseif a.time_limit > 0 and recur.now() - t_start >= a.time_limit then
     stop_reason = "time limit"
   end
+  -- rank 0's clock decides for every rank (a rank that stopped alone would leave the others
+  -- waiting in the next allreduce)
+  if dp.distributed and a.time_limit > 0 then stop_reason = dp.mpi.broadcast_value(stop_reason or false, 0) or nil end
 end
 stop_reason = stop_reason or "done"
 local last_saved = history[#history] and history[#history].steps == done_steps

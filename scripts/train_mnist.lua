@@ -6,6 +6,11 @@
 --
 -- The data comes from recur.data.mnist (install it with `data/fetch mnist`).
 --
+-- Under `mpirun -np N` it trains data-parallel (recur.data_parallel, docs/distributed.md): every
+-- rank draws the same shuffle, takes its share of the rows of each --batch (the global batch),
+-- the gradients are summed over the ranks once per step, and rank 0 prints, writes the
+-- checkpoints and draws the curve.
+--
 -- The learning curve is drawn by gnuplot with the pngcairo terminal (Debian: gnuplot-nox): it
 -- is what Torch's optim.Logger used, it needs no display, its cairo output is antialiased,
 -- and it is one apt package away; a C plotting library would have to be vendored and
@@ -13,6 +18,7 @@
 local recur = require "recur"
 local Args = require "scripts.args"
 local MLP = require "models.mlp"
+local DataParallel = require "recur.data_parallel"
 local nn = recur.nn
 
 local function die(msg, code)
@@ -89,6 +95,11 @@ elseif opts.optim == "adagrad" then opt = O.Adagrad(model, { lr = opts.lr })
 elseif opts.optim == "rmsprop" then opt = O.RMSProp(model, { lr = opts.lr })
 elseif opts.optim == "adam" then opt = O.Adam(model, { lr = opts.lr })
 else opt = O.AdamW(model, { lr = opts.lr }) end
+-- one rank outside mpirun: every dp call below is the identity
+local dp = DataParallel.new(model, { seed = opts.seed })
+if opts.batch < dp.size then die(string.format("--batch %d is smaller than the %d ranks", opts.batch, dp.size), 2) end
+local print = function(...) dp:print(...) end
+if not dp.root then opts.quiet, opts.plot = true, "none" end
 
 local history, start_epoch = {}, 0
 if opts.resume then
@@ -104,7 +115,8 @@ end
 print(string.format("MNIST: %d train, %s%d test images (loaded in %.2f s); %s, lr %g, batch %d, seed %d, %d thread%s",
   n_train, data.val and string.format("%d validation, ", data.val.x:size(1)) or "", data.test.x:size(1), t_load,
   opts.optim, opts.lr, opts.batch, opts.seed, opts.threads, opts.threads > 1 and "s" or ""))
-model:summary({ 784 })
+if dp.root then model:summary({ 784 }) end
+dp:start()
 
 -- ---- evaluation ----
 local function evaluate(set)
@@ -136,10 +148,14 @@ local t_start = recur.now()
 local trained = 0 -- examples in this run (for the rate)
 for epoch = start_epoch + 1, opts.epochs do
   local t0 = recur.now()
-  local seen, loss_sum, correct, step = 0, 0, 0, 0
+  local seen, mine, loss_sum, correct, step = 0, 0, 0, 0, 0
   local last_print = t0
-  for x, y in data_mod.batches(data.train, { batch = opts.batch, shuffle = true }) do
+  -- the shuffle is drawn from the stream every rank shares: all ranks see the same batches
+  local batches = data_mod.batches(data.train, { batch = opts.batch, shuffle = true })
+  for x_all, y_all in function() return dp:shared(batches) end do
     opt:zero_grad()
+    local x, w = dp:shard(x_all, 1)
+    local y = dp:shard(y_all, 1)
     local logits = model(x)
     local loss = nn.cross_entropy(logits, y)
     local lv = loss:item()
@@ -148,11 +164,12 @@ for epoch = start_epoch + 1, opts.epochs do
       die(string.format("the loss became %s at epoch %d, step %d; try a lower --lr", tostring(lv),
         epoch, step + 1))
     end
-    loss:backward()
+    dp:scale(loss, w):backward()
+    dp:reduce_gradients()
     opt:step()
     step = step + 1
-    local b = x:size(1)
-    seen, trained = seen + b, trained + b
+    local b = x:size(1) -- this rank's rows (all of the batch on one rank)
+    seen, mine, trained = seen + x_all:size(1), mine + b, trained + x_all:size(1)
     loss_sum = loss_sum + lv * b
     correct = correct + logits:argmax(2):eq(y):sum():item()
     local now = recur.now()
@@ -161,11 +178,13 @@ for epoch = start_epoch + 1, opts.epochs do
       local rate = trained / (now - t_start)
       local left = (opts.epochs - epoch) * n_train + (n_train - seen)
       local line = string.format("epoch %d/%d  step %d/%d  loss %.4f  acc %.2f%%  %.0f ex/s  ETA %s",
-        epoch, opts.epochs, step, steps_per_epoch, loss_sum / seen, 100 * correct / seen, rate, clock(left / rate))
+        epoch, opts.epochs, step, steps_per_epoch, loss_sum / mine, 100 * correct / mine, rate, clock(left / rate))
       if tty then io.write("\r", line, "\27[K") io.flush() else print(line) end
     end
   end
   opt:next_epoch()
+  -- every rank's counts of the epoch (progress lines above showed rank 0's rows)
+  if dp.distributed then loss_sum, correct = table.unpack(dp:sum({ loss_sum, correct })) end
   local secs = recur.now() - t0
   local vl, va = evaluate(val)
   history[#history + 1] = { epoch = epoch, train_loss = loss_sum / seen, train_acc = correct / seen,
@@ -173,7 +192,7 @@ for epoch = start_epoch + 1, opts.epochs do
   if tty then io.write("\r\27[K") end
   print(string.format("epoch %d/%d  train loss %.4f acc %.2f%%  %s loss %.4f acc %.2f%%  %.1f s (%.0f ex/s)",
     epoch, opts.epochs, loss_sum / seen, 100 * correct / seen, val_name, vl, 100 * va, secs, seen / secs))
-  if opts.checkpoint then
+  if opts.checkpoint and dp.root then
     local ok, e = pcall(recur.save, opts.checkpoint, { model = model, optimizer = opt,
       meta = { epoch = epoch, history = history, config = model.config, optim = opts.optim, lr = opts.lr,
         batch = opts.batch, seed = opts.seed } })

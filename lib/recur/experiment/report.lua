@@ -95,6 +95,8 @@ function report.new(o)
     out = o.out or ("results/" .. o.post .. ".json"), figdir = o.figures or "results/img",
     resume = o.resume ~= false, command = o.command or command_line(), t0 = clock.now(), sweeps = {},
     tables = {}, figures = {}, notes = {}, data = {}, quiet = o.quiet,
+    -- under mpirun every rank runs the script; rank 0 alone prints, draws and writes
+    follower = sweep.follower(),
   }, Report)
   return self
 end
@@ -150,7 +152,7 @@ function Report:table(t)
   for i, r in ipairs(t.rows) do rows[i] = normalize_row(r, i, title) end
   local tab = { title = title, rows = rows }
   self.tables[#self.tables + 1] = tab
-  if not self.quiet then
+  if not self.quiet and not self.follower then
     io.stdout:write(format.text_table(tab), "\n\n")
     io.stdout:flush()
   end
@@ -228,10 +230,11 @@ function Report:figure(f)
     if g.name == spec.name then table.remove(self.figures, i) break end
   end
   self.figures[#self.figures + 1] = spec
-  mkdir_p(self.figdir)
   local file = self.figdir .. "/" .. self.post .. "-" .. spec.name .. ".png"
+  if self.follower then return true end
+  mkdir_p(self.figdir)
   local ok, msg = report.render(spec, file)
-  if not self.quiet then
+  if not self.quiet and not self.follower then
     if ok then
       io.stderr:write("figure: " .. file .. "\n")
     else
@@ -244,7 +247,7 @@ end
 function Report:note(text)
   if type(text) ~= "string" then fail(2, "rep:note: expected a string, got %s", type(text)) end
   self.notes[#self.notes + 1] = text
-  if not self.quiet then io.stdout:write("note: ", text, "\n") end
+  if not self.quiet and not self.follower then io.stdout:write("note: ", text, "\n") end
 end
 
 function Report:set(key, value)
@@ -294,6 +297,7 @@ function Report:results()
 end
 
 function Report:save()
+  if self.follower then return self.out end
   mkdir_p(dirname(self.out))
   sweep.write_atomic(self.out, format.json(self:results()) .. "\n")
   if not self.quiet then io.stderr:write("results: " .. self.out .. "\n") end

@@ -10,8 +10,11 @@
 --   sw:record(record)   adds it and rewrites `file` (temporary + rename: never half-written)
 --   sw:records()        the recorded runs in order; sw:select(pred), sw:values(records, field)
 --
--- The loop is pending -> execute -> record, so another engine (MPI) can hand specs out and
--- record what comes back. record() merges with what the file holds at that moment, so two
+-- The loop is pending -> execute -> record, so another engine can hand specs out and record
+-- what comes back. Under mpirun (sweep.world()) run() is distributed: rank 0's pending list is
+-- handed out round-robin, every rank runs its share with the same seeds as one process would,
+-- and after each round every rank learns every record; rank 0 alone writes the file (so an
+-- interrupted distributed sweep loses at most the round under way and resumes like any other). record() merges with what the file holds at that moment, so two
 -- processes running disjoint runs of one sweep keep each other's records (up to the window
 -- between reading and renaming).
 local json = require "recur.json"
@@ -32,6 +35,21 @@ function sweep.key(config, seed)
   for i, k in ipairs(keys) do parts[i] = k .. "=" .. (type(config[k]) == "table" and json.encode(config[k]) or format.scalar(config[k])) end
   parts[#parts + 1] = "seed=" .. format.scalar(seed)
   return table.concat(parts, " ")
+end
+
+-- The MPI world when the script runs under mpirun with more than one rank, else nil: outside
+-- mpirun recur.mpi is never loaded (the environment says whether mpirun started us).
+function sweep.world()
+  if not (os.getenv("OMPI_COMM_WORLD_SIZE") or os.getenv("PMIX_RANK") or os.getenv("PMI_SIZE")) then return nil end
+  local mpi = require "recur.mpi"
+  if mpi.size() < 2 then return nil end
+  return mpi
+end
+
+-- True on ranks other than 0 of a distributed run: they neither print nor write files.
+function sweep.follower()
+  local w = sweep.world()
+  return w ~= nil and w.rank() ~= 0
 end
 
 local function fail(fmt, ...) error("experiment.sweep: " .. string.format(fmt, ...), 3) end
@@ -230,8 +248,49 @@ local function duration(s)
 end
 sweep.duration = duration
 
+-- run() under mpirun: rounds of one run per rank (rank r takes runs r + 1, r + 1 + size, ... of
+-- rank 0's pending list); after each round the records are allgathered, every rank keeps them
+-- and rank 0 writes the file. A failing run raises on its rank, which ends the job (recur.mpi).
+function Sweep:run_distributed(mpi)
+  local rank, size = mpi.rank(), mpi.size()
+  local quiet = self.quiet or rank ~= 0
+  local todo = mpi.broadcast_value(self:pending(), 0)
+  local total, already = #self.order, #self.order - #todo
+  if already > 0 and not quiet then
+    io.stderr:write(string.format("[%s] resuming: %d of %d runs already in %s\n", self.name, already, total, self.file))
+  end
+  local t0 = clock.now()
+  for first = 1, #todo, size do
+    local spec = todo[first + rank]
+    local mine = false
+    if spec then
+      if not quiet then
+        io.stderr:write(string.format("[%s] runs %d-%d/%d on %d ranks (%d%% of sweep)\n", self.name, spec.index,
+          todo[math.min(first + size - 1, #todo)].index, total, size, math.floor(100 * (already + first - 1) / total)))
+      end
+      mine = sweep.execute(spec, self.fn)
+    end
+    for _, r in ipairs(mpi.allgather(mine)) do
+      if r then
+        if not self.by_key[r.key] then error("experiment.sweep " .. self.name .. ": a rank returned run " .. r.key .. ", not of this sweep", 0) end
+        self.done[r.key] = r
+      end
+    end
+    if rank == 0 then self:save() end
+    -- no rank starts the next round (which may fail and abort the job) before the file holds
+    -- this one
+    mpi.barrier()
+  end
+  if #todo > 0 and not quiet then
+    io.stderr:write(string.format("[%s] %d runs done in %s on %d ranks\n", self.name, #todo, duration(clock.now() - t0), size))
+  end
+  return self:records()
+end
+
 function Sweep:run()
   if not self.fn then error("experiment.sweep " .. self.name .. ": run() needs the run function (run = ...)", 2) end
+  local world = sweep.world()
+  if world then return self:run_distributed(world) end
   local todo = self:pending()
   local total, already = #self.order, #self.order - #todo
   if already > 0 and not self.quiet then
