@@ -104,6 +104,21 @@ static int f_cross_entropy(lua_State *L) {
   return rb_push(L, rc_cross_entropy(x, t, 1, m, r, log_probs));
 }
 
+/* linear_cross_entropy(x, w, b|nil, target, mask|nil, reduction) with 1-based class indices */
+static int f_linear_cross_entropy(lua_State *L) {
+  const char *fn = "linear_cross_entropy";
+  rc_tensor *x = rb_check(L, 1);
+  rc_tensor *w = rb_check(L, 2);
+  rc_tensor *b = opt_tensor(L, 3, fn, "bias (argument #3)");
+  if (!rb_is_tensor(L, 4))
+    return rb_error(L, "%s: target (argument #4) must be a tensor, got %s", fn,
+                    luaL_typename(L, 4));
+  rc_tensor *t = rb_check(L, 4);
+  rc_tensor *m = opt_tensor(L, 5, fn, "mask");
+  rc_reduction r = check_reduction(L, 6, fn);
+  return rb_push(L, rc_linear_cross_entropy(x, w, b, t, 1, m, r));
+}
+
 /* param(shape) */
 static int f_param(lua_State *L) {
   int64_t size[RC_MAX_DIM];
@@ -249,6 +264,7 @@ void rb_open_nn(lua_State *L, int methods, int module) {
                                  {"dropout", f_dropout},
                                  {"layer_norm", f_layer_norm},
                                  {"cross_entropy", f_cross_entropy},
+                                 {"linear_cross_entropy", f_linear_cross_entropy},
                                  {"param", f_param},
                                  {"pack", f_pack},
                                  {"is_param", f_is_param},

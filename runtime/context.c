@@ -22,6 +22,10 @@ void rc_ctx_retain(rc_ctx *c) {
 
 void rc_ctx_release(rc_ctx *c) {
   if (c && --c->refcount == 0) {
+    for (int i = 0; i < RC_CACHE_SLOTS; i++) {
+      RC_UNPOISON(c->cache_block[i], c->cache_size[i]);
+      free(c->cache_block[i]);
+    }
     free(c->deferred);
     free(c);
   }

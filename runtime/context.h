@@ -10,6 +10,19 @@
 
 #define RC_ERR_MAX 1024
 
+#define RC_CACHE_SLOTS 8
+
+/* Under AddressSanitizer a cached block is poisoned, so a use after its storage was released
+ * is still reported. */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define RC_POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
+#define RC_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define RC_POISON(p, n) ((void)(p), (void)(n))
+#define RC_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 typedef struct rc_ctx {
   int refcount;         /* the owner holds one; every live storage holds one */
   size_t live_bytes;    /* tensor storage now allocated */
@@ -47,6 +60,13 @@ typedef struct rc_ctx {
   /* While files are denied, the one path the host itself asked to read (a checkpoint it
    * loads for the script); reading it is allowed, writing never. */
   const char *file_read_exception;
+  /* Freed large tensor blocks kept for reuse (runtime/tensor.c): glibc serves a block
+   * above its mmap threshold (up to 32 MB) with fresh pages and unmaps it on free, so every
+   * large tensor paid its page faults again. Not counted as live or used bytes; only kept
+   * while no memory limit is set. */
+  void *cache_block[RC_CACHE_SLOTS];
+  size_t cache_size[RC_CACHE_SLOTS];
+  size_t cache_bytes;
 } rc_ctx;
 
 rc_ctx *rc_ctx_new(void);

@@ -46,6 +46,14 @@ typedef enum { RC_REDUCE_NONE, RC_REDUCE_MEAN, RC_REDUCE_SUM } rc_reduction;
 rc_tensor *rc_cross_entropy(rc_tensor *input, rc_tensor *target, int64_t base, rc_tensor *mask,
                             rc_reduction reduction, int log_probs);
 
+/* cross_entropy(x w^T + b, target) without the logits: x [..., D], w [V, D] (Linear's
+ * layout), b [V] or NULL, target class indices [...] in [base, base + V), mask and reduction
+ * as in rc_cross_entropy. Logits exist only as one block of rows at a time (at most 16 MB), in
+ * forward and again in backward, which recomputes them (one more product of x and w) instead
+ * of keeping [rows, V]. */
+rc_tensor *rc_linear_cross_entropy(rc_tensor *x, rc_tensor *w, rc_tensor *b, rc_tensor *target,
+                                   int64_t base, rc_tensor *mask, rc_reduction reduction);
+
 /* ---- parameters (nn_params.c) ---- */
 
 /* A zero-filled leaf that requires grad and can later be moved into an arena (its header is

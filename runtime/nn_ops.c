@@ -563,3 +563,268 @@ done:
   rc_release(loss);
   return y;
 }
+
+/* ---- linear + log-softmax + nll, fused ---- */
+
+/* Rows per block of logits: the [rows, V] block (at most 16 MB; fewer, shorter products ran
+ * slower) is the only logits memory. */
+static int64_t lxent_block(int64_t R, int64_t V) {
+  int64_t rb = ((int64_t)1 << 22) / (V > 0 ? V : 1);
+  rb = rb < 1 ? 1 : rb;
+  return rb < R ? rb : (R > 0 ? R : 1);
+}
+
+/* z [n, V] = x [n, D] w^T + b */
+static void lxent_logits(int64_t n, int64_t V, int64_t D, const float *x, const float *w,
+                         const float *b, float *z) {
+  if (b)
+    for (int64_t r = 0; r < n; r++) memcpy(z + r * V, b, (size_t)V * sizeof(float));
+  gemm(0, 1, n, V, D, x, w, b ? 1.0f : 0.0f, z);
+}
+
+/* With reduction "none": saved 0 x [R, D], 1 w [V, D], 2 b [V] or none, 3 target [R]
+ * (0-based), 4 weights [R] or none, 5 lse [R]; i[0] reduction; d[0] the mean's denominator;
+ * backward recomputes each block of logits, turns it into the block of the logits' gradient
+ * in place and multiplies it out. With "mean" or "sum" (i[1] = 1) the loss's gradient is a
+ * scalar times one made in forward from the block it already had: saved k is the gradient
+ * of input k for an upstream gradient of 1 (NULL where input k needs none). */
+static int lxent_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
+  rc_ctx *c = n->ctx;
+  if (n->i[1]) { /* gradients made in forward for an upstream gradient of 1: scale them */
+    rc_tensor *g = rc_raw_contiguous(gout[0]);
+    if (!g) return -1;
+    float gs = rc_data(g)[0];
+    rc_release(g);
+    for (int k = 0; k < n->n_in; k++) {
+      if (!n->next[k].fn || !n->saved[k]) continue;
+      rc_tensor *sv = rc_node_saved(n, k);
+      rc_tensor *o = sv ? rc_copy_contiguous(sv) : NULL;
+      if (!o) return -1; /* the engine releases what gin already holds */
+      rc_k_scale(rc_data(o), rc_numel(o), gs);
+      gin[k] = o;
+    }
+    return 0;
+  }
+  rc_tensor *x = rc_node_saved(n, 0), *w = rc_node_saved(n, 1), *t = rc_node_saved(n, 3);
+  rc_tensor *lse = rc_node_saved(n, 5);
+  rc_tensor *b = n->saved[2] ? rc_node_saved(n, 2) : NULL;
+  rc_tensor *m = n->saved[4] ? rc_node_saved(n, 4) : NULL;
+  if (!x || !w || !t || !lse || (n->saved[2] && !b) || (n->saved[4] && !m)) return -1;
+  int64_t R = x->size[0], D = x->size[1], V = w->size[0], RB = lxent_block(R, V);
+  int red = (int)n->i[0];
+  double denom = red == RC_REDUCE_MEAN ? n->d[0] : 1.0;
+  int need_b = n->n_in == 3 && n->next[2].fn;
+  int64_t zsize[2] = {RB, V};
+  rc_tensor *g = rc_raw_contiguous(gout[0]), *z = g ? rc_empty(c, 2, zsize) : NULL;
+  rc_tensor *gx = z && n->next[0].fn ? rc_empty(c, n->in_shape[0].ndim, n->in_shape[0].size) : NULL;
+  rc_tensor *gw = z && n->next[1].fn ? rc_zeros(c, 2, w->size) : NULL;
+  rc_tensor *gb = z && need_b ? rc_zeros(c, 1, &V) : NULL;
+  if (!z || (n->next[0].fn && !gx) || (n->next[1].fn && !gw) || (need_b && !gb)) {
+    rc_release(g);
+    rc_release(z);
+    rc_release(gx);
+    rc_release(gw);
+    rc_release(gb);
+    return -1;
+  }
+  const float *xd = rc_data(x), *wd = rc_data(w), *bd = b ? rc_data(b) : NULL;
+  const float *td = rc_data(t), *ld = rc_data(lse), *gd = rc_data(g);
+  const float *md = m ? rc_data(m) : NULL;
+  float *zd = rc_data(z);
+  for (int64_t r0 = 0; r0 < R; r0 += RB) {
+    int64_t nr = R - r0 < RB ? R - r0 : RB;
+    lxent_logits(nr, V, D, xd + r0 * D, wd, bd, zd);
+    for (int64_t i = 0; i < nr; i++) {
+      int64_t r = r0 + i;
+      float *zr = zd + i * V;
+      float wr = md ? md[r] : 1.0f;
+      if (wr == 0.0f) {
+        memset(zr, 0, (size_t)V * sizeof(float));
+        continue;
+      }
+      float s = (float)((double)(red == RC_REDUCE_NONE ? gd[r] : gd[0]) * wr / denom);
+      for (int64_t k = 0; k < V; k++) zr[k] -= ld[r];
+      rc_k_exp(zr, zr, V);
+      rc_k_scale(zr, V, s);
+      zr[(int64_t)td[r]] -= s;
+    }
+    if (gx) gemm(0, 0, nr, D, V, zd, wd, 0.0f, rc_data(gx) + r0 * D); /* dz w */
+    if (gw) gemm(1, 0, V, D, nr, zd, xd + r0 * D, 1.0f, rc_data(gw)); /* dz^T x */
+    if (gb) rc_colsum_add(zd, nr, V, rc_data(gb));
+  }
+  rc_release(g);
+  rc_release(z);
+  gin[0] = gx;
+  gin[1] = gw;
+  if (n->n_in == 3) gin[2] = gb;
+  return 0;
+}
+
+rc_tensor *rc_linear_cross_entropy(rc_tensor *x, rc_tensor *w, rc_tensor *b, rc_tensor *target,
+                                   int64_t base, rc_tensor *mask, rc_reduction reduction) {
+  rc_ctx *c = x->ctx;
+  const char *fn = "linear_cross_entropy";
+  char s1[160], s2[160], s3[160];
+  if (w->ndim != 2)
+    return rc_error_null(c, "%s: weight must be 2-D [classes, in], got shape %s", fn,
+                         rc_shape_str(w, s1, sizeof s1));
+  if (x->ndim < 1)
+    return rc_error_null(c, "%s: input must have at least one dimension, got a 0-d tensor", fn);
+  int64_t D = w->size[1], V = w->size[0];
+  if (x->size[x->ndim - 1] != D)
+    return rc_error_null(c,
+                         "%s: input shape %s does not match weight shape %s (%lld vs %lld "
+                         "input features)",
+                         fn, rc_shape_str(x, s1, sizeof s1), rc_shape_str(w, s2, sizeof s2),
+                         (long long)x->size[x->ndim - 1], (long long)D);
+  if (V < 1)
+    return rc_error_null(c, "%s: weight shape %s has no classes", fn,
+                         rc_shape_str(w, s1, sizeof s1));
+  if (b && (b->ndim != 1 || b->size[0] != V))
+    return rc_error_null(c, "%s: bias shape %s does not match weight shape %s (expected [%lld])",
+                         fn, rc_shape_str(b, s3, sizeof s3), rc_shape_str(w, s2, sizeof s2),
+                         (long long)V);
+  if ((int)reduction < RC_REDUCE_NONE || reduction > RC_REDUCE_SUM)
+    return rc_error_null(c, "%s: unknown reduction %d", fn, (int)reduction);
+  rc_shape rows_shape;
+  memset(&rows_shape, 0, sizeof rows_shape);
+  rows_shape.ndim = x->ndim - 1;
+  for (int i = 0; i + 1 < x->ndim; i++) rows_shape.size[i] = x->size[i];
+  rc_shape ts = rc_shape_of(target);
+  if (!rc_shape_eq(&ts, &rows_shape))
+    return rc_error_null(c,
+                         "%s: target shape %s does not match input shape %s (expected %s of "
+                         "class indices)",
+                         fn, rc_shape_str(target, s1, sizeof s1), rc_shape_str(x, s2, sizeof s2),
+                         rc_shape_str2(&rows_shape, s3, sizeof s3));
+  if (mask) {
+    rc_shape ms = rc_shape_of(mask);
+    if (!rc_shape_eq(&ms, &rows_shape))
+      return rc_error_null(c, "%s: mask shape %s does not match the target positions %s", fn,
+                           rc_shape_str(mask, s1, sizeof s1),
+                           rc_shape_str2(&rows_shape, s2, sizeof s2));
+  }
+  int64_t R = leading(x);
+  if (R > INT_MAX || D > INT_MAX || V > INT_MAX)
+    return rc_error_null(c, "%s: input shape %s with weight %s is too large for BLAS", fn,
+                         rc_shape_str(x, s1, sizeof s1), rc_shape_str(w, s2, sizeof s2));
+  rc_tensor *inputs[3] = {x, w, b};
+  int nin = b ? 3 : 2;
+  /* mean and sum: the gradients are made now, while each block of logits exists */
+  int pre = reduction != RC_REDUCE_NONE && rc_needs_grad(c, inputs, nin);
+  if (rc_charge(c, fn, rc_mac_units((pre ? 3.0 : 1.0) * (double)R * (double)D * (double)V)))
+    return NULL;
+  int64_t RB = lxent_block(R, V), zsize[2] = {RB, V};
+  rc_tensor *gin[3] = {NULL, NULL, NULL};
+  rc_tensor *x2 = as_matrix(x, R, D);
+  rc_tensor *w2 = x2 ? as_matrix(w, V, D) : NULL;
+  rc_tensor *b2 = w2 && b ? rc_raw_contiguous(b) : NULL;
+  rc_tensor *t = w2 && (!b || b2) ? rc_copy_contiguous(target) : NULL; /* rebased below */
+  rc_tensor *mw = t && mask ? rc_raw_contiguous(mask) : NULL;
+  rc_tensor *lse = t && (!mask || mw) ? rc_empty(c, 1, &R) : NULL;
+  rc_tensor *loss = lse ? rc_empty(c, 1, &R) : NULL;
+  rc_tensor *z = loss ? rc_empty(c, 2, zsize) : NULL;
+  rc_tensor *y = NULL;
+  if (!z) goto fail;
+  if (pre) {
+    if (rc_tensor_needs_grad(x) && !(gin[0] = rc_empty(c, x->ndim, x->size))) goto fail;
+    if (rc_tensor_needs_grad(w) && !(gin[1] = rc_zeros(c, 2, w2->size))) goto fail;
+    if (b && rc_tensor_needs_grad(b) && !(gin[2] = rc_zeros(c, 1, &V))) goto fail;
+  }
+  const float *xd = rc_data(x2), *wd = rc_data(w2), *bd = b2 ? rc_data(b2) : NULL;
+  const float *md = mw ? rc_data(mw) : NULL;
+  float *td = rc_data(t), *ld = rc_data(lse), *lossd = rc_data(loss), *zd = rc_data(z);
+  for (int64_t r = 0; r < R; r++) {
+    if (md && md[r] == 0.0f) {
+      td[r] = 0.0f; /* not checked, never read */
+      continue;
+    }
+    float v = td[r];
+    if (!(v == floorf(v)) || v < (float)base || v >= (float)(base + V)) {
+      rc_error(c,
+               "%s: target %g at position %lld is not a class index in [%lld, %lld] (the "
+               "weight has %lld classes)",
+               fn, (double)v, (long long)(r + base), (long long)base, (long long)(base + V - 1),
+               (long long)V);
+      goto fail;
+    }
+    td[r] = v - (float)base;
+  }
+  double total = 0, denom = 0;
+  for (int64_t r = 0; r < R; r++) denom += md ? md[r] : 1.0f;
+  double gscale = reduction == RC_REDUCE_MEAN ? (mask ? denom : (double)R) : 1.0;
+  for (int64_t r0 = 0; r0 < R; r0 += RB) {
+    int64_t nr = R - r0 < RB ? R - r0 : RB;
+    lxent_logits(nr, V, D, xd + r0 * D, wd, bd, zd);
+    for (int64_t i = 0; i < nr; i++) {
+      int64_t r = r0 + i;
+      float *zr = zd + i * V;
+      float wr = md ? md[r] : 1.0f;
+      /* the same steps as cross_entropy's */
+      float mx = zr[0];
+      for (int64_t k = 1; k < V; k++) mx = zr[k] > mx ? zr[k] : mx;
+      if (isinf(mx)) mx = 0.0f;
+      float zt = zr[(int64_t)td[r]];
+      for (int64_t k = 0; k < V; k++) zr[k] -= mx;
+      rc_k_exp(zr, zr, V);
+      double s = 0;
+      for (int64_t k = 0; k < V; k++) s += zr[k];
+      ld[r] = mx + (float)log(s);
+      float l = wr != 0.0f ? (ld[r] - zt) * wr : 0.0f;
+      lossd[r] = l;
+      total += l;
+      if (pre) { /* the row of the logits' gradient: (softmax - onehot) wr / denominator */
+        float sr = (float)((double)wr / gscale);
+        if (wr == 0.0f) {
+          memset(zr, 0, (size_t)V * sizeof(float));
+        } else {
+          rc_k_scale(zr, V, (float)((double)sr / s));
+          zr[(int64_t)td[r]] -= sr;
+        }
+      }
+    }
+    if (gin[0]) gemm(0, 0, nr, D, V, zd, wd, 0.0f, rc_data(gin[0]) + r0 * D); /* dz w */
+    if (gin[1]) gemm(1, 0, V, D, nr, zd, xd + r0 * D, 1.0f, rc_data(gin[1])); /* dz^T x */
+    if (gin[2]) rc_colsum_add(zd, nr, V, rc_data(gin[2]));
+  }
+  if (reduction == RC_REDUCE_NONE) {
+    y = rc_empty(c, rows_shape.ndim, rows_shape.size);
+    if (!y) goto fail;
+    memcpy(rc_data(y), lossd, (size_t)R * sizeof(float));
+  } else {
+    double v = reduction == RC_REDUCE_SUM ? total : total / (mask ? denom : (double)R);
+    y = rc_scalar(c, (float)v);
+    if (!y) goto fail;
+  }
+  rc_node *n;
+  if (rc_record(c, "LinearCrossEntropyBackward", lxent_backward, inputs, nin, &y, &n)) goto fail;
+  if (n && pre) {
+    n->i[1] = 1;
+    for (int k = 0; k < nin; k++)
+      if (gin[k]) rc_node_save(n, k, gin[k]);
+  } else if (n) {
+    rc_node_save(n, 0, x2);
+    rc_node_save(n, 1, w2);
+    if (b2) rc_node_save(n, 2, b2);
+    rc_node_save(n, 3, t);
+    if (mw) rc_node_save(n, 4, mw);
+    rc_node_save(n, 5, lse);
+    n->i[0] = reduction;
+    n->d[0] = mask ? denom : (double)R;
+  }
+  goto done;
+fail:
+  rc_release(y);
+  y = NULL;
+done:
+  for (int k = 0; k < 3; k++) rc_release(gin[k]);
+  rc_release(x2);
+  rc_release(w2);
+  rc_release(b2);
+  rc_release(t);
+  rc_release(mw);
+  rc_release(lse);
+  rc_release(loss);
+  rc_release(z);
+  return y;
+}

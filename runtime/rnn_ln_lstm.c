@@ -8,39 +8,128 @@
  * Saved: gate values (pre), h and c histories, the normalised values before scale/shift for
  * the four gates (aux 0, [T, B, 4H]) and for c' (aux 2), 1 / sqrt(var + eps) for the five
  * (aux 1, [T, B, 5]) and tanh(LN_c(c')) (aux 3). */
+#include "kernels_math.h"
 #include "rnn_impl.h"
 
 #define LN_EPS 1e-5
+#define LANES 16 /* partial sums per reduction, so that it vectorizes without reassociation */
 
-/* xh = (z - mean) * r, returns r. */
-static float ln_norm(const float *z, float *xh, int64_t H) {
-  double sum = 0.0, sq = 0.0;
-  for (int64_t j = 0; j < H; j++) sum += z[j];
-  double mean = sum / (double)H;
-  for (int64_t j = 0; j < H; j++) {
-    double d = z[j] - mean;
-    sq += d * d;
-  }
-  float r = (float)(1.0 / sqrt(sq / (double)H + LN_EPS));
-  float m = (float)mean;
-  for (int64_t j = 0; j < H; j++) xh[j] = (z[j] - m) * r;
-  return r;
+/* sum of z [H] over LANES float partial sums (each of H / LANES terms), added up in double */
+RN_CLONES static double lane_sum(const float *restrict z, int64_t H) {
+  float s[LANES] = {0};
+  int64_t j = 0;
+  for (; j + LANES <= H; j += LANES)
+    for (int l = 0; l < LANES; l++) s[l] += z[j + l];
+  double S = 0.0;
+  for (int l = 0; l < LANES; l++) S += s[l];
+  for (; j < H; j++) S += z[j];
+  return S;
 }
 
-/* Gradient through LN given dy (of the LN output), xh, scale and r: dz (may alias dy), and
- * dscale, dshift accumulated when not NULL. */
-static void ln_back(const float *dy, const float *xh, const float *scale, float r, int64_t H,
-                    float *dz, float *dscale, float *dshift) {
-  double m1 = 0.0, m2 = 0.0;
-  for (int64_t j = 0; j < H; j++) {
-    float dxh = dy[j] * scale[j];
-    m1 += dxh;
-    m2 += (double)dxh * xh[j];
-    if (dscale) dscale[j] += dy[j] * xh[j];
-    if (dshift) dshift[j] += dy[j];
+/* sum of (z - m)^2, the same way */
+RN_CLONES static double lane_sq(const float *restrict z, float m, int64_t H) {
+  float s[LANES] = {0};
+  int64_t j = 0;
+  for (; j + LANES <= H; j += LANES)
+    for (int l = 0; l < LANES; l++) {
+      float d = z[j + l] - m;
+      s[l] += d * d;
+    }
+  double S = 0.0;
+  for (int l = 0; l < LANES; l++) S += s[l];
+  for (; j < H; j++) {
+    double d = z[j] - m;
+    S += d * d;
   }
-  float a = (float)(m1 / (double)H), c = (float)(m2 / (double)H);
-  for (int64_t j = 0; j < H; j++) dz[j] = r * (dy[j] * scale[j] - a - xh[j] * c);
+  return S;
+}
+
+/* The mean of z [H] and r = 1 / sqrt(var z + eps). */
+static void ln_stats(const float *z, int64_t H, float *mean, float *r) {
+  float m = (float)(lane_sum(z, H) / (double)H);
+  *mean = m;
+  *r = (float)(1.0 / sqrt(lane_sq(z, m, H) / (double)H + LN_EPS));
+}
+
+/* One gate block's normalisation, scale and shift: xh = (z - m) r, z = xh sc + sh + add. */
+RN_CLONES static void ln_block(int64_t H, float *restrict z, float *restrict xh, float m, float r,
+                               const float *restrict sc, const float *restrict sh, float add) {
+  for (int64_t j = 0; j < H; j++) {
+    float x = (z[j] - m) * r;
+    xh[j] = x;
+    z[j] = x * sc[j] + sh[j] + add;
+  }
+}
+
+/* c' = c f + i g */
+RN_CLONES static void ln_cell(int64_t H, const float *restrict ig, const float *restrict fg,
+                              const float *restrict gg, const float *restrict cp,
+                              float *restrict cn) {
+  for (int64_t j = 0; j < H; j++) cn[j] = cp[j] * fg[j] + ig[j] * gg[j];
+}
+
+/* The gate pass of one row, normalisation included: z (the four pre-activation blocks)
+ * becomes the gate values in place, xh the normalised values, rb[k] 1 / std of block k,
+ * cn = c f + i g. Every loop runs over the row while it is in L1. */
+static void ln_gates(int64_t H, float *z, float *xh, const float *sc, const float *sh, float *rb,
+                     const float *cp, float *cn) {
+  for (int k = 0; k < 4; k++) {
+    float m;
+    ln_stats(z + k * H, H, &m, &rb[k]);
+    ln_block(H, z + k * H, xh + k * H, m, rb[k], sc + k * H, sh + k * H,
+             k == 1 ? 1.0f : 0.0f); /* sig(f + 1) */
+  }
+  rc_k_sigmoid(z, z, 2 * H);
+  rc_k_tanh(z + 2 * H, z + 2 * H, H);
+  rc_k_sigmoid(z + 3 * H, z + 3 * H, H);
+  ln_cell(H, z, z + H, z + 2 * H, cp, cn);
+}
+
+/* h' = tanh(LN_c(c')) o, saving LN_c's normalised values (ch) and the tanh (tl). */
+RN_CLONES static void ln_out(int64_t H, const float *restrict cn, float m, float r,
+                             const float *restrict sc, const float *restrict sh,
+                             const float *restrict og, float *restrict ch, float *restrict tl,
+                             float *restrict hn, float *restrict y) {
+  for (int64_t j = 0; j < H; j++) {
+    float x = (cn[j] - m) * r;
+    ch[j] = x;
+    float t = rc_tanhf(x * sc[j] + sh[j]);
+    tl[j] = t;
+    float h = t * og[j];
+    hn[j] = h;
+    y[j] = h;
+  }
+}
+
+/* One step's forward over rows b0 .. b1 - 1 (after the recurrent product). */
+typedef struct {
+  rc_seq *s;
+  int64_t t;
+} fwd_step;
+
+static void fwd_rows(void *arg, int64_t b0, int64_t b1) {
+  const fwd_step *st = arg;
+  rc_seq *s = st->s;
+  int64_t t = st->t, B = s->B, H = s->H, P = s->P;
+  const float *scale = rc_data(s->cell->param[2]), *shift = rc_data(s->cell->param[3]);
+  float *pre = s->pre + t * B * P, *y = s->y + t * B * H;
+  float *xh = s->aux[0] + t * B * P, *rs = s->aux[1] + t * B * 5;
+  float *ch = s->aux[2] + t * B * H, *tl = s->aux[3] + t * B * H;
+  const float *hp = s->st[0] + t * B * H, *cp = s->st[1] + t * B * H;
+  float *hn = s->st[0] + (t + 1) * B * H, *cn = s->st[1] + (t + 1) * B * H;
+  for (int64_t b = b0; b < b1; b++) {
+    float *g4 = pre + b * P, *rb = rs + b * 5, mc;
+    float *cnb = cn + b * H, *hnb = hn + b * H, *yb = y + b * H;
+    ln_gates(H, g4, xh + b * P, scale, shift, rb, cp + b * H, cnb);
+    ln_stats(cnb, H, &mc, &rb[4]);
+    ln_out(H, cnb, mc, rb[4], scale + 4 * H, shift + 4 * H, g4 + 3 * H, ch + b * H, tl + b * H, hnb,
+           yb);
+    if (!rn_active(s, t, b)) {
+      memcpy(cnb, cp + b * H, (size_t)H * sizeof(float));
+      memcpy(hnb, hp + b * H, (size_t)H * sizeof(float));
+      memset(yb, 0, (size_t)H * sizeof(float));
+    }
+  }
 }
 
 static void fwd(rc_seq *s) {
@@ -48,46 +137,74 @@ static void fwd(rc_seq *s) {
   const float *Wh = rc_data(s->cell->param[1]);
   rn_pmat pw;
   rn_prepare(s->cell, 0, &pw, Wh, P, 0, H, P, B, T);
-  const float *scale = rc_data(s->cell->param[2]), *shift = rc_data(s->cell->param[3]);
+  rn_team *rows = rn_rows_team(&pw, B, H);
+  fwd_step st = {s, 0};
   for (int64_t t = 0; t < T; t++) {
-    float *pre = s->pre + t * B * P, *y = s->y + t * B * H;
-    float *xh = s->aux[0] + t * B * P, *rs = s->aux[1] + t * B * 5;
-    float *ch = s->aux[2] + t * B * H, *tl = s->aux[3] + t * B * H;
-    const float *hp = s->st[0] + t * B * H, *cp = s->st[1] + t * B * H;
-    float *hn = s->st[0] + (t + 1) * B * H, *cn = s->st[1] + (t + 1) * B * H;
-    rn_pgemm(&pw, B, hp, H, pre, P, 1.0f);
-    for (int64_t b = 0; b < B; b++) {
-      float *g4 = pre + b * P, *xb = xh + b * P, *rb = rs + b * 5;
-      for (int k = 0; k < 4; k++) {
-        float *z = g4 + k * H, *x = xb + k * H;
-        const float *sc = scale + k * H, *sh = shift + k * H;
-        rb[k] = ln_norm(z, x, H);
-        float add = k == 1 ? 1.0f : 0.0f; /* sig(f + 1) */
-        for (int64_t j = 0; j < H; j++) z[j] = x[j] * sc[j] + sh[j] + add;
-      }
-      float *ig = g4, *fg = g4 + H, *gg = g4 + 2 * H, *og = g4 + 3 * H;
-      rc_k_sigmoid(ig, ig, 2 * H);
-      rc_k_tanh(gg, gg, H);
-      rc_k_sigmoid(og, og, H);
-      const float *cpb = cp + b * H, *hpb = hp + b * H;
-      float *cnb = cn + b * H, *hnb = hn + b * H, *yb = y + b * H;
-      float *chb = ch + b * H, *tlb = tl + b * H;
-      for (int64_t j = 0; j < H; j++) cnb[j] = cpb[j] * fg[j] + ig[j] * gg[j];
-      rb[4] = ln_norm(cnb, chb, H);
-      const float *sc = scale + 4 * H, *sh = shift + 4 * H;
-      for (int64_t j = 0; j < H; j++) tlb[j] = chb[j] * sc[j] + sh[j];
-      rc_k_tanh(tlb, tlb, H);
-      if (rn_active(s, t, b)) {
-        for (int64_t j = 0; j < H; j++) hnb[j] = yb[j] = tlb[j] * og[j];
-      } else {
-        memcpy(cnb, cpb, (size_t)H * sizeof(float));
-        memcpy(hnb, hpb, (size_t)H * sizeof(float));
-        memset(yb, 0, (size_t)H * sizeof(float));
-      }
-    }
+    rn_pgemm(&pw, B, s->st[0] + t * B * H, H, s->pre + t * B * P, P, 1.0f);
+    st.t = t;
+    rn_team_split(rows, fwd_rows, &st, B, B / 2);
   }
 }
 
+/* Gradient through LN, given dy (of the LN output) in dz, xh, scale and r: dz becomes the
+ * gradient of LN's input; dscale and dshift are accumulated when not NULL. */
+RN_CLONES static void ln_back(float *restrict dz, const float *restrict xh,
+                              const float *restrict scale, float r, int64_t H,
+                              float *restrict dscale, float *restrict dshift) {
+  float s1[LANES] = {0}, s2[LANES] = {0};
+  int64_t j = 0;
+  for (; j + LANES <= H; j += LANES)
+    for (int l = 0; l < LANES; l++) {
+      float dxh = dz[j + l] * scale[j + l];
+      s1[l] += dxh;
+      s2[l] += dxh * xh[j + l];
+    }
+  double m1 = 0.0, m2 = 0.0;
+  for (int l = 0; l < LANES; l++) {
+    m1 += s1[l];
+    m2 += s2[l];
+  }
+  for (; j < H; j++) {
+    float dxh = dz[j] * scale[j];
+    m1 += dxh;
+    m2 += (double)dxh * xh[j];
+  }
+  if (dscale)
+    for (j = 0; j < H; j++) dscale[j] += dz[j] * xh[j];
+  if (dshift)
+    for (j = 0; j < H; j++) dshift[j] += dz[j];
+  float a = (float)(m1 / (double)H), c = (float)(m2 / (double)H);
+  for (j = 0; j < H; j++) dz[j] = r * (dz[j] * scale[j] - a - xh[j] * c);
+}
+
+/* Through h' = tanh(LN_c(c')) o: o's LN output gradient into dO, LN_c's output gradient into
+ * row. */
+RN_CLONES static void bwd_out(int64_t H, const float *restrict dh, const float *restrict dy,
+                              const float *restrict tl, const float *restrict og,
+                              float *restrict dO, float *restrict row) {
+  for (int64_t j = 0; j < H; j++) {
+    float gh = dh[j] + dy[j], o = og[j], t = tl[j];
+    dO[j] = gh * t * o * (1.0f - o);
+    row[j] = gh * o * (1.0f - t * t);
+  }
+}
+
+/* Through c' = c f + i g: the i, f, g LN outputs' gradients and dc (in place) for c. */
+RN_CLONES static void bwd_cell(int64_t H, const float *restrict row, const float *restrict ig,
+                               const float *restrict fg, const float *restrict gg,
+                               const float *restrict cp, float *restrict dc, float *restrict di,
+                               float *restrict df, float *restrict dg) {
+  for (int64_t j = 0; j < H; j++) {
+    float dct = dc[j] + row[j], i = ig[j], f = fg[j], g = gg[j];
+    di[j] = dct * g * i * (1.0f - i);
+    df[j] = dct * cp[j] * f * (1.0f - f);
+    dg[j] = dct * i * (1.0f - g * g);
+    dc[j] = dct * f;
+  }
+}
+
+/* Rows run on the calling thread, in order: they sum ln_scale's and ln_shift's gradients over
+ * the batch. */
 static void bwd(rc_seq *s, rc_bw *w) {
   int64_t T = s->T, B = s->B, H = s->H, P = s->P;
   const float *Wh = rc_data(s->w[1]), *scale = rc_data(s->w[2]);
@@ -107,27 +224,14 @@ static void bwd(rc_seq *s, rc_bw *w) {
         memset(d4, 0, (size_t)P * sizeof(float));
         continue;
       }
-      const float *g4 = g4all + b * P, *ig = g4, *fg = g4 + H, *gg = g4 + 2 * H, *og = g4 + 3 * H;
-      const float *tlb = tl + b * H, *cpb = cp + b * H, *dyb = dy + b * H, *rb = rs + b * 5;
-      float *dhb = dh + b * H, *dcb = dc + b * H;
-      /* through h' = tanh(LN_c(c')) o: the LN_c output's gradient into row */
-      for (int64_t j = 0; j < H; j++) {
-        float gh = dhb[j] + dyb[j];
-        d4[3 * H + j] = gh * tlb[j] * og[j] * (1.0f - og[j]); /* of o's LN output */
-        row[j] = gh * og[j] * (1.0f - tlb[j] * tlb[j]);
-      }
-      ln_back(row, ch + b * H, scale + 4 * H, rb[4], H, row, dscale ? dscale + 4 * H : NULL,
+      const float *g4 = g4all + b * P, *rb = rs + b * 5;
+      bwd_out(H, dh + b * H, dy + b * H, tl + b * H, g4 + 3 * H, d4 + 3 * H, row);
+      ln_back(row, ch + b * H, scale + 4 * H, rb[4], H, dscale ? dscale + 4 * H : NULL,
               dshift ? dshift + 4 * H : NULL);
-      for (int64_t j = 0; j < H; j++) {
-        float dct = dcb[j] + row[j];
-        d4[j] = dct * gg[j] * ig[j] * (1.0f - ig[j]);
-        d4[H + j] = dct * cpb[j] * fg[j] * (1.0f - fg[j]);
-        d4[2 * H + j] = dct * ig[j] * (1.0f - gg[j] * gg[j]);
-        dcb[j] = dct * fg[j];
-      }
+      bwd_cell(H, row, g4, g4 + H, g4 + 2 * H, cp + b * H, dc + b * H, d4, d4 + H, d4 + 2 * H);
       /* through each gate's LN to its pre-activation */
       for (int k = 0; k < 4; k++)
-        ln_back(d4 + k * H, xh + b * P + k * H, scale + k * H, rb[k], H, d4 + k * H,
+        ln_back(d4 + k * H, xh + b * P + k * H, scale + k * H, rb[k], H,
                 dscale ? dscale + k * H : NULL, dshift ? dshift + k * H : NULL);
     }
     rn_pgemm(&pw, B, dG, P, tmp, H, 0.0f);

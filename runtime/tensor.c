@@ -49,6 +49,49 @@ static inline void header_init(rc_tensor *t, rc_storage *s, int ndim, const int6
   }
 }
 
+/* Blocks from this size up are kept in the context's cache when freed (below it glibc's heap
+ * serves them without fresh pages); a cached block is reused for a request it exceeds by at
+ * most a quarter. The cache holds at most the context's peak of live tensor bytes plus
+ * 64 MB, so a program's tensor memory stays within about twice its own peak. */
+#define CACHE_MIN ((size_t)4 << 20)
+#define CACHE_EXTRA ((size_t)64 << 20)
+
+/* A cached block of at least `bytes` (its size in *got), or NULL. */
+static void *cache_take(rc_ctx *c, size_t bytes, size_t *got) {
+  if (bytes < CACHE_MIN || !c->cache_bytes) return NULL;
+  int best = -1;
+  for (int i = 0; i < RC_CACHE_SLOTS; i++) {
+    size_t sz = c->cache_size[i];
+    if (c->cache_block[i] && sz >= bytes && sz - bytes <= bytes / 4 &&
+        (best < 0 || sz < c->cache_size[best]))
+      best = i;
+  }
+  if (best < 0) return NULL;
+  void *p = c->cache_block[best];
+  *got = c->cache_size[best];
+  c->cache_block[best] = NULL;
+  c->cache_bytes -= *got;
+  RC_UNPOISON(p, *got);
+  return p;
+}
+
+/* Keeps a freed block for reuse when it is large and there is room; else frees it. */
+static void cache_put(rc_ctx *c, void *p, size_t bytes) {
+  int slot = -1;
+  if (bytes >= CACHE_MIN && c->limit_bytes == 0 &&
+      c->cache_bytes + bytes <= c->peak_bytes + CACHE_EXTRA)
+    for (int i = 0; i < RC_CACHE_SLOTS && slot < 0; i++)
+      if (!c->cache_block[i]) slot = i;
+  if (slot < 0) {
+    free(p);
+    return;
+  }
+  c->cache_block[slot] = p;
+  c->cache_size[slot] = bytes;
+  c->cache_bytes += bytes;
+  RC_POISON(p, bytes);
+}
+
 static rc_storage *storage_new_with(rc_ctx *c, int64_t n, size_t prefix, void **prefix_out) {
   size_t bytes = (size_t)n * sizeof(float);
   if (bytes > SIZE_MAX - prefix - sizeof(rc_storage) - STORAGE_PAD)
@@ -58,7 +101,9 @@ static rc_storage *storage_new_with(rc_ctx *c, int64_t n, size_t prefix, void **
     rc_account_free(c, bytes);
     return NULL;
   }
-  char *raw = malloc(prefix + sizeof(rc_storage) + STORAGE_PAD + bytes);
+  size_t need = prefix + sizeof(rc_storage) + STORAGE_PAD + bytes, got = need;
+  char *raw = cache_take(c, need, &got);
+  if (!raw) raw = malloc(need);
   if (!raw) {
     rc_account_free(c, bytes);
     return rc_error_null(c, "out of memory allocating %zu bytes", bytes);
@@ -66,6 +111,7 @@ static rc_storage *storage_new_with(rc_ctx *c, int64_t n, size_t prefix, void **
   rc_storage *s = (rc_storage *)(raw + prefix);
   uintptr_t a = ((uintptr_t)(s + 1) + STORAGE_PAD - 1) & ~(uintptr_t)(STORAGE_PAD - 1);
   storage_init(s, c, raw, (float *)a, n, 0, prefix + sizeof(rc_storage) + STORAGE_PAD);
+  s->block_bytes = got;
   if (prefix_out) *prefix_out = raw;
   return s;
 }
@@ -86,7 +132,10 @@ static void storage_release(rc_storage *s) {
     rc_account_free(c, bytes);
     c->meta_bytes -= STORAGE_META + STORAGE_PAD;
   }
-  free(s->block);
+  if (s->block_bytes)
+    cache_put(c, s->block, s->block_bytes);
+  else
+    free(s->block);
   rc_ctx_release(c);
 }
 

@@ -34,9 +34,11 @@ typedef struct rc_storage {
   float *data;
   int64_t n; /* elements */
   int refcount;
-  uint32_t version; /* bumped by every in-place write; saved tensors check it */
-  int grad_views;   /* 1 once a view with autograd history was taken of this memory */
-  void *block;      /* what to free: this header, or the tensor header sharing the block */
+  uint32_t version;   /* bumped by every in-place write; saved tensors check it */
+  int grad_views;     /* 1 once a view with autograd history was taken of this memory */
+  void *block;        /* what to free: this header, or the tensor header sharing the block */
+  size_t block_bytes; /* the block's size (a block reused from the context's cache may be
+                         larger than this storage needs) */
   rc_ctx *ctx;
   int flags; /* RC_STORAGE_* */
   /* a parameter arena's gradient buffer (rc_params_pack, nn.h): a 1-D tensor of n elements

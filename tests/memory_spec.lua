@@ -76,4 +76,21 @@ describe("memory", function()
     collectgarbage()
     assert.equal(live0, recur.memory().live)
   end)
+
+  it("a freed large block reused from the cache holds what its new tensor says", function()
+    -- 8 MB blocks are kept for reuse when freed (runtime/tensor.c): a reused one must be
+    -- zeroed by zeros, filled by full, and its old values never show
+    for _ = 1, 3 do
+      local a = recur.full({ 1024, 2048 }, 7)
+      a:close()
+      local z = recur.zeros(1024, 2048)
+      assert.equal(0, z:abs():sum():item())
+      z:close()
+      local f = recur.full({ 1000, 2048 }, -2)
+      assert.equal(-2 * 1000 * 2048, f:sum():item())
+      f:close()
+    end
+    collectgarbage()
+    collectgarbage()
+  end)
 end)

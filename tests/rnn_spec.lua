@@ -619,3 +619,64 @@ describe("errors", function()
     err(function() s:backward() end, "was already run")
   end)
 end)
+
+describe("ln_lstm against its equations", function()
+  -- the cell composed of tensor ops (layer norm over H per example, eps 1e-5), with autograd
+  local function reference(p, x, H, lens)
+    local T, B = x:size(1), x:size(2)
+    local function ln(z, k)
+      local m = z:mean(2, true)
+      local d = z - m
+      local v = (d * d):mean(2, true)
+      return d / (v + 1e-5):sqrt() * p.ln_scale:select(1, k) + p.ln_shift:select(1, k)
+    end
+    local h, c = recur.zeros(B, H), recur.zeros(B, H)
+    local ys = {}
+    for t = 1, T do
+      local z = recur.mm(x:select(1, t), p.W_x) + recur.mm(h, p.W_h)
+      local i = ln(z:narrow(2, 1, H), 1):sigmoid()
+      local f = (ln(z:narrow(2, H + 1, H), 2) + 1):sigmoid()
+      local g = ln(z:narrow(2, 2 * H + 1, H), 3):tanh()
+      local o = ln(z:narrow(2, 3 * H + 1, H), 4):sigmoid()
+      local cn = c * f + i * g
+      local hn = ln(cn, 5):tanh() * o
+      -- rows past their length keep their state and output zeros
+      local mask = recur.tensor((function()
+        local m = {}
+        for b = 1, B do m[b] = { t <= lens[b] and 1 or 0 } end
+        return m
+      end)())
+      c = cn * mask + c * (1 - mask)
+      h = hn * mask + h * (1 - mask)
+      ys[t] = (hn * mask):unsqueeze(1)
+    end
+    return recur.cat(ys, 1)
+  end
+
+  for _, H in ipairs { 37, 64 } do
+    it("matches the composition of tensor ops at H = " .. H .. ", with lengths", function()
+      recur.seed(11)
+      local T, B, I = 4, 3, 5
+      local cell = make("ln_lstm", I, H)
+      local p = U.params(cell)
+      recur.no_grad(function()
+        p.ln_scale:copy_(recur.rand(5, H) + 0.5)
+        p.ln_shift:copy_(recur.randn(5, H) * 0.1)
+      end)
+      local x = recur.randn(T, B, I)
+      local wy = recur.randn(T, B, H)
+      local lens = { 4, 2, 3 }
+      local y = cell:forward(x, { lengths = lens })
+      local r = reference(p, x, H, lens)
+      U.close(y, r, 1e-5, "output")
+      local grads = {}
+      ;(y * wy):sum():backward()
+      for _, n in ipairs { "W_x", "W_h", "ln_scale", "ln_shift" } do
+        grads[n] = p[n].grad:clone()
+        p[n].grad = nil
+      end
+      ;(r * wy):sum():backward()
+      for n, g in pairs(grads) do U.close(g, p[n].grad, 1e-4, n) end
+    end)
+  end
+end)

@@ -57,6 +57,15 @@ M.cross_entropy = fused_loss("cross_entropy", false)
 -- Negative log-likelihood of log-probabilities [..., C] (e.g. log_softmax output).
 M.nll = fused_loss("nll", true)
 
+-- Cross-entropy of the logits x W^T + b (W [classes, in], Linear's layout; b may be nil)
+-- against 1-based class indices [...], without making the logits [..., classes]: for a large
+-- vocabulary (the word model's readout), nn.linear_cross_entropy(h, out.weight, out.bias, y)
+-- equals nn.cross_entropy(out(h), y) within float rounding. reduction and mask as above.
+function M.linear_cross_entropy(input, weight, bias, target, o)
+  o = check_opts(o, "linear_cross_entropy", loss_opts)
+  return C.linear_cross_entropy(input, weight, bias, target, o.mask, o.reduction)
+end
+
 M.mse = elementwise_loss("mse", function(input, target)
   local d = input - target
   return d * d
@@ -69,6 +78,6 @@ M.binary_cross_entropy_with_logits = elementwise_loss("binary_cross_entropy_with
   function(input, target) return input:relu() - input * target + (-input:abs()):softplus() end)
 
 M.functional = {}
-for _, k in ipairs { "cross_entropy", "nll", "mse", "l1", "binary_cross_entropy_with_logits" } do M.functional[k] = M[k] end
+for _, k in ipairs { "cross_entropy", "linear_cross_entropy", "nll", "mse", "l1", "binary_cross_entropy_with_logits" } do M.functional[k] = M[k] end
 
 return M
