@@ -266,10 +266,10 @@ end
 local bnx, bny = { 0, 1 }, { base_gap, mean_of(BINARY, "gap") }
 rep:figure { name = "regularisers", kind = "lines",
   title = string.format("(c) Gap after %d steps vs regulariser strength (mean of %d seeds)", P.steps, P.seeds),
-  xlabel = "dropout p; L2 decay at 0.25 / 0.5 / 0.75 = 0.01 / 0.1 / 1; binary units at 1",
+  xlabel = "dropout p; L2 0.01 / 0.1 / 1 at 0.25 / 0.5 / 0.75; binary at 1",
   ylabel = "train - validation accuracy",
-  series = { { name = "dropout p", x = dpx, y = dpy }, { name = "L2 weight decay (0.01, 0.1, 1)", x = lx, y = ly },
-    { name = "tanh (0) -> binary stochastic ST (1)", x = bnx, y = bny } } }
+  series = { { name = "dropout p", x = dpx, y = dpy }, { name = "L2 decay 0.01, 0.1, 1", x = lx, y = ly },
+    { name = "binary ST units (at 1)", x = bnx, y = bny } } }
 
 -- which knob moves the gap how much: from the means
 local function ms(o) return string.format("%.4f", mean_of(o, "gap")) end
