@@ -3,9 +3,10 @@
 -- different in concept but all contribute to a network's effective complexity. This script makes
 -- that measurable (recur's design, not the post's): on the first 1,000 MNIST training images,
 -- the train - validation accuracy gap as a function of (a) width and depth at equal training,
--- (b) training length, (c) regularisers (dropout, L2 weight decay), over seeds, with each
--- architecture's parameter count and multiply-adds from summary(). Data and initial values:
--- models/r2rt_mnist.lua; the network: models/mlp.lua.
+-- (b) training length, (c) regularisers (dropout, L2 weight decay, binary stochastic hidden units),
+-- over seeds, with each architecture's parameter count and multiply-adds from summary(). Data and
+-- initial values: models/r2rt_mnist.lua; the network: models/mlp.lua, or for the binary net the
+-- same layers with nn.BinaryStochastic in place of tanh (docs/nn.md, "Binary stochastic neurons").
 -- section: 8
 local recur = require "recur"
 local nn = recur.nn
@@ -20,9 +21,11 @@ local args = experiment.cli(arg, {
   about = "The complexity of a network, measured: the train - validation accuracy gap of tanh MLPs trained\n"
     .. "on the first 1,000 MNIST training images (validation: the 5,000 images of the 55k split's\n"
     .. "validation set), as width and depth, training length and regularisers (dropout, L2 weight\n"
-    .. "decay) change. SGD 0.01 on the batch-summed cross-entropy, batches of 50 reshuffled each pass,\n"
-    .. "truncated normal 0.1 / biases 0.1 (the First Convergence Bias setup). Binary stochastic hidden\n"
-    .. "units are not among the knobs (recur.nn.BinaryStochastic is not on this branch).\n"
+    .. "decay, binary stochastic hidden units) change. SGD 0.01 on the batch-summed cross-entropy,\n"
+    .. "batches of 50 reshuffled each pass, truncated normal 0.1 / biases 0.1 (the First Convergence\n"
+    .. "Bias setup). The binary net is the base net with nn.BinaryStochastic in place of tanh:\n"
+    .. "sigmoid-adjusted straight-through, slope 1 (no annealing), stochastic in training,\n"
+    .. "deterministic in evaluation (the Binary Stochastic Neurons post's Experiment 5 style).\n"
     .. "--quick (default): 5 seeds; --full: 10 seeds; --smoke: 1 seed, short runs.",
 })
 
@@ -56,7 +59,22 @@ local function hidden_of(width, depth)
   for i = 1, depth do h[i] = width end
   return h
 end
+-- The binary net: the MLP's layers (same sizes and initial values) with each tanh replaced by a
+-- binary stochastic unit, sigmoid-adjusted straight-through at slope 1, sampled in train() and
+-- rounded in eval().
+local function build_binary(cfg)
+  local layers, n_in = {}, 784
+  for _, h in ipairs(hidden_of(cfg.width, cfg.depth)) do
+    layers[#layers + 1] = mn.linear(n_in, h)
+    layers[#layers + 1] = nn.BinaryStochastic { estimator = "sigmoid_adjusted", slope = 1,
+      train = "stochastic", eval = "deterministic" }
+    n_in = h
+  end
+  layers[#layers + 1] = mn.linear(n_in, 10)
+  return nn.Sequential(layers)
+end
 local function build(cfg)
+  if cfg.binary then return build_binary(cfg) end
   return MLP { input = 784, hidden = hidden_of(cfg.width, cfg.depth), classes = 10, activation = "tanh",
     dropout = cfg.dropout, weight_init = mn.weight_init, bias_init = mn.bias_init }
 end
@@ -74,6 +92,8 @@ for _, width in ipairs { 25, 400 } do add { width = width, depth = P.base.depth 
 for _, p in ipairs { 0.25, 0.5 } do add { width = P.base.width, depth = P.base.depth, dropout = p } end -- (c)
 local L2S = { 0.01, 0.1, 1 }
 for _, l2 in ipairs(L2S) do add { width = P.base.width, depth = P.base.depth, l2 = l2 } end       -- (c)
+local BINARY = { width = P.base.width, depth = P.base.depth, binary = true }
+add { width = BINARY.width, depth = BINARY.depth, binary = true }                                   -- (c)
 
 local function evaluate(model, set)
   model:eval()
@@ -118,6 +138,7 @@ sweep:run()
 
 local function same(c, o)
   return c.width == o.width and c.depth == o.depth and c.dropout == (o.dropout or 0) and c.l2 == (o.l2 or 0)
+    and (c.binary or false) == (o.binary or false)
 end
 local function values(o, field)
   return sweep:values(sweep:select(function(c) return same(c, o) end), field)
@@ -191,6 +212,9 @@ for _, l2 in ipairs(L2S) do
   rows[#rows + 1] = { what = string.format("L2 weight decay %g (val accuracy %.4f)", l2, stats.mean(values(o, "val_acc"))),
     recur = values(o, "gap"), digits = 4 }
 end
+rows[#rows + 1] = { what = string.format("binary stochastic hidden units, sigmoid-adjusted ST, slope 1 (val accuracy %.4f; train %.4f)",
+  stats.mean(values(BINARY, "val_acc")), stats.mean(values(BINARY, "train_acc"))), recur = values(BINARY, "gap"), digits = 4,
+  note = "stochastic in training, deterministic (round(sigm(a))) in evaluation, where both accuracies are measured" }
 rows[#rows + 1] = { what = "none: cross-entropy gap (validation - train, nats)", recur = ce_gap(P.base), digits = 4 }
 for _, p in ipairs { 0.25, 0.5 } do
   rows[#rows + 1] = { what = string.format("dropout p = %.2f: cross-entropy gap", p),
@@ -200,8 +224,7 @@ for _, l2 in ipairs(L2S) do
   rows[#rows + 1] = { what = string.format("L2 weight decay %g: cross-entropy gap", l2),
     recur = ce_gap { width = P.base.width, depth = P.base.depth, l2 = l2 }, digits = 4 }
 end
-rows[#rows + 1] = { what = "binary stochastic hidden units", recur = "not run",
-  note = "recur.nn.BinaryStochastic is on branch bsn, not here" }
+rows[#rows + 1] = { what = "binary stochastic hidden units: cross-entropy gap", recur = ce_gap(BINARY), digits = 4 }
 rep:table { title = string.format("(c) Regularisers on the %d-%d net: gap after %d steps", P.base.width, P.base.width, P.steps),
   rows = rows }
 
@@ -239,10 +262,14 @@ local lx, ly = { 0 }, { base_gap }
 for i, l2 in ipairs(L2S) do
   lx[#lx + 1], ly[#ly + 1] = i * 0.25, mean_of({ width = P.base.width, depth = P.base.depth, l2 = l2 }, "gap")
 end
+-- binary units have no strength: the series joins the tanh base net (0) to the binary net (1)
+local bnx, bny = { 0, 1 }, { base_gap, mean_of(BINARY, "gap") }
 rep:figure { name = "regularisers", kind = "lines",
   title = string.format("(c) Gap after %d steps vs regulariser strength (mean of %d seeds)", P.steps, P.seeds),
-  xlabel = "dropout p; L2 decay at 0.25 / 0.5 / 0.75 = 0.01 / 0.1 / 1", ylabel = "train - validation accuracy",
-  series = { { name = "dropout p", x = dpx, y = dpy }, { name = "L2 weight decay (0.01, 0.1, 1)", x = lx, y = ly } } }
+  xlabel = "dropout p; L2 0.01 / 0.1 / 1 at 0.25 / 0.5 / 0.75; binary at 1",
+  ylabel = "train - validation accuracy",
+  series = { { name = "dropout p", x = dpx, y = dpy }, { name = "L2 decay 0.01, 0.1, 1", x = lx, y = ly },
+    { name = "binary ST units (at 1)", x = bnx, y = bny } } }
 
 -- which knob moves the gap how much: from the means
 local function ms(o) return string.format("%.4f", mean_of(o, "gap")) end
@@ -251,16 +278,21 @@ rep:note(string.format("What moves the gap (means over %d seeds; gaps in accurac
   .. "validation set being the 5,000 held-out images). (a) Width at depth 2: 25 / 100 / 400 units give %s / %s / "
   .. "%s; depth at width 100: 1 / 2 / 3 layers give %s / %s / %s. (b) Training length (the %d-%d net): %s after %d "
   .. "steps, %s after %d, %s after %d. (c) Dropout 0.25 / 0.5: %s / %s against %s without; L2 weight decay "
-  .. "0.01 / 0.1 / 1: %s / %s / %s. The decay is SGD's weight_decay on the batch-summed loss (so 0.1 is 0.002 "
-  .. "per example of a mean loss), applied to the biases too. Binary stochastic hidden units, the third "
-  .. "regulariser the reference lists, are left out: recur.nn.BinaryStochastic is being written on another "
-  .. "branch. The post itself has no numbers; these are recur's own measurements of its argument.",
+  .. "0.01 / 0.1 / 1: %s / %s / %s; binary stochastic hidden units: %s (train / validation accuracy %.4f / "
+  .. "%.4f against %.4f / %.4f). The decay is SGD's weight_decay on the batch-summed loss (so 0.1 is 0.002 "
+  .. "per example of a mean loss), applied to the biases too. The binary net is the base net with each tanh "
+  .. "replaced by nn.BinaryStochastic (sigmoid-adjusted straight-through, slope 1, no annealing; sampled in "
+  .. "training, rounded in evaluation, where both its accuracies are measured), trained with the same SGD "
+  .. "0.01 for the same steps, nothing tuned. The post itself has no numbers; these are recur's own "
+  .. "measurements of its argument.",
   P.seeds, ms { width = 25, depth = 2 }, ms { width = 100, depth = 2 }, ms { width = 400, depth = 2 },
   ms { width = 100, depth = 1 }, ms { width = 100, depth = 2 }, ms { width = 100, depth = 3 },
   P.base.width, P.base.width, string.format("%.4f", bg[1]), first_b, string.format("%.4f", base_gap), P.steps,
   string.format("%.4f", bg[#bg]), last_b,
   ms { width = 100, depth = 2, dropout = 0.25 }, ms { width = 100, depth = 2, dropout = 0.5 }, ms(P.base),
-  ms { width = 100, depth = 2, l2 = 0.01 }, ms { width = 100, depth = 2, l2 = 0.1 }, ms { width = 100, depth = 2, l2 = 1 }))
+  ms { width = 100, depth = 2, l2 = 0.01 }, ms { width = 100, depth = 2, l2 = 0.1 }, ms { width = 100, depth = 2, l2 = 1 },
+  ms(BINARY), mean_of(BINARY, "train_acc"), mean_of(BINARY, "val_acc"), mean_of(P.base, "train_acc"),
+  mean_of(P.base, "val_acc")))
 -- the verdict: each knob's move of the two gaps from the base net, largest first
 local base_ce = stats.mean(ce_gap(P.base))
 local moves = {}
@@ -273,6 +305,7 @@ move("depth 1", { width = 100, depth = 1 })
 move("depth 3", { width = 100, depth = 3 })
 for _, p in ipairs { 0.25, 0.5 } do move("dropout " .. p, { width = 100, depth = 2, dropout = p }) end
 for _, l2 in ipairs(L2S) do move("L2 " .. l2, { width = 100, depth = 2, l2 = l2 }) end
+move("binary stochastic units", BINARY)
 local bfirst, bbase = by_step[first_b], by_step[P.steps]
 moves[#moves + 1] = { name = string.format("%d steps instead of %d", first_b, P.steps),
   acc = stats.mean(bfirst.gap) - base_gap, ce = stats.mean(bfirst.ce_gap) - stats.mean(bbase.ce_gap) }
