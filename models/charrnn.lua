@@ -28,23 +28,12 @@
 -- (recur.load) and names the Lua-source format of older versions, which is no longer read.
 local recur = require("recur")
 local nn = recur.nn
+local options = require "models.options"
 local IS = recur.rnn.initial_state
 
 local CharRNN = nn.Module:extend("CharRNN")
 
-local function int_opt(o, k, default, min)
-  local v = o[k]
-  if v == nil then v = default end
-  if math.type(v) ~= "integer" then
-    if type(v) == "number" and v == math.floor(v) then
-      v = math.tointeger(v)
-    else
-      error(string.format("CharRNN: %s must be an integer, got %s", k, tostring(v)), 4)
-    end
-  end
-  if v < min then error(string.format("CharRNN: %s must be >= %d, got %d", k, min, v), 4) end
-  return v
-end
+local function int_opt(o, k, default, min) return options.int("CharRNN", o, k, default, min) end
 
 -- CharRNN.new{...} and CharRNN{...} both build a model (Module:new, then init)
 function CharRNN.new(a, b)

@@ -38,23 +38,12 @@
 -- WordRNN.adam sets eps = 1e-8 / sqrt(1 - beta2^t) before step t, which gives TF's update.
 local recur = require("recur")
 local nn = recur.nn
+local options = require "models.options"
 local tbptt = recur.tbptt
 
 local WordRNN = nn.Module:extend("WordRNN")
 
-local function int_opt(o, k, default, min)
-  local v = o[k]
-  if v == nil then v = default end
-  if math.type(v) ~= "integer" then
-    if type(v) == "number" and v == math.floor(v) then
-      v = math.tointeger(v)
-    else
-      error(string.format("WordRNN: %s must be an integer, got %s", k, tostring(v)), 4)
-    end
-  end
-  if v < min then error(string.format("WordRNN: %s must be >= %d, got %d", k, min, v), 4) end
-  return v
-end
+local function int_opt(o, k, default, min) return options.int("WordRNN", o, k, default, min) end
 
 function WordRNN.new(a, b)
   if type(a) == "table" and rawget(a, "_class_name") then return nn.Module.new(a, b) end
