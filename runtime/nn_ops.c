@@ -378,6 +378,18 @@ rc_tensor *rc_layer_norm(rc_tensor *x, rc_tensor *gamma, rc_tensor *beta, float 
 
 /* saved: 0 input [R, C], 1 target ([R] or [R, C]), 2 weights [R] or none, 3 lse [R]
  * i[0] reduction, i[1] soft, i[2] log_probs; d[0] the mean's denominator */
+/* The loss tensor of a cross-entropy: the per-row losses for RC_REDUCE_NONE, else their sum or
+ * their sum over `count` (the rows, or the mask's sum). NULL when out of memory. */
+static rc_tensor *xent_result(rc_ctx *c, rc_reduction reduction, const rc_shape *rows_shape,
+                              const float *lossd, int64_t R, double total, double count) {
+  if (reduction == RC_REDUCE_NONE) {
+    rc_tensor *y = rc_empty(c, rows_shape->ndim, rows_shape->size);
+    if (y) memcpy(rc_data(y), lossd, (size_t)R * sizeof(float));
+    return y;
+  }
+  return rc_scalar(c, (float)(reduction == RC_REDUCE_SUM ? total : total / count));
+}
+
 static int xent_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
   rc_tensor *x = rc_node_saved(n, 0), *t = rc_node_saved(n, 1), *lse = rc_node_saved(n, 3);
   rc_tensor *w = n->saved[2] ? rc_node_saved(n, 2) : NULL;
@@ -527,15 +539,8 @@ rc_tensor *rc_cross_entropy(rc_tensor *input, rc_tensor *target, int64_t base, r
     float *d = rc_data(t);
     for (int64_t r = 0; r < R; r++) d[r] = (wd && wd[r] == 0.0f) ? 0.0f : d[r] - (float)base;
   }
-  if (reduction == RC_REDUCE_NONE) {
-    y = rc_empty(c, rows_shape.ndim, rows_shape.size);
-    if (!y) goto fail;
-    memcpy(rc_data(y), lossd, (size_t)R * sizeof(float));
-  } else {
-    double v = reduction == RC_REDUCE_SUM ? total : total / (mask ? denom : (double)R);
-    y = rc_scalar(c, (float)v);
-    if (!y) goto fail;
-  }
+  y = xent_result(c, reduction, &rows_shape, lossd, R, total, mask ? denom : (double)R);
+  if (!y) goto fail;
   rc_node *n;
   if (rc_record(c, log_probs ? "NllBackward" : "CrossEntropyBackward", xent_backward, &input, 1, &y,
                 &n))
@@ -787,15 +792,8 @@ rc_tensor *rc_linear_cross_entropy(rc_tensor *x, rc_tensor *w, rc_tensor *b, rc_
     if (gin[1]) gemm(1, 0, V, D, nr, zd, xd + r0 * D, 1.0f, rc_data(gin[1])); /* dz^T x */
     if (gin[2]) rc_colsum_add(zd, nr, V, rc_data(gin[2]));
   }
-  if (reduction == RC_REDUCE_NONE) {
-    y = rc_empty(c, rows_shape.ndim, rows_shape.size);
-    if (!y) goto fail;
-    memcpy(rc_data(y), lossd, (size_t)R * sizeof(float));
-  } else {
-    double v = reduction == RC_REDUCE_SUM ? total : total / (mask ? denom : (double)R);
-    y = rc_scalar(c, (float)v);
-    if (!y) goto fail;
-  }
+  y = xent_result(c, reduction, &rows_shape, lossd, R, total, mask ? denom : (double)R);
+  if (!y) goto fail;
   rc_node *n;
   if (rc_record(c, "LinearCrossEntropyBackward", lxent_backward, inputs, nin, &y, &n)) goto fail;
   if (n && pre) {
