@@ -319,6 +319,63 @@ static void test_close_next_call(recur_runtime *rt) {
   CHECK(recur_run_string(rt, "CO = nil", NULL) == RECUR_OK);
 }
 
+/* The Lua half's modules that reach files or processes on the host (plots, results files, the
+ * notebook kernel, MPI) are reachable by require; using them must fail with a Lua error and
+ * touch nothing. Each runs in a fresh runtime: a loaded module stays in package.loaded, which
+ * the main loop's heap check would count against the next attack. */
+static const attack library_attacks[] = {
+    {"recur.plot writes a PNG",
+     "return require('recur.plot').lines{file = '/tmp/recur_pwned', "
+     "series = {{name = 'a', x = {1, 2}, y = {1, 2}}}}",
+     SCRIPT, ANY, "field 'execute'"},
+    {"recur.plot available", "return require('recur.plot').available()", SCRIPT, ANY,
+     "field 'execute'"},
+    {"recur.experiment writes a results file",
+     "local e = require('recur.experiment')\n"
+     "local s = e.sweep{name = 'x', out = '/tmp/recur_pwned', quiet = true, seeds = {1},\n"
+     "  configs = {{}}, run = function() return {loss = 1} end}\n"
+     "return s:run()",
+     SCRIPT, ANY, "field 'getenv'"},
+    {"recur.experiment machine facts", "return require('recur.experiment.report').machine()",
+     SCRIPT, ANY, "global 'io'"},
+    {"recur.kernel installs a kernelspec",
+     "return require('recur.kernel').install({'--prefix', '/tmp/recur_pwned'}, '/bin/sh')", SCRIPT,
+     ANY, "field 'execute'"},
+    {"recur.kernel runs", "return require('recur.kernel').run('/tmp/recur_pwned')", SCRIPT, ANY,
+     NULL},
+    {"recur.kernel_io", "return require('recur.kernel_io')", SCRIPT, ANY,
+     "module 'recur.kernel_io' not found"},
+    {"recur.mpi", "return require('recur.mpi').init()", SCRIPT, ANY, "field 'getenv'"},
+    {"recur_mpi C module", "return require('recur_mpi')", SCRIPT, ANY,
+     "module 'recur_mpi' not found"},
+};
+
+static void test_library_modules(const recur_options *o) {
+  int n = (int)(sizeof library_attacks / sizeof library_attacks[0]);
+  for (int i = 0; i < n; i++) {
+    const attack *a = &library_attacks[i];
+    recur_runtime *rt = NULL;
+    CHECK(recur_new(o, &rt) == RECUR_OK);
+    if (!rt) return;
+    int rc = recur_run_string(rt, a->code, "=attack");
+    const char *msg = "";
+    recur_last_error(rt, &msg);
+    int ok = rc == a->want && (!a->text || strstr(msg, a->text) != NULL);
+    if (!ok)
+      fprintf(stderr, "library attack '%s': status %d (want %d), message: %.300s\n", a->name, rc,
+              a->want, msg);
+    if (getenv("RECUR_VERBOSE")) fprintf(stderr, "library attack '%s': %.200s\n", a->name, msg);
+    CHECK(ok);
+    CHECK(recur_run_string(rt, "return recur.ones(2):sum():item()", "=after") == RECUR_OK);
+    recur_free(rt);
+    FILE *f = fopen("/tmp/recur_pwned", "r");
+    if (f) fprintf(stderr, "library attack '%s' wrote /tmp/recur_pwned\n", a->name);
+    CHECK(f == NULL);
+    if (f) fclose(f);
+  }
+  printf("%d library modules' attacks checked\n", n);
+}
+
 int main(void) {
   /* a net against hangs only; no attack's time is asserted (the machine may be busy) */
   alarm(120);
@@ -388,6 +445,7 @@ int main(void) {
     if (ok) blocked++;
   }
   test_close_next_call(rt);
+  test_library_modules(&o);
   printf("%d of %d attacks blocked\n", blocked, N_ATTACKS);
   CHECK(blocked == N_ATTACKS);
   CHECK(N_ATTACKS >= 20);
