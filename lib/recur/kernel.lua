@@ -17,9 +17,11 @@ local MAX_HTML_NUMEL = 400 -- a tensor this small (and at most 2-D) is also an H
 local FLUSH_SECONDS = 0.05 -- stream output is sent at most this often while a cell runs
 local FLUSH_BYTES = 8192
 
+-- the kernel's own log goes to the real stderr (the terminal), not to the notebook's stream
+local log_file = io.stderr
 local function log(fmt, ...)
-  io.stderr:write("recur kernel: ", fmt:format(...), "\n")
-  io.stderr:flush()
+  log_file:write("recur kernel: ", fmt:format(...), "\n")
+  log_file:flush()
 end
 
 local function read_file(path, mode)
@@ -302,9 +304,16 @@ local function input(prompt)
   end
 end
 
-local function install_io()
-  _G.print = function(...) stream_write("stdout", plain(...) .. "\n") end
-  io.write = function(...)
+-- A stand-in for io.stdout / io.stderr whose writes become the notebook's stream messages:
+-- the library's progress lines (io.stderr:write) and tables (io.stdout:write) show in the
+-- cell, not in the terminal that started Jupyter.
+local function stream_file(name)
+  local f = {}
+  local function check_self(self, method)
+    if self ~= f then error(("io.%s:%s: call it with ':'"):format(name, method), 3) end
+  end
+  function f.write(self, ...)
+    check_self(self, "write")
     local parts = {}
     for i = 1, select("#", ...) do
       local v = select(i, ...)
@@ -313,9 +322,30 @@ local function install_io()
       end
       parts[i] = tostring(v)
     end
-    stream_write("stdout", table.concat(parts))
-    return io.stdout
+    stream_write(name, table.concat(parts))
+    return f
   end
+  function f.flush(self)
+    check_self(self, "flush")
+    flush_stream()
+    return f
+  end
+  function f.setvbuf(self)
+    check_self(self, "setvbuf")
+    return true
+  end
+  function f.close(self)
+    check_self(self, "close")
+    return nil, "io." .. name .. ": the notebook's stream cannot be closed"
+  end
+  return setmetatable(f, { __name = "FILE*", __tostring = function() return "file (" .. name .. ")" end })
+end
+
+local function install_io()
+  _G.print = function(...) stream_write("stdout", plain(...) .. "\n") end
+  io.stdout = stream_file("stdout")
+  io.stderr = stream_file("stderr")
+  io.write = function(...) return io.stdout.write(io.stdout, ...) end
   io.read = function(fmt, ...)
     if select("#", ...) > 0 then error("io.read: one format at most in a notebook", 2) end
     fmt = fmt or "l"
