@@ -409,6 +409,15 @@ if P == "quick" then
     .. "far from the post's 20 epochs of PTB; --full runs the post's table on all of Brown.",
     train_ids:numel(), val_ids:numel(), #experiment.seeds(args, { quick = 2, full = 2, smoke = 1 })))
 end
+if P == "full" and (train_ids:numel() < corpus.train:numel() or val_ids:numel() < corpus.val:numel()) then
+  rep:note(string.format("This --full run is REDUCED: the post's whole table (7 rows x 3 learning "
+    .. "rates, %d epochs) but on the first %d training and %d validation tokens of %s (of %d and "
+    .. "%d), %d seed%s per cell; all of Brown is about %d times the training tokens and did not fit "
+    .. "the time at hand. Read it for the comparisons within a column, not for the level.",
+    epochs, train_ids:numel(), val_ids:numel(), corpus_name, corpus.train:numel(),
+    corpus.val:numel(), #sweep.seeds, #sweep.seeds == 1 and "" or "s",
+    math.floor(corpus.train:numel() / train_ids:numel() + 0.5)))
+end
 rep:note("Model and training as the post's code: embedding 50, dropout keep 0.8 on the inputs and "
   .. "the outputs, vanilla tanh RNN 100 (concat form), softmax over the vocabulary, batch 32, Adam, "
   .. "the state carried across batches and reset at each epoch, validation from a zero state "
