@@ -1,30 +1,15 @@
 -- recur.json against Debian's lua-cjson 2.1.0: what each keeps of doubles, integers and key
 -- order, what each refuses, and the time to decode and encode a results file (ratios within
 -- one run). docs/architecture.md ("JSON") quotes its figures.
-local usage = "usage: recur bench/json_cjson.lua [--n N] [--file FILE] [--reps R]"
-local opts = { n = 100000, file = "docs/results/first_convergence_bias.json", reps = 5 }
-local i = 1
-while arg and arg[i] do
-  local a = arg[i]
-  if a == "--help" or a == "-h" then
-    print(usage)
-    print("Compares recur.json with lua-cjson: round trips of N random doubles and int64s (default")
-    print("100000), key order over processes, strictness, and the best of R (default 5) decodes")
-    print("and encodes of FILE (default docs/results/first_convergence_bias.json).")
-    return
-  end
-  local k = a:match("^%-%-(%a+)$")
-  if not k or opts[k] == nil or arg[i + 1] == nil then
-    io.stderr:write("json_cjson: unknown or incomplete option '" .. a .. "' (see --help)\n")
-    os.exit(2)
-  end
-  opts[k] = k == "file" and arg[i + 1] or math.tointeger(tonumber(arg[i + 1]))
-  if opts[k] == nil then
-    io.stderr:write("json_cjson: --" .. k .. " must be an integer\n")
-    os.exit(2)
-  end
-  i = i + 2
-end
+local opts = require("scripts.args").parse(arg, {
+  name = "recur bench/json_cjson.lua",
+  about = "Compares recur.json with lua-cjson: round trips of random doubles and int64s, key order\n"
+    .. "over processes, what each decoder accepts, and the best CPU time of decodes and encodes of\n"
+    .. "a results file.",
+  { "n", "int", 100000, "random doubles and random int64s to round-trip" },
+  { "file", "file", "docs/results/first_convergence_bias.json", "the JSON file to time" },
+  { "reps", "int", 5, "decodes and encodes of the file (the best is kept)" },
+})
 
 require "recur"
 local json = require "recur.json"
@@ -67,7 +52,7 @@ for _ = 1, N do
 end
 print(string.format("int64s (%d, uniform): cjson.decode gives a float for %d and a different value for %d; recur.json loses %d",
   N, ints.cjson_type, ints.cjson_value, ints.recur))
-print(string.format("small integers: cjson.decode('[12]')[1] is a %s, recur.json's a %s; cjson.encode(2^53 + 1) = %s",
+print(string.format("small integers: cjson.decode('[12]')[1] is a %s (recur.json's: %s); cjson.encode(2^53 + 1) = %s",
   math.type(cjson.decode("[12]")[1]), math.type(json.decode("[12]")[1]), cjson.encode({ (1 << 53) + 1 })))
 
 -- key order: the same table encoded by fresh processes (Lua 5.4 seeds its string hash per state)
