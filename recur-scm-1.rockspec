@@ -19,6 +19,9 @@ half of the library compiled into one C module.]],
 }
 dependencies = {
   "lua >= 5.4, < 5.5",
+  -- scripts/args.lua's parser (the scripts and recur.experiment's command line); Debian's
+  -- lua-argparse provides it outside any rocks tree (tests/rockspec_spec.lua says so to luarocks)
+  "argparse >= 0.7",
 }
 external_dependencies = {
   OPENBLAS = { library = "openblas" }, -- its header is multiarch: the Makefile knows where

@@ -4,7 +4,7 @@
 local recur = require "recur"
 local Args = require "scripts.args"
 local opts = Args.parse(arg or {}, {
-  usage = "mpirun -np N recur bench/mpi_allreduce.lua [options]",
+  name = "mpirun -np N recur bench/mpi_allreduce.lua",
   prog = "mpi_allreduce",
   about = "Times recur.mpi.allreduce of float tensors of several sizes (median of --reps calls).",
   { "sizes", "list", "1000,100000,1000000,3000000", "element counts, comma separated" },

@@ -1,42 +1,19 @@
 -- Forward + backward time of every fused cell over a whole sequence, with GFLOP/s (GEMM
 -- FLOPs only) beside the sgemm rate measured in the same run.
--- usage: lua5.4 bench/rnn_cells.lua [--hidden 128,512] [--T 50] [--B 32] [--input H]
---                                   [--threads N] [--reps N] [--cells lstm,gru,...]
+-- Options: --help (scripts/args.lua).
 local recur = require("recur")
 
-local function usage()
-  print([[usage: rnn_cells.lua [options]
-  --hidden LIST   hidden sizes, comma separated (default 128,512)
-  --T N           sequence length (default 50)
-  --B N           batch size (default 32)
-  --input N       input size (default: the hidden size)
-  --threads N     BLAS threads (default: 1)
-  --reps N        timed repetitions per case, best is reported (default 5)
-  --cells LIST    cells to run (default: all, gru in both forms)
-  --help          this text]])
-end
-
-local opts = { hidden = "128,512", T = 50, B = 32, threads = 1, reps = 5 }
-local i = 1
-while arg and i <= #arg do
-  local a = arg[i]
-  if a == "--help" or a == "-h" then
-    usage()
-    os.exit(0)
-  end
-  local k = a:match("^%-%-(%w+)$")
-  if not k or opts[k] == nil and k ~= "input" and k ~= "cells" then
-    io.stderr:write("rnn_cells: unknown option " .. a .. " (see --help)\n")
-    os.exit(2)
-  end
-  local v = arg[i + 1]
-  if v == nil then
-    io.stderr:write("rnn_cells: option " .. a .. " needs a value\n")
-    os.exit(2)
-  end
-  opts[k] = v
-  i = i + 2
-end
+local opts = require("scripts.args").parse(arg, {
+  name = "lua5.4 bench/rnn_cells.lua",
+  about = "Forward + backward time of every fused cell over a sequence, with GFLOP/s beside sgemm's.",
+  { "hidden", "list", "128,512", "hidden sizes, comma separated" },
+  { "T", "int", 50, "sequence length" },
+  { "B", "int", 32, "batch size" },
+  { "input", "int", nil, "input size (default: the hidden size)" },
+  { "threads", "int", 1, "BLAS threads" },
+  { "reps", "int", 5, "timed repetitions per case, the best is reported" },
+  { "cells", "list", nil, "cells to run, comma separated (default: all, gru in both forms)" },
+})
 local function posint(v, name)
   local n = tonumber(v)
   if not n or n < 1 or n ~= math.floor(n) then

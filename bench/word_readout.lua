@@ -3,36 +3,21 @@
 -- nn.linear_cross_entropy, interleaved in one process; prints each one's median and the
 -- ratio's median and range. With --torch, also runs bench/word_readout_torch.py (PyTorch's
 -- F.cross_entropy(F.linear(h)), the same sizes) and prints recur fused / PyTorch.
--- usage: lua5.4 bench/word_readout.lua [--rounds N] [--threads N] [--torch]
+-- Options: --help (scripts/args.lua).
 local recur = require("recur")
 local nn = require("recur.nn")
 
-local rounds, threads, torch = 9, 1, false
-local i = 1
-while arg and i <= #arg do
-  local a = arg[i]
-  if a == "--help" or a == "-h" then
-    print("usage: word_readout.lua [--rounds N] [--threads N] [--torch]\n"
-      .. "  --rounds N   interleaved rounds, best of 3 calls each (default 9)\n"
-      .. "  --threads N  BLAS threads (default 1)\n"
-      .. "  --torch      also time PyTorch's unfused readout (/usr/bin/python3)")
-    os.exit(0)
-  elseif a == "--rounds" or a == "--threads" then
-    local n = math.tointeger(tonumber(arg[i + 1]))
-    if not n or n < 1 then
-      io.stderr:write("word_readout: " .. a .. " needs a positive integer\n")
-      os.exit(2)
-    end
-    if a == "--rounds" then rounds = n else threads = n end
-    i = i + 2
-  elseif a == "--torch" then
-    torch = true
-    i = i + 1
-  else
-    io.stderr:write("word_readout: unknown option " .. a .. " (see --help)\n")
-    os.exit(2)
-  end
+local opts = require("scripts.args").parse(arg, {
+  name = "lua5.4 bench/word_readout.lua",
+  about = "The word model's readout: cross_entropy(linear(h)) against nn.linear_cross_entropy.",
+  { "rounds", "int", 9, "interleaved rounds, best of 3 calls each" },
+  { "threads", "int", 1, "BLAS threads" },
+  { "torch", "flag", false, "also time PyTorch's unfused readout (/usr/bin/python3)" },
+})
+for _, k in ipairs({ "rounds", "threads" }) do
+  if opts[k] < 1 then require("scripts.args").die("word_readout: --" .. k .. " must be at least 1, got " .. opts[k]) end
 end
+local rounds, threads, torch = opts.rounds, opts.threads, opts.torch
 recur.threads(threads)
 
 local R, D, V = 640, 100, 10000

@@ -1,18 +1,26 @@
--- A small command-line parser for the scripts: declared options with types, defaults and help.
+-- The scripts' command line: a table of options turned into a lua-argparse parser, so that
+-- usage, --help and errors have argparse's familiar form.
 --
 --   local args = require("scripts.args").parse(arg, {
---     usage = "recur scripts/x.lua [options]",
+--     name = "recur scripts/x.lua",                       -- the program, as usage shows it
 --     about = "What the script does.",
---     { "data", "file", nil, "text file to train on" },      -- name, type, default, help
+--     { "data", "file", nil, "text file to train on" },    -- name, type, default, help
 --     { "hidden", "int", 128, "units per layer" },
 --     { "lr", "number", 2e-3, "learning rate" },
---     { "cell", { "lstm", "gru" }, "lstm", "cell type" },       -- a list: one of these
+--     { "cell", { "lstm", "gru" }, "lstm", "cell type" },  -- a list: one of these
 --     { "quiet", "flag", false, "print less" },
+--     { "verbose", "flag", false, "print more" },
+--     exclusive = { { "quiet", "verbose" } },               -- at most one of these
 --   })
--- --name value and --name=value are accepted; flags take no value; --help prints the help and
--- exits. Errors name the option and end the program with a clear message (exit code 2),
--- prefixed with "PROG: " when the spec has prog = "PROG". A type that is none of the above
--- ("file", "dir", "list", "text", ...) is a string, shown upper-cased in the help.
+-- --name value and --name=value are accepted (the value may begin with "-": --lr -1e-3);
+-- flags take no value; -h and --help print the help and exit 0. A wrong command line prints the usage and
+-- "Error: ..." naming the option and exits 2. A type that is none of the above ("file", "dir",
+-- "list", "text", ...) is a string, shown as <file> and so on in the help. An older spec's
+-- usage = "recur scripts/x.lua [options]" still works: the program is its part up to ".lua".
+-- Returns a table name -> value (dashes in names become underscores; an option not given has
+-- its default), and .given[name] = true for the options set on the command line.
+local argparse = require "argparse"
+
 local M = {}
 
 local function die(msg)
@@ -20,83 +28,172 @@ local function die(msg)
   os.exit(2)
 end
 
-local function type_name(ty)
-  if type(ty) == "table" then return table.concat(ty, "|") end
-  if ty == "flag" then return "" end
-  return ty:upper()
+local function program(spec)
+  if spec.name then return spec.name end
+  local u = spec.usage
+  if not u then return "recur script.lua" end
+  return u:match("^(.-%.lua)%f[%s%z]") or (u:gsub("%s*%[options%]%s*$", ""))
+end
+
+local function to_int(name)
+  return function(v)
+    local n = math.tointeger(tonumber(v))
+    if not n then return nil, string.format("--%s must be an integer, got '%s'", name, v) end
+    return n
+  end
+end
+
+local function to_number(name)
+  return function(v)
+    local n = tonumber(v)
+    if not n or n ~= n then return nil, string.format("--%s must be a number, got '%s'", name, v) end
+    return n
+  end
+end
+
+-- the argparse parser of a spec; its errors print the usage and exit 2
+function M.parser(spec)
+  local p = argparse(program(spec), spec.about, spec.epilog)
+  local made = {}
+  for _, o in ipairs(spec) do
+    local name, ty, default, help = o[1], o[2], o[3], o[4] or ""
+    if default ~= nil and ty ~= "flag" then
+      -- written here, not given to argparse: argparse would run a default through the
+      -- option's action, and .given must see only the command line
+      help = help .. " (default: " .. tostring(default) .. ")"
+    end
+    if ty == "flag" then
+      made[name] = p:flag("--" .. name, help)
+    else
+      local opt = p:option("--" .. name, help)
+      made[name] = opt
+      if type(ty) == "table" then
+        opt:choices(ty)
+      elseif ty == "int" then
+        opt:argname("<int>"):convert(to_int(name))
+      elseif ty == "number" then
+        opt:argname("<number>"):convert(to_number(name))
+      else
+        opt:argname("<" .. ty .. ">")
+      end
+    end
+  end
+  for _, group in ipairs(spec.exclusive or {}) do
+    local opts = {}
+    for i, name in ipairs(group) do
+      opts[i] = made[name] or error("args: exclusive names --" .. name .. ", which is not an option", 2)
+    end
+    p:mutex(table.unpack(opts))
+  end
+  p.error = function(self, msg)
+    io.stderr:write(self:get_usage(), "\n\nError: ", msg, "\n")
+    os.exit(2)
+  end
+  return p
 end
 
 function M.help(spec)
-  local lines = { "usage: " .. (spec.usage or "recur script.lua [options]") }
-  if spec.about then lines[#lines + 1] = "\n" .. spec.about end
-  lines[#lines + 1] = "\noptions:"
+  return M.parser(spec):get_help()
+end
+
+-- argparse reads a word after an option that begins with "-" as an option of its own; the
+-- scripts took it as the value ("--lr -1e-3", "--prime '-- so'") unless it names an option
+local function join_values(argv, spec)
+  local takes_value, known = {}, { ["-h"] = true, ["--help"] = true }
   for _, o in ipairs(spec) do
-    local left = "  --" .. o[1] .. (o[2] == "flag" and "" or (" " .. type_name(o[2])))
-    local def = ""
-    if o[3] ~= nil and o[2] ~= "flag" then def = " (default " .. tostring(o[3]) .. ")" end
-    lines[#lines + 1] = string.format("%-30s %s%s", left, o[4] or "", def)
+    known["--" .. o[1]] = true
+    if o[2] ~= "flag" then takes_value["--" .. o[1]] = true end
   end
-  lines[#lines + 1] = string.format("%-30s %s", "  --help", "print this help")
-  if spec.epilog then lines[#lines + 1] = "\n" .. spec.epilog end
-  return table.concat(lines, "\n")
-end
-
-local function convert(o, v, fail)
-  local name, ty = o[1], o[2]
-  if type(ty) == "table" then
-    for _, c in ipairs(ty) do
-      if c == v then return v end
+  local out, i = {}, 1
+  while argv[i] ~= nil do
+    local a, nxt = argv[i], argv[i + 1]
+    if takes_value[a] and type(nxt) == "string" and nxt:sub(1, 1) == "-" and not known[nxt:match("^[^=]*")] then
+      out[#out + 1] = a .. "=" .. nxt
+      i = i + 2
+    else
+      out[#out + 1] = a
+      i = i + 1
     end
-    fail(string.format("--%s must be one of %s, got '%s'", name, table.concat(ty, ", "), v))
-  elseif ty == "int" then
-    local n = math.tointeger(tonumber(v))
-    if not n then fail(string.format("--%s must be an integer, got '%s'", name, v)) end
-    return n
-  elseif ty == "number" then
-    local n = tonumber(v)
-    if not n or n ~= n then fail(string.format("--%s must be a number, got '%s'", name, v)) end
-    return n
   end
-  return v
+  return out
 end
 
--- returns a table name -> value (dashes in names become underscores), and .given[name] for
--- the options set on the command line
+function M.parser(spec)
+  local p = argparse(program(spec), spec.about, spec.epilog)
+  local made = {}
+  for _, o in ipairs(spec) do
+    local name, ty, default, help = o[1], o[2], o[3], o[4] or ""
+    if default ~= nil and ty ~= "flag" then
+      -- written here, not given to argparse: argparse would run a default through the
+      -- option's action, and .given must see only the command line
+      help = help .. " (default: " .. tostring(default) .. ")"
+    end
+    if ty == "flag" then
+      made[name] = p:flag("--" .. name, help)
+    else
+      local opt = p:option("--" .. name, help)
+      made[name] = opt
+      if type(ty) == "table" then
+        opt:choices(ty)
+      elseif ty == "int" then
+        opt:argname("<int>"):convert(to_int(name))
+      elseif ty == "number" then
+        opt:argname("<number>"):convert(to_number(name))
+      else
+        opt:argname("<" .. ty .. ">")
+      end
+    end
+  end
+  for _, group in ipairs(spec.exclusive or {}) do
+    local opts = {}
+    for i, name in ipairs(group) do
+      opts[i] = made[name] or error("args: exclusive names --" .. name .. ", which is not an option", 2)
+    end
+    p:mutex(table.unpack(opts))
+  end
+  p.error = function(self, msg)
+    io.stderr:write(self:get_usage(), "\n\nError: ", msg, "\n")
+    os.exit(2)
+  end
+  return p
+end
+
+function M.help(spec)
+  return M.parser(spec):get_help()
+end
+
+-- argparse reads "-1" after an option as an option of its own: "--seed -1" becomes "--seed=-1"
+local function join_negative(argv, spec)
+  local takes_value = {}
+  for _, o in ipairs(spec) do
+    if o[2] ~= "flag" then takes_value["--" .. o[1]] = true end
+  end
+  local out, i = {}, 1
+  while argv[i] ~= nil do
+    local a, nxt = argv[i], argv[i + 1]
+    if takes_value[a] and type(nxt) == "string" and nxt:match("^%-%.?%d") then
+      out[#out + 1] = a .. "=" .. nxt
+      i = i + 2
+    else
+      out[#out + 1] = a
+      i = i + 1
+    end
+  end
+  return out
+end
+
 function M.parse(argv, spec)
-  local function fail(msg) die(spec.prog and spec.prog .. ": " .. msg or msg) end
-  local by = {}
+  local parsed = M.parser(spec):parse(join_values(argv, spec))
   local out = { given = {} }
   for _, o in ipairs(spec) do
-    by[o[1]] = o
-    out[o[1]:gsub("-", "_")] = o[3]
-  end
-  local i = 1
-  while argv[i] ~= nil do
-    local a = argv[i]
-    if a == "--help" or a == "-h" then
-      print(M.help(spec))
-      os.exit(0)
-    end
-    local name, val = a:match("^%-%-([%w%-]+)=(.*)$")
-    if not name then name = a:match("^%-%-([%w%-]+)$") end
-    if not name then fail(string.format("unexpected argument '%s' (try --help)", a)) end
-    local o = by[name]
-    if not o then fail(string.format("unknown option --%s (try --help)", name)) end
-    if o[2] == "flag" then
-      if val ~= nil then fail(string.format("--%s takes no value", name)) end
-      val = true
-    elseif val == nil then
-      i = i + 1
-      val = argv[i]
-      if val == nil then fail(string.format("--%s needs a value", name)) end
-      val = convert(o, val, fail)
+    local key = o[1]:gsub("-", "_")
+    local v = parsed[key]
+    if v ~= nil then
+      out[key] = v
+      out.given[key] = true
     else
-      val = convert(o, val, fail)
+      out[key] = o[3]
     end
-    local key = name:gsub("-", "_")
-    out[key] = val
-    out.given[key] = true
-    i = i + 1
   end
   return out
 end

@@ -1,25 +1,16 @@
 -- A first look at the engine: fits y = sin(3x) with a two-layer tanh network written from
 -- primitive ops (matmul, tanh, mean), trained by plain gradient descent through autograd.
--- usage: recur scripts/demo_engine.lua [--steps N] [--hidden H] [--lr LR] [--seed S]
 local recur = require "recur"
 
-local opts = { steps = 2000, hidden = 32, lr = 0.1, seed = 1 }
-local i = 1
-while arg and arg[i] do
-  local a = arg[i]
-  if a == "--help" or a == "-h" then
-    print("usage: recur scripts/demo_engine.lua [--steps N] [--hidden H] [--lr LR] [--seed S]")
-    print("Fits y = sin(3x) on [-1, 1] with a 1-H-1 tanh network and prints the loss.")
-    os.exit(0)
-  end
-  local k = a:match("^%-%-(%w+)$")
-  if not k or opts[k] == nil or not tonumber(arg[i + 1]) then
-    io.stderr:write("demo_engine: unknown or incomplete option '" .. a .. "' (see --help)\n")
-    os.exit(1)
-  end
-  opts[k] = tonumber(arg[i + 1])
-  i = i + 2
-end
+local opts = require("scripts.args").parse(arg, {
+  name = "recur scripts/demo_engine.lua",
+  about = "Fits y = sin(3x) on [-1, 1] with a 1-H-1 tanh network and prints the loss.",
+  { "steps", "int", 2000, "gradient descent steps" },
+  { "hidden", "int", 32, "hidden units (H)" },
+  { "lr", "number", 0.1, "learning rate" },
+  { "seed", "int", 1, "random seed" },
+})
+if opts.steps < 1 or opts.hidden < 1 then require("scripts.args").die("demo_engine: --steps and --hidden must be at least 1") end
 
 recur.seed(opts.seed)
 local n, h = 256, opts.hidden
@@ -44,7 +35,7 @@ for step = 1, opts.steps do
       p:zero_grad()
     end
   end)
-  if step == 1 or step % (opts.steps // 10) == 0 then
+  if step == 1 or step % math.max(1, opts.steps // 10) == 0 then
     local dt = os.clock() - t0
     print(string.format("step %5d/%d  loss %.5f  %.0f steps/s", step, opts.steps, loss:item(),
       step / math.max(dt, 1e-9)))

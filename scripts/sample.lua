@@ -13,7 +13,7 @@ local Args = require("scripts.args")
 local CharRNN = require("models.charrnn")
 
 local spec = {
-  usage = "recur scripts/sample.lua --checkpoint FILE [options]",
+  name = "recur scripts/sample.lua",
   about = "Generates text from a character model trained by scripts/train_charrnn.lua.",
   { "checkpoint", "file", nil, "the checkpoint to load" },
   { "length", "int", 500, "characters to generate" },

@@ -30,7 +30,7 @@ local OPTIMIZERS = { "adam", "sgd", "adagrad", "rmsprop" }
 local OPTIM_CLASS = { adam = "Adam", sgd = "SGD", adagrad = "Adagrad", rmsprop = "RMSProp" }
 
 local spec = {
-  usage = "recur scripts/train_charrnn.lua --data FILE [options]",
+  name = "recur scripts/train_charrnn.lua",
   about = "Trains a character-level language model on FILE and writes a checkpoint that\n"
     .. "scripts/sample.lua generates text from.",
   epilog = "Checkpoints are written atomically after every epoch, every --save-every steps and\n"

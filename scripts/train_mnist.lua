@@ -29,7 +29,7 @@ end
 -- ---- options ----
 local OPTIMIZERS = { "sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw" }
 local spec = {
-  usage = "recur scripts/train_mnist.lua [options]",
+  name = "recur scripts/train_mnist.lua",
   prog = "train_mnist",
   about = "Trains a multi-layer perceptron on MNIST, prints a progress line while it trains, then the\n"
     .. "test accuracy and the time, and writes a learning curve (train and validation) as a PNG.",

@@ -297,7 +297,7 @@ describe("experiment.cli", function()
   local script = dir .. "/s.lua"
   H.write_file(script, [[
 local experiment = require "recur.experiment"
-local a = experiment.cli(arg, { usage = "recur s.lua [options]", { "steps", "int", 7, "steps" } })
+local a = experiment.cli(arg, { name = "recur s.lua", { "steps", "int", 7, "steps" } })
 print(a.profile, a.steps, a.seeds, a.out, a.figures, a.resume, table.concat(experiment.seeds(a, { quick = 2, full = 5, smoke = 1 }), ","))
 ]])
   local function run(args) return sh(q(BIN) .. " " .. q(script) .. " " .. args) end
@@ -319,17 +319,17 @@ print(a.profile, a.steps, a.seeds, a.out, a.figures, a.resume, table.concat(expe
   it("refuses two profiles and shows the shared options in --help", function()
     local out, code = run("--full --smoke")
     assert.equal(2, code)
-    H.has(out, "choose one of --quick, --full, --smoke")
+    H.has(out, "Error: option '--smoke' can not be used together with option '--full'")
     out, code = run("--help")
     assert.equal(0, code)
-    H.has(out, "usage: recur s.lua", "--steps", "--quick", "--full", "--smoke", "--seeds", "--out", "--figures", "--no-resume")
+    H.has(out, "Usage: recur s.lua", "--steps", "--quick", "--full", "--smoke", "--seeds", "--out", "--figures", "--no-resume")
   end)
 
   it("--no-resume and the profile reach a sweep given its own file", function()
     local sweep_script = dir .. "/sw.lua"
     H.write_file(sweep_script, string.format([[
 local experiment = require "recur.experiment"
-local a = experiment.cli(arg, { usage = "recur sw.lua" })
+local a = experiment.cli(arg, { name = "recur sw.lua" })
 local n = 0
 experiment.sweep{ name = "s", file = %q, configs = { { x = 1 } }, seeds = { 1 }, quiet = true,
   run = function() n = n + 1 return { x = 1 } end }:run()

@@ -12,7 +12,7 @@ local json = require "recur.json"
 local args = require "scripts.args"
 
 local a = args.parse(arg, {
-  usage = "recur tools/report.lua [options]",
+  name = "recur tools/report.lua",
   about = "Turns the posts' results files into the reproduction report (Markdown) and its figures.",
   prog = "report",
   { "results", "dir", "results", "local results (a post's file here wins)" },

@@ -8,6 +8,8 @@
 --                       or non-string keys are errors.
 --   json.decode(s)      the inverse; null decodes to json.null (a unique sentinel) inside arrays
 --                       and objects so that positions are kept, and to nil at the top.
+-- Not lua-cjson: 2.1.0 decodes every number as a float, writes 14 digits and keys in hash order
+-- (measured in docs/architecture.md, "JSON"); the Jupyter kernel, which needs none of that, uses it.
 local json = {}
 
 json.null = setmetatable({}, { __tostring = function() return "json.null" end })
@@ -152,6 +154,7 @@ local function decode_number(s, i)
   if exp then j, isfloat = j + #exp, true end
   local text = s:sub(i, j - 1)
   local v = tonumber(text)
+  if v == math.huge or v == -math.huge then decode_error(s, i, "number out of range") end
   if not isfloat then v = math.tointeger(v) or v end
   return v, j
 end

@@ -15,7 +15,7 @@ local stats = experiment.stats
 local nn = recur.nn
 
 local args = experiment.cli(arg, {
-  usage = "recur scripts/posts/binary_stochastic.lua [options]",
+  name = "recur scripts/posts/binary_stochastic.lua",
   about = "Binary stochastic neurons on MNIST: REINFORCE (variance-adjusted or not) vs straight-through\n"
     .. "(pass-through or sigmoid-adjusted), slope annealing, the post's Experiment 5 (stochastic vs\n"
     .. "deterministic training), a deeper net and the train/validation gap of binary vs sigmoid nets.\n"

@@ -17,7 +17,7 @@ local MLP = require "models.mlp"
 
 local args = experiment.cli(arg, {
   prog = "complexity",
-  usage = "recur scripts/posts/complexity.lua [--quick | --full | --smoke] [options]",
+  name = "recur scripts/posts/complexity.lua",
   about = "The complexity of a network, measured: the train - validation accuracy gap of tanh MLPs trained\n"
     .. "on the first 1,000 MNIST training images (validation: the 5,000 images of the 55k split's\n"
     .. "validation set), as width and depth, training length and regularisers (dropout, L2 weight\n"

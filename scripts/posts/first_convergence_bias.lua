@@ -13,7 +13,7 @@ local mn = require "models.r2rt_mnist"
 
 local args = experiment.cli(arg, {
   prog = "first_convergence_bias",
-  usage = "recur scripts/posts/first_convergence_bias.lua [--quick | --full | --smoke] [options]",
+  name = "recur scripts/posts/first_convergence_bias.lua",
   about = "First Convergence Bias: does supervised layer-wise pre-training (200 steps on head 1, 200 on\n"
     .. "head 2) before the 1,000 steps of full training give better minima than full training alone?\n"
     .. "784-100-100-100 tanh, a softmax head per hidden layer, truncated normal 0.1 / biases 0.1, the\n"

@@ -38,7 +38,7 @@ local PROFILE = {
 }
 
 local spec = {
-  usage = "recur scripts/posts/initial_states.lua [--quick|--full|--smoke] [options]",
+  name = "recur scripts/posts/initial_states.lua",
   prog = "initial_states",
   about = "Reproduces R2RT's \"Non-Zero Initial States for Recurrent Neural Networks\": a character\n"
     .. "model trained on short sequences with the state reset at each one, with a zero, trained,\n"

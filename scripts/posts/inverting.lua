@@ -13,7 +13,7 @@ local mn = require "models.r2rt_mnist"
 
 local args = experiment.cli(arg, {
   prog = "inverting",
-  usage = "recur scripts/posts/inverting.lua [--quick | --full | --smoke] [options]",
+  name = "recur scripts/posts/inverting.lua",
   about = "Inverting a Neural Net: x -> sigm(x W1 + b1) -> sigm(l1 W2 + b2) -> softmax, truncated normal 0.1\n"
     .. "/ biases 0.1, Adagrad 0.01 (TF form), 2,000 steps of 1,000; then w2_inv and w1_inv trained\n"
     .. "(Adagrad 0.01, 1,000 steps of 1,000, samples with confidence > 0.8) to minimise the L1\n"

@@ -9,7 +9,7 @@ local toy = require "models.r2rt_toy"
 
 local args = experiment.cli(arg, {
   prog = "rnn1",
-  usage = "recur scripts/posts/rnn1.lua [--quick | --full | --smoke] [options]",
+  name = "recur scripts/posts/rnn1.lua",
   about = "Recurrent Neural Networks in Tensorflow I: the toy data (X_t ~ Bernoulli(0.5), P(Y_t = 1) =\n"
     .. "0.5 + 0.5 X_{t-3} - 0.25 X_{t-8}), a vanilla tanh RNN trained with TF-style truncated backprop\n"
     .. "and Adagrad 0.1, one fresh 1M-step series per epoch, batch 200. Prints the analytic entropies,\n"

@@ -10,7 +10,7 @@ local lm = require "models.r2rt_charlm"
 local mixture_gru = require "examples.cells.mixture_gru"
 
 local args = experiment.cli(arg, {
-  usage = "recur scripts/posts/rnn2.lua [--quick | --full | --smoke] [options]",
+  name = "recur scripts/posts/rnn2.lua",
   about = "Reproduces R2RT's RNN II on tiny-shakespeare: part A (3-layer LSTM, num_steps 200, "
     .. "3 epochs; fused vs Lua-unrolled), part C (GRU / LSTM / LN-LSTM, num_steps 80, 20 "
     .. "epochs, generated text), the custom mixture GRU (Lua) vs the GRU, and dropout. "

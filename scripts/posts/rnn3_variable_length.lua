@@ -22,7 +22,7 @@ local POST = {
 
 local args = experiment.cli(arg, {
   prog = "rnn3_variable_length",
-  usage = "build/recur scripts/posts/rnn3_variable_length.lua [--quick | --full | --smoke] [options]",
+  name = "build/recur scripts/posts/rnn3_variable_length.lua",
   about = "Reproduces R2RT's RNN III (variable-length sequences) on Brown sentences of 5-30 tokens\n"
     .. "labelled by genre: the classifier on the last relevant output, the seq2seq variant with the\n"
     .. "mask, padding per batch and the time of an epoch, padded vs bucketed.\n"

@@ -14,7 +14,7 @@ local WordRNN = require "models.word_rnn"
 local stats = experiment.stats
 
 local args = experiment.cli(arg, {
-  usage = "recur scripts/posts/tbptt_styles.lua [--quick|--full|--smoke] [options]",
+  name = "recur scripts/posts/tbptt_styles.lua",
   about = "Reproduces R2RT's \"Styles of Truncated Backpropagation\": minimum validation loss of\n"
     .. "true BPTT(n) vs TF-style n-step windows (Adam, 20 epochs), the two styles' gradients at\n"
     .. "n = T, the decay of each backprop distance's gradient contribution, and the time of one\n"

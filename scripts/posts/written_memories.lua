@@ -13,7 +13,7 @@ local rnn = recur.rnn
 local stats = experiment.stats
 
 local args = experiment.cli(arg, {
-  usage = "recur scripts/posts/written_memories.lua [--quick | --full | --smoke] [options]",
+  name = "recur scripts/posts/written_memories.lua",
   about = "Reproduces R2RT's Written Memories: the prototype LSTM's unbounded state, vanishing "
     .. "sensitivity against ||gamma W||^k, the cell comparison (LSTM, peephole, pseudo LSTM, "
     .. "normalized prototype, GRU, LN-LSTM) on RNN II's part C setup, and highway / residual "

@@ -32,21 +32,17 @@ function cli.parse(argv, spec)
     if taken[o[1]] then error("experiment.cli: the script's option --" .. o[1] .. " clashes with the shared one", 2) end
     full[#full + 1] = o
   end
+  full.exclusive = { { "quick", "full", "smoke" }, { "resume", "no-resume" } }
+  for _, group in ipairs(spec.exclusive or {}) do full.exclusive[#full.exclusive + 1] = group end
   local a = args.parse(argv, full)
-  local chosen = {}
+  local chosen
   for _, p in ipairs({ "quick", "full", "smoke" }) do
-    if a[p] then chosen[#chosen + 1] = p end
-  end
-  if #chosen > 1 then
-    args.die((spec.prog and spec.prog .. ": " or "") .. "choose one of --quick, --full, --smoke (got --" .. table.concat(chosen, " --") .. ")")
-  end
-  if a.resume and a.no_resume then
-    args.die((spec.prog and spec.prog .. ": " or "") .. "--resume and --no-resume contradict each other")
+    if a[p] then chosen = p end
   end
   if a.seeds ~= nil and a.seeds < 1 then
     args.die((spec.prog and spec.prog .. ": " or "") .. "--seeds must be at least 1, got " .. a.seeds)
   end
-  a.profile = chosen[1] or "quick"
+  a.profile = chosen or "quick"
   a.resume = not a.no_resume
   a.quick, a.full, a.smoke = a.profile == "quick", a.profile == "full", a.profile == "smoke"
   local sweep = require "recur.experiment.sweep"
