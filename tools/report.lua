@@ -46,24 +46,46 @@ local function read(path)
   return s
 end
 
--- post -> {path, results} (local first), and the post scripts that have none
-local posts, order = {}, {}
+-- post -> {path, results} (local first), and the post scripts that have none. A file
+-- <post>.<variant>.json (e.g. initial_states.lr1e-4.json: the same script run with other
+-- settings) becomes a subsection after the post's own results.
+local posts, order, variants = {}, {}, {}
+local function load_results(path)
+  local ok, r = pcall(json.decode, read(path) or "")
+  if not ok or type(r) ~= "table" or r.format ~= "recur-results 1" then
+    io.stderr:write("report: skipping " .. path .. ": not a results file (" .. tostring(ok and r.format or r) .. ")\n")
+    return nil
+  end
+  return r
+end
 local function add(dir, origin)
   for _, stem in ipairs(list(dir, "^([%w_%-]+)%.json$")) do
     if not posts[stem] then
       local path = dir .. "/" .. stem .. ".json"
-      local ok, r = pcall(json.decode, read(path) or "")
-      if not ok or type(r) ~= "table" or r.format ~= "recur-results 1" then
-        io.stderr:write("report: skipping " .. path .. ": not a results file (" .. tostring(ok and r.format or r) .. ")\n")
-      else
+      local r = load_results(path)
+      if r then
         posts[stem] = { post = stem, path = path, origin = origin, r = r }
         order[#order + 1] = stem
+      end
+    end
+  end
+  for _, name in ipairs(list(dir, "^([%w_%-]+%.[%w_%-]+)%.json$")) do
+    local stem, variant = name:match("^(.-)%.(.*)$")
+    variants[stem] = variants[stem] or {}
+    local vs = variants[stem]
+    if variant ~= "runs" and not vs[variant] then
+      local path = dir .. "/" .. name .. ".json"
+      local r = load_results(path)
+      if r then
+        vs[variant] = { post = stem, variant = variant, path = path, origin = origin, r = r }
+        vs[#vs + 1] = variant
       end
     end
   end
 end
 add(a.results, "local run")
 add(a.committed, "committed")
+for _, vs in pairs(variants) do table.sort(vs) end
 local missing = {}
 for _, stem in ipairs(list(a.scripts, "^([%w_%-]+)%.lua$")) do
   if not posts[stem] then missing[#missing + 1] = stem end
@@ -91,7 +113,8 @@ add_line()
 add_line("Each post of the R2RT series that recur reproduces has a script, `scripts/posts/<post>.lua`")
 add_line("(see docs/experiments.md). `make reproduce` runs every script's `--quick` profile and then")
 add_line("`make report`, which writes this page from the results files: `results/<post>.json` when")
-add_line("there is a local run, otherwise `docs/results/<post>.json`, committed from the `--full` runs.")
+add_line("there is a local run, otherwise `docs/results/<post>.json`, committed from the `--full` runs;")
+add_line("a file `<post>.<variant>.json` (the same script with other settings) follows as a subsection.")
 add_line("Each section says which profile produced it, on which machine, when, at which commit, how")
 add_line("long it took and the command that ran it. The figures are drawn again from the data in the")
 add_line("results files into `docs/img/`.")
@@ -119,11 +142,12 @@ local PROFILES = {
 }
 
 local failed_figures = 0
-for _, stem in ipairs(order) do
-  local p = posts[stem]
+-- one results file: heading, where it came from, tables, notes, figures
+local function section(p, level, heading)
   local r = p.r
+  local stem = p.post
   add_line()
-  add_line(string.format("## %s%s", r.section and (format.number(r.section) .. ". ") or "", r.title or stem))
+  add_line(string.rep("#", level) .. " " .. heading)
   add_line()
   local m = r.machine or {}
   add_line(string.format("- script: `scripts/posts/%s.lua`; results: `%s` (%s)", stem, p.path, p.origin))
@@ -137,7 +161,7 @@ for _, stem in ipairs(order) do
   add_line("- command: " .. (r.command and ("`" .. r.command .. "`") or "?"))
   for _, t in ipairs(r.tables or {}) do
     add_line()
-    add_line("### " .. (t.title or "table"))
+    add_line(string.rep("#", level + 1) .. " " .. (t.title or "table"))
     add_line()
     add_line(format.markdown_table(t))
   end
@@ -148,8 +172,9 @@ for _, stem in ipairs(order) do
       add_line(n)
     end
   end
+  local prefix = stem .. (p.variant and ("." .. p.variant) or "")
   for _, f in ipairs(r.figures or {}) do
-    local name = stem .. "-" .. tostring(f.name) .. ".png"
+    local name = prefix .. "-" .. tostring(f.name) .. ".png"
     local ok, msg = true, nil
     if not a.no_figures then ok, msg = report.render(f, a.img .. "/" .. name) end
     add_line()
@@ -160,6 +185,14 @@ for _, stem in ipairs(order) do
       io.stderr:write("report: figure " .. name .. " not drawn: " .. tostring(msg) .. "\n")
       add_line(string.format("(figure %s not drawn: %s)", name, (tostring(msg):gsub("\n.*", ""))))
     end
+  end
+end
+
+for _, stem in ipairs(order) do
+  local r = posts[stem].r
+  section(posts[stem], 2, string.format("%s%s", r.section and (format.number(r.section) .. ". ") or "", r.title or stem))
+  for _, v in ipairs(variants[stem] or {}) do
+    section(variants[stem][v], 3, string.format("%s, variant `%s`", r.title or stem, v))
   end
 end
 
