@@ -6,11 +6,14 @@ LUA_INC ?= /usr/include/lua5.4
 BLAS_INC ?= /usr/include/x86_64-linux-gnu/openblas-pthread
 OPT ?= -O2
 SAN ?=
+# jansson reads and writes the safetensors header's JSON (runtime/safetensors.c)
+JANSSON_CFLAGS := $(shell pkg-config --cflags jansson 2>/dev/null)
+JANSSON_LIBS := $(shell pkg-config --libs jansson 2>/dev/null || echo -ljansson)
 CFLAGS_BASE = -std=c11 $(OPT) -g -Wall -Wextra -Werror -fPIC -D_POSIX_C_SOURCE=200809L \
-  -I$(LUA_INC) -I$(BLAS_INC) -Iinclude $(SAN)
+  -I$(LUA_INC) -I$(BLAS_INC) -Iinclude $(JANSSON_CFLAGS) $(SAN)
 CFLAGS ?=
 ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS)
-LIBS = -lopenblas -lz -lm -lpthread
+LIBS = -lopenblas $(JANSSON_LIBS) -lz -lm -lpthread
 LUA_LIB = -llua5.4
 
 PREFIX ?= /usr/local
