@@ -683,7 +683,12 @@ rc_st_file *rc_st_read_skip(rc_ctx *c, const char *path, const char *const *skip
           path, e->name, e->dtype_name);
       goto done;
     }
-    if (rc_check_shape(c, "load", e->ndim, e->size)) goto done;
+    if (rc_check_shape(c, "load", e->ndim, e->size)) { /* its message, with file and tensor */
+      char why[RC_ERR_MAX];
+      snprintf(why, sizeof why, "%s", c->err + strlen("load: "));
+      rc_error(c, "load: %s: tensor \"%.100s\": %s", path, e->name, why);
+      goto done;
+    }
     int64_t numel = 1;
     for (int d = 0; d < e->ndim; d++) numel *= e->size[d];
     uint64_t bytes = (uint64_t)numel * (uint64_t)DTYPES[e->dtype].size;

@@ -268,6 +268,9 @@ describe("load refuses a bad file", function()
     refused(tmp("o6"), "are reversed")
     st_file(tmp("o7"), { a = { dtype = "F32", shape = { 1, 1, 1, 1, 1, 1, 1, 1, 1 }, data_offsets = { 0, 4 } } }, f32(1))
     refused(tmp("o7"), 'the shape of tensor "a" has more than 8 dimensions')
+    -- found by tests/c/fuzz_safetensors_header.c: this message named neither file nor tensor
+    st_file(tmp("o8"), { a = { dtype = "F32", shape = { 1099511627777 }, data_offsets = { 0, 4 } } }, f32(1))
+    refused(tmp("o8"), 'tensor "a": shape is too large (more than 2^40 elements)')
   end)
 
   it("an unknown dtype", function()
