@@ -1,16 +1,20 @@
 # recur build. `make` builds everything; `make test` installs what is missing, builds and
-# runs every test; `make asan` runs the whole suite under ASan+UBSan (leaks included).
+# runs every test; `make asan` runs the whole suite under ASan+UBSan (leaks included); `make
+# fuzz` fuzzes the safetensors reader under them.
 BUILD ?= build
 CC ?= cc
 LUA_INC ?= /usr/include/lua5.4
 BLAS_INC ?= /usr/include/x86_64-linux-gnu/openblas-pthread
 OPT ?= -O2
 SAN ?=
+# jansson reads and writes the safetensors header's JSON (runtime/safetensors.c)
+JANSSON_CFLAGS := $(shell pkg-config --cflags jansson 2>/dev/null)
+JANSSON_LIBS := $(shell pkg-config --libs jansson 2>/dev/null || echo -ljansson)
 CFLAGS_BASE = -std=c11 $(OPT) -g -Wall -Wextra -Werror -fPIC -D_POSIX_C_SOURCE=200809L \
-  -I$(LUA_INC) -I$(BLAS_INC) -Iinclude $(SAN)
+  -I$(LUA_INC) -I$(BLAS_INC) -Iinclude $(JANSSON_CFLAGS) $(SAN)
 CFLAGS ?=
 ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS)
-LIBS = -lopenblas -lz -lm -lpthread
+LIBS = -lopenblas $(JANSSON_LIBS) -lz -lm -lpthread
 LUA_LIB = -llua5.4
 
 PREFIX ?= /usr/local
@@ -34,7 +38,7 @@ BENCH_BIN = $(BUILD)/bench/embed_call
 MPICC := $(shell command -v mpicc 2>/dev/null)
 MPI_SO = $(if $(MPICC),$(BUILD)/recur_mpi.so)
 
-.PHONY: all deps test test-kernels test-data asan clean bench demo format install examples \
+.PHONY: all deps test test-kernels test-data asan fuzz clean bench demo format install examples \
   reproduce report rock rock-install
 all: $(BUILD)/librecur.a $(BUILD)/recur.so $(BUILD)/recur $(CTEST_BIN) $(BUILD)/librecur.so \
   $(BUILD)/pkgconfig/recur.pc $(EXAMPLES) $(BENCH_BIN) $(MPI_SO)
@@ -145,9 +149,19 @@ test-data: deps
 	sh data/fetch mnist fashion-mnist brown names moby-dick shakespeare
 	sh tools/run_tests.sh $(BUILD) tests/datasets/real_spec.lua
 
+ASAN_SAN = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 asan: deps
-	$(MAKE) all BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
+	$(MAKE) all BUILD=build-asan OPT=-O1 SAN="$(ASAN_SAN)"
 	ASAN=1 RECUR_SANITIZED=1 sh tools/run_tests.sh build-asan
+
+# The safetensors reader fuzzed under ASan+UBSan: FUZZ_N mutated files from a fixed seed
+# (tests/c/fuzz_safetensors_header.c; the suite runs 10^4 of them, here 10^5 by default).
+FUZZ_N ?= 100000
+FUZZ_SEED ?= 1
+fuzz:
+	$(MAKE) build-asan/tests/fuzz_safetensors_header BUILD=build-asan OPT=-O1 SAN="$(ASAN_SAN)"
+	LSAN_OPTIONS="suppressions=$(CURDIR)/tools/lsan.supp:print_suppressions=0" \
+	  ASAN_OPTIONS=detect_leaks=1 build-asan/tests/fuzz_safetensors_header $(FUZZ_N) $(FUZZ_SEED)
 
 # The main job on a default that works offline once installed: trains a character-level LSTM
 # for about three minutes and prints generated text (scripts/demo_charrnn.sh).

@@ -1,7 +1,7 @@
 -- `luarocks --lua-version 5.4 make` in the checkout builds recur.so (the C runtime, the Lua
 -- bindings and the Lua half of lib/, compiled in) with the Makefile and installs it as the
 -- module `recur`; a stock `lua5.4 -e 'require "recur"'` then finds it. Needs Debian's
--- liblua5.4-dev, libopenblas-dev and zlib1g-dev (`make deps`).
+-- liblua5.4-dev, libopenblas-dev, zlib1g-dev and libjansson-dev (`make deps`).
 rockspec_format = "3.0"
 package = "recur"
 version = "0.1.0-1"
@@ -27,6 +27,7 @@ dependencies = {
 external_dependencies = {
   OPENBLAS = { library = "openblas" }, -- its header is multiarch: the Makefile knows where
   ZLIB = { header = "zlib.h", library = "z" },
+  JANSSON = { header = "jansson.h", library = "jansson" }, -- the safetensors header's JSON
 }
 build = {
   type = "make",

@@ -9,5 +9,5 @@ case "${1:-}" in -h | --help)
 esac
 cc -std=c11 -O2 -D_POSIX_C_SOURCE=200809L -Wall -Wextra \
   -I/usr/include/x86_64-linux-gnu/openblas-pthread \
-  bench/matmul.c build/librecur.a -lopenblas -lz -lm -lpthread -o build/bench_matmul
+  bench/matmul.c build/librecur.a -lopenblas -ljansson -lz -lm -lpthread -o build/bench_matmul
 build/bench_matmul

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <jansson.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -133,60 +134,6 @@ static int lock_new_temp(int fd, const char *tmp) {
   struct stat a, b;
   return fstat(fd, &a) == 0 && a.st_nlink > 0 && lstat(tmp, &b) == 0 && a.st_dev == b.st_dev &&
          a.st_ino == b.st_ino;
-}
-
-/* ---- small growable string ---- */
-
-typedef struct {
-  char *p;
-  size_t n, cap;
-  int oom;
-} sbuf;
-
-static void sb_add(sbuf *b, const char *s, size_t n) {
-  if (b->oom) return;
-  if (b->n + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->n + n + 1) cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) {
-      b->oom = 1;
-      return;
-    }
-    b->p = p;
-    b->cap = cap;
-  }
-  memcpy(b->p + b->n, s, n);
-  b->n += n;
-  b->p[b->n] = 0;
-}
-
-static void sb_str(sbuf *b, const char *s) {
-  sb_add(b, s, strlen(s));
-}
-
-static void sb_json_string(sbuf *b, const char *s) {
-  sb_add(b, "\"", 1);
-  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    char esc[8];
-    if (*p == '"')
-      sb_add(b, "\\\"", 2);
-    else if (*p == '\\')
-      sb_add(b, "\\\\", 2);
-    else if (*p == '\n')
-      sb_add(b, "\\n", 2);
-    else if (*p == '\t')
-      sb_add(b, "\\t", 2);
-    else if (*p == '\r')
-      sb_add(b, "\\r", 2);
-    else if (*p < 0x20) {
-      snprintf(esc, sizeof esc, "\\u%04x", *p);
-      sb_add(b, esc, 6);
-    } else {
-      sb_add(b, (const char *)p, 1);
-    }
-  }
-  sb_add(b, "\"", 1);
 }
 
 /* 1 when s[0..n) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
@@ -314,11 +261,17 @@ static int is_little_endian(void) {
   return b == 1;
 }
 
-/* ---- the JSON header ---- */
+/* ---- the JSON header ----
+ *
+ * jansson reads and writes the JSON: RFC 8259 strictly (UTF-8 checked, \u0000 and lone
+ * surrogates refused, integers kept apart from reals, duplicate keys refused with
+ * JSON_REJECT_DUPLICATES), objects in file order. Its tree has no byte offsets, so two things
+ * are found in the raw text by raw_scan: where the header checksum's digits are (they are read
+ * as zeros), and which object a duplicate key jansson refused belongs to (for the message). */
 
 typedef struct {
   char *name;
-  int dtype; /* index into DTYPES, or -1 before it is read */
+  int dtype; /* index into DTYPES, or -1 when unknown */
   char *dtype_name;
   int ndim;
   int64_t size[RC_MAX_DIM];
@@ -329,308 +282,10 @@ typedef struct {
 } entry;
 
 typedef struct {
-  const unsigned char *s;
-  size_t n, i;
-  rc_ctx *c;
-  const char *path;
-  int failed;
-} parser;
-
-static int perr(parser *p, const char *what) {
-  if (!p->failed)
-    rc_error(p->c, "load: %s: invalid header JSON at byte %zu: %s", p->path, p->i, what);
-  p->failed = 1;
-  return -1;
-}
-
-static void ws(parser *p) {
-  while (p->i < p->n &&
-         (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n' || p->s[p->i] == '\r'))
-    p->i++;
-}
-
-static int expect(parser *p, char ch) {
-  ws(p);
-  if (p->i >= p->n || p->s[p->i] != (unsigned char)ch) {
-    char msg[32];
-    snprintf(msg, sizeof msg, "expected '%c'", ch);
-    return perr(p, msg);
-  }
-  p->i++;
-  return 0;
-}
-
-static int hexval(int ch) {
-  if (ch >= '0' && ch <= '9') return ch - '0';
-  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-  return -1;
-}
-
-static int read_u4(parser *p, unsigned *out) {
-  if (p->i + 4 > p->n) return perr(p, "truncated \\u escape");
-  unsigned v = 0;
-  for (int k = 0; k < 4; k++) {
-    int h = hexval(p->s[p->i + k]);
-    if (h < 0) return perr(p, "bad \\u escape");
-    v = v * 16 + (unsigned)h;
-  }
-  p->i += 4;
-  *out = v;
-  return 0;
-}
-
-static void put_utf8(sbuf *b, unsigned cp) {
-  char u[4];
-  if (cp < 0x80) {
-    u[0] = (char)cp;
-    sb_add(b, u, 1);
-  } else if (cp < 0x800) {
-    u[0] = (char)(0xC0 | (cp >> 6));
-    u[1] = (char)(0x80 | (cp & 0x3F));
-    sb_add(b, u, 2);
-  } else if (cp < 0x10000) {
-    u[0] = (char)(0xE0 | (cp >> 12));
-    u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    u[2] = (char)(0x80 | (cp & 0x3F));
-    sb_add(b, u, 3);
-  } else {
-    u[0] = (char)(0xF0 | (cp >> 18));
-    u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    u[3] = (char)(0x80 | (cp & 0x3F));
-    sb_add(b, u, 4);
-  }
-}
-
-/* A JSON string into a new malloc'ed C string (NUL characters refused). */
-static char *parse_string(parser *p) {
-  ws(p);
-  if (p->i >= p->n || p->s[p->i] != '"') return perr(p, "expected a string"), NULL;
-  p->i++;
-  sbuf b = {0};
-  sb_add(&b, "", 0);
-  for (;;) {
-    if (p->i >= p->n) {
-      perr(p, "unterminated string");
-      break;
-    }
-    unsigned char ch = p->s[p->i];
-    if (ch == '"') {
-      p->i++;
-      if (b.oom) {
-        free(b.p);
-        rc_error(p->c, "load: out of memory");
-        p->failed = 1;
-        return NULL;
-      }
-      return b.p;
-    }
-    if (ch < 0x20) {
-      perr(p, "control character in a string");
-      break;
-    }
-    if (ch != '\\') {
-      size_t start = p->i;
-      while (p->i < p->n && p->s[p->i] != '"' && p->s[p->i] != '\\' && p->s[p->i] >= 0x20) p->i++;
-      sb_add(&b, (const char *)p->s + start, p->i - start);
-      continue;
-    }
-    p->i++;
-    if (p->i >= p->n) {
-      perr(p, "unterminated escape");
-      break;
-    }
-    ch = p->s[p->i++];
-    const char *map = NULL;
-    switch (ch) {
-    case '"':
-      map = "\"";
-      break;
-    case '\\':
-      map = "\\";
-      break;
-    case '/':
-      map = "/";
-      break;
-    case 'b':
-      map = "\b";
-      break;
-    case 'f':
-      map = "\f";
-      break;
-    case 'n':
-      map = "\n";
-      break;
-    case 'r':
-      map = "\r";
-      break;
-    case 't':
-      map = "\t";
-      break;
-    case 'u': {
-      unsigned cp;
-      if (read_u4(p, &cp)) goto fail;
-      if (cp >= 0xD800 && cp <= 0xDBFF) {
-        unsigned lo;
-        if (p->i + 2 > p->n || p->s[p->i] != '\\' || p->s[p->i + 1] != 'u') {
-          perr(p, "unpaired surrogate in \\u escape");
-          goto fail;
-        }
-        p->i += 2;
-        if (read_u4(p, &lo)) goto fail;
-        if (lo < 0xDC00 || lo > 0xDFFF) {
-          perr(p, "unpaired surrogate in \\u escape");
-          goto fail;
-        }
-        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-      } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-        perr(p, "unpaired surrogate in \\u escape");
-        goto fail;
-      } else if (cp == 0) {
-        perr(p, "\\u0000 in a string");
-        goto fail;
-      }
-      put_utf8(&b, cp);
-      break;
-    }
-    default:
-      perr(p, "bad escape");
-      goto fail;
-    }
-    if (map) sb_add(&b, map, 1);
-  }
-fail:
-  free(b.p);
-  return NULL;
-}
-
-/* A non-negative integer (no sign, fraction or exponent) up to 2^53. */
-static int parse_uint(parser *p, uint64_t *out) {
-  ws(p);
-  size_t start = p->i;
-  uint64_t v = 0;
-  while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9') {
-    v = v * 10 + (uint64_t)(p->s[p->i] - '0');
-    if (v > ((uint64_t)1 << 53)) return perr(p, "integer too large");
-    p->i++;
-  }
-  if (p->i == start) return perr(p, "expected a non-negative integer");
-  if (p->i - start > 1 && p->s[start] == '0') return perr(p, "integer with a leading zero");
-  if (p->i < p->n && (p->s[p->i] == '.' || p->s[p->i] == 'e' || p->s[p->i] == 'E'))
-    return perr(p, "expected an integer, got a fraction or exponent");
-  *out = v;
-  return 0;
-}
-
-static int peek(parser *p, char ch) {
-  ws(p);
-  return p->i < p->n && p->s[p->i] == (unsigned char)ch;
-}
-
-/* A JSON array or object: open, then items separated by ',' (each read by item()), close. */
-static int parse_seq(parser *p, char open, char close, int (*item)(parser *p, void *arg),
-                     void *arg) {
-  if (expect(p, open)) return -1;
-  if (peek(p, close)) {
-    p->i++;
-    return 0;
-  }
-  for (;;) {
-    if (item(p, arg)) return -1;
-    if (peek(p, ',')) {
-      p->i++;
-      continue;
-    }
-    return expect(p, close);
-  }
-}
-
-typedef struct {
-  int (*member)(parser *p, char *key, void *arg);
-  void *arg;
-} object_reader;
-
-static int object_item(parser *p, void *arg) {
-  object_reader *o = arg;
-  char *k = parse_string(p);
-  return k ? o->member(p, k, o->arg) : -1;
-}
-
-/* A JSON object: each member's key is handed (a new string) to member(), which reads the ':'
- * and the value and frees or keeps the key. */
-static int parse_object(parser *p, int (*member)(parser *p, char *key, void *arg), void *arg) {
-  object_reader o = {member, arg};
-  return parse_seq(p, '{', '}', object_item, &o);
-}
-
-/* The ':' after key k: 0, or -1 after freeing k. */
-static int colon(parser *p, char *k) {
-  if (!expect(p, ':')) return 0;
-  free(k);
-  return -1;
-}
-
-/* One size of a "shape" array, appended to the entry. */
-static int shape_item(parser *p, void *arg) {
-  entry *e = arg;
-  uint64_t v;
-  if (parse_uint(p, &v)) return -1;
-  if (e->ndim == RC_MAX_DIM) return perr(p, "shape has more than 8 dimensions");
-  e->size[e->ndim++] = (int64_t)v;
-  return 0;
-}
-
-/* One field of a tensor's entry. */
-static int entry_member(parser *p, char *k, void *arg) {
-  entry *e = arg;
-  if (colon(p, k)) return -1;
-  int rc = 0;
-  if (strcmp(k, "dtype") == 0 && !e->has_dtype) {
-    e->has_dtype = 1;
-    e->dtype_name = parse_string(p);
-    if (!e->dtype_name)
-      rc = -1;
-    else
-      e->dtype = dtype_index(e->dtype_name);
-  } else if (strcmp(k, "shape") == 0 && !e->has_shape) {
-    e->has_shape = 1;
-    rc = parse_seq(p, '[', ']', shape_item, e);
-  } else if (strcmp(k, "data_offsets") == 0 && !e->has_offsets) {
-    e->has_offsets = 1;
-    rc = expect(p, '[') || parse_uint(p, &e->begin) || expect(p, ',') || parse_uint(p, &e->end) ||
-                 expect(p, ']')
-             ? -1
-             : 0;
-  } else {
-    char msg[200];
-    int dup = strcmp(k, "dtype") == 0 || strcmp(k, "shape") == 0 || strcmp(k, "data_offsets") == 0;
-    snprintf(msg, sizeof msg, "%s field \"%.100s\" in the entry of \"%.60s\"",
-             dup ? "duplicate" : "unexpected", k, e->name);
-    rc = perr(p, msg);
-  }
-  free(k);
-  return rc;
-}
-
-static int parse_entry(parser *p, entry *e) {
-  if (parse_object(p, entry_member, e)) return -1;
-  if (!e->has_dtype || !e->has_shape || !e->has_offsets) {
-    rc_error(p->c, "load: %s: the entry of tensor \"%.100s\" lacks %s", p->path, e->name,
-             !e->has_dtype   ? "\"dtype\""
-             : !e->has_shape ? "\"shape\""
-                             : "\"data_offsets\"");
-    p->failed = 1;
-    return -1;
-  }
-  return 0;
-}
-
-typedef struct {
   entry *e;
-  int n, cap;
+  int n;
   char **mk, **mv;
-  int nm, capm;
+  int nm;
   /* where the value of HEADER_CRC_KEY starts (after its quote), 0 when absent; the value
    * must be written as exactly 8 characters for its digits to be read as zeros */
   size_t hcrc_pos;
@@ -656,106 +311,228 @@ static void header_free(header *h) {
   free_pairs(h->mk, h->mv, h->nm);
 }
 
-static int oom(parser *p) {
-  rc_error(p->c, "load: out of memory reading %s", p->path);
-  p->failed = 1;
+/* The string tokens of JSON text that jansson accepted (up to where it stopped), in order:
+ * each token's bytes [begin, end) with its quotes, the depth of the objects and arrays around
+ * it, whether a ':' follows (a key), and the last key at depth 1 (the tensor's name or
+ * "__metadata__" whose object a deeper token is in). */
+typedef struct {
+  const unsigned char *s;
+  size_t n, i;
+  int depth, is_key;
+  size_t begin, end, top_begin, top_end;
+} raw_scan;
+
+static int raw_next_string(raw_scan *r) {
+  while (r->i < r->n) {
+    unsigned char ch = r->s[r->i++];
+    if (ch == '{' || ch == '[') {
+      r->depth++;
+    } else if (ch == '}' || ch == ']') {
+      r->depth--;
+    } else if (ch == '"') {
+      r->begin = r->i - 1;
+      while (r->i < r->n && r->s[r->i] != '"') r->i += r->s[r->i] == '\\' ? 2 : 1;
+      r->end = r->i = r->i < r->n ? r->i + 1 : r->n;
+      size_t k = r->end;
+      while (k < r->n && (r->s[k] == ' ' || r->s[k] == '\t' || r->s[k] == '\n' || r->s[k] == '\r'))
+        k++;
+      r->is_key = k < r->n && r->s[k] == ':';
+      if (r->is_key && r->depth == 1) r->top_begin = r->begin, r->top_end = r->end;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* The decoded text of the raw string token s[begin, end), malloc'ed; NULL when out of memory. */
+static char *raw_string(const unsigned char *s, size_t begin, size_t end) {
+  json_t *v = json_loadb((const char *)s + begin, end - begin, JSON_DECODE_ANY, NULL);
+  char *out = json_is_string(v) ? strdup(json_string_value(v)) : NULL;
+  json_decref(v);
+  return out;
+}
+
+/* Where the value of HEADER_CRC_KEY starts in a header that was read (after its opening quote)
+ * and its raw length (*len), or 0 when the key is not written plainly in "__metadata__" (the
+ * only object at depth 2 that may hold it once the header is validated). */
+static size_t header_crc_at(const unsigned char *s, size_t n, int *len) {
+  raw_scan r = {.s = s, .n = n};
+  const char *key = "\"" HEADER_CRC_KEY "\"";
+  size_t kl = strlen(key);
+  while (raw_next_string(&r))
+    if (r.is_key && r.depth == 2 && r.end - r.begin == kl && memcmp(s + r.begin, key, kl) == 0) {
+      if (!raw_next_string(&r)) break;
+      *len = (int)(r.end - r.begin - 2);
+      return r.begin + 1;
+    }
+  *len = 0;
+  return 0;
+}
+
+/* The message for JSON that jansson refused; a duplicate key is named with its place. */
+static int json_fail(rc_ctx *c, const char *path, const unsigned char *s, size_t n,
+                     const json_error_t *err) {
+  if (json_error_code(err) == json_error_out_of_memory)
+    return rc_error(c, "load: out of memory reading %s", path);
+  enum json_error_code code = json_error_code(err);
+  if (code == json_error_null_character || code == json_error_null_byte_in_key)
+    return rc_error(c, "load: %s: invalid header JSON at byte %d: \\u0000 in a string", path,
+                    err->position);
+  if (code != json_error_duplicate_key)
+    return rc_error(c, "load: %s: invalid header JSON at byte %d: %s", path, err->position,
+                    err->text);
+  /* the duplicate key's token ends where jansson stopped */
+  raw_scan r = {.s = s, .n = n};
+  while (raw_next_string(&r) && r.end < (size_t)err->position) {
+  }
+  char *key = raw_string(s, r.begin, r.end);
+  char *top = r.depth == 2 ? raw_string(s, r.top_begin, r.top_end) : NULL;
+  if (!key || (r.depth == 2 && !top)) {
+    rc_error(c, "load: %s: invalid header JSON at byte %d: %s", path, err->position, err->text);
+  } else if (r.depth == 1) {
+    rc_error(c, "load: %s: invalid header JSON at byte %d: duplicate %s\"%.100s\"", path,
+             err->position, strcmp(key, "__metadata__") ? "tensor name " : "", key);
+  } else if (r.depth == 2 && strcmp(top, "__metadata__") == 0) {
+    rc_error(c, "load: %s: invalid header JSON at byte %d: duplicate metadata key \"%.100s\"", path,
+             err->position, key);
+  } else if (r.depth == 2) {
+    rc_error(c,
+             "load: %s: invalid header JSON at byte %d: duplicate field \"%.100s\" in the entry "
+             "of \"%.60s\"",
+             path, err->position, key, top);
+  } else {
+    rc_error(c, "load: %s: invalid header JSON at byte %d: duplicate key \"%.100s\"", path,
+             err->position, key);
+  }
+  free(key);
+  free(top);
   return -1;
 }
 
-/* One key of "__metadata__": a string value. */
-static int metadata_member(parser *p, char *k, void *arg) {
-  header *h = arg;
-  for (int i = 0; i < h->nm; i++)
-    if (strcmp(h->mk[i], k) == 0) {
-      char msg[160];
-      snprintf(msg, sizeof msg, "duplicate metadata key \"%.100s\"", k);
-      free(k);
-      return perr(p, msg);
+/* A non-negative integer up to 2^53 (exact in a double, as other readers need): NULL, or
+ * what is wrong. */
+static const char *json_uint(const json_t *v, uint64_t *out) {
+  if (json_is_real(v)) return "expected an integer, got a fraction or exponent";
+  if (!json_is_integer(v) || json_integer_value(v) < 0) return "expected a non-negative integer";
+  if (json_integer_value(v) > (json_int_t)1 << 53) return "integer too large";
+  *out = (uint64_t)json_integer_value(v);
+  return NULL;
+}
+
+static int entry_error(rc_ctx *c, const char *path, const entry *e, const char *field,
+                       const char *what) {
+  return rc_error(c, "load: %s: invalid header: the %s of tensor \"%.100s\": %s", path, field,
+                  e->name, what);
+}
+
+/* One tensor's entry: {"dtype": string, "shape": [n, ...], "data_offsets": [begin, end]}. */
+static int read_entry(rc_ctx *c, const char *path, const json_t *v, entry *e) {
+  if (!json_is_object(v))
+    return rc_error(c, "load: %s: invalid header: the entry of tensor \"%.100s\" is not an object",
+                    path, e->name);
+  const char *k, *why;
+  const json_t *f;
+  json_object_foreach((json_t *)v, k, f) {
+    if (strcmp(k, "dtype") == 0) {
+      if (!json_is_string(f)) return entry_error(c, path, e, "dtype", "expected a string");
+      e->has_dtype = 1;
+      if (!(e->dtype_name = strdup(json_string_value(f))))
+        return rc_error(c, "load: out of memory reading %s", path);
+      e->dtype = dtype_index(e->dtype_name);
+    } else if (strcmp(k, "shape") == 0) {
+      if (!json_is_array(f)) return entry_error(c, path, e, "shape", "expected an array");
+      if (json_array_size(f) > RC_MAX_DIM)
+        return rc_error(c,
+                        "load: %s: invalid header: the shape of tensor \"%.100s\" has more than "
+                        "8 dimensions",
+                        path, e->name);
+      e->has_shape = 1;
+      e->ndim = (int)json_array_size(f);
+      for (int d = 0; d < e->ndim; d++) {
+        uint64_t s;
+        if ((why = json_uint(json_array_get(f, (size_t)d), &s)))
+          return entry_error(c, path, e, "shape", why);
+        e->size[d] = (int64_t)s;
+      }
+    } else if (strcmp(k, "data_offsets") == 0) {
+      if (!json_is_array(f) || json_array_size(f) != 2)
+        return entry_error(c, path, e, "data_offsets", "expected [begin, end]");
+      e->has_offsets = 1;
+      if ((why = json_uint(json_array_get(f, 0), &e->begin)) ||
+          (why = json_uint(json_array_get(f, 1), &e->end)))
+        return entry_error(c, path, e, "data_offsets", why);
+    } else {
+      return rc_error(c,
+                      "load: %s: invalid header: unexpected field \"%.100s\" in the entry of "
+                      "\"%.60s\"",
+                      path, k, e->name);
     }
-  char *v = NULL;
-  size_t vpos = 0;
-  if (expect(p, ':') || !(peek(p, '"') && (vpos = p->i, v = parse_string(p)))) {
-    if (!p->failed) {
-      char msg[160];
-      snprintf(msg, sizeof msg, "the value of metadata key \"%.100s\" is not a string", k);
-      perr(p, msg);
-    }
-    free(k);
-    return -1;
   }
-  if (h->nm == h->capm) {
-    int cap = h->capm ? h->capm * 2 : 8;
-    char **a = realloc(h->mk, (size_t)cap * sizeof *a);
-    if (a) h->mk = a;
-    char **b = a ? realloc(h->mv, (size_t)cap * sizeof *b) : NULL;
-    if (b) h->mv = b;
-    if (!a || !b) {
-      free(k);
-      free(v);
-      return oom(p);
-    }
-    h->capm = cap;
-  }
-  if (strcmp(k, HEADER_CRC_KEY) == 0) {
-    h->hcrc_pos = vpos + 1;
-    h->hcrc_raw_len = (int)(p->i - vpos - 2);
-  }
-  h->mk[h->nm] = k;
-  h->mv[h->nm++] = v;
+  if (!e->has_dtype || !e->has_shape || !e->has_offsets)
+    return rc_error(c, "load: %s: the entry of tensor \"%.100s\" lacks %s", path, e->name,
+                    !e->has_dtype   ? "\"dtype\""
+                    : !e->has_shape ? "\"shape\""
+                                    : "\"data_offsets\"");
   return 0;
 }
 
-typedef struct {
-  header *h;
-  int seen_meta;
-} header_state;
-
-/* One member of the header: "__metadata__" or a tensor's entry. */
-static int header_member(parser *p, char *k, void *arg) {
-  header_state *st = arg;
-  header *h = st->h;
-  if (colon(p, k)) return -1;
-  if (strcmp(k, "__metadata__") == 0) {
-    free(k);
-    if (st->seen_meta) return perr(p, "duplicate \"__metadata__\"");
-    st->seen_meta = 1;
-    return parse_object(p, metadata_member, h);
+/* "__metadata__": an object of strings, kept in file order. */
+static int read_metadata(rc_ctx *c, const char *path, const json_t *v, header *h) {
+  if (!json_is_object(v))
+    return rc_error(c, "load: %s: invalid header: \"__metadata__\" is not an object", path);
+  size_t m = json_object_size(v) ? json_object_size(v) : 1;
+  if (!(h->mk = calloc(m, sizeof *h->mk)) || !(h->mv = calloc(m, sizeof *h->mv)))
+    return rc_error(c, "load: out of memory reading %s", path);
+  const char *k;
+  const json_t *s;
+  json_object_foreach((json_t *)v, k, s) {
+    if (!json_is_string(s))
+      return rc_error(c,
+                      "load: %s: invalid header: the value of metadata key \"%.100s\" is not a "
+                      "string",
+                      path, k);
+    h->mk[h->nm] = strdup(k);
+    h->mv[h->nm++] = strdup(json_string_value(s));
+    if (!h->mk[h->nm - 1] || !h->mv[h->nm - 1])
+      return rc_error(c, "load: out of memory reading %s", path);
   }
-  for (int i = 0; i < h->n; i++)
-    if (strcmp(h->e[i].name, k) == 0) {
-      char msg[160];
-      snprintf(msg, sizeof msg, "duplicate tensor name \"%.100s\"", k);
-      free(k);
-      return perr(p, msg);
-    }
-  if (h->n == h->cap) {
-    int cap = h->cap ? h->cap * 2 : 16;
-    entry *ne = realloc(h->e, (size_t)cap * sizeof *ne);
-    if (!ne) {
-      free(k);
-      return oom(p);
-    }
-    h->e = ne;
-    h->cap = cap;
-  }
-  entry *e = &h->e[h->n++];
-  memset(e, 0, sizeof *e);
-  e->name = k;
-  e->dtype = -1;
-  return parse_entry(p, e);
+  return 0;
 }
 
-static int parse_header(parser *p, header *h) {
-  if (!utf8_valid(p->s, p->n)) {
-    rc_error(p->c, "load: %s: the header is not valid UTF-8", p->path);
-    p->failed = 1;
-    return -1;
+/* The header s[0..n): parsed by jansson, then checked against the format into *h. */
+static int parse_header(rc_ctx *c, const char *path, const unsigned char *s, size_t n, header *h) {
+  if (!utf8_valid(s, n)) return rc_error(c, "load: %s: the header is not valid UTF-8", path);
+  json_error_t err;
+  json_t *root = json_loadb((const char *)s, n, JSON_REJECT_DUPLICATES, &err);
+  if (!root) return json_fail(c, path, s, n, &err);
+  int rc = 0;
+  if (!json_is_object(root)) {
+    rc = rc_error(c, "load: %s: invalid header: the header is an array, not an object", path);
+    goto out;
   }
-  header_state st = {h, 0};
-  if (parse_object(p, header_member, &st)) return -1;
-  ws(p);
-  if (p->i != p->n) return perr(p, "unexpected data after the header object");
-  return 0;
+  if (!(h->e = calloc(json_object_size(root) + 1, sizeof *h->e))) {
+    rc = rc_error(c, "load: out of memory reading %s", path);
+    goto out;
+  }
+  const char *k;
+  json_t *v;
+  json_object_foreach(root, k, v) {
+    if (strcmp(k, "__metadata__") == 0) {
+      if ((rc = read_metadata(c, path, v, h))) goto out;
+      continue;
+    }
+    entry *e = &h->e[h->n++];
+    e->dtype = -1;
+    if (!(e->name = strdup(k))) {
+      rc = rc_error(c, "load: out of memory reading %s", path);
+      goto out;
+    }
+    if ((rc = read_entry(c, path, v, e))) goto out;
+  }
+  h->hcrc_pos = header_crc_at(s, n, &h->hcrc_raw_len);
+out:
+  json_decref(root);
+  return rc;
 }
 
 /* ---- reading ---- */
@@ -782,8 +559,8 @@ static int check_checksums(rc_ctx *c, const char *path, const unsigned char *hbu
   uint32_t want;
   if (h->hcrc_raw_len != 8 || parse_crc(hval, &want))
     return rc_error(c,
-                    "load: %s: the header checksum \"%.40s\" is not 8 hexadecimal digits: the "
-                    "file is corrupted",
+                    "load: %s: the header checksum \"%.40s\" is not written as 8 hexadecimal "
+                    "digits: the file is corrupted",
                     path, hval);
   size_t pos = h->hcrc_pos; /* its digits count as zeros */
   uint32_t got = crc_add(crc_add(0, hbuf, pos), "00000000", 8);
@@ -891,8 +668,7 @@ rc_st_file *rc_st_read_skip(rc_ctx *c, const char *path, const char *const *skip
     rc_error(c, "load: %s: read error in the header", path);
     goto done;
   }
-  parser p = {hbuf, (size_t)hlen, 0, c, path, 0};
-  if (parse_header(&p, &h)) goto done;
+  if (parse_header(c, path, hbuf, (size_t)hlen, &h)) goto done;
   int checksums;
   if (check_checksums(c, path, hbuf, (size_t)hlen, &h, &checksums)) goto done;
   uint64_t dsize = fsize - 8 - hlen;
@@ -907,7 +683,12 @@ rc_st_file *rc_st_read_skip(rc_ctx *c, const char *path, const char *const *skip
           path, e->name, e->dtype_name);
       goto done;
     }
-    if (rc_check_shape(c, "load", e->ndim, e->size)) goto done;
+    if (rc_check_shape(c, "load", e->ndim, e->size)) { /* its message, with file and tensor */
+      char why[RC_ERR_MAX];
+      snprintf(why, sizeof why, "%s", c->err + strlen("load: "));
+      rc_error(c, "load: %s: tensor \"%.100s\": %s", path, e->name, why);
+      goto done;
+    }
     int64_t numel = 1;
     for (int d = 0; d < e->ndim; d++) numel *= e->size[d];
     uint64_t bytes = (uint64_t)numel * (uint64_t)DTYPES[e->dtype].size;
@@ -1116,7 +897,9 @@ int rc_st_write(rc_ctx *c, const char *path, int n, const char *const *names, rc
         return rc_error(c, "save: metadata key \"%.100s\" appears twice", keys[i]);
   }
   int rc = -1, fd = -1;
-  sbuf b = {0};
+  json_t *root = NULL;
+  char *hdr = NULL; /* the header's JSON text, padded */
+  size_t hn = 0;
   char *tmp = NULL, *dir = NULL, *base = NULL;
   unsigned char *conv = malloc((size_t)1 << 20);
   /* the tensors' data, contiguous (copies of the others, released at the end) */
@@ -1132,53 +915,59 @@ int rc_st_write(rc_ctx *c, const char *path, int n, const char *const *names, rc
     }
     put_floats(-1, rc_data(src[i]), rc_numel(src[i]), &crcs[i], conv);
   }
-  /* header: the metadata with the checksums, then the tensors */
-  sb_str(&b, "{\"__metadata__\":{");
-  for (int i = 0; i < n_meta; i++) {
-    sb_json_string(&b, keys[i]);
-    sb_str(&b, ":");
-    sb_json_string(&b, values[i]);
-    sb_str(&b, ",");
-  }
+  /* header: the metadata with the checksums, then the tensors (jansson keeps this order) */
+  root = json_object();
+  json_t *meta = json_object();
+  if (!root || !meta || json_object_set_new(root, "__metadata__", meta)) goto oom;
+  for (int i = 0; i < n_meta; i++)
+    if (json_object_set_new(meta, keys[i], json_string(values[i]))) goto oom;
   for (int i = 0; i < n; i++) {
-    char hex[16], *key = malloc(strlen(CRC_PREFIX) + strlen(names[i]) + 1);
+    char hex[9], *key = malloc(strlen(CRC_PREFIX) + strlen(names[i]) + 1);
     if (!key) goto oom;
     strcat(strcpy(key, CRC_PREFIX), names[i]);
-    sb_json_string(&b, key);
+    snprintf(hex, sizeof hex, "%08x", (unsigned)crcs[i]);
+    int bad = json_object_set_new(meta, key, json_string(hex));
     free(key);
-    snprintf(hex, sizeof hex, ":\"%08x\",", (unsigned)crcs[i]);
-    sb_str(&b, hex);
+    if (bad) goto oom;
   }
-  sb_str(&b, "\"" HEADER_CRC_KEY "\":\"");
-  size_t hcrc_pos = b.n;
-  sb_str(&b, "00000000\"}");
+  if (json_object_set_new(meta, HEADER_CRC_KEY, json_string("00000000"))) goto oom;
   uint64_t off = 0;
   for (int i = 0; i < n; i++) {
-    char num[64];
-    sb_str(&b, ",");
-    sb_json_string(&b, names[i]);
-    sb_str(&b, ":{\"dtype\":\"F32\",\"shape\":[");
-    for (int d = 0; d < ts[i]->ndim; d++) {
-      snprintf(num, sizeof num, d ? ",%lld" : "%lld", (long long)ts[i]->size[d]);
-      sb_str(&b, num);
-    }
+    json_t *shape = json_array();
+    for (int d = 0; shape && d < ts[i]->ndim; d++)
+      if (json_array_append_new(shape, json_integer(ts[i]->size[d]))) {
+        json_decref(shape);
+        goto oom;
+      }
     uint64_t bytes = (uint64_t)rc_numel(ts[i]) * 4;
-    snprintf(num, sizeof num, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off,
-             (unsigned long long)(off + bytes));
-    sb_str(&b, num);
+    json_t *e = json_pack("{s:s,s:o,s:[I,I]}", "dtype", "F32", "shape", shape, "data_offsets",
+                          (json_int_t)off, (json_int_t)(off + bytes));
+    if (!e || json_object_set_new(root, names[i], e)) goto oom;
     off += bytes;
   }
-  sb_str(&b, "}");
-  while (!b.oom && b.n % 8 != 0) sb_str(&b, " ");
-  if (b.oom) goto oom;
-  if (b.n > RC_ST_MAX_HEADER) {
-    rc_error(c, "save: the header would be %zu bytes, more than the format allows", b.n);
+  char *text = json_dumps(root, JSON_COMPACT);
+  if (!text) goto oom;
+  hn = strlen(text);
+  hdr = realloc(text, hn + 8);
+  if (!hdr) {
+    free(text);
+    goto oom;
+  }
+  while (hn % 8 != 0) hdr[hn++] = ' ';
+  if (hn > RC_ST_MAX_HEADER) {
+    rc_error(c, "save: the header would be %zu bytes, more than the format allows", hn);
     goto out;
   }
   {
+    int len;
+    size_t pos = header_crc_at((const unsigned char *)hdr, hn, &len);
     char hex[9];
-    snprintf(hex, sizeof hex, "%08x", (unsigned)crc_add(0, b.p, b.n));
-    memcpy(b.p + hcrc_pos, hex, 8);
+    if (!pos || len != 8) { /* jansson writes a plain key and 8 digits: cannot happen */
+      rc_error(c, "save: %s: cannot find the header checksum in the header written", path);
+      goto out;
+    }
+    snprintf(hex, sizeof hex, "%08x", (unsigned)crc_add(0, hdr, hn));
+    memcpy(hdr + pos, hex, 8);
   }
   /* a locked temporary file in the target's directory (the lock: see remove_stale_temps) */
   size_t plen = strlen(path);
@@ -1202,8 +991,8 @@ int rc_st_write(rc_ctx *c, const char *path, int n, const char *const *names, rc
   }
   (void)fchmod(fd, 0644);
   unsigned char lenb[8];
-  for (int k = 0; k < 8; k++) lenb[k] = (unsigned char)(((uint64_t)b.n >> (8 * k)) & 0xFF);
-  if (write_all(fd, lenb, 8) || write_all(fd, b.p, b.n)) goto io_fail;
+  for (int k = 0; k < 8; k++) lenb[k] = (unsigned char)(((uint64_t)hn >> (8 * k)) & 0xFF);
+  if (write_all(fd, lenb, 8) || write_all(fd, hdr, hn)) goto io_fail;
   for (int i = 0; i < n; i++)
     if (put_floats(fd, rc_data(src[i]), rc_numel(src[i]), NULL, conv)) goto io_fail;
   if (fsync(fd) != 0) goto io_fail;
@@ -1240,6 +1029,7 @@ out:
   free(dir);
   free(base);
   free(conv);
-  free(b.p);
+  free(hdr);
+  json_decref(root);
   return rc;
 }

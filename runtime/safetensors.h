@@ -22,12 +22,14 @@
  * the file and the tensor. It leaves them out of the metadata it returns; the caller cannot
  * write metadata under those keys.
  *
- * The reader validates everything before it returns anything and fails with a message that
- * names the file and the problem: a file shorter than its header says, a header length of 0,
- * beyond the file or above 100 MB, JSON that is not valid (or not UTF-8), an entry that is not
+ * The JSON is read and written by jansson (strict: UTF-8, no \u0000, no lone surrogates, no
+ * duplicate keys, integers apart from reals). The reader validates everything before it
+ * returns anything and fails with a message that names the file and the problem: a file
+ * shorter than its header says, a header length of 0, beyond the file or above 100 MB, JSON
+ * that is not valid (jansson's message and the byte), duplicate keys, an entry that is not
  * {dtype, shape, data_offsets}, an unknown dtype, a shape whose byte size is not its offsets'
  * span, offsets out of range, overlapping or leaving holes (the data must be covered exactly,
- * as the reference reader requires), duplicate names, checksums that do not match. F32, F64,
+ * as the reference reader requires), checksums that do not match. F32, F64,
  * F16, BF16, I64, I32, I16, I8, U8 and BOOL are read and converted to float32 (recur.load
  * refuses all but F32 in a recur checkpoint: lib/recur/checkpoint.lua). */
 #ifndef RECUR_SAFETENSORS_H
