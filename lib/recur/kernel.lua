@@ -18,10 +18,12 @@ local FLUSH_SECONDS = 0.05 -- stream output is sent at most this often while a c
 local FLUSH_BYTES = 8192
 
 -- the kernel's own log goes to the real stderr (the terminal), not to the notebook's stream
-local log_file = io.stderr
+-- (install_io keeps it here before it replaces io.stderr)
+local log_file
 local function log(fmt, ...)
-  log_file:write("recur kernel: ", fmt:format(...), "\n")
-  log_file:flush()
+  local f = log_file or io.stderr
+  f:write("recur kernel: ", fmt:format(...), "\n")
+  f:flush()
 end
 
 local function read_file(path, mode)
@@ -343,6 +345,7 @@ end
 
 local function install_io()
   _G.print = function(...) stream_write("stdout", plain(...) .. "\n") end
+  log_file = log_file or io.stderr
   io.stdout = stream_file("stdout")
   io.stderr = stream_file("stderr")
   io.write = function(...) return io.stdout.write(io.stdout, ...) end
