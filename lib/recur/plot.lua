@@ -159,9 +159,14 @@ function plot.lines(o)
     local header = {}
     axes(o, header)
     local parts = {}
+    -- gnuplot's colours repeat after 8 series: each further group of 8 gets its own dash
+    -- pattern and point shape, so no two series look the same
+    local POINTS = { 7, 5, 9, 11, 13 }
     for i, s in ipairs(o.series) do
-      parts[#parts + 1] = string.format("%s index %d with linespoints pt 7 ps 0.4 lw 1.5 title %s",
-        i == 1 and gq(dir .. "/data") or "''", i - 1, gq(s.name or ("series " .. i)))
+      local group = (i - 1) // 8 % #POINTS
+      parts[#parts + 1] = string.format("%s index %d with linespoints pt %d ps %s lw 1.5 dt %d title %s",
+        i == 1 and gq(dir .. "/data") or "''", i - 1, POINTS[group + 1], group == 0 and "0.4" or "0.6",
+        group + 1, gq(s.name or ("series " .. i)))
     end
     return render(o, dir, header, "plot " .. table.concat(parts, ", "), { 900, 540 })
   end)
