@@ -390,10 +390,15 @@ rep:note("The post's comparison of the basic and the pseudo LSTM has no recovere
   .. "connection = \"highway\"); the layers' input is the embedding (size H) for layer 1, "
   .. "which has no connection.")
 if budget() then
-  rep:note(string.format("This is the %s profile: %d epoch(s) on the first %d characters, so the "
-    .. "losses are far above 20-epoch values and say little about the ranking; `--full` runs "
-    .. "RNN II's 20 epochs on the whole text (`--epochs N` changes that, and the report says "
-    .. "so).", args.profile, P.epochs, ids:numel()))
+  local whole = not P.slice
+  rep:note(string.format("This is the %s profile with %d epoch%s %s (RNN II's part C trains 20 on "
+    .. "the whole text)%s. The losses are above their 20-epoch values (the cells are still "
+    .. "learning: see RNN II's part C curves), and cells whose losses lie within a few hundredths "
+    .. "of each other may change places by epoch 20; the larger gaps are what this table can "
+    .. "tell.", args.profile, P.epochs, P.epochs == 1 and "" or "s",
+    whole and "on the whole text" or string.format("on the first %d characters", ids:numel()),
+    args.given.epochs and string.format(", set with `--epochs %d` to fit the time at hand",
+      P.epochs) or ""))
 end
 rep:set("runs", { growth = grec, vanishing = vrec, compare = crec, layers = lrec })
 rep:set("profile_settings", P)
