@@ -51,6 +51,28 @@ local function to_number(name)
   end
 end
 
+-- argparse reads a word after an option that begins with "-" as an option of its own; the
+-- scripts took it as the value ("--lr -1e-3", "--prime '-- so'") unless it names an option
+local function join_values(argv, spec)
+  local takes_value, known = {}, { ["-h"] = true, ["--help"] = true }
+  for _, o in ipairs(spec) do
+    known["--" .. o[1]] = true
+    if o[2] ~= "flag" then takes_value["--" .. o[1]] = true end
+  end
+  local out, i = {}, 1
+  while argv[i] ~= nil do
+    local a, nxt = argv[i], argv[i + 1]
+    if takes_value[a] and type(nxt) == "string" and nxt:sub(1, 1) == "-" and not known[nxt:match("^[^=]*")] then
+      out[#out + 1] = a .. "=" .. nxt
+      i = i + 2
+    else
+      out[#out + 1] = a
+      i = i + 1
+    end
+  end
+  return out
+end
+
 -- the argparse parser of a spec; its errors print the usage and exit 2
 function M.parser(spec)
   local p = argparse(program(spec), spec.about, spec.epilog)
@@ -94,92 +116,6 @@ end
 
 function M.help(spec)
   return M.parser(spec):get_help()
-end
-
--- argparse reads a word after an option that begins with "-" as an option of its own; the
--- scripts took it as the value ("--lr -1e-3", "--prime '-- so'") unless it names an option
-local function join_values(argv, spec)
-  local takes_value, known = {}, { ["-h"] = true, ["--help"] = true }
-  for _, o in ipairs(spec) do
-    known["--" .. o[1]] = true
-    if o[2] ~= "flag" then takes_value["--" .. o[1]] = true end
-  end
-  local out, i = {}, 1
-  while argv[i] ~= nil do
-    local a, nxt = argv[i], argv[i + 1]
-    if takes_value[a] and type(nxt) == "string" and nxt:sub(1, 1) == "-" and not known[nxt:match("^[^=]*")] then
-      out[#out + 1] = a .. "=" .. nxt
-      i = i + 2
-    else
-      out[#out + 1] = a
-      i = i + 1
-    end
-  end
-  return out
-end
-
-function M.parser(spec)
-  local p = argparse(program(spec), spec.about, spec.epilog)
-  local made = {}
-  for _, o in ipairs(spec) do
-    local name, ty, default, help = o[1], o[2], o[3], o[4] or ""
-    if default ~= nil and ty ~= "flag" then
-      -- written here, not given to argparse: argparse would run a default through the
-      -- option's action, and .given must see only the command line
-      help = help .. " (default: " .. tostring(default) .. ")"
-    end
-    if ty == "flag" then
-      made[name] = p:flag("--" .. name, help)
-    else
-      local opt = p:option("--" .. name, help)
-      made[name] = opt
-      if type(ty) == "table" then
-        opt:choices(ty)
-      elseif ty == "int" then
-        opt:argname("<int>"):convert(to_int(name))
-      elseif ty == "number" then
-        opt:argname("<number>"):convert(to_number(name))
-      else
-        opt:argname("<" .. ty .. ">")
-      end
-    end
-  end
-  for _, group in ipairs(spec.exclusive or {}) do
-    local opts = {}
-    for i, name in ipairs(group) do
-      opts[i] = made[name] or error("args: exclusive names --" .. name .. ", which is not an option", 2)
-    end
-    p:mutex(table.unpack(opts))
-  end
-  p.error = function(self, msg)
-    io.stderr:write(self:get_usage(), "\n\nError: ", msg, "\n")
-    os.exit(2)
-  end
-  return p
-end
-
-function M.help(spec)
-  return M.parser(spec):get_help()
-end
-
--- argparse reads "-1" after an option as an option of its own: "--seed -1" becomes "--seed=-1"
-local function join_negative(argv, spec)
-  local takes_value = {}
-  for _, o in ipairs(spec) do
-    if o[2] ~= "flag" then takes_value["--" .. o[1]] = true end
-  end
-  local out, i = {}, 1
-  while argv[i] ~= nil do
-    local a, nxt = argv[i], argv[i + 1]
-    if takes_value[a] and type(nxt) == "string" and nxt:match("^%-%.?%d") then
-      out[#out + 1] = a .. "=" .. nxt
-      i = i + 2
-    else
-      out[#out + 1] = a
-      i = i + 1
-    end
-  end
-  return out
 end
 
 function M.parse(argv, spec)
