@@ -10,12 +10,20 @@ case "${1:-}" in -h | --help)
   echo "the ratios against PyTorch (/usr/bin/python3, when torch is installed) and direct BLAS."
   echo "BENCH_N sets the small-op iterations (default 1000000). Every row goes to"
   echo "bench/results/<UTC date-time>.json (BENCH_RESULTS=FILE: there instead); bench/compare A B"
-  echo "compares two such files. See bench/README.md."
+  echo "compares two such files. BENCH_QUICK=1: every script in its quickest mode (checks that"
+  echo "the benchmarks and the results file work; its figures mean little). See bench/README.md."
   exit 0 ;;
 esac
 build=${1:-build}
 export LUA_CPATH="$(pwd)/$build/?.so;;"
-n=${BENCH_N:-1000000}
+quick=${BENCH_QUICK:-0}
+if [ "$quick" = 1 ]; then
+  n=${BENCH_N:-20000}
+  BENCH_STEPS=${BENCH_STEPS:-20}
+  export BENCH_STEPS
+else
+  n=${BENCH_N:-1000000}
+fi
 stamp=$(date -u +%Y-%m-%dT%H%M%SZ)
 results=${BENCH_RESULTS:-bench/results/$stamp.json}
 mkdir -p "$(dirname "$results")"
@@ -41,10 +49,24 @@ fi
 if [ -f bench/matmul.sh ]; then sh bench/matmul.sh "$build"; fi
 if [ -f bench/nn.sh ]; then sh bench/nn.sh "$build"; fi
 # C -> Lua call overhead through the embedding API (include/recur.h)
-if [ -x "$build/bench/embed_call" ]; then "$build/bench/embed_call"; fi
+if [ -x "$build/bench/embed_call" ]; then
+  if [ "$quick" = 1 ]; then "$build/bench/embed_call" 500; else "$build/bench/embed_call"; fi
+fi
 for f in bench/*.lua; do
   case "$f" in bench/small_op.lua) continue ;; esac
-  lua5.4 "$f"
+  quick_args=
+  if [ "$quick" = 1 ]; then
+    case "$f" in
+      bench/charrnn.lua) quick_args="--quick --cells rnn" ;;
+      bench/rnn_cells.lua) quick_args="--hidden 64 --cells lstm --reps 1" ;;
+      bench/sample_threads.lua) quick_args="--hidden 64 --rounds 1" ;;
+      bench/word_readout.lua) quick_args="--rounds 1" ;;
+      bench/json_cjson.lua) quick_args="--n 100 --reps 1" ;;
+      bench/mpi_allreduce.lua) quick_args="--sizes 1000 --reps 3" ;;
+    esac
+  fi
+  # shellcheck disable=SC2086 # the quick arguments are separate words
+  lua5.4 "$f" $quick_args
 done
 BENCH_OUT="$results" lua5.4 -e 'local rows, out = require("bench.lib.rows"), os.getenv("BENCH_OUT")
   local n = rows.collect(os.getenv("RECUR_BENCH_ROWS"), out)
