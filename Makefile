@@ -87,7 +87,7 @@ $(BUILD)/examples/%: examples/%.c include/recur.h $(BUILD)/librecur.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/librecur.a $(LUA_LIB) $(LIBS)
 
-$(BUILD)/bench/%: bench/%.c include/recur.h $(BUILD)/librecur.a
+$(BUILD)/bench/%: bench/%.c bench/bench_rows.h include/recur.h $(BUILD)/librecur.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/librecur.a $(LUA_LIB) $(LIBS)
 

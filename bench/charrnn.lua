@@ -20,6 +20,7 @@
 -- Run from the project root: require "models.charrnn" is found through Lua's default ./?.lua
 -- (docs/architecture.md, "Scripts and the module path").
 local recur = require("recur")
+local rows = require("bench.lib.rows")
 
 local function opt_list(s, conv)
   local out = {}
@@ -96,9 +97,9 @@ local function blocks(fn, warmup, nblocks, per_block)
     for _ = 1, per_block do fn() end
     times[b] = (recur.now() - t0) / per_block
   end
-  local best = math.huge
-  for _, v in ipairs(times) do best = math.min(best, v) end
-  return median(times), best
+  local best, worst = math.huge, 0
+  for _, v in ipairs(times) do best, worst = math.min(best, v), math.max(worst, v) end
+  return median(times), best, worst
 end
 
 -- ---------------------------------------------------------------------------------------
@@ -115,9 +116,10 @@ if worker then
   if worker.mode == "sgemm" then
     local n = 1536
     local a, b = recur.randn(n, n), recur.randn(n, n)
-    local med, best = blocks(function() local c = recur.matmul(a, b) end, 1, 5, 1)
-    print(string.format("RESULT impl=recur mode=sgemm gflops=%.1f best_gflops=%.1f",
-      2 * n ^ 3 / med * 1e-9, 2 * n ^ 3 / best * 1e-9))
+    local med, best, worst = blocks(function() local c = recur.matmul(a, b) end, 1, 5, 1)
+    print(string.format("RESULT impl=recur mode=sgemm gflops=%.1f best_gflops=%.1f "
+      .. "worst_gflops=%.1f", 2 * n ^ 3 / med * 1e-9, 2 * n ^ 3 / best * 1e-9,
+      2 * n ^ 3 / worst * 1e-9))
     os.exit(0)
   end
   local m = CharRNN.new { vocab = V, embed = E, hidden = H, layers = L, cell = worker.cell or "lstm" }
@@ -134,18 +136,19 @@ if worker then
       nn.clip_grad_norm(flat_grad, 5)
       opt:step()
     end
-    local med, best = blocks(step, nw, nb, ns)
+    local med, best, worst = blocks(step, nw, nb, ns)
     local flops = 6 * T * B * H * V
     for _, c in ipairs(m.rnn.cells) do flops = flops + c:flops(T, B) end
     print(string.format("RESULT impl=recur mode=train cell=%s hidden=%d ms=%.3f best_ms=%.3f "
-      .. "gflops=%.2f rss_mb=%.1f", m.cell, H, med * 1e3, best * 1e3,
+      .. "worst_ms=%.3f gflops=%.2f rss_mb=%.1f", m.cell, H, med * 1e3, best * 1e3, worst * 1e3,
       flops / med * 1e-9, peak_rss_mb()))
   else
     local chars = math.tointeger(tonumber(worker.chars or "2000"))
     local per = math.max(1, chars // nb)
-    local med, best = blocks(function() m:sample { length = per } end, 1, nb, 1)
+    local med, best, worst = blocks(function() m:sample { length = per } end, 1, nb, 1)
     print(string.format("RESULT impl=recur mode=sample hidden=%d chars_per_s=%.1f "
-      .. "best_chars_per_s=%.1f rss_mb=%.1f", H, per / med, per / best, peak_rss_mb()))
+      .. "best_chars_per_s=%.1f worst_chars_per_s=%.1f rss_mb=%.1f", H, per / med, per / best,
+      per / worst, peak_rss_mb()))
   end
   os.exit(0)
 end
@@ -198,11 +201,8 @@ local function run_torch(threads, argstr)
   return r
 end
 
-local cfg = recur.config and recur.config() or { blas = {} }
-print(string.format("char-RNN benchmark, %s; %s; %s",
-  (sh("grep -m1 'model name' /proc/cpuinfo"):match(":%s*(.-)%s*$") or "?") .. ", " ..
-  sh("nproc"):gsub("%s+", "") .. " cores", os.date("!%Y-%m-%d"),
-  string.format("BLAS %s %s", tostring(cfg.blas.vendor), tostring(cfg.blas.version))))
+print(string.format("char-RNN benchmark, %s", os.date("!%Y-%m-%d %H:%M UTC")))
+print(rows.describe())
 print(string.format("vocabulary %d, embedding %d, %d layers, batch %d, sequence %d, Adam, clip 5%s",
   V, E, L, B, T, torch_ok and "" or not args.torch and "; PyTorch skipped (--no-torch)"
     or "; PyTorch not available (apt-get install python3-torch)"))
@@ -212,6 +212,11 @@ for _, threads in ipairs(args.threads) do
   local sg = run_recur(threads, "mode=sgemm")
   print(string.format("\n%d thread%s: sgemm peak (1536^3, recur.matmul) %.0f GFLOP/s", threads,
     threads == 1 and "" or "s", sg and sg.gflops or 0))
+  if sg then
+    rows.emit { bench = "charrnn", name = string.format("sgemm 1536 %dT", threads),
+      value = sg.gflops, unit = "GFLOP/s", better = "higher",
+      spread = { min = sg.worst_gflops, median = sg.gflops, max = sg.best_gflops } }
+  end
   print(string.format("%-6s %5s  %10s %10s %7s  %8s %5s  %9s %9s", "cell", "H", "recur ms",
     "torch ms", "ratio", "GFLOP/s", "%pk", "recur MB", "torch MB"))
   for _, H in ipairs(args.hidden) do
@@ -231,6 +236,10 @@ for _, threads in ipairs(args.threads) do
           sg and 100 * r.gflops / sg.gflops or 0, r.rss_mb, t and string.format("%.0f", t.rss_mb) or "-"))
         summary[#summary + 1] = { what = string.format("train %s H=%d %dT", cell, H, threads),
           ratio = ratio, target = target, rss = r.rss_mb, trss = t and t.rss_mb }
+        rows.emit { bench = "charrnn", name = string.format("train %s H=%d %dT", cell, H, threads),
+          value = r.ms, unit = "ms", better = "lower", ref = t and t.ms, ref_name = "pytorch",
+          ratio = ratio, spread = { min = r.best_ms, median = r.ms, max = r.worst_ms },
+          rss_mb = r.rss_mb, gflops = r.gflops }
       end
     end
   end
@@ -248,6 +257,10 @@ for _, threads in ipairs(args.threads) do
         t and string.format("%.0f", t.rss_mb) or "-"))
       summary[#summary + 1] = { what = string.format("sample lstm H=%d %dT", H, threads),
         ratio = ratio, target = H <= 128 and 5 or 2, rss = r.rss_mb, trss = t and t.rss_mb }
+      rows.emit { bench = "charrnn", name = string.format("sample lstm H=%d %dT", H, threads),
+        value = r.chars_per_s, unit = "char/s", better = "higher", ref = t and t.chars_per_s,
+        ref_name = "pytorch", ratio = ratio, rss_mb = r.rss_mb,
+        spread = { min = r.worst_chars_per_s, median = r.chars_per_s, max = r.best_chars_per_s } }
     end
   end
 end

@@ -25,29 +25,37 @@ local function present(name, file)
   return false
 end
 
+-- the best of n timings, and all of them
 local function best_of(n, f)
-  local best = math.huge
-  for _ = 1, n do
+  local best, all = math.huge, {}
+  for k = 1, n do
     collectgarbage()
     local t0 = wall()
     f()
     local dt = wall() - t0
+    all[k] = dt
     if dt < best then best = dt end
   end
-  return best
+  return best, all
+end
+local rows = require("bench.lib.rows")
+local function row(name, best, all)
+  rows.emit { bench = "data", name = name, value = best, unit = "s", better = "lower", samples = all }
 end
 
 -- MNIST
 if present("mnist", "train-images-idx3-ubyte") then
-  local train_only = best_of(3, function()
+  local train_only, all_train = best_of(3, function()
     local x = data.load_idx(root .. "/mnist/train-images-idx3-ubyte")
     local y = data.load_idx(root .. "/mnist/train-labels-idx1-ubyte")
     assert(x:size()[1] == 60000 and y:size()[1] == 60000)
   end)
-  local all = best_of(3, function()
+  local all, all_all = best_of(3, function()
     local m = data.mnist { split = "55k" }
     assert(m.train.x:size()[1] == 55000)
   end)
+  row("mnist load 60k", train_only, all_train)
+  row("mnist{} 70k", all, all_all)
   print(string.format("mnist: load 60,000 training images + labels into tensors: %.3f s (target < 0.5 s: %s)",
     train_only, train_only < 0.5 and "met" or "MISSED"))
   print(string.format("mnist: recur.data.mnist{} (train, val, test, 70,000 images): %.3f s", all))
@@ -79,10 +87,14 @@ else
 end
 for _, mode in ipairs({ "byte", "utf8" }) do
   local v
-  local tb = best_of(3, function() v = data.Vocab.build(text, { mode = mode }) end)
+  local tb, ab = best_of(3, function() v = data.Vocab.build(text, { mode = mode }) end)
   local ids
-  local te = best_of(3, function() ids = v:encode(text) end)
-  local td = best_of(3, function() assert(#v:decode(ids) == #text) end)
+  local te, ae = best_of(3, function() ids = v:encode(text) end)
+  local td, ad = best_of(3, function() assert(#v:decode(ids) == #text) end)
+  local what = source == "shakespeare.txt" and "shakespeare" or "synthetic"
+  row(string.format("text %s %s: build vocab", what, mode), tb, ab)
+  row(string.format("text %s %s: encode", what, mode), te, ae)
+  row(string.format("text %s %s: decode", what, mode), td, ad)
   print(string.format("text (%s, %.1f MB, %s): build vocab %.3f s, encode %.3f s (%.0f MB/s), decode %.3f s; %d symbols",
     mode, #text / 2 ^ 20, source, tb, te, #text / 2 ^ 20 / te, td, v:size()))
 end

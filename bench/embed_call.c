@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "recur.h"
+#include "bench_rows.h"
 
 static const char *script = "local H, I = 128, 128\n"
                             "recur.seed(1)\n"
@@ -78,7 +79,7 @@ static void bench(int sandboxed, int n) {
     die(rt, "ref");
   float x[128], h[128];
   for (int i = 0; i < 128; i++) x[i] = (float)(i % 7) / 7.0f - 0.4f;
-  double best_lua = 1e9, best_c = 1e9, best_noop = 1e9;
+  double best_lua = 1e9, best_c = 1e9, best_noop = 1e9, all_c[7];
   for (int rep = 0; rep < 7; rep++) {
     recur_value nv = RECUR_INT(n);
     int nres;
@@ -89,6 +90,7 @@ static void bench(int sandboxed, int n) {
     recur_result_number(rt, 1, &t);
     if (t < best_lua) best_lua = t;
     t = c_loop(rt, step, x, h, n);
+    all_c[rep] = t * 1e6;
     if (t < best_c) best_c = t;
     t = c_loop(rt, noop, x, h, n);
     if (t < best_noop) best_noop = t;
@@ -98,6 +100,10 @@ static void bench(int sandboxed, int n) {
          "empty call from C %.2f us\n",
          sandboxed ? "sandbox, 64 MB limit, budget" : "no sandbox", best_lua * 1e6, best_c * 1e6,
          (best_c - best_lua) / best_lua * 100, best_noop * 1e6);
+  double lo, med, hi;
+  bench_spread(all_c, 7, &lo, &med, &hi);
+  bench_row("embed_call", sandboxed ? "LSTM step from C, sandbox" : "LSTM step from C",
+            best_c * 1e6, "us", "lower", best_lua * 1e6, "the step from Lua", lo, med, hi);
   recur_free(rt);
 }
 

@@ -81,21 +81,30 @@ print(string.format("'/' in a string: cjson writes %s, recur.json %s", cjson.enc
 local f = assert(io.open(opts.file, "rb"))
 local text = f:read("a")
 f:close()
+local times = {} -- times[fn] = every timing, ms
 local function best(fn)
-  local b = math.huge
-  for _ = 1, opts.reps do
+  local b, all = math.huge, {}
+  for k = 1, opts.reps do
     local t0 = os.clock()
     fn()
+    all[k] = (os.clock() - t0) * 1e3
     b = math.min(b, os.clock() - t0)
   end
+  times[fn] = all
   return b
 end
 local rv = json.decode(text)
 local cv = cjson.decode(text)
-local rd = best(function() json.decode(text) end)
+local f_rd, f_re = function() json.decode(text) end, function() json.encode(rv) end
+local rd = best(f_rd)
 local cd = best(function() cjson.decode(text) end)
-local re = best(function() json.encode(rv) end)
+local re = best(f_re)
 local ce = best(function() cjson.encode(cv) end)
+local rows = require("bench.lib.rows")
+rows.emit { bench = "json_cjson", name = "decode " .. opts.file, value = rd * 1e3, unit = "ms",
+  better = "lower", ref = cd * 1e3, ref_name = "cjson", ratio = rd / cd, samples = times[f_rd] }
+rows.emit { bench = "json_cjson", name = "encode " .. opts.file, value = re * 1e3, unit = "ms",
+  better = "lower", ref = ce * 1e3, ref_name = "cjson", ratio = re / ce, samples = times[f_re] }
 print(string.format("%s (%d bytes), best of %d, CPU time:", opts.file, #text, opts.reps))
 print(string.format("  decode: recur.json %.1f ms, cjson %.1f ms (%.1fx)", rd * 1e3, cd * 1e3, rd / cd))
 print(string.format("  encode: recur.json %.1f ms, cjson %.1f ms (%.1fx)", re * 1e3, ce * 1e3, re / ce))

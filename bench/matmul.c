@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "../runtime/ops.h"
+#include "bench_rows.h"
 
 enum { M = 1600, K = 512, N = 2048, RUNS = 30 };
 
@@ -34,9 +35,9 @@ static void check(const float *p, const float *ref, double *maxdiff) {
 }
 
 /* Runs direct and recur alternately (so a busy machine slows both alike), one warm-up and
- * RUNS timed calls each; keeps the best time of each. */
+ * RUNS timed calls each; keeps the best time of each and every time in sd, sr. */
 static void bench(rc_tensor *a, rc_tensor *b, CBLAS_TRANSPOSE ta, const float *pa, int lda,
-                  float *c, double *td, double *tr, double *maxdiff) {
+                  float *c, double *td, double *tr, double *maxdiff, double *sd, double *sr) {
   *td = *tr = 1e30;
   *maxdiff = 0;
   for (int r = 0; r <= RUNS; r++) {
@@ -49,6 +50,7 @@ static void bench(rc_tensor *a, rc_tensor *b, CBLAS_TRANSPOSE ta, const float *p
       fprintf(stderr, "rc_matmul: %s\n", a->ctx->err);
       exit(1);
     }
+    if (r > 0) sd[r - 1] = t1 - t0, sr[r - 1] = t2 - t1;
     if (r > 0 && t1 - t0 < *td) *td = t1 - t0;
     if (r > 0 && t2 - t1 < *tr) *tr = t2 - t1;
     if (r == RUNS) check(rc_data(out), c, maxdiff);
@@ -72,16 +74,24 @@ int main(void) {
          openblas_get_num_threads());
   int fails = 0;
   for (int t = 0; t < 2; t++) {
-    double td, tr, diff;
+    double td, tr, diff, sd[RUNS], sr[RUNS];
     if (t)
-      bench(atv, b, CblasTrans, rc_data(at), M, rc_data(c), &td, &tr, &diff);
+      bench(atv, b, CblasTrans, rc_data(at), M, rc_data(c), &td, &tr, &diff, sd, sr);
     else
-      bench(a, b, CblasNoTrans, rc_data(a), K, rc_data(c), &td, &tr, &diff);
+      bench(a, b, CblasNoTrans, rc_data(a), K, rc_data(c), &td, &tr, &diff, sd, sr);
     printf("%-22s direct %7.2f GFLOP/s (%6.2f ms)  recur %7.2f GFLOP/s (%6.2f ms)  "
            "recur/direct %5.1f%%  max|diff| %g\n",
            t ? "left transposed view" : "left contiguous", flop / td * 1e-9, td * 1e3,
            flop / tr * 1e-9, tr * 1e3, 100.0 * td / tr, diff);
     if (diff != 0) fails++;
+    /* GFLOP/s of the best run, its spread over the runs (the slowest run is the min) */
+    double lo, med, hi;
+    bench_spread(sr, RUNS, &lo, &med, &hi);
+    char name[64];
+    snprintf(name, sizeof name, "matmul %s %dT", t ? "transposed view" : "contiguous",
+             openblas_get_num_threads());
+    bench_row("matmul", name, flop / tr * 1e-9, "GFLOP/s", "higher", flop / td * 1e-9,
+              "cblas_sgemm", flop / hi * 1e-9, flop / med * 1e-9, flop / lo * 1e-9);
   }
   rc_release(atv);
   rc_release(a);

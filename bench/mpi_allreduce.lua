@@ -27,5 +27,8 @@ for s in tostring(opts.sizes):gmatch("[^,]+") do
     local med = times[(#times + 1) // 2]
     print(string.format("ranks %d  floats %9d  bytes %10d  median %8.3f ms  min %8.3f ms  %7.1f MB/s (bytes / median)",
       mpi.size(), n, 4 * n, med * 1e3, times[1] * 1e3, 4 * n / med / 1e6))
+    require("bench.lib.rows").emit { bench = "mpi_allreduce", name = string.format(
+      "allreduce %d ranks %d floats", mpi.size(), n), value = med * 1e3, unit = "ms",
+      better = "lower", spread = { min = times[1] * 1e3, median = med * 1e3, max = times[#times] * 1e3 } }
   end
 end

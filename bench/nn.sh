@@ -22,6 +22,13 @@ steps=${BENCH_STEPS:-2000}
 have_torch=0
 if [ -x "$py" ] && "$py" -c 'import torch' 2>/dev/null; then have_torch=1; fi
 [ "$have_torch" = 1 ] || echo "pytorch: not installed (apt-get install python3-torch): ratios skipped"
+# a PyTorch figure as its own row of the results file (bench/run.sh sets RECUR_BENCH_ROWS)
+ref_row() {
+  if [ -n "${RECUR_BENCH_ROWS:-}" ]; then
+    printf '{"bench": "nn", "name": "%s", "value": %s, "unit": "%s", "better": "lower"}\n' \
+      "$1" "$2" "$3" >> "$RECUR_BENCH_ROWS"
+  fi
+}
 num() { sed -E 's/.*: ([0-9.]+) (ms|s).*/\1/'; }
 ratio() { awk -v t="$1" -v r="$2" -v what="$3" -v target="$4" 'BEGIN {
   printf "%s: recur %s, pytorch %s: recur runs at %.2fx PyTorch'"'"'s speed%s\n", what, r, t, t / r,
@@ -33,6 +40,7 @@ for t in 1 2; do
     p=$(OPENBLAS_NUM_THREADS=$t "$py" bench/nn/fcb_step_torch.py "$steps")
     echo "$p"
     ratio "$(echo "$p" | num) ms" "$(echo "$r" | num) ms" "fcb step, $t thread(s)" 1.5
+    ref_row "fcb step ${t}T pytorch" "$(echo "$p" | num)" ms
   fi
 done
 if [ -f data/mnist/train-images-idx3-ubyte ]; then
@@ -43,6 +51,7 @@ if [ -f data/mnist/train-images-idx3-ubyte ]; then
       p=$(OPENBLAS_NUM_THREADS=$t "$py" bench/nn/mnist_epoch_torch.py)
       echo "$p"
       ratio "$(echo "$p" | num) s" "$(echo "$r" | num) s" "mnist epoch, $t thread(s)" ""
+      ref_row "mnist epoch ${t}T pytorch" "$(echo "$p" | num)" s
     fi
   done
 else

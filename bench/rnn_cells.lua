@@ -2,6 +2,7 @@
 -- FLOPs only) beside the sgemm rate measured in the same run.
 -- Options: --help (scripts/args.lua).
 local recur = require("recur")
+local rows = require("bench.lib.rows")
 
 local opts = require("scripts.args").parse(arg, {
   name = "lua5.4 bench/rnn_cells.lua",
@@ -70,8 +71,8 @@ for _, H in ipairs(hiddens) do
       y:backward(gy)
     end
     run()
-    local fwd, tot = math.huge, math.huge
-    for _ = 1, reps do
+    local fwd, tot, all = math.huge, math.huge, {}
+    for k = 1, reps do
       local t0 = clock()
       local y = cell:forward(x)
       local t1 = clock()
@@ -79,9 +80,13 @@ for _, H in ipairs(hiddens) do
       local t2 = clock()
       if t1 - t0 < fwd then fwd = t1 - t0 end
       if t2 - t0 < tot then tot = t2 - t0 end
+      all[k] = (t2 - t0) * 1e3
     end
     local flops = cell:flops(T, B)
     print(string.format("  %-22s forward %8.2f ms   forward+backward %8.2f ms   %6.1f GFLOP/s",
       name, fwd * 1e3, tot * 1e3, flops / tot / 1e9))
+    rows.emit { bench = "rnn_cells", name = string.format("%s H=%d I=%d T=%d B=%d %dT fwd+bwd", name,
+      H, I, T, B, recur.threads()), value = tot * 1e3, unit = "ms", better = "lower",
+      forward_ms = fwd * 1e3, gflops = flops / tot / 1e9, samples = all }
   end
 end

@@ -9,11 +9,14 @@ local recur = require "recur"
 local n = tonumber(arg and arg[1]) or 1000000
 local a = recur.tensor{1, 2, 3, 4}
 local b = recur.tensor{5, 6, 7, 8}
-local best = math.huge
-for _ = 1, 5 do
+local best, ns = math.huge, {}
+for k = 1, 5 do
   local t0 = os.clock()
   for _ = 1, n do local c = a + b end
   local dt = os.clock() - t0
+  ns[k] = dt / n * 1e9
   if dt < best then best = dt end
 end
 print(string.format("recur small op (a + b, 4 floats): %.0f ns per call", best / n * 1e9))
+require("bench.lib.rows").emit { bench = "small_op", name = "a + b, 4 floats", value = best / n * 1e9,
+  unit = "ns", better = "lower", samples = ns }

@@ -56,6 +56,16 @@ print(string.format("word readout [%d x %d] -> %d classes, fwd+bwd, %d thread(s)
   V, threads, rounds))
 print(string.format("  recur unfused %.2f ms, fused %.2f ms; fused / unfused %.2f (%.2f-%.2f)",
   mu * 1e3, mf * 1e3, mr, lo, hi))
+local rows = require("bench.lib.rows")
+local function ms(t)
+  local o = {}
+  for k, v in ipairs(t) do o[k] = v * 1e3 end
+  return o
+end
+rows.emit { bench = "word_readout", name = string.format("unfused %dT", threads), value = mu * 1e3,
+  unit = "ms", better = "lower", samples = ms(tu) }
+rows.emit { bench = "word_readout", name = string.format("fused %dT", threads), value = mf * 1e3,
+  unit = "ms", better = "lower", ref = mu * 1e3, ref_name = "unfused", ratio = mr, samples = ms(tf) }
 if torch then
   local p = io.popen(string.format("/usr/bin/python3 bench/word_readout_torch.py %d %d", rounds, threads))
   local out = p and p:read("a") or ""

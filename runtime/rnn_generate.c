@@ -7,6 +7,22 @@
 #include "rnn_impl.h"
 #include "sample.h"
 
+/* Below this many multiply-adds per step (cells and readout), generation runs OpenBLAS on one
+ * thread. At batch 1 every product is a matrix-vector one (sgemv), which OpenBLAS 0.3.21
+ * splits over its threads from 9,216 matrix elements on; handing half of a product of a few
+ * microseconds to another thread costs more than it saves: 2 threads ran at 0.35x the speed
+ * of 1 for a 2-layer LSTM at H = 128 (0.24M per step), 0.72x at 512 (3.3M), 0.94x at 768
+ * (7.3M), 1.02x at 1024 (12.9M), within noise above (bench/README.md, "Sampling threads").
+ * RECUR_GENERATE_THREADED_MIN overrides it (comparisons; 0: OpenBLAS decides every product). */
+#define RN_GENERATE_THREADED_MIN (1 << 20)
+
+static double threaded_min(void) {
+  const char *e = getenv("RECUR_GENERATE_THREADED_MIN");
+  char *end = NULL;
+  double d = e ? strtod(e, &end) : 0;
+  return e && end != e && d >= 0 ? d : (double)RN_GENERATE_THREADED_MIN;
+}
+
 int64_t rc_rnn_state_floats(rc_cell *const *cells, int n) {
   int64_t total = 0;
   for (int l = 0; l < n; l++)
@@ -59,6 +75,10 @@ int rc_rnn_generate(rc_cell *const *cells, int n, rc_tensor *embed, rc_tensor *W
   rc_tensor *ec = rc_raw_contiguous(embed), *wc = NULL, *bc = NULL;
   float *buf = NULL;
   int rc = -1;
+  /* a process-wide setting, restored below (as recur_call does for an embedded runtime) */
+  int threads = openblas_get_num_threads();
+  int single = threads > 1 && per_step < threaded_min();
+  if (single) openblas_set_num_threads(1);
   if (!ec) goto done;
   if (!(wc = rc_raw_contiguous(W_out))) goto done;
   if (b_out && !(bc = rc_raw_contiguous(b_out))) goto done;
@@ -100,6 +120,7 @@ int rc_rnn_generate(rc_cell *const *cells, int n, rc_tensor *embed, rc_tensor *W
   }
   rc = 0;
 done:
+  if (single) openblas_set_num_threads(threads);
   free(buf);
   rc_release(ec);
   rc_release(wc);

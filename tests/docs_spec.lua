@@ -353,10 +353,14 @@ local not_programs = {
   ["bench/README.md"] = "documentation",
   ["bench/matmul.c"] = "compiled and run by bench/matmul.sh",
   ["bench/embed_call.c"] = "built as build/bench/embed_call, checked below",
+  ["bench/bench_rows.h"] = "the C benchmarks' results rows",
+  ["bench/lib/rows.lua"] = "the module the benchmarks' results rows come from",
 }
+-- Lua programs without the .lua extension
+local lua_programs = { ["bench/compare"] = true }
 local function command_for(f)
   if not_programs[f] then return nil end
-  if f:find("%.lua$") then return q(BIN) .. " " .. q(f) end
+  if f:find("%.lua$") or lua_programs[f] then return q(BIN) .. " " .. q(f) end
   if f:find("%.sh$") then return "sh " .. q(f) end
   if f:find("%.py$") then return PY .. " " .. q(f) end
   error(f .. ": a new kind of file under scripts/ or bench/: add it to docs_spec.lua")

@@ -24,10 +24,13 @@ local function step()
   opt:step()
 end
 for _ = 1, 300 do step() end
-local best = math.huge
-for _ = 1, 5 do
+local best, ms = math.huge, {}
+for k = 1, 5 do
   local t = recur.now()
   for _ = 1, n do step() end
-  best = math.min(best, (recur.now() - t) / n)
+  ms[k] = (recur.now() - t) / n * 1e3
+  best = math.min(best, ms[k] / 1e3)
 end
 print(string.format("recur fcb step: %.4f ms (%d thread%s)", best * 1e3, threads, threads > 1 and "s" or ""))
+require("bench.lib.rows").emit { bench = "nn", name = string.format("fcb step %dT", threads),
+  value = best * 1e3, unit = "ms", better = "lower", samples = ms }

@@ -36,10 +36,13 @@ local function epoch(limit)
   end
 end
 epoch(50) -- warm-up
-local best = math.huge
-for _ = 1, 2 do
+local best, s = math.huge, {}
+for k = 1, 2 do
   local t = recur.now()
   epoch()
-  best = math.min(best, recur.now() - t)
+  s[k] = recur.now() - t
+  best = math.min(best, s[k])
 end
 print(string.format("recur mnist epoch: %.3f s (%d thread%s)", best, threads, threads > 1 and "s" or ""))
+require("bench.lib.rows").emit { bench = "nn", name = string.format("mnist epoch %dT", threads),
+  value = best, unit = "s", better = "lower", samples = s }
