@@ -452,6 +452,25 @@ describe("tools/report.lua", function()
     assert.equal(md, H.read_file(dir .. "/docs/rep.md"))
   end)
 
+  it("says when a full run changed settings on its command line", function()
+    local dir = tmpdir()
+    for _, d in ipairs({ "results", "committed", "scripts" }) do os.execute("mkdir " .. q(dir .. "/" .. d)) end
+    local changed = json.decode(fixture("rnn1", 1, "RNN I", "full", 0.52))
+    changed.command = "build/recur scripts/posts/rnn1.lua --full --epochs 10 --out=results/x.json --threads 2 --lr 1e-4"
+    H.write_file(dir .. "/committed/rnn1.json", json.encode(changed))
+    local plain = json.decode(fixture("tbptt", 3, "Styles", "full", 0.6))
+    plain.command = "build/recur scripts/posts/tbptt.lua --full --out results/t.json --figures img --no-resume"
+    H.write_file(dir .. "/committed/tbptt.json", json.encode(plain))
+    local cmd = q(BIN) .. " tools/report.lua --results " .. q(dir .. "/results") .. " --committed " .. q(dir .. "/committed")
+      .. " --scripts " .. q(dir .. "/scripts") .. " --out " .. q(dir .. "/rep.md") .. " --no-figures"
+    local out, code = sh(cmd)
+    assert.equal(0, code, out)
+    local md = H.read_file(dir .. "/rep.md")
+    H.has(md, "- profile: full, with settings changed on the command line (`--epochs 10 --lr 1e-4`)")
+    local styles = assert(md:find("## 3. Styles", 1, true))
+    assert.truthy(md:find("- profile: full (the post's settings)", styles, true))
+  end)
+
   it("puts <post>.<variant>.json after its post as a subsection, the local one first", function()
     local dir = tmpdir()
     for _, d in ipairs({ "results", "committed", "scripts" }) do os.execute("mkdir " .. q(dir .. "/" .. d)) end

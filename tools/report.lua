@@ -141,6 +141,33 @@ local PROFILES = {
   smoke = "smoke (a test run with tiny sizes: these numbers reproduce nothing)",
 }
 
+-- The options of a results file's command that change what was run (not where it was
+-- written, how many threads ran it or whether it resumed), or nil.
+local NEUTRAL = { ["--full"] = 0, ["--quick"] = 0, ["--smoke"] = 0, ["--resume"] = 0,
+  ["--no-resume"] = 0, ["--out"] = 1, ["--figures"] = 1, ["--threads"] = 1, ["--text"] = 1,
+  ["--data"] = 1 }
+local function settings_changed(command)
+  if type(command) ~= "string" then return nil end
+  local words = {}
+  for w in command:gmatch("%S+") do words[#words + 1] = w end
+  local i = 1
+  while words[i] and not words[i]:find("%.lua$") do i = i + 1 end
+  local kept = {}
+  i = i + 1
+  while words[i] do
+    local w = words[i]
+    local name = w:match("^(%-%-[^=]+)")
+    local skip = name and NEUTRAL[name]
+    if skip then
+      i = i + ((w:find("=", 1, true) or skip == 0) and 1 or 2)
+    else
+      kept[#kept + 1] = w
+      i = i + 1
+    end
+  end
+  return #kept > 0 and table.concat(kept, " ") or nil
+end
+
 local failed_figures = 0
 -- one results file: heading, where it came from, tables, notes, figures
 local function section(p, level, heading)
@@ -151,7 +178,13 @@ local function section(p, level, heading)
   add_line()
   local m = r.machine or {}
   add_line(string.format("- script: `scripts/posts/%s.lua`; results: `%s` (%s)", stem, p.path, p.origin))
-  add_line("- profile: " .. (PROFILES[r.profile] or tostring(r.profile)))
+  local changed = settings_changed(r.command)
+  if changed and r.profile == "full" then
+    add_line("- profile: full, with settings changed on the command line (`" .. changed
+      .. "`): where they differ from the post's, this is not the post's settings; the notes say how")
+  else
+    add_line("- profile: " .. (PROFILES[r.profile] or tostring(r.profile)))
+  end
   add_line(string.format("- machine: %s, %s cores, OPENBLAS_CORETYPE %s", m.cpu or "?", tostring(m.cores or "?"),
     m.openblas_coretype or "?"))
   add_line("- date: " .. (r.date or "?") .. "; commit: " .. (r.commit and ("`" .. r.commit .. "`") or "?"))
