@@ -360,6 +360,8 @@ local not_programs = {
 local lua_programs = { ["bench/compare"] = true }
 local function command_for(f)
   if not_programs[f] then return nil end
+  -- make bench's results files (bench/results/, local; bench/baselines/, committed): data
+  if f:find("^bench/results/") or f:find("^bench/baselines/[^/]+%.json$") then return nil end
   if f:find("%.lua$") or lua_programs[f] then return q(BIN) .. " " .. q(f) end
   if f:find("%.sh$") then return "sh " .. q(f) end
   if f:find("%.py$") then return PY .. " " .. q(f) end
