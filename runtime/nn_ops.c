@@ -376,6 +376,17 @@ rc_tensor *rc_layer_norm(rc_tensor *x, rc_tensor *gamma, rc_tensor *beta, float 
 
 /* ---- cross-entropy and nll ---- */
 
+/* A mask (NULL: none) must have the target positions' shape; 0 after setting the error. */
+static int mask_fits(rc_ctx *c, const char *fn, const rc_tensor *mask, const rc_shape *rows_shape) {
+  if (!mask) return 1;
+  rc_shape ms = rc_shape_of(mask);
+  if (rc_shape_eq(&ms, rows_shape)) return 1;
+  char s1[160], s2[160];
+  rc_error(c, "%s: mask shape %s does not match the target positions %s", fn,
+           rc_shape_str(mask, s1, sizeof s1), rc_shape_str2(rows_shape, s2, sizeof s2));
+  return 0;
+}
+
 /* saved: 0 input [R, C], 1 target ([R] or [R, C]), 2 weights [R] or none, 3 lse [R]
  * i[0] reduction, i[1] soft, i[2] log_probs; d[0] the mean's denominator */
 /* The loss tensor of a cross-entropy: the per-row losses for RC_REDUCE_NONE, else their sum or
@@ -463,13 +474,7 @@ rc_tensor *rc_cross_entropy(rc_tensor *input, rc_tensor *target, int64_t base, r
                          fn, rc_shape_str(target, s1, sizeof s1),
                          rc_shape_str(input, s2, sizeof s2),
                          rc_shape_str2(&rows_shape, s3, sizeof s3), s2);
-  if (mask) {
-    rc_shape ms = rc_shape_of(mask);
-    if (!rc_shape_eq(&ms, &rows_shape))
-      return rc_error_null(c, "%s: mask shape %s does not match the target positions %s", fn,
-                           rc_shape_str(mask, s1, sizeof s1),
-                           rc_shape_str2(&rows_shape, s2, sizeof s2));
-  }
+  if (!mask_fits(c, fn, mask, &rows_shape)) return NULL;
   int64_t R = leading(input);
   rc_tensor *x = as_matrix(input, R, C);
   rc_tensor *t = x ? rc_raw_contiguous(target) : NULL;
@@ -702,13 +707,7 @@ rc_tensor *rc_linear_cross_entropy(rc_tensor *x, rc_tensor *w, rc_tensor *b, rc_
                          "class indices)",
                          fn, rc_shape_str(target, s1, sizeof s1), rc_shape_str(x, s2, sizeof s2),
                          rc_shape_str2(&rows_shape, s3, sizeof s3));
-  if (mask) {
-    rc_shape ms = rc_shape_of(mask);
-    if (!rc_shape_eq(&ms, &rows_shape))
-      return rc_error_null(c, "%s: mask shape %s does not match the target positions %s", fn,
-                           rc_shape_str(mask, s1, sizeof s1),
-                           rc_shape_str2(&rows_shape, s2, sizeof s2));
-  }
+  if (!mask_fits(c, fn, mask, &rows_shape)) return NULL;
   int64_t R = leading(x);
   if (R > INT_MAX || D > INT_MAX || V > INT_MAX)
     return rc_error_null(c, "%s: input shape %s with weight %s is too large for BLAS", fn,

@@ -97,6 +97,9 @@ describe("nn.linear_cross_entropy", function()
     end
     assert.matches("linear_cross_entropy: target 8 at position 2 is not a class index in %[1, 7%]",
       err(function() nn.linear_cross_entropy(h, w, nil, recur.tensor { 1, 8, 2 }) end))
+    assert.matches("linear_cross_entropy: mask shape %[2%] does not match the target positions %[3%]",
+      err(function() nn.linear_cross_entropy(h, w, nil, recur.tensor { 1, 2, 3 },
+        { mask = recur.tensor { 1, 1 } }) end))
     assert.matches("linear_cross_entropy: input shape %[3, 4%] does not match weight shape %[7, 5%]",
       err(function() nn.linear_cross_entropy(h, recur.randn(7, 5), nil, recur.tensor { 1, 2, 3 }) end))
     assert.matches("linear_cross_entropy: target shape %[2%] does not match input shape",
