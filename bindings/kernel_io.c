@@ -32,6 +32,9 @@
 #include <openssl/hmac.h>
 #include <zmq.h>
 
+#include "bind.h"
+#include "program.h"
+
 #define SOCKET_MT "recur.kernel_io.socket"
 #define MAX_FRAMES 64
 
@@ -296,20 +299,10 @@ static void on_sigint(int sig) {
   if (L) lua_sethook(L, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
 }
 
-static int msghandler(lua_State *L) {
-  const char *msg = lua_tostring(L, 1);
-  if (msg == NULL) {
-    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
-    msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
-  }
-  luaL_traceback(L, L, msg, 1);
-  return 1;
-}
-
 static int k_pcall(lua_State *L) {
   luaL_checkany(L, 1);
   int n = lua_gettop(L);
-  lua_pushcfunction(L, msghandler);
+  lua_pushcfunction(L, rb_msghandler);
   lua_insert(L, 1);
   kio.running = L;
   int status = lua_pcall(L, n - 1, LUA_MULTRET, 1);
@@ -350,22 +343,12 @@ static int k_now(lua_State *L) {
 
 /* The source text of an embedded module ("recur.plot"), or nil: inspect_request reads the
  * comment above a function of the Lua half from it. */
-typedef struct {
-  const char *name;
-  const unsigned char *src;
-  size_t len;
-} rb_embedded;
-extern const rb_embedded rb_embedded_lua[];
-
 static int k_embedded_source(lua_State *L) {
-  const char *name = luaL_checkstring(L, 1);
-  for (const rb_embedded *e = rb_embedded_lua; e->name; e++) {
-    if (strcmp(e->name, name) == 0) {
-      lua_pushlstring(L, (const char *)e->src, e->len);
-      return 1;
-    }
-  }
-  return 0;
+  size_t len;
+  const unsigned char *src = rb_embedded_source(luaL_checkstring(L, 1), &len);
+  if (!src) return 0;
+  lua_pushlstring(L, (const char *)src, len);
+  return 1;
 }
 
 static int k_version(lua_State *L) {

@@ -18,6 +18,13 @@ static const rb_embedded *find_embedded(const char *name) {
   return NULL;
 }
 
+const unsigned char *rb_embedded_source(const char *name, size_t *len) {
+  const rb_embedded *e = find_embedded(name);
+  if (!e) return NULL;
+  *len = e->len;
+  return e->src;
+}
+
 /* Chunk names point at the source file: "recur.data.sets" -> lib/recur/data/sets.lua
  * (and "recur" -> lib/recur/init.lua), so error positions name a real file. */
 static int load_embedded(lua_State *L, const rb_embedded *e) {

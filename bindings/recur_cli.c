@@ -19,6 +19,8 @@
 #include <readline/history.h>
 #include <readline/readline.h>
 
+#include "program.h"
+
 int luaopen_recur(lua_State *L);
 int luaopen_recur_kernel_io(lua_State *L);
 
@@ -79,8 +81,8 @@ static int report(lua_State *L, int status, int with_progname) {
 
 /* ---- running chunks ---- */
 
-/* Message handler: appends a traceback to the error message. */
-static int msghandler(lua_State *L) {
+/* Message handler: appends a traceback to the error message (lua.c's). */
+int rb_msghandler(lua_State *L) {
   const char *msg = lua_tostring(L, 1);
   if (msg == NULL) {
     if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
@@ -137,7 +139,7 @@ static void default_sigint(void) {
  * keep_handler: leave on_sigint installed afterwards (the REPL), else restore the default. */
 static int docall(lua_State *L, int narg, int nres, int keep_handler) {
   int base = lua_gettop(L) - narg;
-  lua_pushcfunction(L, msghandler);
+  lua_pushcfunction(L, rb_msghandler);
   lua_insert(L, base);
   cli_state.running = L;
   catch_sigint();
