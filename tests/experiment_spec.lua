@@ -266,6 +266,26 @@ describe("experiment.report", function()
     assert.is_nil(json.decode(H.read_file(rep_in(tmpdir()):save())).runs_seconds) -- no sweep, no figure
   end)
 
+  it("keeps the commit each run ran at, so a re-rendered results file still names it", function()
+    local dir = tmpdir()
+    local rep = rep_in(dir)
+    local sw = rep:sweep({ name = "s", configs = { { a = 1 } }, seeds = { 1, 2 }, quiet = true,
+      run = function(cfg) return { v = cfg.a } end })
+    sw:run()
+    local recs = sw:records()
+    assert.matches("^%x+", recs[1].commit) -- the tests run in a git checkout
+    assert.equal(recs[1].commit, recs[2].commit)
+    assert.same({ recs[1].commit }, json.decode(H.read_file(rep:save())).runs_commits)
+    -- a run recorded at another commit (as when an earlier invocation ran it) is listed too
+    local older = {}
+    for k, v in pairs(recs[2]) do older[k] = v end
+    older.commit = "0123456789ab"
+    sw:record(older)
+    local want = { "0123456789ab", recs[1].commit }
+    table.sort(want)
+    assert.same(want, json.decode(H.read_file(rep:save())).runs_commits)
+  end)
+
   it("keeps an image grid given as tensors as pixels and draws it", function()
     local dir = tmpdir()
     local rep = rep_in(dir)
@@ -457,9 +477,11 @@ describe("tools/report.lua", function()
     for _, d in ipairs({ "results", "committed", "scripts" }) do os.execute("mkdir " .. q(dir .. "/" .. d)) end
     local changed = json.decode(fixture("rnn1", 1, "RNN I", "full", 0.52))
     changed.command = "build/recur scripts/posts/rnn1.lua --full --epochs 10 --out=results/x.json --threads 2 --lr 1e-4"
+    changed.runs_commits = { "0123456789ab", "abc123def456" } -- re-rendered: runs from two commits
     H.write_file(dir .. "/committed/rnn1.json", json.encode(changed))
     local plain = json.decode(fixture("tbptt", 3, "Styles", "full", 0.6))
     plain.command = "build/recur scripts/posts/tbptt.lua --full --out results/t.json --figures img --no-resume"
+    plain.runs_commits = { "abc123def456" } -- ran and rendered at one commit: nothing to add
     H.write_file(dir .. "/committed/tbptt.json", json.encode(plain))
     local cmd = q(BIN) .. " tools/report.lua --results " .. q(dir .. "/results") .. " --committed " .. q(dir .. "/committed")
       .. " --scripts " .. q(dir .. "/scripts") .. " --out " .. q(dir .. "/rep.md") .. " --no-figures"
@@ -469,6 +491,8 @@ describe("tools/report.lua", function()
     H.has(md, "- profile: full, with settings changed on the command line (`--epochs 10 --lr 1e-4`)")
     local styles = assert(md:find("## 3. Styles", 1, true))
     assert.truthy(md:find("- profile: full (the post's settings)", styles, true))
+    H.has(md, "commit: `abc123def456`; its runs ran at `0123456789ab`, `abc123def456`")
+    assert.is_nil(md:find("its runs ran at", styles, true))
   end)
 
   it("puts <post>.<variant>.json after its post as a subsection, the local one first", function()

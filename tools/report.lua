@@ -187,7 +187,13 @@ local function section(p, level, heading)
   end
   add_line(string.format("- machine: %s, %s cores, OPENBLAS_CORETYPE %s", m.cpu or "?", tostring(m.cores or "?"),
     m.openblas_coretype or "?"))
-  add_line("- date: " .. (r.date or "?") .. "; commit: " .. (r.commit and ("`" .. r.commit .. "`") or "?"))
+  local runs_at = ""
+  if type(r.runs_commits) == "table" and not (#r.runs_commits == 1 and r.runs_commits[1] == r.commit) then
+    local q = {}
+    for i, c in ipairs(r.runs_commits) do q[i] = "`" .. c .. "`" end
+    runs_at = "; its runs ran at " .. table.concat(q, ", ")
+  end
+  add_line("- date: " .. (r.date or "?") .. "; commit: " .. (r.commit and ("`" .. r.commit .. "`") or "?") .. runs_at)
   add_line("- wall time: " .. (r.wall_seconds and experiment.sweep_duration(r.wall_seconds) or "?")
     .. (r.runs_seconds and string.format(" (this invocation); the sweeps' runs took %s in all, over every invocation that ran them",
       experiment.sweep_duration(r.runs_seconds)) or ""))

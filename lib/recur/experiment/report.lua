@@ -284,6 +284,22 @@ function Report:runs_seconds()
   return math.floor(total * 100 + 0.5) / 100
 end
 
+-- The commits this report's runs ran at (their records'), sorted, or nil when no record has
+-- one (runs recorded before records kept their commit).
+function Report:runs_commits()
+  local seen, list = {}, {}
+  for _, sw in ipairs(self.sweeps) do
+    for _, r in ipairs(sw:records()) do
+      if type(r.commit) == "string" and not seen[r.commit] then
+        seen[r.commit] = true
+        list[#list + 1] = r.commit
+      end
+    end
+  end
+  table.sort(list)
+  return #list > 0 and list or nil
+end
+
 -- Everything the results file holds, as a table.
 function Report:results()
   return {
@@ -291,7 +307,7 @@ function Report:results()
     post = self.post, title = self.title, section = self.section, profile = self.profile,
     machine = report.machine(), date = os.date("!%Y-%m-%dT%H:%M:%SZ"), commit = report.commit(),
     wall_seconds = math.floor((clock.now() - self.t0) * 100 + 0.5) / 100, command = self.command,
-    runs_seconds = self:runs_seconds(),
+    runs_seconds = self:runs_seconds(), runs_commits = self:runs_commits(),
     tables = self.tables, figures = self.figures, notes = self.notes, data = self.data,
   }
 end

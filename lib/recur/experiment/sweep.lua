@@ -6,7 +6,7 @@
 --                        budget, the profile), quiet = false}
 --   sw:run()            runs what `file` lacks, returns every record (config order, then seed)
 --   sw:pending()        specs {key, config, seed, index, total} not yet recorded
---   sweep.execute(spec, run_fn, opts) -> record {key, config, seed, result, seconds}
+--   sweep.execute(spec, run_fn, opts) -> record {key, config, seed, result, seconds, commit}
 --   sw:record(record)   adds it and rewrites `file` (temporary + rename: never half-written)
 --   sw:records()        the recorded runs in order; sw:select(pred), sw:values(records, field)
 --
@@ -222,7 +222,19 @@ function Run:log(fmt, ...)
   io.stderr:write("[" .. self.key .. "] " .. string.format(fmt, ...) .. "\n")
 end
 
--- Runs one spec: recur.seed(seed), then run_fn(config, seed, run). Returns the record.
+-- The commit the runs of this process run at (report.commit: "-dirty" when tracked files
+-- differ), looked up once; nil outside git or where the process cannot run git.
+local commit_of_process
+local function run_commit()
+  if commit_of_process == nil then
+    local ok, c = pcall(function() return require("recur.experiment.report").commit() end)
+    commit_of_process = ok and c or false
+  end
+  return commit_of_process or nil
+end
+
+-- Runs one spec: recur.seed(seed), then run_fn(config, seed, run). Returns the record, with
+-- the commit it ran at (a results file re-rendered later from resumed runs keeps it).
 function sweep.execute(spec, run_fn, opts)
   if type(spec) ~= "table" or type(spec.key) ~= "string" or type(spec.config) ~= "table" then
     error("experiment.execute: spec must be a table {key, config, seed} (from sweep:pending())", 2)
@@ -236,7 +248,8 @@ function sweep.execute(spec, run_fn, opts)
   if type(result) ~= "table" then
     error(string.format("experiment: run %s returned %s, expected a table of results", spec.key, type(result)), 2)
   end
-  return { key = spec.key, config = spec.config, seed = spec.seed, result = result, seconds = clock.now() - t0 }
+  return { key = spec.key, config = spec.config, seed = spec.seed, result = result, seconds = clock.now() - t0,
+    commit = run_commit() }
 end
 
 local function duration(s)
