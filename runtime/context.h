@@ -10,7 +10,7 @@
 
 #define RC_ERR_MAX 1024
 
-#define RC_CACHE_SLOTS 8
+#define RC_CACHE_SLOTS 64
 
 /* Under AddressSanitizer a cached block is poisoned, so a use after its storage was released
  * is still reported. */
