@@ -111,5 +111,6 @@ void rb_open_optim(lua_State *L, int methods, int module);
 void rb_open_checkpoint(lua_State *L, int methods, int module);
 void rb_open_sort(lua_State *L, int methods, int module);
 void rb_open_shape(lua_State *L, int methods, int module);
+void rb_open_gemm_trace(lua_State *L, int methods, int module);
 
 #endif

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gemm.h"
 #include "kernels.h"
 #include "nn.h"
 #include "nn_internal.h"
@@ -36,9 +37,7 @@ static void gemm(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *a
                  float beta, float *c) {
   if (m <= 0 || n <= 0) return;
   if (k > 0)
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                (blasint)m, (blasint)n, (blasint)k, 1.0f, a, (blasint)(ta ? m : k), b,
-                (blasint)(tb ? k : n), beta, c, (blasint)n);
+    rc_sgemm(ta, tb, m, n, k, 1.0f, a, ta ? m : k, b, tb ? k : n, beta, c, n);
   else if (beta == 0.0f)
     memset(c, 0, (size_t)(m * n) * sizeof(float));
 }

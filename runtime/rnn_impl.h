@@ -112,8 +112,8 @@ static inline int rn_active(const rc_seq *s, int64_t t, int64_t b) {
 
 /* C [M, N] (row stride ldc) = alpha op(A) op(B) + beta C, where op(A) is [M, K] (A stored
  * [M, K] with row stride lda, or [K, M] when ta) and op(B) is [K, N] (B stored [K, N], or
- * [N, K] when tb). M = 1 goes to cblas_sgemv. beta = 0 overwrites C (even NaN). In
- * runtime/rnn_gemm.c, beside the packed products. */
+ * [N, K] when tb). beta = 0 overwrites C (even NaN). rc_sgemm (runtime/gemm.h) with the
+ * cells' argument order; in runtime/rnn_gemm.c, beside the packed products. */
 void rn_gemm(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int ta, const float *B,
              int64_t ldb, int tb, float *C, int64_t ldc, float alpha, float beta);
 

@@ -1,0 +1,164 @@
+/* The trace of the matrix products a piece of work runs, and their replay alone: the floor
+ * that bench/charrnn.lua divides a training step's time by (step time / time of the same
+ * products on scratch data, same kernels, same threads).
+ *
+ * rc_sgemm (runtime/gemm.c), rn_pgemm and rn_pack (runtime/rnn_gemm.c) record their calls
+ * when tracing is on; off, that costs one predictable branch per call. The trace is a global
+ * list guarded by a mutex (products may run on any thread that holds a runtime). */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gemm.h"
+#include "rnn_impl.h"
+
+atomic_int rc_gemm_tracing;
+
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static rc_gemm_call *g_calls;
+static size_t g_n, g_cap;
+static int g_lost;
+
+void rc_gemm_trace_record(const rc_gemm_call *c) {
+  pthread_mutex_lock(&g_mu);
+  if (atomic_load(&rc_gemm_tracing)) {
+    if (g_n == g_cap) {
+      size_t cap = g_cap ? 2 * g_cap : 256;
+      rc_gemm_call *p = realloc(g_calls, cap * sizeof *p);
+      if (p) {
+        g_calls = p;
+        g_cap = cap;
+      }
+    }
+    if (g_n < g_cap)
+      g_calls[g_n++] = *c;
+    else
+      g_lost = 1;
+  }
+  pthread_mutex_unlock(&g_mu);
+}
+
+void rc_gemm_trace_start(void) {
+  pthread_mutex_lock(&g_mu);
+  free(g_calls);
+  g_calls = NULL;
+  g_n = g_cap = 0;
+  g_lost = 0;
+  atomic_store(&rc_gemm_tracing, 1);
+  pthread_mutex_unlock(&g_mu);
+}
+
+rc_gemm_call *rc_gemm_trace_stop(size_t *n, int *lost) {
+  pthread_mutex_lock(&g_mu);
+  atomic_store(&rc_gemm_tracing, 0);
+  rc_gemm_call *c = g_calls;
+  *n = g_n;
+  *lost = g_lost;
+  g_calls = NULL;
+  g_n = g_cap = 0;
+  g_lost = 0;
+  pthread_mutex_unlock(&g_mu);
+  if (!c) *n = 0;
+  return c;
+}
+
+/* ---- replay ---- */
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int64_t imax(int64_t a, int64_t b) {
+  return a > b ? a : b;
+}
+
+/* small values that stay far from overflow and denormals over long sums */
+static void fill(float *p, int64_t n, unsigned seed) {
+  for (int64_t i = 0; i < n; i++) {
+    seed = seed * 1103515245u + 12345u;
+    p[i] = (float)((seed >> 9) & 0x3FF) / 16384.0f - 0.03f;
+  }
+}
+
+/* the packed weights the products of the trace use, one per distinct (K, N, kernel), packed
+ * before the timing (their packing is timed where the trace has it: the RC_GEMM_PACK calls) */
+typedef struct {
+  int64_t K, N;
+  int kernel;
+  float *buf;
+  rn_pmat m;
+} packed_w;
+
+double rc_gemm_replay(const rc_gemm_call *calls, size_t n, int reps) {
+  int64_t a = 1, b = 1, c = 1, pk = 1;
+  size_t np = 0;
+  for (size_t i = 0; i < n; i++) {
+    const rc_gemm_call *q = &calls[i];
+    a = imax(a, q->M * q->K);
+    b = imax(b, q->K * q->N);
+    c = imax(c, q->M * q->N);
+    if (q->op != RC_GEMM_CALL) pk = imax(pk, rn_pack_floats(q->K, q->N));
+    if (q->op == RC_GEMM_PACKED) np++;
+  }
+  float *A = malloc((size_t)a * sizeof(float)), *B = malloc((size_t)b * sizeof(float));
+  float *C = malloc((size_t)c * sizeof(float)), *P = malloc((size_t)pk * sizeof(float));
+  packed_w *w = calloc(np ? np : 1, sizeof *w);
+  rn_team *team = NULL;
+  size_t nw = 0;
+  double best = -1.0;
+  if (!A || !B || !C || !P || !w) goto done;
+  fill(A, a, 1u);
+  fill(B, b, 2u);
+  fill(C, c, 3u);
+  for (size_t i = 0; i < n; i++) {
+    const rc_gemm_call *q = &calls[i];
+    if (q->op != RC_GEMM_PACKED) continue;
+    if (q->threads > 1 && !team && !(team = rn_team_new())) goto done;
+    size_t k = 0;
+    while (k < nw && !(w[k].K == q->K && w[k].N == q->N && w[k].kernel == q->kernel)) k++;
+    if (k < nw) continue;
+    w[nw].K = q->K;
+    w[nw].N = q->N;
+    w[nw].kernel = q->kernel;
+    if (!(w[nw].buf = malloc((size_t)rn_pack_floats(q->K, q->N) * sizeof(float)))) goto done;
+    rn_pack(&w[nw].m, w[nw].buf, B, q->N, 0, q->K, q->N);
+    nw++;
+  }
+  for (int r = 0; r < (reps > 0 ? reps : 1); r++) {
+    double t0 = now_s();
+    for (size_t i = 0; i < n; i++) {
+      const rc_gemm_call *q = &calls[i];
+      if (q->op == RC_GEMM_CALL) {
+        int64_t lda = q->ta ? q->M : q->K, ldb = q->tb ? q->K : q->N;
+        if (q->kernel)
+          rc_sgemm_own(q->ta, q->tb, q->M, q->N, q->K, 1.0f, A, imax(1, lda), B, imax(1, ldb),
+                       0.0f, C, q->N, q->threads);
+        else
+          rc_sgemm(q->ta, q->tb, q->M, q->N, q->K, 1.0f, A, imax(1, lda), B, imax(1, ldb), 0.0f,
+                   C, q->N);
+      } else if (q->op == RC_GEMM_PACK) {
+        rn_pmat m;
+        rn_pack(&m, P, B, q->tb ? q->K : q->N, q->tb, q->K, q->N);
+      } else {
+        size_t k = 0;
+        while (!(w[k].K == q->K && w[k].N == q->N && w[k].kernel == q->kernel)) k++;
+        w[k].m.team = q->threads > 1 ? team : NULL;
+        rn_pgemm(&w[k].m, q->M, A, q->K, C, q->N, 0.0f);
+      }
+    }
+    double t = now_s() - t0;
+    if (best < 0 || t < best) best = t;
+  }
+done:
+  for (size_t k = 0; k < nw; k++) free(w[k].buf);
+  rn_team_free(team);
+  free(w);
+  free(A);
+  free(B);
+  free(C);
+  free(P);
+  return best;
+}
