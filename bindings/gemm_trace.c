@@ -21,12 +21,12 @@ static int f_gemm_trace(lua_State *L) {
     return luaL_error(L, "_gemm_trace: argument #1 must be a boolean (got %s)",
                       luaL_typename(L, 1));
   if (lua_toboolean(L, 1)) {
-    rc_gemm_trace_start();
+    rc_gemm_trace_start(rb_ctx(L));
     return 0;
   }
   size_t n = 0;
   int lost = 0;
-  rc_gemm_call *c = rc_gemm_trace_stop(&n, &lost);
+  rc_gemm_call *c = rc_gemm_trace_stop(rb_ctx(L), &n, &lost);
   if (lost) {
     free(c);
     return luaL_error(L, "_gemm_trace: out of memory while tracing");
@@ -118,7 +118,6 @@ static int f_gemm_replay(lua_State *L) {
                         (int)c[i].M, (int)c[i].N, (int)c[i].K);
     lua_pop(L, 1);
   }
-  if (rc_gemm_trace_on()) return luaL_error(L, "_gemm_replay: stop the trace first");
   double t = rc_gemm_replay(c, n, (int)reps);
   if (t < 0) return luaL_error(L, "_gemm_replay: out of memory");
   lua_pushnumber(L, t);

@@ -17,17 +17,19 @@
  * first block: beta 0 never reads C). A B panel (KC x 32, 32 KB) stays in L1 while the A
  * panels of the row block (MC x KC, 288 KB) stream from L2.
  *
- * Two threads: with more than one BLAS thread, a product is split by columns (rows when it
- * has few columns) with a helper thread (rn_team, runtime/rnn_gemm.c); each half packs its own
- * operands, and every element is summed in the same order either way, so the split does not
- * change the result. */
+ * Two threads: with more than one BLAS thread, a product of at least GEMM_SPLIT_MIN
+ * multiply-adds is split by columns (rows when it has few columns) with a thread started for
+ * it (~20-50 us, against milliseconds of work; the runtime keeps no thread or buffer between
+ * calls: it has no globals, and a context owns no thread). Each half packs its own operands,
+ * and every element is summed in the same order either way, so the split does not change the
+ * result. The packing buffers are malloc'ed per product: glibc keeps blocks of this size on
+ * its heap after the first free, so they cost no page faults after the first call. */
 #include <cblas.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "gemm.h"
-#include "rnn_impl.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -45,8 +47,8 @@
 #define NC 4096 /* a multiple of NR */
 /* multiply-adds from which recur's kernel runs (below, packing costs more than it saves) */
 #define GEMM_MIN (1 << 15)
-/* ... and from which it is split over two threads (the hand-over costs ~10-20 us) */
-#define GEMM_SPLIT_MIN (1 << 21)
+/* ... and from which it is split over two threads (starting one costs ~20-50 us) */
+#define GEMM_SPLIT_MIN (1 << 23)
 
 /* ---- which kernel ---- */
 
@@ -71,24 +73,18 @@ static int cpu_avx512(void) {
 #endif
 }
 
-static atomic_int own_state; /* 0 undecided, 1 no, 2 yes */
-
-int rc_gemm_own_wanted(void) {
-  int s = atomic_load_explicit(&own_state, memory_order_relaxed);
-  if (s == 0) {
-    const char *want = getenv("RECUR_GEMM_KERNEL");
-    int forced_off = want && (strcmp(want, "blas") == 0 || strcmp(want, "plain") == 0 ||
-                              strcmp(want, "avx2") == 0);
-    s = !forced_off && cpu_avx512() && !core_has_avx512(openblas_get_corename()) ? 2 : 1;
-    atomic_store_explicit(&own_state, s, memory_order_relaxed);
-  }
-  return s == 2;
+/* recur's kernel for large products? A few checks per product (no global may cache them). */
+static int own_wanted(void) {
+  if (!cpu_avx512() || core_has_avx512(openblas_get_corename())) return 0;
+  const char *want = getenv("RECUR_GEMM_KERNEL");
+  return !(want && (strcmp(want, "blas") == 0 || strcmp(want, "plain") == 0 ||
+                    strcmp(want, "avx2") == 0));
 }
 
 int rc_gemm_route(int64_t M, int64_t N, int64_t K) {
-  if (M < 2 || N < 1 || K < 1 || !rc_gemm_own_wanted()) return 0;
+  if (M < 2 || N < 1 || K < 1) return 0;
   double madds = (double)M * (double)N * (double)K;
-  if (madds < GEMM_MIN) return 0;
+  if (madds < GEMM_MIN || !own_wanted()) return 0;
   return madds >= GEMM_SPLIT_MIN && openblas_get_num_threads() > 1 ? 2 : 1;
 }
 
@@ -170,9 +166,12 @@ T512 static void pack_across(const float *src, int64_t ld, int64_t n, int64_t kc
     __mmask16 km = (__mmask16)(kn == 16 ? 0xFFFF : (1u << kn) - 1);
     for (int g = 0; g < W; g += 16) {
       __m512 r[16];
-      for (int i = 0; i < 16; i++)
+      for (int i = 0; i < 16; i++) {
+        /* 4 blocks ahead: the rows are far apart and each is read in short runs */
+        if (g + i < n && k0 + 64 < kc) _mm_prefetch((const char *)(src + (g + i) * ld + k0 + 64), _MM_HINT_T0);
         r[i] = g + i < n ? _mm512_mul_ps(va, _mm512_maskz_loadu_ps(km, src + (g + i) * ld + k0))
                          : _mm512_setzero_ps();
+      }
       transpose16(r);
       __mmask16 wm = (__mmask16)(W - g >= 16 ? 0xFFFF : (1u << (W - g)) - 1);
       for (int kk = 0; kk < kn; kk++) _mm512_mask_storeu_ps(dst + (k0 + kk) * W + g, wm, r[kk]);
@@ -243,7 +242,6 @@ typedef struct {
   float *C;
   float *abuf[2], *bbuf[2];
   int split_rows; /* the two threads split rows (else columns) */
-  int64_t cut;    /* where the helper's share starts */
 } gm_job;
 
 static void run_block(const gm_job *j, int64_t i_lo, int64_t i_hi, int64_t j_lo, int64_t j_hi,
@@ -289,52 +287,16 @@ static void job_fn(void *arg, int64_t lo, int64_t hi) {
     run_block(j, 0, j->M, lo, hi, j->abuf[h], j->bbuf[h]);
 }
 
-/* the helper thread of the split products, started on first use and kept for the process;
- * `busy` keeps two callers (two runtimes on two threads) from posting to it at once */
-static rn_team *g_team;
-static pthread_once_t g_team_once = PTHREAD_ONCE_INIT;
-static pthread_mutex_t g_team_busy = PTHREAD_MUTEX_INITIALIZER;
-static void team_start(void) {
-  g_team = rn_team_new();
-}
-
-/* The packing buffers, kept per calling thread (a fresh multi-megabyte block per product
- * would be mapped anew by malloc and page-faulted in every time) and freed with the thread. */
+/* the helper's share of a split product */
 typedef struct {
-  float *p;
-  size_t n;
-} gm_buf;
-static pthread_key_t g_buf_key;
-static pthread_once_t g_buf_once = PTHREAD_ONCE_INIT;
-static int g_buf_ok;
-static void buf_free(void *arg) {
-  gm_buf *b = arg;
-  free(b->p);
-  free(b);
-}
-static void buf_init(void) {
-  g_buf_ok = pthread_key_create(&g_buf_key, buf_free) == 0;
-}
+  gm_job *j;
+  int64_t lo, hi;
+} gm_share;
 
-/* n floats, 64-byte aligned, owned by the calling thread (valid until its next call) */
-static float *thread_buf(size_t n) {
-  pthread_once(&g_buf_once, buf_init);
-  if (!g_buf_ok) return NULL;
-  gm_buf *b = pthread_getspecific(g_buf_key);
-  if (!b) {
-    if (!(b = calloc(1, sizeof *b))) return NULL;
-    if (pthread_setspecific(g_buf_key, b)) {
-      free(b);
-      return NULL;
-    }
-  }
-  if (b->n < n) {
-    free(b->p);
-    b->n = 0;
-    if (!(b->p = aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64))) return NULL;
-    b->n = n;
-  }
-  return b->p;
+static void *helper_main(void *arg) {
+  gm_share *h = arg;
+  job_fn(h->j, h->lo, h->hi);
+  return NULL;
 }
 
 static int64_t round_up(int64_t n, int64_t m) {
@@ -346,7 +308,7 @@ int rc_sgemm_own(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, c
                  int threads) {
   if (!cpu_avx512()) return -1;
   if (M <= 0 || N <= 0) return 0;
-  gm_job j = {ta, tb, M, N, K, alpha, beta, A, B, lda, ldb, ldc, C, {0}, {0}, 0, 0};
+  gm_job j = {ta, tb, M, N, K, alpha, beta, A, B, lda, ldb, ldc, C, {0}, {0}, 0};
   if (K <= 0 || alpha == 0.0f) { /* no sum: C = beta C */
     for (int64_t i = 0; i < M; i++)
       for (int64_t c = 0; c < N; c++) C[i * ldc + c] = beta == 0.0f ? 0.0f : beta * C[i * ldc + c];
@@ -354,7 +316,6 @@ int rc_sgemm_own(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, c
   }
   /* the split: by columns in whole panels when there are at least 4, else by rows */
   int64_t cut = 0, n = 0;
-  rn_team *team = NULL;
   if (threads > 1) {
     if (N >= 4 * NR) {
       n = N;
@@ -364,46 +325,42 @@ int rc_sgemm_own(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, c
       n = M;
       cut = round_up(M / 2, MR);
     }
-    if (cut > 0 && cut < n) {
-      pthread_once(&g_team_once, team_start);
-      if (g_team && pthread_mutex_trylock(&g_team_busy) == 0) team = g_team;
-    }
   }
-  int parts = team ? 2 : 1;
-  int64_t cols = j.split_rows || !team ? N : (cut > N - cut ? cut : N - cut);
+  int parts = cut > 0 && cut < n ? 2 : 1;
+  int64_t cols = j.split_rows || parts == 1 ? N : (cut > N - cut ? cut : N - cut);
   size_t afl = (size_t)MC * KC, bfl = (size_t)KC * (size_t)round_up(cols < NC ? cols : NC, NR);
-  float *mem = thread_buf((afl + bfl) * (size_t)parts);
-  if (!mem) {
-    if (team) pthread_mutex_unlock(&g_team_busy);
-    return -1;
-  }
+  float *mem = aligned_alloc(64, (afl + bfl) * (size_t)parts * sizeof(float));
+  if (!mem) return -1;
   for (int p = 0; p < parts; p++) {
     j.abuf[p] = mem + (size_t)p * (afl + bfl);
     j.bbuf[p] = j.abuf[p] + afl;
   }
-  if (team) {
-    j.cut = cut;
-    rn_team_split(team, job_fn, &j, n, cut);
-    pthread_mutex_unlock(&g_team_busy);
+  pthread_t th;
+  gm_share share = {&j, cut, n};
+  if (parts == 2 && pthread_create(&th, NULL, helper_main, &share) == 0) {
+    job_fn(&j, 0, cut);
+    pthread_join(th, NULL);
   } else {
     run_block(&j, 0, M, 0, N, j.abuf[0], j.bbuf[0]);
   }
+  free(mem);
   return 0;
 }
 
 /* ---- the entry point ---- */
 
-static void record(int ta, int tb, int64_t M, int64_t N, int64_t K, int route) {
-  rc_gemm_call c = {M, N, K, RC_GEMM_CALL, ta, tb, route > 0 ? route : 1, route > 0};
+static void record(rc_ctx *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K, int route) {
+  rc_gemm_call c = {M, N, K, RC_GEMM_CALL, ta, tb, route, route > 0};
   if (route == 0) c.threads = openblas_get_num_threads();
-  rc_gemm_trace_record(&c);
+  rc_gemm_trace_record(ctx, &c);
 }
 
-void rc_sgemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-              int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+void rc_sgemm(rc_ctx *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+              const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+              int64_t ldc) {
   if (M <= 0 || N <= 0) return;
   int route = rc_gemm_route(M, N, K);
-  if (rc_gemm_trace_on()) record(ta, tb, M, N, K, route);
+  if (ctx && ctx->gemm_tracing) record(ctx, ta, tb, M, N, K, route);
   if (route > 0 && rc_sgemm_own(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, route) == 0)
     return;
   /* beta 0 must overwrite NaN: OpenBLAS's sgemm writes zeros for beta 0, but its sgemv and an

@@ -2,10 +2,9 @@
  * that bench/charrnn.lua divides a training step's time by (step time / time of the same
  * products on scratch data, same kernels, same threads).
  *
- * rc_sgemm (runtime/gemm.c), rn_pgemm and rn_pack (runtime/rnn_gemm.c) record their calls
- * when tracing is on; off, that costs one predictable branch per call. The trace is a global
- * list guarded by a mutex (products may run on any thread that holds a runtime). */
-#include <pthread.h>
+ * rc_sgemm (runtime/gemm.c), rn_pgemm (runtime/rnn_gemm.c) and rn_prepare's packing
+ * (runtime/rnn_common.c) record their calls in their runtime context while its trace is on;
+ * off, that costs one predictable branch per call. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -13,53 +12,41 @@
 #include "gemm.h"
 #include "rnn_impl.h"
 
-atomic_int rc_gemm_tracing;
-
-static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
-static rc_gemm_call *g_calls;
-static size_t g_n, g_cap;
-static int g_lost;
-
-void rc_gemm_trace_record(const rc_gemm_call *c) {
-  pthread_mutex_lock(&g_mu);
-  if (atomic_load(&rc_gemm_tracing)) {
-    if (g_n == g_cap) {
-      size_t cap = g_cap ? 2 * g_cap : 256;
-      rc_gemm_call *p = realloc(g_calls, cap * sizeof *p);
-      if (p) {
-        g_calls = p;
-        g_cap = cap;
-      }
+void rc_gemm_trace_record(rc_ctx *ctx, const rc_gemm_call *c) {
+  if (ctx->gemm_n == ctx->gemm_cap) {
+    size_t cap = ctx->gemm_cap ? 2 * ctx->gemm_cap : 256;
+    rc_gemm_call *p = realloc(ctx->gemm_calls, cap * sizeof *p);
+    if (!p) {
+      ctx->gemm_lost = 1;
+      return;
     }
-    if (g_n < g_cap)
-      g_calls[g_n++] = *c;
-    else
-      g_lost = 1;
+    ctx->gemm_calls = p;
+    ctx->gemm_cap = cap;
   }
-  pthread_mutex_unlock(&g_mu);
+  ((rc_gemm_call *)ctx->gemm_calls)[ctx->gemm_n++] = *c;
 }
 
-void rc_gemm_trace_start(void) {
-  pthread_mutex_lock(&g_mu);
-  free(g_calls);
-  g_calls = NULL;
-  g_n = g_cap = 0;
-  g_lost = 0;
-  atomic_store(&rc_gemm_tracing, 1);
-  pthread_mutex_unlock(&g_mu);
+void rc_gemm_trace_pack(rc_ctx *ctx, int64_t K, int64_t N, int trans, int kind) {
+  rc_gemm_call c = {1, N, K, RC_GEMM_PACK, 0, trans, 1, kind};
+  rc_gemm_trace_record(ctx, &c);
 }
 
-rc_gemm_call *rc_gemm_trace_stop(size_t *n, int *lost) {
-  pthread_mutex_lock(&g_mu);
-  atomic_store(&rc_gemm_tracing, 0);
-  rc_gemm_call *c = g_calls;
-  *n = g_n;
-  *lost = g_lost;
-  g_calls = NULL;
-  g_n = g_cap = 0;
-  g_lost = 0;
-  pthread_mutex_unlock(&g_mu);
-  if (!c) *n = 0;
+void rc_gemm_trace_start(rc_ctx *ctx) {
+  free(ctx->gemm_calls);
+  ctx->gemm_calls = NULL;
+  ctx->gemm_n = ctx->gemm_cap = 0;
+  ctx->gemm_lost = 0;
+  ctx->gemm_tracing = 1;
+}
+
+rc_gemm_call *rc_gemm_trace_stop(rc_ctx *ctx, size_t *n, int *lost) {
+  rc_gemm_call *c = ctx->gemm_calls;
+  *n = c ? ctx->gemm_n : 0;
+  *lost = ctx->gemm_lost;
+  ctx->gemm_tracing = 0;
+  ctx->gemm_calls = NULL;
+  ctx->gemm_n = ctx->gemm_cap = 0;
+  ctx->gemm_lost = 0;
   return c;
 }
 
@@ -137,8 +124,8 @@ double rc_gemm_replay(const rc_gemm_call *calls, size_t n, int reps) {
           rc_sgemm_own(q->ta, q->tb, q->M, q->N, q->K, 1.0f, A, imax(1, lda), B, imax(1, ldb),
                        0.0f, C, q->N, q->threads);
         else
-          rc_sgemm(q->ta, q->tb, q->M, q->N, q->K, 1.0f, A, imax(1, lda), B, imax(1, ldb), 0.0f,
-                   C, q->N);
+          rc_sgemm(NULL, q->ta, q->tb, q->M, q->N, q->K, 1.0f, A, imax(1, lda), B, imax(1, ldb),
+                   0.0f, C, q->N);
       } else if (q->op == RC_GEMM_PACK) {
         rn_pmat m;
         rn_pack(&m, P, B, q->tb ? q->K : q->N, q->tb, q->K, q->N);

@@ -21,6 +21,7 @@
 #define BLAS_MAX ((int64_t)(sizeof(blasint) >= 8 ? INT64_MAX : INT_MAX))
 
 typedef struct {
+  rc_ctx *ctx;            /* whose trace records the products (runtime/gemm.h) */
   float *p;               /* element (0, 0) of batch 0 */
   int64_t nb, rows, cols; /* batch count (1: no batch / broadcast), matrix shape */
   int64_t bs, rs, cs;     /* strides in elements; bs unused when nb == 1 */
@@ -87,6 +88,7 @@ static int64_t dsize_s(const rc_shape *s, int d) {
 
 static mat mat_of(rc_tensor *t, dmap m) {
   mat r;
+  r.ctx = t->ctx;
   r.p = rc_data(t);
   r.nb = dsize(t, m.d[0]);
   r.rows = dsize(t, m.d[1]);
@@ -119,7 +121,7 @@ static void sgemm1(const mat *A, const float *pa, const mat *B, const float *pb,
   blasint lda, ldb;
   map_blas(A->rows, A->cols, A->rs, A->cs, &ta, &lda);
   map_blas(B->rows, B->cols, B->rs, B->cs, &tb, &ldb);
-  rc_sgemm(ta == CblasTrans, tb == CblasTrans, M, N, K, alpha, pa, lda, pb, ldb, beta, pc, ldc);
+  rc_sgemm(A->ctx, ta == CblasTrans, tb == CblasTrans, M, N, K, alpha, pa, lda, pb, ldb, beta, pc, ldc);
 }
 
 /* C = beta * C over a [nb, rows, cols] row-major output (beta 0 writes zeros, even over NaN). */

@@ -30,9 +30,9 @@
 
 /* ---- the plain product: whole-sequence products, and per-step ones packing skips ---- */
 
-void rn_gemm(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int ta, const float *B,
-             int64_t ldb, int tb, float *C, int64_t ldc, float alpha, float beta) {
-  rc_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+void rn_gemm(rc_ctx *ctx, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int ta,
+             const float *B, int64_t ldb, int tb, float *C, int64_t ldc, float alpha, float beta) {
+  rc_sgemm(ctx, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 /* ---- packed products ---- */
@@ -85,6 +85,7 @@ void rn_pack(rn_pmat *m, float *dst, const float *W, int64_t ldw, int trans, int
   m->p = NULL;
   m->kind = KIND_PLAIN;
   m->team = NULL;
+  m->ctx = NULL;
   if (!dst) return;
   int kind = cpu_kind();
   if (kind == KIND_PLAIN) return;
@@ -112,10 +113,6 @@ void rn_pack(rn_pmat *m, float *dst, const float *W, int64_t ldw, int trans, int
   }
   m->p = p;
   m->kind = kind;
-  if (rc_gemm_trace_on()) {
-    rc_gemm_call c = {1, N, K, RC_GEMM_PACK, 0, trans, 1, kind};
-    rc_gemm_trace_record(&c);
-  }
 }
 
 #ifdef RG_X86
@@ -498,10 +495,10 @@ void rn_pgemm(const rn_pmat *m, int64_t M, const float *A, int64_t lda, float *C
   if (m->p && m->K > 0 && (beta == 0.0f || beta == 1.0f)) {
     int nr = nr_of(m->kind), b = beta != 0.0f;
     int64_t panels = (m->N + nr - 1) / nr;
-    if (rc_gemm_trace_on()) {
-      rc_gemm_call c = {M,        m->N, m->K, RC_GEMM_PACKED, 0, m->trans, m->team && panels >= 2 ? 2 : 1,
+    if (m->ctx && m->ctx->gemm_tracing) {
+      rc_gemm_call c = {M, m->N, m->K, RC_GEMM_PACKED, 0, m->trans, m->team && panels >= 2 ? 2 : 1,
                         m->kind};
-      rc_gemm_trace_record(&c);
+      rc_gemm_trace_record(m->ctx, &c);
     }
     if (m->team && panels >= 2) {
       pg_job j = {m, M, A, lda, C, ldc, b};
@@ -511,5 +508,5 @@ void rn_pgemm(const rn_pmat *m, int64_t M, const float *A, int64_t lda, float *C
     pgemm_range(m, M, A, lda, C, ldc, b, 0, panels);
     return;
   }
-  rn_gemm(M, m->N, m->K, A, lda, 0, m->w, m->ldw, m->trans, C, ldc, 1.0f, beta);
+  rn_gemm(m->ctx, M, m->N, m->K, A, lda, 0, m->w, m->ldw, m->trans, C, ldc, 1.0f, beta);
 }

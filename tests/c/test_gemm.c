@@ -41,7 +41,7 @@ static int run(int how, int ta, int tb, int64_t M, int64_t N, int64_t K, float a
     for (int64_t i = 0; i < M; i++) memset(R + i * ldc, 0, sizeof(float) * (size_t)N);
   int rc = 0;
   if (how == 2)
-    rc_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    rc_sgemm(NULL, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   else
     rc = rc_sgemm_own(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, how + 1);
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
@@ -108,7 +108,7 @@ int main(void) {
   /* degenerate sizes through the entry point: K = 0 and alpha = 0 never read A, B */
   {
     float C[6] = {NAN, NAN, NAN, 1, 2, 3};
-    rc_sgemm(0, 0, 2, 3, 0, 1.0f, NULL, 1, NULL, 3, 0.0f, C, 3);
+    rc_sgemm(NULL, 0, 0, 2, 3, 0, 1.0f, NULL, 1, NULL, 3, 0.0f, C, 3);
     CHECK(C[0] == 0.0f && C[2] == 0.0f && C[3] == 0.0f && C[5] == 0.0f);
     float D[4] = {1, 2, 3, 4}, A[4] = {NAN, NAN, NAN, NAN};
     if (have) {
@@ -117,17 +117,19 @@ int main(void) {
     }
   }
 
-  /* the trace: a product recorded with its sizes and route, nothing recorded once stopped,
-   * and a replay of what was recorded */
+  /* the trace: a product recorded in its context with its sizes and route, nothing recorded
+   * once stopped nor in another context, and a replay of what was recorded */
   {
     int64_t M = 64, N = 96, K = 80;
     float *A = calloc((size_t)(M * K), sizeof(float)), *B = calloc((size_t)(K * N), sizeof(float));
     float *C = calloc((size_t)(M * N), sizeof(float));
-    rc_gemm_trace_start();
-    rc_sgemm(1, 0, M, N, K, 1.0f, A, M, B, N, 0.0f, C, N);
+    rc_ctx *ctx = rc_ctx_new(), *other = rc_ctx_new();
+    rc_gemm_trace_start(ctx);
+    rc_sgemm(ctx, 1, 0, M, N, K, 1.0f, A, M, B, N, 0.0f, C, N);
+    rc_sgemm(other, 0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
     size_t n = 0;
     int lost = 1;
-    rc_gemm_call *c = rc_gemm_trace_stop(&n, &lost);
+    rc_gemm_call *c = rc_gemm_trace_stop(ctx, &n, &lost);
     CHECK(n == 1 && !lost && c);
     if (n == 1 && c) {
       CHECK(c[0].op == RC_GEMM_CALL && c[0].M == M && c[0].N == N && c[0].K == K);
@@ -136,9 +138,14 @@ int main(void) {
       CHECK(rc_gemm_replay(c, n, 2) >= 0.0);
     }
     free(c);
-    rc_sgemm(0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
-    c = rc_gemm_trace_stop(&n, &lost);
+    rc_sgemm(ctx, 0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
+    c = rc_gemm_trace_stop(ctx, &n, &lost);
     CHECK(n == 0 && c == NULL);
+    /* a trace still on when its context goes is freed with it (the leak check of make asan) */
+    rc_gemm_trace_start(other);
+    rc_sgemm(other, 0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
+    rc_ctx_release(other);
+    rc_ctx_release(ctx);
     free(A);
     free(B);
     free(C);
