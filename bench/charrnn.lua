@@ -144,14 +144,16 @@ if worker then
     local med, best, worst = blocks(step, nw, nb, ns)
     local flops = 6 * T * B * H * V
     for _, c in ipairs(m.rnn.cells) do flops = flops + c:flops(T, B) end
-    -- the GEMM floor: one step's products, replayed alone (best of 7 passes)
+    -- the GEMM floor: one step's products, replayed alone (best of 7 passes); the peak RSS is
+    -- read first (the replay's scratch operands are not the model's)
+    local rss = peak_rss_mb()
     recur._gemm_trace(true)
     step()
     local calls = recur._gemm_trace(false)
     local gemm_s = recur._gemm_replay(calls, 7)
     print(string.format("RESULT impl=recur mode=train cell=%s hidden=%d ms=%.3f best_ms=%.3f "
       .. "worst_ms=%.3f gflops=%.2f rss_mb=%.1f gemm_ms=%.3f gemm_calls=%d", m.cell, H, med * 1e3,
-      best * 1e3, worst * 1e3, flops / med * 1e-9, peak_rss_mb(), gemm_s * 1e3, #calls))
+      best * 1e3, worst * 1e3, flops / med * 1e-9, rss, gemm_s * 1e3, #calls))
   else
     local chars = math.tointeger(tonumber(worker.chars or "2000"))
     local per = math.max(1, chars // nb)

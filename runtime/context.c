@@ -28,6 +28,7 @@ void rc_ctx_release(rc_ctx *c) {
     }
     free(c->deferred);
     free(c->gemm_calls);
+    free(c->gemm_buf);
     free(c);
   }
 }

@@ -73,6 +73,11 @@ typedef struct rc_ctx {
   int gemm_tracing, gemm_lost;
   void *gemm_calls;
   size_t gemm_n, gemm_cap;
+  /* recur's matrix product's packing buffers (runtime/gemm.c), kept for the next product: a
+   * block malloc'ed and freed per product would raise glibc's mmap threshold, after which
+   * freed tensors would then stay in the heap. Not counted, like cache_block. */
+  void *gemm_buf;
+  size_t gemm_buf_bytes;
 } rc_ctx;
 
 rc_ctx *rc_ctx_new(void);

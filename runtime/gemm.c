@@ -22,8 +22,8 @@
  * it (~20-50 us, against milliseconds of work; the runtime keeps no thread or buffer between
  * calls: it has no globals, and a context owns no thread). Each half packs its own operands,
  * and every element is summed in the same order either way, so the split does not change the
- * result. The packing buffers are malloc'ed per product: glibc keeps blocks of this size on
- * its heap after the first free, so they cost no page faults after the first call. */
+ * result. The packing buffers belong to the runtime context and are kept for its next product
+ * (rc_ctx's gemm_buf). */
 #include <cblas.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -48,7 +48,7 @@
 /* multiply-adds from which recur's kernel runs (below, packing costs more than it saves) */
 #define GEMM_MIN (1 << 15)
 /* ... and from which it is split over two threads (starting one costs ~20-50 us) */
-#define GEMM_SPLIT_MIN (1 << 23)
+#define GEMM_SPLIT_MIN (1 << 24)
 
 /* ---- which kernel ---- */
 
@@ -77,8 +77,8 @@ static int cpu_avx512(void) {
 static int own_wanted(void) {
   if (!cpu_avx512() || core_has_avx512(openblas_get_corename())) return 0;
   const char *want = getenv("RECUR_GEMM_KERNEL");
-  return !(want && (strcmp(want, "blas") == 0 || strcmp(want, "plain") == 0 ||
-                    strcmp(want, "avx2") == 0));
+  return !(want &&
+           (strcmp(want, "blas") == 0 || strcmp(want, "plain") == 0 || strcmp(want, "avx2") == 0));
 }
 
 int rc_gemm_route(int64_t M, int64_t N, int64_t K) {
@@ -168,7 +168,8 @@ T512 static void pack_across(const float *src, int64_t ld, int64_t n, int64_t kc
       __m512 r[16];
       for (int i = 0; i < 16; i++) {
         /* 4 blocks ahead: the rows are far apart and each is read in short runs */
-        if (g + i < n && k0 + 64 < kc) _mm_prefetch((const char *)(src + (g + i) * ld + k0 + 64), _MM_HINT_T0);
+        if (g + i < n && k0 + 64 < kc)
+          _mm_prefetch((const char *)(src + (g + i) * ld + k0 + 64), _MM_HINT_T0);
         r[i] = g + i < n ? _mm512_mul_ps(va, _mm512_maskz_loadu_ps(km, src + (g + i) * ld + k0))
                          : _mm512_setzero_ps();
       }
@@ -303,9 +304,22 @@ static int64_t round_up(int64_t n, int64_t m) {
   return (n + m - 1) / m * m;
 }
 
-int rc_sgemm_own(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                 int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc,
-                 int threads) {
+/* `floats` floats, 64-byte aligned: ctx's buffer (grown when needed), or a new block in *own */
+static float *scratch(rc_ctx *ctx, size_t floats, float **own) {
+  size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
+  *own = NULL;
+  if (!ctx) return *own = aligned_alloc(64, bytes);
+  if (ctx->gemm_buf_bytes < bytes) {
+    free(ctx->gemm_buf);
+    ctx->gemm_buf = aligned_alloc(64, bytes);
+    ctx->gemm_buf_bytes = ctx->gemm_buf ? bytes : 0;
+  }
+  return ctx->gemm_buf;
+}
+
+int rc_sgemm_own(rc_ctx *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+                 const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                 int64_t ldc, int threads) {
   if (!cpu_avx512()) return -1;
   if (M <= 0 || N <= 0) return 0;
   gm_job j = {ta, tb, M, N, K, alpha, beta, A, B, lda, ldb, ldc, C, {0}, {0}, 0};
@@ -329,7 +343,7 @@ int rc_sgemm_own(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, c
   int parts = cut > 0 && cut < n ? 2 : 1;
   int64_t cols = j.split_rows || parts == 1 ? N : (cut > N - cut ? cut : N - cut);
   size_t afl = (size_t)MC * KC, bfl = (size_t)KC * (size_t)round_up(cols < NC ? cols : NC, NR);
-  float *mem = aligned_alloc(64, (afl + bfl) * (size_t)parts * sizeof(float));
+  float *own, *mem = scratch(ctx, (afl + bfl) * (size_t)parts, &own);
   if (!mem) return -1;
   for (int p = 0; p < parts; p++) {
     j.abuf[p] = mem + (size_t)p * (afl + bfl);
@@ -343,7 +357,7 @@ int rc_sgemm_own(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, c
   } else {
     run_block(&j, 0, M, 0, N, j.abuf[0], j.bbuf[0]);
   }
-  free(mem);
+  free(own);
   return 0;
 }
 
@@ -361,7 +375,8 @@ void rc_sgemm(rc_ctx *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K, floa
   if (M <= 0 || N <= 0) return;
   int route = rc_gemm_route(M, N, K);
   if (ctx && ctx->gemm_tracing) record(ctx, ta, tb, M, N, K, route);
-  if (route > 0 && rc_sgemm_own(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, route) == 0)
+  if (route > 0 &&
+      rc_sgemm_own(ctx, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, route) == 0)
     return;
   /* beta 0 must overwrite NaN: OpenBLAS's sgemm writes zeros for beta 0, but its sgemv and an
    * empty product scale C instead, so clear C first there */

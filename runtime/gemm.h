@@ -27,10 +27,11 @@ void rc_sgemm(rc_ctx *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K, floa
 int rc_gemm_route(int64_t M, int64_t N, int64_t K);
 
 /* recur's kernel itself, on `threads` (1 or 2) threads, whatever the sizes (for tests and the
- * replay); returns -1 (and does nothing) where the CPU lacks AVX-512F or memory runs out. */
-int rc_sgemm_own(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                 int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc,
-                 int threads);
+ * replay); returns -1 (and does nothing) where the CPU lacks AVX-512F or memory runs out. Its
+ * packing buffers are ctx's (kept for the next product), or malloc'ed for the call (NULL). */
+int rc_sgemm_own(rc_ctx *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+                 const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                 int64_t ldc, int threads);
 
 /* ---- the trace (runtime/gemm_trace.c), kept in the runtime context ---- */
 

@@ -94,9 +94,10 @@ double rc_gemm_replay(const rc_gemm_call *calls, size_t n, int reps) {
   float *C = malloc((size_t)c * sizeof(float)), *P = malloc((size_t)pk * sizeof(float));
   packed_w *w = calloc(np ? np : 1, sizeof *w);
   rn_team *team = NULL;
+  rc_ctx *ctx = rc_ctx_new(); /* holds the packing buffers, as a runtime's does */
   size_t nw = 0;
   double best = -1.0;
-  if (!A || !B || !C || !P || !w) goto done;
+  if (!A || !B || !C || !P || !w || !ctx) goto done;
   fill(A, a, 1u);
   fill(B, b, 2u);
   fill(C, c, 3u);
@@ -121,10 +122,10 @@ double rc_gemm_replay(const rc_gemm_call *calls, size_t n, int reps) {
       if (q->op == RC_GEMM_CALL) {
         int64_t lda = q->ta ? q->M : q->K, ldb = q->tb ? q->K : q->N;
         if (q->kernel)
-          rc_sgemm_own(q->ta, q->tb, q->M, q->N, q->K, 1.0f, A, imax(1, lda), B, imax(1, ldb),
+          rc_sgemm_own(ctx, q->ta, q->tb, q->M, q->N, q->K, 1.0f, A, imax(1, lda), B, imax(1, ldb),
                        0.0f, C, q->N, q->threads);
         else
-          rc_sgemm(NULL, q->ta, q->tb, q->M, q->N, q->K, 1.0f, A, imax(1, lda), B, imax(1, ldb),
+          rc_sgemm(ctx, q->ta, q->tb, q->M, q->N, q->K, 1.0f, A, imax(1, lda), B, imax(1, ldb),
                    0.0f, C, q->N);
       } else if (q->op == RC_GEMM_PACK) {
         rn_pmat m;
@@ -142,6 +143,7 @@ double rc_gemm_replay(const rc_gemm_call *calls, size_t n, int reps) {
 done:
   for (size_t k = 0; k < nw; k++) free(w[k].buf);
   rn_team_free(team);
+  rc_ctx_release(ctx);
   free(w);
   free(A);
   free(B);

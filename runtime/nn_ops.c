@@ -584,8 +584,8 @@ static int64_t lxent_block(int64_t R, int64_t V) {
 }
 
 /* z [n, V] = x [n, D] w^T + b */
-static void lxent_logits(rc_ctx *c, int64_t n, int64_t V, int64_t D, const float *x,
-                         const float *w, const float *b, float *z) {
+static void lxent_logits(rc_ctx *c, int64_t n, int64_t V, int64_t D, const float *x, const float *w,
+                         const float *b, float *z) {
   if (b)
     for (int64_t r = 0; r < n; r++) memcpy(z + r * V, b, (size_t)V * sizeof(float));
   gemm(c, 0, 1, n, V, D, x, w, b ? 1.0f : 0.0f, z);

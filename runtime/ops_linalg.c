@@ -121,7 +121,8 @@ static void sgemm1(const mat *A, const float *pa, const mat *B, const float *pb,
   blasint lda, ldb;
   map_blas(A->rows, A->cols, A->rs, A->cs, &ta, &lda);
   map_blas(B->rows, B->cols, B->rs, B->cs, &tb, &ldb);
-  rc_sgemm(A->ctx, ta == CblasTrans, tb == CblasTrans, M, N, K, alpha, pa, lda, pb, ldb, beta, pc, ldc);
+  rc_sgemm(A->ctx, ta == CblasTrans, tb == CblasTrans, M, N, K, alpha, pa, lda, pb, ldb, beta, pc,
+           ldc);
 }
 
 /* C = beta * C over a [nb, rows, cols] row-major output (beta 0 writes zeros, even over NaN). */

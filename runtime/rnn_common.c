@@ -423,7 +423,8 @@ static int seq_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
     rn_gemm(s->cell->ctx, I, P, TB, s->x, I, 1, b.dG, P, 0, b.dp[0], P, 1.0f, 0.0f);
   if (o->has_bias && need_p[2]) rn_colsum_add(b.dG, TB, P, P, b.dp[2]);
   if (need_x) /* dx = dG W_x^T */
-    rn_gemm(s->cell->ctx, TB, I, P, b.dG, P, 0, rc_data(s->w[0]), P, 1, rc_data(gin[0]), I, 1.0f, 0.0f);
+    rn_gemm(s->cell->ctx, TB, I, P, b.dG, P, 0, rc_data(s->w[0]), P, 1, rc_data(gin[0]), I, 1.0f,
+            0.0f);
   rc = 0;
 done:
   rc_release(dy);

@@ -496,8 +496,8 @@ void rn_pgemm(const rn_pmat *m, int64_t M, const float *A, int64_t lda, float *C
     int nr = nr_of(m->kind), b = beta != 0.0f;
     int64_t panels = (m->N + nr - 1) / nr;
     if (m->ctx && m->ctx->gemm_tracing) {
-      rc_gemm_call c = {M, m->N, m->K, RC_GEMM_PACKED, 0, m->trans, m->team && panels >= 2 ? 2 : 1,
-                        m->kind};
+      rc_gemm_call c = {
+          M, m->N, m->K, RC_GEMM_PACKED, 0, m->trans, m->team && panels >= 2 ? 2 : 1, m->kind};
       rc_gemm_trace_record(m->ctx, &c);
     }
     if (m->team && panels >= 2) {

@@ -13,6 +13,8 @@
 #include "../../runtime/gemm.h"
 #include "test.h"
 
+static rc_ctx *g_ctx; /* half the products keep their packing buffers in it */
+
 static float frand(unsigned *s) {
   *s = *s * 1103515245u + 12345u;
   return (float)((*s >> 8) & 0xFFFF) / 32768.0f - 1.0f;
@@ -43,7 +45,8 @@ static int run(int how, int ta, int tb, int64_t M, int64_t N, int64_t K, float a
   if (how == 2)
     rc_sgemm(NULL, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   else
-    rc = rc_sgemm_own(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, how + 1);
+    rc = rc_sgemm_own(seed % 2 ? g_ctx : NULL, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
+                      how + 1);
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
               (blasint)M, (blasint)N, (blasint)K, alpha, A, (blasint)lda, B, (blasint)ldb,
               beta == 0.0f ? 1.0f : beta, R, (blasint)ldc);
@@ -78,7 +81,8 @@ static const float alphas[] = {1.0f, -0.5f, 2.0f}, betas[] = {0.0f, 1.0f, 0.5f};
 
 int main(void) {
   unsigned seed = 7;
-  int have = rc_sgemm_own(0, 0, 1, 1, 1, 1.0f, &(float){1}, 1, &(float){1}, 1, 0.0f,
+  g_ctx = rc_ctx_new();
+  int have = rc_sgemm_own(NULL, 0, 0, 1, 1, 1, 1.0f, &(float){1}, 1, &(float){1}, 1, 0.0f,
                           &(float){0}, 1, 1) == 0;
   if (!have) printf("no AVX-512F: recur's kernel is not built in; testing the entry point only\n");
   for (int how = have ? 0 : 2; how < 3; how++)
@@ -94,7 +98,8 @@ int main(void) {
       }
       /* every alpha and beta on one odd size */
       for (int a = 0; a < 3; a++)
-        for (int b = 0; b < 3; b++) CHECK(run(how, ta, tb, 37, 45, 29, alphas[a], betas[b], seed++));
+        for (int b = 0; b < 3; b++)
+          CHECK(run(how, ta, tb, 37, 45, 29, alphas[a], betas[b], seed++));
       /* larger than every block (MC 288, KC 256, panels of 32 and 12 rows), odd everywhere */
       CHECK(run(how, ta, tb, 301, 203, 517, 1.0f, 0.0f, seed++));
       CHECK(run(how, ta, tb, 613, 97, 263, -0.5f, 0.5f, seed++));
@@ -112,7 +117,7 @@ int main(void) {
     CHECK(C[0] == 0.0f && C[2] == 0.0f && C[3] == 0.0f && C[5] == 0.0f);
     float D[4] = {1, 2, 3, 4}, A[4] = {NAN, NAN, NAN, NAN};
     if (have) {
-      CHECK(rc_sgemm_own(0, 0, 2, 2, 2, 0.0f, A, 2, A, 2, 0.5f, D, 2, 1) == 0);
+      CHECK(rc_sgemm_own(NULL, 0, 0, 2, 2, 2, 0.0f, A, 2, A, 2, 0.5f, D, 2, 1) == 0);
       CHECK(D[0] == 0.5f && D[3] == 2.0f);
     }
   }
@@ -150,5 +155,6 @@ int main(void) {
     free(B);
     free(C);
   }
+  rc_ctx_release(g_ctx);
   return TEST_SUMMARY();
 }
