@@ -44,7 +44,9 @@
 #ifndef MC
 #define MC 288 /* a multiple of MR */
 #endif
+#ifndef NC
 #define NC 4096 /* a multiple of NR */
+#endif
 /* multiply-adds from which recur's kernel runs (below, packing costs more than it saves) */
 #define GEMM_MIN (1 << 15)
 /* ... and from which it is split over two threads (starting one costs ~20-50 us) */
