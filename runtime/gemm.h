@@ -55,8 +55,9 @@ void rc_gemm_trace_start(rc_ctx *ctx);
  * *n = 0 when there were none; *lost set when some could not be stored). */
 rc_gemm_call *rc_gemm_trace_stop(rc_ctx *ctx, size_t *n, int *lost);
 
-/* Runs the n calls alone on scratch data with the same kernels and threads, reps times;
- * returns the best time of one pass in seconds, or -1 when memory runs out. */
+/* Runs the n calls alone on scratch data with the same kernels and threads, once untimed (to
+ * grow buffers and warm caches) and then reps times; returns the best time of one timed pass
+ * in seconds, or -1 when memory runs out. */
 double rc_gemm_replay(const rc_gemm_call *calls, size_t n, int reps);
 
 #endif

@@ -115,7 +115,8 @@ double rc_gemm_replay(const rc_gemm_call *calls, size_t n, int reps) {
     rn_pack(&w[nw].m, w[nw].buf, B, q->N, 0, q->K, q->N);
     nw++;
   }
-  for (int r = 0; r < (reps > 0 ? reps : 1); r++) {
+  /* one pass untimed first: it grows the context's packing buffers and warms the caches */
+  for (int r = -1; r < (reps > 0 ? reps : 1); r++) {
     double t0 = now_s();
     for (size_t i = 0; i < n; i++) {
       const rc_gemm_call *q = &calls[i];
@@ -138,7 +139,7 @@ double rc_gemm_replay(const rc_gemm_call *calls, size_t n, int reps) {
       }
     }
     double t = now_s() - t0;
-    if (best < 0 || t < best) best = t;
+    if (r >= 0 && (best < 0 || t < best)) best = t;
   }
 done:
   for (size_t k = 0; k < nw; k++) free(w[k].buf);
