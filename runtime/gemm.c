@@ -84,7 +84,10 @@ static int own_wanted(void) {
 }
 
 int rc_gemm_route(int64_t M, int64_t N, int64_t K) {
-  if (M < 2 || N < 1 || K < 1) return 0;
+  /* at least one whole tile each way, and columns that fill most of their 32-wide panels (33
+   * to 63 columns, or fewer than 12 rows, or K < 8, ran at 30-90% of OpenBLAS's Haswell
+   * kernel) */
+  if (M < MR || K < 8 || N < NR || (N < 2 * NR && N != NR)) return 0;
   double madds = (double)M * (double)N * (double)K;
   if (madds < GEMM_MIN || !own_wanted()) return 0;
   return madds >= GEMM_SPLIT_MIN && openblas_get_num_threads() > 1 ? 2 : 1;

@@ -23,7 +23,8 @@ void rc_sgemm(rc_ctx *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K, floa
 /* The path rc_sgemm takes for a product of these sizes: 0 BLAS, 1 recur's kernel on one
  * thread, 2 recur's kernel split over two. Recur's kernel runs when the CPU has AVX-512F,
  * OpenBLAS's core is not an AVX-512 one, RECUR_GEMM_KERNEL is not blas, plain or avx2, and
- * the product has at least 2^15 multiply-adds; a function of these alone (never of timings). */
+ * the product has at least 2^15 multiply-adds, 12 rows, 8 inner terms and 32 or at least 64
+ * columns; a function of these alone (never of timings). */
 int rc_gemm_route(int64_t M, int64_t N, int64_t K);
 
 /* recur's kernel itself, on `threads` (1 or 2) threads, whatever the sizes (for tests and the
