@@ -15,8 +15,13 @@
 -- to OpenBLAS without steering its threads; 2 OpenMP threads on top of 2 BLAS threads fight
 -- over the 2 cores). Times are the median of several blocks of steps after a warm-up.
 -- GFLOP/s counts GEMM work only (2 per multiply-add: the cells' input, recurrent and weight
--- gradient products and the readout's three), printed beside the sgemm rate of a large
--- square product measured in the same run with the same thread count.
+-- gradient products and the readout's three); %pk divides it by the peak: a 1536^3 product
+-- through recur.matmul (the entry point every product of recur takes, so the same kernel as
+-- the cells' large products), warm, the best of 7, with the same thread count.
+-- "floor" is the GEMM floor: the best step time over the best time of the same step's matrix
+-- products (recorded by recur._gemm_trace: sizes, transposes, packed or not, threads) replayed
+-- alone on scratch data with the same kernels and threads (recur._gemm_replay), 7 replays
+-- alternating with 7 more steps: 1.00 would be a step that does nothing but its products.
 -- Run from the project root: require "models.charrnn" is found through Lua's default ./?.lua
 -- (docs/architecture.md, "Scripts and the module path").
 local recur = require("recur")
@@ -116,7 +121,7 @@ if worker then
   if worker.mode == "sgemm" then
     local n = 1536
     local a, b = recur.randn(n, n), recur.randn(n, n)
-    local med, best, worst = blocks(function() local c = recur.matmul(a, b) end, 1, 5, 1)
+    local med, best, worst = blocks(function() local c = recur.matmul(a, b) end, 2, 7, 1)
     print(string.format("RESULT impl=recur mode=sgemm gflops=%.1f best_gflops=%.1f "
       .. "worst_gflops=%.1f", 2 * n ^ 3 / med * 1e-9, 2 * n ^ 3 / best * 1e-9,
       2 * n ^ 3 / worst * 1e-9))
@@ -139,9 +144,25 @@ if worker then
     local med, best, worst = blocks(step, nw, nb, ns)
     local flops = 6 * T * B * H * V
     for _, c in ipairs(m.rnn.cells) do flops = flops + c:flops(T, B) end
+    -- the GEMM floor: one step's products, replayed alone (best of 7 passes); the peak RSS is
+    -- read first (the replay's scratch operands are not the model's)
+    local rss = peak_rss_mb()
+    recur._gemm_trace(true)
+    step()
+    local calls = recur._gemm_trace(false)
+    -- steps and replays alternate (7 rounds), so that both see the same load on a shared
+    -- machine; the floor divides the best step by the best replay
+    local gemm_s, step_s = math.huge, best
+    for _ = 1, 7 do
+      local t0 = recur.now()
+      step()
+      step_s = math.min(step_s, recur.now() - t0)
+      gemm_s = math.min(gemm_s, recur._gemm_replay(calls, 1))
+    end
     print(string.format("RESULT impl=recur mode=train cell=%s hidden=%d ms=%.3f best_ms=%.3f "
-      .. "worst_ms=%.3f gflops=%.2f rss_mb=%.1f", m.cell, H, med * 1e3, best * 1e3, worst * 1e3,
-      flops / med * 1e-9, peak_rss_mb()))
+      .. "worst_ms=%.3f gflops=%.2f rss_mb=%.1f gemm_ms=%.3f gemm_calls=%d floor_step_ms=%.3f",
+      m.cell, H, med * 1e3, best * 1e3, worst * 1e3, flops / med * 1e-9, rss, gemm_s * 1e3, #calls,
+      step_s * 1e3))
   else
     local chars = math.tointeger(tonumber(worker.chars or "2000"))
     local per = math.max(1, chars // nb)
@@ -210,15 +231,17 @@ print(string.format("vocabulary %d, embedding %d, %d layers, batch %d, sequence 
 local summary = {}
 for _, threads in ipairs(args.threads) do
   local sg = run_recur(threads, "mode=sgemm")
-  print(string.format("\n%d thread%s: sgemm peak (1536^3, recur.matmul) %.0f GFLOP/s", threads,
-    threads == 1 and "" or "s", sg and sg.gflops or 0))
+  print(string.format("\n%d thread%s: sgemm peak (1536^3, recur.matmul: %s kernel, warm, best of 7) "
+    .. "%.0f GFLOP/s", threads, threads == 1 and "" or "s",
+    recur._gemm_route(1536, 1536, 1536) == "blas" and "OpenBLAS" or "recur's",
+    sg and sg.best_gflops or 0))
   if sg then
     rows.emit { bench = "charrnn", name = string.format("sgemm 1536 %dT", threads),
-      value = sg.gflops, unit = "GFLOP/s", better = "higher",
+      value = sg.best_gflops, unit = "GFLOP/s", better = "higher",
       spread = { min = sg.worst_gflops, median = sg.gflops, max = sg.best_gflops } }
   end
-  print(string.format("%-6s %5s  %10s %10s %7s  %8s %5s  %9s %9s", "cell", "H", "recur ms",
-    "torch ms", "ratio", "GFLOP/s", "%pk", "recur MB", "torch MB"))
+  print(string.format("%-6s %5s  %10s %10s %7s  %8s %5s %6s  %9s %9s", "cell", "H", "recur ms",
+    "torch ms", "ratio", "GFLOP/s", "%pk", "floor", "recur MB", "torch MB"))
   for _, H in ipairs(args.hidden) do
     for _, cell in ipairs(args.cells) do
       -- small models: more steps (allocator and caches settle over the first dozens)
@@ -231,15 +254,21 @@ for _, threads in ipairs(args.threads) do
       if r then
         local ratio = t and t.ms / r.ms or 0 / 0
         local target = H <= 128 and 1.5 or 1.3
-        print(string.format("%-6s %5d  %10.1f %10s %7s  %8.1f %4.0f%%  %9.0f %9s", cell, H, r.ms,
-          t and string.format("%.1f", t.ms) or "-", ratio_str(ratio), r.gflops,
-          sg and 100 * r.gflops / sg.gflops or 0, r.rss_mb, t and string.format("%.0f", t.rss_mb) or "-"))
+        local floor = r.gemm_ms and r.gemm_ms > 0 and r.floor_step_ms / r.gemm_ms or 0 / 0
+        print(string.format("%-6s %5d  %10.1f %10s %7s  %8.1f %4.0f%% %6.2f  %9.0f %9s", cell, H,
+          r.ms, t and string.format("%.1f", t.ms) or "-", ratio_str(ratio), r.gflops,
+          sg and 100 * r.gflops / sg.best_gflops or 0, floor, r.rss_mb,
+          t and string.format("%.0f", t.rss_mb) or "-"))
         summary[#summary + 1] = { what = string.format("train %s H=%d %dT", cell, H, threads),
           ratio = ratio, target = target, rss = r.rss_mb, trss = t and t.rss_mb }
         rows.emit { bench = "charrnn", name = string.format("train %s H=%d %dT", cell, H, threads),
           value = r.ms, unit = "ms", better = "lower", ref = t and t.ms, ref_name = "pytorch",
           ratio = ratio, spread = { min = r.best_ms, median = r.ms, max = r.worst_ms },
-          rss_mb = r.rss_mb, gflops = r.gflops }
+          rss_mb = r.rss_mb, gflops = r.gflops, gemm_floor = floor }
+        rows.emit { bench = "charrnn", name = string.format("gemm floor %s H=%d %dT", cell, H,
+          threads), value = floor, unit = "x", better = "lower", step_ms = r.floor_step_ms,
+          gemm_ms = r.gemm_ms, gemm_calls = r.gemm_calls,
+          target = threads == 1 and (H >= 512 and 1.15 or H <= 128 and 1.35) or nil }
       end
     end
   end

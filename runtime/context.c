@@ -27,6 +27,8 @@ void rc_ctx_release(rc_ctx *c) {
       free(c->cache_block[i]);
     }
     free(c->deferred);
+    free(c->gemm_calls);
+    free(c->gemm_buf);
     free(c);
   }
 }

@@ -67,6 +67,17 @@ typedef struct rc_ctx {
   void *cache_block[RC_CACHE_SLOTS];
   size_t cache_size[RC_CACHE_SLOTS];
   size_t cache_bytes;
+  /* The trace of matrix products (runtime/gemm_trace.c, for bench/charrnn.lua's GEMM floor):
+   * while gemm_tracing, each product appends an rc_gemm_call to gemm_calls (malloc'ed);
+   * gemm_lost is set when one could not be stored. */
+  int gemm_tracing, gemm_lost;
+  void *gemm_calls;
+  size_t gemm_n, gemm_cap;
+  /* recur's matrix product's packing buffers (runtime/gemm.c), kept for the next product: a
+   * block malloc'ed and freed per product would raise glibc's mmap threshold, after which
+   * freed tensors would then stay in the heap. Not counted, like cache_block. */
+  void *gemm_buf;
+  size_t gemm_buf_bytes;
 } rc_ctx;
 
 rc_ctx *rc_ctx_new(void);

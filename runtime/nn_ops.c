@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gemm.h"
 #include "kernels.h"
 #include "nn.h"
 #include "nn_internal.h"
@@ -32,13 +33,11 @@ static int64_t leading(const rc_tensor *t) {
 /* c [m, n] = op(a) op(b) + beta c, row-major and contiguous, with k the inner size (op(a) is
  * [m, k], the transpose of a when ta; op(b) [k, n]). BLAS is not called for empty sizes: with
  * k == 0 the product is zero, so c is zeroed (beta == 0) or kept. */
-static void gemm(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *a, const float *b,
-                 float beta, float *c) {
+static void gemm(rc_ctx *ctx, int ta, int tb, int64_t m, int64_t n, int64_t k, const float *a,
+                 const float *b, float beta, float *c) {
   if (m <= 0 || n <= 0) return;
   if (k > 0)
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                (blasint)m, (blasint)n, (blasint)k, 1.0f, a, (blasint)(ta ? m : k), b,
-                (blasint)(tb ? k : n), beta, c, (blasint)n);
+    rc_sgemm(ctx, ta, tb, m, n, k, 1.0f, a, ta ? m : k, b, tb ? k : n, beta, c, n);
   else if (beta == 0.0f)
     memset(c, 0, (size_t)(m * n) * sizeof(float));
 }
@@ -79,13 +78,13 @@ static int linear_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
     rc_tensor *gx = rc_empty(c, n->in_shape[0].ndim, n->in_shape[0].size);
     if (!gx) goto done;
     gin[0] = gx;
-    gemm(0, 0, rows, in, out, gd, rc_data(w), 0.0f, rc_data(gx)); /* g w */
+    gemm(c, 0, 0, rows, in, out, gd, rc_data(w), 0.0f, rc_data(gx)); /* g w */
   }
   if (n->next[1].fn) {
     rc_tensor *gw = rc_empty(c, 2, n->in_shape[1].size);
     if (!gw) goto done;
     gin[1] = gw;
-    gemm(1, 0, out, in, rows, gd, rc_data(x), 0.0f, rc_data(gw)); /* g^T x */
+    gemm(c, 1, 0, out, in, rows, gd, rc_data(x), 0.0f, rc_data(gw)); /* g^T x */
   }
   if (n->n_in == 3 && n->next[2].fn) {
     rc_tensor *gb = rc_zeros(c, 1, &out);
@@ -141,7 +140,7 @@ rc_tensor *rc_linear(rc_tensor *x, rc_tensor *w, rc_tensor *b) {
     for (int64_t r = 1; r < rows; r++) memcpy(yd + r * out, yd, (size_t)out * sizeof(float));
     beta = 1.0f;
   }
-  gemm(0, 1, rows, out, in, rc_data(x2), rc_data(w2), beta, yd); /* x w^T (+ b) */
+  gemm(c, 0, 1, rows, out, in, rc_data(x2), rc_data(w2), beta, yd); /* x w^T (+ b) */
   rc_tensor *inputs[3] = {x, w, b};
   rc_node *n;
   if (!rc_record(c, "LinearBackward", linear_backward, inputs, b ? 3 : 2, &y, &n) && n) {
@@ -585,11 +584,11 @@ static int64_t lxent_block(int64_t R, int64_t V) {
 }
 
 /* z [n, V] = x [n, D] w^T + b */
-static void lxent_logits(int64_t n, int64_t V, int64_t D, const float *x, const float *w,
+static void lxent_logits(rc_ctx *c, int64_t n, int64_t V, int64_t D, const float *x, const float *w,
                          const float *b, float *z) {
   if (b)
     for (int64_t r = 0; r < n; r++) memcpy(z + r * V, b, (size_t)V * sizeof(float));
-  gemm(0, 1, n, V, D, x, w, b ? 1.0f : 0.0f, z);
+  gemm(c, 0, 1, n, V, D, x, w, b ? 1.0f : 0.0f, z);
 }
 
 /* With reduction "none": saved 0 x [R, D], 1 w [V, D], 2 b [V] or none, 3 target [R]
@@ -643,7 +642,7 @@ static int lxent_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
   float *zd = rc_data(z);
   for (int64_t r0 = 0; r0 < R; r0 += RB) {
     int64_t nr = R - r0 < RB ? R - r0 : RB;
-    lxent_logits(nr, V, D, xd + r0 * D, wd, bd, zd);
+    lxent_logits(c, nr, V, D, xd + r0 * D, wd, bd, zd);
     for (int64_t i = 0; i < nr; i++) {
       int64_t r = r0 + i;
       float *zr = zd + i * V;
@@ -658,8 +657,8 @@ static int lxent_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
       rc_k_scale(zr, V, s);
       zr[(int64_t)td[r]] -= s;
     }
-    if (gx) gemm(0, 0, nr, D, V, zd, wd, 0.0f, rc_data(gx) + r0 * D); /* dz w */
-    if (gw) gemm(1, 0, V, D, nr, zd, xd + r0 * D, 1.0f, rc_data(gw)); /* dz^T x */
+    if (gx) gemm(c, 0, 0, nr, D, V, zd, wd, 0.0f, rc_data(gx) + r0 * D); /* dz w */
+    if (gw) gemm(c, 1, 0, V, D, nr, zd, xd + r0 * D, 1.0f, rc_data(gw)); /* dz^T x */
     if (gb) rc_colsum_add(zd, nr, V, rc_data(gb));
   }
   rc_release(g);
@@ -759,7 +758,7 @@ rc_tensor *rc_linear_cross_entropy(rc_tensor *x, rc_tensor *w, rc_tensor *b, rc_
   double gscale = reduction == RC_REDUCE_MEAN ? (mask ? denom : (double)R) : 1.0;
   for (int64_t r0 = 0; r0 < R; r0 += RB) {
     int64_t nr = R - r0 < RB ? R - r0 : RB;
-    lxent_logits(nr, V, D, xd + r0 * D, wd, bd, zd);
+    lxent_logits(c, nr, V, D, xd + r0 * D, wd, bd, zd);
     for (int64_t i = 0; i < nr; i++) {
       int64_t r = r0 + i;
       float *zr = zd + i * V;
@@ -787,8 +786,8 @@ rc_tensor *rc_linear_cross_entropy(rc_tensor *x, rc_tensor *w, rc_tensor *b, rc_
         }
       }
     }
-    if (gin[0]) gemm(0, 0, nr, D, V, zd, wd, 0.0f, rc_data(gin[0]) + r0 * D); /* dz w */
-    if (gin[1]) gemm(1, 0, V, D, nr, zd, xd + r0 * D, 1.0f, rc_data(gin[1])); /* dz^T x */
+    if (gin[0]) gemm(c, 0, 0, nr, D, V, zd, wd, 0.0f, rc_data(gin[0]) + r0 * D); /* dz w */
+    if (gin[1]) gemm(c, 1, 0, V, D, nr, zd, xd + r0 * D, 1.0f, rc_data(gin[1])); /* dz^T x */
     if (gin[2]) rc_colsum_add(zd, nr, V, rc_data(gin[2]));
   }
   y = xent_result(c, reduction, &rows_shape, lossd, R, total, mask ? denom : (double)R);

@@ -78,7 +78,7 @@ rc_tensor *rc_log_softmax(rc_tensor *a, int dim);
 rc_tensor *rc_cumsum(rc_tensor *a, int dim);
 
 /* ---- linear algebra (ops_linalg.c) ---- */
-/* 1-D, 2-D and batched 3-D (with broadcasting of a 2-D operand), through cblas_sgemm with
+/* 1-D, 2-D and batched 3-D (with broadcasting of a 2-D operand), through rc_sgemm with
  * strided views mapped onto BLAS transposes. */
 rc_tensor *rc_matmul(rc_tensor *a, rc_tensor *b);
 /* Strict forms of matmul: mm 2-D x 2-D, bmm 3-D x 3-D (equal batch), mv 2-D x 1-D. */

@@ -1,5 +1,6 @@
 /* Linear algebra: matmul (1-D, 2-D, batched 3-D with broadcasting), mm, bmm, mv, dot, outer
- * and the allocation-free gemm_into. Every product goes through cblas_sgemm.
+ * and the allocation-free gemm_into. Every product goes through rc_sgemm (runtime/gemm.c: recur's
+ * own kernel for large products where OpenBLAS's core lacks AVX-512, else cblas_sgemm).
  *
  * Each operand is described as a batch of matrices (a `mat`: base pointer, batch/rows/cols
  * and their strides). A matrix whose column stride is 1 is handed to BLAS as row-major
@@ -13,12 +14,14 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "gemm.h"
 #include "ops.h"
 
 /* Largest value a blasint can hold (int in the LP64 build, 64-bit otherwise). */
 #define BLAS_MAX ((int64_t)(sizeof(blasint) >= 8 ? INT64_MAX : INT_MAX))
 
 typedef struct {
+  rc_ctx *ctx;            /* whose trace records the products (runtime/gemm.h) */
   float *p;               /* element (0, 0) of batch 0 */
   int64_t nb, rows, cols; /* batch count (1: no batch / broadcast), matrix shape */
   int64_t bs, rs, cs;     /* strides in elements; bs unused when nb == 1 */
@@ -85,6 +88,7 @@ static int64_t dsize_s(const rc_shape *s, int d) {
 
 static mat mat_of(rc_tensor *t, dmap m) {
   mat r;
+  r.ctx = t->ctx;
   r.p = rc_data(t);
   r.nb = dsize(t, m.d[0]);
   r.rows = dsize(t, m.d[1]);
@@ -117,8 +121,8 @@ static void sgemm1(const mat *A, const float *pa, const mat *B, const float *pb,
   blasint lda, ldb;
   map_blas(A->rows, A->cols, A->rs, A->cs, &ta, &lda);
   map_blas(B->rows, B->cols, B->rs, B->cs, &tb, &ldb);
-  cblas_sgemm(CblasRowMajor, ta, tb, (blasint)M, (blasint)N, (blasint)K, alpha, pa, lda, pb, ldb,
-              beta, pc, ldc);
+  rc_sgemm(A->ctx, ta == CblasTrans, tb == CblasTrans, M, N, K, alpha, pa, lda, pb, ldb, beta, pc,
+           ldc);
 }
 
 /* C = beta * C over a [nb, rows, cols] row-major output (beta 0 writes zeros, even over NaN). */

@@ -7,6 +7,7 @@
 
 #include "nn.h"
 #include "ops.h"
+#include "gemm.h"
 #include "rnn_impl.h"
 
 int rc_cell_kind_count(void) {
@@ -158,6 +159,8 @@ void rn_prepare(rc_cell *cell, int slot, rn_pmat *m, const float *W, int64_t ldw
   float *dst = NULL;
   if (rn_pack_wanted(M, uses)) dst = workspace(cell, 3 + slot, rn_pack_floats(K, N));
   rn_pack(m, dst, W, ldw, trans, K, N);
+  m->ctx = cell->ctx;
+  if (m->p && cell->ctx->gemm_tracing) rc_gemm_trace_pack(cell->ctx, K, N, trans, m->kind);
   /* with more BLAS threads, products of at least 2^20 multiply-adds are shared with a helper
    * thread (smaller ones cost less than the hand-over) */
   if (m->p && M * K * N >= (1 << 20) && openblas_get_num_threads() > 1 &&
@@ -246,7 +249,7 @@ static void input_projection(rc_seq *s) {
     const float *b = rc_data(s->cell->param[2]);
     for (int64_t r = 0; r < rows; r++) memcpy(s->pre + r * s->P, b, (size_t)s->P * sizeof(float));
   }
-  rn_gemm(rows, s->P, s->I, s->x, s->I, 0, Wx, s->P, 0, s->pre, s->P, 1.0f,
+  rn_gemm(s->cell->ctx, rows, s->P, s->I, s->x, s->I, 0, Wx, s->P, 0, s->pre, s->P, 1.0f,
           o->has_bias ? 1.0f : 0.0f);
 }
 
@@ -417,10 +420,11 @@ static int seq_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
   for (int k = 0; k < o->n_states; k++)
     if (need_st[k]) memcpy(rc_data(gin[1 + k]), b.d[k], (size_t)(B * H) * sizeof(float));
   if (need_p[0]) /* dW_x = X^T dG */
-    rn_gemm(I, P, TB, s->x, I, 1, b.dG, P, 0, b.dp[0], P, 1.0f, 0.0f);
+    rn_gemm(s->cell->ctx, I, P, TB, s->x, I, 1, b.dG, P, 0, b.dp[0], P, 1.0f, 0.0f);
   if (o->has_bias && need_p[2]) rn_colsum_add(b.dG, TB, P, P, b.dp[2]);
   if (need_x) /* dx = dG W_x^T */
-    rn_gemm(TB, I, P, b.dG, P, 0, rc_data(s->w[0]), P, 1, rc_data(gin[0]), I, 1.0f, 0.0f);
+    rn_gemm(s->cell->ctx, TB, I, P, b.dG, P, 0, rc_data(s->w[0]), P, 1, rc_data(gin[0]), I, 1.0f,
+            0.0f);
   rc = 0;
 done:
   rc_release(dy);

@@ -10,8 +10,10 @@
  *
  * Kernels: AVX-512 (NR = 32, MR = 8: 16 accumulators) and AVX2 + FMA (NR = 16, MR = 6: 12
  * accumulators), chosen at run time; elsewhere (or for shapes where packing does not pay:
- * M = 1, or a single use) rn_pack records the plain matrix and rn_pgemm calls rn_gemm, the
- * BLAS wrapper that the cells also call directly for their whole-sequence products.
+ * M = 1, or a single use) rn_pack records the plain matrix and rn_pgemm calls rn_gemm, which
+ * the cells also call directly for their whole-sequence products: the runtime's one entry
+ * point for products, rc_sgemm (runtime/gemm.c, recur's own cache-blocked kernel for large
+ * products where OpenBLAS's core lacks AVX-512, else BLAS).
  * Every kernel sums over k in order with one fused multiply-add per term, so results match
  * BLAS to float rounding (not bit for bit). */
 #if defined(__linux__) && !defined(_GNU_SOURCE)
@@ -23,37 +25,14 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "gemm.h"
 #include "rnn_impl.h"
 
-/* ---- the plain product (BLAS): whole-sequence products, and per-step ones packing skips ---- */
+/* ---- the plain product: whole-sequence products, and per-step ones packing skips ---- */
 
-void rn_gemm(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int ta, const float *B,
-             int64_t ldb, int tb, float *C, int64_t ldc, float alpha, float beta) {
-  if (M <= 0 || N <= 0) return;
-  /* beta 0 must overwrite NaN: OpenBLAS's sgemm writes zeros for beta 0, but its sgemv and
-   * an empty product scale C instead, so clear C first there */
-  if (beta == 0.0f && (M == 1 || K <= 0))
-    for (int64_t i = 0; i < M; i++) memset(C + i * ldc, 0, (size_t)N * sizeof(float));
-  if (K <= 0) {
-    if (beta != 0.0f && beta != 1.0f)
-      for (int64_t i = 0; i < M; i++)
-        for (int64_t j = 0; j < N; j++) C[i * ldc + j] *= beta;
-    return;
-  }
-  if (M == 1) {
-    /* c = alpha op(B)^T a + beta c, a = row 0 of op(A) (stride lda when A is stored [K, 1]) */
-    blasint inca = ta ? (blasint)lda : 1;
-    if (!tb) /* B [K, N]: c = B^T a */
-      cblas_sgemv(CblasRowMajor, CblasTrans, (blasint)K, (blasint)N, alpha, B, (blasint)ldb, A,
-                  inca, beta, C, 1);
-    else /* B [N, K]: c = B a */
-      cblas_sgemv(CblasRowMajor, CblasNoTrans, (blasint)N, (blasint)K, alpha, B, (blasint)ldb, A,
-                  inca, beta, C, 1);
-    return;
-  }
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-              (blasint)M, (blasint)N, (blasint)K, alpha, A, (blasint)lda, B, (blasint)ldb, beta, C,
-              (blasint)ldc);
+void rn_gemm(rc_ctx *ctx, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int ta,
+             const float *B, int64_t ldb, int tb, float *C, int64_t ldc, float alpha, float beta) {
+  rc_sgemm(ctx, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 /* ---- packed products ---- */
@@ -106,6 +85,7 @@ void rn_pack(rn_pmat *m, float *dst, const float *W, int64_t ldw, int trans, int
   m->p = NULL;
   m->kind = KIND_PLAIN;
   m->team = NULL;
+  m->ctx = NULL;
   if (!dst) return;
   int kind = cpu_kind();
   if (kind == KIND_PLAIN) return;
@@ -515,6 +495,11 @@ void rn_pgemm(const rn_pmat *m, int64_t M, const float *A, int64_t lda, float *C
   if (m->p && m->K > 0 && (beta == 0.0f || beta == 1.0f)) {
     int nr = nr_of(m->kind), b = beta != 0.0f;
     int64_t panels = (m->N + nr - 1) / nr;
+    if (m->ctx && m->ctx->gemm_tracing) {
+      rc_gemm_call c = {
+          M, m->N, m->K, RC_GEMM_PACKED, 0, m->trans, m->team && panels >= 2 ? 2 : 1, m->kind};
+      rc_gemm_trace_record(m->ctx, &c);
+    }
     if (m->team && panels >= 2) {
       pg_job j = {m, M, A, lda, C, ldc, b};
       rn_team_split(m->team, pg_fn, &j, panels, panels / 2);
@@ -523,5 +508,5 @@ void rn_pgemm(const rn_pmat *m, int64_t M, const float *A, int64_t lda, float *C
     pgemm_range(m, M, A, lda, C, ldc, b, 0, panels);
     return;
   }
-  rn_gemm(M, m->N, m->K, A, lda, 0, m->w, m->ldw, m->trans, C, ldc, 1.0f, beta);
+  rn_gemm(m->ctx, M, m->N, m->K, A, lda, 0, m->w, m->ldw, m->trans, C, ldc, 1.0f, beta);
 }

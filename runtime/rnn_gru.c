@@ -132,8 +132,9 @@ static void bwd(rc_seq *s, rc_bw *w) {
     rn_pgemm(&prz, B, dG, P, dh, H, 1.0f);
   }
   if (w->dp[1]) {
-    rn_gemm(H, 2 * H, T * B, s->st[0], H, 1, w->dG, P, 0, w->dp[1], P, 1.0f, 0.0f);
-    rn_gemm(H, H, T * B, s->aux[0], H, 1, w->dG + 2 * H, P, 0, w->dp[1] + 2 * H, P, 1.0f, 0.0f);
+    rn_gemm(s->cell->ctx, H, 2 * H, T * B, s->st[0], H, 1, w->dG, P, 0, w->dp[1], P, 1.0f, 0.0f);
+    rn_gemm(s->cell->ctx, H, H, T * B, s->aux[0], H, 1, w->dG + 2 * H, P, 0, w->dp[1] + 2 * H, P,
+            1.0f, 0.0f);
   }
 }
 
@@ -217,7 +218,8 @@ static void bwd_after(rc_seq *s, rc_bw *w) {
     }
     rn_pgemm(&pw, B, dU, P, dh, H, 1.0f);
   }
-  if (w->dp[1]) rn_gemm(H, P, T * B, s->st[0], H, 1, dHU, P, 0, w->dp[1], P, 1.0f, 0.0f);
+  if (w->dp[1])
+    rn_gemm(s->cell->ctx, H, P, T * B, s->st[0], H, 1, dHU, P, 0, w->dp[1], P, 1.0f, 0.0f);
 }
 
 static int64_t bws(int64_t T, int64_t B, int64_t H) {

@@ -112,10 +112,10 @@ static inline int rn_active(const rc_seq *s, int64_t t, int64_t b) {
 
 /* C [M, N] (row stride ldc) = alpha op(A) op(B) + beta C, where op(A) is [M, K] (A stored
  * [M, K] with row stride lda, or [K, M] when ta) and op(B) is [K, N] (B stored [K, N], or
- * [N, K] when tb). M = 1 goes to cblas_sgemv. beta = 0 overwrites C (even NaN). In
- * runtime/rnn_gemm.c, beside the packed products. */
-void rn_gemm(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int ta, const float *B,
-             int64_t ldb, int tb, float *C, int64_t ldc, float alpha, float beta);
+ * [N, K] when tb). beta = 0 overwrites C (even NaN). rc_sgemm (runtime/gemm.h) with the
+ * cells' argument order; in runtime/rnn_gemm.c, beside the packed products. */
+void rn_gemm(rc_ctx *ctx, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int ta,
+             const float *B, int64_t ldb, int tb, float *C, int64_t ldc, float alpha, float beta);
 
 /* The LSTM family's init: forget-gate bias (the second block of b = param[2]) at 1.0. */
 void rn_init_forget_bias(rc_cell *cell);
@@ -131,6 +131,7 @@ typedef struct {
   const float *p; /* the panels, or NULL */
   int kind;
   rn_team *team; /* splits each product with a helper thread, or NULL */
+  rc_ctx *ctx;   /* whose trace of products records them (runtime/gemm.h), or NULL */
 } rn_pmat;
 
 /* A helper thread that takes half of each packed product (NULL when it cannot start). */

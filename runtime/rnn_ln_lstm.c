@@ -238,7 +238,8 @@ static void bwd(rc_seq *s, rc_bw *w) {
     for (int64_t b = 0; b < B; b++)
       if (rn_active(s, t, b)) memcpy(dh + b * H, tmp + b * H, (size_t)H * sizeof(float));
   }
-  if (w->dp[1]) rn_gemm(H, P, T * B, s->st[0], H, 1, w->dG, P, 0, w->dp[1], P, 1.0f, 0.0f);
+  if (w->dp[1])
+    rn_gemm(s->cell->ctx, H, P, T * B, s->st[0], H, 1, w->dG, P, 0, w->dp[1], P, 1.0f, 0.0f);
 }
 
 static int64_t bws(int64_t T, int64_t B, int64_t H) {

@@ -184,7 +184,8 @@ static void bwd_common(rc_seq *s, rc_bw *w, int peep) {
     for (int64_t b = 0; b < B; b++)
       if (rn_active(s, t, b)) memcpy(dh + b * H, tmp + b * H, (size_t)H * sizeof(float));
   }
-  if (w->dp[1]) rn_gemm(H, P, T * B, s->st[0], H, 1, w->dG, P, 0, w->dp[1], P, 1.0f, 0.0f);
+  if (w->dp[1])
+    rn_gemm(s->cell->ctx, H, P, T * B, s->st[0], H, 1, w->dG, P, 0, w->dp[1], P, 1.0f, 0.0f);
 }
 
 static void fwd_lstm(rc_seq *s) {

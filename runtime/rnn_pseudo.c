@@ -92,8 +92,9 @@ static void bwd(rc_seq *s, rc_bw *w) {
   const float *ts0 = s->aux[0];
   for (int64_t k = 0; k < B * H; k++) ds[k] += dphi[k] * (1.0f - ts0[k] * ts0[k]);
   if (w->dp[1]) {
-    rn_gemm(H, 3 * H, T * B, s->aux[0], H, 1, w->dG, P, 0, w->dp[1], P, 1.0f, 0.0f);
-    rn_gemm(H, H, T * B, s->aux[1], H, 1, w->dG + 3 * H, P, 0, w->dp[1] + 3 * H, P, 1.0f, 0.0f);
+    rn_gemm(s->cell->ctx, H, 3 * H, T * B, s->aux[0], H, 1, w->dG, P, 0, w->dp[1], P, 1.0f, 0.0f);
+    rn_gemm(s->cell->ctx, H, H, T * B, s->aux[1], H, 1, w->dG + 3 * H, P, 0, w->dp[1] + 3 * H, P,
+            1.0f, 0.0f);
   }
 }
 

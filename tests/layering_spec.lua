@@ -25,7 +25,7 @@ local floors = {
   {name = "tensor", files = {tensor = true, context = true, rng = true}},
   {name = "autograd", files = {autograd = true}},
   {name = "ops / nn / rnn / optim / io",
-   prefixes = {"ops", "nn", "rnn", "optim", "safetensors", "data", "sample"}},
+   prefixes = {"ops", "nn", "rnn", "optim", "safetensors", "data", "sample", "gemm"}},
 }
 
 

@@ -60,6 +60,9 @@ function rows.machine()
     lua = c.lua,
     blas = { vendor = c.blas.vendor, version = c.blas.version, core = c.blas.core,
       threads = c.blas.threads },
+    -- who runs a large product (1600 x 512 x 2048, a cell's input projection): "recur" (its
+    -- own AVX-512 kernel, runtime/gemm.c) or "blas"
+    gemm = recur._gemm_route(1600, 2048, 512) == "blas" and "blas" or "recur",
     env = env,
   }
 end
@@ -73,8 +76,10 @@ function rows.describe(m)
     if m.env[k] then env[#env + 1] = k .. "=" .. m.env[k] end
   end
   return string.format("machine: %s, %s cores; %s, %s; %s %s, core %s, %s threads; "
-    .. "load %s; env: %s", m.cpu, tostring(m.cores), m.recur, m.lua, m.blas.vendor,
-    m.blas.version, m.blas.core, tostring(m.blas.threads), m.load or "?",
+    .. "large products: %s; load %s; env: %s", m.cpu, tostring(m.cores), m.recur, m.lua,
+    m.blas.vendor, m.blas.version, m.blas.core, tostring(m.blas.threads),
+    m.gemm == "recur" and "recur's AVX-512 kernel" or m.gemm == "blas" and "OpenBLAS" or "?",
+    m.load or "?",
     #env > 0 and table.concat(env, " ") or "(none of " .. table.concat(rows.ENV, ", ") .. ")")
 end
 

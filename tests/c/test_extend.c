@@ -28,7 +28,7 @@ static void toy_fwd(rc_seq *s) {
     float *pre = s->pre + t * B * H, *y = s->y + t * B * H;
     const float *hp = s->st[0] + t * B * H;
     float *hn = s->st[0] + (t + 1) * B * H;
-    rn_gemm(B, H, H, hp, H, 0, Wh, H, 0, pre, H, 1.0f, 1.0f);
+    rn_gemm(s->cell->ctx, B, H, H, hp, H, 0, Wh, H, 0, pre, H, 1.0f, 1.0f);
     for (int64_t b = 0; b < B; b++) {
       size_t row = (size_t)H * sizeof(float);
       if (rn_active(s, t, b)) {
@@ -57,11 +57,12 @@ static void toy_bwd(rc_seq *s, rc_bw *w) {
       }
       for (int64_t j = 0; j < H; j++) g[j] = dh[b * H + j] + dy[b * H + j];
     }
-    rn_gemm(B, H, H, dG, H, 0, Wh, H, 1, tmp, H, 1.0f, 0.0f); /* dG W_h^T */
+    rn_gemm(s->cell->ctx, B, H, H, dG, H, 0, Wh, H, 1, tmp, H, 1.0f, 0.0f); /* dG W_h^T */
     for (int64_t b = 0; b < B; b++)
       if (rn_active(s, t, b)) memcpy(dh + b * H, tmp + b * H, (size_t)H * sizeof(float));
   }
-  if (w->dp[1]) rn_gemm(H, H, T * B, s->st[0], H, 1, w->dG, H, 0, w->dp[1], H, 1.0f, 0.0f);
+  if (w->dp[1])
+    rn_gemm(s->cell->ctx, H, H, T * B, s->st[0], H, 1, w->dG, H, 0, w->dp[1], H, 1.0f, 0.0f);
 }
 
 static int64_t toy_bws(int64_t T, int64_t B, int64_t H) {

@@ -1,0 +1,410 @@
+/* The runtime's one entry point for matrix products (rc_sgemm), with recur's own AVX-512
+ * kernel for the large ones.
+ *
+ * Why a kernel of our own: OpenBLAS picks its kernels by the core it detects or by
+ * OPENBLAS_CORETYPE, and a machine can run it with a core below what the CPU has (on the AMD
+ * EPYC Zen 5 of the bench, OPENBLAS_CORETYPE=Haswell gives the AVX2 kernel: a 1536^3 sgemm at
+ * 105 GFLOP/s on one thread, against 197-201 with the SkylakeX / Cooperlake ones). Where the
+ * CPU has AVX-512F and OpenBLAS's core is not an AVX-512 one, products of at least GEMM_MIN
+ * multiply-adds run here. The rule depends on the CPU, OpenBLAS's core and the environment
+ * only (never on timings), so which kernel computed a result is known in advance.
+ *
+ * The kernel is the usual cache-blocked one (Goto; BLIS's loop order): for each block of NC
+ * columns and KC inner indices, op(B) is packed into panels of NR = 32 columns ([k][32], zero
+ * padded); for each block of MC rows, op(A) is packed into panels of MR = 12 rows ([k][12],
+ * zero padded, alpha folded in); a 12 x 32 tile of C is accumulated in 24 registers over the
+ * KC block, one fused multiply-add per term in k order, and added to C (scaled by beta on the
+ * first block: beta 0 never reads C). A B panel (KC x 32, 32 KB) stays in L1 while the A
+ * panels of the row block (MC x KC, 288 KB) stream from L2.
+ *
+ * Two threads: with more than one BLAS thread, a product of at least GEMM_SPLIT_MIN
+ * multiply-adds is split by columns (rows when it has few columns) with a thread started for
+ * it (~20-50 us, against milliseconds of work; the runtime keeps no thread or buffer between
+ * calls: it has no globals, and a context owns no thread). Each half packs its own operands,
+ * and every element is summed in the same order either way, so the split does not change the
+ * result. The packing buffers belong to the runtime context and are kept for its next product
+ * (rc_ctx's gemm_buf). */
+#include <cblas.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gemm.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define GM_X86 1
+#endif
+
+#define MR 12
+#define NR 32
+#ifndef KC
+#define KC 256
+#endif
+#ifndef MC
+#define MC 288 /* a multiple of MR */
+#endif
+#ifndef NC
+#define NC 4096 /* a multiple of NR */
+#endif
+/* multiply-adds from which recur's kernel runs (below, packing costs more than it saves) */
+#define GEMM_MIN (1 << 15)
+/* ... and from which it is split over two threads (starting one costs ~20-50 us) */
+#define GEMM_SPLIT_MIN (1 << 24)
+
+/* ---- which kernel ---- */
+
+/* OpenBLAS cores with AVX-512 kernels of their own (lower case) */
+static int core_has_avx512(const char *core) {
+  static const char *const names[] = {"skylakex", "cooperlake", "sapphirerapids"};
+  char low[64];
+  size_t i = 0;
+  for (; core && core[i] && i + 1 < sizeof low; i++)
+    low[i] = (char)(core[i] >= 'A' && core[i] <= 'Z' ? core[i] - 'A' + 'a' : core[i]);
+  low[i] = '\0';
+  for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
+    if (strstr(low, names[k])) return 1;
+  return 0;
+}
+
+static int cpu_avx512(void) {
+#ifdef GM_X86
+  return __builtin_cpu_supports("avx512f");
+#else
+  return 0;
+#endif
+}
+
+/* recur's kernel for large products? A few checks per product (no global may cache them). */
+static int own_wanted(void) {
+  if (!cpu_avx512() || core_has_avx512(openblas_get_corename())) return 0;
+  const char *want = getenv("RECUR_GEMM_KERNEL");
+  return !(want &&
+           (strcmp(want, "blas") == 0 || strcmp(want, "plain") == 0 || strcmp(want, "avx2") == 0));
+}
+
+int rc_gemm_route(int64_t M, int64_t N, int64_t K) {
+  /* at least one whole tile each way, and columns that fill most of their 32-wide panels (33
+   * to 63 columns, or fewer than 12 rows, or K < 8, ran at 30-90% of OpenBLAS's Haswell
+   * kernel) */
+  if (M < MR || K < 8 || N < NR || (N < 2 * NR && N != NR)) return 0;
+  double madds = (double)M * (double)N * (double)K;
+  if (madds < GEMM_MIN || !own_wanted()) return 0;
+  return madds >= GEMM_SPLIT_MIN && openblas_get_num_threads() > 1 ? 2 : 1;
+}
+
+/* ---- the kernel ---- */
+
+#ifdef GM_X86
+#define T512 __attribute__((target("avx512f")))
+
+/* C[mr, nc] = alpha-scaled sums (already in A) + (load ? beta C : 0), from the packed panels
+ * Ap [kc][MR] and Bp [kc][NR]; m0, m1 mask the columns of the two halves. */
+T512 static void tile(int64_t kc, const float *restrict Ap, const float *restrict Bp, float *C,
+                      int64_t ldc, int mr, __mmask16 m0, __mmask16 m1, int load, float beta) {
+  __m512 c0[MR], c1[MR];
+  /* C's lines are fetched while the sums run (a 12 x 32 tile whose rows are 8 KB apart, as
+   * at N = 2048, otherwise waits for each of them at the end) */
+  for (int r = 0; r < mr; r++) {
+    _mm_prefetch((const char *)(C + r * ldc), _MM_HINT_T1);
+    _mm_prefetch((const char *)(C + r * ldc + 31), _MM_HINT_T1);
+  }
+  _Pragma("GCC unroll 12") for (int r = 0; r < MR; r++) {
+    c0[r] = _mm512_setzero_ps();
+    c1[r] = _mm512_setzero_ps();
+  }
+  for (int64_t k = 0; k < kc; k++) {
+    __m512 b0 = _mm512_load_ps(Bp + k * NR), b1 = _mm512_load_ps(Bp + k * NR + 16);
+    _Pragma("GCC unroll 12") for (int r = 0; r < MR; r++) {
+      __m512 a = _mm512_set1_ps(Ap[k * MR + r]);
+      c0[r] = _mm512_fmadd_ps(a, b0, c0[r]);
+      c1[r] = _mm512_fmadd_ps(a, b1, c1[r]);
+    }
+  }
+  __m512 vb = _mm512_set1_ps(beta);
+  _Pragma("GCC unroll 12") for (int r = 0; r < MR; r++) {
+    if (r >= mr) break;
+    float *c = C + r * ldc;
+    if (load) {
+      c0[r] = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, c), c0[r]);
+      c1[r] = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, c + 16), c1[r]);
+    }
+    _mm512_mask_storeu_ps(c, m0, c0[r]);
+    _mm512_mask_storeu_ps(c + 16, m1, c1[r]);
+  }
+}
+#endif
+
+#ifdef GM_X86
+/* r[i][j] -> r[j][i] for a 16 x 16 block in registers */
+T512 static inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int h = 0; h < 16; h += 8)
+    for (int i = 0; i < 4; i++) {
+      t[h + i] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0x88);
+      t[h + i + 4] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0xdd);
+    }
+  for (int i = 0; i < 8; i++) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+  }
+}
+
+/* dst[k][W] = alpha src[r][k] (rows r < n, 0 up to W; k < kc), W 12 or 32: a panel from a
+ * matrix stored across it (op(A) rows from A, op(B) columns from B^T), 16 x 16 blocks at a
+ * time, so that every row is read in runs of 16 floats */
+T512 static void pack_across(const float *src, int64_t ld, int64_t n, int64_t kc, int W,
+                             float alpha, float *restrict dst) {
+  __m512 va = _mm512_set1_ps(alpha);
+  for (int64_t k0 = 0; k0 < kc; k0 += 16) {
+    int kn = (int)(kc - k0 < 16 ? kc - k0 : 16);
+    __mmask16 km = (__mmask16)(kn == 16 ? 0xFFFF : (1u << kn) - 1);
+    for (int g = 0; g < W; g += 16) {
+      __m512 r[16];
+      for (int i = 0; i < 16; i++) {
+        /* 4 blocks ahead: the rows are far apart and each is read in short runs */
+        if (g + i < n && k0 + 64 < kc)
+          _mm_prefetch((const char *)(src + (g + i) * ld + k0 + 64), _MM_HINT_T0);
+        r[i] = g + i < n ? _mm512_mul_ps(va, _mm512_maskz_loadu_ps(km, src + (g + i) * ld + k0))
+                         : _mm512_setzero_ps();
+      }
+      transpose16(r);
+      __mmask16 wm = (__mmask16)(W - g >= 16 ? 0xFFFF : (1u << (W - g)) - 1);
+      for (int kk = 0; kk < kn; kk++) _mm512_mask_storeu_ps(dst + (k0 + kk) * W + g, wm, r[kk]);
+    }
+  }
+}
+#endif
+
+/* alpha op(A)[i0 .. i0 + mc, p0 .. p0 + kc] into panels of MR rows, [k][MR], zero padded.
+ * Both packings read the stored matrix along its rows: walking down a column of a wide
+ * matrix would touch a new page at every step. */
+static void pack_a(int ta, const float *A, int64_t lda, float alpha, int64_t i0, int64_t mc,
+                   int64_t p0, int64_t kc, float *restrict dst) {
+#ifdef GM_X86
+  if (!ta) {
+    for (int64_t ir = 0; ir < mc; ir += MR)
+      pack_across(A + (i0 + ir) * lda + p0, lda, mc - ir < MR ? mc - ir : MR, kc, MR, alpha,
+                  dst + ir * kc);
+    return;
+  }
+#endif
+  int64_t full = mc / MR * MR;
+  /* op(A)[i][k] = A[k][i]: row k of A holds row k of every panel */
+  for (int64_t k = 0; k < kc; k++) {
+    const float *src = A + (p0 + k) * lda + i0;
+    for (int64_t ir = 0; ir < full; ir += MR) {
+      float *dk = dst + ir * kc + k * MR;
+      for (int64_t r = 0; r < MR; r++) dk[r] = alpha * src[ir + r];
+    }
+    if (full < mc) {
+      float *dk = dst + full * kc + k * MR;
+      for (int64_t r = 0; r < MR; r++) dk[r] = full + r < mc ? alpha * src[full + r] : 0.0f;
+    }
+  }
+}
+
+/* op(B)[p0 .. p0 + kc, j0 .. j0 + nc] into panels of NR columns, [k][NR], zero padded */
+static void pack_b(int tb, const float *B, int64_t ldb, int64_t p0, int64_t kc, int64_t j0,
+                   int64_t nc, float *restrict dst) {
+#ifdef GM_X86
+  if (tb) { /* op(B)[k][j] = B[j][k] */
+    for (int64_t jr = 0; jr < nc; jr += NR)
+      pack_across(B + (j0 + jr) * ldb + p0, ldb, nc - jr < NR ? nc - jr : NR, kc, NR, 1.0f,
+                  dst + jr * kc);
+    return;
+  }
+#endif
+  int64_t full = nc / NR * NR;
+  /* row k of B holds row k of every panel */
+  for (int64_t k = 0; k < kc; k++) {
+    const float *src = B + (p0 + k) * ldb + j0;
+    for (int64_t jr = 0; jr < full; jr += NR) memcpy(dst + jr * kc + k * NR, src + jr, NR * 4);
+    if (full < nc) {
+      float *dk = dst + full * kc + k * NR;
+      for (int64_t c = 0; c < NR; c++) dk[c] = full + c < nc ? src[full + c] : 0.0f;
+    }
+  }
+}
+
+/* One product on the calling thread, over the columns j_lo .. j_hi and rows i_lo .. i_hi of
+ * C; abuf holds MC * KC floats, bbuf KC * min(NC, columns) (both 64-byte aligned). */
+typedef struct {
+  int ta, tb;
+  int64_t M, N, K;
+  float alpha, beta;
+  const float *A, *B;
+  int64_t lda, ldb, ldc;
+  float *C;
+  float *abuf[2], *bbuf[2];
+  int split_rows; /* the two threads split rows (else columns) */
+} gm_job;
+
+static void run_block(const gm_job *j, int64_t i_lo, int64_t i_hi, int64_t j_lo, int64_t j_hi,
+                      float *abuf, float *bbuf) {
+#ifdef GM_X86
+  for (int64_t jc = j_lo; jc < j_hi; jc += NC) {
+    int64_t nc = j_hi - jc < NC ? j_hi - jc : NC;
+    for (int64_t pc = 0; pc < j->K; pc += KC) {
+      int64_t kc = j->K - pc < KC ? j->K - pc : KC;
+      int first = pc == 0;
+      int load = !first || j->beta != 0.0f;
+      float beta = first ? j->beta : 1.0f;
+      pack_b(j->tb, j->B, j->ldb, pc, kc, jc, nc, bbuf);
+      for (int64_t ic = i_lo; ic < i_hi; ic += MC) {
+        int64_t mc = i_hi - ic < MC ? i_hi - ic : MC;
+        pack_a(j->ta, j->A, j->lda, j->alpha, ic, mc, pc, kc, abuf);
+        for (int64_t jr = 0; jr < nc; jr += NR) {
+          int64_t nr = nc - jr < NR ? nc - jr : NR;
+          __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
+          __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xFFFF : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
+          const float *bp = bbuf + jr * kc;
+          for (int64_t ir = 0; ir < mc; ir += MR) {
+            int mr = (int)(mc - ir < MR ? mc - ir : MR);
+            tile(kc, abuf + ir * kc, bp, j->C + (ic + ir) * j->ldc + jc + jr, j->ldc, mr, m0, m1,
+                 load, beta);
+          }
+        }
+      }
+    }
+  }
+#else
+  (void)j, (void)i_lo, (void)i_hi, (void)j_lo, (void)j_hi, (void)abuf, (void)bbuf;
+#endif
+}
+
+/* a share of the product: [lo, hi) is 0 .. cut (the caller) or cut .. end (the helper) */
+static void job_fn(void *arg, int64_t lo, int64_t hi) {
+  const gm_job *j = arg;
+  int h = lo > 0;
+  if (j->split_rows)
+    run_block(j, lo, hi, 0, j->N, j->abuf[h], j->bbuf[h]);
+  else
+    run_block(j, 0, j->M, lo, hi, j->abuf[h], j->bbuf[h]);
+}
+
+/* the helper's share of a split product */
+typedef struct {
+  gm_job *j;
+  int64_t lo, hi;
+} gm_share;
+
+static void *helper_main(void *arg) {
+  gm_share *h = arg;
+  job_fn(h->j, h->lo, h->hi);
+  return NULL;
+}
+
+static int64_t round_up(int64_t n, int64_t m) {
+  return (n + m - 1) / m * m;
+}
+
+/* `floats` floats, 64-byte aligned: ctx's buffer (grown when needed), or a new block in *own */
+static float *scratch(rc_ctx *ctx, size_t floats, float **own) {
+  size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
+  *own = NULL;
+  if (!ctx) return *own = aligned_alloc(64, bytes);
+  if (ctx->gemm_buf_bytes < bytes) {
+    free(ctx->gemm_buf);
+    ctx->gemm_buf = aligned_alloc(64, bytes);
+    ctx->gemm_buf_bytes = ctx->gemm_buf ? bytes : 0;
+  }
+  return ctx->gemm_buf;
+}
+
+int rc_sgemm_own(rc_ctx *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+                 const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                 int64_t ldc, int threads) {
+  if (!cpu_avx512()) return -1;
+  if (M <= 0 || N <= 0) return 0;
+  gm_job j = {ta, tb, M, N, K, alpha, beta, A, B, lda, ldb, ldc, C, {0}, {0}, 0};
+  if (K <= 0 || alpha == 0.0f) { /* no sum: C = beta C */
+    for (int64_t i = 0; i < M; i++)
+      for (int64_t c = 0; c < N; c++) C[i * ldc + c] = beta == 0.0f ? 0.0f : beta * C[i * ldc + c];
+    return 0;
+  }
+  /* the split: by columns in whole panels when there are at least 4, else by rows */
+  int64_t cut = 0, n = 0;
+  if (threads > 1) {
+    if (N >= 4 * NR) {
+      n = N;
+      cut = round_up(N / 2, NR);
+    } else if (M >= 2 * MR) {
+      j.split_rows = 1;
+      n = M;
+      cut = round_up(M / 2, MR);
+    }
+  }
+  int parts = cut > 0 && cut < n ? 2 : 1;
+  int64_t cols = j.split_rows || parts == 1 ? N : (cut > N - cut ? cut : N - cut);
+  size_t afl = (size_t)MC * KC, bfl = (size_t)KC * (size_t)round_up(cols < NC ? cols : NC, NR);
+  float *own, *mem = scratch(ctx, (afl + bfl) * (size_t)parts, &own);
+  if (!mem) return -1;
+  for (int p = 0; p < parts; p++) {
+    j.abuf[p] = mem + (size_t)p * (afl + bfl);
+    j.bbuf[p] = j.abuf[p] + afl;
+  }
+  pthread_t th;
+  gm_share share = {&j, cut, n};
+  if (parts == 2 && pthread_create(&th, NULL, helper_main, &share) == 0) {
+    job_fn(&j, 0, cut);
+    pthread_join(th, NULL);
+  } else {
+    run_block(&j, 0, M, 0, N, j.abuf[0], j.bbuf[0]);
+  }
+  free(own);
+  return 0;
+}
+
+/* ---- the entry point ---- */
+
+static void record(rc_ctx *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K, int route) {
+  rc_gemm_call c = {M, N, K, RC_GEMM_CALL, ta, tb, route, route > 0};
+  if (route == 0) c.threads = openblas_get_num_threads();
+  rc_gemm_trace_record(ctx, &c);
+}
+
+void rc_sgemm(rc_ctx *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+              const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+              int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  int route = rc_gemm_route(M, N, K);
+  if (ctx && ctx->gemm_tracing) record(ctx, ta, tb, M, N, K, route);
+  if (route > 0 &&
+      rc_sgemm_own(ctx, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, route) == 0)
+    return;
+  /* beta 0 must overwrite NaN: OpenBLAS's sgemm writes zeros for beta 0, but its sgemv and an
+   * empty product scale C instead, so clear C first there */
+  if (beta == 0.0f && (M == 1 || K <= 0))
+    for (int64_t i = 0; i < M; i++) memset(C + i * ldc, 0, (size_t)N * sizeof(float));
+  if (K <= 0) {
+    if (beta != 0.0f && beta != 1.0f)
+      for (int64_t i = 0; i < M; i++)
+        for (int64_t c = 0; c < N; c++) C[i * ldc + c] *= beta;
+    return;
+  }
+  if (M == 1) {
+    /* c = alpha op(B)^T a + beta c, a = row 0 of op(A) (stride lda when A is stored [K, 1]) */
+    blasint inca = ta ? (blasint)lda : 1;
+    if (!tb) /* B [K, N]: c = B^T a */
+      cblas_sgemv(CblasRowMajor, CblasTrans, (blasint)K, (blasint)N, alpha, B, (blasint)ldb, A,
+                  inca, beta, C, 1);
+    else /* B [N, K]: c = B a */
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, (blasint)N, (blasint)K, alpha, B, (blasint)ldb, A,
+                  inca, beta, C, 1);
+    return;
+  }
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+              (blasint)M, (blasint)N, (blasint)K, alpha, A, (blasint)lda, B, (blasint)ldb, beta, C,
+              (blasint)ldc);
+}
