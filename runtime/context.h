@@ -3,6 +3,7 @@
 #ifndef RECUR_CONTEXT_H
 #define RECUR_CONTEXT_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -78,6 +79,9 @@ typedef struct rc_ctx {
    * freed tensors would then stay in the heap. Not counted, like cache_block. */
   void *gemm_buf;
   size_t gemm_buf_bytes;
+  /* Held while one thread uses gemm_buf, and while one appends to the trace: the layer
+   * wavefront (runtime/rnn_stack.c) runs two layers' products on two threads in one context. */
+  atomic_int gemm_buf_busy, gemm_trace_busy;
 } rc_ctx;
 
 rc_ctx *rc_ctx_new(void);

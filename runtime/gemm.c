@@ -309,11 +309,15 @@ static int64_t round_up(int64_t n, int64_t m) {
   return (n + m - 1) / m * m;
 }
 
-/* `floats` floats, 64-byte aligned: ctx's buffer (grown when needed), or a new block in *own */
-static float *scratch(rc_ctx *ctx, size_t floats, float **own) {
+/* `floats` floats, 64-byte aligned: ctx's buffer (grown when needed; *held set: release it
+ * with release()), or a new block in *own when there is no ctx or another thread holds it */
+static float *scratch(rc_ctx *ctx, size_t floats, float **own, int *held) {
   size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
   *own = NULL;
-  if (!ctx) return *own = aligned_alloc(64, bytes);
+  *held = 0;
+  if (!ctx || atomic_exchange_explicit(&ctx->gemm_buf_busy, 1, memory_order_acquire))
+    return *own = aligned_alloc(64, bytes);
+  *held = 1;
   if (ctx->gemm_buf_bytes < bytes) {
     free(ctx->gemm_buf);
     ctx->gemm_buf = aligned_alloc(64, bytes);
@@ -348,8 +352,12 @@ int rc_sgemm_own(rc_ctx *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K, f
   int parts = cut > 0 && cut < n ? 2 : 1;
   int64_t cols = j.split_rows || parts == 1 ? N : (cut > N - cut ? cut : N - cut);
   size_t afl = (size_t)MC * KC, bfl = (size_t)KC * (size_t)round_up(cols < NC ? cols : NC, NR);
-  float *own, *mem = scratch(ctx, (afl + bfl) * (size_t)parts, &own);
-  if (!mem) return -1;
+  int held;
+  float *own, *mem = scratch(ctx, (afl + bfl) * (size_t)parts, &own, &held);
+  if (!mem) {
+    if (held) atomic_store_explicit(&ctx->gemm_buf_busy, 0, memory_order_release);
+    return -1;
+  }
   for (int p = 0; p < parts; p++) {
     j.abuf[p] = mem + (size_t)p * (afl + bfl);
     j.bbuf[p] = j.abuf[p] + afl;
@@ -362,6 +370,7 @@ int rc_sgemm_own(rc_ctx *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K, f
   } else {
     run_block(&j, 0, M, 0, N, j.abuf[0], j.bbuf[0]);
   }
+  if (held) atomic_store_explicit(&ctx->gemm_buf_busy, 0, memory_order_release);
   free(own);
   return 0;
 }

@@ -12,18 +12,24 @@
 #include "gemm.h"
 #include "rnn_impl.h"
 
+/* Two threads may record at once (the layer wavefront, runtime/rnn_stack.c): the append takes
+ * ctx->gemm_trace_busy, spinning (a trace is a measurement's, never a hot path's). */
 void rc_gemm_trace_record(rc_ctx *ctx, const rc_gemm_call *c) {
+  while (atomic_exchange_explicit(&ctx->gemm_trace_busy, 1, memory_order_acquire))
+    ;
   if (ctx->gemm_n == ctx->gemm_cap) {
     size_t cap = ctx->gemm_cap ? 2 * ctx->gemm_cap : 256;
     rc_gemm_call *p = realloc(ctx->gemm_calls, cap * sizeof *p);
     if (!p) {
       ctx->gemm_lost = 1;
+      atomic_store_explicit(&ctx->gemm_trace_busy, 0, memory_order_release);
       return;
     }
     ctx->gemm_calls = p;
     ctx->gemm_cap = cap;
   }
   ((rc_gemm_call *)ctx->gemm_calls)[ctx->gemm_n++] = *c;
+  atomic_store_explicit(&ctx->gemm_trace_busy, 0, memory_order_release);
 }
 
 void rc_gemm_trace_pack(rc_ctx *ctx, int64_t K, int64_t N, int trans, int kind) {
