@@ -18,12 +18,13 @@
 -- dominates: three [640 x 100] x [100 x 10,000]-sized products (logits, and the gradients of
 -- the hidden states and of the softmax weight). "GEMM floor" replays those three products
 -- alone (recur.matmul, same shapes, same threads, its own process): step / floor shows what
--- the softmax, the RNN, Adam and the rest add on top.
+-- the softmax, the RNN, Adam and the rest add on top. --rounds N alternates the three
+-- processes N times and prints medians (a shared machine's load moves single runs by 30%).
 -- Run from the project root (require "models.word_rnn" is found through ./?.lua).
 local recur = require("recur")
 local rows = require("bench.lib.rows")
 
-local args = { threads = { 1, 2 }, torch = true, quick = false }
+local args = { threads = { 1, 2 }, torch = true, quick = false, rounds = 1 }
 local worker
 do
   local i = 1
@@ -40,6 +41,13 @@ do
       args.quick = true
     elseif a == "--no-torch" then
       args.torch = false
+    elseif a == "--rounds" then
+      i = i + 1
+      args.rounds = math.tointeger(tonumber(arg[i] or ""))
+      if not args.rounds or args.rounds < 1 then
+        io.stderr:write("word_lm: --rounds takes a positive integer, got " .. tostring(arg[i]) .. "\n")
+        os.exit(2)
+      end
     elseif a == "--threads" then
       i = i + 1
       args.threads = {}
@@ -52,10 +60,12 @@ do
         args.threads[#args.threads + 1] = n
       end
     elseif a == "--help" or a == "-h" then
-      print("usage: lua5.4 bench/word_lm.lua [--quick] [--threads 1,2] [--no-torch]")
+      print("usage: lua5.4 bench/word_lm.lua [--quick] [--threads 1,2] [--no-torch] [--rounds N]")
       print("Times a training step of the truncated-backprop post's word model (vocabulary 10,000,")
       print("embedding 50, tanh RNN 100, batch 32, 20 steps, full softmax, Adam) against PyTorch,")
-      print("each measurement in its own process with its peak RSS. See bench/README.md.")
+      print("each measurement in its own process with its peak RSS. --rounds N alternates the")
+      print("processes N times and reports medians (the ratio: median and range over the rounds).")
+      print("See bench/README.md.")
       os.exit(0)
     else
       io.stderr:write("word_lm: unknown argument " .. a .. " (--help)\n")
@@ -191,17 +201,37 @@ print(string.format("vocabulary %d, embedding %d, tanh RNN %d, batch %d, %d step
   and "; PyTorch skipped (--no-torch)" or "; PyTorch not available (apt-get install python3-torch)"))
 print(string.format("%-8s %9s %9s %8s  %9s %10s  %9s %9s", "threads", "recur ms", "torch ms",
   "ratio", "floor ms", "step/floor", "recur MB", "torch MB"))
+local function med_of(list, key)
+  local v = {}
+  for _, r in ipairs(list) do v[#v + 1] = r[key] end
+  return #v > 0 and median(v) or nil
+end
 local summary = {}
 for _, threads in ipairs(args.threads) do
-  local r = run_recur(threads, "step")
-  local t = run_torch(threads)
-  local f = run_recur(threads, "floor")
+  -- alternate the three processes so that a change of load hits all of them alike
+  local rs, ts, fs, ratios = {}, {}, {}, {}
+  for _ = 1, args.rounds do
+    local r, t, f = run_recur(threads, "step"), run_torch(threads), run_recur(threads, "floor")
+    if r then rs[#rs + 1] = r end
+    if t then ts[#ts + 1] = t end
+    if f then fs[#fs + 1] = f end
+    if r and t then ratios[#ratios + 1] = t.ms / r.ms end
+  end
+  local r = #rs > 0 and { ms = med_of(rs, "ms"), best_ms = med_of(rs, "best_ms"),
+    worst_ms = med_of(rs, "worst_ms"), rss_mb = med_of(rs, "rss_mb") } or nil
+  local t = #ts > 0 and { ms = med_of(ts, "ms"), best_ms = med_of(ts, "best_ms"),
+    worst_ms = med_of(ts, "worst_ms"), rss_mb = med_of(ts, "rss_mb") } or nil
+  local f = #fs > 0 and { ms = med_of(fs, "ms"), best_ms = med_of(fs, "best_ms"),
+    worst_ms = med_of(fs, "worst_ms") } or nil
   if r then
-    local ratio = t and t.ms / r.ms or 0 / 0
-    print(string.format("%-8d %9.2f %9s %8s  %9s %10s  %9.0f %9s", threads, r.ms,
+    local ratio = #ratios > 0 and median(ratios) or 0 / 0
+    local lo, hi = math.huge, 0
+    for _, v in ipairs(ratios) do lo, hi = math.min(lo, v), math.max(hi, v) end
+    print(string.format("%-8d %9.2f %9s %8s  %9s %10s  %9.0f %9s%s", threads, r.ms,
       t and string.format("%.2f", t.ms) or "-", ratio == ratio and string.format("%.2fx", ratio) or "-",
       f and string.format("%.2f", f.ms) or "-", f and string.format("%.2f", r.ms / f.ms) or "-",
-      r.rss_mb, t and string.format("%.0f", t.rss_mb) or "-"))
+      r.rss_mb, t and string.format("%.0f", t.rss_mb) or "-",
+      #ratios > 1 and string.format("  (ratio %.2f-%.2f over %d rounds)", lo, hi, #ratios) or ""))
     summary[#summary + 1] = { threads = threads, ratio = ratio, rss = r.rss_mb, trss = t and t.rss_mb }
     rows.emit { bench = "word_lm", name = string.format("train step %dT", threads), value = r.ms,
       unit = "ms", better = "lower", ref = t and t.ms, ref_name = "pytorch", ratio = ratio,
