@@ -632,7 +632,8 @@ static int lxent_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
   int64_t zsize[2] = {RB, V};
   rc_tensor *g = rc_raw_contiguous(gout[0]), *z = g ? rc_empty(c, 2, zsize) : NULL;
   rc_tensor *gx = z && n->next[0].fn ? rc_empty(c, n->in_shape[0].ndim, n->in_shape[0].size) : NULL;
-  rc_tensor *gw = z && n->next[1].fn ? rc_empty(c, 2, w->size) : NULL; /* block 1: beta 0 */
+  /* the first block's product writes it (beta 0); no rows, no block: zeros */
+  rc_tensor *gw = z && n->next[1].fn ? (R > 0 ? rc_empty : rc_zeros)(c, 2, w->size) : NULL;
   rc_tensor *gb = z && need_b ? rc_zeros(c, 1, &V) : NULL;
   if (!z || (n->next[0].fn && !gx) || (n->next[1].fn && !gw) || (need_b && !gb)) {
     rc_release(g);
@@ -736,8 +737,9 @@ rc_tensor *rc_linear_cross_entropy(rc_tensor *x, rc_tensor *w, rc_tensor *b, rc_
   if (!z) goto fail;
   if (pre) {
     if (rc_tensor_needs_grad(x) && !(gin[0] = rc_empty(c, x->ndim, x->size))) goto fail;
-    /* the first block's product writes it (beta 0): no zeros */
-    if (rc_tensor_needs_grad(w) && !(gin[1] = rc_empty(c, 2, w2->size))) goto fail;
+    /* the first block's product writes it (beta 0); no rows, no block: zeros */
+    if (rc_tensor_needs_grad(w) && !(gin[1] = (R > 0 ? rc_empty : rc_zeros)(c, 2, w2->size)))
+      goto fail;
     if (b && rc_tensor_needs_grad(b) && !(gin[2] = rc_zeros(c, 1, &V))) goto fail;
   }
   const float *xd = rc_data(x2), *wd = rc_data(w2), *bd = b2 ? rc_data(b2) : NULL;
