@@ -6,7 +6,7 @@
 set -eu
 case "${1:-}" in -h | --help)
   echo "usage: sh bench/run.sh [BUILD_DIR]   (what make bench runs; BUILD_DIR defaults to build)"
-  echo "Runs every benchmark (small op, matmul, nn, char-RNN, cells, data, embedding call) and prints"
+  echo "Runs every benchmark (small op, matmul, nn, char-RNN, word LM, cells, data, embedding call) and prints"
   echo "the ratios against PyTorch (/usr/bin/python3, when torch is installed) and direct BLAS."
   echo "BENCH_N sets the small-op iterations (default 1000000). Every row goes to"
   echo "bench/results/<UTC date-time>.json (BENCH_RESULTS=FILE: there instead); bench/compare A B"
@@ -60,6 +60,7 @@ for f in bench/*.lua; do
   if [ "$quick" = 1 ]; then
     case "$f" in
       bench/charrnn.lua) quick_args="--quick --cells rnn" ;;
+      bench/word_lm.lua) quick_args="--quick" ;;
       bench/rnn_cells.lua) quick_args="--hidden 64 --cells lstm --reps 1" ;;
       bench/sample_threads.lua) quick_args="--hidden 64 --rounds 1" ;;
       bench/word_readout.lua) quick_args="--rounds 1" ;;

@@ -14,7 +14,8 @@ static const char CTX_KEY = 'c'; /* registry key: address of this byte */
 typedef struct {
   unsigned magic;
   rc_ctx *ctx;
-  size_t live_after_full; /* live bytes right after the last full collection we forced */
+  size_t live_after_full; /* live bytes after the last full collection we forced (or the
+                           * lowest since, without a memory limit) */
   const void *mt;         /* the tensor metatable: identity check without a string lookup */
   /* Tensors that rb_push has not yet handed to a userdata, with the frame address of that
    * rb_push: see rb_push. */
@@ -111,9 +112,13 @@ int rb_raise(lua_State *L) {
 }
 
 /* Tells Lua's collector about tensor bytes: an incremental step in proportion to what
- * was allocated, and a full collection when live tensor memory has doubled since the
- * last one we forced (and is past 64 MB). Without this a loop that makes big tensors
- * grows until someone calls collectgarbage(), since Lua only sees the small userdata.
+ * was allocated, and a full collection when live tensor memory has grown by a quarter since
+ * the lowest point after the last one we forced, by at least 16 MB and by 8 times the Lua
+ * heap. Without this a loop that makes big tensors grows until someone calls
+ * collectgarbage(), since Lua only sees the small userdata. The incremental steps alone free
+ * little (a char-RNN step leaves its Lua-held outputs behind), and waiting for live memory
+ * to double let a training loop's peak RSS carry up to its own size again in garbage
+ * (bench/README.md, "Peak RSS").
  * Under a memory limit (which counts tensors and the host's Lua heap together) the steps
  * come sooner, and a full collection runs once half of the room left after the previous one
  * is used, so that garbage does not make an allocation fail. */
@@ -130,8 +135,16 @@ static void report_memory(lua_State *L, rb_state *s) {
     size_t base = s->live_after_full < limit ? s->live_after_full : limit;
     full = used > base + (limit - base) / 2;
   } else {
-    size_t threshold = s->live_after_full * 2;
-    if (threshold < ((size_t)64 << 20)) threshold = (size_t)64 << 20;
+    /* the base follows live memory down (a full collection in the middle of a training
+     * step would otherwise set it at the step's peak of activations) */
+    if (c->live_bytes < s->live_after_full) s->live_after_full = c->live_bytes;
+    /* a full collection costs in proportion to the Lua heap: wait for 8 times its size in
+     * new tensor bytes, so that a host with a large heap does not pay it every step */
+    size_t heap = (size_t)lua_gc(L, LUA_GCCOUNT) << 10;
+    size_t grow = s->live_after_full / 4;
+    if (grow < ((size_t)16 << 20)) grow = (size_t)16 << 20;
+    if (grow < 8 * heap) grow = 8 * heap;
+    size_t threshold = s->live_after_full + grow;
     full = c->live_bytes > threshold;
   }
   if (full) {

@@ -119,11 +119,13 @@ function WordRNN:output_mask(T, B)
   return nn.functional.dropout(recur.ones(T, B, self.H), 1 - self.keep)
 end
 
--- outputs [T, B, H] (already masked) and targets [T, B] -> the loss (reduction: "mean")
+-- outputs [T, B, H] (already masked) and targets [T, B] -> the loss (reduction: "mean"):
+-- cross_entropy(self.out(h)) through the fused nn.linear_cross_entropy, which never holds
+-- the [T B, V] logits (the same numbers within float rounding; tests/linear_cross_entropy_spec)
 function WordRNN:readout_loss(out, y, reduction)
   local T, B = out:size(1), out:size(2)
-  local logits = self.out(out:reshape(T * B, self.H))
-  return nn.cross_entropy(logits, y:reshape(T * B), { reduction = reduction or "mean" })
+  return nn.linear_cross_entropy(out:reshape(T * B, self.H), self.out.weight, self.out.bias,
+    y:reshape(T * B), { reduction = reduction or "mean" })
 end
 
 local function check_ids(x, y, who)

@@ -10,4 +10,14 @@
 void rc_relu_kernel(const float *x, float *y, int64_t n);
 void rc_act_backward_kernel(rc_act act, const float *y, const float *g, float *out, int64_t n);
 
+/* Rows of a softmax over n classes (nn.linear_cross_entropy), each one pass over the row:
+ * z += b (b may be NULL) and the row's maximum (-inf for an empty row, NaNs ignored); */
+float rc_row_bias_max(float *z, const float *b, int64_t n);
+/* z = exp(z - shift) and the sum of the new z; */
+double rc_row_exp_sum(float *z, float shift, int64_t n);
+/* z *= s, then acc += z when acc is not NULL (the bias gradient); */
+void rc_row_scale_acc(float *z, int64_t n, float s, float *acc);
+/* z = s exp(z + b - lse) (b may be NULL), then acc += z when acc is not NULL. */
+void rc_row_softmax_scaled(float *z, const float *b, float lse, float s, int64_t n, float *acc);
+
 #endif

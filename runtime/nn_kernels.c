@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "kernels_math.h"
 #include "nn.h"
 #include "nn_internal.h"
 
@@ -37,4 +38,71 @@ RC_CLONES void rc_act_backward_kernel(rc_act act, const float *y, const float *g
     memcpy(out, g, (size_t)n * sizeof(float));
     break;
   }
+}
+
+/* ---- rows of a softmax (nn.linear_cross_entropy) ----
+ * Maxima and sums run in 16 float lanes (GCC's vector extension: its plain-C reductions of
+ * this shape stay scalar), a sum's lanes added in double every 1024 elements: the same bits
+ * from every clone, as rc_k_sumsq. */
+
+typedef float rc_v16 __attribute__((vector_size(64)));
+typedef int32_t rc_i16 __attribute__((vector_size(64)));
+
+/* (no helper functions: a function returning a 64-byte vector changes the ABI per clone) */
+#define V16_LOAD(v, p) memcpy(&(v), (p), sizeof(v))
+
+RC_CLONES float rc_row_bias_max(float *restrict z, const float *restrict b, int64_t n) {
+  if (b)
+    for (int64_t i = 0; i < n; i++) z[i] += b[i];
+  rc_v16 acc;
+  for (int j = 0; j < 16; j++) acc[j] = -INFINITY;
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) { /* acc = v where v > acc (a NaN is skipped) */
+    rc_v16 v;
+    V16_LOAD(v, z + i);
+    rc_i16 gt = v > acc;
+    acc = (rc_v16)(((rc_i16)v & gt) | ((rc_i16)acc & ~gt));
+  }
+  float m = -INFINITY;
+  for (int j = 0; j < 16; j++) m = acc[j] > m ? acc[j] : m;
+  for (; i < n; i++) m = z[i] > m ? z[i] : m;
+  return m;
+}
+
+RC_CLONES double rc_row_exp_sum(float *restrict z, float shift, int64_t n) {
+  double total = 0;
+  int64_t i = 0;
+  for (; i + 1024 <= n; i += 1024) {
+    float *zb = z + i;
+    for (int k = 0; k < 1024; k++) zb[k] = rc_expf(zb[k] - shift);
+    rc_v16 acc = {0};
+    for (int k = 0; k < 1024; k += 16) {
+      rc_v16 v;
+      V16_LOAD(v, zb + k);
+      acc += v;
+    }
+    double s = 0;
+    for (int j = 0; j < 16; j++) s += acc[j];
+    total += s;
+  }
+  for (; i < n; i++) {
+    z[i] = rc_expf(z[i] - shift);
+    total += z[i];
+  }
+  return total;
+}
+
+RC_CLONES void rc_row_scale_acc(float *restrict z, int64_t n, float s, float *restrict acc) {
+  for (int64_t i = 0; i < n; i++) z[i] *= s;
+  if (acc)
+    for (int64_t i = 0; i < n; i++) acc[i] += z[i];
+}
+
+RC_CLONES void rc_row_softmax_scaled(float *restrict z, const float *restrict b, float lse, float s,
+                                     int64_t n, float *restrict acc) {
+  if (b)
+    for (int64_t i = 0; i < n; i++) z[i] += b[i];
+  for (int64_t i = 0; i < n; i++) z[i] = s * rc_expf(z[i] - lse);
+  if (acc)
+    for (int64_t i = 0; i < n; i++) acc[i] += z[i];
 }

@@ -583,12 +583,11 @@ static int64_t lxent_block(int64_t R, int64_t V) {
   return rb < R ? rb : (R > 0 ? R : 1);
 }
 
-/* z [n, V] = x [n, D] w^T + b */
+/* z [n, V] = x [n, D] w^T, a plain product (the bias is added by each row's first pass, while
+ * the row is in cache) */
 static void lxent_logits(rc_ctx *c, int64_t n, int64_t V, int64_t D, const float *x, const float *w,
-                         const float *b, float *z) {
-  if (b)
-    for (int64_t r = 0; r < n; r++) memcpy(z + r * V, b, (size_t)V * sizeof(float));
-  gemm(c, 0, 1, n, V, D, x, w, b ? 1.0f : 0.0f, z);
+                         float *z) {
+  gemm(c, 0, 1, n, V, D, x, w, 0.0f, z);
 }
 
 /* With reduction "none": saved 0 x [R, D], 1 w [V, D], 2 b [V] or none, 3 target [R]
@@ -607,8 +606,14 @@ static int lxent_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
     for (int k = 0; k < n->n_in; k++) {
       if (!n->next[k].fn || !n->saved[k]) continue;
       rc_tensor *sv = rc_node_saved(n, k);
-      rc_tensor *o = sv ? rc_copy_contiguous(sv) : NULL;
-      if (!o) return -1; /* the engine releases what gin already holds */
+      if (!sv) return -1; /* the engine releases what gin already holds */
+      if (gs == 1.0f) {   /* the usual loss.backward(): the saved gradient itself (read only) */
+        rc_retain(sv);
+        gin[k] = sv;
+        continue;
+      }
+      rc_tensor *o = rc_copy_contiguous(sv);
+      if (!o) return -1;
       rc_k_scale(rc_data(o), rc_numel(o), gs);
       gin[k] = o;
     }
@@ -626,7 +631,8 @@ static int lxent_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
   int64_t zsize[2] = {RB, V};
   rc_tensor *g = rc_raw_contiguous(gout[0]), *z = g ? rc_empty(c, 2, zsize) : NULL;
   rc_tensor *gx = z && n->next[0].fn ? rc_empty(c, n->in_shape[0].ndim, n->in_shape[0].size) : NULL;
-  rc_tensor *gw = z && n->next[1].fn ? rc_zeros(c, 2, w->size) : NULL;
+  /* the first block's product writes it (beta 0); no rows, no block: zeros */
+  rc_tensor *gw = z && n->next[1].fn ? (R > 0 ? rc_empty : rc_zeros)(c, 2, w->size) : NULL;
   rc_tensor *gb = z && need_b ? rc_zeros(c, 1, &V) : NULL;
   if (!z || (n->next[0].fn && !gx) || (n->next[1].fn && !gw) || (need_b && !gb)) {
     rc_release(g);
@@ -640,9 +646,10 @@ static int lxent_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
   const float *td = rc_data(t), *ld = rc_data(lse), *gd = rc_data(g);
   const float *md = m ? rc_data(m) : NULL;
   float *zd = rc_data(z);
+  float *gbd = gb ? rc_data(gb) : NULL;
   for (int64_t r0 = 0; r0 < R; r0 += RB) {
     int64_t nr = R - r0 < RB ? R - r0 : RB;
-    lxent_logits(c, nr, V, D, xd + r0 * D, wd, bd, zd);
+    lxent_logits(c, nr, V, D, xd + r0 * D, wd, zd);
     for (int64_t i = 0; i < nr; i++) {
       int64_t r = r0 + i;
       float *zr = zd + i * V;
@@ -652,14 +659,12 @@ static int lxent_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
         continue;
       }
       float s = (float)((double)(red == RC_REDUCE_NONE ? gd[r] : gd[0]) * wr / denom);
-      for (int64_t k = 0; k < V; k++) zr[k] -= ld[r];
-      rc_k_exp(zr, zr, V);
-      rc_k_scale(zr, V, s);
+      rc_row_softmax_scaled(zr, bd, ld[r], s, V, gbd); /* s softmax, one pass */
       zr[(int64_t)td[r]] -= s;
+      if (gbd) gbd[(int64_t)td[r]] -= s;
     }
-    if (gx) gemm(c, 0, 0, nr, D, V, zd, wd, 0.0f, rc_data(gx) + r0 * D); /* dz w */
-    if (gw) gemm(c, 1, 0, V, D, nr, zd, xd + r0 * D, 1.0f, rc_data(gw)); /* dz^T x */
-    if (gb) rc_colsum_add(zd, nr, V, rc_data(gb));
+    if (gx) gemm(c, 0, 0, nr, D, V, zd, wd, 0.0f, rc_data(gx) + r0 * D);             /* dz w */
+    if (gw) gemm(c, 1, 0, V, D, nr, zd, xd + r0 * D, r0 ? 1.0f : 0.0f, rc_data(gw)); /* dz^T x */
   }
   rc_release(g);
   rc_release(z);
@@ -731,7 +736,9 @@ rc_tensor *rc_linear_cross_entropy(rc_tensor *x, rc_tensor *w, rc_tensor *b, rc_
   if (!z) goto fail;
   if (pre) {
     if (rc_tensor_needs_grad(x) && !(gin[0] = rc_empty(c, x->ndim, x->size))) goto fail;
-    if (rc_tensor_needs_grad(w) && !(gin[1] = rc_zeros(c, 2, w2->size))) goto fail;
+    /* the first block's product writes it (beta 0); no rows, no block: zeros */
+    if (rc_tensor_needs_grad(w) && !(gin[1] = (R > 0 ? rc_empty : rc_zeros)(c, 2, w2->size)))
+      goto fail;
     if (b && rc_tensor_needs_grad(b) && !(gin[2] = rc_zeros(c, 1, &V))) goto fail;
   }
   const float *xd = rc_data(x2), *wd = rc_data(w2), *bd = b2 ? rc_data(b2) : NULL;
@@ -756,22 +763,20 @@ rc_tensor *rc_linear_cross_entropy(rc_tensor *x, rc_tensor *w, rc_tensor *b, rc_
   double total = 0, denom = 0;
   for (int64_t r = 0; r < R; r++) denom += md ? md[r] : 1.0f;
   double gscale = reduction == RC_REDUCE_MEAN ? (mask ? denom : (double)R) : 1.0;
+  float *gbd = gin[2] ? rc_data(gin[2]) : NULL;
   for (int64_t r0 = 0; r0 < R; r0 += RB) {
     int64_t nr = R - r0 < RB ? R - r0 : RB;
-    lxent_logits(c, nr, V, D, xd + r0 * D, wd, bd, zd);
+    lxent_logits(c, nr, V, D, xd + r0 * D, wd, zd);
     for (int64_t i = 0; i < nr; i++) {
       int64_t r = r0 + i;
       float *zr = zd + i * V;
       float wr = md ? md[r] : 1.0f;
-      /* the same steps as cross_entropy's */
-      float mx = zr[0];
-      for (int64_t k = 1; k < V; k++) mx = zr[k] > mx ? zr[k] : mx;
-      if (isinf(mx)) mx = 0.0f;
+      /* cross_entropy's steps in three passes over the row while it is in cache: the bias
+       * and the maximum, exp(z - max) and its sum, the gradient's scaling */
+      float mx = rc_row_bias_max(zr, bd, V);
+      if (isinf(mx)) mx = 0.0f; /* all -inf (or an inf): let the arithmetic give inf/nan */
       float zt = zr[(int64_t)td[r]];
-      for (int64_t k = 0; k < V; k++) zr[k] -= mx;
-      rc_k_exp(zr, zr, V);
-      double s = 0;
-      for (int64_t k = 0; k < V; k++) s += zr[k];
+      double s = rc_row_exp_sum(zr, mx, V);
       ld[r] = mx + (float)log(s);
       float l = wr != 0.0f ? (ld[r] - zt) * wr : 0.0f;
       lossd[r] = l;
@@ -781,14 +786,15 @@ rc_tensor *rc_linear_cross_entropy(rc_tensor *x, rc_tensor *w, rc_tensor *b, rc_
         if (wr == 0.0f) {
           memset(zr, 0, (size_t)V * sizeof(float));
         } else {
-          rc_k_scale(zr, V, (float)((double)sr / s));
+          rc_row_scale_acc(zr, V, (float)((double)sr / s), gbd);
           zr[(int64_t)td[r]] -= sr;
+          if (gbd) gbd[(int64_t)td[r]] -= sr;
         }
       }
     }
     if (gin[0]) gemm(c, 0, 0, nr, D, V, zd, wd, 0.0f, rc_data(gin[0]) + r0 * D); /* dz w */
-    if (gin[1]) gemm(c, 1, 0, V, D, nr, zd, xd + r0 * D, 1.0f, rc_data(gin[1])); /* dz^T x */
-    if (gin[2]) rc_colsum_add(zd, nr, V, rc_data(gin[2]));
+    if (gin[1]) /* dz^T x, summed over the blocks */
+      gemm(c, 1, 0, V, D, nr, zd, xd + r0 * D, r0 ? 1.0f : 0.0f, rc_data(gin[1]));
   }
   y = xent_result(c, reduction, &rows_shape, lossd, R, total, mask ? denom : (double)R);
   if (!y) goto fail;

@@ -88,6 +88,32 @@ describe("nn.linear_cross_entropy", function()
     end, { h, w, b }))
   end)
 
+  it("gives zero weight and bias gradients for no rows (the products write the first block)", function()
+    local w, b = leaf(recur.randn(7, 4)), leaf(recur.randn(7))
+    for _, red in ipairs { "sum", "none" } do
+      local h = leaf(recur.zeros(0, 4))
+      w.grad, b.grad = nil, nil
+      local l = nn.linear_cross_entropy(h, w, b, recur.zeros(0), { reduction = red })
+      l:sum():backward()
+      assert.equal(0, w.grad:abs():sum():item(), red)
+      assert.equal(0, b.grad:abs():sum():item(), red)
+      assert.are.same({ 0, 4 }, h.grad:size())
+    end
+  end)
+
+  it("keeps its saved gradients when backward runs twice with upstream gradients of 1", function()
+    -- the engine is handed the gradients made in forward as they are (no copy): a second
+    -- backward must see them unchanged
+    recur.seed(9)
+    local h, w, b = leaf(recur.randn(6, 4)), leaf(recur.randn(9, 4)), leaf(recur.randn(9))
+    local l = nn.linear_cross_entropy(h, w, b, targets(6, 9))
+    l:backward { retain_graph = true }
+    local gw, gh = w.grad:clone(), h.grad:clone()
+    l:backward()
+    assert.is_true(relerr(w.grad, gw * 2) < 1e-6)
+    assert.is_true(relerr(h.grad, gh * 2) < 1e-6)
+  end)
+
   it("names itself and the shapes on bad input", function()
     local h, w = recur.randn(3, 4), recur.randn(7, 4)
     local function err(f)

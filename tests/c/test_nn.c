@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "../../runtime/nn.h"
+#include "../../runtime/nn_internal.h"
 #include "../../runtime/optim.h"
 #include "../../runtime/safetensors.h"
 #include "test.h"
@@ -262,7 +263,65 @@ static void test_safetensors(rc_ctx *c) {
   rc_release(e);
 }
 
+/* The softmax row kernels of nn.linear_cross_entropy against plain loops, at lengths around
+ * their 16-lane and 1024-element blocks, with -inf and NaN entries for the maximum. */
+static void test_softmax_rows(void) {
+  static float z[3000], z2[3000], b[3000], acc[3000];
+  int64_t lens[] = {1, 15, 16, 17, 1023, 1024, 1025, 2049, 3000};
+  for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+    int64_t n = lens[li];
+    for (int64_t i = 0; i < n; i++) {
+      z[i] = (float)((i * 7919) % 997) / 100.0f - 5.0f;
+      b[i] = (float)(i % 13) * 0.125f - 0.5f;
+    }
+    memcpy(z2, z, sizeof z);
+    float want = -INFINITY;
+    for (int64_t i = 0; i < n; i++) want = z[i] + b[i] > want ? z[i] + b[i] : want;
+    float m = rc_row_bias_max(z2, b, n);
+    CHECK(m == want);
+    int biased = 1;
+    for (int64_t i = 0; i < n; i++) biased &= z2[i] == z[i] + b[i];
+    CHECK(biased);
+    double want_s = 0;
+    for (int64_t i = 0; i < n; i++) want_s += exp((double)z2[i] - m);
+    double s = rc_row_exp_sum(z2, m, n);
+    CHECK_NEAR(s / want_s, 1.0, 1e-6);
+    double err = 0;
+    for (int64_t i = 0; i < n; i++)
+      err = fmax(err, fabs(z2[i] - exp((double)z[i] + b[i] - m)) / exp((double)z[i] + b[i] - m));
+    CHECK(err < 1e-6);
+    /* scale and the bias gradient's sum */
+    for (int64_t i = 0; i < n; i++) acc[i] = 1.0f;
+    rc_row_scale_acc(z2, n, 0.5f, acc);
+    int scaled = 1;
+    for (int64_t i = 0; i < n; i++) scaled &= acc[i] == 1.0f + z2[i];
+    CHECK(scaled);
+    /* the backward's one pass: s exp(z + b - lse) */
+    memcpy(z2, z, sizeof z);
+    for (int64_t i = 0; i < n; i++) acc[i] = 0.0f;
+    rc_row_softmax_scaled(z2, b, m, 2.0f, n, acc);
+    err = 0;
+    for (int64_t i = 0; i < n; i++) {
+      double e = 2.0 * exp((double)z[i] + b[i] - m);
+      err = fmax(err, fabs(z2[i] - e) / e);
+      CHECK(acc[i] == z2[i]);
+    }
+    CHECK(err < 1e-6);
+  }
+  /* without a bias; -inf entries; a NaN is skipped by the maximum */
+  float r[20];
+  for (int i = 0; i < 20; i++) r[i] = -INFINITY;
+  CHECK(rc_row_bias_max(r, NULL, 20) == -INFINITY);
+  r[3] = 2.0f;
+  r[17] = NAN;
+  r[18] = 1.0f;
+  CHECK(rc_row_bias_max(r, NULL, 20) == 2.0f);
+  r[19] = 7.0f; /* in the tail past the last 16 */
+  CHECK(rc_row_bias_max(r, NULL, 20) == 7.0f);
+}
+
 int main(void) {
+  test_softmax_rows();
   rc_ctx *c = rc_ctx_new();
   test_linear(c);
   test_pack(c);
