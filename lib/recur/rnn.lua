@@ -539,6 +539,11 @@ function RNN:forward(x, opts)
   if self.batch_first then x = x:transpose(1, 2) end
   check_layer_state(self, opts.state, x:size(2), "RNN forward")
   local lens = lengths_list(opts.lengths, x:size(1), x:size(2), "RNN forward")
+  local y, fin = self:_stack(x, opts.state, lens)
+  if y then
+    if self.batch_first then y = y:transpose(1, 2) end
+    return y, fin
+  end
   local out, finals = x, {}
   for l, m in ipairs(self._layer_modules) do
     out = self:_drop(out)
@@ -548,6 +553,32 @@ function RNN:forward(x, opts)
   out = self:_drop(out)
   if self.batch_first then out = out:transpose(1, 2) end
   return out, finals
+end
+
+-- The whole stack as one wavefront (runtime/rnn_stack.c: layer l's step t beside layer l+1's
+-- step t-1 on two threads) when it applies: fused cells of one kind, no connection, no
+-- dropout at work, no summary hook on a layer. nil when it does not (the C side also declines
+-- when it would not pay: one BLAS thread, short sequences); the layers then run one by one.
+function RNN:_stack(x, state, lens)
+  if self.layers < 2 or type(self.cell_type) ~= "string" or not is_fused_type[self.cell_type]
+      or self.connection ~= nil or (self.training and self.dropout > 0) then
+    return nil
+  end
+  for _, m in ipairs(self._layer_modules) do
+    if rawget(m, "_hook") then return nil end
+  end
+  local st
+  if state then
+    st = {}
+    for l = 1, self.layers do
+      local s = state[l]
+      if recur.is_tensor(s) then s = { s } end
+      st[l] = s
+    end
+  end
+  local y, fin = recur._rnn_stack_forward(self.cells, x, st, lens)
+  if not y then return nil end
+  return y, fin
 end
 
 -- layer:step(x_t [B, I], state) -> out [B, H], new state (same numbers as forward)
