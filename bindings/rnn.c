@@ -194,6 +194,7 @@ static int m_step(lua_State *L) {
  * nil or a list {s1, s2} (entries nil = zeros); lengths as for cell:_forward. */
 static int f_rnn_stack_forward(lua_State *L) {
   const char *fn = "RNN forward";
+  lua_settop(L, 4); /* the scratch userdata below go above the arguments */
   rb_check_table(L, 1);
   lua_Integer nl = luaL_len(L, 1);
   if (nl < 1 || nl > 4096)
@@ -201,10 +202,13 @@ static int f_rnn_stack_forward(lua_State *L) {
                     (long long)nl);
   int nlay = (int)nl;
   rc_cell **cells = lua_newuserdatauv(L, (size_t)nlay * sizeof *cells, 0);
-  int tmp = lua_gettop(L);
   for (int l = 0; l < nlay; l++) {
     lua_geti(L, 1, l + 1);
-    cells[l] = check_cell(L, lua_gettop(L));
+    rb_cell *u = luaL_testudata(L, -1, RNN_CELL_MT);
+    if (!u || !u->cell)
+      return rb_error(L, "%s: cells[%d] must be an open rnn cell, got %s", fn, l + 1,
+                      u ? "a closed one" : luaL_typename(L, -1));
+    cells[l] = u->cell;
     lua_pop(L, 1);
   }
   if (!rb_is_tensor(L, 2))
@@ -266,7 +270,6 @@ static int f_rnn_stack_forward(lua_State *L) {
   }
   lua_pushvalue(L, base + 1);
   lua_pushvalue(L, fin);
-  (void)tmp;
   return 2;
 }
 
