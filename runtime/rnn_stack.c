@@ -24,6 +24,13 @@
 #include <immintrin.h>
 #endif
 
+/* Multiply-adds of one layer's recurrent products over the sequence (T B H P) below which
+ * the wavefront is not used unless forced: waking the helper and handing every step over
+ * costs more than the second core saves (2 layers, 2 threads, forward + backward: H = 16,
+ * B = 4, T = 20 took 1.3-1.8x the layer-by-layer time; rnn H = 32, B = 8, T = 50, 409,600,
+ * broke even; lstm there, 1.6M, gained 1.4x). */
+#define RN_WAVE_MIN (1 << 19)
+
 /* One layer's progress: steps done (forward: from the start; backward: from the end), and
  * steps whose producer rows of its input (forward: pre; backward: dy) are done. Each counter
  * on its own cache line (they are written by different threads). */
@@ -273,9 +280,11 @@ int rc_cell_stack_forward(rc_cell *const *cells, int L, rc_tensor *x, rc_tensor 
   rc_cell *c0 = cells[0];
   rc_ctx *c = c0->ctx;
   const rn_ops *o = c0->ops;
-  if (x->ndim != 3 || !stack_fits(cells, L, x->size[0], x->size[1])) return 1;
-  if (c->rnn_wave == 0 && (openblas_get_num_threads() < 2 || c->no_rnn_helper)) return 1;
   int64_t T, B, H = c0->hidden, P = (int64_t)o->gates * H;
+  if (x->ndim != 3 || !stack_fits(cells, L, x->size[0], x->size[1])) return 1;
+  if (c->rnn_wave == 0 && (openblas_get_num_threads() < 2 || c->no_rnn_helper ||
+                           x->size[0] * x->size[1] * H * P < RN_WAVE_MIN))
+    return 1;
   int ns = o->n_states, np = o->n_params;
   if (rn_check_args(c0, "rnn stack forward", x, 3, state0, lengths, &T, &B)) return -1;
   for (int l = 1; l < L && state0; l++)
