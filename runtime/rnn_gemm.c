@@ -432,6 +432,12 @@ int rn_team_usable(rn_team *t) {
   return 1;
 }
 
+void rn_team_note(rn_team *t, int jobs, int late) {
+  if (!t) return;
+  t->jobs += jobs;
+  t->late += late;
+}
+
 rn_team *rn_team_new(void) {
   rn_team *t = calloc(1, sizeof *t);
   if (!t) return NULL;

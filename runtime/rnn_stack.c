@@ -41,11 +41,12 @@ typedef struct {
 
 struct rn_wave {
   int L;
-  int64_t T, B, h;  /* h = B / 2: rows [0, h) of a handed-over step are the producer's */
-  rc_seq **s;       /* the layers */
-  rn_pmat *wx;      /* layer l >= 1's W_x (forward) or W_x^T (backward), packed */
-  float **dy, **dG; /* backward: each layer's output and pre-activation gradients */
-  wave_flags *f;    /* L, 64-byte aligned */
+  int64_t T, B, h;        /* h = B / 2: rows [0, h) of a handed-over step are the producer's */
+  rc_seq **s;             /* the layers */
+  rn_pmat *wx;            /* layer l >= 1's W_x (forward) or W_x^T (backward), packed */
+  float **dy, **dG;       /* backward: each layer's output and pre-activation gradients */
+  wave_flags *f;          /* L, 64-byte aligned */
+  atomic_int waits, late; /* hand-overs waited for, and those that outlasted the spin */
 };
 
 static inline void relax(void) {
@@ -55,8 +56,8 @@ static inline void relax(void) {
 }
 
 /* Waits until *a >= v: spins, yielding now and then once it has waited long (the other
- * thread may share this core). */
-static void wait_for(atomic_llong *a, long long v) {
+ * thread may share this core, or another process holds the other core: counted as late). */
+static void wait_for(rn_wave *w, atomic_llong *a, long long v) {
   unsigned spins = 0;
   while (atomic_load_explicit(a, memory_order_acquire) < v) {
     if (++spins >= 4096 && spins % 16 == 0)
@@ -64,6 +65,8 @@ static void wait_for(atomic_llong *a, long long v) {
     else
       relax();
   }
+  atomic_fetch_add_explicit(&w->waits, 1, memory_order_relaxed);
+  if (spins >= 4096) atomic_fetch_add_explicit(&w->late, 1, memory_order_relaxed);
 }
 
 /* pre rows r0 .. r1 - 1 of layer s's step t = b + x[t] W_x */
@@ -92,9 +95,9 @@ void rn_wave_fwd_in_(rc_seq *s, int64_t t) {
   rn_wave *w = s->wave;
   int l = s->layer;
   if (l == 0) return; /* layer 1's projection ran over all steps before */
-  wait_for(&w->f[l - 1].done, t + 1);
+  wait_for(w, &w->f[l - 1].done, t + 1);
   proj_rows(w, s, t, w->h, w->B);
-  wait_for(&w->f[l].half, t + 1);
+  wait_for(w, &w->f[l].half, t + 1);
 }
 
 void rn_wave_fwd_out_(rc_seq *s, int64_t t) {
@@ -111,9 +114,9 @@ void rn_wave_bwd_in_(rc_seq *s, int64_t t) {
   rn_wave *w = s->wave;
   int l = s->layer;
   if (l == w->L - 1) return; /* the top layer's dy is the output's gradient */
-  wait_for(&w->f[l + 1].done, w->T - t);
+  wait_for(w, &w->f[l + 1].done, w->T - t);
   dy_rows(w, l, t, w->h, w->B);
-  wait_for(&w->f[l].half, w->T - t);
+  wait_for(w, &w->f[l].half, w->T - t);
 }
 
 void rn_wave_bwd_out_(rc_seq *s, int64_t t) {
@@ -161,8 +164,12 @@ static void run_layers(rn_wave *w, rc_bw *bw, rn_team *t) {
     w->s[l]->cell->in_wave = 1;
   }
   run_arg a = {w, bw};
+  atomic_store(&w->waits, 0);
+  atomic_store(&w->late, 0);
   if (t) {
     rn_team_split(t, run_part, &a, 2, 1);
+    /* each step is a hand-over: the helper's lateness decides the next sequences */
+    rn_team_note(t, atomic_load(&w->waits), atomic_load(&w->late));
   } else if (!bw) {
     for (int l = 0; l < w->L; l++) o->forward(w->s[l]);
   } else {
@@ -285,6 +292,10 @@ int rc_cell_stack_forward(rc_cell *const *cells, int L, rc_tensor *x, rc_tensor 
   if (c->rnn_wave == 0 && (openblas_get_num_threads() < 2 || c->no_rnn_helper ||
                            x->size[0] * x->size[1] * H * P < RN_WAVE_MIN))
     return 1;
+  /* the helper, or none: in auto mode a helper that keeps arriving late (another process
+   * holds the second core) sends the next sequences down the layer-by-layer path */
+  rn_team *team = wave_team(c0);
+  if (c->rnn_wave == 0 && !team) return 1;
   int ns = o->n_states, np = o->n_params;
   if (rn_check_args(c0, "rnn stack forward", x, 3, state0, lengths, &T, &B)) return -1;
   for (int l = 1; l < L && state0; l++)
@@ -380,7 +391,7 @@ int rc_cell_stack_forward(rc_cell *const *cells, int L, rc_tensor *x, rc_tensor 
     rn_pack(&w->wx[l], rc_data(packs) + (l - 1) * rn_pack_floats(H, P), rc_data(r->s[l]->w[0]), P,
             0, H, P);
   rn_input_projection(r->s[0]);
-  run_layers(w, NULL, wave_team(c0));
+  run_layers(w, NULL, team);
   wave_free(c, w);
   w = NULL;
   rc_release(packs);

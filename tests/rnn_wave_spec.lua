@@ -91,6 +91,25 @@ describe("rnn wavefront", function()
     end)
   end
 
+  it("by itself: with 2 threads at a size where it pays, not with 1, nor when small", function()
+    local before = recur.threads()
+    local function at(th, o)
+      recur.threads(th)
+      o.mode = "auto"
+      local r = run(o)
+      recur.threads(before)
+      return r
+    end
+    -- T B H 4H = 8 * 16 * 64 * 256: 2^21 multiply-adds per layer (RN_WAVE_MIN is 2^19)
+    local big = { kind = "lstm", T = 8, B = 16, H = 64, I = 8, lengths = { 8, 3, 0, 8, 8, 8, 1, 8,
+      8, 8, 8, 5, 8, 8, 8, 8 } }
+    local one, two = at(1, big), at(2, big)
+    assert.are.equal("LSTMBackward", one.node)
+    assert.are.equal("RNNStackBackward", two.node)
+    assert_close(two, one, 1e-5)
+    assert.are.equal("LSTMBackward", at(2, { kind = "lstm", T = 4, B = 4, H = 8 }).node)
+  end)
+
   it("falls back to the layers one by one where it does not apply", function()
     local function node(o)
       o.mode = "on"
