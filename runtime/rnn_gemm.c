@@ -432,10 +432,10 @@ int rn_team_usable(rn_team *t) {
   return 1;
 }
 
-void rn_team_note(rn_team *t, int jobs, int late) {
+void rn_team_back_off(rn_team *t) {
   if (!t) return;
-  t->jobs += jobs;
-  t->late += late;
+  t->cooldown = 16;
+  t->jobs = t->late = 0;
 }
 
 rn_team *rn_team_new(void) {

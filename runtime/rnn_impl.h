@@ -147,9 +147,8 @@ void rn_team_free(rn_team *t);
 /* Whether the next sequence should share its products with the helper (it backs off for a
  * while when the helper keeps arriving late, e.g. when another process holds the core). */
 int rn_team_usable(rn_team *t);
-/* Counts `jobs` more hand-overs with t's helper, `late` of which found it later than the
- * caller's own share (rn_team_usable's evidence; the layer wavefront reports its steps). */
-void rn_team_note(rn_team *t, int jobs, int late);
+/* The next 16 sequences run alone, as after late helpers (the layer wavefront's verdict). */
+void rn_team_back_off(rn_team *t);
 /* fn(arg, lo, hi) over [0, n): with a helper t, [cut, n) runs on it while the caller runs
  * [0, cut) and waits; without one (or with cut outside 1 .. n - 1) the caller runs it all.
  * The parts must touch disjoint memory, so that the result does not depend on the split. */

@@ -15,6 +15,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "nn.h"
 #include "ops.h"
@@ -41,12 +42,12 @@ typedef struct {
 
 struct rn_wave {
   int L;
-  int64_t T, B, h;        /* h = B / 2: rows [0, h) of a handed-over step are the producer's */
-  rc_seq **s;             /* the layers */
-  rn_pmat *wx;            /* layer l >= 1's W_x (forward) or W_x^T (backward), packed */
-  float **dy, **dG;       /* backward: each layer's output and pre-activation gradients */
-  wave_flags *f;          /* L, 64-byte aligned */
-  atomic_int waits, late; /* hand-overs waited for, and those that outlasted the spin */
+  int64_t T, B, h;      /* h = B / 2: rows [0, h) of a handed-over step are the producer's */
+  rc_seq **s;           /* the layers */
+  rn_pmat *wx;          /* layer l >= 1's W_x (forward) or W_x^T (backward), packed */
+  float **dy, **dG;     /* backward: each layer's output and pre-activation gradients */
+  wave_flags *f;        /* L, 64-byte aligned */
+  atomic_llong late_ns; /* time spent in waits that outlasted the spin */
 };
 
 static inline void relax(void) {
@@ -55,18 +56,29 @@ static inline void relax(void) {
 #endif
 }
 
-/* Waits until *a >= v: spins, yielding now and then once it has waited long (the other
- * thread may share this core, or another process holds the other core: counted as late). */
+static long long now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Waits until *a >= v: spins, then yields now and then (the other thread may share this
+ * core, or another process holds the other core); the time past the spin counts as late. */
 static void wait_for(rn_wave *w, atomic_llong *a, long long v) {
   unsigned spins = 0;
+  long long t0 = 0;
   while (atomic_load_explicit(a, memory_order_acquire) < v) {
-    if (++spins >= 4096 && spins % 16 == 0)
+    if (++spins < 4096) {
+      relax();
+      continue;
+    }
+    if (spins == 4096) t0 = now_ns();
+    if (spins % 16 == 0)
       sched_yield();
     else
       relax();
   }
-  atomic_fetch_add_explicit(&w->waits, 1, memory_order_relaxed);
-  if (spins >= 4096) atomic_fetch_add_explicit(&w->late, 1, memory_order_relaxed);
+  if (t0) atomic_fetch_add_explicit(&w->late_ns, now_ns() - t0, memory_order_relaxed);
 }
 
 /* pre rows r0 .. r1 - 1 of layer s's step t = b + x[t] W_x */
@@ -164,12 +176,14 @@ static void run_layers(rn_wave *w, rc_bw *bw, rn_team *t) {
     w->s[l]->cell->in_wave = 1;
   }
   run_arg a = {w, bw};
-  atomic_store(&w->waits, 0);
-  atomic_store(&w->late, 0);
+  atomic_store(&w->late_ns, 0);
   if (t) {
+    long long t0 = now_ns();
     rn_team_split(t, run_part, &a, 2, 1);
-    /* each step is a hand-over: the helper's lateness decides the next sequences */
-    rn_team_note(t, atomic_load(&w->waits), atomic_load(&w->late));
+    /* when a thread kept waiting past the spin for more than a tenth of the run (another
+     * process holds a core: every hand-over risks a time slice), the next sequences run
+     * alone */
+    if (10 * atomic_load(&w->late_ns) > now_ns() - t0) rn_team_back_off(t);
   } else if (!bw) {
     for (int l = 0; l < w->L; l++) o->forward(w->s[l]);
   } else {
