@@ -188,6 +188,114 @@ static int m_step(lua_State *L) {
   return push_results(L, cell, y, out);
 }
 
+/* recur._rnn_stack_forward(cells, x, states, lengths) -> false when the stack does not apply
+ * (the caller then runs the layers one by one), else y, {{s1, s2}, ...} (one list of final
+ * states per layer). cells: a list of L fused cells; states: nil or a list of L entries, each
+ * nil or a list {s1, s2} (entries nil = zeros); lengths as for cell:_forward. */
+static int f_rnn_stack_forward(lua_State *L) {
+  const char *fn = "RNN forward";
+  lua_settop(L, 4); /* the scratch userdata below go above the arguments */
+  rb_check_table(L, 1);
+  lua_Integer nl = luaL_len(L, 1);
+  if (nl < 1 || nl > 4096)
+    return rb_error(L, "%s: cells must be a list of 1 to 4096 rnn cells, got %lld", fn,
+                    (long long)nl);
+  int nlay = (int)nl;
+  rc_cell **cells = lua_newuserdatauv(L, (size_t)nlay * sizeof *cells, 0);
+  for (int l = 0; l < nlay; l++) {
+    lua_geti(L, 1, l + 1);
+    rb_cell *u = luaL_testudata(L, -1, RNN_CELL_MT);
+    if (!u || !u->cell)
+      return rb_error(L, "%s: cells[%d] must be an open rnn cell, got %s", fn, l + 1,
+                      u ? "a closed one" : luaL_typename(L, -1));
+    cells[l] = u->cell;
+    lua_pop(L, 1);
+  }
+  if (!rb_is_tensor(L, 2))
+    return rb_error(L, "%s: x must be a tensor [T, B, I], got %s", fn, luaL_typename(L, 2));
+  rc_tensor *x = rb_check(L, 2);
+  if (x->ndim != 3) {
+    char s[128];
+    return rb_error(L, "%s: x must have shape [T, B, %lld], got %s", fn,
+                    (long long)rc_cell_input(cells[0]), rc_shape_str(x, s, sizeof s));
+  }
+  rc_tensor **st = lua_newuserdatauv(L, (size_t)nlay * 2 * sizeof *st, 0);
+  memset(st, 0, (size_t)nlay * 2 * sizeof *st);
+  if (!lua_isnoneornil(L, 3)) {
+    rb_check_table(L, 3);
+    for (int l = 0; l < nlay; l++) {
+      if (lua_geti(L, 3, l + 1) != LUA_TNIL) {
+        int li = lua_gettop(L);
+        if (!lua_istable(L, li))
+          return rb_error(L, "%s: state[%d] must be a list of tensors, got %s", fn, l + 1,
+                          luaL_typename(L, li));
+        for (int k = 0; k < 2; k++) {
+          lua_geti(L, li, k + 1);
+          if (!lua_isnil(L, -1)) {
+            if (!rb_is_tensor(L, -1) || k >= rc_cell_n_states(cells[l]))
+              return rb_error(L, "%s: state[%d][%d] must be a tensor [B, %lld] or nil, got %s", fn,
+                              l + 1, k + 1, (long long)rc_cell_hidden(cells[l]),
+                              luaL_typename(L, -1));
+            st[l * 2 + k] = rb_check(L, -1); /* still referenced by the table at 3 */
+          }
+          lua_pop(L, 1);
+        }
+      }
+      lua_pop(L, 1);
+    }
+  }
+  const int64_t *len = check_lengths(L, 4, x->size[1], fn);
+  rc_tensor *y, **out = lua_newuserdatauv(L, (size_t)nlay * 2 * sizeof *out, 0);
+  int rc = rc_cell_stack_forward(cells, nlay, x, st, len, &y, out);
+  if (rc < 0) return rb_raise(L);
+  if (rc > 0) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  /* push every result before anything can raise: Lua owns them all */
+  int base = lua_gettop(L);
+  rb_push(L, y);
+  for (int l = 0; l < nlay; l++)
+    for (int k = 0; k < rc_cell_n_states(cells[l]); k++) rb_push(L, out[l * 2 + k]);
+  lua_createtable(L, nlay, 0);
+  int fin = lua_gettop(L), at = base + 2;
+  for (int l = 0; l < nlay; l++) {
+    int ns = rc_cell_n_states(cells[l]);
+    lua_createtable(L, ns, 0);
+    for (int k = 0; k < ns; k++) {
+      lua_pushvalue(L, at++);
+      lua_rawseti(L, -2, k + 1);
+    }
+    lua_rawseti(L, fin, l + 1);
+  }
+  lua_pushvalue(L, base + 1);
+  lua_pushvalue(L, fin);
+  return 2;
+}
+
+/* recur._rnn_wave([mode]): whether stacks of fused cells run as a layer wavefront: "auto"
+ * (with more than one BLAS thread: the default), "on" (always, even on one thread: tests) or
+ * "off"; returns the previous mode. */
+static int f_rnn_wave(lua_State *L) {
+  rc_ctx *c = rb_ctx(L);
+  static const char *const names[] = {"off", "auto", "on"};
+  const char *old = names[c->rnn_wave + 1];
+  if (!lua_isnoneornil(L, 1)) {
+    const char *m = lua_type(L, 1) == LUA_TSTRING ? lua_tostring(L, 1) : NULL;
+    int v = !m                       ? 9
+            : strcmp(m, "off") == 0  ? -1
+            : strcmp(m, "auto") == 0 ? 0
+            : strcmp(m, "on") == 0   ? 1
+                                     : 9;
+    if (v == 9)
+      return rb_error(L, "_rnn_wave: argument #1 must be \"auto\", \"on\" or \"off\", got %s",
+                      m ? m : luaL_typename(L, 1));
+    c->rnn_wave = v;
+  }
+  lua_pushstring(L, old);
+  return 1;
+}
+
 /* cell:parameters() */
 static int m_parameters(lua_State *L) {
   rc_cell *cell = check_cell(L, 1);
@@ -276,8 +384,11 @@ void rb_open_rnn(lua_State *L, int methods_idx, int module_idx) {
                                           {"parameters", m_parameters},
                                           {"flops", m_flops},
                                           {NULL, NULL}};
-  static const luaL_Reg functions[] = {
-      {"_rnn_cell", f_rnn_cell}, {"_rnn_cell_types", f_rnn_cell_types}, {NULL, NULL}};
+  static const luaL_Reg functions[] = {{"_rnn_cell", f_rnn_cell},
+                                       {"_rnn_cell_types", f_rnn_cell_types},
+                                       {"_rnn_stack_forward", f_rnn_stack_forward},
+                                       {"_rnn_wave", f_rnn_wave},
+                                       {NULL, NULL}};
   rb_register(L, methods_idx, module_idx, NULL, functions);
   luaL_newmetatable(L, RNN_CELL_MT);
   int mt = lua_gettop(L);

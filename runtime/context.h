@@ -35,6 +35,8 @@ typedef struct rc_ctx {
   int check_numerics;   /* 1: NaN/Inf in backward's root is an error */
   int no_rnn_helper;    /* 1: fused cells never share work with a helper thread (a test
                          * compares helper on and off at one BLAS thread count) */
+  int rnn_wave;         /* stacks of fused cells as a layer wavefront (rnn_stack.c): 0 when
+                         * it pays (more than one BLAS thread), 1 always (tests), -1 never */
   rc_rng rng;
   char err[RC_ERR_MAX]; /* message of the last failure */
   /* Set by a host language before it runs backward, so that ops defined in that language

@@ -64,6 +64,21 @@ rc_tensor *rc_cell_param(const rc_cell *cell, int k); /* borrowed */
 int rc_cell_forward(rc_cell *cell, rc_tensor *x, rc_tensor *const *state0, const int64_t *lengths,
                     rc_tensor **y, rc_tensor **state_out);
 
+/* A stack of L fused cells (layer l's input is layer l-1's output) run as a layer
+ * wavefront (Appleyard et al. 2016): layer l at step t runs on one thread beside layer l+1 at
+ * step t-1 on another, in forward and (reversed) in backward, with one autograd node for the
+ * whole stack. Same arguments as rc_cell_forward, per layer: state0[l * RC_CELL_MAX_STATES +
+ * k] (state0 NULL or entries NULL = zeros), state_out likewise; *y is the top layer's
+ * output. Returns 1, doing nothing, when the stack does not apply (cells of different kinds,
+ * a kind without the wavefront hooks, fewer than 2 layers or steps or sequences, a cell
+ * used twice) or does not pay (ctx->rnn_wave 0 and one BLAS thread, or the helper thread
+ * found busy): the caller then runs the layers one by one. 0 on success, -1 with a message.
+ * Gives the layer-by-layer results within float rounding (the input projections of layers
+ * 2.. run per step on the packed kernel instead of one BLAS product: same terms, another
+ * order of the sums). */
+int rc_cell_stack_forward(rc_cell *const *cells, int L, rc_tensor *x, rc_tensor *const *state0,
+                          const int64_t *lengths, rc_tensor **y, rc_tensor **state_out);
+
 /* One step: x [B, I], state[k] [B, H] (NULL = zeros) -> *y [B, H], state_out[k]. Without
  * grad it reuses the cell's workspace (no allocation besides the results) and uses
  * matrix-vector kernels at B = 1; when grad is needed it records a node like a forward of

@@ -142,7 +142,7 @@ rc_tensor *rc_cell_param(const rc_cell *cell, int k) {
 }
 
 /* Workspace w with room for n floats (grown, never shrunk); NULL on failure. */
-static float *workspace(rc_cell *cell, int w, int64_t n) {
+float *rn_workspace(rc_cell *cell, int w, int64_t n) {
   if (n < 1) n = 1;
   if (!cell->ws[w] || cell->ws[w]->storage->n < n) {
     rc_release(cell->ws[w]);
@@ -157,18 +157,27 @@ static float *workspace(rc_cell *cell, int w, int64_t n) {
 void rn_prepare(rc_cell *cell, int slot, rn_pmat *m, const float *W, int64_t ldw, int trans,
                 int64_t K, int64_t N, int64_t M, int64_t uses) {
   float *dst = NULL;
-  if (rn_pack_wanted(M, uses)) dst = workspace(cell, 3 + slot, rn_pack_floats(K, N));
+  if (rn_pack_wanted(M, uses)) dst = rn_workspace(cell, 3 + slot, rn_pack_floats(K, N));
   rn_pack(m, dst, W, ldw, trans, K, N);
   m->ctx = cell->ctx;
   if (m->p && cell->ctx->gemm_tracing) rc_gemm_trace_pack(cell->ctx, K, N, trans, m->kind);
   /* with more BLAS threads, products of at least 2^20 multiply-adds are shared with a helper
    * thread (smaller ones cost less than the hand-over) */
   if (m->p && M * K * N >= (1 << 20) && openblas_get_num_threads() > 1 &&
-      !cell->ctx->no_rnn_helper) {
+      !cell->ctx->no_rnn_helper && !cell->in_wave) {
     if (!cell->team) cell->team = rn_team_new();
     if (slot == 0 || slot == 2) cell->team_on = rn_team_usable(cell->team); /* per sequence */
     m->team = cell->team_on ? cell->team : NULL;
   }
+}
+
+int rn_reserve_packing(rc_cell *cell) {
+  int64_t H = cell->hidden, P = (int64_t)cell->ops->gates * H;
+  int64_t n = rn_pack_floats(H, P), nt = rn_pack_floats(P, H);
+  if (nt > n) n = nt;
+  for (int slot = 0; slot < RN_PACK_SLOTS; slot++)
+    if ((cell->ops->pack_slots >> slot & 1) && !rn_workspace(cell, 3 + slot, n)) return -1;
+  return 0;
 }
 
 /* ---- sequences ---- */
@@ -180,7 +189,7 @@ static int64_t buf_floats(const rn_size *z, int64_t T, int64_t B, int64_t H) {
 }
 
 /* Floats of the arena for [T, B] and the carving of it into s's buffers (when base). */
-static int64_t carve(rc_seq *s, float *base) {
+int64_t rn_carve(rc_seq *s, float *base) {
   const rn_ops *o = s->cell->ops;
   int64_t off = 0;
   if (base) s->pre = base + off;
@@ -196,7 +205,7 @@ static int64_t carve(rc_seq *s, float *base) {
   return off;
 }
 
-static void seq_free(rc_seq *s) {
+void rn_seq_free(rc_seq *s) {
   if (!s) return;
   rc_release(s->arena);
   rc_release(s->xsave);
@@ -208,12 +217,12 @@ static void seq_free(rc_seq *s) {
 }
 
 static void seq_free_ext(void *p) {
-  seq_free(p);
+  rn_seq_free(p);
 }
 
 /* Checks shapes and lengths; fills T and B. */
-static int check_args(rc_cell *cell, const char *fn, rc_tensor *x, int xdim,
-                      rc_tensor *const *state0, const int64_t *lengths, int64_t *T, int64_t *B) {
+int rn_check_args(rc_cell *cell, const char *fn, rc_tensor *x, int xdim, rc_tensor *const *state0,
+                  const int64_t *lengths, int64_t *T, int64_t *B) {
   rc_ctx *c = cell->ctx;
   char s1[128];
   const rn_ops *o = cell->ops;
@@ -241,7 +250,7 @@ static int check_args(rc_cell *cell, const char *fn, rc_tensor *x, int xdim,
 }
 
 /* pre = x W_x + b over all T*B rows: one GEMM. */
-static void input_projection(rc_seq *s) {
+void rn_input_projection(rc_seq *s) {
   const rn_ops *o = s->cell->ops;
   int64_t rows = s->T * s->B;
   const float *Wx = rc_data(s->cell->param[0]);
@@ -254,7 +263,7 @@ static void input_projection(rc_seq *s) {
 }
 
 /* Copies state k's initial value (zeros for NULL) into its history row 0. */
-static void load_state(rc_seq *s, int k, rc_tensor *h) {
+void rn_load_state(rc_seq *s, int k, rc_tensor *h) {
   float *dst = s->st[k];
   if (!h) {
     memset(dst, 0, (size_t)(s->B * s->H) * sizeof(float));
@@ -272,7 +281,7 @@ int rc_cell_forward(rc_cell *cell, rc_tensor *x, rc_tensor *const *state0, const
   int64_t T, B;
   *y = NULL;
   for (int k = 0; k < RC_CELL_MAX_STATES; k++) state_out[k] = NULL;
-  if (check_args(cell, "rnn forward", x, 3, state0, lengths, &T, &B)) return -1;
+  if (rn_check_args(cell, "rnn forward", x, 3, state0, lengths, &T, &B)) return -1;
   /* the budget sees the sequence's products (one rc_cell_forward can run for minutes) */
   if (rc_charge(c, "rnn forward", rc_mac_units(rc_cell_flops(cell, T, B) / 6.0))) return -1;
   rc_tensor *ins[1 + RC_CELL_MAX_STATES + RC_CELL_MAX_PARAMS] = {0};
@@ -296,12 +305,12 @@ int rc_cell_forward(rc_cell *cell, rc_tensor *x, rc_tensor *const *state0, const
     if (!s->len) goto fail;
     memcpy(s->len, lengths, (size_t)B * sizeof(int64_t));
   }
-  int64_t size[3] = {carve(s, NULL)};
+  int64_t size[3] = {rn_carve(s, NULL)};
   s->arena = rc_empty(c, 1, size);
   if (!s->arena) goto fail;
-  carve(s, rc_data(s->arena));
+  rn_carve(s, rc_data(s->arena));
   if (o->fws_floats) {
-    s->fws = workspace(cell, 0, o->fws_floats(B, s->H));
+    s->fws = rn_workspace(cell, 0, o->fws_floats(B, s->H));
     if (!s->fws) goto fail;
   }
   s->xsave = rc_raw_contiguous(x);
@@ -322,8 +331,8 @@ int rc_cell_forward(rc_cell *cell, rc_tensor *x, rc_tensor *const *state0, const
     state_out[k] = rc_empty(c, 2, size + 1);
     if (!state_out[k]) goto fail;
   }
-  for (int k = 0; k < o->n_states; k++) load_state(s, k, state0 ? state0[k] : NULL);
-  input_projection(s);
+  for (int k = 0; k < o->n_states; k++) rn_load_state(s, k, state0 ? state0[k] : NULL);
+  rn_input_projection(s);
   s->y = rc_data(*y);
   o->forward(s);
   s->y = NULL;
@@ -331,7 +340,7 @@ int rc_cell_forward(rc_cell *cell, rc_tensor *x, rc_tensor *const *state0, const
   for (int k = 0; k < o->n_states; k++)
     memcpy(rc_data(state_out[k]), s->st[k] + T * B * s->H, (size_t)(B * s->H) * sizeof(float));
   if (!record) {
-    seq_free(s);
+    rn_seq_free(s);
     return 0;
   }
   rc_node *n = rc_node_new(c, "RNNBackward", seq_backward, ins, n_in, 1 + o->n_states);
@@ -345,7 +354,7 @@ int rc_cell_forward(rc_cell *cell, rc_tensor *x, rc_tensor *const *state0, const
   return 0;
 
 fail:
-  seq_free(s);
+  rn_seq_free(s);
   rc_release(*y);
   *y = NULL;
   for (int k = 0; k < RC_CELL_MAX_STATES; k++) {
@@ -407,7 +416,7 @@ static int seq_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
   }
   int64_t off_run = round16(TB * P), run = round16(B * H);
   int64_t extra = o->bws_floats ? o->bws_floats(T, B, H) : 0;
-  float *ws = workspace(cell, 1, off_run + RC_CELL_MAX_STATES * run + extra);
+  float *ws = rn_workspace(cell, 1, off_run + RC_CELL_MAX_STATES * run + extra);
   if (!ws) goto done;
   b.dy = rc_data(dy);
   b.dG = ws;
@@ -417,6 +426,7 @@ static int seq_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
   }
   b.ws = ws + off_run + RC_CELL_MAX_STATES * run;
   o->backward(s, &b);
+  if (o->wgrad) o->wgrad(s, &b);
   for (int k = 0; k < o->n_states; k++)
     if (need_st[k]) memcpy(rc_data(gin[1 + k]), b.d[k], (size_t)(B * H) * sizeof(float));
   if (need_p[0]) /* dW_x = X^T dG */
@@ -448,10 +458,10 @@ static int step_seq(rc_cell *cell, int64_t B, rc_seq *s) {
   s->I = cell->input;
   s->H = cell->hidden;
   s->P = (int64_t)o->gates * cell->hidden;
-  float *arena = workspace(cell, 2, carve(s, NULL));
+  float *arena = rn_workspace(cell, 2, rn_carve(s, NULL));
   if (!arena) return -1;
-  carve(s, arena);
-  if (o->fws_floats && !(s->fws = workspace(cell, 0, o->fws_floats(B, s->H)))) return -1;
+  rn_carve(s, arena);
+  if (o->fws_floats && !(s->fws = rn_workspace(cell, 0, o->fws_floats(B, s->H)))) return -1;
   return 0;
 }
 
@@ -462,7 +472,7 @@ int rc_cell_step(rc_cell *cell, rc_tensor *x, rc_tensor *const *state, rc_tensor
   int64_t T, B;
   *y = NULL;
   for (int k = 0; k < RC_CELL_MAX_STATES; k++) state_out[k] = NULL;
-  if (check_args(cell, "rnn step", x, 2, state, NULL, &T, &B)) return -1;
+  if (rn_check_args(cell, "rnn step", x, 2, state, NULL, &T, &B)) return -1;
   if (rc_charge(c, "rnn step", rc_mac_units(rc_cell_flops(cell, 1, B) / 6.0))) return -1;
   rc_tensor *ins[1 + RC_CELL_MAX_STATES + RC_CELL_MAX_PARAMS] = {0};
   int n_in = 1 + RC_CELL_MAX_STATES + o->n_params;
@@ -503,8 +513,8 @@ int rc_cell_step(rc_cell *cell, rc_tensor *x, rc_tensor *const *state, rc_tensor
     }
     return -1;
   }
-  for (int k = 0; k < o->n_states; k++) load_state(&s, k, state ? state[k] : NULL);
-  input_projection(&s);
+  for (int k = 0; k < o->n_states; k++) rn_load_state(&s, k, state ? state[k] : NULL);
+  rn_input_projection(&s);
   s.y = rc_data(*y);
   o->forward(&s);
   for (int k = 0; k < o->n_states; k++)
@@ -520,7 +530,7 @@ int rc_cell_step_raw(rc_cell *cell, int64_t B, const float *x, float *const *sta
   s.x = x;
   size_t bytes = (size_t)(B * s.H) * sizeof(float);
   for (int k = 0; k < o->n_states; k++) memcpy(s.st[k], state[k], bytes);
-  input_projection(&s);
+  rn_input_projection(&s);
   s.y = y;
   o->forward(&s);
   for (int k = 0; k < o->n_states; k++) memcpy(state[k], s.st[k] + B * s.H, bytes);

@@ -412,6 +412,12 @@ int rn_team_usable(rn_team *t) {
   return 1;
 }
 
+void rn_team_back_off(rn_team *t) {
+  if (!t) return;
+  t->cooldown = 16;
+  t->jobs = t->late = 0;
+}
+
 rn_team *rn_team_new(void) {
   rn_team *t = calloc(1, sizeof *t);
   if (!t) return NULL;

@@ -62,10 +62,12 @@ static void fwd(rc_seq *s) {
     float *pre = s->pre + t * B * P, *rh = s->aux[0] + t * B * H;
     const float *hp = s->st[0] + t * B * H;
     st.t = t;
+    rn_wave_fwd_in(s, t);
     rn_pgemm(&pa, B, hp, H, pre, P, 1.0f);
     rn_team_split(rows, fwd_rows_rz, &st, B, B / 2);
     rn_pgemm(&pb, B, rh, H, pre + 2 * H, P, 1.0f);
     rn_team_split(rows, fwd_rows_n, &st, B, B / 2);
+    rn_wave_fwd_out(s, t);
   }
 }
 
@@ -126,11 +128,18 @@ static void bwd(rc_seq *s, rc_bw *w) {
   for (int64_t t = T - 1; t >= 0; t--) {
     float *dG = w->dG + t * B * P;
     st.t = t;
+    rn_wave_bwd_in(s, t);
     rn_team_split(rows, bwd_rows_zn, &st, B, B / 2);
     rn_pgemm(&pn, B, dG + 2 * H, P, drh, H, 0.0f);
     rn_team_split(rows, bwd_rows_r, &st, B, B / 2);
     rn_pgemm(&prz, B, dG, P, dh, H, 1.0f);
+    rn_wave_bwd_out(s, t);
   }
+}
+
+/* dW_h: [W_hr W_hz] from h_prev, W_hn from r h */
+static void wgrad(rc_seq *s, rc_bw *w) {
+  int64_t T = s->T, B = s->B, H = s->H, P = s->P;
   if (w->dp[1]) {
     rn_gemm(s->cell->ctx, H, 2 * H, T * B, s->st[0], H, 1, w->dG, P, 0, w->dp[1], P, 1.0f, 0.0f);
     rn_gemm(s->cell->ctx, H, H, T * B, s->aux[0], H, 1, w->dG + 2 * H, P, 0, w->dp[1] + 2 * H, P,
@@ -176,9 +185,11 @@ static void fwd_after(rc_seq *s) {
   rn_team *rows = rn_rows_team(&pw, B, H);
   step st = {s, NULL, 0, rc_data(s->cell->param[3])};
   for (int64_t t = 0; t < T; t++) {
+    rn_wave_fwd_in(s, t);
     rn_pgemm(&pw, B, s->st[0] + t * B * H, H, s->fws, P, 0.0f);
     st.t = t;
     rn_team_split(rows, fwd_after_rows, &st, B, B / 2);
+    rn_wave_fwd_out(s, t);
   }
 }
 
@@ -193,6 +204,7 @@ static void bwd_after(rc_seq *s, rc_bw *w) {
     const float *g3 = s->pre + t * B * P, *dy = w->dy + t * B * H, *hp = s->st[0] + t * B * H;
     const float *hns = s->aux[0] + t * B * H;
     float *dG = w->dG + t * B * P, *dU = dHU + t * B * P;
+    rn_wave_bwd_in(s, t);
     for (int64_t b = 0; b < B; b++) {
       float *d3 = dG + b * P, *u3 = dU + b * P;
       if (!rn_active(s, t, b)) {
@@ -217,9 +229,15 @@ static void bwd_after(rc_seq *s, rc_bw *w) {
       }
     }
     rn_pgemm(&pw, B, dU, P, dh, H, 1.0f);
+    rn_wave_bwd_out(s, t);
   }
+}
+
+/* dW_h = h_prev^T dHU over every step */
+static void wgrad_after(rc_seq *s, rc_bw *w) {
+  int64_t H = s->H, P = s->P;
   if (w->dp[1])
-    rn_gemm(s->cell->ctx, H, P, T * B, s->st[0], H, 1, dHU, P, 0, w->dp[1], P, 1.0f, 0.0f);
+    rn_gemm(s->cell->ctx, H, P, s->T * s->B, s->st[0], H, 1, w->ws, P, 0, w->dp[1], P, 1.0f, 0.0f);
 }
 
 static int64_t bws(int64_t T, int64_t B, int64_t H) {
@@ -263,6 +281,8 @@ static const rn_ops rn_ops_gru_after = {
     .init = init,
     .forward = fwd_after,
     .backward = bwd_after,
+    .wgrad = wgrad_after,
+    .pack_slots = 1 << 0 | 1 << 2,
 };
 
 const rn_ops rn_ops_gru = {
@@ -280,5 +300,7 @@ const rn_ops rn_ops_gru = {
     .init = init,
     .forward = fwd,
     .backward = bwd,
+    .wgrad = wgrad,
+    .pack_slots = 0xF,
     .reset_after = &rn_ops_gru_after,
 };

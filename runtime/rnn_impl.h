@@ -21,6 +21,7 @@
 #define RN_ROWS_MIN 8192
 
 typedef struct rn_team rn_team; /* a helper thread (runtime/rnn_gemm.c) */
+typedef struct rn_wave rn_wave; /* a layer wavefront over a stack (runtime/rnn_stack.c) */
 
 /* One forward call: its sizes, the saved buffers (all float arrays carved from one arena),
  * and aliases of the tensors backward reads, with their versions. */
@@ -39,6 +40,8 @@ typedef struct rc_seq {
   float *aux[RN_MAX_AUX];        /* cell-specific, sizes from the ops table */
   float *fws;                    /* forward scratch (cell workspace): fws_floats(B) floats */
   float *y;                      /* [T*B, H] outputs (forward only) */
+  rn_wave *wave;                 /* NULL, or the stack this sequence is layer `layer` of */
+  int layer;
 } rc_seq;
 
 /* What backward hands to a cell. Running state gradients d[k] ([B, H]) hold the gradient of
@@ -76,9 +79,13 @@ typedef struct rn_ops {
   int64_t (*bws_floats)(int64_t T, int64_t B, int64_t H); /* backward scratch */
   /* shapes of parameters 2.. (0 = W_x [I, P], 1 = W_h [H, P]); returns ndim */
   int (*param_shape)(int k, int64_t H, int64_t *size);
-  void (*init)(rc_cell *cell); /* after the generic uniform init: biases, scales */
-  void (*forward)(rc_seq *s);  /* pre = x W_x + b and st[k][0] set; fills the rest */
-  void (*backward)(rc_seq *s, rc_bw *b);
+  void (*init)(rc_cell *cell);           /* after the generic uniform init: biases, scales */
+  void (*forward)(rc_seq *s);            /* pre = x W_x + b and st[k][0] set; fills the rest */
+  void (*backward)(rc_seq *s, rc_bw *b); /* the recurrence, backward over t */
+  void (*wgrad)(rc_seq *s, rc_bw *b);    /* then W_h's gradient (whole-sequence products) */
+  /* the packing workspaces its recurrences use (bit k: slot k), or 0; a cell with them and
+   * the wavefront hooks in its loops (rn_wave_fwd_*, rn_wave_bwd_*) can run in a stack */
+  int pack_slots;
   const struct rn_ops *reset_after; /* the variant reset_after = true selects, or NULL */
 } rn_ops;
 
@@ -94,8 +101,9 @@ struct rc_cell {
   int64_t input, hidden;
   const rn_ops *ops;
   rc_tensor *param[RC_CELL_MAX_PARAMS];
-  rn_team *team;                    /* the helper thread (more than one BLAS thread), or NULL */
-  int team_on;                      /* whether the current sequence shares its products with it */
+  rn_team *team; /* the helper thread (more than one BLAS thread), or NULL */
+  int team_on;   /* whether the current sequence shares its products with it */
+  int in_wave;   /* set while a wavefront runs it beside another layer: no helper thread */
   rc_tensor *ws[3 + RN_PACK_SLOTS]; /* workspaces: forward scratch, backward scratch, step
                                       arena, packed weights */
 };
@@ -140,6 +148,8 @@ void rn_team_free(rn_team *t);
 /* Whether the next sequence should share its products with the helper (it backs off for a
  * while when the helper keeps arriving late, e.g. when another process holds the core). */
 int rn_team_usable(rn_team *t);
+/* The next 16 sequences run alone, as after late helpers (the layer wavefront's verdict). */
+void rn_team_back_off(rn_team *t);
 /* fn(arg, lo, hi) over [0, n): with a helper t, [cut, n) runs on it while the caller runs
  * [0, cut) and waits; without one (or with cut outside 1 .. n - 1) the caller runs it all.
  * The parts must touch disjoint memory, so that the result does not depend on the split. */
@@ -176,6 +186,39 @@ void rn_prepare(rc_cell *cell, int slot, rn_pmat *m, const float *W, int64_t ldw
 #else
 #define RN_CLONES
 #endif
+
+/* The wavefront's hooks (runtime/rnn_stack.c), called by a cell's loops around step t: in
+ * forward, _in before the step reads pre[t] (it waits for the layer below and finishes
+ * pre[t] = b + x[t] W_x), _out after y[t] is written; in backward, _in before dy[t] is read,
+ * _out after dG[t] is final. No-ops outside a wavefront. */
+void rn_wave_fwd_in_(rc_seq *s, int64_t t);
+void rn_wave_fwd_out_(rc_seq *s, int64_t t);
+void rn_wave_bwd_in_(rc_seq *s, int64_t t);
+void rn_wave_bwd_out_(rc_seq *s, int64_t t);
+static inline void rn_wave_fwd_in(rc_seq *s, int64_t t) {
+  if (s->wave) rn_wave_fwd_in_(s, t);
+}
+static inline void rn_wave_fwd_out(rc_seq *s, int64_t t) {
+  if (s->wave) rn_wave_fwd_out_(s, t);
+}
+static inline void rn_wave_bwd_in(rc_seq *s, int64_t t) {
+  if (s->wave) rn_wave_bwd_in_(s, t);
+}
+static inline void rn_wave_bwd_out(rc_seq *s, int64_t t) {
+  if (s->wave) rn_wave_bwd_out_(s, t);
+}
+
+/* The sequence driver's pieces that the stack driver shares (runtime/rnn_common.c). */
+float *rn_workspace(rc_cell *cell, int w, int64_t n);
+int64_t rn_carve(rc_seq *s, float *base);
+void rn_seq_free(rc_seq *s);
+void rn_load_state(rc_seq *s, int k, rc_tensor *h);
+void rn_input_projection(rc_seq *s);
+int rn_check_args(rc_cell *cell, const char *fn, rc_tensor *x, int xdim, rc_tensor *const *state0,
+                  const int64_t *lengths, int64_t *T, int64_t *B);
+/* Grows the packing workspaces that cell's recurrences use, for B rows (so that nothing is
+ * allocated while they run on another thread): 0, or -1 with a message. */
+int rn_reserve_packing(rc_cell *cell);
 
 /* Column sums of a [rows, cols] row-major matrix (row stride ld) added into out. */
 void rn_colsum_add(const float *a, int64_t rows, int64_t cols, int64_t ld, float *out);

@@ -140,9 +140,11 @@ static void fwd(rc_seq *s) {
   rn_team *rows = rn_rows_team(&pw, B, H);
   fwd_step st = {s, 0};
   for (int64_t t = 0; t < T; t++) {
+    rn_wave_fwd_in(s, t);
     rn_pgemm(&pw, B, s->st[0] + t * B * H, H, s->pre + t * B * P, P, 1.0f);
     st.t = t;
     rn_team_split(rows, fwd_rows, &st, B, B / 2);
+    rn_wave_fwd_out(s, t);
   }
 }
 
@@ -213,6 +215,7 @@ static void bwd(rc_seq *s, rc_bw *w) {
   float *dscale = w->dp[2], *dshift = w->dp[3];
   float *dh = w->d[0], *dc = w->d[1], *tmp = w->ws, *row = w->ws + rn_r16(B * H);
   for (int64_t t = T - 1; t >= 0; t--) {
+    rn_wave_bwd_in(s, t);
     const float *g4all = s->pre + t * B * P, *dy = w->dy + t * B * H;
     const float *xh = s->aux[0] + t * B * P, *rs = s->aux[1] + t * B * 5;
     const float *ch = s->aux[2] + t * B * H, *tl = s->aux[3] + t * B * H;
@@ -237,7 +240,14 @@ static void bwd(rc_seq *s, rc_bw *w) {
     rn_pgemm(&pw, B, dG, P, tmp, H, 0.0f);
     for (int64_t b = 0; b < B; b++)
       if (rn_active(s, t, b)) memcpy(dh + b * H, tmp + b * H, (size_t)H * sizeof(float));
+    rn_wave_bwd_out(s, t);
   }
+}
+
+/* dW_h over every step (after the recurrence; the layer wavefront runs it after both threads) */
+static void wgrad(rc_seq *s, rc_bw *w) {
+  int64_t T = s->T, B = s->B, H = s->H, P = s->P;
+  (void)T, (void)B, (void)H, (void)P;
   if (w->dp[1])
     rn_gemm(s->cell->ctx, H, P, T * B, s->st[0], H, 1, w->dG, P, 0, w->dp[1], P, 1.0f, 0.0f);
 }
@@ -279,4 +289,6 @@ const rn_ops rn_ops_ln_lstm = {
     .init = init,
     .forward = fwd,
     .backward = bwd,
+    .wgrad = wgrad,
+    .pack_slots = 1 << 0 | 1 << 2,
 };

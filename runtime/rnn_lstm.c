@@ -69,9 +69,11 @@ static void fwd_common(rc_seq *s, int peep) {
   rn_team *rows = rn_rows_team(&pw, B, H);
   for (int64_t t = 0; t < T; t++) {
     const float *hp = s->st[0] + t * B * H;
+    rn_wave_fwd_in(s, t);
     rn_pgemm(&pw, B, hp, H, s->pre + t * B * P, P, 1.0f);
     st.t = t;
     rn_team_split(rows, peep ? fwd_rows_peep : fwd_rows, &st, B, B / 2);
+    rn_wave_fwd_out(s, t);
   }
 }
 
@@ -174,6 +176,7 @@ static void bwd_common(rc_seq *s, rc_bw *w, int peep) {
   rn_team *rows = rn_rows_team(&pw, B, H);
   bwd_step st = {s, w, 0};
   for (int64_t t = T - 1; t >= 0; t--) {
+    rn_wave_bwd_in(s, t);
     if (peep) {
       bwd_peep_rows(s, w, t);
     } else {
@@ -183,9 +186,15 @@ static void bwd_common(rc_seq *s, rc_bw *w, int peep) {
     rn_pgemm(&pw, B, w->dG + t * B * P, P, tmp, H, 0.0f);
     for (int64_t b = 0; b < B; b++)
       if (rn_active(s, t, b)) memcpy(dh + b * H, tmp + b * H, (size_t)H * sizeof(float));
+    rn_wave_bwd_out(s, t);
   }
+}
+
+/* dW_h = h_prev^T dG over every step */
+static void wgrad(rc_seq *s, rc_bw *w) {
   if (w->dp[1])
-    rn_gemm(s->cell->ctx, H, P, T * B, s->st[0], H, 1, w->dG, P, 0, w->dp[1], P, 1.0f, 0.0f);
+    rn_gemm(s->cell->ctx, s->H, s->P, s->T * s->B, s->st[0], s->H, 1, w->dG, s->P, 0, w->dp[1],
+            s->P, 1.0f, 0.0f);
 }
 
 static void fwd_lstm(rc_seq *s) {
@@ -227,6 +236,8 @@ const rn_ops rn_ops_lstm = {
     .init = rn_init_forget_bias,
     .forward = fwd_lstm,
     .backward = bwd_lstm,
+    .wgrad = wgrad,
+    .pack_slots = 1 << 0 | 1 << 2,
 };
 
 const rn_ops rn_ops_peephole = {
@@ -245,4 +256,6 @@ const rn_ops rn_ops_peephole = {
     .init = rn_init_forget_bias,
     .forward = fwd_peep,
     .backward = bwd_peep,
+    .wgrad = wgrad,
+    .pack_slots = 1 << 0 | 1 << 2,
 };

@@ -18,6 +18,7 @@ static void fwd(rc_seq *s) {
   rn_prepare(s->cell, 0, &pa, Wh, P, 0, H, 3 * H, B, T);
   rn_prepare(s->cell, 1, &pb, Wh + 3 * H, P, 0, H, H, B, T);
   for (int64_t t = 0; t < T; t++) {
+    rn_wave_fwd_in(s, t);
     float *pre = s->pre + t * B * P, *y = s->y + t * B * H, *os = s->aux[0] + t * B * H;
     float *rs = s->aux[1] + t * B;
     const float *sp = s->st[0] + t * B * H;
@@ -55,6 +56,7 @@ static void fwd(rc_seq *s) {
       rs[b] = r;
       for (int64_t j = 0; j < H; j++) yb[j] = snb[j] = snb[j] * r;
     }
+    rn_wave_fwd_out(s, t);
   }
 }
 
@@ -66,6 +68,7 @@ static void bwd(rc_seq *s, rc_bw *w) {
   rn_prepare(s->cell, 3, &pifo, Wh, P, 1, 3 * H, H, B, T);
   float *ds = w->d[0], *tmp = w->ws;
   for (int64_t t = T - 1; t >= 0; t--) {
+    rn_wave_bwd_in(s, t);
     const float *g4all = s->pre + t * B * P, *dy = w->dy + t * B * H, *rs = s->aux[1] + t * B;
     const float *sp = s->st[0] + t * B * H, *sn = s->st[0] + (t + 1) * B * H;
     float *dG = w->dG + t * B * P;
@@ -105,7 +108,14 @@ static void bwd(rc_seq *s, rc_bw *w) {
       }
     }
     rn_pgemm(&pifo, B, dG, P, ds, H, 1.0f);
+    rn_wave_bwd_out(s, t);
   }
+}
+
+/* dW_h over every step (after the recurrence; the layer wavefront runs it after both threads) */
+static void wgrad(rc_seq *s, rc_bw *w) {
+  int64_t T = s->T, B = s->B, H = s->H, P = s->P;
+  (void)T, (void)B, (void)H, (void)P;
   if (w->dp[1]) {
     rn_gemm(s->cell->ctx, H, 3 * H, T * B, s->st[0], H, 1, w->dG, P, 0, w->dp[1], P, 1.0f, 0.0f);
     rn_gemm(s->cell->ctx, H, H, T * B, s->aux[0], H, 1, w->dG + 3 * H, P, 0, w->dp[1] + 3 * H, P,
@@ -133,4 +143,6 @@ const rn_ops rn_ops_proto = {
     .init = rn_init_forget_bias,
     .forward = fwd,
     .backward = bwd,
+    .wgrad = wgrad,
+    .pack_slots = 0xF,
 };

@@ -16,6 +16,7 @@ static void fwd(rc_seq *s) {
   memcpy(s->aux[0], s->st[0], (size_t)(B * H) * sizeof(float));
   rc_k_tanh(s->aux[0], s->aux[0], B * H);
   for (int64_t t = 0; t < T; t++) {
+    rn_wave_fwd_in(s, t);
     float *pre = s->pre + t * B * P, *y = s->y + t * B * H, *ots = s->aux[1] + t * B * H;
     const float *sp = s->st[0] + t * B * H, *tsp = s->aux[0] + t * B * H;
     float *sn = s->st[0] + (t + 1) * B * H, *tsn = s->aux[0] + (t + 1) * B * H;
@@ -41,6 +42,7 @@ static void fwd(rc_seq *s) {
         memset(yb, 0, (size_t)H * sizeof(float));
       }
     }
+    rn_wave_fwd_out(s, t);
   }
 }
 
@@ -55,6 +57,7 @@ static void bwd(rc_seq *s, rc_bw *w) {
   float *ds = w->d[0], *dphi = w->ws, *tmp = w->ws + rn_r16(B * H);
   memset(dphi, 0, (size_t)(B * H) * sizeof(float));
   for (int64_t t = T - 1; t >= 0; t--) {
+    rn_wave_bwd_in(s, t);
     const float *g4all = s->pre + t * B * P, *dy = w->dy + t * B * H;
     const float *sp = s->st[0] + t * B * H, *tsp = s->aux[0] + t * B * H;
     const float *tsn = s->aux[0] + (t + 1) * B * H;
@@ -88,9 +91,16 @@ static void bwd(rc_seq *s, rc_bw *w) {
       }
     }
     rn_pgemm(&pifo, B, dG, P, dphi, H, 1.0f);
+    rn_wave_bwd_out(s, t);
   }
   const float *ts0 = s->aux[0];
   for (int64_t k = 0; k < B * H; k++) ds[k] += dphi[k] * (1.0f - ts0[k] * ts0[k]);
+}
+
+/* dW_h over every step (after the recurrence; the layer wavefront runs it after both threads) */
+static void wgrad(rc_seq *s, rc_bw *w) {
+  int64_t T = s->T, B = s->B, H = s->H, P = s->P;
+  (void)T, (void)B, (void)H, (void)P;
   if (w->dp[1]) {
     rn_gemm(s->cell->ctx, H, 3 * H, T * B, s->aux[0], H, 1, w->dG, P, 0, w->dp[1], P, 1.0f, 0.0f);
     rn_gemm(s->cell->ctx, H, H, T * B, s->aux[1], H, 1, w->dG + 3 * H, P, 0, w->dp[1] + 3 * H, P,
@@ -118,4 +128,6 @@ const rn_ops rn_ops_pseudo = {
     .init = rn_init_forget_bias,
     .forward = fwd,
     .backward = bwd,
+    .wgrad = wgrad,
+    .pack_slots = 0xF,
 };

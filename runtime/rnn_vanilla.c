@@ -10,6 +10,7 @@ static void fwd(rc_seq *s) {
     float *pre = s->pre + t * B * H, *y = s->y + t * B * H;
     const float *hp = s->st[0] + t * B * H;
     float *hn = s->st[0] + (t + 1) * B * H;
+    rn_wave_fwd_in(s, t);
     rn_pgemm(&pw, B, hp, H, pre, H, 1.0f);
     rc_k_tanh(pre, pre, B * H);
     for (int64_t b = 0; b < B; b++) {
@@ -22,6 +23,7 @@ static void fwd(rc_seq *s) {
         memset(y + b * H, 0, row);
       }
     }
+    rn_wave_fwd_out(s, t);
   }
 }
 
@@ -34,6 +36,7 @@ static void bwd(rc_seq *s, rc_bw *w) {
   for (int64_t t = T - 1; t >= 0; t--) {
     const float *a = s->pre + t * B * H, *dy = w->dy + t * B * H;
     float *dG = w->dG + t * B * H;
+    rn_wave_bwd_in(s, t);
     for (int64_t b = 0; b < B; b++) {
       float *g = dG + b * H;
       if (!rn_active(s, t, b)) {
@@ -46,9 +49,15 @@ static void bwd(rc_seq *s, rc_bw *w) {
     rn_pgemm(&pw, B, dG, H, tmp, H, 0.0f);
     for (int64_t b = 0; b < B; b++)
       if (rn_active(s, t, b)) memcpy(dh + b * H, tmp + b * H, (size_t)H * sizeof(float));
+    rn_wave_bwd_out(s, t);
   }
+}
+
+/* dW_h = h_prev^T dG over every step */
+static void wgrad(rc_seq *s, rc_bw *w) {
+  int64_t H = s->H;
   if (w->dp[1])
-    rn_gemm(s->cell->ctx, H, H, T * B, s->st[0], H, 1, w->dG, H, 0, w->dp[1], H, 1.0f, 0.0f);
+    rn_gemm(s->cell->ctx, H, H, s->T * s->B, s->st[0], H, 1, w->dG, H, 0, w->dp[1], H, 1.0f, 0.0f);
 }
 
 static int64_t bws(int64_t T, int64_t B, int64_t H) {
@@ -68,4 +77,6 @@ const rn_ops rn_ops_rnn = {
     .bws_floats = bws,
     .forward = fwd,
     .backward = bwd,
+    .wgrad = wgrad,
+    .pack_slots = 1 << 0 | 1 << 2,
 };

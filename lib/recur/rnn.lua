@@ -526,6 +526,32 @@ local function check_layer_state(self, state, B, fn)
   for l = 1, self.layers do check_state(state[l], self.cells[l], "state[" .. l .. "]", B, fn, 4) end
 end
 
+-- The whole stack as one wavefront (runtime/rnn_stack.c: layer l's step t beside layer l+1's
+-- step t-1 on two threads) when it applies: fused cells of one kind, no connection, no
+-- dropout at work, no summary hook on a layer. nil when it does not (the C side also declines
+-- when it would not pay: one BLAS thread, short sequences); the layers then run one by one.
+local function stack_forward(self, x, state, lens)
+  if self.layers < 2 or type(self.cell_type) ~= "string" or not is_fused_type[self.cell_type]
+      or self.connection ~= nil or (self.training and self.dropout > 0) then
+    return nil
+  end
+  for _, m in ipairs(self._layer_modules) do
+    if rawget(m, "_hook") then return nil end
+  end
+  local st
+  if state then
+    st = {}
+    for l = 1, self.layers do
+      local s = state[l]
+      if recur.is_tensor(s) then s = { s } end
+      st[l] = s
+    end
+  end
+  local y, fin = recur._rnn_stack_forward(self.cells, x, st, lens)
+  if not y then return nil end
+  return y, fin
+end
+
 -- layer:forward(x, {state = {{h, c}, ...}, lengths = lens}) -> outputs, {{h, c}, ...}
 -- (also layer(x, opts)); each layer runs through its CellModule (Module:summary sees them)
 function RNN:forward(x, opts)
@@ -539,6 +565,11 @@ function RNN:forward(x, opts)
   if self.batch_first then x = x:transpose(1, 2) end
   check_layer_state(self, opts.state, x:size(2), "RNN forward")
   local lens = lengths_list(opts.lengths, x:size(1), x:size(2), "RNN forward")
+  local y, fin = stack_forward(self, x, opts.state, lens)
+  if y then
+    if self.batch_first then y = y:transpose(1, 2) end
+    return y, fin
+  end
   local out, finals = x, {}
   for l, m in ipairs(self._layer_modules) do
     out = self:_drop(out)

@@ -1,0 +1,560 @@
+/* A stack of fused cells run as a layer wavefront (Appleyard et al. 2016, "Optimizing
+ * performance of recurrent neural networks on GPUs"): layer l's step t needs only layer l-1's
+ * step t, so with two threads layer l runs its steps on one while layer l-1 runs a step ahead
+ * on the other (layers alternate between the two threads: 0, 2, 4 ... on the caller, 1, 3 ...
+ * on the helper). Backward runs the same pipeline top down.
+ *
+ * Each layer is an ordinary rc_seq run by its cell's own forward and backward; the cells call
+ * the hooks below around each step. What the layer-by-layer path does in one BLAS product
+ * over all steps, the input projection of layers 2.. (pre = b + x W_x) and the gradient it
+ * hands down (dx = dG W_x^T), runs per step here on the packed kernel, split by rows: the
+ * layer that produced the step computes rows [0, B/2) right after it, the layer that consumes
+ * it rows [B/2, B) right before, so that both threads carry the same work. The threads
+ * hand steps over through counters (spin with pause, then yield: no sleep within a
+ * sequence). Nothing here allocates while the threads run. */
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "nn.h"
+#include "ops.h"
+#include "rnn_impl.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
+
+/* Multiply-adds of one layer's recurrent products over the sequence (T B H P) below which
+ * the wavefront is not used unless forced: waking the helper and handing every step over
+ * costs more than the second core saves (2 layers, 2 threads, forward + backward: H = 16,
+ * B = 4, T = 20 took 1.3-1.8x the layer-by-layer time; rnn H = 32, B = 8, T = 50, 409,600,
+ * broke even; lstm there, 1.6M, gained 1.4x). */
+#define RN_WAVE_MIN (1 << 19)
+
+/* One layer's progress: steps done (forward: from the start; backward: from the end), and
+ * steps whose producer rows of its input (forward: pre; backward: dy) are done. Each counter
+ * on its own cache line (they are written by different threads). */
+typedef struct {
+  _Alignas(64) atomic_llong done;
+  _Alignas(64) atomic_llong half;
+} wave_flags;
+
+struct rn_wave {
+  int L;
+  int64_t T, B, h;      /* h = B / 2: rows [0, h) of a handed-over step are the producer's */
+  rc_seq **s;           /* the layers */
+  rn_pmat *wx;          /* layer l >= 1's W_x (forward) or W_x^T (backward), packed */
+  float **dy, **dG;     /* backward: each layer's output and pre-activation gradients */
+  wave_flags *f;        /* L, 64-byte aligned */
+  atomic_llong late_ns; /* time spent in waits that outlasted the spin */
+};
+
+static inline void relax(void) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  _mm_pause();
+#endif
+}
+
+static long long now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Waits until *a >= v: spins, then yields now and then (the other thread may share this
+ * core, or another process holds the other core); the time past the spin counts as late. */
+static void wait_for(rn_wave *w, atomic_llong *a, long long v) {
+  unsigned spins = 0;
+  long long t0 = 0;
+  while (atomic_load_explicit(a, memory_order_acquire) < v) {
+    if (++spins < 4096) {
+      relax();
+      continue;
+    }
+    if (spins == 4096) t0 = now_ns();
+    if (spins % 16 == 0)
+      sched_yield();
+    else
+      relax();
+  }
+  if (t0) atomic_fetch_add_explicit(&w->late_ns, now_ns() - t0, memory_order_relaxed);
+}
+
+/* pre rows r0 .. r1 - 1 of layer s's step t = b + x[t] W_x */
+static void proj_rows(rn_wave *w, rc_seq *s, int64_t t, int64_t r0, int64_t r1) {
+  if (r1 <= r0) return;
+  int64_t P = s->P, row = t * s->B + r0;
+  float *pre = s->pre + row * P;
+  int bias = s->cell->ops->has_bias;
+  if (bias) {
+    const float *b = rc_data(s->w[2]);
+    for (int64_t r = 0; r < r1 - r0; r++) memcpy(pre + r * P, b, (size_t)P * sizeof(float));
+  }
+  rn_pgemm(&w->wx[s->layer], r1 - r0, s->x + row * s->I, s->I, pre, P, bias ? 1.0f : 0.0f);
+}
+
+/* dy rows r0 .. r1 - 1 of layer l's step t = dG[t] of layer l + 1 times its W_x^T */
+static void dy_rows(rn_wave *w, int l, int64_t t, int64_t r0, int64_t r1) {
+  if (r1 <= r0) return;
+  rc_seq *up = w->s[l + 1];
+  int64_t row = t * w->B + r0;
+  rn_pgemm(&w->wx[l + 1], r1 - r0, w->dG[l + 1] + row * up->P, up->P, w->dy[l] + row * up->I, up->I,
+           0.0f);
+}
+
+void rn_wave_fwd_in_(rc_seq *s, int64_t t) {
+  rn_wave *w = s->wave;
+  int l = s->layer;
+  if (l == 0) return; /* layer 1's projection ran over all steps before */
+  wait_for(w, &w->f[l - 1].done, t + 1);
+  proj_rows(w, s, t, w->h, w->B);
+  wait_for(w, &w->f[l].half, t + 1);
+}
+
+void rn_wave_fwd_out_(rc_seq *s, int64_t t) {
+  rn_wave *w = s->wave;
+  int l = s->layer;
+  atomic_store_explicit(&w->f[l].done, t + 1, memory_order_release);
+  if (l + 1 < w->L) {
+    proj_rows(w, w->s[l + 1], t, 0, w->h);
+    atomic_store_explicit(&w->f[l + 1].half, t + 1, memory_order_release);
+  }
+}
+
+void rn_wave_bwd_in_(rc_seq *s, int64_t t) {
+  rn_wave *w = s->wave;
+  int l = s->layer;
+  if (l == w->L - 1) return; /* the top layer's dy is the output's gradient */
+  wait_for(w, &w->f[l + 1].done, w->T - t);
+  dy_rows(w, l, t, w->h, w->B);
+  wait_for(w, &w->f[l].half, w->T - t);
+}
+
+void rn_wave_bwd_out_(rc_seq *s, int64_t t) {
+  rn_wave *w = s->wave;
+  int l = s->layer;
+  atomic_store_explicit(&w->f[l].done, w->T - t, memory_order_release);
+  if (l > 0) {
+    dy_rows(w, l - 1, t, 0, w->h);
+    atomic_store_explicit(&w->f[l - 1].half, w->T - t, memory_order_release);
+  }
+}
+
+/* ---- running the layers ---- */
+
+typedef struct {
+  rn_wave *w;
+  rc_bw *bw; /* NULL in forward */
+} run_arg;
+
+/* thread `part` (0 the caller, 1 the helper) runs the layers of its parity, in the order the
+ * pipeline fills: bottom up in forward, top down in backward */
+static void run_part(void *arg, int64_t lo, int64_t hi) {
+  const run_arg *a = arg;
+  rn_wave *w = a->w;
+  const rn_ops *o = w->s[0]->cell->ops;
+  for (int64_t part = lo; part < hi; part++) {
+    if (!a->bw) {
+      for (int l = (int)part; l < w->L; l += 2) o->forward(w->s[l]);
+    } else {
+      for (int l = w->L - 1; l >= 0; l--)
+        if (l % 2 == part) o->backward(w->s[l], &a->bw[l]);
+    }
+  }
+}
+
+/* Runs every layer through the hooks: on two threads with the helper t, else one layer after
+ * the other on the caller (the hooks' waits are then already met). */
+static void run_layers(rn_wave *w, rc_bw *bw, rn_team *t) {
+  const rn_ops *o = w->s[0]->cell->ops;
+  for (int l = 0; l < w->L; l++) {
+    atomic_store(&w->f[l].done, 0);
+    atomic_store(&w->f[l].half, 0);
+    w->s[l]->wave = w;
+    w->s[l]->layer = l;
+    w->s[l]->cell->in_wave = 1;
+  }
+  run_arg a = {w, bw};
+  atomic_store(&w->late_ns, 0);
+  if (t) {
+    long long t0 = now_ns();
+    rn_team_split(t, run_part, &a, 2, 1);
+    /* when a thread kept waiting past the spin for more than a tenth of the run (another
+     * process holds a core: every hand-over risks a time slice), the next sequences run
+     * alone */
+    if (10 * atomic_load(&w->late_ns) > now_ns() - t0) rn_team_back_off(t);
+  } else if (!bw) {
+    for (int l = 0; l < w->L; l++) o->forward(w->s[l]);
+  } else {
+    for (int l = w->L - 1; l >= 0; l--) o->backward(w->s[l], &bw[l]);
+  }
+  for (int l = 0; l < w->L; l++) {
+    w->s[l]->wave = NULL;
+    w->s[l]->cell->in_wave = 0;
+  }
+}
+
+/* The helper thread to run the second half of the layers on, or NULL for one thread. */
+static rn_team *wave_team(rc_cell *cell) {
+  if (cell->ctx->rnn_wave <= 0 && (openblas_get_num_threads() < 2 || cell->ctx->no_rnn_helper))
+    return NULL;
+  if (!cell->team) cell->team = rn_team_new();
+  if (cell->ctx->rnn_wave > 0) return cell->team;
+  return rn_team_usable(cell->team) ? cell->team : NULL;
+}
+
+/* a new wave over L layers with room for the packed W_x (in *packs, K x N each); NULL with a
+ * message */
+static rn_wave *wave_new(rc_ctx *c, rc_seq **s, int L, rc_tensor **packs, int64_t K, int64_t N) {
+  rn_wave *w = rc_mem_calloc(c, 1, sizeof *w);
+  if (!w) return NULL;
+  w->L = L;
+  w->s = s;
+  w->T = s[0]->T;
+  w->B = s[0]->B;
+  w->h = w->B / 2;
+  w->wx = rc_mem_calloc(c, (size_t)L, sizeof *w->wx);
+  w->dy = rc_mem_calloc(c, (size_t)L, sizeof *w->dy);
+  w->dG = rc_mem_calloc(c, (size_t)L, sizeof *w->dG);
+  w->f = aligned_alloc(64, (size_t)L * sizeof *w->f);
+  int64_t one = rn_pack_floats(K, N), size[1] = {one * (L - 1)};
+  *packs = w->wx && w->dy && w->dG && w->f ? rc_empty(c, 1, size) : NULL;
+  if (!*packs) {
+    if (!w->f) rc_error(c, "rnn stack: out of memory");
+    rc_mem_free(c, w->wx);
+    rc_mem_free(c, w->dy);
+    rc_mem_free(c, w->dG);
+    free(w->f);
+    rc_mem_free(c, w);
+    return NULL;
+  }
+  return w;
+}
+
+static void wave_free(rc_ctx *c, rn_wave *w) {
+  if (!w) return;
+  rc_mem_free(c, w->wx);
+  rc_mem_free(c, w->dy);
+  rc_mem_free(c, w->dG);
+  free(w->f);
+  rc_mem_free(c, w);
+}
+
+/* ---- the stack as one autograd node ---- */
+
+/* What forward keeps for backward: every layer's sequence; layer l >= 1 reads layer l-1's
+ * output (mid[l - 1]) as its x. */
+typedef struct {
+  rc_ctx *ctx;
+  int L;
+  rc_seq **s;
+  rc_tensor **mid;
+} stack_rec;
+
+static void rec_free(stack_rec *r) {
+  if (!r) return;
+  rc_ctx *c = r->ctx;
+  for (int l = 0; l < r->L; l++) {
+    if (r->s) rn_seq_free(r->s[l]);
+    if (r->mid && l < r->L - 1) rc_release(r->mid[l]);
+  }
+  rc_mem_free(c, r->s);
+  rc_mem_free(c, r->mid);
+  rc_mem_free(c, r);
+  rc_ctx_release(c);
+}
+
+static void rec_free_ext(void *p) {
+  rec_free(p);
+}
+
+/* the node's inputs: x, then per layer its states and its parameters */
+static int in_state(const rn_ops *o, int l, int k) {
+  return 1 + l * (o->n_states + o->n_params) + k;
+}
+static int in_param(const rn_ops *o, int l, int p) {
+  return 1 + l * (o->n_states + o->n_params) + o->n_states + p;
+}
+
+/* Whether the stack applies to these cells and sizes at all. */
+static int stack_fits(rc_cell *const *cells, int L, int64_t T, int64_t B) {
+  if (L < 2 || T < 2 || B < 2 || !rn_pack_wanted(2, 2)) return 0;
+  const rn_ops *o = cells[0]->ops;
+  if (!o->pack_slots || !o->wgrad) return 0;
+  for (int l = 0; l < L; l++) {
+    if (!cells[l] || cells[l]->ops != o || cells[l]->hidden != cells[0]->hidden) return 0;
+    if (l > 0 && cells[l]->input != cells[0]->hidden) return 0;
+    for (int m = 0; m < l; m++)
+      if (cells[m] == cells[l]) return 0; /* one cell's workspaces cannot serve two layers */
+  }
+  return 1;
+}
+
+static int stack_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin);
+
+int rc_cell_stack_forward(rc_cell *const *cells, int L, rc_tensor *x, rc_tensor *const *state0,
+                          const int64_t *lengths, rc_tensor **y, rc_tensor **state_out) {
+  *y = NULL;
+  for (int i = 0; i < L * RC_CELL_MAX_STATES; i++) state_out[i] = NULL;
+  if (L < 2 || !cells[0] || cells[0]->ctx->rnn_wave < 0) return 1;
+  rc_cell *c0 = cells[0];
+  rc_ctx *c = c0->ctx;
+  const rn_ops *o = c0->ops;
+  int64_t T, B, H = c0->hidden, P = (int64_t)o->gates * H;
+  if (x->ndim != 3 || !stack_fits(cells, L, x->size[0], x->size[1])) return 1;
+  if (c->rnn_wave == 0 && (openblas_get_num_threads() < 2 || c->no_rnn_helper ||
+                           x->size[0] * x->size[1] * H * P < RN_WAVE_MIN))
+    return 1;
+  /* the helper, or none: in auto mode a helper that keeps arriving late (another process
+   * holds the second core) sends the next sequences down the layer-by-layer path */
+  rn_team *team = wave_team(c0);
+  if (c->rnn_wave == 0 && !team) return 1;
+  int ns = o->n_states, np = o->n_params;
+  if (rn_check_args(c0, "rnn stack forward", x, 3, state0, lengths, &T, &B)) return -1;
+  for (int l = 1; l < L && state0; l++)
+    for (int k = 0; k < ns; k++) {
+      rc_tensor *h = state0[l * RC_CELL_MAX_STATES + k];
+      char s1[128];
+      if (h && (h->ndim != 2 || h->size[0] != B || h->size[1] != H))
+        return rc_error(c,
+                        "rnn stack forward: initial state %d (%s) of layer %d must have shape "
+                        "[%lld, %lld], got %s",
+                        k + 1, o->state_names[k], l + 1, (long long)B, (long long)H,
+                        rc_shape_str(h, s1, sizeof s1));
+    }
+  double flops = 0;
+  for (int l = 0; l < L; l++) flops += rc_cell_flops(cells[l], T, B);
+  if (rc_charge(c, "rnn stack forward", rc_mac_units(flops / 6.0))) return -1;
+
+  int n_in = 1 + L * (ns + np), n_out = 1 + L * ns;
+  rc_tensor **ins = rc_mem_calloc(c, (size_t)n_in, sizeof *ins);
+  stack_rec *r = rc_mem_calloc(c, 1, sizeof *r);
+  if (r) {
+    r->ctx = c;
+    rc_ctx_retain(c);
+    r->L = L;
+    r->s = rc_mem_calloc(c, (size_t)L, sizeof *r->s);
+    r->mid = rc_mem_calloc(c, (size_t)L, sizeof *r->mid);
+  }
+  rn_wave *w = NULL;
+  rc_tensor *packs = NULL;
+  if (!ins || !r || !r->s || !r->mid) goto fail;
+  ins[0] = x;
+  for (int l = 0; l < L; l++) {
+    for (int k = 0; k < ns; k++)
+      ins[in_state(o, l, k)] = state0 ? state0[l * RC_CELL_MAX_STATES + k] : NULL;
+    for (int p = 0; p < np; p++) ins[in_param(o, l, p)] = cells[l]->param[p];
+  }
+  int record = rc_needs_grad(c, ins, n_in);
+
+  int64_t size[3] = {T, B, H};
+  for (int l = 0; l < L; l++) {
+    rc_cell *cell = cells[l];
+    rc_seq *s = rc_mem_calloc(c, 1, sizeof *s);
+    if (!s) goto fail;
+    r->s[l] = s;
+    s->cell = cell;
+    rc_cell_retain(cell);
+    s->T = T;
+    s->B = B;
+    s->I = cell->input;
+    s->H = H;
+    s->P = P;
+    if (lengths) {
+      s->len = rc_mem_alloc(c, (size_t)B * sizeof(int64_t));
+      if (!s->len) goto fail;
+      memcpy(s->len, lengths, (size_t)B * sizeof(int64_t));
+    }
+    int64_t asize[1] = {rn_carve(s, NULL)};
+    s->arena = rc_empty(c, 1, asize);
+    if (!s->arena) goto fail;
+    rn_carve(s, rc_data(s->arena));
+    if (o->fws_floats && !(s->fws = rn_workspace(cell, 0, o->fws_floats(B, H)))) goto fail;
+    if (rn_reserve_packing(cell)) goto fail;
+    if (l == 0) {
+      s->xsave = rc_raw_contiguous(x);
+    } else {
+      s->xsave = r->mid[l - 1];
+      rc_retain(s->xsave);
+    }
+    if (!s->xsave) goto fail;
+    s->xver = s->xsave->storage->version;
+    s->x = rc_data(s->xsave);
+    for (int p = 0; p < np; p++) {
+      s->w[p] = rc_detach(cell->param[p]);
+      if (!s->w[p]) goto fail;
+      s->wver[p] = cell->param[p]->storage->version;
+    }
+    rc_tensor *out = rc_empty(c, 3, size);
+    if (!out) goto fail;
+    if (l < L - 1)
+      r->mid[l] = out;
+    else
+      *y = out;
+    s->y = rc_data(out);
+    for (int k = 0; k < ns; k++) {
+      state_out[l * RC_CELL_MAX_STATES + k] = rc_empty(c, 2, size + 1);
+      if (!state_out[l * RC_CELL_MAX_STATES + k]) goto fail;
+      rn_load_state(s, k, state0 ? state0[l * RC_CELL_MAX_STATES + k] : NULL);
+    }
+  }
+  w = wave_new(c, r->s, L, &packs, H, P);
+  if (!w) goto fail;
+  for (int l = 1; l < L; l++) {
+    rn_pack(&w->wx[l], rc_data(packs) + (l - 1) * rn_pack_floats(H, P), rc_data(r->s[l]->w[0]), P,
+            0, H, P);
+    w->wx[l].ctx = c; /* the GEMM trace sees these products too */
+  }
+  rn_input_projection(r->s[0]);
+  run_layers(w, NULL, team);
+  wave_free(c, w);
+  w = NULL;
+  rc_release(packs);
+  packs = NULL;
+  for (int l = 0; l < L; l++) {
+    rc_seq *s = r->s[l];
+    s->y = NULL;
+    s->fws = NULL;
+    for (int k = 0; k < ns; k++)
+      memcpy(rc_data(state_out[l * RC_CELL_MAX_STATES + k]), s->st[k] + T * B * H,
+             (size_t)(B * H) * sizeof(float));
+  }
+  if (!record) {
+    rec_free(r);
+    rc_mem_free(c, ins);
+    return 0;
+  }
+  rc_node *n = rc_node_new(c, "RNNStackBackward", stack_backward, ins, n_in, n_out);
+  if (!n) goto fail;
+  n->ext = r;
+  n->ext_free = rec_free_ext;
+  rc_node_set_output(n, 0, *y);
+  for (int l = 0; l < L; l++)
+    for (int k = 0; k < ns; k++)
+      rc_node_set_output(n, 1 + l * ns + k, state_out[l * RC_CELL_MAX_STATES + k]);
+  rc_node_release(n);
+  rc_mem_free(c, ins);
+  return 0;
+
+fail:
+  wave_free(c, w);
+  rc_release(packs);
+  rec_free(r);
+  rc_mem_free(c, ins);
+  rc_release(*y);
+  *y = NULL;
+  for (int i = 0; i < L * RC_CELL_MAX_STATES; i++) {
+    rc_release(state_out[i]);
+    state_out[i] = NULL;
+  }
+  return -1;
+}
+
+/* The layers' recurrences backward through the wavefront, then each layer's whole-sequence
+ * products as rnn_common.c's seq_backward does them (dW_h, dW_x, db; dx for layer 1 only:
+ * the others handed theirs down per step). */
+static int stack_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
+  stack_rec *r = n->ext;
+  rc_ctx *c = n->ctx;
+  if (!r)
+    return rc_error(c,
+                    "backward: %s was already run and its saved tensors freed; call "
+                    "backward with retain_graph = true to run it twice",
+                    n->name);
+  int L = r->L;
+  rc_seq **s = r->s;
+  const rn_ops *o = s[0]->cell->ops;
+  int ns = o->n_states, np = o->n_params;
+  int64_t T = s[0]->T, B = s[0]->B, H = s[0]->H, P = s[0]->P, TB = T * B;
+  if (s[0]->xsave->storage->version != s[0]->xver)
+    return rc_error(c,
+                    "backward: the input of %s was modified by an in-place operation after "
+                    "the forward; clone() it before modifying",
+                    n->name);
+  for (int l = 0; l < L; l++)
+    for (int p = 0; p < np; p++)
+      if (s[l]->w[p]->storage->version != s[l]->wver[p])
+        return rc_error(c,
+                        "backward: parameter %s of layer %d of %s was modified in place after "
+                        "the forward (an optimizer step between forward and backward?)",
+                        o->param_names[p], l + 1, n->name);
+  int rc = -1;
+  rc_tensor *dy = NULL, *dyl = NULL, *packs = NULL;
+  rc_tensor **dst = rc_mem_calloc(c, (size_t)(L * ns), sizeof *dst);
+  rc_bw *bw = rc_mem_calloc(c, (size_t)L, sizeof *bw);
+  rn_wave *w = NULL;
+  if (!dst || !bw) goto done;
+  if (!(dy = rc_raw_contiguous(gout[0]))) goto done;
+  for (int i = 0; i < L * ns; i++)
+    if (!(dst[i] = rc_raw_contiguous(gout[1 + i]))) goto done;
+  for (int q = 0; q < n->n_in; q++) {
+    if (!n->next[q].fn) continue;
+    /* W_x and W_h are overwritten by their gradient GEMMs (beta 0), x and the states by
+     * copies; the other parameters accumulate */
+    int p = q == 0 ? -1 : (q - 1) % (ns + np) - ns;
+    gin[q] = p < 0 || p <= 1 ? rc_empty(c, n->in_shape[q].ndim, n->in_shape[q].size)
+                             : rc_zeros(c, n->in_shape[q].ndim, n->in_shape[q].size);
+    if (!gin[q]) goto done;
+  }
+  int64_t dysize[1] = {rn_r16(TB * H) * (L - 1)};
+  if (!(dyl = rc_empty(c, 1, dysize))) goto done;
+  int64_t off_run = rn_r16(TB * P), run = rn_r16(B * H);
+  for (int l = 0; l < L; l++) {
+    rc_cell *cell = s[l]->cell;
+    int64_t extra = o->bws_floats ? o->bws_floats(T, B, H) : 0;
+    float *ws = rn_workspace(cell, 1, off_run + RC_CELL_MAX_STATES * run + extra);
+    if (!ws || rn_reserve_packing(cell)) goto done;
+    rc_bw *b = &bw[l];
+    for (int p = 0; p < np; p++)
+      b->dp[p] = gin[in_param(o, l, p)] ? rc_data(gin[in_param(o, l, p)]) : NULL;
+    b->dy = l == L - 1 ? rc_data(dy) : rc_data(dyl) + l * rn_r16(TB * H);
+    b->dG = ws;
+    for (int k = 0; k < ns; k++) {
+      b->d[k] = ws + off_run + k * run;
+      memcpy(b->d[k], rc_data(dst[l * ns + k]), (size_t)(B * H) * sizeof(float));
+    }
+    b->ws = ws + off_run + RC_CELL_MAX_STATES * run;
+  }
+  if (!(w = wave_new(c, s, L, &packs, P, H))) goto done;
+  for (int l = 0; l < L; l++) {
+    w->dy[l] = (float *)bw[l].dy;
+    w->dG[l] = bw[l].dG;
+    if (l > 0) { /* op = W_x^T [P, H] */
+      rn_pack(&w->wx[l], rc_data(packs) + (l - 1) * rn_pack_floats(P, H), rc_data(s[l]->w[0]), P, 1,
+              P, H);
+      w->wx[l].ctx = c;
+    }
+  }
+  run_layers(w, bw, wave_team(s[0]->cell));
+  for (int l = 0; l < L; l++) {
+    rc_bw *b = &bw[l];
+    o->wgrad(s[l], b);
+    for (int k = 0; k < ns; k++)
+      if (gin[in_state(o, l, k)])
+        memcpy(rc_data(gin[in_state(o, l, k)]), b->d[k], (size_t)(B * H) * sizeof(float));
+    int64_t I = s[l]->I;
+    if (b->dp[0]) /* dW_x = X^T dG */
+      rn_gemm(s[l]->cell->ctx, I, P, TB, s[l]->x, I, 1, b->dG, P, 0, b->dp[0], P, 1.0f, 0.0f);
+    if (o->has_bias && b->dp[2]) rn_colsum_add(b->dG, TB, P, P, b->dp[2]);
+    if (l == 0 && gin[0]) /* dx = dG W_x^T */
+      rn_gemm(s[0]->cell->ctx, TB, I, P, b->dG, P, 0, rc_data(s[0]->w[0]), P, 1, rc_data(gin[0]), I,
+              1.0f, 0.0f);
+  }
+  rc = 0;
+done:
+  wave_free(c, w);
+  rc_release(packs);
+  rc_release(dy);
+  rc_release(dyl);
+  if (dst)
+    for (int i = 0; i < L * ns; i++) rc_release(dst[i]);
+  rc_mem_free(c, dst);
+  rc_mem_free(c, bw);
+  if (rc)
+    for (int k = 0; k < n->n_in; k++) {
+      rc_release(gin[k]);
+      gin[k] = NULL;
+    }
+  return rc;
+}

@@ -1,0 +1,213 @@
+-- The layer wavefront (runtime/rnn_stack.c): a stack of fused cells (of any kind) whose
+-- layers run on two threads, layer l's step t beside layer l+1's step t-1, forward and
+-- backward, as one autograd node. recur._rnn_wave("on") forces it even with one BLAS thread (it still runs on
+-- two threads: the helper), "off" forces the layer-by-layer path. Both give the same
+-- numbers within float rounding (layers 2..'s input projections and the gradients they hand
+-- down run per step on recur's packed kernel instead of one BLAS product: the same terms
+-- summed in another order), so they are compared with a tolerance scaled to the values. At
+-- one setting the wavefront is deterministic (each element is computed by one thread, in
+-- one order), so two runs are compared bit for bit.
+local recur = require("recur")
+local rnn = require("recur.rnn")
+
+local function max_abs(t) return t:abs():max():item() end
+
+-- every output, final state and gradient of one forward and backward of a fresh stack
+local function run(o)
+  recur.seed(o.seed or 7)
+  local m = rnn.RNN { cell = o.kind, input = o.I or 5, hidden = o.H or 16, layers = o.L or 2,
+    reset_after = o.reset_after, dropout = o.dropout, connection = o.connection }
+  local T, B, H = o.T or 6, o.B or 4, o.H or 16
+  local x = recur.randn(T, B, o.I or 5):requires_grad(true)
+  local st = m:zero_state(B)
+  for l = 1, #st do
+    for k = 1, #st[l] do st[l][k] = (recur.randn(B, H) * 0.5):requires_grad(true) end
+  end
+  local before = recur._rnn_wave(o.mode)
+  local y, fin = m(x, { state = st, lengths = o.lengths })
+  recur._rnn_wave(before)
+  local loss = (y * recur.randn(T, B, H)):sum()
+  for l = 1, #fin do
+    for k = 1, #fin[l] do loss = loss + (fin[l][k] * recur.randn(B, H)):sum() end
+  end
+  loss:backward()
+  local r = { node = tostring(y.grad_fn), names = { "y", "dx" }, vals = { y, x.grad } }
+  local function add(name, t)
+    r.names[#r.names + 1] = name
+    r.vals[#r.vals + 1] = t
+  end
+  for l = 1, #fin do
+    for k = 1, #fin[l] do
+      add("final state " .. l .. "." .. k, fin[l][k])
+      add("gradient of initial state " .. l .. "." .. k, st[l][k].grad)
+    end
+  end
+  for _, np in ipairs(m:named_parameters()) do add("gradient of " .. np[1], np[2].grad) end
+  return r
+end
+
+local function assert_close(a, b, tol)
+  assert.are.equal(#b.vals, #a.vals)
+  for i = 1, #b.vals do
+    assert.is_not_nil(a.vals[i], b.names[i])
+    local scale = math.max(max_abs(b.vals[i]), 1e-6)
+    local diff = max_abs(a.vals[i] - b.vals[i])
+    assert.is_true(diff <= tol * scale,
+      string.format("%s: differs by %.3g (scale %.3g)", b.names[i], diff, scale))
+  end
+end
+
+local LENS = { 6, 2, 0, 5 }
+
+describe("rnn wavefront", function()
+  local cases = {
+    { kind = "lstm" }, { kind = "lstm", lengths = LENS }, { kind = "lstm", L = 3 },
+    { kind = "lstm", L = 3, lengths = LENS }, { kind = "lstm_peephole" },
+    { kind = "lstm_peephole", lengths = LENS }, { kind = "gru" }, { kind = "gru", lengths = LENS },
+    { kind = "gru", reset_after = true }, { kind = "gru", reset_after = true, lengths = LENS },
+    { kind = "rnn" }, { kind = "rnn", lengths = LENS }, { kind = "rnn", L = 4 },
+    { kind = "pseudo_lstm" }, { kind = "pseudo_lstm", lengths = LENS },
+    { kind = "normalized_prototype" }, { kind = "normalized_prototype", lengths = LENS },
+    { kind = "ln_lstm" }, { kind = "ln_lstm", L = 3, lengths = LENS },
+    -- an odd batch (the producer's half is one row short) and a batch of 2 (one row each)
+    { kind = "lstm", B = 5, lengths = { 6, 1, 6, 3, 0 } }, { kind = "gru", B = 2, T = 2 },
+    -- large enough for the cells' own helper split outside the wavefront
+    { kind = "lstm", H = 160, B = 32, I = 24, T = 4 },
+  }
+  for _, c in ipairs(cases) do
+    local name = string.format("%s%s, %d layers, B = %d%s", c.kind,
+      c.reset_after and " (reset_after)" or "", c.L or 2, c.B or 4,
+      c.lengths and ", with lengths" or "")
+    it(name .. ": the layer-by-layer results, every gradient", function()
+      local o = setmetatable({ mode = "on" }, { __index = c })
+      local wave = run(o)
+      o.mode = "off"
+      local plain = run(o)
+      assert.are.equal("RNNStackBackward", wave.node)
+      assert.are_not.equal("RNNStackBackward", plain.node)
+      assert_close(wave, plain, 1e-5)
+      o.mode = "on"
+      local again = run(o)
+      for i = 1, #wave.vals do
+        assert.are.equal(0, max_abs(wave.vals[i] - again.vals[i]), wave.names[i] .. " (rerun)")
+      end
+    end)
+  end
+
+  it("by itself: with 2 threads at a size where it pays, not with 1, nor when small", function()
+    local before = recur.threads()
+    local function at(th, o)
+      recur.threads(th)
+      o.mode = "auto"
+      local r = run(o)
+      recur.threads(before)
+      return r
+    end
+    -- T B H 4H = 8 * 16 * 64 * 256: 2^21 multiply-adds per layer (RN_WAVE_MIN is 2^19)
+    local big = { kind = "lstm", T = 8, B = 16, H = 64, I = 8, lengths = { 8, 3, 0, 8, 8, 8, 1, 8,
+      8, 8, 8, 5, 8, 8, 8, 8 } }
+    local one, two = at(1, big), at(2, big)
+    assert.are.equal("LSTMBackward", one.node)
+    assert.are.equal("RNNStackBackward", two.node)
+    assert_close(two, one, 1e-5)
+    assert.are.equal("LSTMBackward", at(2, { kind = "lstm", T = 4, B = 4, H = 8 }).node)
+  end)
+
+  it("falls back to the layers one by one where it does not apply", function()
+    local function node(o)
+      o.mode = "on"
+      return run(o).node
+    end
+    assert.are.equal("LSTMBackward", node { kind = "lstm", L = 1 })
+    assert.are.equal("LSTMBackward", node { kind = "lstm", B = 1 })    -- products not packed
+    assert.are.equal("LSTMBackward", node { kind = "lstm", T = 1 })
+    assert.is_not_nil(node { kind = "lstm", connection = "residual" }:find("Add"))
+    assert.are_not.equal("RNNStackBackward", node { kind = "lstm", dropout = 0.5 })
+    assert.are.equal("RNNStackBackward", run { kind = "lstm", mode = "on" }.node)
+  end)
+
+  it("dropout in eval mode runs the wavefront", function()
+    recur.seed(3)
+    local m = rnn.RNN { cell = "gru", input = 3, hidden = 8, layers = 2, dropout = 0.3 }
+    m:eval()
+    local x = recur.randn(4, 3, 3)
+    local before = recur._rnn_wave("on")
+    local y = m(x)
+    recur._rnn_wave("off")
+    local y2 = m(x)
+    recur._rnn_wave(before)
+    assert.is_true(max_abs(y - y2) <= 1e-5 * max_abs(y2))
+  end)
+
+  it("passes gradcheck (inputs, states and parameters of both layers)", function()
+    for _, kind in ipairs { "lstm", "gru", "rnn" } do
+      recur.seed(21)
+      local m = rnn.RNN { cell = kind, input = 2, hidden = 3, layers = 2 }
+      local x = recur.randn(3, 2, 2):requires_grad(true)
+      local ns = m.n_states
+      local inputs = { x }
+      for _ = 1, 2 * ns do inputs[#inputs + 1] = (recur.randn(2, 3) * 0.5):requires_grad(true) end
+      for _, np in ipairs(m:named_parameters()) do inputs[#inputs + 1] = np[2] end
+      local before = recur._rnn_wave("on")
+      local y0 = m(x, { state = { { inputs[2] }, { inputs[2 + ns] } } })
+      assert.are.equal("RNNStackBackward", tostring(y0.grad_fn))
+      local ok, err = pcall(recur.gradcheck, function(xx, ...)
+        local a = { ... }
+        local st = { {}, {} }
+        for k = 1, ns do st[1][k], st[2][k] = a[k], a[ns + k] end
+        local y, fin = m(xx, { state = st, lengths = { 3, 2 } })
+        local outs = { y }
+        for l = 1, 2 do for k = 1, ns do outs[#outs + 1] = fin[l][k] end end
+        return outs
+      end, inputs)
+      recur._rnn_wave(before)
+      assert.is_true(ok, kind .. ": " .. tostring(err))
+      assert.is_true(err, kind)
+    end
+  end)
+
+  it("refuses bad input with the function, the argument and the shapes", function()
+    local m = rnn.RNN { cell = "lstm", input = 5, hidden = 4, layers = 2 }
+    local before = recur._rnn_wave("on")
+    local ok, err = pcall(recur._rnn_stack_forward, m.cells, recur.randn(3, 2, 6))
+    assert.is_false(ok)
+    assert.matches("rnn stack forward: x must have shape %[T, B, 5%], got %[3, 2, 6%]", err)
+    ok, err = pcall(recur._rnn_stack_forward, m.cells, recur.randn(3, 2, 5),
+      { nil, { recur.randn(3, 4) } })
+    assert.is_false(ok)
+    assert.matches("initial state 1 %(h%) of layer 2 must have shape %[2, 4%], got %[3, 4%]", err)
+    ok, err = pcall(recur._rnn_stack_forward, m.cells, recur.randn(3, 2))
+    assert.is_false(ok)
+    assert.matches("RNN forward: x must have shape %[T, B, 5%], got %[3, 2%]", err)
+    ok, err = pcall(recur._rnn_stack_forward, { m.cells[1], 7 }, recur.randn(3, 2, 5))
+    assert.is_false(ok)
+    assert.matches("RNN forward: cells%[2%] must be an open rnn cell, got number", err)
+    ok, err = pcall(recur._rnn_stack_forward, m.cells, recur.randn(3, 2, 5), nil, { 1, 9 })
+    assert.is_false(ok)
+    assert.matches("lengths%[2%] = 9 is outside %[0, 3%]", err)
+    ok, err = pcall(recur._rnn_wave, "sometimes")
+    assert.is_false(ok)
+    assert.matches('_rnn_wave: argument #1 must be "auto", "on" or "off", got sometimes', err)
+    -- the same cell twice cannot be a stack (one cell's workspaces serve one layer)
+    assert.is_false(recur._rnn_stack_forward({ m.cells[2], m.cells[2] }, recur.randn(3, 2, 4)))
+    recur._rnn_wave(before)
+  end)
+
+  it("says so when backward runs twice, and when a parameter changed in place", function()
+    local m = rnn.RNN { cell = "rnn", input = 3, hidden = 4, layers = 2 }
+    local before = recur._rnn_wave("on")
+    local y = m(recur.randn(3, 2, 3))
+    recur._rnn_wave(before)
+    y:sum():backward()
+    local ok, err = pcall(function() y:sum():backward() end)
+    assert.is_false(ok)
+    assert.matches("RNNStackBackward was already run", err)
+    recur._rnn_wave("on")
+    y = m(recur.randn(3, 2, 3))
+    recur._rnn_wave(before)
+    recur.no_grad(function() m.layer2.W_h:add_(1) end)
+    ok, err = pcall(function() y:sum():backward() end)
+    assert.is_false(ok)
+    assert.matches("parameter W_h of layer 2 of RNNStackBackward was modified in place", err)
+  end)
+end)
