@@ -69,6 +69,8 @@ typedef struct rc_ctx {
    * while no memory limit is set. */
   void *cache_block[RC_CACHE_SLOTS];
   size_t cache_size[RC_CACHE_SLOTS];
+  uint64_t cache_stamp[RC_CACHE_SLOTS]; /* when each was put: the oldest goes first */
+  uint64_t cache_clock;
   size_t cache_bytes;
   /* The trace of matrix products (runtime/gemm_trace.c, for bench/charrnn.lua's GEMM floor):
    * while gemm_tracing, each product appends an rc_gemm_call to gemm_calls (malloc'ed);
