@@ -377,6 +377,16 @@ int rc_sgemm_own(rc_ctx *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K, f
 
 /* ---- the entry point ---- */
 
+/* multiply-adds from which a product left to OpenBLAS may use its threads: matrix-vector
+ * products as in rc_rnn_generate (RN_GENERATE_THREADED_MIN, measured there), matrix products
+ * above the word-LM step's [640 x 100] x [100 x 50] */
+#define BLAS_GEMV_THREADED_MIN ((int64_t)1 << 20)
+#define BLAS_GEMM_THREADED_MIN ((int64_t)1 << 22)
+
+static void blas_product(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+                         const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                         float *C, int64_t ldc);
+
 static void record(rc_ctx *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K, int route) {
   rc_gemm_call c = {M, N, K, RC_GEMM_CALL, ta, tb, route, route > 0};
   if (route == 0) c.threads = openblas_get_num_threads();
@@ -402,6 +412,21 @@ void rc_sgemm(rc_ctx *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K, floa
         for (int64_t c = 0; c < N; c++) C[i * ldc + c] *= beta;
     return;
   }
+  /* a small product runs OpenBLAS on one thread: a threaded call costs more than it saves at
+   * these sizes, and wakes OpenBLAS's other thread, which then spins (sched_yield) for a long
+   * while on the core recur's own second thread needs (the word-LM step's one BLAS product,
+   * [640 x 100] x [100 x 50], made its 2-thread step slower than its 1-thread one) */
+  int threads = openblas_get_num_threads();
+  int64_t madds = M * N * K;
+  int one = threads > 1 && madds < (M == 1 ? BLAS_GEMV_THREADED_MIN : BLAS_GEMM_THREADED_MIN);
+  if (one) openblas_set_num_threads(1);
+  blas_product(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (one) openblas_set_num_threads(threads);
+}
+
+static void blas_product(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+                         const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                         float *C, int64_t ldc) {
   if (M == 1) {
     /* c = alpha op(B)^T a + beta c, a = row 0 of op(A) (stride lda when A is stored [K, 1]) */
     blasint inca = ta ? (blasint)lda : 1;
