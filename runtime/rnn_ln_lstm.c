@@ -155,12 +155,26 @@ RN_CLONES static void ln_back(float *restrict dz, const float *restrict xh,
                               float *restrict dscale, float *restrict dshift) {
   float s1[LANES] = {0}, s2[LANES] = {0};
   int64_t j = 0;
-  for (; j + LANES <= H; j += LANES)
-    for (int l = 0; l < LANES; l++) {
-      float dxh = dz[j + l] * scale[j + l];
-      s1[l] += dxh;
-      s2[l] += dxh * xh[j + l];
-    }
+  /* the parameters' gradients in the same pass as the sums (each element's sum over the
+   * batch keeps its order: the same bits as separate passes) */
+  if (dscale && dshift) {
+    for (; j + LANES <= H; j += LANES)
+      for (int l = 0; l < LANES; l++) {
+        float d = dz[j + l], x = xh[j + l], dxh = d * scale[j + l];
+        s1[l] += dxh;
+        s2[l] += dxh * x;
+        dscale[j + l] += d * x;
+        dshift[j + l] += d;
+      }
+  } else {
+    for (; j + LANES <= H; j += LANES)
+      for (int l = 0; l < LANES; l++) {
+        float dxh = dz[j + l] * scale[j + l];
+        s1[l] += dxh;
+        s2[l] += dxh * xh[j + l];
+      }
+  }
+  int64_t tail = j;
   double m1 = 0.0, m2 = 0.0;
   for (int l = 0; l < LANES; l++) {
     m1 += s1[l];
@@ -171,10 +185,11 @@ RN_CLONES static void ln_back(float *restrict dz, const float *restrict xh,
     m1 += dxh;
     m2 += (double)dxh * xh[j];
   }
+  int64_t from = dscale && dshift ? tail : 0; /* what the first pass did not take */
   if (dscale)
-    for (j = 0; j < H; j++) dscale[j] += dz[j] * xh[j];
+    for (j = from; j < H; j++) dscale[j] += dz[j] * xh[j];
   if (dshift)
-    for (j = 0; j < H; j++) dshift[j] += dz[j];
+    for (j = from; j < H; j++) dshift[j] += dz[j];
   float a = (float)(m1 / (double)H), c = (float)(m2 / (double)H);
   for (j = 0; j < H; j++) dz[j] = r * (dz[j] * scale[j] - a - xh[j] * c);
 }
