@@ -77,35 +77,8 @@ end
 
 local V, E, L, B, T = 65, 64, 2, 32, 50
 
-local function peak_rss_mb()
-  local f = io.open("/proc/self/status")
-  if not f then return 0 / 0 end
-  local s = f:read("a")
-  f:close()
-  local kb = tonumber(s:match("VmHWM:%s*(%d+)"))
-  return kb and kb / 1024 or 0 / 0
-end
-
-local function median(t)
-  local s = table.move(t, 1, #t, 1, {})
-  table.sort(s)
-  local n = #s
-  if n % 2 == 1 then return s[(n + 1) // 2] end
-  return (s[n // 2] + s[n // 2 + 1]) / 2
-end
-
-local function blocks(fn, warmup, nblocks, per_block)
-  for _ = 1, warmup do fn() end
-  local times = {}
-  for b = 1, nblocks do
-    local t0 = recur.now()
-    for _ = 1, per_block do fn() end
-    times[b] = (recur.now() - t0) / per_block
-  end
-  local best, worst = math.huge, 0
-  for _, v in ipairs(times) do best, worst = math.min(best, v), math.max(worst, v) end
-  return median(times), best, worst
-end
+local timing = require("bench.lib.timing")
+local peak_rss_mb, median, blocks = timing.peak_rss_mb, timing.median, timing.blocks
 
 -- ---------------------------------------------------------------------------------------
 -- worker: one measurement, one RESULT line

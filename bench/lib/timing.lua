@@ -1,0 +1,40 @@
+-- What the bench workers measure with (bench/charrnn.lua, bench/word_lm.lua): the process's
+-- peak RSS, a median, and timed blocks of repeated calls.
+local recur = require("recur")
+
+local timing = {}
+
+-- VmHWM of this process in MB (NaN where /proc is missing)
+function timing.peak_rss_mb()
+  local f = io.open("/proc/self/status")
+  if not f then return 0 / 0 end
+  local s = f:read("a")
+  f:close()
+  local kb = tonumber(s:match("VmHWM:%s*(%d+)"))
+  return kb and kb / 1024 or 0 / 0
+end
+
+function timing.median(t)
+  local s = table.move(t, 1, #t, 1, {})
+  table.sort(s)
+  local n = #s
+  if n % 2 == 1 then return s[(n + 1) // 2] end
+  return (s[n // 2] + s[n // 2 + 1]) / 2
+end
+
+-- fn() `warmup` times, then `nblocks` blocks of `per_block` calls: the median, best and worst
+-- seconds per call over the blocks
+function timing.blocks(fn, warmup, nblocks, per_block)
+  for _ = 1, warmup do fn() end
+  local times = {}
+  for b = 1, nblocks do
+    local t0 = recur.now()
+    for _ = 1, per_block do fn() end
+    times[b] = (recur.now() - t0) / per_block
+  end
+  local best, worst = math.huge, 0
+  for _, v in ipairs(times) do best, worst = math.min(best, v), math.max(worst, v) end
+  return timing.median(times), best, worst
+end
+
+return timing
