@@ -186,55 +186,54 @@ T512 static void pack_across(const float *src, int64_t ld, int64_t n, int64_t kc
 }
 #endif
 
-/* alpha op(A)[i0 .. i0 + mc, p0 .. p0 + kc] into panels of MR rows, [k][MR], zero padded.
- * Both packings read the stored matrix along its rows: walking down a column of a wide
- * matrix would touch a new page at every step. */
-static void pack_a(int ta, const float *A, int64_t lda, float alpha, int64_t i0, int64_t mc,
-                   int64_t p0, int64_t kc, float *restrict dst) {
+/* Panels of W lines (MR rows of op(A), or NR columns of op(B)), [k][W], zero padded: lines
+ * l0 .. l0 + n, inner indices p0 .. p0 + kc of a matrix stored with stride ld, scaled by
+ * `scale`. `across`: line l is stored row l (inner index along it); else stored row k holds
+ * inner index k of every line. Both read the stored matrix along its rows: walking down a
+ * column of a wide matrix would touch a new page at every step. */
+static void pack_panels(int across, const float *M, int64_t ld, float scale, int64_t l0, int64_t n,
+                        int64_t p0, int64_t kc, int W, float *restrict dst) {
 #ifdef GM_X86
-  if (!ta) {
-    for (int64_t ir = 0; ir < mc; ir += MR)
-      pack_across(A + (i0 + ir) * lda + p0, lda, mc - ir < MR ? mc - ir : MR, kc, MR, alpha,
-                  dst + ir * kc);
+  if (across) {
+    for (int64_t lr = 0; lr < n; lr += W)
+      pack_across(M + (l0 + lr) * ld + p0, ld, n - lr < W ? n - lr : W, kc, W, scale,
+                  dst + lr * kc);
     return;
   }
 #endif
-  int64_t full = mc / MR * MR;
-  /* op(A)[i][k] = A[k][i]: row k of A holds row k of every panel */
+  int64_t full = n / W * W;
   for (int64_t k = 0; k < kc; k++) {
-    const float *src = A + (p0 + k) * lda + i0;
-    for (int64_t ir = 0; ir < full; ir += MR) {
-      float *dk = dst + ir * kc + k * MR;
-      for (int64_t r = 0; r < MR; r++) dk[r] = alpha * src[ir + r];
+    if (across) { /* (no vector packing on this CPU) element by element */
+      for (int64_t l = 0; l < n + (W - n % W) % W; l++)
+        dst[l / W * W * kc + k * W + l % W] = l < n ? scale * M[(l0 + l) * ld + p0 + k] : 0.0f;
+      continue;
     }
-    if (full < mc) {
-      float *dk = dst + full * kc + k * MR;
-      for (int64_t r = 0; r < MR; r++) dk[r] = full + r < mc ? alpha * src[full + r] : 0.0f;
+    /* row k of the matrix holds inner index k of every panel */
+    const float *src = M + (p0 + k) * ld + l0;
+    for (int64_t lr = 0; lr < full; lr += W) {
+      float *dk = dst + lr * kc + k * W;
+      if (scale == 1.0f)
+        memcpy(dk, src + lr, (size_t)W * sizeof(float));
+      else
+        for (int c = 0; c < W; c++) dk[c] = scale * src[lr + c];
+    }
+    if (full < n) {
+      float *dk = dst + full * kc + k * W;
+      for (int c = 0; c < W; c++) dk[c] = full + c < n ? scale * src[full + c] : 0.0f;
     }
   }
 }
 
-/* op(B)[p0 .. p0 + kc, j0 .. j0 + nc] into panels of NR columns, [k][NR], zero padded */
+/* alpha op(A)[i0 .. i0 + mc, p0 .. p0 + kc] into panels of MR rows */
+static void pack_a(int ta, const float *A, int64_t lda, float alpha, int64_t i0, int64_t mc,
+                   int64_t p0, int64_t kc, float *restrict dst) {
+  pack_panels(!ta, A, lda, alpha, i0, mc, p0, kc, MR, dst);
+}
+
+/* op(B)[p0 .. p0 + kc, j0 .. j0 + nc] into panels of NR columns */
 static void pack_b(int tb, const float *B, int64_t ldb, int64_t p0, int64_t kc, int64_t j0,
                    int64_t nc, float *restrict dst) {
-#ifdef GM_X86
-  if (tb) { /* op(B)[k][j] = B[j][k] */
-    for (int64_t jr = 0; jr < nc; jr += NR)
-      pack_across(B + (j0 + jr) * ldb + p0, ldb, nc - jr < NR ? nc - jr : NR, kc, NR, 1.0f,
-                  dst + jr * kc);
-    return;
-  }
-#endif
-  int64_t full = nc / NR * NR;
-  /* row k of B holds row k of every panel */
-  for (int64_t k = 0; k < kc; k++) {
-    const float *src = B + (p0 + k) * ldb + j0;
-    for (int64_t jr = 0; jr < full; jr += NR) memcpy(dst + jr * kc + k * NR, src + jr, NR * 4);
-    if (full < nc) {
-      float *dk = dst + full * kc + k * NR;
-      for (int64_t c = 0; c < NR; c++) dk[c] = full + c < nc ? src[full + c] : 0.0f;
-    }
-  }
+  pack_panels(tb, B, ldb, 1.0f, j0, nc, p0, kc, NR, dst);
 }
 
 /* One product on the calling thread, over the columns j_lo .. j_hi and rows i_lo .. i_hi of
