@@ -72,9 +72,9 @@ typedef struct rc_ctx {
   uint64_t cache_stamp[RC_CACHE_SLOTS]; /* when each was put: the oldest goes first */
   uint64_t cache_clock;
   size_t cache_bytes;
-  /* The trace of matrix products (runtime/gemm_trace.c, for bench/charrnn.lua's GEMM floor):
-   * while gemm_tracing, each product appends an rc_gemm_call to gemm_calls (malloc'ed);
-   * gemm_lost is set when one could not be stored. */
+  /* The trace of matrix products (runtime/gemm.c, replayed by runtime/gemm_replay.c for
+   * bench/charrnn.lua's GEMM floor): while gemm_tracing, each product appends an rc_gemm_call to
+   * gemm_calls (malloc'ed); gemm_lost is set when one could not be stored. */
   int gemm_tracing, gemm_lost;
   void *gemm_calls;
   size_t gemm_n, gemm_cap;

@@ -441,3 +441,52 @@ static void blas_product(int ta, int tb, int64_t M, int64_t N, int64_t K, float 
               (blasint)M, (blasint)N, (blasint)K, alpha, A, (blasint)lda, B, (blasint)ldb, beta, C,
               (blasint)ldc);
 }
+
+/* ---- the trace, kept in the runtime context ----
+ * rc_sgemm, rn_pgemm (runtime/rnn_gemm.c) and rn_prepare's packing (runtime/rnn_common.c)
+ * record their calls here while ctx->gemm_tracing; off, that costs one predictable branch per
+ * call. runtime/gemm_replay.c replays a trace. */
+
+/* Two threads may record at once (the layer wavefront, runtime/rnn_stack.c): the append takes
+ * ctx->gemm_trace_busy, spinning (a trace is a measurement's, never a hot path's). */
+void rc_gemm_trace_record(rc_ctx *ctx, const rc_gemm_call *c) {
+  while (atomic_exchange_explicit(&ctx->gemm_trace_busy, 1, memory_order_acquire))
+    ;
+  if (ctx->gemm_n == ctx->gemm_cap) {
+    size_t cap = ctx->gemm_cap ? 2 * ctx->gemm_cap : 256;
+    rc_gemm_call *p = realloc(ctx->gemm_calls, cap * sizeof *p);
+    if (!p) {
+      ctx->gemm_lost = 1;
+      atomic_store_explicit(&ctx->gemm_trace_busy, 0, memory_order_release);
+      return;
+    }
+    ctx->gemm_calls = p;
+    ctx->gemm_cap = cap;
+  }
+  ((rc_gemm_call *)ctx->gemm_calls)[ctx->gemm_n++] = *c;
+  atomic_store_explicit(&ctx->gemm_trace_busy, 0, memory_order_release);
+}
+
+void rc_gemm_trace_pack(rc_ctx *ctx, int64_t K, int64_t N, int trans, int kind) {
+  rc_gemm_call c = {1, N, K, RC_GEMM_PACK, 0, trans, 1, kind};
+  rc_gemm_trace_record(ctx, &c);
+}
+
+void rc_gemm_trace_start(rc_ctx *ctx) {
+  free(ctx->gemm_calls);
+  ctx->gemm_calls = NULL;
+  ctx->gemm_n = ctx->gemm_cap = 0;
+  ctx->gemm_lost = 0;
+  ctx->gemm_tracing = 1;
+}
+
+rc_gemm_call *rc_gemm_trace_stop(rc_ctx *ctx, size_t *n, int *lost) {
+  rc_gemm_call *c = ctx->gemm_calls;
+  *n = c ? ctx->gemm_n : 0;
+  *lost = ctx->gemm_lost;
+  ctx->gemm_tracing = 0;
+  ctx->gemm_calls = NULL;
+  ctx->gemm_n = ctx->gemm_cap = 0;
+  ctx->gemm_lost = 0;
+  return c;
+}

@@ -1,5 +1,5 @@
 /* The runtime's single entry point for matrix products (runtime/gemm.c), and the trace of the
- * products a piece of work runs, with their replay (runtime/gemm_trace.c). Not a public
+ * products a piece of work runs, with their replay (runtime/gemm_replay.c). Not a public
  * header. */
 #ifndef RECUR_GEMM_H
 #define RECUR_GEMM_H
@@ -34,7 +34,8 @@ int rc_sgemm_own(rc_ctx *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K, f
                  const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                  int64_t ldc, int threads);
 
-/* ---- the trace (runtime/gemm_trace.c), kept in the runtime context ---- */
+/* ---- the trace (runtime/gemm.c), kept in the runtime context, and its replay
+ * (runtime/gemm_replay.c) ---- */
 
 enum { RC_GEMM_CALL = 0, RC_GEMM_PACKED = 1, RC_GEMM_PACK = 2 };
 

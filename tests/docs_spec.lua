@@ -355,6 +355,7 @@ local not_programs = {
   ["bench/embed_call.c"] = "built as build/bench/embed_call, checked below",
   ["bench/bench_rows.h"] = "the C benchmarks' results rows",
   ["bench/lib/rows.lua"] = "the module the benchmarks' results rows come from",
+  ["bench/lib/timing.lua"] = "the module the benchmark workers time with",
 }
 -- Lua programs without the .lua extension
 local lua_programs = { ["bench/compare"] = true }

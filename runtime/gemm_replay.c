@@ -1,60 +1,14 @@
-/* The trace of the matrix products a piece of work runs, and their replay alone: the floor
- * that bench/charrnn.lua divides a training step's time by (step time / time of the same
- * products on scratch data, same kernels, same threads).
- *
- * rc_sgemm (runtime/gemm.c), rn_pgemm (runtime/rnn_gemm.c) and rn_prepare's packing
- * (runtime/rnn_common.c) record their calls in their runtime context while its trace is on;
- * off, that costs one predictable branch per call. */
+/* The replay of a context's traced matrix products alone (the trace itself is kept by
+ * runtime/gemm.c): the floor that bench/charrnn.lua divides a training step's time by (step
+ * time / time of the same products on scratch data, same kernels, same threads). It sits
+ * above both kinds of product it replays: rc_sgemm (runtime/gemm.c) and the packed per-step
+ * products (runtime/rnn_gemm.c). */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "gemm.h"
 #include "rnn_impl.h"
-
-/* Two threads may record at once (the layer wavefront, runtime/rnn_stack.c): the append takes
- * ctx->gemm_trace_busy, spinning (a trace is a measurement's, never a hot path's). */
-void rc_gemm_trace_record(rc_ctx *ctx, const rc_gemm_call *c) {
-  while (atomic_exchange_explicit(&ctx->gemm_trace_busy, 1, memory_order_acquire))
-    ;
-  if (ctx->gemm_n == ctx->gemm_cap) {
-    size_t cap = ctx->gemm_cap ? 2 * ctx->gemm_cap : 256;
-    rc_gemm_call *p = realloc(ctx->gemm_calls, cap * sizeof *p);
-    if (!p) {
-      ctx->gemm_lost = 1;
-      atomic_store_explicit(&ctx->gemm_trace_busy, 0, memory_order_release);
-      return;
-    }
-    ctx->gemm_calls = p;
-    ctx->gemm_cap = cap;
-  }
-  ((rc_gemm_call *)ctx->gemm_calls)[ctx->gemm_n++] = *c;
-  atomic_store_explicit(&ctx->gemm_trace_busy, 0, memory_order_release);
-}
-
-void rc_gemm_trace_pack(rc_ctx *ctx, int64_t K, int64_t N, int trans, int kind) {
-  rc_gemm_call c = {1, N, K, RC_GEMM_PACK, 0, trans, 1, kind};
-  rc_gemm_trace_record(ctx, &c);
-}
-
-void rc_gemm_trace_start(rc_ctx *ctx) {
-  free(ctx->gemm_calls);
-  ctx->gemm_calls = NULL;
-  ctx->gemm_n = ctx->gemm_cap = 0;
-  ctx->gemm_lost = 0;
-  ctx->gemm_tracing = 1;
-}
-
-rc_gemm_call *rc_gemm_trace_stop(rc_ctx *ctx, size_t *n, int *lost) {
-  rc_gemm_call *c = ctx->gemm_calls;
-  *n = c ? ctx->gemm_n : 0;
-  *lost = ctx->gemm_lost;
-  ctx->gemm_tracing = 0;
-  ctx->gemm_calls = NULL;
-  ctx->gemm_n = ctx->gemm_cap = 0;
-  ctx->gemm_lost = 0;
-  return c;
-}
 
 /* ---- replay ---- */
 
