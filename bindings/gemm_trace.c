@@ -82,6 +82,12 @@ static int bool_field(lua_State *L, size_t i, const char *k) {
 #define REPLAY_FLOATS ((int64_t)1 << 28)
 
 static int f_gemm_replay(lua_State *L) {
+  /* a measurement tool: its scratch operands (up to 1 GB each) are not tensors and its loops
+   * charge nothing, so a runtime with a memory limit or a work budget (a sandboxed or embedded
+   * script) does not get it */
+  rc_ctx *ctx = rb_ctx(L);
+  if (ctx->limit_bytes || ctx->work_limit)
+    return luaL_error(L, "_gemm_replay: not available with a memory limit or a work budget");
   rb_check_table(L, 1);
   lua_Integer reps = 5;
   if (!lua_isnoneornil(L, 2)) {

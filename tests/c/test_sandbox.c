@@ -294,6 +294,11 @@ static const attack attacks[] = {
      "too many captures"},
     {"deep nesting in load", "return load('return ' .. ('('):rep(1e5) .. '1' .. (')'):rep(1e5))",
      OK, SCRIPT, NULL},
+    /* the GEMM replay's scratch is not tensor memory and its loops charge no budget */
+    {"GEMM replay outside the limits",
+     "return recur._gemm_replay({{op = 'gemm', m = 16384, n = 16384, k = 16384, ta = false,"
+     " tb = false, threads = 1, kernel = 0}}, 1000)",
+     SCRIPT, ANY, "not available with a memory limit"},
 };
 
 #define N_ATTACKS ((int)(sizeof attacks / sizeof attacks[0]))
