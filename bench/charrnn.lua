@@ -150,30 +150,10 @@ end
 -- ---------------------------------------------------------------------------------------
 -- orchestrator
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1", "r"))
-  local out = p:read("a")
-  p:close()
-  return out
-end
-
-local function parse(out)
-  local line = out:match("RESULT ([^\n]*)")
-  if not line then return nil, out end
-  local r = {}
-  for k, v in line:gmatch("([%w_]+)=(%S+)") do r[k] = tonumber(v) or v end
-  return r
-end
-
--- the recur program when running inside it, else build/recur next to the module
-local recur_bin = os.getenv("RECUR_BIN")
-if not recur_bin then
-  local cpath = os.getenv("LUA_CPATH") or ""
-  local dir = cpath:match("([^;]*)/%?%.so")
-  recur_bin = (dir and dir ~= "" and dir or "build") .. "/recur"
-end
-local torch_ok = args.torch and
-  sh("/usr/bin/python3 -c 'import torch; print(\"ok\")'"):find("ok") ~= nil
+local workers = require("bench.lib.workers")
+local sh, parse = workers.sh, workers.parse
+local recur_bin = workers.recur_bin()
+local torch_ok = args.torch and workers.torch_available()
 
 -- "2.31x", or "-" without a PyTorch figure (NaN)
 local function ratio_str(r) return r == r and string.format("%.2fx", r) or "-" end

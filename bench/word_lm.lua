@@ -121,29 +121,10 @@ end
 -- ---------------------------------------------------------------------------------------
 -- orchestrator
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1", "r"))
-  local out = p:read("a")
-  p:close()
-  return out
-end
-
-local function parse(out)
-  local line = out:match("RESULT ([^\n]*)")
-  if not line then return nil, out end
-  local r = {}
-  for k, v in line:gmatch("([%w_]+)=(%S+)") do r[k] = tonumber(v) or v end
-  return r
-end
-
-local recur_bin = os.getenv("RECUR_BIN")
-if not recur_bin then
-  local cpath = os.getenv("LUA_CPATH") or ""
-  local dir = cpath:match("([^;]*)/%?%.so")
-  recur_bin = (dir and dir ~= "" and dir or "build") .. "/recur"
-end
-local torch_ok = args.torch and
-  sh("/usr/bin/python3 -c 'import torch; print(\"ok\")'"):find("ok") ~= nil
+local workers = require("bench.lib.workers")
+local sh, parse = workers.sh, workers.parse
+local recur_bin = workers.recur_bin()
+local torch_ok = args.torch and workers.torch_available()
 
 local nb, ns, nw = 5, 10, 5
 if args.quick then nb, ns, nw = 3, 3, 2 end

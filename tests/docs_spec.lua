@@ -356,6 +356,7 @@ local not_programs = {
   ["bench/bench_rows.h"] = "the C benchmarks' results rows",
   ["bench/lib/rows.lua"] = "the module the benchmarks' results rows come from",
   ["bench/lib/timing.lua"] = "the module the benchmark workers time with",
+  ["bench/lib/workers.lua"] = "the module the benchmarks run their workers with",
 }
 -- Lua programs without the .lua extension
 local lua_programs = { ["bench/compare"] = true }
