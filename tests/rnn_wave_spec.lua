@@ -113,6 +113,16 @@ describe("rnn wavefront", function()
     assert.are.equal("LSTMBackward", at(2, { kind = "lstm", T = 4, B = 4, H = 8 }).node)
   end)
 
+  it("leaves the thread count as it found it (products inside run on one thread each)", function()
+    local before = recur.threads()
+    recur.threads(2)
+    local r = run({ kind = "gru", T = 8, B = 16, H = 64, I = 8, mode = "on" })
+    local after = recur.threads()
+    recur.threads(before)
+    assert.are.equal("RNNStackBackward", r.node)
+    assert.are.equal(2, after)
+  end)
+
   it("falls back to the layers one by one where it does not apply", function()
     local function node(o)
       o.mode = "on"
