@@ -153,6 +153,13 @@ void rn_wave_bwd_out_(rc_seq *s, int64_t t) {
  * step these products took 6.1 ms split, against 2.8 ms of recurrences). */
 enum { POST_WH, POST_WX, POST_DX, POST_KINDS };
 
+/* Multiply-adds of a layer's largest whole-sequence product (max(H, I) P T B) from which the
+ * products run after the wave instead, each split over both threads: one whole product per
+ * thread leaves one thread idle for most of a product of the bottom layer when the top
+ * layer's are larger (2 x 1.68G and 1.68 + 2 x 0.2G multiply-adds for an LSTM H = 512 with
+ * an embedding of 64), and a split costs little next to products this large. */
+#define POST_WHOLE_MAX ((int64_t)1 << 27)
+
 typedef struct {
   rc_bw *bw;
   float *dx; /* the stack input's gradient, or NULL */
@@ -598,7 +605,9 @@ static int stack_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
     }
   }
   post_list post = {bw, gin[0] ? rc_data(gin[0]) : NULL, L * POST_KINDS, 0};
-  run_layers(w, bw, &post, wave_team(s[0]->cell));
+  int whole = (H > s[0]->I ? H : s[0]->I) * P * TB < POST_WHOLE_MAX;
+  run_layers(w, bw, whole ? &post : NULL, wave_team(s[0]->cell));
+  if (!whole) post_take(w, &post);
   for (int l = 0; l < L; l++)
     for (int k = 0; k < ns; k++)
       if (gin[in_state(o, l, k)])
