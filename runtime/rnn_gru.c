@@ -14,6 +14,12 @@ typedef struct {
   const float *bhn;
 } step;
 
+/* h' = z h + (1 - z) n on one row (also the row's output) */
+RN_CLONES static void blend_row(int64_t H, const float *restrict z, const float *restrict n,
+                                const float *restrict hp, float *restrict hn, float *restrict y) {
+  for (int64_t j = 0; j < H; j++) hn[j] = y[j] = z[j] * hp[j] + (1.0f - z[j]) * n[j];
+}
+
 /* forward, after h W_h[:, r z]: r, z and r h */
 static void fwd_rows_rz(void *arg, int64_t b0, int64_t b1) {
   const step *st = arg;
@@ -42,7 +48,7 @@ static void fwd_rows_n(void *arg, int64_t b0, int64_t b1) {
     float *hnb = hn + b * H, *yb = y + b * H;
     rc_k_tanh(n, n, H);
     if (rn_active(s, t, b)) {
-      for (int64_t j = 0; j < H; j++) hnb[j] = yb[j] = z[j] * hpb[j] + (1.0f - z[j]) * n[j];
+      blend_row(H, z, n, hpb, hnb, yb);
     } else {
       memcpy(hnb, hpb, (size_t)H * sizeof(float));
       memset(yb, 0, (size_t)H * sizeof(float));
@@ -71,7 +77,29 @@ static void fwd(rc_seq *s) {
   }
 }
 
-/* backward pass 1: dh <- dh + dy (the total gradient of h'), dz and dn */
+/* backward pass 1 on one row: dh <- dh + dy (the total gradient of h'), dz and dn.
+ * Branch-free, on restrict pointers, so that it vectorizes (as rnn_lstm.c's row pass). */
+RN_CLONES static void zn_row(int64_t H, const float *restrict z, const float *restrict n,
+                             const float *restrict hp, const float *restrict dy, float *restrict dh,
+                             float *restrict dz, float *restrict dn) {
+  for (int64_t j = 0; j < H; j++) {
+    float gh = dh[j] + dy[j];
+    dh[j] = gh;
+    dz[j] = gh * (hp[j] - n[j]) * z[j] * (1.0f - z[j]);
+    dn[j] = gh * (1.0f - z[j]) * (1.0f - n[j] * n[j]);
+  }
+}
+
+/* backward pass 2 on one row, after d(r h): dr and dh's direct part */
+RN_CLONES static void r_row(int64_t H, const float *restrict r, const float *restrict z,
+                            const float *restrict hp, const float *restrict drh, float *restrict dh,
+                            float *restrict dr) {
+  for (int64_t j = 0; j < H; j++) {
+    dr[j] = drh[j] * hp[j] * r[j] * (1.0f - r[j]);
+    dh[j] = dh[j] * z[j] + drh[j] * r[j];
+  }
+}
+
 static void bwd_rows_zn(void *arg, int64_t b0, int64_t b1) {
   const step *st = arg;
   rc_seq *s = st->s;
@@ -85,15 +113,8 @@ static void bwd_rows_zn(void *arg, int64_t b0, int64_t b1) {
       memset(d3, 0, (size_t)P * sizeof(float));
       continue;
     }
-    const float *z = g3 + b * P + H, *n = g3 + b * P + 2 * H, *hpb = hp + b * H;
-    const float *dyb = dy + b * H;
-    float *dhb = dh + b * H;
-    for (int64_t j = 0; j < H; j++) {
-      float gh = dhb[j] + dyb[j];
-      dhb[j] = gh;
-      d3[H + j] = gh * (hpb[j] - n[j]) * z[j] * (1.0f - z[j]);
-      d3[2 * H + j] = gh * (1.0f - z[j]) * (1.0f - n[j] * n[j]);
-    }
+    const float *g = g3 + b * P;
+    zn_row(H, g + H, g + 2 * H, hp + b * H, dy + b * H, dh + b * H, d3 + H, d3 + 2 * H);
   }
 }
 
@@ -107,12 +128,8 @@ static void bwd_rows_r(void *arg, int64_t b0, int64_t b1) {
   float *dG = w->dG + t * B * P, *dh = w->d[0];
   for (int64_t b = b0; b < b1; b++) {
     if (!rn_active(s, t, b)) continue;
-    const float *r = g3 + b * P, *z = g3 + b * P + H, *hpb = hp + b * H, *drb = drh + b * H;
-    float *dhb = dh + b * H, *d3 = dG + b * P;
-    for (int64_t j = 0; j < H; j++) {
-      d3[j] = drb[j] * hpb[j] * r[j] * (1.0f - r[j]);
-      dhb[j] = dhb[j] * z[j] + drb[j] * r[j];
-    }
+    const float *g = g3 + b * P;
+    r_row(H, g, g + H, hp + b * H, drh + b * H, dh + b * H, dG + b * P);
   }
 }
 
@@ -168,7 +185,7 @@ static void fwd_after_rows(void *arg, int64_t b0, int64_t b1) {
     }
     rc_k_tanh(n, n, H);
     if (rn_active(s, t, b)) {
-      for (int64_t j = 0; j < H; j++) hnb[j] = yb[j] = z[j] * hpb[j] + (1.0f - z[j]) * n[j];
+      blend_row(H, z, n, hpb, hnb, yb);
     } else {
       memcpy(hnb, hpb, (size_t)H * sizeof(float));
       memset(yb, 0, (size_t)H * sizeof(float));
@@ -193,6 +210,25 @@ static void fwd_after(rc_seq *s) {
   }
 }
 
+/* reset_after, one row: d3 = [dr, dz, dn] (the x side), u3 = [dr, dz, dn r] (the h W_h
+ * side), dh <- the part of h's gradient that does not go through W_h */
+RN_CLONES static void after_bwd_row(int64_t H, const float *restrict r, const float *restrict z,
+                                    const float *restrict n, const float *restrict hp,
+                                    const float *restrict hn, const float *restrict dy,
+                                    float *restrict dh, float *restrict d3, float *restrict u3) {
+  for (int64_t j = 0; j < H; j++) {
+    float gh = dh[j] + dy[j];
+    float dn = gh * (1.0f - z[j]) * (1.0f - n[j] * n[j]);
+    float dz = gh * (hp[j] - n[j]) * z[j] * (1.0f - z[j]);
+    float dr = dn * hn[j] * r[j] * (1.0f - r[j]);
+    d3[j] = u3[j] = dr;
+    d3[H + j] = u3[H + j] = dz;
+    d3[2 * H + j] = dn;
+    u3[2 * H + j] = dn * r[j];
+    dh[j] = gh * z[j];
+  }
+}
+
 /* dG: gradient of the x side [dr, dz, dn]; dHU (scratch, all steps): of h W_h [dr, dz, dn r]. */
 static void bwd_after(rc_seq *s, rc_bw *w) {
   int64_t T = s->T, B = s->B, H = s->H, P = s->P;
@@ -212,21 +248,11 @@ static void bwd_after(rc_seq *s, rc_bw *w) {
         memset(u3, 0, (size_t)P * sizeof(float));
         continue;
       }
-      const float *r = g3 + b * P, *z = r + H, *n = r + 2 * H, *hpb = hp + b * H;
-      const float *hnb = hns + b * H, *dyb = dy + b * H;
-      float *dhb = dh + b * H;
-      for (int64_t j = 0; j < H; j++) {
-        float gh = dhb[j] + dyb[j];
-        float dn = gh * (1.0f - z[j]) * (1.0f - n[j] * n[j]);
-        float dz = gh * (hpb[j] - n[j]) * z[j] * (1.0f - z[j]);
-        float dr = dn * hnb[j] * r[j] * (1.0f - r[j]);
-        d3[j] = u3[j] = dr;
-        d3[H + j] = u3[H + j] = dz;
-        d3[2 * H + j] = dn;
-        u3[2 * H + j] = dn * r[j];
-        if (dbhn) dbhn[j] += dn * r[j];
-        dhb[j] = gh * z[j];
-      }
+      const float *r = g3 + b * P;
+      after_bwd_row(H, r, r + H, r + 2 * H, hp + b * H, hns + b * H, dy + b * H, dh + b * H, d3,
+                    u3);
+      if (dbhn)
+        for (int64_t j = 0; j < H; j++) dbhn[j] += u3[2 * H + j];
     }
     rn_pgemm(&pw, B, dU, P, dh, H, 1.0f);
     rn_wave_bwd_out(s, t);
