@@ -454,6 +454,20 @@ static int index_slices(rc_tensor *indexed, rc_tensor *other, int dim, rc_tensor
   if (!ic) return -1;
   const float *iv = rc_data(ic);
   int rc = 0;
+  if (dim == 0 && rc_is_contiguous(indexed) && rc_is_contiguous(other)) {
+    /* whole rows (an embedding's lookup and its gradient): no view per row */
+    int64_t row = indexed->size[0] ? rc_numel(indexed) / indexed->size[0] : 0;
+    float *a = rc_data(indexed), *o = rc_data(other);
+    for (int64_t k = 0, m = rc_numel(ic); k < m; k++) {
+      float *ar = a + (int64_t)iv[k] * row, *orow = o + k * row;
+      if (scatter)
+        for (int64_t j = 0; j < row; j++) ar[j] += orow[j];
+      else
+        memcpy(orow, ar, (size_t)row * sizeof(float));
+    }
+    rc_release(ic);
+    return 0;
+  }
   for (int64_t k = 0, m = rc_numel(ic); k < m && rc == 0; k++) {
     rc_tensor *at = select_raw(indexed, dim, (int64_t)iv[k]);
     rc_tensor *kt = at ? select_raw(other, dim, k) : NULL;

@@ -279,6 +279,9 @@ describe("index_select", function()
     assert_values(x:index_select(-1, { 3 }), { { 3 }, { 6 }, { 9 } })
     assert_shape(x:index_select(1, {}), { 0, 3 })
     assert_shape(x:index_select(1, recur.tensor(2)), { 1, 3 }) -- 0-d index, like torch
+    -- whole rows of a view that starts inside its storage, and of one that is not contiguous
+    assert_values(x:narrow(1, 2, 2):index_select(1, { 2, 1, 2 }), { { 7, 8, 9 }, { 4, 5, 6 }, { 7, 8, 9 } })
+    assert_values(x:t():index_select(1, { 3, 1 }), { { 3, 6, 9 }, { 1, 4, 7 } })
     -- torch.index_select(torch.arange(24.).reshape(2,3,4), 1, [2,0,2])
     local y = recur.tensor({ { { 0, 1, 2, 3 }, { 4, 5, 6, 7 }, { 8, 9, 10, 11 } },
       { { 12, 13, 14, 15 }, { 16, 17, 18, 19 }, { 20, 21, 22, 23 } } })
@@ -292,6 +295,9 @@ describe("index_select", function()
     assert.are.equal("IndexSelectBackward", o.grad_fn)
     o:backward(recur.tensor({ { 1, 2, 3, 4 }, { 5, 6, 7, 8 }, { 9, 10, 11, 12 } }))
     assert_values(t.grad, { { 5, 6, 7, 8 }, { 0, 0, 0, 0 }, { 10, 12, 14, 16 } }) -- torch
+    local u = recur.tensor({ { 0, 1 }, { 2, 3 } }):requires_grad(true)
+    u:t():index_select(1, { 2, 2 }):backward(recur.tensor({ { 1, 2 }, { 3, 4 } }))
+    assert_values(u.grad, { { 0, 4 }, { 0, 6 } }) -- the transposed view's rows are u's columns
     assert(recur.gradcheck(function(y) return y:index_select(2, { 2, 4, 2 }) end, { param({ 3, 4 }) }))
     assert(recur.gradcheck(function(y) return y:index_select(1, recur.tensor({ 1, 1 })) end,
       { param({ 2, 2, 2 }) }))
