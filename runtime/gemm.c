@@ -136,105 +136,154 @@ T512 static void tile(int64_t kc, const float *restrict Ap, const float *restric
 #endif
 
 #ifdef GM_X86
-/* r[i][j] -> r[j][i] for a 16 x 16 block in registers */
-T512 static inline void transpose16(__m512 r[16]) {
+/* r[i][j] -> r[j][i] for a 16 x 16 block in registers (unrolled, else the arrays live on the
+ * stack) */
+T512 static inline __attribute__((always_inline)) void transpose16(__m512 r[16]) {
   __m512 t[16];
-  for (int i = 0; i < 16; i += 2) {
+  _Pragma("GCC unroll 8") for (int i = 0; i < 16; i += 2) {
     t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
     t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
   }
-  for (int i = 0; i < 16; i += 4) {
+  _Pragma("GCC unroll 4") for (int i = 0; i < 16; i += 4) {
     r[i] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
     r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
     r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
     r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
   }
-  for (int h = 0; h < 16; h += 8)
-    for (int i = 0; i < 4; i++) {
-      t[h + i] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0x88);
-      t[h + i + 4] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0xdd);
-    }
-  for (int i = 0; i < 8; i++) {
+  _Pragma("GCC unroll 2") for (int h = 0; h < 16; h += 8)
+      _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) {
+    t[h + i] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0x88);
+    t[h + i + 4] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0xdd);
+  }
+  _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) {
     r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
     r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
   }
 }
 
-/* dst[k][W] = alpha src[r][k] (rows r < n, 0 up to W; k < kc), W 12 or 32: a panel from a
- * matrix stored across it (op(A) rows from A, op(B) columns from B^T), 16 x 16 blocks at a
+/* dst[k][W] = scale src[l][k] (lines l < n, 0 up to W; k < kc), W 12 or 32: panels from a
+ * matrix stored across them (op(A) rows from A, op(B) columns from B^T), 16 x 16 blocks at a
  * time, so that every row is read in runs of 16 floats */
-T512 static void pack_across(const float *src, int64_t ld, int64_t n, int64_t kc, int W,
-                             float alpha, float *restrict dst) {
-  __m512 va = _mm512_set1_ps(alpha);
-  for (int64_t k0 = 0; k0 < kc; k0 += 16) {
-    int kn = (int)(kc - k0 < 16 ? kc - k0 : 16);
-    __mmask16 km = (__mmask16)(kn == 16 ? 0xFFFF : (1u << kn) - 1);
-    for (int g = 0; g < W; g += 16) {
-      __m512 r[16];
-      for (int i = 0; i < 16; i++) {
-        /* 4 blocks ahead: the rows are far apart and each is read in short runs */
-        if (g + i < n && k0 + 64 < kc)
-          _mm_prefetch((const char *)(src + (g + i) * ld + k0 + 64), _MM_HINT_T0);
-        r[i] = g + i < n ? _mm512_mul_ps(va, _mm512_maskz_loadu_ps(km, src + (g + i) * ld + k0))
-                         : _mm512_setzero_ps();
+T512 static inline __attribute__((always_inline)) void pack_across(const float *src, int64_t ld,
+                                                                   int64_t n, int64_t kc, int W,
+                                                                   float scale,
+                                                                   float *restrict dst) {
+  __m512 vs = _mm512_set1_ps(scale);
+  int one = scale == 1.0f;
+  for (int64_t lr = 0; lr < n; lr += W, src += W * ld, dst += W * kc) {
+    int64_t nl = n - lr;
+    for (int64_t k0 = 0; k0 < kc; k0 += 16) {
+      int kn = (int)(kc - k0 < 16 ? kc - k0 : 16);
+      __mmask16 km = (__mmask16)(kn == 16 ? 0xFFFF : (1u << kn) - 1);
+      /* 4 blocks ahead, or into the next panel: the rows are far apart and each is read in
+       * short runs */
+      int64_t pk = k0 + 64 < kc ? k0 + 64 : k0 + 64 - kc, pl = k0 + 64 < kc ? 0 : W;
+      for (int g = 0; g < W; g += 16) {
+        __m512 r[16];
+        _Pragma("GCC unroll 16") for (int i = 0; i < 16; i++) {
+          if (g + i >= W || g + i + pl >= nl) continue;
+          _mm_prefetch((const char *)(src + (g + i + pl) * ld + pk), _MM_HINT_T0);
+        }
+        _Pragma("GCC unroll 16") for (int i = 0; i < 16; i++) {
+          r[i] = _mm512_setzero_ps();
+          if (g + i >= W || g + i >= nl) continue;
+          r[i] = _mm512_maskz_loadu_ps(km, src + (g + i) * ld + k0);
+          if (!one) r[i] = _mm512_mul_ps(vs, r[i]);
+        }
+        transpose16(r);
+        float *d = dst + k0 * W + g;
+        if (W == 12 && kn == 16) {
+          /* 16 rows of 12 are 12 whole vectors: 4 rows make 3 */
+          const __m512i i0 =
+              _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 16, 17, 18, 19);
+          const __m512i i1 =
+              _mm512_setr_epi32(4, 5, 6, 7, 8, 9, 10, 11, 16, 17, 18, 19, 20, 21, 22, 23);
+          const __m512i i2 =
+              _mm512_setr_epi32(8, 9, 10, 11, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27);
+          _Pragma("GCC unroll 4") for (int q = 0; q < 16; q += 4) {
+            _mm512_storeu_ps(d + q * 12, _mm512_permutex2var_ps(r[q], i0, r[q + 1]));
+            _mm512_storeu_ps(d + q * 12 + 16, _mm512_permutex2var_ps(r[q + 1], i1, r[q + 2]));
+            _mm512_storeu_ps(d + q * 12 + 32, _mm512_permutex2var_ps(r[q + 2], i2, r[q + 3]));
+          }
+          continue;
+        }
+        __mmask16 wm = (__mmask16)(W - g >= 16 ? 0xFFFF : (1u << (W - g)) - 1);
+        _Pragma("GCC unroll 16") for (int kk = 0; kk < 16; kk++) {
+          if (kk < kn) _mm512_mask_storeu_ps(d + kk * W, wm, r[kk]);
+        }
       }
-      transpose16(r);
-      __mmask16 wm = (__mmask16)(W - g >= 16 ? 0xFFFF : (1u << (W - g)) - 1);
-      for (int kk = 0; kk < kn; kk++) _mm512_mask_storeu_ps(dst + (k0 + kk) * W + g, wm, r[kk]);
     }
   }
 }
+
+#ifndef KB
+#define KB 8
 #endif
+/* dst[k][W] = scale src[k][l] (lines l < n, 0 up to W; k < kc), W 12 or 32: a panel from a
+ * matrix stored along it (op(A) rows from A^T, op(B) columns from B), kb rows at a time */
+T512 static inline __attribute__((always_inline)) void pack_down(const float *src, int64_t ld,
+                                                                 int64_t n, int64_t kc, int W,
+                                                                 float scale, float *restrict dst) {
+  __mmask16 m0 = (__mmask16)(n >= 16 ? 0xFFFF : (1u << n) - 1);
+  __mmask16 m1 = (__mmask16)(n >= 32 ? 0xFFFF : n > 16 ? (1u << (n - 16)) - 1 : 0);
+  __m512 vs = _mm512_set1_ps(scale);
+  int one = scale == 1.0f;
+  for (int64_t k = 0; k < kc; k++) {
+    const float *s = src + k * ld;
+    float *d = dst + k * W;
+    __m512 x0 = _mm512_maskz_loadu_ps(m0, s);
+    if (!one) x0 = _mm512_maskz_mul_ps(m0, vs, x0);
+    if (W == 12) {
+      _mm512_mask_storeu_ps(d, 0x0FFF, x0);
+    } else {
+      __m512 x1 = _mm512_maskz_loadu_ps(m1, s + 16);
+      if (!one) x1 = _mm512_maskz_mul_ps(m1, vs, x1);
+      _mm512_storeu_ps(d, x0);
+      _mm512_storeu_ps(d + 16, x1);
+    }
+  }
+}
 
 /* Panels of W lines (MR rows of op(A), or NR columns of op(B)), [k][W], zero padded: lines
  * l0 .. l0 + n, inner indices p0 .. p0 + kc of a matrix stored with stride ld, scaled by
  * `scale`. `across`: line l is stored row l (inner index along it); else stored row k holds
  * inner index k of every line. Both read the stored matrix along its rows: walking down a
  * column of a wide matrix would touch a new page at every step. */
-static void pack_panels(int across, const float *M, int64_t ld, float scale, int64_t l0, int64_t n,
-                        int64_t p0, int64_t kc, int W, float *restrict dst) {
-#ifdef GM_X86
+T512 static void pack_panels(int across, const float *M, int64_t ld, float scale, int64_t l0,
+                             int64_t n, int64_t p0, int64_t kc, int W, float *restrict dst) {
   if (across) {
-    for (int64_t lr = 0; lr < n; lr += W)
-      pack_across(M + (l0 + lr) * ld + p0, ld, n - lr < W ? n - lr : W, kc, W, scale,
-                  dst + lr * kc);
+    if (W == MR)
+      pack_across(M + l0 * ld + p0, ld, n, kc, MR, scale, dst);
+    else
+      pack_across(M + l0 * ld + p0, ld, n, kc, NR, scale, dst);
     return;
   }
-#endif
-  int64_t full = n / W * W;
-  for (int64_t k = 0; k < kc; k++) {
-    if (across) { /* (no vector packing on this CPU) element by element */
-      for (int64_t l = 0; l < n + (W - n % W) % W; l++)
-        dst[l / W * W * kc + k * W + l % W] = l < n ? scale * M[(l0 + l) * ld + p0 + k] : 0.0f;
-      continue;
-    }
-    /* row k of the matrix holds inner index k of every panel */
-    const float *src = M + (p0 + k) * ld + l0;
-    for (int64_t lr = 0; lr < full; lr += W) {
-      float *dk = dst + lr * kc + k * W;
-      if (scale == 1.0f)
-        memcpy(dk, src + lr, (size_t)W * sizeof(float));
+  for (int64_t k0 = 0; k0 < kc; k0 += KB) {
+    int64_t kb = kc - k0 < KB ? kc - k0 : KB;
+    const float *src = M + (p0 + k0) * ld + l0;
+    for (int64_t lr = 0; lr < n; lr += W) {
+      int64_t nl = n - lr < W ? n - lr : W;
+      if (W == MR)
+        pack_down(src + lr, ld, nl, kb, MR, scale, dst + lr * kc + k0 * MR);
       else
-        for (int c = 0; c < W; c++) dk[c] = scale * src[lr + c];
-    }
-    if (full < n) {
-      float *dk = dst + full * kc + k * W;
-      for (int c = 0; c < W; c++) dk[c] = full + c < n ? scale * src[full + c] : 0.0f;
+        pack_down(src + lr, ld, nl, kb, NR, scale, dst + lr * kc + k0 * NR);
     }
   }
 }
 
 /* alpha op(A)[i0 .. i0 + mc, p0 .. p0 + kc] into panels of MR rows */
-static void pack_a(int ta, const float *A, int64_t lda, float alpha, int64_t i0, int64_t mc,
-                   int64_t p0, int64_t kc, float *restrict dst) {
+T512 static void pack_a(int ta, const float *A, int64_t lda, float alpha, int64_t i0, int64_t mc,
+                        int64_t p0, int64_t kc, float *restrict dst) {
   pack_panels(!ta, A, lda, alpha, i0, mc, p0, kc, MR, dst);
 }
 
 /* op(B)[p0 .. p0 + kc, j0 .. j0 + nc] into panels of NR columns */
-static void pack_b(int tb, const float *B, int64_t ldb, int64_t p0, int64_t kc, int64_t j0,
-                   int64_t nc, float *restrict dst) {
+T512 static void pack_b(int tb, const float *B, int64_t ldb, int64_t p0, int64_t kc, int64_t j0,
+                        int64_t nc, float *restrict dst) {
   pack_panels(tb, B, ldb, 1.0f, j0, nc, p0, kc, NR, dst);
 }
+
+#endif
 
 /* One product on the calling thread, over the columns j_lo .. j_hi and rows i_lo .. i_hi of
  * C; abuf holds MC * KC floats, bbuf KC * min(NC, columns) (both 64-byte aligned). */
