@@ -163,13 +163,12 @@ T512 static inline __attribute__((always_inline)) void transpose16(__m512 r[16])
 
 /* dst[k][W] = scale src[l][k] (lines l < n, 0 up to W; k < kc), W 12 or 32: panels from a
  * matrix stored across them (op(A) rows from A, op(B) columns from B^T), 16 x 16 blocks at a
- * time, so that every row is read in runs of 16 floats */
+ * time, so that every row is read in runs of 16 floats; `scaled` 0 copies (alpha 1, or B) */
 T512 static inline __attribute__((always_inline)) void pack_across(const float *src, int64_t ld,
                                                                    int64_t n, int64_t kc, int W,
-                                                                   float scale,
+                                                                   int scaled, float scale,
                                                                    float *restrict dst) {
   __m512 vs = _mm512_set1_ps(scale);
-  int one = scale == 1.0f;
   for (int64_t lr = 0; lr < n; lr += W, src += W * ld, dst += W * kc) {
     int64_t nl = n - lr;
     for (int64_t k0 = 0; k0 < kc; k0 += 16) {
@@ -178,6 +177,7 @@ T512 static inline __attribute__((always_inline)) void pack_across(const float *
       /* 4 blocks ahead, or into the next panel: the rows are far apart and each is read in
        * short runs */
       int64_t pk = k0 + 64 < kc ? k0 + 64 : k0 + 64 - kc, pl = k0 + 64 < kc ? 0 : W;
+      if (pk >= kc) pk = kc - 1;
       for (int g = 0; g < W; g += 16) {
         __m512 r[16];
         _Pragma("GCC unroll 16") for (int i = 0; i < 16; i++) {
@@ -188,7 +188,7 @@ T512 static inline __attribute__((always_inline)) void pack_across(const float *
           r[i] = _mm512_setzero_ps();
           if (g + i >= W || g + i >= nl) continue;
           r[i] = _mm512_maskz_loadu_ps(km, src + (g + i) * ld + k0);
-          if (!one) r[i] = _mm512_mul_ps(vs, r[i]);
+          if (scaled) r[i] = _mm512_mul_ps(vs, r[i]);
         }
         transpose16(r);
         float *d = dst + k0 * W + g;
@@ -216,30 +216,37 @@ T512 static inline __attribute__((always_inline)) void pack_across(const float *
   }
 }
 
-#ifndef KB
+/* rows packed at a time: 8 read streams, whole lines written */
 #define KB 8
-#endif
-/* dst[k][W] = scale src[k][l] (lines l < n, 0 up to W; k < kc), W 12 or 32: a panel from a
- * matrix stored along it (op(A) rows from A^T, op(B) columns from B), kb rows at a time */
+/* dst[k][W] = scale src[k][l] (lines l < n, 0 up to W; k < kc), W 12 or 32: panels from a
+ * matrix stored along them (op(A) rows from A^T, op(B) columns from B), KB rows at a time
+ * (memcpy per row and panel compiled to rep movsq, at a quarter of this speed) */
 T512 static inline __attribute__((always_inline)) void pack_down(const float *src, int64_t ld,
                                                                  int64_t n, int64_t kc, int W,
-                                                                 float scale, float *restrict dst) {
-  __mmask16 m0 = (__mmask16)(n >= 16 ? 0xFFFF : (1u << n) - 1);
-  __mmask16 m1 = (__mmask16)(n >= 32 ? 0xFFFF : n > 16 ? (1u << (n - 16)) - 1 : 0);
+                                                                 int scaled, float scale,
+                                                                 float *restrict dst) {
   __m512 vs = _mm512_set1_ps(scale);
-  int one = scale == 1.0f;
-  for (int64_t k = 0; k < kc; k++) {
-    const float *s = src + k * ld;
-    float *d = dst + k * W;
-    __m512 x0 = _mm512_maskz_loadu_ps(m0, s);
-    if (!one) x0 = _mm512_maskz_mul_ps(m0, vs, x0);
-    if (W == 12) {
-      _mm512_mask_storeu_ps(d, 0x0FFF, x0);
-    } else {
-      __m512 x1 = _mm512_maskz_loadu_ps(m1, s + 16);
-      if (!one) x1 = _mm512_maskz_mul_ps(m1, vs, x1);
-      _mm512_storeu_ps(d, x0);
-      _mm512_storeu_ps(d + 16, x1);
+  for (int64_t k0 = 0; k0 < kc; k0 += KB) {
+    int64_t kb = kc - k0 < KB ? kc - k0 : KB;
+    for (int64_t lr = 0; lr < n; lr += W) {
+      int64_t nl = n - lr;
+      __mmask16 m0 = (__mmask16)(nl >= 16 ? 0xFFFF : (1u << nl) - 1);
+      __mmask16 m1 = (__mmask16)(nl >= 32 ? 0xFFFF : nl > 16 ? (1u << (nl - 16)) - 1 : 0);
+      if (W == 12) m0 &= 0x0FFF;
+      for (int64_t k = k0; k < k0 + kb; k++) {
+        const float *s = src + k * ld + lr;
+        float *d = dst + lr * kc + k * W;
+        __m512 x0 = _mm512_maskz_loadu_ps(m0, s);
+        if (scaled) x0 = _mm512_maskz_mul_ps(m0, vs, x0);
+        if (W == 12) {
+          _mm512_mask_storeu_ps(d, 0x0FFF, x0);
+        } else {
+          __m512 x1 = _mm512_maskz_loadu_ps(m1, s + 16);
+          if (scaled) x1 = _mm512_maskz_mul_ps(m1, vs, x1);
+          _mm512_storeu_ps(d, x0);
+          _mm512_storeu_ps(d + 16, x1);
+        }
+      }
     }
   }
 }
@@ -251,24 +258,24 @@ T512 static inline __attribute__((always_inline)) void pack_down(const float *sr
  * column of a wide matrix would touch a new page at every step. */
 T512 static void pack_panels(int across, const float *M, int64_t ld, float scale, int64_t l0,
                              int64_t n, int64_t p0, int64_t kc, int W, float *restrict dst) {
+  /* each case its own copy of the loops, with W and the scaling known */
   if (across) {
-    if (W == MR)
-      pack_across(M + l0 * ld + p0, ld, n, kc, MR, scale, dst);
+    const float *src = M + l0 * ld + p0;
+    if (W == NR) /* B: never scaled */
+      pack_across(src, ld, n, kc, NR, 0, 1.0f, dst);
+    else if (scale == 1.0f)
+      pack_across(src, ld, n, kc, MR, 0, 1.0f, dst);
     else
-      pack_across(M + l0 * ld + p0, ld, n, kc, NR, scale, dst);
+      pack_across(src, ld, n, kc, MR, 1, scale, dst);
     return;
   }
-  for (int64_t k0 = 0; k0 < kc; k0 += KB) {
-    int64_t kb = kc - k0 < KB ? kc - k0 : KB;
-    const float *src = M + (p0 + k0) * ld + l0;
-    for (int64_t lr = 0; lr < n; lr += W) {
-      int64_t nl = n - lr < W ? n - lr : W;
-      if (W == MR)
-        pack_down(src + lr, ld, nl, kb, MR, scale, dst + lr * kc + k0 * MR);
-      else
-        pack_down(src + lr, ld, nl, kb, NR, scale, dst + lr * kc + k0 * NR);
-    }
-  }
+  const float *src = M + p0 * ld + l0;
+  if (W == NR)
+    pack_down(src, ld, n, kc, NR, 0, 1.0f, dst);
+  else if (scale == 1.0f)
+    pack_down(src, ld, n, kc, MR, 0, 1.0f, dst);
+  else
+    pack_down(src, ld, n, kc, MR, 1, scale, dst);
 }
 
 /* alpha op(A)[i0 .. i0 + mc, p0 .. p0 + kc] into panels of MR rows */
