@@ -135,6 +135,8 @@ T512 static void tile(int64_t kc, const float *restrict Ap, const float *restric
 }
 #endif
 
+/* ---- the packing (AVX-512, like the kernel: elsewhere rc_sgemm_own never runs) ---- */
+
 #ifdef GM_X86
 /* r[i][j] -> r[j][i] for a 16 x 16 block in registers (unrolled, else the arrays live on the
  * stack) */
