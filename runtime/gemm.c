@@ -154,10 +154,10 @@ T512 static inline __attribute__((always_inline)) void transpose16(__m512 r[16])
     r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
     r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
   }
-  _Pragma("GCC unroll 2") for (int h = 0; h < 16; h += 8)
-      _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) {
-    t[h + i] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0x88);
-    t[h + i + 4] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0xdd);
+  _Pragma("GCC unroll 8") for (int q = 0; q < 8; q++) {
+    int i = q / 4 * 8 + q % 4; /* 0 .. 3, 8 .. 11 */
+    t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+    t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
   }
   _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) {
     r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
@@ -224,7 +224,7 @@ T512 static inline __attribute__((always_inline)) void pack_across(const float *
 #define KB 8
 /* dst[k][W] = scale src[k][l] (lines l < n, 0 up to W; k < kc), W 12 or 32: panels from a
  * matrix stored along them (op(A) rows from A^T, op(B) columns from B), KB rows at a time
- * (memcpy per row and panel compiled to rep movsq, at a quarter of this speed) */
+ * (a memcpy per row and panel, compiled to rep movsq, ran at a quarter to a half of this speed) */
 T512 static inline __attribute__((always_inline)) void pack_down(const float *src, int64_t ld,
                                                                  int64_t n, int64_t kc, int W,
                                                                  int scaled, float scale,
@@ -323,8 +323,8 @@ static void run_block(const gm_job *j, int64_t i_lo, int64_t i_hi, int64_t j_lo,
       for (int64_t ic = i_lo; ic < i_hi; ic += MC) {
         int64_t mc = i_hi - ic < MC ? i_hi - ic : MC;
         /* op(A) = A^T with alpha 1: the kernel reads its whole panels in place (rows of A, as
-         * packed, but lda apart), which saves their copy (128 x 512 x 1600 tn: +3-6% on one
-         * thread, +13% on two, each of which packed all of A) */
+         * packed, but lda apart), which saves their copy (128 x 512 x 1600 tn: +1-6% on one
+         * thread, +11-17% on two, each of which packed all of A) */
         int64_t direct = j->ta && j->alpha == 1.0f ? mc / MR * MR : 0;
         if (direct < mc)
           pack_a(j->ta, j->A, j->lda, j->alpha, ic + direct, mc - direct, pc, kc,
