@@ -12,10 +12,10 @@
  * The kernel is the usual cache-blocked one (Goto; BLIS's loop order): for each block of NC
  * columns and KC inner indices, op(B) is packed into panels of NR = 32 columns ([k][32], zero
  * padded); for each block of MC rows, op(A) is packed into panels of MR = 12 rows ([k][12],
- * zero padded, alpha folded in); a 12 x 32 tile of C is accumulated in 24 registers over the
- * KC block, one fused multiply-add per term in k order, and added to C (scaled by beta on the
- * first block: beta 0 never reads C). A B panel (KC x 32, 32 KB) stays in L1 while the A
- * panels of the row block (MC x KC, 288 KB) stream from L2.
+ * zero padded, alpha folded in; an unscaled A^T's whole panels are read in place); a 12 x 32 tile
+ * of C is accumulated in 24 registers over the KC block, one fused multiply-add per term in k
+ * order, and added to C (scaled by beta on the first block: beta 0 never reads C). A B panel (KC x
+ * 32, 32 KB) stays in L1 while the A panels of the row block (MC x KC, 288 KB) stream from L2.
  *
  * Two threads: with more than one BLAS thread, a product of at least GEMM_SPLIT_MIN
  * multiply-adds is split by columns (rows when it has few columns) with a thread started for
@@ -98,10 +98,12 @@ int rc_gemm_route(int64_t M, int64_t N, int64_t K) {
 #ifdef GM_X86
 #define T512 __attribute__((target("avx512f")))
 
-/* C[mr, nc] = alpha-scaled sums (already in A) + (load ? beta C : 0), from the packed panels
- * Ap [kc][MR] and Bp [kc][NR]; m0, m1 mask the columns of the two halves. */
-T512 static void tile(int64_t kc, const float *restrict Ap, const float *restrict Bp, float *C,
-                      int64_t ldc, int mr, __mmask16 m0, __mmask16 m1, int load, float beta) {
+/* C[mr, nc] = alpha-scaled sums (already in A) + (load ? beta C : 0), from the panels Ap
+ * [kc][MR] with row stride as (MR packed, lda where op(A) = A^T is read in place) and Bp
+ * [kc][NR]; m0, m1 mask the columns of the two halves. */
+T512 static void tile(int64_t kc, const float *restrict Ap, int64_t as, const float *restrict Bp,
+                      float *C, int64_t ldc, int mr, __mmask16 m0, __mmask16 m1, int load,
+                      float beta) {
   __m512 c0[MR], c1[MR];
   /* C's lines are fetched while the sums run (a 12 x 32 tile whose rows are 8 KB apart, as
    * at N = 2048, otherwise waits for each of them at the end) */
@@ -116,7 +118,7 @@ T512 static void tile(int64_t kc, const float *restrict Ap, const float *restric
   for (int64_t k = 0; k < kc; k++) {
     __m512 b0 = _mm512_load_ps(Bp + k * NR), b1 = _mm512_load_ps(Bp + k * NR + 16);
     _Pragma("GCC unroll 12") for (int r = 0; r < MR; r++) {
-      __m512 a = _mm512_set1_ps(Ap[k * MR + r]);
+      __m512 a = _mm512_set1_ps(Ap[k * as + r]);
       c0[r] = _mm512_fmadd_ps(a, b0, c0[r]);
       c1[r] = _mm512_fmadd_ps(a, b1, c1[r]);
     }
@@ -135,106 +137,164 @@ T512 static void tile(int64_t kc, const float *restrict Ap, const float *restric
 }
 #endif
 
+/* ---- the packing (AVX-512, like the kernel: elsewhere rc_sgemm_own never runs) ---- */
+
 #ifdef GM_X86
-/* r[i][j] -> r[j][i] for a 16 x 16 block in registers */
-T512 static inline void transpose16(__m512 r[16]) {
+/* r[i][j] -> r[j][i] for a 16 x 16 block in registers (unrolled, else the arrays live on the
+ * stack) */
+T512 static inline __attribute__((always_inline)) void transpose16(__m512 r[16]) {
   __m512 t[16];
-  for (int i = 0; i < 16; i += 2) {
+  _Pragma("GCC unroll 8") for (int i = 0; i < 16; i += 2) {
     t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
     t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
   }
-  for (int i = 0; i < 16; i += 4) {
+  _Pragma("GCC unroll 4") for (int i = 0; i < 16; i += 4) {
     r[i] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
     r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
     r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
     r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
   }
-  for (int h = 0; h < 16; h += 8)
-    for (int i = 0; i < 4; i++) {
-      t[h + i] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0x88);
-      t[h + i + 4] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0xdd);
-    }
-  for (int i = 0; i < 8; i++) {
+  _Pragma("GCC unroll 8") for (int q = 0; q < 8; q++) {
+    int i = q / 4 * 8 + q % 4; /* 0 .. 3, 8 .. 11 */
+    t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+    t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
+  }
+  _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) {
     r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
     r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
   }
 }
 
-/* dst[k][W] = alpha src[r][k] (rows r < n, 0 up to W; k < kc), W 12 or 32: a panel from a
- * matrix stored across it (op(A) rows from A, op(B) columns from B^T), 16 x 16 blocks at a
- * time, so that every row is read in runs of 16 floats */
-T512 static void pack_across(const float *src, int64_t ld, int64_t n, int64_t kc, int W,
-                             float alpha, float *restrict dst) {
-  __m512 va = _mm512_set1_ps(alpha);
-  for (int64_t k0 = 0; k0 < kc; k0 += 16) {
-    int kn = (int)(kc - k0 < 16 ? kc - k0 : 16);
-    __mmask16 km = (__mmask16)(kn == 16 ? 0xFFFF : (1u << kn) - 1);
-    for (int g = 0; g < W; g += 16) {
-      __m512 r[16];
-      for (int i = 0; i < 16; i++) {
-        /* 4 blocks ahead: the rows are far apart and each is read in short runs */
-        if (g + i < n && k0 + 64 < kc)
-          _mm_prefetch((const char *)(src + (g + i) * ld + k0 + 64), _MM_HINT_T0);
-        r[i] = g + i < n ? _mm512_mul_ps(va, _mm512_maskz_loadu_ps(km, src + (g + i) * ld + k0))
-                         : _mm512_setzero_ps();
+/* dst[k][W] = scale src[l][k] (lines l < n, 0 up to W; k < kc), W 12 or 32: panels from a
+ * matrix stored across them (op(A) rows from A, op(B) columns from B^T), 16 x 16 blocks at a
+ * time, so that every row is read in runs of 16 floats; `scaled` 0 copies (alpha 1, or B) */
+T512 static inline __attribute__((always_inline)) void pack_across(const float *src, int64_t ld,
+                                                                   int64_t n, int64_t kc, int W,
+                                                                   int scaled, float scale,
+                                                                   float *restrict dst) {
+  __m512 vs = _mm512_set1_ps(scale);
+  for (int64_t lr = 0; lr < n; lr += W, src += W * ld, dst += W * kc) {
+    int64_t nl = n - lr;
+    for (int64_t k0 = 0; k0 < kc; k0 += 16) {
+      int kn = (int)(kc - k0 < 16 ? kc - k0 : 16);
+      __mmask16 km = (__mmask16)(kn == 16 ? 0xFFFF : (1u << kn) - 1);
+      /* 4 blocks ahead, or into the next panel: the rows are far apart and each is read in
+       * short runs */
+      int64_t pk = k0 + 64 < kc ? k0 + 64 : k0 + 64 - kc, pl = k0 + 64 < kc ? 0 : W;
+      if (pk >= kc) pk = kc - 1;
+      for (int g = 0; g < W; g += 16) {
+        __m512 r[16];
+        _Pragma("GCC unroll 16") for (int i = 0; i < 16; i++) {
+          if (g + i >= W || g + i + pl >= nl) continue;
+          _mm_prefetch((const char *)(src + (g + i + pl) * ld + pk), _MM_HINT_T0);
+        }
+        _Pragma("GCC unroll 16") for (int i = 0; i < 16; i++) {
+          r[i] = _mm512_setzero_ps();
+          if (g + i >= W || g + i >= nl) continue;
+          r[i] = _mm512_maskz_loadu_ps(km, src + (g + i) * ld + k0);
+          if (scaled) r[i] = _mm512_mul_ps(vs, r[i]);
+        }
+        transpose16(r);
+        float *d = dst + k0 * W + g;
+        if (W == 12 && kn == 16) {
+          /* 16 rows of 12 are 12 whole vectors: 4 rows make 3 */
+          const __m512i i0 =
+              _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 16, 17, 18, 19);
+          const __m512i i1 =
+              _mm512_setr_epi32(4, 5, 6, 7, 8, 9, 10, 11, 16, 17, 18, 19, 20, 21, 22, 23);
+          const __m512i i2 =
+              _mm512_setr_epi32(8, 9, 10, 11, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27);
+          _Pragma("GCC unroll 4") for (int q = 0; q < 16; q += 4) {
+            _mm512_storeu_ps(d + q * 12, _mm512_permutex2var_ps(r[q], i0, r[q + 1]));
+            _mm512_storeu_ps(d + q * 12 + 16, _mm512_permutex2var_ps(r[q + 1], i1, r[q + 2]));
+            _mm512_storeu_ps(d + q * 12 + 32, _mm512_permutex2var_ps(r[q + 2], i2, r[q + 3]));
+          }
+          continue;
+        }
+        __mmask16 wm = (__mmask16)(W - g >= 16 ? 0xFFFF : (1u << (W - g)) - 1);
+        _Pragma("GCC unroll 16") for (int kk = 0; kk < 16; kk++) {
+          if (kk < kn) _mm512_mask_storeu_ps(d + kk * W, wm, r[kk]);
+        }
       }
-      transpose16(r);
-      __mmask16 wm = (__mmask16)(W - g >= 16 ? 0xFFFF : (1u << (W - g)) - 1);
-      for (int kk = 0; kk < kn; kk++) _mm512_mask_storeu_ps(dst + (k0 + kk) * W + g, wm, r[kk]);
     }
   }
 }
-#endif
+
+/* rows packed at a time: 8 read streams, whole lines written */
+#define KB 8
+/* dst[k][W] = scale src[k][l] (lines l < n, 0 up to W; k < kc), W 12 or 32: panels from a
+ * matrix stored along them (op(A) rows from A^T, op(B) columns from B), KB rows at a time
+ * (a memcpy per row and panel, compiled to rep movsq, ran at a quarter to a half of this speed) */
+T512 static inline __attribute__((always_inline)) void pack_down(const float *src, int64_t ld,
+                                                                 int64_t n, int64_t kc, int W,
+                                                                 int scaled, float scale,
+                                                                 float *restrict dst) {
+  __m512 vs = _mm512_set1_ps(scale);
+  for (int64_t k0 = 0; k0 < kc; k0 += KB) {
+    int64_t kb = kc - k0 < KB ? kc - k0 : KB;
+    for (int64_t lr = 0; lr < n; lr += W) {
+      int64_t nl = n - lr;
+      __mmask16 m0 = (__mmask16)(nl >= 16 ? 0xFFFF : (1u << nl) - 1);
+      __mmask16 m1 = (__mmask16)(nl >= 32 ? 0xFFFF : nl > 16 ? (1u << (nl - 16)) - 1 : 0);
+      if (W == 12) m0 &= 0x0FFF;
+      for (int64_t k = k0; k < k0 + kb; k++) {
+        const float *s = src + k * ld + lr;
+        float *d = dst + lr * kc + k * W;
+        __m512 x0 = _mm512_maskz_loadu_ps(m0, s);
+        if (scaled) x0 = _mm512_maskz_mul_ps(m0, vs, x0);
+        if (W == 12) {
+          _mm512_mask_storeu_ps(d, 0x0FFF, x0);
+        } else {
+          __m512 x1 = _mm512_maskz_loadu_ps(m1, s + 16);
+          if (scaled) x1 = _mm512_maskz_mul_ps(m1, vs, x1);
+          _mm512_storeu_ps(d, x0);
+          _mm512_storeu_ps(d + 16, x1);
+        }
+      }
+    }
+  }
+}
 
 /* Panels of W lines (MR rows of op(A), or NR columns of op(B)), [k][W], zero padded: lines
  * l0 .. l0 + n, inner indices p0 .. p0 + kc of a matrix stored with stride ld, scaled by
  * `scale`. `across`: line l is stored row l (inner index along it); else stored row k holds
  * inner index k of every line. Both read the stored matrix along its rows: walking down a
  * column of a wide matrix would touch a new page at every step. */
-static void pack_panels(int across, const float *M, int64_t ld, float scale, int64_t l0, int64_t n,
-                        int64_t p0, int64_t kc, int W, float *restrict dst) {
-#ifdef GM_X86
+T512 static void pack_panels(int across, const float *M, int64_t ld, float scale, int64_t l0,
+                             int64_t n, int64_t p0, int64_t kc, int W, float *restrict dst) {
+  /* each case its own copy of the loops, with W and the scaling known */
   if (across) {
-    for (int64_t lr = 0; lr < n; lr += W)
-      pack_across(M + (l0 + lr) * ld + p0, ld, n - lr < W ? n - lr : W, kc, W, scale,
-                  dst + lr * kc);
+    const float *src = M + l0 * ld + p0;
+    if (W == NR) /* B: never scaled */
+      pack_across(src, ld, n, kc, NR, 0, 1.0f, dst);
+    else if (scale == 1.0f)
+      pack_across(src, ld, n, kc, MR, 0, 1.0f, dst);
+    else
+      pack_across(src, ld, n, kc, MR, 1, scale, dst);
     return;
   }
-#endif
-  int64_t full = n / W * W;
-  for (int64_t k = 0; k < kc; k++) {
-    if (across) { /* (no vector packing on this CPU) element by element */
-      for (int64_t l = 0; l < n + (W - n % W) % W; l++)
-        dst[l / W * W * kc + k * W + l % W] = l < n ? scale * M[(l0 + l) * ld + p0 + k] : 0.0f;
-      continue;
-    }
-    /* row k of the matrix holds inner index k of every panel */
-    const float *src = M + (p0 + k) * ld + l0;
-    for (int64_t lr = 0; lr < full; lr += W) {
-      float *dk = dst + lr * kc + k * W;
-      if (scale == 1.0f)
-        memcpy(dk, src + lr, (size_t)W * sizeof(float));
-      else
-        for (int c = 0; c < W; c++) dk[c] = scale * src[lr + c];
-    }
-    if (full < n) {
-      float *dk = dst + full * kc + k * W;
-      for (int c = 0; c < W; c++) dk[c] = full + c < n ? scale * src[full + c] : 0.0f;
-    }
-  }
+  const float *src = M + p0 * ld + l0;
+  if (W == NR)
+    pack_down(src, ld, n, kc, NR, 0, 1.0f, dst);
+  else if (scale == 1.0f)
+    pack_down(src, ld, n, kc, MR, 0, 1.0f, dst);
+  else
+    pack_down(src, ld, n, kc, MR, 1, scale, dst);
 }
 
 /* alpha op(A)[i0 .. i0 + mc, p0 .. p0 + kc] into panels of MR rows */
-static void pack_a(int ta, const float *A, int64_t lda, float alpha, int64_t i0, int64_t mc,
-                   int64_t p0, int64_t kc, float *restrict dst) {
+T512 static void pack_a(int ta, const float *A, int64_t lda, float alpha, int64_t i0, int64_t mc,
+                        int64_t p0, int64_t kc, float *restrict dst) {
   pack_panels(!ta, A, lda, alpha, i0, mc, p0, kc, MR, dst);
 }
 
 /* op(B)[p0 .. p0 + kc, j0 .. j0 + nc] into panels of NR columns */
-static void pack_b(int tb, const float *B, int64_t ldb, int64_t p0, int64_t kc, int64_t j0,
-                   int64_t nc, float *restrict dst) {
+T512 static void pack_b(int tb, const float *B, int64_t ldb, int64_t p0, int64_t kc, int64_t j0,
+                        int64_t nc, float *restrict dst) {
   pack_panels(tb, B, ldb, 1.0f, j0, nc, p0, kc, NR, dst);
 }
+
+#endif
 
 /* One product on the calling thread, over the columns j_lo .. j_hi and rows i_lo .. i_hi of
  * C; abuf holds MC * KC floats, bbuf KC * min(NC, columns) (both 64-byte aligned). */
@@ -262,7 +322,13 @@ static void run_block(const gm_job *j, int64_t i_lo, int64_t i_hi, int64_t j_lo,
       pack_b(j->tb, j->B, j->ldb, pc, kc, jc, nc, bbuf);
       for (int64_t ic = i_lo; ic < i_hi; ic += MC) {
         int64_t mc = i_hi - ic < MC ? i_hi - ic : MC;
-        pack_a(j->ta, j->A, j->lda, j->alpha, ic, mc, pc, kc, abuf);
+        /* op(A) = A^T with alpha 1: the kernel reads its whole panels in place (rows of A, as
+         * packed, but lda apart), which saves their copy (128 x 512 x 1600 tn: +1-6% on one
+         * thread, +11-17% on two, each of which packed all of A) */
+        int64_t direct = j->ta && j->alpha == 1.0f ? mc / MR * MR : 0;
+        if (direct < mc)
+          pack_a(j->ta, j->A, j->lda, j->alpha, ic + direct, mc - direct, pc, kc,
+                 abuf + direct * kc);
         for (int64_t jr = 0; jr < nc; jr += NR) {
           int64_t nr = nc - jr < NR ? nc - jr : NR;
           __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
@@ -270,8 +336,9 @@ static void run_block(const gm_job *j, int64_t i_lo, int64_t i_hi, int64_t j_lo,
           const float *bp = bbuf + jr * kc;
           for (int64_t ir = 0; ir < mc; ir += MR) {
             int mr = (int)(mc - ir < MR ? mc - ir : MR);
-            tile(kc, abuf + ir * kc, bp, j->C + (ic + ir) * j->ldc + jc + jr, j->ldc, mr, m0, m1,
-                 load, beta);
+            const float *ap = ir < direct ? j->A + pc * j->lda + ic + ir : abuf + ir * kc;
+            tile(kc, ap, ir < direct ? j->lda : MR, bp, j->C + (ic + ir) * j->ldc + jc + jr, j->ldc,
+                 mr, m0, m1, load, beta);
           }
         }
       }

@@ -104,6 +104,17 @@ int main(void) {
       CHECK(run(how, ta, tb, 301, 203, 517, 1.0f, 0.0f, seed++));
       CHECK(run(how, ta, tb, 613, 97, 263, -0.5f, 0.5f, seed++));
     }
+  /* the products of a 2-layer char-RNN step (H = 128, batch 32, 50 steps), whose packing
+   * takes every path: 12-row panels of A from A (nn, nt) and from A^T (tn, with a partial
+   * panel), 32-column panels of B from B (nn, tn) and from B^T (nt, 65 columns) */
+  if (have) {
+    CHECK(run(0, 1, 0, 128, 512, 1600, -0.5f, 0.5f, seed++));
+    CHECK(run(1, 1, 0, 65, 128, 1600, 2.0f, 0.0f, seed++));
+    CHECK(run(0, 0, 1, 1600, 65, 128, 1.0f, 1.0f, seed++));
+    CHECK(run(1, 0, 1, 1600, 64, 512, 1.0f, 0.0f, seed++));
+    CHECK(run(0, 0, 0, 1600, 128, 65, -0.5f, 0.0f, seed++));
+    CHECK(run(1, 1, 1, 65, 128, 300, 1.0f, 0.5f, seed++));
+  }
   /* one column block boundary (NC = 4096) on one and two threads */
   if (have) {
     CHECK(run(0, 0, 0, 13, 4099, 3, 1.0f, 1.0f, seed++));
