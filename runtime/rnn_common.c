@@ -251,15 +251,20 @@ int rn_check_args(rc_cell *cell, const char *fn, rc_tensor *x, int xdim, rc_tens
 
 /* pre = x W_x + b over all T*B rows: one GEMM. */
 void rn_input_projection(rc_seq *s) {
+  rn_input_projection_rows(s, 0, s->T * s->B);
+}
+
+void rn_input_projection_rows(rc_seq *s, int64_t r0, int64_t r1) {
   const rn_ops *o = s->cell->ops;
-  int64_t rows = s->T * s->B;
+  if (r1 <= r0) return;
   const float *Wx = rc_data(s->cell->param[0]);
+  float *pre = s->pre + r0 * s->P;
   if (o->has_bias) {
     const float *b = rc_data(s->cell->param[2]);
-    for (int64_t r = 0; r < rows; r++) memcpy(s->pre + r * s->P, b, (size_t)s->P * sizeof(float));
+    for (int64_t r = 0; r < r1 - r0; r++) memcpy(pre + r * s->P, b, (size_t)s->P * sizeof(float));
   }
-  rn_gemm(s->cell->ctx, rows, s->P, s->I, s->x, s->I, 0, Wx, s->P, 0, s->pre, s->P, 1.0f,
-          o->has_bias ? 1.0f : 0.0f);
+  rn_gemm(s->cell->ctx, r1 - r0, s->P, s->I, s->x + r0 * s->I, s->I, 0, Wx, s->P, 0, pre, s->P,
+          1.0f, o->has_bias ? 1.0f : 0.0f);
 }
 
 /* Copies state k's initial value (zeros for NULL) into its history row 0. */

@@ -214,6 +214,8 @@ int64_t rn_carve(rc_seq *s, float *base);
 void rn_seq_free(rc_seq *s);
 void rn_load_state(rc_seq *s, int k, rc_tensor *h);
 void rn_input_projection(rc_seq *s);
+/* ... of rows r0 .. r1 - 1 (steps times batch) only */
+void rn_input_projection_rows(rc_seq *s, int64_t r0, int64_t r1);
 int rn_check_args(rc_cell *cell, const char *fn, rc_tensor *x, int xdim, rc_tensor *const *state0,
                   const int64_t *lengths, int64_t *T, int64_t *B);
 /* Grows the packing workspaces that cell's recurrences use, for B rows (so that nothing is

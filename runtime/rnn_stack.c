@@ -49,6 +49,12 @@ struct rn_wave {
   float **dy, **dG;     /* backward: each layer's output and pre-activation gradients */
   wave_flags *f;        /* L, 64-byte aligned */
   atomic_llong late_ns; /* time spent in waits that outlasted the spin */
+  /* forward on two threads: layer 1's input projection is computed by both threads at the
+   * start, steps 0 .. proj_t - 1 by the caller (which then runs layer 1 at once), the rest by
+   * the helper, which sets proj_done; layer 1 waits for it at step proj_t. 0: projected
+   * before the wave. */
+  int64_t proj_t;
+  atomic_llong proj_done;
 };
 
 static inline void relax(void) {
@@ -107,7 +113,10 @@ static void dy_rows(rn_wave *w, int l, int64_t t, int64_t r0, int64_t r1) {
 void rn_wave_fwd_in_(rc_seq *s, int64_t t) {
   rn_wave *w = s->wave;
   int l = s->layer;
-  if (l == 0) return; /* layer 1's projection ran over all steps before */
+  if (l == 0) { /* layer 1's projection ran before, or runs on both threads at the start */
+    if (t == w->proj_t && t > 0) wait_for(w, &w->proj_done, 1);
+    return;
+  }
   wait_for(w, &w->f[l - 1].done, t + 1);
   proj_rows(w, s, t, w->h, w->B);
   wait_for(w, &w->f[l].half, t + 1);
@@ -220,6 +229,15 @@ static void run_part(void *arg, int64_t lo, int64_t hi) {
   const rn_ops *o = w->s[0]->cell->ops;
   for (int64_t part = lo; part < hi; part++) {
     if (!a->bw) {
+      if (w->proj_t > 0) { /* layer 1's input projection: each thread its share of the steps */
+        rc_seq *s0 = w->s[0];
+        if (part == 0) {
+          rn_input_projection_rows(s0, 0, w->proj_t * w->B);
+        } else {
+          rn_input_projection_rows(s0, w->proj_t * w->B, w->T * w->B);
+          atomic_store_explicit(&w->proj_done, 1, memory_order_release);
+        }
+      }
       for (int l = (int)part; l < w->L; l += 2) o->forward(w->s[l]);
     } else {
       for (int l = w->L - 1; l >= 0; l--)
@@ -485,7 +503,16 @@ int rc_cell_stack_forward(rc_cell *const *cells, int L, rc_tensor *x, rc_tensor 
             0, H, P);
     w->wx[l].ctx = c; /* the GEMM trace sees these products too */
   }
-  rn_input_projection(r->s[0]);
+  /* on two threads, both compute a share of layer 1's input projection at the start of the
+   * wave (split before it, the product started a thread of its own, which could meet the
+   * helper still spinning from the last sequence on the other core: 0.65-0.8 ms for a
+   * product that takes 0.33 ms alone) */
+  if (team) {
+    w->proj_t = T / 2;
+    atomic_store(&w->proj_done, 0);
+  } else {
+    rn_input_projection(r->s[0]);
+  }
   run_layers(w, NULL, NULL, team);
   wave_free(c, w);
   w = NULL;
