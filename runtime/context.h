@@ -86,6 +86,10 @@ typedef struct rc_ctx {
   /* Held while one thread uses gemm_buf, and while one appends to the trace: the layer
    * wavefront (runtime/rnn_stack.c) runs two layers' products on two threads in one context. */
   atomic_int gemm_buf_busy, gemm_trace_busy;
+  /* Split products whose second thread came late twice in a row (another process holds the
+   * other core) send the next gemm_solo products that would split to one thread
+   * (runtime/gemm.c); only the thread that splits a product touches these. */
+  int gemm_late, gemm_solo;
 } rc_ctx;
 
 rc_ctx *rc_ctx_new(void);

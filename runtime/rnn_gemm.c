@@ -310,6 +310,7 @@ struct rn_team {
   /* adaptivity (main thread only): jobs shared since the last decision, how many found the
    * helper late, and how many sequences to run alone before trying again */
   int jobs, late, cooldown;
+  int streak; /* layer wavefront runs found late in a row */
 };
 
 #define TEAM_SPINS 4000
@@ -412,10 +413,18 @@ int rn_team_usable(rn_team *t) {
   return 1;
 }
 
+int rn_team_wave_verdict(rn_team *t, int late) {
+  if (!t) return 0;
+  t->streak = late ? t->streak + 1 : 0;
+  if (t->streak < 2) return 0;
+  rn_team_back_off(t);
+  return 1;
+}
+
 void rn_team_back_off(rn_team *t) {
   if (!t) return;
   t->cooldown = 16;
-  t->jobs = t->late = 0;
+  t->jobs = t->late = t->streak = 0;
 }
 
 rn_team *rn_team_new(void) {

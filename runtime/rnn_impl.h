@@ -148,8 +148,10 @@ void rn_team_free(rn_team *t);
 /* Whether the next sequence should share its products with the helper (it backs off for a
  * while when the helper keeps arriving late, e.g. when another process holds the core). */
 int rn_team_usable(rn_team *t);
-/* The next 16 sequences run alone, as after late helpers (the layer wavefront's verdict). */
+/* The next 16 sequences run alone, as after late helpers. */
 void rn_team_back_off(rn_team *t);
+/* The layer wavefront's verdict on its last run: two late runs in a row back t off (1). */
+int rn_team_wave_verdict(rn_team *t, int late);
 /* fn(arg, lo, hi) over [0, n): with a helper t, [cut, n) runs on it while the caller runs
  * [0, cut) and waits; without one (or with cut outside 1 .. n - 1) the caller runs it all.
  * The parts must touch disjoint memory, so that the result does not depend on the split. */

@@ -55,6 +55,7 @@ struct rn_wave {
    * before the wave. */
   int64_t proj_t;
   atomic_llong proj_done;
+  atomic_llong helper_in; /* when the helper began its part (now_ns) */
 };
 
 static inline void relax(void) {
@@ -226,6 +227,7 @@ typedef struct {
 static void run_part(void *arg, int64_t lo, int64_t hi) {
   const run_arg *a = arg;
   rn_wave *w = a->w;
+  if (lo > 0) atomic_store_explicit(&w->helper_in, now_ns(), memory_order_relaxed);
   const rn_ops *o = w->s[0]->cell->ops;
   for (int64_t part = lo; part < hi; part++) {
     if (!a->bw) {
@@ -265,6 +267,7 @@ static void run_layers(rn_wave *w, rc_bw *bw, post_list *post, rn_team *t) {
   }
   run_arg a = {w, bw, post};
   atomic_store(&w->late_ns, 0);
+  atomic_store(&w->helper_in, 0);
   if (t) {
     /* both threads busy: every product in here runs on the thread that calls it (a split
      * would start a third thread, and OpenBLAS's own would spin on the cores) */
@@ -272,10 +275,19 @@ static void run_layers(rn_wave *w, rc_bw *bw, post_list *post, rn_team *t) {
     openblas_set_num_threads(1);
     long long t0 = now_ns();
     rn_team_split(t, run_part, &a, 2, 1);
-    /* when a thread kept waiting past the spin for more than a tenth of the run (another
-     * process holds a core: every hand-over risks a time slice), the next sequences run
-     * alone */
-    if (10 * atomic_load(&w->late_ns) > now_ns() - t0) rn_team_back_off(t);
+    /* a run in which a thread kept waiting past the spin for more than a tenth of it is
+     * late (another process holds a core: every hand-over risks a time slice); after two
+     * late runs in a row the next sequences run alone, each layer's cell without its
+     * helper too (layer-by-layer, a cell would otherwise split its steps with its own).
+     * One late run is not enough: on the bench's VM a run now and then waits 0.1-0.3 ms
+     * with nothing else running, and backing off for 16 sequences then cost a vanilla RNN
+     * H = 128 a third of its 2-thread step. The helper's wake-up does not count (35-90 us
+     * there, after it fell asleep since the last sequence). */
+    long long wake = atomic_load(&w->helper_in) - t0;
+    int late = 10 * (atomic_load(&w->late_ns) - (wake > 0 ? wake : 0)) > now_ns() - t0;
+    if (rn_team_wave_verdict(t, late))
+      for (int l = 0; l < w->L; l++)
+        if (w->s[l]->cell->team != t) rn_team_back_off(w->s[l]->cell->team);
     openblas_set_num_threads(threads);
   } else if (!bw) {
     for (int l = 0; l < w->L; l++) o->forward(w->s[l]);
