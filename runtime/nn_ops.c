@@ -400,6 +400,54 @@ static rc_tensor *xent_result(rc_ctx *c, rc_reduction reduction, const rc_shape 
   return rc_scalar(c, (float)(reduction == RC_REDUCE_SUM ? total : total / count));
 }
 
+/* lse[r] = m + log(sum_k exp(x[r, k] - m)), m the row's maximum (0 when infinite: the
+ * arithmetic then gives inf or nan), the sum in double, in k order. Rows go XENT_ROWS at a
+ * time: each row's maximum and sum are chains of dependent operations in that order (one
+ * add or compare after another), which side by side the CPU overlaps; every row gets the
+ * bits it got alone. tmp holds XENT_ROWS * C floats. */
+#define XENT_ROWS 4
+static void xent_lse(const float *x, int64_t R, int64_t C, float *tmp, float *lse) {
+  int64_t r0 = 0;
+  for (; r0 + XENT_ROWS <= R; r0 += XENT_ROWS) { /* four rows, each chain in its register */
+    const float *a = x + r0 * C, *b = a + C, *c = b + C, *d = c + C;
+    float ma = a[0], mb = b[0], mc = c[0], md = d[0];
+    for (int64_t k = 1; k < C; k++) {
+      ma = a[k] > ma ? a[k] : ma;
+      mb = b[k] > mb ? b[k] : mb;
+      mc = c[k] > mc ? c[k] : mc;
+      md = d[k] > md ? d[k] : md;
+    }
+    float m[XENT_ROWS] = {ma, mb, mc, md};
+    for (int j = 0; j < XENT_ROWS; j++) {
+      if (isinf(m[j])) m[j] = 0.0f;
+      for (int64_t k = 0; k < C; k++) tmp[j * C + k] = x[(r0 + j) * C + k] - m[j];
+    }
+    rc_k_exp(tmp, tmp, XENT_ROWS * C);
+    double sa = 0, sb = 0, sc = 0, sd = 0;
+    for (int64_t k = 0; k < C; k++) {
+      sa += tmp[k];
+      sb += tmp[C + k];
+      sc += tmp[2 * C + k];
+      sd += tmp[3 * C + k];
+    }
+    lse[r0] = m[0] + (float)log(sa);
+    lse[r0 + 1] = m[1] + (float)log(sb);
+    lse[r0 + 2] = m[2] + (float)log(sc);
+    lse[r0 + 3] = m[3] + (float)log(sd);
+  }
+  for (; r0 < R; r0++) { /* the rest one by one */
+    const float *xr = x + r0 * C;
+    float m = xr[0];
+    for (int64_t k = 1; k < C; k++) m = xr[k] > m ? xr[k] : m;
+    if (isinf(m)) m = 0.0f;
+    for (int64_t k = 0; k < C; k++) tmp[k] = xr[k] - m;
+    rc_k_exp(tmp, tmp, C);
+    double s = 0;
+    for (int64_t k = 0; k < C; k++) s += tmp[k];
+    lse[r0] = m + (float)log(s);
+  }
+}
+
 static int xent_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
   rc_tensor *x = rc_node_saved(n, 0), *t = rc_node_saved(n, 1), *lse = rc_node_saved(n, 3);
   rc_tensor *w = n->saved[2] ? rc_node_saved(n, 2) : NULL;
@@ -479,7 +527,8 @@ rc_tensor *rc_cross_entropy(rc_tensor *input, rc_tensor *target, int64_t base, r
   rc_tensor *t = x ? rc_raw_contiguous(target) : NULL;
   rc_tensor *w = t && mask ? rc_raw_contiguous(mask) : NULL;
   rc_tensor *lse = t && (!mask || w) ? rc_empty(c, 1, &R) : NULL;
-  rc_tensor *row = lse ? rc_empty(c, 1, &C) : NULL; /* scratch */
+  int64_t rows4 = XENT_ROWS * C;
+  rc_tensor *row = lse ? rc_empty(c, 1, &rows4) : NULL; /* scratch */
   rc_tensor *loss = row ? rc_empty(c, 1, &R) : NULL;
   rc_tensor *y = NULL;
   if (!loss) goto fail;
@@ -500,24 +549,15 @@ rc_tensor *rc_cross_entropy(rc_tensor *input, rc_tensor *target, int64_t base, r
       }
     }
   }
+  if (!log_probs) /* every row's log-sum-exp first */
+    xent_lse(xd, R, C, tmp, ld);
   double total = 0, denom = 0;
   for (int64_t r = 0; r < R; r++) {
     const float *xr = xd + r * C;
     float wr = wd ? wd[r] : 1.0f;
     denom += wr;
     float l = 0.0f;
-    if (!log_probs) {
-      float m = xr[0];
-      for (int64_t k = 1; k < C; k++) m = xr[k] > m ? xr[k] : m;
-      if (isinf(m)) m = 0.0f; /* all -inf (or an inf): let the arithmetic give inf/nan */
-      for (int64_t k = 0; k < C; k++) tmp[k] = xr[k] - m;
-      rc_k_exp(tmp, tmp, C);
-      double s = 0;
-      for (int64_t k = 0; k < C; k++) s += tmp[k];
-      ld[r] = m + (float)log(s);
-    } else {
-      ld[r] = 0.0f;
-    }
+    if (log_probs) ld[r] = 0.0f;
     if (wr != 0.0f) {
       if (soft) {
         const float *tr = td + r * C;
