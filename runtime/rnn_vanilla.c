@@ -12,11 +12,12 @@ static void fwd(rc_seq *s) {
     float *hn = s->st[0] + (t + 1) * B * H;
     rn_wave_fwd_in(s, t);
     rn_pgemm(&pw, B, hp, H, pre, H, 1.0f);
-    rc_k_tanh(pre, pre, B * H);
-    if (!s->len) { /* every row active: two block copies */
-      memcpy(hn, pre, (size_t)(B * H) * sizeof(float));
-      memcpy(y, pre, (size_t)(B * H) * sizeof(float));
-    } else
+    if (!s->len) { /* every row active: h' straight into the history (backward reads it
+                    * there), one block copy for the output */
+      rc_k_tanh(pre, hn, B * H);
+      memcpy(y, hn, (size_t)(B * H) * sizeof(float));
+    } else {
+      rc_k_tanh(pre, pre, B * H);
       for (int64_t b = 0; b < B; b++) {
         size_t row = (size_t)H * sizeof(float);
         if (rn_active(s, t, b)) {
@@ -27,6 +28,7 @@ static void fwd(rc_seq *s) {
           memset(y + b * H, 0, row);
         }
       }
+    }
     rn_wave_fwd_out(s, t);
   }
 }
@@ -44,7 +46,9 @@ static void bwd(rc_seq *s, rc_bw *w) {
   rn_pmat pw; /* W_h^T */
   rn_prepare(s->cell, 2, &pw, Wh, H, 1, H, H, B, T);
   for (int64_t t = T - 1; t >= 0; t--) {
-    const float *a = s->pre + t * B * H, *dy = w->dy + t * B * H;
+    /* h' = tanh(pre): in pre with lengths, else in the history (see fwd) */
+    const float *a = s->len ? s->pre + t * B * H : s->st[0] + (t + 1) * B * H;
+    const float *dy = w->dy + t * B * H;
     float *dG = w->dG + t * B * H;
     rn_wave_bwd_in(s, t);
     for (int64_t b = 0; b < B; b++) {
