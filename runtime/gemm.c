@@ -22,8 +22,9 @@
  * it (~20-50 us, against milliseconds of work; the runtime keeps no thread or buffer between
  * calls: it has no globals, and a context owns no thread). Each half packs its own operands,
  * and every element is summed in the same order either way, so the split does not change the
- * result. The packing buffers belong to the runtime context and are kept for its next product
- * (rc_ctx's gemm_buf). */
+ * result; when the second thread keeps coming late (another process holds the other core),
+ * the next products run on one (note_split). The packing buffers belong to the runtime
+ * context and are kept for its next product (rc_ctx's gemm_buf). */
 #include <cblas.h>
 #include <pthread.h>
 #include <stdlib.h>
