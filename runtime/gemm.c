@@ -51,8 +51,10 @@
 #endif
 /* multiply-adds from which recur's kernel runs (below, packing costs more than it saves) */
 #define GEMM_MIN (1 << 15)
-/* ... and from which it is split over two threads (starting one costs ~20-50 us) */
-#define GEMM_SPLIT_MIN (1 << 24)
+/* ... and from which it is split over two threads: handing half to the context's helper
+ * costs a few microseconds (a char-RNN H = 128 readout, 13M multiply-adds, gains at 2^23;
+ * with a thread started per product, at ~20-50 us, the line was 2^24) */
+#define GEMM_SPLIT_MIN (1 << 23)
 
 /* ---- which kernel ---- */
 
