@@ -13,7 +13,8 @@ void rc_team_free(rc_team *t);
  * backs off for a while when the helper keeps arriving late, e.g. when another process holds
  * the core). */
 int rc_team_usable(rc_team *t);
-/* The next 16 jobs run alone, as after late helpers. */
+/* Jobs run alone for a while, as after late helpers: 0.1 s, twice as long after each failed
+ * trial, up to 3.2 s. */
 void rc_team_back_off(rc_team *t);
 /* The layer wavefront's verdict on its last run: two late runs in a row back t off (1). */
 int rc_team_wave_verdict(rc_team *t, int late);
