@@ -1,5 +1,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include "context.h"
+#include "team.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,6 +17,11 @@ rc_ctx *rc_ctx_new(void) {
   return c;
 }
 
+rc_team *rc_ctx_team(rc_ctx *c) {
+  if (!c->team && !c->team_failed && !(c->team = rc_team_new())) c->team_failed = 1;
+  return c->team;
+}
+
 void rc_ctx_retain(rc_ctx *c) {
   c->refcount++;
 }
@@ -29,6 +35,7 @@ void rc_ctx_release(rc_ctx *c) {
     free(c->deferred);
     free(c->gemm_calls);
     free(c->gemm_buf);
+    rc_team_free(c->team);
     free(c);
   }
 }

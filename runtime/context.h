@@ -86,13 +86,15 @@ typedef struct rc_ctx {
   /* Held while one thread uses gemm_buf, and while one appends to the trace: the layer
    * wavefront (runtime/rnn_stack.c) runs two layers' products on two threads in one context. */
   atomic_int gemm_buf_busy, gemm_trace_busy;
-  /* Split products whose second thread came late twice in a row (another process holds the
-   * other core) send the next gemm_solo products that would split to one thread
-   * (runtime/gemm.c); only the thread that splits a product touches these. */
-  int gemm_late, gemm_solo;
+  /* The helper thread that takes half of every split job (runtime/team.c), created by
+   * rc_ctx_team on first use, joined when the context goes. */
+  struct rc_team *team;
+  int team_failed; /* it could not start: jobs run whole */
 } rc_ctx;
 
 rc_ctx *rc_ctx_new(void);
+/* c's helper thread, started on first use; NULL when it cannot start (jobs then run whole). */
+struct rc_team *rc_ctx_team(rc_ctx *c);
 void rc_ctx_retain(rc_ctx *c);
 void rc_ctx_release(rc_ctx *c);
 

@@ -18,20 +18,20 @@
  * 32, 32 KB) stays in L1 while the A panels of the row block (MC x KC, 288 KB) stream from L2.
  *
  * Two threads: with more than one BLAS thread, a product of at least GEMM_SPLIT_MIN
- * multiply-adds is split by columns (rows when it has few columns) with a thread started for
- * it (~20-50 us, against milliseconds of work; the runtime keeps no thread or buffer between
- * calls: it has no globals, and a context owns no thread). Each half packs its own operands,
- * and every element is summed in the same order either way, so the split does not change the
- * result; when the second thread keeps coming late (another process holds the other core),
- * the next products run on one (note_split). The packing buffers belong to the runtime
- * context and are kept for its next product (rc_ctx's gemm_buf). */
+ * multiply-adds is split by columns (rows when it has few columns), the second half on the
+ * runtime context's helper thread (runtime/team.c; a thread of its own for a product without
+ * a context). Each half packs its own operands, and every element is summed in the same
+ * order either way, so the split does not change the result; while the helper keeps coming
+ * late (another process holds the other core), products run on one thread. The packing
+ * buffers belong to the runtime context and are kept for its next product (rc_ctx's
+ * gemm_buf). */
 #include <cblas.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "gemm.h"
+#include "team.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -51,8 +51,10 @@
 #endif
 /* multiply-adds from which recur's kernel runs (below, packing costs more than it saves) */
 #define GEMM_MIN (1 << 15)
-/* ... and from which it is split over two threads (starting one costs ~20-50 us) */
-#define GEMM_SPLIT_MIN (1 << 24)
+/* ... and from which it is split over two threads: handing half to the context's helper
+ * costs a few microseconds (a char-RNN H = 128 readout, 13M multiply-adds, gains at 2^23;
+ * with a thread started per product, at ~20-50 us, the line was 2^24) */
+#define GEMM_SPLIT_MIN (1 << 23)
 
 /* ---- which kernel ---- */
 
@@ -394,30 +396,6 @@ static float *scratch(rc_ctx *ctx, size_t floats, float **own, int *held) {
   return ctx->gemm_buf;
 }
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* After a split product: the caller's half took `own` seconds, then it waited `wait` for the
- * helper's. The halves carry the same work, so a helper that needs more than twice as long
- * (and 0.1 ms more than its start costs) shares its core with another process; twice in a
- * row, and the next GEMM_SOLO products that would split run on the caller alone (on a
- * loaded machine a split LSTM step took 2-5x its 1-thread time). The columns a thread sums
- * do not change any result, so this changes only where a product runs. */
-#define GEMM_SOLO 64
-static void note_split(rc_ctx *ctx, double own, double wait) {
-  if (wait > own && wait > 1e-4) {
-    if (++ctx->gemm_late >= 2) {
-      ctx->gemm_solo = GEMM_SOLO;
-      ctx->gemm_late = 0;
-    }
-  } else {
-    ctx->gemm_late = 0;
-  }
-}
-
 int rc_sgemm_own(rc_ctx *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
                  const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                  int64_t ldc, int threads) {
@@ -454,14 +432,14 @@ int rc_sgemm_own(rc_ctx *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K, f
     j.abuf[p] = mem + (size_t)p * (afl + bfl);
     j.bbuf[p] = j.abuf[p] + afl;
   }
+  rc_team *team = parts == 2 && ctx ? rc_ctx_team(ctx) : NULL;
   pthread_t th;
   gm_share share = {&j, cut, n};
-  if (parts == 2 && pthread_create(&th, NULL, helper_main, &share) == 0) {
-    double t0 = now_s();
-    job_fn(&j, 0, cut);
-    double t1 = now_s();
+  if (team) {
+    rc_team_split(team, job_fn, &j, n, cut);
+  } else if (parts == 2 && pthread_create(&th, NULL, helper_main, &share) == 0) {
+    job_fn(&j, 0, cut); /* no context: a thread for this product */
     pthread_join(th, NULL);
-    if (ctx) note_split(ctx, t1 - t0, now_s() - t1);
   } else {
     run_block(&j, 0, M, 0, N, j.abuf[0], j.bbuf[0]);
   }
@@ -493,10 +471,9 @@ void rc_sgemm(rc_ctx *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K, floa
               int64_t ldc) {
   if (M <= 0 || N <= 0) return;
   int route = rc_gemm_route(M, N, K);
-  if (route == 2 && ctx && ctx->gemm_solo > 0) { /* see note_split */
-    ctx->gemm_solo--;
-    route = 1;
-  }
+  /* the context's helper backs off while it keeps coming late (another process holds the
+   * other core): then the product runs on one thread */
+  if (route == 2 && ctx && !rc_team_usable(rc_ctx_team(ctx))) route = 1;
   if (ctx && ctx->gemm_tracing) record(ctx, ta, tb, M, N, K, route);
   if (route > 0 &&
       rc_sgemm_own(ctx, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, route) == 0)

@@ -53,7 +53,7 @@ double rc_gemm_replay(const rc_gemm_call *calls, size_t n, int reps) {
   float *A = malloc((size_t)a * sizeof(float)), *B = malloc((size_t)b * sizeof(float));
   float *C = malloc((size_t)c * sizeof(float)), *P = malloc((size_t)pk * sizeof(float));
   packed_w *w = calloc(np ? np : 1, sizeof *w);
-  rn_team *team = NULL;
+  rc_team *team = NULL;
   rc_ctx *ctx = rc_ctx_new(); /* holds the packing buffers, as a runtime's does */
   size_t nw = 0;
   double best = -1.0;
@@ -64,7 +64,7 @@ double rc_gemm_replay(const rc_gemm_call *calls, size_t n, int reps) {
   for (size_t i = 0; i < n; i++) {
     const rc_gemm_call *q = &calls[i];
     if (q->op != RC_GEMM_PACKED) continue;
-    if (q->threads > 1 && !team && !(team = rn_team_new())) goto done;
+    if (q->threads > 1 && !team && !(team = rc_ctx_team(ctx))) goto done;
     size_t k = 0;
     while (k < nw && !(w[k].K == q->K && w[k].N == q->N && w[k].kernel == q->kernel)) k++;
     if (k < nw) continue;
@@ -103,8 +103,7 @@ double rc_gemm_replay(const rc_gemm_call *calls, size_t n, int reps) {
   }
 done:
   for (size_t k = 0; k < nw; k++) free(w[k].buf);
-  rn_team_free(team);
-  rc_ctx_release(ctx);
+  rc_ctx_release(ctx); /* and its helper */
   free(w);
   free(A);
   free(B);

@@ -107,8 +107,7 @@ void rc_cell_release(rc_cell *cell) {
   if (!cell || --cell->refcount > 0) return;
   for (int p = 0; p < RC_CELL_MAX_PARAMS; p++) rc_release(cell->param[p]);
   for (int w = 0; w < 3 + RN_PACK_SLOTS; w++) rc_release(cell->ws[w]);
-  rn_team_free(cell->team);
-  rc_ctx *c = cell->ctx;
+  rc_ctx *c = cell->ctx; /* cell->team is the context's */
   rc_mem_free(c, cell);
   rc_ctx_release(c);
 }
@@ -165,8 +164,8 @@ void rn_prepare(rc_cell *cell, int slot, rn_pmat *m, const float *W, int64_t ldw
    * thread (smaller ones cost less than the hand-over) */
   if (m->p && M * K * N >= (1 << 20) && openblas_get_num_threads() > 1 &&
       !cell->ctx->no_rnn_helper && !cell->in_wave) {
-    if (!cell->team) cell->team = rn_team_new();
-    if (slot == 0 || slot == 2) cell->team_on = rn_team_usable(cell->team); /* per sequence */
+    if (!cell->team) cell->team = rc_ctx_team(cell->ctx);
+    if (slot == 0 || slot == 2) cell->team_on = rc_team_usable(cell->team); /* per sequence */
     m->team = cell->team_on ? cell->team : NULL;
   }
 }

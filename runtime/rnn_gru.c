@@ -62,7 +62,7 @@ static void fwd(rc_seq *s) {
   rn_pmat pa, pb; /* W_h[:, r z] and W_h[:, n] */
   rn_prepare(s->cell, 0, &pa, Wh, P, 0, H, 2 * H, B, T);
   rn_prepare(s->cell, 1, &pb, Wh + 2 * H, P, 0, H, H, B, T);
-  rn_team *rows = rn_rows_team(&pa, B, H);
+  rc_team *rows = rn_rows_team(&pa, B, H);
   step st = {s, NULL, 0, NULL};
   for (int64_t t = 0; t < T; t++) {
     float *pre = s->pre + t * B * P, *rh = s->aux[0] + t * B * H;
@@ -70,9 +70,9 @@ static void fwd(rc_seq *s) {
     st.t = t;
     rn_wave_fwd_in(s, t);
     rn_pgemm(&pa, B, hp, H, pre, P, 1.0f);
-    rn_team_split(rows, fwd_rows_rz, &st, B, B / 2);
+    rc_team_split(rows, fwd_rows_rz, &st, B, B / 2);
     rn_pgemm(&pb, B, rh, H, pre + 2 * H, P, 1.0f);
-    rn_team_split(rows, fwd_rows_n, &st, B, B / 2);
+    rc_team_split(rows, fwd_rows_n, &st, B, B / 2);
     rn_wave_fwd_out(s, t);
   }
 }
@@ -140,15 +140,15 @@ static void bwd(rc_seq *s, rc_bw *w) {
   rn_pmat pn, prz; /* W_h[:, n]^T and W_h[:, r z]^T */
   rn_prepare(s->cell, 2, &pn, Wh + 2 * H, P, 1, H, H, B, T);
   rn_prepare(s->cell, 3, &prz, Wh, P, 1, 2 * H, H, B, T);
-  rn_team *rows = rn_rows_team(&prz, B, H);
+  rc_team *rows = rn_rows_team(&prz, B, H);
   step st = {s, w, 0, NULL};
   for (int64_t t = T - 1; t >= 0; t--) {
     float *dG = w->dG + t * B * P;
     st.t = t;
     rn_wave_bwd_in(s, t);
-    rn_team_split(rows, bwd_rows_zn, &st, B, B / 2);
+    rc_team_split(rows, bwd_rows_zn, &st, B, B / 2);
     rn_pgemm(&pn, B, dG + 2 * H, P, drh, H, 0.0f);
-    rn_team_split(rows, bwd_rows_r, &st, B, B / 2);
+    rc_team_split(rows, bwd_rows_r, &st, B, B / 2);
     rn_pgemm(&prz, B, dG, P, dh, H, 1.0f);
     rn_wave_bwd_out(s, t);
   }
@@ -199,13 +199,13 @@ static void fwd_after(rc_seq *s) {
   const float *Wh = rc_data(s->cell->param[1]);
   rn_pmat pw;
   rn_prepare(s->cell, 0, &pw, Wh, P, 0, H, P, B, T);
-  rn_team *rows = rn_rows_team(&pw, B, H);
+  rc_team *rows = rn_rows_team(&pw, B, H);
   step st = {s, NULL, 0, rc_data(s->cell->param[3])};
   for (int64_t t = 0; t < T; t++) {
     rn_wave_fwd_in(s, t);
     rn_pgemm(&pw, B, s->st[0] + t * B * H, H, s->fws, P, 0.0f);
     st.t = t;
-    rn_team_split(rows, fwd_after_rows, &st, B, B / 2);
+    rc_team_split(rows, fwd_after_rows, &st, B, B / 2);
     rn_wave_fwd_out(s, t);
   }
 }

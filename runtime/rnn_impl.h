@@ -20,7 +20,7 @@
  * H = 256 gains about 10% with 2 threads, H = 128 nothing) */
 #define RN_ROWS_MIN 8192
 
-typedef struct rn_team rn_team; /* a helper thread (runtime/rnn_gemm.c) */
+#include "team.h"               /* the context's helper thread */
 typedef struct rn_wave rn_wave; /* a layer wavefront over a stack (runtime/rnn_stack.c) */
 
 /* One forward call: its sizes, the saved buffers (all float arrays carved from one arena),
@@ -101,7 +101,7 @@ struct rc_cell {
   int64_t input, hidden;
   const rn_ops *ops;
   rc_tensor *param[RC_CELL_MAX_PARAMS];
-  rn_team *team; /* the helper thread (more than one BLAS thread), or NULL */
+  rc_team *team; /* the helper thread (more than one BLAS thread), or NULL */
   int team_on;   /* whether the current sequence shares its products with it */
   int in_wave;   /* set while a wavefront runs it beside another layer: no helper thread */
   rc_tensor *ws[3 + RN_PACK_SLOTS]; /* workspaces: forward scratch, backward scratch, step
@@ -138,29 +138,13 @@ typedef struct {
   int64_t K, N;
   const float *p; /* the panels, or NULL */
   int kind;
-  rn_team *team; /* splits each product with a helper thread, or NULL */
+  rc_team *team; /* splits each product with a helper thread, or NULL */
   rc_ctx *ctx;   /* whose trace of products records them (runtime/gemm.h), or NULL */
 } rn_pmat;
 
-/* A helper thread that takes half of each packed product (NULL when it cannot start). */
-rn_team *rn_team_new(void);
-void rn_team_free(rn_team *t);
-/* Whether the next sequence should share its products with the helper (it backs off for a
- * while when the helper keeps arriving late, e.g. when another process holds the core). */
-int rn_team_usable(rn_team *t);
-/* The next 16 sequences run alone, as after late helpers. */
-void rn_team_back_off(rn_team *t);
-/* The layer wavefront's verdict on its last run: two late runs in a row back t off (1). */
-int rn_team_wave_verdict(rn_team *t, int late);
-/* fn(arg, lo, hi) over [0, n): with a helper t, [cut, n) runs on it while the caller runs
- * [0, cut) and waits; without one (or with cut outside 1 .. n - 1) the caller runs it all.
- * The parts must touch disjoint memory, so that the result does not depend on the split. */
-typedef void (*rn_range_fn)(void *arg, int64_t lo, int64_t hi);
-void rn_team_split(rn_team *t, rn_range_fn fn, void *arg, int64_t n, int64_t cut);
-
 /* The helper to share a step's elementwise pass over n rows of H units with: m's, when m
  * shares its products and the pass is large enough to pay for the hand-over; else NULL. */
-static inline rn_team *rn_rows_team(const rn_pmat *m, int64_t n, int64_t H) {
+static inline rc_team *rn_rows_team(const rn_pmat *m, int64_t n, int64_t H) {
   return n >= 2 && n * H >= RN_ROWS_MIN ? m->team : NULL;
 }
 

@@ -137,13 +137,13 @@ static void fwd(rc_seq *s) {
   const float *Wh = rc_data(s->cell->param[1]);
   rn_pmat pw;
   rn_prepare(s->cell, 0, &pw, Wh, P, 0, H, P, B, T);
-  rn_team *rows = rn_rows_team(&pw, B, H);
+  rc_team *rows = rn_rows_team(&pw, B, H);
   fwd_step st = {s, 0};
   for (int64_t t = 0; t < T; t++) {
     rn_wave_fwd_in(s, t);
     rn_pgemm(&pw, B, s->st[0] + t * B * H, H, s->pre + t * B * P, P, 1.0f);
     st.t = t;
-    rn_team_split(rows, fwd_rows, &st, B, B / 2);
+    rc_team_split(rows, fwd_rows, &st, B, B / 2);
     rn_wave_fwd_out(s, t);
   }
 }

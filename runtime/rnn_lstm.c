@@ -66,13 +66,13 @@ static void fwd_common(rc_seq *s, int peep) {
   rn_pmat pw;
   rn_prepare(s->cell, 0, &pw, Wh, P, 0, H, P, B, T);
   /* the rows of the gate pass are shared with the helper thread too */
-  rn_team *rows = rn_rows_team(&pw, B, H);
+  rc_team *rows = rn_rows_team(&pw, B, H);
   for (int64_t t = 0; t < T; t++) {
     const float *hp = s->st[0] + t * B * H;
     rn_wave_fwd_in(s, t);
     rn_pgemm(&pw, B, hp, H, s->pre + t * B * P, P, 1.0f);
     st.t = t;
-    rn_team_split(rows, peep ? fwd_rows_peep : fwd_rows, &st, B, B / 2);
+    rc_team_split(rows, peep ? fwd_rows_peep : fwd_rows, &st, B, B / 2);
     rn_wave_fwd_out(s, t);
   }
 }
@@ -173,7 +173,7 @@ static void bwd_common(rc_seq *s, rc_bw *w, int peep) {
   float *dh = w->d[0], *tmp = w->ws;
   rn_pmat pw; /* op = W_h^T [P, H] */
   rn_prepare(s->cell, 2, &pw, Wh, P, 1, P, H, B, T);
-  rn_team *rows = rn_rows_team(&pw, B, H);
+  rc_team *rows = rn_rows_team(&pw, B, H);
   bwd_step st = {s, w, 0};
   for (int64_t t = T - 1; t >= 0; t--) {
     rn_wave_bwd_in(s, t);
@@ -181,7 +181,7 @@ static void bwd_common(rc_seq *s, rc_bw *w, int peep) {
       bwd_peep_rows(s, w, t);
     } else {
       st.t = t;
-      rn_team_split(rows, bwd_rows, &st, B, B / 2);
+      rc_team_split(rows, bwd_rows, &st, B, B / 2);
     }
     if (!s->len) { /* every row active: straight into dh (read above, before the product) */
       rn_pgemm(&pw, B, w->dG + t * B * P, P, dh, H, 0.0f);

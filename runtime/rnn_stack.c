@@ -255,7 +255,7 @@ static void run_part(void *arg, int64_t lo, int64_t hi) {
 /* Runs every layer through the hooks: on two threads with the helper t, else one layer after
  * the other on the caller (the hooks' waits are then already met); in backward, then the
  * products after the recurrences. */
-static void run_layers(rn_wave *w, rc_bw *bw, post_list *post, rn_team *t) {
+static void run_layers(rn_wave *w, rc_bw *bw, post_list *post, rc_team *t) {
   const rn_ops *o = w->s[0]->cell->ops;
   for (int l = 0; l < w->L; l++) {
     atomic_store(&w->f[l].done, 0);
@@ -274,20 +274,18 @@ static void run_layers(rn_wave *w, rc_bw *bw, post_list *post, rn_team *t) {
     int threads = openblas_get_num_threads();
     openblas_set_num_threads(1);
     long long t0 = now_ns();
-    rn_team_split(t, run_part, &a, 2, 1);
+    rc_team_split(t, run_part, &a, 2, 1);
     /* a run in which a thread kept waiting past the spin for more than a tenth of it is
      * late (another process holds a core: every hand-over risks a time slice); after two
-     * late runs in a row the next sequences run alone, each layer's cell without its
-     * helper too (layer-by-layer, a cell would otherwise split its steps with its own).
+     * late runs in a row the next sequences run alone (the context's helper backs off for
+     * every cell and product).
      * One late run is not enough: on the bench's VM a run now and then waits 0.1-0.3 ms
      * with nothing else running, and backing off for 16 sequences then cost a vanilla RNN
      * H = 128 a third of its 2-thread step. The helper's wake-up does not count (35-90 us
      * there, after it fell asleep since the last sequence). */
     long long wake = atomic_load(&w->helper_in) - t0;
     int late = 10 * (atomic_load(&w->late_ns) - (wake > 0 ? wake : 0)) > now_ns() - t0;
-    if (rn_team_wave_verdict(t, late))
-      for (int l = 0; l < w->L; l++)
-        if (w->s[l]->cell->team != t) rn_team_back_off(w->s[l]->cell->team);
+    rc_team_wave_verdict(t, late);
     openblas_set_num_threads(threads);
   } else if (!bw) {
     for (int l = 0; l < w->L; l++) o->forward(w->s[l]);
@@ -305,12 +303,12 @@ static void run_layers(rn_wave *w, rc_bw *bw, post_list *post, rn_team *t) {
 }
 
 /* The helper thread to run the second half of the layers on, or NULL for one thread. */
-static rn_team *wave_team(rc_cell *cell) {
+static rc_team *wave_team(rc_cell *cell) {
   if (cell->ctx->rnn_wave <= 0 && (openblas_get_num_threads() < 2 || cell->ctx->no_rnn_helper))
     return NULL;
-  if (!cell->team) cell->team = rn_team_new();
+  if (!cell->team) cell->team = rc_ctx_team(cell->ctx);
   if (cell->ctx->rnn_wave > 0) return cell->team;
-  return rn_team_usable(cell->team) ? cell->team : NULL;
+  return rc_team_usable(cell->team) ? cell->team : NULL;
 }
 
 /* a new wave over L layers with room for the packed W_x (in *packs, K x N each); NULL with a
@@ -417,7 +415,7 @@ int rc_cell_stack_forward(rc_cell *const *cells, int L, rc_tensor *x, rc_tensor 
     return 1;
   /* the helper, or none: in auto mode a helper that keeps arriving late (another process
    * holds the second core) sends the next sequences down the layer-by-layer path */
-  rn_team *team = wave_team(c0);
+  rc_team *team = wave_team(c0);
   if (c->rnn_wave == 0 && !team) return 1;
   int ns = o->n_states, np = o->n_params;
   if (rn_check_args(c0, "rnn stack forward", x, 3, state0, lengths, &T, &B)) return -1;

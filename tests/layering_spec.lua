@@ -21,7 +21,7 @@ end
 -- The floors of runtime/ from the ground up (docs/architecture.md, "Layers"). A file belongs to
 -- the floor of its name without .c / .h; the top floor holds the families named by prefix.
 local floors = {
-  {name = "kernels", files = {kernels = true, kernels_math = true}},
+  {name = "kernels", files = {kernels = true, kernels_math = true, team = true}},
   {name = "tensor", files = {tensor = true, context = true, rng = true}},
   {name = "autograd", files = {autograd = true}},
   {name = "ops / nn / rnn / optim / io",

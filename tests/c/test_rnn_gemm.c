@@ -15,7 +15,7 @@ static float frand(unsigned *s) {
 }
 
 /* one case: C [M, N] (ldc = N + 3) = A [M, K] (lda = K + 2) op(W) + beta C */
-static rn_team *g_team; /* when set, products are shared with this helper thread */
+static rc_team *g_team; /* when set, products are shared with this helper thread */
 
 static int run_case(int64_t M, int64_t N, int64_t K, int trans, float beta, int pack,
                     unsigned seed) {
@@ -80,7 +80,7 @@ int main(void) {
   CHECK(sweep());
   CHECK(run_case(32, 512, 128, 0, 1.0f, 1, 5));
   /* a helper thread takes half of the panels: the same results, many hand-overs */
-  g_team = rn_team_new();
+  g_team = rc_team_new();
   CHECK(g_team != NULL);
   unsetenv("RECUR_GEMM_KERNEL");
   CHECK(sweep());
@@ -88,9 +88,9 @@ int main(void) {
   CHECK(run_case(32, 512, 2048, 1, 0.0f, 1, 14));
   setenv("RECUR_GEMM_KERNEL", "avx2", 1);
   CHECK(run_case(17, 300, 64, 1, 1.0f, 1, 15));
-  rn_team_free(g_team);
+  rc_team_free(g_team);
   g_team = NULL;
-  rn_team_free(NULL);
+  rc_team_free(NULL);
   setenv("RECUR_GEMM_KERNEL", "plain", 1);
   CHECK(sweep());
   unsetenv("RECUR_GEMM_KERNEL");

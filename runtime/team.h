@@ -1,0 +1,28 @@
+/* A runtime context's helper thread: half of a split job runs on it (runtime/team.c). */
+#ifndef RC_TEAM_H
+#define RC_TEAM_H
+
+#include <stdint.h>
+
+typedef struct rc_team rc_team;
+
+/* A helper thread (NULL when it cannot start). */
+rc_team *rc_team_new(void);
+void rc_team_free(rc_team *t);
+/* Whether the next job (a sequence of a cell, a product) should be shared with the helper (it
+ * backs off for a while when the helper keeps arriving late, e.g. when another process holds
+ * the core). */
+int rc_team_usable(rc_team *t);
+/* Jobs run alone for a while, as after late helpers: 0.1 s, twice as long after each failed
+ * trial, up to 3.2 s. */
+void rc_team_back_off(rc_team *t);
+/* The layer wavefront's verdict on its last run: two late runs in a row back t off (1). */
+int rc_team_wave_verdict(rc_team *t, int late);
+/* fn(arg, lo, hi) over [0, n): with a helper t, [cut, n) runs on it while the caller runs
+ * [0, cut) and waits; without one (or with cut outside 1 .. n - 1, or while t already runs a
+ * job) the caller runs it all. The parts must touch disjoint memory, so that the result does
+ * not depend on the split. */
+typedef void (*rc_range_fn)(void *arg, int64_t lo, int64_t hi);
+void rc_team_split(rc_team *t, rc_range_fn fn, void *arg, int64_t n, int64_t cut);
+
+#endif
