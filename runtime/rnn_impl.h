@@ -211,4 +211,19 @@ int rn_reserve_packing(rc_cell *cell);
 /* Column sums of a [rows, cols] row-major matrix (row stride ld) added into out. */
 void rn_colsum_add(const float *a, int64_t rows, int64_t cols, int64_t ld, float *out);
 
+/* dh = dG op(W_h) for step t's active rows (dG [B, ldg]; tmp: B H floats of scratch): without
+ * lengths every row is active and the product goes straight into dh (which the step's row
+ * pass has already read), else through tmp, copying the active rows. */
+static inline void rn_step_dh(const rc_seq *s, int64_t t, const rn_pmat *pw, const float *dG,
+                              int64_t ldg, float *tmp, float *dh) {
+  int64_t B = s->B, H = s->H;
+  if (!s->len) {
+    rn_pgemm(pw, B, dG, ldg, dh, H, 0.0f);
+    return;
+  }
+  rn_pgemm(pw, B, dG, ldg, tmp, H, 0.0f);
+  for (int64_t b = 0; b < B; b++)
+    if (rn_active(s, t, b)) memcpy(dh + b * H, tmp + b * H, (size_t)H * sizeof(float));
+}
+
 #endif

@@ -252,13 +252,7 @@ static void bwd(rc_seq *s, rc_bw *w) {
         ln_back(d4 + k * H, xh + b * P + k * H, scale + k * H, rb[k], H,
                 dscale ? dscale + k * H : NULL, dshift ? dshift + k * H : NULL);
     }
-    if (!s->len) { /* every row active: straight into dh (read above, before the product) */
-      rn_pgemm(&pw, B, dG, P, dh, H, 0.0f);
-    } else {
-      rn_pgemm(&pw, B, dG, P, tmp, H, 0.0f);
-      for (int64_t b = 0; b < B; b++)
-        if (rn_active(s, t, b)) memcpy(dh + b * H, tmp + b * H, (size_t)H * sizeof(float));
-    }
+    rn_step_dh(s, t, &pw, dG, P, tmp, dh);
     rn_wave_bwd_out(s, t);
   }
 }

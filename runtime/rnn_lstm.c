@@ -183,13 +183,7 @@ static void bwd_common(rc_seq *s, rc_bw *w, int peep) {
       st.t = t;
       rc_team_split(rows, bwd_rows, &st, B, B / 2);
     }
-    if (!s->len) { /* every row active: straight into dh (read above, before the product) */
-      rn_pgemm(&pw, B, w->dG + t * B * P, P, dh, H, 0.0f);
-    } else {
-      rn_pgemm(&pw, B, w->dG + t * B * P, P, tmp, H, 0.0f);
-      for (int64_t b = 0; b < B; b++)
-        if (rn_active(s, t, b)) memcpy(dh + b * H, tmp + b * H, (size_t)H * sizeof(float));
-    }
+    rn_step_dh(s, t, &pw, w->dG + t * B * P, P, tmp, dh);
     rn_wave_bwd_out(s, t);
   }
 }

@@ -59,13 +59,7 @@ static void bwd(rc_seq *s, rc_bw *w) {
       }
       grad_row(H, a + b * H, dy + b * H, dh + b * H, g);
     }
-    if (!s->len) { /* every row active: straight into dh (read above, before the product) */
-      rn_pgemm(&pw, B, dG, H, dh, H, 0.0f);
-    } else {
-      rn_pgemm(&pw, B, dG, H, tmp, H, 0.0f);
-      for (int64_t b = 0; b < B; b++)
-        if (rn_active(s, t, b)) memcpy(dh + b * H, tmp + b * H, (size_t)H * sizeof(float));
-    }
+    rn_step_dh(s, t, &pw, dG, H, tmp, dh);
     rn_wave_bwd_out(s, t);
   }
 }
