@@ -280,7 +280,7 @@ static void run_layers(rn_wave *w, rc_bw *bw, post_list *post, rc_team *t) {
      * late runs in a row the next sequences run alone (the context's helper backs off for
      * every cell and product).
      * One late run is not enough: on the bench's VM a run now and then waits 0.1-0.3 ms
-     * with nothing else running, and backing off for 16 sequences then cost a vanilla RNN
+     * with nothing else running, and backing off for it (then for 16 sequences) cost a vanilla RNN
      * H = 128 a third of its 2-thread step. The helper's wake-up does not count (35-90 us
      * there, after it fell asleep since the last sequence). */
     long long wake = atomic_load(&w->helper_in) - t0;

@@ -40,9 +40,9 @@ struct rc_team {
   int jobs, late;
   double off_until; /* jobs run alone until then (now_s), after late helpers */
   double off_s;     /* the last back-off's length: doubles while trials keep failing */
-  int streak; /* layer wavefront runs found late in a row */
-  int busy;   /* a job is running: set by the thread that posts it (a split asked for from
-               * inside the job, on either thread, then runs whole) */
+  int streak;       /* layer wavefront runs found late in a row */
+  int busy;         /* a job is running: set by the thread that posts it (a split asked for from
+                     * inside the job, on either thread, then runs whole) */
 };
 
 #define TEAM_SPINS 4000
@@ -126,16 +126,26 @@ static double now_s(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+#define TEAM_BACK_OFF_S 0.1
+#define TEAM_BACK_OFF_MAX_S 3.2
+/* Jobs run alone for TEAM_BACK_OFF_S, then twice as long each time the trial after it fails too
+ * (a late trial beside a busy process can take tens of milliseconds), up to
+ * TEAM_BACK_OFF_MAX_S. */
+static void back_off(rc_team *t) {
+  t->off_s = t->off_s > 0.0 ? t->off_s * 2.0 : TEAM_BACK_OFF_S;
+  if (t->off_s > TEAM_BACK_OFF_MAX_S) t->off_s = TEAM_BACK_OFF_MAX_S;
+  t->off_until = now_s() + t->off_s;
+  t->jobs = t->late = t->streak = 0;
+}
+
 /* Decides whether the next job (a cell's sequence, a product) is shared. When another process
  * keeps the second core busy the helper is often descheduled, and waiting for it costs more
  * than doing its half: if more than a quarter of the last (at least 16) shared jobs found the
  * helper later than the time of the caller's own half, or the wavefront found it late twice
- * in a row, jobs run on the calling thread alone for a while (rc_team_back_off), then sharing
+ * in a row, jobs run on the calling thread alone for a while (back_off), then sharing
  * is tried again. A time, not a count of jobs: products, sequences and steps ask at very different
  * rates (a count of 16 refusals, spent by a step's products in a millisecond, left an LSTM
  * H = 128 step at 80 ms against 19.5 on one thread beside a busy loop). */
-#define TEAM_BACK_OFF_S 0.1
-#define TEAM_BACK_OFF_MAX_S 3.2
 int rc_team_usable(rc_team *t) {
   if (!t) return 0;
   if (t->off_until > 0.0) {
@@ -146,7 +156,7 @@ int rc_team_usable(rc_team *t) {
     int late = 4 * t->late > t->jobs;
     t->jobs = t->late = 0;
     if (late) {
-      rc_team_back_off(t);
+      back_off(t);
       return 0;
     }
     t->off_s = 0.0; /* a window on time: the next back-off starts short again */
@@ -154,23 +164,11 @@ int rc_team_usable(rc_team *t) {
   return 1;
 }
 
-int rc_team_wave_verdict(rc_team *t, int late) {
-  if (!t) return 0;
+void rc_team_wave_verdict(rc_team *t, int late) {
+  if (!t) return;
   t->streak = late ? t->streak + 1 : 0;
   if (!late) t->off_s = 0.0;
-  if (t->streak < 2) return 0;
-  rc_team_back_off(t);
-  return 1;
-}
-
-/* TEAM_BACK_OFF_S, then twice as long each time the trial after it fails too (a late trial
- * beside a busy process can take tens of milliseconds), up to TEAM_BACK_OFF_MAX_S */
-void rc_team_back_off(rc_team *t) {
-  if (!t) return;
-  t->off_s = t->off_s > 0.0 ? t->off_s * 2.0 : TEAM_BACK_OFF_S;
-  if (t->off_s > TEAM_BACK_OFF_MAX_S) t->off_s = TEAM_BACK_OFF_MAX_S;
-  t->off_until = now_s() + t->off_s;
-  t->jobs = t->late = t->streak = 0;
+  if (t->streak >= 2) back_off(t);
 }
 
 rc_team *rc_team_new(void) {

@@ -13,11 +13,9 @@ void rc_team_free(rc_team *t);
  * backs off for a while when the helper keeps arriving late, e.g. when another process holds
  * the core). */
 int rc_team_usable(rc_team *t);
-/* Jobs run alone for a while, as after late helpers: 0.1 s, twice as long after each failed
- * trial, up to 3.2 s. */
-void rc_team_back_off(rc_team *t);
-/* The layer wavefront's verdict on its last run: two late runs in a row back t off (1). */
-int rc_team_wave_verdict(rc_team *t, int late);
+/* The layer wavefront's verdict on its last run: two late runs in a row back t off (jobs run
+ * alone for 0.1 s, twice as long after each failed trial, up to 3.2 s). */
+void rc_team_wave_verdict(rc_team *t, int late);
 /* fn(arg, lo, hi) over [0, n): with a helper t, [cut, n) runs on it while the caller runs
  * [0, cut) and waits; without one (or with cut outside 1 .. n - 1, or while t already runs a
  * job) the caller runs it all. The parts must touch disjoint memory, so that the result does
