@@ -173,7 +173,7 @@ enum { POST_WH, POST_WX, POST_DX, POST_KINDS };
 
 typedef struct {
   rc_bw *bw;
-  float *dx; /* the stack input's gradient, or NULL */
+  float *dx;                       /* the stack input's gradient, or NULL */
   _Alignas(64) atomic_int next[2]; /* the next task among part 0's layers, part 1's */
 } post_list;
 
