@@ -2,6 +2,7 @@
 #include "context.h"
 #include "team.h"
 
+#include <cblas.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,23 @@ rc_ctx *rc_ctx_new(void) {
 rc_team *rc_ctx_team(rc_ctx *c) {
   if (!c->team && !c->team_failed && !(c->team = rc_team_new())) c->team_failed = 1;
   return c->team;
+}
+
+/* element operations (an exp, a few adds) from which rows are shared with the helper: the
+ * char-RNN's loss over [1600, 65] logits (104,000) takes 0.08 ms on one thread and 0.045 split,
+ * and handing half to a helper that is spinning costs a few microseconds */
+#define ROWS_SPLIT_MIN ((int64_t)1 << 15)
+
+void rc_ctx_rows(rc_ctx *c, void (*fn)(void *arg, int64_t lo, int64_t hi), void *arg, int64_t n,
+                 int64_t work) {
+  rc_team *t = NULL;
+  if (n >= 2 && work >= ROWS_SPLIT_MIN && openblas_get_num_threads() > 1 &&
+      rc_team_usable(rc_ctx_team(c)))
+    t = c->team;
+  if (t)
+    rc_team_split(t, fn, arg, n, n / 2);
+  else
+    fn(arg, 0, n);
 }
 
 void rc_ctx_retain(rc_ctx *c) {

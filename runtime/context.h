@@ -95,6 +95,12 @@ typedef struct rc_ctx {
 rc_ctx *rc_ctx_new(void);
 /* c's helper thread, started on first use; NULL when it cannot start (jobs then run whole). */
 struct rc_team *rc_ctx_team(rc_ctx *c);
+/* fn(arg, lo, hi) over rows [0, n) that cost `work` element operations in all: the second half
+ * on c's helper when BLAS may use more than one thread, the work is worth the hand-over and
+ * the helper is usable, else all on the caller. The rows must touch disjoint memory, so that
+ * the result does not depend on the split. */
+void rc_ctx_rows(rc_ctx *c, void (*fn)(void *arg, int64_t lo, int64_t hi), void *arg, int64_t n,
+                 int64_t work);
 void rc_ctx_retain(rc_ctx *c);
 void rc_ctx_release(rc_ctx *c);
 

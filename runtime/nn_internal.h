@@ -19,5 +19,14 @@ double rc_row_exp_sum(float *z, float shift, int64_t n);
 void rc_row_scale_acc(float *z, int64_t n, float s, float *acc);
 /* z = s exp(z + b - lse) (b may be NULL), then acc += z when acc is not NULL. */
 void rc_row_softmax_scaled(float *z, const float *b, float lse, float s, int64_t n, float *acc);
+/* out = exp(x - lse) * s (a row of nn.cross_entropy's gradient) */
+void rc_row_exp_scaled(const float *x, float lse, float s, int64_t n, float *out);
+/* lse[r] = log(sum_k exp(x[r, k])) of rows x [R, C] (nn.cross_entropy), computed stably
+ * (shifted by the row's maximum) with the sum in double in k order; tmp holds
+ * rc_rows_logsumexp_tmp(C) floats. */
+void rc_rows_logsumexp(const float *x, int64_t R, int64_t C, float *tmp, float *lse);
+static inline int64_t rc_rows_logsumexp_tmp(int64_t C) {
+  return 16 * (C < 256 ? C : 256);
+}
 
 #endif

@@ -106,3 +106,64 @@ RC_CLONES void rc_row_softmax_scaled(float *restrict z, const float *restrict b,
   if (acc)
     for (int64_t i = 0; i < n; i++) acc[i] += z[i];
 }
+
+/* out = exp(x - lse) * s (nn.cross_entropy's gradient row) */
+RC_CLONES void rc_row_exp_scaled(const float *restrict x, float lse, float s, int64_t n,
+                                 float *restrict out) {
+  for (int64_t i = 0; i < n; i++) out[i] = rc_expf(x[i] - lse) * s;
+}
+
+/* ---- rows of a log-sum-exp (nn.cross_entropy) ----
+ * lse[r] = m + log(sum_k exp(x[r, k] - m)), m the row's maximum (0 when infinite: the
+ * arithmetic then gives inf or nan), the sum in double in k order. A row's sum is one chain of
+ * dependent adds, so sixteen rows go side by side (XENT_COLS columns at a time), sixteen chains
+ * the CPU overlaps; each keeps its order, and a row gets the bits it gets alone. The maximum is
+ * exact in any order (a NaN anywhere in a row makes its lse NaN whichever maximum it gives). */
+#define XENT_COLS 256
+
+RC_CLONES void rc_rows_logsumexp(const float *restrict x, int64_t R, int64_t C, float *restrict tmp,
+                                 float *restrict lse) {
+  if (C < 1) return;
+  for (int64_t r0 = 0; r0 < R; r0 += 16) {
+    int nr = R - r0 < 16 ? (int)(R - r0) : 16;
+    const float *xr = x + r0 * C;
+    float m[16];
+    double s[16];
+    for (int j = 0; j < nr; j++) {
+      const float *row = xr + j * C;
+      float mj = row[0];
+      int64_t k = 1;
+      if (C >= 32) { /* 16 lanes, then across them */
+        rc_v16 acc;
+        V16_LOAD(acc, row);
+        for (k = 16; k + 16 <= C; k += 16) {
+          rc_v16 v;
+          V16_LOAD(v, row + k);
+          rc_i16 gt = v > acc;
+          acc = (rc_v16)(((rc_i16)v & gt) | ((rc_i16)acc & ~gt));
+        }
+        mj = acc[0];
+        for (int i = 1; i < 16; i++) mj = acc[i] > mj ? acc[i] : mj;
+      }
+      for (; k < C; k++) mj = row[k] > mj ? row[k] : mj;
+      m[j] = isinf(mj) ? 0.0f : mj;
+      s[j] = 0.0;
+    }
+    for (int64_t k0 = 0; k0 < C; k0 += XENT_COLS) {
+      int64_t nk = C - k0 < XENT_COLS ? C - k0 : XENT_COLS;
+      for (int j = 0; j < nr; j++) {
+        const float *row = xr + j * C + k0;
+        float *t = tmp + j * nk, mj = m[j];
+        for (int64_t k = 0; k < nk; k++) t[k] = rc_expf(row[k] - mj);
+      }
+      if (nr == 16) {
+        for (int64_t k = 0; k < nk; k++)
+          for (int j = 0; j < 16; j++) s[j] += tmp[j * nk + k];
+      } else {
+        for (int64_t k = 0; k < nk; k++)
+          for (int j = 0; j < nr; j++) s[j] += tmp[j * nk + k];
+      }
+    }
+    for (int j = 0; j < nr; j++) lse[r0 + j] = m[j] + (float)log(s[j]);
+  }
+}

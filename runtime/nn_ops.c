@@ -400,52 +400,18 @@ static rc_tensor *xent_result(rc_ctx *c, rc_reduction reduction, const rc_shape 
   return rc_scalar(c, (float)(reduction == RC_REDUCE_SUM ? total : total / count));
 }
 
-/* lse[r] = m + log(sum_k exp(x[r, k] - m)), m the row's maximum (0 when infinite: the
- * arithmetic then gives inf or nan), the sum in double, in k order. Rows go XENT_ROWS at a
- * time: each row's maximum and sum are chains of dependent operations in that order (one
- * add or compare after another), which side by side the CPU overlaps; every row gets the
- * bits it got alone. tmp holds XENT_ROWS * C floats. */
-#define XENT_ROWS 4
-static void xent_lse(const float *x, int64_t R, int64_t C, float *tmp, float *lse) {
-  int64_t r0 = 0;
-  for (; r0 + XENT_ROWS <= R; r0 += XENT_ROWS) { /* four rows, each chain in its register */
-    const float *a = x + r0 * C, *b = a + C, *c = b + C, *d = c + C;
-    float ma = a[0], mb = b[0], mc = c[0], md = d[0];
-    for (int64_t k = 1; k < C; k++) {
-      ma = a[k] > ma ? a[k] : ma;
-      mb = b[k] > mb ? b[k] : mb;
-      mc = c[k] > mc ? c[k] : mc;
-      md = d[k] > md ? d[k] : md;
-    }
-    float m[XENT_ROWS] = {ma, mb, mc, md};
-    for (int j = 0; j < XENT_ROWS; j++) {
-      if (isinf(m[j])) m[j] = 0.0f;
-      for (int64_t k = 0; k < C; k++) tmp[j * C + k] = x[(r0 + j) * C + k] - m[j];
-    }
-    rc_k_exp(tmp, tmp, XENT_ROWS * C);
-    double sa = 0, sb = 0, sc = 0, sd = 0;
-    for (int64_t k = 0; k < C; k++) {
-      sa += tmp[k];
-      sb += tmp[C + k];
-      sc += tmp[2 * C + k];
-      sd += tmp[3 * C + k];
-    }
-    lse[r0] = m[0] + (float)log(sa);
-    lse[r0 + 1] = m[1] + (float)log(sb);
-    lse[r0 + 2] = m[2] + (float)log(sc);
-    lse[r0 + 3] = m[3] + (float)log(sd);
-  }
-  for (; r0 < R; r0++) { /* the rest one by one */
-    const float *xr = x + r0 * C;
-    float m = xr[0];
-    for (int64_t k = 1; k < C; k++) m = xr[k] > m ? xr[k] : m;
-    if (isinf(m)) m = 0.0f;
-    for (int64_t k = 0; k < C; k++) tmp[k] = xr[k] - m;
-    rc_k_exp(tmp, tmp, C);
-    double s = 0;
-    for (int64_t k = 0; k < C; k++) s += tmp[k];
-    lse[r0] = m + (float)log(s);
-  }
+/* every row's log-sum-exp over a share of the rows (rc_ctx_rows), each share with its own
+ * scratch (whole cache lines: two threads never write one line) */
+typedef struct {
+  const float *x;
+  int64_t C;
+  float *tmp, *lse; /* tmp: 2 x rc_rows_logsumexp_tmp(C) */
+} xent_lse_job;
+
+static void xent_lse_rows(void *arg, int64_t lo, int64_t hi) {
+  const xent_lse_job *j = arg;
+  rc_rows_logsumexp(j->x + lo * j->C, hi - lo, j->C,
+                    j->tmp + (lo > 0) * rc_rows_logsumexp_tmp(j->C), j->lse + lo);
 }
 
 static int xent_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
@@ -460,6 +426,8 @@ static int xent_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
   const float *wd = w ? rc_data(w) : NULL;
   float *o = rc_data(gx);
   double denom = red == RC_REDUCE_MEAN ? n->d[0] : 1.0;
+  /* on one thread: split over the context's helper, its rows (last written on the other
+   * core) took it twice as long as the caller's, and made the helper look late */
   for (int64_t r = 0; r < R; r++) {
     float *orow = o + r * C;
     float wr = wd ? wd[r] : 1.0f;
@@ -470,17 +438,15 @@ static int xent_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
     float s = (float)((double)(red == RC_REDUCE_NONE ? gd[r] : gd[0]) * wr / denom);
     const float *xr = xd + r * C;
     if (!log_probs) {
-      for (int64_t k = 0; k < C; k++) orow[k] = xr[k] - ld[r];
-      rc_k_exp(orow, orow, C);
       if (soft) {
+        rc_row_exp_scaled(xr, ld[r], 1.0f, C, orow);
         const float *tr = td + r * C;
         double tsum = 0;
         for (int64_t k = 0; k < C; k++) tsum += tr[k];
         for (int64_t k = 0; k < C; k++) orow[k] = s * (orow[k] * (float)tsum - tr[k]);
       } else {
-        int64_t k0 = (int64_t)td[r];
-        for (int64_t k = 0; k < C; k++) orow[k] *= s;
-        orow[k0] -= s;
+        rc_row_exp_scaled(xr, ld[r], s, C, orow);
+        orow[(int64_t)td[r]] -= s;
       }
     } else if (soft) {
       const float *tr = td + r * C;
@@ -527,8 +493,8 @@ rc_tensor *rc_cross_entropy(rc_tensor *input, rc_tensor *target, int64_t base, r
   rc_tensor *t = x ? rc_raw_contiguous(target) : NULL;
   rc_tensor *w = t && mask ? rc_raw_contiguous(mask) : NULL;
   rc_tensor *lse = t && (!mask || w) ? rc_empty(c, 1, &R) : NULL;
-  int64_t rows4 = XENT_ROWS * C;
-  rc_tensor *row = lse ? rc_empty(c, 1, &rows4) : NULL; /* scratch */
+  int64_t ntmp = 2 * rc_rows_logsumexp_tmp(C);
+  rc_tensor *row = lse ? rc_empty(c, 1, &ntmp) : NULL; /* scratch */
   rc_tensor *loss = row ? rc_empty(c, 1, &R) : NULL;
   rc_tensor *y = NULL;
   if (!loss) goto fail;
@@ -549,8 +515,10 @@ rc_tensor *rc_cross_entropy(rc_tensor *input, rc_tensor *target, int64_t base, r
       }
     }
   }
-  if (!log_probs) /* every row's log-sum-exp first */
-    xent_lse(xd, R, C, tmp, ld);
+  if (!log_probs) { /* every row's log-sum-exp first */
+    xent_lse_job j = {xd, C, tmp, ld};
+    rc_ctx_rows(c, xent_lse_rows, &j, R, R * C);
+  }
   double total = 0, denom = 0;
   for (int64_t r = 0; r < R; r++) {
     const float *xr = xd + r * C;

@@ -442,6 +442,27 @@ describe("losses", function()
     near({ 2000 }, nn.cross_entropy(T { { 1000, -1000 } }, T { 2 }):reshape(1))
   end)
 
+  it("cross_entropy gives the same bits on 1 and 2 threads (rows shared with the helper)", function()
+    local before = recur.threads()
+    recur.seed(3)
+    -- 600 x 70 and 150 x 300 (columns past one 256-wide block) are above the split's size
+    for _, shape in ipairs { { 600, 70 }, { 150, 300 }, { 9, 7 } } do
+      local x = (recur.randn(shape[1], shape[2]) * 4):requires_grad(true)
+      local y = recur.randint(1, shape[2], { shape[1] })
+      local got = {}
+      for th = 1, 2 do
+        recur.threads(th)
+        x.grad = nil
+        local per_row = nn.cross_entropy(x:detach(), y, { reduction = "none" })
+        nn.cross_entropy(x, y):backward()
+        got[th] = { per_row, x.grad:clone() }
+      end
+      recur.threads(before)
+      assert.are.same(got[1][1]:totable(), got[2][1]:totable())
+      assert.are.same(got[1][2]:totable(), got[2][2]:totable())
+    end
+  end)
+
   it("nll of log-probabilities", function()
     local lp = logits:log_softmax(2)
     near({ (l1 + l2) / 2 }, nn.nll(lp, T { 2, 1 }):reshape(1))

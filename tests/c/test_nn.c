@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "../../runtime/nn.h"
+#include "../../runtime/kernels_math.h"
 #include "../../runtime/nn_internal.h"
 #include "../../runtime/optim.h"
 #include "../../runtime/safetensors.h"
@@ -320,8 +321,49 @@ static void test_softmax_rows(void) {
   CHECK(rc_row_bias_max(r, NULL, 20) == 7.0f);
 }
 
+/* nn.cross_entropy's row kernels against the plain one-row loop they replaced, bit for bit: row
+ * counts around their groups of 16, columns around the 16 lanes and the 256-column blocks, and
+ * rows with infinities and NaNs. */
+static float lse_plain(const float *x, int64_t C) {
+  float m = x[0];
+  for (int64_t k = 1; k < C; k++) m = x[k] > m ? x[k] : m;
+  if (isinf(m)) m = 0.0f;
+  double s = 0;
+  for (int64_t k = 0; k < C; k++) s += rc_expf(x[k] - m);
+  return m + (float)log(s);
+}
+
+static int same_float(float a, float b) {
+  return (isnan(a) && isnan(b)) || memcmp(&a, &b, sizeof a) == 0;
+}
+
+static void test_logsumexp_rows(void) {
+  int64_t rows[] = {1, 2, 15, 16, 17, 40}, cols[] = {1, 5, 16, 31, 33, 256, 257, 600};
+  static float x[40 * 600], tmp[16 * 256], lse[40], g[600];
+  for (size_t ri = 0; ri < sizeof rows / sizeof rows[0]; ri++)
+    for (size_t ci = 0; ci < sizeof cols / sizeof cols[0]; ci++) {
+      int64_t R = rows[ri], C = cols[ci];
+      for (int64_t i = 0; i < R * C; i++) x[i] = (float)((i * 7919) % 1009) / 40.0f - 12.0f;
+      if (R > 2) { /* row 1: all -inf; row 2: +inf and a NaN (one in the lanes, one in the tail) */
+        for (int64_t k = 0; k < C; k++) x[C + k] = -INFINITY;
+        x[2 * C + C / 2] = INFINITY;
+        x[2 * C + C - 1] = NAN;
+      }
+      rc_rows_logsumexp(x, R, C, tmp, lse);
+      int same = 1;
+      for (int64_t r = 0; r < R; r++) same &= same_float(lse[r], lse_plain(x + r * C, C));
+      CHECK(same);
+      /* a gradient row: exp(x - lse) s */
+      rc_row_exp_scaled(x, lse[0], 0.25f, C, g);
+      same = 1;
+      for (int64_t k = 0; k < C; k++) same &= same_float(g[k], rc_expf(x[k] - lse[0]) * 0.25f);
+      CHECK(same);
+    }
+}
+
 int main(void) {
   test_softmax_rows();
+  test_logsumexp_rows();
   rc_ctx *c = rc_ctx_new();
   test_linear(c);
   test_pack(c);
