@@ -102,12 +102,13 @@ int rc_gemm_route(int64_t M, int64_t N, int64_t K) {
 #ifdef GM_X86
 #define T512 __attribute__((target("avx512f")))
 
-/* C[mr, nc] = alpha-scaled sums (already in A) + (load ? beta C : 0), from the panels Ap
- * [kc][MR] with row stride as (MR packed, lda where op(A) = A^T is read in place) and Bp
- * [kc][NR]; m0, m1 mask the columns of the two halves. */
+/* C[mr, nc] = alpha-scaled sums (already in A) + beta add (add NULL: nothing), from the panels
+ * Ap [kc][MR] with row stride as (MR packed, lda where op(A) = A^T is read in place) and Bp
+ * [kc][NR]; add is C itself (add_ld = ldc) or a bias row for every row (add_ld = 0); m0, m1
+ * mask the columns of the two halves. */
 T512 static void tile(int64_t kc, const float *restrict Ap, int64_t as, const float *restrict Bp,
-                      float *C, int64_t ldc, int mr, __mmask16 m0, __mmask16 m1, int load,
-                      float beta) {
+                      float *C, int64_t ldc, int mr, __mmask16 m0, __mmask16 m1, const float *add,
+                      int64_t add_ld, float beta) {
   __m512 c0[MR], c1[MR];
   /* C's lines are fetched while the sums run (a 12 x 32 tile whose rows are 8 KB apart, as
    * at N = 2048, otherwise waits for each of them at the end) */
@@ -131,9 +132,10 @@ T512 static void tile(int64_t kc, const float *restrict Ap, int64_t as, const fl
   _Pragma("GCC unroll 12") for (int r = 0; r < MR; r++) {
     if (r >= mr) break;
     float *c = C + r * ldc;
-    if (load) {
-      c0[r] = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, c), c0[r]);
-      c1[r] = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, c + 16), c1[r]);
+    if (add) {
+      const float *a = add + r * add_ld;
+      c0[r] = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, a), c0[r]);
+      c1[r] = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, a + 16), c1[r]);
     }
     _mm512_mask_storeu_ps(c, m0, c0[r]);
     _mm512_mask_storeu_ps(c + 16, m1, c1[r]);
@@ -307,6 +309,7 @@ typedef struct {
   int64_t M, N, K;
   float alpha, beta;
   const float *A, *B;
+  const float *bias; /* a row added to every row of C on the first block (beta then unused) */
   int64_t lda, ldb, ldc;
   float *C;
   float *abuf[2], *bbuf[2];
@@ -320,9 +323,9 @@ static void run_block(const gm_job *j, int64_t i_lo, int64_t i_hi, int64_t j_lo,
     int64_t nc = j_hi - jc < NC ? j_hi - jc : NC;
     for (int64_t pc = 0; pc < j->K; pc += KC) {
       int64_t kc = j->K - pc < KC ? j->K - pc : KC;
-      int first = pc == 0;
-      int load = !first || j->beta != 0.0f;
-      float beta = first ? j->beta : 1.0f;
+      int first = pc == 0, bias = first && j->bias;
+      int load = !first || j->beta != 0.0f || bias;
+      float beta = first && !bias ? j->beta : 1.0f;
       pack_b(j->tb, j->B, j->ldb, pc, kc, jc, nc, bbuf);
       for (int64_t ic = i_lo; ic < i_hi; ic += MC) {
         int64_t mc = i_hi - ic < MC ? i_hi - ic : MC;
@@ -341,8 +344,10 @@ static void run_block(const gm_job *j, int64_t i_lo, int64_t i_hi, int64_t j_lo,
           for (int64_t ir = 0; ir < mc; ir += MR) {
             int mr = (int)(mc - ir < MR ? mc - ir : MR);
             const float *ap = ir < direct ? j->A + pc * j->lda + ic + ir : abuf + ir * kc;
-            tile(kc, ap, ir < direct ? j->lda : MR, bp, j->C + (ic + ir) * j->ldc + jc + jr, j->ldc,
-                 mr, m0, m1, load, beta);
+            float *c = j->C + (ic + ir) * j->ldc + jc + jr;
+            const float *add = !load ? NULL : bias ? j->bias + jc + jr : c;
+            tile(kc, ap, ir < direct ? j->lda : MR, bp, c, j->ldc, mr, m0, m1, add,
+                 bias ? 0 : j->ldc, beta);
           }
         }
       }
@@ -396,15 +401,17 @@ static float *scratch(rc_ctx *ctx, size_t floats, float **own, int *held) {
   return ctx->gemm_buf;
 }
 
-int rc_sgemm_own(rc_ctx *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
-                 const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
-                 int64_t ldc, int threads) {
+/* rc_sgemm_own, with C = alpha op(A) op(B) + bias (broadcast over the rows) when bias */
+static int own_product(rc_ctx *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+                       const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                       const float *bias, float *C, int64_t ldc, int threads) {
   if (!cpu_avx512()) return -1;
   if (M <= 0 || N <= 0) return 0;
-  gm_job j = {ta, tb, M, N, K, alpha, beta, A, B, lda, ldb, ldc, C, {0}, {0}, 0};
-  if (K <= 0 || alpha == 0.0f) { /* no sum: C = beta C */
+  gm_job j = {ta, tb, M, N, K, alpha, beta, A, B, bias, lda, ldb, ldc, C, {0}, {0}, 0};
+  if (K <= 0 || alpha == 0.0f) { /* no sum: C = beta C, or the bias */
     for (int64_t i = 0; i < M; i++)
-      for (int64_t c = 0; c < N; c++) C[i * ldc + c] = beta == 0.0f ? 0.0f : beta * C[i * ldc + c];
+      for (int64_t c = 0; c < N; c++)
+        C[i * ldc + c] = bias ? bias[c] : beta == 0.0f ? 0.0f : beta * C[i * ldc + c];
     return 0;
   }
   /* the split: by columns in whole panels when there are at least 4, else by rows */
@@ -448,6 +455,12 @@ int rc_sgemm_own(rc_ctx *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K, f
   return 0;
 }
 
+int rc_sgemm_own(rc_ctx *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+                 const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                 int64_t ldc, int threads) {
+  return own_product(ctx, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, NULL, C, ldc, threads);
+}
+
 /* ---- the entry point ---- */
 
 /* multiply-adds from which a product left to OpenBLAS may use its threads: matrix-vector
@@ -466,9 +479,10 @@ static void record(rc_ctx *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K,
   rc_gemm_trace_record(ctx, &c);
 }
 
-void rc_sgemm(rc_ctx *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
-              const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
-              int64_t ldc) {
+/* rc_sgemm, or with bias (beta then unused) rc_sgemm_bias */
+static void product(rc_ctx *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+                    const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                    const float *bias, float *C, int64_t ldc) {
   if (M <= 0 || N <= 0) return;
   int route = rc_gemm_route(M, N, K);
   /* the context's helper backs off while it keeps coming late (another process holds the
@@ -476,8 +490,12 @@ void rc_sgemm(rc_ctx *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K, floa
   if (route == 2 && ctx && !rc_team_usable(rc_ctx_team(ctx))) route = 1;
   if (ctx && ctx->gemm_tracing) record(ctx, ta, tb, M, N, K, route);
   if (route > 0 &&
-      rc_sgemm_own(ctx, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, route) == 0)
+      own_product(ctx, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, bias, C, ldc, route) == 0)
     return;
+  if (bias) { /* OpenBLAS: the bias in every row first, then C += the product (same bits) */
+    for (int64_t i = 0; i < M; i++) memcpy(C + i * ldc, bias, (size_t)N * sizeof(float));
+    beta = 1.0f;
+  }
   /* beta 0 must overwrite NaN: OpenBLAS's sgemm writes zeros for beta 0, but its sgemv and an
    * empty product scale C instead, so clear C first there */
   if (beta == 0.0f && (M == 1 || K <= 0))
@@ -498,6 +516,18 @@ void rc_sgemm(rc_ctx *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K, floa
   if (one) openblas_set_num_threads(1);
   blas_product(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   if (one) openblas_set_num_threads(threads);
+}
+
+void rc_sgemm(rc_ctx *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+              const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+              int64_t ldc) {
+  product(ctx, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, NULL, C, ldc);
+}
+
+void rc_sgemm_bias(rc_ctx *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A,
+                   int64_t lda, const float *B, int64_t ldb, const float *bias, float *C,
+                   int64_t ldc) {
+  product(ctx, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 1.0f, bias, C, ldc);
 }
 
 static void blas_product(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,

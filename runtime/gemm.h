@@ -20,6 +20,13 @@ void rc_sgemm(rc_ctx *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K, floa
               const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
               int64_t ldc);
 
+/* C = op(A) op(B) + bias, the row bias [N] added to every row (nn.Linear, an RNN's input
+ * projection): the same bits as C filled with the bias and rc_sgemm with beta 1, without the
+ * pass that fills it where recur's kernel runs the product. */
+void rc_sgemm_bias(rc_ctx *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A,
+                   int64_t lda, const float *B, int64_t ldb, const float *bias, float *C,
+                   int64_t ldc);
+
 /* The path rc_sgemm takes for a product of these sizes: 0 BLAS, 1 recur's kernel on one
  * thread, 2 recur's kernel split over two. Recur's kernel runs when the CPU has AVX-512F,
  * OpenBLAS's core is not an AVX-512 one, RECUR_GEMM_KERNEL is not blas, plain or avx2, and

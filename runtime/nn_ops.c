@@ -134,13 +134,18 @@ rc_tensor *rc_linear(rc_tensor *x, rc_tensor *w, rc_tensor *b) {
     return NULL;
   }
   float *yd = rc_data(y);
-  float beta = 0.0f;
-  if (b && rows > 0 && out > 0) {
-    rc_read_floats(b, yd);
-    for (int64_t r = 1; r < rows; r++) memcpy(yd + r * out, yd, (size_t)out * sizeof(float));
-    beta = 1.0f;
+  rc_tensor *bc = b && rows > 0 && out > 0 ? rc_raw_contiguous(b) : NULL;
+  if (b && rows > 0 && out > 0 && !bc) {
+    rc_release(x2);
+    rc_release(w2);
+    rc_release(y);
+    return NULL;
   }
-  gemm(c, 0, 1, rows, out, in, rc_data(x2), rc_data(w2), beta, yd); /* x w^T (+ b) */
+  if (bc) /* x w^T + b */
+    rc_sgemm_bias(c, 0, 1, rows, out, in, rc_data(x2), in, rc_data(w2), in, rc_data(bc), yd, out);
+  else
+    gemm(c, 0, 1, rows, out, in, rc_data(x2), rc_data(w2), 0.0f, yd); /* x w^T */
+  rc_release(bc);
   rc_tensor *inputs[3] = {x, w, b};
   rc_node *n;
   if (!rc_record(c, "LinearBackward", linear_backward, inputs, b ? 3 : 2, &y, &n) && n) {

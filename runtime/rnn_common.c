@@ -258,12 +258,12 @@ void rn_input_projection_rows(rc_seq *s, int64_t r0, int64_t r1) {
   if (r1 <= r0) return;
   const float *Wx = rc_data(s->cell->param[0]);
   float *pre = s->pre + r0 * s->P;
-  if (o->has_bias) {
-    const float *b = rc_data(s->cell->param[2]);
-    for (int64_t r = 0; r < r1 - r0; r++) memcpy(pre + r * s->P, b, (size_t)s->P * sizeof(float));
-  }
-  rn_gemm(s->cell->ctx, r1 - r0, s->P, s->I, s->x + r0 * s->I, s->I, 0, Wx, s->P, 0, pre, s->P,
-          1.0f, o->has_bias ? 1.0f : 0.0f);
+  if (o->has_bias)
+    rc_sgemm_bias(s->cell->ctx, 0, 0, r1 - r0, s->P, s->I, s->x + r0 * s->I, s->I, Wx, s->P,
+                  rc_data(s->cell->param[2]), pre, s->P);
+  else
+    rn_gemm(s->cell->ctx, r1 - r0, s->P, s->I, s->x + r0 * s->I, s->I, 0, Wx, s->P, 0, pre, s->P,
+            1.0f, 0.0f);
 }
 
 /* Copies state k's initial value (zeros for NULL) into its history row 0. */

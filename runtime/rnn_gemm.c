@@ -119,10 +119,12 @@ void rn_pack(rn_pmat *m, float *dst, const float *W, int64_t ldw, int trans, int
 #define T512 __attribute__((target("avx512f")))
 #define T256 __attribute__((target("avx2,fma")))
 
-/* C[mr, 32] (+)= A[mr, K] P[K, 32]; nc <= 32 columns are stored. */
+/* C[mr, 32] = A[mr, K] P[K, 32] (+ add: C itself with ald = ldc, or a bias row with ald = 0);
+ * nc <= 32 columns are stored. */
 #define K512(MR)                                                                                   \
   T512 static void k512_##MR(int64_t K, const float *A, int64_t lda, const float *P, float *C,     \
-                             int64_t ldc, int beta, __mmask16 m0, __mmask16 m1) {                  \
+                             int64_t ldc, const float *add, int64_t ald, __mmask16 m0,             \
+                             __mmask16 m1) {                                                       \
     __m512 c0[MR], c1[MR];                                                                         \
     _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {                                         \
       c0[r] = _mm512_setzero_ps();                                                                 \
@@ -138,9 +140,9 @@ void rn_pack(rn_pmat *m, float *dst, const float *W, int64_t ldw, int trans, int
     }                                                                                              \
     _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {                                         \
       float *c = C + r * ldc;                                                                      \
-      if (beta) {                                                                                  \
-        c0[r] = _mm512_add_ps(c0[r], _mm512_maskz_loadu_ps(m0, c));                                \
-        c1[r] = _mm512_add_ps(c1[r], _mm512_maskz_loadu_ps(m1, c + 16));                           \
+      if (add) {                                                                                   \
+        c0[r] = _mm512_add_ps(c0[r], _mm512_maskz_loadu_ps(m0, add + r * ald));                    \
+        c1[r] = _mm512_add_ps(c1[r], _mm512_maskz_loadu_ps(m1, add + r * ald + 16));               \
       }                                                                                            \
       _mm512_mask_storeu_ps(c, m0, c0[r]);                                                         \
       _mm512_mask_storeu_ps(c + 16, m1, c1[r]);                                                    \
@@ -156,7 +158,7 @@ K512(7)
 K512(8)
 
 T512 static void pgemm512(const rn_pmat *m, int64_t M, const float *A, int64_t lda, float *C,
-                          int64_t ldc, int beta, int64_t q0, int64_t q1) {
+                          int64_t ldc, int beta, const float *bias, int64_t q0, int64_t q1) {
   int64_t K = m->K, N = m->N;
   for (int64_t q = q0; q < q1; q++) {
     int64_t n0 = q * 32, nc = N - n0 < 32 ? N - n0 : 32;
@@ -167,40 +169,42 @@ T512 static void pgemm512(const rn_pmat *m, int64_t M, const float *A, int64_t l
       int64_t mr = M - i < 8 ? M - i : 8;
       const float *a = A + i * lda;
       float *c = C + i * ldc + n0;
+      const float *add = bias ? bias + n0 : beta ? c : NULL;
+      int64_t ald = bias ? 0 : ldc;
       switch (mr) {
       case 8:
-        k512_8(K, a, lda, P, c, ldc, beta, m0, m1);
+        k512_8(K, a, lda, P, c, ldc, add, ald, m0, m1);
         break;
       case 7:
-        k512_7(K, a, lda, P, c, ldc, beta, m0, m1);
+        k512_7(K, a, lda, P, c, ldc, add, ald, m0, m1);
         break;
       case 6:
-        k512_6(K, a, lda, P, c, ldc, beta, m0, m1);
+        k512_6(K, a, lda, P, c, ldc, add, ald, m0, m1);
         break;
       case 5:
-        k512_5(K, a, lda, P, c, ldc, beta, m0, m1);
+        k512_5(K, a, lda, P, c, ldc, add, ald, m0, m1);
         break;
       case 4:
-        k512_4(K, a, lda, P, c, ldc, beta, m0, m1);
+        k512_4(K, a, lda, P, c, ldc, add, ald, m0, m1);
         break;
       case 3:
-        k512_3(K, a, lda, P, c, ldc, beta, m0, m1);
+        k512_3(K, a, lda, P, c, ldc, add, ald, m0, m1);
         break;
       case 2:
-        k512_2(K, a, lda, P, c, ldc, beta, m0, m1);
+        k512_2(K, a, lda, P, c, ldc, add, ald, m0, m1);
         break;
       default:
-        k512_1(K, a, lda, P, c, ldc, beta, m0, m1);
+        k512_1(K, a, lda, P, c, ldc, add, ald, m0, m1);
         break;
       }
     }
   }
 }
 
-/* C[mr, 16] (+)= A[mr, K] P[K, 16]; nc <= 16 columns are stored. */
+/* C[mr, 16] = A[mr, K] P[K, 16] (+ add, as k512); nc <= 16 columns are stored. */
 #define K256(MR)                                                                                   \
   T256 static void k256_##MR(int64_t K, const float *A, int64_t lda, const float *P, float *C,     \
-                             int64_t ldc, int beta, int64_t nc) {                                  \
+                             int64_t ldc, const float *add, int64_t ald, int64_t nc) {             \
     __m256 c0[MR], c1[MR];                                                                         \
     _Pragma("GCC unroll 6") for (int r = 0; r < MR; r++) {                                         \
       c0[r] = _mm256_setzero_ps();                                                                 \
@@ -217,9 +221,9 @@ T512 static void pgemm512(const rn_pmat *m, int64_t M, const float *A, int64_t l
     for (int r = 0; r < MR; r++) {                                                                 \
       float *c = C + r * ldc;                                                                      \
       if (nc == 16) {                                                                              \
-        if (beta) {                                                                                \
-          c0[r] = _mm256_add_ps(c0[r], _mm256_loadu_ps(c));                                        \
-          c1[r] = _mm256_add_ps(c1[r], _mm256_loadu_ps(c + 8));                                    \
+        if (add) {                                                                                 \
+          c0[r] = _mm256_add_ps(c0[r], _mm256_loadu_ps(add + r * ald));                            \
+          c1[r] = _mm256_add_ps(c1[r], _mm256_loadu_ps(add + r * ald + 8));                        \
         }                                                                                          \
         _mm256_storeu_ps(c, c0[r]);                                                                \
         _mm256_storeu_ps(c + 8, c1[r]);                                                            \
@@ -227,7 +231,7 @@ T512 static void pgemm512(const rn_pmat *m, int64_t M, const float *A, int64_t l
         float buf[16];                                                                             \
         _mm256_storeu_ps(buf, c0[r]);                                                              \
         _mm256_storeu_ps(buf + 8, c1[r]);                                                          \
-        for (int64_t j = 0; j < nc; j++) c[j] = beta ? c[j] + buf[j] : buf[j];                     \
+        for (int64_t j = 0; j < nc; j++) c[j] = add ? add[r * ald + j] + buf[j] : buf[j];          \
       }                                                                                            \
     }                                                                                              \
   }
@@ -239,7 +243,7 @@ K256(5)
 K256(6)
 
 T256 static void pgemm256(const rn_pmat *m, int64_t M, const float *A, int64_t lda, float *C,
-                          int64_t ldc, int beta, int64_t q0, int64_t q1) {
+                          int64_t ldc, int beta, const float *bias, int64_t q0, int64_t q1) {
   int64_t K = m->K, N = m->N;
   for (int64_t q = q0; q < q1; q++) {
     int64_t n0 = q * 16, nc = N - n0 < 16 ? N - n0 : 16;
@@ -248,24 +252,26 @@ T256 static void pgemm256(const rn_pmat *m, int64_t M, const float *A, int64_t l
       int64_t mr = M - i < 6 ? M - i : 6;
       const float *a = A + i * lda;
       float *c = C + i * ldc + n0;
+      const float *add = bias ? bias + n0 : beta ? c : NULL;
+      int64_t ald = bias ? 0 : ldc;
       switch (mr) {
       case 6:
-        k256_6(K, a, lda, P, c, ldc, beta, nc);
+        k256_6(K, a, lda, P, c, ldc, add, ald, nc);
         break;
       case 5:
-        k256_5(K, a, lda, P, c, ldc, beta, nc);
+        k256_5(K, a, lda, P, c, ldc, add, ald, nc);
         break;
       case 4:
-        k256_4(K, a, lda, P, c, ldc, beta, nc);
+        k256_4(K, a, lda, P, c, ldc, add, ald, nc);
         break;
       case 3:
-        k256_3(K, a, lda, P, c, ldc, beta, nc);
+        k256_3(K, a, lda, P, c, ldc, add, ald, nc);
         break;
       case 2:
-        k256_2(K, a, lda, P, c, ldc, beta, nc);
+        k256_2(K, a, lda, P, c, ldc, add, ald, nc);
         break;
       default:
-        k256_1(K, a, lda, P, c, ldc, beta, nc);
+        k256_1(K, a, lda, P, c, ldc, add, ald, nc);
         break;
       }
     }
@@ -273,21 +279,22 @@ T256 static void pgemm256(const rn_pmat *m, int64_t M, const float *A, int64_t l
 }
 #endif
 
-/* panels q0 .. q1 - 1 of C = A op(W) + beta C */
+/* panels q0 .. q1 - 1 of C = A op(W) + beta C, or + the row bias when bias */
 static void pgemm_range(const rn_pmat *m, int64_t M, const float *A, int64_t lda, float *C,
-                        int64_t ldc, int beta, int64_t q0, int64_t q1) {
+                        int64_t ldc, int beta, const float *bias, int64_t q0, int64_t q1) {
 #ifdef RG_X86
   /* many rows (an input projection over all steps): chunks of RN_MC rows, so that a chunk of
    * A stays in L2 while every panel passes over it */
   for (int64_t i0 = 0; i0 < M; i0 += RN_MC) {
     int64_t mc = M - i0 < RN_MC ? M - i0 : RN_MC;
     if (m->kind == KIND_AVX512)
-      pgemm512(m, mc, A + i0 * lda, lda, C + i0 * ldc, ldc, beta, q0, q1);
+      pgemm512(m, mc, A + i0 * lda, lda, C + i0 * ldc, ldc, beta, bias, q0, q1);
     else
-      pgemm256(m, mc, A + i0 * lda, lda, C + i0 * ldc, ldc, beta, q0, q1);
+      pgemm256(m, mc, A + i0 * lda, lda, C + i0 * ldc, ldc, beta, bias, q0, q1);
   }
 #else
-  (void)m, (void)M, (void)A, (void)lda, (void)C, (void)ldc, (void)beta, (void)q0, (void)q1;
+  (void)m, (void)M, (void)A, (void)lda, (void)C, (void)ldc, (void)beta, (void)bias, (void)q0,
+      (void)q1;
 #endif
 }
 
@@ -300,15 +307,17 @@ typedef struct {
   float *C;
   int64_t ldc;
   int beta;
+  const float *bias;
 } pg_job;
 
 static void pg_fn(void *arg, int64_t q0, int64_t q1) {
   const pg_job *j = arg;
-  pgemm_range(j->m, j->M, j->A, j->lda, j->C, j->ldc, j->beta, q0, q1);
+  pgemm_range(j->m, j->M, j->A, j->lda, j->C, j->ldc, j->beta, j->bias, q0, q1);
 }
 
-void rn_pgemm(const rn_pmat *m, int64_t M, const float *A, int64_t lda, float *C, int64_t ldc,
-              float beta) {
+/* rn_pgemm and rn_pgemm_bias */
+static void pgemm_any(const rn_pmat *m, int64_t M, const float *A, int64_t lda, float *C,
+                      int64_t ldc, float beta, const float *bias) {
   if (M <= 0 || m->N <= 0) return;
   if (m->p && m->K > 0 && (beta == 0.0f || beta == 1.0f)) {
     int nr = nr_of(m->kind), b = beta != 0.0f;
@@ -319,12 +328,26 @@ void rn_pgemm(const rn_pmat *m, int64_t M, const float *A, int64_t lda, float *C
       rc_gemm_trace_record(m->ctx, &c);
     }
     if (m->team && panels >= 2) {
-      pg_job j = {m, M, A, lda, C, ldc, b};
+      pg_job j = {m, M, A, lda, C, ldc, b, bias};
       rc_team_split(m->team, pg_fn, &j, panels, panels / 2);
       return;
     }
-    pgemm_range(m, M, A, lda, C, ldc, b, 0, panels);
+    pgemm_range(m, M, A, lda, C, ldc, b, bias, 0, panels);
+    return;
+  }
+  if (bias) {
+    rc_sgemm_bias(m->ctx, 0, m->trans, M, m->N, m->K, A, lda, m->w, m->ldw, bias, C, ldc);
     return;
   }
   rn_gemm(m->ctx, M, m->N, m->K, A, lda, 0, m->w, m->ldw, m->trans, C, ldc, 1.0f, beta);
+}
+
+void rn_pgemm(const rn_pmat *m, int64_t M, const float *A, int64_t lda, float *C, int64_t ldc,
+              float beta) {
+  pgemm_any(m, M, A, lda, C, ldc, beta, NULL);
+}
+
+void rn_pgemm_bias(const rn_pmat *m, int64_t M, const float *A, int64_t lda, const float *bias,
+                   float *C, int64_t ldc) {
+  pgemm_any(m, M, A, lda, C, ldc, 1.0f, bias);
 }

@@ -158,6 +158,10 @@ void rn_pack(rn_pmat *m, float *dst, const float *W, int64_t ldw, int trans, int
  * overwrites C). */
 void rn_pgemm(const rn_pmat *m, int64_t M, const float *A, int64_t lda, float *C, int64_t ldc,
               float beta);
+/* C = A op(W) + bias, the row bias [N] added to every row (same bits as C filled with it and
+ * rn_pgemm with beta 1). */
+void rn_pgemm_bias(const rn_pmat *m, int64_t M, const float *A, int64_t lda, const float *bias,
+                   float *C, int64_t ldc);
 /* Prepares m, packed into the cell's packing workspace `slot` (0 .. RN_PACK_SLOTS - 1) when
  * packing pays for `uses` products of M rows (plain when the workspace cannot be grown). */
 void rn_prepare(rc_cell *cell, int slot, rn_pmat *m, const float *W, int64_t ldw, int trans,

@@ -94,12 +94,10 @@ static void proj_rows(rn_wave *w, rc_seq *s, int64_t t, int64_t r0, int64_t r1) 
   if (r1 <= r0) return;
   int64_t P = s->P, row = t * s->B + r0;
   float *pre = s->pre + row * P;
-  int bias = s->cell->ops->has_bias;
-  if (bias) {
-    const float *b = rc_data(s->w[2]);
-    for (int64_t r = 0; r < r1 - r0; r++) memcpy(pre + r * P, b, (size_t)P * sizeof(float));
-  }
-  rn_pgemm(&w->wx[s->layer], r1 - r0, s->x + row * s->I, s->I, pre, P, bias ? 1.0f : 0.0f);
+  if (s->cell->ops->has_bias)
+    rn_pgemm_bias(&w->wx[s->layer], r1 - r0, s->x + row * s->I, s->I, rc_data(s->w[2]), pre, P);
+  else
+    rn_pgemm(&w->wx[s->layer], r1 - r0, s->x + row * s->I, s->I, pre, P, 0.0f);
 }
 
 /* dy rows r0 .. r1 - 1 of layer l's step t = dG[t] of layer l + 1 times its W_x^T */

@@ -79,6 +79,37 @@ static int run(int how, int ta, int tb, int64_t M, int64_t N, int64_t K, float a
 
 static const float alphas[] = {1.0f, -0.5f, 2.0f}, betas[] = {0.0f, 1.0f, 0.5f};
 
+/* rc_sgemm_bias against the bias copied into every row of C and rc_sgemm with beta 1, bit for
+ * bit (both take the same path for the same sizes and threads), with `threads` BLAS threads;
+ * the columns beyond N untouched */
+static int bias_case(int ta, int tb, int64_t M, int64_t N, int64_t K, int threads, unsigned seed) {
+  int before = openblas_get_num_threads();
+  openblas_set_num_threads(threads);
+  int64_t lda = (ta ? M : K) + 1, ldb = (tb ? K : N) + 2, ldc = N + 3;
+  size_t na = (size_t)((ta ? K : M) * lda + 1), nb = (size_t)((tb ? N : K) * ldb + 1);
+  float *A = malloc(sizeof(float) * na), *B = malloc(sizeof(float) * nb);
+  float *bias = malloc(sizeof(float) * (size_t)N), *D = malloc(sizeof(float) * (size_t)(M * ldc));
+  float *E = malloc(sizeof(float) * (size_t)(M * ldc));
+  for (size_t i = 0; i < na; i++) A[i] = frand(&seed);
+  for (size_t i = 0; i < nb; i++) B[i] = frand(&seed);
+  for (int64_t j = 0; j < N; j++) bias[j] = frand(&seed);
+  for (int64_t i = 0; i < M * ldc; i++) D[i] = E[i] = frand(&seed);
+  for (int64_t i = 0; i < M; i++) memcpy(D + i * ldc, bias, sizeof(float) * (size_t)N);
+  rc_sgemm(g_ctx, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 1.0f, D, ldc);
+  rc_sgemm_bias(g_ctx, ta, tb, M, N, K, A, lda, B, ldb, bias, E, ldc);
+  int ok = memcmp(D, E, sizeof(float) * (size_t)(M * ldc)) == 0;
+  if (!ok)
+    fprintf(stderr, "bias ta=%d tb=%d M=%lld N=%lld K=%lld threads=%d failed\n", ta, tb,
+            (long long)M, (long long)N, (long long)K, threads);
+  free(A);
+  free(B);
+  free(bias);
+  free(D);
+  free(E);
+  openblas_set_num_threads(before);
+  return ok;
+}
+
 int main(void) {
   unsigned seed = 7;
   g_ctx = rc_ctx_new();
@@ -119,6 +150,16 @@ int main(void) {
   if (have) {
     CHECK(run(0, 0, 0, 13, 4099, 3, 1.0f, 1.0f, seed++));
     CHECK(run(1, 1, 1, 13, 4099, 3, 1.0f, 0.0f, seed++));
+  }
+
+  /* the bias form, on OpenBLAS's path (small), recur's kernel on one and two threads (the
+   * char-RNN readout, [1600, 128] x [128, 65]), with K over one block (KC 256), and K = 0 */
+  for (int threads = 1; threads <= 2; threads++) {
+    CHECK(bias_case(0, 1, 5, 3, 4, threads, seed++));
+    CHECK(bias_case(0, 1, 1600, 65, 128, threads, seed++));
+    CHECK(bias_case(0, 0, 700, 257, 517, threads, seed++));
+    CHECK(bias_case(1, 1, 300, 96, 300, threads, seed++));
+    CHECK(bias_case(0, 0, 40, 7, 0, threads, seed++));
   }
 
   /* degenerate sizes through the entry point: K = 0 and alpha = 0 never read A, B */

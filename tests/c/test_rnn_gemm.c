@@ -2,7 +2,8 @@
  * against a naive double-precision product for every row count 1..19, column counts that are
  * and are not multiples of the panel widths, both layouts of W, row strides larger than the
  * widths, beta 0 (which overwrites NaN) and beta 1, the plain fallback (no packing buffer),
- * and the columns beyond N left untouched. */
+ * and the columns beyond N left untouched; rn_pgemm_bias bit for bit against the bias copied
+ * into C and beta 1. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,6 +50,20 @@ static int run_case(int64_t M, int64_t N, int64_t K, int trans, float beta, int 
       }
       if (!(fabs(s - (double)C[i * ldc + j]) <= 1e-5 * (1.0 + (double)K))) ok = 0;
     }
+  /* the bias form: the same bits as the bias copied into every row and beta 1, and the
+   * padding columns untouched */
+  float *bias = malloc(sizeof(float) * (size_t)N), *D = malloc(sizeof(float) * (size_t)(M * ldc));
+  float *E = malloc(sizeof(float) * (size_t)(M * ldc));
+  for (int64_t j = 0; j < N; j++) bias[j] = frand(&seed);
+  memcpy(D, C0, sizeof(float) * (size_t)(M * ldc));
+  memcpy(E, C0, sizeof(float) * (size_t)(M * ldc));
+  for (int64_t i = 0; i < M; i++) memcpy(D + i * ldc, bias, sizeof(float) * (size_t)N);
+  rn_pgemm(&m, M, A, lda, D, ldc, 1.0f);
+  rn_pgemm_bias(&m, M, A, lda, bias, E, ldc);
+  if (memcmp(D, E, sizeof(float) * (size_t)(M * ldc)) != 0) ok = 0;
+  free(bias);
+  free(D);
+  free(E);
   if (!ok)
     fprintf(stderr, "case M=%lld N=%lld K=%lld trans=%d beta=%g pack=%d failed\n", (long long)M,
             (long long)N, (long long)K, trans, (double)beta, pack);
