@@ -22,6 +22,11 @@
 -- products (recorded by recur._gemm_trace: sizes, transposes, packed or not, threads) replayed
 -- alone on scratch data with the same kernels and threads (recur._gemm_replay), 7 replays
 -- alternating with 7 more steps: 1.00 would be a step that does nothing but its products.
+-- Two lines come from one process each: "pinned to each CPU" (a 1-thread RNN H = 128 step
+-- under taskset, per CPU: the two cores of a VM can differ by 20-30% on this work, and a
+-- 2-thread step goes at the slower one's pace), and "2 threads against 1" (blocks of 1-thread
+-- and 2-thread steps alternating in one process, the 2T / 1T target's figure: the tables' two
+-- rows are minutes apart, over which the machine drifts).
 -- Run from the project root: require "models.charrnn" is found through Lua's default ./?.lua
 -- (docs/architecture.md, "Scripts and the module path").
 local recur = require("recur")
@@ -101,6 +106,39 @@ if worker then
     os.exit(0)
   end
   local m = CharRNN.new { vocab = V, embed = E, hidden = H, layers = L, cell = worker.cell or "lstm" }
+  if worker.mode == "threads" or worker.mode == "cpu" then
+    -- "threads": blocks of 1-thread and 2-thread steps alternating in this one process, so that
+    -- a drift of the machine's speed over the run (this bench's VM moves by 10-30% over
+    -- minutes) falls on both; "cpu": 1-thread steps only (the orchestrator pins the process
+    -- to one CPU at a time)
+    local opt = recur.optim.Adam(m:parameters(), { lr = 2e-3 })
+    local flat_grad = select(2, m:flat_parameters())
+    local x = recur.randint(1, V, { T, B })
+    local y = recur.randint(1, V, { T, B })
+    local function step()
+      opt:zero_grad()
+      m:loss(x, y):backward()
+      nn.clip_grad_norm(flat_grad, 5)
+      opt:step()
+    end
+    local counts = worker.mode == "cpu" and { 1 } or { 1, 2 }
+    local times = {}
+    for i = 1, #counts do times[i] = {} end
+    for _ = 1, nb do
+      for i, th in ipairs(counts) do
+        recur.threads(th)
+        for _ = 1, nw do step() end
+        local t0 = recur.now()
+        for _ = 1, ns do step() end
+        times[i][#times[i] + 1] = (recur.now() - t0) / ns
+      end
+    end
+    local one = median(times[1])
+    local two = times[2] and median(times[2]) or 0 / 0
+    print(string.format("RESULT impl=recur mode=%s cell=%s hidden=%d ms_1t=%.3f ms_2t=%.3f",
+      worker.mode, m.cell, H, one * 1e3, two * 1e3))
+    os.exit(0)
+  end
   if worker.mode == "train" then
     -- scripts/train_charrnn.lua's step: Adam over the parameters, clipping on the flat gradient
     local opt = recur.optim.Adam(m:parameters(), { lr = 2e-3 })
@@ -180,6 +218,25 @@ print(rows.describe())
 print(string.format("vocabulary %d, embedding %d, %d layers, batch %d, sequence %d, Adam, clip 5%s",
   V, E, L, B, T, torch_ok and "" or not args.torch and "; PyTorch skipped (--no-torch)"
     or "; PyTorch not available (apt-get install python3-torch)"))
+
+-- The CPUs one by one: a 1-thread RNN H = 128 step pinned to each (taskset). On a VM the two
+-- cores can differ (this bench's saw 4.1 against 5.4 ms for the same step, with a 256^3
+-- product 10% apart), and a 2-thread step runs at the pace of the slower one.
+local per_cpu = {}
+if os.execute("command -v taskset >/dev/null 2>&1") then
+  local ncpu = tonumber((io.popen("nproc"):read("l"))) or 1
+  for cpu = 0, ncpu - 1 do
+    local out = sh(string.format("OPENBLAS_NUM_THREADS=1 taskset -c %d %s bench/charrnn.lua "
+      .. "--worker mode=cpu cell=rnn hidden=128 blocks=5 steps=10 warmup=3", cpu, recur_bin))
+    local r = parse(out)
+    if r then per_cpu[#per_cpu + 1] = string.format("cpu%d %.2f ms", cpu, r.ms_1t) end
+    if r then rows.emit { bench = "charrnn", name = string.format("rnn H=128 1T step on cpu%d", cpu),
+      value = r.ms_1t, unit = "ms", better = "lower" } end
+  end
+  if #per_cpu > 0 then
+    print("1-thread RNN H=128 step pinned to each CPU: " .. table.concat(per_cpu, ", "))
+  end
+end
 
 local summary = {}
 local step_ms, floors, sample_cps = {}, {}, {} -- for the targets after the tables
@@ -263,14 +320,34 @@ if torch_ok then
   end
 end
 -- recur against itself: the second core (the layer wavefront), more threads never slower, and
--- the step against its own GEMM products replayed alone
+-- the step against its own GEMM products replayed alone. The 2T / 1T ratio comes from one
+-- process alternating blocks of 1-thread and 2-thread steps (mode=threads), so that the
+-- machine's drift between the two tables above does not enter it; the ratio of the tables'
+-- rows is printed beside it.
 local self_targets = {}
-for _, cell in ipairs(args.cells) do
-  for _, H in ipairs(args.hidden) do
-    local one, two = step_ms[cell .. " " .. H .. " 1"], step_ms[cell .. " " .. H .. " 2"]
-    if one and two then
-      self_targets[#self_targets + 1] = { what = string.format("train %s H=%d 2T / 1T speed", cell, H),
-        v = one / two, target = H <= 128 and 1.7 or 1.0, higher = true }
+local has1, has2 = false, false
+for _, th in ipairs(args.threads) do
+  has1, has2 = has1 or th == 1, has2 or th == 2
+end
+if has1 and has2 then
+  print("\n2 threads against 1, alternating in one process (median of 7 blocks each):")
+  for _, cell in ipairs(args.cells) do
+    for _, H in ipairs(args.hidden) do
+      local nb, ns, nw = 7, H >= 256 and 2 or 10, H >= 256 and 1 or 3
+      if args.quick then nb, ns = 5, H >= 256 and 1 or 6 end
+      local r = run_recur(2, string.format("mode=threads cell=%s hidden=%d blocks=%d steps=%d "
+        .. "warmup=%d", cell, H, nb, ns, nw))
+      local one, two = step_ms[cell .. " " .. H .. " 1"], step_ms[cell .. " " .. H .. " 2"]
+      if r then
+        local sep = one and two and one / two or 0 / 0
+        print(string.format("  %-5s H=%-4d 1T %8.2f ms  2T %8.2f ms  %5.2fx   (separate runs "
+          .. "above: %s)", cell, H, r.ms_1t, r.ms_2t, r.ms_1t / r.ms_2t, ratio_str(sep)))
+        self_targets[#self_targets + 1] = { what = string.format("train %s H=%d 2T / 1T speed",
+          cell, H), v = r.ms_1t / r.ms_2t, target = H <= 128 and 1.7 or 1.0, higher = true }
+        rows.emit { bench = "charrnn", name = string.format("train %s H=%d 2T / 1T interleaved",
+          cell, H), value = r.ms_1t / r.ms_2t, unit = "x", better = "higher", ms_1t = r.ms_1t,
+          ms_2t = r.ms_2t, separate = sep == sep and sep or nil }
+      end
     end
   end
 end

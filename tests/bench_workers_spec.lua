@@ -1,0 +1,34 @@
+-- bench/charrnn.lua's workers that compute recur's own figures (issue 15): the per-CPU step
+-- (mode=cpu) and the 2-thread against 1-thread step measured in one process (mode=threads),
+-- on a tiny model so that they run in a second. Checks that each prints one RESULT line with
+-- positive times; nothing is asserted about speed.
+require("recur")
+local H = require("tests.helpers")
+local sh = H.sh
+
+local bin = os.getenv("RECUR_BIN") or "build/recur"
+
+local function result(mode)
+  local out = sh(string.format("OPENBLAS_NUM_THREADS=2 %s bench/charrnn.lua --worker mode=%s "
+    .. "cell=rnn hidden=8 blocks=2 steps=1 warmup=1 2>&1", bin, mode))
+  local line = out:match("RESULT[^\n]*")
+  assert.is_truthy(line, out)
+  local r = {}
+  for k, v in line:gmatch("([%w_]+)=(%S+)") do r[k] = tonumber(v) or v end
+  return r
+end
+
+describe("bench/charrnn.lua workers", function()
+  it("mode=threads times 1-thread and 2-thread steps in one process", function()
+    local r = result("threads")
+    assert.are.equal("threads", r.mode)
+    assert.is_true(r.ms_1t > 0 and r.ms_2t > 0)
+  end)
+
+  it("mode=cpu times 1-thread steps only", function()
+    local r = result("cpu")
+    assert.are.equal("cpu", r.mode)
+    assert.is_true(r.ms_1t > 0)
+    assert.is_truthy(tostring(r.ms_2t):match("nan"))
+  end)
+end)
