@@ -1,5 +1,6 @@
 -- bench/charrnn.lua's workers that compute recur's own figures (issue 15): the per-CPU step
--- (mode=cpu) and the 2-thread against 1-thread step measured in one process (mode=threads),
+-- (mode=cpu), the 2-thread against 1-thread step and sampling measured in one process
+-- (mode=threads, mode=sample_threads),
 -- on a tiny model so that they run in a second. Checks that each prints one RESULT line with
 -- positive times; nothing is asserted about speed.
 require("recur")
@@ -23,6 +24,15 @@ describe("bench/charrnn.lua workers", function()
     local r = result("threads")
     assert.are.equal("threads", r.mode)
     assert.is_true(r.ms_1t > 0 and r.ms_2t > 0)
+  end)
+
+  it("mode=sample_threads gives the median 2T / 1T sampling ratio and its range", function()
+    local out = sh(string.format("OPENBLAS_NUM_THREADS=2 %s bench/charrnn.lua --worker "
+      .. "mode=sample_threads hidden=8 chars=20 blocks=3 2>&1", bin))
+    local r = {}
+    for k, v in (out:match("RESULT[^\n]*") or ""):gmatch("([%w_]+)=(%S+)") do r[k] = tonumber(v) or v end
+    assert.are.equal("sample_threads", r.mode, out)
+    assert.is_true(r.lo > 0 and r.lo <= r.ratio and r.ratio <= r.hi)
   end)
 
   it("mode=cpu times 1-thread steps only", function()
