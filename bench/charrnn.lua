@@ -107,21 +107,25 @@ if worker then
     os.exit(0)
   end
   local m = CharRNN.new { vocab = V, embed = E, hidden = H, layers = L, cell = worker.cell or "lstm" }
-  if worker.mode == "threads" or worker.mode == "cpu" then
-    -- "threads": blocks of 1-thread and 2-thread steps alternating in this one process, so that
-    -- a drift of the machine's speed over the run (this bench's VM moves by 10-30% over
-    -- minutes) falls on both; "cpu": 1-thread steps only (the orchestrator pins the process
-    -- to one CPU at a time)
+  -- scripts/train_charrnn.lua's step: Adam over the parameters, clipping on the flat gradient
+  local function train_step()
     local opt = recur.optim.Adam(m:parameters(), { lr = 2e-3 })
     local flat_grad = select(2, m:flat_parameters())
     local x = recur.randint(1, V, { T, B })
     local y = recur.randint(1, V, { T, B })
-    local function step()
+    return function()
       opt:zero_grad()
       m:loss(x, y):backward()
       nn.clip_grad_norm(flat_grad, 5)
       opt:step()
     end
+  end
+  if worker.mode == "threads" or worker.mode == "cpu" then
+    -- "threads": blocks of 1-thread and 2-thread steps alternating in this one process, so that
+    -- a drift of the machine's speed over the run (this bench's VM moves by 10-30% over
+    -- minutes) falls on both; "cpu": 1-thread steps only (the orchestrator pins the process
+    -- to one CPU at a time)
+    local step = train_step()
     local counts = worker.mode == "cpu" and { 1 } or { 1, 2 }
     local times = {}
     for i = 1, #counts do times[i] = {} end
@@ -141,18 +145,7 @@ if worker then
     os.exit(0)
   end
   if worker.mode == "train" then
-    -- scripts/train_charrnn.lua's step: Adam over the parameters, clipping on the flat gradient
-    local opt = recur.optim.Adam(m:parameters(), { lr = 2e-3 })
-    local flat_grad = select(2, m:flat_parameters())
-    local x = recur.randint(1, V, { T, B })
-    local y = recur.randint(1, V, { T, B })
-    local function step()
-      opt:zero_grad()
-      local loss = m:loss(x, y)
-      loss:backward()
-      nn.clip_grad_norm(flat_grad, 5)
-      opt:step()
-    end
+    local step = train_step()
     local med, best, worst = blocks(step, nw, nb, ns)
     local flops = 6 * T * B * H * V
     for _, c in ipairs(m.rnn.cells) do flops = flops + c:flops(T, B) end
