@@ -33,52 +33,25 @@
 local recur = require("recur")
 local rows = require("bench.lib.rows")
 
-local function opt_list(s, conv)
-  local out = {}
-  for v in s:gmatch("[^,]+") do out[#out + 1] = conv and conv(v) or v end
-  return out
-end
-
-local args = { cells = { "lstm", "gru", "rnn" }, hidden = { 128, 512 }, threads = { 1, 2 },
-  torch = true, quick = false }
-local worker
-do
-  local i = 1
-  while arg[i] do
-    local a = arg[i]
-    if a == "--worker" then
-      worker = {}
-      local j = i + 1
-      while arg[j] do
-        local k, v = arg[j]:match("^(%w+)=(.*)$")
-        if k then worker[k] = v end
-        j = j + 1
-      end
-      break
-    elseif a == "--quick" then
-      args.quick = true
-      args.hidden = { 128 }
-    elseif a == "--no-torch" then
-      args.torch = false
-    elseif a == "--cells" then
-      i = i + 1
-      args.cells = opt_list(arg[i])
-    elseif a == "--hidden" then
-      i = i + 1
-      args.hidden = opt_list(arg[i], math.tointeger)
-    elseif a == "--threads" then
-      i = i + 1
-      args.threads = opt_list(arg[i], math.tointeger)
-    elseif a == "--help" then
-      print("usage: lua5.4 bench/charrnn.lua [--quick] [--cells lstm,gru,rnn] [--hidden 128,512]"
-        .. " [--threads 1,2] [--no-torch]")
-      os.exit(0)
-    else
-      io.stderr:write("unknown argument " .. a .. "\n")
-      os.exit(2)
-    end
-    i = i + 1
-  end
+local workers = require("bench.lib.workers")
+local opts, worker = workers.options(arg, {
+  name = "lua5.4 bench/charrnn.lua",
+  about = "Char-RNN training step and sampling, recur against PyTorch, each measurement in its "
+    .. "own process, and recur's own targets (2 threads against 1, the GEMM floor). "
+    .. "See bench/README.md.",
+  { "quick", "flag", false, "H = 128 only (unless --hidden), fewer repetitions" },
+  { "cells", "list", "lstm,gru,rnn", "cells, comma separated" },
+  { "hidden", "list", "128,512", "hidden sizes, comma separated" },
+  { "threads", "list", "1,2", "BLAS thread counts, comma separated" },
+  { "no-torch", "flag", false, "skip PyTorch" },
+})
+local args
+if opts then
+  args = { torch = not opts.no_torch, quick = opts.quick, cells = {},
+    hidden = workers.int_list(opts.quick and not opts.given.hidden and "128" or opts.hidden,
+      "hidden", "charrnn"),
+    threads = workers.int_list(opts.threads, "threads", "charrnn") }
+  for c in opts.cells:gmatch("[^,]+") do args.cells[#args.cells + 1] = c end
 end
 
 local V, E, L, B, T = 65, 64, 2, 32, 50
@@ -202,7 +175,6 @@ end
 -- ---------------------------------------------------------------------------------------
 -- orchestrator
 
-local workers = require("bench.lib.workers")
 local sh, parse = workers.sh, workers.parse
 local recur_bin = workers.recur_bin()
 local torch_ok = args.torch and workers.torch_available()

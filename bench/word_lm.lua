@@ -24,55 +24,27 @@
 local recur = require("recur")
 local rows = require("bench.lib.rows")
 
-local args = { threads = { 1, 2 }, torch = true, quick = false, rounds = 1 }
-local worker
-do
-  local i = 1
-  while arg[i] do
-    local a = arg[i]
-    if a == "--worker" then
-      worker = {}
-      for j = i + 1, #arg do
-        local k, v = arg[j]:match("^(%w+)=(.*)$")
-        if k then worker[k] = v end
-      end
-      break
-    elseif a == "--quick" then
-      args.quick = true
-    elseif a == "--no-torch" then
-      args.torch = false
-    elseif a == "--rounds" then
-      i = i + 1
-      args.rounds = math.tointeger(tonumber(arg[i] or ""))
-      if not args.rounds or args.rounds < 1 then
-        io.stderr:write("word_lm: --rounds takes a positive integer, got " .. tostring(arg[i]) .. "\n")
-        os.exit(2)
-      end
-    elseif a == "--threads" then
-      i = i + 1
-      args.threads = {}
-      for v in (arg[i] or ""):gmatch("[^,]+") do
-        local n = math.tointeger(tonumber(v))
-        if not n or n < 1 then
-          io.stderr:write("word_lm: --threads takes a list of positive integers, got " .. v .. "\n")
-          os.exit(2)
-        end
-        args.threads[#args.threads + 1] = n
-      end
-    elseif a == "--help" or a == "-h" then
-      print("usage: lua5.4 bench/word_lm.lua [--quick] [--threads 1,2] [--no-torch] [--rounds N]")
-      print("Times a training step of the truncated-backprop post's word model (vocabulary 10,000,")
-      print("embedding 50, tanh RNN 100, batch 32, 20 steps, full softmax, Adam) against PyTorch,")
-      print("each measurement in its own process with its peak RSS. --rounds N alternates the")
-      print("processes N times and reports medians (the ratio: median and range over the rounds).")
-      print("See bench/README.md.")
-      os.exit(0)
-    else
-      io.stderr:write("word_lm: unknown argument " .. a .. " (--help)\n")
-      os.exit(2)
-    end
-    i = i + 1
+local workers = require("bench.lib.workers")
+local opts, worker = workers.options(arg, {
+  name = "lua5.4 bench/word_lm.lua",
+  about = "Times a training step of the truncated-backprop post's word model (vocabulary 10,000, "
+    .. "embedding 50, tanh RNN 100, batch 32, 20 steps, full softmax, Adam) against PyTorch, "
+    .. "each measurement in its own process with its peak RSS. --rounds N alternates the "
+    .. "processes N times and reports medians (the ratio: median and range over the rounds). "
+    .. "See bench/README.md.",
+  { "quick", "flag", false, "fewer repetitions" },
+  { "threads", "list", "1,2", "BLAS thread counts, comma separated" },
+  { "no-torch", "flag", false, "skip PyTorch" },
+  { "rounds", "int", 1, "alternate the processes this many times" },
+})
+local args
+if opts then
+  if opts.rounds < 1 then
+    io.stderr:write("word_lm: --rounds takes a positive integer, got " .. opts.rounds .. "\n")
+    os.exit(2)
   end
+  args = { threads = workers.int_list(opts.threads, "threads", "word_lm"), torch = not opts.no_torch,
+    quick = opts.quick, rounds = opts.rounds }
 end
 
 local V, E, H, B, T = 10000, 50, 100, 32, 20
@@ -121,7 +93,6 @@ end
 -- ---------------------------------------------------------------------------------------
 -- orchestrator
 
-local workers = require("bench.lib.workers")
 local sh, parse = workers.sh, workers.parse
 local recur_bin = workers.recur_bin()
 local torch_ok = args.torch and workers.torch_available()

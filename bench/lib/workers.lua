@@ -1,7 +1,38 @@
 -- How bench/charrnn.lua and bench/word_lm.lua run their measurements, each in its own process:
--- a shell command's output, the worker's `RESULT key=value ...` line, the recur program to
--- start, and whether Debian's PyTorch is there.
+-- their command line (the user's options or one worker's), a shell command's output, the
+-- worker's `RESULT key=value ...` line, the recur program to start, and whether Debian's
+-- PyTorch is there.
 local workers = {}
+
+-- The command line of an orchestrator: `--worker key=value ...` (one measurement, as the
+-- orchestrator starts it) gives nil and the worker's table; anything else is the user's options,
+-- parsed by scripts/args.lua from spec (usage, --help, errors naming the option).
+function workers.options(argv, spec)
+  if argv[1] == "--worker" then
+    local w = {}
+    for j = 2, #argv do
+      local k, v = argv[j]:match("^(%w+)=(.*)$")
+      if k then w[k] = v end
+    end
+    return nil, w
+  end
+  return require("scripts.args").parse(argv, spec), nil
+end
+
+-- a comma-separated list of positive integers (--hidden 128,512), or exits 2 naming the option
+function workers.int_list(s, name, program)
+  local out = {}
+  for v in tostring(s):gmatch("[^,]+") do
+    local n = math.tointeger(tonumber(v))
+    if not n or n < 1 then
+      io.stderr:write(string.format("%s: --%s takes positive integers separated by commas, got "
+        .. "'%s'\n", program, name, v))
+      os.exit(2)
+    end
+    out[#out + 1] = n
+  end
+  return out
+end
 
 -- stdout and stderr of cmd
 function workers.sh(cmd)
