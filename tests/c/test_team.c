@@ -1,0 +1,125 @@
+/* The runtime context's helper thread (runtime/team.c): a split job runs both shares, one on
+ * the helper; a split asked for from inside a job runs whole; and with other processes' busy
+ * threads on the CPUs the two threads need, rc_team_usable refuses jobs after two readings of
+ * the load (50 ms apart), then shares again once they are gone. Nothing is timed: the test
+ * waits for the readings, and only where the busy processes can make the cores scarce (at most
+ * 8 CPUs) on a machine quiet to begin with. */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../../runtime/team.h"
+#include "test.h"
+
+static rc_team *g_team;
+static int64_t g_mark[1000];
+
+static void mark(void *arg, int64_t lo, int64_t hi) {
+  (void)arg;
+  for (int64_t i = lo; i < hi; i++) g_mark[i]++;
+}
+
+/* marks of a nested split: which thread ran each index */
+typedef struct {
+  pthread_t by[10];
+  int count[10];
+} nest_marks;
+static nest_marks g_nest[2];
+
+static void mark_nested(void *arg, int64_t lo, int64_t hi) {
+  nest_marks *m = arg;
+  for (int64_t i = lo; i < hi; i++) {
+    m->by[i] = pthread_self();
+    m->count[i]++;
+  }
+}
+
+/* a share that asks for a split of its own: it must run whole, on this share's thread */
+static void nested(void *arg, int64_t lo, int64_t hi) {
+  (void)arg, (void)hi;
+  rc_team_split(g_team, mark_nested, &g_nest[lo], 10, 5);
+  for (int i = 0; i < 10; i++)
+    if (!pthread_equal(g_nest[lo].by[i], pthread_self())) g_nest[lo].count[i] = -1;
+}
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {0, (long)ms * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* whether rc_team_usable keeps saying yes for `ms` (a quiet machine: the part of the test that
+ * adds load needs one) */
+static int stays_usable(int ms) {
+  for (int waited = 0; waited <= ms; waited += 10) {
+    if (!rc_team_usable(g_team)) return 0;
+    sleep_ms(10);
+  }
+  return 1;
+}
+
+/* calls rc_team_usable every 10 ms until it gives `want` or `ms` have passed */
+static int usable_within(int want, int ms) {
+  for (int waited = 0; waited <= ms; waited += 10) {
+    if (rc_team_usable(g_team) == want) return 1;
+    sleep_ms(10);
+  }
+  return 0;
+}
+
+int main(void) {
+  g_team = rc_team_new();
+  CHECK(g_team != NULL);
+  if (!g_team) return TEST_SUMMARY();
+
+  /* every index once, whatever the cut; cuts outside 1 .. n - 1 run whole */
+  int64_t cuts[] = {1, 500, 999, 0, 1000};
+  for (size_t c = 0; c < sizeof cuts / sizeof cuts[0]; c++) {
+    for (int i = 0; i < 1000; i++) g_mark[i] = 0;
+    rc_team_split(g_team, mark, NULL, 1000, cuts[c]);
+    int once = 1;
+    for (int i = 0; i < 1000; i++) once &= g_mark[i] == 1;
+    CHECK(once);
+  }
+  rc_team_split(NULL, mark, NULL, 10, 5); /* no helper: the caller runs it all */
+  CHECK(g_mark[0] == 2 && g_mark[9] == 2);
+  rc_team_split(g_team, nested, NULL, 2, 1);
+  int whole = 1;
+  for (int s = 0; s < 2; s++)
+    for (int i = 0; i < 10; i++) whole &= g_nest[s].count[i] == 1;
+  CHECK(whole);
+
+  /* the load: busy processes on all CPUs but one leave no room for a second thread */
+  cpu_set_t cpus;
+  CHECK(sched_getaffinity(0, sizeof cpus, &cpus) == 0);
+  int ncpu = CPU_COUNT(&cpus);
+  int quiet = stays_usable(300);
+  if (ncpu >= 2 && ncpu <= 8 && access("/proc/loadavg", R_OK) == 0 && quiet) {
+    pid_t kids[8];
+    int nk = 0;
+    for (int i = 0; i < ncpu - 1; i++) {
+      pid_t p = fork();
+      if (p == 0) {
+        for (volatile unsigned long x = 0;; x++) {
+        }
+      }
+      if (p > 0) kids[nk++] = p;
+    }
+    CHECK(nk == ncpu - 1);
+    CHECK(usable_within(0, 2000)); /* two readings 50 ms apart, then refused */
+    for (int i = 0; i < nk; i++) kill(kids[i], SIGKILL);
+    for (int i = 0; i < nk; i++) waitpid(kids[i], NULL, 0);
+    CHECK(usable_within(1, 5000)); /* the back-off ends (at most 3.2 s) and the load is gone */
+  } else {
+    printf("%d CPUs, no /proc/loadavg or a machine already loaded: the load check is not "
+           "exercised\n",
+           ncpu);
+  }
+  rc_team_free(g_team);
+  return TEST_SUMMARY();
+}
