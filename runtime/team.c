@@ -5,7 +5,8 @@
  * (runtime/rnn_gemm.c), the layer wavefront's second thread (runtime/rnn_stack.c). One
  * thread per context, so those never compete with each other for the second core, and no
  * thread is started per product (20-50 us each). A split asked for while the helper is busy
- * (from inside a job) runs whole on the caller. */
+ * (from inside a job) runs whole on the caller. While another process keeps a core busy, jobs
+ * run whole too (rc_team_usable). */
 #if defined(__linux__) && !defined(_GNU_SOURCE)
 #define _GNU_SOURCE /* sched_getcpu, sched_setaffinity */
 #endif

@@ -10,8 +10,8 @@ typedef struct rc_team rc_team;
 rc_team *rc_team_new(void);
 void rc_team_free(rc_team *t);
 /* Whether the next job (a sequence of a cell, a product) should be shared with the helper (it
- * backs off for a while when the helper keeps arriving late, e.g. when another process holds
- * the core). */
+ * backs off for a while when the helper keeps arriving late, or when other processes' threads
+ * want the cores, read from Linux's /proc every 50 ms). */
 int rc_team_usable(rc_team *t);
 /* The layer wavefront's verdict on its last run: two late runs in a row back t off (jobs run
  * alone for 0.1 s, twice as long after each failed trial, up to 3.2 s). */
