@@ -149,16 +149,23 @@ static void back_off(rc_team *t) {
 
 /* Whether other processes' threads want the cores this context's two threads use: Linux's
  * count of runnable threads (/proc/loadavg) less this process's own (their states in
- * /proc/self/task), against the CPUs this thread may run on. 0 when it cannot tell. A kernel
- * thread now and then makes one reading say yes: rc_team_usable wants two in a row. */
+ * /proc/self/task), against the CPUs this thread may run on. 0 when it cannot tell (no /proc,
+ * or a process of more than 16 threads, such as a host program that embeds recur, where the
+ * reading would cost too much). A kernel thread now and then makes one reading say yes:
+ * rc_team_usable wants two in a row. */
 #define TEAM_LOAD_EVERY_S 0.05
 #ifdef __linux__
+#define TEAM_LOAD_MAX_TASKS 16 /* beyond, reading every thread's state costs too much: unknown */
 static int own_running(void) {
   DIR *d = opendir("/proc/self/task");
   if (!d) return -1;
-  int n = 0;
+  int n = 0, tasks = 0;
   for (struct dirent *e; (e = readdir(d));) {
     if (e->d_name[0] == '.') continue;
+    if (++tasks > TEAM_LOAD_MAX_TASKS) {
+      n = -1;
+      break;
+    }
     char path[64], buf[256];
     snprintf(path, sizeof path, "/proc/self/task/%.20s/stat", e->d_name);
     FILE *f = fopen(path, "r");
