@@ -11,7 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+
 #include "../runtime/rnn.h"
+#include "../runtime/team.h"
 #include "bind.h"
 
 #define RNN_CELL_MT "recur.RNNCell"
@@ -296,6 +299,18 @@ static int f_rnn_wave(lua_State *L) {
   return 1;
 }
 
+/* recur._helper_usable(): whether the runtime's helper thread takes the next shared job (false
+ * with one BLAS thread, or while it backs off: arriving late, or other processes keeping the
+ * cores busy). For tests whose outcome depends on it (the wavefront in "auto" mode). */
+static int f_helper_usable(lua_State *L) {
+  if (!lua_isnone(L, 1))
+    return rb_error(L, "_helper_usable: takes no arguments, got %s as argument #1",
+                    luaL_typename(L, 1));
+  rc_ctx *c = rb_ctx(L);
+  lua_pushboolean(L, openblas_get_num_threads() > 1 && rc_team_usable(rc_ctx_team(c)));
+  return 1;
+}
+
 /* cell:parameters() */
 static int m_parameters(lua_State *L) {
   rc_cell *cell = check_cell(L, 1);
@@ -388,6 +403,7 @@ void rb_open_rnn(lua_State *L, int methods_idx, int module_idx) {
                                        {"_rnn_cell_types", f_rnn_cell_types},
                                        {"_rnn_stack_forward", f_rnn_stack_forward},
                                        {"_rnn_wave", f_rnn_wave},
+                                       {"_helper_usable", f_helper_usable},
                                        {NULL, NULL}};
   rb_register(L, methods_idx, module_idx, NULL, functions);
   luaL_newmetatable(L, RNN_CELL_MT);
