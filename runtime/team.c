@@ -21,13 +21,16 @@
 #include "team.h"
 
 #ifdef __linux__
-#include <dirent.h>
+#include <unistd.h>
 #endif
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define TEAM_X86 1
 #endif
+
+#define TEAM_LOAD_EVERY_S 0.05
+#define TEAM_LOAD_RING 5 /* the load is judged over the last four intervals: 200 ms */
 
 /* ---- the helper ----
  * The helper spins (with pause, yielding now and then) for a short while after each job, then
@@ -48,10 +51,11 @@ struct rc_team {
   double off_until; /* jobs run alone until then (now_s), after late helpers */
   double off_s;     /* the last back-off's length: doubles while trials keep failing */
   int streak;       /* layer wavefront runs found late in a row */
-  double load_at;   /* when the machine's load was last read (now_s) */
-  int load_busy;    /* what that reading said: another thread wanted a core */
-  int busy;         /* a job is running: set by the thread that posts it (a split asked for from
-                     * inside the job, on either thread, then runs whole) */
+  /* the machine's load, read every TEAM_LOAD_EVERY_S: the last TEAM_LOAD_RING readings */
+  rc_load_reading load[TEAM_LOAD_RING];
+  long load_n; /* readings taken */
+  int busy;    /* a job is running: set by the thread that posts it (a split asked for from
+                * inside the job, on either thread, then runs whole) */
 };
 
 #define TEAM_SPINS 4000
@@ -147,55 +151,58 @@ static void back_off(rc_team *t) {
   t->jobs = t->late = t->streak = 0;
 }
 
-/* Whether other processes' threads want the cores this context's two threads use: Linux's
- * count of runnable threads (/proc/loadavg) less this process's own (their states in
- * /proc/self/task), against the CPUs this thread may run on. 0 when it cannot tell (no /proc,
- * or a process of more than 16 threads, such as a host program that embeds recur, where the
- * reading would cost too much). A kernel thread now and then makes one reading say yes:
- * rc_team_usable wants two in a row. */
-#define TEAM_LOAD_EVERY_S 0.05
+/* ---- the machine's load ----
+ * Whether other processes keep the CPUs this context's two threads use busy: the CPU time
+ * those CPUs spent busy (Linux's /proc/stat) less this process's own, over the last 200 ms.
+ * A time over a window, not a count of runnable threads at one instant (/proc/loadavg): on
+ * the bench's VM a kernel thread now and then, or the helper falling asleep between the
+ * reads, made 0.3-14% of instantaneous readings say "busy" with nothing else running, and two
+ * in a row 50 ms apart sent a vanilla RNN H = 128 trained on 2 threads down the one-thread
+ * path for 43-73 of 400 steps; a busy process is busy in every window. */
+rc_load_reading rc_load_read(void) {
+  rc_load_reading r = {0};
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  r.at = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 #ifdef __linux__
-#define TEAM_LOAD_MAX_TASKS 16 /* beyond, reading every thread's state costs too much: unknown */
-static int own_running(void) {
-  DIR *d = opendir("/proc/self/task");
-  if (!d) return -1;
-  int n = 0, tasks = 0;
-  for (struct dirent *e; (e = readdir(d));) {
-    if (e->d_name[0] == '.') continue;
-    if (++tasks > TEAM_LOAD_MAX_TASKS) {
-      n = -1;
-      break;
-    }
-    char path[64], buf[256];
-    snprintf(path, sizeof path, "/proc/self/task/%.20s/stat", e->d_name);
-    FILE *f = fopen(path, "r");
-    if (!f) continue;
-    size_t len = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[len] = 0;
-    const char *p = strrchr(buf, ')'); /* "tid (comm) S ...": the state after the name */
-    if (p && p[1] == ' ' && p[2] == 'R') n++;
+  cpu_set_t mask;
+  long hz = sysconf(_SC_CLK_TCK);
+  if (sched_getaffinity(0, sizeof mask, &mask) || hz <= 0) return r;
+  if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)) return r;
+  r.own = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+  FILE *f = fopen("/proc/stat", "r");
+  if (!f) return r;
+  char line[256];
+  unsigned long long ticks = 0;
+  int seen = 0, in_cpus = 0;
+  while (fgets(line, sizeof line, f)) {
+    int cpu_line = strncmp(line, "cpu", 3) == 0;
+    if (!cpu_line && in_cpus) break; /* the per-CPU lines come first, together */
+    if (!cpu_line || line[3] < '0' || line[3] > '9') continue;
+    in_cpus = 1;
+    char *end;
+    long cpu = strtol(line + 3, &end, 10);
+    unsigned long long user, nice, sys, idle, iowait, irq, softirq;
+    if (cpu < 0 || cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &mask) ||
+        sscanf(end, "%llu %llu %llu %llu %llu %llu %llu", &user, &nice, &sys, &idle, &iowait, &irq,
+               &softirq) != 7)
+      continue;
+    ticks += user + nice + sys + irq + softirq; /* idle, iowait and steal are not busy */
+    seen++;
   }
-  closedir(d);
-  return n;
-}
-#endif
-
-static int contended(void) {
-#ifdef __linux__
-  FILE *f = fopen("/proc/loadavg", "r");
-  if (!f) return 0;
-  double l1, l5, l15;
-  int running = 0, total = 0;
-  int ok = fscanf(f, "%lf %lf %lf %d/%d", &l1, &l5, &l15, &running, &total) == 5;
   fclose(f);
-  cpu_set_t cpus;
-  int own = ok ? own_running() : -1;
-  if (own < 0 || sched_getaffinity(0, sizeof cpus, &cpus)) return 0;
-  return running - own > CPU_COUNT(&cpus) - 2;
-#else
-  return 0;
+  if (seen == 0) return r;
+  r.busy = (double)ticks / (double)hz;
+  r.ncpu = seen;
+  r.ok = 1;
 #endif
+  return r;
+}
+
+double rc_load_others(const rc_load_reading *a, const rc_load_reading *b) {
+  if (!a->ok || !b->ok || a->ncpu != b->ncpu || b->at - a->at <= 0.0) return 0.0;
+  double others = (b->busy - a->busy) - (b->own - a->own);
+  return others > 0.0 ? others / (b->at - a->at) : 0.0;
 }
 
 /* Decides whether the next job (a cell's sequence, a product) is shared. When another process
@@ -213,16 +220,19 @@ int rc_team_usable(rc_team *t) {
     if (now < t->off_until) return 0;
     t->off_until = 0.0;
   }
-  /* every 50 ms, the machine's load: with another thread wanting a core (two readings in a
-   * row), a shared job would wait for a helper that takes turns on its core; back off before
-   * paying for late jobs, and a trial after a back-off is refused as soon as the load is still
-   * there (beside one busy process, 45 vanilla RNN H = 128 steps took 5.7 ms each on two
-   * threads against 4.1 on one before this check) */
-  if (now - t->load_at >= TEAM_LOAD_EVERY_S) {
-    int busy = contended(), before = t->load_busy;
-    t->load_at = now;
-    t->load_busy = busy;
-    if (busy && before) {
+  /* every 50 ms, the machine's load over the last 200 ms: with other processes keeping more
+   * than half a CPU busy beyond all but two, a shared job would wait for a helper that takes
+   * turns on its core; back off before paying for late jobs, and a trial after a back-off is
+   * refused as soon as the load is still there (beside one busy process, 45 vanilla RNN
+   * H = 128 steps took 5.7 ms each on two threads against 4.1 on one before this check) */
+  rc_load_reading *last = t->load_n ? &t->load[(t->load_n - 1) % TEAM_LOAD_RING] : NULL;
+  if (!last || now - last->at >= TEAM_LOAD_EVERY_S) {
+    rc_load_reading *r = &t->load[t->load_n % TEAM_LOAD_RING];
+    *r = rc_load_read();
+    t->load_n++;
+    const rc_load_reading *first = &t->load[t->load_n % TEAM_LOAD_RING];
+    if (t->load_n >= TEAM_LOAD_RING && r->at - first->at >= 3 * TEAM_LOAD_EVERY_S &&
+        rc_load_others(first, r) > r->ncpu - 2 + 0.5) {
       back_off(t);
       return 0;
     }

@@ -10,9 +10,22 @@ typedef struct rc_team rc_team;
 rc_team *rc_team_new(void);
 void rc_team_free(rc_team *t);
 /* Whether the next job (a sequence of a cell, a product) should be shared with the helper (it
- * backs off for a while when the helper keeps arriving late, or when other processes' threads
- * want the cores, read from Linux's /proc every 50 ms). */
+ * backs off for a while when the helper keeps arriving late, or when other processes kept the
+ * CPUs busy over the last 200 ms, read from Linux's /proc every 50 ms). */
 int rc_team_usable(rc_team *t);
+
+/* A reading of the machine's load, as rc_team_usable takes one every 50 ms: when
+ * (CLOCK_MONOTONIC seconds), the CPU time the CPUs this thread may run on have spent busy
+ * since boot (Linux's /proc/stat; idle, iowait and steal excluded), and this process's own
+ * CPU time. ok is 0 when it cannot tell (no /proc/stat). */
+typedef struct {
+  double at, busy, own;
+  int ncpu, ok;
+} rc_load_reading;
+rc_load_reading rc_load_read(void);
+/* How many CPUs other processes kept busy on average from reading a to reading b (0 when
+ * either could not tell). */
+double rc_load_others(const rc_load_reading *a, const rc_load_reading *b);
 /* The layer wavefront's verdict on its last run: two late runs in a row back t off (jobs run
  * alone for 0.1 s, twice as long after each failed trial, up to 3.2 s). */
 void rc_team_wave_verdict(rc_team *t, int late);
