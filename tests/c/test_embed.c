@@ -460,6 +460,50 @@ static void test_oom_push(void) {
   recur_free(rt);
 }
 
+/* Finalizers at the memory limit: Lua calls a tensor's __gc under a protected call that can
+ * need a new call frame; refused by the limit, the finalizer never ran ("error in __gc", a
+ * warning) and its tensor leaked for good (bindings/embed.c keeps a reserve while a finalizer
+ * is called). Garbage tensors, the heap filled to the limit, then a full collection: without
+ * the reserve one tensor of each run leaked, at every call depth. */
+static void test_oom_finalizers(void) {
+  for (int depth = 0; depth < 3; depth += 2) {
+    recur_options o;
+    recur_options_init(&o);
+    o.memory_limit = 3u << 20;
+    recur_runtime *rt = NULL;
+    CHECK(recur_new(&o, &rt) == RECUR_OK);
+    CHECK_OK(recur_collect(rt));
+    recur_stats st0, st1;
+    recur_get_stats(rt, &st0);
+    char src[1024];
+    snprintf(src, sizeof src,
+             "local zeros = recur.zeros\n"
+             "local function at_depth(n, f) if n > 0 then return (at_depth(n - 1, f)) end\n"
+             "  return f() end\n"
+             "local keep, n = {}, 0\n"
+             "for k = 1, 100000 do keep[k] = false end\n"
+             "local function add() n = n + 1 keep[n] = {} end\n"
+             "local function trash() for i = 1, 50 do zeros(1) end end\n"
+             "local function round()\n"
+             "  pcall(trash)\n"            /* garbage whose finalizers are due */
+             "  while pcall(add) do end\n" /* the heap full */
+             "  pcall(collectgarbage)\n"
+             "  for k = 1, 200 do keep[n] = false n = n - 1 end\n"
+             "end\n"
+             "at_depth(%d, function() for r = 1, 20 do round() end end)\n"
+             "keep = nil\n",
+             depth);
+    CHECK_OK(recur_run_string(rt, src, "=oom_finalizers"));
+    for (int k = 0; k < 4; k++) CHECK_OK(recur_collect(rt));
+    recur_get_stats(rt, &st1);
+    if (st1.tensor_bytes != st0.tensor_bytes || getenv("RECUR_VERBOSE"))
+      fprintf(stderr, "oom_finalizers depth %d: tensor bytes %zu -> %zu\n", depth, st0.tensor_bytes,
+              st1.tensor_bytes);
+    CHECK(st1.tensor_bytes == st0.tensor_bytes);
+    recur_free(rt);
+  }
+}
+
 static void test_budget(void) {
   recur_options o;
   recur_options_init(&o);
@@ -978,6 +1022,7 @@ int main(void) {
   test_tensors();
   test_memory_limit();
   test_oom_push();
+  test_oom_finalizers();
   test_lent_kept_limit();
   test_budget();
   test_time_limit();
