@@ -8,6 +8,7 @@
  *   cell:flops(T, B) -> GEMM FLOPs of one forward + backward
  * lengths: nil, a list of integers or a 1-D tensor of B integers, each in 0..T.
  * The methods table is recur._rnn_cell_methods: the Lua half adds methods to it. */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -299,6 +300,29 @@ static int f_rnn_wave(lua_State *L) {
   return 1;
 }
 
+/* recur._rnn_wave_rows([n]): the rows of each step handed over in the layer wavefront that
+ * the calling thread computes: n (0 or more; B beyond the batch) fixed, or "auto" (the
+ * default: they follow the two threads' speeds); returns the previous setting. Results do not
+ * depend on it: tests compare them. */
+static int f_rnn_wave_rows(lua_State *L) {
+  rc_ctx *c = rb_ctx(L);
+  int old = c->rnn_wave_rows;
+  if (old)
+    lua_pushinteger(L, old - 1);
+  else
+    lua_pushliteral(L, "auto");
+  if (lua_isnoneornil(L, 1)) return 1;
+  if (lua_type(L, 1) == LUA_TSTRING && strcmp(lua_tostring(L, 1), "auto") == 0) {
+    c->rnn_wave_rows = 0;
+    return 1;
+  }
+  if (!lua_isinteger(L, 1) || lua_tointeger(L, 1) < 0 || lua_tointeger(L, 1) >= INT_MAX)
+    return rb_error(L, "_rnn_wave_rows: argument #1 must be \"auto\" or an integer >= 0, got %s",
+                    lua_isinteger(L, 1) ? lua_tostring(L, 1) : luaL_typename(L, 1));
+  c->rnn_wave_rows = (int)lua_tointeger(L, 1) + 1;
+  return 1;
+}
+
 /* recur._helper_usable(): whether the runtime's helper thread takes the next shared job (false
  * with one BLAS thread, or while it backs off: arriving late, or other processes keeping the
  * cores busy). For tests whose outcome depends on it (the wavefront in "auto" mode). */
@@ -404,6 +428,7 @@ void rb_open_rnn(lua_State *L, int methods_idx, int module_idx) {
                                        {"_rnn_stack_forward", f_rnn_stack_forward},
                                        {"_rnn_wave", f_rnn_wave},
                                        {"_helper_usable", f_helper_usable},
+                                       {"_rnn_wave_rows", f_rnn_wave_rows},
                                        {NULL, NULL}};
   rb_register(L, methods_idx, module_idx, NULL, functions);
   luaL_newmetatable(L, RNN_CELL_MT);

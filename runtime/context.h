@@ -37,6 +37,8 @@ typedef struct rc_ctx {
                          * compares helper on and off at one BLAS thread count) */
   int rnn_wave;         /* stacks of fused cells as a layer wavefront (rnn_stack.c): 0 when
                          * it pays (more than one BLAS thread), 1 always (tests), -1 never */
+  int rnn_wave_rows;    /* 0: the wavefront's hand-over rows follow the threads' speeds; n > 0:
+                         * the caller's thread computes n - 1 of each step's (tests) */
   rc_rng rng;
   char err[RC_ERR_MAX]; /* message of the last failure */
   /* Set by a host language before it runs backward, so that ops defined in that language

@@ -104,6 +104,11 @@ struct rc_cell {
   rc_team *team; /* the helper thread (more than one BLAS thread), or NULL */
   int team_on;   /* whether the current sequence shares its products with it */
   int in_wave;   /* set while a wavefront runs it beside another layer: no helper thread */
+  /* a wavefront whose bottom layer it is (rnn_stack.c): the rows of each handed-over step
+   * that the caller's thread computes, forward [0] and backward [1], carried from one
+   * sequence to the next, the batch they are for, and each direction's last imbalance */
+  int64_t wave_rows[2], wave_rows_B;
+  double wave_skew[2];
   rc_tensor *ws[3 + RN_PACK_SLOTS]; /* workspaces: forward scratch, backward scratch, step
                                       arena, packed weights */
 };

@@ -24,8 +24,10 @@ local function run(o)
     for k = 1, #st[l] do st[l][k] = (recur.randn(B, H) * 0.5):requires_grad(true) end
   end
   local before = recur._rnn_wave(o.mode)
+  local rows_before = recur._rnn_wave_rows(o.rows or "auto")
   local y, fin = m(x, { state = st, lengths = o.lengths })
   recur._rnn_wave(before)
+  recur._rnn_wave_rows(rows_before)
   local loss = (y * recur.randn(T, B, H)):sum()
   for l = 1, #fin do
     for k = 1, #fin[l] do loss = loss + (fin[l][k] * recur.randn(B, H)):sum() end
@@ -119,6 +121,38 @@ describe("rnn wavefront", function()
     end
     assert_close(two, one, 1e-5)
     assert.are.equal("LSTMBackward", at(2, { kind = "lstm", T = 4, B = 4, H = 8 }).node)
+  end)
+
+  -- the rows of each handed-over step that the caller's thread computes (the rest: the
+  -- helper's) follow the threads' speeds from one sequence to the next; each row is the same
+  -- arithmetic on either thread, so no split may change a bit, backward included
+  it("gives the same bits whichever thread computes which rows of a hand-over", function()
+    local cases = { { kind = "lstm", B = 8 }, { kind = "gru", B = 5, lengths = { 6, 1, 6, 3, 0 } },
+      { kind = "rnn", L = 3, B = 6 }, { kind = "ln_lstm", B = 4, lengths = LENS } }
+    for _, c in ipairs(cases) do
+      local base = run(setmetatable({ mode = "on", rows = c.B // 2 }, { __index = c }))
+      assert.are.equal("RNNStackBackward", base.node)
+      for _, rows in ipairs { 0, 1, c.B - 1, c.B, c.B + 3 } do
+        local r = run(setmetatable({ mode = "on", rows = rows }, { __index = c }))
+        for i = 1, #base.vals do
+          assert.are.equal(0, max_abs(r.vals[i] - base.vals[i]),
+            string.format("%s B = %d, %d rows on the caller: %s", c.kind, c.B, rows, base.names[i]))
+        end
+      end
+    end
+  end)
+
+  it("_rnn_wave_rows: a count or \"auto\", returns the previous setting, refuses others", function()
+    local before = recur._rnn_wave_rows(3)
+    assert.are.equal("auto", before)
+    assert.are.equal(3, recur._rnn_wave_rows("auto"))
+    assert.are.equal("auto", recur._rnn_wave_rows())
+    for _, bad in ipairs { -1, 2.5, "half", true } do
+      local ok, err = pcall(recur._rnn_wave_rows, bad)
+      assert.is_false(ok)
+      assert.matches("_rnn_wave_rows: argument #1 must be \"auto\" or an integer >= 0, got", err)
+    end
+    assert.are.equal("auto", recur._rnn_wave_rows())
   end)
 
   it("_helper_usable takes no arguments and says no on one thread", function()
