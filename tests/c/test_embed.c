@@ -420,13 +420,20 @@ static void test_lent_kept_limit(void) {
  * 0-element tensor passes the limit check for its data, its header then fills the last bytes).
  * The heap is filled a little at a time so that some attempts land in that window; every
  * tensor must still be released (tensor bytes back to the start; LSan in `make asan`). */
-static void test_oom_push(void) {
+/* a runtime with a 3 MiB memory limit, collected, or NULL */
+static recur_runtime *limited_runtime(void) {
   recur_options o;
   recur_options_init(&o);
   o.memory_limit = 3u << 20;
   recur_runtime *rt = NULL;
   CHECK(recur_new(&o, &rt) == RECUR_OK);
-  CHECK_OK(recur_collect(rt));
+  if (rt) CHECK_OK(recur_collect(rt));
+  return rt;
+}
+
+static void test_oom_push(void) {
+  recur_runtime *rt = limited_runtime();
+  if (!rt) return;
   recur_stats st0;
   recur_get_stats(rt, &st0);
   CHECK_OK(recur_run_string(
@@ -467,12 +474,8 @@ static void test_oom_push(void) {
  * the reserve one tensor of each run leaked, at every call depth. */
 static void test_oom_finalizers(void) {
   for (int depth = 0; depth < 3; depth += 2) {
-    recur_options o;
-    recur_options_init(&o);
-    o.memory_limit = 3u << 20;
-    recur_runtime *rt = NULL;
-    CHECK(recur_new(&o, &rt) == RECUR_OK);
-    CHECK_OK(recur_collect(rt));
+    recur_runtime *rt = limited_runtime();
+    if (!rt) return;
     recur_stats st0, st1;
     recur_get_stats(rt, &st0);
     char src[1024];
