@@ -29,13 +29,14 @@ static size_t tensor_bytes(const recur_runtime *rt) {
 /* Bytes past the limit that Lua may take while it calls a finalizer. Lua calls a __gc
  * metamethod under a protected call that may need a new call frame or stack; refused, the
  * finalizer never runs ("error in __gc", a warning) and the tensor its userdata held leaks
- * until the process ends (a script filling the heap to the limit met it: two tensors of 4
- * floats lost in 60,000 rounds). The runtime's own finalizers allocate nothing themselves,
- * and sandboxed scripts cannot define any, so the reserve only serves call frames. */
+ * until the process ends (a script filling the heap to the limit met it: an empty tensor and
+ * a view of 4 floats lost in 60,000 rounds). The runtime's own finalizers allocate nothing
+ * themselves, and sandboxed scripts cannot define any, so the reserve only serves call frames. */
 #define RT_FINALIZER_RESERVE (64u << 10)
 
 /* Whether Lua is calling a finalizer now: lua_gc refuses every request (-1) while the
- * collector has stopped itself to run one (Lua 5.4.4 and later). */
+ * collector has stopped itself to run one (Lua 5.4.4, Debian 12's; tests/c/test_embed.c's
+ * test_oom_finalizers fails where it does not). */
 static int in_finalizer(const recur_runtime *rt) {
   return rt->L && lua_gc(rt->L, LUA_GCISRUNNING) == -1;
 }

@@ -44,11 +44,12 @@ typedef struct {
 } wave_flags;
 
 /* One thread's time in a run: its waits in the hooks (and the first of them: the pipeline's
- * fill), and when its recurrences were done. Each written by its own thread only. */
+ * fill), and when its recurrences were done. Each written by its own thread only; 64 bytes
+ * each, so that the two threads' fields never share a cache line (padded rather than
+ * aligned: the wave is allocated with the context's allocator, 16-byte aligned). */
 typedef struct {
-  _Alignas(64) long long wait_ns;
-  long long first_ns;
-  long long end_ns;
+  long long wait_ns, first_ns, end_ns;
+  char pad[64 - 3 * sizeof(long long)];
 } part_time;
 
 struct rn_wave {
