@@ -35,7 +35,7 @@ void rc_ctx_rows(rc_ctx *c, void (*fn)(void *arg, int64_t lo, int64_t hi), void 
       rc_team_usable(rc_ctx_team(c)))
     t = c->team;
   if (t)
-    rc_team_split(t, fn, arg, n, n / 2);
+    rc_team_split_learn(t, fn, arg, n, rc_team_cut(t, n, 1));
   else
     fn(arg, 0, n);
 }

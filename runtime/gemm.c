@@ -414,16 +414,19 @@ static int own_product(rc_ctx *ctx, int ta, int tb, int64_t M, int64_t N, int64_
         C[i * ldc + c] = bias ? bias[c] : beta == 0.0f ? 0.0f : beta * C[i * ldc + c];
     return 0;
   }
-  /* the split: by columns in whole panels when there are at least 4, else by rows */
+  /* the split: by columns in whole panels when there are at least 4, else by rows; weighted
+   * by the two threads' speeds (rc_team_cut) when the context's helper takes it */
   int64_t cut = 0, n = 0;
-  if (threads > 1) {
+  rc_team *team = NULL;
+  if (threads > 1 && (N >= 4 * NR || M >= 2 * MR)) {
+    team = ctx ? rc_ctx_team(ctx) : NULL;
     if (N >= 4 * NR) {
       n = N;
-      cut = round_up(N / 2, NR);
-    } else if (M >= 2 * MR) {
+      cut = team ? rc_team_cut(team, N, NR) : round_up(N / 2, NR);
+    } else {
       j.split_rows = 1;
       n = M;
-      cut = round_up(M / 2, MR);
+      cut = team ? rc_team_cut(team, M, MR) : round_up(M / 2, MR);
     }
   }
   int parts = cut > 0 && cut < n ? 2 : 1;
@@ -439,11 +442,11 @@ static int own_product(rc_ctx *ctx, int ta, int tb, int64_t M, int64_t N, int64_
     j.abuf[p] = mem + (size_t)p * (afl + bfl);
     j.bbuf[p] = j.abuf[p] + afl;
   }
-  rc_team *team = parts == 2 && ctx ? rc_ctx_team(ctx) : NULL;
+  if (parts < 2) team = NULL;
   pthread_t th;
   gm_share share = {&j, cut, n};
   if (team) {
-    rc_team_split(team, job_fn, &j, n, cut);
+    rc_team_split_learn(team, job_fn, &j, n, cut);
   } else if (parts == 2 && pthread_create(&th, NULL, helper_main, &share) == 0) {
     job_fn(&j, 0, cut); /* no context: a thread for this product */
     pthread_join(th, NULL);

@@ -329,7 +329,7 @@ static void pgemm_any(const rn_pmat *m, int64_t M, const float *A, int64_t lda, 
     }
     if (m->team && panels >= 2) {
       pg_job j = {m, M, A, lda, C, ldc, b, bias};
-      rc_team_split(m->team, pg_fn, &j, panels, panels / 2);
+      rc_team_split_learn(m->team, pg_fn, &j, panels, rc_team_cut(m->team, panels, 1));
       return;
     }
     pgemm_range(m, M, A, lda, C, ldc, b, bias, 0, panels);

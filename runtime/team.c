@@ -56,6 +56,11 @@ struct rc_team {
   long load_n; /* readings taken */
   int busy;    /* a job is running: set by the thread that posts it (a split asked for from
                 * inside the job, on either thread, then runs whole) */
+  /* weighted splits (rc_team_cut): the caller's share, learned from both threads' time per
+   * unit of work; when the last job was posted (caller), how long after it the helper began
+   * and how long its part took (helper, before `finished`) */
+  double share;
+  double post_at, helper_wait_s, helper_s;
 };
 
 #define TEAM_SPINS 4000
@@ -94,6 +99,8 @@ static int this_cpu(void) {
 #endif
 }
 
+static double now_s(void);
+
 static void *team_main(void *arg) {
   rc_team *t = arg;
   int seen = 0;
@@ -118,7 +125,10 @@ static void *team_main(void *arg) {
     seen = atomic_load_explicit(&t->posted, memory_order_acquire);
     if (atomic_load(&t->quit)) break;
     if (t->cpu >= 0 && this_cpu() == t->cpu) move_off(t->cpu);
+    double began = now_s();
+    t->helper_wait_s = began - t->post_at;
     t->fn(t->arg, t->lo, t->hi);
+    t->helper_s = now_s() - began;
     atomic_store_explicit(&t->finished, seen, memory_order_release);
   }
   return NULL;
@@ -291,11 +301,9 @@ void rc_team_free(rc_team *t) {
   free(t);
 }
 
-void rc_team_split(rc_team *t, rc_range_fn fn, void *arg, int64_t n, int64_t cut) {
-  if (!t || cut <= 0 || cut >= n || t->busy) {
-    fn(arg, 0, n);
-    return;
-  }
+/* Runs [0, cut) on the caller and [cut, n) on the helper; returns the caller's time for its
+ * part. */
+static double run_split(rc_team *t, rc_range_fn fn, void *arg, int64_t n, int64_t cut) {
   t->busy = 1;
   t->fn = fn;
   t->arg = arg;
@@ -303,6 +311,7 @@ void rc_team_split(rc_team *t, rc_range_fn fn, void *arg, int64_t n, int64_t cut
   t->hi = n;
   t->cpu = this_cpu();
   int job = atomic_load(&t->posted) + 1;
+  t->post_at = now_s();
   team_post(t);
   double t0 = now_s();
   fn(arg, 0, cut);
@@ -317,4 +326,37 @@ void rc_team_split(rc_team *t, rc_range_fn fn, void *arg, int64_t n, int64_t cut
   t->busy = 0;
   t->jobs++;
   if (spins > 64 && now_s() - t1 > t1 - t0) t->late++;
+  return t1 - t0;
+}
+
+void rc_team_split(rc_team *t, rc_range_fn fn, void *arg, int64_t n, int64_t cut) {
+  if (!t || cut <= 0 || cut >= n || t->busy) {
+    fn(arg, 0, n);
+    return;
+  }
+  run_split(t, fn, arg, n, cut);
+}
+
+int64_t rc_team_cut(const rc_team *t, int64_t n, int64_t unit) {
+  if (unit < 1) unit = 1;
+  double share = t && t->share > 0.0 ? t->share : 0.5;
+  int64_t cut = (int64_t)(share * (double)n / (double)unit + 0.5) * unit;
+  if (cut > n - 1) cut = (n - 1) / unit * unit;
+  return cut < unit ? unit : cut;
+}
+
+/* The caller's share moves a fifth of the way to what would have made both parts end together
+ * (each thread's units per second in this job), within [0.25, 0.75]; a job whose helper began
+ * late (asleep, or descheduled) or whose parts took under 5 us is left out. */
+void rc_team_split_learn(rc_team *t, rc_range_fn fn, void *arg, int64_t n, int64_t cut) {
+  if (!t || cut <= 0 || cut >= n || t->busy) {
+    fn(arg, 0, n);
+    return;
+  }
+  double mine = run_split(t, fn, arg, n, cut), theirs = t->helper_s;
+  if (mine < 5e-6 || theirs < 5e-6 || t->helper_wait_s > 0.25 * mine) return;
+  double rate0 = (double)cut / mine, rate1 = (double)(n - cut) / theirs;
+  double share = t->share > 0.0 ? t->share : 0.5;
+  share += 0.2 * (rate0 / (rate0 + rate1) - share);
+  t->share = share < 0.25 ? 0.25 : share > 0.75 ? 0.75 : share;
 }

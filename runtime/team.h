@@ -35,5 +35,12 @@ void rc_team_wave_verdict(rc_team *t, int late);
  * not depend on the split. */
 typedef void (*rc_range_fn)(void *arg, int64_t lo, int64_t hi);
 void rc_team_split(rc_team *t, rc_range_fn fn, void *arg, int64_t n, int64_t cut);
+/* A split weighted by the two threads' speeds, for work whose cost is even over [0, n): the
+ * caller's part, a multiple of unit in [unit, n - 1] (n / 2 rounded until the team has
+ * learned otherwise, or without t); then rc_team_split_learn runs it as rc_team_split does
+ * and learns from both parts' times. On cores of unequal speed (a VM's vCPUs 15-25% apart) an
+ * even split ends at the slower core's pace. */
+int64_t rc_team_cut(const rc_team *t, int64_t n, int64_t unit);
+void rc_team_split_learn(rc_team *t, rc_range_fn fn, void *arg, int64_t n, int64_t cut);
 
 #endif

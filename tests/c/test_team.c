@@ -71,6 +71,21 @@ static void *toggler(void *arg) {
   return NULL;
 }
 
+/* a job whose units cost 2 us on the calling thread and 4 us on the helper: a helper at half
+ * the caller's speed */
+static pthread_t g_caller;
+static void spin_us(double us) {
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  do clock_gettime(CLOCK_MONOTONIC, &t1);
+  while ((t1.tv_sec - t0.tv_sec) * 1e6 + (t1.tv_nsec - t0.tv_nsec) * 1e-3 < us);
+}
+static void slow_helper(void *arg, int64_t lo, int64_t hi) {
+  (void)arg;
+  for (int64_t i = lo; i < hi; i++) g_mark[i]++;
+  spin_us((double)(hi - lo) * (pthread_equal(pthread_self(), g_caller) ? 2.0 : 4.0));
+}
+
 /* whether rc_team_usable keeps saying yes for `ms` (a quiet machine: the part of the test that
  * adds load needs one) */
 static int stays_usable(int ms) {
@@ -111,6 +126,24 @@ int main(void) {
   for (int s = 0; s < 2; s++)
     for (int i = 0; i < 10; i++) whole &= g_nest[s].count[i] == 1;
   CHECK(whole);
+
+  /* weighted splits: the caller's part starts at half, rounded to the unit, within
+   * [unit, n - 1]; a helper at half the caller's speed draws it towards two thirds (at most
+   * three quarters), and every index still runs once */
+  CHECK(rc_team_cut(NULL, 100, 1) == 50 && rc_team_cut(NULL, 100, 16) == 48);
+  CHECK(rc_team_cut(NULL, 17, 16) == 16 && rc_team_cut(NULL, 2, 1) == 1);
+  CHECK(rc_team_cut(g_team, 100, 1) == 50);
+  g_caller = pthread_self();
+  int once_each = 1;
+  for (int k = 0; k < 40; k++) {
+    for (int i = 0; i < 100; i++) g_mark[i] = 0;
+    rc_team_split_learn(g_team, slow_helper, NULL, 100, rc_team_cut(g_team, 100, 1));
+    for (int i = 0; i < 100; i++) once_each &= g_mark[i] == 1;
+  }
+  CHECK(once_each);
+  int64_t learned = rc_team_cut(g_team, 100, 1);
+  printf("caller's part of 100 beside a helper at half its speed: %lld\n", (long long)learned);
+  CHECK(learned >= 58 && learned <= 75);
 
   /* the load: busy processes on all CPUs but one leave no room for a second thread */
   cpu_set_t cpus;
