@@ -34,9 +34,10 @@ void rc_ctx_rows(rc_ctx *c, void (*fn)(void *arg, int64_t lo, int64_t hi), void 
   if (n >= 2 && work >= ROWS_SPLIT_MIN && openblas_get_num_threads() > 1 &&
       rc_team_usable(rc_ctx_team(c)))
     t = c->team;
-  if (t)
-    rc_team_split_learn(t, fn, arg, n, rc_team_cut(t, n, 1));
-  else
+  if (t) {
+    uint64_t kind = (uint64_t)(uintptr_t)fn * 31 + (uint64_t)n; /* the pass and its rows */
+    rc_team_split_learn(t, kind, fn, arg, n, rc_team_cut(t, kind, n, 1));
+  } else
     fn(arg, 0, n);
 }
 

@@ -414,19 +414,25 @@ static int own_product(rc_ctx *ctx, int ta, int tb, int64_t M, int64_t N, int64_
         C[i * ldc + c] = bias ? bias[c] : beta == 0.0f ? 0.0f : beta * C[i * ldc + c];
     return 0;
   }
-  /* the split: by columns in whole panels when there are at least 4, else by rows; weighted
-   * by the two threads' speeds (rc_team_cut) when the context's helper takes it */
+  /* the split: by columns in whole panels when there are at least 8, or at least 4 and too
+   * few rows for 8 row blocks, else by rows (finer: a char-RNN readout's input gradient,
+   * [1600 x 65] x [65 x 128], is 4 panels but 133 row blocks); weighted by the two threads'
+   * speeds (rc_team_cut) when the context's helper takes it */
   int64_t cut = 0, n = 0;
   rc_team *team = NULL;
+  /* each shape and layout its own kind of job for the learned split */
+  uint64_t kind =
+      ((((uint64_t)M * 131 + (uint64_t)N) * 131 + (uint64_t)K) * 4 + (uint64_t)(ta * 2 + tb)) * 2 +
+      (bias != NULL);
   if (threads > 1 && (N >= 4 * NR || M >= 2 * MR)) {
     team = ctx ? rc_ctx_team(ctx) : NULL;
-    if (N >= 4 * NR) {
+    if (N >= 8 * NR || (N >= 4 * NR && M < 8 * MR)) {
       n = N;
-      cut = team ? rc_team_cut(team, N, NR) : round_up(N / 2, NR);
+      cut = team ? rc_team_cut(team, kind, N, NR) : round_up(N / 2, NR);
     } else {
       j.split_rows = 1;
       n = M;
-      cut = team ? rc_team_cut(team, M, MR) : round_up(M / 2, MR);
+      cut = team ? rc_team_cut(team, kind, M, MR) : round_up(M / 2, MR);
     }
   }
   int parts = cut > 0 && cut < n ? 2 : 1;
@@ -446,7 +452,7 @@ static int own_product(rc_ctx *ctx, int ta, int tb, int64_t M, int64_t N, int64_
   pthread_t th;
   gm_share share = {&j, cut, n};
   if (team) {
-    rc_team_split_learn(team, job_fn, &j, n, cut);
+    rc_team_split_learn(team, kind, job_fn, &j, n, cut);
   } else if (parts == 2 && pthread_create(&th, NULL, helper_main, &share) == 0) {
     job_fn(&j, 0, cut); /* no context: a thread for this product */
     pthread_join(th, NULL);

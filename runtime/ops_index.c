@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels.h"
 #include "ops.h"
 
 /* ---- helpers ---- */
@@ -461,7 +462,7 @@ static int index_slices(rc_tensor *indexed, rc_tensor *other, int dim, rc_tensor
     for (int64_t k = 0, m = rc_numel(ic); k < m; k++) {
       float *ar = a + (int64_t)iv[k] * row, *orow = o + k * row;
       if (scatter)
-        for (int64_t j = 0; j < row; j++) ar[j] += orow[j];
+        rc_k_add(ar, orow, row); /* vectorised (the loop here was scalar: 2x slower at 64) */
       else
         memcpy(orow, ar, (size_t)row * sizeof(float));
     }

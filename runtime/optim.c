@@ -1,5 +1,5 @@
 /* Optimizers (formulas in optim.h): the state, its checks, and the arithmetic, one vectorized
- * loop per parameter. The Makefile compiles this file with the kernel flags (-O3
+ * loop per parameter (or per stretch of one, when a step is shared between two threads). The Makefile compiles this file with the kernel flags (-O3
  * -fno-math-errno -fno-trapping-math, see runtime/nn_kernels.c), which change no result. */
 #include "optim.h"
 
@@ -276,6 +276,35 @@ static RC_CLONES void rc_k_adam(float *p, const float *g, float *m, float *v, in
   }
 }
 
+/* rc_optim_step's parameters laid end to end: parameter i's floats are [start, start + n) */
+typedef struct {
+  int i;
+  int64_t start, n, t;
+  float *p;
+  const float *g;
+  float *slot[RC_OPTIM_SLOTS];
+  rc_tensor *gc; /* the contiguous gradient g points into */
+} step_part;
+
+typedef struct {
+  const rc_optim *opt;
+  const step_part *part;
+  int np;
+} step_job;
+
+/* the updates of floats [lo, hi) of the stretch */
+static void step_range(void *arg, int64_t lo, int64_t hi) {
+  const step_job *j = arg;
+  for (int k = 0; k < j->np; k++) {
+    const step_part *q = &j->part[k];
+    int64_t a = lo > q->start ? lo - q->start : 0, b = hi < q->start + q->n ? hi - q->start : q->n;
+    if (a >= b) continue;
+    float *slot[RC_OPTIM_SLOTS];
+    for (int s = 0; s < RC_OPTIM_SLOTS; s++) slot[s] = q->slot[s] ? q->slot[s] + a : NULL;
+    j->opt->desc->update(&j->opt->o, q->t, q->p + a, q->g + a, slot, b - a);
+  }
+}
+
 int rc_optim_step(rc_optim *opt) {
   rc_ctx *c = opt->ctx;
   const rc_optim_opts *o = &opt->o;
@@ -296,26 +325,45 @@ int rc_optim_step(rc_optim *opt) {
       return rc_error(c, "%s: the gradient of parameter %d has shape %s, the parameter %s", fn,
                       i + 1, rc_shape_str(g, s1, sizeof s1), rc_shape_str(p, s2, sizeof s2));
   }
-  opt->step++;
-  for (int i = 0; i < opt->n; i++) {
+  /* every parameter with a gradient as one stretch of floats, shared with the context's
+   * helper (rc_ctx_rows) when it is long enough: each float's update reads only its own
+   * parameter, gradient and state, so the split changes no result */
+  step_part *part = rc_mem_calloc(c, (size_t)(opt->n > 0 ? opt->n : 1), sizeof *part);
+  if (!part) return rc_error_prefix(c, fn);
+  int np = 0, rc = 0;
+  int64_t total = 0;
+  for (int i = 0; i < opt->n && rc == 0; i++) {
     rc_tensor *p = opt->params[i];
     if (!p->grad) continue;
-    rc_tensor *gc = rc_raw_contiguous(p->grad);
-    if (!gc) return -1;
-    int64_t t = ++opt->steps[i];
-    int64_t n = rc_numel(p);
-    float *pd = rc_data(p);
-    const float *gd = rc_data(gc);
-    float *slot[RC_OPTIM_SLOTS];
+    step_part *q = &part[np];
+    if (!(q->gc = rc_raw_contiguous(p->grad))) {
+      rc = -1;
+      break;
+    }
+    np++;
+    q->i = i;
+    q->start = total;
+    q->n = rc_numel(p);
+    q->p = rc_data(p);
+    q->g = rc_data(q->gc);
     for (int k = 0; k < RC_OPTIM_SLOTS; k++)
-      slot[k] = opt->slot[k] ? rc_data(opt->slot[k][i]) : NULL;
-    opt->desc->update(o, t, pd, gd, slot, n);
-    rc_release(gc);
-    rc_bump_version(p);
-    for (int k = 0; k < RC_OPTIM_SLOTS; k++)
-      if (opt->slot[k]) rc_bump_version(opt->slot[k][i]);
+      q->slot[k] = opt->slot[k] ? rc_data(opt->slot[k][i]) : NULL;
+    total += q->n;
   }
-  return 0;
+  if (rc == 0) {
+    opt->step++;
+    for (int k = 0; k < np; k++) part[k].t = ++opt->steps[part[k].i];
+    step_job j = {opt, part, np};
+    rc_ctx_rows(c, step_range, &j, total, total * touched);
+    for (int k = 0; k < np; k++) {
+      rc_bump_version(opt->params[part[k].i]);
+      for (int s = 0; s < RC_OPTIM_SLOTS; s++)
+        if (opt->slot[s]) rc_bump_version(opt->slot[s][part[k].i]);
+    }
+  }
+  for (int k = 0; k < np; k++) rc_release(part[k].gc);
+  rc_mem_free(c, part);
+  return rc;
 }
 
 /* ---- the optimizers: each one's update, checks and descriptor (a row of optim_table.h) ---- */

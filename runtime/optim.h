@@ -62,7 +62,9 @@ typedef struct rc_optim_desc {
   float (*slot_init)(const rc_optim_opts *o, int k); /* the state's first value; NULL: 0 */
   /* checks of its own, after the common ones (messages name fn); NULL: none */
   int (*check)(rc_ctx *c, const char *fn, const rc_optim_opts *o);
-  /* one update of n floats: p and g, slot[k] (NULL when unused), t the parameter's step */
+  /* one update of n floats: p and g, slot[k] (NULL when unused), t the parameter's step;
+   * element by element (each float's new values from its own p, g and slots only): a step
+   * hands any stretch of a parameter's floats to either of two threads */
   void (*update)(const rc_optim_opts *o, int64_t t, float *p, const float *g, float *const *slot,
                  int64_t n);
 } rc_optim_desc;

@@ -329,7 +329,10 @@ static void pgemm_any(const rn_pmat *m, int64_t M, const float *A, int64_t lda, 
     }
     if (m->team && panels >= 2) {
       pg_job j = {m, M, A, lda, C, ldc, b, bias};
-      rc_team_split_learn(m->team, pg_fn, &j, panels, rc_team_cut(m->team, panels, 1));
+      /* a kind per packed matrix and row count (a cell's recurrent product, its input
+       * projection, each with its own operands) */
+      uint64_t kind = (uint64_t)(uintptr_t)m * 31 + (uint64_t)M;
+      rc_team_split_learn(m->team, kind, pg_fn, &j, panels, rc_team_cut(m->team, kind, panels, 1));
       return;
     }
     pgemm_range(m, M, A, lda, C, ldc, b, bias, 0, panels);

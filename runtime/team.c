@@ -30,6 +30,7 @@
 #endif
 
 #define TEAM_LOAD_EVERY_S 0.05
+#define TEAM_KINDS 64    /* kinds of split job whose shares are learned apart */
 #define TEAM_LOAD_RING 5 /* the load is judged over the last four intervals: 200 ms */
 
 /* ---- the helper ----
@@ -56,9 +57,15 @@ struct rc_team {
   long load_n; /* readings taken */
   int busy;    /* a job is running: set by the thread that posts it (a split asked for from
                 * inside the job, on either thread, then runs whole) */
-  /* weighted splits (rc_team_cut): the caller's share, learned from both threads' time per
-   * unit of work; when the last job was posted (caller), how long after it the helper began
-   * and how long its part took (helper, before `finished`) */
+  /* weighted splits (rc_team_cut): the caller's share of each kind of job (its key), learned
+   * from both threads' time per unit of work, in a small table indexed by the key (a kind
+   * that lands on a slot held by another starts again from `share`, the last share learned of
+   * any kind); when the last job was posted (caller), how long after it the helper began and
+   * how long its part took (helper, before `finished`) */
+  struct {
+    uint64_t key;
+    double share; /* 0: the slot is free */
+  } kind[TEAM_KINDS];
   double share;
   double post_at, helper_wait_s, helper_s;
 };
@@ -337,9 +344,25 @@ void rc_team_split(rc_team *t, rc_range_fn fn, void *arg, int64_t n, int64_t cut
   run_split(t, fn, arg, n, cut);
 }
 
-int64_t rc_team_cut(const rc_team *t, int64_t n, int64_t unit) {
+/* the slot of kind `key` in t's table */
+static unsigned kind_slot(uint64_t key) {
+  key ^= key >> 33;
+  key *= 0xff51afd7ed558ccdULL;
+  key ^= key >> 33;
+  return (unsigned)(key % TEAM_KINDS);
+}
+
+/* the caller's learned share of jobs of kind `key`: 0.5 until the team has learned one */
+static double kind_share(const rc_team *t, uint64_t key) {
+  if (!t) return 0.5;
+  unsigned i = kind_slot(key);
+  if (t->kind[i].share > 0.0 && t->kind[i].key == key) return t->kind[i].share;
+  return t->share > 0.0 ? t->share : 0.5;
+}
+
+int64_t rc_team_cut(const rc_team *t, uint64_t key, int64_t n, int64_t unit) {
   if (unit < 1) unit = 1;
-  double share = t && t->share > 0.0 ? t->share : 0.5;
+  double share = kind_share(t, key);
   int64_t cut = (int64_t)(share * (double)n / (double)unit + 0.5) * unit;
   if (cut > n - 1) cut = (n - 1) / unit * unit;
   return cut < unit ? unit : cut;
@@ -347,8 +370,11 @@ int64_t rc_team_cut(const rc_team *t, int64_t n, int64_t unit) {
 
 /* The caller's share moves a fifth of the way to what would have made both parts end together
  * (each thread's units per second in this job), within [0.25, 0.75]; a job whose helper began
- * late (asleep, or descheduled) or whose parts took under 5 us is left out. */
-void rc_team_split_learn(rc_team *t, rc_range_fn fn, void *arg, int64_t n, int64_t cut) {
+ * late (asleep, or descheduled) or whose parts took under 5 us is left out. Kinds are learned
+ * apart: the same two cores split a product whose operands one of them wrote last and a pass
+ * over rows that each wrote itself at different ratios. */
+void rc_team_split_learn(rc_team *t, uint64_t key, rc_range_fn fn, void *arg, int64_t n,
+                         int64_t cut) {
   if (!t || cut <= 0 || cut >= n || t->busy) {
     fn(arg, 0, n);
     return;
@@ -356,7 +382,11 @@ void rc_team_split_learn(rc_team *t, rc_range_fn fn, void *arg, int64_t n, int64
   double mine = run_split(t, fn, arg, n, cut), theirs = t->helper_s;
   if (mine < 5e-6 || theirs < 5e-6 || t->helper_wait_s > 0.25 * mine) return;
   double rate0 = (double)cut / mine, rate1 = (double)(n - cut) / theirs;
-  double share = t->share > 0.0 ? t->share : 0.5;
+  double share = kind_share(t, key);
   share += 0.2 * (rate0 / (rate0 + rate1) - share);
-  t->share = share < 0.25 ? 0.25 : share > 0.75 ? 0.75 : share;
+  share = share < 0.25 ? 0.25 : share > 0.75 ? 0.75 : share;
+  unsigned i = kind_slot(key);
+  t->kind[i].key = key;
+  t->kind[i].share = share;
+  t->share = share;
 }

@@ -38,9 +38,13 @@ void rc_team_split(rc_team *t, rc_range_fn fn, void *arg, int64_t n, int64_t cut
 /* A split weighted by the two threads' speeds, for work whose cost is even over [0, n): the
  * caller's part, a multiple of unit in [unit, n - 1] (n / 2 rounded until the team has
  * learned otherwise, or without t); then rc_team_split_learn runs it as rc_team_split does
- * and learns from both parts' times. On cores of unequal speed (a VM's vCPUs 15-25% apart) an
- * even split ends at the slower core's pace. */
-int64_t rc_team_cut(const rc_team *t, int64_t n, int64_t unit);
-void rc_team_split_learn(rc_team *t, rc_range_fn fn, void *arg, int64_t n, int64_t cut);
+ * and learns from both parts' times. key names the kind of job (the operation and its
+ * shape): each kind's share is learned apart, since the same two cores split different jobs
+ * at different ratios (who wrote the operands last matters as much as the cores' speeds). On
+ * cores of unequal speed (a VM's vCPUs 15-25% apart) an even split ends at the slower core's
+ * pace. */
+int64_t rc_team_cut(const rc_team *t, uint64_t key, int64_t n, int64_t unit);
+void rc_team_split_learn(rc_team *t, uint64_t key, rc_range_fn fn, void *arg, int64_t n,
+                         int64_t cut);
 
 #endif

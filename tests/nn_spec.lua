@@ -461,6 +461,28 @@ describe("losses", function()
       assert.are.same(got[1][1]:totable(), got[2][1]:totable())
       assert.are.same(got[1][2]:totable(), got[2][2]:totable())
     end
+    -- the gradient's other row kinds: soft targets, masked rows, log-probabilities (nll)
+    local x = (recur.randn(600, 70) * 4):requires_grad(true)
+    local soft = recur.softmax(recur.randn(600, 70), 2)
+    local y = recur.randint(1, 70, { 600 })
+    local mask = (recur.rand(600) - 0.3):sign():clamp(0, 1)
+    local grads = {}
+    for th = 1, 2 do
+      recur.threads(th)
+      local g = {}
+      for _, f in ipairs {
+        function() return nn.cross_entropy(x, soft) end,
+        function() return nn.cross_entropy(x, y, { mask = mask }) end,
+        function() return nn.nll(x, y) end,
+      } do
+        x.grad = nil
+        f():backward()
+        g[#g + 1] = x.grad:clone():totable()
+      end
+      grads[th] = g
+    end
+    recur.threads(before)
+    assert.are.same(grads[1], grads[2])
   end)
 
   it("nll of log-probabilities", function()

@@ -100,6 +100,45 @@ describe("optimizers against hand-computed steps", function()
   end)
 end)
 
+describe("optimizers on two threads", function()
+  -- the step is shared with the context's helper thread (every float's update is its own,
+  -- recur computes it: bit for bit the one-thread result), across parameters of odd sizes,
+  -- one of them without a gradient
+  it("give the one-thread parameters and state bit for bit", function()
+    local saved = recur.threads()
+    local function train(threads, kind, opts)
+      recur.threads(threads)
+      recur.seed(7)
+      local ps = { recur.randn(300, 257), recur.randn(1), recur.randn(129, 65), recur.randn(40000) }
+      for _, p in ipairs(ps) do p:requires_grad(true) end
+      local opt = optim[kind](ps, opts)
+      for _ = 1, 3 do
+        for i, p in ipairs(ps) do p.grad = i ~= 2 and recur.randn(table.unpack(p:size())) or nil end
+        opt:step()
+      end
+      return ps, opt:state()
+    end
+    local function same(a, b)
+      assert.equal(a:numel(), b:numel())
+      local x, y = a:reshape(a:numel()), b:reshape(b:numel())
+      assert.equal(0, (x - y):abs():max():item(), "a float differs between 1 and 2 threads")
+    end
+    for _, case in ipairs({ { "Adam", { lr = 1e-2 } }, { "AdamW", { lr = 1e-2, weight_decay = 0.1 } },
+      { "SGD", { lr = 0.1, momentum = 0.9, nesterov = true } }, { "RMSProp", { lr = 1e-2, centered = true } },
+      { "Adagrad", { lr = 0.1 } } }) do
+      local p1, s1 = train(1, case[1], case[2])
+      local p2, s2 = train(2, case[1], case[2])
+      for i = 1, #p1 do same(p1[i], p2[i]) end
+      for i = 1, #s1.params do
+        for k, v in pairs(s1.params[i]) do
+          if recur.is_tensor(v) then same(v, s2.params[i][k]) else assert.equal(v, s2.params[i][k]) end
+        end
+      end
+    end
+    recur.threads(saved)
+  end)
+end)
+
 describe("optimizer state", function()
   it("is inspectable: steps, epoch and the moment tensors", function()
     local p, opt = run("Adam", { lr = 0.1 }, { G, { 1, 1 } })

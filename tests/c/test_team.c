@@ -80,6 +80,12 @@ static void spin_us(double us) {
   do clock_gettime(CLOCK_MONOTONIC, &t1);
   while ((t1.tv_sec - t0.tv_sec) * 1e6 + (t1.tv_nsec - t0.tv_nsec) * 1e-3 < us);
 }
+static void even_helper(void *arg, int64_t lo, int64_t hi) {
+  (void)arg;
+  for (int64_t i = lo; i < hi; i++) g_mark[i]++;
+  spin_us((double)(hi - lo) * 2.0);
+}
+
 static void slow_helper(void *arg, int64_t lo, int64_t hi) {
   (void)arg;
   for (int64_t i = lo; i < hi; i++) g_mark[i]++;
@@ -130,20 +136,30 @@ int main(void) {
   /* weighted splits: the caller's part starts at half, rounded to the unit, within
    * [unit, n - 1]; a helper at half the caller's speed draws it towards two thirds (at most
    * three quarters), and every index still runs once */
-  CHECK(rc_team_cut(NULL, 100, 1) == 50 && rc_team_cut(NULL, 100, 16) == 48);
-  CHECK(rc_team_cut(NULL, 17, 16) == 16 && rc_team_cut(NULL, 2, 1) == 1);
-  CHECK(rc_team_cut(g_team, 100, 1) == 50);
+  CHECK(rc_team_cut(NULL, 1, 100, 1) == 50 && rc_team_cut(NULL, 1, 100, 16) == 48);
+  CHECK(rc_team_cut(NULL, 1, 17, 16) == 16 && rc_team_cut(NULL, 1, 2, 1) == 1);
+  CHECK(rc_team_cut(g_team, 1, 100, 1) == 50);
   g_caller = pthread_self();
   int once_each = 1;
   for (int k = 0; k < 40; k++) {
     for (int i = 0; i < 100; i++) g_mark[i] = 0;
-    rc_team_split_learn(g_team, slow_helper, NULL, 100, rc_team_cut(g_team, 100, 1));
+    rc_team_split_learn(g_team, 1, slow_helper, NULL, 100, rc_team_cut(g_team, 1, 100, 1));
     for (int i = 0; i < 100; i++) once_each &= g_mark[i] == 1;
   }
   CHECK(once_each);
-  int64_t learned = rc_team_cut(g_team, 100, 1);
+  int64_t learned = rc_team_cut(g_team, 1, 100, 1);
   printf("caller's part of 100 beside a helper at half its speed: %lld\n", (long long)learned);
   CHECK(learned >= 58 && learned <= 75);
+  /* kinds of job are learned apart: beside the slow kind, one whose halves take as long on
+   * either thread goes back to half (from the last share learned, where a new kind starts) */
+  for (int k = 0; k < 40; k++) {
+    rc_team_split_learn(g_team, 1, slow_helper, NULL, 100, rc_team_cut(g_team, 1, 100, 1));
+    rc_team_split_learn(g_team, 2, even_helper, NULL, 100, rc_team_cut(g_team, 2, 100, 1));
+  }
+  int64_t slow = rc_team_cut(g_team, 1, 100, 1), even = rc_team_cut(g_team, 2, 100, 1);
+  printf("caller's part of 100, learned apart: slow helper %lld, even helper %lld\n",
+         (long long)slow, (long long)even);
+  CHECK(slow >= 58 && slow <= 75 && even >= 43 && even <= 57);
 
   /* the load: busy processes on all CPUs but one leave no room for a second thread */
   cpu_set_t cpus;
