@@ -1,6 +1,7 @@
 /* Optimizers (formulas in optim.h): the state, its checks, and the arithmetic, one vectorized
- * loop per parameter (or per stretch of one, when a step is shared between two threads). The Makefile compiles this file with the kernel flags (-O3
- * -fno-math-errno -fno-trapping-math, see runtime/nn_kernels.c), which change no result. */
+ * loop per parameter (or per stretch of one, when a step is shared between two threads). The
+ * Makefile compiles this file with the kernel flags (-O3 -fno-math-errno -fno-trapping-math,
+ * see runtime/nn_kernels.c), which change no result. */
 #include "optim.h"
 
 #include <math.h>

@@ -16,7 +16,9 @@ void rc_rng_seed(rc_rng *r, uint64_t seed) {
   r->spare = 0.0;
 }
 
-static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static inline uint64_t rotl(uint64_t x, int k) {
+  return (x << k) | (x >> (64 - k));
+}
 
 uint64_t rc_rng_next(rc_rng *r) {
   uint64_t *s = r->s;
@@ -31,7 +33,9 @@ uint64_t rc_rng_next(rc_rng *r) {
   return result;
 }
 
-double rc_rng_uniform(rc_rng *r) { return (double)(rc_rng_next(r) >> 11) * 0x1.0p-53; }
+double rc_rng_uniform(rc_rng *r) {
+  return (double)(rc_rng_next(r) >> 11) * 0x1.0p-53;
+}
 
 double rc_rng_normal(rc_rng *r) {
   if (r->has_spare) {
