@@ -27,7 +27,11 @@
 -- 2-thread step goes at the slower one's pace), and "2 threads against 1" (blocks of 1-thread
 -- and 2-thread steps alternating in one process, the 2T / 1T target's figure: the tables' two
 -- rows are minutes apart, over which the machine drifts); sampling's 2T / 1T likewise from
--- rounds alternating in one process (mode=sample_threads).
+-- rounds alternating in one process (mode=sample_threads). The per-CPU probe runs again before
+-- the 2T / 1T figures, which print the CPU each 1-thread block ended on and the most 2T / 1T
+-- could be on CPUs of the probe's speeds (a perfect split weighted by speed; 1 + 4.1 / 5.4 =
+-- 1.76 against the faster of cores 4.1 and 5.4 ms apart); the floor's target line names the
+-- CPU its worker ended on.
 -- Run from the project root: require "models.charrnn" is found through Lua's default ./?.lua
 -- (docs/architecture.md, "Scripts and the module path").
 local recur = require("recur")
@@ -100,7 +104,7 @@ if worker then
     -- to one CPU at a time)
     local step = train_step()
     local counts = worker.mode == "cpu" and { 1 } or { 1, 2 }
-    local times = {}
+    local times, cpus = {}, {}
     for i = 1, #counts do times[i] = {} end
     for _ = 1, nb do
       for i, th in ipairs(counts) do
@@ -109,12 +113,14 @@ if worker then
         local t0 = recur.now()
         for _ = 1, ns do step() end
         times[i][#times[i] + 1] = (recur.now() - t0) / ns
+        -- the CPU a 1-thread block ended on: on a VM whose vCPUs differ, 2T / 1T depends on it
+        if th == 1 then cpus[#cpus + 1] = timing.current_cpu() or "?" end
       end
     end
     local one = median(times[1])
     local two = times[2] and median(times[2]) or 0 / 0
-    print(string.format("RESULT impl=recur mode=%s cell=%s hidden=%d ms_1t=%.3f ms_2t=%.3f",
-      worker.mode, m.cell, H, one * 1e3, two * 1e3))
+    print(string.format("RESULT impl=recur mode=%s cell=%s hidden=%d ms_1t=%.3f ms_2t=%.3f "
+      .. "cpus_1t=%s", worker.mode, m.cell, H, one * 1e3, two * 1e3, table.concat(cpus, ",")))
     os.exit(0)
   end
   if worker.mode == "train" then
@@ -138,9 +144,9 @@ if worker then
       gemm_s = math.min(gemm_s, recur._gemm_replay(calls, 1))
     end
     print(string.format("RESULT impl=recur mode=train cell=%s hidden=%d ms=%.3f best_ms=%.3f "
-      .. "worst_ms=%.3f gflops=%.2f rss_mb=%.1f gemm_ms=%.3f gemm_calls=%d floor_step_ms=%.3f",
-      m.cell, H, med * 1e3, best * 1e3, worst * 1e3, flops / med * 1e-9, rss, gemm_s * 1e3, #calls,
-      step_s * 1e3))
+      .. "worst_ms=%.3f gflops=%.2f rss_mb=%.1f gemm_ms=%.3f gemm_calls=%d floor_step_ms=%.3f "
+      .. "cpu=%s", m.cell, H, med * 1e3, best * 1e3, worst * 1e3, flops / med * 1e-9, rss,
+      gemm_s * 1e3, #calls, step_s * 1e3, tostring(timing.current_cpu() or "?")))
   elseif worker.mode == "sample_threads" then
     -- sampling at 1 and 2 threads in rounds alternating in this one process (which goes first
     -- alternates too): the median over rounds of each round's 2T / 1T, and its range
@@ -207,22 +213,29 @@ print(string.format("vocabulary %d, embedding %d, %d layers, batch %d, sequence 
 
 -- The CPUs one by one: a 1-thread RNN H = 128 step pinned to each (taskset). On a VM the two
 -- cores can differ (this bench's saw 4.1 against 5.4 ms for the same step, with a 256^3
--- product 10% apart), and a 2-thread step runs at the pace of the slower one.
-local per_cpu = {}
-if os.execute("command -v taskset >/dev/null 2>&1") then
+-- product 10% apart), and a 2-thread step runs at the pace of the slower one. Run again before
+-- the 2T / 1T figures, which it bounds: cpu_ms[c] is CPU c's step in ms.
+local function probe_cpus(label)
+  local cpu_ms, per_cpu = {}, {}
+  if not os.execute("command -v taskset >/dev/null 2>&1") then return cpu_ms end
   local ncpu = tonumber((io.popen("nproc"):read("l"))) or 1
   for cpu = 0, ncpu - 1 do
     local out = sh(string.format("OPENBLAS_NUM_THREADS=1 taskset -c %d %s bench/charrnn.lua "
       .. "--worker mode=cpu cell=rnn hidden=128 blocks=5 steps=10 warmup=3", cpu, recur_bin))
     local r = parse(out)
-    if r then per_cpu[#per_cpu + 1] = string.format("cpu%d %.2f ms", cpu, r.ms_1t) end
-    if r then rows.emit { bench = "charrnn", name = string.format("rnn H=128 1T step on cpu%d", cpu),
-      value = r.ms_1t, unit = "ms", better = "lower" } end
+    if r then
+      cpu_ms[cpu] = r.ms_1t
+      per_cpu[#per_cpu + 1] = string.format("cpu%d %.2f ms", cpu, r.ms_1t)
+      rows.emit { bench = "charrnn", name = string.format("rnn H=128 1T step on cpu%d%s", cpu,
+        label), value = r.ms_1t, unit = "ms", better = "lower" }
+    end
   end
   if #per_cpu > 0 then
     print("1-thread RNN H=128 step pinned to each CPU: " .. table.concat(per_cpu, ", "))
   end
+  return cpu_ms
 end
+probe_cpus("")
 
 local summary = {}
 local step_ms, floors, sample_cps = {}, {}, {} -- for the targets after the tables
@@ -255,8 +268,11 @@ for _, threads in ipairs(args.threads) do
         local target = H <= 128 and (threads > 1 and 3.0 or 1.5) or (threads > 1 and 2.5 or 2.0)
         local floor = r.gemm_ms and r.gemm_ms > 0 and r.floor_step_ms / r.gemm_ms or 0 / 0
         step_ms[string.format("%s %d %d", cell, H, threads)] = r.ms
+        -- the CPU it ended on beside it: on this bench's VM the same code's floor read 1.26-1.34
+        -- pinned to one vCPU and 1.35-1.41 on the other
         floors[#floors + 1] = threads == 1 and floor == floor and { what = string.format(
-          "gemm floor %s H=%d 1T", cell, H), v = floor, target = H >= 512 and 1.15 or 1.35 } or nil
+          "gemm floor %s H=%d 1T (cpu %s)", cell, H, tostring(r.cpu or "?")), v = floor,
+          target = H >= 512 and 1.15 or 1.35 } or nil
         print(string.format("%-6s %5d  %10.1f %10s %7s  %8.1f %4.0f%% %6.2f  %9.0f %9s", cell, H,
           r.ms, t and string.format("%.1f", t.ms) or "-", ratio_str(ratio), r.gflops,
           sg and 100 * r.gflops / sg.best_gflops or 0, floor, r.rss_mb,
@@ -315,8 +331,28 @@ local has1, has2 = false, false
 for _, th in ipairs(args.threads) do
   has1, has2 = has1 or th == 1, has2 or th == 2
 end
+-- The most 2T / 1T can be on CPUs of unequal speed, from the probe's step times: two threads
+-- splitting the step in proportion to their CPUs' speeds take 1 / sum(1 / t_k), against the
+-- 1-thread blocks' time on the CPUs they ran on (cpus: "0,0,1,..."); nil without a probe
+local function vcpu_bound(cpu_ms, cpus)
+  local inv, n = 0, 0
+  for _, t in pairs(cpu_ms) do inv, n = inv + 1 / t, n + 1 end
+  if n < 2 or not cpus then return nil end
+  cpus = tostring(cpus)
+  local sum, k = 0, 0
+  for c in cpus:gmatch("[^,]+") do
+    local t = cpu_ms[tonumber(c)]
+    if not t then return nil end
+    sum, k = sum + t, k + 1
+  end
+  return k > 0 and sum / k * inv or nil
+end
+
 if has1 and has2 then
-  print("\n2 threads against 1, alternating in one process (median of 7 blocks each):")
+  print("\n2 threads against 1, alternating in one process (median of 7 blocks each; \"bound\": "
+    .. "the most it can be on CPUs as fast as the probe below found them, against the CPUs the "
+    .. "1-thread blocks ran on):")
+  local cpu_ms = probe_cpus(" (before 2T / 1T)")
   for _, cell in ipairs(args.cells) do
     for _, H in ipairs(args.hidden) do
       local nb, ns, nw = 7, H >= 256 and 2 or 10, H >= 256 and 1 or 3
@@ -326,13 +362,17 @@ if has1 and has2 then
       local one, two = step_ms[cell .. " " .. H .. " 1"], step_ms[cell .. " " .. H .. " 2"]
       if r then
         local sep = one and two and one / two or 0 / 0
+        local bound = vcpu_bound(cpu_ms, r.cpus_1t)
         print(string.format("  %-5s H=%-4d 1T %8.2f ms  2T %8.2f ms  %5.2fx   (separate runs "
-          .. "above: %s)", cell, H, r.ms_1t, r.ms_2t, r.ms_1t / r.ms_2t, ratio_str(sep)))
+          .. "above: %s; 1T on cpu %s; bound %s)", cell, H, r.ms_1t, r.ms_2t, r.ms_1t / r.ms_2t,
+          ratio_str(sep), r.cpus_1t or "?", bound and string.format("%.2fx", bound) or "-"))
         self_targets[#self_targets + 1] = { what = string.format("train %s H=%d 2T / 1T speed",
-          cell, H), v = r.ms_1t / r.ms_2t, target = H <= 128 and 1.7 or 1.0, higher = true }
+          cell, H), v = r.ms_1t / r.ms_2t, target = H <= 128 and 1.7 or 1.0, higher = true,
+          bound = bound }
         rows.emit { bench = "charrnn", name = string.format("train %s H=%d 2T / 1T interleaved",
           cell, H), value = r.ms_1t / r.ms_2t, unit = "x", better = "higher", ms_1t = r.ms_1t,
-          ms_2t = r.ms_2t, separate = sep == sep and sep or nil }
+          ms_2t = r.ms_2t, separate = sep == sep and sep or nil, cpus_1t = r.cpus_1t,
+          vcpu_bound = bound }
       end
     end
   end
@@ -366,6 +406,7 @@ if #self_targets > 0 then
     local ok = s.higher and s.v >= s.target or not s.higher and s.v <= s.target
     print(string.format("  %-34s %6.2f%s (target %s %.2f)  %s", s.what, s.v, s.higher and "x" or " ",
       s.higher and ">=" or "<=", s.target, ok and "met" or s.noise and "met within noise "
-      .. "(the rounds' range holds the target)" or "MISSED"))
+      .. "(the rounds' range holds the target)" or s.bound and s.bound < s.target * 1.05 and
+      string.format("MISSED (the probe's vCPU speeds bound it at %.2fx)", s.bound) or "MISSED"))
   end
 end

@@ -24,6 +24,20 @@ describe("bench/charrnn.lua workers", function()
     local r = result("threads")
     assert.are.equal("threads", r.mode)
     assert.is_true(r.ms_1t > 0 and r.ms_2t > 0)
+    -- the CPU each of the 2 one-thread blocks ended on
+    assert.is_truthy(tostring(r.cpus_1t):match("^%d+,%d+$"), tostring(r.cpus_1t))
+  end)
+
+  it("timing.current_cpu is the CPU the process runs on", function()
+    local timing = require("bench.lib.timing")
+    local cpu = timing.current_cpu()
+    local n = tonumber((H.sh("nproc"):match("%d+")))
+    assert.is_true(math.type(cpu) == "integer" and cpu >= 0 and cpu < n, tostring(cpu))
+    if os.execute("command -v taskset >/dev/null 2>&1") and n > 1 then
+      local out = H.sh(string.format("taskset -c %d %s -e 'package.path = \"./?.lua;\" .. "
+        .. "package.path; print(require(\"bench.lib.timing\").current_cpu())'", n - 1, bin))
+      assert.are.equal(tostring(n - 1), out:match("%d+"), out)
+    end
   end)
 
   it("mode=sample_threads gives the median 2T / 1T sampling ratio and its range", function()

@@ -14,6 +14,23 @@ function timing.peak_rss_mb()
   return kb and kb / 1024 or 0 / 0
 end
 
+-- the CPU this process's main thread last ran on (field 39 of /proc/self/stat, counted after
+-- the command name's closing parenthesis, which may itself hold spaces); nil without /proc
+function timing.current_cpu()
+  local f = io.open("/proc/self/stat")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  local rest = s:match(".*%)%s+(.*)")
+  if not rest then return nil end
+  local i = 2 -- the field after the name is field 3
+  for field in rest:gmatch("%S+") do
+    i = i + 1
+    if i == 39 then return math.tointeger(tonumber(field)) end
+  end
+  return nil
+end
+
 function timing.median(t)
   local s = table.move(t, 1, #t, 1, {})
   table.sort(s)
