@@ -106,6 +106,16 @@ if worker then
     local counts = worker.mode == "cpu" and { 1 } or { 1, 2 }
     local times, cpus = {}, {}
     for i = 1, #counts do times[i] = {} end
+    -- every thread count's steps once before the blocks, then a full collection: the first
+    -- steps of each kind allocate fresh memory until the collector has freed the steps before
+    -- into the tensor cache (on this bench's VM, 300-2,500 page faults a step at ~12 us each:
+    -- the first 18 RNN H = 128 one-thread steps took 8.4 ms instead of 4.4, and a switch
+    -- of thread count brought 5 such steps back with 3 steps of warm-up per block)
+    for _, th in ipairs(counts) do
+      recur.threads(th)
+      for _ = 1, 2 * nw do step() end
+    end
+    collectgarbage("collect")
     for _ = 1, nb do
       for i, th in ipairs(counts) do
         recur.threads(th)
@@ -355,7 +365,7 @@ if has1 and has2 then
   local cpu_ms = probe_cpus(" (before 2T / 1T)")
   for _, cell in ipairs(args.cells) do
     for _, H in ipairs(args.hidden) do
-      local nb, ns, nw = 7, H >= 256 and 2 or 10, H >= 256 and 1 or 3
+      local nb, ns, nw = 7, H >= 256 and 2 or 10, H >= 256 and 2 or 10
       if args.quick then nb, ns = 5, H >= 256 and 1 or 6 end
       local r = run_recur(2, string.format("mode=threads cell=%s hidden=%d blocks=%d steps=%d "
         .. "warmup=%d", cell, H, nb, ns, nw))
