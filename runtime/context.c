@@ -53,7 +53,8 @@ void rc_ctx_release(rc_ctx *c) {
     }
     free(c->deferred);
     free(c->gemm_calls);
-    free(c->gemm_buf);
+    free(c->gemm_buf[0]);
+    free(c->gemm_buf[1]);
     rc_team_free(c->team);
     free(c);
   }

@@ -82,12 +82,14 @@ typedef struct rc_ctx {
   size_t gemm_n, gemm_cap;
   /* recur's matrix product's packing buffers (runtime/gemm.c), kept for the next product: a
    * block malloc'ed and freed per product would raise glibc's mmap threshold, after which
-   * freed tensors would then stay in the heap. Not counted, like cache_block. */
-  void *gemm_buf;
-  size_t gemm_buf_bytes;
-  /* Held while one thread uses gemm_buf, and while one appends to the trace: the layer
-   * wavefront (runtime/rnn_stack.c) runs two layers' products on two threads in one context. */
-  atomic_int gemm_buf_busy, gemm_trace_busy;
+   * freed tensors would then stay in the heap, and pays its page faults every time. Two: the
+   * layer wavefront (runtime/rnn_stack.c) runs two layers' products at once, one on each
+   * thread (with one buffer, the second product's fresh block cost a 2-layer LSTM H = 128
+   * step 65-170 page faults, ~1 ms on the bench's VM). Not counted, like cache_block. */
+  void *gemm_buf[2];
+  size_t gemm_buf_bytes[2];
+  /* Held while one thread uses gemm_buf[i], and while one appends to the trace. */
+  atomic_int gemm_buf_busy[2], gemm_trace_busy;
   /* The helper thread that takes half of every split job (runtime/team.c), created by
    * rc_ctx_team on first use, joined when the context goes. */
   struct rc_team *team;

@@ -24,7 +24,7 @@
  * order either way, so the split does not change the result; while the helper keeps coming
  * late (another process holds the other core), products run on one thread. The packing
  * buffers belong to the runtime context and are kept for its next product (rc_ctx's
- * gemm_buf). */
+ * gemm_buf: two, for the two products the layer wavefront runs at once). */
 #include <cblas.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -384,21 +384,28 @@ static int64_t round_up(int64_t n, int64_t m) {
   return (n + m - 1) / m * m;
 }
 
-/* `floats` floats, 64-byte aligned: ctx's buffer (grown when needed; *held set: release it
- * with release()), or a new block in *own when there is no ctx or another thread holds it */
+/* `floats` floats, 64-byte aligned: one of ctx's two buffers that no other thread holds
+ * (grown when needed; *held set to its index + 1: release it with release_scratch), or a new
+ * block in *own when there is no ctx or both are held */
 static float *scratch(rc_ctx *ctx, size_t floats, float **own, int *held) {
   size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
   *own = NULL;
   *held = 0;
-  if (!ctx || atomic_exchange_explicit(&ctx->gemm_buf_busy, 1, memory_order_acquire))
-    return *own = aligned_alloc(64, bytes);
-  *held = 1;
-  if (ctx->gemm_buf_bytes < bytes) {
-    free(ctx->gemm_buf);
-    ctx->gemm_buf = aligned_alloc(64, bytes);
-    ctx->gemm_buf_bytes = ctx->gemm_buf ? bytes : 0;
+  int i = 0;
+  while (ctx && i < 2 && atomic_exchange_explicit(&ctx->gemm_buf_busy[i], 1, memory_order_acquire))
+    i++;
+  if (!ctx || i == 2) return *own = aligned_alloc(64, bytes);
+  *held = i + 1;
+  if (ctx->gemm_buf_bytes[i] < bytes) {
+    free(ctx->gemm_buf[i]);
+    ctx->gemm_buf[i] = aligned_alloc(64, bytes);
+    ctx->gemm_buf_bytes[i] = ctx->gemm_buf[i] ? bytes : 0;
   }
-  return ctx->gemm_buf;
+  return ctx->gemm_buf[i];
+}
+
+static void release_scratch(rc_ctx *ctx, int held) {
+  if (held) atomic_store_explicit(&ctx->gemm_buf_busy[held - 1], 0, memory_order_release);
 }
 
 /* rc_sgemm_own, with C = alpha op(A) op(B) + bias (broadcast over the rows) when bias */
@@ -441,7 +448,7 @@ static int own_product(rc_ctx *ctx, int ta, int tb, int64_t M, int64_t N, int64_
   int held;
   float *own, *mem = scratch(ctx, (afl + bfl) * (size_t)parts, &own, &held);
   if (!mem) {
-    if (held) atomic_store_explicit(&ctx->gemm_buf_busy, 0, memory_order_release);
+    release_scratch(ctx, held);
     return -1;
   }
   for (int p = 0; p < parts; p++) {
@@ -459,7 +466,7 @@ static int own_product(rc_ctx *ctx, int ta, int tb, int64_t M, int64_t N, int64_
   } else {
     run_block(&j, 0, M, 0, N, j.abuf[0], j.bbuf[0]);
   }
-  if (held) atomic_store_explicit(&ctx->gemm_buf_busy, 0, memory_order_release);
+  release_scratch(ctx, held);
   free(own);
   return 0;
 }

@@ -4,12 +4,14 @@
  * in C, which must be overwritten), on one thread and split over two; the columns beyond N
  * left untouched. The tolerance scales with the magnitude of the sum (no bitwise comparison:
  * the two kernels sum in different orders). Then the entry point rc_sgemm (whichever path it
- * takes), the degenerate sizes, and the trace and its replay. */
+ * takes), the degenerate sizes, the context's two packing buffers, and the trace and its
+ * replay. */
 #include <cblas.h>
 #include <float.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../runtime/context.h"
 #include "../../runtime/gemm.h"
 #include "test.h"
 
@@ -172,6 +174,34 @@ int main(void) {
       CHECK(rc_sgemm_own(NULL, 0, 0, 2, 2, 2, 0.0f, A, 2, A, 2, 0.5f, D, 2, 1) == 0);
       CHECK(D[0] == 0.5f && D[3] == 2.0f);
     }
+  }
+
+  /* the packing buffers: a product run while another thread holds the context's first one
+   * (the layer wavefront runs a product on each thread) keeps its packing in the second, for
+   * the next such product, and releases it; with both held, a block of its own */
+  if (have) {
+    enum { S = 64 };
+    static float A[S * S], B[S * S], C[S * S];
+    for (int i = 0; i < S * S; i++) A[i] = B[i] = 1.0f;
+    rc_ctx *ctx = rc_ctx_new();
+    atomic_store(&ctx->gemm_buf_busy[0], 1); /* "the other thread" */
+    C[0] = C[S * S - 1] = 0.0f;
+    CHECK(rc_sgemm_own(ctx, 0, 0, S, S, S, 1.0f, A, S, B, S, 0.0f, C, S, 1) == 0);
+    CHECK(C[0] == (float)S && C[S * S - 1] == (float)S);
+    CHECK(ctx->gemm_buf[0] == NULL && ctx->gemm_buf[1] != NULL);
+    CHECK(atomic_load(&ctx->gemm_buf_busy[0]) == 1 && atomic_load(&ctx->gemm_buf_busy[1]) == 0);
+    void *second = ctx->gemm_buf[1];
+    atomic_store(&ctx->gemm_buf_busy[1], 1); /* both held */
+    C[0] = C[S * S - 1] = 0.0f;
+    CHECK(rc_sgemm_own(ctx, 1, 1, S, S, S, 1.0f, A, S, B, S, 0.0f, C, S, 1) == 0);
+    CHECK(C[0] == (float)S && C[S * S - 1] == (float)S);
+    CHECK(ctx->gemm_buf[0] == NULL && ctx->gemm_buf[1] == second);
+    CHECK(atomic_load(&ctx->gemm_buf_busy[0]) == 1 && atomic_load(&ctx->gemm_buf_busy[1]) == 1);
+    atomic_store(&ctx->gemm_buf_busy[0], 0);
+    atomic_store(&ctx->gemm_buf_busy[1], 0);
+    CHECK(rc_sgemm_own(ctx, 0, 1, S, S, S, 1.0f, A, S, B, S, 0.0f, C, S, 1) == 0);
+    CHECK(ctx->gemm_buf[0] != NULL && atomic_load(&ctx->gemm_buf_busy[0]) == 0);
+    rc_ctx_release(ctx);
   }
 
   /* the trace: a product recorded in its context with its sizes and route, nothing recorded
