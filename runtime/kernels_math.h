@@ -40,16 +40,22 @@ static inline float rc_exp_reduced(float xc, float *n_out) {
   return p * r * r + r + 1.0f;
 }
 
-/* exp(x): rc_exp_reduced, with 2^n applied as two factors 2^(n>>1) 2^(n - (n>>1)), each a
- * normal float, so that results in the subnormal range round once, correctly. x is clamped to
- * [-104, 89], beyond which the result is 0 (below half the smallest subnormal) or inf. */
-static inline float rc_expf(float x) {
-  float xc = x < -104.0f ? -104.0f : x;
-  xc = xc > 89.0f ? 89.0f : xc;
+/* e^xc for xc in [-104, 89] (or NaN): rc_exp_reduced, with 2^n applied as two factors
+ * 2^(n>>1) 2^(n - (n>>1)), each a normal float, so that results in the subnormal range round
+ * once, correctly. */
+static inline float rc_exp_clamped(float xc) {
   float n, p = rc_exp_reduced(xc, &n);
   int32_t k = n == n ? (int32_t)n : 0; /* NaN: keep the conversion defined, p is NaN */
   int32_t k1 = k >> 1;
   return p * rc_pow2i(k1) * rc_pow2i(k - k1);
+}
+
+/* exp(x), x clamped to [-104, 89], beyond which the result is 0 (below half the smallest
+ * subnormal) or inf. */
+static inline float rc_expf(float x) {
+  float xc = x < -104.0f ? -104.0f : x;
+  xc = xc > 89.0f ? 89.0f : xc;
+  return rc_exp_clamped(xc);
 }
 
 /* tanh: an odd polynomial below 0.625 (Cephes' tanhf), 1 - 2 / (e^{2|x|} + 1) above. e^{2|x|}
@@ -75,9 +81,11 @@ static inline float rc_tanhf(float x) {
 
 /* sigmoid: num / (1 + e) with e = exp(-|x|) <= 1, num = 1 for x >= 0 and e below. The last
  * two steps in double: in float, the rounding of 1 + e and of the quotient add to e's own
- * error (2.3 ulp measured); in double only the final rounding to float does. */
+ * error (2.3 ulp measured); in double only the final rounding to float does. e is rc_expf's
+ * arithmetic without its upper clamp, which -|x| <= 0 (or NaN) never meets: the same bits. */
 static inline float rc_sigmoidf(float x) {
-  float e = rc_expf(-fabsf(x));
+  float a = -fabsf(x);
+  float e = rc_exp_clamped(a < -104.0f ? -104.0f : a);
   float num = x >= 0.0f ? 1.0f : e;
   return (float)((double)num / (1.0 + (double)e));
 }
