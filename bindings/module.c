@@ -106,6 +106,7 @@ int luaopen_recur(lua_State *L) {
   rb_open_sort(L, methods, module);
   rb_open_shape(L, methods, module);
   rb_open_gemm_trace(L, methods, module);
+  rb_open_profile(L, methods, module);
   lua_pushvalue(L, methods);
   lua_setfield(L, module, "Tensor"); /* methods table: add Lua methods here */
   install_preloads(L);

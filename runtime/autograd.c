@@ -1,4 +1,5 @@
 #include "autograd.h"
+#include "profile.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -463,7 +464,9 @@ int rc_backward(rc_ctx *c, rc_tensor **roots, rc_tensor **grads, int n_roots, in
                n->name);
       fail = 1;
     }
+    double began = c->profile ? rc_profile_now() : 0.0;
     if (!fail && n->backward(n, gout, gin)) fail = 1;
+    if (c->profile) rc_profile_node_add(c->profile, n->name, rc_profile_now() - began);
     for (int k = 0; k < n->n_in && !fail; k++) {
       rc_node *p = n->next[k].fn;
       if (!p) continue;

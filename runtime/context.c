@@ -56,6 +56,7 @@ void rc_ctx_release(rc_ctx *c) {
     free(c->gemm_buf[0]);
     free(c->gemm_buf[1]);
     rc_team_free(c->team);
+    rc_mem_free(c, c->profile); /* rc_profile_start's block (profile.c, a floor above) */
     free(c);
   }
 }

@@ -94,6 +94,9 @@ typedef struct rc_ctx {
    * rc_ctx_team on first use, joined when the context goes. */
   struct rc_team *team;
   int team_failed; /* it could not start: jobs run whole */
+  /* While recur._profile runs (runtime/profile.h): backward's nodes and the layer wavefront
+   * add their times here; NULL otherwise. */
+  struct rc_profile *profile;
 } rc_ctx;
 
 rc_ctx *rc_ctx_new(void);

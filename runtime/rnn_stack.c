@@ -21,6 +21,7 @@
 
 #include "nn.h"
 #include "ops.h"
+#include "profile.h"
 #include "rnn_impl.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -44,12 +45,13 @@ typedef struct {
 } wave_flags;
 
 /* One thread's time in a run: its waits in the hooks (and the first of them: the pipeline's
- * fill), and when its recurrences were done. Each written by its own thread only; 64 bytes
- * each, so that the two threads' fields never share a cache line (padded rather than
- * aligned: the wave is allocated with the context's allocator, 16-byte aligned). */
+ * fill), when its recurrences were done and when its products after them (backward). Each
+ * written by its own thread only; 64 bytes each, so that the two threads' fields never share
+ * a cache line (padded rather than aligned: the wave is allocated with the context's
+ * allocator, 16-byte aligned). */
 typedef struct {
-  long long wait_ns, first_ns, end_ns;
-  char pad[64 - 3 * sizeof(long long)];
+  long long wait_ns, first_ns, end_ns, post_ns;
+  char pad[64 - 4 * sizeof(long long)];
 } part_time;
 
 struct rn_wave {
@@ -286,6 +288,7 @@ static void run_part(void *arg, int64_t lo, int64_t hi) {
   }
   w->pt[lo].end_ns = now_ns();
   if (a->post) post_take(w, a->post, (int)lo);
+  w->pt[lo].post_ns = now_ns();
 }
 
 /* Moves rows of each hand-over to the thread that waited from the one that kept it waiting,
@@ -324,6 +327,19 @@ static void rebalance(rn_wave *w, int dir, long long t0, long long wake) {
   }
 }
 
+/* adds a two-thread run that began at t0 to the context's profile */
+static void profile_run(rc_profile *p, const rn_wave *w, int dir, long long t0, int late) {
+  rc_profile_wave *r = &p->wave[dir];
+  r->runs++;
+  r->late_runs += late;
+  r->seconds += 1e-9 * (double)(now_ns() - t0);
+  for (int k = 0; k < 2; k++) {
+    r->wait[k] += 1e-9 * (double)w->pt[k].wait_ns;
+    r->done[k] += 1e-9 * (double)(w->pt[k].end_ns - t0);
+    if (dir) r->products[k] += 1e-9 * (double)(w->pt[k].post_ns - t0);
+  }
+}
+
 /* Runs every layer through the hooks: on two threads with the helper t, else one layer after
  * the other on the caller (the hooks' waits are then already met); in backward, then the
  * products after the recurrences. */
@@ -346,7 +362,8 @@ static void run_layers(rn_wave *w, rc_bw *bw, post_list *post, rc_team *t) {
   }
   int fixed = c0->ctx->rnn_wave_rows;
   w->r0 = fixed ? (fixed - 1 < w->B ? fixed - 1 : w->B) : c0->wave_rows[bw != NULL];
-  for (int p = 0; p < 2; p++) w->pt[p].wait_ns = w->pt[p].first_ns = w->pt[p].end_ns = 0;
+  for (int p = 0; p < 2; p++)
+    w->pt[p].wait_ns = w->pt[p].first_ns = w->pt[p].end_ns = w->pt[p].post_ns = 0;
   atomic_store(&w->late_ns, 0);
   atomic_store(&w->helper_in, 0);
   if (t) {
@@ -369,6 +386,7 @@ static void run_layers(rn_wave *w, rc_bw *bw, post_list *post, rc_team *t) {
     rc_team_wave_verdict(t, late);
     if (!late) rebalance(w, bw != NULL, t0, wake);
     openblas_set_num_threads(threads);
+    if (c0->ctx->profile) profile_run(c0->ctx->profile, w, bw != NULL, t0, late);
   } else if (!bw) {
     for (int l = 0; l < w->L; l++) o->forward(w->s[l]);
   } else {

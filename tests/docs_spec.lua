@@ -374,6 +374,8 @@ describe("--help", function()
   local programs = {
     { "build/examples/talker", q(BUILD .. "/examples/talker") },
     { "build/bench/embed_call", q(BUILD .. "/bench/embed_call") },
+    { "tools/profile_step.lua", q(BIN) .. " tools/profile_step.lua" },
+    { "tools/report.lua", q(BIN) .. " tools/report.lua" },
   }
   local p = assert(io.popen("find scripts bench -type f | sort"))
   for f in p:lines() do

@@ -23,7 +23,7 @@ end
 local floors = {
   {name = "kernels", files = {kernels = true, kernels_math = true, team = true}},
   {name = "tensor", files = {tensor = true, context = true, rng = true}},
-  {name = "autograd", files = {autograd = true}},
+  {name = "autograd", files = {autograd = true, profile = true}},
   {name = "ops / nn / rnn / optim / io",
    prefixes = {"ops", "nn", "rnn", "optim", "safetensors", "data", "sample", "gemm"}},
 }
