@@ -1,4 +1,4 @@
-/* Lua binding (internal, for bench/profile_step.lua) of the runtime's profile
+/* Lua binding (internal, for tools/profile_step.lua) of the runtime's profile
  * (runtime/profile.h):
  *
  *   recur._profile(true)    starts a profile (dropping one in progress)

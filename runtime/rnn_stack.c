@@ -45,9 +45,9 @@ typedef struct {
 } wave_flags;
 
 /* One thread's time in a run: its waits in the hooks (and the first of them: the pipeline's
- * fill), when its recurrences were done and when its products after them (backward). Each
- * written by its own thread only; 64 bytes each, so that the two threads' fields never share
- * a cache line (padded rather than aligned: the wave is allocated with the context's
+ * fill), when its recurrences were done and (backward) when its products after them were.
+ * Each written by its own thread only; 64 bytes each, so that the two threads' fields never
+ * share a cache line (padded rather than aligned: the wave is allocated with the context's
  * allocator, 16-byte aligned). */
 typedef struct {
   long long wait_ns, first_ns, end_ns, post_ns;
