@@ -323,6 +323,22 @@ static int f_rnn_wave_rows(lua_State *L) {
   return 1;
 }
 
+/* recur._rnn_project_ahead([mode]): "auto" (the default: a fused cell run layer by layer
+ * projects x W_x + b a few steps ahead of the steps that read it when the whole sequence's
+ * would not stay in the cache) or "off" (all of it before the first step); returns the
+ * previous mode. Results do not depend on it: tests compare them. */
+static int f_rnn_project_ahead(lua_State *L) {
+  rc_ctx *c = rb_ctx(L);
+  lua_pushstring(L, c->rnn_proj_whole ? "off" : "auto");
+  if (lua_isnoneornil(L, 1)) return 1;
+  const char *m = lua_type(L, 1) == LUA_TSTRING ? lua_tostring(L, 1) : NULL;
+  if (!m || (strcmp(m, "auto") != 0 && strcmp(m, "off") != 0))
+    return rb_error(L, "_rnn_project_ahead: argument #1 must be \"auto\" or \"off\", got %s",
+                    m ? m : luaL_typename(L, 1));
+  c->rnn_proj_whole = strcmp(m, "off") == 0;
+  return 1;
+}
+
 /* recur._helper_usable(): whether the runtime's helper thread takes the next shared job (false
  * with one BLAS thread, or while it backs off: arriving late, or other processes keeping the
  * cores busy). For tests whose outcome depends on it (the wavefront in "auto" mode). */
@@ -426,6 +442,7 @@ void rb_open_rnn(lua_State *L, int methods_idx, int module_idx) {
   static const luaL_Reg functions[] = {{"_rnn_cell", f_rnn_cell},
                                        {"_rnn_cell_types", f_rnn_cell_types},
                                        {"_rnn_stack_forward", f_rnn_stack_forward},
+                                       {"_rnn_project_ahead", f_rnn_project_ahead},
                                        {"_rnn_wave", f_rnn_wave},
                                        {"_helper_usable", f_helper_usable},
                                        {"_rnn_wave_rows", f_rnn_wave_rows},

@@ -39,6 +39,9 @@ typedef struct rc_ctx {
                          * it pays (more than one BLAS thread), 1 always (tests), -1 never */
   int rnn_wave_rows;    /* 0: the wavefront's hand-over rows follow the threads' speeds; n > 0:
                          * the caller's thread computes n - 1 of each step's (tests) */
+  int rnn_proj_whole;   /* 1: a fused cell run layer by layer projects x W_x + b for every step
+                         * before the first, never ahead of the steps (runtime/rnn_common.c;
+                         * tests compare the two) */
   rc_rng rng;
   char err[RC_ERR_MAX]; /* message of the last failure */
   /* Set by a host language before it runs backward, so that ops defined in that language

@@ -42,6 +42,9 @@ typedef struct rc_seq {
   float *y;                      /* [T*B, H] outputs (forward only) */
   rn_wave *wave;                 /* NULL, or the stack this sequence is layer `layer` of */
   int layer;
+  /* 0: pre = x W_x + b was computed for every step before the first; else it is computed
+   * proj_rows rows at a time as the steps reach it (rn_project_ahead), proj_done so far */
+  int64_t proj_rows, proj_done;
 } rc_seq;
 
 /* What backward hands to a cell. Running state gradients d[k] ([B, H]) hold the gradient of
@@ -185,13 +188,19 @@ void rn_prepare(rc_cell *cell, int slot, rn_pmat *m, const float *W, int64_t ldw
 /* The wavefront's hooks (runtime/rnn_stack.c), called by a cell's loops around step t: in
  * forward, _in before the step reads pre[t] (it waits for the layer below and finishes
  * pre[t] = b + x[t] W_x), _out after y[t] is written; in backward, _in before dy[t] is read,
- * _out after dG[t] is final. No-ops outside a wavefront. */
+ * _out after dG[t] is final. Outside a wavefront, the forward's _in computes the next rows of
+ * pre when the sequence projects them ahead (proj_rows), and the others do nothing. */
 void rn_wave_fwd_in_(rc_seq *s, int64_t t);
 void rn_wave_fwd_out_(rc_seq *s, int64_t t);
 void rn_wave_bwd_in_(rc_seq *s, int64_t t);
 void rn_wave_bwd_out_(rc_seq *s, int64_t t);
+/* the next proj_rows rows of pre (runtime/rnn_common.c) */
+void rn_project_ahead(rc_seq *s);
 static inline void rn_wave_fwd_in(rc_seq *s, int64_t t) {
-  if (s->wave) rn_wave_fwd_in_(s, t);
+  if (s->wave)
+    rn_wave_fwd_in_(s, t);
+  else if (s->proj_rows && s->proj_done < (t + 1) * s->B)
+    rn_project_ahead(s);
 }
 static inline void rn_wave_fwd_out(rc_seq *s, int64_t t) {
   if (s->wave) rn_wave_fwd_out_(s, t);
