@@ -262,19 +262,21 @@ void rn_input_projection(rc_seq *s) {
 #define RN_PROJ_BYTES ((int64_t)512 * 1024)
 #define RN_PROJ_MIN_ROWS 128
 
-/* the projection of a sequence about to run layer by layer: all of it now, or set to run
- * ahead of the steps */
-static void projection_start(rc_seq *s) {
+int64_t rn_project_rows(const rc_seq *s) {
   int64_t n = s->T * s->B, row = s->P * (int64_t)sizeof(float);
   /* (an empty batch or sequence projects nothing either way) */
   int64_t rows = n > 0 && row > 0 ? RN_PROJ_BYTES / row / s->B * s->B : 0;
-  if (!s->cell->ctx->rnn_proj_whole && n * row > RN_PROJ_BYTES && rows >= RN_PROJ_MIN_ROWS &&
-      rows < n) {
-    s->proj_rows = rows;
-    s->proj_done = 0;
-  } else {
-    rn_input_projection(s);
-  }
+  int ahead = !s->cell->ctx->rnn_proj_whole && n * row > RN_PROJ_BYTES &&
+              rows >= RN_PROJ_MIN_ROWS && rows < n;
+  return ahead ? rows : 0;
+}
+
+/* the projection of a sequence about to run layer by layer: all of it now, or set to run
+ * ahead of the steps */
+static void projection_start(rc_seq *s) {
+  s->proj_rows = rn_project_rows(s);
+  s->proj_done = 0;
+  if (!s->proj_rows) rn_input_projection(s);
 }
 
 void rn_project_ahead(rc_seq *s) {

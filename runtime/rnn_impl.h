@@ -196,6 +196,8 @@ void rn_wave_bwd_in_(rc_seq *s, int64_t t);
 void rn_wave_bwd_out_(rc_seq *s, int64_t t);
 /* the next proj_rows rows of pre (runtime/rnn_common.c) */
 void rn_project_ahead(rc_seq *s);
+/* the rows a time of pre a sequence projects ahead of its steps, or 0: all before the first */
+int64_t rn_project_rows(const rc_seq *s);
 static inline void rn_wave_fwd_in(rc_seq *s, int64_t t) {
   if (s->wave)
     rn_wave_fwd_in_(s, t);

@@ -138,8 +138,10 @@ static void dy_rows(rn_wave *w, int l, int64_t t, int64_t r0, int64_t r1) {
 void rn_wave_fwd_in_(rc_seq *s, int64_t t) {
   rn_wave *w = s->wave;
   int l = s->layer;
-  if (l == 0) { /* layer 1's projection ran before, or runs on both threads at the start */
+  if (l == 0) { /* layer 1's projection ran before, runs ahead of its steps on this thread,
+                 * or runs on both threads at the start */
     if (t == w->proj_t && t > 0) wait_for(w, 0, &w->proj_done, 1);
+    if (s->proj_rows && s->proj_done < (t + 1) * s->B) rn_project_ahead(s);
     return;
   }
   wait_for(w, l % 2, &w->f[l - 1].done, t + 1);
@@ -613,17 +615,27 @@ int rc_cell_stack_forward(rc_cell *const *cells, int L, rc_tensor *x, rc_tensor 
             0, H, P);
     w->wx[l].ctx = c; /* the GEMM trace sees these products too */
   }
-  /* on two threads, both compute a share of layer 1's input projection at the start of the
-   * wave (split before it, the product started a thread of its own, which could meet the
-   * helper still spinning from the last sequence on the other core: 0.65-0.8 ms for a
-   * product that takes 0.33 ms alone) */
-  if (team) {
+  /* on two threads, layer 1's input projection runs ahead of its steps on the caller when
+   * the whole would not stay in the cache (as layer by layer, rn_project_rows) in at least 4
+   * pieces: the helper waits for the first (the LSTM H = 128's forward wave 3.17-3.22 ->
+   * 3.00-3.03 ms in pieces of 8 steps of 50; the vanilla RNN's, 0.71-0.73 -> 0.76-0.78 ms
+   * in pieces of 32); else both threads compute a share of it at the start of the wave
+   * (split before it, the product started a thread of its own, which could meet the helper
+   * still spinning from the last sequence on the other core: 0.65-0.8 ms for a product that
+   * takes 0.33 ms alone) */
+  int64_t ahead = team ? rn_project_rows(r->s[0]) : 0;
+  if (ahead && 4 * ahead <= T * B) {
+    r->s[0]->proj_rows = ahead;
+    r->s[0]->proj_done = 0;
+    w->proj_t = 0;
+  } else if (team) {
     w->proj_t = T / 2;
     atomic_store(&w->proj_done, 0);
   } else {
     rn_input_projection(r->s[0]);
   }
   run_layers(w, NULL, NULL, team);
+  r->s[0]->proj_rows = 0;
   wave_free(c, w);
   w = NULL;
   rc_release(packs);

@@ -10,20 +10,26 @@ local rnn = require("recur.rnn")
 
 local T, B, I, H = 80, 32, 24, 64 -- every cell's pre (T B x gates H floats) is over 512 KB
 
--- the projection products of one forward (n = gates H, k = I) and every output, final state
--- and gradient of a forward and backward of a fresh layer
+-- the first layer's projection products of one forward (n = gates H, k = I) and every output,
+-- final state and gradient of a forward and backward of a fresh stack of c.L layers (1 by
+-- default; c.wave: as the layer wavefront on two threads)
 local function run(c, mode)
   recur.seed(11)
-  local m = rnn.RNN { cell = c.kind, input = I, hidden = H, layers = 1,
+  local L = c.L or 1
+  local m = rnn.RNN { cell = c.kind, input = I, hidden = H, layers = L,
     reset_after = c.reset_after }
   local x = recur.randn(T, B, I):requires_grad(true)
   local before = recur._rnn_project_ahead(mode)
+  local wave = recur._rnn_wave(c.wave and "on" or "off")
   recur._gemm_trace(true)
   local y, fin = m(x, { lengths = c.lengths })
   local calls = recur._gemm_trace(false)
   recur._rnn_project_ahead(before)
+  recur._rnn_wave(wave)
   local loss = (y * recur.randn(T, B, H)):sum()
-  for k = 1, #fin[1] do loss = loss + (fin[1][k] * recur.randn(B, H)):sum() end
+  for l = 1, L do
+    for k = 1, #fin[l] do loss = loss + (fin[l][k] * recur.randn(B, H)):sum() end
+  end
   loss:backward()
   local proj = {}
   for _, call in ipairs(calls) do
@@ -32,7 +38,9 @@ local function run(c, mode)
     end
   end
   local vals = { y, x.grad }
-  for k = 1, #fin[1] do vals[#vals + 1] = fin[1][k] end
+  for l = 1, L do
+    for k = 1, #fin[l] do vals[#vals + 1] = fin[l][k] end
+  end
   for _, p in ipairs(m:parameters()) do vals[#vals + 1] = p.grad end
   return proj, vals
 end
@@ -49,17 +57,25 @@ describe("the input projection ahead of the steps", function()
     { kind = "gru" }, { kind = "gru", reset_after = true }, { kind = "rnn" },
     { kind = "rnn", lengths = lengths() }, { kind = "pseudo_lstm" },
     { kind = "normalized_prototype" }, { kind = "ln_lstm" },
+    -- the wavefront's first layer (its second projects each step as the first hands it over;
+    -- the first projects ahead in 5 pieces here, the most a GRU's would make is 3: split)
+    { kind = "lstm", L = 2, wave = true }, { kind = "lstm", L = 2, wave = true,
+      lengths = lengths() },
   }
   for _, c in ipairs(cases) do
     local name = c.kind .. (c.reset_after and " (reset after)" or "")
-      .. (c.lengths and ", with lengths" or "")
+      .. (c.lengths and ", with lengths" or "") .. (c.wave and ", 2 layers as a wavefront" or "")
     it(name .. ": in several products, the same numbers as in one", function()
       local whole, a = run(c, "off")
       local ahead, b = run(c, "auto")
-      assert.are.equal(1, #whole)
-      assert.are.equal(T * B, whole[1].m)
-      assert.is_true(#ahead >= 2, #ahead .. " projection products")
-      local rows, own = 0, recur._gemm_route(whole[1].m, whole[1].n, I) ~= "blas"
+      local rows = 0
+      for _, p in ipairs(whole) do rows = rows + p.m end
+      assert.are.equal(T * B, rows)
+      -- one product, or the wavefront's two halves on its two threads
+      assert.are.equal(c.wave and 2 or 1, #whole)
+      assert.is_true(#ahead > #whole, #ahead .. " projection products")
+      local own = recur._gemm_route(whole[1].m, whole[1].n, I) ~= "blas"
+      rows = 0
       for _, p in ipairs(ahead) do
         rows = rows + p.m
         own = own and recur._gemm_route(p.m, p.n, I) ~= "blas"
