@@ -141,7 +141,7 @@ void rn_wave_fwd_in_(rc_seq *s, int64_t t) {
   if (l == 0) { /* layer 1's projection ran before, runs ahead of its steps on this thread,
                  * or runs on both threads at the start */
     if (t == w->proj_t && t > 0) wait_for(w, 0, &w->proj_done, 1);
-    if (s->proj_rows && s->proj_done < (t + 1) * s->B) rn_project_ahead(s);
+    rn_project_through(s, t);
     return;
   }
   wait_for(w, l % 2, &w->f[l - 1].done, t + 1);
