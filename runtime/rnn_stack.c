@@ -135,6 +135,26 @@ static void dy_rows(rn_wave *w, int l, int64_t t, int64_t r0, int64_t r1) {
            0.0f);
 }
 
+/* Asks for the lines of p[0 .. floats) in this core's cache, for writing, before a product
+ * that adds to them (the recurrent product adds h W_h to the pre rows the producer wrote):
+ * the product's loads would fetch each line from the other core for reading and its stores
+ * then ask the other core again to own it, one line after the other. On this bench's VM,
+ * when its two vCPUs sit on different L3s (a cross-core round trip of 450-550 ns against
+ * 130), overwriting 16 KB last written on the other core took 2.2-2.6 us against 0.3 for
+ * fresh lines; the prefetches ask for all the lines at once. Skipped where the CPU lacks
+ * PREFETCHW (a prefetch for reading would only add the upgrade). */
+#if defined(__x86_64__) && defined(__GNUC__)
+static void own_rows(const float *p, int64_t floats) {
+  if (!__builtin_cpu_supports("prfchw")) return;
+  for (int64_t i = 0; i < floats; i += 16) __asm__ volatile("prefetchw %0" : : "m"(p[i]));
+}
+#else
+static void own_rows(const float *p, int64_t floats) {
+  (void)p;
+  (void)floats;
+}
+#endif
+
 void rn_wave_fwd_in_(rc_seq *s, int64_t t) {
   rn_wave *w = s->wave;
   int l = s->layer;
@@ -147,6 +167,7 @@ void rn_wave_fwd_in_(rc_seq *s, int64_t t) {
   wait_for(w, l % 2, &w->f[l - 1].done, t + 1);
   proj_rows(w, s, t, producer_rows(w, l - 1), w->B);
   wait_for(w, l % 2, &w->f[l].half, t + 1);
+  own_rows(s->pre + t * w->B * s->P, producer_rows(w, l - 1) * s->P);
 }
 
 void rn_wave_fwd_out_(rc_seq *s, int64_t t) {
@@ -413,6 +434,20 @@ static rc_team *wave_team(rc_cell *cell) {
   return rc_team_usable(cell->team) ? cell->team : NULL;
 }
 
+/* The rows of layer 1's input projection that the caller computes at a time, ahead of the
+ * steps that read them, in a stack run on two threads: two steps (at least 64 rows), so
+ * that the helper, which waits for the first piece, starts soon, and the caller, rather
+ * than the helper, writes the rows its recurrence then adds to (a row the other core wrote
+ * costs two cross-core transfers; see own_rows). 0: fewer than 4 pieces, or the projection
+ * ahead turned off (recur._rnn_project_ahead "off"): both threads compute a share of it at
+ * the start. Vanilla RNN H = 128, 2 layers, T = 50, B = 32, its forward wave: 0.73-0.75 ms
+ * split at the start, 0.70-0.71 in pieces of 8 or 4 steps, 0.69-0.70 in pieces of 2, with
+ * the vCPUs on different L3s. */
+static int64_t wave_project_rows(const rc_seq *s) {
+  int64_t n = s->T * s->B, rows = (s->B >= 32 ? 2 : (64 + s->B - 1) / s->B) * s->B;
+  return !s->cell->ctx->rnn_proj_whole && n > 0 && 4 * rows <= n ? rows : 0;
+}
+
 /* a new wave over L layers with room for the packed W_x (in *packs, K x N each); NULL with a
  * message */
 static rn_wave *wave_new(rc_ctx *c, rc_seq **s, int L, rc_tensor **packs, int64_t K, int64_t N) {
@@ -615,16 +650,13 @@ int rc_cell_stack_forward(rc_cell *const *cells, int L, rc_tensor *x, rc_tensor 
             0, H, P);
     w->wx[l].ctx = c; /* the GEMM trace sees these products too */
   }
-  /* on two threads, layer 1's input projection runs ahead of its steps on the caller when
-   * the whole would not stay in the cache (as layer by layer, rn_project_rows) in at least 4
-   * pieces: the helper waits for the first (the LSTM H = 128's forward wave 3.17-3.22 ->
-   * 3.00-3.03 ms in pieces of 8 steps of 50; the vanilla RNN's, 0.71-0.73 -> 0.76-0.78 ms
-   * in pieces of 32); else both threads compute a share of it at the start of the wave
-   * (split before it, the product started a thread of its own, which could meet the helper
-   * still spinning from the last sequence on the other core: 0.65-0.8 ms for a product that
-   * takes 0.33 ms alone) */
-  int64_t ahead = team ? rn_project_rows(r->s[0]) : 0;
-  if (ahead && 4 * ahead <= T * B) {
+  /* on two threads, layer 1's input projection runs ahead of its steps on the caller, in
+   * pieces of two steps (wave_project_rows), when there are at least 4 pieces; else both
+   * threads compute a share of it at the start of the wave (split before it, the product
+   * started a thread of its own, which could meet the helper still spinning from the last
+   * sequence on the other core: 0.65-0.8 ms for a product that takes 0.33 ms alone) */
+  int64_t ahead = team ? wave_project_rows(r->s[0]) : 0;
+  if (ahead) {
     r->s[0]->proj_rows = ahead;
     r->s[0]->proj_done = 0;
     w->proj_t = 0;

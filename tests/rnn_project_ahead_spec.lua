@@ -58,9 +58,10 @@ describe("the input projection ahead of the steps", function()
     { kind = "rnn", lengths = lengths() }, { kind = "pseudo_lstm" },
     { kind = "normalized_prototype" }, { kind = "ln_lstm" },
     -- the wavefront's first layer (its second projects each step as the first hands it over;
-    -- the first projects ahead in 5 pieces here, the most a GRU's would make is 3: split)
+    -- the first projects ahead on the caller in pieces of two steps, whatever the cell)
     { kind = "lstm", L = 2, wave = true }, { kind = "lstm", L = 2, wave = true,
-      lengths = lengths() },
+      lengths = lengths() }, { kind = "gru", L = 2, wave = true },
+    { kind = "rnn", L = 2, wave = true },
   }
   for _, c in ipairs(cases) do
     local name = c.kind .. (c.reset_after and " (reset after)" or "")
@@ -79,6 +80,7 @@ describe("the input projection ahead of the steps", function()
       for _, p in ipairs(ahead) do
         rows = rows + p.m
         own = own and recur._gemm_route(p.m, p.n, I) ~= "blas"
+        if c.wave then assert.are.equal(2 * B, p.m, "a piece of the wavefront's projection") end
       end
       assert.are.equal(T * B, rows)
       for i = 1, #a do
