@@ -32,7 +32,7 @@ BINDINGS_OBJ = $(BINDINGS_SRC:%.c=$(BUILD)/%.o) $(BUILD)/embedded_lua.o
 EMBED_OBJ = $(EMBED_SRC:%.c=$(BUILD)/%.o)
 CTEST_BIN = $(CTEST_SRC:tests/c/%.c=$(BUILD)/tests/%)
 EXAMPLES = $(BUILD)/examples/talker
-BENCH_BIN = $(BUILD)/bench/embed_call
+BENCH_BIN = $(BUILD)/bench/embed_call $(BUILD)/bench/xcore
 
 # recur.mpi's MPI half, built when Open MPI's mpicc is installed (see below)
 MPICC := $(shell command -v mpicc 2>/dev/null)

@@ -245,7 +245,18 @@ local function probe_cpus(label)
   end
   return cpu_ms
 end
+-- The distance between the two CPUs (bench/xcore.c): on this bench's VM the vCPUs share an
+-- L3 at some times and not at others, for minutes at a time, and a 2-thread step reads
+-- 15-20% slower in the second state (a line round trip of 450-550 ns against ~130) while a
+-- 1-thread step does not move; printed beside the 2-thread figures so that a run says which
+-- state it met.
+local function probe_xcore(label)
+  local bin = recur_bin:gsub("recur$", "bench/xcore")
+  local line = sh(string.format("%s '%s'", bin, label)):match("(cross%-core[^\n]*)")
+  if line then print(line) end
+end
 probe_cpus("")
+probe_xcore("")
 
 local summary = {}
 local step_ms, floors, sample_cps = {}, {}, {} -- for the targets after the tables
@@ -363,6 +374,7 @@ if has1 and has2 then
     .. "the most it can be on CPUs as fast as the probe below found them, against the CPUs the "
     .. "1-thread blocks ran on):")
   local cpu_ms = probe_cpus(" (before 2T / 1T)")
+  probe_xcore(" (before 2T / 1T)")
   for _, cell in ipairs(args.cells) do
     for _, H in ipairs(args.hidden) do
       local nb, ns, nw = 7, H >= 256 and 2 or 10, H >= 256 and 2 or 10

@@ -353,6 +353,7 @@ local not_programs = {
   ["bench/README.md"] = "documentation",
   ["bench/matmul.c"] = "compiled and run by bench/matmul.sh",
   ["bench/embed_call.c"] = "built as build/bench/embed_call, checked below",
+  ["bench/xcore.c"] = "built as build/bench/xcore, checked below",
   ["bench/bench_rows.h"] = "the C benchmarks' results rows",
   ["bench/lib/rows.lua"] = "the module the benchmarks' results rows come from",
   ["bench/lib/timing.lua"] = "the module the benchmark workers time with",
@@ -374,6 +375,7 @@ describe("--help", function()
   local programs = {
     { "build/examples/talker", q(BUILD .. "/examples/talker") },
     { "build/bench/embed_call", q(BUILD .. "/bench/embed_call") },
+    { "build/bench/xcore", q(BUILD .. "/bench/xcore") },
     { "tools/profile_step.lua", q(BIN) .. " tools/profile_step.lua" },
     { "tools/report.lua", q(BIN) .. " tools/report.lua" },
   }
