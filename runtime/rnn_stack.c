@@ -389,11 +389,15 @@ static void run_layers(rn_wave *w, rc_bw *bw, post_list *post, rc_team *t) {
     w->pt[p].wait_ns = w->pt[p].first_ns = w->pt[p].end_ns = w->pt[p].post_ns = 0;
   atomic_store(&w->late_ns, 0);
   atomic_store(&w->helper_in, 0);
+  /* every product in here runs on the thread that calls it, one BLAS thread, with the
+   * helper or without: with it both threads are busy (a split would start a third thread,
+   * and OpenBLAS's own would spin on the cores), and without it (the helper backed off:
+   * another process holds a core) the same calls give the same bits (OpenBLAS's 2-thread
+   * result for the stack input's gradient, [1280 x 256] x [256 x 24], is 4.6e-5 from its
+   * 1-thread one) */
+  int threads = openblas_get_num_threads();
+  openblas_set_num_threads(1);
   if (t) {
-    /* both threads busy: every product in here runs on the thread that calls it (a split
-     * would start a third thread, and OpenBLAS's own would spin on the cores) */
-    int threads = openblas_get_num_threads();
-    openblas_set_num_threads(1);
     long long t0 = now_ns();
     rc_team_split(t, run_part, &a, 2, 1);
     /* a run in which a thread kept waiting past the spin for more than a tenth of it is
@@ -408,7 +412,6 @@ static void run_layers(rn_wave *w, rc_bw *bw, post_list *post, rc_team *t) {
     int late = 10 * (atomic_load(&w->late_ns) - (wake > 0 ? wake : 0)) > now_ns() - t0;
     rc_team_wave_verdict(t, late);
     if (!late) rebalance(w, bw != NULL, t0, wake);
-    openblas_set_num_threads(threads);
     if (c0->ctx->profile) profile_run(c0->ctx->profile, w, bw != NULL, t0, late);
   } else if (!bw) {
     for (int l = 0; l < w->L; l++) o->forward(w->s[l]);
@@ -419,6 +422,7 @@ static void run_layers(rn_wave *w, rc_bw *bw, post_list *post, rc_team *t) {
     }
     if (post) post_take(w, post, 0);
   }
+  openblas_set_num_threads(threads);
   for (int l = 0; l < w->L; l++) {
     w->s[l]->wave = NULL;
     w->s[l]->cell->in_wave = 0;

@@ -85,9 +85,7 @@ describe("the input projection ahead of the steps", function()
       assert.are.equal(T * B, rows)
       for i = 1, #a do
         local d = (a[i] - b[i]):abs():max():item()
-        -- (the wavefront: within the tolerance, not bit for bit: 1 run in about 8 gave the
-        -- stack input's gradient 4e-7 apart, cause not found; see bench/README.md)
-        if own and not c.wave then
+        if own then
           assert.are.equal(0, d, "value " .. i .. " differs by " .. d)
         else
           local scale = math.max(1, a[i]:abs():max():item())

@@ -142,6 +142,35 @@ describe("rnn wavefront", function()
     end
   end)
 
+  -- a backward whose helper backs off (another process holds a core; recur.rnn_helper(false)
+  -- here) runs the same products on the caller alone, at one BLAS thread as with the helper:
+  -- OpenBLAS's 2-thread result for the stack input's gradient ([1280 x 256] x [256 x 24],
+  -- 24 columns: not recur's kernel) differs from its 1-thread one
+  it("gives the same bits when the helper backs off in backward", function()
+    local before = recur.threads()
+    recur.threads(2)
+    local function go(helper)
+      recur.seed(5)
+      local m = rnn.RNN { cell = "lstm", input = 24, hidden = 64, layers = 2 }
+      local x = recur.randn(80, 32, 24):requires_grad(true)
+      local wave = recur._rnn_wave("on")
+      local y = m(x)
+      recur._rnn_wave(wave)
+      local loss = (y * recur.randn(80, 32, 64)):sum()
+      local was = recur.rnn_helper(helper)
+      loss:backward()
+      recur.rnn_helper(was)
+      local vals = { x.grad }
+      for _, p in ipairs(m:parameters()) do vals[#vals + 1] = p.grad end
+      return tostring(y.grad_fn), vals
+    end
+    local node, a = go(true)
+    local _, b = go(false)
+    recur.threads(before)
+    assert.are.equal("RNNStackBackward", node)
+    for i = 1, #a do assert.are.equal(0, max_abs(a[i] - b[i]), "gradient " .. i) end
+  end)
+
   it("_rnn_wave_rows: a count or \"auto\", returns the previous setting, refuses others", function()
     local before = recur._rnn_wave_rows(3)
     assert.are.equal("auto", before)
