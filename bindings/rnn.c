@@ -351,6 +351,17 @@ static int f_helper_usable(lua_State *L) {
   return 1;
 }
 
+/* recur._helper_back_off(): sends the runtime's helper off for a while (0.1 s, twice as long
+ * after each back-off that follows closely), as late runs or a busy machine would. For tests
+ * of what runs while it is off. */
+static int f_helper_back_off(lua_State *L) {
+  if (!lua_isnone(L, 1))
+    return rb_error(L, "_helper_back_off: takes no arguments, got %s as argument #1",
+                    luaL_typename(L, 1));
+  rc_team_back_off(rc_ctx_team(rb_ctx(L)));
+  return 0;
+}
+
 /* cell:parameters() */
 static int m_parameters(lua_State *L) {
   rc_cell *cell = check_cell(L, 1);
@@ -445,6 +456,7 @@ void rb_open_rnn(lua_State *L, int methods_idx, int module_idx) {
                                        {"_rnn_project_ahead", f_rnn_project_ahead},
                                        {"_rnn_wave", f_rnn_wave},
                                        {"_helper_usable", f_helper_usable},
+                                       {"_helper_back_off", f_helper_back_off},
                                        {"_rnn_wave_rows", f_rnn_wave_rows},
                                        {NULL, NULL}};
   rb_register(L, methods_idx, module_idx, NULL, functions);

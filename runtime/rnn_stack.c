@@ -439,14 +439,15 @@ static rc_team *wave_team(rc_cell *cell) {
 }
 
 /* The rows of layer 1's input projection that the caller computes at a time, ahead of the
- * steps that read them, in a stack run on two threads: two steps (at least 64 rows), so
- * that the helper, which waits for the first piece, starts soon, and the caller, rather
- * than the helper, writes the rows its recurrence then adds to (a row the other core wrote
- * costs two cross-core transfers; see own_rows). 0: fewer than 4 pieces, or the projection
- * ahead turned off (recur._rnn_project_ahead "off"): both threads compute a share of it at
- * the start. Vanilla RNN H = 128, 2 layers, T = 50, B = 32, its forward wave: 0.73-0.75 ms
- * split at the start, 0.70-0.71 in pieces of 8 or 4 steps, 0.69-0.70 in pieces of 2, with
- * the vCPUs on different L3s. */
+ * steps that read them, in a stack run as a wavefront (on two threads, or the same pieces
+ * on the caller alone): two steps (at least 64 rows), so that the helper, which waits for
+ * the first piece, starts soon, and the caller, rather than the helper, writes the rows its
+ * recurrence then adds to (a row the other core wrote costs two cross-core transfers; see
+ * own_rows). 0: fewer than 4 pieces, or the projection ahead turned off
+ * (recur._rnn_project_ahead "off"): both threads compute a share of it at the start.
+ * Vanilla RNN H = 128, 2 layers, T = 50, B = 32, its forward wave with the vCPUs on
+ * different L3s: 0.73-0.75 ms split at the start, 0.70-0.71 in pieces of 8 or 4 steps,
+ * 0.69-0.70 in pieces of 2. */
 static int64_t wave_project_rows(const rc_seq *s) {
   int64_t n = s->T * s->B, rows = (s->B >= 32 ? 2 : (64 + s->B - 1) / s->B) * s->B;
   return !s->cell->ctx->rnn_proj_whole && n > 0 && 4 * rows <= n ? rows : 0;
@@ -554,10 +555,13 @@ int rc_cell_stack_forward(rc_cell *const *cells, int L, rc_tensor *x, rc_tensor 
   if (c->rnn_wave == 0 && (openblas_get_num_threads() < 2 || c->no_rnn_helper ||
                            x->size[0] * x->size[1] * H * P < RN_WAVE_MIN))
     return 1;
-  /* the helper, or none: in auto mode a helper that keeps arriving late (another process
-   * holds the second core) sends the next sequences down the layer-by-layer path */
+  /* the helper, or none: a helper that keeps arriving late (another process holds the
+   * second core) leaves the layers to the caller alone, through the same hooks and the same
+   * products, so that the numbers do not depend on the machine's load (down the
+   * layer-by-layer path instead, a 2-thread LSTM's loss after 60 steps came out 3.01782107 or
+   * 3.015342 beside a busy process, 3.01704407 without; one thread through the hooks took
+   * 1.5-4% longer than layer by layer at H = 128) */
   rc_team *team = wave_team(c0);
-  if (c->rnn_wave == 0 && !team) return 1;
   int ns = o->n_states, np = o->n_params;
   if (rn_check_args(c0, "rnn stack forward", x, 3, state0, lengths, &T, &B)) return -1;
   for (int l = 1; l < L && state0; l++)
@@ -659,7 +663,7 @@ int rc_cell_stack_forward(rc_cell *const *cells, int L, rc_tensor *x, rc_tensor 
    * threads compute a share of it at the start of the wave (split before it, the product
    * started a thread of its own, which could meet the helper still spinning from the last
    * sequence on the other core: 0.65-0.8 ms for a product that takes 0.33 ms alone) */
-  int64_t ahead = team ? wave_project_rows(r->s[0]) : 0;
+  int64_t ahead = wave_project_rows(r->s[0]);
   if (ahead) {
     r->s[0]->proj_rows = ahead;
     r->s[0]->proj_done = 0;
@@ -667,8 +671,13 @@ int rc_cell_stack_forward(rc_cell *const *cells, int L, rc_tensor *x, rc_tensor 
   } else if (team) {
     w->proj_t = T / 2;
     atomic_store(&w->proj_done, 0);
-  } else {
-    rn_input_projection(r->s[0]);
+  } else { /* alone: the two threads' shares one after the other, at one BLAS thread */
+    int threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    rn_input_projection_rows(r->s[0], 0, T / 2 * B);
+    rn_input_projection_rows(r->s[0], T / 2 * B, T * B);
+    openblas_set_num_threads(threads);
+    w->proj_t = 0;
   }
   run_layers(w, NULL, NULL, team);
   r->s[0]->proj_rows = 0;

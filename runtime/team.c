@@ -266,6 +266,10 @@ int rc_team_usable(rc_team *t) {
   return 1;
 }
 
+void rc_team_back_off(rc_team *t) {
+  if (t) back_off(t);
+}
+
 void rc_team_wave_verdict(rc_team *t, int late) {
   if (!t) return;
   t->streak = late ? t->streak + 1 : 0;
