@@ -139,10 +139,10 @@ static void dy_rows(rn_wave *w, int l, int64_t t, int64_t r0, int64_t r1) {
  * that adds to them (the recurrent product adds h W_h to the pre rows the producer wrote):
  * the product's loads would fetch each line from the other core for reading and its stores
  * then ask the other core again to own it, one line after the other. On this bench's VM,
- * when its two vCPUs sit on different L3s (a cross-core round trip of 450-550 ns against
- * 130), overwriting 16 KB last written on the other core took 2.2-2.6 us against 0.3 for
- * fresh lines; the prefetches ask for all the lines at once. Skipped where the CPU lacks
- * PREFETCHW (a prefetch for reading would only add the upgrade). */
+ * when its two vCPUs sit on different L3s (a cross-core round trip of 420-550 ns against
+ * 100-150), overwriting 16 KB that the other core had just read took 3.0-3.2 us against
+ * 0.6-0.8 (bench/xcore.c); the prefetches ask for all the lines at once. Skipped where the
+ * CPU lacks PREFETCHW (a prefetch for reading would only add the upgrade). */
 #if defined(__x86_64__) && defined(__GNUC__)
 static void own_rows(const float *p, int64_t floats) {
   if (!__builtin_cpu_supports("prfchw")) return;
@@ -658,11 +658,12 @@ int rc_cell_stack_forward(rc_cell *const *cells, int L, rc_tensor *x, rc_tensor 
             0, H, P);
     w->wx[l].ctx = c; /* the GEMM trace sees these products too */
   }
-  /* on two threads, layer 1's input projection runs ahead of its steps on the caller, in
-   * pieces of two steps (wave_project_rows), when there are at least 4 pieces; else both
-   * threads compute a share of it at the start of the wave (split before it, the product
+  /* layer 1's input projection runs ahead of its steps on the caller, in pieces of two
+   * steps (wave_project_rows), when there are at least 4 pieces; else the two threads
+   * compute a share of it each at the start of the wave (split before it, the product
    * started a thread of its own, which could meet the helper still spinning from the last
-   * sequence on the other core: 0.65-0.8 ms for a product that takes 0.33 ms alone) */
+   * sequence on the other core: 0.65-0.8 ms for a product that takes 0.33 ms alone), or the
+   * caller both shares when it runs alone */
   int64_t ahead = wave_project_rows(r->s[0]);
   if (ahead) {
     r->s[0]->proj_rows = ahead;
