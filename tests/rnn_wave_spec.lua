@@ -165,12 +165,6 @@ describe("rnn wavefront", function()
     recur.threads(before)
   end)
 
-  it("_helper_back_off takes no arguments", function()
-    local ok, err = pcall(recur._helper_back_off, 1)
-    assert.is_false(ok)
-    assert.matches("_helper_back_off: takes no arguments, got number as argument #1", err)
-  end)
-
   -- a backward whose helper backs off (another process holds a core; recur.rnn_helper(false)
   -- here) runs the same products on the caller alone, at one BLAS thread as with the helper:
   -- OpenBLAS's 2-thread result for the stack input's gradient ([1280 x 256] x [256 x 24],
@@ -213,14 +207,16 @@ describe("rnn wavefront", function()
     assert.are.equal("auto", recur._rnn_wave_rows())
   end)
 
-  it("_helper_usable takes no arguments and says no on one thread", function()
+  it("_helper_usable and _helper_back_off take no arguments; usable says no on one thread", function()
     local before = recur.threads()
     recur.threads(1)
     assert.is_false(recur._helper_usable())
     recur.threads(before)
-    local ok, err = pcall(recur._helper_usable, 1)
-    assert.is_false(ok)
-    assert.matches("_helper_usable: takes no arguments, got number as argument #1", err)
+    for _, name in ipairs { "_helper_usable", "_helper_back_off" } do
+      local ok, err = pcall(recur[name], 1)
+      assert.is_false(ok)
+      assert.matches(name .. ": takes no arguments, got number as argument #1", err)
+    end
   end)
 
   it("leaves the thread count as it found it (products inside run on one thread each)", function()
