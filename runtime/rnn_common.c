@@ -262,7 +262,9 @@ void rn_input_projection(rc_seq *s) {
 #define RN_PROJ_BYTES ((int64_t)512 * 1024)
 #define RN_PROJ_MIN_ROWS 128
 
-int64_t rn_project_rows(const rc_seq *s) {
+/* the rows a time of pre a sequence run layer by layer projects ahead of its steps, or 0: all
+ * before the first */
+static int64_t rn_project_rows(const rc_seq *s) {
   int64_t n = s->T * s->B, row = s->P * (int64_t)sizeof(float);
   /* (an empty batch or sequence projects nothing either way) */
   int64_t rows = n > 0 && row > 0 ? RN_PROJ_BYTES / row / s->B * s->B : 0;

@@ -196,8 +196,6 @@ void rn_wave_bwd_in_(rc_seq *s, int64_t t);
 void rn_wave_bwd_out_(rc_seq *s, int64_t t);
 /* the next proj_rows rows of pre (runtime/rnn_common.c) */
 void rn_project_ahead(rc_seq *s);
-/* the rows a time of pre a sequence projects ahead of its steps, or 0: all before the first */
-int64_t rn_project_rows(const rc_seq *s);
 /* pre's rows through step t, when the sequence projects them ahead and has not yet */
 static inline void rn_project_through(rc_seq *s, int64_t t) {
   if (s->proj_rows && s->proj_done < (t + 1) * s->B) rn_project_ahead(s);
