@@ -40,7 +40,8 @@ if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
   torch_line=$(/usr/bin/python3 bench/small_op_torch.py "$n")
   echo "$torch_line"
   torch_ns=$(echo "$torch_line" | sed -E 's/.*: ([0-9]+) ns.*/\1/')
-  awk -v r="$recur_ns" -v t="$torch_ns" 'BEGIN { printf "small-op overhead: recur / pytorch = %.3f (target <= 0.333)\n", r / t }'
+  awk -v r="$recur_ns" -v t="$torch_ns" 'BEGIN { q = r / t
+    printf "small-op overhead: recur / pytorch = %.3f (target <= 0.333) %s\n", q, q <= 0.333 ? "met" : "MISSED" }'
   printf '{"bench": "small_op", "name": "a + b, 4 floats, pytorch", "value": %s, "unit": "ns", "better": "lower"}\n' \
     "$torch_ns" >> "$RECUR_BENCH_ROWS"
 else
