@@ -300,6 +300,30 @@ static int f_rnn_wave(lua_State *L) {
   return 1;
 }
 
+/* recur._rnn_split([mode]): whether stacks of cells whose rows are apart (vanilla, LSTM, GRU)
+ * split the batch between two threads rather than run as a layer wavefront: "auto" (with
+ * more than one BLAS thread, unless the wavefront is forced: the default), "on" (always, even
+ * on one thread: tests) or "off" (the wavefront); returns the previous mode. */
+static int f_rnn_split(lua_State *L) {
+  rc_ctx *c = rb_ctx(L);
+  static const char *const names[] = {"off", "auto", "on"};
+  const char *old = names[c->rnn_split + 1];
+  if (!lua_isnoneornil(L, 1)) {
+    const char *m = lua_type(L, 1) == LUA_TSTRING ? lua_tostring(L, 1) : NULL;
+    int v = !m                       ? 9
+            : strcmp(m, "off") == 0  ? -1
+            : strcmp(m, "auto") == 0 ? 0
+            : strcmp(m, "on") == 0   ? 1
+                                     : 9;
+    if (v == 9)
+      return rb_error(L, "_rnn_split: argument #1 must be \"auto\", \"on\" or \"off\", got %s",
+                      m ? m : luaL_typename(L, 1));
+    c->rnn_split = v;
+  }
+  lua_pushstring(L, old);
+  return 1;
+}
+
 /* recur._rnn_wave_rows([n]): the rows of each step handed over in the layer wavefront that
  * the calling thread computes: n (0 or more; B beyond the batch) fixed, or "auto" (the
  * default: they follow the two threads' speeds); returns the previous setting. Results do not
@@ -455,6 +479,7 @@ void rb_open_rnn(lua_State *L, int methods_idx, int module_idx) {
                                        {"_rnn_stack_forward", f_rnn_stack_forward},
                                        {"_rnn_project_ahead", f_rnn_project_ahead},
                                        {"_rnn_wave", f_rnn_wave},
+                                       {"_rnn_split", f_rnn_split},
                                        {"_helper_usable", f_helper_usable},
                                        {"_helper_back_off", f_helper_back_off},
                                        {"_rnn_wave_rows", f_rnn_wave_rows},

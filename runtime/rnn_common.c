@@ -106,7 +106,7 @@ void rc_cell_retain(rc_cell *cell) {
 void rc_cell_release(rc_cell *cell) {
   if (!cell || --cell->refcount > 0) return;
   for (int p = 0; p < RC_CELL_MAX_PARAMS; p++) rc_release(cell->param[p]);
-  for (int w = 0; w < 3 + RN_PACK_SLOTS; w++) rc_release(cell->ws[w]);
+  for (int w = 0; w < 3 + 2 * RN_PACK_SLOTS; w++) rc_release(cell->ws[w]);
   rc_ctx *c = cell->ctx; /* cell->team is the context's */
   rc_mem_free(c, cell);
   rc_ctx_release(c);
@@ -153,10 +153,13 @@ float *rn_workspace(rc_cell *cell, int w, int64_t n) {
   return rc_data(cell->ws[w]);
 }
 
+_Thread_local int rn_pack_bank;
+
 void rn_prepare(rc_cell *cell, int slot, rn_pmat *m, const float *W, int64_t ldw, int trans,
                 int64_t K, int64_t N, int64_t M, int64_t uses) {
   float *dst = NULL;
-  if (rn_pack_wanted(M, uses)) dst = rn_workspace(cell, 3 + slot, rn_pack_floats(K, N));
+  if (rn_pack_wanted(M, uses))
+    dst = rn_workspace(cell, 3 + slot + rn_pack_bank * RN_PACK_SLOTS, rn_pack_floats(K, N));
   rn_pack(m, dst, W, ldw, trans, K, N);
   m->ctx = cell->ctx;
   if (m->p && cell->ctx->gemm_tracing) rc_gemm_trace_pack(cell->ctx, K, N, trans, m->kind);
@@ -170,12 +173,15 @@ void rn_prepare(rc_cell *cell, int slot, rn_pmat *m, const float *W, int64_t ldw
   }
 }
 
-int rn_reserve_packing(rc_cell *cell) {
+int rn_reserve_packing(rc_cell *cell, int banks) {
   int64_t H = cell->hidden, P = (int64_t)cell->ops->gates * H;
   int64_t n = rn_pack_floats(H, P), nt = rn_pack_floats(P, H);
   if (nt > n) n = nt;
-  for (int slot = 0; slot < RN_PACK_SLOTS; slot++)
-    if ((cell->ops->pack_slots >> slot & 1) && !rn_workspace(cell, 3 + slot, n)) return -1;
+  for (int bank = 0; bank < banks; bank++)
+    for (int slot = 0; slot < RN_PACK_SLOTS; slot++)
+      if ((cell->ops->pack_slots >> slot & 1) &&
+          !rn_workspace(cell, 3 + bank * RN_PACK_SLOTS + slot, n))
+        return -1;
   return 0;
 }
 
@@ -275,7 +281,7 @@ static int64_t rn_project_rows(const rc_seq *s) {
 
 /* the projection of a sequence about to run layer by layer: all of it now, or set to run
  * ahead of the steps */
-static void projection_start(rc_seq *s) {
+void rn_projection_start(rc_seq *s) {
   s->proj_rows = rn_project_rows(s);
   s->proj_done = 0;
   if (!s->proj_rows) rn_input_projection(s);
@@ -370,7 +376,7 @@ int rc_cell_forward(rc_cell *cell, rc_tensor *x, rc_tensor *const *state0, const
     if (!state_out[k]) goto fail;
   }
   for (int k = 0; k < o->n_states; k++) rn_load_state(s, k, state0 ? state0[k] : NULL);
-  projection_start(s);
+  rn_projection_start(s);
   s->y = rc_data(*y);
   o->forward(s);
   s->proj_rows = 0;

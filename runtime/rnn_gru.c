@@ -328,5 +328,6 @@ const rn_ops rn_ops_gru = {
     .backward = bwd,
     .wgrad = wgrad,
     .pack_slots = 0xF,
+    .rows_apart = 1,
     .reset_after = &rn_ops_gru_after,
 };

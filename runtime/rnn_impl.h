@@ -89,6 +89,10 @@ typedef struct rn_ops {
   /* the packing workspaces its recurrences use (bit k: slot k), or 0; a cell with them and
    * the wavefront hooks in its loops (rn_wave_fwd_*, rn_wave_bwd_*) can run in a stack */
   int pack_slots;
+  /* nothing in its recurrence sums over the batch's rows (a peephole's or b_hn's gradient
+   * does): a stack of it may split the batch between two threads (rnn_split.c) with the same
+   * arithmetic for each row */
+  int rows_apart;
   const struct rn_ops *reset_after; /* the variant reset_after = true selects, or NULL */
 } rn_ops;
 
@@ -112,8 +116,9 @@ struct rc_cell {
    * sequence to the next, the batch they are for, and each direction's last imbalance */
   int64_t wave_rows[2], wave_rows_B;
   double wave_skew[2];
-  rc_tensor *ws[3 + RN_PACK_SLOTS]; /* workspaces: forward scratch, backward scratch, step
-                                      arena, packed weights */
+  rc_tensor *ws[3 + 2 * RN_PACK_SLOTS]; /* workspaces: forward scratch, backward scratch, step
+                                          arena, packed weights (two banks: the second for a
+                                          share of the batch on the helper thread) */
 };
 
 /* n rounded up to a multiple of 16 floats (64 bytes). */
@@ -196,6 +201,9 @@ void rn_wave_bwd_in_(rc_seq *s, int64_t t);
 void rn_wave_bwd_out_(rc_seq *s, int64_t t);
 /* the next proj_rows rows of pre (runtime/rnn_common.c) */
 void rn_project_ahead(rc_seq *s);
+/* a sequence about to run layer by layer: its whole projection now, or set to run ahead of
+ * its steps (runtime/rnn_common.c) */
+void rn_projection_start(rc_seq *s);
 /* pre's rows through step t, when the sequence projects them ahead and has not yet */
 static inline void rn_project_through(rc_seq *s, int64_t t) {
   if (s->proj_rows && s->proj_done < (t + 1) * s->B) rn_project_ahead(s);
@@ -226,9 +234,35 @@ void rn_input_projection(rc_seq *s);
 void rn_input_projection_rows(rc_seq *s, int64_t r0, int64_t r1);
 int rn_check_args(rc_cell *cell, const char *fn, rc_tensor *x, int xdim, rc_tensor *const *state0,
                   const int64_t *lengths, int64_t *T, int64_t *B);
-/* Grows the packing workspaces that cell's recurrences use, for B rows (so that nothing is
- * allocated while they run on another thread): 0, or -1 with a message. */
-int rn_reserve_packing(rc_cell *cell);
+/* Grows the packing workspaces that cell's recurrences use, in `banks` banks (1, or 2 for a
+ * batch split between two threads), so that nothing is allocated while they run on another
+ * thread: 0, or -1 with a message. */
+int rn_reserve_packing(rc_cell *cell, int banks);
+/* The bank of packing workspaces rn_prepare packs into on this thread (0; 1 on the helper
+ * while it runs its share of a batch split). */
+extern _Thread_local int rn_pack_bank;
+
+/* A stack run with its batch split between two threads (runtime/rnn_split.c). */
+typedef struct rn_split rn_split;
+/* whether a stack of c0's kind with a batch of B splits it */
+int rn_split_wanted(const rc_cell *c0, int64_t B);
+/* Runs the stack's L layers over x [T, B, I] (arguments checked by the caller) into y
+ * [T, B, H] and the final states (state_out: L * RC_CELL_MAX_STATES, [B, H] each, allocated),
+ * on two threads with the helper t (else on the caller); the record for backward, or NULL
+ * with a message. */
+rn_split *rn_split_forward(rc_cell *const *cells, int L, rc_tensor *x, rc_tensor *const *state0,
+                           const int64_t *lengths, float *y, rc_tensor **state_out, rc_team *t);
+/* an error naming the node when x or a parameter changed in place since the forward */
+int rn_split_check(const rn_split *sp, const char *name);
+/* Backward from dy [T, B, H] and the final states' gradients (dfin, L * RC_CELL_MAX_STATES,
+ * NULL entries for none): the input's gradient (dx or NULL), the initial states' (dstate:
+ * entries NULL where not needed) and the parameters' (dp: L * RC_CELL_MAX_PARAMS, NULL where
+ * not needed; W_x's and W_h's overwritten, the others zeroed by the caller). 0, or -1. */
+int rn_split_backward(rn_split *sp, const float *dy, float *const *dfin, float *dx,
+                      float *const *dstate, float *const *dp, rc_team *t);
+void rn_split_free(rn_split *sp);
+/* its bottom layer's cell */
+rc_cell *rn_split_cell(const rn_split *sp);
 
 /* Column sums of a [rows, cols] row-major matrix (row stride ld) added into out. */
 void rn_colsum_add(const float *a, int64_t rows, int64_t cols, int64_t ld, float *out);

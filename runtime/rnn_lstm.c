@@ -236,6 +236,7 @@ const rn_ops rn_ops_lstm = {
     .backward = bwd_lstm,
     .wgrad = wgrad,
     .pack_slots = 1 << 0 | 1 << 2,
+    .rows_apart = 1,
 };
 
 const rn_ops rn_ops_peephole = {

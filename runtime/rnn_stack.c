@@ -499,6 +499,7 @@ typedef struct {
   int L;
   rc_seq **s;
   rc_tensor **mid;
+  rn_split *split; /* or, the batch split between two threads: its record (s, mid unused) */
 } stack_rec;
 
 static void rec_free(stack_rec *r) {
@@ -508,6 +509,7 @@ static void rec_free(stack_rec *r) {
     if (r->s) rn_seq_free(r->s[l]);
     if (r->mid && l < r->L - 1) rc_release(r->mid[l]);
   }
+  rn_split_free(r->split);
   rc_mem_free(c, r->s);
   rc_mem_free(c, r->mid);
   rc_mem_free(c, r);
@@ -528,7 +530,7 @@ static int in_param(const rn_ops *o, int l, int p) {
 
 /* Whether the stack applies to these cells and sizes at all. */
 static int stack_fits(rc_cell *const *cells, int L, int64_t T, int64_t B) {
-  if (L < 2 || T < 2 || B < 2 || !rn_pack_wanted(2, 2)) return 0;
+  if (L < 1 || T < 2 || B < 2 || !rn_pack_wanted(2, 2)) return 0;
   const rn_ops *o = cells[0]->ops;
   if (!o->pack_slots || !o->wgrad) return 0;
   for (int l = 0; l < L; l++) {
@@ -541,19 +543,23 @@ static int stack_fits(rc_cell *const *cells, int L, int64_t T, int64_t B) {
 }
 
 static int stack_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin);
+static int split_backward(rc_node *n, rn_split *sp, rc_tensor **gout, rc_tensor **gin);
 
 int rc_cell_stack_forward(rc_cell *const *cells, int L, rc_tensor *x, rc_tensor *const *state0,
                           const int64_t *lengths, rc_tensor **y, rc_tensor **state_out) {
   *y = NULL;
   for (int i = 0; i < L * RC_CELL_MAX_STATES; i++) state_out[i] = NULL;
-  if (L < 2 || !cells[0] || cells[0]->ctx->rnn_wave < 0) return 1;
+  if (L < 1 || !cells[0] || cells[0]->ctx->rnn_wave < 0) return 1;
   rc_cell *c0 = cells[0];
   rc_ctx *c = c0->ctx;
   const rn_ops *o = c0->ops;
   int64_t T, B, H = c0->hidden, P = (int64_t)o->gates * H;
   if (x->ndim != 3 || !stack_fits(cells, L, x->size[0], x->size[1])) return 1;
-  if (c->rnn_wave == 0 && (openblas_get_num_threads() < 2 || c->no_rnn_helper ||
-                           x->size[0] * x->size[1] * H * P < RN_WAVE_MIN))
+  int split = rn_split_wanted(c0, x->size[1]);
+  if (L < 2 && !split) return 1; /* no wavefront for one layer */
+  int forced = (c->rnn_wave > 0 && L > 1) || (c->rnn_split > 0 && o->rows_apart);
+  if (!forced && (openblas_get_num_threads() < 2 || c->no_rnn_helper ||
+                  x->size[0] * x->size[1] * H * P < RN_WAVE_MIN))
     return 1;
   /* the helper, or none: a helper that keeps arriving late (another process holds the
    * second core) leaves the layers to the caller alone, through the same hooks and the same
@@ -601,6 +607,15 @@ int rc_cell_stack_forward(rc_cell *const *cells, int L, rc_tensor *x, rc_tensor 
   int record = rc_needs_grad(c, ins, n_in);
 
   int64_t size[3] = {T, B, H};
+  if (split) { /* the batch split between two threads (rnn_split.c) */
+    if (!(*y = rc_empty(c, 3, size))) goto fail;
+    for (int l = 0; l < L; l++)
+      for (int k = 0; k < ns; k++)
+        if (!(state_out[l * RC_CELL_MAX_STATES + k] = rc_empty(c, 2, size + 1))) goto fail;
+    r->split = rn_split_forward(cells, L, x, state0, lengths, rc_data(*y), state_out, team);
+    if (!r->split) goto fail;
+    goto recorded;
+  }
   for (int l = 0; l < L; l++) {
     rc_cell *cell = cells[l];
     rc_seq *s = rc_mem_calloc(c, 1, sizeof *s);
@@ -623,7 +638,7 @@ int rc_cell_stack_forward(rc_cell *const *cells, int L, rc_tensor *x, rc_tensor 
     if (!s->arena) goto fail;
     rn_carve(s, rc_data(s->arena));
     if (o->fws_floats && !(s->fws = rn_workspace(cell, 0, o->fws_floats(B, H)))) goto fail;
-    if (rn_reserve_packing(cell)) goto fail;
+    if (rn_reserve_packing(cell, 1)) goto fail;
     if (l == 0) {
       s->xsave = rc_raw_contiguous(x);
     } else {
@@ -694,6 +709,7 @@ int rc_cell_stack_forward(rc_cell *const *cells, int L, rc_tensor *x, rc_tensor 
       memcpy(rc_data(state_out[l * RC_CELL_MAX_STATES + k]), s->st[k] + T * B * H,
              (size_t)(B * H) * sizeof(float));
   }
+recorded:
   if (!record) {
     rec_free(r);
     rc_mem_free(c, ins);
@@ -735,6 +751,7 @@ static int stack_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
                     "backward: %s was already run and its saved tensors freed; call "
                     "backward with retain_graph = true to run it twice",
                     n->name);
+  if (r->split) return split_backward(n, r->split, gout, gin);
   int L = r->L;
   rc_seq **s = r->s;
   const rn_ops *o = s[0]->cell->ops;
@@ -777,7 +794,7 @@ static int stack_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
     rc_cell *cell = s[l]->cell;
     int64_t extra = o->bws_floats ? o->bws_floats(T, B, H) : 0;
     float *ws = rn_workspace(cell, 1, off_run + RC_CELL_MAX_STATES * run + extra);
-    if (!ws || rn_reserve_packing(cell)) goto done;
+    if (!ws || rn_reserve_packing(cell, 1)) goto done;
     rc_bw *b = &bw[l];
     for (int p = 0; p < np; p++)
       b->dp[p] = gin[in_param(o, l, p)] ? rc_data(gin[in_param(o, l, p)]) : NULL;
@@ -817,6 +834,61 @@ done:
     for (int i = 0; i < L * ns; i++) rc_release(dst[i]);
   rc_mem_free(c, dst);
   rc_mem_free(c, bw);
+  if (rc)
+    for (int k = 0; k < n->n_in; k++) {
+      rc_release(gin[k]);
+      gin[k] = NULL;
+    }
+  return rc;
+}
+
+/* The batch split's backward (rnn_split.c): the node's gradients as stack_backward makes them,
+ * filled by both shares. */
+static int split_backward(rc_node *n, rn_split *sp, rc_tensor **gout, rc_tensor **gin) {
+  rc_ctx *c = n->ctx;
+  stack_rec *r = n->ext;
+  int L = r->L;
+  if (rn_split_check(sp, n->name)) return -1;
+  const rn_ops *o = rn_split_cell(sp)->ops;
+  int ns = o->n_states, np = o->n_params, nst = L * RC_CELL_MAX_STATES;
+  int rc = -1;
+  rc_tensor *dy = NULL;
+  rc_tensor **dst = rc_mem_calloc(c, (size_t)nst, sizeof *dst);
+  float **dfin = rc_mem_calloc(c, (size_t)nst, sizeof *dfin);
+  float **dstate = rc_mem_calloc(c, (size_t)nst, sizeof *dstate);
+  float **dp = rc_mem_calloc(c, (size_t)(L * RC_CELL_MAX_PARAMS), sizeof *dp);
+  if (!dst || !dfin || !dstate || !dp) goto done;
+  if (!(dy = rc_raw_contiguous(gout[0]))) goto done;
+  for (int l = 0; l < L; l++)
+    for (int k = 0; k < ns; k++) {
+      int i = l * RC_CELL_MAX_STATES + k;
+      if (!(dst[i] = rc_raw_contiguous(gout[1 + l * ns + k]))) goto done;
+      dfin[i] = rc_data(dst[i]);
+    }
+  for (int q = 0; q < n->n_in; q++) {
+    if (!n->next[q].fn) continue;
+    int p = q == 0 ? -1 : (q - 1) % (ns + np) - ns;
+    gin[q] = p < 0 || p <= 1 ? rc_empty(c, n->in_shape[q].ndim, n->in_shape[q].size)
+                             : rc_zeros(c, n->in_shape[q].ndim, n->in_shape[q].size);
+    if (!gin[q]) goto done;
+  }
+  for (int l = 0; l < L; l++) {
+    for (int k = 0; k < ns; k++)
+      if (gin[in_state(o, l, k)])
+        dstate[l * RC_CELL_MAX_STATES + k] = rc_data(gin[in_state(o, l, k)]);
+    for (int p = 0; p < np; p++)
+      if (gin[in_param(o, l, p)]) dp[l * RC_CELL_MAX_PARAMS + p] = rc_data(gin[in_param(o, l, p)]);
+  }
+  rc = rn_split_backward(sp, rc_data(dy), dfin, gin[0] ? rc_data(gin[0]) : NULL, dstate, dp,
+                         wave_team(rn_split_cell(sp)));
+done:
+  rc_release(dy);
+  if (dst)
+    for (int i = 0; i < nst; i++) rc_release(dst[i]);
+  rc_mem_free(c, dst);
+  rc_mem_free(c, dfin);
+  rc_mem_free(c, dstate);
+  rc_mem_free(c, dp);
   if (rc)
     for (int k = 0; k < n->n_in; k++) {
       rc_release(gin[k]);

@@ -90,4 +90,5 @@ const rn_ops rn_ops_rnn = {
     .backward = bwd,
     .wgrad = wgrad,
     .pack_slots = 1 << 0 | 1 << 2,
+    .rows_apart = 1,
 };

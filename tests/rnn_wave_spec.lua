@@ -108,7 +108,9 @@ describe("rnn wavefront", function()
     -- T B H 4H = 8 * 16 * 64 * 256: 2^21 multiply-adds per layer (RN_WAVE_MIN is 2^19)
     local big = { kind = "lstm", T = 8, B = 16, H = 64, I = 8, lengths = { 8, 3, 0, 8, 8, 8, 1, 8,
       8, 8, 8, 5, 8, 8, 8, 8 } }
+    local split = recur._rnn_split("off") -- the LSTM's batch split otherwise (rnn_split_spec)
     local one, two = at(1, big), at(2, big)
+    recur._rnn_split(split)
     assert.are.equal("LSTMBackward", one.node)
     -- with 2 threads the wavefront (on the caller alone while the helper backs off)
     assert.are.equal("RNNStackBackward", two.node)
@@ -141,6 +143,7 @@ describe("rnn wavefront", function()
   it("gives the same bits when its helper backs off, forward and backward (2 threads)", function()
     local before = recur.threads()
     recur.threads(2)
+    local split = recur._rnn_split("off") -- the wavefront, not the batch split (rnn_split_spec)
     for _, kind in ipairs { "lstm", "gru", "rnn" } do
       local function go(off)
         recur.seed(9)
@@ -162,6 +165,7 @@ describe("rnn wavefront", function()
       assert.are.equal("RNNStackBackward", node_off)
       for i = 1, #a do assert.are.equal(0, max_abs(a[i] - b[i]), kind .. ": value " .. i) end
     end
+    recur._rnn_split(split)
     recur.threads(before)
   end)
 

@@ -1,0 +1,175 @@
+-- The batch split (runtime/rnn_split.c): a stack of vanilla, LSTM or GRU cells (one layer or
+-- more) whose batch is split between two threads, each running every layer on its share of
+-- the rows in buffers of its own. recur._rnn_split("on") forces it even with one BLAS thread
+-- (the caller then runs both shares), "off" leaves the stack to the wavefront, and
+-- recur._rnn_wave("off") to the layer-by-layer path, the reference here. Each row is the same
+-- arithmetic as there; a parameter's gradient is the sum of the two shares' (rounding apart),
+-- so results are compared with a tolerance scaled to the values. The split is fixed, so two
+-- runs, and a run whose helper backs off, are compared bit for bit.
+local recur = require("recur")
+local rnn = require("recur.rnn")
+
+local function max_abs(t) return t:abs():max():item() end
+
+-- every output, final state and gradient of one forward and backward of a fresh stack
+local function run(o)
+  recur.seed(o.seed or 3)
+  local m = rnn.RNN { cell = o.kind, input = o.I or 5, hidden = o.H or 16, layers = o.L or 2,
+    reset_after = o.reset_after }
+  local T, B, H = o.T or 6, o.B or 4, o.H or 16
+  local x = recur.randn(T, B, o.I or 5):requires_grad(true)
+  local st = m:zero_state(B)
+  for l = 1, #st do
+    for k = 1, #st[l] do st[l][k] = (recur.randn(B, H) * 0.5):requires_grad(true) end
+  end
+  local split, wave = recur._rnn_split(o.split or "on"), recur._rnn_wave(o.wave or "auto")
+  local y, fin = m(x, { state = st, lengths = o.lengths })
+  recur._rnn_split(split)
+  recur._rnn_wave(wave)
+  local loss = (y * recur.randn(T, B, H)):sum()
+  for l = 1, #fin do
+    for k = 1, #fin[l] do loss = loss + (fin[l][k] * recur.randn(B, H)):sum() end
+  end
+  if o.before_backward then o.before_backward(x) end
+  loss:backward()
+  local r = { node = tostring(y.grad_fn), names = { "y", "dx" }, vals = { y, x.grad } }
+  local function add(name, t)
+    r.names[#r.names + 1] = name
+    r.vals[#r.vals + 1] = t
+  end
+  for l = 1, #fin do
+    for k = 1, #fin[l] do
+      add("final state " .. l .. "." .. k, fin[l][k])
+      add("gradient of initial state " .. l .. "." .. k, st[l][k].grad)
+    end
+  end
+  for _, np in ipairs(m:named_parameters()) do add("gradient of " .. np[1], np[2].grad) end
+  return r
+end
+
+local function assert_close(a, b, tol)
+  assert.are.equal(#b.vals, #a.vals)
+  for i = 1, #b.vals do
+    assert.is_not_nil(a.vals[i], b.names[i])
+    local scale = math.max(max_abs(b.vals[i]), 1e-6)
+    local diff = max_abs(a.vals[i] - b.vals[i])
+    assert.is_true(diff <= tol * scale,
+      string.format("%s: differs by %.3g (scale %.3g)", b.names[i], diff, scale))
+  end
+end
+
+local function assert_same(a, b, what)
+  assert.are.equal(#b.vals, #a.vals)
+  for i = 1, #b.vals do
+    assert.are.equal(0, max_abs(a.vals[i] - b.vals[i]), what .. ": " .. b.names[i])
+  end
+end
+
+local LENS = { 6, 2, 0, 5 }
+
+describe("rnn batch split", function()
+  local cases = {
+    { kind = "lstm" }, { kind = "lstm", lengths = LENS }, { kind = "lstm", L = 1 },
+    { kind = "lstm", L = 3, lengths = LENS }, { kind = "gru" }, { kind = "gru", L = 1 },
+    { kind = "gru", lengths = LENS }, { kind = "rnn" }, { kind = "rnn", L = 1, lengths = LENS },
+    { kind = "rnn", L = 4 },
+    -- an odd batch (share 1 a row longer), a batch of 2 (a row each), a share of 16 rows and
+    -- one of 8 (B = 24: whole 8-row blocks), and a share whose sequences are all empty
+    { kind = "lstm", B = 5, lengths = { 6, 1, 6, 3, 0 } }, { kind = "gru", B = 2, T = 2 },
+    { kind = "rnn", B = 24, H = 40, I = 24, T = 5 }, { kind = "lstm", B = 4, lengths = { 0, 0, 6, 3 } },
+  }
+  for _, c in ipairs(cases) do
+    local name = string.format("%s, %d layer(s), B = %d%s", c.kind, c.L or 2, c.B or 4,
+      c.lengths and ", with lengths" or "")
+    it(name .. ": the layer-by-layer results, every gradient; the same bits twice", function()
+      local o = setmetatable({}, { __index = c })
+      local split = run(o)
+      local again = run(o)
+      o.wave = "off"
+      local plain = run(o)
+      assert.are.equal("RNNStackBackward", split.node)
+      assert.are_not.equal("RNNStackBackward", plain.node)
+      assert_close(split, plain, 1e-5)
+      assert_same(split, again, "rerun")
+    end)
+  end
+
+  it("is not taken by the cells whose recurrence sums over rows, nor when \"off\"", function()
+    -- a peephole's gradient, GRU reset_after's b_hn: their stacks of two run as a wavefront,
+    -- a layer alone layer by layer
+    for _, c in ipairs { { kind = "lstm_peephole", L = 1 }, { kind = "gru", reset_after = true,
+      L = 1 }, { kind = "ln_lstm", L = 1 }, { kind = "lstm", L = 1, split = "off" } } do
+      local r = run(c)
+      assert.are_not.equal("RNNStackBackward", r.node, c.kind)
+    end
+  end)
+
+  it("runs by itself with 2 threads where it pays, one layer too", function()
+    local before = recur.threads()
+    recur.threads(2)
+    local function node(o)
+      recur.seed(1)
+      local m = rnn.RNN { cell = o.kind, input = 8, hidden = o.H, layers = o.L }
+      local x = recur.randn(8, o.B, 8):requires_grad(true)
+      return tostring(m(x).grad_fn)
+    end
+    -- T B H P = 8 * 16 * 64 * 256: 2^21 multiply-adds a layer (RN_WAVE_MIN is 2^19)
+    local big = node { kind = "lstm", H = 64, B = 16, L = 1 }
+    local small = node { kind = "lstm", H = 8, B = 4, L = 1 }
+    recur.threads(1)
+    local one = node { kind = "lstm", H = 64, B = 16, L = 1 }
+    recur.threads(before)
+    assert.are.equal("RNNStackBackward", big)
+    assert.are.equal("LSTMBackward", small)
+    assert.are.equal("LSTMBackward", one)
+  end)
+
+  -- while the helper backs off (another process holds a core) the caller runs both shares the
+  -- same way: a 2-thread run's numbers do not depend on the machine's load
+  it("gives the same bits when its helper backs off (2 threads)", function()
+    local before = recur.threads()
+    recur.threads(2)
+    for _, kind in ipairs { "lstm", "gru", "rnn" } do
+      local function go(off)
+        recur.seed(9)
+        local m = rnn.RNN { cell = kind, input = 24, hidden = 64, layers = 2 }
+        local x = recur.randn(40, 32, 24):requires_grad(true)
+        if off then
+          recur._helper_back_off()
+          assert.is_false(recur._helper_usable())
+        end
+        local y = m(x)
+        ;(y * recur.randn(40, 32, 64)):sum():backward()
+        local vals = { y, x.grad }
+        for _, p in ipairs(m:parameters()) do vals[#vals + 1] = p.grad end
+        return tostring(y.grad_fn), vals
+      end
+      local node, a = go(false)
+      local node_off, b = go(true)
+      assert.are.equal("RNNStackBackward", node)
+      assert.are.equal("RNNStackBackward", node_off)
+      for i = 1, #a do assert.are.equal(0, max_abs(a[i] - b[i]), kind .. ": value " .. i) end
+    end
+    recur.threads(before)
+  end)
+
+  it("refuses a backward after its input changed in place", function()
+    local ok, err = pcall(run, { kind = "lstm",
+      before_backward = function(x) recur.no_grad(function() x:add_(1) end) end })
+    assert.is_false(ok)
+    assert.matches("input of RNNStackBackward was modified", tostring(err), 1, true)
+  end)
+
+  it("_rnn_split: \"auto\", \"on\" or \"off\", returns the previous mode, refuses others", function()
+    assert.are.equal("auto", recur._rnn_split("on"))
+    assert.are.equal("on", recur._rnn_split("off"))
+    assert.are.equal("off", recur._rnn_split("auto"))
+    assert.are.equal("auto", recur._rnn_split())
+    for _, bad in ipairs { "yes", 1, true } do
+      local ok, err = pcall(recur._rnn_split, bad)
+      assert.is_false(ok)
+      assert.matches("_rnn_split: argument #1 must be \"auto\", \"on\" or \"off\"", tostring(err), 1,
+        true)
+    end
+  end)
+end)
