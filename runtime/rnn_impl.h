@@ -244,8 +244,8 @@ extern _Thread_local int rn_pack_bank;
 
 /* A stack run with its batch split between two threads (runtime/rnn_split.c). */
 typedef struct rn_split rn_split;
-/* whether a stack of c0's kind with a batch of B splits it */
-int rn_split_wanted(const rc_cell *c0, int64_t B);
+/* whether a stack of L layers of c0's kind with a batch of B splits it */
+int rn_split_wanted(const rc_cell *c0, int L, int64_t B);
 /* Runs the stack's L layers over x [T, B, I] (arguments checked by the caller) into y
  * [T, B, H] and the final states (state_out: L * RC_CELL_MAX_STATES, [B, H] each, allocated),
  * on two threads with the helper t (else on the caller); the record for backward, or NULL

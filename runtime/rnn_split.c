@@ -40,9 +40,24 @@ static int64_t share_rows(int64_t B) {
   return B >= 16 ? (B / 2 + 4) / 8 * 8 : B / 2;
 }
 
-int rn_split_wanted(const rc_cell *c0, int64_t B) {
-  return c0->ops->rows_apart && B >= 2 && !c0->ctx->gemm_tracing && c0->ctx->rnn_split >= 0 &&
-         (c0->ctx->rnn_split > 0 || c0->ctx->rnn_wave <= 0);
+/* Bytes of a layer's W_h above which a stack of two or more layers runs as a wavefront
+ * rather than split: each share multiplies half the batch's rows by the whole W_h every
+ * step, which pays while W_h stays in the core's L2. With two threads and two layers (T = 50,
+ * B = 32, forward and backward alternated in one process): at H = 128 (W_h 64-256 KB) the
+ * split took 2-6% less than the wavefront (and the bench's char-RNN step 2-4% less); at
+ * H = 256-512 (1-4 MB) the two were within 2% (LSTM H = 512 105.7 ms against 103.7, GRU 71.5
+ * against 72.1), and the split needs more memory (the char-RNN LSTM H = 512's peak RSS 202 MB
+ * against 180). One layer has no wavefront: its products split by columns each step, which the
+ * batch split matches at H = 512 (LSTM 2T / 1T 1.80 against 1.78) and beats below (H = 128:
+ * 1.99 against 1.35). */
+#define RN_SPLIT_MAX_WH ((int64_t)512 * 1024)
+
+int rn_split_wanted(const rc_cell *c0, int L, int64_t B) {
+  const rc_ctx *c = c0->ctx;
+  if (!c0->ops->rows_apart || B < 2 || c->gemm_tracing || c->rnn_split < 0) return 0;
+  if (c->rnn_split > 0) return 1;
+  int64_t wh = c0->hidden * c0->ops->gates * c0->hidden * (int64_t)sizeof(float);
+  return c->rnn_wave <= 0 && (L == 1 || wh <= RN_SPLIT_MAX_WH);
 }
 
 static int64_t share_n(const rn_split *sp, int k) {

@@ -555,7 +555,7 @@ int rc_cell_stack_forward(rc_cell *const *cells, int L, rc_tensor *x, rc_tensor 
   const rn_ops *o = c0->ops;
   int64_t T, B, H = c0->hidden, P = (int64_t)o->gates * H;
   if (x->ndim != 3 || !stack_fits(cells, L, x->size[0], x->size[1])) return 1;
-  int split = rn_split_wanted(c0, x->size[1]);
+  int split = rn_split_wanted(c0, L, x->size[1]);
   if (L < 2 && !split) return 1; /* no wavefront for one layer */
   int forced = (c->rnn_wave > 0 && L > 1) || (c->rnn_split > 0 && o->rows_apart);
   if (!forced && (openblas_get_num_threads() < 2 || c->no_rnn_helper ||

@@ -124,6 +124,34 @@ describe("rnn batch split", function()
     assert.are.equal("LSTMBackward", one)
   end)
 
+  -- two layers or more: the split while W_h fits in a core's L2 (512 KB), else the wavefront
+  -- (recur._profile counts the wavefront's two-thread runs)
+  it("leaves a stack whose W_h is over 512 KB to the wavefront, one layer excepted", function()
+    local before = recur.threads()
+    recur.threads(2)
+    local function wave_runs(H, L)
+      recur.seed(1)
+      local m = rnn.RNN { cell = "lstm", input = 8, hidden = H, layers = L }
+      local x = recur.randn(4, 16, 8)
+      recur._profile(true)
+      local y = m(x)
+      local p = recur._profile(false)
+      return tostring(y.grad_fn), p.wave.forward.runs
+    end
+    local node_small, runs_small = wave_runs(64, 2)   -- W_h 64 x 256 floats: 64 KB
+    local node_big, runs_big = wave_runs(256, 2)      -- 256 x 1024 floats: 1 MB
+    local node_one, runs_one = wave_runs(256, 1)
+    local usable = recur._helper_usable()
+    recur.threads(before)
+    assert.are.equal("RNNStackBackward", node_small)
+    assert.are.equal(0, runs_small)
+    assert.are.equal("RNNStackBackward", node_big)
+    assert.are.equal("RNNStackBackward", node_one)
+    assert.are.equal(0, runs_one)
+    -- (a two-thread run needs the helper: none while another process keeps a core busy)
+    if usable then assert.is_true(runs_big >= 1) end
+  end)
+
   -- while the helper backs off (another process holds a core) the caller runs both shares the
   -- same way: a 2-thread run's numbers do not depend on the machine's load
   it("gives the same bits when its helper backs off (2 threads)", function()

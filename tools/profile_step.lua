@@ -96,5 +96,6 @@ for _, dir in ipairs { "forward", "backward" } do
   end
 end
 if p.wave.forward.runs == 0 and p.wave.backward.runs == 0 then
-  print("wavefront: no two-thread runs (one thread, or the stack ran layer by layer)")
+  print("wavefront: no two-thread runs (one thread, the batch split between the threads, or "
+    .. "the stack ran layer by layer)")
 end
