@@ -5,13 +5,14 @@
  * whole-sequence products). The threads meet twice a sequence: where the shares are gathered
  * from the batch and put back, and where backward adds the two shares' parameter gradients.
  *
- * Why beside the layer wavefront (rnn_stack.c): the wavefront hands every step from one core
- * to the other, and on a VM whose two vCPUs sit on different L3s each hand-over is a
- * cross-core transfer (bench/xcore.c); split this way nothing crosses within a sequence, and
- * the products after the recurrences read what the same core just wrote. The shares live in
- * buffers of their own, not as interleaved rows of the batch's: with the rows of a step
- * shared out in place, each core's prefetches ran into the other's rows, and a 2-layer RNN
- * H = 128 forward took 0.67 ms against 0.58 apart.
+ * Why beside the layer wavefront (rnn_stack.c): one layer has no wavefront, and its products
+ * split by columns with the helper meet it twice a step; split by rows, nothing crosses from
+ * one core to the other within a sequence (the wavefront hands every step over, on a VM whose
+ * two vCPUs sit on different L3s a cross-core transfer each: bench/xcore.c), and the
+ * products after the recurrences read what the same core just wrote. The shares live in
+ * buffers of their own, not as rows of the batch's buffers: shared out in place, a 2-layer
+ * RNN H = 128 forward took 0.67 ms against 0.58 apart (likely each core's prefetches running
+ * into the other's rows).
  *
  * Results: a row's forward and its gradients through the recurrence are the same arithmetic
  * as on one thread (the same kernels on fewer rows), so outputs, states and the input's
@@ -40,24 +41,21 @@ static int64_t share_rows(int64_t B) {
   return B >= 16 ? (B / 2 + 4) / 8 * 8 : B / 2;
 }
 
-/* Bytes of a layer's W_h above which a stack of two or more layers runs as a wavefront
- * rather than split: each share multiplies half the batch's rows by the whole W_h every
- * step, which pays while W_h stays in the core's L2. With two threads and two layers (T = 50,
- * B = 32, forward and backward alternated in one process): at H = 128 (W_h 64-256 KB) the
- * split took 2-6% less than the wavefront (and the bench's char-RNN step 2-4% less); at
- * H = 256-512 (1-4 MB) the two were within 2% (LSTM H = 512 105.7 ms against 103.7, GRU 71.5
- * against 72.1), and the split needs more memory (the char-RNN LSTM H = 512's peak RSS 202 MB
- * against 180). One layer has no wavefront: its products split by columns each step, which the
- * batch split matches at H = 512 (LSTM 2T / 1T 1.80 against 1.78) and beats below (H = 128:
- * 1.99 against 1.35). */
-#define RN_SPLIT_MAX_WH ((int64_t)512 * 1024)
-
+/* Taken by itself for one layer, which has no wavefront (its products split by columns each
+ * step otherwise): 2 threads against 1 on a layer of T = 50, B = 32, forward and backward,
+ * H = 128: LSTM 1.99 against 1.35, GRU 1.85 against 1.11, vanilla 1.57 against 1.02; LSTM
+ * H = 64 1.85 against 1.10, H = 256 1.70 against 1.60, H = 512 1.80 against 1.78; GRU H = 256
+ * 1.82 against 1.43; vanilla H = 512 1.63 against 1.51. Two layers or more run as the
+ * wavefront unless the split is forced: on the bench's char-RNN (H = 128, 2 layers, 2 threads,
+ * the two alternated in one process) the split's step took 2-4% less while the two vCPUs ran
+ * at one speed and 1-2% more while one ran 17% slower (a fixed split waits for the slower
+ * share; the wavefront moves rows to the faster thread), and at H = 512 the two were within 2%
+ * (LSTM 105.7 ms against 103.7, GRU 71.5 against 72.1) with the split needing more memory
+ * (peak RSS 202 MB against 180 for the char-RNN LSTM). */
 int rn_split_wanted(const rc_cell *c0, int L, int64_t B) {
   const rc_ctx *c = c0->ctx;
   if (!c0->ops->rows_apart || B < 2 || c->gemm_tracing || c->rnn_split < 0) return 0;
-  if (c->rnn_split > 0) return 1;
-  int64_t wh = c0->hidden * c0->ops->gates * c0->hidden * (int64_t)sizeof(float);
-  return c->rnn_wave <= 0 && (L == 1 || wh <= RN_SPLIT_MAX_WH);
+  return c->rnn_split > 0 || (c->rnn_wave <= 0 && L == 1);
 }
 
 static int64_t share_n(const rn_split *sp, int k) {

@@ -1,7 +1,8 @@
--- The batch split (runtime/rnn_split.c): a stack of vanilla, LSTM or GRU cells (one layer or
--- more) whose batch is split between two threads, each running every layer on its share of
--- the rows in buffers of its own. recur._rnn_split("on") forces it even with one BLAS thread
--- (the caller then runs both shares), "off" leaves the stack to the wavefront, and
+-- The batch split (runtime/rnn_split.c): a stack of vanilla, LSTM or GRU cells whose batch is
+-- split between two threads, each running every layer on its share of the rows in buffers of
+-- its own; by itself for one layer with more than one BLAS thread. recur._rnn_split("on")
+-- forces it for any number of layers, even with one BLAS thread (the caller then runs both
+-- shares), "off" leaves the stack to the wavefront (one layer: layer by layer), and
 -- recur._rnn_wave("off") to the layer-by-layer path, the reference here. Each row is the same
 -- arithmetic as there; a parameter's gradient is the sum of the two shares' (rounding apart),
 -- so results are compared with a tolerance scaled to the values. The split is fixed, so two
@@ -124,32 +125,34 @@ describe("rnn batch split", function()
     assert.are.equal("LSTMBackward", one)
   end)
 
-  -- two layers or more: the split while W_h fits in a core's L2 (512 KB), else the wavefront
-  -- (recur._profile counts the wavefront's two-thread runs)
-  it("leaves a stack whose W_h is over 512 KB to the wavefront, one layer excepted", function()
+  -- by itself for one layer; two layers or more run as the wavefront unless the split is
+  -- forced (recur._profile counts the wavefront's two-thread runs)
+  it("runs one layer by itself, leaves two to the wavefront unless forced", function()
     local before = recur.threads()
     recur.threads(2)
-    local function wave_runs(H, L)
+    local function wave_runs(L, split)
       recur.seed(1)
-      local m = rnn.RNN { cell = "lstm", input = 8, hidden = H, layers = L }
+      local m = rnn.RNN { cell = "lstm", input = 8, hidden = 64, layers = L }
       local x = recur.randn(4, 16, 8)
+      local was = recur._rnn_split(split)
       recur._profile(true)
       local y = m(x)
       local p = recur._profile(false)
+      recur._rnn_split(was)
       return tostring(y.grad_fn), p.wave.forward.runs
     end
-    local node_small, runs_small = wave_runs(64, 2)   -- W_h 64 x 256 floats: 64 KB
-    local node_big, runs_big = wave_runs(256, 2)      -- 256 x 1024 floats: 1 MB
-    local node_one, runs_one = wave_runs(256, 1)
+    local node_one, runs_one = wave_runs(1, "auto")
+    local node_two, runs_two = wave_runs(2, "auto")
+    local node_forced, runs_forced = wave_runs(2, "on")
     local usable = recur._helper_usable()
     recur.threads(before)
-    assert.are.equal("RNNStackBackward", node_small)
-    assert.are.equal(0, runs_small)
-    assert.are.equal("RNNStackBackward", node_big)
     assert.are.equal("RNNStackBackward", node_one)
     assert.are.equal(0, runs_one)
+    assert.are.equal("RNNStackBackward", node_two)
+    assert.are.equal("RNNStackBackward", node_forced)
+    assert.are.equal(0, runs_forced)
     -- (a two-thread run needs the helper: none while another process keeps a core busy)
-    if usable then assert.is_true(runs_big >= 1) end
+    if usable then assert.is_true(runs_two >= 1) end
   end)
 
   -- while the helper backs off (another process holds a core) the caller runs both shares the

@@ -527,11 +527,11 @@ local function check_layer_state(self, state, B, fn)
 end
 
 -- The whole stack on two threads when it applies: fused cells of one kind, no connection, no
--- dropout at work, no summary hook on a layer. The C side splits the batch between the
--- threads for the vanilla, LSTM and GRU cells (runtime/rnn_split.c; one layer too), else runs
--- two or more layers as a wavefront (runtime/rnn_stack.c: layer l's step t beside layer
--- l+1's step t-1). nil when it does not apply (the C side also declines when it would not
--- pay: one BLAS thread, short sequences); the layers then run one by one.
+-- dropout at work, no summary hook on a layer. The C side runs two or more layers as a
+-- wavefront (runtime/rnn_stack.c: layer l's step t beside layer l+1's step t-1), and one
+-- vanilla, LSTM or GRU layer with its batch split between the threads (runtime/rnn_split.c).
+-- nil when it does not apply (the C side also declines when it would not pay: one BLAS
+-- thread, short sequences); the layers then run one by one.
 local function stack_forward(self, x, state, lens)
   if type(self.cell_type) ~= "string" or not is_fused_type[self.cell_type]
       or self.connection ~= nil or (self.training and self.dropout > 0) then
