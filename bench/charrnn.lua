@@ -83,7 +83,9 @@ if worker then
       2 * n ^ 3 / worst * 1e-9))
     os.exit(0)
   end
-  local m = CharRNN.new { vocab = V, embed = E, hidden = H, layers = L, cell = worker.cell or "lstm" }
+  local layers = math.tointeger(tonumber(worker.layers or tostring(L)))
+  local m = CharRNN.new { vocab = V, embed = E, hidden = H, layers = layers,
+    cell = worker.cell or "lstm" }
   -- scripts/train_charrnn.lua's step: Adam over the parameters, clipping on the flat gradient
   local function train_step()
     local opt = recur.optim.Adam(m:parameters(), { lr = 2e-3 })
@@ -396,6 +398,22 @@ if has1 and has2 then
           ms_2t = r.ms_2t, separate = sep == sep and sep or nil, cpus_1t = r.cpus_1t,
           vcpu_bound = bound }
       end
+    end
+  end
+  -- one layer (no target: the batch split's case, runtime/rnn_split.c; most of the R2RT
+  -- posts' models have one layer)
+  for _, cell in ipairs(args.cells) do
+    local H = 128
+    local nb, ns = 7, 10
+    if args.quick then nb, ns = 5, 6 end
+    local r = run_recur(2, string.format("mode=threads cell=%s hidden=%d layers=1 blocks=%d "
+      .. "steps=%d warmup=%d", cell, H, nb, ns, ns))
+    if r then
+      print(string.format("  %-5s H=%-4d 1T %8.2f ms  2T %8.2f ms  %5.2fx   (one layer; 1T on cpu "
+        .. "%s)", cell, H, r.ms_1t, r.ms_2t, r.ms_1t / r.ms_2t, r.cpus_1t or "?"))
+      rows.emit { bench = "charrnn", name = string.format("train %s H=%d 1 layer 2T / 1T "
+        .. "interleaved", cell, H), value = r.ms_1t / r.ms_2t, unit = "x", better = "higher",
+        ms_1t = r.ms_1t, ms_2t = r.ms_2t, cpus_1t = r.cpus_1t }
     end
   end
 end
