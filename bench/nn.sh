@@ -33,7 +33,7 @@ ref_row() {
 num() { sed -E 's/.*: ([0-9.]+) (ms|s).*/\1/'; }
 ratio() { awk -v t="$1" -v r="$2" -v what="$3" -v target="$4" 'BEGIN {
   printf "%s: recur %s, pytorch %s: recur runs at %.2fx PyTorch'"'"'s speed%s\n", what, r, t, t / r,
-    target != "" ? " (target >= " target ")" : "" }'; }
+    target != "" ? " (target >= " target ") " (t / r >= target ? "met" : "MISSED") : "" }'; }
 for t in 1 2; do
   r=$(OPENBLAS_NUM_THREADS=$t "$bin" bench/nn/fcb_step.lua "$t" "$steps")
   echo "$r"
