@@ -277,13 +277,11 @@ static int f_rnn_stack_forward(lua_State *L) {
   return 2;
 }
 
-/* recur._rnn_wave([mode]): whether stacks of fused cells run as a layer wavefront: "auto"
- * (with more than one BLAS thread: the default), "on" (always, even on one thread: tests) or
- * "off"; returns the previous mode. */
-static int f_rnn_wave(lua_State *L) {
-  rc_ctx *c = rb_ctx(L);
+/* A test knob's mode, *mode -1 ("off"), 0 ("auto") or 1 ("on"): pushes the previous one and
+ * sets argument 1's when given; fn names the knob in the error. */
+static int mode_knob(lua_State *L, const char *fn, int *mode) {
   static const char *const names[] = {"off", "auto", "on"};
-  const char *old = names[c->rnn_wave + 1];
+  const char *old = names[*mode + 1];
   if (!lua_isnoneornil(L, 1)) {
     const char *m = lua_type(L, 1) == LUA_TSTRING ? lua_tostring(L, 1) : NULL;
     int v = !m                       ? 9
@@ -292,36 +290,27 @@ static int f_rnn_wave(lua_State *L) {
             : strcmp(m, "on") == 0   ? 1
                                      : 9;
     if (v == 9)
-      return rb_error(L, "_rnn_wave: argument #1 must be \"auto\", \"on\" or \"off\", got %s",
+      return rb_error(L, "%s: argument #1 must be \"auto\", \"on\" or \"off\", got %s", fn,
                       m ? m : luaL_typename(L, 1));
-    c->rnn_wave = v;
+    *mode = v;
   }
   lua_pushstring(L, old);
   return 1;
 }
 
+/* recur._rnn_wave([mode]): whether stacks of fused cells run as a layer wavefront: "auto"
+ * (with more than one BLAS thread: the default), "on" (always, even on one thread: tests) or
+ * "off"; returns the previous mode. */
+static int f_rnn_wave(lua_State *L) {
+  return mode_knob(L, "_rnn_wave", &rb_ctx(L)->rnn_wave);
+}
+
 /* recur._rnn_split([mode]): whether stacks of cells whose rows are apart (vanilla, LSTM, GRU)
- * split the batch between two threads rather than run as a layer wavefront: "auto" (with
- * more than one BLAS thread, unless the wavefront is forced: the default), "on" (always, even
- * on one thread: tests) or "off" (the wavefront); returns the previous mode. */
+ * split the batch between two threads: "auto" (one layer, with more than one BLAS thread:
+ * the default), "on" (any number of layers, even on one thread: tests) or "off" (never; two
+ * layers or more then run as the wavefront); returns the previous mode. */
 static int f_rnn_split(lua_State *L) {
-  rc_ctx *c = rb_ctx(L);
-  static const char *const names[] = {"off", "auto", "on"};
-  const char *old = names[c->rnn_split + 1];
-  if (!lua_isnoneornil(L, 1)) {
-    const char *m = lua_type(L, 1) == LUA_TSTRING ? lua_tostring(L, 1) : NULL;
-    int v = !m                       ? 9
-            : strcmp(m, "off") == 0  ? -1
-            : strcmp(m, "auto") == 0 ? 0
-            : strcmp(m, "on") == 0   ? 1
-                                     : 9;
-    if (v == 9)
-      return rb_error(L, "_rnn_split: argument #1 must be \"auto\", \"on\" or \"off\", got %s",
-                      m ? m : luaL_typename(L, 1));
-    c->rnn_split = v;
-  }
-  lua_pushstring(L, old);
-  return 1;
+  return mode_knob(L, "_rnn_split", &rb_ctx(L)->rnn_split);
 }
 
 /* recur._rnn_wave_rows([n]): the rows of each step handed over in the layer wavefront that

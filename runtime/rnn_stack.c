@@ -545,6 +545,21 @@ static int stack_fits(rc_cell *const *cells, int L, int64_t T, int64_t B) {
 static int stack_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin);
 static int split_backward(rc_node *n, rn_split *sp, rc_tensor **gout, rc_tensor **gin);
 
+/* The node's gradients for the inputs that need one (gin): W_x's and W_h's are overwritten by
+ * their gradient products (beta 0), x's and the states' by copies, the other parameters'
+ * accumulate from zero. 0, or -1 (the caller releases what gin holds). */
+static int node_grads(const rc_node *n, const rn_ops *o, rc_tensor **gin) {
+  int ns = o->n_states, np = o->n_params;
+  for (int q = 0; q < n->n_in; q++) {
+    if (!n->next[q].fn) continue;
+    int p = q == 0 ? -1 : (q - 1) % (ns + np) - ns;
+    gin[q] = p < 0 || p <= 1 ? rc_empty(n->ctx, n->in_shape[q].ndim, n->in_shape[q].size)
+                             : rc_zeros(n->ctx, n->in_shape[q].ndim, n->in_shape[q].size);
+    if (!gin[q]) return -1;
+  }
+  return 0;
+}
+
 int rc_cell_stack_forward(rc_cell *const *cells, int L, rc_tensor *x, rc_tensor *const *state0,
                           const int64_t *lengths, rc_tensor **y, rc_tensor **state_out) {
   *y = NULL;
@@ -778,15 +793,7 @@ static int stack_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
   if (!(dy = rc_raw_contiguous(gout[0]))) goto done;
   for (int i = 0; i < L * ns; i++)
     if (!(dst[i] = rc_raw_contiguous(gout[1 + i]))) goto done;
-  for (int q = 0; q < n->n_in; q++) {
-    if (!n->next[q].fn) continue;
-    /* W_x and W_h are overwritten by their gradient GEMMs (beta 0), x and the states by
-     * copies; the other parameters accumulate */
-    int p = q == 0 ? -1 : (q - 1) % (ns + np) - ns;
-    gin[q] = p < 0 || p <= 1 ? rc_empty(c, n->in_shape[q].ndim, n->in_shape[q].size)
-                             : rc_zeros(c, n->in_shape[q].ndim, n->in_shape[q].size);
-    if (!gin[q]) goto done;
-  }
+  if (node_grads(n, o, gin)) goto done;
   int64_t dysize[1] = {rn_r16(TB * H) * (L - 1)};
   if (!(dyl = rc_empty(c, 1, dysize))) goto done;
   int64_t off_run = rn_r16(TB * P), run = rn_r16(B * H);
@@ -865,13 +872,7 @@ static int split_backward(rc_node *n, rn_split *sp, rc_tensor **gout, rc_tensor 
       if (!(dst[i] = rc_raw_contiguous(gout[1 + l * ns + k]))) goto done;
       dfin[i] = rc_data(dst[i]);
     }
-  for (int q = 0; q < n->n_in; q++) {
-    if (!n->next[q].fn) continue;
-    int p = q == 0 ? -1 : (q - 1) % (ns + np) - ns;
-    gin[q] = p < 0 || p <= 1 ? rc_empty(c, n->in_shape[q].ndim, n->in_shape[q].size)
-                             : rc_zeros(c, n->in_shape[q].ndim, n->in_shape[q].size);
-    if (!gin[q]) goto done;
-  }
+  if (node_grads(n, o, gin)) goto done;
   for (int l = 0; l < L; l++) {
     for (int k = 0; k < ns; k++)
       if (gin[in_state(o, l, k)])

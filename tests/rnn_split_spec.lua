@@ -12,52 +12,22 @@ local rnn = require("recur.rnn")
 
 local function max_abs(t) return t:abs():max():item() end
 
--- every output, final state and gradient of one forward and backward of a fresh stack
+local U = require("tests.rnn_util")
+
+-- every output, final state and gradient of one forward and backward of a fresh stack, with
+-- the split in o.split ("on") and the wavefront in o.wave ("auto")
 local function run(o)
-  recur.seed(o.seed or 3)
-  local m = rnn.RNN { cell = o.kind, input = o.I or 5, hidden = o.H or 16, layers = o.L or 2,
-    reset_after = o.reset_after }
-  local T, B, H = o.T or 6, o.B or 4, o.H or 16
-  local x = recur.randn(T, B, o.I or 5):requires_grad(true)
-  local st = m:zero_state(B)
-  for l = 1, #st do
-    for k = 1, #st[l] do st[l][k] = (recur.randn(B, H) * 0.5):requires_grad(true) end
-  end
-  local split, wave = recur._rnn_split(o.split or "on"), recur._rnn_wave(o.wave or "auto")
-  local y, fin = m(x, { state = st, lengths = o.lengths })
-  recur._rnn_split(split)
-  recur._rnn_wave(wave)
-  local loss = (y * recur.randn(T, B, H)):sum()
-  for l = 1, #fin do
-    for k = 1, #fin[l] do loss = loss + (fin[l][k] * recur.randn(B, H)):sum() end
-  end
-  if o.before_backward then o.before_backward(x) end
-  loss:backward()
-  local r = { node = tostring(y.grad_fn), names = { "y", "dx" }, vals = { y, x.grad } }
-  local function add(name, t)
-    r.names[#r.names + 1] = name
-    r.vals[#r.vals + 1] = t
-  end
-  for l = 1, #fin do
-    for k = 1, #fin[l] do
-      add("final state " .. l .. "." .. k, fin[l][k])
-      add("gradient of initial state " .. l .. "." .. k, st[l][k].grad)
+  local t = setmetatable({ seed = o.seed or 3, set = function()
+    local split, wave = recur._rnn_split(o.split or "on"), recur._rnn_wave(o.wave or "auto")
+    return function()
+      recur._rnn_split(split)
+      recur._rnn_wave(wave)
     end
-  end
-  for _, np in ipairs(m:named_parameters()) do add("gradient of " .. np[1], np[2].grad) end
-  return r
+  end }, { __index = o })
+  return U.stack_results(t)
 end
 
-local function assert_close(a, b, tol)
-  assert.are.equal(#b.vals, #a.vals)
-  for i = 1, #b.vals do
-    assert.is_not_nil(a.vals[i], b.names[i])
-    local scale = math.max(max_abs(b.vals[i]), 1e-6)
-    local diff = max_abs(a.vals[i] - b.vals[i])
-    assert.is_true(diff <= tol * scale,
-      string.format("%s: differs by %.3g (scale %.3g)", b.names[i], diff, scale))
-  end
-end
+local assert_close = U.stack_close
 
 local function assert_same(a, b, what)
   assert.are.equal(#b.vals, #a.vals)
@@ -158,29 +128,16 @@ describe("rnn batch split", function()
   -- while the helper backs off (another process holds a core) the caller runs both shares the
   -- same way: a 2-thread run's numbers do not depend on the machine's load
   it("gives the same bits when its helper backs off (2 threads)", function()
-    local before = recur.threads()
+    local before, split = recur.threads(), recur._rnn_split("on")
     recur.threads(2)
-    for _, kind in ipairs { "lstm", "gru", "rnn" } do
-      local function go(off)
-        recur.seed(9)
-        local m = rnn.RNN { cell = kind, input = 24, hidden = 64, layers = 2 }
-        local x = recur.randn(40, 32, 24):requires_grad(true)
-        if off then
-          recur._helper_back_off()
-          assert.is_false(recur._helper_usable())
-        end
-        local y = m(x)
-        ;(y * recur.randn(40, 32, 64)):sum():backward()
-        local vals = { y, x.grad }
-        for _, p in ipairs(m:parameters()) do vals[#vals + 1] = p.grad end
-        return tostring(y.grad_fn), vals
-      end
-      local node, a = go(false)
-      local node_off, b = go(true)
+    for _, c in ipairs { { "lstm", 1 }, { "gru", 2 }, { "rnn", 1 } } do
+      local node, a = U.stack_bits(c[1], c[2], false)
+      local node_off, b = U.stack_bits(c[1], c[2], true)
       assert.are.equal("RNNStackBackward", node)
       assert.are.equal("RNNStackBackward", node_off)
-      for i = 1, #a do assert.are.equal(0, max_abs(a[i] - b[i]), kind .. ": value " .. i) end
+      for i = 1, #a do assert.are.equal(0, max_abs(a[i] - b[i]), c[1] .. ": value " .. i) end
     end
+    recur._rnn_split(split)
     recur.threads(before)
   end)
 

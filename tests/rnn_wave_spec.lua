@@ -12,52 +12,22 @@ local rnn = require("recur.rnn")
 
 local function max_abs(t) return t:abs():max():item() end
 
--- every output, final state and gradient of one forward and backward of a fresh stack
+local U = require("tests.rnn_util")
+
+-- every output, final state and gradient of one forward and backward of a fresh stack, with
+-- the wavefront in o.mode and o.rows hand-over rows on the caller
 local function run(o)
-  recur.seed(o.seed or 7)
-  local m = rnn.RNN { cell = o.kind, input = o.I or 5, hidden = o.H or 16, layers = o.L or 2,
-    reset_after = o.reset_after, dropout = o.dropout, connection = o.connection }
-  local T, B, H = o.T or 6, o.B or 4, o.H or 16
-  local x = recur.randn(T, B, o.I or 5):requires_grad(true)
-  local st = m:zero_state(B)
-  for l = 1, #st do
-    for k = 1, #st[l] do st[l][k] = (recur.randn(B, H) * 0.5):requires_grad(true) end
-  end
-  local before = recur._rnn_wave(o.mode)
-  local rows_before = recur._rnn_wave_rows(o.rows or "auto")
-  local y, fin = m(x, { state = st, lengths = o.lengths })
-  recur._rnn_wave(before)
-  recur._rnn_wave_rows(rows_before)
-  local loss = (y * recur.randn(T, B, H)):sum()
-  for l = 1, #fin do
-    for k = 1, #fin[l] do loss = loss + (fin[l][k] * recur.randn(B, H)):sum() end
-  end
-  loss:backward()
-  local r = { node = tostring(y.grad_fn), names = { "y", "dx" }, vals = { y, x.grad } }
-  local function add(name, t)
-    r.names[#r.names + 1] = name
-    r.vals[#r.vals + 1] = t
-  end
-  for l = 1, #fin do
-    for k = 1, #fin[l] do
-      add("final state " .. l .. "." .. k, fin[l][k])
-      add("gradient of initial state " .. l .. "." .. k, st[l][k].grad)
+  local t = setmetatable({ set = function()
+    local before, rows_before = recur._rnn_wave(o.mode), recur._rnn_wave_rows(o.rows or "auto")
+    return function()
+      recur._rnn_wave(before)
+      recur._rnn_wave_rows(rows_before)
     end
-  end
-  for _, np in ipairs(m:named_parameters()) do add("gradient of " .. np[1], np[2].grad) end
-  return r
+  end }, { __index = o })
+  return U.stack_results(t)
 end
 
-local function assert_close(a, b, tol)
-  assert.are.equal(#b.vals, #a.vals)
-  for i = 1, #b.vals do
-    assert.is_not_nil(a.vals[i], b.names[i])
-    local scale = math.max(max_abs(b.vals[i]), 1e-6)
-    local diff = max_abs(a.vals[i] - b.vals[i])
-    assert.is_true(diff <= tol * scale,
-      string.format("%s: differs by %.3g (scale %.3g)", b.names[i], diff, scale))
-  end
-end
+local assert_close = U.stack_close
 
 local LENS = { 6, 2, 0, 5 }
 
@@ -145,22 +115,8 @@ describe("rnn wavefront", function()
     recur.threads(2)
     local split = recur._rnn_split("off") -- the wavefront, not the batch split (rnn_split_spec)
     for _, kind in ipairs { "lstm", "gru", "rnn" } do
-      local function go(off)
-        recur.seed(9)
-        local m = rnn.RNN { cell = kind, input = 24, hidden = 64, layers = 2 }
-        local x = recur.randn(40, 32, 24):requires_grad(true)
-        if off then
-          recur._helper_back_off()
-          assert.is_false(recur._helper_usable())
-        end
-        local y = m(x)
-        ;(y * recur.randn(40, 32, 64)):sum():backward()
-        local vals = { y, x.grad }
-        for _, p in ipairs(m:parameters()) do vals[#vals + 1] = p.grad end
-        return tostring(y.grad_fn), vals
-      end
-      local node, a = go(false)
-      local node_off, b = go(true)
+      local node, a = U.stack_bits(kind, 2, false)
+      local node_off, b = U.stack_bits(kind, 2, true)
       assert.are.equal("RNNStackBackward", node)
       assert.are.equal("RNNStackBackward", node_off)
       for i = 1, #a do assert.are.equal(0, max_abs(a[i] - b[i]), kind .. ": value " .. i) end
