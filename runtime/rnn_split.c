@@ -42,20 +42,25 @@ static int64_t share_rows(int64_t B) {
 }
 
 /* Taken by itself for one layer, which has no wavefront (its products split by columns each
- * step otherwise): 2 threads against 1 on a layer of T = 50, B = 32, forward and backward,
- * H = 128: LSTM 1.99 against 1.35, GRU 1.85 against 1.11, vanilla 1.57 against 1.02; LSTM
- * H = 64 1.85 against 1.10, H = 256 1.70 against 1.60, H = 512 1.80 against 1.78; GRU H = 256
- * 1.82 against 1.43; vanilla H = 512 1.63 against 1.51. Two layers or more run as the
- * wavefront unless the split is forced: on the bench's char-RNN (H = 128, 2 layers, 2 threads,
- * the two alternated in one process) the split's step took 2-4% less while the two vCPUs ran
- * at one speed and 1-2% more while one ran 17% slower (a fixed split waits for the slower
- * share; the wavefront moves rows to the faster thread), and at H = 512 the two were within 2%
- * (LSTM 105.7 ms against 103.7, GRU 71.5 against 72.1) with the split needing more memory
- * (peak RSS 202 MB against 180 for the char-RNN LSTM). */
+ * step otherwise), while its W_h takes at most RN_SPLIT_MAX_WH bytes: 2 threads against 1 on
+ * a layer of T = 50, B = 32, forward and backward, H = 128: LSTM 1.99 against 1.35, GRU 1.85
+ * against 1.11, vanilla 1.57 against 1.02; LSTM H = 64 1.85 against 1.10, H = 256 (W_h 1 MB)
+ * 1.70 against 1.60; GRU H = 256 1.82 against 1.43; vanilla H = 512 (1 MB) 1.63 against
+ * 1.51. At 3-4 MB the two were even (LSTM H = 512 1.80 against 1.78, GRU 1.87 against 1.84)
+ * and the split's peak RSS higher (an LSTM H = 512 layer's training loop 104 MB against 82).
+ * Two layers or more run as the wavefront unless the split is forced: on the bench's char-RNN
+ * (H = 128, 2 layers, 2 threads, the two alternated in one process) the split's step took
+ * 2-4% less while the two vCPUs ran at one speed and 1-2% more while one ran 17% slower (a
+ * fixed split waits for the slower share; the wavefront moves rows to the faster thread), and
+ * at H = 512 the two were within 2% (LSTM 105.7 ms against 103.7, GRU 71.5 against 72.1). */
+#define RN_SPLIT_MAX_WH ((int64_t)2 << 20)
+
 int rn_split_wanted(const rc_cell *c0, int L, int64_t B) {
   const rc_ctx *c = c0->ctx;
   if (!c0->ops->rows_apart || B < 2 || c->gemm_tracing || c->rnn_split < 0) return 0;
-  return c->rnn_split > 0 || (c->rnn_wave <= 0 && L == 1);
+  if (c->rnn_split > 0) return 1;
+  int64_t wh = c0->hidden * c0->ops->gates * c0->hidden * (int64_t)sizeof(float);
+  return c->rnn_wave <= 0 && L == 1 && wh <= RN_SPLIT_MAX_WH;
 }
 
 static int64_t share_n(const rn_split *sp, int k) {
@@ -232,15 +237,17 @@ typedef struct {
   float *ws[2];         /* each share's scratch (carved below) */
 } bwd_arg;
 
-/* Floats of a share's backward scratch: two [T n H] output gradients (one layer's, the
- * next one down's), dG [T n P], the running state gradients, the cell's scratch, and the
- * input's gradient [T n I]. */
+/* Floats of a share's backward scratch: a layer's output gradient [T n H] (the layer below's
+ * replaces it once the recurrence has read it), the running state gradients, the cell's
+ * scratch (by rows) and the input's gradient [T n I]. Its dG goes to the layer's cell's
+ * backward workspace (share 1's after share 0's). Nothing the forward saved is written: a
+ * backward with retain_graph runs again on it. */
 static int64_t bwd_floats(const rn_split *sp, int k) {
   const rc_seq *s = sp->s[k][0];
   const rn_ops *o = s->cell->ops;
-  int64_t T = sp->T, n = s->B, H = s->H, P = s->P;
-  return 2 * rn_r16(T * n * H) + rn_r16(T * n * P) + RC_CELL_MAX_STATES * rn_r16(n * H) +
-         (o->bws_floats ? rn_r16(o->bws_floats(T, n, H)) : 0) + rn_r16(T * n * s->I);
+  int64_t TN = sp->T * s->B;
+  return rn_r16(TN * s->H) + RC_CELL_MAX_STATES * rn_r16(s->B * s->H) +
+         (o->bws_floats ? rn_r16(o->bws_floats(sp->T, s->B, s->H)) : 0) + rn_r16(TN * s->I);
 }
 
 static void bwd_share(void *arg, int64_t lo, int64_t hi) {
@@ -252,15 +259,16 @@ static void bwd_share(void *arg, int64_t lo, int64_t hi) {
     const rn_ops *o = s[0]->cell->ops;
     int64_t T = sp->T, B = sp->B, b0 = k ? sp->n0 : 0, n = share_n(sp, (int)k);
     int64_t H = s[0]->H, P = s[0]->P, TN = T * n;
-    float *dya = a->ws[k], *dyb = dya + rn_r16(TN * H), *dG = dyb + rn_r16(TN * H);
-    float *run = dG + rn_r16(TN * P), *cws = run + RC_CELL_MAX_STATES * rn_r16(n * H);
+    float *dy = a->ws[k], *run = dy + rn_r16(TN * H);
+    float *cws = run + RC_CELL_MAX_STATES * rn_r16(n * H);
     float *dx = cws + (o->bws_floats ? rn_r16(o->bws_floats(T, n, H)) : 0);
-    rows_copy(dya, a->dy, T, B, b0, n, H, 0);
+    rows_copy(dy, a->dy, T, B, b0, n, H, 0);
     for (int l = sp->L - 1; l >= 0; l--) {
       rc_seq *q = s[l];
+      float *dG = rc_data(q->cell->ws[1]) + (k ? rn_r16(T * sp->n0 * P) : 0);
       rc_bw b;
       memset(&b, 0, sizeof b);
-      b.dy = dya;
+      b.dy = dy;
       b.dG = dG;
       b.ws = cws;
       for (int j = 0; j < o->n_states; j++) {
@@ -278,17 +286,16 @@ static void bwd_share(void *arg, int64_t lo, int64_t hi) {
       if (b.dp[0]) /* dW_x = X^T dG */
         rn_gemm(q->cell->ctx, q->I, P, TN, q->x, q->I, 1, dG, P, 0, b.dp[0], P, 1.0f, 0.0f);
       if (o->has_bias && b.dp[2]) rn_colsum_add(dG, TN, P, P, b.dp[2]);
-      float *dst = l > 0 ? dyb : (a->dx ? dx : NULL);
-      if (dst) /* the layer below's output gradient, or the input's: dG W_x^T */
+      /* the layer below's output gradient (over this one's, which the recurrence has read),
+       * or the input's: dG W_x^T */
+      float *dst = l > 0 ? dy : (a->dx ? dx : NULL);
+      if (dst)
         rn_gemm(q->cell->ctx, TN, q->I, P, dG, P, 0, rc_data(q->w[0]), P, 1, dst, q->I, 1.0f, 0.0f);
       if (a->dstate)
         for (int j = 0; j < o->n_states; j++) {
           float *d = a->dstate[l * RC_CELL_MAX_STATES + j];
           if (d) memcpy(d + b0 * H, b.d[j], (size_t)(n * H) * sizeof(float));
         }
-      float *sw = dya;
-      dya = dyb;
-      dyb = sw;
     }
     if (a->dx) rows_copy(a->dx, dx, T, B, b0, n, s[0]->I, 1);
   }
@@ -315,6 +322,14 @@ int rn_split_backward(rn_split *sp, const float *dy, float *const *dfin, float *
       psize[i] = dp[i] ? rc_numel(cells[l]->param[p]) : 0;
       pfl += rn_r16(psize[i]);
     }
+  }
+  /* each layer's dG (both shares') in its cell's backward workspace, grown before the threads
+   * start */
+  for (int l = 0; l < L; l++) {
+    const rc_seq *q = sp->s[0][l];
+    if (!rn_workspace(cells[l], 1,
+                      rn_r16(sp->T * sp->n0 * q->P) + rn_r16(sp->T * (sp->B - sp->n0) * q->P)))
+      goto done;
   }
   int64_t w0 = rn_r16(bwd_floats(sp, 0)), w1 = rn_r16(bwd_floats(sp, 1));
   int64_t size[1] = {w0 + w1 + pfl};

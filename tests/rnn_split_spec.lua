@@ -97,7 +97,7 @@ describe("rnn batch split", function()
 
   -- by itself for one layer; two layers or more run as the wavefront unless the split is
   -- forced (recur._profile counts the wavefront's two-thread runs)
-  it("runs one layer by itself, leaves two to the wavefront unless forced", function()
+  it("runs one layer (W_h up to 2 MB) by itself, two on the wavefront unless forced", function()
     local before = recur.threads()
     recur.threads(2)
     local function wave_runs(L, split)
@@ -111,6 +111,10 @@ describe("rnn batch split", function()
       recur._rnn_split(was)
       return tostring(y.grad_fn), p.wave.forward.runs
     end
+    -- one layer whose W_h is over 2 MB (LSTM H = 400: 2.4 MB) keeps its column split
+    recur.seed(1)
+    local wide = rnn.RNN { cell = "lstm", input = 8, hidden = 400, layers = 1 }
+    local node_wide = tostring(wide(recur.randn(4, 16, 8)).grad_fn)
     local node_one, runs_one = wave_runs(1, "auto")
     local node_two, runs_two = wave_runs(2, "auto")
     local node_forced, runs_forced = wave_runs(2, "on")
@@ -118,6 +122,7 @@ describe("rnn batch split", function()
     recur.threads(before)
     assert.are.equal("RNNStackBackward", node_one)
     assert.are.equal(0, runs_one)
+    assert.are.equal("LSTMBackward", node_wide)
     assert.are.equal("RNNStackBackward", node_two)
     assert.are.equal("RNNStackBackward", node_forced)
     assert.are.equal(0, runs_forced)
