@@ -47,7 +47,8 @@ describe("rnn batch split", function()
     -- an odd batch (share 1 a row longer), a batch of 2 (a row each), a share of 16 rows and
     -- one of 8 (B = 24: whole 8-row blocks), and a share whose sequences are all empty
     { kind = "lstm", B = 5, lengths = { 6, 1, 6, 3, 0 } }, { kind = "gru", B = 2, T = 2 },
-    { kind = "rnn", B = 24, H = 40, I = 24, T = 5 }, { kind = "lstm", B = 4, lengths = { 0, 0, 6, 3 } },
+    { kind = "rnn", B = 24, H = 40, I = 24, T = 5 },
+    { kind = "lstm", B = 4, lengths = { 0, 0, 6, 3 } },
   }
   for _, c in ipairs(cases) do
     local name = string.format("%s, %d layer(s), B = %d%s", c.kind, c.L or 2, c.B or 4,
@@ -153,7 +154,7 @@ describe("rnn batch split", function()
     assert.matches("input of RNNStackBackward was modified", tostring(err), 1, true)
   end)
 
-  it("_rnn_split: \"auto\", \"on\" or \"off\", returns the previous mode, refuses others", function()
+  it("_rnn_split: a mode, returns the previous one, refuses others", function()
     assert.are.equal("auto", recur._rnn_split("on"))
     assert.are.equal("on", recur._rnn_split("off"))
     assert.are.equal("off", recur._rnn_split("auto"))
@@ -161,8 +162,8 @@ describe("rnn batch split", function()
     for _, bad in ipairs { "yes", 1, true } do
       local ok, err = pcall(recur._rnn_split, bad)
       assert.is_false(ok)
-      assert.matches("_rnn_split: argument #1 must be \"auto\", \"on\" or \"off\"", tostring(err), 1,
-        true)
+      assert.matches("_rnn_split: argument #1 must be \"auto\", \"on\" or \"off\"",
+        tostring(err), 1, true)
     end
   end)
 end)
