@@ -5,7 +5,8 @@
  *   recur._profile(false)   stops it; returns nil when none was running, else
  *     { backward = { {name =, seconds =, calls =}, ... } (slowest first),
  *       lost = calls of nodes past the table's room,
- *       wave = { forward = W, backward = W } }
+ *       wave = { forward = W, backward = W },
+ *       split = { forward = runs, backward = runs } (the batch split's, runtime/rnn_split.c) }
  *   where W, the layer wavefront's two-thread runs (runtime/rnn_stack.c), times summed over
  *   the runs: { runs =, late_runs =, seconds =, wait = {caller, helper},
  *               done = {caller, helper} (recurrences done, from each run's start),
@@ -85,6 +86,12 @@ static int f_profile(lua_State *L) {
   push_wave(L, &p->wave[1], 1);
   lua_setfield(L, -2, "backward");
   lua_setfield(L, -2, "wave");
+  lua_createtable(L, 0, 2);
+  lua_pushinteger(L, p->split_runs[0]);
+  lua_setfield(L, -2, "forward");
+  lua_pushinteger(L, p->split_runs[1]);
+  lua_setfield(L, -2, "backward");
+  lua_setfield(L, -2, "split");
   return 1;
 }
 

@@ -31,6 +31,7 @@ typedef struct rc_profile {
   int n_nodes;
   long lost;               /* calls of nodes whose name found no room */
   rc_profile_wave wave[2]; /* forward, backward */
+  long split_runs[2];      /* the batch split's runs (runtime/rnn_split.c), forward, backward */
 } rc_profile;
 
 /* Starts a profile (dropping one in progress): 0, or -1 with a message. */

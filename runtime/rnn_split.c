@@ -24,6 +24,7 @@
 
 #include "nn.h"
 #include "ops.h"
+#include "profile.h"
 #include "rnn_impl.h"
 
 struct rn_split {
@@ -206,6 +207,7 @@ rn_split *rn_split_forward(rc_cell *const *cells, int L, rc_tensor *x, rc_tensor
   }
   fwd_arg a = {sp, rc_data(xc), y};
   run_shares(cells, L, fwd_share, &a, t);
+  if (c->profile) c->profile->split_runs[0]++;
   rc_release(xc);
   for (int k = 0; k < 2; k++) {
     int64_t n = share_n(sp, k), b0 = k ? sp->n0 : 0;
@@ -344,6 +346,7 @@ int rn_split_backward(rn_split *sp, const float *dy, float *const *dfin, float *
   }
   bwd_arg a = {sp, dy, dfin, dx, dstate, {dp, dp1}, {base, base + w0}};
   run_shares(cells, L, bwd_share, &a, t);
+  if (c->profile) c->profile->split_runs[1]++;
   for (int i = 0; i < np; i++)
     if (psize[i]) rc_k_add(dp[i], dp1[i], psize[i]);
   rc = 0;

@@ -97,38 +97,35 @@ describe("rnn batch split", function()
   end)
 
   -- by itself for one layer; two layers or more run as the wavefront unless the split is
-  -- forced (recur._profile counts the wavefront's two-thread runs)
+  -- forced (recur._profile counts the split's runs, with the helper or without)
   it("runs one layer (W_h up to 2 MB) by itself, two on the wavefront unless forced", function()
     local before = recur.threads()
     recur.threads(2)
-    local function wave_runs(L, split)
+    local function split_runs(L, H, split)
       recur.seed(1)
-      local m = rnn.RNN { cell = "lstm", input = 8, hidden = 64, layers = L }
+      local m = rnn.RNN { cell = "lstm", input = 8, hidden = H, layers = L }
       local x = recur.randn(4, 16, 8)
       local was = recur._rnn_split(split)
       recur._profile(true)
       local y = m(x)
       local p = recur._profile(false)
       recur._rnn_split(was)
-      return tostring(y.grad_fn), p.wave.forward.runs
+      return tostring(y.grad_fn), p.split.forward
     end
-    -- one layer whose W_h is over 2 MB (LSTM H = 400: 2.4 MB) keeps its column split
-    recur.seed(1)
-    local wide = rnn.RNN { cell = "lstm", input = 8, hidden = 400, layers = 1 }
-    local node_wide = tostring(wide(recur.randn(4, 16, 8)).grad_fn)
-    local node_one, runs_one = wave_runs(1, "auto")
-    local node_two, runs_two = wave_runs(2, "auto")
-    local node_forced, runs_forced = wave_runs(2, "on")
-    local usable = recur._helper_usable()
+    local node_one, one = split_runs(1, 64, "auto")
+    local node_two, two = split_runs(2, 64, "auto")
+    local node_forced, forced = split_runs(2, 64, "on")
+    -- W_h over 2 MB (LSTM H = 400: 2.4 MB): one layer keeps its column split
+    local node_wide, wide = split_runs(1, 400, "auto")
     recur.threads(before)
     assert.are.equal("RNNStackBackward", node_one)
-    assert.are.equal(0, runs_one)
-    assert.are.equal("LSTMBackward", node_wide)
+    assert.are.equal(1, one)
     assert.are.equal("RNNStackBackward", node_two)
+    assert.are.equal(0, two)
     assert.are.equal("RNNStackBackward", node_forced)
-    assert.are.equal(0, runs_forced)
-    -- (a two-thread run needs the helper: none while another process keeps a core busy)
-    if usable then assert.is_true(runs_two >= 1) end
+    assert.are.equal(1, forced)
+    assert.are.equal("LSTMBackward", node_wide)
+    assert.are.equal(0, wide)
   end)
 
   -- while the helper backs off (another process holds a core) the caller runs both shares the

@@ -99,3 +99,7 @@ if p.wave.forward.runs == 0 and p.wave.backward.runs == 0 then
   print("wavefront: no two-thread runs (one thread, the batch split between the threads, or "
     .. "the stack ran layer by layer)")
 end
+if p.split.forward > 0 or p.split.backward > 0 then
+  print(string.format("batch split (runtime/rnn_split.c): %d forward runs, %d backward",
+    p.split.forward, p.split.backward))
+end
