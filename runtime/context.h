@@ -38,8 +38,8 @@ typedef struct rc_ctx {
   int rnn_wave;         /* stacks of fused cells as a layer wavefront (rnn_stack.c): 0 when
                          * it pays (more than one BLAS thread), 1 always (tests), -1 never */
   int rnn_split;        /* stacks of cells whose rows are apart split the batch between two
-                         * threads (rnn_split.c): 0 unless the wavefront is forced, 1 always
-                         * (tests), -1 never (the wavefront instead) */
+                         * threads (rnn_split.c): 0 for one layer with a small W_h (more than
+                         * one BLAS thread), 1 always (tests), -1 never */
   int rnn_wave_rows;    /* 0: the wavefront's hand-over rows follow the threads' speeds; n > 0:
                          * the caller's thread computes n - 1 of each step's (tests) */
   int rnn_proj_whole;   /* 1: a fused cell run layer by layer projects x W_x + b for every step

@@ -2,8 +2,9 @@
  * independent, so each thread runs every layer, forward and backward, on a share of the rows,
  * in buffers of its own, as one thread would run a smaller batch (the layer-by-layer path:
  * each layer's input projection ahead of its steps, then its recurrence, then in backward its
- * whole-sequence products). The threads meet twice a sequence: where the shares are gathered
- * from the batch and put back, and where backward adds the two shares' parameter gradients.
+ * whole-sequence products; each thread gathers its rows of the input and puts back its rows
+ * of the output and the gradients). The threads meet only at the end of each pass, after
+ * which backward adds share 1's parameter gradients to share 0's.
  *
  * Why beside the layer wavefront (rnn_stack.c): one layer has no wavefront, and its products
  * split by columns with the helper meet it twice a step; split by rows, nothing crosses from
@@ -32,7 +33,7 @@ struct rn_split {
   int L;
   int64_t T, B, n0;  /* share 0 takes rows [0, n0) of the batch, share 1 [n0, B) */
   rc_seq **s[2];     /* each share's L sequences (layer l's x is layer l - 1's output) */
-  rc_tensor *buf[2]; /* each share's layer outputs, [L][T * n * H] */
+  rc_tensor *buf[2]; /* each share's input [T * n * I] and layer outputs [L][T * n * H] */
   rc_tensor *x;      /* the batch's input (its version is checked in backward) */
   uint32_t xver;
 };
