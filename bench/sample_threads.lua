@@ -3,7 +3,7 @@
 -- that load from other processes falls on both sides. Prints each configuration's median
 -- char/s with its range and the median (range) over rounds of 2-thread / 1-thread.
 -- The model is bench/charrnn.lua's: vocabulary 65, embedding 64, 2 LSTM layers.
--- RECUR_GENERATE_THREADED_MIN=0 lets OpenBLAS thread every product (generation's choice off).
+-- With 2 threads the loop's recurrent products run on the helper thread (runtime/rnn_generate.c).
 -- Options: --help (scripts/args.lua).
 local recur = require("recur")
 local Args = require("scripts.args")

@@ -500,8 +500,8 @@ int rc_sgemm_own(rc_ctx *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K, f
 /* ---- the entry point ---- */
 
 /* multiply-adds from which a product left to OpenBLAS may use its threads: matrix-vector
- * products as in rc_rnn_generate (RN_GENERATE_THREADED_MIN, measured there), matrix products
- * above the word-LM step's [640 x 100] x [100 x 50] */
+ * products from 2^20 (below it, 2 threads lost to 1 in batch-1 generation: bench/README.md,
+ * "Sampling threads"), matrix products above the word-LM step's [640 x 100] x [100 x 50] */
 #define BLAS_GEMV_THREADED_MIN ((int64_t)1 << 20)
 #define BLAS_GEMM_THREADED_MIN ((int64_t)1 << 22)
 

@@ -1,7 +1,8 @@
 /* Where a step's time goes, from inside the runtime (recur._profile, bindings/profile.c): while
  * a context profiles, every node backward runs adds its time under its name, and every run of
  * the layer wavefront (runtime/rnn_stack.c) adds how long it took and how each of its two
- * threads spent it, and every run of the batch split (runtime/rnn_split.c) counts. Off (ctx->profile NULL) each of those places costs one branch. */
+ * threads spent it, and every run of the batch split (runtime/rnn_split.c) counts. Off
+ * (ctx->profile NULL) each of those places costs one branch. */
 #ifndef RECUR_PROFILE_H
 #define RECUR_PROFILE_H
 

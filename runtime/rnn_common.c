@@ -298,6 +298,11 @@ void rn_input_projection_rows(rc_seq *s, int64_t r0, int64_t r1) {
   if (r1 <= r0) return;
   const float *Wx = rc_data(s->cell->param[0]);
   float *pre = s->pre + r0 * s->P;
+  if (r1 - r0 == 1) { /* a batch-1 step: the same kernel as generation's (rn_vecmat) */
+    rn_vecmat(rn_vecmat_kind(), s->I, s->x + r0 * s->I, Wx, s->P,
+              o->has_bias ? rc_data(s->cell->param[2]) : NULL, pre, 0, s->P);
+    return;
+  }
   if (o->has_bias)
     rc_sgemm_bias(s->cell->ctx, 0, 0, r1 - r0, s->P, s->I, s->x + r0 * s->I, s->I, Wx, s->P,
                   rc_data(s->cell->param[2]), pre, s->P);
@@ -568,17 +573,18 @@ int rc_cell_step(rc_cell *cell, rc_tensor *x, rc_tensor *const *state, rc_tensor
   return 0;
 }
 
-int rc_cell_step_raw(rc_cell *cell, int64_t B, const float *x, float *const *state, float *y) {
+int rn_step_given(rc_cell *cell, const float *pre, const float *rec, float *const *state,
+                  float *y) {
   const rn_ops *o = cell->ops;
   rc_seq s;
-  if (step_seq(cell, B, &s)) return -1;
-  s.x = x;
-  size_t bytes = (size_t)(B * s.H) * sizeof(float);
+  if (step_seq(cell, 1, &s)) return -1;
+  size_t bytes = (size_t)s.H * sizeof(float);
   for (int k = 0; k < o->n_states; k++) memcpy(s.st[k], state[k], bytes);
-  rn_input_projection(&s);
+  memcpy(s.pre, pre, (size_t)s.P * sizeof(float));
+  s.rec = rec;
   s.y = y;
   o->forward(&s);
-  for (int k = 0; k < o->n_states; k++) memcpy(state[k], s.st[k] + B * s.H, bytes);
+  for (int k = 0; k < o->n_states; k++) memcpy(state[k], s.st[k] + s.H, bytes);
   return 0;
 }
 

@@ -1,27 +1,46 @@
-/* Generation at batch 1 with a stack of fused cells (see rnn_generate.h). */
+/* Generation at batch 1 with a stack of fused cells (see rnn_generate.h).
+ *
+ * At batch 1 every product is one row times a weight, and a step is a chain: layer 1, layer
+ * 2, ..., the readout, a draw, whose id is the next step's input. What does not wait on the
+ * chain is each layer's recurrent product for the next step, h_l W_h, which can start as
+ * soon as layer l has finished this step. With a helper thread those products run on it
+ * while the caller goes on with the layers above, the readout and the draw: the caller's
+ * step is left with the input products (layer 1's is a row of a table, b + E W_x, computed
+ * once per call), the cells' elementwise passes, the readout and the draw.
+ *
+ * A recurrent product is a job of a few chunks of columns that either thread may claim (one
+ * atomic counter per layer): the helper claims them as their inputs appear, and the caller
+ * claims whatever is left when it needs the product, so a late helper (descheduled, backed
+ * off, or none) costs nothing but its share. Every product is rn_vecmat's, whichever thread
+ * runs it, and the cells add it as rn_pgemm would (rn_rec_pgemm): 1 and 2 threads, and the
+ * batch-1 step the Lua loop takes (rc_cell_step), give the same bits. */
 #include "rnn_generate.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "context.h"
 #include "rnn_impl.h"
 #include "sample.h"
 
-/* Below this many multiply-adds per step (cells and readout), generation runs OpenBLAS on one
- * thread. At batch 1 every product is a matrix-vector one (sgemv), which OpenBLAS 0.3.21
- * splits over its threads from 9,216 matrix elements on; handing half of a product of a few
- * microseconds to another thread costs more than it saves: 2 threads ran at 0.35x the speed
- * of 1 for a 2-layer LSTM at H = 128 (0.24M per step), 0.72x at 512 (3.3M), 0.94x at 768
- * (7.3M), 1.02x at 1024 (12.9M), within noise above (bench/README.md, "Sampling threads").
- * RECUR_GENERATE_THREADED_MIN overrides it (comparisons; 0: OpenBLAS decides every product). */
-#define RN_GENERATE_THREADED_MIN (1 << 20)
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 
-static double threaded_min(void) {
-  const char *e = getenv("RECUR_GENERATE_THREADED_MIN");
-  char *end = NULL;
-  double d = e ? strtod(e, &end) : 0;
-  return e && end != e && d >= 0 ? d : (double)RN_GENERATE_THREADED_MIN;
-}
+#define GEN_MAX_LAYERS 64
+/* the helper pays from this many multiply-adds of recurrent products per step on: 2 threads
+ * against 1, alternated in one process on a 2-vCPU EPYC, vanilla RNN of 1 layer 0.96x at
+ * H = 32 (1K), 1.02x at 64 (4K), 1.25x at 96 (9K); 2 layers of 64 (8K) 1.22x; 1-layer GRU of
+ * 64 (8K) 1.22x; LSTM 1 layer of 48 (9K) 1.26x, 2 layers of 128 (131K) 1.69x */
+#define GEN_HELPER_MIN 8192
+/* OpenBLAS 0.3.21 threads a matrix-vector product from this many elements on; below it the
+ * setting is left alone (setting and restoring it cost a 1-layer RNN of 32 units 5%) */
+#define GEN_GEMV_THREADED 9216
+/* the embedding table pays when the call has at least as many steps as the vocabulary has ids
+ * (each step saves one row of E W_x); its size is capped */
+#define GEN_TABLE_MAX_FLOATS ((int64_t)4 << 20)
 
 int64_t rc_rnn_state_floats(rc_cell *const *cells, int n) {
   int64_t total = 0;
@@ -30,12 +49,197 @@ int64_t rc_rnn_state_floats(rc_cell *const *cells, int n) {
   return total;
 }
 
+/* One layer's recurrent product between the two threads: each counter on a cache line of its
+ * own (the caller writes `published`, both threads the other two). */
+typedef struct {
+  _Alignas(64) atomic_llong published; /* steps this layer has finished: its state h is the
+                                        * input of step `published`'s recurrent product */
+  _Alignas(64) atomic_llong claimed;   /* chunks claimed, all steps: chunk c of step s is
+                                        * s * chunks + c */
+  _Alignas(64) atomic_llong done;      /* chunks finished */
+} gen_flags;
+
+typedef struct {
+  rc_cell *const *cells;
+  int n;
+  int64_t steps, chunks;
+  int kind;                        /* rn_vecmat's kernel */
+  const float *h[GEN_MAX_LAYERS];  /* each layer's state 0 (in the caller's state buffer) */
+  const float *Wh[GEN_MAX_LAYERS]; /* W_h [H, P] */
+  int64_t N[GEN_MAX_LAYERS];       /* its first product's columns, or 0: the cell's own */
+  float *R[GEN_MAX_LAYERS];        /* the product for the next step */
+  gen_flags *f;                    /* n */
+  atomic_int stop;
+  /* the caller's loop (gen_caller) */
+  float *state, *ya, *yb, *pre, *logits, *table;
+  const float *E0, *W, *b;
+  int64_t V, E, Hout;
+  const int64_t *prime;
+  int64_t n_prime;
+  double temperature;
+  int64_t top_k;
+  int64_t *out;
+  rc_ctx *ctx;
+  int err;
+} gen;
+
+static inline void relax(void) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  _mm_pause();
+#endif
+}
+
+/* n floats from p on their way into this core's cache, every line at once (data the other
+ * core wrote: read in order, each line would wait for its own cross-core transfer) */
+static inline void prefetch(const float *p, int64_t n) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  for (int64_t j = 0; j < n; j += 16) _mm_prefetch((const char *)(p + j), _MM_HINT_T0);
+#else
+  (void)p, (void)n;
+#endif
+}
+
+/* chunk c of layer l's product (columns rounded to 16-float vectors) */
+static void run_chunk(gen *g, int l, int64_t c) {
+  int64_t N = g->N[l], per = (N / g->chunks + 15) & ~(int64_t)15;
+  int64_t j0 = c * per, j1 = c + 1 == g->chunks || j0 + per > N ? N : j0 + per;
+  int64_t H = rc_cell_hidden(g->cells[l]), P = (int64_t)g->cells[l]->ops->gates * H;
+  prefetch(g->h[l], H);
+  rn_vecmat(g->kind, H, g->h[l], g->Wh[l], P, NULL, g->R[l], j0 < N ? j0 : N, j1);
+}
+
+/* Claims and runs chunks of layer l's products while they belong to steps up to `s`. */
+static void claim_through(gen *g, int l, int64_t s) {
+  gen_flags *f = &g->f[l];
+  long long end = (long long)(s + 1) * g->chunks;
+  long long c = atomic_load_explicit(&f->claimed, memory_order_relaxed);
+  while (c < end) {
+    if (atomic_compare_exchange_weak_explicit(&f->claimed, &c, c + 1, memory_order_acq_rel,
+                                              memory_order_relaxed)) {
+      run_chunk(g, l, c % g->chunks);
+      atomic_fetch_add_explicit(&f->done, 1, memory_order_release);
+      c++;
+    }
+  }
+}
+
+/* Spins until *a >= v or the caller stops the run; yields now and then (the other thread
+ * may share this core). 0, or -1 when stopped. */
+static int wait_at_least(gen *g, atomic_llong *a, long long v) {
+  unsigned spins = 0;
+  while (atomic_load_explicit(a, memory_order_acquire) < v) {
+    if (atomic_load_explicit(&g->stop, memory_order_relaxed)) return -1;
+    if (++spins % 1024 == 0)
+      sched_yield();
+    else
+      relax();
+  }
+  return 0;
+}
+
+/* Layer l's product for step s, when the helper has finished it, on its way into this core's
+ * cache while the caller computes something else (it was written on the other core: reading
+ * it line by line when the cell adds it costs a cross-core transfer per line). */
+static void prefetch_ready(gen *g, int l, int64_t s) {
+  if (g->N[l] &&
+      atomic_load_explicit(&g->f[l].done, memory_order_relaxed) >= (long long)(s + 1) * g->chunks)
+    prefetch(g->R[l], g->N[l]);
+}
+
+/* the helper: every layer's recurrent product of every step, as soon as its input is there */
+static void gen_helper(gen *g) {
+  for (int64_t s = 0; s < g->steps; s++)
+    for (int l = 0; l < g->n; l++) {
+      if (!g->N[l]) continue;
+      if (wait_at_least(g, &g->f[l].published, s)) return;
+      claim_through(g, l, s);
+    }
+}
+
+/* the caller: the steps */
+static void gen_caller(gen *g) {
+  int64_t last = g->prime[0];
+  float *st[RC_CELL_MAX_STATES];
+  for (int64_t i = 0; i < g->steps; i++) {
+    const float *x = g->E0 + last * g->E;
+    float *y = g->ya, *sp = g->state;
+    for (int l = 0; l < g->n; l++) {
+      rc_cell *cell = g->cells[l];
+      const rn_ops *o = cell->ops;
+      int64_t h = rc_cell_hidden(cell);
+      int64_t P = o->gates * h;
+      for (int k = 0; k < o->n_states; k++) st[k] = sp + k * h;
+      /* pre = b + x W_x: layer 1's a row of the table when there is one */
+      const float *pre = g->pre;
+      if (l > 0) prefetch_ready(g, l, i);
+      if (l == 0 && g->table)
+        pre = g->table + last * P;
+      else
+        rn_vecmat(g->kind, rc_cell_input(cell), x, rc_data(cell->param[0]), P,
+                  o->has_bias ? rc_data(cell->param[2]) : NULL, g->pre, 0, P);
+      if (g->N[l]) { /* the recurrent product: what the helper has not claimed, then its part */
+        long long need = (long long)(i + 1) * g->chunks;
+        if (atomic_load_explicit(&g->f[l].done, memory_order_acquire) < need)
+          claim_through(g, l, i);
+        unsigned spins = 0;
+        while (atomic_load_explicit(&g->f[l].done, memory_order_acquire) < need)
+          if (++spins % 1024 == 0)
+            sched_yield();
+          else
+            relax();
+        if (spins) prefetch(g->R[l], g->N[l]); /* finished just now, on the other core */
+      }
+      if (rn_step_given(cell, pre, g->N[l] ? g->R[l] : NULL, st, y)) goto fail;
+      /* h is in place: the next step's recurrent product may start */
+      atomic_store_explicit(&g->f[l].published, i + 1, memory_order_release);
+      sp += o->n_states * h;
+      x = y;
+      y = y == g->ya ? g->yb : g->ya;
+    }
+    if (i + 1 < g->n_prime) {
+      last = g->prime[i + 1];
+      continue;
+    }
+    int64_t k = i + 1 - g->n_prime; /* index of the id being generated */
+    if (i + 1 < g->steps) prefetch_ready(g, 0, i + 1);
+    if (g->b) memcpy(g->logits, g->b, sizeof(float) * (size_t)g->V);
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, (blasint)g->V, (blasint)g->Hout, 1.0f, g->W,
+                (blasint)g->Hout, x, 1, g->b ? 1.0f : 0.0f, g->logits, 1);
+    if (rc_sample_row(g->ctx, g->logits, g->V, g->temperature, g->top_k, &last)) goto fail;
+    g->out[k] = last;
+  }
+  atomic_store_explicit(&g->stop, 1, memory_order_relaxed);
+  return;
+fail:
+  g->err = 1;
+  atomic_store_explicit(&g->stop, 1, memory_order_relaxed);
+}
+
+/* rc_team_split's job: part 0 the caller's loop, part 1 the helper's (a split that runs whole
+ * on the caller, [0, 2), is the caller's loop alone: it claims every product itself) */
+static void gen_part(void *arg, int64_t lo, int64_t hi) {
+  (void)hi;
+  if (lo == 0)
+    gen_caller(arg);
+  else
+    gen_helper(arg);
+}
+
+/* The helper thread for a generation, or NULL: one thread */
+static rc_team *gen_team(rc_cell *cell, int threads) {
+  if (threads < 2 || cell->ctx->no_rnn_helper) return NULL;
+  if (!cell->team) cell->team = rc_ctx_team(cell->ctx);
+  return cell->team && rc_team_usable(cell->team) ? cell->team : NULL;
+}
+
 int rc_rnn_generate(rc_cell *const *cells, int n, rc_tensor *embed, rc_tensor *W_out,
                     rc_tensor *b_out, float *state, const int64_t *prime, int64_t n_prime,
                     int64_t length, double temperature, int64_t top_k, int64_t *out) {
   rc_ctx *c = embed->ctx;
   char s1[128], s2[128];
   if (n < 1) return rc_error(c, "generate: no cells");
+  if (n > GEN_MAX_LAYERS)
+    return rc_error(c, "generate: at most %d cells, got %d", GEN_MAX_LAYERS, n);
   if (embed->ndim != 2)
     return rc_error(c, "generate: the embedding must be [V, E], got %s",
                     rc_shape_str(embed, s1, sizeof s1));
@@ -43,8 +247,10 @@ int rc_rnn_generate(rc_cell *const *cells, int n, rc_tensor *embed, rc_tensor *W
   if (rc_cell_input(cells[0]) != E)
     return rc_error(c, "generate: the embedding has %lld columns but the first cell takes %lld",
                     (long long)E, (long long)rc_cell_input(cells[0]));
-  int64_t Hmax = 0;
+  int64_t Hmax = 0, Pmax = 0;
   for (int l = 0; l < n; l++) {
+    int64_t P = (int64_t)cells[l]->ops->gates * rc_cell_hidden(cells[l]);
+    if (P > Pmax) Pmax = P;
     if (l > 0 && rc_cell_input(cells[l]) != rc_cell_hidden(cells[l - 1]))
       return rc_error(c, "generate: cell %d takes %lld inputs but cell %d gives %lld", l + 1,
                       (long long)rc_cell_input(cells[l]), l,
@@ -68,60 +274,98 @@ int rc_rnn_generate(rc_cell *const *cells, int n, rc_tensor *embed, rc_tensor *W
     if (prime[i] < 0 || prime[i] >= V)
       return rc_error(c, "generate: prime id %lld is outside 1..%lld", (long long)prime[i] + 1,
                       (long long)V);
-  /* the budget sees every step's products before the loop (a long generation is one call) */
+  int64_t steps = n_prime - 1 + length;
+  int64_t P0 = (int64_t)cells[0]->ops->gates * rc_cell_hidden(cells[0]);
+  int table = steps >= V && V * P0 <= GEN_TABLE_MAX_FLOATS;
+  /* the budget sees every step's products (and the table's) before the loop: a long
+   * generation is one call */
   double per_step = (double)V * (double)H;
   for (int l = 0; l < n; l++) per_step += rc_cell_flops(cells[l], 1, 1) / 6.0;
-  if (rc_charge(c, "generate", rc_mac_units(per_step * (double)(n_prime - 1 + length)))) return -1;
+  double macs = per_step * (double)steps + (table ? (double)V * (double)E * (double)P0 : 0.0);
+  if (rc_charge(c, "generate", rc_mac_units(macs))) return -1;
+  if (steps == 0) return 0;
+
   rc_tensor *ec = rc_raw_contiguous(embed), *wc = NULL, *bc = NULL;
   float *buf = NULL;
+  gen_flags *flags = NULL;
   int rc = -1;
-  /* a process-wide setting, restored below (as recur_call does for an embedded runtime) */
+  /* one BLAS thread throughout (a process-wide setting, restored below) where the readout,
+   * the only product left to OpenBLAS, would use more: the second core is the helper's */
   int threads = openblas_get_num_threads();
-  int single = threads > 1 && per_step < threaded_min();
-  if (single) openblas_set_num_threads(1);
+  int one = threads > 1 && V * H >= GEN_GEMV_THREADED;
+  if (one) openblas_set_num_threads(1);
   if (!ec) goto done;
   if (!(wc = rc_raw_contiguous(W_out))) goto done;
   if (b_out && !(bc = rc_raw_contiguous(b_out))) goto done;
-  buf = malloc(sizeof(float) * (size_t)(2 * Hmax + V));
-  if (!buf) {
+  gen g;
+  memset(&g, 0, sizeof g);
+  g.cells = cells;
+  g.n = n;
+  g.steps = steps;
+  g.kind = rn_vecmat_kind();
+  int64_t rfloats = 0;
+  for (int l = 0; l < n; l++) {
+    const rn_ops *o = cells[l]->ops;
+    g.N[l] = (int64_t)o->rec_gates * rc_cell_hidden(cells[l]);
+    rfloats += rn_r16(g.N[l]);
+  }
+  int64_t nbuf = 2 * rn_r16(Hmax) + rn_r16(Pmax) + rn_r16(V) + rfloats + (table ? V * P0 : 0);
+  buf = malloc(sizeof(float) * (size_t)nbuf);
+  flags = aligned_alloc(64, sizeof(gen_flags) * (size_t)n);
+  if (!buf || !flags) {
     rc_error(c, "generate: out of memory");
     goto done;
   }
-  {
-    float *ya = buf, *yb = buf + Hmax, *logits = buf + 2 * Hmax;
-    const float *E0 = rc_data(ec), *W = rc_data(wc), *b = bc ? rc_data(bc) : NULL;
-    float *st[RC_CELL_MAX_STATES];
-    int64_t last = prime[0];
-    for (int64_t i = 0; i < n_prime - 1 + length; i++) {
-      /* one step on `last` */
-      const float *x = E0 + last * E;
-      float *y = ya;
-      float *sp = state;
-      for (int l = 0; l < n; l++) {
-        int ns = rc_cell_n_states(cells[l]);
-        int64_t h = rc_cell_hidden(cells[l]);
-        for (int k = 0; k < ns; k++) st[k] = sp + k * h;
-        if (rc_cell_step_raw(cells[l], 1, x, st, y)) goto done;
-        sp += ns * h;
-        x = y;
-        y = y == ya ? yb : ya;
-      }
-      if (i + 1 < n_prime) {
-        last = prime[i + 1];
-        continue;
-      }
-      int64_t k = i + 1 - n_prime; /* index of the id being generated */
-      if (b) memcpy(logits, b, sizeof(float) * (size_t)V);
-      cblas_sgemv(CblasRowMajor, CblasNoTrans, (blasint)V, (blasint)H, 1.0f, W, (blasint)H, x, 1,
-                  b ? 1.0f : 0.0f, logits, 1);
-      if (rc_sample_row(c, logits, V, temperature, top_k, &last)) goto done;
-      out[k] = last;
-    }
+  g.ya = buf;
+  g.yb = g.ya + rn_r16(Hmax);
+  g.pre = g.yb + rn_r16(Hmax);
+  g.logits = g.pre + rn_r16(Pmax);
+  float *r = g.logits + rn_r16(V);
+  int64_t hoff = 0;
+  for (int l = 0; l < n; l++) {
+    g.R[l] = r;
+    r += rn_r16(g.N[l]);
+    g.h[l] = state + hoff;
+    hoff += (int64_t)cells[l]->ops->n_states * rc_cell_hidden(cells[l]);
+    g.Wh[l] = rc_data(cells[l]->param[1]);
+    atomic_init(&flags[l].published, 0);
+    atomic_init(&flags[l].claimed, 0);
+    atomic_init(&flags[l].done, 0);
   }
-  rc = 0;
+  g.f = flags;
+  g.state = state;
+  g.E0 = rc_data(ec);
+  g.W = rc_data(wc);
+  g.b = bc ? rc_data(bc) : NULL;
+  g.V = V;
+  g.E = E;
+  g.Hout = H;
+  g.prime = prime;
+  g.n_prime = n_prime;
+  g.temperature = temperature;
+  g.top_k = top_k;
+  g.out = out;
+  g.ctx = c;
+  atomic_init(&g.stop, 0);
+  if (table) { /* row v = b + E[v] W_x: the same call the step would make */
+    g.table = r;
+    rc_cell *c0 = cells[0];
+    const float *b0 = c0->ops->has_bias ? rc_data(c0->param[2]) : NULL;
+    for (int64_t v = 0; v < V; v++)
+      rn_vecmat(g.kind, E, g.E0 + v * E, rc_data(c0->param[0]), P0, b0, g.table + v * P0, 0, P0);
+  }
+  double rec_macs = 0.0;
+  for (int l = 0; l < n; l++) rec_macs += (double)g.N[l] * (double)rc_cell_hidden(cells[l]);
+  rc_team *t = rec_macs >= GEN_HELPER_MIN ? gen_team(cells[0], threads) : NULL;
+  /* two chunks per product: the caller takes the second half of one the helper has not
+   * finished when it needs it */
+  g.chunks = t ? 2 : 1;
+  rc_team_split(t, gen_part, &g, 2, 1);
+  rc = g.err ? -1 : 0;
 done:
-  if (single) openblas_set_num_threads(threads);
+  if (one) openblas_set_num_threads(threads);
   free(buf);
+  free(flags);
   rc_release(ec);
   rc_release(wc);
   rc_release(bc);

@@ -6,11 +6,6 @@
 
 #include "rnn.h"
 
-/* One step of a fused cell on raw buffers: x [B, input], state[k] [B, hidden] (read, then
- * overwritten with the new state), y [B, hidden]. Nothing is recorded or allocated (the
- * cell's step workspace is reused; at B = 1 the products are matrix-vector ones). */
-int rc_cell_step_raw(rc_cell *cell, int64_t B, const float *x, float *const *state, float *y);
-
 /* Runs cells[0..n-1] (each one's input = the previous one's hidden; cells[0]'s input = E)
  * from `state` (for each cell, each of its states: hidden floats, concatenated; updated in
  * place). The prime ids (0-based, n_prime >= 1) are read first; then `length` ids are

@@ -69,7 +69,7 @@ static void fwd(rc_seq *s) {
     const float *hp = s->st[0] + t * B * H;
     st.t = t;
     rn_wave_fwd_in(s, t);
-    rn_pgemm(&pa, B, hp, H, pre, P, 1.0f);
+    rn_rec_pgemm(s, &pa, hp, pre, P, 1.0f);
     rc_team_split(rows, fwd_rows_rz, &st, B, B / 2);
     rn_pgemm(&pb, B, rh, H, pre + 2 * H, P, 1.0f);
     rc_team_split(rows, fwd_rows_n, &st, B, B / 2);
@@ -203,7 +203,7 @@ static void fwd_after(rc_seq *s) {
   step st = {s, NULL, 0, rc_data(s->cell->param[3])};
   for (int64_t t = 0; t < T; t++) {
     rn_wave_fwd_in(s, t);
-    rn_pgemm(&pw, B, s->st[0] + t * B * H, H, s->fws, P, 0.0f);
+    rn_rec_pgemm(s, &pw, s->st[0] + t * B * H, s->fws, P, 0.0f);
     st.t = t;
     rc_team_split(rows, fwd_after_rows, &st, B, B / 2);
     rn_wave_fwd_out(s, t);
@@ -309,6 +309,7 @@ static const rn_ops rn_ops_gru_after = {
     .backward = bwd_after,
     .wgrad = wgrad_after,
     .pack_slots = 1 << 0 | 1 << 2,
+    .rec_gates = 3,
 };
 
 const rn_ops rn_ops_gru = {
@@ -328,6 +329,7 @@ const rn_ops rn_ops_gru = {
     .backward = bwd,
     .wgrad = wgrad,
     .pack_slots = 0xF,
+    .rec_gates = 2,
     .rows_apart = 1,
     .reset_after = &rn_ops_gru_after,
 };

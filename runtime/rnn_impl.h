@@ -45,6 +45,9 @@ typedef struct rc_seq {
   /* 0: pre = x W_x + b was computed for every step before the first; else it is computed
    * proj_rows rows at a time as the steps reach it (rn_project_ahead), proj_done so far */
   int64_t proj_rows, proj_done;
+  /* NULL, or (a batch-1 step of generation, runtime/rnn_generate.c) the step's first recurrent
+   * product h W_h[:, 0 .. rec_gates * H), computed ahead by rn_vecmat: rn_rec_pgemm uses it */
+  const float *rec;
 } rc_seq;
 
 /* What backward hands to a cell. Running state gradients d[k] ([B, H]) hold the gradient of
@@ -93,6 +96,9 @@ typedef struct rn_ops {
    * does): a stack of it may split the batch between two threads (rnn_split.c) with the same
    * arithmetic for each row */
   int rows_apart;
+  /* its forward's first recurrent product is h W_h[:, 0 .. rec_gates * H), h = state 0 before
+   * the step, made by rn_rec_pgemm (generation computes it ahead, on the helper thread), or 0 */
+  int rec_gates;
   const struct rn_ops *reset_after; /* the variant reset_after = true selects, or NULL */
 } rn_ops;
 
@@ -161,6 +167,18 @@ static inline rc_team *rn_rows_team(const rn_pmat *m, int64_t n, int64_t H) {
   return n >= 2 && n * H >= RN_ROWS_MIN ? m->team : NULL;
 }
 
+/* c[j] = a W[:, j] (+ add[j] when add) for the columns j0 <= j < j1 of W [K, N] (row stride
+ * ldw) with kernel `kind` (rn_vecmat_kind): one row's product, each column summed over k in order
+ * from zero (a fused multiply-add per term where the packed kernels run, the same arithmetic as
+ * theirs for each row), then the add; the result does not depend on j0 and j1 (runtime/rnn_gemm.c).
+ * rn_pgemm, rn_pgemm_bias and the input projection take it for a single row of an unpacked,
+ * untransposed weight, so that a batch-1 step and generation give the same bits. */
+void rn_vecmat(int kind, int64_t K, const float *a, const float *W, int64_t ldw, const float *add,
+               float *c, int64_t j0, int64_t j1);
+/* the kernel rn_vecmat runs (the CPU's widest, or RECUR_GEMM_KERNEL's): read once per loop of
+ * products, since it reads the environment (no global may cache it) */
+int rn_vecmat_kind(void);
+
 /* Floats a packed copy of a [K, N] weight needs (with room for alignment). */
 int64_t rn_pack_floats(int64_t K, int64_t N);
 /* Is packing worth it for `uses` products with M rows each (and does this CPU have a kernel)? */
@@ -179,6 +197,21 @@ void rn_pgemm_bias(const rn_pmat *m, int64_t M, const float *A, int64_t lda, con
  * packing pays for `uses` products of M rows (plain when the workspace cannot be grown). */
 void rn_prepare(rc_cell *cell, int slot, rn_pmat *m, const float *W, int64_t ldw, int trans,
                 int64_t K, int64_t N, int64_t M, int64_t uses);
+
+/* A forward's first recurrent product at a step, C [B, N] (row stride ldc) = h op(W) (+ C
+ * when beta is 1), h = s's state 0 before the step: the product generation handed in (s->rec,
+ * batch 1: the same bits as rn_pgemm's, since both add one finished product to C) or rn_pgemm. */
+static inline void rn_rec_pgemm(const rc_seq *s, const rn_pmat *m, const float *h, float *C,
+                                int64_t ldc, float beta) {
+  if (!s->rec) {
+    rn_pgemm(m, s->B, h, s->H, C, ldc, beta);
+    return;
+  }
+  if (beta != 0.0f)
+    for (int64_t j = 0; j < m->N; j++) C[j] = C[j] + s->rec[j];
+  else
+    memcpy(C, s->rec, (size_t)m->N * sizeof(float));
+}
 
 /* Several builds of a hot elementwise function (AVX-512, AVX2, baseline), chosen at load
  * time; every operation is correctly rounded IEEE (no FMA contraction under -std=c11), so all
@@ -241,6 +274,11 @@ int rn_reserve_packing(rc_cell *cell, int banks);
 /* The bank of packing workspaces rn_prepare packs into on this thread (0; 1 on the helper
  * while it runs its share of a batch split). */
 extern _Thread_local int rn_pack_bank;
+
+/* One batch-1 step of cell for generation (runtime/rnn_generate.c): pre = b + x W_x (P
+ * floats) and rec (its first recurrent product, or NULL: the cell computes it) handed in;
+ * state[k] (H floats each) read and overwritten; y [H]. 0, or -1 with a message. */
+int rn_step_given(rc_cell *cell, const float *pre, const float *rec, float *const *state, float *y);
 
 /* A stack run with its batch split between two threads (runtime/rnn_split.c). */
 typedef struct rn_split rn_split;

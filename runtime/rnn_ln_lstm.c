@@ -141,7 +141,7 @@ static void fwd(rc_seq *s) {
   fwd_step st = {s, 0};
   for (int64_t t = 0; t < T; t++) {
     rn_wave_fwd_in(s, t);
-    rn_pgemm(&pw, B, s->st[0] + t * B * H, H, s->pre + t * B * P, P, 1.0f);
+    rn_rec_pgemm(s, &pw, s->st[0] + t * B * H, s->pre + t * B * P, P, 1.0f);
     st.t = t;
     rc_team_split(rows, fwd_rows, &st, B, B / 2);
     rn_wave_fwd_out(s, t);
@@ -304,4 +304,5 @@ const rn_ops rn_ops_ln_lstm = {
     .backward = bwd,
     .wgrad = wgrad,
     .pack_slots = 1 << 0 | 1 << 2,
+    .rec_gates = 4,
 };

@@ -70,7 +70,7 @@ static void fwd_common(rc_seq *s, int peep) {
   for (int64_t t = 0; t < T; t++) {
     const float *hp = s->st[0] + t * B * H;
     rn_wave_fwd_in(s, t);
-    rn_pgemm(&pw, B, hp, H, s->pre + t * B * P, P, 1.0f);
+    rn_rec_pgemm(s, &pw, hp, s->pre + t * B * P, P, 1.0f);
     st.t = t;
     rc_team_split(rows, peep ? fwd_rows_peep : fwd_rows, &st, B, B / 2);
     rn_wave_fwd_out(s, t);
@@ -236,6 +236,7 @@ const rn_ops rn_ops_lstm = {
     .backward = bwd_lstm,
     .wgrad = wgrad,
     .pack_slots = 1 << 0 | 1 << 2,
+    .rec_gates = 4,
     .rows_apart = 1,
 };
 
@@ -257,4 +258,5 @@ const rn_ops rn_ops_peephole = {
     .backward = bwd_peep,
     .wgrad = wgrad,
     .pack_slots = 1 << 0 | 1 << 2,
+    .rec_gates = 4,
 };

@@ -23,7 +23,7 @@ static void fwd(rc_seq *s) {
     float *rs = s->aux[1] + t * B;
     const float *sp = s->st[0] + t * B * H;
     float *sn = s->st[0] + (t + 1) * B * H;
-    rn_pgemm(&pa, B, sp, H, pre, P, 1.0f);
+    rn_rec_pgemm(s, &pa, sp, pre, P, 1.0f);
     for (int64_t b = 0; b < B; b++) {
       float *g4 = pre + b * P, *o = g4 + 2 * H;
       rc_k_sigmoid(g4, g4, 3 * H);
@@ -145,4 +145,5 @@ const rn_ops rn_ops_proto = {
     .backward = bwd,
     .wgrad = wgrad,
     .pack_slots = 0xF,
+    .rec_gates = 3,
 };

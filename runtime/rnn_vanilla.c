@@ -11,7 +11,7 @@ static void fwd(rc_seq *s) {
     const float *hp = s->st[0] + t * B * H;
     float *hn = s->st[0] + (t + 1) * B * H;
     rn_wave_fwd_in(s, t);
-    rn_pgemm(&pw, B, hp, H, pre, H, 1.0f);
+    rn_rec_pgemm(s, &pw, hp, pre, H, 1.0f);
     if (!s->len) { /* every row active: h' straight into the history (backward reads it
                     * there), one block copy for the output */
       rc_k_tanh(pre, hn, B * H);
@@ -90,5 +90,6 @@ const rn_ops rn_ops_rnn = {
     .backward = bwd,
     .wgrad = wgrad,
     .pack_slots = 1 << 0 | 1 << 2,
+    .rec_gates = 1,
     .rows_apart = 1,
 };

@@ -14,7 +14,8 @@ fi
 TESTS="test_matmul test_nn test_rnn test_rnn_gemm
   tests/transcendental_spec.lua tests/rnn_spec.lua tests/rnn_golden_spec.lua tests/rnn_threads_spec.lua tests/rnn_custom_spec.lua
   tests/rnn_module_spec.lua tests/initial_state_spec.lua tests/tbptt_spec.lua
-  tests/checkpoint_spec.lua tests/charrnn_spec.lua tests/train_mnist_spec.lua tests/linalg_spec.lua
+  tests/checkpoint_spec.lua tests/charrnn_spec.lua tests/rnn_generate_spec.lua
+  tests/train_mnist_spec.lua tests/linalg_spec.lua
   tests/nn_spec.lua tests/optim_spec.lua tests/gradcheck_random_spec.lua tests/autograd_spec.lua
   tests/reduce_spec.lua"
 

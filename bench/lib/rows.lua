@@ -19,8 +19,7 @@ local rows = {}
 
 -- environment variables that steer OpenBLAS (reported when set)
 rows.ENV = { "OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OPENBLAS_L2_SIZE",
-  "OPENBLAS_VERBOSE", "OMP_NUM_THREADS", "GOTO_NUM_THREADS", "RECUR_GEMM_KERNEL",
-  "RECUR_GENERATE_THREADED_MIN" }
+  "OPENBLAS_VERBOSE", "OMP_NUM_THREADS", "GOTO_NUM_THREADS", "RECUR_GEMM_KERNEL" }
 
 local function first_line(cmd)
   local p = io.popen(cmd .. " 2>/dev/null")
