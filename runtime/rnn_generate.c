@@ -30,14 +30,31 @@
 #endif
 
 #define GEN_MAX_LAYERS 64
-/* the helper pays from this many multiply-adds of recurrent products per step on: 2 threads
- * against 1, alternated in one process on a 2-vCPU EPYC, vanilla RNN of 1 layer 0.96x at
- * H = 32 (1K), 1.02x at 64 (4K), 1.25x at 96 (9K); 2 layers of 64 (8K) 1.22x; 1-layer GRU of
- * 64 (8K) 1.22x; LSTM 1 layer of 48 (9K) 1.26x, 2 layers of 128 (131K) 1.69x */
-#define GEN_HELPER_MIN 8192
+/* Whether the helper pays (helper_pays) is judged from a step's work in multiply-adds: the
+ * recurrent products the helper can take, and the caller's own (the other products, the
+ * elementwise passes at GEN_PER_UNIT a gate unit, the draw at GEN_PER_CLASS a class plus
+ * GEN_STEP_FIXED). With chunks to claim, two threads take about max(all / 2, the caller's
+ * own) plus the hand-overs, GEN_SYNC: about 1.5 us of a 2-vCPU EPYC whose cross-core round
+ * trip takes 470 ns, at the 27G multiply-adds a second of a product from L2. The helper is
+ * used when that saves GEN_GAIN of the step. On that machine (cross-core round trip 470-490
+ * ns), 2 threads against 1 alternated in one process, helper taken: 2-layer LSTM of 128 units
+ * 1.4-1.6x, of 96 1.2x; 2-layer GRU of 128 1.15x; 2-layer vanilla RNN of 192 1.1x, of 256
+ * 1.1-1.5x; 1-layer LSTM of 181 1.25x; 1-layer RNN of 362 1.3x. Not taken (the helper's
+ * figure): 2-layer LSTM of 64 (1.06x), RNN of 128 (0.93x), GRU of 96 (1.13x); 1-layer LSTM
+ * of 96 (0.94x), of 128 (1.0-1.1x), RNN of 256 (0.92x). */
+#define GEN_SYNC 40000.0
+#define GEN_PER_UNIT 8.0
+#define GEN_PER_CLASS 8.0
+#define GEN_STEP_FIXED 10000.0
+#define GEN_GAIN 0.10
 /* OpenBLAS 0.3.21 threads a matrix-vector product from this many elements on; below it the
  * setting is left alone (setting and restoring it cost a 1-layer RNN of 32 units 5%) */
 #define GEN_GEMV_THREADED 9216
+/* Without the helper (a readout larger than the recurrent products: a word model), OpenBLAS
+ * keeps its threads for the readout from this many multiply-adds a step on: below it 2 threads
+ * lost to 1 (a 2-layer LSTM of 128 units, 0.24M, ran at 0.35-0.6x; bench/README.md,
+ * "Sampling threads"); a 1-layer LSTM of 100 units with 10,000 words (1.06M) gained 1.22x */
+#define GEN_BLAS_THREADED ((double)(1 << 20))
 /* the embedding table pays when the call has at least as many steps as the vocabulary has ids
  * (each step saves one row of E W_x); its size is capped */
 #define GEN_TABLE_MAX_FLOATS ((int64_t)4 << 20)
@@ -215,6 +232,21 @@ fail:
   atomic_store_explicit(&g->stop, 1, memory_order_relaxed);
 }
 
+/* Does a helper thread pay for these cells (see GEN_SYNC)? */
+static int helper_pays(rc_cell *const *cells, int n, int64_t V, int table) {
+  double rec = 0.0, own = (double)V * (double)rc_cell_hidden(cells[n - 1]) +
+                          GEN_PER_CLASS * (double)V + GEN_STEP_FIXED;
+  for (int l = 0; l < n; l++) {
+    double H = (double)rc_cell_hidden(cells[l]), P = (double)cells[l]->ops->gates * H;
+    double r = (double)cells[l]->ops->rec_gates * H * H;
+    rec += r;
+    own += (l == 0 && table ? 0.0 : (double)rc_cell_input(cells[l]) * P) + P * H - r +
+           GEN_PER_UNIT * P;
+  }
+  double all = rec + own, two = (all / 2 > own ? all / 2 : own) + GEN_SYNC;
+  return all - two >= GEN_GAIN * all;
+}
+
 /* rc_team_split's job: part 0 the caller's loop, part 1 the helper's (a split that runs whole
  * on the caller, [0, 2), is the caller's loop alone: it claims every product itself) */
 static void gen_part(void *arg, int64_t lo, int64_t hi) {
@@ -226,8 +258,8 @@ static void gen_part(void *arg, int64_t lo, int64_t hi) {
 }
 
 /* The helper thread for a generation, or NULL: one thread */
-static rc_team *gen_team(rc_cell *cell, int threads) {
-  if (threads < 2 || cell->ctx->no_rnn_helper) return NULL;
+static rc_team *gen_team(rc_cell *cell) {
+  if (cell->ctx->no_rnn_helper) return NULL;
   if (!cell->team) cell->team = rc_ctx_team(cell->ctx);
   return cell->team && rc_team_usable(cell->team) ? cell->team : NULL;
 }
@@ -292,7 +324,8 @@ int rc_rnn_generate(rc_cell *const *cells, int n, rc_tensor *embed, rc_tensor *W
   /* one BLAS thread throughout (a process-wide setting, restored below) where the readout,
    * the only product left to OpenBLAS, would use more: the second core is the helper's */
   int threads = openblas_get_num_threads();
-  int one = threads > 1 && V * H >= GEN_GEMV_THREADED;
+  int helper = threads > 1 && helper_pays(cells, n, V, table);
+  int one = threads > 1 && (helper || (V * H >= GEN_GEMV_THREADED && per_step < GEN_BLAS_THREADED));
   if (one) openblas_set_num_threads(1);
   if (!ec) goto done;
   if (!(wc = rc_raw_contiguous(W_out))) goto done;
@@ -354,9 +387,7 @@ int rc_rnn_generate(rc_cell *const *cells, int n, rc_tensor *embed, rc_tensor *W
     for (int64_t v = 0; v < V; v++)
       rn_vecmat(g.kind, E, g.E0 + v * E, rc_data(c0->param[0]), P0, b0, g.table + v * P0, 0, P0);
   }
-  double rec_macs = 0.0;
-  for (int l = 0; l < n; l++) rec_macs += (double)g.N[l] * (double)rc_cell_hidden(cells[l]);
-  rc_team *t = rec_macs >= GEN_HELPER_MIN ? gen_team(cells[0], threads) : NULL;
+  rc_team *t = helper ? gen_team(cells[0]) : NULL;
   /* two chunks per product: the caller takes the second half of one the helper has not
    * finished when it needs it */
   g.chunks = t ? 2 : 1;
