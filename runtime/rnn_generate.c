@@ -318,6 +318,7 @@ int rc_rnn_generate(rc_cell *const *cells, int n, rc_tensor *embed, rc_tensor *W
   if (steps == 0) return 0;
 
   rc_tensor *ec = rc_raw_contiguous(embed), *wc = NULL, *bc = NULL;
+  rc_tensor *work = NULL;
   float *buf = NULL;
   gen_flags *flags = NULL;
   int rc = -1;
@@ -343,9 +344,10 @@ int rc_rnn_generate(rc_cell *const *cells, int n, rc_tensor *embed, rc_tensor *W
     rfloats += rn_r16(g.N[l]);
   }
   int64_t nbuf = 2 * rn_r16(Hmax) + rn_r16(Pmax) + rn_r16(V) + rfloats + (table ? V * P0 : 0);
-  buf = malloc(sizeof(float) * (size_t)nbuf);
-  flags = aligned_alloc(64, sizeof(gen_flags) * (size_t)n);
-  if (!buf || !flags) {
+  /* a tensor's storage: the context's memory limit and count see it (the table can be MBs) */
+  if (!(work = rc_empty(c, 1, &nbuf))) goto done;
+  buf = rc_data(work);
+  if (!(flags = aligned_alloc(64, sizeof(gen_flags) * (size_t)n))) {
     rc_error(c, "generate: out of memory");
     goto done;
   }
@@ -395,7 +397,7 @@ int rc_rnn_generate(rc_cell *const *cells, int n, rc_tensor *embed, rc_tensor *W
   rc = g.err ? -1 : 0;
 done:
   if (one) openblas_set_num_threads(threads);
-  free(buf);
+  rc_release(work);
   free(flags);
   rc_release(ec);
   rc_release(wc);
