@@ -6,7 +6,10 @@
  *     { backward = { {name =, seconds =, calls =}, ... } (slowest first),
  *       lost = calls of nodes past the table's room,
  *       wave = { forward = W, backward = W },
- *       split = { forward = runs, backward = runs } (the batch split's, runtime/rnn_split.c) }
+ *       split = { forward = runs, backward = runs } (the batch split's, runtime/rnn_split.c),
+ *       generate = { calls =, steps =, helper_calls =, chunks = {caller, helper} } (batch-1
+ *         generation, runtime/rnn_generate.c: the recurrent products' column chunks each
+ *         thread computed) }
  *   where W, the layer wavefront's two-thread runs (runtime/rnn_stack.c), times summed over
  *   the runs: { runs =, late_runs =, seconds =, wait = {caller, helper},
  *               done = {caller, helper} (recurrences done, from each run's start),
@@ -92,6 +95,20 @@ static int f_profile(lua_State *L) {
   lua_pushinteger(L, p->split_runs[1]);
   lua_setfield(L, -2, "backward");
   lua_setfield(L, -2, "split");
+  lua_createtable(L, 0, 4);
+  lua_pushinteger(L, p->gen_calls);
+  lua_setfield(L, -2, "calls");
+  lua_pushinteger(L, p->gen_steps);
+  lua_setfield(L, -2, "steps");
+  lua_pushinteger(L, p->gen_helper_calls);
+  lua_setfield(L, -2, "helper_calls");
+  lua_createtable(L, 2, 0);
+  for (int k = 0; k < 2; k++) {
+    lua_pushinteger(L, p->gen_chunks[k]);
+    lua_rawseti(L, -2, k + 1);
+  }
+  lua_setfield(L, -2, "chunks");
+  lua_setfield(L, -2, "generate");
   return 1;
 }
 

@@ -1,7 +1,8 @@
 /* Where a step's time goes, from inside the runtime (recur._profile, bindings/profile.c): while
  * a context profiles, every node backward runs adds its time under its name, and every run of
  * the layer wavefront (runtime/rnn_stack.c) adds how long it took and how each of its two
- * threads spent it, and every run of the batch split (runtime/rnn_split.c) counts. Off
+ * threads spent it, every run of the batch split (runtime/rnn_split.c) counts, and so does
+ * every generation and who computed its recurrent products (runtime/rnn_generate.c). Off
  * (ctx->profile NULL) each of those places costs one branch. */
 #ifndef RECUR_PROFILE_H
 #define RECUR_PROFILE_H
@@ -33,6 +34,9 @@ typedef struct rc_profile {
   long lost;               /* calls of nodes whose name found no room */
   rc_profile_wave wave[2]; /* forward, backward */
   long split_runs[2];      /* the batch split's runs (runtime/rnn_split.c), forward, backward */
+  /* batch-1 generation (runtime/rnn_generate.c): calls, steps, calls that had the helper, and
+   * the recurrent products' column chunks each thread computed (caller, helper) */
+  long gen_calls, gen_steps, gen_helper_calls, gen_chunks[2];
 } rc_profile;
 
 /* Starts a profile (dropping one in progress): 0, or -1 with a message. */

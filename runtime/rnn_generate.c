@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "context.h"
+#include "profile.h"
 #include "rnn_impl.h"
 #include "sample.h"
 
@@ -98,6 +99,7 @@ typedef struct {
   int64_t *out;
   rc_ctx *ctx;
   int err;
+  long chunks_done[2]; /* each thread's (caller, helper), each written by its own thread */
 } gen;
 
 static inline void relax(void) {
@@ -126,7 +128,7 @@ static void run_chunk(gen *g, int l, int64_t c) {
 }
 
 /* Claims and runs chunks of layer l's products while they belong to steps up to `s`. */
-static void claim_through(gen *g, int l, int64_t s) {
+static void claim_through(gen *g, int l, int64_t s, int part) {
   gen_flags *f = &g->f[l];
   long long end = (long long)(s + 1) * g->chunks;
   long long c = atomic_load_explicit(&f->claimed, memory_order_relaxed);
@@ -135,6 +137,7 @@ static void claim_through(gen *g, int l, int64_t s) {
                                               memory_order_relaxed)) {
       run_chunk(g, l, c % g->chunks);
       atomic_fetch_add_explicit(&f->done, 1, memory_order_release);
+      g->chunks_done[part]++;
       c++;
     }
   }
@@ -169,7 +172,7 @@ static void gen_helper(gen *g) {
     for (int l = 0; l < g->n; l++) {
       if (!g->N[l]) continue;
       if (wait_at_least(g, &g->f[l].published, s)) return;
-      claim_through(g, l, s);
+      claim_through(g, l, s, 1);
     }
 }
 
@@ -197,7 +200,7 @@ static void gen_caller(gen *g) {
       if (g->N[l]) { /* the recurrent product: what the helper has not claimed, then its part */
         long long need = (long long)(i + 1) * g->chunks;
         if (atomic_load_explicit(&g->f[l].done, memory_order_acquire) < need)
-          claim_through(g, l, i);
+          claim_through(g, l, i, 0);
         unsigned spins = 0;
         while (atomic_load_explicit(&g->f[l].done, memory_order_acquire) < need)
           if (++spins % 1024 == 0)
@@ -395,6 +398,14 @@ int rc_rnn_generate(rc_cell *const *cells, int n, rc_tensor *embed, rc_tensor *W
   g.chunks = t ? 2 : 1;
   rc_team_split(t, gen_part, &g, 2, 1);
   rc = g.err ? -1 : 0;
+  if (c->profile) {
+    rc_profile *p = c->profile;
+    p->gen_calls++;
+    p->gen_steps += (long)steps;
+    p->gen_helper_calls += t != NULL;
+    p->gen_chunks[0] += g.chunks_done[0];
+    p->gen_chunks[1] += g.chunks_done[1];
+  }
 done:
   if (one) openblas_set_num_threads(threads);
   rc_release(work);

@@ -117,6 +117,25 @@ describe("generation with 2 threads", function()
     end)
   end
 
+  it("recur._profile counts the calls, the steps and who computed the recurrent products", function()
+    local m = model("lstm", false, 30, 8, 120, 6)
+    for _, th in ipairs { 1, 2 } do
+      recur.threads(th)
+      recur._profile(true)
+      generate(m, { 3, 4 }, 100)
+      local p = recur._profile(false).generate
+      assert.are.equal(1, p.calls)
+      assert.are.equal(101, p.steps)
+      -- two layers' products a step, in two chunks each when the helper was there
+      local chunks = p.helper_calls == 1 and 2 or 1
+      assert.are.equal(101 * 2 * chunks, p.chunks[1] + p.chunks[2])
+      if th == 1 then
+        assert.are.equal(0, p.helper_calls)
+        assert.are.equal(0, p.chunks[2])
+      end
+    end
+  end)
+
   it("a generation of no steps, and one of one step, with 2 threads", function()
     local m = model("lstm", false, 9, 4, 120, 5)
     recur.threads(2)
