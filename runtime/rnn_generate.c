@@ -100,7 +100,14 @@ typedef struct {
   rc_ctx *ctx;
   int err;
   long chunks_done[2]; /* each thread's (caller, helper), each written by its own thread */
+  double caller_end;   /* when the caller's loop ended (gen_now) */
 } gen;
+
+static double gen_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 static inline void relax(void) {
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -254,10 +261,13 @@ static int helper_pays(rc_cell *const *cells, int n, int64_t V, int table) {
  * on the caller, [0, 2), is the caller's loop alone: it claims every product itself) */
 static void gen_part(void *arg, int64_t lo, int64_t hi) {
   (void)hi;
-  if (lo == 0)
-    gen_caller(arg);
-  else
-    gen_helper(arg);
+  gen *g = arg;
+  if (lo == 0) {
+    gen_caller(g);
+    g->caller_end = gen_now();
+  } else {
+    gen_helper(g);
+  }
 }
 
 /* The helper thread for a generation, or NULL: one thread */
@@ -396,8 +406,17 @@ int rc_rnn_generate(rc_cell *const *cells, int n, rc_tensor *embed, rc_tensor *W
   /* two chunks per product: the caller takes the second half of one the helper has not
    * finished when it needs it */
   g.chunks = t ? 2 : 1;
+  double t0 = gen_now();
   rc_team_split(t, gen_part, &g, 2, 1);
   rc = g.err ? -1 : 0;
+  if (t) {
+    /* late: the caller waited at the end for over a tenth of the call (the helper's core was
+     * taken), or the helper took no product of a call of some length; two late calls in a row
+     * back the context's helper off, as for the layer wavefront (runtime/team.c) */
+    double end = gen_now();
+    int late = 10 * (end - g.caller_end) > end - t0 || (steps >= 16 && g.chunks_done[1] == 0);
+    rc_team_wave_verdict(t, late);
+  }
   if (c->profile) {
     rc_profile *p = c->profile;
     p->gen_calls++;

@@ -26,8 +26,9 @@ rc_load_reading rc_load_read(void);
 /* How many CPUs other processes kept busy on average from reading a to reading b (0 when
  * either could not tell). */
 double rc_load_others(const rc_load_reading *a, const rc_load_reading *b);
-/* The layer wavefront's verdict on its last run: two late runs in a row back t off (jobs run
- * alone for 0.1 s, twice as long after each failed trial, up to 3.2 s). */
+/* The verdict on the last run of a layer wavefront or a generation (a job that keeps both
+ * threads for its whole length): two late runs in a row back t off (jobs run alone for 0.1 s,
+ * twice as long after each failed trial, up to 3.2 s). */
 void rc_team_wave_verdict(rc_team *t, int late);
 /* Backs t off now, as two late runs would (tests). */
 void rc_team_back_off(rc_team *t);
