@@ -33,12 +33,16 @@ static void push_pair(lua_State *L, const double *v) {
   }
 }
 
+/* t[k] = v, t on the top of the stack */
+static void set_int(lua_State *L, const char *k, long v) {
+  lua_pushinteger(L, (lua_Integer)v);
+  lua_setfield(L, -2, k);
+}
+
 static void push_wave(lua_State *L, const rc_profile_wave *w, int backward) {
   lua_createtable(L, 0, 7);
-  lua_pushinteger(L, w->runs);
-  lua_setfield(L, -2, "runs");
-  lua_pushinteger(L, w->late_runs);
-  lua_setfield(L, -2, "late_runs");
+  set_int(L, "runs", w->runs);
+  set_int(L, "late_runs", w->late_runs);
   lua_pushnumber(L, w->seconds);
   lua_setfield(L, -2, "seconds");
   push_pair(L, w->wait);
@@ -90,18 +94,13 @@ static int f_profile(lua_State *L) {
   lua_setfield(L, -2, "backward");
   lua_setfield(L, -2, "wave");
   lua_createtable(L, 0, 2);
-  lua_pushinteger(L, p->split_runs[0]);
-  lua_setfield(L, -2, "forward");
-  lua_pushinteger(L, p->split_runs[1]);
-  lua_setfield(L, -2, "backward");
+  set_int(L, "forward", p->split_runs[0]);
+  set_int(L, "backward", p->split_runs[1]);
   lua_setfield(L, -2, "split");
   lua_createtable(L, 0, 4);
-  lua_pushinteger(L, p->gen_calls);
-  lua_setfield(L, -2, "calls");
-  lua_pushinteger(L, p->gen_steps);
-  lua_setfield(L, -2, "steps");
-  lua_pushinteger(L, p->gen_helper_calls);
-  lua_setfield(L, -2, "helper_calls");
+  set_int(L, "calls", p->gen_calls);
+  set_int(L, "steps", p->gen_steps);
+  set_int(L, "helper_calls", p->gen_helper_calls);
   lua_createtable(L, 2, 0);
   for (int k = 0; k < 2; k++) {
     lua_pushinteger(L, p->gen_chunks[k]);
