@@ -99,7 +99,7 @@ typedef struct {
   int64_t *out;
   rc_ctx *ctx;
   int err;
-  long chunks_done[2]; /* each thread's (caller, helper), each written by its own thread */
+  long chunks_done[2]; /* each thread's (caller, helper), written when its loop ends */
   double caller_end;   /* when the caller's loop ended (gen_now) */
 } gen;
 
@@ -134,8 +134,10 @@ static void run_chunk(gen *g, int l, int64_t c) {
   rn_vecmat(g->kind, H, g->h[l], g->Wh[l], P, NULL, g->R[l], j0 < N ? j0 : N, j1);
 }
 
-/* Claims and runs chunks of layer l's products while they belong to steps up to `s`. */
-static void claim_through(gen *g, int l, int64_t s, int part) {
+/* Claims and runs chunks of layer l's products while they belong to steps up to `s`; how
+ * many it ran. */
+static long claim_through(gen *g, int l, int64_t s) {
+  long ran = 0;
   gen_flags *f = &g->f[l];
   long long end = (long long)(s + 1) * g->chunks;
   long long c = atomic_load_explicit(&f->claimed, memory_order_relaxed);
@@ -144,10 +146,11 @@ static void claim_through(gen *g, int l, int64_t s, int part) {
                                               memory_order_relaxed)) {
       run_chunk(g, l, c % g->chunks);
       atomic_fetch_add_explicit(&f->done, 1, memory_order_release);
-      g->chunks_done[part]++;
+      ran++;
       c++;
     }
   }
+  return ran;
 }
 
 /* Spins until *a >= v or the caller stops the run; yields now and then (the other thread
@@ -175,16 +178,20 @@ static void prefetch_ready(gen *g, int l, int64_t s) {
 
 /* the helper: every layer's recurrent product of every step, as soon as its input is there */
 static void gen_helper(gen *g) {
+  long ran = 0;
   for (int64_t s = 0; s < g->steps; s++)
     for (int l = 0; l < g->n; l++) {
       if (!g->N[l]) continue;
-      if (wait_at_least(g, &g->f[l].published, s)) return;
-      claim_through(g, l, s, 1);
+      if (wait_at_least(g, &g->f[l].published, s)) goto out;
+      ran += claim_through(g, l, s);
     }
+out:
+  g->chunks_done[1] = ran;
 }
 
 /* the caller: the steps */
 static void gen_caller(gen *g) {
+  long ran = 0; /* chunks (counted here: a field of g the helper reads would bounce) */
   int64_t last = g->prime[0];
   float *st[RC_CELL_MAX_STATES];
   for (int64_t i = 0; i < g->steps; i++) {
@@ -207,7 +214,7 @@ static void gen_caller(gen *g) {
       if (g->N[l]) { /* the recurrent product: what the helper has not claimed, then its part */
         long long need = (long long)(i + 1) * g->chunks;
         if (atomic_load_explicit(&g->f[l].done, memory_order_acquire) < need)
-          claim_through(g, l, i, 0);
+          ran += claim_through(g, l, i);
         unsigned spins = 0;
         while (atomic_load_explicit(&g->f[l].done, memory_order_acquire) < need)
           if (++spins % 1024 == 0)
@@ -236,10 +243,12 @@ static void gen_caller(gen *g) {
     g->out[k] = last;
   }
   atomic_store_explicit(&g->stop, 1, memory_order_relaxed);
+  g->chunks_done[0] = ran;
   return;
 fail:
   g->err = 1;
   atomic_store_explicit(&g->stop, 1, memory_order_relaxed);
+  g->chunks_done[0] = ran;
 }
 
 /* Does a helper thread pay for these cells (see GEN_SYNC)? */
