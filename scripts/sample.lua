@@ -21,7 +21,8 @@ local spec = {
   { "top-k", "int", 0, "sample only among the k most likely characters (0 = all)" },
   { "prime", "text", nil, "text to start from (the model reads it first; printed too)" },
   { "seed", "int", nil, "random seed (default: from the clock)" },
-  { "threads", "int", 1, "BLAS threads" },
+  { "threads", "int", 1, "threads (2: each layer's next recurrent product on a second core, "
+    .. "the same text about 1.4-2x faster for a 2-layer LSTM of 128-512 units)" },
   { "stats", "flag", false, "print the generation speed to stderr" },
 }
 
