@@ -314,6 +314,10 @@ V512(6)
 V512(7)
 V512(8)
 V512(16)
+typedef void (*v512_fn)(int64_t, const float *, const float *, int64_t, const float *, float *,
+                        __mmask16);
+static const v512_fn v512_n[9] = {NULL,   v512_1, v512_2, v512_3, v512_4,
+                                  v512_5, v512_6, v512_7, v512_8}; /* by vectors */
 
 /* blocks of 256 columns (16 vectors), then what is left in up to 8 vectors at a time, the
  * last of them masked */
@@ -325,33 +329,7 @@ T512 static void vecmat512(int64_t K, const float *a, const float *W, int64_t ld
     int64_t n = j1 - j < 128 ? j1 - j : 128;
     int nv = (int)((n + 15) / 16);
     __mmask16 last = (__mmask16)(n % 16 ? (1u << (n % 16)) - 1 : 0xFFFF);
-    const float *w = W + j, *ad = add ? add + j : NULL;
-    switch (nv) {
-    case 8:
-      v512_8(K, a, w, ldw, ad, c + j, last);
-      break;
-    case 7:
-      v512_7(K, a, w, ldw, ad, c + j, last);
-      break;
-    case 6:
-      v512_6(K, a, w, ldw, ad, c + j, last);
-      break;
-    case 5:
-      v512_5(K, a, w, ldw, ad, c + j, last);
-      break;
-    case 4:
-      v512_4(K, a, w, ldw, ad, c + j, last);
-      break;
-    case 3:
-      v512_3(K, a, w, ldw, ad, c + j, last);
-      break;
-    case 2:
-      v512_2(K, a, w, ldw, ad, c + j, last);
-      break;
-    default:
-      v512_1(K, a, w, ldw, ad, c + j, last);
-      break;
-    }
+    v512_n[nv](K, a, W + j, ldw, add ? add + j : NULL, c + j, last);
   }
 }
 
