@@ -55,11 +55,12 @@ $(BUILD)/%.o: %.c $(wildcard runtime/*.h bindings/*.h include/*.h)
 	@echo "CC $<"
 	@$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-# The loops meant for SIMD: the kernel floor, the nn kernels, the optimizer updates and every
+# The loops meant for SIMD: the kernel floor, the nn kernels, the optimizer updates, sampling and every
 # file of the fused cells (runtime/rnn_impl.h, RN_CLONES). These flags change no result (see
 # the header of runtime/nn_kernels.c).
 KERNEL_CFLAGS = -O3 -fno-math-errno -fno-trapping-math
-$(BUILD)/runtime/kernels.o $(BUILD)/runtime/nn_kernels.o $(BUILD)/runtime/optim.o: \
+$(BUILD)/runtime/kernels.o $(BUILD)/runtime/nn_kernels.o $(BUILD)/runtime/optim.o \
+  $(BUILD)/runtime/sample.o: \
   CFLAGS += $(KERNEL_CFLAGS)
 $(BUILD)/runtime/rnn_%.o: CFLAGS += $(KERNEL_CFLAGS)
 

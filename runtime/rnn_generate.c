@@ -51,11 +51,14 @@
 /* OpenBLAS 0.3.21 threads a matrix-vector product from this many elements on; below it the
  * setting is left alone (setting and restoring it cost a 1-layer RNN of 32 units 5%) */
 #define GEN_GEMV_THREADED 9216
-/* Without the helper (a readout larger than the recurrent products: a word model), OpenBLAS
- * keeps its threads for the readout from this many multiply-adds a step on: below it 2 threads
- * lost to 1 (a 2-layer LSTM of 128 units, 0.24M, ran at 0.35-0.6x; bench/README.md,
- * "Sampling threads"); a 1-layer LSTM of 100 units with 10,000 words (1.06M) gained 1.22x */
-#define GEN_BLAS_THREADED ((double)(1 << 20))
+/* Without the helper the readout, h W_out (V H multiply-adds), is the one product left to
+ * OpenBLAS (the cells' go through rn_vecmat, on this thread), and OpenBLAS keeps its threads
+ * for it from this size on. 2 threads against 1 alternated in one process, 1-layer word
+ * models, cross-core round trip 475-490 ns: V H = 128K 0.90x, 240K 0.94-1.17x (two runs),
+ * 256K 1.26x, 280K 1.17-1.37x, 320K 1.22-1.30x, 640K 1.47x, 1M 1.5x (10,000 words, RNN of
+ * 100; it was left at one thread below 1M multiply-adds a step while the draw took a third
+ * of the step) */
+#define GEN_READOUT_THREADED ((int64_t)1 << 18)
 /* the embedding table pays when the call has at least as many steps as the vocabulary has ids
  * (each step saves one row of E W_x); its size is capped */
 #define GEN_TABLE_MAX_FLOATS ((int64_t)4 << 20)
@@ -345,10 +348,11 @@ int rc_rnn_generate(rc_cell *const *cells, int n, rc_tensor *embed, rc_tensor *W
   gen_flags *flags = NULL;
   int rc = -1;
   /* one BLAS thread throughout (a process-wide setting, restored below) where the readout,
-   * the only product left to OpenBLAS, would use more: the second core is the helper's */
+   * the only product left to OpenBLAS, would use more: when the helper runs (the second core
+   * is its) or the readout is below GEN_READOUT_THREADED */
   int threads = openblas_get_num_threads();
   int helper = threads > 1 && helper_pays(cells, n, V, table);
-  int one = threads > 1 && (helper || (V * H >= GEN_GEMV_THREADED && per_step < GEN_BLAS_THREADED));
+  int one = threads > 1 && (helper || (V * H >= GEN_GEMV_THREADED && V * H < GEN_READOUT_THREADED));
   if (one) openblas_set_num_threads(1);
   if (!ec) goto done;
   if (!(wc = rc_raw_contiguous(W_out))) goto done;

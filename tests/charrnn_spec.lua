@@ -232,6 +232,59 @@ describe("recur.sample_logits", function()
       H.err_of(recur.sample_logits, recur.zeros(1, 2, 3)))
     assert.matches("no entries", H.err_of(recur.sample_logits, recur.zeros(0)))
   end)
+  -- rows longer than the stack scratch (1,024) and than a block of the draw (256), with a
+  -- length no multiple of 16: the vectorized passes' tails and the block search
+  it("long rows: the draw across blocks, top-k, -inf masks, ties, tiny temperatures", function()
+    recur.seed(6)
+    local V = 3001
+    local v = {}
+    for i = 1, V do v[i] = -60 end
+    v[7], v[1500], v[V] = 1.0, 2.0, 0.5 -- first block, a middle one, the short last one
+    local logits = recur.tensor(v)
+    local n = 20000
+    local function freq(T, k)
+      local c = {}
+      for _ = 1, n do
+        local i = recur.sample_logits(logits, T, k)
+        c[i] = (c[i] or 0) + 1
+      end
+      return c
+    end
+    local e = { math.exp(1.0), math.exp(2.0), math.exp(0.5) }
+    local z = e[1] + e[2] + e[3]
+    local c = freq(1, 0)
+    for j, i in ipairs { 7, 1500, V } do
+      assert.is_true(math.abs((c[i] or 0) / n - e[j] / z) < 0.015, i .. ": " .. tostring(c[i]))
+    end
+    assert.are.equal(n, (c[7] or 0) + (c[1500] or 0) + (c[V] or 0))
+    c = freq(1, 2)
+    assert.are.equal(n, (c[7] or 0) + (c[1500] or 0))
+    assert.is_true(math.abs((c[7] or 0) / n - e[1] / (e[1] + e[2])) < 0.015)
+    -- -inf entries (masks) are never drawn, even when a high temperature flattens the rest
+    for i = 1, V do v[i] = i % 3 == 0 and -math.huge or 0.0 end
+    logits = recur.tensor(v)
+    c = freq(50, 0)
+    local seen = 0
+    for i, k in pairs(c) do
+      assert.are_not.equal(0, i % 3, "a -inf logit was drawn at " .. i)
+      seen = seen + 1
+      assert.is_true(k > 0)
+    end
+    assert.is_true(seen > 1500) -- about 2,000 of the 2,001 finite entries
+    -- the first maximum, past the first blocks; -0 and +0 are equal
+    for i = 1, V do v[i] = 0.0 end
+    v[2900], v[3000] = 3.0, 3.0
+    logits = recur.tensor(v)
+    assert.are.equal(2900, recur.sample_logits(logits, 0))
+    assert.are.equal(2900, recur.sample_logits(logits, 1e-320)) -- 1 / T overflows: the argmax
+    local zeros = recur.zeros(V)
+    zeros[1] = -0.0
+    assert.are.equal(1, recur.sample_logits(zeros, 0))
+    v[2500] = 0 / 0
+    assert.matches("has a NaN logit %(at 2500", H.err_of(recur.sample_logits, recur.tensor(v)))
+    v[2500] = math.huge
+    assert.matches("infinite largest logit", H.err_of(recur.sample_logits, recur.tensor(v)))
+  end)
 end)
 
 describe("scripts/train_charrnn.lua and scripts/sample.lua", function()
