@@ -349,10 +349,13 @@ int rc_rnn_generate(rc_cell *const *cells, int n, rc_tensor *embed, rc_tensor *W
   int rc = -1;
   /* one BLAS thread throughout (a process-wide setting, restored below) where the readout,
    * the only product left to OpenBLAS, would use more: when the helper runs (the second core
-   * is its) or the readout is below GEN_READOUT_THREADED */
+   * is its), or the readout is below GEN_READOUT_THREADED, or the team's load check finds the
+   * other core busy (OpenBLAS has no back-off: beside another process's busy loop a word
+   * model's sampling on its 2 threads ran at 0.15x of 1) */
   int threads = openblas_get_num_threads();
   int helper = threads > 1 && helper_pays(cells, n, V, table);
-  int one = threads > 1 && (helper || (V * H >= GEN_GEMV_THREADED && V * H < GEN_READOUT_THREADED));
+  int blas_two = threads > 1 && !helper && V * H >= GEN_READOUT_THREADED && gen_team(cells[0]);
+  int one = threads > 1 && (helper || (V * H >= GEN_GEMV_THREADED && !blas_two));
   if (one) openblas_set_num_threads(1);
   if (!ec) goto done;
   if (!(wc = rc_raw_contiguous(W_out))) goto done;
