@@ -414,6 +414,36 @@ fail:
   return -1;
 }
 
+/* See rnn_impl.h. A model's parameters usually live in one flat buffer, one storage whose
+ * version any in-place write to any of them moves: the message then cannot name the one. */
+int rn_check_params(rc_ctx *c, rc_seq *const *s, int L, const char *name) {
+  for (int l = 0; l < L; l++) {
+    const rn_ops *o = s[l]->cell->ops;
+    for (int p = 0; p < o->n_params; p++) {
+      const rc_storage *st = s[l]->w[p]->storage;
+      if (st->version == s[l]->wver[p]) continue;
+      int shared = 0;
+      for (int m = 0; m < L && !shared; m++)
+        for (int q = 0; q < s[m]->cell->ops->n_params && !shared; q++)
+          shared = (m != l || q != p) && s[m]->w[q]->storage == st;
+      char where[48] = "";
+      if (L > 1) snprintf(where, sizeof where, "layer %d of ", l + 1);
+      if (shared)
+        return rc_error(c,
+                        "backward: a parameter of %s was modified in place after the forward "
+                        "(%s of %s%s shares its storage with other parameters, as in a model's "
+                        "flat parameter buffer, so which one cannot be told; an optimizer step "
+                        "between forward and backward?)",
+                        name, o->param_names[p], where, name);
+      return rc_error(c,
+                      "backward: parameter %s of %s%s was modified in place after the forward "
+                      "(an optimizer step between forward and backward?)",
+                      o->param_names[p], where, name);
+    }
+  }
+  return 0;
+}
+
 /* One node for the whole sequence: the cell's recurrence backward fills dG (the gradient of
  * x W_x + b) and the gradients of W_h and its own parameters; the rest is three GEMMs. */
 static int seq_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
@@ -431,12 +461,7 @@ static int seq_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
                     "backward: the input of %s was modified by an in-place operation after "
                     "the forward; clone() it before modifying",
                     n->name);
-  for (int p = 0; p < o->n_params; p++)
-    if (s->w[p]->storage->version != s->wver[p])
-      return rc_error(c,
-                      "backward: parameter %s of %s was modified in place after the "
-                      "forward (an optimizer step between forward and backward?)",
-                      o->param_names[p], n->name);
+  if (rn_check_params(c, &s, 1, n->name)) return -1;
   int64_t T = s->T, B = s->B, H = s->H, P = s->P, I = s->I, TB = T * B;
   int need_x = n->next[0].fn != NULL;
   int need_st[RC_CELL_MAX_STATES] = {0}, need_p[RC_CELL_MAX_PARAMS] = {0};

@@ -431,7 +431,7 @@ int rc_rnn_generate(rc_cell *const *cells, int n, rc_tensor *embed, rc_tensor *W
      * back the context's helper off, as for the layer wavefront (runtime/team.c) */
     double end = gen_now();
     int late = 10 * (end - g.caller_end) > end - t0 || (steps >= 16 && g.chunks_done[1] == 0);
-    rc_team_wave_verdict(t, late);
+    rc_team_verdict(t, late);
   }
   if (c->profile) {
     rc_profile *p = c->profile;

@@ -258,6 +258,9 @@ static inline void rn_wave_bwd_out(rc_seq *s, int64_t t) {
 }
 
 /* The sequence driver's pieces that the stack driver shares (runtime/rnn_common.c). */
+/* 0, or -1 with a message when a parameter of the layers s[0 .. L-1] was changed in place
+ * since their forward (named, unless it shares its storage with another of them) */
+int rn_check_params(rc_ctx *c, rc_seq *const *s, int L, const char *name);
 float *rn_workspace(rc_cell *cell, int w, int64_t n);
 int64_t rn_carve(rc_seq *s, float *base);
 void rn_seq_free(rc_seq *s);

@@ -366,15 +366,5 @@ int rn_split_check(const rn_split *sp, const char *name) {
                     "backward: the input of %s was modified by an in-place operation after "
                     "the forward; clone() it before modifying",
                     name);
-  for (int l = 0; l < sp->L; l++) {
-    const rc_seq *s = sp->s[0][l];
-    const rn_ops *o = s->cell->ops;
-    for (int p = 0; p < o->n_params; p++)
-      if (s->w[p]->storage->version != s->wver[p])
-        return rc_error(c,
-                        "backward: parameter %s of layer %d of %s was modified in place after "
-                        "the forward (an optimizer step between forward and backward?)",
-                        o->param_names[p], l + 1, name);
-  }
-  return 0;
+  return rn_check_params(c, sp->s[0], sp->L, name);
 }

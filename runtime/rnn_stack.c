@@ -410,7 +410,7 @@ static void run_layers(rn_wave *w, rc_bw *bw, post_list *post, rc_team *t) {
      * there, after it fell asleep since the last sequence). */
     long long wake = atomic_load(&w->helper_in) - t0;
     int late = 10 * (atomic_load(&w->late_ns) - (wake > 0 ? wake : 0)) > now_ns() - t0;
-    rc_team_wave_verdict(t, late);
+    rc_team_verdict(t, late);
     if (!late) rebalance(w, bw != NULL, t0, wake);
     if (c0->ctx->profile) profile_run(c0->ctx->profile, w, bw != NULL, t0, late);
   } else if (!bw) {
@@ -777,13 +777,7 @@ static int stack_backward(rc_node *n, rc_tensor **gout, rc_tensor **gin) {
                     "backward: the input of %s was modified by an in-place operation after "
                     "the forward; clone() it before modifying",
                     n->name);
-  for (int l = 0; l < L; l++)
-    for (int p = 0; p < np; p++)
-      if (s[l]->w[p]->storage->version != s[l]->wver[p])
-        return rc_error(c,
-                        "backward: parameter %s of layer %d of %s was modified in place after "
-                        "the forward (an optimizer step between forward and backward?)",
-                        o->param_names[p], l + 1, n->name);
+  if (rn_check_params(c, s, L, n->name)) return -1;
   int rc = -1;
   rc_tensor *dy = NULL, *dyl = NULL, *packs = NULL;
   rc_tensor **dst = rc_mem_calloc(c, (size_t)(L * ns), sizeof *dst);

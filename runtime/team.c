@@ -270,7 +270,7 @@ void rc_team_back_off(rc_team *t) {
   if (t) back_off(t);
 }
 
-void rc_team_wave_verdict(rc_team *t, int late) {
+void rc_team_verdict(rc_team *t, int late) {
   if (!t) return;
   t->streak = late ? t->streak + 1 : 0;
   if (!late) t->off_s = 0.0;

@@ -29,7 +29,7 @@ double rc_load_others(const rc_load_reading *a, const rc_load_reading *b);
 /* The verdict on the last run of a layer wavefront or a generation (a job that keeps both
  * threads for its whole length): two late runs in a row back t off (jobs run alone for 0.1 s,
  * twice as long after each failed trial, up to 3.2 s). */
-void rc_team_wave_verdict(rc_team *t, int late);
+void rc_team_verdict(rc_team *t, int late);
 /* Backs t off now, as two late runs would (tests). */
 void rc_team_back_off(rc_team *t);
 /* fn(arg, lo, hi) over [0, n): with a helper t, [cut, n) runs on it while the caller runs

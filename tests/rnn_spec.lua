@@ -608,6 +608,34 @@ describe("errors", function()
       "backward: parameter W_h of LSTMBackward was modified in place after the forward")
   end)
 
+  -- a module's parameters move into one flat buffer when first fetched (layer:parameters()):
+  -- an in-place write to any of them then moves the version of all, and the message says it
+  -- cannot tell which; fetched only after the forward, the move gave them new storage, the
+  -- forward kept the old, and backward runs on the values the forward used
+  it("parameters in a flat buffer: modified in place after the forward", function()
+    local x = recur.randn(4, 2, 3)
+    recur.seed(7)
+    local layer = rnn.RNN { cell = "gru", input = 3, hidden = 4 }
+    local ps = layer:parameters()
+    local y = layer(x)
+    recur.no_grad(function() ps[3]:add_(1) end)
+    err(function() y:sum():backward() end, "a parameter of GRUBackward was modified in place "
+      .. "after the forward (W_x of GRUBackward shares its storage with other parameters")
+    recur.seed(7)
+    local ref = rnn.RNN { cell = "gru", input = 3, hidden = 4 }
+    ref(x):sum():backward()
+    recur.seed(7)
+    local late = rnn.RNN { cell = "gru", input = 3, hidden = 4 }
+    y = late(x)
+    ps = late:parameters()
+    recur.no_grad(function() ps[2]:mul_(2) end)
+    y:sum():backward()
+    local rp = ref:parameters()
+    for i = 1, #ps do
+      assert.are.equal(0, (ps[i].grad - rp[i].grad):abs():max():item(), "parameter " .. i)
+    end
+  end)
+
   it("backward twice needs retain_graph", function()
     local c = make("gru", 2, 3)
     local y = c:forward(recur.randn(2, 1, 2))
