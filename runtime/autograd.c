@@ -349,6 +349,12 @@ static int buffer_add(rc_node *n, int nr, rc_tensor *g) {
     n->gbuf[nr] = g;
     return 0;
   }
+  /* a sum this buffer alone holds (no other reference to it or its storage: one made here
+   * before, or a gradient its producer has let go of) takes the next gradient in place */
+  if (cur->refcount == 1 && cur->storage->refcount == 1 && rc_is_contiguous(cur)) {
+    rc_add_into(cur, g);
+    return 0;
+  }
   rc_tensor *sum = rc_copy_contiguous(cur);
   if (!sum) return -1;
   rc_add_into(sum, g);

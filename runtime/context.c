@@ -51,6 +51,13 @@ void rc_ctx_release(rc_ctx *c) {
       RC_UNPOISON(c->cache_block[i], c->cache_size[i]);
       free(c->cache_block[i]);
     }
+    for (int k = 0; k < RC_SMALL_CLASSES; k++)
+      while (c->small_head[k]) {
+        void *p = c->small_head[k];
+        RC_UNPOISON(p, sizeof(void *));
+        memcpy(&c->small_head[k], p, sizeof(void *));
+        free(p);
+      }
     free(c->deferred);
     free(c->gemm_calls);
     free(c->gemm_buf[0]);

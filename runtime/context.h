@@ -12,6 +12,7 @@
 #define RC_ERR_MAX 1024
 
 #define RC_CACHE_SLOTS 64
+#define RC_SMALL_CLASSES 24
 
 /* Under AddressSanitizer a cached block is poisoned, so a use after its storage was released
  * is still reported. */
@@ -79,7 +80,12 @@ typedef struct rc_ctx {
   size_t cache_size[RC_CACHE_SLOTS];
   uint64_t cache_stamp[RC_CACHE_SLOTS]; /* when each was put: the oldest goes first */
   uint64_t cache_clock;
-  size_t cache_bytes;
+  size_t cache_bytes; /* the large blocks' and the small ones' below */
+  /* Freed smaller tensor blocks (1 KB up to the large ones), by size class, each list linked
+   * through the blocks' first bytes (runtime/tensor.c): a graph freed by the collector at once
+   * left glibc's heap a free top that it trimmed, and the next step faulted the pages in again
+   * (a Lua-scripted LSTM step spent 30% of its time in brk and page faults). */
+  void *small_head[RC_SMALL_CLASSES];
   /* The trace of matrix products (runtime/gemm.c, replayed by runtime/gemm_replay.c for
    * bench/charrnn.lua's GEMM floor): while gemm_tracing, each product appends an rc_gemm_call to
    * gemm_calls (malloc'ed); gemm_lost is set when one could not be stored. */

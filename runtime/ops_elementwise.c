@@ -115,24 +115,43 @@ static void bin_kernel(rc_binop op, rc_tensor *out, rc_tensor *a, rc_tensor *b) 
     break;                                                                                         \
   }
 
+/* o[k] = op(x[k]) over n contiguous floats */
+static void un_run(rc_unop op, float *o, const float *x, int64_t numel) {
+  switch (op) {
+    RC_UNARY_OPS(UN_CONTIGUOUS)
+  default:
+    break;
+  }
+}
+
+/* Contiguous operands in one run; otherwise row by row along the last dimension, each row
+ * through the same loop when both rows are contiguous (a narrowed gate block of a Lua cell:
+ * [B, H] rows of a [B, 4H] product), else element by element. */
 static void un_kernel(rc_unop op, rc_tensor *out, rc_tensor *a) {
+  int n = out->ndim;
   int64_t numel = rc_numel(out);
   if (numel == 0) return;
-  if (rc_is_contiguous(out) && rc_is_contiguous(a)) {
-    float *o = rc_data(out);
-    const float *x = rc_data(a);
-    switch (op) {
-      RC_UNARY_OPS(UN_CONTIGUOUS)
-    default:
-      break;
-    }
+  if (n == 0 || (rc_is_contiguous(out) && rc_is_contiguous(a))) {
+    un_run(op, rc_data(out), rc_data(a), numel);
     return;
   }
+  int64_t inner = out->size[n - 1], os = out->stride[n - 1], as = a->stride[n - 1];
+  float *od = out->storage->data;
+  const float *ad = a->storage->data;
   int64_t idx[RC_MAX_DIM] = {0};
-  for (int64_t k = 0; k < numel; k++) {
-    *rc_ptr(out, idx) = unop_apply(op, *rc_ptr(a, idx));
-    for (int d = out->ndim - 1; d >= 0; d--) {
-      if (++idx[d] < out->size[d]) break;
+  int64_t oo = out->offset, ao = a->offset;
+  for (int64_t done = 0; done < numel; done += inner) {
+    if (os == 1 && as == 1)
+      un_run(op, od + oo, ad + ao, inner);
+    else
+      for (int64_t k = 0; k < inner; k++) od[oo + k * os] = unop_apply(op, ad[ao + k * as]);
+    for (int d = n - 2; d >= 0; d--) {
+      idx[d]++;
+      oo += out->stride[d];
+      ao += a->stride[d];
+      if (idx[d] < out->size[d]) break;
+      oo -= out->stride[d] * out->size[d];
+      ao -= a->stride[d] * out->size[d];
       idx[d] = 0;
     }
   }

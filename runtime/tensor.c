@@ -58,6 +58,33 @@ static inline void header_init(rc_tensor *t, rc_storage *s, int ndim, const int6
 #define CACHE_MIN ((size_t)64 << 10)
 #define CACHE_EXTRA ((size_t)64 << 20)
 
+/* The small blocks' size classes: 1 KB times 2^(k/4), rounded up to 64 bytes (a block is
+ * at most a fifth larger than its request), up to where the large cache takes over. A request
+ * between the last class and CACHE_MIN is served as a CACHE_MIN block. */
+#define SMALL_MIN ((size_t)1 << 10)
+static const size_t small_bytes[RC_SMALL_CLASSES] = {
+    1024, 1280, 1472,  1728,  2048,  2496,  2944,  3456,  4096,  4928,  5824,  6912,
+    8192, 9792, 11648, 13824, 16384, 19520, 23232, 27584, 32768, 38976, 46400, 55168};
+
+/* the class of a block of `bytes` (the smallest that holds it), or -1 outside the classes */
+static int small_class(size_t bytes) {
+  if (bytes < SMALL_MIN || bytes > small_bytes[RC_SMALL_CLASSES - 1]) return -1;
+  int k = 0;
+  while (small_bytes[k] < bytes) k++;
+  return k;
+}
+
+/* A freed block of class k, or NULL. Its first bytes held the list's link, the rest stayed
+ * poisoned (AddressSanitizer) while it was kept. */
+static void *small_take(rc_ctx *c, int k) {
+  void *p = c->small_head[k];
+  if (!p) return NULL;
+  RC_UNPOISON(p, small_bytes[k]);
+  memcpy(&c->small_head[k], p, sizeof(void *));
+  c->cache_bytes -= small_bytes[k];
+  return p;
+}
+
 /* A cached block of at least `bytes` (its size in *got), or NULL. */
 static void *cache_take(rc_ctx *c, size_t bytes, size_t *got) {
   if (bytes < CACHE_MIN || !c->cache_bytes) return NULL;
@@ -83,6 +110,14 @@ static void *cache_take(rc_ctx *c, size_t bytes, size_t *got) {
  * again: an LN-LSTM forward after four other cells in one process ran 3.7x slower). */
 static void cache_put(rc_ctx *c, void *p, size_t bytes) {
   size_t cap = c->peak_bytes + CACHE_EXTRA;
+  int k = bytes < CACHE_MIN ? small_class(bytes) : -1;
+  if (k >= 0 && small_bytes[k] == bytes && c->limit_bytes == 0 && c->cache_bytes + bytes <= cap) {
+    memcpy(p, &c->small_head[k], sizeof(void *));
+    c->small_head[k] = p;
+    c->cache_bytes += bytes;
+    RC_POISON((char *)p + sizeof(void *), bytes - sizeof(void *));
+    return;
+  }
   if (bytes < CACHE_MIN || c->limit_bytes != 0 || bytes > cap) {
     free(p);
     return;
@@ -121,8 +156,14 @@ static rc_storage *storage_new_with(rc_ctx *c, int64_t n, size_t prefix, void **
     rc_account_free(c, bytes);
     return NULL;
   }
-  size_t need = prefix + sizeof(rc_storage) + STORAGE_PAD + bytes, got = need;
-  char *raw = cache_take(c, need, &got);
+  size_t need = prefix + sizeof(rc_storage) + STORAGE_PAD + bytes;
+  int k = small_class(need);
+  if (k >= 0)
+    need = small_bytes[k];
+  else if (need > small_bytes[RC_SMALL_CLASSES - 1] && need < CACHE_MIN)
+    need = CACHE_MIN;
+  size_t got = need;
+  char *raw = k >= 0 ? small_take(c, k) : cache_take(c, need, &got);
   if (!raw) raw = malloc(need);
   if (!raw) {
     rc_account_free(c, bytes);
@@ -366,7 +407,12 @@ static void pair_loop(int n, const int64_t *shape, float *ad, int64_t aoff, cons
   for (int64_t done = 0; done < numel; done += inner) {
     float *ap = ad + aoff;
     const float *bp = bd + boff;
-    if (mode == 0)
+    if (astep == 1 && bstep == 1) { /* rows of both contiguous: the vectorized forms */
+      if (mode == 0)
+        memmove(ap, bp, (size_t)inner * sizeof(float));
+      else
+        rc_k_add(ap, bp, inner);
+    } else if (mode == 0)
       for (int64_t k = 0; k < inner; k++) ap[k * astep] = bp[k * bstep];
     else
       for (int64_t k = 0; k < inner; k++) ap[k * astep] += bp[k * bstep];

@@ -27,6 +27,31 @@ describe("backward", function()
     ;(a * b):backward()       -- d(3x^3)/dx = 9x^2 = 36
     assert.equal(36, x.grad:item())
   end)
+  -- a node's incoming gradients are summed in a buffer: in place once the buffer holds the
+  -- only reference to its sum, never into a tensor someone else holds (add hands its own
+  -- gradient to both inputs; the root's gradient is the caller's)
+  it("sums fan-out gradients without writing into a shared one", function()
+    local x = recur.randn(3, 4):requires_grad(true)
+    local y = x * 1
+    local s = y + y
+    local t = (s + y) + y:exp() + y * 2
+    t:sum():backward()
+    local want = (x:detach():exp() + 5):totable()
+    local got = x.grad:totable()
+    for i = 1, 3 do
+      for j = 1, 4 do assert.is_true(math.abs(got[i][j] - want[i][j]) < 1e-5) end
+    end
+    local a = recur.randn(2, 3):requires_grad(true)
+    local b = a * 1
+    local g = recur.ones(2, 3)
+    local h = g:view(2, 3) -- a view of the caller's gradient too
+    local r = b + b + b
+    r:backward(g)
+    assert.are.same({ { 1, 1, 1 }, { 1, 1, 1 } }, g:totable())
+    assert.are.same({ { 1, 1, 1 }, { 1, 1, 1 } }, h:totable())
+    assert.are.same({ { 3, 3, 3 }, { 3, 3, 3 } }, a.grad:totable())
+  end)
+
   it("needs an explicit gradient for a non-scalar root", function()
     local x = recur.ones(2, 2):requires_grad(true)
     local e = err_of(function() (x * 2):backward() end)

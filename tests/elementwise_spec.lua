@@ -238,6 +238,35 @@ describe("the unary op list (runtime/ops_unary.h)", function()
     end
   end)
 
+  -- views: rows contiguous along the last dimension (a narrowed gate block) go through the
+  -- contiguous loop row by row, other strides element by element; the same bits as the op on
+  -- a contiguous copy either way, and an in-place op on a view leaves the rest alone
+  it("give a view the bits of its contiguous copy, out of place and in place", function()
+    recur.seed(3)
+    local base = recur.rand(5, 4, 37) * 1.5 + 0.1 -- positive: log, sqrt, rsqrt are defined
+    local views = {
+      base:narrow(3, 5, 29),           -- rows of 29 contiguous floats, row stride 37
+      base:narrow(2, 2, 2),            -- 3-D, a middle dimension narrowed
+      base:select(3, 4),               -- last stride 37
+      base:narrow(3, 1, 8):transpose(2, 3),
+    }
+    for _, r in ipairs(rows) do
+      local name = r[2]
+      for i, v in ipairs(views) do
+        local want = recur[name](v:contiguous())
+        local got = recur[name](v)
+        assert.equal(0, (got - want):abs():max():item(), name .. " view " .. i)
+        local b = base:clone()
+        local bv = ({ b:narrow(3, 5, 29), b:narrow(2, 2, 2), b:select(3, 4),
+          b:narrow(3, 1, 8):transpose(2, 3) })[i]
+        bv[name .. "_"](bv)
+        assert.equal(0, (bv - want):abs():max():item(), name .. "_ view " .. i)
+        bv:copy_(v) -- the rest of b must still be base
+        assert.equal(0, (b - base):abs():max():item(), name .. "_ view " .. i .. " outside")
+      end
+    end
+  end)
+
   it("gives each row its function, methods, node name and argument check", function()
     for _, r in ipairs(rows) do
       local name, node = r[2], r[3] .. "Backward"

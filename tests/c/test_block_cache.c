@@ -1,6 +1,7 @@
 /* The context's cache of freed tensor blocks (runtime/tensor.c): a loop that moves on to
  * other sizes gets them cached too, the blocks put longest ago making room, and the cache
- * never holds more than the peak of live bytes plus its margin. */
+ * never holds more than the peak of live bytes plus its margin. Smaller blocks (1 KB up) are
+ * kept by size class and handed back to requests of their class; tiny ones go to malloc. */
 #include <stdio.h>
 
 #include "../../runtime/context.h"
@@ -48,10 +49,36 @@ int main(void) {
   CHECK(c->cache_bytes == before);
   /* the bound: never more than the peak of live bytes plus the margin */
   CHECK(c->cache_bytes <= c->peak_bytes + ((size_t)64 << 20));
-  /* small blocks are left to malloc */
+  /* smaller blocks go to their class's list, not to the slots, and come back for a request
+   * of the same class: a [32, 100] tensor's block serves a [32, 99] one */
   int n0 = cached(c);
+  size_t b0 = c->cache_bytes;
   churn(c, 1024, 4);
   CHECK(cached(c) == n0);
-  rc_ctx_release(c);
+  CHECK(c->cache_bytes > b0);
+  int64_t sz = 3200;
+  rc_tensor *t = rc_empty(c, 1, &sz);
+  void *block = t->storage->block;
+  rc_release(t);
+  sz = 3168;
+  t = rc_empty(c, 1, &sz);
+  CHECK(t->storage->block == block);
+  /* written over whole: the list's link is gone from it */
+  for (int64_t i = 0; i < sz; i++) rc_data(t)[i] = 1.0f;
+  rc_release(t);
+  /* a tiny tensor's block is not kept */
+  size_t b1 = c->cache_bytes;
+  sz = 16;
+  rc_release(rc_empty(c, 1, &sz));
+  CHECK(c->cache_bytes == b1);
+  /* under a memory limit nothing new is kept */
+  c->limit_bytes = (size_t)1 << 30;
+  sz = 5000;
+  rc_release(rc_empty(c, 1, &sz));
+  sz = 7000;
+  rc_release(rc_empty(c, 1, &sz));
+  CHECK(c->cache_bytes == b1);
+  c->limit_bytes = 0;
+  rc_ctx_release(c); /* frees the lists (ASan's leak check) */
   return TEST_SUMMARY();
 }
