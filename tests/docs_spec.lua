@@ -365,6 +365,8 @@ local function command_for(f)
   if not_programs[f] then return nil end
   -- make bench's results files (bench/results/, local; bench/baselines/, committed): data
   if f:find("^bench/results/") or f:find("^bench/baselines/[^/]+%.json$") then return nil end
+  -- Python's byte-code cache (python3 -m py_compile on a bench script): not a source
+  if f:find("/__pycache__/") then return nil end
   if f:find("%.lua$") or lua_programs[f] then return q(BIN) .. " " .. q(f) end
   if f:find("%.sh$") then return "sh " .. q(f) end
   if f:find("%.py$") then return PY .. " " .. q(f) end
