@@ -139,7 +139,12 @@ static void cache_put(rc_ctx *c, void *p, size_t bytes) {
       RC_POISON(p, bytes);
       return;
     }
-    /* no room: the oldest block goes (there is one, since bytes <= cap) */
+    /* no room: the oldest large block goes; with none (the small blocks hold the rest of the
+     * bound) this one is freed */
+    if (oldest < 0) {
+      free(p);
+      return;
+    }
     RC_UNPOISON(c->cache_block[oldest], c->cache_size[oldest]);
     free(c->cache_block[oldest]);
     c->cache_bytes -= c->cache_size[oldest];

@@ -80,5 +80,22 @@ int main(void) {
   CHECK(c->cache_bytes == b1);
   c->limit_bytes = 0;
   rc_ctx_release(c); /* frees the lists (ASan's leak check) */
+
+  /* the bound shared: small blocks holding most of it, then a large block with no large one
+   * cached to make room for it is freed, not kept */
+  c = rc_ctx_new();
+  CHECK(c != NULL);
+  if (!c) return TEST_SUMMARY();
+  enum { N_SMALL = 5600 };
+  static rc_tensor *many[N_SMALL];
+  int64_t small_n = 3200; /* 12.8 KB: 70 MB in all */
+  for (int i = 0; i < N_SMALL; i++) many[i] = rc_empty(c, 1, &small_n);
+  for (int i = 0; i < N_SMALL; i++) rc_release(many[i]);
+  CHECK(c->cache_bytes > ((size_t)64 << 20));
+  int64_t big_n = (int64_t)18 << 20; /* 72 MB */
+  rc_release(rc_empty(c, 1, &big_n));
+  CHECK(cached(c) == 0);
+  CHECK(c->cache_bytes <= c->peak_bytes + ((size_t)64 << 20));
+  rc_ctx_release(c);
   return TEST_SUMMARY();
 }
