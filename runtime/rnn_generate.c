@@ -354,7 +354,8 @@ int rc_rnn_generate(rc_cell *const *cells, int n, rc_tensor *embed, rc_tensor *W
    * model's sampling on its 2 threads ran at 0.15x of 1) */
   int threads = openblas_get_num_threads();
   int helper = threads > 1 && helper_pays(cells, n, V, table);
-  int blas_two = threads > 1 && !helper && V * H >= GEN_READOUT_THREADED && gen_team(cells[0]);
+  int blas_two = threads > 1 && !helper && V * H >= GEN_READOUT_THREADED &&
+                 (c->no_rnn_helper || gen_team(cells[0])); /* helper off: no load check */
   int one = threads > 1 && (helper || (V * H >= GEN_GEMV_THREADED && !blas_two));
   if (one) openblas_set_num_threads(1);
   if (!ec) goto done;
