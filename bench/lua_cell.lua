@@ -28,19 +28,9 @@ end
 local T, B, H = opts.steps, opts.batch, opts.hidden
 recur.threads(opts.threads)
 
--- the post's cell in Lua (scripts/posts/rnn2.lua's lua_lstm), the fused cell's parameter names
-local lua_lstm = {
-  name = "lua_lstm", state_names = { "h", "c" }, param_names = { "W_x", "W_h", "b" },
-  step = function(p, x, state)
-    local h, c = state[1], state[2]
-    local z = recur.matmul(x, p.W_x) + recur.matmul(h, p.W_h) + p.b
-    local i, f = z:narrow(2, 1, H):sigmoid(), z:narrow(2, H + 1, H):sigmoid()
-    local g, o = z:narrow(2, 2 * H + 1, H):tanh(), z:narrow(2, 3 * H + 1, H):sigmoid()
-    local c2 = f * c + i * g
-    local h2 = o * c2:tanh()
-    return h2, { h2, c2 }
-  end,
-}
+-- the post's cell in Lua (the static unroll of scripts/posts/rnn2.lua), the fused cell's
+-- parameter names
+local lua_lstm = require "examples.cells.lstm"
 
 recur.seed(1)
 local fused = rnn.Cell { cell = "lstm", input = H, hidden = H }
@@ -56,15 +46,7 @@ local function window(cell)
   end
 end
 local runs = { lua = window(scripted), fused = window(fused) }
-local function best(f)
-  local b = math.huge
-  for _ = 1, 3 do
-    local t0 = recur.now()
-    f()
-    b = math.min(b, recur.now() - t0)
-  end
-  return b
-end
+local function best(f) return require("bench.lib.timing").best(f, 3) end
 -- warm-up: workspaces, the collector's first cycles over the graphs
 for _ = 1, 2 do
   best(runs.lua)

@@ -39,6 +39,17 @@ function timing.median(t)
   return (s[n // 2] + s[n // 2 + 1]) / 2
 end
 
+-- the best (least) seconds of n calls of fn()
+function timing.best(fn, n)
+  local b = math.huge
+  for _ = 1, n do
+    local t0 = recur.now()
+    fn()
+    b = math.min(b, recur.now() - t0)
+  end
+  return b
+end
+
 -- fn() `warmup` times, then `nblocks` blocks of `per_block` calls: the median, best and worst
 -- seconds per call over the blocks
 function timing.blocks(fn, warmup, nblocks, per_block)

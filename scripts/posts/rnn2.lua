@@ -65,24 +65,7 @@ local function cell_of(name) return CELLS[name] or name end
 
 -- the LSTM written in Lua, stepped one step at a time (the post's static unroll in recur's
 -- terms): the fused "lstm" cell's equations and parameter names, so the weights load across
-local lua_lstm = {
-  name = "lua_lstm", state_names = { "h", "c" }, param_names = { "W_x", "W_h", "b" },
-  new_params = function(input, hidden)
-    return { W_x = recur.zeros(input, 4 * hidden):requires_grad(true),
-      W_h = recur.zeros(hidden, 4 * hidden):requires_grad(true),
-      b = recur.zeros(4 * hidden):requires_grad(true) }
-  end,
-  step = function(p, x, state)
-    local h, c = state[1], state[2]
-    local H = h:size(2)
-    local z = recur.matmul(x, p.W_x) + recur.matmul(h, p.W_h) + p.b
-    local i, f = z:narrow(2, 1, H):sigmoid(), z:narrow(2, H + 1, H):sigmoid()
-    local g, o = z:narrow(2, 2 * H + 1, H):tanh(), z:narrow(2, 3 * H + 1, H):sigmoid()
-    local c2 = f * c + i * g
-    local h2 = o * c2:tanh()
-    return h2, { h2, c2 }
-  end,
-}
+local lua_lstm = require "examples.cells.lstm"
 
 -- each training run saves a checkpoint after every epoch, so that an interrupted --full run
 -- resumes at its last finished epoch (the runs file resumes whole runs)
